@@ -1,0 +1,425 @@
+//! End-to-end envelopes: what clients publish to each other through the
+//! relay. The relay never decodes these; to it they are opaque payloads.
+//!
+//! Rules that hold for every type here (and that `docs/PROTOCOL.md` details):
+//! - Anything a member must trust from the admin is [`Signed`] by the admin's
+//!   RSA key (announce, epoch, notice); members check the key against the
+//!   fingerprint pinned in their invite.
+//! - Anything confidential is [`Sealed`]: AES-256-CBC + HMAC-SHA256 with the
+//!   header that names it as associated data, so a header cannot be moved to
+//!   another payload.
+//! - Signatures cover exact bytes (`Signed::body`, or an encoded header
+//!   followed by the sealed parts), never a re-encoding.
+//!
+//! This issue fixes the types and their encoding; the engine gives them
+//! behaviour.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{Fingerprint, RoomId};
+
+/// An X25519 public key.
+pub type DhKey = [u8; 32];
+
+/// Signature contexts: each signed statement type has its own, so a
+/// signature over one can never be presented as another. The signed input
+/// is `context ‖ 0x00 ‖ bytes`.
+pub mod context {
+    /// [`super::Announce`] bodies, signed by the admin.
+    pub const ANNOUNCE: &str = "teamchat/v1/announce";
+    /// [`super::JoinInfo`] bodies, signed by the joining member.
+    pub const JOIN: &str = "teamchat/v1/join";
+    /// [`super::EpochBody`] bodies, signed by the admin.
+    pub const EPOCH: &str = "teamchat/v1/epoch";
+    /// [`super::Notice`] bodies, signed by the admin.
+    pub const NOTICE: &str = "teamchat/v1/notice";
+    /// [`super::ChatMessage`]: encoded header ‖ iv ‖ ciphertext ‖ tag.
+    pub const MESSAGE: &str = "teamchat/v1/message";
+    /// [`super::PrivateMessage`]: encoded header ‖ iv ‖ ciphertext ‖ tag.
+    pub const PRIVATE: &str = "teamchat/v1/private";
+    /// HKDF purpose of the X25519 seal of a join request.
+    pub const DH_JOIN: &str = "teamchat/v1/dh-join";
+    /// HKDF purpose of the X25519 seal of a private message.
+    pub const DH_PRIVATE: &str = "teamchat/v1/dh-private";
+}
+
+/// Ciphertext with its IV and tag (see `crypto::seal`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sealed {
+    /// Random CBC IV.
+    pub iv: [u8; 16],
+    /// AES-256-CBC ciphertext with PKCS#7 padding (a non-zero multiple of 16
+    /// bytes when valid).
+    pub ciphertext: Bytes,
+    /// HMAC-SHA256 over `u32be(len(aad)) ‖ aad ‖ iv ‖ ciphertext`.
+    pub tag: [u8; 32],
+}
+
+/// Exact bytes and an RSA-PSS-SHA256 signature over `context ‖ 0 ‖ body`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signed {
+    /// An encoded body (its type depends on the envelope variant).
+    pub body: Bytes,
+    /// 384 bytes for RSA-3072.
+    pub signature: Bytes,
+}
+
+/// Everything a client publishes. Variant order is part of the protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Envelope {
+    /// Admin → room: who the admin is and where to send join requests.
+    /// `body` is an [`Announce`], signed with [`context::ANNOUNCE`].
+    Announce(Signed),
+    /// Anyone → room: asks the admin to announce again (after a reconnect).
+    /// Carries nothing secret; the admin rate-limits its answers.
+    Knock {
+        /// The room, so a misrouted knock is ignored.
+        room: RoomId,
+    },
+    /// Member → admin: a join request sealed to the admin's X25519 key.
+    JoinRequest(JoinRequest),
+    /// Admin → room: a new epoch. `body` is an [`EpochBody`], signed with
+    /// [`context::EPOCH`].
+    Epoch(Signed),
+    /// Admin → room: one part of the encrypted roster of an epoch.
+    Roster(RosterPart),
+    /// Admin → member or room: denial, kick, closing. `body` is a
+    /// [`Notice`], signed with [`context::NOTICE`].
+    Notice(Signed),
+    /// Member → room: a chat message sealed under the epoch key.
+    Message(ChatMessage),
+    /// Member → member: a message only the recipient can open.
+    Private(PrivateMessage),
+    /// Member → room: one chunk of a file offered in a [`Content::FileOffer`].
+    FileChunk(FileChunk),
+}
+
+/// The admin's signed announcement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Announce {
+    /// The room announced.
+    pub room: RoomId,
+    /// The admin's RSA public key (SPKI DER); its SHA-256 must equal the
+    /// invite's `admin` fingerprint.
+    pub admin_key: Bytes,
+    /// A fresh X25519 key for this run of the admin app: join requests are
+    /// sealed to it, so the admin never RSA-decrypts a stranger's bytes.
+    pub join_key: DhKey,
+    /// The current epoch (0 before the first).
+    pub epoch: u64,
+    /// Whether the room accepts a password proof for automatic approval.
+    pub password_enabled: bool,
+    /// Admin clock, milliseconds since the Unix epoch.
+    pub sent_at_ms: u64,
+}
+
+/// A join request: ephemeral X25519 key and a sealed [`Signed`] whose body is
+/// a [`JoinInfo`]. Seal keys: X25519(ephemeral, announce.join_key) → HKDF
+/// with purpose [`context::DH_JOIN`]; associated data: [`JoinRequest::aad`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRequest {
+    /// The room joined.
+    pub room: RoomId,
+    /// The member's ephemeral X25519 public key for this request.
+    pub ephemeral: DhKey,
+    /// Sealed encoded [`Signed`] ([`JoinInfo`] signed with [`context::JOIN`]).
+    pub sealed: Sealed,
+}
+
+impl JoinRequest {
+    /// Associated data of the seal: `room ‖ ephemeral ‖ join_key`.
+    pub fn aad(room: &RoomId, ephemeral: &DhKey, join_key: &DhKey) -> Vec<u8> {
+        let mut v = Vec::with_capacity(16 + 64);
+        v.extend_from_slice(room.as_bytes());
+        v.extend_from_slice(ephemeral);
+        v.extend_from_slice(join_key);
+        v
+    }
+}
+
+/// What a member tells the admin when asking to join, signed by the
+/// member's RSA key (proof of possession) and sealed to the admin.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinInfo {
+    /// The room joined.
+    pub room: RoomId,
+    /// The admin join key this request was sealed to (binds the request to
+    /// one admin run).
+    pub join_key: DhKey,
+    /// The request's ephemeral key (binds the signature to this seal).
+    pub ephemeral: DhKey,
+    /// Display name chosen by the member.
+    pub name: String,
+    /// The member's RSA public key (SPKI DER).
+    pub member_key: Bytes,
+    /// The member's static X25519 key for private messages; covered by the
+    /// member's signature over this whole body.
+    pub dh_key: DhKey,
+    /// HMAC-SHA256(PBKDF2(password, room), transcript) when the member
+    /// knows the room password; see `docs/PROTOCOL.md`.
+    pub password_proof: Option<[u8; 32]>,
+    /// Member clock, milliseconds since the Unix epoch.
+    pub sent_at_ms: u64,
+}
+
+impl std::fmt::Debug for JoinInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinInfo")
+            .field("room", &self.room)
+            .field("name_len", &self.name.len())
+            .field("member_key_len", &self.member_key.len())
+            .field("password_proof", &self.password_proof.map(|_| ".."))
+            .field("sent_at_ms", &self.sent_at_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The signed part of an epoch change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochBody {
+    /// The room.
+    pub room: RoomId,
+    /// Strictly greater than every earlier epoch of the room.
+    pub epoch: u64,
+    /// Admin clock, milliseconds since the Unix epoch.
+    pub sent_at_ms: u64,
+    /// The new session key wrapped for each member (admin included) with
+    /// RSA-OAEP-SHA256, label `teamchat/v1/wrap room=<hex> epoch=<n>`.
+    pub wraps: Vec<KeyWrap>,
+    /// SHA-256 of the encoded [`Roster`], the concatenation of the plaintexts
+    /// of the epoch's [`RosterPart`]s.
+    pub roster_digest: [u8; 32],
+    /// How many [`RosterPart`]s carry the roster.
+    pub roster_parts: u16,
+}
+
+/// One member's wrapped session key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyWrap {
+    /// Fingerprint of the member's RSA key.
+    pub member: Fingerprint,
+    /// RSA-OAEP-SHA256 ciphertext of the 32-byte session key.
+    pub wrapped: Bytes,
+}
+
+/// A part of an epoch's roster, sealed under that epoch's keys with
+/// associated data [`RosterPartHeader`] (encoded). Parts keep a 1,000-member
+/// roster within the frame limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterPart {
+    /// Which part this is.
+    pub header: RosterPartHeader,
+    /// A slice of the encoded [`Roster`].
+    pub sealed: Sealed,
+}
+
+/// The authenticated header of a [`RosterPart`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterPartHeader {
+    /// The room.
+    pub room: RoomId,
+    /// The epoch whose roster this is.
+    pub epoch: u64,
+    /// 0-based part index.
+    pub index: u16,
+    /// Number of parts (equals `EpochBody::roster_parts`).
+    pub count: u16,
+}
+
+/// The room's membership in an epoch, visible to members only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Roster {
+    /// The room's human name.
+    pub room_name: String,
+    /// Why this epoch began.
+    pub cause: EpochCause,
+    /// Every member, the admin first.
+    pub members: Vec<RosterEntry>,
+}
+
+/// Why an epoch began.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EpochCause {
+    /// The room was opened.
+    Opened,
+    /// A member was approved.
+    Joined(Fingerprint),
+    /// A member left.
+    Left(Fingerprint),
+    /// A member was removed by the admin.
+    Kicked(Fingerprint),
+    /// The admin asked for a new key.
+    Rekey,
+    /// The message or time budget of the previous key ran out.
+    Periodic,
+}
+
+/// One member in a [`Roster`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterEntry {
+    /// Display name.
+    pub name: String,
+    /// RSA public key (SPKI DER).
+    pub member_key: Bytes,
+    /// Static X25519 key for private messages.
+    pub dh_key: DhKey,
+    /// Whether this is the admin.
+    pub admin: bool,
+}
+
+/// An admin statement about one member or the room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// The room.
+    pub room: RoomId,
+    /// Whom it concerns (`None`: the whole room).
+    pub target: Option<Fingerprint>,
+    /// What happened.
+    pub kind: NoticeKind,
+    /// Free text from the admin.
+    pub reason: String,
+    /// Admin clock, milliseconds since the Unix epoch.
+    pub sent_at_ms: u64,
+}
+
+/// Kinds of [`Notice`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NoticeKind {
+    /// A join request was refused.
+    Denied,
+    /// A member was removed.
+    Kicked,
+    /// The admin closed the room.
+    Closed,
+}
+
+/// The authenticated header of a [`ChatMessage`]: associated data of the seal
+/// and the first part of the signed bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageHeader {
+    /// The room.
+    pub room: RoomId,
+    /// The epoch whose key sealed this message.
+    pub epoch: u64,
+    /// The sender's key fingerprint (must be in the epoch's roster).
+    pub sender: Fingerprint,
+    /// Per-sender sequence number, strictly increasing within an epoch.
+    pub seq: u64,
+}
+
+/// A message to the room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// Authenticated header.
+    pub header: MessageHeader,
+    /// Sealed encoded [`ChatBody`].
+    pub sealed: Sealed,
+    /// Sender's RSA-PSS signature, context [`context::MESSAGE`], over
+    /// `encoded header ‖ iv ‖ ciphertext ‖ tag`.
+    pub signature: Bytes,
+}
+
+/// The plaintext of a chat or private message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatBody {
+    /// Sender clock, milliseconds since the Unix epoch.
+    pub sent_at_ms: u64,
+    /// What was said.
+    pub content: Content,
+}
+
+/// Kinds of content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Content {
+    /// A line of text (UTF-8).
+    Text(String),
+    /// The sender started (`true`) or stopped (`false`) typing.
+    Typing(bool),
+    /// The sender leaves the room.
+    Leave,
+    /// The sender offers a file; its chunks follow as [`FileChunk`]s.
+    FileOffer(FileOffer),
+}
+
+/// A file offer: signed as part of its [`ChatMessage`], so one signature
+/// covers the whole file through its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileOffer {
+    /// Random id of this transfer.
+    pub transfer: [u8; 16],
+    /// File name (no path).
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Media type, e.g. `image/png`.
+    pub media_type: String,
+    /// SHA-256 of the whole content.
+    pub sha256: [u8; 32],
+    /// Plaintext bytes per chunk (the last may be shorter).
+    pub chunk_size: u32,
+}
+
+/// The authenticated header of a [`FileChunk`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkHeader {
+    /// The room.
+    pub room: RoomId,
+    /// The epoch whose key sealed the chunk.
+    pub epoch: u64,
+    /// The offering member.
+    pub sender: Fingerprint,
+    /// The transfer (from the offer).
+    pub transfer: [u8; 16],
+    /// 0-based chunk index.
+    pub index: u32,
+}
+
+/// One chunk of a file, sealed under the epoch key with its header as
+/// associated data. Not signed: the signed offer's SHA-256 covers the content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileChunk {
+    /// Authenticated header.
+    pub header: ChunkHeader,
+    /// The sealed chunk bytes.
+    pub sealed: Sealed,
+}
+
+/// The authenticated header of a [`PrivateMessage`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrivateHeader {
+    /// The room.
+    pub room: RoomId,
+    /// Sender's key fingerprint.
+    pub sender: Fingerprint,
+    /// Recipient's key fingerprint.
+    pub recipient: Fingerprint,
+    /// Per-sender, per-recipient sequence number.
+    pub seq: u64,
+    /// Sender's ephemeral X25519 key for this message.
+    pub ephemeral: DhKey,
+}
+
+/// A private message: X25519(ephemeral, recipient's roster `dh_key`) → HKDF
+/// with purpose [`context::DH_PRIVATE`] → seal, signed by the sender.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrivateMessage {
+    /// Authenticated header.
+    pub header: PrivateHeader,
+    /// Sealed encoded [`ChatBody`].
+    pub sealed: Sealed,
+    /// Sender's RSA-PSS signature, context [`context::PRIVATE`], over
+    /// `encoded header ‖ iv ‖ ciphertext ‖ tag`.
+    pub signature: Bytes,
+}
+
+/// The bytes a sender signs for a message: `encoded header ‖ iv ‖
+/// ciphertext ‖ tag` (the caller passes the encoded header).
+pub fn signed_message_bytes(encoded_header: &[u8], sealed: &Sealed) -> Vec<u8> {
+    let mut v = Vec::with_capacity(encoded_header.len() + 48 + sealed.ciphertext.len());
+    v.extend_from_slice(encoded_header);
+    v.extend_from_slice(&sealed.iv);
+    v.extend_from_slice(&sealed.ciphertext);
+    v.extend_from_slice(&sealed.tag);
+    v
+}

@@ -1,0 +1,144 @@
+//! Frames between a client and the relay.
+//!
+//! The relay reads only these outer frames. A [`ClientFrame::Publish`]
+//! payload is an opaque byte string to it (an encoded
+//! [`Envelope`](super::Envelope), sealed where it matters); the relay copies
+//! it into a [`RelayFrame::Deliver`] for the other connections of the room.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::RoomId;
+
+/// A connection's id, assigned by the relay, unique per relay process.
+/// Several relays sharing a room (a backplane) give each connection an id
+/// unique across them.
+pub type ConnId = u64;
+
+/// Sent by a client. Variant order is part of the protocol: `Hello` stays
+/// variant 0 and `version` stays its first field in every version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientFrame {
+    /// First frame on a connection: join `room` speaking `version`.
+    Hello(Hello),
+    /// Deliver `payload` to every other connection of the room, or to
+    /// the one named by `to`.
+    Publish {
+        /// One recipient, or `None` for the whole room.
+        to: Option<ConnId>,
+        /// Opaque to the relay.
+        payload: Bytes,
+    },
+    /// Keepalive; the relay answers `Pong` with the same value.
+    Ping(u64),
+    /// Answer to a relay `Ping`.
+    Pong(u64),
+}
+
+/// The hello: version first, then the room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// [`PROTOCOL_VERSION`](super::PROTOCOL_VERSION) of the client.
+    pub version: u16,
+    /// The room to join.
+    pub room: RoomId,
+}
+
+/// Sent by the relay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RelayFrame {
+    /// Answer to a valid hello.
+    Welcome(Welcome),
+    /// A payload published by connection `from`.
+    Deliver {
+        /// The publishing connection.
+        from: ConnId,
+        /// Exactly the bytes it published.
+        payload: Bytes,
+    },
+    /// A connection entered the room.
+    PeerJoined(ConnId),
+    /// A connection left the room (closed, timed out, or was dropped).
+    PeerLeft(ConnId),
+    /// Keepalive; the client answers `Pong` with the same value.
+    Ping(u64),
+    /// Answer to a client `Ping`.
+    Pong(u64),
+    /// The relay refuses or ends something; fatal codes close the connection.
+    Error(RelayError),
+}
+
+/// The relay's answer to a valid hello.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The protocol version the relay speaks.
+    pub version: u16,
+    /// This connection's id.
+    pub conn_id: ConnId,
+    /// Connections already in the room.
+    pub peers: Vec<ConnId>,
+    /// The relay's maximum frame body, in bytes.
+    pub max_frame: u32,
+}
+
+/// An error frame: a code for programs and a message for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayError {
+    /// What went wrong.
+    pub code: ErrorCode,
+    /// Human-readable detail (never payload bytes).
+    pub message: String,
+}
+
+/// Reasons the relay refuses a request or closes a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// The hello's version is not spoken by this relay (fatal).
+    UnsupportedVersion,
+    /// The room has reached its connection limit (fatal).
+    RoomFull,
+    /// The relay has reached its connection or room limit (fatal).
+    ServerFull,
+    /// Too many connections from this source address (fatal).
+    TooManyFromAddress,
+    /// A frame exceeded the size limit (fatal).
+    FrameTooLarge,
+    /// A frame could not be decoded, or came out of order (fatal).
+    BadFrame,
+    /// The connection exceeded its frame or byte rate (fatal).
+    RateLimited,
+    /// No hello, or no traffic, within the allowed time (fatal).
+    Timeout,
+    /// The connection could not keep up with the room (fatal).
+    SlowReader,
+    /// `Publish.to` named a connection not in the room (not fatal).
+    NoSuchPeer,
+    /// The relay is shutting down (fatal).
+    GoingAway,
+}
+
+impl ErrorCode {
+    /// True if the relay closes the connection after sending this code.
+    pub fn is_fatal(self) -> bool {
+        !matches!(self, ErrorCode::NoSuchPeer)
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self {
+            ErrorCode::UnsupportedVersion => "unsupported protocol version",
+            ErrorCode::RoomFull => "room is full",
+            ErrorCode::ServerFull => "relay is full",
+            ErrorCode::TooManyFromAddress => "too many connections from this address",
+            ErrorCode::FrameTooLarge => "frame too large",
+            ErrorCode::BadFrame => "malformed or unexpected frame",
+            ErrorCode::RateLimited => "rate limit exceeded",
+            ErrorCode::Timeout => "timed out",
+            ErrorCode::SlowReader => "connection too slow to keep up",
+            ErrorCode::NoSuchPeer => "no such connection in the room",
+            ErrorCode::GoingAway => "relay is shutting down",
+        };
+        f.write_str(s)
+    }
+}
