@@ -1,0 +1,49 @@
+//! Pre-generated RSA-3072 test identities, for tests only (feature
+//! `test-keys`).
+//!
+//! Generating an RSA-3072 key takes about a second; tests need a handful.
+//! The first call generates the keys and caches them as PKCS#8 files (mode
+//! 0600) under `target/test-keys/`, which git ignores; later runs load them.
+//! They are throwaway keys made on this machine, never committed, never a
+//! real user's.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use crate::crypto::{PrivateKey, MIN_RSA_BITS};
+use crate::identity;
+
+/// How many distinct test keys exist.
+pub const COUNT: usize = 8;
+
+static KEYS: [OnceLock<PrivateKey>; COUNT] = [const { OnceLock::new() }; COUNT];
+
+fn cache_dir() -> PathBuf {
+    match std::env::var_os("TEAMCHAT_TEST_KEY_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/test-keys")),
+    }
+}
+
+/// Test key number `n` (0-based, below [`COUNT`]).
+///
+/// # Panics
+/// If `n >= COUNT` or a key can be neither loaded nor generated: this is test
+/// support, where a panic is the right report.
+#[allow(clippy::panic, clippy::expect_used)]
+pub fn key(n: usize) -> &'static PrivateKey {
+    assert!(n < COUNT, "only {COUNT} test keys exist");
+    KEYS[n].get_or_init(|| {
+        let dir = cache_dir();
+        let path = dir.join(format!("test-key-{n}.pem"));
+        if let Ok(loaded) = identity::load(&path, None) {
+            return loaded.key;
+        }
+        let key = PrivateKey::generate(MIN_RSA_BITS).expect("generate test key");
+        // A failed cache write only costs time on the next run.
+        if std::fs::create_dir_all(&dir).is_ok() {
+            let _ = identity::save(&path, &key, None);
+        }
+        key
+    })
+}
