@@ -21,7 +21,7 @@ pub mod wire;
 pub mod crypto;
 #[cfg(feature = "crypto")]
 pub mod identity;
-#[cfg(feature = "test-keys")]
+#[cfg(feature = "test-support")]
 pub mod test_keys;
 
 pub use ids::{Fingerprint, RoomId};

@@ -1,5 +1,5 @@
 //! Pre-generated RSA-3072 test identities, for tests only (feature
-//! `test-keys`).
+//! `test-support`).
 //!
 //! Generating an RSA-3072 key takes about a second; tests need a handful.
 //! The first call generates the keys and caches them as PKCS#8 files (mode
@@ -21,7 +21,10 @@ static KEYS: [OnceLock<PrivateKey>; COUNT] = [const { OnceLock::new() }; COUNT];
 fn cache_dir() -> PathBuf {
     match std::env::var_os("TEAMCHAT_TEST_KEY_DIR") {
         Some(d) => PathBuf::from(d),
-        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/test-keys")),
+        None => PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../target/test-support"
+        )),
     }
 }
 

@@ -110,7 +110,7 @@ impl SealKeys {
     }
 
     /// Builds keys from explicit halves (test vectors only).
-    #[doc(hidden)]
+    #[cfg(any(test, feature = "test-support"))]
     pub fn from_parts(enc: [u8; KEY_LEN], mac: [u8; KEY_LEN]) -> Self {
         SealKeys { enc, mac }
     }
@@ -142,13 +142,17 @@ fn aad_len(aad: &[u8]) -> u32 {
 /// Encrypts `plaintext` under `keys` with a fresh random IV and
 /// authenticates `aad` with it.
 pub fn seal(keys: &SealKeys, aad: &[u8], plaintext: &[u8]) -> Sealed {
-    seal_with_iv(keys, aad, super::random_array(), plaintext)
+    seal_inner(keys, aad, super::random_array(), plaintext)
 }
 
 /// [`seal`] with a caller-chosen IV: for known-answer tests only. Reusing an
 /// IV under one key leaks whether two messages share a prefix.
-#[doc(hidden)]
+#[cfg(any(test, feature = "test-support"))]
 pub fn seal_with_iv(keys: &SealKeys, aad: &[u8], iv: [u8; IV_LEN], plaintext: &[u8]) -> Sealed {
+    seal_inner(keys, aad, iv, plaintext)
+}
+
+fn seal_inner(keys: &SealKeys, aad: &[u8], iv: [u8; IV_LEN], plaintext: &[u8]) -> Sealed {
     let ciphertext = cbc_encrypt(&keys.enc, &iv, plaintext);
     let tag: [u8; TAG_LEN] = keys
         .mac(aad, &iv, &ciphertext)
@@ -165,7 +169,7 @@ pub fn seal_with_iv(keys: &SealKeys, aad: &[u8], iv: [u8; IV_LEN], plaintext: &[
 /// Verifies the tag in constant time, and only then decrypts.
 pub fn open(keys: &SealKeys, aad: &[u8], sealed: &Sealed) -> Result<Vec<u8>, OpenError> {
     let ct = &sealed.ciphertext[..];
-    if ct.is_empty() || ct.len() % BLOCK_LEN != 0 {
+    if ct.is_empty() || !ct.len().is_multiple_of(BLOCK_LEN) {
         return Err(OpenError);
     }
     keys.mac(aad, &sealed.iv, ct)
@@ -199,15 +203,19 @@ pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; TAG_LEN] {
     m.finalize().into_bytes().into()
 }
 
-/// Checks a (possibly truncated, leftmost-bytes) HMAC-SHA256 tag in
-/// constant time. TeamChat itself always uses the full 32 bytes.
+/// Shortest truncated tag [`hmac_sha256_verify`] accepts (128 bits).
+pub const MIN_TRUNCATED_TAG: usize = 16;
+
+/// Checks an HMAC-SHA256 tag in constant time: the full 32 bytes, or its
+/// leftmost 16 to 31 bytes (RFC 2104 truncation, never below 128 bits).
+/// TeamChat's own seal always uses the full 32 bytes.
 pub fn hmac_sha256_verify(key: &[u8], data: &[u8], tag: &[u8]) -> bool {
+    if !(MIN_TRUNCATED_TAG..=TAG_LEN).contains(&tag.len()) {
+        return false;
+    }
     let mut m = <HmacSha256 as Mac>::new_from_slice(key)
         .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
     m.update(data);
-    if tag.is_empty() || tag.len() > TAG_LEN {
-        return false;
-    }
     m.verify_truncated_left(tag).is_ok()
 }
 

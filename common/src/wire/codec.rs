@@ -70,7 +70,7 @@ pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<usize, FrameError
 pub fn encode_payload<T: Serialize + ?Sized>(value: &T, max: usize) -> Result<Vec<u8>, FrameError> {
     options(max)
         .serialize(value)
-        .map_err(|e| map_encode_error(e, max, value))
+        .map_err(|e| map_encode_error(*e, max, value))
 }
 
 /// Decodes a bare payload of exactly `bytes.len()` bytes, at most `max`.
@@ -86,8 +86,12 @@ pub fn decode_payload<T: DeserializeOwned>(bytes: &[u8], max: usize) -> Result<T
         .map_err(|e| FrameError::Invalid(e.to_string()))
 }
 
-fn map_encode_error<T: Serialize + ?Sized>(e: bincode::Error, max: usize, value: &T) -> FrameError {
-    match *e {
+fn map_encode_error<T: Serialize + ?Sized>(
+    e: bincode::ErrorKind,
+    max: usize,
+    value: &T,
+) -> FrameError {
+    match e {
         bincode::ErrorKind::SizeLimit => FrameError::TooLarge {
             len: encoded_len(value).unwrap_or(usize::MAX),
             max,
@@ -108,7 +112,7 @@ pub fn encode_frame<T: Serialize + ?Sized>(
     let result = options(max).serialize_into((&mut *out).writer(), value);
     if let Err(e) = result {
         out.truncate(start);
-        return Err(map_encode_error(e, max, value));
+        return Err(map_encode_error(*e, max, value));
     }
     let len = out.len() - start - LEN_PREFIX;
     // `max` never exceeds u32::MAX in practice; be exact anyway.
