@@ -32,17 +32,31 @@ use sha2::Sha256;
 /// Environment variable that overrides the vectors folder.
 const DIR_VAR: &str = "TEAMCHAT_VECTORS_DIR";
 
+/// The shared vectors folder: `$TEAMCHAT_VECTORS_DIR`, else `../shared/vectors`
+/// beside the workspace, else the machine-wide `/work/shared/vectors` (for a
+/// clone made elsewhere, as CI does). Missing everywhere: the test fails.
 fn vectors_dir() -> PathBuf {
-    let dir = match std::env::var_os(DIR_VAR) {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors")),
-    };
-    assert!(
-        dir.is_dir(),
-        "test vectors folder not found: {} (set {DIR_VAR} to override)",
-        dir.display()
-    );
-    dir
+    if let Some(d) = std::env::var_os(DIR_VAR).filter(|d| !d.is_empty()) {
+        let dir = PathBuf::from(d);
+        assert!(
+            dir.is_dir(),
+            "{DIR_VAR} names {}, which is not a folder",
+            dir.display()
+        );
+        return dir;
+    }
+    let candidates = [
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors")),
+        PathBuf::from("/work/shared/vectors"),
+    ];
+    match candidates.iter().find(|d| d.is_dir()) {
+        Some(d) => d.clone(),
+        None => panic!(
+            "test vectors folder not found: looked in {} and {} (set {DIR_VAR} to override)",
+            candidates[0].display(),
+            candidates[1].display()
+        ),
+    }
 }
 
 /// Reads and parses `<vectors>/wycheproof/<name>`, failing loudly if absent.

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace. The Wycheproof/KAT vector tests read
+# ../shared/vectors (or $TEAMCHAT_VECTORS_DIR) and fail if it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo test --workspace --all-targets "$@"
+cargo test --workspace --doc
+# Again with output shown, so the log names how many vectors ran (under a second).
+cargo test -p common --test vectors -- --nocapture --test-threads 1
