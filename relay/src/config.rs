@@ -1,0 +1,360 @@
+//! Relay configuration: command-line flags, `TEAMCHAT_RELAY_*` environment
+//! variables and an optional TOML file, in that order of precedence.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use serde::Deserialize;
+
+/// TeamChat relay: a stateless TLS server that broadcasts opaque, end-to-end
+/// encrypted frames between the connections of a room. It stores nothing,
+/// decrypts nothing and never logs payloads.
+///
+/// Every option can also be set with an environment variable (shown below)
+/// or in a TOML file given with --config (keys as the long option names with
+/// '-' written as '_', e.g. `max_frame = 1048576`). Flags beat environment
+/// variables, which beat the file.
+#[derive(Debug, Parser)]
+#[command(name = "teamchat-relay", version, about, long_about)]
+pub struct Args {
+    /// TOML configuration file.
+    #[arg(long, env = "TEAMCHAT_RELAY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address and port to listen on [default: 0.0.0.0:7443].
+    #[arg(long, env = "TEAMCHAT_RELAY_LISTEN", value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+
+    /// Certificate chain, PEM (leaf first), e.g. certs/relay.crt from scripts/gen-certs.sh.
+    #[arg(long, env = "TEAMCHAT_RELAY_CERT", value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+
+    /// Private key of the certificate, PEM.
+    #[arg(long, env = "TEAMCHAT_RELAY_KEY", value_name = "FILE")]
+    pub key: Option<PathBuf>,
+
+    /// Largest frame body accepted or sent, in bytes [default: 1048576].
+    #[arg(long, env = "TEAMCHAT_RELAY_MAX_FRAME", value_name = "BYTES")]
+    pub max_frame: Option<usize>,
+
+    /// Most simultaneous connections [default: 10000].
+    #[arg(long, env = "TEAMCHAT_RELAY_MAX_CONNS", value_name = "N")]
+    pub max_conns: Option<usize>,
+
+    /// Most simultaneous connections from one IP address [default: 64].
+    #[arg(long, env = "TEAMCHAT_RELAY_MAX_CONNS_PER_IP", value_name = "N")]
+    pub max_conns_per_ip: Option<usize>,
+
+    /// Most rooms open at once [default: 10000].
+    #[arg(long, env = "TEAMCHAT_RELAY_MAX_ROOMS", value_name = "N")]
+    pub max_rooms: Option<usize>,
+
+    /// Most connections in one room [default: 1024].
+    #[arg(long, env = "TEAMCHAT_RELAY_MAX_ROOM_CONNS", value_name = "N")]
+    pub max_room_conns: Option<usize>,
+
+    /// Frames per second one connection may send, sustained; bursts of twice
+    /// this are allowed [default: 200].
+    #[arg(long, env = "TEAMCHAT_RELAY_RATE_FRAMES", value_name = "N")]
+    pub rate_frames: Option<u32>,
+
+    /// Bytes per second one connection may send, sustained; bursts of twice
+    /// this (at least one maximum frame) are allowed [default: 4194304].
+    #[arg(long, env = "TEAMCHAT_RELAY_RATE_BYTES", value_name = "BYTES")]
+    pub rate_bytes: Option<u64>,
+
+    /// Frames queued for one connection before it counts as too slow and is
+    /// disconnected [default: 1024].
+    #[arg(long, env = "TEAMCHAT_RELAY_QUEUE_FRAMES", value_name = "N")]
+    pub queue_frames: Option<usize>,
+
+    /// Seconds allowed for the TLS handshake [default: 10].
+    #[arg(long, env = "TEAMCHAT_RELAY_HANDSHAKE_TIMEOUT", value_name = "SECS")]
+    pub handshake_timeout: Option<f64>,
+
+    /// Seconds allowed between the handshake and the hello [default: 10].
+    #[arg(long, env = "TEAMCHAT_RELAY_HELLO_TIMEOUT", value_name = "SECS")]
+    pub hello_timeout: Option<f64>,
+
+    /// Seconds without any frame from a client before it is dropped; the
+    /// relay pings at a third of it [default: 90].
+    #[arg(long, env = "TEAMCHAT_RELAY_IDLE_TIMEOUT", value_name = "SECS")]
+    pub idle_timeout: Option<f64>,
+
+    /// Seconds between statistics lines in the log; 0 turns them off [default: 60].
+    #[arg(long, env = "TEAMCHAT_RELAY_STATS_INTERVAL", value_name = "SECS")]
+    pub stats_interval: Option<f64>,
+
+    /// Seconds to wait for connections to close at shutdown [default: 5].
+    #[arg(long, env = "TEAMCHAT_RELAY_SHUTDOWN_GRACE", value_name = "SECS")]
+    pub shutdown_grace: Option<f64>,
+
+    /// Log filter, e.g. "info" or "relay=debug" [default: info].
+    #[arg(long, env = "TEAMCHAT_RELAY_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+/// The keys a TOML file may set (same meaning as the flags).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    listen: Option<SocketAddr>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    max_frame: Option<usize>,
+    max_conns: Option<usize>,
+    max_conns_per_ip: Option<usize>,
+    max_rooms: Option<usize>,
+    max_room_conns: Option<usize>,
+    rate_frames: Option<u32>,
+    rate_bytes: Option<u64>,
+    queue_frames: Option<usize>,
+    handshake_timeout: Option<f64>,
+    hello_timeout: Option<f64>,
+    idle_timeout: Option<f64>,
+    stats_interval: Option<f64>,
+    shutdown_grace: Option<f64>,
+    log: Option<String>,
+}
+
+/// Resource limits, each with a sane default.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest frame body, bytes.
+    pub max_frame: usize,
+    /// Most connections.
+    pub max_conns: usize,
+    /// Most connections per source IP.
+    pub max_conns_per_ip: usize,
+    /// Most rooms.
+    pub max_rooms: usize,
+    /// Most connections per room.
+    pub max_room_conns: usize,
+    /// Sustained frames/s per connection.
+    pub rate_frames: u32,
+    /// Sustained bytes/s per connection.
+    pub rate_bytes: u64,
+    /// Outbound queue length per connection.
+    pub queue_frames: usize,
+    /// TLS handshake deadline.
+    pub handshake_timeout: Duration,
+    /// Hello deadline after the handshake.
+    pub hello_timeout: Duration,
+    /// Drop a client silent for this long.
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame: common::wire::DEFAULT_MAX_FRAME,
+            max_conns: 10_000,
+            max_conns_per_ip: 64,
+            max_rooms: 10_000,
+            max_room_conns: 1024,
+            rate_frames: 200,
+            rate_bytes: 4 << 20,
+            queue_frames: 1024,
+            handshake_timeout: Duration::from_secs(10),
+            hello_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(90),
+        }
+    }
+}
+
+/// The relay's complete configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Certificate chain file.
+    pub cert: PathBuf,
+    /// Private key file.
+    pub key: PathBuf,
+    /// Limits.
+    pub limits: Limits,
+    /// Interval of the stats log line (`None`: off).
+    pub stats_interval: Option<Duration>,
+    /// Shutdown drain deadline.
+    pub shutdown_grace: Duration,
+    /// Log filter.
+    pub log: String,
+}
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:7443";
+
+fn secs(name: &str, v: f64) -> Result<Duration> {
+    if !v.is_finite() || v < 0.0 || v > 86_400.0 {
+        bail!("{name} must be between 0 and 86400 seconds, got {v}");
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+fn positive(name: &str, v: usize) -> Result<usize> {
+    if v == 0 {
+        bail!("{name} must be at least 1");
+    }
+    Ok(v)
+}
+
+impl Config {
+    /// Resolves flags, environment (already folded into `args` by clap) and
+    /// the optional file into a checked configuration.
+    pub fn resolve(args: Args) -> Result<Config> {
+        let file = match &args.config {
+            Some(path) => load_file(path)?,
+            None => FileConfig::default(),
+        };
+        let d = Limits::default();
+        let max_frame = args.max_frame.or(file.max_frame).unwrap_or(d.max_frame);
+        if !(common::wire::MIN_MAX_FRAME..=64 << 20).contains(&max_frame) {
+            bail!(
+                "max-frame must be between {} and {} bytes, got {max_frame}",
+                common::wire::MIN_MAX_FRAME,
+                64 << 20
+            );
+        }
+        let limits = Limits {
+            max_frame,
+            max_conns: positive(
+                "max-conns",
+                args.max_conns.or(file.max_conns).unwrap_or(d.max_conns),
+            )?,
+            max_conns_per_ip: positive(
+                "max-conns-per-ip",
+                args.max_conns_per_ip
+                    .or(file.max_conns_per_ip)
+                    .unwrap_or(d.max_conns_per_ip),
+            )?,
+            max_rooms: positive(
+                "max-rooms",
+                args.max_rooms.or(file.max_rooms).unwrap_or(d.max_rooms),
+            )?,
+            max_room_conns: positive(
+                "max-room-conns",
+                args.max_room_conns
+                    .or(file.max_room_conns)
+                    .unwrap_or(d.max_room_conns),
+            )?,
+            rate_frames: args
+                .rate_frames
+                .or(file.rate_frames)
+                .unwrap_or(d.rate_frames)
+                .max(1),
+            rate_bytes: args
+                .rate_bytes
+                .or(file.rate_bytes)
+                .unwrap_or(d.rate_bytes)
+                .max(1),
+            queue_frames: positive(
+                "queue-frames",
+                args.queue_frames
+                    .or(file.queue_frames)
+                    .unwrap_or(d.queue_frames),
+            )?,
+            handshake_timeout: match args.handshake_timeout.or(file.handshake_timeout) {
+                Some(v) => secs("handshake-timeout", v)?,
+                None => d.handshake_timeout,
+            },
+            hello_timeout: match args.hello_timeout.or(file.hello_timeout) {
+                Some(v) => secs("hello-timeout", v)?,
+                None => d.hello_timeout,
+            },
+            idle_timeout: match args.idle_timeout.or(file.idle_timeout) {
+                Some(v) => secs("idle-timeout", v)?,
+                None => d.idle_timeout,
+            },
+        };
+        let stats_interval = match args.stats_interval.or(file.stats_interval) {
+            Some(v) => Some(secs("stats-interval", v)?).filter(|d| !d.is_zero()),
+            None => Some(Duration::from_secs(60)),
+        };
+        let shutdown_grace = match args.shutdown_grace.or(file.shutdown_grace) {
+            Some(v) => secs("shutdown-grace", v)?,
+            None => Duration::from_secs(5),
+        };
+        let listen = match args.listen.or(file.listen) {
+            Some(l) => l,
+            None => DEFAULT_LISTEN.parse().context("default listen address")?,
+        };
+        let cert = args.cert.or(file.cert).context(
+            "no certificate: pass --cert FILE (scripts/gen-certs.sh makes certs/relay.crt)",
+        )?;
+        let key = args.key.or(file.key).context(
+            "no private key: pass --key FILE (scripts/gen-certs.sh makes certs/relay.key)",
+        )?;
+        Ok(Config {
+            listen,
+            cert,
+            key,
+            limits,
+            stats_interval,
+            shutdown_grace,
+            log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
+        })
+    }
+}
+
+fn load_file(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config> {
+        let mut v = vec!["teamchat-relay"];
+        v.extend_from_slice(args);
+        Config::resolve(Args::try_parse_from(v)?)
+    }
+
+    #[test]
+    fn defaults_apply_when_only_cert_and_key_are_given() {
+        let c = parse(&["--cert", "c.pem", "--key", "k.pem"]).unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:7443");
+        assert_eq!(c.limits.max_frame, 1 << 20);
+        assert_eq!(c.limits.max_conns_per_ip, 64);
+        assert_eq!(c.stats_interval, Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn missing_certificate_is_a_clear_error() {
+        let e = parse(&["--key", "k.pem"]).unwrap_err();
+        assert!(e.to_string().contains("--cert"), "{e}");
+    }
+
+    #[test]
+    fn file_values_apply_and_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("relay.toml");
+        std::fs::write(
+            &f,
+            "listen = \"127.0.0.1:9000\"\ncert = \"a.crt\"\nkey = \"a.key\"\nmax_frame = 4096\nrate_frames = 7\n",
+        )
+        .unwrap();
+        let c = parse(&["--config", f.to_str().unwrap(), "--rate-frames", "9"]).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(c.limits.max_frame, 4096);
+        assert_eq!(c.limits.rate_frames, 9);
+    }
+
+    #[test]
+    fn unknown_file_keys_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("relay.toml");
+        std::fs::write(&f, "listn = \"127.0.0.1:9000\"\n").unwrap();
+        let e = parse(&["--config", f.to_str().unwrap()]).unwrap_err();
+        assert!(format!("{e:#}").contains("unknown field"), "{e:#}");
+        let e = parse(&["--cert", "c", "--key", "k", "--max-frame", "10"]).unwrap_err();
+        assert!(e.to_string().contains("max-frame"), "{e}");
+        let e = parse(&["--cert", "c", "--key", "k", "--idle-timeout=-1"]).unwrap_err();
+        assert!(e.to_string().contains("idle-timeout"), "{e}");
+    }
+}

@@ -1,0 +1,330 @@
+//! Rooms and their live connections: the relay's one broadcast interface.
+//!
+//! `join`, `leave` and `publish` are all the rest of the relay uses. A room
+//! exists only while a connection is in it. A frame for the room is encoded
+//! once into shared [`Bytes`] and queued to every recipient without copying;
+//! a recipient whose queue is full is cut off (never silently skipped).
+//! A backplane that spans several relays (NATS) slots in behind these three
+//! methods.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+
+use bytes::{Bytes, BytesMut};
+use common::wire::{encode_frame, ConnId, RelayFrame};
+use common::RoomId;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::stats::Stats;
+
+/// A member's handle: its outbound queue and the token that ends it.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// Connection id.
+    pub id: ConnId,
+    /// Pre-encoded frames for this connection.
+    pub tx: mpsc::Sender<Bytes>,
+    /// Cancelled when the connection must end (slow reader, shutdown).
+    pub kill: CancellationToken,
+    /// Set to why the hub killed it.
+    pub slow: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// One room.
+#[derive(Debug)]
+pub struct Room {
+    id: RoomId,
+    members: RwLock<Vec<Member>>,
+}
+
+impl Room {
+    /// The room id.
+    pub fn id(&self) -> RoomId {
+        self.id
+    }
+}
+
+/// Why a join failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinError {
+    /// The room is at its connection limit.
+    RoomFull,
+    /// The relay is at its room limit.
+    TooManyRooms,
+}
+
+/// Result of a publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// Queued to this many connections.
+    Delivered(usize),
+    /// `to` named a connection not in the room.
+    NoSuchPeer,
+}
+
+/// All rooms of this relay.
+#[derive(Debug)]
+pub struct Hub {
+    rooms: Mutex<HashMap<RoomId, Arc<Room>>>,
+    max_rooms: usize,
+    max_room_conns: usize,
+    max_frame: usize,
+    next_id: AtomicU64,
+    stats: Arc<Stats>,
+}
+
+impl Hub {
+    /// An empty hub with the given limits.
+    pub fn new(
+        max_rooms: usize,
+        max_room_conns: usize,
+        max_frame: usize,
+        stats: Arc<Stats>,
+    ) -> Arc<Self> {
+        Arc::new(Hub {
+            rooms: Mutex::new(HashMap::new()),
+            max_rooms,
+            max_room_conns,
+            max_frame,
+            next_id: AtomicU64::new(1),
+            stats,
+        })
+    }
+
+    /// A fresh connection id.
+    pub fn next_conn_id(&self) -> ConnId {
+        self.next_id.fetch_add(1, Relaxed)
+    }
+
+    /// Rooms open now.
+    pub fn room_count(&self) -> usize {
+        self.rooms.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Adds `member` to `room` (creating it), tells the others, and returns
+    /// the room and the ids already in it.
+    pub fn join(
+        &self,
+        room: RoomId,
+        member: Member,
+    ) -> Result<(Arc<Room>, Vec<ConnId>), JoinError> {
+        let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        let n_rooms = rooms.len();
+        let r = match rooms.get(&room) {
+            Some(r) => Arc::clone(r),
+            None => {
+                if n_rooms >= self.max_rooms {
+                    return Err(JoinError::TooManyRooms);
+                }
+                let r = Arc::new(Room {
+                    id: room,
+                    members: RwLock::new(Vec::new()),
+                });
+                rooms.insert(room, Arc::clone(&r));
+                r
+            }
+        };
+        let id = member.id;
+        let peers = {
+            let mut m = r.members.write().unwrap_or_else(|p| p.into_inner());
+            if m.len() >= self.max_room_conns {
+                return Err(JoinError::RoomFull);
+            }
+            let peers: Vec<ConnId> = m.iter().map(|x| x.id).collect();
+            m.push(member);
+            peers
+        };
+        drop(rooms);
+        self.send_control(&r, id, RelayFrame::PeerJoined(id));
+        Ok((r, peers))
+    }
+
+    /// Removes connection `id` from `room`, closes the room if it was the
+    /// last, and tells the others.
+    pub fn leave(&self, room: &Arc<Room>, id: ConnId) {
+        let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        let empty = {
+            let mut m = room.members.write().unwrap_or_else(|p| p.into_inner());
+            m.retain(|x| x.id != id);
+            m.is_empty()
+        };
+        if empty {
+            if let Some(current) = rooms.get(&room.id) {
+                if Arc::ptr_eq(current, room) {
+                    rooms.remove(&room.id);
+                }
+            }
+            return;
+        }
+        drop(rooms);
+        self.send_control(room, id, RelayFrame::PeerLeft(id));
+    }
+
+    /// Delivers `payload` from `from` to every other member of `room`, or to
+    /// `to` only. The frame is encoded once and shared by all recipients.
+    pub fn publish(
+        &self,
+        room: &Room,
+        from: ConnId,
+        to: Option<ConnId>,
+        payload: Bytes,
+    ) -> Published {
+        let frame = RelayFrame::Deliver { from, payload };
+        let Some(bytes) = self.encode(&frame) else {
+            return Published::Delivered(0);
+        };
+        let members = room.members.read().unwrap_or_else(|p| p.into_inner());
+        let mut delivered = 0;
+        match to {
+            Some(target) => match members.iter().find(|m| m.id == target && m.id != from) {
+                Some(m) => delivered += self.queue(m, &bytes),
+                None => return Published::NoSuchPeer,
+            },
+            None => {
+                for m in members.iter().filter(|m| m.id != from) {
+                    delivered += self.queue(m, &bytes);
+                }
+            }
+        }
+        Published::Delivered(delivered)
+    }
+
+    fn send_control(&self, room: &Room, except: ConnId, frame: RelayFrame) {
+        let Some(bytes) = self.encode(&frame) else {
+            return;
+        };
+        let members = room.members.read().unwrap_or_else(|p| p.into_inner());
+        for m in members.iter().filter(|m| m.id != except) {
+            self.queue(m, &bytes);
+        }
+    }
+
+    fn encode(&self, frame: &RelayFrame) -> Option<Bytes> {
+        let mut buf = BytesMut::new();
+        // A Deliver is at most a few bytes larger than the Publish it came
+        // from, which was itself within the limit: allow that overhead.
+        encode_frame(frame, self.max_frame + 64, &mut buf).ok()?;
+        Some(buf.freeze())
+    }
+
+    /// Queues `bytes` to `m`; a full queue kills the connection.
+    fn queue(&self, m: &Member, bytes: &Bytes) -> usize {
+        match m.tx.try_send(bytes.clone()) {
+            Ok(()) => {
+                self.stats.frames_out.fetch_add(1, Relaxed);
+                self.stats.bytes_out.fetch_add(bytes.len() as u64, Relaxed);
+                1
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                m.slow.store(true, Relaxed);
+                m.kill.cancel();
+                0
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::wire::decode_frame;
+
+    fn member(hub: &Hub, cap: usize) -> (Member, mpsc::Receiver<Bytes>) {
+        let (tx, rx) = mpsc::channel(cap);
+        (
+            Member {
+                id: hub.next_conn_id(),
+                tx,
+                kill: CancellationToken::new(),
+                slow: Arc::default(),
+            },
+            rx,
+        )
+    }
+
+    fn frame(b: Bytes) -> RelayFrame {
+        decode_frame::<RelayFrame>(&b, 1 << 20).unwrap().0
+    }
+
+    #[test]
+    fn broadcast_reaches_others_not_sender_and_not_other_rooms() {
+        let hub = Hub::new(10, 10, 1 << 20, Arc::default());
+        let (a, mut ra) = member(&hub, 8);
+        let (b, mut rb) = member(&hub, 8);
+        let (c, mut rc) = member(&hub, 8);
+        let (aid, bid) = (a.id, b.id);
+        let (room, peers) = hub.join(RoomId([1; 16]), a).unwrap();
+        assert!(peers.is_empty());
+        let (_, peers) = hub.join(RoomId([1; 16]), b).unwrap();
+        assert_eq!(peers, vec![aid]);
+        hub.join(RoomId([2; 16]), c).unwrap();
+        assert_eq!(frame(ra.try_recv().unwrap()), RelayFrame::PeerJoined(bid));
+        assert_eq!(
+            hub.publish(&room, aid, None, Bytes::from_static(b"x")),
+            Published::Delivered(1)
+        );
+        assert_eq!(
+            frame(rb.try_recv().unwrap()),
+            RelayFrame::Deliver {
+                from: aid,
+                payload: Bytes::from_static(b"x")
+            }
+        );
+        assert!(ra.try_recv().is_err());
+        assert!(rc.try_recv().is_err());
+        assert_eq!(
+            hub.publish(&room, aid, Some(999), Bytes::new()),
+            Published::NoSuchPeer
+        );
+        assert_eq!(
+            hub.publish(&room, aid, Some(aid), Bytes::new()),
+            Published::NoSuchPeer
+        );
+    }
+
+    #[test]
+    fn full_queue_kills_the_slow_member_only() {
+        let hub = Hub::new(10, 10, 1 << 20, Arc::default());
+        let (a, _ra) = member(&hub, 8);
+        let (slow, _rs) = member(&hub, 1);
+        let (fast, mut rf) = member(&hub, 64);
+        let aid = a.id;
+        let (slow_kill, slow_flag) = (slow.kill.clone(), slow.slow.clone());
+        let (room, _) = hub.join(RoomId([1; 16]), a).unwrap();
+        hub.join(RoomId([1; 16]), slow).unwrap();
+        hub.join(RoomId([1; 16]), fast).unwrap();
+        for _ in 0..10 {
+            hub.publish(&room, aid, None, Bytes::from_static(b"m"));
+        }
+        assert!(slow_kill.is_cancelled());
+        assert!(slow_flag.load(Relaxed));
+        let mut got = 0;
+        while rf.try_recv().is_ok() {
+            got += 1;
+        }
+        assert_eq!(got, 10, "the fast member lost nothing");
+    }
+
+    #[test]
+    fn rooms_vanish_when_empty_and_limits_hold() {
+        let hub = Hub::new(1, 1, 1 << 20, Arc::default());
+        let (a, _ra) = member(&hub, 8);
+        let (b, _rb) = member(&hub, 8);
+        let (c, _rc) = member(&hub, 8);
+        let aid = a.id;
+        let (room, _) = hub.join(RoomId([1; 16]), a).unwrap();
+        assert_eq!(
+            hub.join(RoomId([1; 16]), b).err(),
+            Some(JoinError::RoomFull)
+        );
+        assert_eq!(
+            hub.join(RoomId([2; 16]), c).err(),
+            Some(JoinError::TooManyRooms)
+        );
+        hub.leave(&room, aid);
+        assert_eq!(hub.room_count(), 0);
+    }
+}

@@ -1,0 +1,23 @@
+//! The TeamChat relay: a stateless TLS server that broadcasts opaque frames
+//! between the connections of a room.
+//!
+//! - [`config`]: flags, environment and TOML file.
+//! - [`tls`]: the OpenSSL acceptor (TLS 1.2+, ECDHE + AEAD only).
+//! - [`server`]: accept loop, admission, stats, graceful shutdown.
+//! - [`conn`]: one connection — handshake, hello, limits, batched writes.
+//! - [`hub`]: rooms and broadcast, the one interface a backplane replaces.
+//! - [`limits`], [`stats`]: token buckets, admission, counters.
+//!
+//! The relay links `common` without its `crypto` feature: it has no code
+//! that could decrypt what it carries, and it never logs payloads.
+
+pub mod config;
+pub mod conn;
+pub mod hub;
+pub mod limits;
+pub mod server;
+pub mod stats;
+pub mod tls;
+
+pub use config::{Args, Config, Limits};
+pub use server::Relay;

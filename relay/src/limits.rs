@@ -1,0 +1,158 @@
+//! Per-connection rate limits (token buckets) and connection admission
+//! (total and per source address).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// A token bucket: `rate` tokens per second, holding at most `burst`.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket.
+    pub fn new(rate: f64, burst: f64, now: Instant) -> Self {
+        TokenBucket {
+            rate,
+            burst,
+            tokens: burst,
+            last: now,
+        }
+    }
+
+    /// Takes `n` tokens if available at `now`; false if the bucket is short.
+    pub fn take(&mut self, n: f64, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= n {
+            self.tokens -= n;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Why a connection was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The relay is at its connection limit.
+    ServerFull,
+    /// This address is at its connection limit.
+    TooManyFromAddress,
+}
+
+/// Counts live connections, in total and per source IP.
+#[derive(Debug)]
+pub struct Admission {
+    max_total: usize,
+    max_per_ip: usize,
+    state: Mutex<AdmissionState>,
+}
+
+#[derive(Debug, Default)]
+struct AdmissionState {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// A counted connection; dropping it frees its place.
+#[derive(Debug)]
+pub struct Slot {
+    admission: Arc<Admission>,
+    ip: IpAddr,
+}
+
+impl Admission {
+    /// Limits of `max_total` connections and `max_per_ip` per address.
+    pub fn new(max_total: usize, max_per_ip: usize) -> Arc<Self> {
+        Arc::new(Admission {
+            max_total,
+            max_per_ip,
+            state: Mutex::new(AdmissionState::default()),
+        })
+    }
+
+    /// Admits a connection from `ip`, or says why not.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refusal> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.total >= self.max_total {
+            return Err(Refusal::ServerFull);
+        }
+        let n = s.per_ip.entry(ip).or_insert(0);
+        if *n >= self.max_per_ip {
+            return Err(Refusal::TooManyFromAddress);
+        }
+        *n += 1;
+        s.total += 1;
+        Ok(Slot {
+            admission: Arc::clone(self),
+            ip,
+        })
+    }
+
+    /// Live connections.
+    pub fn total(&self) -> usize {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).total
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut s = self
+            .admission
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        s.total = s.total.saturating_sub(1);
+        if let Some(n) = s.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                s.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn bucket_allows_burst_then_refills_at_rate() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(10.0, 20.0, t0);
+        assert!((0..20).all(|_| b.take(1.0, t0)));
+        assert!(!b.take(1.0, t0));
+        let t1 = t0 + Duration::from_millis(500);
+        assert!((0..5).all(|_| b.take(1.0, t1)));
+        assert!(!b.take(1.0, t1));
+        // Refill never exceeds the burst.
+        let t2 = t1 + Duration::from_secs(100);
+        assert!((0..20).all(|_| b.take(1.0, t2)));
+        assert!(!b.take(1.0, t2));
+    }
+
+    #[test]
+    fn admission_counts_per_address_and_in_total() {
+        let a = Admission::new(3, 2);
+        let ip1: IpAddr = "127.0.0.1".parse().unwrap();
+        let ip2: IpAddr = "127.0.0.2".parse().unwrap();
+        let s1 = a.admit(ip1).unwrap();
+        let _s2 = a.admit(ip1).unwrap();
+        assert_eq!(a.admit(ip1).err(), Some(Refusal::TooManyFromAddress));
+        let _s3 = a.admit(ip2).unwrap();
+        assert_eq!(a.admit(ip2).err(), Some(Refusal::ServerFull));
+        drop(s1);
+        assert_eq!(a.total(), 2);
+        let _s4 = a.admit(ip1).unwrap();
+    }
+}

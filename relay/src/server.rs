@@ -1,0 +1,161 @@
+//! The accept loop, the stats ticker and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::conn::{self, Shared};
+use crate::hub::Hub;
+use crate::limits::Admission;
+use crate::stats::Stats;
+
+/// Sockets beyond the connection limit that may still be in their TLS
+/// handshake (to send a "full" error) before new ones are dropped outright.
+const REFUSAL_SLACK: usize = 64;
+
+/// A bound, ready relay.
+#[derive(Debug)]
+pub struct Relay {
+    listener: TcpListener,
+    shared: Shared,
+    admission: Arc<Admission>,
+    fingerprint: String,
+    config: Config,
+}
+
+impl Relay {
+    /// Loads the certificate, binds the listen address.
+    pub async fn bind(config: Config) -> Result<Relay> {
+        let (acceptor, fingerprint) = crate::tls::acceptor(&config.cert, &config.key)?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let stats = Arc::new(Stats::default());
+        let limits = config.limits.clone();
+        let hub = Hub::new(
+            limits.max_rooms,
+            limits.max_room_conns,
+            limits.max_frame,
+            Arc::clone(&stats),
+        );
+        Ok(Relay {
+            listener,
+            admission: Admission::new(limits.max_conns, limits.max_conns_per_ip),
+            shared: Shared {
+                hub,
+                stats,
+                limits,
+                acceptor: Arc::new(acceptor),
+                shutdown: CancellationToken::new(),
+            },
+            fingerprint,
+            config,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// SHA-256 of the certificate, lowercase hex.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// The counters (for tests and the stats line).
+    pub fn stats(&self) -> Arc<Stats> {
+        Arc::clone(&self.shared.stats)
+    }
+
+    /// Serves until `stop` is cancelled, then closes every connection with a
+    /// going-away frame and waits up to the shutdown grace for them.
+    pub async fn run(self, stop: CancellationToken) -> Result<()> {
+        let Relay {
+            listener,
+            shared,
+            admission,
+            config,
+            ..
+        } = self;
+        let tracker = TaskTracker::new();
+        if let Some(every) = config.stats_interval {
+            tracker.spawn(stats_ticker(shared.clone(), Arc::clone(&admission), every));
+        }
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(
+            config.limits.max_conns + REFUSAL_SLACK,
+        ));
+        loop {
+            let accepted = tokio::select! {
+                _ = stop.cancelled() => break,
+                a = listener.accept() => a,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off briefly.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            shared.stats.accepted.fetch_add(1, Relaxed);
+            let Ok(permit) = Arc::clone(&in_flight).try_acquire_owned() else {
+                drop(tcp);
+                shared.stats.closed(crate::stats::CloseReason::Refused);
+                continue;
+            };
+            let slot = admission.admit(peer.ip());
+            let s = shared.clone();
+            tracker.spawn(async move {
+                conn::serve(s, tcp, peer, slot).await;
+                drop(permit);
+            });
+        }
+        drop(listener);
+        info!(
+            connections = admission.total(),
+            "shutting down: closing connections"
+        );
+        shared.shutdown.cancel();
+        tracker.close();
+        if tokio::time::timeout(config.shutdown_grace, tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!("some connections did not close within the shutdown grace");
+        }
+        info!(closes = %shared.stats.closes_summary(), "relay stopped");
+        Ok(())
+    }
+}
+
+async fn stats_ticker(shared: Shared, admission: Arc<Admission>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let s = &shared.stats;
+        info!(
+            connections = admission.total(),
+            rooms = shared.hub.room_count(),
+            accepted = s.accepted.load(Relaxed),
+            frames_in = s.frames_in.load(Relaxed),
+            bytes_in = s.bytes_in.load(Relaxed),
+            frames_out = s.frames_out.load(Relaxed),
+            bytes_out = s.bytes_out.load(Relaxed),
+            closes = %s.closes_summary(),
+            "stats"
+        );
+    }
+}
