@@ -1,0 +1,255 @@
+//! Test support: a throwaway certificate, a relay on 127.0.0.1 with an
+//! ephemeral port, and a minimal TLS client speaking the relay protocol.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::wire::{ClientFrame, ConnId, FrameCodec, Hello, RelayFrame, Welcome, PROTOCOL_VERSION};
+use common::RoomId;
+use futures_util::{SinkExt, StreamExt};
+use openssl::asn1::Asn1Time;
+use openssl::bn::BigNum;
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::PKey;
+use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode, SslVersion};
+use openssl::x509::extension::SubjectAlternativeName;
+use openssl::x509::{X509NameBuilder, X509};
+use relay::stats::Stats;
+use relay::{Config, Limits, Relay};
+use tokio::io::{ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+use tokio_openssl::SslStream;
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::sync::CancellationToken;
+
+/// Generous bound on anything a test waits for.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A self-signed ECDSA P-256 certificate for `localhost` and 127.0.0.1.
+pub struct Cert {
+    pub dir: tempfile::TempDir,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+pub fn make_cert() -> Cert {
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+    let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "localhost").unwrap();
+    let name = name.build();
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    b.set_serial_number(&BigNum::from_u32(1).unwrap().to_asn1_integer().unwrap())
+        .unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(2).unwrap())
+        .unwrap();
+    let san = SubjectAlternativeName::new()
+        .dns("localhost")
+        .ip("127.0.0.1")
+        .build(&b.x509v3_context(None, None))
+        .unwrap();
+    b.append_extension(san).unwrap();
+    b.sign(&key, MessageDigest::sha256()).unwrap();
+    let x509 = b.build();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("relay.crt");
+    let keyf = dir.path().join("relay.key");
+    std::fs::write(&cert, x509.to_pem().unwrap()).unwrap();
+    std::fs::write(&keyf, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    Cert {
+        dir,
+        cert,
+        key: keyf,
+    }
+}
+
+/// Limits for tests: defaults with short timeouts.
+pub fn test_limits() -> Limits {
+    Limits {
+        handshake_timeout: Duration::from_secs(2),
+        hello_timeout: Duration::from_secs(2),
+        idle_timeout: Duration::from_secs(5),
+        ..Limits::default()
+    }
+}
+
+/// A running relay; cancelled (and awaited) by `stop`.
+pub struct TestRelay {
+    pub addr: SocketAddr,
+    pub fingerprint: String,
+    pub stats: Arc<Stats>,
+    pub stop: CancellationToken,
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub cert: Cert,
+}
+
+impl TestRelay {
+    pub async fn start(limits: Limits) -> TestRelay {
+        let cert = make_cert();
+        let config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            cert: cert.cert.clone(),
+            key: cert.key.clone(),
+            limits,
+            stats_interval: None,
+            shutdown_grace: Duration::from_secs(3),
+            log: "warn".into(),
+        };
+        let relay = Relay::bind(config).await.unwrap();
+        let addr = relay.local_addr().unwrap();
+        let fingerprint = relay.fingerprint().to_string();
+        let stats = relay.stats();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(relay.run(stop.clone()));
+        TestRelay {
+            addr,
+            fingerprint,
+            stats,
+            stop,
+            task,
+            cert,
+        }
+    }
+
+    /// A TLS connection (handshake done, nothing sent).
+    pub async fn tls(&self) -> SslStream<TcpStream> {
+        tls_connect(self.addr, &self.cert.cert, None).await.unwrap()
+    }
+
+    /// A client that said hello to `room` and got its welcome.
+    pub async fn join(&self, room: RoomId) -> (Client, Welcome) {
+        let mut c = Client::new(self.tls().await);
+        c.send(ClientFrame::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            room,
+        }))
+        .await;
+        match c.recv().await {
+            Some(RelayFrame::Welcome(w)) => (c, w),
+            other => panic!("expected a welcome, got {other:?}"),
+        }
+    }
+
+    /// Proves the relay still serves rooms: two fresh clients exchange a message.
+    pub async fn assert_alive(&self) {
+        let room = RoomId(rand_room());
+        let (mut a, _) = self.join(room).await;
+        let (mut b, wb) = self.join(room).await;
+        assert_eq!(a.recv().await, Some(RelayFrame::PeerJoined(wb.conn_id)));
+        b.publish(None, b"still alive").await;
+        match a.recv().await {
+            Some(RelayFrame::Deliver { payload, .. }) => assert_eq!(&payload[..], b"still alive"),
+            other => panic!("relay no longer delivers: {other:?}"),
+        }
+    }
+}
+
+pub fn rand_room() -> [u8; 16] {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(1);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let mut r = [0xa5; 16];
+    r[..8].copy_from_slice(&n.to_be_bytes());
+    r[8..].copy_from_slice(&std::process::id().to_be_bytes().repeat(2));
+    r
+}
+
+/// TLS to `addr` trusting `ca`; `max_version` caps the client's TLS version.
+pub async fn tls_connect(
+    addr: SocketAddr,
+    ca: &std::path::Path,
+    max_version: Option<SslVersion>,
+) -> Result<SslStream<TcpStream>, String> {
+    let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+    b.set_ca_file(ca).unwrap();
+    b.set_verify(SslVerifyMode::PEER);
+    if let Some(v) = max_version {
+        // Let an old version through on the client side so that only the
+        // server can be the one refusing it.
+        b.set_security_level(0);
+        b.set_cipher_list("DEFAULT@SECLEVEL=0").unwrap();
+        b.set_min_proto_version(Some(SslVersion::TLS1)).unwrap();
+        b.set_max_proto_version(Some(v)).unwrap();
+    }
+    let ssl = b
+        .build()
+        .configure()
+        .unwrap()
+        .into_ssl("localhost")
+        .unwrap();
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let mut s = SslStream::new(ssl, tcp).unwrap();
+    match tokio::time::timeout(WAIT, Pin::new(&mut s).connect()).await {
+        Ok(Ok(())) => Ok(s),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("handshake timed out".into()),
+    }
+}
+
+type Tls = SslStream<TcpStream>;
+
+/// A relay-protocol client.
+pub struct Client {
+    pub rx: FramedRead<ReadHalf<Tls>, FrameCodec<RelayFrame>>,
+    pub tx: FramedWrite<WriteHalf<Tls>, FrameCodec<RelayFrame>>,
+}
+
+impl Client {
+    pub fn new(tls: Tls) -> Client {
+        let (r, w) = tokio::io::split(tls);
+        Client {
+            rx: FramedRead::new(r, FrameCodec::new(64 << 20)),
+            tx: FramedWrite::new(w, FrameCodec::new(64 << 20)),
+        }
+    }
+
+    pub async fn send(&mut self, f: ClientFrame) {
+        self.tx.send(f).await.unwrap();
+    }
+
+    pub async fn publish(&mut self, to: Option<ConnId>, payload: &[u8]) {
+        self.send(ClientFrame::Publish {
+            to,
+            payload: Bytes::copy_from_slice(payload),
+        })
+        .await;
+    }
+
+    /// The next frame other than a keepalive ping (answered), or None at
+    /// end of stream or error. Panics after `WAIT`.
+    pub async fn recv(&mut self) -> Option<RelayFrame> {
+        loop {
+            let f = tokio::time::timeout(WAIT, self.rx.next())
+                .await
+                .expect("no frame within the wait");
+            match f {
+                Some(Ok(RelayFrame::Ping(n))) => {
+                    let _ = self.tx.send(ClientFrame::Pong(n)).await;
+                }
+                Some(Ok(f)) => return Some(f),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Like `recv`, but returns None if nothing arrives within `d`.
+    pub async fn recv_within(&mut self, d: Duration) -> Option<RelayFrame> {
+        match tokio::time::timeout(d, self.rx.next()).await {
+            Ok(Some(Ok(f))) => Some(f),
+            _ => None,
+        }
+    }
+}
