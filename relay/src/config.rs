@@ -188,7 +188,7 @@ pub struct Config {
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:7443";
 
 fn secs(name: &str, v: f64) -> Result<Duration> {
-    if !v.is_finite() || v < 0.0 || v > 86_400.0 {
+    if !v.is_finite() || !(0.0..=86_400.0).contains(&v) {
         bail!("{name} must be between 0 and 86400 seconds, got {v}");
     }
     Ok(Duration::from_secs_f64(v))
