@@ -280,7 +280,7 @@ async fn read_loop(
     let limits = &shared.limits;
     let stats = &shared.stats;
     let mut frames =
-        FramedRead::with_capacity(rd, FrameCodec::<ClientFrame>::new(limits.max_frame), 4096);
+        FramedRead::with_capacity(rd, FrameCodec::<ClientFrame>::new(limits.max_frame), 1024);
     let now = std::time::Instant::now();
     let mut frame_bucket = TokenBucket::new(
         f64::from(limits.rate_frames),

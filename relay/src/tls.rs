@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use openssl::hash::MessageDigest;
-use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod, SslOptions, SslVersion};
+use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod, SslMode, SslOptions, SslVersion};
 use openssl::x509::X509;
 
 /// TLS 1.2 suites: ECDHE only, AEAD only (TLS 1.3 suites are all AEAD and
@@ -38,6 +38,9 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<(SslAcceptor, String)> {
             | SslOptions::CIPHER_SERVER_PREFERENCE
             | SslOptions::NO_TICKET,
     );
+    // Idle connections give their TLS record buffers back (memory per idle
+    // connection is a goal of the relay).
+    b.set_mode(SslMode::RELEASE_BUFFERS);
     b.set_certificate_chain_file(cert)
         .with_context(|| format!("cannot load certificate chain {}", cert.display()))?;
     b.set_private_key_file(key, SslFiletype::PEM)
