@@ -1,0 +1,263 @@
+//! `teamchat-loadgen`: drives a TeamChat relay over real TLS and reports
+//! throughput, latency or idle-connection memory. Parses arguments, builds
+//! the runtime and calls into the `bench` library.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use bench::tls::{Target, Trust};
+use bench::{idle, latency, throughput};
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+/// Load generator for the TeamChat relay.
+///
+/// Every run is bounded in connections, messages and time (--timeout), and
+/// connects only to --addr. Use --insecure only on loopback.
+#[derive(Debug, Parser)]
+#[command(name = "teamchat-loadgen", version)]
+struct Cli {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// N subscribers in one room, one publisher sending M messages as fast
+    /// as the relay takes them; reports deliveries/s, loss and relay CPU.
+    Throughput(ThroughputArgs),
+    /// N subscribers, one publisher at a fixed rate; reports one-way latency
+    /// percentiles after a warm-up.
+    Latency(LatencyArgs),
+    /// Opens many TLS connections and reports relay memory per connection.
+    Idle(IdleArgs),
+}
+
+/// Where the relay is, how to trust it, and how long to try.
+#[derive(Debug, Args)]
+struct Common {
+    /// The relay's address (IP:PORT).
+    #[arg(long, env = "TEAMCHAT_LOADGEN_ADDR")]
+    addr: SocketAddr,
+    /// Trust the relay's certificate chain to this CA file (PEM).
+    #[arg(long, value_name = "FILE", required_unless_present = "insecure")]
+    ca: Option<PathBuf>,
+    /// Skip certificate verification (refused unless --addr is loopback).
+    #[arg(long, conflicts_with = "ca")]
+    insecure: bool,
+    /// Name to verify the certificate against (default: the IP of --addr).
+    #[arg(long, value_name = "NAME")]
+    server_name: Option<String>,
+    /// Hard limit on the whole run, seconds.
+    #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+    timeout: f64,
+    /// Print one JSON object per result on stdout (the human line goes to
+    /// stderr).
+    #[arg(long)]
+    json: bool,
+    /// Runtime worker threads (1 = a single-threaded runtime).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    threads: usize,
+    /// TLS handshakes in flight while connecting.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    parallel: usize,
+}
+
+#[derive(Debug, Args)]
+struct ThroughputArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Subscribers in the room.
+    #[arg(long, default_value_t = 10)]
+    subs: usize,
+    /// Payload bytes per message (at least 16).
+    #[arg(long, default_value_t = 256)]
+    size: usize,
+    /// Messages to publish (default 500000 / subs).
+    #[arg(long)]
+    messages: Option<u64>,
+    /// Stay at most this many messages ahead of the slowest subscriber
+    /// (0 = no client-side flow control).
+    #[arg(long, default_value_t = 0)]
+    window: u64,
+    /// Bytes of frames gathered into one write.
+    #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES")]
+    batch_bytes: usize,
+    /// Seconds to wait for the last deliveries after publishing.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    drain: f64,
+    /// The relay's process id, to report its CPU time per delivery.
+    #[arg(long, value_name = "PID")]
+    relay_pid: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+struct LatencyArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Subscribers in the room.
+    #[arg(long, default_value_t = 10)]
+    subs: usize,
+    /// Payload bytes per message (at least 16).
+    #[arg(long, default_value_t = 256)]
+    size: usize,
+    /// Messages per second.
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
+    /// Measured seconds, after the warm-up.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Warm-up seconds (sent, not measured).
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Seconds to wait for the last deliveries after publishing.
+    #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+    drain: f64,
+}
+
+#[derive(Debug, Args)]
+struct IdleArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Connections to open.
+    #[arg(long, default_value_t = 1000)]
+    conns: usize,
+    /// Connections per room.
+    #[arg(long, default_value_t = 10)]
+    room_size: usize,
+    /// Put every connection in one room (mind the relay's --max-room-conns).
+    #[arg(long)]
+    one_room: bool,
+    /// Seconds to wait after the last welcome before reading RSS.
+    #[arg(long, default_value_t = 1.0, value_name = "SECS")]
+    settle: f64,
+    /// The relay's process id (its RSS is what is measured).
+    #[arg(long, value_name = "PID")]
+    relay_pid: u32,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("teamchat-loadgen: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let common = match &cli.bench {
+        Bench::Throughput(a) => &a.common,
+        Bench::Latency(a) => &a.common,
+        Bench::Idle(a) => &a.common,
+    };
+    if !(common.timeout > 0.0 && common.timeout <= 24.0 * 3600.0) {
+        bail!("--timeout must be above 0 and at most a day");
+    }
+    let deadline = Instant::now() + Duration::from_secs_f64(common.timeout);
+    let trust = match &common.ca {
+        Some(path) => Trust::CaFile(path.clone()),
+        None => Trust::InsecureLoopback,
+    };
+    let target = Arc::new(Target::new(
+        common.addr,
+        &trust,
+        common.server_name.clone(),
+    )?);
+    let json = common.json;
+    let parallel = common.parallel;
+    // Start the payload clock before anything is sent.
+    bench::payload::now_ns();
+
+    let rt = if common.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(common.threads)
+            .enable_all()
+            .build()
+    }
+    .context("starting the async runtime")?;
+
+    // A guard a little past the deadline, in case something does not honour it.
+    let guard = tokio::time::Instant::from_std(deadline + Duration::from_secs(5));
+    rt.block_on(async move {
+        let work = async {
+            match cli.bench {
+                Bench::Throughput(a) => {
+                    let opts = throughput::Options {
+                        subs: a.subs,
+                        size: a.size,
+                        messages: a
+                            .messages
+                            .unwrap_or_else(|| (500_000 / a.subs.max(1) as u64).max(1)),
+                        window: a.window,
+                        batch_bytes: a.batch_bytes.clamp(1, 16 << 20),
+                        drain: secs(a.drain, "--drain")?,
+                        parallel,
+                        relay_pid: a.relay_pid,
+                    };
+                    let r = throughput::run(&target, &opts, deadline).await?;
+                    emit(json, &r, &r.human())
+                }
+                Bench::Latency(a) => {
+                    let opts = latency::Options {
+                        subs: a.subs,
+                        size: a.size,
+                        rate: a.rate,
+                        seconds: a.seconds,
+                        warmup: a.warmup,
+                        drain: secs(a.drain, "--drain")?,
+                        parallel,
+                    };
+                    let r = latency::run(&target, &opts, deadline).await?;
+                    emit(json, &r, &r.human())
+                }
+                Bench::Idle(a) => {
+                    let opts = idle::Options {
+                        conns: a.conns,
+                        room_size: a.room_size,
+                        one_room: a.one_room,
+                        parallel,
+                        settle: secs(a.settle, "--settle")?,
+                        relay_pid: a.relay_pid,
+                    };
+                    let r = idle::run(&target, &opts, deadline).await?;
+                    emit(json, &r, &r.human())
+                }
+            }
+        };
+        match tokio::time::timeout_at(guard, work).await {
+            Ok(r) => r,
+            Err(_) => bail!("the run did not finish within --timeout"),
+        }
+    })
+}
+
+fn secs(v: f64, flag: &str) -> Result<Duration> {
+    if !(0.0..=3600.0).contains(&v) {
+        bail!("{flag} must be between 0 and 3600 seconds");
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+/// Prints the human line (stdout, or stderr with `--json`) and the JSON.
+fn emit<T: Serialize>(json: bool, report: &T, human: &str) -> Result<()> {
+    if json {
+        eprintln!("{human}");
+        let line = serde_json::to_string(report).context("encoding the report")?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}").context("writing the report")?;
+    } else {
+        println!("{human}");
+    }
+    Ok(())
+}
