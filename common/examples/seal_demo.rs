@@ -8,14 +8,13 @@
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use bytes::Bytes;
 
 use common::crypto::seal::{open, seal, SessionKey};
-use common::crypto::PrivateKey;
+use common::crypto::{PrivateKey, VerifiedEpoch};
 use common::invite::{Host, Invite, RelayEndpoint};
 use common::wire::{
-    context, decode_payload, encode_payload, signed_message_bytes, ChatBody, ChatMessage, Content,
-    EpochBody, KeyWrap, MessageHeader, Signed, DEFAULT_MAX_FRAME,
+    aad, context, decode_payload, encode_payload, signed_message_bytes, ChatBody, ChatMessage,
+    Content, EpochBody, KeyWrap, MessageHeader, Signed, DEFAULT_MAX_FRAME,
 };
 use common::{Fingerprint, RoomId};
 
@@ -56,33 +55,20 @@ fn main() -> Result<()> {
         roster_digest: [0; 32],
         roster_parts: 0,
     };
-    let body = Bytes::from(encode_payload(&body, DEFAULT_MAX_FRAME)?);
-    let signed = Signed {
-        signature: admin.sign(context::EPOCH, &body).into(),
-        body,
-    };
+    let signed = admin.sign_body(context::EPOCH, &body, DEFAULT_MAX_FRAME)?;
     let on_wire = encode_payload(&signed, DEFAULT_MAX_FRAME)?;
     println!(
         "\nepoch {epoch}: signed epoch message of {} bytes",
         on_wire.len()
     );
 
-    // Member: check the admin against the invite, verify, and only then unwrap.
+    // Member: the admin key must match the invite's pin and the signature
+    // must verify before anything is RSA-decrypted (VerifiedEpoch is the
+    // only way to reach the unwrap).
     let signed: Signed = decode_payload(&on_wire, DEFAULT_MAX_FRAME)?;
-    if admin.public().fingerprint() != invite.admin {
-        bail!("admin key does not match the invite");
-    }
-    admin
-        .public()
-        .verify(context::EPOCH, &signed.body, &signed.signature)
+    let verified = VerifiedEpoch::verify(admin.public(), &invite.admin, &signed, DEFAULT_MAX_FRAME)
         .context("epoch signature")?;
-    let body: EpochBody = decode_payload(&signed.body, DEFAULT_MAX_FRAME)?;
-    let wrap = body
-        .wraps
-        .iter()
-        .find(|w| w.member == member.public().fingerprint())
-        .context("no wrap for me")?;
-    let my_key = member.unwrap_session_key(&room, epoch, &wrap.wrapped)?;
+    let my_key = member.unwrap_epoch_key(&verified)?;
     println!("member verified the admin signature, then unwrapped the epoch key");
 
     // Member sends a signed, sealed message.
@@ -92,17 +78,17 @@ fn main() -> Result<()> {
         sender: member.public().fingerprint(),
         seq: 1,
     };
-    let aad = encode_payload(&header, DEFAULT_MAX_FRAME)?;
-    let plain = ChatBody {
-        sent_at_ms: 0,
-        content: Content::Text("hello, team 👋".into()),
-    };
+    let encoded_header = encode_payload(&header, DEFAULT_MAX_FRAME)?;
+    let plain = ChatBody::padded(0, Content::Text("hello, team 👋".into()));
     let sealed = seal(
         &my_key.epoch_keys(&room, epoch),
-        &aad,
+        &aad(context::AAD_MESSAGE, &header),
         &encode_payload(&plain, DEFAULT_MAX_FRAME)?,
     );
-    let signature = member.sign(context::MESSAGE, &signed_message_bytes(&aad, &sealed));
+    let signature = member.sign(
+        context::MESSAGE,
+        &signed_message_bytes(&encoded_header, &sealed),
+    );
     let msg = ChatMessage {
         header,
         sealed,
@@ -115,16 +101,20 @@ fn main() -> Result<()> {
 
     // Admin receives: verify sender, then open.
     let receive = |m: &ChatMessage| -> Result<String> {
-        let aad = encode_payload(&m.header, DEFAULT_MAX_FRAME)?;
+        let encoded_header = encode_payload(&m.header, DEFAULT_MAX_FRAME)?;
         member
             .public()
             .verify(
                 context::MESSAGE,
-                &signed_message_bytes(&aad, &m.sealed),
+                &signed_message_bytes(&encoded_header, &m.sealed),
                 &m.signature,
             )
             .context("sender signature")?;
-        let pt = open(&session.epoch_keys(&room, m.header.epoch), &aad, &m.sealed)?;
+        let pt = open(
+            &session.epoch_keys(&room, m.header.epoch),
+            &aad(context::AAD_MESSAGE, &m.header),
+            &m.sealed,
+        )?;
         match decode_payload::<ChatBody>(&pt, DEFAULT_MAX_FRAME)?.content {
             Content::Text(t) => Ok(t),
             other => bail!("unexpected content {other:?}"),

@@ -29,8 +29,6 @@ pub const MAX_KEY_FILE: u64 = 64 * 1024;
 /// Most PBKDF2 iterations accepted when loading (bounds the time a crafted
 /// file can cost).
 pub const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
-/// Largest scrypt log₂(N) accepted when loading.
-pub const MAX_SCRYPT_LOG_N: u8 = 20;
 
 const RSA_ENCRYPTION_OID: &str = "1.2.840.113549.1.1.1";
 
@@ -174,12 +172,21 @@ pub fn load(path: &Path, passphrase: Option<&[u8]>) -> Result<Loaded, IdentityEr
             }
         }
     };
-    let file = fs::File::open(path).map_err(io_err)?;
-    let meta = file.metadata().map_err(io_err)?;
+    // Check before opening: opening a FIFO for reading would block.
+    let meta = fs::metadata(path).map_err(io_err)?;
+    if !meta.is_file() {
+        return Err(IdentityError::NotPkcs8 {
+            path: path.to_path_buf(),
+            why: "not a regular file".into(),
+        });
+    }
     if meta.len() > MAX_KEY_FILE {
         return Err(IdentityError::TooLarge(path.to_path_buf()));
     }
-    let mut text = Zeroizing::new(String::new());
+    let file = fs::File::open(path).map_err(io_err)?;
+    // Sized up front so the key text is never reallocated (a reallocation
+    // would leave an unzeroized copy in freed memory).
+    let mut text = Zeroizing::new(String::with_capacity(MAX_KEY_FILE as usize + 1));
     file.take(MAX_KEY_FILE + 1)
         .read_to_string(&mut text)
         .map_err(|e| match e.kind() {
@@ -241,7 +248,7 @@ pub fn decode_pem(
     }
     let rsa = RsaPrivateKey::try_from(info).map_err(|_| IdentityError::BadKey {
         path: p(),
-        source: KeyError::NotRsaPublicKey,
+        source: KeyError::InconsistentPrivateKey,
     })?;
     PrivateKey::from_rsa(rsa).map_err(|source| IdentityError::BadKey { path: p(), source })
 }
@@ -250,13 +257,8 @@ fn check_kdf_cost(info: &EncryptedPrivateKeyInfo<'_>) -> Result<(), ()> {
     let params = info.encryption_algorithm.pbes2().ok_or(())?;
     match &params.kdf {
         pbes2::Kdf::Pbkdf2(p) if p.iteration_count <= MAX_PBKDF2_ITERATIONS => Ok(()),
-        pbes2::Kdf::Scrypt(s)
-            if s.cost_parameter <= (1 << MAX_SCRYPT_LOG_N)
-                && s.block_size <= 16
-                && s.parallelization <= 4 =>
-        {
-            Ok(())
-        }
+        // TeamChat never writes scrypt, and its memory cost is set by the
+        // file: a 300-byte file could ask for gigabytes. Refused.
         _ => Err(()),
     }
 }

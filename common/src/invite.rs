@@ -296,7 +296,7 @@ pub fn parse_host_port(s: &str) -> Result<(Host, u16), InviteError> {
         (parse_host(host)?, port)
     };
     let port = match port.parse::<u16>() {
-        Ok(p) if p != 0 && port.bytes().all(|b| b.is_ascii_digit()) => p,
+        Ok(p) if p != 0 && port.bytes().all(|b| b.is_ascii_digit()) && !port.starts_with('0') => p,
         _ => return Err(InviteError::BadPort(port.to_string())),
     };
     Ok((host, port))
@@ -333,6 +333,17 @@ fn parse_host(host: &str) -> Result<Host, InviteError> {
         if label.starts_with('-') || label.ends_with('-') {
             return Err(bad("a label cannot start or end with '-'"));
         }
+    }
+    // A name whose last label is numeric ("0x7f.1", "1.2.3") is not a DNS
+    // name, and some resolvers would read it as an address.
+    if name
+        .rsplit('.')
+        .next()
+        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(bad(
+            "not an IPv4 address, and a DNS name cannot end in a numeric label",
+        ));
     }
     Ok(Host::Name(name.to_ascii_lowercase()))
 }

@@ -21,10 +21,7 @@ static KEYS: [OnceLock<PrivateKey>; COUNT] = [const { OnceLock::new() }; COUNT];
 fn cache_dir() -> PathBuf {
     match std::env::var_os("TEAMCHAT_TEST_KEY_DIR") {
         Some(d) => PathBuf::from(d),
-        None => PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../target/test-support"
-        )),
+        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/test-keys")),
     }
 }
 

@@ -1,5 +1,5 @@
-//! Decoding never allocates much beyond the frame limit, whatever lengths a
-//! hostile frame claims. A capped global allocator turns any allocation past
+//! Decoding never allocates past the frame limit (plus a small fixed
+//! overhead), whatever lengths a hostile frame claims. A capped global allocator turns any allocation past
 //! the budget into a failure (the process aborts, and the test fails).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -12,11 +12,20 @@ use common::wire::*;
 #[global_allocator]
 static ALLOC: Cap<System> = Cap::new(System, usize::MAX);
 
+/// The cap is process-wide: tests that set it run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Hostile bodies: every variant tag followed by length fields claiming
 /// 2^32 .. 2^64-1 elements, with a little real data.
 fn hostile_bodies() -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    let huge_lens: [u64; 4] = [u64::MAX, 1 << 40, 1 << 32, (DEFAULT_MAX_FRAME as u64) * 8];
+    let huge_lens: [u64; 5] = [
+        u64::MAX,
+        1 << 40,
+        1 << 32,
+        (DEFAULT_MAX_FRAME as u64) * 8,
+        4000,
+    ];
     for variant in 0u32..12 {
         for len in huge_lens {
             for prefix_pad in [0usize, 1, 8, 9, 16, 40, 48, 56, 64, 72, 80] {
@@ -37,18 +46,9 @@ fn hostile_bodies() -> Vec<Vec<u8>> {
     out
 }
 
-#[test]
-fn hostile_lengths_never_allocate_past_the_budget() {
-    let bodies = hostile_bodies();
-    let max = DEFAULT_MAX_FRAME;
-    // Budget: a few frames' worth. serde pre-allocates at most 1 MiB per
-    // collection whatever length is claimed; bincode checks every byte read
-    // against the limit.
-    let budget = 4 * max + (256 << 10);
-    let baseline = ALLOC.allocated();
-    ALLOC.set_limit(baseline + budget).unwrap();
+fn decode_all(bodies: &[Vec<u8>], max: usize) -> usize {
     let mut errors = 0usize;
-    for b in &bodies {
+    for b in bodies {
         errors += decode_payload::<Envelope>(b, max).is_err() as usize;
         errors += decode_payload::<ClientFrame>(b, max).is_err() as usize;
         errors += decode_payload::<RelayFrame>(b, max).is_err() as usize;
@@ -57,12 +57,43 @@ fn hostile_lengths_never_allocate_past_the_budget() {
         errors += decode_payload::<JoinInfo>(b, max).is_err() as usize;
         errors += decode_payload::<Announce>(b, max).is_err() as usize;
     }
+    errors
+}
+
+#[test]
+fn hostile_lengths_never_allocate_past_the_frame_limit() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let bodies = hostile_bodies();
+    // A small limit makes the bound sharp: decoding may use the frame limit
+    // plus 64 KiB of fixed overhead, never what a length field claims.
+    let max = 64 * 1024;
+    let budget = max + 64 * 1024;
+    let baseline = ALLOC.allocated();
+    ALLOC.set_limit(baseline + budget).unwrap();
+    let errors = decode_all(&bodies, max);
     ALLOC.set_limit(usize::MAX).unwrap();
     println!(
-        "{} hostile bodies × 7 decoders: {errors} refused, peak heap {} KiB over a budget of {} KiB",
+        "{} hostile bodies x 7 decoders at a {} KiB limit: {errors} refused, heap budget {} KiB held",
         bodies.len(),
-        ALLOC.max_allocated().saturating_sub(baseline) / 1024,
+        max / 1024,
         budget / 1024
     );
     assert_eq!(errors, bodies.len() * 7, "every hostile body is refused");
+}
+
+#[test]
+fn a_valid_frame_at_the_limit_decodes_within_the_budget() {
+    // Control: the budget is not so tight that honest frames fail.
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let max = 64 * 1024;
+    let f = ClientFrame::Publish {
+        to: None,
+        payload: vec![7u8; max_payload(max)].into(),
+    };
+    let body = encode_payload(&f, max).unwrap();
+    let baseline = ALLOC.allocated();
+    ALLOC.set_limit(baseline + max + 64 * 1024).unwrap();
+    let back = decode_payload::<ClientFrame>(&body, max);
+    ALLOC.set_limit(usize::MAX).unwrap();
+    assert_eq!(back.unwrap(), f);
 }

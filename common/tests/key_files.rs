@@ -248,3 +248,64 @@ fn excessive_kdf_cost_is_refused_without_trying() {
     assert!(matches!(err, IdentityError::ExcessiveCost(_)), "{err}");
     assert!(start.elapsed().as_secs() < 5);
 }
+
+#[test]
+fn scrypt_encrypted_files_are_refused_without_trying() {
+    use rsa::pkcs8::pkcs5::{pbes2, scrypt};
+    use rsa::pkcs8::LineEnding;
+    // N = 2^20, r = 16, p = 4 would ask scrypt for gigabytes of memory.
+    let params = scrypt::Params::new(20, 16, 4, 32).unwrap();
+    let (salt, iv) = ([1u8; 16], [2u8; 16]);
+    let enc = rsa::pkcs8::EncryptedPrivateKeyInfo {
+        encryption_algorithm: pbes2::Parameters::scrypt_aes256cbc(params, &salt, &iv)
+            .unwrap()
+            .into(),
+        encrypted_data: &[0u8; 64],
+    };
+    let pem = rsa::pkcs8::der::EncodePem::to_pem(&enc, LineEnding::LF).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("scrypt.pem");
+    fs::write(&p, pem).unwrap();
+    let err = identity::load(&p, Some(b"pw")).unwrap_err();
+    assert!(matches!(err, IdentityError::ExcessiveCost(_)), "{err}");
+}
+
+#[test]
+fn a_fifo_is_refused_instead_of_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("fifo.pem");
+    let made = std::process::Command::new("mkfifo").arg(&p).status();
+    if !matches!(made, Ok(s) if s.success()) {
+        println!("mkfifo unavailable; skipped");
+        return;
+    }
+    let err = identity::load(&p, None).unwrap_err();
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+}
+
+#[test]
+fn a_damaged_private_key_says_so() {
+    use rsa::pkcs1::der::{Decode, Encode};
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    use rsa::pkcs8::{der::asn1::UintRef, LineEnding};
+    // Flip one bit of the first prime inside a valid key's DER, keeping the
+    // encoding well-formed: the key parses but its parts no longer fit.
+    let pem = identity::encode_pem(key(0), None).unwrap();
+    let k = <rsa::RsaPrivateKey as rsa::pkcs8::DecodePrivateKey>::from_pkcs8_pem(&pem).unwrap();
+    let pkcs1 = k.to_pkcs1_der().unwrap();
+    let mut parsed = rsa::pkcs1::RsaPrivateKey::from_der(pkcs1.as_bytes()).unwrap();
+    let mut p = parsed.prime1.as_bytes().to_vec();
+    let last = p.len() - 1;
+    p[last] ^= 2;
+    parsed.prime1 = UintRef::new(&p).unwrap();
+    let damaged_pkcs1 = parsed.to_der().unwrap();
+    let info = rsa::pkcs8::PrivateKeyInfo::new(rsa::pkcs1::ALGORITHM_ID, &damaged_pkcs1);
+    let doc = rsa::pkcs8::SecretDocument::try_from(info).unwrap();
+    let text = doc.to_pem("PRIVATE KEY", LineEnding::LF).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("damaged.pem");
+    fs::write(&path, text.as_bytes()).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    let err = identity::load(&path, None).unwrap_err();
+    assert!(err.to_string().contains("inconsistent"), "{err}");
+}

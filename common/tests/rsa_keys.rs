@@ -3,7 +3,10 @@
 
 use common::crypto::keys::{wrap_label, KeyError, PrivateKey, PublicKey, SafetyCode};
 use common::crypto::seal::{open, seal, SessionKey};
+use common::crypto::testing::unwrap_session_key as unwrap;
+use common::crypto::VerifiedEpoch;
 use common::test_keys::key;
+use common::wire::{context, EpochBody, KeyWrap, Signed, DEFAULT_MAX_FRAME};
 use common::{Fingerprint, RoomId};
 
 const ROOM: RoomId = RoomId([0x10; 16]);
@@ -14,10 +17,10 @@ fn wrap_unwrap_round_trip_gives_the_same_epoch_keys() {
     let sk = SessionKey::generate();
     let wrapped = member.public().wrap_session_key(&ROOM, 5, &sk);
     assert_eq!(wrapped.len(), 384);
-    let back = member.unwrap_session_key(&ROOM, 5, &wrapped).unwrap();
+    let back = unwrap(member, &ROOM, 5, &wrapped).unwrap();
     let sealed = seal(&sk.epoch_keys(&ROOM, 5), b"h", b"hello");
     assert_eq!(
-        open(&back.epoch_keys(&ROOM, 5), b"h", &sealed).unwrap(),
+        *open(&back.epoch_keys(&ROOM, 5), b"h", &sealed).unwrap(),
         b"hello"
     );
 }
@@ -27,33 +30,28 @@ fn wrap_is_bound_to_room_epoch_and_recipient() {
     let sk = SessionKey::generate();
     let wrapped = key(0).public().wrap_session_key(&ROOM, 5, &sk);
     assert_eq!(
-        key(0).unwrap_session_key(&ROOM, 6, &wrapped).err(),
+        unwrap(key(0), &ROOM, 6, &wrapped).err(),
         Some(KeyError::Unwrap)
     );
     assert_eq!(
-        key(0)
-            .unwrap_session_key(&RoomId([0x11; 16]), 5, &wrapped)
-            .err(),
+        unwrap(key(0), &RoomId([0x11; 16]), 5, &wrapped).err(),
         Some(KeyError::Unwrap)
     );
     assert_eq!(
-        key(1).unwrap_session_key(&ROOM, 5, &wrapped).err(),
+        unwrap(key(1), &ROOM, 5, &wrapped).err(),
         Some(KeyError::Unwrap)
     );
     let mut flipped = wrapped.clone();
     flipped[100] ^= 1;
     assert_eq!(
-        key(0).unwrap_session_key(&ROOM, 5, &flipped).err(),
+        unwrap(key(0), &ROOM, 5, &flipped).err(),
         Some(KeyError::Unwrap)
     );
     assert_eq!(
-        key(0).unwrap_session_key(&ROOM, 5, &wrapped[1..]).err(),
+        unwrap(key(0), &ROOM, 5, &wrapped[1..]).err(),
         Some(KeyError::Unwrap)
     );
-    assert_eq!(
-        key(0).unwrap_session_key(&ROOM, 5, &[]).err(),
-        Some(KeyError::Unwrap)
-    );
+    assert_eq!(unwrap(key(0), &ROOM, 5, &[]).err(), Some(KeyError::Unwrap));
 }
 
 #[test]
@@ -207,4 +205,118 @@ fn debug_output_shows_no_key_material() {
     assert!(dbg.len() < 60, "{dbg}");
     let sk = SessionKey::generate();
     assert_eq!(format!("{sk:?}"), "SessionKey(..)");
+}
+
+fn epoch_for(members: &[&PrivateKey], epoch: u64, sk: &SessionKey) -> EpochBody {
+    EpochBody {
+        room: ROOM,
+        epoch,
+        sent_at_ms: 0,
+        wraps: members
+            .iter()
+            .map(|m| KeyWrap {
+                member: m.public().fingerprint(),
+                wrapped: m.public().wrap_session_key(&ROOM, epoch, sk).into(),
+            })
+            .collect(),
+        roster_digest: [0; 32],
+        roster_parts: 1,
+    }
+}
+
+#[test]
+fn a_verified_epoch_unwraps_for_each_member_and_nobody_else() {
+    let admin = key(4);
+    let sk = SessionKey::generate();
+    let body = epoch_for(&[key(0), key(1)], 9, &sk);
+    let signed = admin
+        .sign_body(context::EPOCH, &body, DEFAULT_MAX_FRAME)
+        .unwrap();
+    let pin = admin.public().fingerprint();
+    let v = VerifiedEpoch::verify(admin.public(), &pin, &signed, DEFAULT_MAX_FRAME).unwrap();
+    assert_eq!(v.body(), &body);
+    let sealed = seal(&sk.epoch_keys(&ROOM, 9), b"", b"m");
+    for m in [key(0), key(1)] {
+        let k = m.unwrap_epoch_key(&v).unwrap();
+        assert_eq!(*open(&k.epoch_keys(&ROOM, 9), b"", &sealed).unwrap(), b"m");
+    }
+    assert_eq!(
+        key(2).unwrap_epoch_key(&v).err(),
+        Some(KeyError::NotAMember)
+    );
+}
+
+#[test]
+fn an_epoch_is_refused_before_any_decryption_unless_the_pinned_admin_signed_it() {
+    let admin = key(4);
+    let pin = admin.public().fingerprint();
+    let sk = SessionKey::generate();
+    let body = epoch_for(&[key(0)], 3, &sk);
+    // Signed by someone else, presented with that someone's key: not the pin.
+    let forged = key(5)
+        .sign_body(context::EPOCH, &body, DEFAULT_MAX_FRAME)
+        .unwrap();
+    assert_eq!(
+        VerifiedEpoch::verify(key(5).public(), &pin, &forged, DEFAULT_MAX_FRAME).err(),
+        Some(KeyError::NotPinnedAdmin)
+    );
+    // Presented with the admin's key: the signature fails.
+    assert_eq!(
+        VerifiedEpoch::verify(admin.public(), &pin, &forged, DEFAULT_MAX_FRAME).err(),
+        Some(KeyError::BadSignature)
+    );
+    // Signed by the admin under another context (e.g. a notice).
+    let wrong_ctx = admin
+        .sign_body(context::NOTICE, &body, DEFAULT_MAX_FRAME)
+        .unwrap();
+    assert_eq!(
+        VerifiedEpoch::verify(admin.public(), &pin, &wrong_ctx, DEFAULT_MAX_FRAME).err(),
+        Some(KeyError::BadSignature)
+    );
+    // A body swapped under a valid signature.
+    let good = admin
+        .sign_body(context::EPOCH, &body, DEFAULT_MAX_FRAME)
+        .unwrap();
+    let mut other = body.clone();
+    other.epoch = 4;
+    let swapped = Signed {
+        body: common::wire::encode_payload(&other, DEFAULT_MAX_FRAME)
+            .unwrap()
+            .into(),
+        signature: good.signature.clone(),
+    };
+    assert_eq!(
+        VerifiedEpoch::verify(admin.public(), &pin, &swapped, DEFAULT_MAX_FRAME).err(),
+        Some(KeyError::BadSignature)
+    );
+    // A validly signed body that is not an EpochBody.
+    let junk = admin
+        .sign_body(context::EPOCH, &"not an epoch", DEFAULT_MAX_FRAME)
+        .unwrap();
+    assert_eq!(
+        VerifiedEpoch::verify(admin.public(), &pin, &junk, DEFAULT_MAX_FRAME).err(),
+        Some(KeyError::Malformed)
+    );
+}
+
+#[test]
+fn spki_with_a_non_standard_exponent_or_oversized_key_is_refused() {
+    use rsa::pkcs8::EncodePublicKey;
+    use rsa::traits::PublicKeyParts;
+    let base = key(0).public().rsa().clone();
+    let e3 = rsa::RsaPublicKey::new(base.n().clone(), rsa::BigUint::from(3u32)).unwrap();
+    let der = e3.to_public_key_der().unwrap();
+    assert_eq!(
+        PublicKey::from_spki_der(der.as_bytes()).err(),
+        Some(KeyError::BadExponent)
+    );
+    // A 4,160-bit modulus (any odd number will do for a public-key parse).
+    let n = (rsa::BigUint::from(1u32) << 4159usize) + rsa::BigUint::from(1u32);
+    let big = rsa::RsaPublicKey::new_with_max_size(n, rsa::BigUint::from(65_537u32), 8192).unwrap();
+    let der = big.to_public_key_der().unwrap();
+    assert!(PublicKey::from_spki_der(der.as_bytes()).is_err());
+    assert_eq!(
+        PublicKey::from_spki_der(&[0x30; 1025]).err(),
+        Some(KeyError::NotRsaPublicKey)
+    );
 }

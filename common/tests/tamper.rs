@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use common::crypto::seal::{open, seal, OpenError, SessionKey};
-use common::wire::{encode_payload, MessageHeader, Sealed, DEFAULT_MAX_FRAME};
+use common::wire::{aad, context, MessageHeader, Sealed};
 use common::{Fingerprint, RoomId};
 
 const ROOM: RoomId = RoomId([0x42; 16]);
@@ -15,7 +15,7 @@ fn header() -> Vec<u8> {
         sender: Fingerprint([0x99; 32]),
         seq: 12,
     };
-    encode_payload(&h, DEFAULT_MAX_FRAME).unwrap()
+    aad(context::AAD_MESSAGE, &h)
 }
 
 fn sample() -> (SessionKey, Vec<u8>, Sealed) {
@@ -37,7 +37,7 @@ fn flip(bytes: &mut [u8], bit: usize) {
 fn untouched_message_opens() {
     let (key, aad, sealed) = sample();
     let pt = open(&key.epoch_keys(&ROOM, 7), &aad, &sealed).unwrap();
-    assert_eq!(pt, b"meet at the usual place at nine");
+    assert_eq!(*pt, b"meet at the usual place at nine");
 }
 
 #[test]
@@ -143,6 +143,20 @@ fn bad_padding_under_a_valid_tag_gives_the_same_error_as_a_bad_tag() {
         tag: hmac_sha256(&mac, &mac_input),
     };
     let e_padding = open(&keys, b"", &bad_padding).unwrap_err();
+
+    // Control: the same hand-built MAC over a ciphertext with valid padding
+    // opens, so the failure above is the padding check, reached only after a
+    // valid tag, and not a mistake in building the tag.
+    let good_ct = cbc_encrypt(&enc, &iv, b"sixteen bytes!!!");
+    let mut good_input = 0u32.to_be_bytes().to_vec();
+    good_input.extend_from_slice(&iv);
+    good_input.extend_from_slice(&good_ct);
+    let good = Sealed {
+        iv,
+        ciphertext: good_ct.into(),
+        tag: hmac_sha256(&mac, &good_input),
+    };
+    assert_eq!(*open(&keys, b"", &good).unwrap(), b"sixteen bytes!!!");
 
     let mut bad_tag = seal_with_iv(&keys, b"", iv, b"sixteen bytes!!!");
     bad_tag.tag[0] ^= 1;

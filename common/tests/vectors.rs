@@ -18,11 +18,9 @@ use std::path::PathBuf;
 
 use aes::cipher::block_padding::{NoPadding, Pkcs7};
 use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit};
-use common::crypto::keys::{oaep_decrypt, pss_verify, KeyError};
-use common::crypto::seal::{
-    cbc_decrypt, cbc_encrypt, hmac_sha256, hmac_sha256_verify, open, seal_with_iv, OpenError,
-    SealKeys,
-};
+use common::crypto::keys::{pss_verify, KeyError};
+use common::crypto::seal::{cbc_encrypt, hmac_sha256, open, seal_with_iv, OpenError, SealKeys};
+use common::crypto::testing::{cbc_decrypt, hmac_sha256_verify, oaep_decrypt};
 use common::wire::Sealed;
 use hmac::{Hmac, Mac};
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
@@ -699,7 +697,10 @@ fn kat_seal_format() {
         hex::encode(sealed.tag),
         "2da5cf9b92d3e52c061d737e109150917690020a95922acd830ba018ea16b00e"
     );
-    assert_eq!(open(&keys, aad, &sealed), Ok(pt.clone()));
+    assert_eq!(
+        open(&keys, aad, &sealed).map(|p| p.to_vec()),
+        Ok(pt.clone())
+    );
 
     // 2. Against the reference built from `cbc`/`aes`/`hmac`/`sha2`, over
     //    lengths around block boundaries and empty / non-empty AAD.
@@ -716,7 +717,11 @@ fn kat_seal_format() {
                 aad.len()
             );
             assert_eq!(sealed.tag, tag, "len {len}, aad {}", aad.len());
-            assert_eq!(open(&keys, aad, &sealed), Ok(pt), "len {len}");
+            assert_eq!(
+                open(&keys, aad, &sealed).map(|p| p.to_vec()),
+                Ok(pt),
+                "len {len}"
+            );
             n += 1;
         }
     }

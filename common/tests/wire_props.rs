@@ -95,7 +95,7 @@ fn envelope() -> impl Strategy<Value = Envelope> {
         });
     prop_oneof![
         signed().prop_map(Envelope::Announce),
-        room().prop_map(|room| Envelope::Knock { room }),
+        (room(), any::<[u8; 16]>()).prop_map(|(room, nonce)| Envelope::Knock { room, nonce }),
         (room(), any::<[u8; 32]>(), sealed()).prop_map(|(room, ephemeral, sealed)| {
             Envelope::JoinRequest(JoinRequest {
                 room,
@@ -127,6 +127,7 @@ fn envelope() -> impl Strategy<Value = Envelope> {
         )),
         (
             room(),
+            any::<u64>(),
             fpr(),
             fpr(),
             any::<u64>(),
@@ -135,19 +136,20 @@ fn envelope() -> impl Strategy<Value = Envelope> {
             bytes(400)
         )
             .prop_map(
-                |(room, sender, recipient, seq, ephemeral, sealed, signature)| Envelope::Private(
-                    PrivateMessage {
+                |(room, epoch, sender, recipient, seq, ephemeral, sealed, signature)| {
+                    Envelope::Private(PrivateMessage {
                         header: PrivateHeader {
                             room,
+                            epoch,
                             sender,
                             recipient,
                             seq,
-                            ephemeral
+                            ephemeral,
                         },
                         sealed,
-                        signature
-                    }
-                )
+                        signature,
+                    })
+                }
             ),
         (
             room(),
@@ -406,8 +408,451 @@ fn join_info_debug_hides_the_password_proof_and_name() {
         dh_key: [4; 32],
         password_proof: Some([0xee; 32]),
         sent_at_ms: 1,
+        padding: Bytes::new(),
     };
     let dbg = format!("{info:?}");
     assert!(!dbg.contains("alice"), "{dbg}");
     assert!(!dbg.contains("238"), "{dbg}");
+}
+
+fn header_strategy(
+) -> impl Strategy<Value = (MessageHeader, RosterPartHeader, ChunkHeader, PrivateHeader)> {
+    (
+        room(),
+        any::<u64>(),
+        fpr(),
+        fpr(),
+        any::<u64>(),
+        any::<u16>(),
+        any::<u16>(),
+        any::<[u8; 16]>(),
+        any::<u32>(),
+        any::<[u8; 32]>(),
+    )
+        .prop_map(
+            |(room, epoch, a, b, seq, index, count, transfer, chunk, eph)| {
+                (
+                    MessageHeader {
+                        room,
+                        epoch,
+                        sender: a,
+                        seq,
+                    },
+                    RosterPartHeader {
+                        room,
+                        epoch,
+                        index,
+                        count,
+                    },
+                    ChunkHeader {
+                        room,
+                        epoch,
+                        sender: a,
+                        transfer,
+                        index: chunk,
+                    },
+                    PrivateHeader {
+                        room,
+                        epoch,
+                        sender: a,
+                        recipient: b,
+                        seq,
+                        ephemeral: eph,
+                    },
+                )
+            },
+        )
+}
+
+fn invite_strategy() -> impl Strategy<Value = Invite> {
+    use common::invite::{Host, RelayEndpoint};
+    let host = prop_oneof![
+        "[a-z][a-z0-9-]{0,10}[a-z0-9](\\.[a-z][a-z0-9]{0,8}){0,3}".prop_map(Host::Name),
+        any::<[u8; 4]>().prop_map(|b| Host::V4(b.into())),
+        any::<[u16; 8]>().prop_map(|s| Host::V6(s.into())),
+    ];
+    let relay =
+        (host, 1u16.., fpr()).prop_map(|(host, port, cert)| RelayEndpoint { host, port, cert });
+    (prop::collection::vec(relay, 1..4), room(), fpr())
+        .prop_map(|(relays, room, admin)| Invite::new(relays, room, admin).unwrap())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// Headers are re-encoded by receivers to rebuild AAD and signed bytes:
+    /// that is sound only while their encoding is fixed-size and canonical.
+    #[test]
+    fn authenticated_headers_have_a_fixed_size_encoding(h in header_strategy()) {
+        prop_assert_eq!(encoded_len(&h.0).unwrap(), 64);
+        prop_assert_eq!(encoded_len(&h.1).unwrap(), 28);
+        prop_assert_eq!(encoded_len(&h.2).unwrap(), 76);
+        prop_assert_eq!(encoded_len(&h.3).unwrap(), 128);
+        let bytes = encode_payload(&h.0, DEFAULT_MAX_FRAME).unwrap();
+        let back: MessageHeader = decode_payload(&bytes, DEFAULT_MAX_FRAME).unwrap();
+        prop_assert_eq!(encode_payload(&back, DEFAULT_MAX_FRAME).unwrap(), bytes);
+    }
+
+    #[test]
+    fn invites_round_trip_through_text(inv in invite_strategy()) {
+        let text = inv.to_string();
+        prop_assert_eq!(text.parse::<Invite>(), Ok(inv));
+    }
+
+    #[test]
+    fn mutated_invites_never_panic(
+        inv in invite_strategy(),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<char>()), 1..6),
+    ) {
+        let mut chars: Vec<char> = inv.to_string().chars().collect();
+        for (i, c) in edits {
+            let at = i.index(chars.len());
+            chars[at] = c;
+        }
+        let text: String = chars.into_iter().collect();
+        let _ = text.parse::<Invite>();
+    }
+
+    #[test]
+    fn mutated_key_files_never_panic(
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+        encrypted in any::<bool>(),
+    ) {
+        let pem = pem_text(encrypted);
+        let mut bytes = pem.as_bytes().to_vec();
+        for (i, b) in edits {
+            let at = i.index(bytes.len());
+            // Stay in the base64 alphabet half the time so decoding gets further.
+            bytes[at] = if b % 2 == 0 { b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[(b as usize / 2) % 64] } else { b };
+        }
+        if let Ok(text) = std::str::from_utf8(&bytes) {
+            let r = common::identity::decode_pem(std::path::Path::new("fuzz.pem"), text, Some(b"pw"));
+            // A mutated file never loads as some other valid key silently.
+            if let Ok(k) = r {
+                prop_assert_eq!(k.public(), common::test_keys::key(0).public());
+            }
+        }
+    }
+}
+
+/// A PEM of test key 0, plain or encrypted with "pw" (encrypting costs
+/// 600,000 PBKDF2 rounds, so it is made once).
+fn pem_text(encrypted: bool) -> String {
+    use std::sync::OnceLock;
+    static PLAIN: OnceLock<String> = OnceLock::new();
+    static ENC: OnceLock<String> = OnceLock::new();
+    let key = common::test_keys::key(0);
+    if encrypted {
+        ENC.get_or_init(|| {
+            common::identity::encode_pem(key, Some(b"pw"))
+                .unwrap()
+                .to_string()
+        })
+        .clone()
+    } else {
+        PLAIN
+            .get_or_init(|| common::identity::encode_pem(key, None).unwrap().to_string())
+            .clone()
+    }
+}
+
+#[test]
+fn variant_indices_match_the_protocol_document() {
+    fn tag<T: serde::Serialize>(v: &T) -> u32 {
+        let b = encode_payload(v, DEFAULT_MAX_FRAME).unwrap();
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    }
+    let room = RoomId([0; 16]);
+    let sealed = Sealed {
+        iv: [0; 16],
+        ciphertext: Bytes::new(),
+        tag: [0; 32],
+    };
+    let signed = Signed {
+        body: Bytes::new(),
+        signature: Bytes::new(),
+    };
+    let mh = MessageHeader {
+        room,
+        epoch: 0,
+        sender: Fingerprint([0; 32]),
+        seq: 0,
+    };
+    let ph = PrivateHeader {
+        room,
+        epoch: 0,
+        sender: Fingerprint([0; 32]),
+        recipient: Fingerprint([0; 32]),
+        seq: 0,
+        ephemeral: [0; 32],
+    };
+    let ch = ChunkHeader {
+        room,
+        epoch: 0,
+        sender: Fingerprint([0; 32]),
+        transfer: [0; 16],
+        index: 0,
+    };
+    let rh = RosterPartHeader {
+        room,
+        epoch: 0,
+        index: 0,
+        count: 0,
+    };
+    let envelopes = [
+        Envelope::Announce(signed.clone()),
+        Envelope::Knock {
+            room,
+            nonce: [0; 16],
+        },
+        Envelope::JoinRequest(JoinRequest {
+            room,
+            ephemeral: [0; 32],
+            sealed: sealed.clone(),
+        }),
+        Envelope::Epoch(signed.clone()),
+        Envelope::Roster(RosterPart {
+            header: rh,
+            sealed: sealed.clone(),
+        }),
+        Envelope::Notice(signed.clone()),
+        Envelope::Message(ChatMessage {
+            header: mh,
+            sealed: sealed.clone(),
+            signature: Bytes::new(),
+        }),
+        Envelope::Private(PrivateMessage {
+            header: ph,
+            sealed: sealed.clone(),
+            signature: Bytes::new(),
+        }),
+        Envelope::FileChunk(FileChunk { header: ch, sealed }),
+    ];
+    for (i, e) in envelopes.iter().enumerate() {
+        assert_eq!(tag(e) as usize, i, "{e:?}");
+    }
+    let client = [
+        ClientFrame::Hello(Hello { version: 1, room }),
+        ClientFrame::Publish {
+            to: None,
+            payload: Bytes::new(),
+        },
+        ClientFrame::Ping(0),
+        ClientFrame::Pong(0),
+    ];
+    for (i, f) in client.iter().enumerate() {
+        assert_eq!(tag(f) as usize, i);
+    }
+    let relay = [
+        RelayFrame::Welcome(Welcome {
+            version: 1,
+            conn_id: 0,
+            peers: vec![],
+            max_frame: 0,
+        }),
+        RelayFrame::Deliver {
+            from: 0,
+            payload: Bytes::new(),
+        },
+        RelayFrame::PeerJoined(0),
+        RelayFrame::PeerLeft(0),
+        RelayFrame::Ping(0),
+        RelayFrame::Pong(0),
+        RelayFrame::Error(RelayError {
+            code: ErrorCode::GoingAway,
+            message: String::new(),
+        }),
+    ];
+    for (i, f) in relay.iter().enumerate() {
+        assert_eq!(tag(f) as usize, i);
+    }
+    let codes = [
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::RoomFull,
+        ErrorCode::ServerFull,
+        ErrorCode::TooManyFromAddress,
+        ErrorCode::FrameTooLarge,
+        ErrorCode::BadFrame,
+        ErrorCode::RateLimited,
+        ErrorCode::Timeout,
+        ErrorCode::SlowReader,
+        ErrorCode::NoSuchPeer,
+        ErrorCode::GoingAway,
+    ];
+    for (i, c) in codes.iter().enumerate() {
+        assert_eq!(tag(c) as usize, i);
+    }
+    let f = Fingerprint([0; 32]);
+    let causes = [
+        EpochCause::Opened,
+        EpochCause::Joined(f),
+        EpochCause::Left(f),
+        EpochCause::Kicked(f),
+        EpochCause::Rekey,
+        EpochCause::Periodic,
+    ];
+    for (i, c) in causes.iter().enumerate() {
+        assert_eq!(tag(c) as usize, i);
+    }
+    let offer = FileOffer {
+        transfer: [0; 16],
+        name: String::new(),
+        size: 0,
+        media_type: String::new(),
+        sha256: [0; 32],
+        chunk_size: 0,
+    };
+    let contents = [
+        Content::Text(String::new()),
+        Content::Typing(true),
+        Content::Leave,
+        Content::FileOffer(offer),
+    ];
+    for (i, c) in contents.iter().enumerate() {
+        assert_eq!(tag(c) as usize, i);
+    }
+    for (i, k) in [NoticeKind::Denied, NoticeKind::Kicked, NoticeKind::Closed]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(tag(k) as usize, i);
+    }
+}
+
+#[test]
+fn typing_leave_and_short_lines_seal_to_the_same_length() {
+    let sizes: Vec<usize> = [
+        Content::Typing(true),
+        Content::Typing(false),
+        Content::Leave,
+        Content::Text(String::new()),
+        Content::Text("ok".into()),
+        Content::Text("a line of thirty characters...".into()),
+    ]
+    .into_iter()
+    .map(|c| {
+        encode_payload(&ChatBody::padded(1_700_000_000_000, c), DEFAULT_MAX_FRAME)
+            .unwrap()
+            .len()
+    })
+    .collect();
+    assert!(sizes.iter().all(|&s| s == 64), "{sizes:?}");
+    let long = ChatBody::padded(0, Content::Text("x".repeat(100)));
+    assert_eq!(encode_payload(&long, DEFAULT_MAX_FRAME).unwrap().len(), 128);
+    let huge = ChatBody::padded(0, Content::Text("x".repeat(20_000)));
+    assert_eq!(
+        encode_payload(&huge, DEFAULT_MAX_FRAME).unwrap().len(),
+        32 * 1024
+    );
+    assert_eq!(padded_size(0), 64);
+    assert_eq!(padded_size(65), 128);
+    assert_eq!(padded_size(16 * 1024), 16 * 1024);
+    assert_eq!(padded_size(16 * 1024 + 1), 32 * 1024);
+}
+
+#[test]
+fn join_requests_with_and_without_password_proof_have_the_same_size() {
+    let info = |proof: Option<[u8; 32]>, name: &str| {
+        JoinInfo {
+            room: RoomId([1; 16]),
+            join_key: [2; 32],
+            ephemeral: [3; 32],
+            name: name.into(),
+            member_key: Bytes::from(vec![0u8; 422]),
+            dh_key: [4; 32],
+            password_proof: proof,
+            sent_at_ms: 1,
+            padding: Bytes::new(),
+        }
+        .pad()
+    };
+    let a = encode_payload(&info(None, "al"), DEFAULT_MAX_FRAME)
+        .unwrap()
+        .len();
+    let b = encode_payload(
+        &info(Some([9; 32]), "alexandra-the-great"),
+        DEFAULT_MAX_FRAME,
+    )
+    .unwrap()
+    .len();
+    assert_eq!(a, b);
+    assert_eq!(a, 1024);
+}
+
+#[test]
+fn a_maximum_payload_fits_in_publish_and_deliver() {
+    for max in [MIN_MAX_FRAME, 4096, DEFAULT_MAX_FRAME] {
+        let payload = Bytes::from(vec![0u8; max_payload(max)]);
+        let publish = ClientFrame::Publish {
+            to: Some(u64::MAX),
+            payload: payload.clone(),
+        };
+        let deliver = RelayFrame::Deliver {
+            from: u64::MAX,
+            payload,
+        };
+        assert!(encoded_len(&publish).unwrap() <= max);
+        assert!(encoded_len(&deliver).unwrap() <= max);
+        assert_eq!(
+            encoded_len(&publish).unwrap(),
+            max,
+            "the overhead constant is exact"
+        );
+    }
+}
+
+#[test]
+fn debug_output_never_shows_payloads_or_plaintext() {
+    let f = ClientFrame::Publish {
+        to: None,
+        payload: Bytes::from_static(b"SECRETPAYLOAD"),
+    };
+    assert_eq!(format!("{f:?}"), "Publish { to: None, payload: 13 bytes }");
+    let d = RelayFrame::Deliver {
+        from: 3,
+        payload: Bytes::from_static(b"SECRETPAYLOAD"),
+    };
+    assert!(!format!("{d:?}").contains("SECRET"));
+    let body = ChatBody::padded(0, Content::Text("SECRET text".into()));
+    assert!(!format!("{body:?}").contains("SECRET"), "{body:?}");
+    let entry = RosterEntry {
+        name: "SECRET name".into(),
+        member_key: Bytes::new(),
+        dh_key: [0; 32],
+        admin: false,
+    };
+    let roster = Roster {
+        room_name: "SECRET room".into(),
+        cause: EpochCause::Rekey,
+        members: vec![entry],
+    };
+    assert!(!format!("{roster:?}").contains("SECRET"), "{roster:?}");
+    let offer = FileOffer {
+        transfer: [0; 16],
+        name: "SECRET.pdf".into(),
+        size: 1,
+        media_type: "a/b".into(),
+        sha256: [0; 32],
+        chunk_size: 1,
+    };
+    assert!(!format!("{:?}", Content::FileOffer(offer)).contains("SECRET"));
+}
+
+#[test]
+fn aad_labels_keep_envelope_types_apart() {
+    let h = RosterPartHeader {
+        room: RoomId([0; 16]),
+        epoch: 1,
+        index: 0,
+        count: 1,
+    };
+    let a = aad(context::AAD_ROSTER, &h);
+    let b = aad(context::AAD_MESSAGE, &h);
+    assert_ne!(a, b);
+    assert!(a.starts_with(b"teamchat/v1/aad/roster\0"));
+    assert_eq!(a.len(), "teamchat/v1/aad/roster".len() + 1 + 28);
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use common::wire::{
-    decode_payload, encode_frame, peek_hello_version, ClientFrame, ConnId, ErrorCode, FrameCodec,
-    FrameError, RelayError, RelayFrame, Welcome, LEN_PREFIX, PROTOCOL_VERSION,
+    decode_payload, encode_frame, max_payload, peek_hello_version, ClientFrame, ConnId, ErrorCode,
+    FrameCodec, FrameError, RelayError, RelayFrame, Welcome, LEN_PREFIX, PROTOCOL_VERSION,
 };
 use futures_util::StreamExt;
 use openssl::ssl::{Ssl, SslAcceptor};
@@ -325,6 +325,9 @@ async fn read_loop(
         let size = LEN_PREFIX
             + match &frame {
                 ClientFrame::Publish { to, payload } => {
+                    if payload.len() > max_payload(limits.max_frame) {
+                        return CloseReason::FrameTooLarge;
+                    }
                     4 + if to.is_some() { 9 } else { 1 } + 8 + payload.len()
                 }
                 ClientFrame::Hello(_) => 22,

@@ -203,9 +203,9 @@ impl Hub {
 
     fn encode(&self, frame: &RelayFrame) -> Option<Bytes> {
         let mut buf = BytesMut::new();
-        // A Deliver is at most a few bytes larger than the Publish it came
-        // from, which was itself within the limit: allow that overhead.
-        encode_frame(frame, self.max_frame + 64, &mut buf).ok()?;
+        // Payloads are checked against `max_payload` on receipt, so every
+        // Deliver fits the limit the clients were told in their welcome.
+        encode_frame(frame, self.max_frame, &mut buf).ok()?;
         Some(buf.freeze())
     }
 

@@ -582,3 +582,31 @@ async fn relay_prints_the_sha256_of_its_certificate() {
     let fp = openssl::sha::sha256(&der);
     assert_eq!(relay.fingerprint, hex::encode(fp));
 }
+
+#[tokio::test]
+async fn the_largest_payload_is_delivered_within_the_announced_limit_and_one_more_byte_is_refused()
+{
+    use common::wire::{encoded_len, max_payload};
+    let limits = relay::Limits {
+        max_frame: 4096,
+        ..test_limits()
+    };
+    let relay = TestRelay::start(limits).await;
+    let room = RoomId(rand_room());
+    let (mut a, wa) = relay.join(room).await;
+    let (mut b, wb) = relay.join(room).await;
+    assert_eq!(a.recv().await, Some(RelayFrame::PeerJoined(wb.conn_id)));
+    let max = max_payload(wb.max_frame as usize);
+    a.publish(Some(wb.conn_id), &vec![1u8; max]).await;
+    let got = b.recv().await.unwrap();
+    assert!(encoded_len(&got).unwrap() <= wb.max_frame as usize);
+    assert_eq!(
+        got,
+        RelayFrame::Deliver {
+            from: wa.conn_id,
+            payload: Bytes::from(vec![1u8; max])
+        }
+    );
+    a.publish(None, &vec![1u8; max + 1]).await;
+    assert_eq!(err(a.recv().await).code, ErrorCode::FrameTooLarge);
+}

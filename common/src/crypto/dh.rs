@@ -3,7 +3,7 @@
 //! messages to a member's static key.
 //!
 //! Construction: X25519(ephemeral secret, recipient public) → shared secret
-//! → HKDF-SHA256(salt "teamchat/v1/hkdf-salt", info = purpose ‖ room ‖
+//! → HKDF-SHA256(salt "teamchat/v1/hkdf-salt", info = purpose ‖ 0x00 ‖ room ‖
 //! ephemeral public ‖ recipient public) → [`SealKeys`]. An all-zero shared
 //! secret (a low-order public key) is refused.
 
@@ -54,6 +54,7 @@ impl DhSecret {
         }
         let mut info = Vec::with_capacity(purpose.len() + 16 + 64);
         info.extend_from_slice(purpose.as_bytes());
+        info.push(0);
         info.extend_from_slice(room.as_bytes());
         info.extend_from_slice(eph);
         info.extend_from_slice(recipient);
@@ -81,7 +82,7 @@ mod tests {
         let k1 = eph.agree(&rp, "join", &room, &ep, &rp).unwrap();
         let k2 = recipient.agree(&ep, "join", &room, &ep, &rp).unwrap();
         let s = seal(&k1, b"aad", b"hello");
-        assert_eq!(open(&k2, b"aad", &s).unwrap(), b"hello");
+        assert_eq!(*open(&k2, b"aad", &s).unwrap(), b"hello");
         let k3 = recipient.agree(&ep, "pm", &room, &ep, &rp).unwrap();
         assert!(open(&k3, b"aad", &s).is_err());
     }

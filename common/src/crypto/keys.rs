@@ -19,6 +19,7 @@ use zeroize::Zeroize;
 
 use super::seal::{SessionKey, KEY_LEN};
 use crate::ids::{Fingerprint, RoomId};
+use crate::wire::{context, decode_payload, encode_payload, EpochBody, Signed};
 
 /// Smallest RSA modulus TeamChat accepts for an identity, in bits.
 pub const MIN_RSA_BITS: usize = 3072;
@@ -41,6 +42,21 @@ pub enum KeyError {
         /// Modulus size found.
         bits: usize,
     },
+    /// The public exponent is not 65537.
+    #[error("RSA public exponent refused: TeamChat keys use e = 65537")]
+    BadExponent,
+    /// A private key whose parts do not fit together (a damaged file).
+    #[error("the RSA private key is inconsistent (damaged key file?)")]
+    InconsistentPrivateKey,
+    /// The admin key is not the one pinned by the invite.
+    #[error("the admin key does not match the fingerprint pinned by the invite")]
+    NotPinnedAdmin,
+    /// A signed body did not decode.
+    #[error("malformed signed body")]
+    Malformed,
+    /// A verified epoch carries no wrap for this key.
+    #[error("this epoch has no key for us (not a member)")]
+    NotAMember,
     /// RSA key generation failed.
     #[error("RSA key generation failed: {0}")]
     Generate(String),
@@ -70,6 +86,7 @@ impl PublicKey {
         }
         let key = RsaPublicKey::from_public_key_der(der).map_err(|_| KeyError::NotRsaPublicKey)?;
         check_bits(key.n().bits())?;
+        check_exponent(&key)?;
         // Re-encode so that the fingerprint is of the canonical form.
         let spki = key
             .to_public_key_der()
@@ -176,7 +193,9 @@ impl PrivateKey {
     /// Wraps an already-parsed RSA key, checking its size and consistency.
     pub fn from_rsa(key: RsaPrivateKey) -> Result<Self, KeyError> {
         check_bits(key.n().bits())?;
-        key.validate().map_err(|_| KeyError::NotRsaPublicKey)?;
+        check_exponent(&key)?;
+        key.validate()
+            .map_err(|_| KeyError::InconsistentPrivateKey)?;
         let public = PublicKey::from_rsa(key.to_public_key())?;
         Ok(PrivateKey {
             key: BlindedSigningKey::new(key),
@@ -201,11 +220,39 @@ impl PrivateKey {
         pss_sign(&self.key, &signing_input(context, message))
     }
 
-    /// Unwraps a session key wrapped for this key in `room` at `epoch`.
-    ///
-    /// Call only after the admin's signature over the wrap has verified (no
-    /// decryption oracle, RUSTSEC-2023-0071). Any failure is one opaque error.
-    pub fn unwrap_session_key(
+    /// Encodes `body`, signs it under `context`, and returns both.
+    pub fn sign_body<T: serde::Serialize>(
+        &self,
+        context: &str,
+        body: &T,
+        max: usize,
+    ) -> Result<Signed, KeyError> {
+        let body = encode_payload(body, max).map_err(|_| KeyError::Malformed)?;
+        let signature = self.sign(context, &body);
+        Ok(Signed {
+            body: body.into(),
+            signature: signature.into(),
+        })
+    }
+
+    /// Unwraps this key's session key from an epoch whose admin signature
+    /// has verified. The type is the guard of RUSTSEC-2023-0071: there is no
+    /// way to RSA-decrypt bytes that did not come signed by the pinned admin.
+    pub fn unwrap_epoch_key(&self, epoch: &VerifiedEpoch) -> Result<SessionKey, KeyError> {
+        let me = self.public.fingerprint();
+        let body = epoch.body();
+        let wrap = body
+            .wraps
+            .iter()
+            .find(|w| w.member == me)
+            .ok_or(KeyError::NotAMember)?;
+        self.unwrap_session_key(&body.room, body.epoch, &wrap.wrapped)
+    }
+
+    /// Unwraps a session key wrapped for this key in `room` at `epoch`; any
+    /// failure is one opaque error. Crate-private: reached from outside only
+    /// through [`PrivateKey::unwrap_epoch_key`] (and the test-support module).
+    pub(crate) fn unwrap_session_key(
         &self,
         room: &RoomId,
         epoch: u64,
@@ -234,6 +281,45 @@ impl fmt::Debug for PrivateKey {
             self.public.bits(),
             self.public.fingerprint.short()
         )
+    }
+}
+
+/// An epoch message whose signature by the admin key pinned in the invite
+/// has verified, with its body decoded. Only [`VerifiedEpoch::verify`]
+/// builds one.
+#[derive(Debug)]
+pub struct VerifiedEpoch {
+    body: EpochBody,
+}
+
+impl VerifiedEpoch {
+    /// Checks that `admin` is the pinned key, verifies the signature
+    /// (context `teamchat/v1/epoch`), then decodes the body.
+    pub fn verify(
+        admin: &PublicKey,
+        pinned: &Fingerprint,
+        signed: &Signed,
+        max: usize,
+    ) -> Result<Self, KeyError> {
+        if !admin.fingerprint().ct_eq(pinned) {
+            return Err(KeyError::NotPinnedAdmin);
+        }
+        admin.verify(context::EPOCH, &signed.body, &signed.signature)?;
+        let body = decode_payload(&signed.body, max).map_err(|_| KeyError::Malformed)?;
+        Ok(VerifiedEpoch { body })
+    }
+
+    /// The verified body.
+    pub fn body(&self) -> &EpochBody {
+        &self.body
+    }
+}
+
+fn check_exponent(key: &impl PublicKeyParts) -> Result<(), KeyError> {
+    if *key.e() == rsa::BigUint::from(65_537u32) {
+        Ok(())
+    } else {
+        Err(KeyError::BadExponent)
     }
 }
 
@@ -290,7 +376,8 @@ pub fn oaep_encrypt(
 }
 
 /// RSA-OAEP decryption with SHA-256 and MGF1-SHA256, with blinding.
-pub fn oaep_decrypt(
+/// Crate-private: see [`PrivateKey::unwrap_epoch_key`].
+pub(crate) fn oaep_decrypt(
     key: &RsaPrivateKey,
     label: Option<&str>,
     ciphertext: &[u8],

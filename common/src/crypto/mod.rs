@@ -14,7 +14,9 @@ pub mod keys;
 pub mod seal;
 
 pub use dh::{DhPublic, DhSecret};
-pub use keys::{KeyError, PrivateKey, PublicKey, SafetyCode, MAX_RSA_BITS, MIN_RSA_BITS};
+pub use keys::{
+    KeyError, PrivateKey, PublicKey, SafetyCode, VerifiedEpoch, MAX_RSA_BITS, MIN_RSA_BITS,
+};
 pub use seal::{open, seal, OpenError, SealKeys, SessionKey};
 
 /// Fills `buf` from the operating system's CSPRNG.
@@ -28,4 +30,50 @@ pub fn random_array<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
     random_bytes(&mut b);
     b
+}
+
+/// Raw primitives for test vectors, tests and benchmarks only (feature
+/// `test-support`). Production code reaches RSA decryption only through
+/// [`VerifiedEpoch`], and CBC decryption only through [`open`].
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing {
+    use rsa::RsaPrivateKey;
+
+    use super::keys::KeyError;
+    use super::seal::{OpenError, SessionKey, IV_LEN, KEY_LEN};
+    use super::PrivateKey;
+    use crate::ids::RoomId;
+
+    /// RSA-OAEP-SHA256 decryption of arbitrary bytes.
+    pub fn oaep_decrypt(
+        key: &RsaPrivateKey,
+        label: Option<&str>,
+        ct: &[u8],
+    ) -> Result<Vec<u8>, KeyError> {
+        super::keys::oaep_decrypt(key, label, ct)
+    }
+
+    /// AES-256-CBC decryption without authentication.
+    pub fn cbc_decrypt(
+        key: &[u8; KEY_LEN],
+        iv: &[u8; IV_LEN],
+        ct: &[u8],
+    ) -> Result<Vec<u8>, OpenError> {
+        super::seal::cbc_decrypt(key, iv, ct)
+    }
+
+    /// HMAC-SHA256 check of a possibly truncated tag.
+    pub fn hmac_sha256_verify(key: &[u8], data: &[u8], tag: &[u8]) -> bool {
+        super::seal::hmac_sha256_verify(key, data, tag)
+    }
+
+    /// Unwraps a session key without a verified epoch.
+    pub fn unwrap_session_key(
+        key: &PrivateKey,
+        room: &RoomId,
+        epoch: u64,
+        wrapped: &[u8],
+    ) -> Result<SessionKey, KeyError> {
+        key.unwrap_session_key(room, epoch, wrapped)
+    }
 }

@@ -16,6 +16,8 @@ pub const LEN_PREFIX: usize = 4;
 pub const DEFAULT_MAX_FRAME: usize = 1 << 20;
 /// Smallest configurable maximum (a hello and an error must always fit).
 pub const MIN_MAX_FRAME: usize = 1024;
+/// Most bytes the codec reserves ahead of data that has not arrived.
+const RESERVE_STEP: usize = 64 * 1024;
 
 /// Why a frame could not be encoded or decoded.
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +148,8 @@ fn frame_len(buf: &[u8], max: usize) -> Result<usize, FrameError> {
     let mut p = [0u8; LEN_PREFIX];
     p.copy_from_slice(prefix);
     let len = u32::from_be_bytes(p) as usize;
+    // Keep LEN_PREFIX + len representable even where usize is 32 bits.
+    let max = max.min(u32::MAX as usize - LEN_PREFIX);
     if len > max {
         return Err(FrameError::TooLarge { len, max });
     }
@@ -179,7 +183,7 @@ impl<In> FrameCodec<In> {
     /// [`MIN_MAX_FRAME`] and at most `u32::MAX`).
     pub fn new(max: usize) -> Self {
         FrameCodec {
-            max: max.clamp(MIN_MAX_FRAME, u32::MAX as usize),
+            max: max.clamp(MIN_MAX_FRAME, u32::MAX as usize - LEN_PREFIX),
             _in: PhantomData,
         }
     }
@@ -208,8 +212,9 @@ impl<In: DeserializeOwned> Decoder for FrameCodec<In> {
         };
         let total = LEN_PREFIX + len;
         if src.len() < total {
-            // The length was checked against the limit: reserving is bounded.
-            src.reserve(total - src.len());
+            // Reserve in steps as data arrives: a bare length prefix must not
+            // make every connection hold a maximum-size buffer.
+            src.reserve((total - src.len()).min(RESERVE_STEP));
             return Ok(None);
         }
         let value = decode_payload(&src[LEN_PREFIX..total], self.max);

@@ -39,9 +39,53 @@ pub mod context {
     /// [`super::PrivateMessage`]: encoded header ‖ iv ‖ ciphertext ‖ tag.
     pub const PRIVATE: &str = "teamchat/v1/private";
     /// HKDF purpose of the X25519 seal of a join request.
-    pub const DH_JOIN: &str = "teamchat/v1/dh-join";
+    pub const DH_JOIN: &str = "teamchat/v1/hkdf/dh-join";
     /// HKDF purpose of the X25519 seal of a private message.
-    pub const DH_PRIVATE: &str = "teamchat/v1/dh-private";
+    pub const DH_PRIVATE: &str = "teamchat/v1/hkdf/dh-private";
+    /// Associated-data label of a [`super::JoinRequest`] seal.
+    pub const AAD_JOIN: &str = "teamchat/v1/aad/join";
+    /// Associated-data label of a [`super::RosterPart`] seal.
+    pub const AAD_ROSTER: &str = "teamchat/v1/aad/roster";
+    /// Associated-data label of a [`super::ChatMessage`] seal.
+    pub const AAD_MESSAGE: &str = "teamchat/v1/aad/message";
+    /// Associated-data label of a [`super::FileChunk`] seal.
+    pub const AAD_CHUNK: &str = "teamchat/v1/aad/chunk";
+    /// Associated-data label of a [`super::PrivateMessage`] seal.
+    pub const AAD_PRIVATE: &str = "teamchat/v1/aad/private";
+}
+
+/// Associated data for a seal: `label ‖ 0x00 ‖ encoded header`. The label
+/// keeps the seals of different envelope types apart even under one key.
+pub fn aad<T: serde::Serialize>(label: &str, header: &T) -> Vec<u8> {
+    let mut v = Vec::with_capacity(label.len() + 1 + 128);
+    v.extend_from_slice(label.as_bytes());
+    v.push(0);
+    // Headers are small fixed-size structs: encoding cannot fail.
+    if let Ok(h) = super::encode_payload(header, super::DEFAULT_MAX_FRAME) {
+        v.extend_from_slice(&h);
+    }
+    v
+}
+
+/// The size an encoded plaintext of `len` bytes is padded to before sealing,
+/// so that ciphertext lengths fall into a few buckets: 64, then powers of two
+/// up to 16 KiB, then multiples of 16 KiB. The relay cannot tell a typing
+/// notice from a short line, nor learn a text's length beyond its bucket.
+pub fn padded_size(len: usize) -> usize {
+    const STEP: usize = 16 * 1024;
+    if len <= 64 {
+        64
+    } else if len <= STEP {
+        len.next_power_of_two()
+    } else {
+        len.div_ceil(STEP) * STEP
+    }
+}
+
+/// Padding bytes that bring a value whose encoding (with empty padding) is
+/// `unpadded` bytes long to [`padded_size`].
+fn padding_for(unpadded: usize) -> Bytes {
+    Bytes::from(vec![0u8; padded_size(unpadded) - unpadded])
 }
 
 /// Ciphertext with its IV and tag (see `crypto::seal`).
@@ -76,6 +120,9 @@ pub enum Envelope {
     Knock {
         /// The room, so a misrouted knock is ignored.
         room: RoomId,
+        /// Random; the admin's answering [`Announce`] echoes it, which
+        /// proves the announcement (and the epoch it names) is fresh.
+        nonce: [u8; 16],
     },
     /// Member → admin: a join request sealed to the admin's X25519 key.
     JoinRequest(JoinRequest),
@@ -110,6 +157,10 @@ pub struct Announce {
     pub epoch: u64,
     /// Whether the room accepts a password proof for automatic approval.
     pub password_enabled: bool,
+    /// The nonce of the [`Envelope::Knock`] this announcement answers, if
+    /// any. A member that knocked accepts only an announcement echoing its
+    /// nonce, and then no epoch older than `epoch`.
+    pub answers: Option<[u8; 16]>,
     /// Admin clock, milliseconds since the Unix epoch.
     pub sent_at_ms: u64,
 }
@@ -128,13 +179,10 @@ pub struct JoinRequest {
 }
 
 impl JoinRequest {
-    /// Associated data of the seal: `room ‖ ephemeral ‖ join_key`.
+    /// Associated data of the seal: [`context::AAD_JOIN`] `‖ 0x00 ‖ room ‖
+    /// ephemeral ‖ join_key`.
     pub fn aad(room: &RoomId, ephemeral: &DhKey, join_key: &DhKey) -> Vec<u8> {
-        let mut v = Vec::with_capacity(16 + 64);
-        v.extend_from_slice(room.as_bytes());
-        v.extend_from_slice(ephemeral);
-        v.extend_from_slice(join_key);
-        v
+        aad(context::AAD_JOIN, &(room, ephemeral, join_key))
     }
 }
 
@@ -161,6 +209,20 @@ pub struct JoinInfo {
     pub password_proof: Option<[u8; 32]>,
     /// Member clock, milliseconds since the Unix epoch.
     pub sent_at_ms: u64,
+    /// Zero bytes that bring the encoding to [`padded_size`], so that the
+    /// sealed request's length reveals neither the name's length nor whether
+    /// a password proof is present.
+    pub padding: Bytes,
+}
+
+impl JoinInfo {
+    /// Sets `padding` so that the encoding fills its size bucket.
+    pub fn pad(mut self) -> Self {
+        self.padding = Bytes::new();
+        let len = super::encoded_len(&self).unwrap_or(0);
+        self.padding = padding_for(len);
+        self
+    }
 }
 
 impl std::fmt::Debug for JoinInfo {
@@ -171,6 +233,7 @@ impl std::fmt::Debug for JoinInfo {
             .field("member_key_len", &self.member_key.len())
             .field("password_proof", &self.password_proof.map(|_| ".."))
             .field("sent_at_ms", &self.sent_at_ms)
+            .field("padding_len", &self.padding.len())
             .finish_non_exhaustive()
     }
 }
@@ -186,6 +249,7 @@ pub struct EpochBody {
     pub sent_at_ms: u64,
     /// The new session key wrapped for each member (admin included) with
     /// RSA-OAEP-SHA256, label `teamchat/v1/wrap room=<hex> epoch=<n>`.
+    #[serde(deserialize_with = "super::bounded::vec")]
     pub wraps: Vec<KeyWrap>,
     /// SHA-256 of the encoded [`Roster`], the concatenation of the plaintexts
     /// of the epoch's [`RosterPart`]s.
@@ -227,15 +291,26 @@ pub struct RosterPartHeader {
     pub count: u16,
 }
 
-/// The room's membership in an epoch, visible to members only.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The room's membership in an epoch, visible to members only. `Debug`
+/// omits names.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Roster {
     /// The room's human name.
     pub room_name: String,
     /// Why this epoch began.
     pub cause: EpochCause,
     /// Every member, the admin first.
+    #[serde(deserialize_with = "super::bounded::vec")]
     pub members: Vec<RosterEntry>,
+}
+
+impl std::fmt::Debug for Roster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Roster")
+            .field("cause", &self.cause)
+            .field("members", &self.members)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why an epoch began.
@@ -255,8 +330,8 @@ pub enum EpochCause {
     Periodic,
 }
 
-/// One member in a [`Roster`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One member in a [`Roster`]. `Debug` omits the name.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RosterEntry {
     /// Display name.
     pub name: String,
@@ -268,13 +343,30 @@ pub struct RosterEntry {
     pub admin: bool,
 }
 
+impl std::fmt::Debug for RosterEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RosterEntry")
+            .field("member_key_len", &self.member_key.len())
+            .field("admin", &self.admin)
+            .finish_non_exhaustive()
+    }
+}
+
 /// An admin statement about one member or the room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notice {
     /// The room.
     pub room: RoomId,
+    /// The room's epoch when the notice was issued (a replayed notice from
+    /// an earlier epoch is stale).
+    pub epoch: u64,
+    /// The join key of the admin run that issued it (binds it to that run).
+    pub join_key: DhKey,
     /// Whom it concerns (`None`: the whole room).
     pub target: Option<Fingerprint>,
+    /// For a denial: the `ephemeral` key of the join request it answers, so
+    /// it cannot be replayed against a later request.
+    pub request: Option<DhKey>,
     /// What happened.
     pub kind: NoticeKind,
     /// Free text from the admin.
@@ -321,16 +413,43 @@ pub struct ChatMessage {
 }
 
 /// The plaintext of a chat or private message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatBody {
     /// Sender clock, milliseconds since the Unix epoch.
     pub sent_at_ms: u64,
     /// What was said.
     pub content: Content,
+    /// Zero bytes that bring the encoding to [`padded_size`]: typing
+    /// notices and short lines seal to the same length.
+    pub padding: Bytes,
 }
 
-/// Kinds of content.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+impl ChatBody {
+    /// A body padded to its size bucket.
+    pub fn padded(sent_at_ms: u64, content: Content) -> Self {
+        let mut body = ChatBody {
+            sent_at_ms,
+            content,
+            padding: Bytes::new(),
+        };
+        let len = super::encoded_len(&body).unwrap_or(0);
+        body.padding = padding_for(len);
+        body
+    }
+}
+
+impl std::fmt::Debug for ChatBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatBody")
+            .field("sent_at_ms", &self.sent_at_ms)
+            .field("content", &self.content)
+            .field("padding_len", &self.padding.len())
+            .finish()
+    }
+}
+
+/// Kinds of content. `Debug` shows the kind and sizes, never the text.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Content {
     /// A line of text (UTF-8).
     Text(String),
@@ -342,9 +461,20 @@ pub enum Content {
     FileOffer(FileOffer),
 }
 
+impl std::fmt::Debug for Content {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Content::Text(t) => write!(f, "Text({} bytes)", t.len()),
+            Content::Typing(on) => write!(f, "Typing({on})"),
+            Content::Leave => f.write_str("Leave"),
+            Content::FileOffer(o) => write!(f, "FileOffer({o:?})"),
+        }
+    }
+}
+
 /// A file offer: signed as part of its [`ChatMessage`], so one signature
-/// covers the whole file through its hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// covers the whole file through its hash. `Debug` omits the name.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileOffer {
     /// Random id of this transfer.
     pub transfer: [u8; 16],
@@ -358,6 +488,16 @@ pub struct FileOffer {
     pub sha256: [u8; 32],
     /// Plaintext bytes per chunk (the last may be shorter).
     pub chunk_size: u32,
+}
+
+impl std::fmt::Debug for FileOffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileOffer")
+            .field("transfer", &hex::encode(self.transfer))
+            .field("size", &self.size)
+            .field("chunk_size", &self.chunk_size)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The authenticated header of a [`FileChunk`].
@@ -390,6 +530,9 @@ pub struct FileChunk {
 pub struct PrivateHeader {
     /// The room.
     pub room: RoomId,
+    /// The room epoch when sent: receivers accept the current epoch only, so
+    /// sequence numbers restart safely and removed members are refused.
+    pub epoch: u64,
     /// Sender's key fingerprint.
     pub sender: Fingerprint,
     /// Recipient's key fingerprint.

@@ -11,6 +11,7 @@
 //!
 //! This module holds no secrets and performs no cryptography.
 
+pub mod bounded;
 mod codec;
 pub mod envelope;
 pub mod relay;

@@ -15,9 +15,20 @@ use crate::ids::RoomId;
 /// unique across them.
 pub type ConnId = u64;
 
+/// Encoded bytes a `Publish` adds around its payload at most (prefix
+/// excluded): variant 4, `Some(to)` 9, length 8. A `Deliver` adds 20, less.
+pub const PUBLISH_OVERHEAD: usize = 21;
+
+/// The largest payload a client may publish under a frame limit of
+/// `max_frame`: its `Publish` and the relay's `Deliver` both fit the limit.
+pub fn max_payload(max_frame: usize) -> usize {
+    max_frame.saturating_sub(PUBLISH_OVERHEAD)
+}
+
 /// Sent by a client. Variant order is part of the protocol: `Hello` stays
 /// variant 0 and `version` stays its first field in every version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `Debug` shows payload sizes, never payload bytes.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientFrame {
     /// First frame on a connection: join `room` speaking `version`.
     Hello(Hello),
@@ -35,6 +46,21 @@ pub enum ClientFrame {
     Pong(u64),
 }
 
+impl std::fmt::Debug for ClientFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientFrame::Hello(h) => write!(f, "Hello({h:?})"),
+            ClientFrame::Publish { to, payload } => write!(
+                f,
+                "Publish {{ to: {to:?}, payload: {} bytes }}",
+                payload.len()
+            ),
+            ClientFrame::Ping(n) => write!(f, "Ping({n})"),
+            ClientFrame::Pong(n) => write!(f, "Pong({n})"),
+        }
+    }
+}
+
 /// The hello: version first, then the room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
@@ -44,8 +70,8 @@ pub struct Hello {
     pub room: RoomId,
 }
 
-/// Sent by the relay.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Sent by the relay. `Debug` shows payload sizes, never payload bytes.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RelayFrame {
     /// Answer to a valid hello.
     Welcome(Welcome),
@@ -68,6 +94,24 @@ pub enum RelayFrame {
     Error(RelayError),
 }
 
+impl std::fmt::Debug for RelayFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RelayFrame::Welcome(w) => write!(f, "Welcome({w:?})"),
+            RelayFrame::Deliver { from, payload } => write!(
+                f,
+                "Deliver {{ from: {from}, payload: {} bytes }}",
+                payload.len()
+            ),
+            RelayFrame::PeerJoined(id) => write!(f, "PeerJoined({id})"),
+            RelayFrame::PeerLeft(id) => write!(f, "PeerLeft({id})"),
+            RelayFrame::Ping(n) => write!(f, "Ping({n})"),
+            RelayFrame::Pong(n) => write!(f, "Pong({n})"),
+            RelayFrame::Error(e) => write!(f, "Error({e:?})"),
+        }
+    }
+}
+
 /// The relay's answer to a valid hello.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Welcome {
@@ -76,6 +120,7 @@ pub struct Welcome {
     /// This connection's id.
     pub conn_id: ConnId,
     /// Connections already in the room.
+    #[serde(deserialize_with = "super::bounded::vec")]
     pub peers: Vec<ConnId>,
     /// The relay's maximum frame body, in bytes.
     pub max_frame: u32,
