@@ -5,12 +5,14 @@
 //! - [`keys`]: RSA-3072 identity keys: SPKI, fingerprint, safety code,
 //!   OAEP-SHA256 key wraps and PSS-SHA256 signatures.
 //! - [`dh`]: X25519 agreements for join requests and private messages.
+//! - [`password`]: the room password proof (PBKDF2-HMAC-SHA256, then HMAC).
 //!
 //! This module never logs, never prints key bytes in `Debug`, and reports
 //! every authentication failure as one opaque error.
 
 pub mod dh;
 pub mod keys;
+pub mod password;
 pub mod seal;
 
 pub use dh::{DhPublic, DhSecret};
