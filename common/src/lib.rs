@@ -9,6 +9,8 @@
 //! - `crypto` (feature `crypto`): how bytes are protected — sealing, RSA wraps
 //!   and signatures, X25519 agreement, fingerprints and safety codes.
 //! - `identity` (feature `crypto`): who you are, on disk — PKCS#8 key files.
+//! - `engine` (feature `crypto`): what the protocol does next — the sans-IO
+//!   client state machine for admin and member.
 //!
 //! The relay depends on this crate with `default-features = false`: it gets
 //! `wire`, `ids` and `invite` and does not link any code that could decrypt.
@@ -19,6 +21,8 @@ pub mod wire;
 
 #[cfg(feature = "crypto")]
 pub mod crypto;
+#[cfg(feature = "crypto")]
+pub mod engine;
 #[cfg(feature = "crypto")]
 pub mod identity;
 #[cfg(feature = "test-support")]

@@ -1,0 +1,635 @@
+//! The admin role: announce the room, receive join requests sealed to a
+//! per-run X25519 key (never RSA-decrypting a stranger's bytes), approve by
+//! hand, by roster file or by password proof, and start a new epoch — fresh
+//! key, one signed message with every wrap, sealed roster — on every
+//! membership change, on request and periodically.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use super::{envelope, error, warning, Action, Command, Core, EpochState, Event};
+use crate::crypto::password::{password_key, verify_password_proof};
+use crate::crypto::seal::{open, seal, SessionKey};
+use crate::crypto::{DhSecret, PrivateKey, PublicKey};
+use crate::ids::{Fingerprint, RoomId};
+use crate::wire::{
+    aad, context, decode_payload, Announce, ClientFrame, ConnId, Content, DhKey, Envelope,
+    EpochBody, EpochCause, JoinInfo, JoinRequest, KeyWrap, Notice, NoticeKind, RelayFrame, Roster,
+    RosterEntry, RosterPart, RosterPartHeader, Signed,
+};
+
+/// Plaintext bytes of roster per part (a 1,000-member roster needs 3).
+pub const ROSTER_PART: usize = 192 * 1024;
+/// Join requests the admin opens per second, at most (the rest are dropped
+/// with a warning): bounds the work a stranger can cause.
+pub const JOIN_REQUESTS_PER_SECOND: u32 = 20;
+/// Knocks answered per second, at most.
+pub const KNOCKS_PER_SECOND: u32 = 50;
+/// Requests waiting for a decision, at most.
+pub const MAX_PENDING: usize = 256;
+
+/// How the admin decides on join requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalPolicy {
+    /// Approved by hand (after comparing the safety code).
+    Manual,
+    /// The fingerprint is on the roster file.
+    Roster,
+    /// The member proved the room password.
+    Password,
+    /// The member was approved earlier in this session and came back.
+    Returning,
+}
+
+/// The admin's settings.
+pub struct AdminConfig {
+    /// The room.
+    pub room: RoomId,
+    /// The room's name (travels only inside sealed rosters).
+    pub room_name: String,
+    /// The admin's display name.
+    pub admin_name: String,
+    /// The room password for automatic approval, if any.
+    pub password: Option<Zeroizing<String>>,
+    /// Fingerprints approved automatically.
+    pub roster: HashSet<Fingerprint>,
+    /// Start a new epoch after this many messages (0: never).
+    pub rekey_after_messages: u64,
+    /// Start a new epoch after this long, in ms (0: never).
+    pub rekey_after_ms: u64,
+}
+
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("room", &self.room)
+            .field("password", &self.password.as_ref().map(|_| ".."))
+            .field("roster", &self.roster.len())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Seat {
+    name: String,
+    key: PublicKey,
+    dh_key: DhKey,
+    conn: ConnId,
+}
+
+struct PendingJoin {
+    conn: ConnId,
+    name: String,
+    key: PublicKey,
+    dh_key: DhKey,
+    ephemeral: DhKey,
+}
+
+/// A simple per-second counter.
+struct Window {
+    second: u64,
+    count: u32,
+    limit: u32,
+}
+
+impl Window {
+    fn new(limit: u32) -> Self {
+        Window {
+            second: 0,
+            count: 0,
+            limit,
+        }
+    }
+
+    fn allow(&mut self, now_ms: u64) -> bool {
+        let s = now_ms / 1000;
+        if s != self.second {
+            self.second = s;
+            self.count = 0;
+        }
+        self.count += 1;
+        self.count <= self.limit
+    }
+}
+
+/// The admin engine.
+pub struct Admin {
+    pub(crate) core: Core,
+    cfg: AdminConfig,
+    join_secret: DhSecret,
+    join_key: DhKey,
+    dh: DhSecret,
+    password_key: Option<Zeroizing<[u8; 32]>>,
+    seats: Vec<Seat>,
+    approved: HashSet<Fingerprint>,
+    pending: BTreeMap<u32, PendingJoin>,
+    next_pending: u32,
+    epoch: u64,
+    epoch_started_ms: u64,
+    messages_in_epoch: u64,
+    joins: Window,
+    knocks: Window,
+}
+
+impl Admin {
+    /// An admin engine for `cfg`, signing with `me`. A fresh X25519 join key
+    /// is made for this run; the password key is derived now.
+    pub fn new(cfg: AdminConfig, me: Arc<PrivateKey>) -> Self {
+        let join_secret = DhSecret::generate();
+        let join_key = join_secret.public();
+        let password_key = cfg
+            .password
+            .as_ref()
+            .map(|p| password_key(p.as_bytes(), &cfg.room));
+        Admin {
+            core: Core::new(cfg.room, me),
+            cfg,
+            join_secret,
+            join_key,
+            dh: DhSecret::generate(),
+            password_key,
+            seats: Vec::new(),
+            approved: HashSet::new(),
+            pending: BTreeMap::new(),
+            next_pending: 1,
+            epoch: 0,
+            epoch_started_ms: 0,
+            messages_in_epoch: 0,
+            joins: Window::new(JOIN_REQUESTS_PER_SECOND),
+            knocks: Window::new(KNOCKS_PER_SECOND),
+        }
+    }
+
+    /// The hello.
+    pub fn on_connected(&mut self, _now_ms: u64) -> Vec<Action> {
+        vec![self.core.hello()]
+    }
+
+    /// Requests waiting for a decision: (id, name, fingerprint).
+    pub fn pending(&self) -> Vec<(u32, String, Fingerprint)> {
+        self.pending
+            .iter()
+            .map(|(id, p)| (*id, p.name.clone(), p.key.fingerprint()))
+            .collect()
+    }
+
+    /// A frame from the relay.
+    pub fn handle_frame(&mut self, now_ms: u64, frame: RelayFrame) -> Vec<Action> {
+        let mut out = Vec::new();
+        match frame {
+            RelayFrame::Welcome(w) => {
+                self.core.welcome(&w, &mut out);
+                // A new connection: earlier connection ids mean nothing now.
+                // Members reconnect and rejoin (approved again automatically).
+                if !self.seats.is_empty() {
+                    self.seats.clear();
+                    self.pending.clear();
+                    self.new_epoch(now_ms, EpochCause::Rekey, &mut out);
+                } else if self.epoch == 0 {
+                    self.new_epoch(now_ms, EpochCause::Opened, &mut out);
+                }
+                self.announce(None, None, &mut out);
+            }
+            RelayFrame::Deliver { from, payload } => {
+                match envelope(&payload, self.core.max_frame) {
+                    Ok(env) => self.on_envelope(now_ms, from, env, &mut out),
+                    Err(w) => out.push(warning(w)),
+                }
+            }
+            RelayFrame::PeerJoined(_) => {}
+            RelayFrame::PeerLeft(id) => {
+                self.pending.retain(|_, p| p.conn != id);
+                if let Some(i) = self.seats.iter().position(|s| s.conn == id) {
+                    let seat = self.seats.remove(i);
+                    self.new_epoch(now_ms, EpochCause::Left(seat.key.fingerprint()), &mut out);
+                }
+            }
+            RelayFrame::Ping(n) => out.push(Action::Send(ClientFrame::Pong(n))),
+            RelayFrame::Pong(_) => {}
+            RelayFrame::Error(e) => out.push(error(format!("relay: {} ({})", e.code, e.message))),
+        }
+        out
+    }
+
+    /// A user command.
+    pub fn handle_command(&mut self, now_ms: u64, cmd: Command) -> Vec<Action> {
+        let mut out = Vec::new();
+        match cmd {
+            Command::Send(text) => {
+                if text.len() > super::MAX_TEXT {
+                    out.push(error(format!(
+                        "message too long (at most {} bytes)",
+                        super::MAX_TEXT
+                    )));
+                } else {
+                    self.core
+                        .send_content(now_ms, Content::Text(text), &mut out);
+                    self.count_message(now_ms, &mut out);
+                }
+            }
+            Command::Typing(on) => self
+                .core
+                .send_content(now_ms, Content::Typing(on), &mut out),
+            Command::Leave => self.notice(
+                None,
+                None,
+                NoticeKind::Closed,
+                "the admin closed the room",
+                None,
+                &mut out,
+            ),
+            Command::Approve(id) => match self.pending.remove(&id) {
+                Some(p) => self.seat(now_ms, p, &mut out),
+                None => out.push(error(format!("no pending request {id}"))),
+            },
+            Command::Deny(id, reason) => match self.pending.remove(&id) {
+                Some(p) => {
+                    let target = Some(p.key.fingerprint());
+                    self.notice(
+                        Some(p.conn),
+                        target,
+                        NoticeKind::Denied,
+                        &reason,
+                        Some(p.ephemeral),
+                        &mut out,
+                    );
+                }
+                None => out.push(error(format!("no pending request {id}"))),
+            },
+            Command::Kick(fp, reason) => {
+                match self.seats.iter().position(|s| s.key.fingerprint() == fp) {
+                    Some(i) => {
+                        self.seats.remove(i);
+                        self.approved.remove(&fp);
+                        self.notice(None, Some(fp), NoticeKind::Kicked, &reason, None, &mut out);
+                        self.new_epoch(now_ms, EpochCause::Kicked(fp), &mut out);
+                    }
+                    None => out.push(error(format!("{} is not a member", fp.short()))),
+                }
+            }
+            Command::Rekey => self.new_epoch(now_ms, EpochCause::Rekey, &mut out),
+        }
+        out
+    }
+
+    /// Time passes: periodic rekey.
+    pub fn handle_tick(&mut self, now_ms: u64) -> Vec<Action> {
+        let mut out = Vec::new();
+        let t = self.cfg.rekey_after_ms;
+        if self.epoch > 0 && t > 0 && now_ms.saturating_sub(self.epoch_started_ms) >= t {
+            self.new_epoch(now_ms, EpochCause::Periodic, &mut out);
+        }
+        out
+    }
+
+    fn count_message(&mut self, now_ms: u64, out: &mut Vec<Action>) {
+        self.messages_in_epoch += 1;
+        let n = self.cfg.rekey_after_messages;
+        if n > 0 && self.messages_in_epoch >= n {
+            self.new_epoch(now_ms, EpochCause::Periodic, out);
+        }
+    }
+
+    fn on_envelope(&mut self, now_ms: u64, from: ConnId, env: Envelope, out: &mut Vec<Action>) {
+        match env {
+            Envelope::Knock { room, nonce } => {
+                if room == self.cfg.room && self.knocks.allow(now_ms) {
+                    self.announce(Some(from), Some(nonce), out);
+                }
+            }
+            Envelope::JoinRequest(req) => {
+                if self.joins.allow(now_ms) {
+                    self.on_join_request(now_ms, from, &req, out);
+                } else {
+                    out.push(warning("too many join requests: one dropped".into()));
+                }
+            }
+            Envelope::Message(msg) => match self.core.receive_message(now_ms, &msg) {
+                Ok((sender, body)) => {
+                    let fp = sender.key.fingerprint();
+                    let leaving = body.content == Content::Leave;
+                    self.core.show(&sender, body, msg.header.epoch, msg.header.seq, out);
+                    if leaving {
+                        if let Some(i) = self.seats.iter().position(|s| s.key.fingerprint() == fp) {
+                            self.seats.remove(i);
+                            self.new_epoch(now_ms, EpochCause::Left(fp), out);
+                        }
+                    } else {
+                        self.count_message(now_ms, out);
+                    }
+                }
+                Err(w) => out.push(warning(w)),
+            },
+            Envelope::Announce(_) | Envelope::Epoch(_) | Envelope::Roster(_) | Envelope::Notice(_) => out.push(warning(
+                format!("connection {from} sent a frame only the admin may send: ignored (forgery attempt?)"),
+            )),
+            Envelope::Private(_) | Envelope::FileChunk(_) => {
+                out.push(warning("private messages and files are not supported yet: dropped".into()))
+            }
+        }
+    }
+
+    fn on_join_request(
+        &mut self,
+        now_ms: u64,
+        from: ConnId,
+        req: &JoinRequest,
+        out: &mut Vec<Action>,
+    ) {
+        let room = self.cfg.room;
+        if req.room != room {
+            out.push(warning("join request for another room dropped".into()));
+            return;
+        }
+        let opened = self
+            .join_secret
+            .agree(
+                &req.ephemeral,
+                context::DH_JOIN,
+                &room,
+                &req.ephemeral,
+                &self.join_key,
+            )
+            .ok()
+            .and_then(|keys| {
+                open(
+                    &keys,
+                    &JoinRequest::aad(&room, &req.ephemeral, &self.join_key),
+                    &req.sealed,
+                )
+                .ok()
+            });
+        let Some(plain) = opened else {
+            out.push(warning(format!(
+                "join request from connection {from} failed authentication: dropped"
+            )));
+            return;
+        };
+        let Ok(signed) = decode_payload::<Signed>(&plain, self.core.max_frame) else {
+            out.push(warning("malformed join request dropped".into()));
+            return;
+        };
+        let Ok(info) = decode_payload::<JoinInfo>(&signed.body, self.core.max_frame) else {
+            out.push(warning("malformed join request dropped".into()));
+            return;
+        };
+        if info.room != room || info.join_key != self.join_key || info.ephemeral != req.ephemeral {
+            out.push(warning(
+                "join request bound to another room or session dropped".into(),
+            ));
+            return;
+        }
+        let key = match PublicKey::from_spki_der(&info.member_key) {
+            Ok(k) => k,
+            Err(e) => {
+                out.push(warning(format!("join request with an unusable key: {e}")));
+                return;
+            }
+        };
+        if key
+            .verify(context::JOIN, &signed.body, &signed.signature)
+            .is_err()
+        {
+            out.push(warning(
+                "join request not signed by the key it carries: dropped".into(),
+            ));
+            return;
+        }
+        let fp = key.fingerprint();
+        if fp == self.core.me.public().fingerprint() {
+            out.push(warning(
+                "join request carrying the admin's own key dropped".into(),
+            ));
+            return;
+        }
+        let pending = PendingJoin {
+            conn: from,
+            name: super::clean_name(&info.name),
+            key,
+            dh_key: info.dh_key,
+            ephemeral: info.ephemeral,
+        };
+        // Policy: returning member, roster file, password, else by hand.
+        let policy = if self.approved.contains(&fp)
+            || self.seats.iter().any(|s| s.key.fingerprint() == fp)
+        {
+            Some(ApprovalPolicy::Returning)
+        } else if self.cfg.roster.contains(&fp) {
+            Some(ApprovalPolicy::Roster)
+        } else {
+            match (&self.password_key, info.password_proof) {
+                (Some(k), Some(proof)) => {
+                    if verify_password_proof(
+                        k,
+                        &room,
+                        &self.join_key,
+                        &info.ephemeral,
+                        &info.member_key,
+                        &proof,
+                    ) {
+                        Some(ApprovalPolicy::Password)
+                    } else {
+                        self.notice(
+                            Some(from),
+                            Some(fp),
+                            NoticeKind::Denied,
+                            "wrong room password",
+                            Some(info.ephemeral),
+                            out,
+                        );
+                        out.push(warning(format!(
+                            "{} gave a wrong room password: denied",
+                            pending.name
+                        )));
+                        return;
+                    }
+                }
+                _ => None,
+            }
+        };
+        match policy {
+            Some(_) => {
+                // A returning member on a new connection replaces its seat.
+                self.seats.retain(|s| s.key.fingerprint() != fp);
+                self.pending.retain(|_, p| p.key.fingerprint() != fp);
+                self.seat(now_ms, pending, out);
+            }
+            None => {
+                if self.pending.len() >= MAX_PENDING {
+                    out.push(warning(
+                        "too many pending join requests: one dropped".into(),
+                    ));
+                    return;
+                }
+                self.pending.retain(|_, p| p.key.fingerprint() != fp);
+                let id = self.next_pending;
+                self.next_pending = self.next_pending.wrapping_add(1).max(1);
+                out.push(Action::Event(Event::PendingApproval {
+                    id,
+                    name: pending.name.clone(),
+                    fingerprint: fp,
+                    safety_code: pending.key.safety_code().to_string(),
+                }));
+                self.pending.insert(id, pending);
+            }
+        }
+    }
+
+    fn seat(&mut self, now_ms: u64, p: PendingJoin, out: &mut Vec<Action>) {
+        let fp = p.key.fingerprint();
+        self.approved.insert(fp);
+        self.seats.push(Seat {
+            name: p.name,
+            key: p.key,
+            dh_key: p.dh_key,
+            conn: p.conn,
+        });
+        self.new_epoch(now_ms, EpochCause::Joined(fp), out);
+    }
+
+    fn announce(&mut self, to: Option<ConnId>, answers: Option<[u8; 16]>, out: &mut Vec<Action>) {
+        let a = Announce {
+            room: self.cfg.room,
+            admin_key: self.core.me.public().spki_der().to_vec().into(),
+            join_key: self.join_key,
+            epoch: self.epoch,
+            password_enabled: self.password_key.is_some(),
+            answers,
+            sent_at_ms: self.epoch_started_ms,
+        };
+        match self
+            .core
+            .me
+            .sign_body(context::ANNOUNCE, &a, self.core.max_frame)
+        {
+            Ok(signed) => self.core.publish(to, &Envelope::Announce(signed), out),
+            Err(e) => out.push(error(format!("cannot announce: {e}"))),
+        }
+    }
+
+    fn notice(
+        &mut self,
+        to: Option<ConnId>,
+        target: Option<Fingerprint>,
+        kind: NoticeKind,
+        reason: &str,
+        request: Option<DhKey>,
+        out: &mut Vec<Action>,
+    ) {
+        let n = Notice {
+            room: self.cfg.room,
+            epoch: self.epoch,
+            join_key: self.join_key,
+            target,
+            request,
+            kind,
+            reason: reason.chars().take(200).collect(),
+            sent_at_ms: self.epoch_started_ms,
+        };
+        match self
+            .core
+            .me
+            .sign_body(context::NOTICE, &n, self.core.max_frame)
+        {
+            Ok(signed) => self.core.publish(to, &Envelope::Notice(signed), out),
+            Err(e) => out.push(error(format!("cannot send notice: {e}"))),
+        }
+    }
+
+    /// Starts epoch `self.epoch + 1`: fresh key, roster, wraps, one signed
+    /// epoch message, roster parts; installs it locally.
+    fn new_epoch(&mut self, now_ms: u64, cause: EpochCause, out: &mut Vec<Action>) {
+        let room = self.cfg.room;
+        let epoch = self.epoch + 1;
+        let session = SessionKey::generate();
+        let me = self.core.me.public().clone();
+        let mut members = vec![RosterEntry {
+            name: super::clean_name(&self.cfg.admin_name),
+            member_key: me.spki_der().to_vec().into(),
+            dh_key: self.dh.public(),
+            admin: true,
+        }];
+        members.extend(self.seats.iter().map(|s| RosterEntry {
+            name: s.name.clone(),
+            member_key: s.key.spki_der().to_vec().into(),
+            dh_key: s.dh_key,
+            admin: false,
+        }));
+        let roster = Roster {
+            room_name: self.cfg.room_name.clone(),
+            cause,
+            members,
+        };
+        let Ok(plain) = crate::wire::encode_payload(&roster, usize::MAX) else {
+            out.push(error("cannot encode the roster".into()));
+            return;
+        };
+        let count = plain.len().div_ceil(ROSTER_PART).max(1);
+        let Ok(count16) = u16::try_from(count) else {
+            out.push(error("roster too large".into()));
+            return;
+        };
+        let wraps = std::iter::once(&me)
+            .chain(self.seats.iter().map(|s| &s.key))
+            .map(|k| KeyWrap {
+                member: k.fingerprint(),
+                wrapped: k.wrap_session_key(&room, epoch, &session).into(),
+            })
+            .collect();
+        let body = EpochBody {
+            room,
+            epoch,
+            sent_at_ms: now_ms,
+            wraps,
+            roster_digest: Sha256::digest(&plain).into(),
+            roster_parts: count16,
+        };
+        let signed = match self.core.me.sign_body(
+            context::EPOCH,
+            &body,
+            crate::wire::max_payload(self.core.max_frame),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                out.push(error(format!("cannot sign the epoch: {e}")));
+                return;
+            }
+        };
+        let state = match EpochState::new(&room, epoch, &session, &roster, now_ms) {
+            Ok(s) => s,
+            Err(e) => {
+                out.push(error(format!("cannot install the epoch: {e}")));
+                return;
+            }
+        };
+        self.core.publish(None, &Envelope::Epoch(signed), out);
+        for (i, chunk) in plain.chunks(ROSTER_PART).enumerate() {
+            let header = RosterPartHeader {
+                room,
+                epoch,
+                index: i as u16,
+                count: count16,
+            };
+            let sealed = seal(&state.keys, &aad(context::AAD_ROSTER, &header), chunk);
+            self.core
+                .publish(None, &Envelope::Roster(RosterPart { header, sealed }), out);
+        }
+        self.epoch = epoch;
+        self.epoch_started_ms = now_ms;
+        self.messages_in_epoch = 0;
+        self.core.install(state, out);
+    }
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin")
+            .field("room", &self.cfg.room)
+            .field("epoch", &self.epoch)
+            .field("members", &self.seats.len())
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,607 @@
+//! What the protocol does next: a sans-IO client engine.
+//!
+//! The engine is a state machine. The driver feeds it relay frames, user
+//! commands and the time (`now_ms`, milliseconds since the Unix epoch), and
+//! carries out the [`Action`]s it returns: frames to send and events to show.
+//! The engine never touches a socket, a thread or a clock, so every protocol
+//! rule is tested by feeding frames in and reading actions out.
+//!
+//! One engine serves both apps: the admin role ([`admin`]) adds approvals,
+//! key distribution and notices on top of what every participant does here
+//! (verify and open messages, send messages, install epochs).
+//!
+//! Every frame that fails a check becomes an [`Event::Warning`], never a
+//! message.
+
+pub mod admin;
+pub mod member;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::crypto::seal::{open, seal, SealKeys, SessionKey};
+use crate::crypto::{PrivateKey, PublicKey};
+use crate::ids::{Fingerprint, RoomId};
+use crate::wire::{
+    aad, context, decode_payload, encode_payload, signed_message_bytes, ChatBody, ChatMessage,
+    ClientFrame, ConnId, Content, DhKey, Envelope, MessageHeader, RelayFrame, Roster, RosterEntry,
+    Welcome, DEFAULT_MAX_FRAME, PROTOCOL_VERSION,
+};
+
+pub use admin::{AdminConfig, ApprovalPolicy};
+pub use member::MemberConfig;
+
+/// Longest text accepted in one message, in bytes.
+pub const MAX_TEXT: usize = 16 * 1024;
+/// Longest display name, in bytes.
+pub const MAX_NAME: usize = 64;
+/// How long messages of the previous epoch are still accepted after a
+/// rekey (from senders still in the room), for frames in flight.
+pub const PREVIOUS_EPOCH_GRACE_MS: u64 = 10_000;
+
+/// What the user (or a script) asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Send a line of text to the room.
+    Send(String),
+    /// Tell the room we started or stopped typing.
+    Typing(bool),
+    /// Leave the room (tells the others, then the driver closes).
+    Leave,
+    /// Admin: approve pending request `id`.
+    Approve(u32),
+    /// Admin: deny pending request `id` with a reason.
+    Deny(u32, String),
+    /// Admin: remove the member with this fingerprint.
+    Kick(Fingerprint, String),
+    /// Admin: start a new epoch now.
+    Rekey,
+}
+
+/// Someone in the room, as shown to the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    /// Display name (chosen by the member, shown as is).
+    pub name: String,
+    /// SHA-256 of the member's public key.
+    pub fingerprint: Fingerprint,
+    /// Safety code of that key, for comparison aloud.
+    pub safety_code: String,
+    /// Whether this is the admin.
+    pub admin: bool,
+}
+
+/// Something to show.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The relay welcomed us.
+    Connected {
+        /// Our connection id.
+        conn_id: ConnId,
+    },
+    /// (Member) the admin's announcement verified against the invite pin.
+    AdminVerified {
+        /// The admin's fingerprint.
+        fingerprint: Fingerprint,
+        /// Its safety code.
+        safety_code: String,
+    },
+    /// (Member) a join request went to the admin.
+    JoinRequested,
+    /// (Admin) someone asks to join and waits for a decision.
+    PendingApproval {
+        /// Id for `/approve` and `/deny`.
+        id: u32,
+        /// Requested display name.
+        name: String,
+        /// Key fingerprint.
+        fingerprint: Fingerprint,
+        /// Safety code to compare with the requester.
+        safety_code: String,
+    },
+    /// A new epoch is installed: these are the members.
+    Epoch {
+        /// Epoch number.
+        epoch: u64,
+        /// Members, admin first.
+        members: Vec<MemberInfo>,
+    },
+    /// Someone joined (seen in a new epoch).
+    MemberJoined(MemberInfo),
+    /// Someone left or was removed (seen in a new epoch).
+    MemberLeft(MemberInfo),
+    /// A message from a member, verified and decrypted.
+    Message {
+        /// Sender.
+        from: MemberInfo,
+        /// The text.
+        text: String,
+        /// Sender's clock.
+        sent_at_ms: u64,
+        /// Epoch it was sealed in.
+        epoch: u64,
+        /// Sender's sequence number.
+        seq: u64,
+    },
+    /// Typing state of a member.
+    Typing {
+        /// Who.
+        from: MemberInfo,
+        /// Started (`true`) or stopped.
+        on: bool,
+    },
+    /// Our join request was denied.
+    Denied {
+        /// The admin's reason.
+        reason: String,
+    },
+    /// We were removed from the room.
+    Kicked {
+        /// The admin's reason.
+        reason: String,
+    },
+    /// The admin closed the room.
+    Closed {
+        /// The admin's reason.
+        reason: String,
+    },
+    /// A frame failed a check and was dropped.
+    Warning {
+        /// What was wrong.
+        reason: String,
+    },
+    /// A command could not be carried out.
+    Error {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl fmt::Debug for Event {
+    /// Shows kinds and ids, never message text.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Message {
+                from,
+                epoch,
+                seq,
+                text,
+                ..
+            } => write!(
+                f,
+                "Message {{ from: {}, epoch: {epoch}, seq: {seq}, text: {} bytes }}",
+                from.fingerprint.short(),
+                text.len()
+            ),
+            Event::Connected { conn_id } => write!(f, "Connected({conn_id})"),
+            Event::AdminVerified { fingerprint, .. } => {
+                write!(f, "AdminVerified({})", fingerprint.short())
+            }
+            Event::JoinRequested => f.write_str("JoinRequested"),
+            Event::PendingApproval {
+                id, fingerprint, ..
+            } => {
+                write!(f, "PendingApproval({id}, {})", fingerprint.short())
+            }
+            Event::Epoch { epoch, members } => {
+                write!(f, "Epoch({epoch}, {} members)", members.len())
+            }
+            Event::MemberJoined(m) => write!(f, "MemberJoined({})", m.fingerprint.short()),
+            Event::MemberLeft(m) => write!(f, "MemberLeft({})", m.fingerprint.short()),
+            Event::Typing { from, on } => write!(f, "Typing({}, {on})", from.fingerprint.short()),
+            Event::Denied { .. } => f.write_str("Denied"),
+            Event::Kicked { .. } => f.write_str("Kicked"),
+            Event::Closed { .. } => f.write_str("Closed"),
+            Event::Warning { reason } => write!(f, "Warning({reason})"),
+            Event::Error { reason } => write!(f, "Error({reason})"),
+        }
+    }
+}
+
+/// What the driver must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send this frame to the relay.
+    Send(ClientFrame),
+    /// Show this event.
+    Event(Event),
+}
+
+/// A participant of an installed epoch.
+#[derive(Clone)]
+pub(crate) struct Participant {
+    pub name: String,
+    pub key: PublicKey,
+    /// Static X25519 key, the address of private messages (files and
+    /// private messages issue).
+    #[allow(dead_code)]
+    pub dh_key: DhKey,
+    pub admin: bool,
+}
+
+impl Participant {
+    pub fn info(&self) -> MemberInfo {
+        MemberInfo {
+            name: self.name.clone(),
+            fingerprint: self.key.fingerprint(),
+            safety_code: self.key.safety_code().to_string(),
+            admin: self.admin,
+        }
+    }
+}
+
+/// An installed epoch: its keys, roster and replay state.
+pub(crate) struct EpochState {
+    pub epoch: u64,
+    pub keys: SealKeys,
+    /// Members by fingerprint, in roster order in `order`.
+    pub members: HashMap<Fingerprint, Participant>,
+    pub order: Vec<Fingerprint>,
+    /// Highest sequence number seen per sender.
+    pub last_seq: HashMap<Fingerprint, u64>,
+    /// When it was installed.
+    pub since_ms: u64,
+}
+
+impl EpochState {
+    pub fn new(
+        room: &RoomId,
+        epoch: u64,
+        key: &SessionKey,
+        roster: &Roster,
+        now_ms: u64,
+    ) -> Result<Self, String> {
+        let mut members = HashMap::new();
+        let mut order = Vec::new();
+        for entry in &roster.members {
+            let p = participant(entry)?;
+            let fp = p.key.fingerprint();
+            if members.insert(fp, p).is_some() {
+                return Err("roster lists a key twice".into());
+            }
+            order.push(fp);
+        }
+        Ok(EpochState {
+            epoch,
+            keys: key.epoch_keys(room, epoch),
+            members,
+            order,
+            last_seq: HashMap::new(),
+            since_ms: now_ms,
+        })
+    }
+
+    pub fn infos(&self) -> Vec<MemberInfo> {
+        self.order
+            .iter()
+            .filter_map(|f| self.members.get(f))
+            .map(Participant::info)
+            .collect()
+    }
+}
+
+pub(crate) fn participant(entry: &RosterEntry) -> Result<Participant, String> {
+    let key =
+        PublicKey::from_spki_der(&entry.member_key).map_err(|e| format!("roster entry: {e}"))?;
+    Ok(Participant {
+        name: clean_name(&entry.name),
+        key,
+        dh_key: entry.dh_key,
+        admin: entry.admin,
+    })
+}
+
+/// A display name as shown: control characters removed, length bounded.
+pub fn clean_name(name: &str) -> String {
+    let mut out: String = name.chars().filter(|c| !c.is_control()).collect();
+    if out.len() > MAX_NAME {
+        let mut end = MAX_NAME;
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+    }
+    let out = out.trim().to_string();
+    if out.is_empty() {
+        "(no name)".into()
+    } else {
+        out
+    }
+}
+
+/// State every participant keeps: who we are, the room, the epochs.
+pub(crate) struct Core {
+    pub room: RoomId,
+    pub me: Arc<PrivateKey>,
+    pub conn_id: Option<ConnId>,
+    pub current: Option<EpochState>,
+    pub previous: Option<EpochState>,
+    pub my_seq: u64,
+    pub max_frame: usize,
+}
+
+impl Core {
+    pub fn new(room: RoomId, me: Arc<PrivateKey>) -> Self {
+        Core {
+            room,
+            me,
+            conn_id: None,
+            current: None,
+            previous: None,
+            my_seq: 0,
+            max_frame: DEFAULT_MAX_FRAME,
+        }
+    }
+
+    pub fn hello(&self) -> Action {
+        Action::Send(ClientFrame::Hello(crate::wire::Hello {
+            version: PROTOCOL_VERSION,
+            room: self.room,
+        }))
+    }
+
+    pub fn welcome(&mut self, w: &Welcome, out: &mut Vec<Action>) {
+        self.conn_id = Some(w.conn_id);
+        self.max_frame =
+            (w.max_frame as usize).clamp(crate::wire::MIN_MAX_FRAME, DEFAULT_MAX_FRAME);
+        out.push(Action::Event(Event::Connected { conn_id: w.conn_id }));
+    }
+
+    /// Encodes `env` for publishing, or reports why it cannot be.
+    pub fn publish(&self, to: Option<ConnId>, env: &Envelope, out: &mut Vec<Action>) {
+        match encode_payload(env, crate::wire::max_payload(self.max_frame)) {
+            Ok(p) => out.push(Action::Send(ClientFrame::Publish {
+                to,
+                payload: Bytes::from(p),
+            })),
+            Err(e) => out.push(error(format!("cannot send: {e}"))),
+        }
+    }
+
+    /// Installs `next` as the current epoch, keeping the old one for grace,
+    /// and reports who joined and left.
+    pub fn install(&mut self, next: EpochState, out: &mut Vec<Action>) {
+        let epoch = next.epoch;
+        if let Some(old) = &self.current {
+            for fp in &next.order {
+                if !old.members.contains_key(fp) {
+                    if let Some(p) = next.members.get(fp) {
+                        out.push(Action::Event(Event::MemberJoined(p.info())));
+                    }
+                }
+            }
+            for fp in &old.order {
+                if !next.members.contains_key(fp) {
+                    if let Some(p) = old.members.get(fp) {
+                        out.push(Action::Event(Event::MemberLeft(p.info())));
+                    }
+                }
+            }
+        }
+        out.push(Action::Event(Event::Epoch {
+            epoch,
+            members: next.infos(),
+        }));
+        self.previous = self.current.take();
+        self.current = Some(next);
+        self.my_seq = 0;
+    }
+
+    /// Seals, signs and publishes `content` under the current epoch.
+    pub fn send_content(&mut self, now_ms: u64, content: Content, out: &mut Vec<Action>) {
+        let Some(cur) = &self.current else {
+            out.push(error("not in the room yet: no key for this epoch".into()));
+            return;
+        };
+        self.my_seq += 1;
+        let header = MessageHeader {
+            room: self.room,
+            epoch: cur.epoch,
+            sender: self.me.public().fingerprint(),
+            seq: self.my_seq,
+        };
+        let body = ChatBody::padded(now_ms, content);
+        let Ok(plain) = encode_payload(&body, self.max_frame) else {
+            out.push(error("message too large".into()));
+            return;
+        };
+        let sealed = seal(&cur.keys, &aad(context::AAD_MESSAGE, &header), &plain);
+        let Ok(encoded_header) = encode_payload(&header, self.max_frame) else {
+            return;
+        };
+        let signature = self.me.sign(
+            context::MESSAGE,
+            &signed_message_bytes(&encoded_header, &sealed),
+        );
+        let msg = ChatMessage {
+            header,
+            sealed,
+            signature: signature.into(),
+        };
+        self.publish(None, &Envelope::Message(msg), out);
+    }
+
+    /// Verifies, replay-checks and opens a chat message; returns the sender
+    /// and body, or a warning.
+    pub fn receive_message(
+        &mut self,
+        now_ms: u64,
+        msg: &ChatMessage,
+    ) -> Result<(Participant, ChatBody), String> {
+        let h = &msg.header;
+        if h.room != self.room {
+            return Err("message for another room dropped".into());
+        }
+        let grace_ok = |e: &EpochState, cur: &Option<EpochState>| {
+            cur.as_ref().is_some_and(|c| {
+                now_ms.saturating_sub(c.since_ms) <= PREVIOUS_EPOCH_GRACE_MS
+                    && c.members.contains_key(&h.sender)
+            }) && e.epoch == h.epoch
+        };
+        let state = match (&mut self.current, &mut self.previous) {
+            (Some(c), _) if c.epoch == h.epoch => c,
+            (cur, Some(p)) if grace_ok(p, cur) => p,
+            (None, _) => return Err("message received before we hold a key: dropped".into()),
+            (Some(c), _) if h.epoch < c.epoch => {
+                return Err(format!(
+                    "message from an old epoch {} dropped (current {})",
+                    h.epoch, c.epoch
+                ))
+            }
+            _ => return Err(format!("message for unknown epoch {} dropped", h.epoch)),
+        };
+        let sender = state.members.get(&h.sender).cloned().ok_or_else(|| {
+            format!(
+                "message from {} who is not in this epoch's roster dropped",
+                h.sender.short()
+            )
+        })?;
+        let last = state.last_seq.get(&h.sender).copied().unwrap_or(0);
+        if h.seq <= last {
+            return Err(format!(
+                "replayed or duplicated message from {} (seq {} after {last}) dropped",
+                sender.name, h.seq
+            ));
+        }
+        let encoded_header =
+            encode_payload(h, self.max_frame).map_err(|_| "bad header".to_string())?;
+        sender
+            .key
+            .verify(
+                context::MESSAGE,
+                &signed_message_bytes(&encoded_header, &msg.sealed),
+                &msg.signature,
+            )
+            .map_err(|_| {
+                format!(
+                    "message claiming to be from {} has a bad signature: dropped",
+                    sender.name
+                )
+            })?;
+        let plain =
+            open(&state.keys, &aad(context::AAD_MESSAGE, h), &msg.sealed).map_err(|_| {
+                format!(
+                    "message from {} failed authentication: dropped",
+                    sender.name
+                )
+            })?;
+        let body: ChatBody = decode_payload(&plain, self.max_frame)
+            .map_err(|_| format!("malformed message from {} dropped", sender.name))?;
+        state.last_seq.insert(h.sender, h.seq);
+        Ok((sender, body))
+    }
+
+    /// Turns a received chat body into events.
+    pub fn show(
+        &self,
+        from: &Participant,
+        body: ChatBody,
+        epoch: u64,
+        seq: u64,
+        out: &mut Vec<Action>,
+    ) {
+        let info = from.info();
+        match body.content {
+            Content::Text(text) => {
+                if text.len() > MAX_TEXT {
+                    out.push(warning(format!(
+                        "over-long message from {} dropped",
+                        info.name
+                    )));
+                    return;
+                }
+                out.push(Action::Event(Event::Message {
+                    from: info,
+                    text,
+                    sent_at_ms: body.sent_at_ms,
+                    epoch,
+                    seq,
+                }))
+            }
+            Content::Typing(on) => out.push(Action::Event(Event::Typing { from: info, on })),
+            Content::Leave => {}
+            Content::FileOffer(_) => out.push(warning(
+                "file transfers are not supported yet: offer ignored".into(),
+            )),
+        }
+    }
+}
+
+pub(crate) fn warning(reason: String) -> Action {
+    Action::Event(Event::Warning { reason })
+}
+
+pub(crate) fn error(reason: String) -> Action {
+    Action::Event(Event::Error { reason })
+}
+
+/// Decodes a relay payload into an envelope, or a warning.
+pub(crate) fn envelope(payload: &[u8], max: usize) -> Result<Envelope, String> {
+    decode_payload(payload, max).map_err(|_| "undecodable frame from the relay dropped".to_string())
+}
+
+/// Either role, behind one interface for the driver.
+pub enum Engine {
+    /// The admin app.
+    Admin(Box<admin::Admin>),
+    /// The member app.
+    Member(Box<member::Member>),
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Engine::Admin(_) => f.write_str("Engine::Admin"),
+            Engine::Member(_) => f.write_str("Engine::Member"),
+        }
+    }
+}
+
+impl Engine {
+    /// The frames to send once connected (the hello).
+    pub fn on_connected(&mut self, now_ms: u64) -> Vec<Action> {
+        match self {
+            Engine::Admin(a) => a.on_connected(now_ms),
+            Engine::Member(m) => m.on_connected(now_ms),
+        }
+    }
+
+    /// A frame from the relay.
+    pub fn handle_frame(&mut self, now_ms: u64, frame: RelayFrame) -> Vec<Action> {
+        match self {
+            Engine::Admin(a) => a.handle_frame(now_ms, frame),
+            Engine::Member(m) => m.handle_frame(now_ms, frame),
+        }
+    }
+
+    /// A command from the user.
+    pub fn handle_command(&mut self, now_ms: u64, cmd: Command) -> Vec<Action> {
+        match self {
+            Engine::Admin(a) => a.handle_command(now_ms, cmd),
+            Engine::Member(m) => m.handle_command(now_ms, cmd),
+        }
+    }
+
+    /// Time passes (call about once a second).
+    pub fn handle_tick(&mut self, now_ms: u64) -> Vec<Action> {
+        match self {
+            Engine::Admin(a) => a.handle_tick(now_ms),
+            Engine::Member(m) => m.handle_tick(now_ms),
+        }
+    }
+
+    /// The members of the current epoch.
+    pub fn members(&self) -> Vec<MemberInfo> {
+        let core = match self {
+            Engine::Admin(a) => &a.core,
+            Engine::Member(m) => &m.core,
+        };
+        core.current
+            .as_ref()
+            .map(EpochState::infos)
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,795 @@
+//! The sans-IO engine, driven deterministically through an in-memory relay:
+//! joins by every policy, messages, epochs, kicks, and a hostile relay that
+//! tampers with, replays, injects and forges frames.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use common::crypto::PrivateKey;
+use common::engine::admin::Admin;
+use common::engine::member::Member;
+use common::engine::{Action, AdminConfig, Command, Engine, Event, MemberConfig};
+use common::test_keys::key;
+use common::wire::{
+    decode_payload, encode_payload, ClientFrame, ConnId, Envelope, RelayFrame, Welcome,
+    DEFAULT_MAX_FRAME,
+};
+use common::{Fingerprint, RoomId};
+use zeroize::Zeroizing;
+
+const ROOM: RoomId = RoomId([0x77; 16]);
+
+/// Keys are expensive: identities come from the cached test keys.
+fn id(n: usize) -> Arc<PrivateKey> {
+    // PrivateKey is not Clone; re-load the cached key through its PEM.
+    let pem = common::identity::encode_pem(key(n), None).unwrap();
+    Arc::new(common::identity::decode_pem(std::path::Path::new("test"), &pem, None).unwrap())
+}
+
+fn admin_cfg() -> AdminConfig {
+    AdminConfig {
+        room: ROOM,
+        room_name: "ops".into(),
+        admin_name: "boss".into(),
+        password: None,
+        roster: HashSet::new(),
+        rekey_after_messages: 0,
+        rekey_after_ms: 0,
+    }
+}
+
+fn member_cfg(name: &str, admin: &PrivateKey) -> MemberConfig {
+    MemberConfig {
+        room: ROOM,
+        admin_pin: admin.public().fingerprint(),
+        name: name.into(),
+        password: None,
+    }
+}
+
+/// A frame in flight: to node `to`, as the relay would deliver it.
+type Flight = (usize, RelayFrame);
+
+/// A hostile relay's hook: what to deliver instead of one frame.
+type Tamper = Box<dyn FnMut(&mut Flight) -> Vec<Flight>>;
+
+/// An in-memory relay with a hook that can rewrite, drop or duplicate frames.
+struct Net {
+    nodes: Vec<Node>,
+    queue: VecDeque<Flight>,
+    now: u64,
+    next_conn: ConnId,
+    /// Every Deliver that passed, for replay attacks.
+    log: Vec<Flight>,
+    tamper: Option<Tamper>,
+}
+
+struct Node {
+    engine: Engine,
+    conn: ConnId,
+    online: bool,
+    events: Vec<Event>,
+}
+
+impl Net {
+    fn new() -> Net {
+        Net {
+            nodes: Vec::new(),
+            queue: VecDeque::new(),
+            now: 1_700_000_000_000,
+            next_conn: 100,
+            log: Vec::new(),
+            tamper: None,
+        }
+    }
+
+    fn add(&mut self, engine: Engine) -> usize {
+        let idx = self.nodes.len();
+        self.next_conn += 1;
+        let conn = self.next_conn;
+        self.nodes.push(Node {
+            engine,
+            conn,
+            online: true,
+            events: Vec::new(),
+        });
+        let now = self.now;
+        let hello = self.nodes[idx].engine.on_connected(now);
+        assert!(matches!(
+            hello.as_slice(),
+            [Action::Send(ClientFrame::Hello(_))]
+        ));
+        let peers: Vec<ConnId> = self
+            .nodes
+            .iter()
+            .filter(|n| n.online && n.conn != conn)
+            .map(|n| n.conn)
+            .collect();
+        for (i, n) in self.nodes.iter().enumerate() {
+            if n.online && i != idx {
+                self.queue.push_back((i, RelayFrame::PeerJoined(conn)));
+            }
+        }
+        self.queue.push_back((
+            idx,
+            RelayFrame::Welcome(Welcome {
+                version: 1,
+                conn_id: conn,
+                peers,
+                max_frame: DEFAULT_MAX_FRAME as u32,
+            }),
+        ));
+        self.run();
+        idx
+    }
+
+    fn admin(&mut self, cfg: AdminConfig, me: Arc<PrivateKey>) -> usize {
+        self.add(Engine::Admin(Box::new(Admin::new(cfg, me))))
+    }
+
+    fn member(&mut self, cfg: MemberConfig, me: Arc<PrivateKey>) -> usize {
+        self.add(Engine::Member(Box::new(Member::new(cfg, me))))
+    }
+
+    fn disconnect(&mut self, idx: usize) {
+        self.nodes[idx].online = false;
+        let conn = self.nodes[idx].conn;
+        for (i, n) in self.nodes.iter().enumerate() {
+            if n.online && i != idx {
+                self.queue.push_back((i, RelayFrame::PeerLeft(conn)));
+            }
+        }
+        self.run();
+    }
+
+    fn apply(&mut self, from: usize, actions: Vec<Action>) {
+        for a in actions {
+            match a {
+                Action::Event(e) => self.nodes[from].events.push(e),
+                Action::Send(ClientFrame::Publish { to, payload }) => {
+                    let fconn = self.nodes[from].conn;
+                    for (i, n) in self.nodes.iter().enumerate() {
+                        let hit = match to {
+                            Some(t) => n.conn == t,
+                            None => i != from,
+                        };
+                        if n.online && hit && i != from {
+                            self.queue.push_back((
+                                i,
+                                RelayFrame::Deliver {
+                                    from: fconn,
+                                    payload: payload.clone(),
+                                },
+                            ));
+                        }
+                    }
+                }
+                Action::Send(_) => {}
+            }
+        }
+    }
+
+    fn run(&mut self) {
+        for _ in 0..100_000 {
+            let Some(mut flight) = self.queue.pop_front() else {
+                return;
+            };
+            let flights = match &mut self.tamper {
+                Some(t) if matches!(flight.1, RelayFrame::Deliver { .. }) => t(&mut flight),
+                _ => vec![flight],
+            };
+            for (to, frame) in flights {
+                if matches!(frame, RelayFrame::Deliver { .. }) {
+                    self.log.push((to, frame.clone()));
+                }
+                if !self.nodes[to].online {
+                    continue;
+                }
+                let now = self.now;
+                let actions = self.nodes[to].engine.handle_frame(now, frame);
+                self.apply(to, actions);
+            }
+        }
+        panic!("the network did not settle");
+    }
+
+    fn command(&mut self, idx: usize, cmd: Command) {
+        self.now += 10;
+        let now = self.now;
+        let actions = self.nodes[idx].engine.handle_command(now, cmd);
+        self.apply(idx, actions);
+        self.run();
+    }
+
+    fn tick(&mut self, ms: u64) {
+        self.now += ms;
+        for idx in 0..self.nodes.len() {
+            if self.nodes[idx].online {
+                let now = self.now;
+                let actions = self.nodes[idx].engine.handle_tick(now);
+                self.apply(idx, actions);
+            }
+        }
+        self.run();
+    }
+
+    fn take(&mut self, idx: usize) -> Vec<Event> {
+        std::mem::take(&mut self.nodes[idx].events)
+    }
+
+    fn texts(&mut self, idx: usize) -> Vec<String> {
+        self.nodes[idx]
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Message { text, .. } => Some(text.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn warnings(&self, idx: usize) -> Vec<String> {
+        self.nodes[idx]
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Warning { reason } => Some(reason.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn pending_id(&self, idx: usize) -> Option<u32> {
+        self.nodes[idx].events.iter().rev().find_map(|e| match e {
+            Event::PendingApproval { id, .. } => Some(*id),
+            _ => None,
+        })
+    }
+
+    fn epoch_of(&self, idx: usize) -> Option<(u64, usize)> {
+        self.nodes[idx].events.iter().rev().find_map(|e| match e {
+            Event::Epoch { epoch, members } => Some((*epoch, members.len())),
+            _ => None,
+        })
+    }
+}
+
+/// Admin at node 0, and members approved by hand.
+fn room_with(members: &[(usize, &str)]) -> (Net, Vec<usize>) {
+    let mut net = Net::new();
+    let admin_key = id(4);
+    net.admin(admin_cfg(), admin_key.clone());
+    let mut ids = Vec::new();
+    for (k, name) in members {
+        let m = net.member(member_cfg(name, &admin_key), id(*k));
+        let pid = net.pending_id(0).expect("a pending request");
+        net.command(0, Command::Approve(pid));
+        assert!(
+            net.nodes[m].engine.members().len() > 1,
+            "{name} holds the epoch"
+        );
+        ids.push(m);
+    }
+    (net, ids)
+}
+
+#[test]
+fn approval_by_hand_then_both_ways_chat() {
+    let mut net = Net::new();
+    let admin_key = id(4);
+    net.admin(admin_cfg(), admin_key.clone());
+    assert_eq!(net.epoch_of(0), Some((1, 1)));
+    let m = net.member(member_cfg("alice", &admin_key), id(0));
+    let ev = net.take(m);
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::AdminVerified { .. })),
+        "{ev:?}"
+    );
+    assert!(ev.iter().any(|e| matches!(e, Event::JoinRequested)));
+    let pending = net.take(0);
+    let (pid, code) = pending
+        .iter()
+        .find_map(|e| match e {
+            Event::PendingApproval {
+                id,
+                name,
+                safety_code,
+                fingerprint,
+            } => {
+                assert_eq!(name, "alice");
+                assert_eq!(*fingerprint, key(0).public().fingerprint());
+                Some((*id, safety_code.clone()))
+            }
+            _ => None,
+        })
+        .expect("pending approval");
+    assert_eq!(code, key(0).public().safety_code().to_string());
+    assert!(
+        !net.nodes[m]
+            .engine
+            .members()
+            .iter()
+            .any(|x| x.name == "alice"),
+        "no key before approval"
+    );
+
+    net.command(0, Command::Approve(pid));
+    assert_eq!(net.epoch_of(0), Some((2, 2)));
+    assert_eq!(net.epoch_of(m), Some((2, 2)));
+
+    net.command(m, Command::Send("hello boss".into()));
+    net.command(0, Command::Send("welcome alice".into()));
+    assert_eq!(net.texts(0), vec!["hello boss"]);
+    assert_eq!(net.texts(m), vec!["welcome alice"]);
+    assert!(net.warnings(0).is_empty() && net.warnings(m).is_empty());
+}
+
+#[test]
+fn roster_file_approves_automatically() {
+    let mut net = Net::new();
+    let admin_key = id(4);
+    let mut cfg = admin_cfg();
+    cfg.roster.insert(key(1).public().fingerprint());
+    net.admin(cfg, admin_key.clone());
+    let m = net.member(member_cfg("bob", &admin_key), id(1));
+    assert_eq!(net.pending_id(0), None);
+    assert_eq!(net.epoch_of(m), Some((2, 2)));
+    // Someone not on the roster still waits.
+    let c = net.member(member_cfg("carol", &admin_key), id(2));
+    assert!(net.pending_id(0).is_some());
+    assert_eq!(net.epoch_of(c), None);
+}
+
+#[test]
+fn password_approves_and_a_wrong_password_is_denied() {
+    let mut net = Net::new();
+    let admin_key = id(4);
+    let mut cfg = admin_cfg();
+    cfg.password = Some(Zeroizing::new("correct horse".into()));
+    net.admin(cfg, admin_key.clone());
+    let mut good = member_cfg("dave", &admin_key);
+    good.password = Some(Zeroizing::new("correct horse".into()));
+    let d = net.member(good, id(0));
+    assert_eq!(net.epoch_of(d), Some((2, 2)));
+    let mut bad = member_cfg("eve", &admin_key);
+    bad.password = Some(Zeroizing::new("Correct horse".into()));
+    let e = net.member(bad, id(1));
+    assert!(net.nodes[e]
+        .events
+        .iter()
+        .any(|x| matches!(x, Event::Denied { reason } if reason.contains("password"))));
+    assert_eq!(net.epoch_of(e), None);
+    assert_eq!(
+        net.epoch_of(0),
+        Some((2, 2)),
+        "no epoch change for the denied one"
+    );
+}
+
+#[test]
+fn deny_by_hand_reaches_only_the_requester() {
+    let mut net = Net::new();
+    let admin_key = id(4);
+    net.admin(admin_cfg(), admin_key.clone());
+    let m = net.member(member_cfg("mallory", &admin_key), id(3));
+    let pid = net.pending_id(0).unwrap();
+    net.command(0, Command::Deny(pid, "not today".into()));
+    assert!(net.nodes[m]
+        .events
+        .iter()
+        .any(|x| matches!(x, Event::Denied { reason } if reason == "not today")));
+    net.command(0, Command::Approve(pid));
+    assert!(
+        net.nodes[0]
+            .events
+            .iter()
+            .any(|x| matches!(x, Event::Error { .. })),
+        "a denied request is gone"
+    );
+}
+
+#[test]
+fn kicked_member_cannot_read_the_next_epoch() {
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob"), (2, "carol")]);
+    let (alice, bob, carol) = (ids[0], ids[1], ids[2]);
+    net.command(bob, Command::Send("before".into()));
+    assert_eq!(net.texts(carol), vec!["before"]);
+    net.command(
+        0,
+        Command::Kick(key(2).public().fingerprint(), "bye".into()),
+    );
+    assert!(net.nodes[carol]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Kicked { .. })));
+    assert!(net.nodes[alice]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::MemberLeft(m) if m.name == "carol")));
+    net.command(bob, Command::Send("after".into()));
+    assert_eq!(net.texts(alice), vec!["before", "after"]);
+    assert_eq!(
+        net.texts(carol),
+        vec!["before"],
+        "the kicked member reads nothing after"
+    );
+    net.command(carol, Command::Send("still here?".into()));
+    assert_eq!(net.texts(alice), vec!["before", "after"]);
+}
+
+#[test]
+fn a_newcomer_cannot_read_what_was_said_before() {
+    let (mut net, ids) = room_with(&[(0, "alice")]);
+    net.command(ids[0], Command::Send("secret plan".into()));
+    let old: Vec<Flight> = net.log.iter().filter(|(to, _)| *to == 0).cloned().collect();
+    let admin_key = id(4);
+    let late = net.member(member_cfg("late", &admin_key), id(1));
+    let pid = net.pending_id(0).unwrap();
+    net.command(0, Command::Approve(pid));
+    // The relay replays everything it saw before to the newcomer.
+    for (_, f) in old {
+        net.queue.push_back((late, f));
+    }
+    net.run();
+    assert!(net.texts(late).is_empty());
+    assert!(!net.warnings(late).is_empty(), "the replay is reported");
+}
+
+#[test]
+fn member_leave_and_disconnect_start_new_epochs() {
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
+    let before = net.epoch_of(0).unwrap().0;
+    net.command(ids[0], Command::Leave);
+    assert_eq!(net.epoch_of(0).unwrap(), (before + 1, 2));
+    net.disconnect(ids[1]);
+    assert_eq!(net.epoch_of(0).unwrap(), (before + 2, 1));
+}
+
+#[test]
+fn rekey_and_periodic_rekey_change_the_epoch() {
+    let (mut net, ids) = room_with(&[(0, "alice")]);
+    let e = net.epoch_of(ids[0]).unwrap().0;
+    net.command(0, Command::Rekey);
+    assert_eq!(net.epoch_of(ids[0]).unwrap().0, e + 1);
+    net.command(ids[0], Command::Send("still readable".into()));
+    assert_eq!(net.texts(0), vec!["still readable"]);
+
+    let mut net = Net::new();
+    let admin_key = id(4);
+    let mut cfg = admin_cfg();
+    cfg.rekey_after_ms = 60_000;
+    cfg.rekey_after_messages = 3;
+    net.admin(cfg, admin_key);
+    assert_eq!(net.epoch_of(0).unwrap().0, 1);
+    net.tick(61_000);
+    assert_eq!(net.epoch_of(0).unwrap().0, 2);
+    for i in 0..3 {
+        net.command(0, Command::Send(format!("m{i}")));
+    }
+    assert_eq!(net.epoch_of(0).unwrap().0, 3);
+}
+
+#[test]
+fn typing_notices_arrive_as_typing_not_messages() {
+    let (mut net, ids) = room_with(&[(0, "alice")]);
+    net.command(ids[0], Command::Typing(true));
+    assert!(net.nodes[0]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Typing { on: true, from } if from.name == "alice")));
+    assert!(net.texts(0).is_empty());
+}
+
+// ---- hostile relay -------------------------------------------------------
+
+fn is_message(f: &RelayFrame) -> bool {
+    match f {
+        RelayFrame::Deliver { payload, .. } => {
+            matches!(
+                decode_payload::<Envelope>(payload, DEFAULT_MAX_FRAME),
+                Ok(Envelope::Message(_))
+            )
+        }
+        _ => false,
+    }
+}
+
+#[test]
+fn replayed_and_duplicated_messages_are_dropped_with_a_warning() {
+    let (mut net, ids) = room_with(&[(0, "alice")]);
+    net.tamper = Some(Box::new(|f: &mut Flight| {
+        if is_message(&f.1) {
+            vec![f.clone(), f.clone()]
+        } else {
+            vec![f.clone()]
+        }
+    }));
+    net.command(ids[0], Command::Send("once".into()));
+    assert_eq!(net.texts(0), vec!["once"]);
+    assert!(net
+        .warnings(0)
+        .iter()
+        .any(|w| w.contains("replayed or duplicated")));
+    // A later replay of the logged frame.
+    net.tamper = None;
+    let old = net
+        .log
+        .iter()
+        .rev()
+        .find(|(to, f)| *to == 0 && is_message(f))
+        .cloned()
+        .unwrap();
+    net.queue.push_back(old);
+    net.run();
+    assert_eq!(net.texts(0), vec!["once"]);
+}
+
+#[test]
+fn every_bit_flip_of_a_message_is_detected() {
+    let (mut net, ids) = room_with(&[(0, "alice")]);
+    net.command(ids[0], Command::Send("integrity".into()));
+    let (_, frame) = net
+        .log
+        .iter()
+        .rev()
+        .find(|(to, f)| *to == 0 && is_message(f))
+        .cloned()
+        .unwrap();
+    let RelayFrame::Deliver { from, payload } = frame else {
+        unreachable!()
+    };
+    let mut shown = 0;
+    let mut warned = 0;
+    // Every 7th bit keeps the test fast and still covers header, sealed parts and signature.
+    for bit in (0..payload.len() * 8).step_by(7) {
+        let mut p = payload.to_vec();
+        p[bit / 8] ^= 1 << (bit % 8);
+        let now = net.now;
+        let actions = net.nodes[0].engine.handle_frame(
+            now,
+            RelayFrame::Deliver {
+                from,
+                payload: Bytes::from(p),
+            },
+        );
+        for a in actions {
+            match a {
+                Action::Event(Event::Message { .. }) => shown += 1,
+                Action::Event(Event::Warning { .. }) => warned += 1,
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(shown, 0, "a tampered message was shown");
+    assert!(warned > 0);
+}
+
+#[test]
+fn a_fake_member_cannot_inject_or_impersonate() {
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
+    // bob builds a message claiming to be alice: bob holds the epoch key but not alice's signing key.
+    let alice_fp = key(0).public().fingerprint();
+    net.tamper = Some(Box::new(move |f: &mut Flight| {
+        if let RelayFrame::Deliver { from, payload } = &f.1 {
+            if let Ok(Envelope::Message(mut m)) =
+                decode_payload::<Envelope>(payload, DEFAULT_MAX_FRAME)
+            {
+                m.header.sender = alice_fp;
+                let p = encode_payload(&Envelope::Message(m), DEFAULT_MAX_FRAME).unwrap();
+                return vec![(
+                    f.0,
+                    RelayFrame::Deliver {
+                        from: *from,
+                        payload: p.into(),
+                    },
+                )];
+            }
+        }
+        vec![f.clone()]
+    }));
+    net.command(ids[1], Command::Send("I am alice".into()));
+    assert!(net.texts(0).is_empty());
+    assert!(net.texts(ids[0]).is_empty());
+    assert!(
+        net.warnings(0).iter().any(|w| w.contains("bad signature")),
+        "{:?}",
+        net.warnings(0)
+    );
+}
+
+#[test]
+fn a_relay_posing_as_the_admin_is_not_believed() {
+    // The relay (or anyone) runs its own admin engine with its own key in the
+    // room: the member, pinned to the real admin, ignores it.
+    let mut net = Net::new();
+    let real_admin = id(4);
+    let fake_admin = id(5);
+    net.admin(admin_cfg(), fake_admin);
+    let m = net.member(member_cfg("alice", &real_admin), id(0));
+    assert!(
+        net.warnings(m)
+            .iter()
+            .any(|w| w.contains("not the invite's admin")),
+        "{:?}",
+        net.warnings(m)
+    );
+    assert!(!net.nodes[m]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::JoinRequested | Event::Epoch { .. })));
+    net.tick(6_000);
+    assert_eq!(
+        net.epoch_of(m),
+        None,
+        "never accepts a key not signed by the pinned admin"
+    );
+}
+
+#[test]
+fn swapped_admin_key_in_announcements_and_epochs_is_rejected() {
+    let (mut net, ids) = room_with(&[(0, "alice")]);
+    let m = ids[0];
+    let before = net.epoch_of(m).unwrap();
+    // The relay re-signs the next epoch message with its own key.
+    let evil = id(5);
+    net.tamper = Some(Box::new(move |f: &mut Flight| {
+        if let RelayFrame::Deliver { from, payload } = &f.1 {
+            if let Ok(Envelope::Epoch(s)) = decode_payload::<Envelope>(payload, DEFAULT_MAX_FRAME) {
+                let sig = evil.sign(common::wire::context::EPOCH, &s.body);
+                let forged = common::wire::Signed {
+                    body: s.body.clone(),
+                    signature: sig.into(),
+                };
+                let p = encode_payload(&Envelope::Epoch(forged), DEFAULT_MAX_FRAME).unwrap();
+                return vec![(
+                    f.0,
+                    RelayFrame::Deliver {
+                        from: *from,
+                        payload: p.into(),
+                    },
+                )];
+            }
+        }
+        vec![f.clone()]
+    }));
+    net.command(0, Command::Rekey);
+    assert_eq!(
+        net.epoch_of(m),
+        Some(before),
+        "the forged epoch was not installed"
+    );
+    assert!(net
+        .warnings(m)
+        .iter()
+        .any(|w| w.contains("not signed by the pinned admin")));
+}
+
+#[test]
+fn a_stripped_grant_or_dropped_epoch_leaves_the_member_on_the_old_epoch() {
+    let (mut net, ids) = room_with(&[(0, "alice")]);
+    let m = ids[0];
+    let before = net.epoch_of(m).unwrap();
+    net.tamper = Some(Box::new(|f: &mut Flight| {
+        if let RelayFrame::Deliver { payload, .. } = &f.1 {
+            if matches!(
+                decode_payload::<Envelope>(payload, DEFAULT_MAX_FRAME),
+                Ok(Envelope::Epoch(_))
+            ) {
+                return vec![];
+            }
+        }
+        vec![f.clone()]
+    }));
+    net.command(0, Command::Rekey);
+    assert_eq!(net.epoch_of(m), Some(before));
+    // The admin's messages in the new epoch are unreadable for it: warned, never shown wrong.
+    net.command(0, Command::Send("new epoch text".into()));
+    assert!(net.texts(m).is_empty());
+    assert!(!net.warnings(m).is_empty());
+}
+
+#[test]
+fn reordered_roster_parts_and_epochs_still_install_once() {
+    let (mut net, ids) = room_with(&[(0, "alice")]);
+    let m = ids[0];
+    let e = net.epoch_of(m).unwrap().0;
+    // Deliver roster parts before the epoch message.
+    let mut stash: Vec<Flight> = Vec::new();
+    net.tamper = Some(Box::new(move |f: &mut Flight| {
+        if let RelayFrame::Deliver { payload, .. } = &f.1 {
+            match decode_payload::<Envelope>(payload, DEFAULT_MAX_FRAME) {
+                Ok(Envelope::Epoch(_)) => {
+                    stash.push(f.clone());
+                    return vec![];
+                }
+                Ok(Envelope::Roster(_)) => {
+                    let mut v = vec![f.clone()];
+                    v.append(&mut stash);
+                    return v;
+                }
+                _ => {}
+            }
+        }
+        vec![f.clone()]
+    }));
+    net.command(0, Command::Rekey);
+    assert_eq!(net.epoch_of(m).unwrap().0, e + 1);
+}
+
+#[test]
+fn random_bytes_never_panic_either_role() {
+    use proptest::prelude::*;
+    let (net, ids) = room_with(&[(0, "alice")]);
+    let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases: 300,
+        failure_persistence: None,
+        ..Default::default()
+    });
+    let node_ids = [0usize, ids[0]];
+    let frames: Vec<Flight> = net.log.clone();
+    let net = std::cell::RefCell::new(net);
+    runner
+        .run(
+            &(
+                prop::collection::vec(any::<u8>(), 0..400),
+                0usize..2,
+                any::<u64>(),
+            ),
+            |(bytes, which, from)| {
+                let idx = node_ids[which];
+                let mut net = net.borrow_mut();
+                let now = net.now;
+                let _ = net.nodes[idx].engine.handle_frame(
+                    now,
+                    RelayFrame::Deliver {
+                        from,
+                        payload: bytes.into(),
+                    },
+                );
+                Ok(())
+            },
+        )
+        .unwrap();
+    // Mutations of real frames reach deeper.
+    runner
+        .run(
+            &(
+                0..frames.len(),
+                prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+            ),
+            |(i, edits)| {
+                let (to, frame) = &frames[i];
+                if let RelayFrame::Deliver { from, payload } = frame {
+                    let mut p = payload.to_vec();
+                    for (at, b) in &edits {
+                        let at = at.index(p.len().max(1));
+                        if at < p.len() {
+                            p[at] = *b;
+                        }
+                    }
+                    let mut net = net.borrow_mut();
+                    let now = net.now;
+                    let _ = net.nodes[*to].engine.handle_frame(
+                        now,
+                        RelayFrame::Deliver {
+                            from: *from,
+                            payload: p.into(),
+                        },
+                    );
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+}
+
+#[test]
+fn event_debug_never_shows_message_text() {
+    let (mut net, ids) = room_with(&[(0, "alice")]);
+    net.command(ids[0], Command::Send("TOPSECRET".into()));
+    let dbg = format!("{:?}", net.nodes[0].events);
+    assert!(!dbg.contains("TOPSECRET"));
+    let _ = Fingerprint([0; 32]);
+}
