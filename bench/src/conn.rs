@@ -5,11 +5,13 @@
 //! is checked against the limit before its body is buffered
 //! ([`common::wire::decode_frame`]).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::{Buf, BytesMut};
 use common::wire::{
-    decode_frame, encode_frame, ClientFrame, FrameError, Hello, RelayError, RelayFrame, Welcome,
-    DEFAULT_MAX_FRAME, MIN_MAX_FRAME, PROTOCOL_VERSION,
+    decode_frame, encode_frame, ClientFrame, ConnId, FrameError, Hello, RelayError, RelayFrame,
+    Welcome, DEFAULT_MAX_FRAME, MIN_MAX_FRAME, PROTOCOL_VERSION,
 };
 use common::RoomId;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -149,24 +151,80 @@ impl Refused {
 /// pings meanwhile). A relay error frame comes back as a [`Refused`] error.
 pub async fn join(target: &Target, room: RoomId, chunk: usize) -> Result<(Conn, Welcome)> {
     let stream = target.connect().await?;
+    hello(stream, room, chunk).await
+}
+
+/// Sends a hello for `room` on an open stream and waits for the welcome
+/// (see [`join`]).
+pub async fn hello<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    room: RoomId,
+    chunk: usize,
+) -> Result<(FrameReader<S>, Welcome)> {
     let mut conn = FrameReader::new(stream, DEFAULT_MAX_FRAME, chunk);
     let hello = ClientFrame::Hello(Hello {
         version: PROTOCOL_VERSION,
         room,
     });
     send(conn.get_mut(), &hello).await?;
+    // Room changes that overtake the welcome (a relay race, see
+    // `PEER_FRAMES_BEFORE_WELCOME`) are folded into its peer list.
+    let mut early: Vec<(ConnId, bool)> = Vec::new();
     loop {
         match conn.next().await? {
-            Some(RelayFrame::Welcome(w)) => {
+            Some(RelayFrame::Welcome(mut w)) => {
                 conn.set_max(w.max_frame as usize);
+                for (id, joined) in early {
+                    if joined {
+                        if !w.peers.contains(&id) {
+                            w.peers.push(id);
+                        }
+                    } else {
+                        w.peers.retain(|p| *p != id);
+                    }
+                }
                 return Ok((conn, w));
+            }
+            Some(RelayFrame::PeerJoined(id)) => {
+                PEER_FRAMES_BEFORE_WELCOME.fetch_add(1, Ordering::Relaxed);
+                early.push((id, true));
+            }
+            Some(RelayFrame::PeerLeft(id)) => {
+                PEER_FRAMES_BEFORE_WELCOME.fetch_add(1, Ordering::Relaxed);
+                early.push((id, false));
             }
             Some(RelayFrame::Error(e)) => return Err(Refused(e).into()),
             Some(RelayFrame::Ping(n)) => send(conn.get_mut(), &ClientFrame::Pong(n)).await?,
-            Some(other) => bail!("unexpected frame before the welcome: {}", frame_name(&other)),
+            Some(other) => bail!(
+                "unexpected frame before the welcome: {}",
+                frame_name(&other)
+            ),
             None => bail!("the relay closed the connection before the welcome"),
         }
     }
+}
+
+/// Ends `conn` politely (TLS close_notify, then FIN), giving up after a
+/// second so a stuck relay cannot hold the run.
+pub async fn close(mut conn: Conn) {
+    let _ =
+        tokio::time::timeout(std::time::Duration::from_secs(1), conn.get_mut().shutdown()).await;
+}
+
+/// Closes many connections at once (see [`close`]).
+pub async fn close_all(conns: Vec<Conn>) {
+    futures_util::future::join_all(conns.into_iter().map(close)).await;
+}
+
+/// `PeerJoined`/`PeerLeft` frames that arrived before their connection's
+/// `Welcome`, in this process. PROTOCOL.md §3 has the welcome first; a
+/// non-zero count means the relay let a room change overtake it.
+pub static PEER_FRAMES_BEFORE_WELCOME: AtomicU64 = AtomicU64::new(0);
+
+/// How many peer frames overtook a welcome so far (see
+/// [`PEER_FRAMES_BEFORE_WELCOME`]).
+pub fn peer_frames_before_welcome() -> u64 {
+    PEER_FRAMES_BEFORE_WELCOME.load(Ordering::Relaxed)
 }
 
 /// A frame's variant name, for messages (never its payload).
@@ -226,6 +284,55 @@ mod tests {
         }
         writer.await.unwrap();
         assert!(r.next().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn hello_folds_peer_frames_that_overtake_the_welcome() {
+        let (client, mut relay) = tokio::io::duplex(4096);
+        let room = RoomId([7; 16]);
+        let script = tokio::spawn(async move {
+            let mut hello = vec![0u8; 4 + 22];
+            relay.read_exact(&mut hello).await.unwrap();
+            let (frame, _) = decode_frame::<ClientFrame>(&hello, DEFAULT_MAX_FRAME).unwrap();
+            assert_eq!(
+                frame,
+                ClientFrame::Hello(Hello {
+                    version: PROTOCOL_VERSION,
+                    room
+                })
+            );
+            let frames = encoded(&[
+                RelayFrame::PeerJoined(9),
+                RelayFrame::PeerLeft(2),
+                RelayFrame::Welcome(Welcome {
+                    version: PROTOCOL_VERSION,
+                    conn_id: 5,
+                    peers: vec![1, 2],
+                    max_frame: 4096,
+                }),
+            ]);
+            relay.write_all(&frames).await.unwrap();
+            relay
+        });
+        let before = peer_frames_before_welcome();
+        let (_conn, welcome) = hello(client, room, 64).await.unwrap();
+        assert_eq!(welcome.conn_id, 5);
+        assert_eq!(welcome.peers, vec![1, 9]);
+        assert!(peer_frames_before_welcome() >= before + 2);
+        script.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn hello_refused_is_a_refusal_with_advice() {
+        let (client, mut relay) = tokio::io::duplex(4096);
+        let frames = encoded(&[RelayFrame::Error(RelayError {
+            code: common::wire::ErrorCode::RoomFull,
+            message: "room is full".into(),
+        })]);
+        relay.write_all(&frames).await.unwrap();
+        let err = hello(client, RoomId([0; 16]), 64).await.unwrap_err();
+        let refused = err.downcast_ref::<Refused>().unwrap();
+        assert_eq!(refused.advice(), Some("raise the relay's --max-room-conns"));
     }
 
     #[tokio::test]

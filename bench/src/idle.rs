@@ -62,6 +62,9 @@ pub struct Report {
     pub open_s: f64,
     /// Connections the relay closed while they were being measured.
     pub dropped: u64,
+    /// `PeerJoined`/`PeerLeft` frames that overtook their connection's
+    /// `Welcome` (a relay ordering bug when non-zero; tolerated).
+    pub peer_frames_before_welcome: u64,
 }
 
 impl Report {
@@ -80,6 +83,7 @@ impl Report {
         if self.dropped > 0 {
             s += &format!("; {} connections were dropped by the relay", self.dropped);
         }
+        s += &crate::report::early_note(self.peer_frames_before_welcome);
         s
     }
 }
@@ -135,14 +139,19 @@ pub async fn run(target: &Arc<Target>, opts: &Options, deadline: Instant) -> Res
                     conn
                 }
                 Err(e) => {
-                    let _ = tx.send(Err(e.context(format!("connection {}", i + 1)))).await;
+                    let _ = tx
+                        .send(Err(e.context(format!("connection {}", i + 1))))
+                        .await;
                     return;
                 }
             };
             drop(tx);
             loop {
                 let frame = tokio::select! {
-                    () = stop.cancelled() => return,
+                    () = stop.cancelled() => {
+                        crate::conn::close(conn).await;
+                        return;
+                    }
                     f = conn.next() => f,
                 };
                 match frame {
@@ -191,6 +200,7 @@ pub async fn run(target: &Arc<Target>, opts: &Options, deadline: Instant) -> Res
         kib_per_conn: rss_after.saturating_sub(rss_before) as f64 / opts.conns as f64,
         open_s,
         dropped: dropped.load(Ordering::Relaxed),
+        peer_frames_before_welcome: crate::conn::peer_frames_before_welcome(),
     })
 }
 

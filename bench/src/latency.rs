@@ -3,7 +3,7 @@
 //! payload (same process, same monotonic clock). Messages sent during the
 //! warm-up are counted for loss but not measured.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -76,10 +76,16 @@ pub struct Report {
     pub max_us: Option<f64>,
     /// Mean, µs.
     pub mean_us: Option<f64>,
+    /// `PeerLeft` frames the publisher saw during the run (subscribers the
+    /// relay dropped).
+    pub peer_left: u64,
     /// The publisher's fatal error, if any.
     pub publisher_error: Option<String>,
     /// True if the deadline cut the run short.
     pub timed_out: bool,
+    /// `PeerJoined`/`PeerLeft` frames that overtook their connection's
+    /// `Welcome` (a relay ordering bug when non-zero; tolerated).
+    pub peer_frames_before_welcome: u64,
 }
 
 impl Report {
@@ -105,6 +111,13 @@ impl Report {
         s += &self
             .subs_summary
             .problems(self.timed_out, self.publisher_error.as_deref());
+        if self.peer_left > 0 {
+            s += &format!(
+                "; the relay dropped {} connections of the room",
+                self.peer_left
+            );
+        }
+        s += &crate::report::early_note(self.peer_frames_before_welcome);
         s
     }
 }
@@ -173,21 +186,25 @@ pub async fn run(target: &Arc<Target>, opts: &Options, deadline: Instant) -> Res
     let published = seq;
 
     let drain_until = (Instant::now() + opts.drain).min(deadline);
-    let mut results = Vec::with_capacity(tasks.len());
+    let mut done = Vec::with_capacity(tasks.len());
     for task in &mut tasks {
         match timeout_at(tokio::time::Instant::from_std(drain_until), &mut *task).await {
-            Ok(r) => results.push(r.context("a subscriber task failed")?),
+            Ok(r) => done.push(r.context("a subscriber task failed")?),
             Err(_) => break,
         }
     }
     stop.cancel();
-    for task in tasks.into_iter().skip(results.len()) {
-        results.push(task.await.context("a subscriber task failed")?);
+    for task in tasks.into_iter().skip(done.len()) {
+        done.push(task.await.context("a subscriber task failed")?);
     }
+    // Connections stay open until the publisher's counts are read.
+    let (results, conns): (Vec<_>, Vec<_>) = done.into_iter().unzip();
+    let peer_left = publisher.status.peer_left.load(Ordering::Relaxed);
     if publisher_error.is_none() {
         publisher_error = publisher.status.error();
     }
     publisher.close().await;
+    crate::conn::close_all(conns).await;
 
     // Loss is counted against what was actually published.
     let mut summary = SubSummary::of(&results, total);
@@ -220,8 +237,10 @@ pub async fn run(target: &Arc<Target>, opts: &Options, deadline: Instant) -> Res
         p999_us: us(percentile(&lat, 99.9)),
         max_us: us(lat.last().copied()),
         mean_us,
+        peer_left,
         publisher_error,
         timed_out,
         subs_summary: summary,
+        peer_frames_before_welcome: crate::conn::peer_frames_before_welcome(),
     })
 }

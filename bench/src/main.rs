@@ -18,6 +18,10 @@ use serde::Serialize;
 ///
 /// Every run is bounded in connections, messages and time (--timeout), and
 /// connects only to --addr. Use --insecure only on loopback.
+///
+/// Exit status: 0 when a report was printed, 1 on an error (nothing
+/// measured), 2 on a usage error, 3 when a report was printed but the run hit
+/// --timeout (its figures are partial).
 #[derive(Debug, Parser)]
 #[command(name = "teamchat-loadgen", version)]
 struct Cli {
@@ -140,10 +144,17 @@ struct IdleArgs {
     relay_pid: u32,
 }
 
+/// Exit status when a report was printed but the run hit --timeout.
+const EXIT_TIMED_OUT: u8 = 3;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(Outcome::Complete) => std::process::ExitCode::SUCCESS,
+        Ok(Outcome::TimedOut) => {
+            eprintln!("teamchat-loadgen: the run hit --timeout; the figures above are partial");
+            std::process::ExitCode::from(EXIT_TIMED_OUT)
+        }
         Err(e) => {
             eprintln!("teamchat-loadgen: error: {e:#}");
             std::process::ExitCode::FAILURE
@@ -151,7 +162,24 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+/// How a run that produced a report ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Complete,
+    TimedOut,
+}
+
+impl Outcome {
+    fn of(timed_out: bool) -> Self {
+        if timed_out {
+            Outcome::TimedOut
+        } else {
+            Outcome::Complete
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<Outcome> {
     let common = match &cli.bench {
         Bench::Throughput(a) => &a.common,
         Bench::Latency(a) => &a.common,
@@ -206,7 +234,8 @@ fn run(cli: Cli) -> Result<()> {
                         relay_pid: a.relay_pid,
                     };
                     let r = throughput::run(&target, &opts, deadline).await?;
-                    emit(json, &r, &r.human())
+                    emit(json, &r, &r.human())?;
+                    Ok(Outcome::of(r.timed_out))
                 }
                 Bench::Latency(a) => {
                     let opts = latency::Options {
@@ -219,7 +248,8 @@ fn run(cli: Cli) -> Result<()> {
                         parallel,
                     };
                     let r = latency::run(&target, &opts, deadline).await?;
-                    emit(json, &r, &r.human())
+                    emit(json, &r, &r.human())?;
+                    Ok(Outcome::of(r.timed_out))
                 }
                 Bench::Idle(a) => {
                     let opts = idle::Options {
@@ -231,7 +261,8 @@ fn run(cli: Cli) -> Result<()> {
                         relay_pid: a.relay_pid,
                     };
                     let r = idle::run(&target, &opts, deadline).await?;
-                    emit(json, &r, &r.human())
+                    emit(json, &r, &r.human())?;
+                    Ok(Outcome::Complete)
                 }
             }
         };

@@ -23,7 +23,9 @@ pub fn self_cpu_ticks() -> Result<u64> {
 /// parentheses may hold spaces or parentheses, so fields are counted from
 /// the last `)`.
 pub fn parse_stat_ticks(text: &str) -> Result<u64> {
-    let close = text.rfind(')').ok_or_else(|| anyhow!("no ')' after the command name"))?;
+    let close = text
+        .rfind(')')
+        .ok_or_else(|| anyhow!("no ')' after the command name"))?;
     // After ')': field 3 (state) is index 0, so utime (14) is 11, stime (15) 12.
     let fields: Vec<&str> = text[close + 1..].split_whitespace().collect();
     let get = |i: usize, name: &str| -> Result<u64> {
@@ -60,8 +62,7 @@ pub fn parse_status_rss(text: &str) -> Result<u64> {
 
 /// This process's soft limit on open files (`None` = unlimited).
 pub fn open_files_limit() -> Result<Option<u64>> {
-    let text =
-        std::fs::read_to_string("/proc/self/limits").context("reading /proc/self/limits")?;
+    let text = std::fs::read_to_string("/proc/self/limits").context("reading /proc/self/limits")?;
     parse_limits_nofile(&text).context("parsing /proc/self/limits")
 }
 

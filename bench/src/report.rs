@@ -71,6 +71,18 @@ impl SubSummary {
     }
 }
 
+/// A warning for a human-readable line when room changes overtook welcomes.
+pub fn early_note(peer_frames_before_welcome: u64) -> String {
+    if peer_frames_before_welcome == 0 {
+        String::new()
+    } else {
+        format!(
+            "; {peer_frames_before_welcome} PeerJoined/PeerLeft frames arrived before their \
+             connection's Welcome (relay ordering bug, tolerated)"
+        )
+    }
+}
+
 /// `part` as a percentage of `whole` (0 when `whole` is 0).
 pub fn pct(part: u64, whole: u64) -> f64 {
     if whole == 0 {

@@ -5,13 +5,13 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use bytes::BytesMut;
 use common::wire::{encode_frame, ClientFrame, ConnId, RelayFrame, DEFAULT_MAX_FRAME};
 use common::RoomId;
-use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::timeout_at;
@@ -61,7 +61,10 @@ pub async fn open(
         let target = Arc::clone(target);
         let gate = Arc::clone(&gate);
         set.spawn(async move {
-            let _permit = gate.acquire_owned().await.context("handshake gate closed")?;
+            let _permit = gate
+                .acquire_owned()
+                .await
+                .context("handshake gate closed")?;
             join(&target, room, BULK_CHUNK).await
         });
     }
@@ -148,15 +151,17 @@ pub struct SubResult {
 
 /// Reads deliveries until all `expected` messages arrived, the connection
 /// fails, or `stop` is cancelled. Stores its distinct count in `progress`
-/// after every delivery, and [`GONE`] when it returns.
-pub async fn subscribe(
-    mut conn: Conn,
+/// after every delivery, and [`GONE`] when it returns. Hands the connection
+/// back still open, so that the publisher's `PeerLeft` count shows only
+/// connections the relay dropped while the run went on.
+pub async fn subscribe<S: AsyncRead + AsyncWrite + Unpin>(
+    mut conn: FrameReader<S>,
     publisher: ConnId,
     expected: u64,
     measure: Measure,
     progress: Arc<AtomicU64>,
     stop: CancellationToken,
-) -> SubResult {
+) -> (SubResult, FrameReader<S>) {
     let mut r = SubResult {
         tracker: SeqTracker::new(expected),
         deliveries: 0,
@@ -221,7 +226,7 @@ pub async fn subscribe(
         }
     }
     progress.store(GONE, Ordering::Relaxed);
-    r
+    (r, conn)
 }
 
 /// What the publisher's reader saw while the run went on.
@@ -290,22 +295,31 @@ impl Publisher {
             encode_frame(&ClientFrame::Pong(n), DEFAULT_MAX_FRAME, buf)
                 .context("encoding a pong")?;
         }
-        self.writer
-            .write_all(buf)
-            .await
-            .context("publisher: writing to the relay")?;
-        self.writer
-            .flush()
-            .await
-            .context("publisher: writing to the relay")?;
+        let written = async {
+            self.writer.write_all(buf).await?;
+            self.writer.flush().await
+        }
+        .await;
+        if let Err(e) = written {
+            // The relay's reason (an error frame) usually arrives just before
+            // the reset: give the reader a moment to report it.
+            let _ = tokio::time::timeout(Duration::from_millis(500), &mut self.reader).await;
+            match self.status.error() {
+                Some(reason) => bail!("publisher: {reason}"),
+                None => return Err(anyhow!(e).context("publisher: writing to the relay")),
+            }
+        }
         buf.clear();
         Ok(())
     }
 
     /// Stops the reader and closes the connection.
-    pub async fn close(self) {
+    pub async fn close(mut self) {
         self.stop.cancel();
-        let _ = self.reader.await;
+        if !self.reader.is_finished() {
+            let _ = self.reader.await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.writer.shutdown()).await;
     }
 }
 
@@ -346,5 +360,111 @@ async fn read_publisher(
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use common::wire::{decode_frame, RelayFrame};
+    use tokio::io::AsyncReadExt;
+
+    fn deliver(from: ConnId, seq: u64, ts: u64) -> RelayFrame {
+        let mut payload = vec![0u8; 32];
+        payload[..8].copy_from_slice(&seq.to_be_bytes());
+        payload[8..16].copy_from_slice(&ts.to_be_bytes());
+        RelayFrame::Deliver {
+            from,
+            payload: Bytes::from(payload),
+        }
+    }
+
+    #[tokio::test]
+    async fn subscriber_counts_gaps_duplicates_and_answers_pings() {
+        let (client, mut relay) = tokio::io::duplex(1 << 16);
+        let frames = [
+            RelayFrame::PeerJoined(3),
+            deliver(1, 0, now_ns()),
+            deliver(1, 2, now_ns()),
+            deliver(1, 2, now_ns()),
+            RelayFrame::Ping(42),
+            deliver(3, 1, now_ns()), // not from the publisher
+            deliver(1, 1, now_ns()),
+            RelayFrame::Deliver {
+                from: 1,
+                payload: Bytes::from_static(b"short"),
+            },
+        ];
+        let mut out = BytesMut::new();
+        for f in &frames {
+            encode_frame(f, DEFAULT_MAX_FRAME, &mut out).unwrap();
+        }
+        relay.write_all(&out).await.unwrap();
+        relay.shutdown().await.unwrap();
+
+        let progress = Arc::new(AtomicU64::new(0));
+        let (r, conn) = subscribe(
+            FrameReader::new(client, DEFAULT_MAX_FRAME, 64),
+            1,
+            4,
+            Measure::Latency { from_seq: 1 },
+            Arc::clone(&progress),
+            CancellationToken::new(),
+        )
+        .await;
+        assert_eq!(r.deliveries, 5);
+        assert_eq!(r.tracker.distinct, 3);
+        assert_eq!(r.tracker.duplicates, 1);
+        assert_eq!(r.tracker.reordered, 1);
+        assert_eq!(r.tracker.out_of_range, 1);
+        assert_eq!(r.tracker.missing(), 1);
+        assert_eq!(r.foreign, 1);
+        // seq 2 and seq 1 are measured; the duplicate is not.
+        assert_eq!(r.latencies_ns.len(), 2);
+        assert!(r.first.is_some() && r.last >= r.first);
+        assert!(r.error.as_deref().unwrap().contains("closed"));
+        assert_eq!(progress.load(Ordering::Relaxed), GONE);
+
+        drop(conn);
+        let mut pong = Vec::new();
+        relay.read_to_end(&mut pong).await.unwrap();
+        let (frame, _) = decode_frame::<ClientFrame>(&pong, DEFAULT_MAX_FRAME).unwrap();
+        assert_eq!(frame, ClientFrame::Pong(42));
+    }
+
+    #[tokio::test]
+    async fn subscriber_stops_when_complete_or_cancelled() {
+        let (client, mut relay) = tokio::io::duplex(1 << 16);
+        let mut out = BytesMut::new();
+        for seq in 0..3 {
+            encode_frame(&deliver(1, seq, now_ns()), DEFAULT_MAX_FRAME, &mut out).unwrap();
+        }
+        relay.write_all(&out).await.unwrap();
+        let (r, conn) = subscribe(
+            FrameReader::new(client, DEFAULT_MAX_FRAME, 64),
+            1,
+            3,
+            Measure::Count,
+            Arc::new(AtomicU64::new(0)),
+            CancellationToken::new(),
+        )
+        .await;
+        assert!(r.tracker.complete());
+        assert!(r.error.is_none());
+
+        let stop = CancellationToken::new();
+        stop.cancel();
+        let (r, _) = subscribe(
+            conn,
+            1,
+            3,
+            Measure::Count,
+            Arc::new(AtomicU64::new(0)),
+            stop,
+        )
+        .await;
+        assert_eq!(r.deliveries, 0);
+        assert!(r.error.is_none());
     }
 }

@@ -84,6 +84,9 @@ pub struct Report {
     pub publisher_error: Option<String>,
     /// True if the deadline cut the run short.
     pub timed_out: bool,
+    /// `PeerJoined`/`PeerLeft` frames that overtook their connection's
+    /// `Welcome` (a relay ordering bug when non-zero; tolerated).
+    pub peer_frames_before_welcome: u64,
 }
 
 impl Report {
@@ -109,7 +112,16 @@ impl Report {
             s += &format!(" (loadgen {cpu:.2})");
         }
         s += &format!(", publish {:.0} msgs/s", self.publish_per_s);
-        s += &self.subs_summary.problems(self.timed_out, self.publisher_error.as_deref());
+        s += &self
+            .subs_summary
+            .problems(self.timed_out, self.publisher_error.as_deref());
+        if self.peer_left > 0 {
+            s += &format!(
+                "; the relay dropped {} connections of the room",
+                self.peer_left
+            );
+        }
+        s += &crate::report::early_note(self.peer_frames_before_welcome);
         s
     }
 }
@@ -162,22 +174,32 @@ pub async fn run(target: &Arc<Target>, opts: &Options, deadline: Instant) -> Res
             timed_out = true;
             break;
         }
+        // With a window, this batch may run up to `window` messages ahead
+        // of the slowest subscriber that is still reading.
+        let mut limit = opts.messages;
         if opts.window > 0 {
             let slowest = progress
                 .iter()
                 .map(|p| p.load(Ordering::Relaxed))
                 .min()
                 .unwrap_or(GONE);
-            if slowest != GONE && seq.saturating_sub(slowest) >= opts.window {
-                tokio::time::sleep(Duration::from_micros(100)).await;
-                continue;
+            if slowest != GONE {
+                limit = limit.min(slowest.saturating_add(opts.window));
+                if seq >= limit {
+                    tokio::time::sleep(Duration::from_micros(100)).await;
+                    continue;
+                }
             }
         }
-        while seq < opts.messages && buf.len() < batch {
+        while seq < limit && buf.len() < batch {
             template.append(seq, now_ns(), &mut buf);
             seq += 1;
         }
-        match timeout_at(tokio::time::Instant::from_std(deadline), publisher.write(&mut buf)).await
+        match timeout_at(
+            tokio::time::Instant::from_std(deadline),
+            publisher.write(&mut buf),
+        )
+        .await
         {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
@@ -195,17 +217,19 @@ pub async fn run(target: &Arc<Target>, opts: &Options, deadline: Instant) -> Res
 
     // Drain: wait for every subscriber to finish, up to the drain time.
     let drain_until = (Instant::now() + opts.drain).min(deadline);
-    let mut results = Vec::with_capacity(tasks.len());
+    let mut done = Vec::with_capacity(tasks.len());
     for task in &mut tasks {
         match timeout_at(tokio::time::Instant::from_std(drain_until), &mut *task).await {
-            Ok(r) => results.push(r.context("a subscriber task failed")?),
+            Ok(r) => done.push(r.context("a subscriber task failed")?),
             Err(_) => break,
         }
     }
     stop.cancel();
-    for task in tasks.into_iter().skip(results.len()) {
-        results.push(task.await.context("a subscriber task failed")?);
+    for task in tasks.into_iter().skip(done.len()) {
+        done.push(task.await.context("a subscriber task failed")?);
     }
+    // Connections stay open until the publisher's counts are read.
+    let (results, conns): (Vec<_>, Vec<_>) = done.into_iter().unzip();
     if drain_until >= deadline && results.iter().any(|r| !r.tracker.complete()) {
         timed_out = true;
     }
@@ -217,6 +241,7 @@ pub async fn run(target: &Arc<Target>, opts: &Options, deadline: Instant) -> Res
         publisher_error = publisher.status.error();
     }
     publisher.close().await;
+    crate::conn::close_all(conns).await;
 
     let summary = SubSummary::of(&results, opts.messages);
     let expected = opts.messages * opts.subs as u64;
@@ -260,5 +285,6 @@ pub async fn run(target: &Arc<Target>, opts: &Options, deadline: Instant) -> Res
         publisher_error,
         timed_out,
         subs_summary: summary,
+        peer_frames_before_welcome: crate::conn::peer_frames_before_welcome(),
     })
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use common::wire::{
     decode_payload, encode_frame, max_payload, peek_hello_version, ClientFrame, ConnId, ErrorCode,
-    FrameCodec, FrameError, RelayError, RelayFrame, Welcome, LEN_PREFIX, PROTOCOL_VERSION,
+    FrameCodec, FrameError, RelayError, RelayFrame, LEN_PREFIX, PROTOCOL_VERSION,
 };
 use futures_util::StreamExt;
 use openssl::ssl::{Ssl, SslAcceptor};
@@ -161,25 +161,16 @@ async fn run(
             return (CloseReason::RoomFull, Some(conn_id), Some(room_tag));
         }
     };
-    info!(%peer, conn_id, room = %room_tag, peers = peers.len(), "connection joined room");
+    info!(%peer, conn_id, room = %room_tag, peers, "connection joined room");
 
-    let welcome = RelayFrame::Welcome(Welcome {
-        version: PROTOCOL_VERSION,
-        conn_id,
-        peers,
-        max_frame: u32::try_from(limits.max_frame).unwrap_or(u32::MAX),
-    });
+    // The hub queued the welcome before anyone could see us.
     let (rd, wr) = tokio::io::split(tls);
     let writer = tokio::spawn(write_loop(wr, rx, kill.clone()));
     let out = Outbox {
         tx,
         max_frame: limits.max_frame,
     };
-    let reason = if out.send(&welcome) {
-        read_loop(shared, rd, &out, &room, conn_id, &kill).await
-    } else {
-        CloseReason::SlowReader
-    };
+    let reason = read_loop(shared, rd, &out, &room, conn_id, &kill).await;
     shared.hub.leave(&room, conn_id);
     let reason = if slow.load(Relaxed) {
         CloseReason::SlowReader

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::{Bytes, BytesMut};
-use common::wire::{encode_frame, ConnId, RelayFrame};
+use common::wire::{encode_frame, ConnId, RelayFrame, Welcome, PROTOCOL_VERSION};
 use common::RoomId;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -103,13 +103,11 @@ impl Hub {
         self.rooms.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
-    /// Adds `member` to `room` (creating it), tells the others, and returns
-    /// the room and the ids already in it.
-    pub fn join(
-        &self,
-        room: RoomId,
-        member: Member,
-    ) -> Result<(Arc<Room>, Vec<ConnId>), JoinError> {
+    /// Adds `member` to `room` (creating it): queues its `Welcome` (its id
+    /// and the ids already in the room) *before* it becomes visible, so no
+    /// `PeerJoined` or `Deliver` can overtake the welcome; then tells the
+    /// others. Returns the room and the number of peers it found.
+    pub fn join(&self, room: RoomId, member: Member) -> Result<(Arc<Room>, usize), JoinError> {
         let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
         let n_rooms = rooms.len();
         let r = match rooms.get(&room) {
@@ -127,18 +125,29 @@ impl Hub {
             }
         };
         let id = member.id;
-        let peers = {
+        let n_peers = {
             let mut m = r.members.write().unwrap_or_else(|p| p.into_inner());
             if m.len() >= self.max_room_conns {
                 return Err(JoinError::RoomFull);
             }
             let peers: Vec<ConnId> = m.iter().map(|x| x.id).collect();
+            let n = peers.len();
+            let welcome = RelayFrame::Welcome(Welcome {
+                version: PROTOCOL_VERSION,
+                conn_id: id,
+                peers,
+                max_frame: u32::try_from(self.max_frame).unwrap_or(u32::MAX),
+            });
+            if let Some(bytes) = self.encode(&welcome) {
+                // A fresh queue: this cannot be full.
+                let _ = member.tx.try_send(bytes);
+            }
             m.push(member);
-            peers
+            n
         };
         drop(rooms);
         self.send_control(&r, id, RelayFrame::PeerJoined(id));
-        Ok((r, peers))
+        Ok((r, n_peers))
     }
 
     /// Removes connection `id` from `room`, closes the room if it was the
@@ -257,10 +266,24 @@ mod tests {
         let (c, mut rc) = member(&hub, 8);
         let (aid, bid) = (a.id, b.id);
         let (room, peers) = hub.join(RoomId([1; 16]), a).unwrap();
-        assert!(peers.is_empty());
+        assert_eq!(peers, 0);
         let (_, peers) = hub.join(RoomId([1; 16]), b).unwrap();
-        assert_eq!(peers, vec![aid]);
+        assert_eq!(peers, 1);
         hub.join(RoomId([2; 16]), c).unwrap();
+        // Each member's first frame is its own welcome.
+        for (rx, id, want) in [(&mut ra, aid, vec![]), (&mut rb, bid, vec![aid])] {
+            match frame(rx.try_recv().unwrap()) {
+                RelayFrame::Welcome(w) => {
+                    assert_eq!(w.conn_id, id);
+                    assert_eq!(w.peers, want);
+                }
+                f => panic!("first frame {f:?}"),
+            }
+        }
+        assert!(matches!(
+            frame(rc.try_recv().unwrap()),
+            RelayFrame::Welcome(_)
+        ));
         assert_eq!(frame(ra.try_recv().unwrap()), RelayFrame::PeerJoined(bid));
         assert_eq!(
             hub.publish(&room, aid, None, Bytes::from_static(b"x")),
@@ -302,8 +325,8 @@ mod tests {
         assert!(slow_kill.is_cancelled());
         assert!(slow_flag.load(Relaxed));
         let mut got = 0;
-        while rf.try_recv().is_ok() {
-            got += 1;
+        while let Ok(b) = rf.try_recv() {
+            got += matches!(frame(b), RelayFrame::Deliver { .. }) as usize;
         }
         assert_eq!(got, 10, "the fast member lost nothing");
     }

@@ -610,3 +610,22 @@ async fn the_largest_payload_is_delivered_within_the_announced_limit_and_one_mor
     a.publish(None, &vec![1u8; max + 1]).await;
     assert_eq!(err(a.recv().await).code, ErrorCode::FrameTooLarge);
 }
+
+#[tokio::test]
+async fn the_welcome_is_always_the_first_frame_even_when_many_join_at_once() {
+    let relay = std::sync::Arc::new(TestRelay::start(test_limits()).await);
+    let room = RoomId(rand_room());
+    let mut joins = Vec::new();
+    for _ in 0..40 {
+        let r = relay.clone();
+        // `join` panics unless the first frame it reads is the welcome.
+        joins.push(tokio::spawn(async move { r.join(room).await.1.conn_id }));
+    }
+    let mut ids = Vec::new();
+    for j in joins {
+        ids.push(j.await.unwrap());
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 40);
+}
