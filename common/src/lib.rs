@@ -21,10 +21,14 @@ pub mod wire;
 
 #[cfg(feature = "crypto")]
 pub mod crypto;
+#[cfg(feature = "driver")]
+pub mod driver;
 #[cfg(feature = "crypto")]
 pub mod engine;
 #[cfg(feature = "crypto")]
 pub mod identity;
+#[cfg(feature = "driver")]
+pub mod terminal;
 #[cfg(feature = "test-support")]
 pub mod test_keys;
 

@@ -1,0 +1,377 @@
+//! The terminal front end shared by `teamchat-admin --cli` and
+//! `teamchat-member --cli`: reads lines from stdin (commands or messages),
+//! prints events as text or, with `--json`, one JSON object per line.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::mpsc;
+
+use crate::crypto::{PrivateKey, MIN_RSA_BITS};
+use crate::driver::{self, Trust, Update};
+use crate::engine::{Command, Engine, Event, MemberInfo};
+use crate::identity::{self, IdentityError};
+use crate::ids::Fingerprint;
+use crate::invite::RelayEndpoint;
+
+/// Environment variable holding the identity passphrase.
+pub const PASSPHRASE_ENV: &str = "TEAMCHAT_PASSPHRASE";
+
+/// The default identity file of `app` ("admin" or "member") in the
+/// platform's data directory.
+pub fn default_identity_path(app: &str) -> PathBuf {
+    match directories::ProjectDirs::from("org", "TeamChat", "teamchat") {
+        Some(d) => d.data_dir().join(format!("{app}-identity.pem")),
+        None => PathBuf::from(format!("teamchat-{app}-identity.pem")),
+    }
+}
+
+/// The passphrase from `TEAMCHAT_PASSPHRASE`, or asked on the terminal
+/// when there is one (empty answer: none), else none.
+pub fn passphrase(prompt: &str) -> Option<zeroize::Zeroizing<String>> {
+    if let Ok(p) = std::env::var(PASSPHRASE_ENV) {
+        return (!p.is_empty()).then(|| zeroize::Zeroizing::new(p));
+    }
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        if let Ok(p) = rpassword::prompt_password(prompt) {
+            return (!p.is_empty()).then(|| zeroize::Zeroizing::new(p));
+        }
+    }
+    None
+}
+
+/// Loads the identity at `path`, or creates one there (RSA-3072, mode 0600,
+/// encrypted when a passphrase is given). Returns the key and notes for the
+/// user (warnings, "created ...").
+pub fn load_or_create_identity(path: &Path) -> Result<(PrivateKey, Vec<String>), IdentityError> {
+    let mut notes = Vec::new();
+    match identity::load(path, None) {
+        Ok(l) => {
+            notes.extend(l.warnings.iter().map(ToString::to_string));
+            return Ok((l.key, notes));
+        }
+        Err(IdentityError::PassphraseRequired(_)) => {
+            let pass = passphrase(&format!("passphrase for {}: ", path.display()));
+            let l = identity::load(path, pass.as_ref().map(|p| p.as_bytes()))?;
+            notes.extend(l.warnings.iter().map(ToString::to_string));
+            return Ok((l.key, notes));
+        }
+        Err(IdentityError::NotFound(_)) => {}
+        Err(e) => return Err(e),
+    }
+    let key = PrivateKey::generate(MIN_RSA_BITS).map_err(|source| IdentityError::BadKey {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| IdentityError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    let pass = passphrase("new identity: choose a passphrase (empty for none): ");
+    identity::save(path, &key, pass.as_ref().map(|p| p.as_bytes()))?;
+    notes.push(format!(
+        "created a new identity at {} ({})",
+        path.display(),
+        if pass.is_some() {
+            "passphrase-protected"
+        } else {
+            "not passphrase-protected"
+        }
+    ));
+    Ok((key, notes))
+}
+
+/// Reads a roster file: one fingerprint (64 hex) per line; `#` comments.
+pub fn read_roster(path: &Path) -> Result<Vec<Fingerprint>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read roster {}: {e}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let f = line
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .parse::<Fingerprint>()
+            .map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?;
+        out.push(f);
+    }
+    Ok(out)
+}
+
+/// Terminal options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// One JSON object per event on stdout.
+    pub json: bool,
+    /// Admin commands enabled.
+    pub admin: bool,
+    /// The invite, for `/invite` (admin).
+    pub invite: Option<String>,
+}
+
+const HELP_MEMBER: &str =
+    "commands: /help, /list (members and safety codes), /quit; anything else is sent to the room";
+const HELP_ADMIN: &str = "commands: /help, /list, /quit, /approve ID, /deny ID [reason], /kick NAME|FINGERPRINT [reason], /rekey, /invite; anything else is sent to the room";
+
+/// Runs the engine over the relays with a terminal front end until `/quit`,
+/// end of input, or the driver stops. Returns the driver's last word.
+pub async fn run(
+    engine: Engine,
+    relays: Vec<RelayEndpoint>,
+    trust: Trust,
+    opts: Options,
+) -> String {
+    let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let (up_tx, mut up_rx) = mpsc::channel(256);
+    let driver = tokio::spawn(driver::run(engine, relays, trust, cmd_rx, up_tx));
+    let mut out = Printer {
+        json: opts.json,
+        members: Vec::new(),
+        pending: HashMap::new(),
+    };
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin_open = true;
+    let mut cmd_tx = Some(cmd_tx);
+    let last = loop {
+        tokio::select! {
+            u = up_rx.recv() => match u {
+                Some(Update::Stopped { reason }) => { out.update(&Update::Stopped { reason: reason.clone() }); break reason; }
+                Some(u) => out.update(&u),
+                None => break "driver ended".into(),
+            },
+            l = lines.next_line(), if stdin_open => match l {
+                Ok(Some(line)) => {
+                    match parse(&line, &opts, &out) {
+                        Parsed::Command(c) => {
+                            if let Some(tx) = &cmd_tx {
+                                let _ = tx.send(c).await;
+                            }
+                        }
+                        Parsed::Local(text) => out.note(&text),
+                        Parsed::Quit => {
+                            if let Some(tx) = &cmd_tx {
+                                let _ = tx.send(Command::Leave).await;
+                            }
+                        }
+                        Parsed::Nothing => {}
+                    }
+                }
+                _ => {
+                    // End of input: leave the room cleanly.
+                    stdin_open = false;
+                    if let Some(tx) = cmd_tx.take() {
+                        let _ = tx.send(Command::Leave).await;
+                    }
+                }
+            },
+        }
+    };
+    drop(cmd_tx);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), driver).await;
+    last
+}
+
+enum Parsed {
+    Command(Command),
+    Local(String),
+    Quit,
+    Nothing,
+}
+
+fn parse(line: &str, opts: &Options, out: &Printer) -> Parsed {
+    let line = line.trim_end_matches(['\r', '\n']);
+    if line.trim().is_empty() {
+        return Parsed::Nothing;
+    }
+    let Some(rest) = line.strip_prefix('/') else {
+        return Parsed::Command(Command::Send(line.to_string()));
+    };
+    let mut words = rest.splitn(3, ' ');
+    let verb = words.next().unwrap_or("");
+    let arg = words.next().unwrap_or("").trim();
+    let more = words.next().unwrap_or("").trim().to_string();
+    let admin_only = |c: Command| {
+        if opts.admin {
+            Parsed::Command(c)
+        } else {
+            Parsed::Local("only the admin can do that".into())
+        }
+    };
+    match verb {
+        "help" => Parsed::Local(if opts.admin { HELP_ADMIN } else { HELP_MEMBER }.into()),
+        "quit" | "exit" => Parsed::Quit,
+        "list" => Parsed::Local(out.list()),
+        "invite" if opts.admin => Parsed::Local(opts.invite.clone().unwrap_or_default()),
+        "rekey" => admin_only(Command::Rekey),
+        "approve" | "deny" => match arg.parse::<u32>() {
+            Ok(id) if verb == "approve" => admin_only(Command::Approve(id)),
+            Ok(id) => admin_only(Command::Deny(
+                id,
+                if more.is_empty() {
+                    "denied by the admin".into()
+                } else {
+                    more
+                },
+            )),
+            Err(_) => Parsed::Local(format!(
+                "usage: /{verb} ID (the number shown with the request)"
+            )),
+        },
+        "kick" => match out.resolve(arg) {
+            Some(fp) => admin_only(Command::Kick(
+                fp,
+                if more.is_empty() {
+                    "removed by the admin".into()
+                } else {
+                    more
+                },
+            )),
+            None => Parsed::Local(format!(
+                "no single member matches {arg:?}: use a name or a fingerprint prefix from /list"
+            )),
+        },
+        _ => Parsed::Local(format!("unknown command /{verb}; /help lists them")),
+    }
+}
+
+struct Printer {
+    json: bool,
+    members: Vec<MemberInfo>,
+    pending: HashMap<u32, String>,
+}
+
+impl Printer {
+    fn emit(&self, value: serde_json::Value, text: String) {
+        let mut stdout = std::io::stdout().lock();
+        let _ = if self.json {
+            writeln!(stdout, "{value}")
+        } else {
+            writeln!(stdout, "{text}")
+        };
+        let _ = stdout.flush();
+    }
+
+    fn note(&self, text: &str) {
+        self.emit(json!({"type": "info", "text": text}), text.to_string());
+    }
+
+    fn list(&self) -> String {
+        if self.members.is_empty() {
+            return "no epoch yet".into();
+        }
+        self.members
+            .iter()
+            .map(|m| {
+                format!(
+                    "{}{}  {}  safety code {}",
+                    m.name,
+                    if m.admin { " (admin)" } else { "" },
+                    m.fingerprint.short(),
+                    m.safety_code
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn resolve(&self, who: &str) -> Option<Fingerprint> {
+        if who.is_empty() {
+            return None;
+        }
+        let hits: Vec<&MemberInfo> = self
+            .members
+            .iter()
+            .filter(|m| {
+                !m.admin
+                    && (m.name == who
+                        || m.fingerprint
+                            .to_string()
+                            .starts_with(&who.to_ascii_lowercase()))
+            })
+            .collect();
+        match hits.as_slice() {
+            [one] => Some(one.fingerprint),
+            _ => None,
+        }
+    }
+
+    fn member_json(m: &MemberInfo) -> serde_json::Value {
+        json!({"name": m.name, "fingerprint": m.fingerprint.to_string(), "safety_code": m.safety_code, "admin": m.admin})
+    }
+
+    fn update(&mut self, u: &Update) {
+        match u {
+            Update::Connecting { relay } => {
+                self.emit(json!({"type": "connecting", "relay": relay}), format!("* connecting to {relay}…"))
+            }
+            Update::Secured { relay, cert } => self.emit(
+                json!({"type": "connected", "relay": relay, "cert": cert.to_string()}),
+                format!("* connected to {relay} over TLS (certificate {} checked)", cert.short()),
+            ),
+            Update::Disconnected { reason, retry_in } => self.emit(
+                json!({"type": "disconnected", "reason": reason, "retry_ms": retry_in.as_millis() as u64}),
+                format!("* disconnected: {reason}; reconnecting in {:.1} s", retry_in.as_secs_f64()),
+            ),
+            Update::Stopped { reason } => {
+                self.emit(json!({"type": "stopped", "reason": reason}), format!("* stopped: {reason}"))
+            }
+            Update::Engine(e) => self.event(e),
+        }
+    }
+
+    fn event(&mut self, e: &Event) {
+        match e {
+            Event::Connected { conn_id } => {
+                self.emit(json!({"type": "welcome", "conn_id": conn_id}), format!("* in the relay room as connection {conn_id}"))
+            }
+            Event::AdminVerified { fingerprint, safety_code } => self.emit(
+                json!({"type": "admin_verified", "fingerprint": fingerprint.to_string(), "safety_code": safety_code}),
+                format!("* admin verified against the invite; admin safety code: {safety_code}"),
+            ),
+            Event::JoinRequested => self.emit(json!({"type": "join_requested"}), "* join request sent; waiting for the admin".into()),
+            Event::PendingApproval { id, name, fingerprint, safety_code } => {
+                self.pending.insert(*id, name.clone());
+                self.emit(
+                    json!({"type": "pending", "id": id, "name": name, "fingerprint": fingerprint.to_string(), "safety_code": safety_code}),
+                    format!("* {name} asks to join (request {id}); compare safety code {safety_code}, then /approve {id} or /deny {id}"),
+                )
+            }
+            Event::Epoch { epoch, members } => {
+                self.members = members.clone();
+                let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+                self.emit(
+                    json!({"type": "epoch", "epoch": epoch, "members": members.iter().map(Self::member_json).collect::<Vec<_>>()}),
+                    format!("* epoch {epoch}: {}", names.join(", ")),
+                )
+            }
+            Event::MemberJoined(m) => self.emit(
+                json!({"type": "joined", "member": Self::member_json(m)}),
+                format!("* {} joined (safety code {})", m.name, m.safety_code),
+            ),
+            Event::MemberLeft(m) => self.emit(json!({"type": "left", "member": Self::member_json(m)}), format!("* {} left", m.name)),
+            Event::Message { from, text, sent_at_ms, epoch, seq } => self.emit(
+                json!({"type": "message", "from": from.name, "fingerprint": from.fingerprint.to_string(), "text": text, "sent_at_ms": sent_at_ms, "epoch": epoch, "seq": seq}),
+                format!("<{}> {}", from.name, text.replace(|c: char| c.is_control() && c != '\t', " ")),
+            ),
+            Event::Typing { from, on } => {
+                if self.json {
+                    self.emit(json!({"type": "typing", "from": from.name, "on": on}), String::new())
+                }
+            }
+            Event::Denied { reason } => self.emit(json!({"type": "denied", "reason": reason}), format!("* join denied: {reason}")),
+            Event::Kicked { reason } => self.emit(json!({"type": "kicked", "reason": reason}), format!("* removed from the room: {reason}")),
+            Event::Closed { reason } => self.emit(json!({"type": "closed", "reason": reason}), format!("* room closed: {reason}")),
+            Event::Warning { reason } => self.emit(json!({"type": "warning", "reason": reason}), format!("! warning: {reason}")),
+            Event::Error { reason } => self.emit(json!({"type": "error", "reason": reason}), format!("! error: {reason}")),
+        }
+    }
+}
