@@ -389,3 +389,16 @@ where
     }
     Ok(())
 }
+
+/// SHA-256 of the first certificate in a PEM file: the pin that goes into
+/// an invite (`scripts/gen-certs.sh` prints the same value).
+pub fn cert_file_fingerprint(path: &std::path::Path) -> Result<Fingerprint, String> {
+    let pem = std::fs::read(path)
+        .map_err(|e| format!("cannot read certificate {}: {e}", path.display()))?;
+    let cert = native_tls::Certificate::from_pem(&pem)
+        .map_err(|e| format!("{} is not a PEM certificate: {e}", path.display()))?;
+    let der = cert
+        .to_der()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Fingerprint(Sha256::digest(&der).into()))
+}

@@ -362,6 +362,10 @@ impl Printer {
                 json!({"type": "message", "from": from.name, "fingerprint": from.fingerprint.to_string(), "text": text, "sent_at_ms": sent_at_ms, "epoch": epoch, "seq": seq}),
                 format!("<{}> {}", from.name, text.replace(|c: char| c.is_control() && c != '\t', " ")),
             ),
+            Event::Sent { text, epoch, seq } => self.emit(
+                json!({"type": "sent", "text": text, "epoch": epoch, "seq": seq}),
+                format!("<me> {}", text.replace(|c: char| c.is_control() && c != '\t', " ")),
+            ),
             Event::Typing { from, on } => {
                 if self.json {
                     self.emit(json!({"type": "typing", "from": from.name, "on": on}), String::new())

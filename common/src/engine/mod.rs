@@ -126,6 +126,15 @@ pub enum Event {
         /// Sender's sequence number.
         seq: u64,
     },
+    /// A message we sent (sealed, signed and handed to the relay).
+    Sent {
+        /// The text.
+        text: String,
+        /// Epoch it was sealed in.
+        epoch: u64,
+        /// Our sequence number.
+        seq: u64,
+    },
     /// Typing state of a member.
     Typing {
         /// Who.
@@ -191,6 +200,11 @@ impl fmt::Debug for Event {
             }
             Event::MemberJoined(m) => write!(f, "MemberJoined({})", m.fingerprint.short()),
             Event::MemberLeft(m) => write!(f, "MemberLeft({})", m.fingerprint.short()),
+            Event::Sent { epoch, seq, text } => write!(
+                f,
+                "Sent {{ epoch: {epoch}, seq: {seq}, text: {} bytes }}",
+                text.len()
+            ),
             Event::Typing { from, on } => write!(f, "Typing({}, {on})", from.fingerprint.short()),
             Event::Denied { .. } => f.write_str("Denied"),
             Event::Kicked { .. } => f.write_str("Kicked"),
@@ -403,6 +417,10 @@ impl Core {
             sender: self.me.public().fingerprint(),
             seq: self.my_seq,
         };
+        let sent = match &content {
+            Content::Text(t) => Some(t.clone()),
+            _ => None,
+        };
         let body = ChatBody::padded(now_ms, content);
         let Ok(plain) = encode_payload(&body, self.max_frame) else {
             out.push(error("message too large".into()));
@@ -421,7 +439,11 @@ impl Core {
             sealed,
             signature: signature.into(),
         };
+        let (epoch, seq) = (msg.header.epoch, msg.header.seq);
         self.publish(None, &Envelope::Message(msg), out);
+        if let Some(text) = sent {
+            out.push(Action::Event(Event::Sent { text, epoch, seq }));
+        }
     }
 
     /// Verifies, replay-checks and opens a chat message; returns the sender
@@ -444,7 +466,12 @@ impl Core {
         let state = match (&mut self.current, &mut self.previous) {
             (Some(c), _) if c.epoch == h.epoch => c,
             (cur, Some(p)) if grace_ok(p, cur) => p,
-            (None, _) => return Err("message received before we hold a key: dropped".into()),
+            (None, _) => {
+                return Err(
+                    "message dropped: we hold no key for this room (not approved, or removed)"
+                        .into(),
+                )
+            }
             (Some(c), _) if h.epoch < c.epoch => {
                 return Err(format!(
                     "message from an old epoch {} dropped (current {})",

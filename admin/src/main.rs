@@ -1,0 +1,138 @@
+//! `teamchat-admin`: opens a room on a relay, prints the invite, approves
+//! who may join, and chats. Terminal mode (`--cli`, `--json`); the Slint
+//! window comes with the GUI release.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use common::driver::{cert_file_fingerprint, Trust};
+use common::engine::admin::Admin;
+use common::engine::{AdminConfig, Engine};
+use common::invite::{parse_host_port, Invite, RelayEndpoint};
+use common::terminal::{
+    self, default_identity_path, load_or_create_identity, read_roster, Options,
+};
+use common::{Fingerprint, RoomId};
+use zeroize::Zeroizing;
+
+/// TeamChat admin: open an end-to-end encrypted room on a relay, approve
+/// members, and chat. Prints the invite to give to members.
+#[derive(Debug, Parser)]
+#[command(name = "teamchat-admin", version, about)]
+struct Args {
+    /// Terminal mode (the default until the GUI release).
+    #[arg(long)]
+    cli: bool,
+    /// Print one JSON object per event on stdout (for scripts).
+    #[arg(long)]
+    json: bool,
+    /// The relay, HOST:PORT.
+    #[arg(long, env = "TEAMCHAT_RELAY", default_value = "127.0.0.1:7443")]
+    relay: String,
+    /// The relay's certificate (PEM): its SHA-256 is pinned in the invite.
+    #[arg(long, env = "TEAMCHAT_RELAY_CERT", value_name = "FILE")]
+    relay_cert: Option<PathBuf>,
+    /// The relay certificate's SHA-256 (64 hex), instead of --relay-cert.
+    #[arg(long, value_name = "SHA256")]
+    relay_pin: Option<Fingerprint>,
+    /// Verify the relay against this CA certificate instead of the pin.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// Room password: members who prove it are approved automatically.
+    #[arg(long, env = "TEAMCHAT_ROOM_PASSWORD", hide_env_values = true)]
+    room_password: Option<String>,
+    /// File of member fingerprints (64 hex, one per line) approved automatically.
+    #[arg(long, value_name = "FILE")]
+    roster: Option<PathBuf>,
+    /// The room's name (members see it; the relay never does).
+    #[arg(long, default_value = "TeamChat room")]
+    room_name: String,
+    /// Your display name.
+    #[arg(long, default_value = "admin")]
+    name: String,
+    /// Room id (32 hex); random if not given.
+    #[arg(long)]
+    room: Option<RoomId>,
+    /// Identity key file [default: admin-identity.pem in the data directory].
+    #[arg(long, value_name = "FILE")]
+    identity: Option<PathBuf>,
+    /// Start a new epoch after this many messages (0: never).
+    #[arg(long, default_value_t = 1000)]
+    rekey_messages: u64,
+    /// Start a new epoch after this many minutes (0: never).
+    #[arg(long, default_value_t = 60)]
+    rekey_minutes: u64,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let (host, port) =
+        parse_host_port(&args.relay).with_context(|| format!("bad --relay {}", args.relay))?;
+    let pin = match (&args.relay_pin, &args.relay_cert) {
+        (Some(p), _) => *p,
+        (None, Some(path)) => cert_file_fingerprint(path).map_err(anyhow::Error::msg)?,
+        (None, None) => bail!("give the relay's certificate with --relay-cert FILE (or its SHA-256 with --relay-pin): it goes into the invite"),
+    };
+    let path = args
+        .identity
+        .clone()
+        .unwrap_or_else(|| default_identity_path("admin"));
+    let (key, notes) = load_or_create_identity(&path).context("identity")?;
+    for n in notes {
+        eprintln!("{n}");
+    }
+    let key = Arc::new(key);
+    let roster: HashSet<Fingerprint> = match &args.roster {
+        Some(p) => read_roster(p)
+            .map_err(anyhow::Error::msg)?
+            .into_iter()
+            .collect(),
+        None => HashSet::new(),
+    };
+    let room = args.room.unwrap_or_else(RoomId::random);
+    let relay = RelayEndpoint {
+        host,
+        port,
+        cert: pin,
+    };
+    let invite = Invite::new(vec![relay.clone()], room, key.public().fingerprint())?;
+    let invite_text = invite.to_string();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"type": "invite", "invite": invite_text, "fingerprint": key.public().fingerprint().to_string(), "safety_code": key.public().safety_code().to_string()})
+        );
+    } else {
+        println!("invite (give this to members): {invite_text}");
+        println!("your safety code: {}", key.public().safety_code());
+    }
+    let cfg = AdminConfig {
+        room,
+        room_name: args.room_name,
+        admin_name: args.name,
+        password: args.room_password.map(Zeroizing::new),
+        roster,
+        rekey_after_messages: args.rekey_messages,
+        rekey_after_ms: args.rekey_minutes.saturating_mul(60_000),
+    };
+    let engine = Engine::Admin(Box::new(Admin::new(cfg, key)));
+    let trust = args.ca.map(Trust::CaFile).unwrap_or(Trust::Pinned);
+    let opts = Options {
+        json: args.json,
+        admin: true,
+        invite: Some(invite_text),
+    };
+    let _ = args.cli;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let last = rt.block_on(terminal::run(engine, vec![relay], trust, opts));
+    if last.contains("does not match") || last.contains("CA file") {
+        bail!("{last}");
+    }
+    Ok(())
+}

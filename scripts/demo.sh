@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# TeamChat demo: a relay, an admin and two members on 127.0.0.1, headless.
+# Alice joins with the room password (approved automatically), Bob is
+# approved by hand after the admin sees his safety code; they chat; the
+# admin removes Bob, and Bob cannot read what follows. Prints the transcript
+# as each participant saw it, stops everything it started, exits 0.
+#
+#   scripts/demo.sh            (builds what it needs on first use)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+echo "== building (first run takes a few minutes)" >&2
+cargo build -q -p relay -p admin -p member
+
+if [ ! -f certs/relay.crt ] || [ ! -f certs/relay.key ]; then
+  echo "== generating certificates into certs/" >&2
+  scripts/gen-certs.sh >&2
+fi
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done
+  exec 3>&- 4>&- 5>&- 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+bin="$root/target/debug"
+# wait_for FILE REGEX SECONDS: wait until FILE has a line matching REGEX.
+wait_for() {
+  local deadline=$((SECONDS + $3))
+  until grep -qE "$2" "$1" 2>/dev/null; do
+    if [ $SECONDS -ge $deadline ]; then
+      echo "demo: timed out waiting for /$2/ in $(basename "$1")" >&2
+      echo "--- $(basename "$1"):" >&2; cat "$1" >&2 || true
+      exit 1
+    fi
+    sleep 0.1
+  done
+}
+
+echo "== starting the relay on 127.0.0.1" >&2
+"$bin/teamchat-relay" --listen 127.0.0.1:0 --cert certs/relay.crt --key certs/relay.key \
+  --stats-interval 0 >"$work/relay.out" 2>"$work/relay.log" &
+pids+=($!)
+wait_for "$work/relay.out" 'listening on' 10
+addr=$(sed -n 's/.*listening on //p' "$work/relay.out" | head -1)
+echo "   relay at $addr, $(sed -n 's/^certificate //p' "$work/relay.out")" >&2
+
+export TEAMCHAT_PASSPHRASE=""   # demo identities without passphrases
+mkfifo "$work/admin.in" "$work/alice.in" "$work/bob.in"
+
+echo "== starting the admin" >&2
+"$bin/teamchat-admin" --cli --json --relay "$addr" --relay-cert certs/relay.crt \
+  --identity "$work/admin.pem" --name boss --room-name "launch team" \
+  --room-password "correct horse battery" <"$work/admin.in" >"$work/admin.jsonl" 2>"$work/admin.err" &
+pids+=($!)
+exec 3>"$work/admin.in"
+wait_for "$work/admin.jsonl" '"type":"epoch"' 60
+invite=$(python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    e=json.loads(l)
+    if e["type"]=="invite": print(e["invite"]); break' "$work/admin.jsonl")
+echo "   invite: $invite" >&2
+
+echo "== alice joins with the room password" >&2
+"$bin/teamchat-member" --cli --json --invite "$invite" --name alice --password "correct horse battery" \
+  --identity "$work/alice.pem" <"$work/alice.in" >"$work/alice.jsonl" 2>"$work/alice.err" &
+pids+=($!)
+exec 4>"$work/alice.in"
+wait_for "$work/alice.jsonl" '"type":"epoch"' 60
+
+echo "== bob asks to join; the admin compares his safety code and approves" >&2
+"$bin/teamchat-member" --cli --json --invite "$invite" --name bob \
+  --identity "$work/bob.pem" <"$work/bob.in" >"$work/bob.jsonl" 2>"$work/bob.err" &
+pids+=($!)
+exec 5>"$work/bob.in"
+wait_for "$work/admin.jsonl" '"type":"pending"' 60
+id=$(python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    e=json.loads(l)
+    if e["type"]=="pending": print(e["id"])' "$work/admin.jsonl" | tail -1)
+echo "/approve $id" >&3
+wait_for "$work/bob.jsonl" '"type":"epoch"' 30
+wait_for "$work/alice.jsonl" '"type":"joined"' 30
+
+echo "== chatting" >&2
+echo "hello everyone, the launch is at nine" >&3
+wait_for "$work/bob.jsonl" 'launch is at nine' 20
+echo "thanks boss, alice here" >&4
+wait_for "$work/bob.jsonl" 'alice here' 20
+echo "bob here, all set" >&5
+wait_for "$work/alice.jsonl" 'all set' 20
+wait_for "$work/admin.jsonl" 'all set' 20
+
+echo "== the admin removes bob; a new epoch starts without him" >&2
+echo "/kick bob demo is over for you" >&3
+wait_for "$work/bob.jsonl" '"type":"kicked"' 30
+wait_for "$work/alice.jsonl" '"type":"left"' 30
+echo "bob can no longer read this" >&4
+wait_for "$work/admin.jsonl" 'no longer read' 20
+sleep 0.5
+
+echo "/quit" >&4
+echo "/quit" >&3
+sleep 0.5
+
+python3 - "$work" <<'PY'
+import json, sys, os
+work = sys.argv[1]
+for who in ("admin", "alice", "bob"):
+    print(f"--- as {who} saw it")
+    for line in open(os.path.join(work, f"{who}.jsonl")):
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        t = e["type"]
+        if t == "message":
+            print(f"  <{e['from']}> {e['text']}")
+        elif t == "sent":
+            print(f"  <{who}, me> {e['text']}")
+        elif t == "epoch":
+            print(f"  * epoch {e['epoch']}: " + ", ".join(m["name"] for m in e["members"]))
+        elif t == "pending":
+            print(f"  * {e['name']} asks to join (safety code {e['safety_code'][:23]}...)")
+        elif t in ("joined", "left"):
+            print(f"  * {e['member']['name']} {t}")
+        elif t in ("kicked", "denied", "warning", "error"):
+            print(f"  ! {t}: {e.get('reason', '')}")
+        elif t == "admin_verified":
+            print(f"  * admin verified against the invite (safety code {e['safety_code'][:23]}...)")
+bob = open(os.path.join(work, "bob.jsonl")).read()
+assert "no longer read" not in bob, "bob read a message after being removed"
+print("--- bob never saw the message sent after he was removed.")
+PY
