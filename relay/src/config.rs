@@ -71,6 +71,11 @@ pub struct Args {
     #[arg(long, env = "TEAMCHAT_RELAY_QUEUE_FRAMES", value_name = "N")]
     pub queue_frames: Option<usize>,
 
+    /// Bytes queued for one connection before it counts as too slow and is
+    /// disconnected [default: 4194304; at least twice --max-frame].
+    #[arg(long, env = "TEAMCHAT_RELAY_QUEUE_BYTES", value_name = "BYTES")]
+    pub queue_bytes: Option<usize>,
+
     /// Seconds allowed for the TLS handshake [default: 10].
     #[arg(long, env = "TEAMCHAT_RELAY_HANDSHAKE_TIMEOUT", value_name = "SECS")]
     pub handshake_timeout: Option<f64>,
@@ -112,6 +117,7 @@ pub struct FileConfig {
     rate_frames: Option<u32>,
     rate_bytes: Option<u64>,
     queue_frames: Option<usize>,
+    queue_bytes: Option<usize>,
     handshake_timeout: Option<f64>,
     hello_timeout: Option<f64>,
     idle_timeout: Option<f64>,
@@ -139,6 +145,8 @@ pub struct Limits {
     pub rate_bytes: u64,
     /// Outbound queue length per connection.
     pub queue_frames: usize,
+    /// Outbound queue bytes per connection.
+    pub queue_bytes: usize,
     /// TLS handshake deadline.
     pub handshake_timeout: Duration,
     /// Hello deadline after the handshake.
@@ -158,6 +166,7 @@ impl Default for Limits {
             rate_frames: 200,
             rate_bytes: 4 << 20,
             queue_frames: 1024,
+            queue_bytes: 4 << 20,
             handshake_timeout: Duration::from_secs(10),
             hello_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(90),
@@ -193,6 +202,18 @@ fn secs(name: &str, v: f64) -> Result<Duration> {
     }
     Ok(Duration::from_secs_f64(v))
 }
+
+/// A timeout that must not be zero (it would close every connection).
+fn positive_secs(name: &str, v: f64) -> Result<Duration> {
+    let d = secs(name, v)?;
+    if d < Duration::from_millis(50) {
+        bail!("{name} must be at least 0.05 seconds, got {v}");
+    }
+    Ok(d)
+}
+
+/// Most connections the relay can be configured for.
+pub const MAX_CONNS_CAP: usize = 1_000_000;
 
 fn positive(name: &str, v: usize) -> Result<usize> {
     if v == 0 {
@@ -256,19 +277,35 @@ impl Config {
                     .or(file.queue_frames)
                     .unwrap_or(d.queue_frames),
             )?,
+            queue_bytes: args
+                .queue_bytes
+                .or(file.queue_bytes)
+                .unwrap_or(d.queue_bytes)
+                .max(2 * max_frame + 1024),
             handshake_timeout: match args.handshake_timeout.or(file.handshake_timeout) {
-                Some(v) => secs("handshake-timeout", v)?,
+                Some(v) => positive_secs("handshake-timeout", v)?,
                 None => d.handshake_timeout,
             },
             hello_timeout: match args.hello_timeout.or(file.hello_timeout) {
-                Some(v) => secs("hello-timeout", v)?,
+                Some(v) => positive_secs("hello-timeout", v)?,
                 None => d.hello_timeout,
             },
             idle_timeout: match args.idle_timeout.or(file.idle_timeout) {
-                Some(v) => secs("idle-timeout", v)?,
+                Some(v) => positive_secs("idle-timeout", v)?,
                 None => d.idle_timeout,
             },
         };
+        if limits.max_conns > MAX_CONNS_CAP || limits.max_rooms > MAX_CONNS_CAP {
+            bail!("max-conns and max-rooms must be at most {MAX_CONNS_CAP}");
+        }
+        // A Welcome lists every peer (8 bytes each): it must fit a frame.
+        let welcome = 64 + 8 * limits.max_room_conns;
+        if welcome > limits.max_frame {
+            bail!(
+                "max-room-conns {} needs max-frame of at least {welcome} bytes (a welcome lists every peer)",
+                limits.max_room_conns
+            );
+        }
         let stats_interval = match args.stats_interval.or(file.stats_interval) {
             Some(v) => Some(secs("stats-interval", v)?).filter(|d| !d.is_zero()),
             None => Some(Duration::from_secs(60)),
@@ -336,12 +373,12 @@ mod tests {
         let f = dir.path().join("relay.toml");
         std::fs::write(
             &f,
-            "listen = \"127.0.0.1:9000\"\ncert = \"a.crt\"\nkey = \"a.key\"\nmax_frame = 4096\nrate_frames = 7\n",
+            "listen = \"127.0.0.1:9000\"\ncert = \"a.crt\"\nkey = \"a.key\"\nmax_frame = 16384\nrate_frames = 7\n",
         )
         .unwrap();
         let c = parse(&["--config", f.to_str().unwrap(), "--rate-frames", "9"]).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:9000");
-        assert_eq!(c.limits.max_frame, 4096);
+        assert_eq!(c.limits.max_frame, 16384);
         assert_eq!(c.limits.rate_frames, 9);
     }
 

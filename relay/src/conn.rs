@@ -1,9 +1,10 @@
 //! One client connection: TLS handshake, hello, then a read loop that
-//! enforces limits and publishes, with a writer task that drains the
-//! connection's queue in batches.
+//! enforces limits and publishes, alongside a writer that drains the
+//! connection's queue in batches. Reader and writer run in the same task,
+//! so when a connection ends, everything it holds ends with it.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use futures_util::StreamExt;
 use openssl::ssl::{Ssl, SslAcceptor};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, timeout, Instant};
 use tokio_openssl::SslStream;
 use tokio_util::codec::FramedRead;
@@ -32,10 +33,16 @@ type Tls = SslStream<TcpStream>;
 
 /// Most bytes gathered into one write.
 const WRITE_BATCH: usize = 256 * 1024;
+/// Buffers above this size are given back once empty.
+const KEEP_BUFFER: usize = 64 * 1024;
 /// Largest hello body accepted (a version-1 hello is 22 bytes).
 const MAX_HELLO: usize = 1024;
 /// Time allowed to flush a last error frame before closing.
 const LAST_WORDS: Duration = Duration::from_secs(2);
+/// A write that makes no progress for this long marks a stalled reader.
+const WRITE_STALL: Duration = Duration::from_secs(15);
+/// Handshake time allowed to a connection that will only be refused.
+const REFUSAL_HANDSHAKE: Duration = Duration::from_secs(3);
 
 /// Everything a connection needs from the server.
 #[derive(Clone)]
@@ -61,18 +68,20 @@ impl std::fmt::Debug for Shared {
 }
 
 /// Serves one accepted TCP connection to the end and logs why it ended.
+/// `slot` is its place in the connection limits (held until this returns),
+/// or why it has none: then it only gets a refusal.
 pub async fn serve(shared: Shared, tcp: TcpStream, peer: SocketAddr, slot: Result<Slot, Refusal>) {
-    let reason = run(&shared, tcp, peer, slot).await;
-    shared.stats.closed(reason.0);
-    match reason.0 {
-        CloseReason::TlsFailed | CloseReason::HandshakeTimeout => {
-            debug!(%peer, reason = reason.0.as_str(), "connection closed before TLS")
-        }
-        _ => info!(
+    let (reason, conn_id, room) = run(&shared, tcp, peer, slot).await;
+    shared.stats.closed(reason);
+    match conn_id {
+        // Connections that never joined a room are logged at debug level
+        // only: anyone can make many of them.
+        None => debug!(%peer, reason = reason.as_str(), "connection closed before joining a room"),
+        Some(id) => info!(
             %peer,
-            conn_id = reason.1.unwrap_or(0),
-            room = reason.2.as_deref().unwrap_or("-"),
-            reason = reason.0.as_str(),
+            conn_id = id,
+            room = room.as_deref().unwrap_or("-"),
+            reason = reason.as_str(),
             "connection closed"
         ),
     }
@@ -94,15 +103,18 @@ async fn run(
     let Ok(mut tls) = SslStream::new(ssl, tcp) else {
         return (CloseReason::TlsFailed, None, None);
     };
-    match timeout(
-        limits.handshake_timeout,
-        std::pin::Pin::new(&mut tls).accept(),
-    )
-    .await
-    {
-        Err(_) => return (CloseReason::HandshakeTimeout, None, None),
-        Ok(Err(_)) => return (CloseReason::TlsFailed, None, None),
-        Ok(Ok(())) => {}
+    let handshake_limit = if slot.is_ok() {
+        limits.handshake_timeout
+    } else {
+        limits.handshake_timeout.min(REFUSAL_HANDSHAKE)
+    };
+    tokio::select! {
+        _ = shared.shutdown.cancelled() => return (CloseReason::Shutdown, None, None),
+        r = timeout(handshake_limit, std::pin::Pin::new(&mut tls).accept()) => match r {
+            Err(_) => return (CloseReason::HandshakeTimeout, None, None),
+            Ok(Err(_)) => return (CloseReason::TlsFailed, None, None),
+            Ok(Ok(())) => {}
+        },
     }
     let _slot = match slot {
         Ok(s) => s,
@@ -121,8 +133,22 @@ async fn run(
 
     // Hello, read by hand so a hello from another version still yields a
     // clear "unsupported version".
-    let room = match timeout(limits.hello_timeout, read_hello(&mut tls)).await {
-        Err(_) => {
+    let hello = tokio::select! {
+        _ = shared.shutdown.cancelled() => None,
+        r = timeout(limits.hello_timeout, read_hello(&mut tls)) => Some(r),
+    };
+    let room = match hello {
+        None => {
+            last_words(
+                &mut tls,
+                ErrorCode::GoingAway,
+                "relay is shutting down",
+                limits.max_frame,
+            )
+            .await;
+            return (CloseReason::Shutdown, None, None);
+        }
+        Some(Err(_)) => {
             last_words(
                 &mut tls,
                 ErrorCode::Timeout,
@@ -132,11 +158,11 @@ async fn run(
             .await;
             return (CloseReason::HelloTimeout, None, None);
         }
-        Ok(Err((reason, code, msg))) => {
+        Some(Ok(Err((reason, code, msg)))) => {
             last_words(&mut tls, code, &msg, limits.max_frame).await;
             return (reason, None, None);
         }
-        Ok(Ok(room)) => room,
+        Some(Ok(Ok(room))) => room,
     };
     let room_tag = room.short();
 
@@ -148,10 +174,16 @@ async fn run(
         tx: tx.clone(),
         kill: kill.clone(),
         slow: Arc::default(),
+        queued: Arc::new(AtomicUsize::new(0)),
+        max_queued: limits.queue_bytes,
     };
     let slow = Arc::clone(&member.slow);
-    let (room, peers) = match shared.hub.join(room, member) {
-        Ok(x) => x,
+    let queued = Arc::clone(&member.queued);
+    let room = match shared.hub.join(room, member) {
+        Ok((room, peers)) => {
+            info!(%peer, conn_id, room = %room_tag, peers, "connection joined room");
+            room
+        }
         Err(e) => {
             let (code, msg) = match e {
                 JoinError::RoomFull => (ErrorCode::RoomFull, "room is full"),
@@ -161,23 +193,34 @@ async fn run(
             return (CloseReason::RoomFull, Some(conn_id), Some(room_tag));
         }
     };
-    info!(%peer, conn_id, room = %room_tag, peers, "connection joined room");
 
     // The hub queued the welcome before anyone could see us.
     let (rd, wr) = tokio::io::split(tls);
-    let writer = tokio::spawn(write_loop(wr, rx, kill.clone()));
+    let (last_tx, last_rx) = oneshot::channel::<Bytes>();
+    let writer = write_loop(wr, rx, last_rx, Arc::clone(&queued), Arc::clone(&slow));
+    tokio::pin!(writer);
     let out = Outbox {
         tx,
+        queued: Arc::clone(&queued),
         max_frame: limits.max_frame,
     };
-    let reason = read_loop(shared, rd, &out, &room, conn_id, &kill).await;
-    shared.hub.leave(&room, conn_id);
+    let reason = tokio::select! {
+        r = read_loop(shared, rd, &out, &room, conn_id, &kill) => r,
+        // The writer ends first only on a write error or a stall.
+        () = &mut writer => CloseReason::IoError,
+    };
     let reason = if slow.load(Relaxed) {
         CloseReason::SlowReader
     } else {
         reason
     };
-    // Last words for the client when the relay ends the connection.
+    // At shutdown nobody needs to hear who left: everyone is leaving.
+    shared
+        .hub
+        .leave(&room, conn_id, !shared.shutdown.is_cancelled());
+    drop(out);
+    // Last words for the client when the relay ends the connection: written
+    // ahead of anything still queued, within a deadline.
     let last = match reason {
         CloseReason::Shutdown => Some((ErrorCode::GoingAway, "relay is shutting down")),
         CloseReason::IdleTimeout => {
@@ -188,34 +231,42 @@ async fn run(
         CloseReason::FrameTooLarge => {
             Some((ErrorCode::FrameTooLarge, "frame exceeds the size limit"))
         }
+        // A slow reader's socket is full: nothing more can reach it in time.
         _ => None,
     };
     if let Some((code, msg)) = last {
-        out.error(code, msg);
+        if let Some(bytes) = encode_error(code, msg, limits.max_frame) {
+            let _ = last_tx.send(bytes);
+        }
+        let _ = timeout(LAST_WORDS, &mut writer).await;
     }
-    drop(out);
-    // Slow readers are cut off at once; others get a bounded drain.
-    if reason == CloseReason::SlowReader {
-        writer.abort();
-    } else if timeout(LAST_WORDS, writer).await.is_err() {
-        debug!(conn_id, "writer did not drain in time");
-    }
+    // Dropping the writer here closes the connection, whatever its state.
     (reason, Some(conn_id), Some(room_tag))
 }
 
 /// The connection's own sender of control frames.
 struct Outbox {
     tx: mpsc::Sender<Bytes>,
+    queued: Arc<AtomicUsize>,
     max_frame: usize,
 }
 
 impl Outbox {
+    /// Queues a frame; false if the queue is full (the caller treats the
+    /// connection as too slow).
     fn send(&self, frame: &RelayFrame) -> bool {
         let mut buf = BytesMut::new();
         if encode_frame(frame, self.max_frame, &mut buf).is_err() {
             return false;
         }
-        self.tx.try_send(buf.freeze()).is_ok()
+        let len = buf.len();
+        self.queued.fetch_add(len, Relaxed);
+        if self.tx.try_send(buf.freeze()).is_ok() {
+            true
+        } else {
+            self.queued.fetch_sub(len, Relaxed);
+            false
+        }
     }
 
     fn error(&self, code: ErrorCode, message: &str) -> bool {
@@ -224,6 +275,16 @@ impl Outbox {
             message: message.into(),
         }))
     }
+}
+
+fn encode_error(code: ErrorCode, message: &str, max_frame: usize) -> Option<Bytes> {
+    let mut buf = BytesMut::new();
+    let frame = RelayFrame::Error(RelayError {
+        code,
+        message: message.into(),
+    });
+    encode_frame(&frame, max_frame, &mut buf).ok()?;
+    Some(buf.freeze())
 }
 
 async fn read_hello(tls: &mut Tls) -> Result<common::RoomId, (CloseReason, ErrorCode, String)> {
@@ -249,7 +310,9 @@ async fn read_hello(tls: &mut Tls) -> Result<common::RoomId, (CloseReason, Error
             return Err((
                 CloseReason::UnsupportedVersion,
                 ErrorCode::UnsupportedVersion,
-                format!("protocol version {v} is not supported; this relay speaks version {PROTOCOL_VERSION}"),
+                format!(
+                    "protocol version {v} is not supported; this relay speaks version {PROTOCOL_VERSION}"
+                ),
             ));
         }
     }
@@ -278,7 +341,10 @@ async fn read_loop(
         2.0 * f64::from(limits.rate_frames),
         now,
     );
-    let byte_burst = (2 * limits.rate_bytes).max((limits.max_frame + 64) as u64) as f64;
+    let byte_burst = limits
+        .rate_bytes
+        .saturating_mul(2)
+        .max((limits.max_frame + 64) as u64) as f64;
     let mut byte_bucket = TokenBucket::new(limits.rate_bytes as f64, byte_burst, now);
     let ping_every = limits.idle_timeout / 3;
     let mut last_rx = Instant::now();
@@ -289,15 +355,17 @@ async fn read_loop(
         let frame = tokio::select! {
             biased;
             _ = kill.cancelled() => {
-                // Killed by shutdown, by the hub (slow reader, checked by the
-                // caller), or by the writer after a failed write.
-                return if shared.shutdown.is_cancelled() { CloseReason::Shutdown } else { CloseReason::IoError };
+                // Killed by shutdown, or by the hub (slow reader, checked by
+                // the caller).
+                return if shared.shutdown.is_cancelled() { CloseReason::Shutdown } else { CloseReason::SlowReader };
             }
             f = frames.next() => f,
             _ = sleep_until(idle_deadline) => return CloseReason::IdleTimeout,
             _ = sleep_until(next_ping) => {
                 ping_seq += 1;
-                out.send(&RelayFrame::Ping(ping_seq));
+                if !out.send(&RelayFrame::Ping(ping_seq)) {
+                    return CloseReason::SlowReader;
+                }
                 next_ping = Instant::now() + ping_every;
                 continue;
             }
@@ -309,6 +377,11 @@ async fn read_loop(
             Some(Err(FrameError::Io(_))) => return CloseReason::IoError,
             Some(Err(_)) => return CloseReason::BadFrame,
         };
+        // A large frame grew the read buffer: give the memory back.
+        let buf = frames.read_buffer_mut();
+        if buf.is_empty() && buf.capacity() > KEEP_BUFFER {
+            *buf = BytesMut::new();
+        }
         last_rx = Instant::now();
         next_ping = last_rx + ping_every;
         stats.frames_in.fetch_add(1, Relaxed);
@@ -316,9 +389,6 @@ async fn read_loop(
         let size = LEN_PREFIX
             + match &frame {
                 ClientFrame::Publish { to, payload } => {
-                    if payload.len() > max_payload(limits.max_frame) {
-                        return CloseReason::FrameTooLarge;
-                    }
                     4 + if to.is_some() { 9 } else { 1 } + 8 + payload.len()
                 }
                 ClientFrame::Hello(_) => 22,
@@ -331,12 +401,19 @@ async fn read_loop(
         }
         match frame {
             ClientFrame::Publish { to, payload } => {
-                if shared.hub.publish(room, conn_id, to, payload) == Published::NoSuchPeer {
-                    out.error(ErrorCode::NoSuchPeer, "no such connection in the room");
+                if payload.len() > max_payload(limits.max_frame) {
+                    return CloseReason::FrameTooLarge;
+                }
+                if shared.hub.publish(room, conn_id, to, payload) == Published::NoSuchPeer
+                    && !out.error(ErrorCode::NoSuchPeer, "no such connection in the room")
+                {
+                    return CloseReason::SlowReader;
                 }
             }
             ClientFrame::Ping(n) => {
-                out.send(&RelayFrame::Pong(n));
+                if !out.send(&RelayFrame::Pong(n)) {
+                    return CloseReason::SlowReader;
+                }
             }
             ClientFrame::Pong(_) => {}
             ClientFrame::Hello(_) => return CloseReason::BadFrame,
@@ -345,17 +422,29 @@ async fn read_loop(
 }
 
 /// Drains the queue into one buffer per flush. Ends when every sender is
-/// gone and the queue is empty, on a write error, or when killed.
+/// gone and the queue is empty, on a write error, on a write that stalls
+/// (the reader stopped reading: marked slow), or after writing the last
+/// frame handed over on `last` (which goes ahead of anything still queued).
 async fn write_loop(
     mut wr: WriteHalf<Tls>,
     mut rx: mpsc::Receiver<Bytes>,
-    kill: CancellationToken,
+    mut last: oneshot::Receiver<Bytes>,
+    queued: Arc<AtomicUsize>,
+    slow: Arc<std::sync::atomic::AtomicBool>,
 ) {
     let mut buf = BytesMut::new();
     loop {
-        // On shutdown the reader queues a last error frame and drops its
-        // sender: the queue drains, then `recv` ends the loop.
-        let Some(first) = rx.recv().await else { break };
+        let first = tokio::select! {
+            biased;
+            l = &mut last => {
+                if let Ok(bytes) = l {
+                    let _ = timeout(LAST_WORDS, write_all_flush(&mut wr, &bytes)).await;
+                }
+                break;
+            }
+            m = rx.recv() => m,
+        };
+        let Some(first) = first else { break };
         buf.extend_from_slice(&first);
         while buf.len() < WRITE_BATCH {
             match rx.try_recv() {
@@ -363,12 +452,18 @@ async fn write_loop(
                 Err(_) => break,
             }
         }
-        if write_all_flush(&mut wr, &buf).await.is_err() {
-            kill.cancel();
-            break;
+        let n = buf.len();
+        match timeout(WRITE_STALL, write_all_flush(&mut wr, &buf)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                slow.store(true, Relaxed);
+                return;
+            }
         }
+        queued.fetch_sub(n, Relaxed);
         buf.clear();
-        if buf.capacity() > 64 * 1024 && rx.is_empty() {
+        if buf.capacity() > KEEP_BUFFER {
             buf = BytesMut::new();
         }
     }
@@ -382,14 +477,9 @@ async fn write_all_flush<W: AsyncWrite + Unpin>(w: &mut W, data: &[u8]) -> std::
 
 /// Sends one error frame directly (before the writer exists) and closes.
 async fn last_words(tls: &mut Tls, code: ErrorCode, message: &str, max_frame: usize) {
-    let mut buf = BytesMut::new();
-    let frame = RelayFrame::Error(RelayError {
-        code,
-        message: message.into(),
-    });
-    if encode_frame(&frame, max_frame, &mut buf).is_ok() {
+    if let Some(bytes) = encode_error(code, message, max_frame) {
         let _ = timeout(LAST_WORDS, async {
-            write_all_flush(tls, &buf).await?;
+            write_all_flush(tls, &bytes).await?;
             tls.shutdown().await
         })
         .await;

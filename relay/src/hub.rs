@@ -8,7 +8,7 @@
 //! methods.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::{Bytes, BytesMut};
@@ -28,8 +28,12 @@ pub struct Member {
     pub tx: mpsc::Sender<Bytes>,
     /// Cancelled when the connection must end (slow reader, shutdown).
     pub kill: CancellationToken,
-    /// Set to why the hub killed it.
+    /// Set when the hub cut it off for falling behind.
     pub slow: Arc<std::sync::atomic::AtomicBool>,
+    /// Bytes queued and not yet written (the writer subtracts).
+    pub queued: Arc<AtomicUsize>,
+    /// Most bytes that may wait in the queue.
+    pub max_queued: usize,
 }
 
 /// One room.
@@ -140,7 +144,7 @@ impl Hub {
             });
             if let Some(bytes) = self.encode(&welcome) {
                 // A fresh queue: this cannot be full.
-                let _ = member.tx.try_send(bytes);
+                self.queue(&member, &bytes);
             }
             m.push(member);
             n
@@ -151,8 +155,8 @@ impl Hub {
     }
 
     /// Removes connection `id` from `room`, closes the room if it was the
-    /// last, and tells the others.
-    pub fn leave(&self, room: &Arc<Room>, id: ConnId) {
+    /// last, and tells the others when `notify` (not at shutdown).
+    pub fn leave(&self, room: &Arc<Room>, id: ConnId, notify: bool) {
         let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
         let empty = {
             let mut m = room.members.write().unwrap_or_else(|p| p.into_inner());
@@ -168,7 +172,9 @@ impl Hub {
             return;
         }
         drop(rooms);
-        self.send_control(room, id, RelayFrame::PeerLeft(id));
+        if notify {
+            self.send_control(room, id, RelayFrame::PeerLeft(id));
+        }
     }
 
     /// Delivers `payload` from `from` to every other member of `room`, or to
@@ -218,20 +224,35 @@ impl Hub {
         Some(buf.freeze())
     }
 
-    /// Queues `bytes` to `m`; a full queue kills the connection.
+    /// Queues `bytes` to `m`. A queue over its frame count or its byte
+    /// budget kills the connection (never a silent skip, never unbounded
+    /// memory).
     fn queue(&self, m: &Member, bytes: &Bytes) -> usize {
+        let len = bytes.len();
+        // Count before sending so the writer's subtraction never runs ahead.
+        let before = m.queued.fetch_add(len, Relaxed);
+        if before + len > m.max_queued {
+            m.queued.fetch_sub(len, Relaxed);
+            m.slow.store(true, Relaxed);
+            m.kill.cancel();
+            return 0;
+        }
         match m.tx.try_send(bytes.clone()) {
             Ok(()) => {
                 self.stats.frames_out.fetch_add(1, Relaxed);
-                self.stats.bytes_out.fetch_add(bytes.len() as u64, Relaxed);
+                self.stats.bytes_out.fetch_add(len as u64, Relaxed);
                 1
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
+                m.queued.fetch_sub(len, Relaxed);
                 m.slow.store(true, Relaxed);
                 m.kill.cancel();
                 0
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => 0,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                m.queued.fetch_sub(len, Relaxed);
+                0
+            }
         }
     }
 }
@@ -249,6 +270,8 @@ mod tests {
                 tx,
                 kill: CancellationToken::new(),
                 slow: Arc::default(),
+                queued: Arc::default(),
+                max_queued: 1 << 20,
             },
             rx,
         )
@@ -347,7 +370,7 @@ mod tests {
             hub.join(RoomId([2; 16]), c).err(),
             Some(JoinError::TooManyRooms)
         );
-        hub.leave(&room, aid);
+        hub.leave(&room, aid, true);
         assert_eq!(hub.room_count(), 0);
     }
 }

@@ -80,8 +80,11 @@ impl Admission {
         })
     }
 
-    /// Admits a connection from `ip`, or says why not.
+    /// Admits a connection from `ip`, or says why not. IPv6 addresses count
+    /// per /64 (one subscriber's usual allocation); IPv4-mapped IPv6
+    /// addresses count as their IPv4 address.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refusal> {
+        let ip = address_key(ip);
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if s.total >= self.max_total {
             return Err(Refusal::ServerFull);
@@ -101,6 +104,20 @@ impl Admission {
     /// Live connections.
     pub fn total(&self) -> usize {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).total
+    }
+}
+
+/// The address a connection counts against.
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
     }
 }
 
@@ -154,5 +171,21 @@ mod tests {
         drop(s1);
         assert_eq!(a.total(), 2);
         let _s4 = a.admit(ip1).unwrap();
+    }
+
+    #[test]
+    fn ipv6_counts_per_64_and_mapped_ipv4_as_ipv4() {
+        let a = Admission::new(10, 1);
+        let _x = a.admit("2001:db8:1:2::1".parse().unwrap()).unwrap();
+        assert_eq!(
+            a.admit("2001:db8:1:2:ffff::9".parse().unwrap()).err(),
+            Some(Refusal::TooManyFromAddress)
+        );
+        let _y = a.admit("2001:db8:1:3::1".parse().unwrap()).unwrap();
+        let _z = a.admit("10.0.0.1".parse().unwrap()).unwrap();
+        assert_eq!(
+            a.admit("::ffff:10.0.0.1".parse().unwrap()).err(),
+            Some(Refusal::TooManyFromAddress)
+        );
     }
 }

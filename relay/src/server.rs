@@ -16,9 +16,10 @@ use crate::hub::Hub;
 use crate::limits::Admission;
 use crate::stats::Stats;
 
-/// Sockets beyond the connection limit that may still be in their TLS
-/// handshake (to send a "full" error) before new ones are dropped outright.
-const REFUSAL_SLACK: usize = 64;
+/// Refused connections that may be in their (short) TLS handshake at once,
+/// to be told why; beyond that, refused sockets are closed at once. A pool of
+/// its own, so refusals never take places from admitted connections.
+const REFUSALS_IN_FLIGHT: usize = 64;
 
 /// A bound, ready relay.
 #[derive(Debug)]
@@ -89,9 +90,7 @@ impl Relay {
         if let Some(every) = config.stats_interval {
             tracker.spawn(stats_ticker(shared.clone(), Arc::clone(&admission), every));
         }
-        let in_flight = Arc::new(tokio::sync::Semaphore::new(
-            config.limits.max_conns + REFUSAL_SLACK,
-        ));
+        let refusals = Arc::new(tokio::sync::Semaphore::new(REFUSALS_IN_FLIGHT));
         loop {
             let accepted = tokio::select! {
                 _ = stop.cancelled() => break,
@@ -107,12 +106,21 @@ impl Relay {
                 }
             };
             shared.stats.accepted.fetch_add(1, Relaxed);
-            let Ok(permit) = Arc::clone(&in_flight).try_acquire_owned() else {
-                drop(tcp);
-                shared.stats.closed(crate::stats::CloseReason::Refused);
-                continue;
-            };
+            // Admitted connections hold their place (total and per address)
+            // from accept to close; refused ones share a small pool of their
+            // own for a short handshake and a reason, or are closed at once.
             let slot = admission.admit(peer.ip());
+            let permit = match &slot {
+                Ok(_) => None,
+                Err(_) => match Arc::clone(&refusals).try_acquire_owned() {
+                    Ok(p) => Some(p),
+                    Err(_) => {
+                        drop(tcp);
+                        shared.stats.closed(crate::stats::CloseReason::Refused);
+                        continue;
+                    }
+                },
+            };
             let s = shared.clone();
             tracker.spawn(async move {
                 conn::serve(s, tcp, peer, slot).await;

@@ -6,7 +6,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use openssl::hash::MessageDigest;
-use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod, SslMode, SslOptions, SslVersion};
+use openssl::ssl::{
+    SslAcceptor, SslFiletype, SslMethod, SslMode, SslOptions, SslSessionCacheMode, SslVersion,
+};
 use openssl::x509::X509;
 
 /// TLS 1.2 suites: ECDHE only, AEAD only (TLS 1.3 suites are all AEAD and
@@ -41,6 +43,10 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<(SslAcceptor, String)> {
     // Idle connections give their TLS record buffers back (memory per idle
     // connection is a goal of the relay).
     b.set_mode(SslMode::RELEASE_BUFFERS);
+    // Stateless: no session cache, no TLS 1.3 tickets (no per-session
+    // memory, no resumption state to protect).
+    b.set_session_cache_mode(SslSessionCacheMode::OFF);
+    b.set_num_tickets(0)?;
     b.set_certificate_chain_file(cert)
         .with_context(|| format!("cannot load certificate chain {}", cert.display()))?;
     b.set_private_key_file(key, SslFiletype::PEM)
