@@ -119,7 +119,7 @@ start_relay() {
     --max-conns 4096 --max-conns-per-ip 4096 \
     --max-rooms 4096 --max-room-conns 2048 \
     --rate-frames 1000000000 --rate-bytes 100000000000 \
-    --queue-frames 262144 \
+    --queue-frames 262144 --queue-bytes 67108864 \
     --idle-timeout 600 \
     --log warn \
     >"$log" 2>&1 &
