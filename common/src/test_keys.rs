@@ -8,7 +8,7 @@
 //! real user's.
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use crate::crypto::{PrivateKey, MIN_RSA_BITS};
 use crate::identity;
@@ -16,7 +16,7 @@ use crate::identity;
 /// How many distinct test keys exist.
 pub const COUNT: usize = 8;
 
-static KEYS: [OnceLock<PrivateKey>; COUNT] = [const { OnceLock::new() }; COUNT];
+static KEYS: [OnceLock<Arc<PrivateKey>>; COUNT] = [const { OnceLock::new() }; COUNT];
 
 fn cache_dir() -> PathBuf {
     match std::env::var_os("TEAMCHAT_TEST_KEY_DIR") {
@@ -30,20 +30,32 @@ fn cache_dir() -> PathBuf {
 /// # Panics
 /// If `n >= COUNT` or a key can be neither loaded nor generated: this is test
 /// support, where a panic is the right report.
-#[allow(clippy::panic, clippy::expect_used)]
 pub fn key(n: usize) -> &'static PrivateKey {
+    shared_ref(n)
+}
+
+/// Test key number `n`, shared (engines take an `Arc`).
+pub fn shared(n: usize) -> Arc<PrivateKey> {
+    Arc::clone(shared_ref(n))
+}
+
+#[allow(clippy::panic, clippy::expect_used)]
+fn shared_ref(n: usize) -> &'static Arc<PrivateKey> {
     assert!(n < COUNT, "only {COUNT} test keys exist");
-    KEYS[n].get_or_init(|| {
-        let dir = cache_dir();
-        let path = dir.join(format!("test-key-{n}.pem"));
-        if let Ok(loaded) = identity::load(&path, None) {
-            return loaded.key;
-        }
-        let key = PrivateKey::generate(MIN_RSA_BITS).expect("generate test key");
-        // A failed cache write only costs time on the next run.
-        if std::fs::create_dir_all(&dir).is_ok() {
-            let _ = identity::save(&path, &key, None);
-        }
-        key
-    })
+    KEYS[n].get_or_init(|| Arc::new(load_or_make(n)))
+}
+
+#[allow(clippy::panic, clippy::expect_used)]
+fn load_or_make(n: usize) -> PrivateKey {
+    let dir = cache_dir();
+    let path = dir.join(format!("test-key-{n}.pem"));
+    if let Ok(loaded) = identity::load(&path, None) {
+        return loaded.key;
+    }
+    let key = PrivateKey::generate(MIN_RSA_BITS).expect("generate test key");
+    // A failed cache write only costs time on the next run.
+    if std::fs::create_dir_all(&dir).is_ok() {
+        let _ = identity::save(&path, &key, None);
+    }
+    key
 }

@@ -23,9 +23,7 @@ const ROOM: RoomId = RoomId([0x77; 16]);
 
 /// Keys are expensive: identities come from the cached test keys.
 fn id(n: usize) -> Arc<PrivateKey> {
-    // PrivateKey is not Clone; re-load the cached key through its PEM.
-    let pem = common::identity::encode_pem(key(n), None).unwrap();
-    Arc::new(common::identity::decode_pem(std::path::Path::new("test"), &pem, None).unwrap())
+    common::test_keys::shared(n)
 }
 
 fn admin_cfg() -> AdminConfig {

@@ -17,6 +17,8 @@ pub mod hub;
 pub mod limits;
 pub mod server;
 pub mod stats;
+#[cfg(feature = "test-support")]
+pub mod testing;
 pub mod tls;
 
 pub use config::{Args, Config, Limits};

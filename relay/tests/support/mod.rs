@@ -1,136 +1,49 @@
 //! Test support: a throwaway certificate, a relay on 127.0.0.1 with an
 //! ephemeral port, and a minimal TLS client speaking the relay protocol.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    dead_code,
+    async_fn_in_trait,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use common::wire::{ClientFrame, ConnId, FrameCodec, Hello, RelayFrame, Welcome, PROTOCOL_VERSION};
 use common::RoomId;
 use futures_util::{SinkExt, StreamExt};
-use openssl::asn1::Asn1Time;
-use openssl::bn::BigNum;
-use openssl::ec::{EcGroup, EcKey};
-use openssl::hash::MessageDigest;
-use openssl::nid::Nid;
-use openssl::pkey::PKey;
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode, SslVersion};
-use openssl::x509::extension::SubjectAlternativeName;
-use openssl::x509::{X509NameBuilder, X509};
-use relay::stats::Stats;
-use relay::{Config, Limits, Relay};
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio_openssl::SslStream;
 use tokio_util::codec::{FramedRead, FramedWrite};
-use tokio_util::sync::CancellationToken;
 
 /// Generous bound on anything a test waits for.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// A self-signed ECDSA P-256 certificate for `localhost` and 127.0.0.1.
-pub struct Cert {
-    pub dir: tempfile::TempDir,
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
+#[allow(unused_imports)]
+pub use relay::testing::{make_cert, test_limits, TestRelay};
 
-pub fn make_cert() -> Cert {
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
-    let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
-    let mut name = X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", "localhost").unwrap();
-    let name = name.build();
-    let mut b = X509::builder().unwrap();
-    b.set_version(2).unwrap();
-    b.set_serial_number(&BigNum::from_u32(1).unwrap().to_asn1_integer().unwrap())
-        .unwrap();
-    b.set_subject_name(&name).unwrap();
-    b.set_issuer_name(&name).unwrap();
-    b.set_pubkey(&key).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(2).unwrap())
-        .unwrap();
-    let san = SubjectAlternativeName::new()
-        .dns("localhost")
-        .ip("127.0.0.1")
-        .build(&b.x509v3_context(None, None))
-        .unwrap();
-    b.append_extension(san).unwrap();
-    b.sign(&key, MessageDigest::sha256()).unwrap();
-    let x509 = b.build();
-    let dir = tempfile::tempdir().unwrap();
-    let cert = dir.path().join("relay.crt");
-    let keyf = dir.path().join("relay.key");
-    std::fs::write(&cert, x509.to_pem().unwrap()).unwrap();
-    std::fs::write(&keyf, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
-    Cert {
-        dir,
-        cert,
-        key: keyf,
-    }
-}
-
-/// Limits for tests: defaults with short timeouts.
-pub fn test_limits() -> Limits {
-    Limits {
-        handshake_timeout: Duration::from_secs(2),
-        hello_timeout: Duration::from_secs(2),
-        idle_timeout: Duration::from_secs(5),
-        ..Limits::default()
-    }
-}
-
-/// A running relay; cancelled (and awaited) by `stop`.
-pub struct TestRelay {
-    pub addr: SocketAddr,
-    pub fingerprint: String,
-    pub stats: Arc<Stats>,
-    pub stop: CancellationToken,
-    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    pub cert: Cert,
-}
-
-impl TestRelay {
-    pub async fn start(limits: Limits) -> TestRelay {
-        let cert = make_cert();
-        let config = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            cert: cert.cert.clone(),
-            key: cert.key.clone(),
-            limits,
-            stats_interval: None,
-            shutdown_grace: Duration::from_secs(3),
-            log: "warn".into(),
-        };
-        let relay = Relay::bind(config).await.unwrap();
-        let addr = relay.local_addr().unwrap();
-        let fingerprint = relay.fingerprint().to_string();
-        let stats = relay.stats();
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(relay.run(stop.clone()));
-        TestRelay {
-            addr,
-            fingerprint,
-            stats,
-            stop,
-            task,
-            cert,
-        }
-    }
-
+/// Connecting clients to a test relay.
+pub trait Connect {
     /// A TLS connection (handshake done, nothing sent).
-    pub async fn tls(&self) -> SslStream<TcpStream> {
+    async fn tls(&self) -> SslStream<TcpStream>;
+    /// A client that said hello to `room` and got its welcome.
+    async fn join(&self, room: RoomId) -> (Client, Welcome);
+    /// Proves the relay still serves rooms: two fresh clients exchange a message.
+    async fn assert_alive(&self);
+}
+
+impl Connect for TestRelay {
+    async fn tls(&self) -> SslStream<TcpStream> {
         tls_connect(self.addr, &self.cert.cert, None).await.unwrap()
     }
 
-    /// A client that said hello to `room` and got its welcome.
-    pub async fn join(&self, room: RoomId) -> (Client, Welcome) {
+    async fn join(&self, room: RoomId) -> (Client, Welcome) {
         let mut c = Client::new(self.tls().await);
         c.send(ClientFrame::Hello(Hello {
             version: PROTOCOL_VERSION,
@@ -143,8 +56,7 @@ impl TestRelay {
         }
     }
 
-    /// Proves the relay still serves rooms: two fresh clients exchange a message.
-    pub async fn assert_alive(&self) {
+    async fn assert_alive(&self) {
         let room = RoomId(rand_room());
         let (mut a, _) = self.join(room).await;
         let (mut b, wb) = self.join(room).await;

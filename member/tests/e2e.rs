@@ -1,0 +1,278 @@
+//! End to end over a real relay and real TLS on 127.0.0.1: one admin and
+//! three members join by each policy, chat, and live through a kick; a wrong
+//! password is denied; a relay with another certificate is refused before
+//! anything is sent.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::driver::{self, Trust, Update};
+use common::engine::admin::Admin;
+use common::engine::member::Member;
+use common::engine::{AdminConfig, Command, Engine, Event, MemberConfig};
+use common::invite::{Host, RelayEndpoint};
+use common::test_keys::shared;
+use common::{Fingerprint, RoomId};
+use relay::testing::{test_limits, TestRelay};
+use tokio::sync::mpsc;
+use zeroize::Zeroizing;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Peer {
+    cmd: mpsc::Sender<Command>,
+    up: mpsc::Receiver<Update>,
+    seen: Vec<Event>,
+}
+
+impl Peer {
+    fn start(engine: Engine, relay: RelayEndpoint) -> Peer {
+        let (cmd, cmd_rx) = mpsc::channel(16);
+        let (up_tx, up) = mpsc::channel(256);
+        tokio::spawn(driver::run(
+            engine,
+            vec![relay],
+            Trust::Pinned,
+            cmd_rx,
+            up_tx,
+        ));
+        Peer {
+            cmd,
+            up,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for an event matching `pred`, keeping everything seen.
+    async fn expect(&mut self, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(e) = self.seen.iter().find(|e| pred(e)) {
+                return e.clone();
+            }
+            match tokio::time::timeout_at(deadline, self.up.recv()).await {
+                Ok(Some(Update::Engine(e))) => self.seen.push(e),
+                Ok(Some(Update::Stopped { reason })) => {
+                    panic!("stopped while waiting for {what}: {reason}")
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("driver ended while waiting for {what}"),
+                Err(_) => panic!("timed out waiting for {what}; seen {:?}", self.seen),
+            }
+        }
+    }
+
+    async fn say(&self, text: &str) {
+        self.cmd.send(Command::Send(text.into())).await.unwrap();
+    }
+
+    fn texts(&self) -> Vec<String> {
+        self.seen
+            .iter()
+            .filter_map(|e| match e {
+                Event::Message { text, .. } => Some(text.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Gives in-flight frames a moment, then collects what arrived.
+    async fn settle(&mut self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
+        while let Ok(Some(u)) = tokio::time::timeout_at(deadline, self.up.recv()).await {
+            if let Update::Engine(e) = u {
+                self.seen.push(e);
+            }
+        }
+    }
+}
+
+fn endpoint(relay: &TestRelay) -> RelayEndpoint {
+    RelayEndpoint {
+        host: Host::V4(std::net::Ipv4Addr::LOCALHOST),
+        port: relay.addr.port(),
+        cert: relay.fingerprint.parse().unwrap(),
+    }
+}
+
+fn member(
+    room: RoomId,
+    admin: Fingerprint,
+    name: &str,
+    key: usize,
+    password: Option<&str>,
+    relay: &RelayEndpoint,
+) -> Peer {
+    let cfg = MemberConfig {
+        room,
+        admin_pin: admin,
+        name: name.into(),
+        password: password.map(|p| Zeroizing::new(p.to_string())),
+    };
+    Peer::start(
+        Engine::Member(Box::new(Member::new(cfg, shared(key)))),
+        relay.clone(),
+    )
+}
+
+fn epoch_with(n: usize) -> impl Fn(&Event) -> bool {
+    move |e| matches!(e, Event::Epoch { members, .. } if members.len() == n)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_and_three_members_join_by_each_policy_chat_and_survive_a_kick() {
+    let relay = TestRelay::start(test_limits()).await;
+    let ep = endpoint(&relay);
+    let room = RoomId::random();
+    let admin_key = shared(4);
+    let admin_fp = admin_key.public().fingerprint();
+    let mut roster = HashSet::new();
+    roster.insert(shared(1).public().fingerprint());
+    let cfg = AdminConfig {
+        room,
+        room_name: "e2e".into(),
+        admin_name: "boss".into(),
+        password: Some(Zeroizing::new("open sesame".into())),
+        roster,
+        rekey_after_messages: 0,
+        rekey_after_ms: 0,
+    };
+    let mut admin = Peer::start(
+        Engine::Admin(Box::new(Admin::new(cfg, admin_key))),
+        ep.clone(),
+    );
+    admin.expect("the first epoch", epoch_with(1)).await;
+
+    // By hand: alice waits until the admin approves.
+    let mut alice = member(room, admin_fp, "alice", 0, None, &ep);
+    let pending = admin
+        .expect("alice's request", |e| {
+            matches!(e, Event::PendingApproval { .. })
+        })
+        .await;
+    let Event::PendingApproval {
+        id,
+        name,
+        safety_code,
+        ..
+    } = pending
+    else {
+        unreachable!()
+    };
+    assert_eq!(name, "alice");
+    assert_eq!(safety_code, shared(0).public().safety_code().to_string());
+    admin.cmd.send(Command::Approve(id)).await.unwrap();
+    alice.expect("alice's epoch", epoch_with(2)).await;
+
+    // By roster file: bob is approved without a question.
+    let mut bob = member(room, admin_fp, "bob", 1, None, &ep);
+    bob.expect("bob's epoch", epoch_with(3)).await;
+
+    // By password: carol proves it; dave gets it wrong and is denied.
+    let mut carol = member(room, admin_fp, "carol", 2, Some("open sesame"), &ep);
+    carol.expect("carol's epoch", epoch_with(4)).await;
+    let mut dave = member(room, admin_fp, "dave", 3, Some("open says me"), &ep);
+    dave.expect(
+        "dave's denial",
+        |e| matches!(e, Event::Denied { reason } if reason.contains("password")),
+    )
+    .await;
+    alice.expect("alice sees four", epoch_with(4)).await;
+
+    // Everyone hears everyone.
+    alice.say("from alice").await;
+    bob.say("from bob").await;
+    carol.say("from carol").await;
+    admin.say("from boss").await;
+    for (who, peer) in [
+        ("admin", &mut admin),
+        ("alice", &mut alice),
+        ("bob", &mut bob),
+        ("carol", &mut carol),
+    ] {
+        for text in ["from alice", "from bob", "from carol", "from boss"] {
+            if text.ends_with(who) || (who == "admin" && text == "from boss") {
+                continue;
+            }
+            peer.expect(
+                text,
+                |e| matches!(e, Event::Message { text: t, .. } if t == text),
+            )
+            .await;
+        }
+    }
+
+    // Kick carol: she is told, the others move to an epoch without her, and
+    // she cannot read what follows.
+    admin
+        .cmd
+        .send(Command::Kick(
+            shared(2).public().fingerprint(),
+            "bye carol".into(),
+        ))
+        .await
+        .unwrap();
+    carol
+        .expect("carol's kick", |e| matches!(e, Event::Kicked { .. }))
+        .await;
+    bob.expect("bob's epoch without carol", |e| matches!(e, Event::Epoch { members, .. } if members.len() == 3 && !members.iter().any(|m| m.name == "carol"))).await;
+    alice.expect("alice's epoch without carol", |e| matches!(e, Event::Epoch { members, .. } if members.len() == 3 && !members.iter().any(|m| m.name == "carol"))).await;
+    alice.say("carol cannot read this").await;
+    bob.expect(
+        "the post-kick message",
+        |e| matches!(e, Event::Message { text, .. } if text == "carol cannot read this"),
+    )
+    .await;
+    carol.settle().await;
+    assert!(!carol.texts().iter().any(|t| t == "carol cannot read this"));
+    assert!(dave.texts().is_empty(), "the denied member read nothing");
+    relay.stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_with_another_certificate_is_refused_before_anything_is_sent() {
+    let relay = TestRelay::start(test_limits()).await;
+    let mut ep = endpoint(&relay);
+    ep.cert = Fingerprint([0x42; 32]);
+    let mut peer = member(RoomId::random(), Fingerprint([1; 32]), "x", 0, None, &ep);
+    let reason = loop {
+        match tokio::time::timeout(WAIT, peer.up.recv()).await.unwrap() {
+            Some(Update::Stopped { reason }) => break reason,
+            Some(_) => continue,
+            None => panic!("driver ended without a reason"),
+        }
+    };
+    assert!(reason.contains("does not match the invite"), "{reason}");
+    assert!(
+        reason.contains(&"42".repeat(32)),
+        "names the expected pin: {reason}"
+    );
+    assert!(
+        reason.contains(&relay.fingerprint),
+        "names the presented certificate: {reason}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        relay
+            .stats
+            .frames_in
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "nothing was sent"
+    );
+    relay.stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_verified_by_ca_file_connects_and_a_wrong_ca_does_not() {
+    let relay = TestRelay::start(test_limits()).await;
+    let ep = endpoint(&relay);
+    // The test certificate is self-signed: it is its own CA.
+    let ok = driver::connect(&ep, &Trust::CaFile(relay.cert.cert.clone())).await;
+    assert!(ok.is_ok(), "{:?}", ok.err());
+    let other = relay::testing::make_cert();
+    let bad = driver::connect(&ep, &Trust::CaFile(other.cert.clone())).await;
+    assert!(bad.is_err());
+    relay.stop.cancel();
+}

@@ -1,0 +1,129 @@
+//! Test support (feature `test-support`): a throwaway certificate and a
+//! relay on 127.0.0.1 with an ephemeral port, for this crate's tests and the
+//! apps' end-to-end tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openssl::asn1::Asn1Time;
+use openssl::bn::BigNum;
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::PKey;
+use openssl::x509::extension::SubjectAlternativeName;
+use openssl::x509::{X509NameBuilder, X509};
+use tokio_util::sync::CancellationToken;
+
+use crate::stats::Stats;
+use crate::{Config, Limits, Relay};
+
+/// A self-signed ECDSA P-256 certificate for `localhost` and 127.0.0.1, in
+/// a temporary directory that lives as long as this value.
+#[derive(Debug)]
+pub struct Cert {
+    /// The directory holding the files.
+    pub dir: tempfile::TempDir,
+    /// Certificate (PEM).
+    pub cert: PathBuf,
+    /// Private key (PEM, PKCS#8).
+    pub key: PathBuf,
+}
+
+/// Makes a fresh certificate.
+pub fn make_cert() -> Cert {
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+    let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "localhost").unwrap();
+    let name = name.build();
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    let serial = BigNum::from_u32(1).unwrap().to_asn1_integer().unwrap();
+    b.set_serial_number(&serial).unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(2).unwrap())
+        .unwrap();
+    let san = SubjectAlternativeName::new()
+        .dns("localhost")
+        .ip("127.0.0.1")
+        .build(&b.x509v3_context(None, None))
+        .unwrap();
+    b.append_extension(san).unwrap();
+    b.sign(&key, MessageDigest::sha256()).unwrap();
+    let x509 = b.build();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("relay.crt");
+    let keyf = dir.path().join("relay.key");
+    std::fs::write(&cert, x509.to_pem().unwrap()).unwrap();
+    std::fs::write(&keyf, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    Cert {
+        dir,
+        cert,
+        key: keyf,
+    }
+}
+
+/// Limits for tests: defaults with short timeouts.
+pub fn test_limits() -> Limits {
+    Limits {
+        handshake_timeout: Duration::from_secs(2),
+        hello_timeout: Duration::from_secs(2),
+        idle_timeout: Duration::from_secs(5),
+        ..Limits::default()
+    }
+}
+
+/// A running relay on 127.0.0.1; cancel `stop` to shut it down.
+#[derive(Debug)]
+pub struct TestRelay {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// SHA-256 of its certificate, lowercase hex.
+    pub fingerprint: String,
+    /// Its counters.
+    pub stats: Arc<Stats>,
+    /// Cancel to shut it down.
+    pub stop: CancellationToken,
+    /// The serving task.
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// Its certificate.
+    pub cert: Cert,
+}
+
+impl TestRelay {
+    /// Starts a relay with `limits` on an ephemeral loopback port.
+    pub async fn start(limits: Limits) -> TestRelay {
+        let cert = make_cert();
+        let config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            cert: cert.cert.clone(),
+            key: cert.key.clone(),
+            limits,
+            stats_interval: None,
+            shutdown_grace: Duration::from_secs(3),
+            log: "warn".into(),
+        };
+        let relay = Relay::bind(config).await.unwrap();
+        let addr = relay.local_addr().unwrap();
+        let fingerprint = relay.fingerprint().to_string();
+        let stats = relay.stats();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(relay.run(stop.clone()));
+        TestRelay {
+            addr,
+            fingerprint,
+            stats,
+            stop,
+            task,
+            cert,
+        }
+    }
+}
