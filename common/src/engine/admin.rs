@@ -218,14 +218,7 @@ impl Admin {
         let mut out = Vec::new();
         match cmd {
             Command::Send(text) => {
-                if text.len() > super::MAX_TEXT {
-                    out.push(error(format!(
-                        "message too long (at most {} bytes)",
-                        super::MAX_TEXT
-                    )));
-                } else {
-                    self.core
-                        .send_content(now_ms, Content::Text(text), &mut out);
+                if self.core.send_text(now_ms, text, &mut out) {
                     self.count_message(now_ms, &mut out);
                 }
             }

@@ -404,6 +404,23 @@ impl Core {
         self.my_seq = 0;
     }
 
+    /// Sends a line of text; false (with an error event) if it is too long
+    /// or there is no key yet.
+    pub fn send_text(&mut self, now_ms: u64, text: String, out: &mut Vec<Action>) -> bool {
+        if text.len() > MAX_TEXT {
+            out.push(error(format!(
+                "message too long (at most {MAX_TEXT} bytes)"
+            )));
+            return false;
+        }
+        if self.current.is_none() {
+            out.push(error("not in the room yet: no key for this epoch".into()));
+            return false;
+        }
+        self.send_content(now_ms, Content::Text(text), out);
+        true
+    }
+
     /// Seals, signs and publishes `content` under the current epoch.
     pub fn send_content(&mut self, now_ms: u64, content: Content, out: &mut Vec<Action>) {
         let Some(cur) = &self.current else {
