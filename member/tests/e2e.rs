@@ -276,3 +276,48 @@ async fn a_relay_verified_by_ca_file_connects_and_a_wrong_ca_does_not() {
     assert!(bad.is_err());
     relay.stop.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_relay_restarts_everyone_reconnects_rejoins_and_chats() {
+    let relay = TestRelay::start(test_limits()).await;
+    let addr = relay.addr;
+    let ep = endpoint(&relay);
+    let room = RoomId::random();
+    let admin_key = shared(4);
+    let admin_fp = admin_key.public().fingerprint();
+    let cfg = AdminConfig {
+        room,
+        room_name: "restart".into(),
+        admin_name: "boss".into(),
+        password: Some(Zeroizing::new("pw".into())),
+        roster: HashSet::new(),
+        rekey_after_messages: 0,
+        rekey_after_ms: 0,
+    };
+    let mut admin = Peer::start(
+        Engine::Admin(Box::new(Admin::new(cfg, admin_key))),
+        ep.clone(),
+    );
+    admin.expect("the first epoch", epoch_with(1)).await;
+    let mut alice = member(room, admin_fp, "alice", 0, Some("pw"), &ep);
+    alice.expect("alice's epoch", epoch_with(2)).await;
+
+    // The relay goes away and comes back at the same address with the same certificate.
+    relay.stop.cancel();
+    let _ = relay.task.await;
+    let cert = relay.cert;
+    let relay = TestRelay::start_at(test_limits(), addr, cert).await;
+    alice.seen.clear();
+    admin.seen.clear();
+    alice
+        .expect("alice back in a two-member epoch", epoch_with(2))
+        .await;
+    alice.say("back again").await;
+    admin
+        .expect(
+            "the message after the restart",
+            |e| matches!(e, Event::Message { text, .. } if text == "back again"),
+        )
+        .await;
+    relay.stop.cancel();
+}

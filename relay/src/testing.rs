@@ -101,9 +101,14 @@ pub struct TestRelay {
 impl TestRelay {
     /// Starts a relay with `limits` on an ephemeral loopback port.
     pub async fn start(limits: Limits) -> TestRelay {
-        let cert = make_cert();
+        Self::start_at(limits, "127.0.0.1:0".parse().unwrap(), make_cert()).await
+    }
+
+    /// Starts a relay with `limits` at `listen` with `cert` (to restart a
+    /// relay where clients expect it).
+    pub async fn start_at(limits: Limits, listen: SocketAddr, cert: Cert) -> TestRelay {
         let config = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
+            listen,
             cert: cert.cert.clone(),
             key: cert.key.clone(),
             limits,

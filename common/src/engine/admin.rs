@@ -181,6 +181,9 @@ impl Admin {
         match frame {
             RelayFrame::Welcome(w) => {
                 self.core.welcome(&w, &mut out);
+                // Announce first, so members already in the room know the
+                // admin before its epoch message arrives.
+                self.announce(None, None, &mut out);
                 // A new connection: earlier connection ids mean nothing now.
                 // Members reconnect and rejoin (approved again automatically).
                 if !self.seats.is_empty() {
@@ -190,7 +193,6 @@ impl Admin {
                 } else if self.epoch == 0 {
                     self.new_epoch(now_ms, EpochCause::Opened, &mut out);
                 }
-                self.announce(None, None, &mut out);
             }
             RelayFrame::Deliver { from, payload } => {
                 match envelope(&payload, self.core.max_frame) {

@@ -70,6 +70,10 @@ pub struct Member {
     pending: Option<PendingEpoch>,
     early_parts: Vec<RosterPart>,
     verified_once: bool,
+    /// In an epoch the admin made after our request on this connection. A
+    /// new connection always needs a new request: the admin let our seat go
+    /// when the old connection ended.
+    seated: bool,
 }
 
 impl Member {
@@ -92,6 +96,7 @@ impl Member {
             pending: None,
             early_parts: Vec::new(),
             verified_once: false,
+            seated: false,
         }
     }
 
@@ -106,6 +111,7 @@ impl Member {
         self.admin = None;
         self.knock = None;
         self.request = None;
+        self.seated = false;
         vec![self.core.hello()]
     }
 
@@ -271,7 +277,7 @@ impl Member {
                 safety_code: crate::crypto::SafetyCode::of(&self.cfg.admin_pin).to_string(),
             }));
         }
-        if !self.joined() && self.request.is_none() {
+        if !self.seated && self.request.is_none() {
             self.send_join_request(now_ms, out);
         }
     }
@@ -477,7 +483,11 @@ impl Member {
         };
         match EpochState::new(&self.cfg.room, p.epoch, &p.key, &roster, now_ms) {
             Ok(state) => {
-                self.request = None;
+                let me = self.core.me.public().fingerprint();
+                if state.members.contains_key(&me) {
+                    self.seated = true;
+                    self.request = None;
+                }
                 self.core.install(state, out);
             }
             Err(e) => out.push(warning(format!("unusable roster: {e}"))),
