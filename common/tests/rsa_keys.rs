@@ -320,3 +320,37 @@ fn spki_with_a_non_standard_exponent_or_oversized_key_is_refused() {
         Some(KeyError::NotRsaPublicKey)
     );
 }
+
+#[test]
+fn wraps_made_by_either_implementation_unwrap_with_the_rsa_crate() {
+    use common::crypto::keys::{oaep_encrypt, openssl_oaep_encrypt, wrap_label};
+    let sk = SessionKey::generate();
+    let label = wrap_label(&ROOM, 11);
+    // The unwrapped key must open what the original key sealed.
+    let secret = seal(&sk.epoch_keys(&ROOM, 11), b"", b"interop");
+    let ossl = openssl::pkey::PKey::public_key_from_der(key(0).public().spki_der()).unwrap();
+    let via_openssl = key(0).public().wrap_session_key(&ROOM, 11, &sk);
+    assert_eq!(via_openssl.len(), 384);
+    let k1 = unwrap(key(0), &ROOM, 11, &via_openssl).unwrap();
+    assert_eq!(
+        *open(&k1.epoch_keys(&ROOM, 11), b"", &secret).unwrap(),
+        b"interop"
+    );
+    // The rsa crate's own encryption of the same message, for comparison.
+    let k_bytes = [9u8; 32];
+    let a = openssl_oaep_encrypt(&ossl, &label, &k_bytes).unwrap();
+    let b = oaep_encrypt(key(0).public().rsa(), Some(&label), &k_bytes).unwrap();
+    assert_ne!(a, b, "randomised");
+    for w in [a, b] {
+        let k = unwrap(key(0), &ROOM, 11, &w).unwrap();
+        let s = seal(
+            &SessionKey::from_bytes(k_bytes).epoch_keys(&ROOM, 11),
+            b"",
+            b"x",
+        );
+        assert_eq!(*open(&k.epoch_keys(&ROOM, 11), b"", &s).unwrap(), b"x");
+    }
+    // A wrong label does not unwrap.
+    let c = openssl_oaep_encrypt(&ossl, &wrap_label(&ROOM, 12), &k_bytes).unwrap();
+    assert!(unwrap(key(0), &ROOM, 11, &c).is_err());
+}

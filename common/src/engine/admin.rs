@@ -167,6 +167,19 @@ impl Admin {
         vec![self.core.hello()]
     }
 
+    /// Seats a member directly, without a join request or a new epoch: for
+    /// benchmarks of large rooms only (feature `test-support`).
+    #[cfg(feature = "test-support")]
+    pub fn seat_for_benchmark(&mut self, name: &str, key: PublicKey, dh_key: DhKey) {
+        self.approved.insert(key.fingerprint());
+        self.seats.push(Seat {
+            name: name.into(),
+            key,
+            dh_key,
+            conn: 0,
+        });
+    }
+
     /// Requests waiting for a decision: (id, name, fingerprint).
     pub fn pending(&self) -> Vec<(u32, String, Fingerprint)> {
         self.pending
@@ -592,7 +605,20 @@ impl Admin {
                 return;
             }
         };
-        let state = match EpochState::new(&room, epoch, &session, &roster, now_ms) {
+        let people = std::iter::once(super::Participant {
+            name: super::clean_name(&self.cfg.admin_name),
+            key: me.clone(),
+            dh_key: self.dh.public(),
+            admin: true,
+        })
+        .chain(self.seats.iter().map(|s| super::Participant {
+            name: s.name.clone(),
+            key: s.key.clone(),
+            dh_key: s.dh_key,
+            admin: false,
+        }))
+        .collect();
+        let state = match EpochState::from_participants(&room, epoch, &session, people, now_ms) {
             Ok(s) => s,
             Err(e) => {
                 out.push(error(format!("cannot install the epoch: {e}")));

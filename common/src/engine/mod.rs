@@ -268,10 +268,26 @@ impl EpochState {
         roster: &Roster,
         now_ms: u64,
     ) -> Result<Self, String> {
-        let mut members = HashMap::new();
-        let mut order = Vec::new();
-        for entry in &roster.members {
-            let p = participant(entry)?;
+        let people = roster
+            .members
+            .iter()
+            .map(participant)
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::from_participants(room, epoch, key, people, now_ms)
+    }
+
+    /// An epoch from already-parsed participants (the admin's own install:
+    /// no need to parse back the keys it just encoded).
+    pub fn from_participants(
+        room: &RoomId,
+        epoch: u64,
+        key: &SessionKey,
+        people: Vec<Participant>,
+        now_ms: u64,
+    ) -> Result<Self, String> {
+        let mut members = HashMap::with_capacity(people.len());
+        let mut order = Vec::with_capacity(people.len());
+        for p in people {
             let fp = p.key.fingerprint();
             if members.insert(fp, p).is_some() {
                 return Err("roster lists a key twice".into());
