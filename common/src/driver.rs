@@ -127,14 +127,118 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Connects to `relay` with TLS and checks its certificate per `trust`.
+/// Connects to `relay` with TLS and checks its certificate per `trust`
+/// (builds a [`Connector`] for this one connection).
 pub async fn connect(
     relay: &RelayEndpoint,
     trust: &Trust,
 ) -> Result<TlsStream<TcpStream>, ConnectError> {
-    match trust {
-        Trust::Pinned => connect_pinned(relay).await,
-        Trust::CaFile(path) => connect_with_ca(relay, path).await,
+    Connector::new(trust)?.connect(relay).await
+}
+
+/// [`connect`] with certificate pinning.
+pub async fn connect_pinned(relay: &RelayEndpoint) -> Result<TlsStream<TcpStream>, ConnectError> {
+    connect(relay, &Trust::Pinned).await
+}
+
+/// A TLS client for relays, built once and reused for every connection
+/// (building one makes OpenSSL load its default verify paths, which costs
+/// tens of milliseconds).
+#[derive(Clone)]
+pub struct Connector {
+    tls: tokio_native_tls::TlsConnector,
+    trust: Trust,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector")
+            .field("trust", &self.trust)
+            .finish()
+    }
+}
+
+impl Connector {
+    /// A connector for `trust`.
+    ///
+    /// With [`Trust::Pinned`], `native-tls`'s own certificate checks are
+    /// turned off here — the only place in TeamChat that does so — because
+    /// `native-tls` has no custom verifier; [`Connector::connect`] then
+    /// compares the certificate's SHA-256 with the invite's pin in constant
+    /// time, right after the handshake and before anything is written.
+    pub fn new(trust: &Trust) -> Result<Self, ConnectError> {
+        let mut b = native_tls::TlsConnector::builder();
+        b.min_protocol_version(Some(native_tls::Protocol::Tlsv12));
+        // Only one trust anchor ever applies: no system roots.
+        b.disable_built_in_roots(true);
+        match trust {
+            Trust::Pinned => {
+                b.danger_accept_invalid_certs(true)
+                    .danger_accept_invalid_hostnames(true);
+            }
+            Trust::CaFile(path) => {
+                let ca_err = |why: String| ConnectError::CaFile {
+                    path: path.clone(),
+                    why,
+                };
+                let pem = std::fs::read(path).map_err(|e| ca_err(e.to_string()))?;
+                let cert =
+                    native_tls::Certificate::from_pem(&pem).map_err(|e| ca_err(e.to_string()))?;
+                b.add_root_certificate(cert);
+            }
+        }
+        let tls = b.build().map_err(|e| ConnectError::Tls {
+            addr: "-".into(),
+            why: e.to_string(),
+        })?;
+        Ok(Connector {
+            tls: tls.into(),
+            trust: trust.clone(),
+        })
+    }
+
+    /// TCP, TLS, then (pinned) the certificate check; nothing is written
+    /// before it passes.
+    pub async fn connect(
+        &self,
+        relay: &RelayEndpoint,
+    ) -> Result<TlsStream<TcpStream>, ConnectError> {
+        let addr = relay.address();
+        let stream = tcp(relay).await?;
+        let stream = match tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            self.tls.connect(&relay.host.to_dns_or_ip(), stream),
+        )
+        .await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                return Err(ConnectError::Tls {
+                    addr,
+                    why: e.to_string(),
+                })
+            }
+            Err(_) => {
+                return Err(ConnectError::Tls {
+                    addr,
+                    why: "handshake timed out".into(),
+                })
+            }
+        };
+        if self.trust == Trust::Pinned {
+            let got = presented_fingerprint(&stream).ok_or_else(|| ConnectError::Tls {
+                addr: relay.address(),
+                why: "the relay presented no certificate".into(),
+            })?;
+            if !got.ct_eq(&relay.cert) {
+                // Dropping the stream closes it; nothing was written.
+                return Err(ConnectError::PinMismatch {
+                    expected: relay.cert,
+                    got,
+                });
+            }
+        }
+        Ok(stream)
     }
 }
 
@@ -157,74 +261,6 @@ async fn tcp(relay: &RelayEndpoint) -> Result<TcpStream, ConnectError> {
     }
 }
 
-async fn handshake(
-    relay: &RelayEndpoint,
-    builder: &mut native_tls::TlsConnectorBuilder,
-) -> Result<TlsStream<TcpStream>, ConnectError> {
-    let addr = relay.address();
-    builder.min_protocol_version(Some(native_tls::Protocol::Tlsv12));
-    let connector = builder.build().map_err(|e| ConnectError::Tls {
-        addr: addr.clone(),
-        why: e.to_string(),
-    })?;
-    let connector = tokio_native_tls::TlsConnector::from(connector);
-    let stream = tcp(relay).await?;
-    match tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        connector.connect(&relay.host.to_dns_or_ip(), stream),
-    )
-    .await
-    {
-        Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => Err(ConnectError::Tls {
-            addr,
-            why: e.to_string(),
-        }),
-        Err(_) => Err(ConnectError::Tls {
-            addr,
-            why: "handshake timed out".into(),
-        }),
-    }
-}
-
-/// TLS with certificate pinning: `native-tls` has no custom verifier, so its
-/// own checks are turned off here — and only here — and replaced by a
-/// constant-time comparison of the certificate's SHA-256 with the invite's
-/// pin, made right after the handshake and before anything is written.
-pub async fn connect_pinned(relay: &RelayEndpoint) -> Result<TlsStream<TcpStream>, ConnectError> {
-    let mut b = native_tls::TlsConnector::builder();
-    b.danger_accept_invalid_certs(true)
-        .danger_accept_invalid_hostnames(true);
-    let stream = handshake(relay, &mut b).await?;
-    let got = presented_fingerprint(&stream).ok_or_else(|| ConnectError::Tls {
-        addr: relay.address(),
-        why: "the relay presented no certificate".into(),
-    })?;
-    if !got.ct_eq(&relay.cert) {
-        // Dropping the stream closes it; nothing was written.
-        return Err(ConnectError::PinMismatch {
-            expected: relay.cert,
-            got,
-        });
-    }
-    Ok(stream)
-}
-
-async fn connect_with_ca(
-    relay: &RelayEndpoint,
-    path: &PathBuf,
-) -> Result<TlsStream<TcpStream>, ConnectError> {
-    let ca_err = |why: String| ConnectError::CaFile {
-        path: path.clone(),
-        why,
-    };
-    let pem = std::fs::read(path).map_err(|e| ca_err(e.to_string()))?;
-    let cert = native_tls::Certificate::from_pem(&pem).map_err(|e| ca_err(e.to_string()))?;
-    let mut b = native_tls::TlsConnector::builder();
-    b.add_root_certificate(cert).disable_built_in_roots(true);
-    handshake(relay, &mut b).await
-}
-
 /// SHA-256 of the certificate the peer presented.
 pub fn presented_fingerprint(stream: &TlsStream<TcpStream>) -> Option<Fingerprint> {
     let cert = stream.get_ref().peer_certificate().ok()??;
@@ -242,6 +278,17 @@ pub async fn run(
     mut commands: mpsc::Receiver<Command>,
     updates: mpsc::Sender<Update>,
 ) {
+    let connector = match Connector::new(&trust) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = updates
+                .send(Update::Stopped {
+                    reason: e.to_string(),
+                })
+                .await;
+            return;
+        }
+    };
     let mut backoff = BACKOFF_MIN;
     let mut attempt = 0usize;
     loop {
@@ -258,7 +305,7 @@ pub async fn run(
                 relay: relay.address(),
             })
             .await;
-        let reason = match connect(&relay, &trust).await {
+        let reason = match connector.connect(&relay).await {
             Ok(stream) => {
                 let cert = presented_fingerprint(&stream).unwrap_or(Fingerprint([0; 32]));
                 let _ = updates
