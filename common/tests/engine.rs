@@ -791,3 +791,47 @@ fn event_debug_never_shows_message_text() {
     assert!(!dbg.contains("TOPSECRET"));
     let _ = Fingerprint([0; 32]);
 }
+
+#[test]
+fn a_grant_stripped_from_an_epoch_breaks_its_signature_and_changes_nothing() {
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
+    let m = ids[0];
+    let before = net.epoch_of(m).unwrap();
+    let alice_fp = key(0).public().fingerprint();
+    // The relay removes alice's wrap from the next epoch message, keeping the signature.
+    net.tamper = Some(Box::new(move |f: &mut Flight| {
+        if let RelayFrame::Deliver { from, payload } = &f.1 {
+            if let Ok(Envelope::Epoch(s)) = decode_payload::<Envelope>(payload, DEFAULT_MAX_FRAME) {
+                let mut body: common::wire::EpochBody =
+                    decode_payload(&s.body, DEFAULT_MAX_FRAME).unwrap();
+                body.wraps.retain(|w| w.member != alice_fp);
+                let forged = common::wire::Signed {
+                    body: encode_payload(&body, DEFAULT_MAX_FRAME).unwrap().into(),
+                    signature: s.signature.clone(),
+                };
+                let p = encode_payload(&Envelope::Epoch(forged), DEFAULT_MAX_FRAME).unwrap();
+                return vec![(
+                    f.0,
+                    RelayFrame::Deliver {
+                        from: *from,
+                        payload: p.into(),
+                    },
+                )];
+            }
+        }
+        vec![f.clone()]
+    }));
+    net.command(0, Command::Rekey);
+    assert_eq!(net.epoch_of(m), Some(before), "alice keeps her epoch");
+    assert!(
+        !net.nodes[m]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Kicked { .. })),
+        "not tricked into thinking she was removed"
+    );
+    assert!(net
+        .warnings(m)
+        .iter()
+        .any(|w| w.contains("not signed by the pinned admin")));
+}

@@ -227,6 +227,17 @@ async fn admin_and_three_members_join_by_each_policy_chat_and_survive_a_kick() {
     carol.settle().await;
     assert!(!carol.texts().iter().any(|t| t == "carol cannot read this"));
     assert!(dave.texts().is_empty(), "the denied member read nothing");
+
+    // A newcomer reads nothing said before it joined.
+    let mut erin = member(room, admin_fp, "erin", 5, Some("open sesame"), &ep);
+    erin.expect("erin's epoch", epoch_with(4)).await;
+    bob.say("hello erin").await;
+    erin.expect(
+        "the first message after joining",
+        |e| matches!(e, Event::Message { text, .. } if text == "hello erin"),
+    )
+    .await;
+    assert_eq!(erin.texts(), vec!["hello erin"], "nothing from before");
     relay.stop.cancel();
 }
 
