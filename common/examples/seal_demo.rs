@@ -44,6 +44,7 @@ fn main() -> Result<()> {
     let body = EpochBody {
         room,
         epoch,
+        run: [0; 32],
         sent_at_ms: 0,
         wraps: vec![KeyWrap {
             member: member.public().fingerprint(),

@@ -2,7 +2,6 @@
 //! `teamchat-member --cli`: reads lines from stdin (commands or messages),
 //! prints events as text or, with `--json`, one JSON object per line.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -136,7 +135,6 @@ pub async fn run(
     let mut out = Printer {
         json: opts.json,
         members: Vec::new(),
-        pending: HashMap::new(),
     };
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
@@ -246,7 +244,6 @@ fn parse(line: &str, opts: &Options, out: &Printer) -> Parsed {
 struct Printer {
     json: bool,
     members: Vec<MemberInfo>,
-    pending: HashMap<u32, String>,
 }
 
 impl Printer {
@@ -255,7 +252,10 @@ impl Printer {
         let _ = if self.json {
             writeln!(stdout, "{value}")
         } else {
-            writeln!(stdout, "{text}")
+            // Names, texts and reasons come from other people and the relay:
+            // no control or invisible formatting characters reach the terminal.
+            let safe: Vec<String> = text.lines().map(crate::engine::printable).collect();
+            writeln!(stdout, "{}", safe.join("\n"))
         };
         let _ = stdout.flush();
     }
@@ -339,7 +339,6 @@ impl Printer {
             ),
             Event::JoinRequested => self.emit(json!({"type": "join_requested"}), "* join request sent; waiting for the admin".into()),
             Event::PendingApproval { id, name, fingerprint, safety_code } => {
-                self.pending.insert(*id, name.clone());
                 self.emit(
                     json!({"type": "pending", "id": id, "name": name, "fingerprint": fingerprint.to_string(), "safety_code": safety_code}),
                     format!("* {name} asks to join (request {id}); compare safety code {safety_code}, then /approve {id} or /deny {id}"),
@@ -360,11 +359,11 @@ impl Printer {
             Event::MemberLeft(m) => self.emit(json!({"type": "left", "member": Self::member_json(m)}), format!("* {} left", m.name)),
             Event::Message { from, text, sent_at_ms, epoch, seq } => self.emit(
                 json!({"type": "message", "from": from.name, "fingerprint": from.fingerprint.to_string(), "text": text, "sent_at_ms": sent_at_ms, "epoch": epoch, "seq": seq}),
-                format!("<{}> {}", from.name, text.replace(|c: char| c.is_control() && c != '\t', " ")),
+                format!("<{}> {}", from.name, crate::engine::printable(text)),
             ),
             Event::Sent { text, epoch, seq } => self.emit(
                 json!({"type": "sent", "text": text, "epoch": epoch, "seq": seq}),
-                format!("<me> {}", text.replace(|c: char| c.is_control() && c != '\t', " ")),
+                format!("<me> {}", crate::engine::printable(text)),
             ),
             Event::Typing { from, on } => {
                 if self.json {

@@ -142,6 +142,37 @@ impl Net {
         self.run();
     }
 
+    /// The node comes back on a new connection (same engine, same state).
+    fn reconnect(&mut self, idx: usize) {
+        self.next_conn += 1;
+        let conn = self.next_conn;
+        self.nodes[idx].conn = conn;
+        self.nodes[idx].online = true;
+        let now = self.now;
+        let _hello = self.nodes[idx].engine.on_connected(now);
+        let peers: Vec<ConnId> = self
+            .nodes
+            .iter()
+            .filter(|n| n.online && n.conn != conn)
+            .map(|n| n.conn)
+            .collect();
+        for (i, n) in self.nodes.iter().enumerate() {
+            if n.online && i != idx {
+                self.queue.push_back((i, RelayFrame::PeerJoined(conn)));
+            }
+        }
+        self.queue.push_back((
+            idx,
+            RelayFrame::Welcome(Welcome {
+                version: 1,
+                conn_id: conn,
+                peers,
+                max_frame: DEFAULT_MAX_FRAME as u32,
+            }),
+        ));
+        self.run();
+    }
+
     fn apply(&mut self, from: usize, actions: Vec<Action>) {
         for a in actions {
             match a {
@@ -174,14 +205,15 @@ impl Net {
             let Some(mut flight) = self.queue.pop_front() else {
                 return;
             };
+            // The log holds what honest clients sent, before any tampering.
+            if matches!(flight.1, RelayFrame::Deliver { .. }) {
+                self.log.push(flight.clone());
+            }
             let flights = match &mut self.tamper {
                 Some(t) if matches!(flight.1, RelayFrame::Deliver { .. }) => t(&mut flight),
                 _ => vec![flight],
             };
             for (to, frame) in flights {
-                if matches!(frame, RelayFrame::Deliver { .. }) {
-                    self.log.push((to, frame.clone()));
-                }
                 if !self.nodes[to].online {
                     continue;
                 }
@@ -373,11 +405,17 @@ fn deny_by_hand_reaches_only_the_requester() {
     net.admin(admin_cfg(), admin_key.clone());
     let m = net.member(member_cfg("mallory", &admin_key), id(3));
     let pid = net.pending_id(0).unwrap();
-    net.command(0, Command::Deny(pid, "not today".into()));
+    net.command(0, Command::Deny(pid, "not today, mallory".into()));
     assert!(net.nodes[m]
         .events
         .iter()
-        .any(|x| matches!(x, Event::Denied { reason } if reason == "not today")));
+        .any(|x| matches!(x, Event::Denied { reason } if reason == "denied by the admin")));
+    // The admin's own words never cross the relay (notices are not sealed).
+    assert!(!net
+        .log
+        .iter()
+        .any(|(_, f)| matches!(f, RelayFrame::Deliver { payload, .. }
+        if payload.windows(8).any(|w| w == b"not toda"))));
     net.command(0, Command::Approve(pid));
     assert!(
         net.nodes[0]
@@ -414,6 +452,13 @@ fn kicked_member_cannot_read_the_next_epoch() {
         "the kicked member reads nothing after"
     );
     net.command(carol, Command::Send("still here?".into()));
+    assert!(
+        net.nodes[carol]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Error { .. })),
+        "carol has no key to send with"
+    );
     assert_eq!(net.texts(alice), vec!["before", "after"]);
 }
 
@@ -527,15 +572,25 @@ fn replayed_and_duplicated_messages_are_dropped_with_a_warning() {
 #[test]
 fn every_bit_flip_of_a_message_is_detected() {
     let (mut net, ids) = room_with(&[(0, "alice")]);
+    // Hold alice's message back: the admin has not seen it, so sequence
+    // numbers cannot be what rejects the copies; only signature and MAC can.
+    net.tamper = Some(Box::new(|f: &mut Flight| {
+        if is_message(&f.1) {
+            vec![]
+        } else {
+            vec![f.clone()]
+        }
+    }));
     net.command(ids[0], Command::Send("integrity".into()));
+    net.tamper = None;
     let (_, frame) = net
         .log
         .iter()
         .rev()
         .find(|(to, f)| *to == 0 && is_message(f))
         .cloned()
-        .unwrap();
-    let RelayFrame::Deliver { from, payload } = frame else {
+        .unwrap_or_else(|| panic!("the held message is not in the log"));
+    let RelayFrame::Deliver { from, payload } = frame.clone() else {
         unreachable!()
     };
     let mut shown = 0;
@@ -562,6 +617,10 @@ fn every_bit_flip_of_a_message_is_detected() {
     }
     assert_eq!(shown, 0, "a tampered message was shown");
     assert!(warned > 0);
+    // Control: the untouched original is still accepted afterwards.
+    net.queue.push_back((0, frame));
+    net.run();
+    assert_eq!(net.texts(0), vec!["integrity"]);
 }
 
 #[test]
@@ -834,4 +893,184 @@ fn a_grant_stripped_from_an_epoch_breaks_its_signature_and_changes_nothing() {
         .warnings(m)
         .iter()
         .any(|w| w.contains("not signed by the pinned admin")));
+}
+
+#[test]
+fn a_restarted_member_fed_old_epochs_and_messages_shows_nothing() {
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
+    net.command(ids[1], Command::Send("old news".into()));
+    let old: Vec<Flight> = net
+        .log
+        .iter()
+        .filter(|(to, _)| *to == ids[0])
+        .cloned()
+        .collect();
+    // Alice restarts: a fresh engine with the same key, on a new connection.
+    let admin_key = id(4);
+    let fresh = Engine::Member(Box::new(Member::new(
+        member_cfg("alice", &admin_key),
+        id(0),
+    )));
+    net.nodes[ids[0]].engine = fresh;
+    net.nodes[ids[0]].events.clear();
+    // The relay swallows everything new and replays the old frames instead.
+    let replay: HashSet<Bytes> = old
+        .iter()
+        .filter_map(|(_, f)| match f {
+            RelayFrame::Deliver { payload, .. } => Some(payload.clone()),
+            _ => None,
+        })
+        .collect();
+    net.tamper = Some(Box::new(move |f: &mut Flight| match &f.1 {
+        RelayFrame::Deliver { payload, .. } if replay.contains(payload) => vec![f.clone()],
+        _ => vec![],
+    }));
+    net.reconnect(ids[0]);
+    for f in old {
+        net.queue.push_back((ids[0], f.1));
+    }
+    net.run();
+    net.tick(6_000);
+    assert!(net.texts(ids[0]).is_empty(), "a replayed message was shown");
+    assert_eq!(net.epoch_of(ids[0]), None, "a replayed epoch was installed");
+}
+
+#[test]
+fn a_kicked_member_stays_out_even_with_a_roster_entry_or_a_replayed_request() {
+    let mut net = Net::new();
+    let admin_key = id(4);
+    let mut cfg = admin_cfg();
+    cfg.roster.insert(key(1).public().fingerprint());
+    net.admin(cfg, admin_key.clone());
+    let bob = net.member(member_cfg("bob", &admin_key), id(1));
+    assert_eq!(net.epoch_of(bob).map(|e| e.1), Some(2));
+    let requests: Vec<Flight> = net
+        .log
+        .iter()
+        .filter(|(to, f)| *to == 0 && matches!(f, RelayFrame::Deliver { payload, .. }
+            if matches!(decode_payload::<Envelope>(payload, DEFAULT_MAX_FRAME), Ok(Envelope::JoinRequest(_)))))
+        .cloned()
+        .collect();
+    assert!(!requests.is_empty());
+    net.command(
+        0,
+        Command::Kick(key(1).public().fingerprint(), "out".into()),
+    );
+    assert_eq!(net.epoch_of(0).map(|e| e.1), Some(1));
+    // The relay replays bob's original request: dropped.
+    for f in requests {
+        net.queue.push_back(f);
+    }
+    net.run();
+    assert!(net
+        .warnings(0)
+        .iter()
+        .any(|w| w.contains("replayed join request")));
+    assert_eq!(net.epoch_of(0).map(|e| e.1), Some(1));
+    // Bob asks again for real: the roster file no longer lets him in; the admin decides.
+    net.nodes[0].events.clear();
+    net.disconnect(bob);
+    net.reconnect(bob);
+    assert!(
+        net.pending_id(0).is_some(),
+        "a removed member waits for a decision by hand"
+    );
+    assert_eq!(net.epoch_of(0), None, "no new epoch with bob in it");
+}
+
+#[test]
+fn after_a_kick_nobody_sends_under_the_old_key() {
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob"), (2, "carol")]);
+    // The relay withholds the new epoch from alice but delivers the kick notice.
+    let alice = ids[0];
+    net.tamper = Some(Box::new(move |f: &mut Flight| {
+        if f.0 == alice {
+            if let RelayFrame::Deliver { payload, .. } = &f.1 {
+                if matches!(
+                    decode_payload::<Envelope>(payload, DEFAULT_MAX_FRAME),
+                    Ok(Envelope::Epoch(_))
+                ) {
+                    return vec![];
+                }
+            }
+        }
+        vec![f.clone()]
+    }));
+    net.command(
+        0,
+        Command::Kick(key(2).public().fingerprint(), "out".into()),
+    );
+    net.command(alice, Command::Send("carol must not read this".into()));
+    assert!(net.nodes[alice]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Error { reason } if reason.contains("new room key"))));
+    assert!(!net.texts(ids[2]).iter().any(|t| t.contains("must not")));
+    // Once the epoch arrives, alice sends again.
+    net.tamper = None;
+    net.command(0, Command::Rekey);
+    net.command(alice, Command::Send("now it is safe".into()));
+    assert!(net.texts(ids[1]).iter().any(|t| t == "now it is safe"));
+}
+
+#[test]
+fn our_own_message_reflected_by_the_relay_is_not_shown() {
+    let (mut net, ids) = room_with(&[(0, "alice")]);
+    net.command(ids[0], Command::Send("mine".into()));
+    let mine = net
+        .log
+        .iter()
+        .rev()
+        .find(|(to, f)| *to == 0 && is_message(f))
+        .cloned()
+        .unwrap();
+    net.queue.push_back((ids[0], mine.1));
+    net.run();
+    assert!(net.texts(ids[0]).is_empty());
+    assert!(net
+        .warnings(ids[0])
+        .iter()
+        .any(|w| w.contains("own message")));
+}
+
+#[test]
+fn when_the_admin_reconnects_members_rejoin() {
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
+    net.disconnect(0);
+    net.reconnect(0);
+    for m in &ids {
+        assert_eq!(
+            net.epoch_of(*m).map(|e| e.1),
+            Some(3),
+            "member {m} is back in the room"
+        );
+    }
+    net.command(ids[0], Command::Send("after the admin came back".into()));
+    assert!(net
+        .texts(ids[1])
+        .iter()
+        .any(|t| t == "after the admin came back"));
+}
+
+#[test]
+fn duplicate_names_are_made_unique_by_the_admin() {
+    let mut net = Net::new();
+    let admin_key = id(4);
+    let mut cfg = admin_cfg();
+    cfg.roster.insert(key(0).public().fingerprint());
+    cfg.roster.insert(key(1).public().fingerprint());
+    net.admin(cfg, admin_key.clone());
+    net.member(member_cfg("boss", &admin_key), id(0));
+    let b = net.member(member_cfg("Boss\u{202e}", &admin_key), id(1));
+    let names: Vec<String> = net.nodes[b]
+        .engine
+        .members()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert_eq!(names.len(), 3);
+    let unique: std::collections::HashSet<String> =
+        names.iter().map(|n| n.to_lowercase()).collect();
+    assert_eq!(unique.len(), 3, "{names:?}");
+    assert!(names.iter().all(|n| !n.contains('\u{202e}')), "{names:?}");
 }

@@ -211,6 +211,7 @@ fn epoch_for(members: &[&PrivateKey], epoch: u64, sk: &SessionKey) -> EpochBody 
     EpochBody {
         room: ROOM,
         epoch,
+        run: [0; 32],
         sent_at_ms: 0,
         wraps: members
             .iter()

@@ -131,7 +131,23 @@ pub struct Admin {
     messages_in_epoch: u64,
     joins: Window,
     knocks: Window,
+    /// Removed members: only a decision by hand lets them back in.
+    banned: HashSet<Fingerprint>,
+    /// Ephemeral keys of join requests already opened in this run (a
+    /// replayed request is dropped), oldest first for eviction.
+    seen_requests: HashSet<DhKey>,
+    seen_order: std::collections::VecDeque<DhKey>,
+    /// Wrong password proofs, per key and in all.
+    password_failures: std::collections::HashMap<Fingerprint, u32>,
+    password_failures_total: u32,
 }
+
+/// Join-request ephemeral keys remembered against replays.
+const SEEN_REQUESTS: usize = 65_536;
+/// Wrong passwords after which a key can only be approved by hand.
+const PASSWORD_TRIES_PER_KEY: u32 = 5;
+/// Wrong passwords after which password approval is off for this run.
+const PASSWORD_TRIES_TOTAL: u32 = 100;
 
 impl Admin {
     /// An admin engine for `cfg`, signing with `me`. A fresh X25519 join key
@@ -159,11 +175,17 @@ impl Admin {
             messages_in_epoch: 0,
             joins: Window::new(JOIN_REQUESTS_PER_SECOND),
             knocks: Window::new(KNOCKS_PER_SECOND),
+            banned: HashSet::new(),
+            seen_requests: HashSet::new(),
+            seen_order: std::collections::VecDeque::new(),
+            password_failures: std::collections::HashMap::new(),
+            password_failures_total: 0,
         }
     }
 
     /// The hello.
     pub fn on_connected(&mut self, _now_ms: u64) -> Vec<Action> {
+        self.core.conn_id = None;
         vec![self.core.hello()]
     }
 
@@ -193,7 +215,9 @@ impl Admin {
         let mut out = Vec::new();
         match frame {
             RelayFrame::Welcome(w) => {
-                self.core.welcome(&w, &mut out);
+                if !self.core.welcome(&w, &mut out) {
+                    return out;
+                }
                 // Announce first, so members already in the room know the
                 // admin before its epoch message arrives.
                 self.announce(None, None, &mut out);
@@ -249,29 +273,42 @@ impl Admin {
                 &mut out,
             ),
             Command::Approve(id) => match self.pending.remove(&id) {
-                Some(p) => self.seat(now_ms, p, &mut out),
+                Some(p) => {
+                    self.banned.remove(&p.key.fingerprint());
+                    self.seat(now_ms, p, &mut out)
+                }
                 None => out.push(error(format!("no pending request {id}"))),
             },
-            Command::Deny(id, reason) => match self.pending.remove(&id) {
+            // Reasons typed by the admin stay local: notices cross the relay
+            // in clear (signed, not sealed), so they carry fixed text only.
+            Command::Deny(id, _reason) => match self.pending.remove(&id) {
                 Some(p) => {
                     let target = Some(p.key.fingerprint());
                     self.notice(
                         Some(p.conn),
                         target,
                         NoticeKind::Denied,
-                        &reason,
+                        "denied by the admin",
                         Some(p.ephemeral),
                         &mut out,
                     );
                 }
                 None => out.push(error(format!("no pending request {id}"))),
             },
-            Command::Kick(fp, reason) => {
+            Command::Kick(fp, _reason) => {
                 match self.seats.iter().position(|s| s.key.fingerprint() == fp) {
                     Some(i) => {
                         self.seats.remove(i);
                         self.approved.remove(&fp);
-                        self.notice(None, Some(fp), NoticeKind::Kicked, &reason, None, &mut out);
+                        self.banned.insert(fp);
+                        self.notice(
+                            None,
+                            Some(fp),
+                            NoticeKind::Kicked,
+                            "removed by the admin",
+                            None,
+                            &mut out,
+                        );
                         self.new_epoch(now_ms, EpochCause::Kicked(fp), &mut out);
                     }
                     None => out.push(error(format!("{} is not a member", fp.short()))),
@@ -412,6 +449,16 @@ impl Admin {
             ));
             return;
         }
+        if !self.seen_requests.insert(info.ephemeral) {
+            out.push(warning("a replayed join request was dropped".into()));
+            return;
+        }
+        self.seen_order.push_back(info.ephemeral);
+        if self.seen_order.len() > SEEN_REQUESTS {
+            if let Some(old) = self.seen_order.pop_front() {
+                self.seen_requests.remove(&old);
+            }
+        }
         let pending = PendingJoin {
             conn: from,
             name: super::clean_name(&info.name),
@@ -419,8 +466,13 @@ impl Admin {
             dh_key: info.dh_key,
             ephemeral: info.ephemeral,
         };
-        // Policy: returning member, roster file, password, else by hand.
-        let policy = if self.approved.contains(&fp)
+        // Policy: a removed member only by hand; then returning member,
+        // roster file, password; else by hand.
+        let password_open = self.password_failures_total < PASSWORD_TRIES_TOTAL
+            && self.password_failures.get(&fp).copied().unwrap_or(0) < PASSWORD_TRIES_PER_KEY;
+        let policy = if self.banned.contains(&fp) {
+            None
+        } else if self.approved.contains(&fp)
             || self.seats.iter().any(|s| s.key.fingerprint() == fp)
         {
             Some(ApprovalPolicy::Returning)
@@ -428,7 +480,7 @@ impl Admin {
             Some(ApprovalPolicy::Roster)
         } else {
             match (&self.password_key, info.password_proof) {
-                (Some(k), Some(proof)) => {
+                (Some(k), Some(proof)) if password_open => {
                     if verify_password_proof(
                         k,
                         &room,
@@ -439,6 +491,13 @@ impl Admin {
                     ) {
                         Some(ApprovalPolicy::Password)
                     } else {
+                        *self.password_failures.entry(fp).or_insert(0) += 1;
+                        self.password_failures_total += 1;
+                        if self.password_failures_total == PASSWORD_TRIES_TOTAL {
+                            out.push(warning(
+                                "too many wrong room passwords: approval by password is off until restart".into(),
+                            ));
+                        }
                         self.notice(
                             Some(from),
                             Some(fp),
@@ -471,7 +530,9 @@ impl Admin {
                     ));
                     return;
                 }
-                self.pending.retain(|_, p| p.key.fingerprint() != fp);
+                // One waiting request per key and per connection.
+                self.pending
+                    .retain(|_, p| p.key.fingerprint() != fp && p.conn != from);
                 let id = self.next_pending;
                 self.next_pending = self.next_pending.wrapping_add(1).max(1);
                 out.push(Action::Event(Event::PendingApproval {
@@ -488,8 +549,17 @@ impl Admin {
     fn seat(&mut self, now_ms: u64, p: PendingJoin, out: &mut Vec<Action>) {
         let fp = p.key.fingerprint();
         self.approved.insert(fp);
+        // Names are unique in a room: nobody can look like someone else.
+        let taken = |n: &str, seats: &[Seat], admin: &str| {
+            n.eq_ignore_ascii_case(admin) || seats.iter().any(|s| s.name.eq_ignore_ascii_case(n))
+        };
+        let admin_name = super::clean_name(&self.cfg.admin_name);
+        let mut name = p.name;
+        if taken(&name, &self.seats, &admin_name) {
+            name = format!("{name} ({})", &fp.to_string()[..8]);
+        }
         self.seats.push(Seat {
-            name: p.name,
+            name,
             key: p.key,
             dh_key: p.dh_key,
             conn: p.conn,
@@ -589,6 +659,7 @@ impl Admin {
         let body = EpochBody {
             room,
             epoch,
+            run: self.join_key,
             sent_at_ms: now_ms,
             wraps,
             roster_digest: Sha256::digest(&plain).into(),

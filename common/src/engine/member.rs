@@ -21,6 +21,9 @@ use crate::wire::{
 const KNOCK_EVERY_MS: u64 = 5_000;
 /// Roster parts kept for an epoch whose key has not arrived yet.
 const MAX_EARLY_PARTS: usize = 64;
+/// Bytes of roster parts kept for an epoch whose key has not arrived yet
+/// (they are unauthenticated until it does).
+const MAX_EARLY_BYTES: usize = 2 << 20;
 
 /// What a member needs to join.
 pub struct MemberConfig {
@@ -70,6 +73,8 @@ pub struct Member {
     pending: Option<PendingEpoch>,
     early_parts: Vec<RosterPart>,
     verified_once: bool,
+    /// The admin run (its announced join key) our epochs come from.
+    run: Option<DhKey>,
     /// In an epoch the admin made after our request on this connection. A
     /// new connection always needs a new request: the admin let our seat go
     /// when the old connection ended.
@@ -96,6 +101,7 @@ impl Member {
             pending: None,
             early_parts: Vec::new(),
             verified_once: false,
+            run: None,
             seated: false,
         }
     }
@@ -112,6 +118,7 @@ impl Member {
         self.knock = None;
         self.request = None;
         self.seated = false;
+        self.core.conn_id = None;
         vec![self.core.hello()]
     }
 
@@ -120,8 +127,9 @@ impl Member {
         let mut out = Vec::new();
         match frame {
             RelayFrame::Welcome(w) => {
-                self.core.welcome(&w, &mut out);
-                self.send_knock(now_ms, &mut out);
+                if self.core.welcome(&w, &mut out) {
+                    self.send_knock(now_ms, &mut out);
+                }
             }
             RelayFrame::Deliver { from, payload } => {
                 match envelope(&payload, self.core.max_frame) {
@@ -136,8 +144,11 @@ impl Member {
             }
             RelayFrame::PeerLeft(id) => {
                 if self.admin.as_ref().is_some_and(|a| a.conn == id) {
+                    // The admin lets every seat go when its connection
+                    // ends: we will have to ask again.
                     self.admin = None;
                     self.request = None;
+                    self.seated = false;
                     out.push(warning(
                         "the admin disconnected; waiting for it to come back".into(),
                     ));
@@ -256,12 +267,28 @@ impl Member {
         }
         let fresh = matches!((a.answers, self.knock), (Some(n), Some((mine, _))) if n == mine);
         if !fresh {
-            // Unsolicited (the admin starting) or an answer to someone else's
-            // knock: usable only if we have no admin yet, and it proves
-            // nothing about the current epoch.
-            if self.admin.is_some() {
-                return;
+            // Unsolicited (the admin starting) or an answer to someone
+            // else's knock: it could be a replay, so it proves nothing. If we
+            // have no admin, ask for a fresh one.
+            if self.admin.is_none() {
+                self.send_knock(now_ms, out);
             }
+            return;
+        }
+        if self.run != Some(a.join_key) {
+            // A different admin run: its epochs start afresh, and whatever
+            // we held from another run is no longer the room's key.
+            if self.run.is_some() {
+                self.core.current = None;
+                self.core.previous = None;
+                self.core.hold_below = None;
+                self.pending = None;
+                self.early_parts.clear();
+                self.seated = false;
+                self.request = None;
+            }
+            self.run = Some(a.join_key);
+            self.min_epoch = a.epoch;
         } else {
             self.min_epoch = self.min_epoch.max(a.epoch);
         }
@@ -367,6 +394,16 @@ impl Member {
             out.push(warning("epoch message for another room dropped".into()));
             return;
         }
+        if Some(body.run) != self.run {
+            out.push(warning(
+                "epoch message from another admin session rejected (replay?)".into(),
+            ));
+            return;
+        }
+        if self.pending.as_ref().is_some_and(|p| p.epoch == body.epoch) {
+            // A repeat of the epoch we are assembling: keep the parts we have.
+            return;
+        }
         if body.epoch <= current || body.epoch < self.min_epoch {
             out.push(warning(format!(
                 "stale epoch {} ignored (current {current})",
@@ -424,10 +461,16 @@ impl Member {
             _ => {
                 let current = self.core.current.as_ref().map(|c| c.epoch).unwrap_or(0);
                 if part.header.epoch > current {
-                    if self.early_parts.len() >= MAX_EARLY_PARTS {
+                    self.early_parts.push(part);
+                    let bytes = |v: &[RosterPart]| {
+                        v.iter().map(|p| p.sealed.ciphertext.len()).sum::<usize>()
+                    };
+                    while self.early_parts.len() > MAX_EARLY_PARTS
+                        || (self.early_parts.len() > 1
+                            && bytes(&self.early_parts) > MAX_EARLY_BYTES)
+                    {
                         self.early_parts.remove(0);
                     }
-                    self.early_parts.push(part);
                 }
             }
         }
@@ -522,6 +565,14 @@ impl Member {
                 out.push(Action::Event(Event::Denied { reason: n.reason }));
             }
             NoticeKind::Denied => {}
+            NoticeKind::Kicked if !for_me => {
+                // Someone was removed: until the epoch without them arrives,
+                // sending under the current key would let them read it.
+                let current = self.core.current.as_ref().map(|c| c.epoch).unwrap_or(0);
+                if n.epoch >= current && self.joined() {
+                    self.core.hold_below = Some(current + 1);
+                }
+            }
             NoticeKind::Kicked if for_me && n.target.is_some() => {
                 let current = self.core.current.as_ref().map(|c| c.epoch).unwrap_or(0);
                 if n.epoch >= current && self.joined() {

@@ -326,7 +326,10 @@ pub(crate) fn participant(entry: &RosterEntry) -> Result<Participant, String> {
 
 /// A display name as shown: control characters removed, length bounded.
 pub fn clean_name(name: &str) -> String {
-    let mut out: String = name.chars().filter(|c| !c.is_control()).collect();
+    let mut out: String = name
+        .chars()
+        .filter(|c| !c.is_control() && !is_format_char(*c))
+        .collect();
     if out.len() > MAX_NAME {
         let mut end = MAX_NAME;
         while !out.is_char_boundary(end) {
@@ -342,6 +345,28 @@ pub fn clean_name(name: &str) -> String {
     }
 }
 
+/// Invisible formatting characters (bidirectional overrides, zero-width
+/// characters) that could make one name or line look like another.
+pub fn is_format_char(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+}
+
+/// A remote string made safe to print on a terminal: control and
+/// formatting characters become spaces.
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if (c.is_control() && c != '\t') || is_format_char(c) {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 /// State every participant keeps: who we are, the room, the epochs.
 pub(crate) struct Core {
     pub room: RoomId,
@@ -351,6 +376,9 @@ pub(crate) struct Core {
     pub previous: Option<EpochState>,
     pub my_seq: u64,
     pub max_frame: usize,
+    /// Do not send until an epoch at least this new is installed (someone
+    /// was removed and the epoch without them has not arrived yet).
+    pub hold_below: Option<u64>,
 }
 
 impl Core {
@@ -363,6 +391,7 @@ impl Core {
             previous: None,
             my_seq: 0,
             max_frame: DEFAULT_MAX_FRAME,
+            hold_below: None,
         }
     }
 
@@ -373,11 +402,18 @@ impl Core {
         }))
     }
 
-    pub fn welcome(&mut self, w: &Welcome, out: &mut Vec<Action>) {
+    /// Takes the relay's welcome; false (with a warning) for a second one on
+    /// the same connection.
+    pub fn welcome(&mut self, w: &Welcome, out: &mut Vec<Action>) -> bool {
+        if self.conn_id.is_some() {
+            out.push(warning("a second welcome on one connection ignored".into()));
+            return false;
+        }
         self.conn_id = Some(w.conn_id);
         self.max_frame =
             (w.max_frame as usize).clamp(crate::wire::MIN_MAX_FRAME, DEFAULT_MAX_FRAME);
         out.push(Action::Event(Event::Connected { conn_id: w.conn_id }));
+        true
     }
 
     /// Encodes `env` for publishing, or reports why it cannot be.
@@ -415,6 +451,9 @@ impl Core {
             epoch,
             members: next.infos(),
         }));
+        if self.hold_below.is_some_and(|h| epoch >= h) {
+            self.hold_below = None;
+        }
         self.previous = self.current.take();
         self.current = Some(next);
         self.my_seq = 0;
@@ -443,6 +482,12 @@ impl Core {
             out.push(error("not in the room yet: no key for this epoch".into()));
             return;
         };
+        if self.hold_below.is_some_and(|h| cur.epoch < h) {
+            out.push(error(
+                "not sent: someone was removed and the new room key has not arrived yet".into(),
+            ));
+            return;
+        }
         self.my_seq += 1;
         let header = MessageHeader {
             room: self.room,
@@ -489,6 +534,9 @@ impl Core {
         let h = &msg.header;
         if h.room != self.room {
             return Err("message for another room dropped".into());
+        }
+        if h.sender == self.me.public().fingerprint() {
+            return Err("our own message came back from the relay: dropped".into());
         }
         let grace_ok = |e: &EpochState, cur: &Option<EpochState>| {
             cur.as_ref().is_some_and(|c| {

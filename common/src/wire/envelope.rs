@@ -243,8 +243,13 @@ impl std::fmt::Debug for JoinInfo {
 pub struct EpochBody {
     /// The room.
     pub room: RoomId,
-    /// Strictly greater than every earlier epoch of the room.
+    /// Strictly greater than every earlier epoch of the room in this admin
+    /// run.
     pub epoch: u64,
+    /// The admin run: the join key of the announcement of the run that made
+    /// this epoch. Members accept only epochs of the run they were
+    /// (freshly) announced, so a relay cannot replay another run's epochs.
+    pub run: DhKey,
     /// Admin clock, milliseconds since the Unix epoch.
     pub sent_at_ms: u64,
     /// The new session key wrapped for each member (admin included) with
