@@ -5,8 +5,9 @@
 //! Two ways to trust a relay:
 //! - **pinned** (the default, from the invite): the certificate's SHA-256 must
 //!   equal the pin; checked right after the handshake, before the first byte
-//!   is written, in [`connect_pinned`] — the only place that turns off
-//!   `native-tls`'s own verification;
+//!   is written, by [`Connector::connect`]. [`Connector::new`] is the only
+//!   place that turns off `native-tls`'s own verification, and only for a
+//!   pinned connector, whose every connection is checked against the pin;
 //! - **CA file**: normal chain and hostname verification against one CA
 //!   (`scripts/gen-certs.sh` writes `certs/ca.crt`), built-in roots disabled.
 
@@ -31,6 +32,12 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const BACKOFF_MIN: Duration = Duration::from_millis(500);
 /// Longest pause between reconnection attempts.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Silence from the relay after which the connection counts as dead (the
+/// relay pings idle connections every 30 s by default).
+pub const RELAY_SILENCE: Duration = Duration::from_secs(120);
+/// A session shorter than this does not reset the backoff (a relay that
+/// closes right after the handshake is not hammered).
+const STABLE_SESSION: Duration = Duration::from_secs(10);
 
 /// How the relay's certificate is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -314,8 +321,12 @@ pub async fn run(
                         cert,
                     })
                     .await;
-                backoff = BACKOFF_MIN;
-                match session(&mut engine, stream, &mut commands, &updates).await {
+                let started = tokio::time::Instant::now();
+                let end = session(&mut engine, stream, &mut commands, &updates).await;
+                if started.elapsed() >= STABLE_SESSION {
+                    backoff = BACKOFF_MIN;
+                }
+                match end {
                     SessionEnd::Quit(reason) => {
                         let _ = updates.send(Update::Stopped { reason }).await;
                         return;
@@ -382,10 +393,17 @@ async fn session(
     if let Err(e) = perform(first, &mut tx, updates).await {
         return SessionEnd::Lost(e);
     }
+    let mut last_rx = tokio::time::Instant::now();
     loop {
         let actions = tokio::select! {
+            _ = tokio::time::sleep_until(last_rx + RELAY_SILENCE) => {
+                return SessionEnd::Lost(format!("no traffic from the relay for {} s", RELAY_SILENCE.as_secs()));
+            }
             f = rx.next() => match f {
-                Some(Ok(frame)) => engine.handle_frame(now_ms(), frame),
+                Some(Ok(frame)) => {
+                    last_rx = tokio::time::Instant::now();
+                    engine.handle_frame(now_ms(), frame)
+                }
                 Some(Err(e)) => return SessionEnd::Lost(format!("relay connection failed: {e}")),
                 None => return SessionEnd::Lost("the relay closed the connection".into()),
             },
