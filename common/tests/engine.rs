@@ -85,14 +85,23 @@ impl Net {
 
     fn add(&mut self, engine: Engine) -> usize {
         let idx = self.nodes.len();
-        self.next_conn += 1;
-        let conn = self.next_conn;
         self.nodes.push(Node {
             engine,
-            conn,
-            online: true,
+            conn: 0,
+            online: false,
             events: Vec::new(),
         });
+        self.connect(idx);
+        idx
+    }
+
+    /// Node `idx` (new, or back after a disconnect, with its engine and state)
+    /// joins the relay room on a fresh connection: hello, peers told, welcome.
+    fn connect(&mut self, idx: usize) {
+        self.next_conn += 1;
+        let conn = self.next_conn;
+        self.nodes[idx].conn = conn;
+        self.nodes[idx].online = true;
         let now = self.now;
         let hello = self.nodes[idx].engine.on_connected(now);
         assert!(matches!(
@@ -110,17 +119,14 @@ impl Net {
                 self.queue.push_back((i, RelayFrame::PeerJoined(conn)));
             }
         }
-        self.queue.push_back((
-            idx,
-            RelayFrame::Welcome(Welcome {
-                version: 1,
-                conn_id: conn,
-                peers,
-                max_frame: DEFAULT_MAX_FRAME as u32,
-            }),
-        ));
+        let welcome = Welcome {
+            version: 1,
+            conn_id: conn,
+            peers,
+            max_frame: DEFAULT_MAX_FRAME as u32,
+        };
+        self.queue.push_back((idx, RelayFrame::Welcome(welcome)));
         self.run();
-        idx
     }
 
     fn admin(&mut self, cfg: AdminConfig, me: Arc<PrivateKey>) -> usize {
@@ -144,33 +150,7 @@ impl Net {
 
     /// The node comes back on a new connection (same engine, same state).
     fn reconnect(&mut self, idx: usize) {
-        self.next_conn += 1;
-        let conn = self.next_conn;
-        self.nodes[idx].conn = conn;
-        self.nodes[idx].online = true;
-        let now = self.now;
-        let _hello = self.nodes[idx].engine.on_connected(now);
-        let peers: Vec<ConnId> = self
-            .nodes
-            .iter()
-            .filter(|n| n.online && n.conn != conn)
-            .map(|n| n.conn)
-            .collect();
-        for (i, n) in self.nodes.iter().enumerate() {
-            if n.online && i != idx {
-                self.queue.push_back((i, RelayFrame::PeerJoined(conn)));
-            }
-        }
-        self.queue.push_back((
-            idx,
-            RelayFrame::Welcome(Welcome {
-                version: 1,
-                conn_id: conn,
-                peers,
-                max_frame: DEFAULT_MAX_FRAME as u32,
-            }),
-        ));
-        self.run();
+        self.connect(idx);
     }
 
     fn apply(&mut self, from: usize, actions: Vec<Action>) {

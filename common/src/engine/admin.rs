@@ -16,8 +16,8 @@ use crate::crypto::seal::{open, seal, SessionKey};
 use crate::crypto::{DhSecret, PrivateKey, PublicKey};
 use crate::ids::{Fingerprint, RoomId};
 use crate::wire::{
-    aad, context, decode_payload, Announce, ClientFrame, ConnId, Content, DhKey, Envelope,
-    EpochBody, EpochCause, JoinInfo, JoinRequest, KeyWrap, Notice, NoticeKind, RelayFrame, Roster,
+    aad, context, decode_payload, Announce, ConnId, Content, DhKey, Envelope, EpochBody,
+    EpochCause, JoinInfo, JoinRequest, KeyWrap, Notice, NoticeKind, RelayFrame, Roster,
     RosterEntry, RosterPart, RosterPartHeader, Signed,
 };
 
@@ -245,9 +245,9 @@ impl Admin {
                     self.new_epoch(now_ms, EpochCause::Left(seat.key.fingerprint()), &mut out);
                 }
             }
-            RelayFrame::Ping(n) => out.push(Action::Send(ClientFrame::Pong(n))),
-            RelayFrame::Pong(_) => {}
-            RelayFrame::Error(e) => out.push(error(format!("relay: {} ({})", e.code, e.message))),
+            f @ (RelayFrame::Ping(_) | RelayFrame::Pong(_) | RelayFrame::Error(_)) => {
+                super::relay_control(&f, &mut out)
+            }
         }
         out
     }

@@ -13,8 +13,8 @@ use crate::crypto::seal::{open, seal, SessionKey};
 use crate::crypto::{random_array, DhSecret, KeyError, PrivateKey, PublicKey, VerifiedEpoch};
 use crate::ids::{Fingerprint, RoomId};
 use crate::wire::{
-    context, decode_payload, encode_payload, Announce, ClientFrame, ConnId, Content, DhKey,
-    Envelope, JoinInfo, JoinRequest, Notice, NoticeKind, RelayFrame, Roster, RosterPart, Signed,
+    context, decode_payload, encode_payload, Announce, ConnId, Content, DhKey, Envelope, JoinInfo,
+    JoinRequest, Notice, NoticeKind, RelayFrame, Roster, RosterPart, Signed,
 };
 
 /// Seconds between knocks while no admin has answered.
@@ -154,9 +154,9 @@ impl Member {
                     ));
                 }
             }
-            RelayFrame::Ping(n) => out.push(Action::Send(ClientFrame::Pong(n))),
-            RelayFrame::Pong(_) => {}
-            RelayFrame::Error(e) => out.push(error(format!("relay: {} ({})", e.code, e.message))),
+            f @ (RelayFrame::Ping(_) | RelayFrame::Pong(_) | RelayFrame::Error(_)) => {
+                super::relay_control(&f, &mut out)
+            }
         }
         out
     }

@@ -646,6 +646,15 @@ pub(crate) fn error(reason: String) -> Action {
     Action::Event(Event::Error { reason })
 }
 
+/// What both roles do with the relay's own keepalive and error frames.
+pub(crate) fn relay_control(frame: &RelayFrame, out: &mut Vec<Action>) {
+    match frame {
+        RelayFrame::Ping(n) => out.push(Action::Send(ClientFrame::Pong(*n))),
+        RelayFrame::Error(e) => out.push(error(format!("relay: {} ({})", e.code, e.message))),
+        _ => {}
+    }
+}
+
 /// Decodes a relay payload into an envelope, or a warning.
 pub(crate) fn envelope(payload: &[u8], max: usize) -> Result<Envelope, String> {
     decode_payload(payload, max).map_err(|_| "undecodable frame from the relay dropped".to_string())
