@@ -118,7 +118,7 @@ start_relay() {
     --listen 127.0.0.1:0 \
     --max-conns 4096 --max-conns-per-ip 4096 \
     --max-rooms 4096 --max-room-conns 2048 \
-    --rate-frames 1000000000 --rate-bytes 100000000000 \
+    --rate-frames 1000000000 --rate-bytes 100000000000 --rate-fanout-bytes 100000000000 \
     --queue-frames 262144 --queue-bytes 67108864 \
     --idle-timeout 600 \
     --log warn \

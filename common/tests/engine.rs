@@ -1054,3 +1054,35 @@ fn duplicate_names_are_made_unique_by_the_admin() {
     assert_eq!(unique.len(), 3, "{names:?}");
     assert!(names.iter().all(|n| !n.contains('\u{202e}')), "{names:?}");
 }
+
+#[test]
+fn one_noisy_connection_cannot_use_up_the_admins_join_budget() {
+    let mut net = Net::new();
+    let admin_key = id(4);
+    let mut cfg = admin_cfg();
+    cfg.roster.insert(key(1).public().fingerprint());
+    net.admin(cfg, admin_key.clone());
+    let noisy = net.member(member_cfg("noisy", &admin_key), id(3));
+    // The relay (or the noisy member) replays junk join requests from that
+    // connection, far over its share, within one second.
+    let junk: Vec<Flight> = net
+        .log
+        .iter()
+        .filter(|(to, f)| *to == 0 && matches!(f, RelayFrame::Deliver { payload, .. }
+            if matches!(decode_payload::<Envelope>(payload, DEFAULT_MAX_FRAME), Ok(Envelope::JoinRequest(_)))))
+        .cloned()
+        .collect();
+    for _ in 0..50 {
+        for f in &junk {
+            net.queue.push_back(f.clone());
+        }
+    }
+    net.run();
+    // An honest member on another connection still gets in, in the same second.
+    let bob = net.member(member_cfg("bob", &admin_key), id(1));
+    assert!(
+        net.epoch_of(bob).is_some(),
+        "bob was starved by another connection's flood"
+    );
+    let _ = noisy;
+}

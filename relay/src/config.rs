@@ -66,6 +66,12 @@ pub struct Args {
     #[arg(long, env = "TEAMCHAT_RELAY_RATE_BYTES", value_name = "BYTES")]
     pub rate_bytes: Option<u64>,
 
+    /// Bytes per second one connection may have the relay deliver to others
+    /// (payload × recipients); over it the relay stops reading from that
+    /// connection until the budget recovers [default: 33554432].
+    #[arg(long, env = "TEAMCHAT_RELAY_RATE_FANOUT_BYTES", value_name = "BYTES")]
+    pub rate_fanout_bytes: Option<u64>,
+
     /// Frames queued for one connection before it counts as too slow and is
     /// disconnected [default: 1024].
     #[arg(long, env = "TEAMCHAT_RELAY_QUEUE_FRAMES", value_name = "N")]
@@ -116,6 +122,7 @@ pub struct FileConfig {
     max_room_conns: Option<usize>,
     rate_frames: Option<u32>,
     rate_bytes: Option<u64>,
+    rate_fanout_bytes: Option<u64>,
     queue_frames: Option<usize>,
     queue_bytes: Option<usize>,
     handshake_timeout: Option<f64>,
@@ -143,6 +150,8 @@ pub struct Limits {
     pub rate_frames: u32,
     /// Sustained bytes/s per connection.
     pub rate_bytes: u64,
+    /// Sustained bytes/s delivered to others on behalf of one connection.
+    pub rate_fanout_bytes: u64,
     /// Outbound queue length per connection.
     pub queue_frames: usize,
     /// Outbound queue bytes per connection.
@@ -165,6 +174,7 @@ impl Default for Limits {
             max_room_conns: 1024,
             rate_frames: 200,
             rate_bytes: 4 << 20,
+            rate_fanout_bytes: 32 << 20,
             queue_frames: 1024,
             queue_bytes: 4 << 20,
             handshake_timeout: Duration::from_secs(10),
@@ -270,6 +280,11 @@ impl Config {
                 .rate_bytes
                 .or(file.rate_bytes)
                 .unwrap_or(d.rate_bytes)
+                .max(1),
+            rate_fanout_bytes: args
+                .rate_fanout_bytes
+                .or(file.rate_fanout_bytes)
+                .unwrap_or(d.rate_fanout_bytes)
                 .max(1),
             queue_frames: positive(
                 "queue-frames",

@@ -346,6 +346,10 @@ async fn read_loop(
         .saturating_mul(2)
         .max((limits.max_frame + 64) as u64) as f64;
     let mut byte_bucket = TokenBucket::new(limits.rate_bytes as f64, byte_burst, now);
+    // What this connection makes the relay send to others: payload times
+    // recipients, charged after each publish, repaid at the fan-out rate.
+    let fanout_rate = limits.rate_fanout_bytes as f64;
+    let mut fanout_bucket = TokenBucket::new(fanout_rate, 2.0 * fanout_rate, now);
     let ping_every = limits.idle_timeout / 3;
     let mut last_rx = Instant::now();
     let mut next_ping = last_rx + ping_every;
@@ -404,10 +408,28 @@ async fn read_loop(
                 if payload.len() > max_payload(limits.max_frame) {
                     return CloseReason::FrameTooLarge;
                 }
-                if shared.hub.publish(room, conn_id, to, payload) == Published::NoSuchPeer
-                    && !out.error(ErrorCode::NoSuchPeer, "no such connection in the room")
-                {
-                    return CloseReason::SlowReader;
+                // Over the fan-out budget: stop reading from this connection
+                // until it recovers (TCP pushes back on the sender).
+                let wait = fanout_bucket.debt_wait(std::time::Instant::now());
+                if !wait.is_zero() {
+                    tokio::select! {
+                        _ = kill.cancelled() => {
+                            return if shared.shutdown.is_cancelled() { CloseReason::Shutdown } else { CloseReason::SlowReader };
+                        }
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    last_rx = Instant::now();
+                }
+                let len = payload.len();
+                match shared.hub.publish(room, conn_id, to, payload) {
+                    Published::Delivered(n) => {
+                        fanout_bucket.charge((len * n) as f64, std::time::Instant::now())
+                    }
+                    Published::NoSuchPeer => {
+                        if !out.error(ErrorCode::NoSuchPeer, "no such connection in the room") {
+                            return CloseReason::SlowReader;
+                        }
+                    }
                 }
             }
             ClientFrame::Ping(n) => {

@@ -28,15 +28,36 @@ impl TokenBucket {
 
     /// Takes `n` tokens if available at `now`; false if the bucket is short.
     pub fn take(&mut self, n: f64, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.refill(now);
         if self.tokens >= n {
             self.tokens -= n;
             true
         } else {
             false
         }
+    }
+
+    /// Takes `n` tokens even if that leaves the bucket in debt (for costs
+    /// known only after the fact).
+    pub fn charge(&mut self, n: f64, now: Instant) {
+        self.refill(now);
+        self.tokens -= n;
+    }
+
+    /// How long until the bucket is out of debt (zero if it is not).
+    pub fn debt_wait(&mut self, now: Instant) -> std::time::Duration {
+        self.refill(now);
+        if self.tokens >= 0.0 || self.rate <= 0.0 {
+            std::time::Duration::ZERO
+        } else {
+            std::time::Duration::from_secs_f64((-self.tokens / self.rate).min(3600.0))
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
     }
 }
 
@@ -156,6 +177,15 @@ mod tests {
         let t2 = t1 + Duration::from_secs(100);
         assert!((0..20).all(|_| b.take(1.0, t2)));
         assert!(!b.take(1.0, t2));
+    }
+
+    #[test]
+    fn charged_debt_is_repaid_at_the_rate() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(100.0, 100.0, t0);
+        b.charge(300.0, t0);
+        assert_eq!(b.debt_wait(t0), Duration::from_secs(2));
+        assert_eq!(b.debt_wait(t0 + Duration::from_secs(2)), Duration::ZERO);
     }
 
     #[test]

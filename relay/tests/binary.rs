@@ -32,6 +32,7 @@ fn help_explains_every_option_and_its_environment_variable() {
         "--max-room-conns",
         "--rate-frames",
         "--rate-bytes",
+        "--rate-fanout-bytes",
         "--queue-frames",
         "--handshake-timeout",
         "--hello-timeout",

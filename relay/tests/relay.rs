@@ -657,3 +657,66 @@ async fn the_welcome_is_always_the_first_frame_even_when_many_join_at_once() {
     ids.dedup();
     assert_eq!(ids.len(), 40);
 }
+
+#[tokio::test]
+async fn a_publisher_over_its_fanout_budget_is_slowed_down_not_dropped() {
+    let limits = relay::Limits {
+        rate_frames: 100_000,
+        rate_bytes: 1 << 30,
+        rate_fanout_bytes: 4 << 20,
+        queue_bytes: 64 << 20,
+        queue_frames: 10_000,
+        ..test_limits()
+    };
+    let relay = TestRelay::start(limits).await;
+    let room = RoomId(rand_room());
+    let (mut publisher, _) = relay.join(room).await;
+    let mut readers = Vec::new();
+    for _ in 0..4 {
+        readers.push(relay.join(room).await.0);
+    }
+    // 48 × 64 KiB to 4 readers = 12 MiB of fan-out against 4 MiB/s with an
+    // 8 MiB burst: about a second of throttling.
+    const N: u32 = 48;
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for mut r in readers {
+        tasks.push(tokio::spawn(async move {
+            let mut got = 0u32;
+            while got < N {
+                match r.recv().await {
+                    Some(RelayFrame::Deliver { .. }) => got += 1,
+                    Some(RelayFrame::PeerJoined(_)) => {}
+                    other => panic!("reader got {other:?}"),
+                }
+            }
+            got
+        }));
+    }
+    for i in 0..N {
+        let mut p = vec![0u8; 64 * 1024];
+        p[..4].copy_from_slice(&i.to_be_bytes());
+        publisher.publish(None, &p).await;
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), N, "nothing lost");
+    }
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(700),
+        "throttled: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        relay.stats.closes(CloseReason::RateLimited),
+        0,
+        "slowed, not dropped"
+    );
+    publisher.send(ClientFrame::Ping(5)).await;
+    loop {
+        match publisher.recv().await {
+            Some(RelayFrame::Pong(5)) => break,
+            Some(RelayFrame::PeerJoined(_)) | Some(RelayFrame::PeerLeft(_)) => {}
+            other => panic!("publisher got {other:?}"),
+        }
+    }
+}

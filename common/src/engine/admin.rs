@@ -131,6 +131,8 @@ pub struct Admin {
     messages_in_epoch: u64,
     joins: Window,
     knocks: Window,
+    /// The same budgets per connection (forgotten when it leaves).
+    per_conn: std::collections::HashMap<ConnId, ConnBudget>,
     /// Removed members: only a decision by hand lets them back in.
     banned: HashSet<Fingerprint>,
     /// Ephemeral keys of join requests already opened in this run (a
@@ -141,6 +143,18 @@ pub struct Admin {
     password_failures: std::collections::HashMap<Fingerprint, u32>,
     password_failures_total: u32,
 }
+
+/// What one connection may ask of the admin.
+struct ConnBudget {
+    joins: Window,
+    knocks: Window,
+}
+
+/// Join requests and knocks one connection may send per second.
+const JOINS_PER_CONN: u32 = 2;
+const KNOCKS_PER_CONN: u32 = 5;
+/// Connections tracked at once (beyond that the oldest budgets reset).
+const MAX_TRACKED_CONNS: usize = 4096;
 
 /// Join-request ephemeral keys remembered against replays.
 const SEEN_REQUESTS: usize = 65_536;
@@ -175,6 +189,7 @@ impl Admin {
             messages_in_epoch: 0,
             joins: Window::new(JOIN_REQUESTS_PER_SECOND),
             knocks: Window::new(KNOCKS_PER_SECOND),
+            per_conn: std::collections::HashMap::new(),
             banned: HashSet::new(),
             seen_requests: HashSet::new(),
             seen_order: std::collections::VecDeque::new(),
@@ -239,6 +254,7 @@ impl Admin {
             }
             RelayFrame::PeerJoined(_) => {}
             RelayFrame::PeerLeft(id) => {
+                self.per_conn.remove(&id);
                 self.pending.retain(|_, p| p.conn != id);
                 if let Some(i) = self.seats.iter().position(|s| s.conn == id) {
                     let seat = self.seats.remove(i);
@@ -329,6 +345,16 @@ impl Admin {
         out
     }
 
+    fn per_conn(&mut self, conn: ConnId) -> &mut ConnBudget {
+        if self.per_conn.len() >= MAX_TRACKED_CONNS && !self.per_conn.contains_key(&conn) {
+            self.per_conn.clear();
+        }
+        self.per_conn.entry(conn).or_insert_with(|| ConnBudget {
+            joins: Window::new(JOINS_PER_CONN),
+            knocks: Window::new(KNOCKS_PER_CONN),
+        })
+    }
+
     fn count_message(&mut self, now_ms: u64, out: &mut Vec<Action>) {
         self.messages_in_epoch += 1;
         let n = self.cfg.rekey_after_messages;
@@ -340,12 +366,19 @@ impl Admin {
     fn on_envelope(&mut self, now_ms: u64, from: ConnId, env: Envelope, out: &mut Vec<Action>) {
         match env {
             Envelope::Knock { room, nonce } => {
-                if room == self.cfg.room && self.knocks.allow(now_ms) {
+                // Cheap checks first, then this connection's share, then the
+                // global budget: one noisy connection cannot use it all.
+                if room == self.cfg.room
+                    && self.per_conn(from).knocks.allow(now_ms)
+                    && self.knocks.allow(now_ms)
+                {
                     self.announce(Some(from), Some(nonce), out);
                 }
             }
             Envelope::JoinRequest(req) => {
-                if self.joins.allow(now_ms) {
+                if req.room != self.cfg.room {
+                    out.push(warning("join request for another room dropped".into()));
+                } else if self.per_conn(from).joins.allow(now_ms) && self.joins.allow(now_ms) {
                     self.on_join_request(now_ms, from, &req, out);
                 } else {
                     out.push(warning("too many join requests: one dropped".into()));
