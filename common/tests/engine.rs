@@ -62,6 +62,8 @@ struct Net {
     /// Every Deliver that passed, for replay attacks.
     log: Vec<Flight>,
     tamper: Option<Tamper>,
+    /// The frame limit the relay announces in its welcome.
+    max_frame: u32,
 }
 
 struct Node {
@@ -80,6 +82,7 @@ impl Net {
             next_conn: 100,
             log: Vec::new(),
             tamper: None,
+            max_frame: DEFAULT_MAX_FRAME as u32,
         }
     }
 
@@ -123,7 +126,7 @@ impl Net {
             version: 1,
             conn_id: conn,
             peers,
-            max_frame: DEFAULT_MAX_FRAME as u32,
+            max_frame: self.max_frame,
         };
         self.queue.push_back((idx, RelayFrame::Welcome(welcome)));
         self.run();
@@ -1085,4 +1088,40 @@ fn one_noisy_connection_cannot_use_up_the_admins_join_budget() {
         "bob was starved by another connection's flood"
     );
     let _ = noisy;
+}
+
+#[test]
+fn an_epoch_too_large_for_the_relays_frames_is_not_installed() {
+    let mut net = Net::new();
+    // 2 KiB frames hold an epoch message with three wraps, not four.
+    net.max_frame = 2048;
+    let admin_key = id(4);
+    let mut cfg = admin_cfg();
+    for k in 0..3 {
+        cfg.roster.insert(key(k).public().fingerprint());
+    }
+    net.admin(cfg, admin_key.clone());
+    let a = net.member(member_cfg("alice", &admin_key), id(0));
+    let b = net.member(member_cfg("bob", &admin_key), id(1));
+    assert_eq!(
+        net.epoch_of(b),
+        Some((3, 3)),
+        "small rooms work with small frames"
+    );
+    net.command(a, Command::Send("still fine".into()));
+    assert_eq!(net.texts(b), vec!["still fine"]);
+    let c = net.member(member_cfg("carol", &admin_key), id(2));
+    // The admin says so and stays where it was, rather than install an
+    // epoch nobody received.
+    assert!(net.nodes[0]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Error { reason } if reason.contains("does not fit"))));
+    assert_eq!(net.epoch_of(0), Some((3, 3)));
+    assert_eq!(net.epoch_of(c), None);
+    net.command(0, Command::Send("the room still works".into()));
+    assert!(net.texts(a).iter().any(|t| t == "the room still works"));
+    // Carol was not seated: the next epoch still fits.
+    net.command(0, Command::Rekey);
+    assert_eq!(net.epoch_of(0), Some((4, 3)));
 }

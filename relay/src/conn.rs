@@ -41,6 +41,9 @@ const MAX_HELLO: usize = 1024;
 const LAST_WORDS: Duration = Duration::from_secs(2);
 /// A write that makes no progress for this long marks a stalled reader.
 const WRITE_STALL: Duration = Duration::from_secs(15);
+/// Unacknowledged data older than this ends the connection (Linux).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Handshake time allowed to a connection that will only be refused.
 const REFUSAL_HANDSHAKE: Duration = Duration::from_secs(3);
 
@@ -97,6 +100,10 @@ async fn run(
 ) -> Outcome {
     let limits = &shared.limits;
     let _ = tcp.set_nodelay(true);
+    // A peer that vanishes (powered off, NAT entry dropped) must not hold
+    // unacknowledged data, and its place, for TCP's quarter-hour of retries.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = socket2::SockRef::from(&tcp).set_tcp_user_timeout(Some(TCP_USER_TIMEOUT));
     let Ok(ssl) = Ssl::new(shared.acceptor.context()) else {
         return (CloseReason::TlsFailed, None, None);
     };

@@ -330,7 +330,9 @@ impl Admin {
                     None => out.push(error(format!("{} is not a member", fp.short()))),
                 }
             }
-            Command::Rekey => self.new_epoch(now_ms, EpochCause::Rekey, &mut out),
+            Command::Rekey => {
+                self.new_epoch(now_ms, EpochCause::Rekey, &mut out);
+            }
         }
         out
     }
@@ -597,7 +599,11 @@ impl Admin {
             dh_key: p.dh_key,
             conn: p.conn,
         });
-        self.new_epoch(now_ms, EpochCause::Joined(fp), out);
+        if !self.new_epoch(now_ms, EpochCause::Joined(fp), out) {
+            // Not sent, so not seated: the member stays outside.
+            self.seats.retain(|s| s.key.fingerprint() != fp);
+            self.approved.remove(&fp);
+        }
     }
 
     fn announce(&mut self, to: Option<ConnId>, answers: Option<[u8; 16]>, out: &mut Vec<Action>) {
@@ -615,7 +621,9 @@ impl Admin {
             .me
             .sign_body(context::ANNOUNCE, &a, self.core.max_frame)
         {
-            Ok(signed) => self.core.publish(to, &Envelope::Announce(signed), out),
+            Ok(signed) => {
+                self.core.publish(to, &Envelope::Announce(signed), out);
+            }
             Err(e) => out.push(error(format!("cannot announce: {e}"))),
         }
     }
@@ -644,14 +652,18 @@ impl Admin {
             .me
             .sign_body(context::NOTICE, &n, self.core.max_frame)
         {
-            Ok(signed) => self.core.publish(to, &Envelope::Notice(signed), out),
+            Ok(signed) => {
+                self.core.publish(to, &Envelope::Notice(signed), out);
+            }
             Err(e) => out.push(error(format!("cannot send notice: {e}"))),
         }
     }
 
     /// Starts epoch `self.epoch + 1`: fresh key, roster, wraps, one signed
     /// epoch message, roster parts; installs it locally.
-    fn new_epoch(&mut self, now_ms: u64, cause: EpochCause, out: &mut Vec<Action>) {
+    /// Returns false (with an error event) if the epoch could not be made
+    /// or sent; then nothing changed.
+    fn new_epoch(&mut self, now_ms: u64, cause: EpochCause, out: &mut Vec<Action>) -> bool {
         let room = self.cfg.room;
         let epoch = self.epoch + 1;
         let session = SessionKey::generate();
@@ -675,12 +687,17 @@ impl Admin {
         };
         let Ok(plain) = crate::wire::encode_payload(&roster, usize::MAX) else {
             out.push(error("cannot encode the roster".into()));
-            return;
+            return false;
         };
-        let count = plain.len().div_ceil(ROSTER_PART).max(1);
+        // Parts small enough for the relay's frame limit, with room for the
+        // envelope around them.
+        let part_size = ROSTER_PART
+            .min(crate::wire::max_payload(self.core.max_frame).saturating_sub(256))
+            .max(256);
+        let count = plain.len().div_ceil(part_size).max(1);
         let Ok(count16) = u16::try_from(count) else {
             out.push(error("roster too large".into()));
-            return;
+            return false;
         };
         let wraps = std::iter::once(&me)
             .chain(self.seats.iter().map(|s| &s.key))
@@ -706,7 +723,7 @@ impl Admin {
             Ok(s) => s,
             Err(e) => {
                 out.push(error(format!("cannot sign the epoch: {e}")));
-                return;
+                return false;
             }
         };
         let people = std::iter::once(super::Participant {
@@ -726,11 +743,23 @@ impl Admin {
             Ok(s) => s,
             Err(e) => {
                 out.push(error(format!("cannot install the epoch: {e}")));
-                return;
+                return false;
             }
         };
-        self.core.publish(None, &Envelope::Epoch(signed), out);
-        for (i, chunk) in plain.chunks(ROSTER_PART).enumerate() {
+        // Nothing is installed unless the whole epoch can be sent.
+        let mut frames = Vec::new();
+        if !self
+            .core
+            .publish(None, &Envelope::Epoch(signed), &mut frames)
+        {
+            out.append(&mut frames);
+            out.push(error(format!(
+                "epoch {epoch} does not fit the relay's frame limit: the room stays on epoch {}",
+                self.epoch
+            )));
+            return false;
+        }
+        for (i, chunk) in plain.chunks(part_size).enumerate() {
             let header = RosterPartHeader {
                 room,
                 epoch,
@@ -738,13 +767,25 @@ impl Admin {
                 count: count16,
             };
             let sealed = seal(&state.keys, &aad(context::AAD_ROSTER, &header), chunk);
-            self.core
-                .publish(None, &Envelope::Roster(RosterPart { header, sealed }), out);
+            if !self.core.publish(
+                None,
+                &Envelope::Roster(RosterPart { header, sealed }),
+                &mut frames,
+            ) {
+                out.append(&mut frames);
+                out.push(error(format!(
+                    "the roster of epoch {epoch} cannot be sent: the room stays on epoch {}",
+                    self.epoch
+                )));
+                return false;
+            }
         }
+        out.append(&mut frames);
         self.epoch = epoch;
         self.epoch_started_ms = now_ms;
         self.messages_in_epoch = 0;
         self.core.install(state, out);
+        true
     }
 }
 

@@ -417,13 +417,21 @@ impl Core {
     }
 
     /// Encodes `env` for publishing, or reports why it cannot be.
-    pub fn publish(&self, to: Option<ConnId>, env: &Envelope, out: &mut Vec<Action>) {
+    /// Encodes `env` for publishing; false (with an error event) if it does
+    /// not fit the relay's frame limit.
+    pub fn publish(&self, to: Option<ConnId>, env: &Envelope, out: &mut Vec<Action>) -> bool {
         match encode_payload(env, crate::wire::max_payload(self.max_frame)) {
-            Ok(p) => out.push(Action::Send(ClientFrame::Publish {
-                to,
-                payload: Bytes::from(p),
-            })),
-            Err(e) => out.push(error(format!("cannot send: {e}"))),
+            Ok(p) => {
+                out.push(Action::Send(ClientFrame::Publish {
+                    to,
+                    payload: Bytes::from(p),
+                }));
+                true
+            }
+            Err(e) => {
+                out.push(error(format!("cannot send: {e}")));
+                false
+            }
         }
     }
 
