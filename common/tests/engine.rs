@@ -510,16 +510,39 @@ fn typing_notices_arrive_as_typing_not_messages() {
 
 // ---- hostile relay -------------------------------------------------------
 
-fn is_message(f: &RelayFrame) -> bool {
+/// The envelope a relay frame carries, if it is a decodable delivery.
+fn envelope_of(f: &RelayFrame) -> Option<Envelope> {
     match f {
-        RelayFrame::Deliver { payload, .. } => {
-            matches!(
-                decode_payload::<Envelope>(payload, DEFAULT_MAX_FRAME),
-                Ok(Envelope::Message(_))
-            )
-        }
-        _ => false,
+        RelayFrame::Deliver { payload, .. } => decode_payload(payload, DEFAULT_MAX_FRAME).ok(),
+        _ => None,
     }
+}
+
+/// The same delivery (recipient and sender) carrying `env` instead.
+fn redeliver(f: &Flight, env: &Envelope) -> Vec<Flight> {
+    let RelayFrame::Deliver { from, .. } = &f.1 else {
+        return vec![f.clone()];
+    };
+    let payload = encode_payload(env, DEFAULT_MAX_FRAME).unwrap().into();
+    vec![(
+        f.0,
+        RelayFrame::Deliver {
+            from: *from,
+            payload,
+        },
+    )]
+}
+
+fn is_message(f: &RelayFrame) -> bool {
+    matches!(envelope_of(f), Some(Envelope::Message(_)))
+}
+
+fn is_epoch(f: &RelayFrame) -> bool {
+    matches!(envelope_of(f), Some(Envelope::Epoch(_)))
+}
+
+fn is_join_request(f: &RelayFrame) -> bool {
+    matches!(envelope_of(f), Some(Envelope::JoinRequest(_)))
 }
 
 #[test]
@@ -612,20 +635,9 @@ fn a_fake_member_cannot_inject_or_impersonate() {
     // bob builds a message claiming to be alice: bob holds the epoch key but not alice's signing key.
     let alice_fp = key(0).public().fingerprint();
     net.tamper = Some(Box::new(move |f: &mut Flight| {
-        if let RelayFrame::Deliver { from, payload } = &f.1 {
-            if let Ok(Envelope::Message(mut m)) =
-                decode_payload::<Envelope>(payload, DEFAULT_MAX_FRAME)
-            {
-                m.header.sender = alice_fp;
-                let p = encode_payload(&Envelope::Message(m), DEFAULT_MAX_FRAME).unwrap();
-                return vec![(
-                    f.0,
-                    RelayFrame::Deliver {
-                        from: *from,
-                        payload: p.into(),
-                    },
-                )];
-            }
+        if let Some(Envelope::Message(mut m)) = envelope_of(&f.1) {
+            m.header.sender = alice_fp;
+            return redeliver(f, &Envelope::Message(m));
         }
         vec![f.clone()]
     }));
@@ -675,22 +687,13 @@ fn swapped_admin_key_in_announcements_and_epochs_is_rejected() {
     // The relay re-signs the next epoch message with its own key.
     let evil = id(5);
     net.tamper = Some(Box::new(move |f: &mut Flight| {
-        if let RelayFrame::Deliver { from, payload } = &f.1 {
-            if let Ok(Envelope::Epoch(s)) = decode_payload::<Envelope>(payload, DEFAULT_MAX_FRAME) {
-                let sig = evil.sign(common::wire::context::EPOCH, &s.body);
-                let forged = common::wire::Signed {
-                    body: s.body.clone(),
-                    signature: sig.into(),
-                };
-                let p = encode_payload(&Envelope::Epoch(forged), DEFAULT_MAX_FRAME).unwrap();
-                return vec![(
-                    f.0,
-                    RelayFrame::Deliver {
-                        from: *from,
-                        payload: p.into(),
-                    },
-                )];
-            }
+        if let Some(Envelope::Epoch(s)) = envelope_of(&f.1) {
+            let sig = evil.sign(common::wire::context::EPOCH, &s.body);
+            let forged = common::wire::Signed {
+                body: s.body.clone(),
+                signature: sig.into(),
+            };
+            return redeliver(f, &Envelope::Epoch(forged));
         }
         vec![f.clone()]
     }));
@@ -712,15 +715,11 @@ fn a_stripped_grant_or_dropped_epoch_leaves_the_member_on_the_old_epoch() {
     let m = ids[0];
     let before = net.epoch_of(m).unwrap();
     net.tamper = Some(Box::new(|f: &mut Flight| {
-        if let RelayFrame::Deliver { payload, .. } = &f.1 {
-            if matches!(
-                decode_payload::<Envelope>(payload, DEFAULT_MAX_FRAME),
-                Ok(Envelope::Epoch(_))
-            ) {
-                return vec![];
-            }
+        if is_epoch(&f.1) {
+            vec![]
+        } else {
+            vec![f.clone()]
         }
-        vec![f.clone()]
     }));
     net.command(0, Command::Rekey);
     assert_eq!(net.epoch_of(m), Some(before));
@@ -737,22 +736,17 @@ fn reordered_roster_parts_and_epochs_still_install_once() {
     let e = net.epoch_of(m).unwrap().0;
     // Deliver roster parts before the epoch message.
     let mut stash: Vec<Flight> = Vec::new();
-    net.tamper = Some(Box::new(move |f: &mut Flight| {
-        if let RelayFrame::Deliver { payload, .. } = &f.1 {
-            match decode_payload::<Envelope>(payload, DEFAULT_MAX_FRAME) {
-                Ok(Envelope::Epoch(_)) => {
-                    stash.push(f.clone());
-                    return vec![];
-                }
-                Ok(Envelope::Roster(_)) => {
-                    let mut v = vec![f.clone()];
-                    v.append(&mut stash);
-                    return v;
-                }
-                _ => {}
-            }
+    net.tamper = Some(Box::new(move |f: &mut Flight| match envelope_of(&f.1) {
+        Some(Envelope::Epoch(_)) => {
+            stash.push(f.clone());
+            vec![]
         }
-        vec![f.clone()]
+        Some(Envelope::Roster(_)) => {
+            let mut v = vec![f.clone()];
+            v.append(&mut stash);
+            v
+        }
+        _ => vec![f.clone()],
     }));
     net.command(0, Command::Rekey);
     assert_eq!(net.epoch_of(m).unwrap().0, e + 1);
@@ -842,24 +836,15 @@ fn a_grant_stripped_from_an_epoch_breaks_its_signature_and_changes_nothing() {
     let alice_fp = key(0).public().fingerprint();
     // The relay removes alice's wrap from the next epoch message, keeping the signature.
     net.tamper = Some(Box::new(move |f: &mut Flight| {
-        if let RelayFrame::Deliver { from, payload } = &f.1 {
-            if let Ok(Envelope::Epoch(s)) = decode_payload::<Envelope>(payload, DEFAULT_MAX_FRAME) {
-                let mut body: common::wire::EpochBody =
-                    decode_payload(&s.body, DEFAULT_MAX_FRAME).unwrap();
-                body.wraps.retain(|w| w.member != alice_fp);
-                let forged = common::wire::Signed {
-                    body: encode_payload(&body, DEFAULT_MAX_FRAME).unwrap().into(),
-                    signature: s.signature.clone(),
-                };
-                let p = encode_payload(&Envelope::Epoch(forged), DEFAULT_MAX_FRAME).unwrap();
-                return vec![(
-                    f.0,
-                    RelayFrame::Deliver {
-                        from: *from,
-                        payload: p.into(),
-                    },
-                )];
-            }
+        if let Some(Envelope::Epoch(s)) = envelope_of(&f.1) {
+            let mut body: common::wire::EpochBody =
+                decode_payload(&s.body, DEFAULT_MAX_FRAME).unwrap();
+            body.wraps.retain(|w| w.member != alice_fp);
+            let forged = common::wire::Signed {
+                body: encode_payload(&body, DEFAULT_MAX_FRAME).unwrap().into(),
+                signature: s.signature.clone(),
+            };
+            return redeliver(f, &Envelope::Epoch(forged));
         }
         vec![f.clone()]
     }));
@@ -930,8 +915,7 @@ fn a_kicked_member_stays_out_even_with_a_roster_entry_or_a_replayed_request() {
     let requests: Vec<Flight> = net
         .log
         .iter()
-        .filter(|(to, f)| *to == 0 && matches!(f, RelayFrame::Deliver { payload, .. }
-            if matches!(decode_payload::<Envelope>(payload, DEFAULT_MAX_FRAME), Ok(Envelope::JoinRequest(_)))))
+        .filter(|(to, f)| *to == 0 && is_join_request(f))
         .cloned()
         .collect();
     assert!(!requests.is_empty());
@@ -967,15 +951,8 @@ fn after_a_kick_nobody_sends_under_the_old_key() {
     // The relay withholds the new epoch from alice but delivers the kick notice.
     let alice = ids[0];
     net.tamper = Some(Box::new(move |f: &mut Flight| {
-        if f.0 == alice {
-            if let RelayFrame::Deliver { payload, .. } = &f.1 {
-                if matches!(
-                    decode_payload::<Envelope>(payload, DEFAULT_MAX_FRAME),
-                    Ok(Envelope::Epoch(_))
-                ) {
-                    return vec![];
-                }
-            }
+        if f.0 == alice && is_epoch(&f.1) {
+            return vec![];
         }
         vec![f.clone()]
     }));
@@ -1071,8 +1048,7 @@ fn one_noisy_connection_cannot_use_up_the_admins_join_budget() {
     let junk: Vec<Flight> = net
         .log
         .iter()
-        .filter(|(to, f)| *to == 0 && matches!(f, RelayFrame::Deliver { payload, .. }
-            if matches!(decode_payload::<Envelope>(payload, DEFAULT_MAX_FRAME), Ok(Envelope::JoinRequest(_)))))
+        .filter(|(to, f)| *to == 0 && is_join_request(f))
         .cloned()
         .collect();
     for _ in 0..50 {

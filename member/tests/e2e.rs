@@ -116,6 +116,31 @@ fn member(
     )
 }
 
+/// Starts the admin (test key 4) with a room password and a roster file,
+/// and waits for its first epoch.
+async fn admin(
+    room: RoomId,
+    password: &str,
+    roster: HashSet<Fingerprint>,
+    relay: &RelayEndpoint,
+) -> Peer {
+    let cfg = AdminConfig {
+        room,
+        room_name: "e2e".into(),
+        admin_name: "boss".into(),
+        password: Some(Zeroizing::new(password.into())),
+        roster,
+        rekey_after_messages: 0,
+        rekey_after_ms: 0,
+    };
+    let mut admin = Peer::start(
+        Engine::Admin(Box::new(Admin::new(cfg, shared(4)))),
+        relay.clone(),
+    );
+    admin.expect("the first epoch", epoch_with(1)).await;
+    admin
+}
+
 fn epoch_with(n: usize) -> impl Fn(&Event) -> bool {
     move |e| matches!(e, Event::Epoch { members, .. } if members.len() == n)
 }
@@ -125,24 +150,10 @@ async fn admin_and_three_members_join_by_each_policy_chat_and_survive_a_kick() {
     let relay = TestRelay::start(test_limits()).await;
     let ep = endpoint(&relay);
     let room = RoomId::random();
-    let admin_key = shared(4);
-    let admin_fp = admin_key.public().fingerprint();
+    let admin_fp = shared(4).public().fingerprint();
     let mut roster = HashSet::new();
     roster.insert(shared(1).public().fingerprint());
-    let cfg = AdminConfig {
-        room,
-        room_name: "e2e".into(),
-        admin_name: "boss".into(),
-        password: Some(Zeroizing::new("open sesame".into())),
-        roster,
-        rekey_after_messages: 0,
-        rekey_after_ms: 0,
-    };
-    let mut admin = Peer::start(
-        Engine::Admin(Box::new(Admin::new(cfg, admin_key))),
-        ep.clone(),
-    );
-    admin.expect("the first epoch", epoch_with(1)).await;
+    let mut admin = admin(room, "open sesame", roster, &ep).await;
 
     // By hand: alice waits until the admin approves.
     let mut alice = member(room, admin_fp, "alice", 0, None, &ep);
@@ -178,7 +189,10 @@ async fn admin_and_three_members_join_by_each_policy_chat_and_survive_a_kick() {
         |e| matches!(e, Event::Denied { reason } if reason.contains("password")),
     )
     .await;
+    // Everyone holds the four-member epoch before anyone speaks (carol cannot
+    // read lines sealed under the epoch before she joined).
     alice.expect("alice sees four", epoch_with(4)).await;
+    bob.expect("bob sees four", epoch_with(4)).await;
 
     // Everyone hears everyone.
     alice.say("from alice").await;
@@ -216,8 +230,13 @@ async fn admin_and_three_members_join_by_each_policy_chat_and_survive_a_kick() {
     carol
         .expect("carol's kick", |e| matches!(e, Event::Kicked { .. }))
         .await;
-    bob.expect("bob's epoch without carol", |e| matches!(e, Event::Epoch { members, .. } if members.len() == 3 && !members.iter().any(|m| m.name == "carol"))).await;
-    alice.expect("alice's epoch without carol", |e| matches!(e, Event::Epoch { members, .. } if members.len() == 3 && !members.iter().any(|m| m.name == "carol"))).await;
+    // MemberLeft comes only with the epoch that drops carol (an earlier
+    // three-member epoch, from before she joined, must not count).
+    let carol_left = |e: &Event| matches!(e, Event::MemberLeft(m) if m.name == "carol");
+    bob.expect("bob's epoch without carol", carol_left).await;
+    alice
+        .expect("alice's epoch without carol", carol_left)
+        .await;
     alice.say("carol cannot read this").await;
     bob.expect(
         "the post-kick message",
@@ -231,6 +250,13 @@ async fn admin_and_three_members_join_by_each_policy_chat_and_survive_a_kick() {
     // A newcomer reads nothing said before it joined.
     let mut erin = member(room, admin_fp, "erin", 5, Some("open sesame"), &ep);
     erin.expect("erin's epoch", epoch_with(4)).await;
+    // Bob must hold the epoch that includes erin: a line sealed under the
+    // previous epoch is exactly what a newcomer cannot read.
+    bob.expect(
+        "bob sees erin join",
+        |e| matches!(e, Event::MemberJoined(m) if m.name == "erin"),
+    )
+    .await;
     bob.say("hello erin").await;
     erin.expect(
         "the first message after joining",
@@ -294,22 +320,8 @@ async fn after_the_relay_restarts_everyone_reconnects_rejoins_and_chats() {
     let addr = relay.addr;
     let ep = endpoint(&relay);
     let room = RoomId::random();
-    let admin_key = shared(4);
-    let admin_fp = admin_key.public().fingerprint();
-    let cfg = AdminConfig {
-        room,
-        room_name: "restart".into(),
-        admin_name: "boss".into(),
-        password: Some(Zeroizing::new("pw".into())),
-        roster: HashSet::new(),
-        rekey_after_messages: 0,
-        rekey_after_ms: 0,
-    };
-    let mut admin = Peer::start(
-        Engine::Admin(Box::new(Admin::new(cfg, admin_key))),
-        ep.clone(),
-    );
-    admin.expect("the first epoch", epoch_with(1)).await;
+    let admin_fp = shared(4).public().fingerprint();
+    let mut admin = admin(room, "pw", HashSet::new(), &ep).await;
     let mut alice = member(room, admin_fp, "alice", 0, Some("pw"), &ep);
     alice.expect("alice's epoch", epoch_with(2)).await;
 
