@@ -1,21 +1,60 @@
 #!/usr/bin/env bash
-# TeamChat demo: a relay, an admin and two members on 127.0.0.1, headless.
-# Alice joins with the room password (approved automatically), Bob is
-# approved by hand after the admin sees his safety code; they chat; the
-# admin removes Bob, and Bob cannot read what follows. Prints the transcript
-# as each participant saw it, stops everything it started, exits 0.
+# TeamChat demo on 127.0.0.1.
 #
-#   scripts/demo.sh            (builds what it needs on first use)
+#   scripts/demo.sh            a window when there is a display, else headless
+#   scripts/demo.sh --gui      a relay and the admin window, room open, invite
+#                              printed: join with `cargo run -p teamchat-member`
+#   scripts/demo.sh --headless a relay, an admin and two members in terminal
+#                              mode: Alice joins with the room password, Bob is
+#                              approved by hand after the admin sees his safety
+#                              code; they chat; the admin removes Bob, and Bob
+#                              cannot read what follows. Prints the transcript
+#                              as each participant saw it, exits 0.
+#
+# Builds what it needs on first use; stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
+mode=auto
+case "${1:-}" in
+  --gui) mode=gui ;;
+  --headless) mode=headless ;;
+  "") ;;
+  *) echo "usage: scripts/demo.sh [--gui|--headless]" >&2; exit 2 ;;
+esac
+if [ "$mode" = auto ]; then
+  if [ -z "${CI:-}" ] && { [ -n "${DISPLAY:-}" ] || [ -n "${WAYLAND_DISPLAY:-}" ]; }; then
+    mode=gui
+  else
+    mode=headless
+  fi
+fi
+
 echo "== building (first run takes a few minutes)" >&2
-cargo build -q -p relay -p admin -p member
+cargo build -q -p relay -p teamchat-admin -p teamchat-member
 
 if [ ! -f certs/relay.crt ] || [ ! -f certs/relay.key ]; then
   echo "== generating certificates into certs/" >&2
   scripts/gen-certs.sh >&2
+fi
+
+if [ "$mode" = gui ]; then
+  bin="$root/target/debug"
+  mkdir -p target/demo
+  "$bin/teamchat-relay" --listen 127.0.0.1:0 --cert certs/relay.crt --key certs/relay.key \
+    --stats-interval 0 >target/demo/relay.out 2>target/demo/relay.log &
+  relay=$!
+  trap 'kill $relay 2>/dev/null || true' EXIT
+  for _ in $(seq 100); do grep -q 'listening on' target/demo/relay.out 2>/dev/null && break; sleep 0.1; done
+  addr=$(sed -n 's/.*listening on //p' target/demo/relay.out | head -1)
+  [ -n "$addr" ] || { echo "demo: the relay did not start:" >&2; cat target/demo/relay.log >&2; exit 1; }
+  echo "== relay at $addr; opening the admin window (close it to stop the demo)" >&2
+  echo "   members join with:  cargo run -p teamchat-member   (paste the invite below)" >&2
+  # A demo identity kept under target/, not your real one.
+  "$bin/teamchat-admin" --relay "$addr" --relay-cert certs/relay.crt \
+    --identity target/demo/admin-identity.pem --room-name "demo room" --name admin --open
+  exit 0
 fi
 
 work=$(mktemp -d)

@@ -1,6 +1,6 @@
-//! `teamchat-admin`: opens a room on a relay, prints the invite, approves
-//! who may join, and chats. Terminal mode (`--cli`, `--json`); the Slint
-//! window comes with the GUI release.
+//! `teamchat-admin`: opens a room on a relay, gives the invite, approves
+//! who may join, and chats. A window by default; `--cli` (and `--json`) for
+//! the terminal.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -23,12 +23,16 @@ use zeroize::Zeroizing;
 #[derive(Debug, Parser)]
 #[command(name = "teamchat-admin", version, about)]
 struct Args {
-    /// Terminal mode (the default until the GUI release).
+    /// Terminal mode instead of the window.
     #[arg(long)]
     cli: bool,
-    /// Print one JSON object per event on stdout (for scripts).
+    /// Terminal mode printing one JSON object per event on stdout (for scripts).
     #[arg(long)]
     json: bool,
+    /// Window: open the room at once with the values given, without waiting
+    /// for the Open button.
+    #[arg(long)]
+    open: bool,
     /// The relay, HOST:PORT.
     #[arg(long, env = "TEAMCHAT_RELAY", default_value = "127.0.0.1:7443")]
     relay: String,
@@ -69,6 +73,9 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if !(args.cli || args.json) {
+        return gui(args);
+    }
     let (host, port) =
         parse_host_port(&args.relay).with_context(|| format!("bad --relay {}", args.relay))?;
     let pin = match (&args.relay_pin, &args.relay_cert) {
@@ -125,7 +132,6 @@ fn main() -> Result<()> {
         admin: true,
         invite: Some(invite_text),
     };
-    let _ = args.cli;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -135,4 +141,56 @@ fn main() -> Result<()> {
         bail!("{last}");
     }
     Ok(())
+}
+
+/// The window: the open-room form is filled from the arguments (and the
+/// last values used), then the room.
+fn gui(args: Args) -> Result<()> {
+    let settings_path = ui::settings::default_path();
+    let remembered = ui::settings::load(&settings_path);
+    let relay_cert = match (&args.relay_pin, &args.relay_cert) {
+        (Some(p), _) => p.to_string(),
+        (None, Some(path)) => path.display().to_string(),
+        (None, None) => remembered
+            .relay_cert
+            .clone()
+            .or_else(|| {
+                let local = PathBuf::from("certs/relay.crt");
+                local.exists().then(|| local.display().to_string())
+            })
+            .unwrap_or_default(),
+    };
+    let relay_given = std::env::args().any(|a| a.starts_with("--relay="))
+        || std::env::args().any(|a| a == "--relay")
+        || std::env::var_os("TEAMCHAT_RELAY").is_some();
+    let relay = if relay_given {
+        args.relay.clone()
+    } else {
+        remembered.relay.clone().unwrap_or(args.relay.clone())
+    };
+    let name = if args.name == "admin" {
+        remembered.name.clone().unwrap_or(args.name.clone())
+    } else {
+        args.name.clone()
+    };
+    let opts = ui::admin::AdminOptions {
+        relay,
+        relay_cert,
+        room_name: args.room_name,
+        name,
+        room_password: args.room_password.map(Zeroizing::new),
+        roster: args.roster,
+        identity: args
+            .identity
+            .unwrap_or_else(|| default_identity_path("admin")),
+        room: args.room,
+        ca: args.ca,
+        rekey_after_messages: args.rekey_messages,
+        rekey_after_ms: args.rekey_minutes.saturating_mul(60_000),
+        open_now: args.open,
+        settings: Some(settings_path),
+    };
+    ui::admin::run(opts).map_err(|e| {
+        anyhow::anyhow!("cannot open the window: {e} (no display? `--cli` runs in the terminal)")
+    })
 }

@@ -344,12 +344,12 @@ impl Printer {
                     format!("* {name} asks to join (request {id}); compare safety code {safety_code}, then /approve {id} or /deny {id}"),
                 )
             }
-            Event::Epoch { epoch, members } => {
+            Event::Epoch { epoch, room_name, members } => {
                 self.members = members.clone();
                 let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
                 self.emit(
-                    json!({"type": "epoch", "epoch": epoch, "members": members.iter().map(Self::member_json).collect::<Vec<_>>()}),
-                    format!("* epoch {epoch}: {}", names.join(", ")),
+                    json!({"type": "epoch", "epoch": epoch, "room_name": room_name, "members": members.iter().map(Self::member_json).collect::<Vec<_>>()}),
+                    format!("* {room_name}, epoch {epoch}: {}", names.join(", ")),
                 )
             }
             Event::MemberJoined(m) => self.emit(

@@ -263,7 +263,7 @@ impl Net {
 
     fn epoch_of(&self, idx: usize) -> Option<(u64, usize)> {
         self.nodes[idx].events.iter().rev().find_map(|e| match e {
-            Event::Epoch { epoch, members } => Some((*epoch, members.len())),
+            Event::Epoch { epoch, members, .. } => Some((*epoch, members.len())),
             _ => None,
         })
     }

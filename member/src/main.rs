@@ -1,6 +1,6 @@
 //! `teamchat-member`: joins a room with an invite, shows the admin's safety
-//! code, and chats once approved. Terminal mode (`--cli`, `--json`); the
-//! Slint window comes with the GUI release.
+//! code, and chats once approved. A window by default; `--cli` (and
+//! `--json`) for the terminal.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,18 +18,22 @@ use zeroize::Zeroizing;
 #[derive(Debug, Parser)]
 #[command(name = "teamchat-member", version, about)]
 struct Args {
-    /// Terminal mode (the default until the GUI release).
+    /// Terminal mode instead of the window.
     #[arg(long)]
     cli: bool,
-    /// Print one JSON object per event on stdout (for scripts).
+    /// Terminal mode printing one JSON object per event on stdout (for scripts).
     #[arg(long)]
     json: bool,
-    /// The invite from the admin (teamchat://...).
-    #[arg(long, env = "TEAMCHAT_INVITE")]
-    invite: String,
-    /// Your display name.
+    /// Window: join at once with the invite and name given, without waiting
+    /// for the Join button.
     #[arg(long)]
-    name: String,
+    join: bool,
+    /// The invite from the admin (teamchat://...). Required in the terminal.
+    #[arg(long, env = "TEAMCHAT_INVITE")]
+    invite: Option<String>,
+    /// Your display name. Required in the terminal.
+    #[arg(long)]
+    name: Option<String>,
     /// The room password, if the admin gave you one (approves you at once).
     #[arg(long, env = "TEAMCHAT_ROOM_PASSWORD", hide_env_values = true)]
     password: Option<String>,
@@ -43,7 +47,16 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let invite: Invite = args.invite.parse().context("the invite")?;
+    if !(args.cli || args.json) {
+        return gui(args);
+    }
+    let Some(invite) = &args.invite else {
+        bail!("give the invite with --invite (or TEAMCHAT_INVITE)");
+    };
+    let Some(name) = args.name.clone() else {
+        bail!("give your display name with --name");
+    };
+    let invite: Invite = invite.parse().context("the invite")?;
     let path = args
         .identity
         .clone()
@@ -58,7 +71,7 @@ fn main() -> Result<()> {
     let cfg = MemberConfig {
         room: invite.room,
         admin_pin: invite.admin,
-        name: args.name,
+        name,
         password: args.password.map(Zeroizing::new),
     };
     let engine = Engine::Member(Box::new(Member::new(cfg, Arc::new(key))));
@@ -68,7 +81,6 @@ fn main() -> Result<()> {
         admin: false,
         invite: None,
     };
-    let _ = args.cli;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -78,4 +90,22 @@ fn main() -> Result<()> {
         bail!("{last}");
     }
     Ok(())
+}
+
+/// The window: the join form is filled from the arguments, then the room.
+fn gui(args: Args) -> Result<()> {
+    let opts = ui::member::MemberOptions {
+        invite: args.invite,
+        name: args.name,
+        password: args.password.map(Zeroizing::new),
+        identity: args
+            .identity
+            .unwrap_or_else(|| default_identity_path("member")),
+        ca: args.ca,
+        join_now: args.join,
+        settings: Some(ui::settings::default_path()),
+    };
+    ui::member::run(opts).map_err(|e| {
+        anyhow::anyhow!("cannot open the window: {e} (no display? `--cli` runs in the terminal)")
+    })
 }

@@ -739,7 +739,14 @@ impl Admin {
             admin: false,
         }))
         .collect();
-        let state = match EpochState::from_participants(&room, epoch, &session, people, now_ms) {
+        let state = match EpochState::from_participants(
+            &room,
+            epoch,
+            &session,
+            &self.cfg.room_name,
+            people,
+            now_ms,
+        ) {
             Ok(s) => s,
             Err(e) => {
                 out.push(error(format!("cannot install the epoch: {e}")));

@@ -106,6 +106,8 @@ pub enum Event {
     Epoch {
         /// Epoch number.
         epoch: u64,
+        /// The room's name, as the admin set it (cleaned like a name).
+        room_name: String,
         /// Members, admin first.
         members: Vec<MemberInfo>,
     },
@@ -195,7 +197,7 @@ impl fmt::Debug for Event {
             } => {
                 write!(f, "PendingApproval({id}, {})", fingerprint.short())
             }
-            Event::Epoch { epoch, members } => {
+            Event::Epoch { epoch, members, .. } => {
                 write!(f, "Epoch({epoch}, {} members)", members.len())
             }
             Event::MemberJoined(m) => write!(f, "MemberJoined({})", m.fingerprint.short()),
@@ -250,6 +252,8 @@ impl Participant {
 /// An installed epoch: its keys, roster and replay state.
 pub(crate) struct EpochState {
     pub epoch: u64,
+    /// The room's name from the roster (cleaned).
+    pub room_name: String,
     pub keys: SealKeys,
     /// Members by fingerprint, in roster order in `order`.
     pub members: HashMap<Fingerprint, Participant>,
@@ -273,7 +277,7 @@ impl EpochState {
             .iter()
             .map(participant)
             .collect::<Result<Vec<_>, _>>()?;
-        Self::from_participants(room, epoch, key, people, now_ms)
+        Self::from_participants(room, epoch, key, &roster.room_name, people, now_ms)
     }
 
     /// An epoch from already-parsed participants (the admin's own install:
@@ -282,6 +286,7 @@ impl EpochState {
         room: &RoomId,
         epoch: u64,
         key: &SessionKey,
+        room_name: &str,
         people: Vec<Participant>,
         now_ms: u64,
     ) -> Result<Self, String> {
@@ -296,6 +301,7 @@ impl EpochState {
         }
         Ok(EpochState {
             epoch,
+            room_name: clean_name(room_name),
             keys: key.epoch_keys(room, epoch),
             members,
             order,
@@ -457,6 +463,7 @@ impl Core {
         }
         out.push(Action::Event(Event::Epoch {
             epoch,
+            room_name: next.room_name.clone(),
             members: next.infos(),
         }));
         if self.hold_below.is_some_and(|h| epoch >= h) {

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Measures the member window as its users feel it, in release, under Xvfb:
+#   - cold start: launch of `teamchat-member` to its first visible window
+#     (xdotool sees it mapped), median of RUNS launches;
+#   - resident memory (VmRSS) of the member window after it joined a room
+#     and received 1,000 messages (all kept in its view), 3 s after the last;
+#   - the same RSS for the same member in terminal mode (`--cli`), the peer
+#     measured in the same run, so the GUI's own cost shows as a ratio.
+# Goals (issue 5): first frame under 500 ms; under 60 MB with 1,000 messages.
+#
+#   scripts/bench-gui.sh           (RUNS=7 by default)
+#
+# Everything runs on 127.0.0.1 and a private Xvfb display; the trap stops it
+# all. Needs Xvfb and xdotool (scripts/screenshots.sh installs them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+RUNS=${RUNS:-7}
+MESSAGES=${MESSAGES:-1000}
+
+for t in Xvfb xdotool python3; do
+  command -v $t >/dev/null || { echo "bench-gui: needs $t (apt-get install xvfb xdotool)" >&2; exit 1; }
+done
+echo "== building (release)" >&2
+cargo build -q --release -p relay -p teamchat-admin -p teamchat-member
+[ -f certs/relay.crt ] || scripts/gen-certs.sh >&2
+bin="$root/target/release"
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done
+  exec 3>&- 4>&- 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+disp=:$((90 + RANDOM % 9))
+Xvfb "$disp" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
+pids+=($!)
+export DISPLAY=$disp
+for _ in $(seq 50); do xdotool getdisplaygeometry >/dev/null 2>&1 && break; sleep 0.1; done
+
+wait_for() { # FILE REGEX SECONDS
+  local deadline=$((SECONDS + $3))
+  until grep -qE "$2" "$1" 2>/dev/null; do
+    [ $SECONDS -lt $deadline ] || { echo "bench-gui: timed out waiting for /$2/ in $1" >&2; cat "$1" >&2; exit 1; }
+    sleep 0.05
+  done
+}
+
+export TEAMCHAT_SETTINGS="$work/settings.toml" TEAMCHAT_PASSPHRASE=""
+# Identities made once, so no launch pays for RSA key generation.
+# (The admin in terminal mode creates its identity first; with no input it
+# leaves at once. 127.0.0.1:9 has no listener.)
+for id in m p; do
+  "$bin/teamchat-admin" --cli --relay 127.0.0.1:9 --relay-pin "$(printf 'ab%.0s' $(seq 32))" \
+    --identity "$work/$id.pem" </dev/null >/dev/null 2>&1 || true
+  [ -f "$work/$id.pem" ] || { echo "bench-gui: could not create an identity" >&2; exit 1; }
+done
+
+echo "== cold start: $RUNS launches to the first visible window" >&2
+starts=$(python3 - "$bin/teamchat-member" "$work/m.pem" "$RUNS" <<'PY'
+import subprocess, sys, time, os, signal
+exe, ident, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+out = []
+for _ in range(runs):
+    t0 = time.monotonic()
+    p = subprocess.Popen([exe, "--identity", ident], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen = None
+    while time.monotonic() - t0 < 10:
+        r = subprocess.run(["xdotool", "search", "--onlyvisible", "--pid", str(p.pid), "--name", "TeamChat"],
+                           capture_output=True, text=True)
+        if r.stdout.strip():
+            seen = time.monotonic() - t0
+            break
+        time.sleep(0.002)
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=10)
+    if seen is None:
+        sys.exit("no window within 10 s")
+    out.append(seen * 1000)
+    time.sleep(0.3)
+out.sort()
+print(" ".join(f"{x:.0f}" for x in out))
+PY
+)
+median=$(echo "$starts" | tr ' ' '\n' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+
+echo "== memory: a room, $MESSAGES messages into the member window" >&2
+"$bin/teamchat-relay" --listen 127.0.0.1:0 --cert certs/relay.crt --key certs/relay.key \
+  --stats-interval 0 >"$work/relay.out" 2>"$work/relay.log" &
+pids+=($!)
+wait_for "$work/relay.out" 'listening on' 10
+addr=$(sed -n 's/.*listening on //p' "$work/relay.out" | head -1)
+mkfifo "$work/admin.in" "$work/peer.in"
+"$bin/teamchat-admin" --cli --json --relay "$addr" --relay-cert certs/relay.crt \
+  --identity "$work/a.pem" --name boss --room-name bench --room-password "bench pass phrase 42" \
+  --rekey-messages 0 --rekey-minutes 0 <"$work/admin.in" >"$work/admin.jsonl" 2>"$work/admin.err" &
+pids+=($!)
+exec 3>"$work/admin.in"
+wait_for "$work/admin.jsonl" '"type":"epoch"' 60
+invite=$(python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    e=json.loads(l)
+    if e["type"]=="invite": print(e["invite"]); break' "$work/admin.jsonl")
+"$bin/teamchat-member" --invite "$invite" --name gui --password "bench pass phrase 42" \
+  --identity "$work/m.pem" --join >"$work/gui.out" 2>"$work/gui.err" &
+gui=$!
+pids+=($gui)
+"$bin/teamchat-member" --cli --json --invite "$invite" --name peer --password "bench pass phrase 42" \
+  --identity "$work/p.pem" <"$work/peer.in" >"$work/peer.jsonl" 2>"$work/peer.err" &
+peer=$!
+pids+=($peer)
+exec 4>"$work/peer.in"
+wait_for "$work/peer.jsonl" '"type":"epoch".*"gui"' 60
+wait_for "$work/peer.jsonl" '"type":"epoch".*"peer"' 60
+python3 - "$MESSAGES" >&3 <<'PY'
+import sys
+for i in range(int(sys.argv[1])):
+    print(f"message {i+1:04d}: the quick brown fox jumps over the lazy dog, status update for the launch team")
+PY
+wait_for "$work/peer.jsonl" "message $(printf %04d "$MESSAGES")" 120
+sleep 3
+rss() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+gui_rss=$(rss "$gui")
+peer_rss=$(rss "$peer")
+[ -n "$(xdotool search --onlyvisible --pid "$gui" --name TeamChat 2>/dev/null)" ] || { echo "bench-gui: the member window is gone" >&2; cat "$work/gui.err" >&2; exit 1; }
+
+ratio=$(python3 -c "print(f'{$gui_rss/$peer_rss:.2f}')")
+start_ok=$(python3 -c "print('met' if $median < 500 else 'NOT met')")
+rss_ok=$(python3 -c "print('met' if $gui_rss < 60 else 'NOT met')")
+echo
+echo "| measure | member window | member --cli (peer) | ratio | goal | met? |"
+echo "|---|---|---|---|---|---|"
+echo "| cold start to first visible window, median of $RUNS | ${median} ms (runs: $starts) | – | – | < 500 ms | $start_ok |"
+echo "| resident memory with $MESSAGES messages received | ${gui_rss} MB | ${peer_rss} MB | ${ratio}x | < 60 MB | $rss_ok |"

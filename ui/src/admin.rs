@@ -1,0 +1,388 @@
+//! The admin window: the open-room form (relay, certificate pin, room
+//! password with a strength meter, roster), then the room with the invite,
+//! join requests, kick and rekey.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use common::crypto::PrivateKey;
+use common::driver::{cert_file_fingerprint, Trust};
+use common::engine::admin::Admin;
+use common::engine::{AdminConfig, Engine, MAX_NAME};
+use common::invite::{parse_host_port, Invite, RelayEndpoint};
+use common::terminal::read_roster;
+use common::{Fingerprint, RoomId};
+use slint::ComponentHandle;
+use zeroize::Zeroizing;
+
+use crate::keys::{self, KeyState};
+use crate::room::{self, RoomHandle, RoomWindow};
+use crate::session::Session;
+use crate::{settings, AdminWindow, Room, Theme};
+
+/// How the admin app starts (from its command line).
+#[derive(Debug, Clone)]
+pub struct AdminOptions {
+    /// Relay HOST:PORT.
+    pub relay: String,
+    /// The relay's certificate file, or its SHA-256 (64 hex).
+    pub relay_cert: String,
+    /// The room's name.
+    pub room_name: String,
+    /// The admin's display name.
+    pub name: String,
+    /// Room password (members who prove it are approved automatically).
+    pub room_password: Option<Zeroizing<String>>,
+    /// Roster file.
+    pub roster: Option<PathBuf>,
+    /// Identity key file.
+    pub identity: PathBuf,
+    /// Room id (random when not given).
+    pub room: Option<RoomId>,
+    /// Verify the relay against this CA instead of the pin.
+    pub ca: Option<PathBuf>,
+    /// Rekey after this many messages (0: never).
+    pub rekey_after_messages: u64,
+    /// Rekey after this many milliseconds (0: never).
+    pub rekey_after_ms: u64,
+    /// Open the room at once, without waiting for the button.
+    pub open_now: bool,
+    /// Where the theme and fields are remembered (`None`: nowhere).
+    pub settings: Option<PathBuf>,
+}
+
+/// What the form yields once checked.
+struct Form {
+    relay: RelayEndpoint,
+    room_name: String,
+    name: String,
+    password: Option<Zeroizing<String>>,
+    roster: HashSet<Fingerprint>,
+    relay_text: String,
+    cert_text: String,
+}
+
+/// The admin window and what keeps it working.
+pub struct AdminApp {
+    /// The window.
+    pub window: AdminWindow,
+    /// Its connection to the room.
+    pub session: Rc<Session>,
+    _room: RoomHandle,
+}
+
+impl std::fmt::Debug for AdminApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminApp").finish_non_exhaustive()
+    }
+}
+
+struct State {
+    opts: AdminOptions,
+    key: KeyState,
+    runtime: Option<tokio::runtime::Handle>,
+}
+
+impl AdminApp {
+    /// Builds the window. `runtime` runs slow work (unlocking or creating
+    /// the key) off the UI thread; without it that work runs inline.
+    pub fn new(
+        opts: AdminOptions,
+        session: Rc<Session>,
+        runtime: Option<tokio::runtime::Handle>,
+    ) -> Result<Self, slint::PlatformError> {
+        let window = AdminWindow::new()?;
+        let remembered = opts
+            .settings
+            .as_deref()
+            .map(settings::load)
+            .unwrap_or_default();
+        window
+            .global::<Theme>()
+            .invoke_set_dark(remembered.is_dark());
+        window.set_version(crate::VERSION.into());
+        window.set_relay_address(opts.relay.clone().into());
+        window.set_relay_cert(opts.relay_cert.clone().into());
+        window.set_room_name(opts.room_name.clone().into());
+        window.set_your_name(opts.name.clone().into());
+        if let Some(p) = &opts.room_password {
+            window.set_room_password(p.as_str().into());
+            meter(&window, p);
+        }
+        if let Some(r) = &opts.roster {
+            window.set_roster(r.display().to_string().into());
+        }
+        let key = keys::probe(&opts.identity);
+        describe_key(&window, &key, &opts.identity);
+        let handle = room::install(&window, session.clone(), opts.settings.clone());
+        let open_now = opts.open_now;
+        let state = Rc::new(RefCell::new(State { opts, key, runtime }));
+
+        let w = window.as_weak();
+        window.on_password_edited(move |text| {
+            if let Some(win) = w.upgrade() {
+                meter(&win, &text);
+            }
+        });
+        let (w, st, s) = (window.as_weak(), state.clone(), session.clone());
+        window.on_open_room(move || {
+            if let Some(win) = w.upgrade() {
+                open(&win, &st, &s);
+            }
+        });
+        let app = AdminApp {
+            window,
+            session,
+            _room: handle,
+        };
+        if open_now {
+            app.window.invoke_open_room();
+        }
+        Ok(app)
+    }
+}
+
+/// Shows the password's strength (zxcvbn, with the room's and admin's
+/// names as known words).
+fn meter(win: &AdminWindow, password: &str) {
+    if password.is_empty() {
+        win.set_password_score(-1);
+        win.set_password_feedback("".into());
+        return;
+    }
+    let room_name = win.get_room_name().to_string();
+    let name = win.get_your_name().to_string();
+    let entropy = zxcvbn::zxcvbn(password, &[room_name.as_str(), name.as_str(), "teamchat"]);
+    let score = u8::from(entropy.score());
+    let feedback = entropy
+        .feedback()
+        .and_then(|f| {
+            f.warning()
+                .map(|w| w.to_string())
+                .or_else(|| f.suggestions().first().map(ToString::to_string))
+        })
+        .unwrap_or_default();
+    win.set_password_score(i32::from(score));
+    win.set_password_feedback(feedback.into());
+}
+
+fn describe_key(win: &AdminWindow, key: &KeyState, path: &std::path::Path) {
+    let room = win.global::<Room>();
+    match key {
+        KeyState::Ready(k, _) => {
+            room.set_my_fingerprint(k.public().fingerprint().to_string().into());
+            room.set_my_safety_code(k.public().safety_code().to_string().into());
+            win.set_needs_passphrase(false);
+            win.set_new_identity(false);
+        }
+        KeyState::Locked => {
+            win.set_needs_passphrase(true);
+            win.set_identity_note(format!("Your key at {} is protected.", path.display()).into());
+        }
+        KeyState::Missing => {
+            win.set_new_identity(true);
+            win.set_identity_note(
+                format!(
+                    "A new RSA-3072 identity will be created at {}.",
+                    path.display()
+                )
+                .into(),
+            );
+        }
+        KeyState::Broken(e) => {
+            win.set_open_error(format!("Your identity cannot be used: {e}").into());
+        }
+    }
+}
+
+fn check_form(win: &AdminWindow) -> Result<Form, String> {
+    let relay_text = win.get_relay_address().trim().to_string();
+    let (host, port) = parse_host_port(&relay_text).map_err(|e| format!("Relay address: {e}"))?;
+    let cert_text = win.get_relay_cert().trim().to_string();
+    let cert = if cert_text.is_empty() {
+        return Err("Relay certificate: give the relay's certificate file (PEM) or its SHA-256; it is pinned in the invite.".into());
+    } else if let Ok(pin) = cert_text.parse::<Fingerprint>() {
+        pin
+    } else {
+        cert_file_fingerprint(std::path::Path::new(&cert_text))
+            .map_err(|e| format!("Relay certificate: {e}"))?
+    };
+    let room_name = win.get_room_name().trim().to_string();
+    if room_name.is_empty() || room_name.len() > MAX_NAME {
+        return Err(format!("Room name: between 1 and {MAX_NAME} bytes."));
+    }
+    let name = win.get_your_name().trim().to_string();
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Err(format!("Your name: between 1 and {MAX_NAME} bytes."));
+    }
+    let password = win.get_room_password().to_string();
+    let roster_text = win.get_roster().trim().to_string();
+    let roster = if roster_text.is_empty() {
+        HashSet::new()
+    } else {
+        read_roster(std::path::Path::new(&roster_text))
+            .map_err(|e| format!("Roster: {e}"))?
+            .into_iter()
+            .collect()
+    };
+    Ok(Form {
+        relay: RelayEndpoint { host, port, cert },
+        room_name,
+        name,
+        password: (!password.is_empty()).then(|| Zeroizing::new(password)),
+        roster,
+        relay_text,
+        cert_text,
+    })
+}
+
+fn open(win: &AdminWindow, state: &Rc<RefCell<State>>, session: &Rc<Session>) {
+    if win.get_busy() || win.get_room_open() {
+        return;
+    }
+    let form = match check_form(win) {
+        Ok(f) => f,
+        Err(e) => {
+            win.set_open_error(e.into());
+            return;
+        }
+    };
+    win.set_open_error("".into());
+    let st = state.borrow();
+    if let KeyState::Ready(k, _) = &st.key {
+        let key = k.clone();
+        drop(st);
+        finish(win, state, session, form, key);
+        return;
+    }
+    if let KeyState::Broken(e) = &st.key {
+        win.set_open_error(format!("Your identity cannot be used: {e}").into());
+        return;
+    }
+    let path = st.opts.identity.clone();
+    let passphrase = Zeroizing::new(win.get_passphrase().to_string());
+    if matches!(st.key, KeyState::Locked) && passphrase.is_empty() {
+        win.set_open_error("Enter the passphrase of your identity key.".into());
+        return;
+    }
+    let runtime = st.runtime.clone();
+    drop(st);
+    win.set_busy(true);
+    let Some(rt) = runtime else {
+        let r = keys::unlock_or_create(&path, &passphrase);
+        unlocked(win, state, session, form, r);
+        return;
+    };
+    let (w, st, s) = (win.as_weak(), state.clone(), session.clone());
+    // Key derivation or RSA generation: seconds, so not on the UI thread.
+    let job = rt.spawn_blocking(move || keys::unlock_or_create(&path, &passphrase));
+    let ui = slint::spawn_local(async move {
+        let r = job
+            .await
+            .unwrap_or_else(|e| Err(format!("key task failed: {e}")));
+        if let Some(win) = w.upgrade() {
+            unlocked(&win, &st, &s, form, r);
+        }
+    });
+    if let Err(e) = ui {
+        win.set_busy(false);
+        win.set_open_error(format!("cannot unlock the key: {e}").into());
+    }
+}
+
+fn unlocked(
+    win: &AdminWindow,
+    state: &Rc<RefCell<State>>,
+    session: &Rc<Session>,
+    form: Form,
+    r: Result<(PrivateKey, Vec<String>), String>,
+) {
+    win.set_busy(false);
+    match r {
+        Ok((key, notes)) => {
+            for n in &notes {
+                eprintln!("{n}");
+            }
+            let key = Arc::new(key);
+            let mut st = state.borrow_mut();
+            st.key = KeyState::Ready(key.clone(), notes);
+            let path = st.opts.identity.clone();
+            describe_key(win, &st.key, &path);
+            drop(st);
+            finish(win, state, session, form, key);
+        }
+        Err(e) => win.set_open_error(e.into()),
+    }
+}
+
+fn finish(
+    win: &AdminWindow,
+    state: &Rc<RefCell<State>>,
+    session: &Rc<Session>,
+    form: Form,
+    key: Arc<PrivateKey>,
+) {
+    let st = state.borrow();
+    let room = st.opts.room.unwrap_or_else(RoomId::random);
+    let invite = match Invite::new(vec![form.relay.clone()], room, key.public().fingerprint()) {
+        Ok(i) => i.to_string(),
+        Err(e) => {
+            win.set_open_error(format!("cannot make the invite: {e}").into());
+            return;
+        }
+    };
+    let cfg = AdminConfig {
+        room,
+        room_name: form.room_name.clone(),
+        admin_name: form.name.clone(),
+        password: form.password,
+        roster: form.roster,
+        rekey_after_messages: st.opts.rekey_after_messages,
+        rekey_after_ms: st.opts.rekey_after_ms,
+    };
+    let trust = st
+        .opts
+        .ca
+        .clone()
+        .map(Trust::CaFile)
+        .unwrap_or(Trust::Pinned);
+    if let Some(path) = &st.opts.settings {
+        let _ = settings::update(path, |s| {
+            s.name = Some(form.name.clone());
+            s.relay = Some(form.relay_text.clone());
+            s.relay_cert = Some(form.cert_text.clone());
+        });
+    }
+    drop(st);
+    let r = win.room();
+    r.set_room_name(form.room_name.into());
+    r.set_relay(form.relay.address().into());
+    r.set_my_fingerprint(key.public().fingerprint().to_string().into());
+    r.set_my_safety_code(key.public().safety_code().to_string().into());
+    let engine = Engine::Admin(Box::new(Admin::new(cfg, key)));
+    if let Err(e) = session.start(win, engine, vec![form.relay], trust) {
+        win.set_open_error(e.into());
+        return;
+    }
+    // Also on standard output, for scripts and for copying from a terminal.
+    println!("invite (give this to members): {invite}");
+    win.set_invite(invite.into());
+    win.set_room_open(true);
+}
+
+/// Runs the admin window until it is closed, then leaves the room.
+pub fn run(opts: AdminOptions) -> Result<(), Box<dyn std::error::Error>> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("teamchat-net")
+        .enable_all()
+        .build()?;
+    let session = Rc::new(Session::new(rt.handle().clone()));
+    let app = AdminApp::new(opts, session.clone(), Some(rt.handle().clone()))?;
+    app.window.run()?;
+    session.leave(std::time::Duration::from_secs(3));
+    Ok(())
+}

@@ -1,0 +1,317 @@
+//! The member window: the join form (invite, name, key passphrase), then
+//! the room with the admin's safety code shown for comparison.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use common::crypto::PrivateKey;
+use common::driver::Trust;
+use common::engine::member::Member;
+use common::engine::{Engine, MemberConfig, MAX_NAME};
+use common::invite::Invite;
+use slint::ComponentHandle;
+use zeroize::Zeroizing;
+
+use crate::keys::{self, KeyState};
+use crate::room::{self, RoomHandle, RoomWindow};
+use crate::session::Session;
+use crate::{settings, LineKind, MemberWindow, Room, Theme};
+
+/// How the member app starts (from its command line).
+#[derive(Debug, Clone)]
+pub struct MemberOptions {
+    /// The invite, if given on the command line.
+    pub invite: Option<String>,
+    /// Display name, if given.
+    pub name: Option<String>,
+    /// Room password, if given.
+    pub password: Option<Zeroizing<String>>,
+    /// Identity key file.
+    pub identity: PathBuf,
+    /// Verify the relay against this CA instead of the invite's pin.
+    pub ca: Option<PathBuf>,
+    /// Join at once, without waiting for the button.
+    pub join_now: bool,
+    /// Where the theme and name are remembered (`None`: nowhere).
+    pub settings: Option<PathBuf>,
+}
+
+/// What the form yields once checked.
+struct Form {
+    invite: Invite,
+    name: String,
+    password: Option<Zeroizing<String>>,
+}
+
+/// The member window and what keeps it working.
+pub struct MemberApp {
+    /// The window.
+    pub window: MemberWindow,
+    /// Its connection to the room.
+    pub session: Rc<Session>,
+    _room: RoomHandle,
+}
+
+impl std::fmt::Debug for MemberApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemberApp").finish_non_exhaustive()
+    }
+}
+
+struct State {
+    opts: MemberOptions,
+    key: KeyState,
+    runtime: Option<tokio::runtime::Handle>,
+}
+
+impl MemberApp {
+    /// Builds the window. `runtime` runs slow work (unlocking or creating
+    /// the key) off the UI thread; without it that work runs inline.
+    pub fn new(
+        opts: MemberOptions,
+        session: Rc<Session>,
+        runtime: Option<tokio::runtime::Handle>,
+    ) -> Result<Self, slint::PlatformError> {
+        let window = MemberWindow::new()?;
+        let remembered = opts
+            .settings
+            .as_deref()
+            .map(settings::load)
+            .unwrap_or_default();
+        window
+            .global::<Theme>()
+            .invoke_set_dark(remembered.is_dark());
+        window.set_version(crate::VERSION.into());
+        if let Some(i) = &opts.invite {
+            window.set_invite(i.clone().into());
+        }
+        if let Some(n) = opts.name.clone().or(remembered.name) {
+            window.set_display_name(n.into());
+        }
+        if let Some(p) = &opts.password {
+            window.set_room_password(p.as_str().into());
+        }
+        let key = keys::probe(&opts.identity);
+        describe_key(&window, &key, &opts.identity);
+        let handle = room::install(&window, session.clone(), opts.settings.clone());
+        let join_now = opts.join_now;
+        let state = Rc::new(RefCell::new(State { opts, key, runtime }));
+        let (w, st, s) = (window.as_weak(), state.clone(), session.clone());
+        window.on_join(move || {
+            if let Some(win) = w.upgrade() {
+                join(&win, &st, &s);
+            }
+        });
+        let app = MemberApp {
+            window,
+            session,
+            _room: handle,
+        };
+        if join_now {
+            app.window.invoke_join();
+        }
+        Ok(app)
+    }
+}
+
+fn describe_key(win: &MemberWindow, key: &KeyState, path: &std::path::Path) {
+    let room = win.global::<Room>();
+    match key {
+        KeyState::Ready(k, _) => {
+            room.set_my_fingerprint(k.public().fingerprint().to_string().into());
+            room.set_my_safety_code(k.public().safety_code().to_string().into());
+            win.set_needs_passphrase(false);
+            win.set_new_identity(false);
+        }
+        KeyState::Locked => {
+            win.set_needs_passphrase(true);
+            win.set_identity_note(format!("Your key at {} is protected.", path.display()).into());
+        }
+        KeyState::Missing => {
+            win.set_new_identity(true);
+            win.set_identity_note(
+                format!(
+                    "A new RSA-3072 identity will be created at {}.",
+                    path.display()
+                )
+                .into(),
+            );
+        }
+        KeyState::Broken(e) => {
+            win.set_join_error(format!("Your identity cannot be used: {e}").into());
+        }
+    }
+}
+
+/// Checks the join form. The invite may be pasted with line breaks or
+/// spaces around it (mail clients wrap long lines).
+fn check_form(win: &MemberWindow) -> Result<Form, String> {
+    let raw: String = win
+        .get_invite()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    if raw.is_empty() {
+        return Err(
+            "Invite: paste the invite the admin gave you (it starts with teamchat://).".into(),
+        );
+    }
+    let invite: Invite = raw
+        .parse()
+        .map_err(|e| format!("This invite is not valid: {e}"))?;
+    let name = win.get_display_name().trim().to_string();
+    if name.is_empty() {
+        return Err("Your name: choose the name the others will see.".into());
+    }
+    if name.len() > MAX_NAME {
+        return Err(format!("Your name: at most {MAX_NAME} bytes."));
+    }
+    let password = win.get_room_password().to_string();
+    Ok(Form {
+        invite,
+        name,
+        password: (!password.is_empty()).then(|| Zeroizing::new(password)),
+    })
+}
+
+fn join(win: &MemberWindow, state: &Rc<RefCell<State>>, session: &Rc<Session>) {
+    if win.get_busy() || win.get_room_open() {
+        return;
+    }
+    let form = match check_form(win) {
+        Ok(f) => f,
+        Err(e) => {
+            win.set_join_error(e.into());
+            return;
+        }
+    };
+    win.set_join_error("".into());
+    let st = state.borrow();
+    if let KeyState::Ready(k, _) = &st.key {
+        let key = k.clone();
+        drop(st);
+        finish(win, state, session, form, key);
+        return;
+    }
+    if let KeyState::Broken(e) = &st.key {
+        win.set_join_error(format!("Your identity cannot be used: {e}").into());
+        return;
+    }
+    let path = st.opts.identity.clone();
+    let passphrase = Zeroizing::new(win.get_passphrase().to_string());
+    if matches!(st.key, KeyState::Locked) && passphrase.is_empty() {
+        win.set_join_error("Enter the passphrase of your identity key.".into());
+        return;
+    }
+    let runtime = st.runtime.clone();
+    drop(st);
+    win.set_busy(true);
+    let Some(rt) = runtime else {
+        let r = keys::unlock_or_create(&path, &passphrase);
+        unlocked(win, state, session, form, r);
+        return;
+    };
+    let (w, st, s) = (win.as_weak(), state.clone(), session.clone());
+    // Key derivation or RSA generation: seconds, so not on the UI thread.
+    let job = rt.spawn_blocking(move || keys::unlock_or_create(&path, &passphrase));
+    let ui = slint::spawn_local(async move {
+        let r = job
+            .await
+            .unwrap_or_else(|e| Err(format!("key task failed: {e}")));
+        if let Some(win) = w.upgrade() {
+            unlocked(&win, &st, &s, form, r);
+        }
+    });
+    if let Err(e) = ui {
+        win.set_busy(false);
+        win.set_join_error(format!("cannot unlock the key: {e}").into());
+    }
+}
+
+fn unlocked(
+    win: &MemberWindow,
+    state: &Rc<RefCell<State>>,
+    session: &Rc<Session>,
+    form: Form,
+    r: Result<(PrivateKey, Vec<String>), String>,
+) {
+    win.set_busy(false);
+    match r {
+        Ok((key, notes)) => {
+            for n in &notes {
+                eprintln!("{n}");
+            }
+            let key = Arc::new(key);
+            let mut st = state.borrow_mut();
+            st.key = KeyState::Ready(key.clone(), notes);
+            let path = st.opts.identity.clone();
+            describe_key(win, &st.key, &path);
+            drop(st);
+            finish(win, state, session, form, key);
+        }
+        Err(e) => win.set_join_error(e.into()),
+    }
+}
+
+fn finish(
+    win: &MemberWindow,
+    state: &Rc<RefCell<State>>,
+    session: &Rc<Session>,
+    form: Form,
+    key: Arc<PrivateKey>,
+) {
+    let st = state.borrow();
+    let trust = st
+        .opts
+        .ca
+        .clone()
+        .map(Trust::CaFile)
+        .unwrap_or(Trust::Pinned);
+    if let Some(path) = &st.opts.settings {
+        let _ = settings::update(path, |s| s.name = Some(form.name.clone()));
+    }
+    drop(st);
+    let cfg = MemberConfig {
+        room: form.invite.room,
+        admin_pin: form.invite.admin,
+        name: form.name,
+        password: form.password,
+    };
+    let relays = form.invite.relays().to_vec();
+    let r = win.room();
+    if let Some(first) = relays.first() {
+        r.set_relay(first.address().into());
+    }
+    r.set_my_fingerprint(key.public().fingerprint().to_string().into());
+    r.set_my_safety_code(key.public().safety_code().to_string().into());
+    let engine = Engine::Member(Box::new(Member::new(cfg, key)));
+    if let Err(e) = session.start(win, engine, relays, trust) {
+        win.set_join_error(e.into());
+        return;
+    }
+    win.set_room_open(true);
+    room::note(
+        win,
+        LineKind::System,
+        &format!(
+            "joining; compare the admin's safety code with the admin once it shows (the invite pins key {})",
+            form.invite.admin.short()
+        ),
+    );
+}
+
+/// Runs the member window until it is closed, then leaves the room.
+pub fn run(opts: MemberOptions) -> Result<(), Box<dyn std::error::Error>> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("teamchat-net")
+        .enable_all()
+        .build()?;
+    let session = Rc::new(Session::new(rt.handle().clone()));
+    let app = MemberApp::new(opts, session.clone(), Some(rt.handle().clone()))?;
+    app.window.run()?;
+    session.leave(std::time::Duration::from_secs(3));
+    Ok(())
+}

@@ -1,0 +1,557 @@
+//! The open room: the driver's updates become rows in the `Room` global's
+//! models, and the global's callbacks become engine commands. Written once
+//! for both windows (`T` is `AdminWindow` or `MemberWindow`).
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::driver::Update;
+use common::engine::{printable, Command, Event, MemberInfo, MAX_TEXT};
+use common::Fingerprint;
+use slint::{ComponentHandle, Global, Model, ModelRc, SharedString, VecModel};
+
+use crate::session::Session;
+use crate::{BannerKind, ChatLine, LineKind, MemberRow, PendingRow, Room};
+
+/// Lines kept in the view; older ones are dropped from memory.
+pub const MAX_LINES: usize = 20_000;
+/// A "typing" signal without a follow-up counts for this long.
+pub const TYPING_SHOWN_FOR: Duration = Duration::from_secs(6);
+/// While typing, the signal is repeated at most this often.
+pub const TYPING_REPEAT: Duration = Duration::from_secs(3);
+/// No key pressed for this long ends "typing".
+pub const TYPING_IDLE: Duration = Duration::from_secs(5);
+
+/// A window that shows a room.
+pub trait RoomWindow: ComponentHandle + 'static {
+    /// The window's `Room` global.
+    fn room(&self) -> Room<'_>;
+}
+
+impl<T> RoomWindow for T
+where
+    T: ComponentHandle + 'static,
+    for<'a> Room<'a>: Global<'a, T>,
+{
+    fn room(&self) -> Room<'_> {
+        Room::get(self)
+    }
+}
+
+fn start() -> Instant {
+    static START: OnceLock<Instant> = OnceLock::new();
+    *START.get_or_init(Instant::now)
+}
+
+/// Milliseconds since the process started (fits the UI's `int`).
+fn uptime_ms() -> i32 {
+    i32::try_from(start().elapsed().as_millis()).unwrap_or(i32::MAX)
+}
+
+/// Our outgoing typing state.
+#[derive(Debug, Default)]
+struct TypingOut {
+    on: bool,
+    last_sent: Option<Instant>,
+    last_edit: Option<Instant>,
+}
+
+/// Keeps the room's callbacks and timer alive; drop it with the window.
+pub struct RoomHandle {
+    _timer: slint::Timer,
+}
+
+impl std::fmt::Debug for RoomHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RoomHandle")
+    }
+}
+
+/// Gives the window's `Room` global its models and callbacks. Commands go to
+/// `session`; the theme choice is saved to `settings` (when given).
+pub fn install<T: RoomWindow>(
+    win: &T,
+    session: Rc<Session>,
+    settings: Option<PathBuf>,
+) -> RoomHandle {
+    let room = win.room();
+    room.set_lines(ModelRc::new(VecModel::<ChatLine>::default()));
+    room.set_members(ModelRc::new(VecModel::<MemberRow>::default()));
+    room.set_pending(ModelRc::new(VecModel::<PendingRow>::default()));
+    let typing = Rc::new(RefCell::new(TypingOut::default()));
+
+    let (w, s, t) = (win.as_weak(), session.clone(), typing.clone());
+    room.on_send(move |text| {
+        let Some(win) = w.upgrade() else { return false };
+        let text = text.trim_end_matches(['\n', '\r']).to_string();
+        if text.trim().is_empty() {
+            return false;
+        }
+        if text.len() > MAX_TEXT {
+            banner(
+                &win,
+                BannerKind::Warning,
+                &format!(
+                    "That message is {} KiB; the most one message can hold is {} KiB. Nothing was sent.",
+                    text.len().div_ceil(1024),
+                    MAX_TEXT / 1024
+                ),
+            );
+            return false;
+        }
+        if !win.room().get_can_send() {
+            banner(
+                &win,
+                BannerKind::Warning,
+                "Not in the room yet: your message is kept until you can send it.",
+            );
+            return false;
+        }
+        match s.send(Command::Send(text)) {
+            Ok(()) => {
+                let mut t = t.borrow_mut();
+                t.on = false;
+                t.last_sent = None;
+                true
+            }
+            Err(e) => {
+                banner(&win, BannerKind::Error, &e);
+                false
+            }
+        }
+    });
+
+    let (s, t) = (session.clone(), typing.clone());
+    room.on_composer_edited(move |text| {
+        let now = Instant::now();
+        let mut t = t.borrow_mut();
+        t.last_edit = Some(now);
+        if text.trim().is_empty() {
+            if t.on {
+                t.on = false;
+                let _ = s.send(Command::Typing(false));
+            }
+        } else if (!t.on || t.last_sent.is_none_or(|at| now - at >= TYPING_REPEAT))
+            && s.send(Command::Typing(true)).is_ok()
+        {
+            t.on = true;
+            t.last_sent = Some(now);
+        }
+    });
+
+    let w = win.as_weak();
+    room.on_theme_changed(move |dark| {
+        if let Some(path) = &settings {
+            if let Err(e) = crate::settings::update(path, |s| s.dark = Some(dark)) {
+                if let Some(win) = w.upgrade() {
+                    banner(
+                        &win,
+                        BannerKind::Warning,
+                        &format!("could not remember the theme: {e}"),
+                    );
+                }
+            }
+        }
+    });
+
+    let (w, s) = (win.as_weak(), session.clone());
+    room.on_kick(move |fp| {
+        let Some(win) = w.upgrade() else { return };
+        match fp.parse::<Fingerprint>() {
+            Ok(fp) => {
+                if let Err(e) = s.send(Command::Kick(fp, "removed by the admin".into())) {
+                    banner(&win, BannerKind::Error, &e);
+                }
+            }
+            Err(e) => banner(&win, BannerKind::Error, &format!("cannot remove: {e}")),
+        }
+    });
+
+    let (w, s) = (win.as_weak(), session.clone());
+    room.on_approve(move |id| {
+        let Some(win) = w.upgrade() else { return };
+        decide(&win, &s, id, true);
+    });
+
+    let (w, s) = (win.as_weak(), session.clone());
+    room.on_deny(move |id| {
+        let Some(win) = w.upgrade() else { return };
+        decide(&win, &s, id, false);
+    });
+
+    let (w, s) = (win.as_weak(), session.clone());
+    room.on_rekey(move || {
+        let Some(win) = w.upgrade() else { return };
+        match s.send(Command::Rekey) {
+            Ok(()) => push_line(&win, LineKind::System, "", "new key requested"),
+            Err(e) => banner(&win, BannerKind::Error, &e),
+        }
+    });
+
+    // Once a second: forget typing signals that were never ended, and end
+    // our own when the keyboard went quiet.
+    let timer = slint::Timer::default();
+    let (w, s, t) = (win.as_weak(), session, typing);
+    timer.start(
+        slint::TimerMode::Repeated,
+        Duration::from_secs(1),
+        move || {
+            if let Some(win) = w.upgrade() {
+                expire_typing(&win);
+            }
+            let mut t = t.borrow_mut();
+            if t.on && t.last_edit.is_none_or(|at| at.elapsed() >= TYPING_IDLE) {
+                t.on = false;
+                let _ = s.send(Command::Typing(false));
+            }
+        },
+    );
+    RoomHandle { _timer: timer }
+}
+
+fn decide<T: RoomWindow>(win: &T, session: &Session, id: i32, approve: bool) {
+    let Ok(id32) = u32::try_from(id) else { return };
+    let room = win.room();
+    let pending = room.get_pending();
+    let Some(i) = pending.iter().position(|p| p.id == id) else {
+        return;
+    };
+    let name = pending
+        .row_data(i)
+        .map(|p| p.name.to_string())
+        .unwrap_or_default();
+    let cmd = if approve {
+        Command::Approve(id32)
+    } else {
+        Command::Deny(id32, "denied by the admin".into())
+    };
+    match session.send(cmd) {
+        Ok(()) => {
+            if let Some(m) = vec_model(&pending) {
+                m.remove(i);
+            }
+            let what = if approve { "approved" } else { "denied" };
+            push_line(win, LineKind::System, "", &format!("you {what} {name}"));
+        }
+        Err(e) => banner(win, BannerKind::Error, &e),
+    }
+}
+
+fn vec_model<R: Clone + 'static>(m: &ModelRc<R>) -> Option<&VecModel<R>> {
+    m.as_any().downcast_ref::<VecModel<R>>()
+}
+
+/// Shows `text` in the banner.
+pub fn banner<T: RoomWindow>(win: &T, kind: BannerKind, text: &str) {
+    let room = win.room();
+    room.set_banner_kind(kind);
+    room.set_banner_text(SharedString::from(printable(text)));
+}
+
+/// Local wall-clock time of `ms` since the Unix epoch, as HH:MM.
+pub fn clock(ms: u64) -> String {
+    use chrono::TimeZone;
+    i64::try_from(ms)
+        .ok()
+        .and_then(|ms| chrono::Local.timestamp_millis_opt(ms).single())
+        .map(|t| t.format("%H:%M").to_string())
+        .unwrap_or_default()
+}
+
+/// Adds a line of our own (system note, warning) to the view, stamped now.
+pub fn note<T: RoomWindow>(win: &T, kind: LineKind, text: &str) {
+    push_line(win, kind, "", text);
+}
+
+fn push_line<T: RoomWindow>(win: &T, kind: LineKind, sender: &str, text: &str) {
+    push_line_at(win, kind, sender, text, common::driver::now_ms());
+}
+
+fn push_line_at<T: RoomWindow>(win: &T, kind: LineKind, sender: &str, text: &str, at_ms: u64) {
+    let room = win.room();
+    let lines = room.get_lines();
+    let Some(m) = vec_model(&lines) else { return };
+    // Names and texts come from other people: no control or invisible
+    // formatting characters (keep line breaks in messages).
+    let text: Vec<String> = text.split('\n').map(printable).collect();
+    m.push(ChatLine {
+        kind,
+        sender: printable(sender).into(),
+        text: text.join("\n").into(),
+        time: clock(at_ms).into(),
+    });
+    if m.row_count() > MAX_LINES {
+        m.remove(0);
+    }
+}
+
+fn member_row(m: &MemberInfo, me: &str, online: bool) -> MemberRow {
+    let fp = m.fingerprint.to_string();
+    MemberRow {
+        name: printable(&m.name).into(),
+        me: fp == me,
+        fingerprint: fp.into(),
+        short_fp: m.fingerprint.short().into(),
+        safety_code: m.safety_code.clone().into(),
+        admin: m.admin,
+        online,
+        typing: false,
+        typing_until: 0,
+    }
+}
+
+fn set_online<T: RoomWindow>(win: &T, online: bool) {
+    let room = win.room();
+    room.set_online(online);
+    let members = room.get_members();
+    for i in 0..members.row_count() {
+        if let Some(mut r) = members.row_data(i) {
+            if r.online != online {
+                r.online = online;
+                members.set_row_data(i, r);
+            }
+        }
+    }
+}
+
+fn set_typing<T: RoomWindow>(win: &T, who: &Fingerprint, on: bool) {
+    let room = win.room();
+    let members = room.get_members();
+    let who = who.to_string();
+    for i in 0..members.row_count() {
+        if let Some(mut r) = members.row_data(i) {
+            if r.fingerprint == who.as_str() && !r.me {
+                r.typing = on;
+                r.typing_until = if on {
+                    uptime_ms().saturating_add(TYPING_SHOWN_FOR.as_millis() as i32)
+                } else {
+                    0
+                };
+                members.set_row_data(i, r);
+            }
+        }
+    }
+    refresh_typing(win);
+}
+
+fn expire_typing<T: RoomWindow>(win: &T) {
+    let room = win.room();
+    let members = room.get_members();
+    let now = uptime_ms();
+    let mut changed = false;
+    for i in 0..members.row_count() {
+        if let Some(mut r) = members.row_data(i) {
+            if r.typing && r.typing_until <= now {
+                r.typing = false;
+                members.set_row_data(i, r);
+                changed = true;
+            }
+        }
+    }
+    if changed {
+        refresh_typing(win);
+    }
+}
+
+/// "alice is typing…", "alice and bob are typing…", "3 people are typing…".
+pub fn typing_text(names: &[String]) -> String {
+    match names {
+        [] => String::new(),
+        [a] => format!("{a} is typing…"),
+        [a, b] => format!("{a} and {b} are typing…"),
+        more => format!("{} people are typing…", more.len()),
+    }
+}
+
+fn refresh_typing<T: RoomWindow>(win: &T) {
+    let room = win.room();
+    let names: Vec<String> = room
+        .get_members()
+        .iter()
+        .filter(|r| r.typing && !r.me)
+        .map(|r| r.name.to_string())
+        .collect();
+    room.set_typing(typing_text(&names).into());
+}
+
+/// Applies one update from the driver to the window. Runs on the UI thread.
+pub fn apply<T: RoomWindow>(win: &T, update: Update) {
+    let room = win.room();
+    match update {
+        Update::Connecting { relay } => {
+            room.set_relay(printable(&relay).into());
+            room.set_connection("connecting…".into());
+        }
+        Update::Secured { relay, cert } => {
+            room.set_relay(printable(&relay).into());
+            room.set_tls(format!("TLS, certificate {} verified", cert.short()).into());
+            room.set_connection("connected".into());
+            set_online(win, true);
+            if room.get_banner_kind() == BannerKind::Warning
+                && room.get_banner_text().starts_with("Connection lost")
+            {
+                room.set_banner_kind(BannerKind::None);
+            }
+        }
+        Update::Disconnected { reason, retry_in } => {
+            set_online(win, false);
+            let secs = retry_in.as_secs_f64();
+            room.set_connection(format!("reconnecting in {secs:.0} s…").into());
+            banner(
+                win,
+                BannerKind::Warning,
+                &format!("Connection lost: {reason}. Reconnecting in {secs:.0} s…"),
+            );
+        }
+        Update::Stopped { reason } => {
+            set_online(win, false);
+            room.set_can_send(false);
+            room.set_connection("stopped".into());
+            if reason != "left the room" && reason != "left" && reason != "quit" {
+                banner(
+                    win,
+                    BannerKind::Error,
+                    &format!("Disconnected for good: {reason}"),
+                );
+            }
+        }
+        Update::Engine(e) => event(win, e),
+    }
+}
+
+fn event<T: RoomWindow>(win: &T, e: Event) {
+    let room = win.room();
+    match e {
+        Event::Connected { .. } => {}
+        Event::AdminVerified { safety_code, .. } => {
+            room.set_admin_safety_code(safety_code.clone().into());
+            room.set_admin_verified(true);
+            push_line(
+                win,
+                LineKind::System,
+                "",
+                &format!("the admin's signature checks out against the invite; admin safety code {safety_code}"),
+            );
+        }
+        Event::JoinRequested => push_line(
+            win,
+            LineKind::System,
+            "",
+            "join request sent; waiting for the admin to approve you",
+        ),
+        Event::PendingApproval {
+            id,
+            name,
+            fingerprint,
+            safety_code,
+        } => {
+            let pending = room.get_pending();
+            if let Some(m) = vec_model(&pending) {
+                let id = i32::try_from(id).unwrap_or(i32::MAX);
+                if let Some(i) = m.iter().position(|p| p.id == id) {
+                    m.remove(i);
+                }
+                m.push(PendingRow {
+                    id,
+                    name: printable(&name).into(),
+                    fingerprint: fingerprint.to_string().into(),
+                    short_fp: fingerprint.short().into(),
+                    safety_code: safety_code.into(),
+                });
+            }
+            push_line(win, LineKind::System, "", &format!("{name} asks to join"));
+        }
+        Event::Epoch {
+            epoch,
+            room_name,
+            members,
+        } => {
+            room.set_room_name(room_name.into());
+            let me = room.get_my_fingerprint().to_string();
+            let online = room.get_online();
+            let old = room.get_members();
+            let rows: Vec<MemberRow> = members
+                .iter()
+                .map(|m| {
+                    let mut r = member_row(m, &me, online);
+                    // Keep who is typing across the rekey.
+                    if let Some(prev) = old.iter().find(|o| o.fingerprint == r.fingerprint) {
+                        r.typing = prev.typing;
+                        r.typing_until = prev.typing_until;
+                    }
+                    r
+                })
+                .collect();
+            if let Some(m) = vec_model(&old) {
+                m.set_vec(rows);
+            }
+            room.set_epoch(i32::try_from(epoch).unwrap_or(i32::MAX));
+            room.set_can_send(true);
+            refresh_typing(win);
+        }
+        Event::MemberJoined(m) => {
+            let pending = room.get_pending();
+            if let Some(p) = vec_model(&pending) {
+                let fp = m.fingerprint.to_string();
+                if let Some(i) = p.iter().position(|r| r.fingerprint == fp.as_str()) {
+                    p.remove(i);
+                }
+            }
+            push_line(win, LineKind::System, "", &format!("{} joined", m.name));
+        }
+        Event::MemberLeft(m) => {
+            push_line(win, LineKind::System, "", &format!("{} left", m.name));
+        }
+        Event::Message {
+            from,
+            text,
+            sent_at_ms,
+            ..
+        } => {
+            set_typing(win, &from.fingerprint, false);
+            push_line_at(win, LineKind::Message, &from.name, &text, sent_at_ms);
+        }
+        Event::Sent { text, .. } => push_line(win, LineKind::Own, "", &text),
+        Event::Typing { from, on } => set_typing(win, &from.fingerprint, on),
+        Event::Denied { reason } => {
+            room.set_can_send(false);
+            banner(
+                win,
+                BannerKind::Error,
+                &format!("The admin denied your request: {reason}"),
+            );
+        }
+        Event::Kicked { reason } => {
+            room.set_can_send(false);
+            banner(
+                win,
+                BannerKind::Error,
+                &format!("You were removed from the room: {reason}"),
+            );
+            push_line(
+                win,
+                LineKind::Error,
+                "",
+                &format!("removed from the room: {reason}"),
+            );
+        }
+        Event::Closed { reason } => {
+            room.set_can_send(false);
+            banner(
+                win,
+                BannerKind::Error,
+                &format!("The room was closed: {reason}"),
+            );
+        }
+        Event::Warning { reason } => {
+            push_line(win, LineKind::Warning, "", &reason);
+        }
+        Event::Error { reason } => {
+            banner(win, BannerKind::Error, &reason);
+            push_line(win, LineKind::Error, "", &reason);
+        }
+    }
+}

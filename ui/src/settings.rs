@@ -1,0 +1,95 @@
+//! What the apps remember between runs: the theme and the fields last
+//! typed into the first screen. A small TOML file in the platform's config
+//! directory (`TEAMCHAT_SETTINGS` names another file). Never a secret: no
+//! password, passphrase or invite is written.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Environment variable naming the settings file.
+pub const SETTINGS_ENV: &str = "TEAMCHAT_SETTINGS";
+
+/// The remembered values.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Dark theme (`None`: not chosen yet, dark).
+    pub dark: Option<bool>,
+    /// Last display name.
+    pub name: Option<String>,
+    /// Last relay address (admin).
+    pub relay: Option<String>,
+    /// Last relay certificate file or pin (admin).
+    pub relay_cert: Option<String>,
+}
+
+impl Settings {
+    /// Whether the dark theme is on.
+    pub fn is_dark(&self) -> bool {
+        self.dark.unwrap_or(true)
+    }
+}
+
+/// `TEAMCHAT_SETTINGS`, or `settings.toml` in the platform's config directory.
+pub fn default_path() -> PathBuf {
+    if let Some(p) = std::env::var_os(SETTINGS_ENV) {
+        return PathBuf::from(p);
+    }
+    match directories::ProjectDirs::from("org", "TeamChat", "teamchat") {
+        Some(d) => d.config_dir().join("settings.toml"),
+        None => PathBuf::from("teamchat-settings.toml"),
+    }
+}
+
+/// Reads the settings; a missing or unreadable file gives the defaults (a
+/// damaged file is not fatal: it is rewritten on the next change).
+pub fn load(path: &Path) -> Settings {
+    match std::fs::read_to_string(path) {
+        Ok(text) if text.len() <= 64 * 1024 => toml::from_str(&text).unwrap_or_default(),
+        _ => Settings::default(),
+    }
+}
+
+/// Writes the settings (through a temporary file, so a crash never leaves
+/// half a file).
+pub fn save(path: &Path, settings: &Settings) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let text = toml::to_string(settings).map_err(std::io::Error::other)?;
+    let tmp = path.with_extension("toml.tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Loads, changes and saves in one step; errors are returned for the UI to
+/// show, never fatal.
+pub fn update(path: &Path, change: impl FnOnce(&mut Settings)) -> std::io::Result<()> {
+    let mut s = load(path);
+    change(&mut s);
+    save(path, &s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_damaged_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/settings.toml");
+        assert_eq!(load(&path), Settings::default());
+        assert!(load(&path).is_dark());
+        update(&path, |s| {
+            s.dark = Some(false);
+            s.name = Some("alice".into());
+        })
+        .unwrap();
+        let s = load(&path);
+        assert_eq!(s.dark, Some(false));
+        assert_eq!(s.name.as_deref(), Some("alice"));
+        std::fs::write(&path, "dark = [not toml").unwrap();
+        assert_eq!(load(&path), Settings::default());
+    }
+}

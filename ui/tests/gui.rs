@@ -1,0 +1,574 @@
+//! Headless UI tests: the real `.slint` windows on Slint's testing backend
+//! (no display), driven through their accessible labels as a screen reader
+//! or a person would, with the network replaced by a command channel and
+//! driver updates fed in directly.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use common::driver::Update;
+use common::engine::{Command, Event, MemberInfo};
+use common::identity;
+use common::invite::{Invite, RelayEndpoint};
+use common::test_keys;
+use common::{Fingerprint, RoomId};
+use i_slint_backend_testing::{ElementHandle, ElementRoot};
+use slint::{ComponentHandle, Model};
+use tokio::sync::mpsc;
+use ui::admin::{AdminApp, AdminOptions};
+use ui::member::{MemberApp, MemberOptions};
+use ui::session::Session;
+use ui::{BannerKind, LineKind, Room, Theme};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    commands: mpsc::Receiver<Command>,
+    session: Rc<Session>,
+}
+
+fn fixture() -> Fixture {
+    i_slint_backend_testing::init_no_event_loop();
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, rx) = mpsc::channel(64);
+    Fixture {
+        dir,
+        commands: rx,
+        session: Rc::new(Session::detached(tx)),
+    }
+}
+
+impl Fixture {
+    fn identity(&self, n: usize) -> PathBuf {
+        let path = self.dir.path().join(format!("id{n}.pem"));
+        identity::save(&path, test_keys::key(n), None).unwrap();
+        path
+    }
+
+    fn settings(&self) -> PathBuf {
+        self.dir.path().join("settings.toml")
+    }
+
+    /// The next command other than a typing signal.
+    fn next_command(&mut self) -> Option<Command> {
+        while let Ok(c) = self.commands.try_recv() {
+            if !matches!(c, Command::Typing(_)) {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    fn member(&self) -> MemberApp {
+        let opts = MemberOptions {
+            invite: None,
+            name: None,
+            password: None,
+            identity: self.identity(1),
+            ca: None,
+            join_now: false,
+            settings: Some(self.settings()),
+        };
+        let app = MemberApp::new(opts, self.session.clone(), None).unwrap();
+        app.window
+            .window()
+            .set_size(slint::LogicalSize::new(1000., 720.));
+        app.window.show().unwrap();
+        app
+    }
+
+    fn admin(&self) -> AdminApp {
+        let opts = AdminOptions {
+            relay: "127.0.0.1:7443".into(),
+            relay_cert: "ab".repeat(32),
+            room_name: "launch team".into(),
+            name: "boss".into(),
+            room_password: None,
+            roster: None,
+            identity: self.identity(0),
+            room: None,
+            ca: None,
+            rekey_after_messages: 0,
+            rekey_after_ms: 0,
+            open_now: false,
+            settings: Some(self.settings()),
+        };
+        let app = AdminApp::new(opts, self.session.clone(), None).unwrap();
+        app.window
+            .window()
+            .set_size(slint::LogicalSize::new(1100., 760.));
+        app.window.show().unwrap();
+        app
+    }
+}
+
+fn invite() -> String {
+    let relay = RelayEndpoint {
+        host: common::invite::Host::V4(std::net::Ipv4Addr::LOCALHOST),
+        port: 7443,
+        cert: Fingerprint([7; 32]),
+    };
+    Invite::new(
+        vec![relay],
+        RoomId([9; 16]),
+        test_keys::key(0).public().fingerprint(),
+    )
+    .unwrap()
+    .to_string()
+}
+
+fn info(n: usize, name: &str, admin: bool) -> MemberInfo {
+    let public = test_keys::key(n).public();
+    MemberInfo {
+        name: name.into(),
+        fingerprint: public.fingerprint(),
+        safety_code: public.safety_code().to_string(),
+        admin,
+    }
+}
+
+/// The one interactive element labelled `label` (a form's caption text
+/// carries the same words, but is not interactive).
+fn one(win: &impl ElementRoot, label: &str) -> ElementHandle {
+    use i_slint_backend_testing::AccessibleRole;
+    let all: Vec<ElementHandle> = ElementHandle::find_by_accessible_label(win, label)
+        .filter(|e| e.accessible_role() != Some(AccessibleRole::Text))
+        .collect();
+    assert_eq!(all.len(), 1, "one interactive element labelled {label:?}");
+    all.into_iter().next().unwrap()
+}
+
+/// The accessible labels that start with `prefix`, of elements that exist
+/// (rows outside the visible part of a list do not).
+fn labels_starting(win: &impl ElementRoot, prefix: &str) -> Vec<String> {
+    let p = prefix.to_string();
+    win.root_element()
+        .query_descendants()
+        .match_predicate(move |e| e.accessible_label().is_some_and(|l| l.starts_with(&p)))
+        .find_all()
+        .iter()
+        .filter_map(|e| e.accessible_label().map(|l| l.to_string()))
+        .collect()
+}
+
+fn settle() {
+    slint::platform::update_timers_and_animations();
+}
+
+/// Joins the member window with a valid invite, then installs an epoch
+/// with the admin, the member and bob.
+fn joined(f: &Fixture) -> MemberApp {
+    let app = f.member();
+    let w = &app.window;
+    one(w, "Invite").set_accessible_value(invite());
+    one(w, "Your name").set_accessible_value("alice");
+    one(w, "Join").invoke_accessible_default_action();
+    assert!(w.get_room_open(), "join error: {}", w.get_join_error());
+    ui::room::apply(
+        w,
+        Update::Engine(Event::Epoch {
+            epoch: 2,
+            room_name: "launch team".into(),
+            members: vec![
+                info(0, "boss", true),
+                info(1, "alice", false),
+                info(2, "bob", false),
+            ],
+        }),
+    );
+    settle();
+    app
+}
+
+#[test]
+fn join_dialog_shows_a_bad_invite_inline_and_keeps_the_form() {
+    let f = fixture();
+    let app = f.member();
+    let w = &app.window;
+    one(w, "Invite").set_accessible_value("teamchat://not-an-invite");
+    one(w, "Your name").set_accessible_value("alice");
+    one(w, "Join").invoke_accessible_default_action();
+    settle();
+    assert!(!w.get_room_open());
+    let errors = labels_starting(w, "Error: This invite is not valid");
+    assert_eq!(errors.len(), 1, "inline error shown: {errors:?}");
+    // Nothing the user typed is lost.
+    assert_eq!(w.get_invite(), "teamchat://not-an-invite");
+    assert_eq!(w.get_display_name(), "alice");
+
+    // An empty name is refused too, with its own message.
+    one(w, "Invite").set_accessible_value(invite());
+    one(w, "Your name").set_accessible_value("   ");
+    one(w, "Join").invoke_accessible_default_action();
+    assert!(!w.get_room_open());
+    assert!(
+        w.get_join_error().starts_with("Your name"),
+        "{}",
+        w.get_join_error()
+    );
+
+    // A valid invite, even wrapped over lines as mail clients do, opens the room.
+    let inv = invite();
+    let (a, b) = inv.split_at(30);
+    one(w, "Invite").set_accessible_value(format!("  {a}\n{b}\n"));
+    one(w, "Your name").set_accessible_value("alice");
+    one(w, "Join").invoke_accessible_default_action();
+    assert!(w.get_room_open(), "join error: {}", w.get_join_error());
+    assert_eq!(w.get_join_error(), "");
+}
+
+#[test]
+fn sending_a_message_with_the_button_and_with_enter() {
+    let mut f = fixture();
+    let app = joined(&f);
+    let w = &app.window;
+    assert!(w.global::<Room>().get_can_send());
+
+    let input = one(w, "Message input");
+    input.set_accessible_value("hello team");
+    one(w, "Send").invoke_accessible_default_action();
+    assert_eq!(f.next_command(), Some(Command::Send("hello team".into())));
+    assert_eq!(
+        input.accessible_value().unwrap(),
+        "",
+        "input cleared after sending"
+    );
+
+    // Enter sends; Shift+Enter adds a line instead.
+    input.set_accessible_value("second");
+    w.window()
+        .dispatch_event(slint::platform::WindowEvent::KeyPressed { text: "a".into() });
+    let _ = f.next_command();
+    // Focus the input by clicking it, type, press Enter.
+    input.mock_single_click(slint::platform::PointerEventButton::Left);
+    input.set_accessible_value("line one");
+    w.window()
+        .dispatch_event(slint::platform::WindowEvent::KeyPressed {
+            text: slint::platform::Key::Shift.into(),
+        });
+    w.window()
+        .dispatch_event(slint::platform::WindowEvent::KeyPressed {
+            text: slint::platform::Key::Return.into(),
+        });
+    w.window()
+        .dispatch_event(slint::platform::WindowEvent::KeyReleased {
+            text: slint::platform::Key::Return.into(),
+        });
+    w.window()
+        .dispatch_event(slint::platform::WindowEvent::KeyReleased {
+            text: slint::platform::Key::Shift.into(),
+        });
+    assert_eq!(f.next_command(), None, "Shift+Enter does not send");
+    assert!(
+        input.accessible_value().unwrap().contains('\n'),
+        "Shift+Enter adds a new line"
+    );
+    input.set_accessible_value("sent with enter");
+    w.window()
+        .dispatch_event(slint::platform::WindowEvent::KeyPressed {
+            text: slint::platform::Key::Return.into(),
+        });
+    w.window()
+        .dispatch_event(slint::platform::WindowEvent::KeyReleased {
+            text: slint::platform::Key::Return.into(),
+        });
+    assert_eq!(
+        f.next_command(),
+        Some(Command::Send("sent with enter".into()))
+    );
+    assert_eq!(input.accessible_value().unwrap(), "");
+
+    // What the engine reports as sent shows as our own line.
+    ui::room::apply(
+        w,
+        Update::Engine(Event::Sent {
+            text: "hello team".into(),
+            epoch: 2,
+            seq: 1,
+        }),
+    );
+    let lines = w.global::<Room>().get_lines();
+    let last = lines.row_data(lines.row_count() - 1).unwrap();
+    assert_eq!(last.kind, LineKind::Own);
+    assert_eq!(last.text, "hello team");
+
+    // Blank text is not sent; text too long is kept, with a warning.
+    input.set_accessible_value("   ");
+    one(w, "Send").invoke_accessible_default_action();
+    assert_eq!(f.next_command(), None);
+    let long = "x".repeat(common::engine::MAX_TEXT + 1);
+    input.set_accessible_value(long.as_str());
+    one(w, "Send").invoke_accessible_default_action();
+    assert_eq!(f.next_command(), None);
+    assert_eq!(
+        input.accessible_value().unwrap().len(),
+        long.len(),
+        "nothing lost"
+    );
+    assert_eq!(w.global::<Room>().get_banner_kind(), BannerKind::Warning);
+}
+
+#[test]
+fn received_messages_appear_in_the_view() {
+    let f = fixture();
+    let app = joined(&f);
+    let w = &app.window;
+    let at = 1_700_000_000_000u64;
+    ui::room::apply(
+        w,
+        Update::Engine(Event::Message {
+            from: info(2, "bob", false),
+            text: "the build is green".into(),
+            sent_at_ms: at,
+            epoch: 2,
+            seq: 1,
+        }),
+    );
+    // A name carrying terminal escapes and bidi overrides is shown harmless.
+    ui::room::apply(
+        w,
+        Update::Engine(Event::Message {
+            from: info(0, "boss\u{202e}", true),
+            text: "ship it\u{1b}[2J".into(),
+            sent_at_ms: at,
+            epoch: 2,
+            seq: 1,
+        }),
+    );
+    settle();
+    let lines = w.global::<Room>().get_lines();
+    let texts: Vec<(LineKind, String, String)> = lines
+        .iter()
+        .map(|l| (l.kind, l.sender.to_string(), l.text.to_string()))
+        .collect();
+    assert!(texts.contains(&(LineKind::Message, "bob".into(), "the build is green".into())));
+    assert!(texts
+        .iter()
+        .all(|(_, s, t)| !s.contains('\u{202e}') && !t.contains('\u{1b}')));
+    let time = ui::room::clock(at);
+    let shown = labels_starting(w, "bob at ");
+    assert_eq!(
+        shown,
+        vec![format!("bob at {time}: the build is green")],
+        "row rendered in the list"
+    );
+    assert_eq!(w.global::<Room>().get_room_name(), "launch team");
+}
+
+#[test]
+fn admin_approves_and_denies_pending_requests() {
+    let mut f = fixture();
+    let app = f.admin();
+    let w = &app.window;
+    one(w, "Open room").invoke_accessible_default_action();
+    assert!(w.get_room_open(), "open error: {}", w.get_open_error());
+    assert!(w.get_invite().starts_with("teamchat://"));
+    for (id, n, name) in [(7u32, 2usize, "bob"), (8, 3, "carol")] {
+        let i = info(n, name, false);
+        ui::room::apply(
+            w,
+            Update::Engine(Event::PendingApproval {
+                id,
+                name: name.into(),
+                fingerprint: i.fingerprint,
+                safety_code: i.safety_code,
+            }),
+        );
+    }
+    settle();
+    assert_eq!(w.global::<Room>().get_pending().row_count(), 2);
+    assert_eq!(labels_starting(w, "Approve ").len(), 2);
+
+    one(w, "Approve bob").invoke_accessible_default_action();
+    assert_eq!(f.next_command(), Some(Command::Approve(7)));
+    one(w, "Deny carol").invoke_accessible_default_action();
+    assert!(matches!(f.next_command(), Some(Command::Deny(8, _))));
+    settle();
+    assert_eq!(w.global::<Room>().get_pending().row_count(), 0);
+    assert!(
+        labels_starting(w, "Approve ").is_empty(),
+        "requests gone from the window"
+    );
+}
+
+#[test]
+fn admin_form_errors_are_inline_and_the_password_meter_scores() {
+    let f = fixture();
+    let app = f.admin();
+    let w = &app.window;
+    one(w, "Relay address").set_accessible_value("no port here");
+    one(w, "Open room").invoke_accessible_default_action();
+    assert!(!w.get_room_open());
+    assert!(
+        w.get_open_error().starts_with("Relay address"),
+        "{}",
+        w.get_open_error()
+    );
+    one(w, "Relay address").set_accessible_value("127.0.0.1:7443");
+    one(w, "Relay certificate").set_accessible_value("/nonexistent/relay.crt");
+    one(w, "Open room").invoke_accessible_default_action();
+    assert!(
+        w.get_open_error().starts_with("Relay certificate"),
+        "{}",
+        w.get_open_error()
+    );
+
+    let pw = one(w, "Room password");
+    pw.set_accessible_value("password");
+    assert_eq!(w.get_password_score(), 0);
+    pw.set_accessible_value("violet-anchor-drizzle-42-quasar");
+    assert!(w.get_password_score() >= 3, "{}", w.get_password_score());
+    pw.set_accessible_value("");
+    assert_eq!(w.get_password_score(), -1);
+}
+
+#[test]
+fn theme_switch_applies_at_once_and_is_remembered() {
+    let f = fixture();
+    {
+        let app = joined(&f);
+        let w = &app.window;
+        assert!(w.global::<Theme>().get_dark(), "dark by default");
+        one(w, "Switch theme").invoke_accessible_default_action();
+        assert!(!w.global::<Theme>().get_dark());
+        assert_eq!(ui::settings::load(&f.settings()).dark, Some(false));
+    }
+    let app = f.member();
+    assert!(
+        !app.window.global::<Theme>().get_dark(),
+        "light again after a restart"
+    );
+    one(&app.window, "Switch theme").invoke_accessible_default_action();
+    assert!(app.window.global::<Theme>().get_dark());
+    assert_eq!(ui::settings::load(&f.settings()).dark, Some(true));
+}
+
+#[test]
+fn typing_indicator_shows_who_types_and_we_signal_our_own() {
+    let mut f = fixture();
+    let app = joined(&f);
+    let w = &app.window;
+    let room = w.global::<Room>();
+    assert_eq!(room.get_typing(), "");
+    ui::room::apply(
+        w,
+        Update::Engine(Event::Typing {
+            from: info(2, "bob", false),
+            on: true,
+        }),
+    );
+    assert_eq!(room.get_typing(), "bob is typing…");
+    assert_eq!(
+        labels_starting(w, "bob is typing").len(),
+        1,
+        "shown above the input"
+    );
+    ui::room::apply(
+        w,
+        Update::Engine(Event::Typing {
+            from: info(0, "boss", true),
+            on: true,
+        }),
+    );
+    assert_eq!(room.get_typing(), "boss and bob are typing…");
+    ui::room::apply(
+        w,
+        Update::Engine(Event::Typing {
+            from: info(2, "bob", false),
+            on: false,
+        }),
+    );
+    assert_eq!(room.get_typing(), "boss is typing…");
+    // A message from the typer ends the indicator.
+    ui::room::apply(
+        w,
+        Update::Engine(Event::Message {
+            from: info(0, "boss", true),
+            text: "done".into(),
+            sent_at_ms: 0,
+            epoch: 2,
+            seq: 3,
+        }),
+    );
+    assert_eq!(room.get_typing(), "");
+
+    // Typing in the composer tells the room, once, and clearing it stops.
+    let input = one(w, "Message input");
+    input.set_accessible_value("h");
+    input.set_accessible_value("he");
+    let mut typing = Vec::new();
+    while let Ok(c) = f.commands.try_recv() {
+        typing.push(c);
+    }
+    assert_eq!(typing, vec![Command::Typing(true)]);
+    input.set_accessible_value("");
+    assert_eq!(f.commands.try_recv().ok(), Some(Command::Typing(false)));
+    assert_eq!(
+        ui::room::typing_text(&["a".into(), "b".into(), "c".into()]),
+        "3 people are typing…"
+    );
+}
+
+#[test]
+fn connection_state_and_warnings_are_visible() {
+    let f = fixture();
+    let app = joined(&f);
+    let w = &app.window;
+    let room = w.global::<Room>();
+    ui::room::apply(
+        w,
+        Update::Secured {
+            relay: "127.0.0.1:7443".into(),
+            cert: Fingerprint([7; 32]),
+        },
+    );
+    assert_eq!(room.get_connection(), "connected");
+    assert!(room.get_online());
+    assert!(room.get_members().iter().all(|m| m.online));
+    ui::room::apply(
+        w,
+        Update::Disconnected {
+            reason: "the relay closed the connection".into(),
+            retry_in: std::time::Duration::from_secs(2),
+        },
+    );
+    assert_eq!(room.get_connection(), "reconnecting in 2 s…");
+    assert!(
+        room.get_members().iter().all(|m| !m.online),
+        "members shown offline while we are"
+    );
+    assert_eq!(room.get_banner_kind(), BannerKind::Warning);
+    assert_eq!(labels_starting(w, "Warning: Connection lost").len(), 1);
+    ui::room::apply(
+        w,
+        Update::Secured {
+            relay: "127.0.0.1:7443".into(),
+            cert: Fingerprint([7; 32]),
+        },
+    );
+    assert_eq!(
+        room.get_banner_kind(),
+        BannerKind::None,
+        "reconnected: banner gone"
+    );
+    ui::room::apply(
+        w,
+        Update::Engine(Event::Warning {
+            reason: "replayed message dropped".into(),
+        }),
+    );
+    let lines = room.get_lines();
+    assert_eq!(
+        lines.row_data(lines.row_count() - 1).unwrap().kind,
+        LineKind::Warning
+    );
+    ui::room::apply(
+        w,
+        Update::Engine(Event::Kicked {
+            reason: "bye".into(),
+        }),
+    );
+    assert!(!room.get_can_send());
+    assert_eq!(room.get_banner_kind(), BannerKind::Error);
+}
