@@ -572,3 +572,23 @@ fn connection_state_and_warnings_are_visible() {
     assert!(!room.get_can_send());
     assert_eq!(room.get_banner_kind(), BannerKind::Error);
 }
+
+#[test]
+fn emoji_picker_inserts_into_the_composer() {
+    let f = fixture();
+    let app = joined(&f);
+    let w = &app.window;
+    assert!(labels_starting(w, "Emoji ").is_empty(), "closed at first");
+    one(w, "Message input").set_accessible_value("ship it ");
+    one(w, "Insert emoji").invoke_accessible_default_action();
+    assert_eq!(labels_starting(w, "Emoji ").len(), 24);
+    one(w, "Emoji 🚀").invoke_accessible_default_action();
+    assert_eq!(
+        one(w, "Message input").accessible_value().unwrap(),
+        "ship it 🚀"
+    );
+    assert!(
+        labels_starting(w, "Emoji ").is_empty(),
+        "closed after picking"
+    );
+}

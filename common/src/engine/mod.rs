@@ -665,7 +665,15 @@ pub(crate) fn error(reason: String) -> Action {
 pub(crate) fn relay_control(frame: &RelayFrame, out: &mut Vec<Action>) {
     match frame {
         RelayFrame::Ping(n) => out.push(Action::Send(ClientFrame::Pong(*n))),
-        RelayFrame::Error(e) => out.push(error(format!("relay: {} ({})", e.code, e.message))),
+        RelayFrame::Error(e) => {
+            let code = e.code.to_string();
+            let text = if e.message.is_empty() || e.message == code {
+                format!("relay: {code}")
+            } else {
+                format!("relay: {code} ({})", printable(&e.message))
+            };
+            out.push(error(text));
+        }
         _ => {}
     }
 }

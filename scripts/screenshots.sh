@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# Drives the real windows as a person would and saves screenshots to
+# docs/screenshots/: under Xvfb it starts a relay, the admin window and two
+# member windows (each on its own virtual screen, 1280x800), then with
+# xdotool: the admin types a room password and opens the room; alice and bob
+# type the invite and their names and join; the admin approves them after
+# seeing their safety codes; all three chat; everyone switches to the light
+# theme; the relay stops and the members show the warning banner.
+#
+#   scripts/screenshots.sh          (installs Xvfb, xdotool, imagemagick and
+#                                    the Symbola font with apt when missing)
+#
+# Everything runs on 127.0.0.1 and private X displays; the trap stops it all.
+# Clicks go to fixed positions in the windows' fixed-size layouts: if a
+# layout changes, update the positions below (each step also saves a
+# full-screen shot to $STEPS for checking).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+out="$root/docs/screenshots"
+STEPS=${STEPS:-$root/target/screenshot-steps}
+
+need=()
+command -v Xvfb >/dev/null || need+=(xvfb)
+command -v xdotool >/dev/null || need+=(xdotool)
+command -v import >/dev/null || need+=(imagemagick)
+fc-list 2>/dev/null | grep -qi symbola || need+=(fonts-symbola)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== installing ${need[*]}" >&2
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+echo "== building" >&2
+cargo build -q -p relay -p teamchat-admin -p teamchat-member
+[ -f certs/relay.crt ] || scripts/gen-certs.sh >&2
+bin="$root/target/debug"
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir -p "$out" "$STEPS"
+
+# One virtual screen per window: no window manager is needed and no window
+# hides another.
+base=$((70 + RANDOM % 20))
+d_admin=:$base d_alice=:$((base + 1)) d_bob=:$((base + 2))
+for d in $d_admin $d_alice $d_bob; do
+  Xvfb "$d" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
+  pids+=($!)
+done
+for d in $d_admin $d_alice $d_bob; do
+  for _ in $(seq 100); do DISPLAY=$d xdotool getdisplaygeometry >/dev/null 2>&1 && break; sleep 0.05; done
+done
+
+wait_for() { # FILE REGEX SECONDS
+  local deadline=$((SECONDS + $3))
+  until grep -qE "$2" "$1" 2>/dev/null; do
+    [ $SECONDS -lt $deadline ] || { echo "screenshots: timed out waiting for /$2/ in $1" >&2; cat "$1" >&2; exit 1; }
+    sleep 0.1
+  done
+}
+window() { # DISPLAY -> window id, once mapped
+  local id=""
+  for _ in $(seq 600); do
+    id=$(DISPLAY=$1 xdotool search --onlyvisible --name TeamChat 2>/dev/null | head -1) && [ -n "$id" ] && break
+    sleep 0.05
+  done
+  [ -n "$id" ] || { echo "screenshots: no window on $1" >&2; tail -n 5 "$work"/*.err >&2; exit 1; }
+  DISPLAY=$1 xdotool windowfocus --sync "$id"
+  echo "$id"
+}
+click() { DISPLAY=$1 xdotool mousemove "$2" "$3" click 1; sleep 0.3; }
+type_text() { DISPLAY=$1 xdotool type --delay 15 "$2"; sleep 0.2; }
+key() { DISPLAY=$1 xdotool key "$2"; sleep 0.3; }
+step=0
+shot() { # DISPLAY NAME [final]: a step shot, and with "final" the committed one
+  sleep 0.6
+  step=$((step + 1))
+  local id
+  id=$(DISPLAY=$1 xdotool search --onlyvisible --name TeamChat | head -1)
+  DISPLAY=$1 import -window root "$STEPS/$(printf %02d $step)-$2.png"
+  if [ "${3:-}" = final ]; then
+    DISPLAY=$1 import -window "$id" -strip -define png:compression-level=9 "$out/$2.png"
+    echo "   saved docs/screenshots/$2.png" >&2
+  fi
+}
+
+echo "== relay" >&2
+"$bin/teamchat-relay" --listen 127.0.0.1:0 --cert certs/relay.crt --key certs/relay.key \
+  --stats-interval 0 >"$work/relay.out" 2>"$work/relay.log" &
+relay=$!
+pids+=($relay)
+wait_for "$work/relay.out" 'listening on' 10
+addr=$(sed -n 's/.*listening on //p' "$work/relay.out" | head -1)
+
+# Identities made beforehand (the terminal admin creates its identity and,
+# with no input, leaves at once; 127.0.0.1:9 has no listener), so the forms
+# look like a returning user's.
+for who in admin alice bob; do
+  TEAMCHAT_PASSPHRASE="" "$bin/teamchat-admin" --cli --relay 127.0.0.1:9 --relay-pin "$(printf 'ab%.0s' $(seq 32))" \
+    --identity "$work/$who.pem" </dev/null >/dev/null 2>&1 || true
+done
+
+echo "== the admin opens a room" >&2
+TEAMCHAT_SETTINGS="$work/admin.toml" DISPLAY=$d_admin "$bin/teamchat-admin" --relay "$addr" \
+  --relay-cert certs/relay.crt --identity "$work/admin.pem" --room-name "launch team" --name "Dana (admin)" \
+  >"$work/admin.out" 2>"$work/admin.err" &
+pids+=($!)
+window $d_admin >/dev/null
+click $d_admin 549 393            # room password
+type_text $d_admin "violet anchor drizzle quasar"
+shot $d_admin admin-open-room-dark final
+click $d_admin 549 562            # Open room (below the strength meter)
+wait_for "$work/admin.out" '^invite' 30
+invite=$(sed -n 's/^invite (give this to members): //p' "$work/admin.out" | head -1)
+
+join() { # DISPLAY NAME
+  TEAMCHAT_SETTINGS="$work/$2.toml" DISPLAY=$1 "$bin/teamchat-member" --identity "$work/$2.pem" \
+    >"$work/$2.out" 2>"$work/$2.err" &
+  pids+=($!)
+  window "$1" >/dev/null
+  click "$1" 500 215              # invite
+  type_text "$1" "$invite"
+  click "$1" 500 297              # name
+  type_text "$1" "$2"
+}
+
+echo "== alice joins" >&2
+join $d_alice alice
+shot $d_alice member-join-dark final
+click $d_alice 500 496            # Join
+sleep 2
+shot $d_admin admin-pending-dark final
+click $d_admin 81 243             # Approve
+sleep 2
+
+echo "== bob joins" >&2
+join $d_bob bob
+click $d_bob 500 496
+sleep 2
+click $d_admin 81 243
+sleep 2
+
+echo "== chatting" >&2
+say() { # DISPLAY Y TEXT (the input sits lower in the taller admin window)
+  click "$1" 620 "$2"; type_text "$1" "$3"; key "$1" Return; sleep 0.5
+}
+say $d_admin 690 "Welcome both. Launch review at 14:00, keys rotate every hour."
+say $d_alice 650 "Thanks Dana! Checklist is in the usual place."
+say $d_bob 650 "On it. I'll post the build number when CI is green."
+click $d_bob 290 650               # emoji picker
+shot $d_bob emoji-picker
+click $d_bob 294 498               # the first emoji
+key $d_bob Return
+click $d_alice 620 650
+type_text $d_alice "Sounds good"
+sleep 0.5
+shot $d_admin admin-chat-dark final
+shot $d_bob member-chat-dark final
+key $d_alice Return
+
+echo "== light theme" >&2
+click $d_admin 966 37
+click $d_bob 866 44
+sleep 0.5
+shot $d_admin admin-chat-light final
+shot $d_bob member-chat-light final
+
+echo "== the relay goes away: warning banner" >&2
+kill $relay
+sleep 2
+shot $d_bob member-warning-light final
+ls -l "$out" >&2
