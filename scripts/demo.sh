@@ -50,7 +50,7 @@ if [ "$mode" = gui ]; then
   addr=$(sed -n 's/.*listening on //p' target/demo/relay.out | head -1)
   [ -n "$addr" ] || { echo "demo: the relay did not start:" >&2; cat target/demo/relay.log >&2; exit 1; }
   echo "== relay at $addr; opening the admin window (close it to stop the demo)" >&2
-  echo "   members join with:  cargo run -p teamchat-member   (paste the invite below)" >&2
+  echo "   press Copy in the window, then:  cargo run -p teamchat-member  and paste the invite" >&2
   # A demo identity kept under target/, not your real one.
   "$bin/teamchat-admin" --relay "$addr" --relay-cert certs/relay.crt \
     --identity target/demo/admin-identity.pem --room-name "demo room" --name admin --open

@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 use crate::keys::{self, KeyState};
 use crate::room::{self, RoomHandle, RoomWindow};
 use crate::session::Session;
-use crate::{settings, AdminWindow, Room, Theme};
+use crate::{settings, AdminWindow, LineKind, Room, Theme};
 
 /// How the admin app starts (from its command line).
 #[derive(Debug, Clone)]
@@ -155,7 +155,10 @@ fn meter(win: &AdminWindow, password: &str) {
     }
     let room_name = win.get_room_name().to_string();
     let name = win.get_your_name().to_string();
-    let entropy = zxcvbn::zxcvbn(password, &[room_name.as_str(), name.as_str(), "teamchat"]);
+    // zxcvbn's cost grows fast with length; past 100 characters the score
+    // is "very strong" anyway.
+    let head: String = password.chars().take(100).collect();
+    let entropy = zxcvbn::zxcvbn(&head, &[room_name.as_str(), name.as_str(), "teamchat"]);
     let score = u8::from(entropy.score());
     let feedback = entropy
         .feedback()
@@ -198,6 +201,23 @@ fn describe_key(win: &AdminWindow, key: &KeyState, path: &std::path::Path) {
     }
 }
 
+/// Largest certificate or roster file read (from the UI thread).
+const MAX_FORM_FILE: u64 = 1024 * 1024;
+
+/// A regular file of a sensible size: a FIFO or a device would block or
+/// flood the UI thread.
+fn small_file(path: &std::path::Path) -> Result<(), String> {
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    if meta.len() > MAX_FORM_FILE {
+        return Err(format!("{} is larger than 1 MiB", path.display()));
+    }
+    Ok(())
+}
+
 fn check_form(win: &AdminWindow) -> Result<Form, String> {
     let relay_text = win.get_relay_address().trim().to_string();
     let (host, port) = parse_host_port(&relay_text).map_err(|e| format!("Relay address: {e}"))?;
@@ -207,8 +227,9 @@ fn check_form(win: &AdminWindow) -> Result<Form, String> {
     } else if let Ok(pin) = cert_text.parse::<Fingerprint>() {
         pin
     } else {
-        cert_file_fingerprint(std::path::Path::new(&cert_text))
-            .map_err(|e| format!("Relay certificate: {e}"))?
+        let path = std::path::Path::new(&cert_text);
+        small_file(path).map_err(|e| format!("Relay certificate: {e}"))?;
+        cert_file_fingerprint(path).map_err(|e| format!("Relay certificate: {e}"))?
     };
     let room_name = win.get_room_name().trim().to_string();
     if room_name.is_empty() || room_name.len() > MAX_NAME {
@@ -223,6 +244,7 @@ fn check_form(win: &AdminWindow) -> Result<Form, String> {
     let roster = if roster_text.is_empty() {
         HashSet::new()
     } else {
+        small_file(std::path::Path::new(&roster_text)).map_err(|e| format!("Roster: {e}"))?;
         read_roster(std::path::Path::new(&roster_text))
             .map_err(|e| format!("Roster: {e}"))?
             .into_iter()
@@ -252,10 +274,10 @@ fn open(win: &AdminWindow, state: &Rc<RefCell<State>>, session: &Rc<Session>) {
     };
     win.set_open_error("".into());
     let st = state.borrow();
-    if let KeyState::Ready(k, _) = &st.key {
-        let key = k.clone();
+    if let KeyState::Ready(k, notes) = &st.key {
+        let (key, notes) = (k.clone(), notes.clone());
         drop(st);
-        finish(win, state, session, form, key);
+        finish(win, state, session, form, key, &notes);
         return;
     }
     if let KeyState::Broken(e) = &st.key {
@@ -303,16 +325,13 @@ fn unlocked(
     win.set_busy(false);
     match r {
         Ok((key, notes)) => {
-            for n in &notes {
-                eprintln!("{n}");
-            }
             let key = Arc::new(key);
             let mut st = state.borrow_mut();
-            st.key = KeyState::Ready(key.clone(), notes);
+            st.key = KeyState::Ready(key.clone(), notes.clone());
             let path = st.opts.identity.clone();
             describe_key(win, &st.key, &path);
             drop(st);
-            finish(win, state, session, form, key);
+            finish(win, state, session, form, key, &notes);
         }
         Err(e) => win.set_open_error(e.into()),
     }
@@ -324,8 +343,11 @@ fn finish(
     session: &Rc<Session>,
     form: Form,
     key: Arc<PrivateKey>,
+    notes: &[String],
 ) {
-    let st = state.borrow();
+    let mut st = state.borrow_mut();
+    // The password now lives in the engine's config only.
+    st.opts.room_password = None;
     let room = st.opts.room.unwrap_or_else(RoomId::random);
     let invite = match Invite::new(vec![form.relay.clone()], room, key.public().fingerprint()) {
         Ok(i) => i.to_string(),
@@ -358,6 +380,7 @@ fn finish(
     }
     drop(st);
     let r = win.room();
+    r.set_expected_cert(form.relay.cert.to_string().into());
     r.set_room_name(form.room_name.into());
     r.set_relay(form.relay.address().into());
     r.set_my_fingerprint(key.public().fingerprint().to_string().into());
@@ -367,10 +390,18 @@ fn finish(
         win.set_open_error(e.into());
         return;
     }
-    // Also on standard output, for scripts and for copying from a terminal.
-    println!("invite (give this to members): {invite}");
     win.set_invite(invite.into());
+    win.set_room_password("".into());
+    win.set_passphrase("".into());
     win.set_room_open(true);
+    for n in notes {
+        let kind = if n.starts_with("created") {
+            LineKind::System
+        } else {
+            LineKind::Warning
+        };
+        room::note(win, kind, n);
+    }
 }
 
 /// Runs the admin window until it is closed, then leaves the room.
@@ -383,6 +414,9 @@ pub fn run(opts: AdminOptions) -> Result<(), Box<dyn std::error::Error>> {
     let session = Rc::new(Session::new(rt.handle().clone()));
     let app = AdminApp::new(opts, session.clone(), Some(rt.handle().clone()))?;
     app.window.run()?;
-    session.leave(std::time::Duration::from_secs(3));
+    // The window is closed: tell the room we leave, then stop.
+    if !session.leave(std::time::Duration::from_secs(3)) {
+        eprintln!("left without a goodbye: the relay did not answer in time");
+    }
     Ok(())
 }

@@ -189,10 +189,10 @@ fn join(win: &MemberWindow, state: &Rc<RefCell<State>>, session: &Rc<Session>) {
     };
     win.set_join_error("".into());
     let st = state.borrow();
-    if let KeyState::Ready(k, _) = &st.key {
-        let key = k.clone();
+    if let KeyState::Ready(k, notes) = &st.key {
+        let (key, notes) = (k.clone(), notes.clone());
         drop(st);
-        finish(win, state, session, form, key);
+        finish(win, state, session, form, key, &notes);
         return;
     }
     if let KeyState::Broken(e) = &st.key {
@@ -240,16 +240,13 @@ fn unlocked(
     win.set_busy(false);
     match r {
         Ok((key, notes)) => {
-            for n in &notes {
-                eprintln!("{n}");
-            }
             let key = Arc::new(key);
             let mut st = state.borrow_mut();
-            st.key = KeyState::Ready(key.clone(), notes);
+            st.key = KeyState::Ready(key.clone(), notes.clone());
             let path = st.opts.identity.clone();
             describe_key(win, &st.key, &path);
             drop(st);
-            finish(win, state, session, form, key);
+            finish(win, state, session, form, key, &notes);
         }
         Err(e) => win.set_join_error(e.into()),
     }
@@ -261,8 +258,10 @@ fn finish(
     session: &Rc<Session>,
     form: Form,
     key: Arc<PrivateKey>,
+    notes: &[String],
 ) {
-    let st = state.borrow();
+    let mut st = state.borrow_mut();
+    st.opts.password = None;
     let trust = st
         .opts
         .ca
@@ -291,7 +290,17 @@ fn finish(
         win.set_join_error(e.into());
         return;
     }
+    win.set_room_password("".into());
+    win.set_passphrase("".into());
     win.set_room_open(true);
+    for n in notes {
+        let kind = if n.starts_with("created") {
+            LineKind::System
+        } else {
+            LineKind::Warning
+        };
+        room::note(win, kind, n);
+    }
     room::note(
         win,
         LineKind::System,
@@ -312,6 +321,9 @@ pub fn run(opts: MemberOptions) -> Result<(), Box<dyn std::error::Error>> {
     let session = Rc::new(Session::new(rt.handle().clone()));
     let app = MemberApp::new(opts, session.clone(), Some(rt.handle().clone()))?;
     app.window.run()?;
-    session.leave(std::time::Duration::from_secs(3));
+    // The window is closed: tell the room we leave, then stop.
+    if !session.leave(std::time::Duration::from_secs(3)) {
+        eprintln!("left without a goodbye: the relay did not answer in time");
+    }
     Ok(())
 }

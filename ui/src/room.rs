@@ -46,9 +46,28 @@ fn start() -> Instant {
     *START.get_or_init(Instant::now)
 }
 
-/// Milliseconds since the process started (fits the UI's `int`).
-fn uptime_ms() -> i32 {
-    i32::try_from(start().elapsed().as_millis()).unwrap_or(i32::MAX)
+/// Tenths of a second since the process started (an `int` in the UI holds
+/// 6.8 years of them).
+fn uptime_ds() -> i32 {
+    i32::try_from(start().elapsed().as_millis() / 100).unwrap_or(i32::MAX)
+}
+
+/// Longest banner text; the rest is cut (relay error texts can be long).
+pub const MAX_BANNER: usize = 300;
+/// Longest line in the view (a message holds at most `MAX_TEXT` bytes; a
+/// warning or relay text is cut there too).
+pub const MAX_LINE: usize = MAX_TEXT;
+
+/// `text` cut to at most `max` bytes at a character boundary, with "…".
+pub fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 /// Our outgoing typing state.
@@ -124,8 +143,11 @@ pub fn install<T: RoomWindow>(
         }
     });
 
-    let (s, t) = (session.clone(), typing.clone());
+    let (w, s, t) = (win.as_weak(), session.clone(), typing.clone());
     room.on_composer_edited(move |text| {
+        if !w.upgrade().is_some_and(|w| w.room().get_can_send()) {
+            return;
+        }
         let now = Instant::now();
         let mut t = t.borrow_mut();
         t.last_edit = Some(now);
@@ -248,7 +270,7 @@ fn vec_model<R: Clone + 'static>(m: &ModelRc<R>) -> Option<&VecModel<R>> {
 pub fn banner<T: RoomWindow>(win: &T, kind: BannerKind, text: &str) {
     let room = win.room();
     room.set_banner_kind(kind);
-    room.set_banner_text(SharedString::from(printable(text)));
+    room.set_banner_text(SharedString::from(printable(&cut(text, MAX_BANNER))));
 }
 
 /// Local wall-clock time of `ms` since the Unix epoch, as HH:MM.
@@ -276,7 +298,7 @@ fn push_line_at<T: RoomWindow>(win: &T, kind: LineKind, sender: &str, text: &str
     let Some(m) = vec_model(&lines) else { return };
     // Names and texts come from other people: no control or invisible
     // formatting characters (keep line breaks in messages).
-    let text: Vec<String> = text.split('\n').map(printable).collect();
+    let text: Vec<String> = cut(text, MAX_LINE).split('\n').map(printable).collect();
     m.push(ChatLine {
         kind,
         sender: printable(sender).into(),
@@ -286,6 +308,9 @@ fn push_line_at<T: RoomWindow>(win: &T, kind: LineKind, sender: &str, text: &str
     if m.row_count() > MAX_LINES {
         m.remove(0);
     }
+    // The view follows new lines by this counter (the count stops
+    // changing once old lines are dropped).
+    room.set_revision(room.get_revision().wrapping_add(1));
 }
 
 fn member_row(m: &MemberInfo, me: &str, online: bool) -> MemberRow {
@@ -326,7 +351,7 @@ fn set_typing<T: RoomWindow>(win: &T, who: &Fingerprint, on: bool) {
             if r.fingerprint == who.as_str() && !r.me {
                 r.typing = on;
                 r.typing_until = if on {
-                    uptime_ms().saturating_add(TYPING_SHOWN_FOR.as_millis() as i32)
+                    uptime_ds().saturating_add((TYPING_SHOWN_FOR.as_millis() / 100) as i32)
                 } else {
                     0
                 };
@@ -340,7 +365,7 @@ fn set_typing<T: RoomWindow>(win: &T, who: &Fingerprint, on: bool) {
 fn expire_typing<T: RoomWindow>(win: &T) {
     let room = win.room();
     let members = room.get_members();
-    let now = uptime_ms();
+    let now = uptime_ds();
     let mut changed = false;
     for i in 0..members.row_count() {
         if let Some(mut r) = members.row_data(i) {
@@ -390,14 +415,28 @@ pub fn apply<T: RoomWindow>(win: &T, update: Update) {
             room.set_tls(format!("TLS, certificate {} verified", cert.short()).into());
             room.set_connection("connected".into());
             set_online(win, true);
-            if room.get_banner_kind() == BannerKind::Warning
-                && room.get_banner_text().starts_with("Connection lost")
-            {
+            if room.get_banner_kind() == BannerKind::Warning {
                 room.set_banner_kind(BannerKind::None);
+            }
+            // Back in: sending resumes if we held a key and were not removed.
+            room.set_can_send(room.get_epoch() > 0 && !room.get_removed());
+            let expected = room.get_expected_cert();
+            if !expected.is_empty() && expected.as_str() != cert.to_string() {
+                banner(
+                    win,
+                    BannerKind::Warning,
+                    &format!(
+                        "The relay presented certificate {} but the invite pins {}: members will refuse to connect. Give the relay's current certificate.",
+                        cert.short(),
+                        &expected[..expected.len().min(16)]
+                    ),
+                );
             }
         }
         Update::Disconnected { reason, retry_in } => {
             set_online(win, false);
+            room.set_tls("".into());
+            room.set_can_send(false);
             let secs = retry_in.as_secs_f64();
             room.set_connection(format!("reconnecting in {secs:.0} s…").into());
             banner(
@@ -408,6 +447,7 @@ pub fn apply<T: RoomWindow>(win: &T, update: Update) {
         }
         Update::Stopped { reason } => {
             set_online(win, false);
+            room.set_tls("".into());
             room.set_can_send(false);
             room.set_connection("stopped".into());
             if reason != "left the room" && reason != "left" && reason != "quit" {
@@ -451,8 +491,17 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
             let pending = room.get_pending();
             if let Some(m) = vec_model(&pending) {
                 let id = i32::try_from(id).unwrap_or(i32::MAX);
-                if let Some(i) = m.iter().position(|p| p.id == id) {
+                // One row per request id and per key: a repeated request
+                // replaces the old one (the engine forgot it too).
+                let fp = fingerprint.to_string();
+                while let Some(i) = m
+                    .iter()
+                    .position(|p| p.id == id || p.fingerprint == fp.as_str())
+                {
                     m.remove(i);
+                }
+                if m.row_count() >= common::engine::admin::MAX_PENDING {
+                    m.remove(0);
                 }
                 m.push(PendingRow {
                     id,
@@ -518,6 +567,7 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
         Event::Typing { from, on } => set_typing(win, &from.fingerprint, on),
         Event::Denied { reason } => {
             room.set_can_send(false);
+            room.set_removed(true);
             banner(
                 win,
                 BannerKind::Error,
@@ -526,6 +576,7 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
         }
         Event::Kicked { reason } => {
             room.set_can_send(false);
+            room.set_removed(true);
             banner(
                 win,
                 BannerKind::Error,
@@ -540,6 +591,7 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
         }
         Event::Closed { reason } => {
             room.set_can_send(false);
+            room.set_removed(true);
             banner(
                 win,
                 BannerKind::Error,

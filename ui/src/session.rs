@@ -15,6 +15,8 @@ use crate::room::{self, RoomWindow};
 
 /// Commands waiting for the driver; more than this and the UI says "busy".
 pub const COMMAND_QUEUE: usize = 256;
+/// Driver updates applied to the window in one go, at most.
+pub const MAX_BATCH: usize = 256;
 
 /// One window's connection to its room.
 #[derive(Debug)]
@@ -71,14 +73,29 @@ impl Session {
         let handle = rt.spawn(driver::run(engine, relays, trust, cmd_rx, up_tx));
         let weak = win.as_weak();
         rt.spawn(async move {
-            while let Some(u) = up_rx.recv().await {
+            // Updates go over in batches, one batch in flight at a time: the
+            // next waits until the UI thread has applied the last, so a flood
+            // backs up in the bounded channel (and the driver), never in the
+            // event loop's queue.
+            while let Some(first) = up_rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match up_rx.try_recv() {
+                        Ok(u) => batch.push(u),
+                        Err(_) => break,
+                    }
+                }
+                let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
                 let w = weak.clone();
                 let posted = slint::invoke_from_event_loop(move || {
                     if let Some(win) = w.upgrade() {
-                        room::apply(&win, u);
+                        for u in batch {
+                            room::apply(&win, u);
+                        }
                     }
+                    let _ = done_tx.send(());
                 });
-                if posted.is_err() {
+                if posted.is_err() || done_rx.await.is_err() {
                     break; // the event loop is gone: the app is closing
                 }
             }
@@ -104,14 +121,28 @@ impl Session {
 
     /// Leaves the room cleanly (the others are told) and waits up to
     /// `grace` for the driver to finish. Call after the window closed.
-    pub fn leave(&self, grace: Duration) {
+    /// True when the driver finished in time (or there was none).
+    pub fn leave(&self, grace: Duration) -> bool {
         let tx = self.commands.borrow_mut().take();
         let driver = self.driver.borrow_mut().take();
-        if let Some(tx) = tx {
-            let _ = tx.try_send(Command::Leave);
-        }
-        if let (Some(rt), Some(d)) = (&self.runtime, driver) {
-            let _ = rt.block_on(async { tokio::time::timeout(grace, d).await });
+        match (&self.runtime, driver) {
+            (Some(rt), Some(d)) => rt.block_on(async {
+                tokio::time::timeout(grace, async {
+                    if let Some(tx) = tx {
+                        // Waits for room in a full queue: the goodbye matters.
+                        let _ = tx.send(Command::Leave).await;
+                    }
+                    let _ = d.await;
+                })
+                .await
+                .is_ok()
+            }),
+            _ => {
+                if let Some(tx) = tx {
+                    let _ = tx.try_send(Command::Leave);
+                }
+                true
+            }
         }
     }
 }

@@ -45,10 +45,14 @@ pub fn default_path() -> PathBuf {
 /// Reads the settings; a missing or unreadable file gives the defaults (a
 /// damaged file is not fatal: it is rewritten on the next change).
 pub fn load(path: &Path) -> Settings {
-    match std::fs::read_to_string(path) {
-        Ok(text) if text.len() <= 64 * 1024 => toml::from_str(&text).unwrap_or_default(),
-        _ => Settings::default(),
+    let small = std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() <= 64 * 1024);
+    if !small {
+        return Settings::default();
     }
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| toml::from_str(&text).ok())
+        .unwrap_or_default()
 }
 
 /// Writes the settings (through a temporary file, so a crash never leaves
@@ -58,9 +62,16 @@ pub fn save(path: &Path, settings: &Settings) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     let text = toml::to_string(settings).map_err(std::io::Error::other)?;
-    let tmp = path.with_extension("toml.tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
+    // A fresh temporary file beside the target (created exclusively, so it
+    // never follows a planted link), then renamed over it.
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes())?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Loads, changes and saves in one step; errors are returned for the UI to

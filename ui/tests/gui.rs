@@ -379,9 +379,26 @@ fn admin_approves_and_denies_pending_requests() {
     settle();
     assert_eq!(w.global::<Room>().get_pending().row_count(), 2);
     assert_eq!(labels_starting(w, "Approve ").len(), 2);
+    // Asking again (a new id, the same key) replaces the old row: the list
+    // cannot be padded by repeating a request.
+    let again = info(2, "bob", false);
+    for id in [9u32, 10, 11] {
+        ui::room::apply(
+            w,
+            Update::Engine(Event::PendingApproval {
+                id,
+                name: "bob".into(),
+                fingerprint: again.fingerprint,
+                safety_code: again.safety_code.clone(),
+            }),
+        );
+    }
+    assert_eq!(w.global::<Room>().get_pending().row_count(), 2);
+    // The stale id is gone; approving uses the live one.
 
+    settle();
     one(w, "Approve bob").invoke_accessible_default_action();
-    assert_eq!(f.next_command(), Some(Command::Approve(7)));
+    assert_eq!(f.next_command(), Some(Command::Approve(11)));
     one(w, "Deny carol").invoke_accessible_default_action();
     assert!(matches!(f.next_command(), Some(Command::Deny(8, _))));
     settle();
@@ -534,6 +551,8 @@ fn connection_state_and_warnings_are_visible() {
         },
     );
     assert_eq!(room.get_connection(), "reconnecting in 2 s…");
+    assert!(!room.get_can_send(), "no sending while offline");
+    assert_eq!(room.get_tls(), "", "no TLS claim while offline");
     assert!(
         room.get_members().iter().all(|m| !m.online),
         "members shown offline while we are"
@@ -551,6 +570,13 @@ fn connection_state_and_warnings_are_visible() {
         room.get_banner_kind(),
         BannerKind::None,
         "reconnected: banner gone"
+    );
+    assert!(room.get_can_send(), "back in with the key we hold");
+    let long = "x".repeat(100_000);
+    ui::room::apply(w, Update::Engine(Event::Error { reason: long }));
+    assert!(
+        room.get_banner_text().len() <= ui::room::MAX_BANNER + 3,
+        "banner text is cut"
     );
     ui::room::apply(
         w,
@@ -571,6 +597,17 @@ fn connection_state_and_warnings_are_visible() {
     );
     assert!(!room.get_can_send());
     assert_eq!(room.get_banner_kind(), BannerKind::Error);
+    ui::room::apply(
+        w,
+        Update::Secured {
+            relay: "127.0.0.1:7443".into(),
+            cert: Fingerprint([7; 32]),
+        },
+    );
+    assert!(
+        !room.get_can_send(),
+        "removed stays removed across a reconnect"
+    );
 }
 
 #[test]
