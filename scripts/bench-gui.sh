@@ -114,8 +114,8 @@ pids+=($gui)
 peer=$!
 pids+=($peer)
 exec 4>"$work/peer.in"
-wait_for "$work/peer.jsonl" '"type":"epoch".*"gui"' 60
-wait_for "$work/peer.jsonl" '"type":"epoch".*"peer"' 60
+wait_for "$work/peer.jsonl" '"name":"gui".*"type":"epoch"' 60
+wait_for "$work/peer.jsonl" '"name":"peer".*"type":"epoch"' 60
 python3 - "$MESSAGES" >&3 <<'PY'
 import sys
 for i in range(int(sys.argv[1])):

@@ -4,11 +4,12 @@
 # member windows (each on its own virtual screen, 1280x800), then with
 # xdotool: the admin types a room password and opens the room; alice and bob
 # type the invite and their names and join; the admin approves them after
-# seeing their safety codes; all three chat; everyone switches to the light
+# seeing their safety codes (the invite goes from the admin's Copy button
+# through the clipboard); all three chat; everyone switches to the light
 # theme; the relay stops and the members show the warning banner.
 #
-#   scripts/screenshots.sh          (installs Xvfb, xdotool, imagemagick and
-#                                    the Symbola font with apt when missing)
+#   scripts/screenshots.sh          (installs Xvfb, xdotool, xclip, imagemagick
+#                                    and the Symbola font with apt when missing)
 #
 # Everything runs on 127.0.0.1 and private X displays; the trap stops it all.
 # Clicks go to fixed positions in the windows' fixed-size layouts: if a
@@ -24,6 +25,7 @@ need=()
 command -v Xvfb >/dev/null || need+=(xvfb)
 command -v xdotool >/dev/null || need+=(xdotool)
 command -v import >/dev/null || need+=(imagemagick)
+command -v xclip >/dev/null || need+=(xclip)
 fc-list 2>/dev/null | grep -qi symbola || need+=(fonts-symbola)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}" >&2
@@ -118,8 +120,16 @@ click $d_admin 549 393            # room password
 type_text $d_admin "violet anchor drizzle quasar"
 shot $d_admin admin-open-room-dark final
 click $d_admin 549 562            # Open room (below the strength meter)
-wait_for "$work/admin.out" '^invite' 30
-invite=$(sed -n 's/^invite (give this to members): //p' "$work/admin.out" | head -1)
+# Copy the invite (it shows once the relay's certificate is verified) and
+# read it from the admin's clipboard, as a person would paste it elsewhere.
+invite=""
+for _ in $(seq 60); do
+  sleep 0.5
+  click $d_admin 1050 79          # Copy
+  invite=$(DISPLAY=$d_admin timeout 2 xclip -o -selection clipboard 2>/dev/null || true)
+  case "$invite" in teamchat://*) break ;; esac
+done
+case "$invite" in teamchat://*) ;; *) echo "screenshots: no invite on the admin's clipboard" >&2; exit 1 ;; esac
 
 join() { # DISPLAY NAME
   TEAMCHAT_SETTINGS="$work/$2.toml" DISPLAY=$1 "$bin/teamchat-member" --identity "$work/$2.pem" \

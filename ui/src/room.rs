@@ -437,7 +437,7 @@ pub fn apply<T: RoomWindow>(win: &T, update: Update) {
             set_online(win, false);
             room.set_tls("".into());
             room.set_can_send(false);
-            let secs = retry_in.as_secs_f64();
+            let secs = retry_in.as_secs_f64().ceil();
             room.set_connection(format!("reconnecting in {secs:.0} s…").into());
             banner(
                 win,

@@ -407,6 +407,29 @@ fn admin_approves_and_denies_pending_requests() {
         labels_starting(w, "Approve ").is_empty(),
         "requests gone from the window"
     );
+    // Many requests: three show, the rest are counted.
+    for n in 0..5u32 {
+        let i = info(n as usize, &format!("guest{n}"), false);
+        ui::room::apply(
+            w,
+            Update::Engine(Event::PendingApproval {
+                id: 20 + n,
+                name: format!("guest{n}"),
+                fingerprint: i.fingerprint,
+                safety_code: i.safety_code,
+            }),
+        );
+    }
+    settle();
+    let shown: Vec<String> = labels_starting(w, "Approve ")
+        .into_iter()
+        .filter(|l| ElementHandle::find_by_accessible_label(w, l).any(|e| e.size().height > 0.0))
+        .collect();
+    assert_eq!(
+        shown,
+        vec!["Approve guest0", "Approve guest1", "Approve guest2"]
+    );
+    assert_eq!(labels_starting(w, "and 2 more waiting").len(), 1);
 }
 
 #[test]
