@@ -39,6 +39,11 @@ impl<R> FrameReader<R> {
         }
     }
 
+    /// The stream itself (what was read but not decoded is dropped).
+    pub fn into_inner(self) -> R {
+        self.io
+    }
+
     /// The underlying stream (to write on it).
     pub fn get_mut(&mut self) -> &mut R {
         &mut self.io

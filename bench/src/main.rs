@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use bench::tls::{Target, Trust};
-use bench::{idle, latency, throughput};
+use bench::{compare, idle, latency, throughput};
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
@@ -39,6 +39,56 @@ enum Bench {
     Latency(LatencyArgs),
     /// Opens many TLS connections and reports relay memory per connection.
     Idle(IdleArgs),
+    /// One scenario against the relay, NATS or MQTT through the same client
+    /// code (for scripts/bench-peers.sh); prints one JSON object.
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Scenario {
+    Throughput,
+    Latency,
+    Idle,
+    Accepts,
+}
+
+#[derive(Debug, Args)]
+struct CompareArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Which server listens at --addr.
+    #[arg(long, value_enum)]
+    proto: bench::peers::Proto,
+    /// What to measure.
+    #[arg(long, value_enum)]
+    scenario: Scenario,
+    /// Subscribers (throughput, latency).
+    #[arg(long, default_value_t = 10)]
+    subs: usize,
+    /// Payload bytes (at least 16).
+    #[arg(long, default_value_t = 256)]
+    size: usize,
+    /// Messages to publish (throughput; default 500000 / subs).
+    #[arg(long)]
+    messages: Option<u64>,
+    /// Bytes of publishes gathered into one write (throughput).
+    #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES")]
+    batch_bytes: usize,
+    /// Messages per second (latency).
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
+    /// Measured seconds (latency) or run length (accepts).
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Connections (idle).
+    #[arg(long, default_value_t = 1000)]
+    conns: usize,
+    /// Concurrent connectors (accepts).
+    #[arg(long, default_value_t = 4)]
+    connectors: usize,
+    /// The server's process id (CPU per delivery; RSS for idle).
+    #[arg(long, value_name = "PID")]
+    server_pid: Option<u32>,
 }
 
 /// Where the relay is, how to trust it, and how long to try.
@@ -184,6 +234,7 @@ fn run(cli: Cli) -> Result<Outcome> {
         Bench::Throughput(a) => &a.common,
         Bench::Latency(a) => &a.common,
         Bench::Idle(a) => &a.common,
+        Bench::Compare(a) => &a.common,
     };
     if !(common.timeout > 0.0 && common.timeout <= 24.0 * 3600.0) {
         bail!("--timeout must be above 0 and at most a day");
@@ -262,6 +313,72 @@ fn run(cli: Cli) -> Result<Outcome> {
                     };
                     let r = idle::run(&target, &opts, deadline).await?;
                     emit(json, &r, &r.human())?;
+                    Ok(Outcome::Complete)
+                }
+                Bench::Compare(a) => {
+                    let dl = tokio::time::Instant::from_std(deadline);
+                    let line = match a.scenario {
+                        Scenario::Throughput => serde_json::to_string(
+                            &compare::throughput(
+                                a.proto,
+                                Arc::clone(&target),
+                                a.subs,
+                                a.size,
+                                a.messages
+                                    .unwrap_or_else(|| (500_000 / a.subs.max(1) as u64).max(1))
+                                    .min(bench::MAX_MESSAGES),
+                                a.batch_bytes.clamp(1, 16 << 20),
+                                a.server_pid,
+                                parallel,
+                                Duration::from_secs(10),
+                                dl,
+                            )
+                            .await?,
+                        ),
+                        Scenario::Latency => serde_json::to_string(
+                            &compare::latency(
+                                a.proto,
+                                Arc::clone(&target),
+                                a.subs,
+                                a.size,
+                                a.rate,
+                                Duration::from_secs(1),
+                                secs(a.seconds, "--seconds")?,
+                                parallel,
+                                dl,
+                            )
+                            .await?,
+                        ),
+                        Scenario::Idle => {
+                            let Some(pid) = a.server_pid else {
+                                bail!("--scenario idle needs --server-pid");
+                            };
+                            serde_json::to_string(
+                                &compare::idle(
+                                    a.proto,
+                                    Arc::clone(&target),
+                                    a.conns.min(100_000),
+                                    10,
+                                    pid,
+                                    parallel,
+                                    Duration::from_secs(2),
+                                    dl,
+                                )
+                                .await?,
+                            )
+                        }
+                        Scenario::Accepts => serde_json::to_string(
+                            &compare::accepts(
+                                a.proto,
+                                Arc::clone(&target),
+                                a.connectors.clamp(1, 64),
+                                secs(a.seconds, "--seconds")?,
+                            )
+                            .await?,
+                        ),
+                    }
+                    .context("encoding the report")?;
+                    writeln!(std::io::stdout().lock(), "{line}").context("writing the report")?;
                     Ok(Outcome::Complete)
                 }
             }

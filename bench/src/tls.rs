@@ -89,10 +89,22 @@ impl Target {
 
     /// Opens TCP, disables Nagle, and completes the TLS handshake.
     pub async fn connect(&self) -> Result<TlsStream> {
+        let tcp = self.connect_tcp().await?;
+        self.handshake(tcp).await
+    }
+
+    /// Opens TCP only (for protocols that talk in plain text before TLS,
+    /// like NATS's INFO line), with Nagle disabled.
+    pub async fn connect_tcp(&self) -> Result<TcpStream> {
         let tcp = TcpStream::connect(self.addr)
             .await
             .with_context(|| format!("connecting to {}", self.addr))?;
         tcp.set_nodelay(true).context("setting TCP_NODELAY")?;
+        Ok(tcp)
+    }
+
+    /// Completes a TLS 1.3 client handshake on an open TCP stream.
+    pub async fn handshake(&self, tcp: TcpStream) -> Result<TlsStream> {
         let ssl = self
             .connector
             .configure()

@@ -1,0 +1,428 @@
+//! The same scenarios against any of the three servers ([`Proto`]), through
+//! the same client code ([`crate::peers`]), for `scripts/bench-peers.sh`:
+//! throughput (one publisher, N subscribers), latency at a fixed rate, idle
+//! memory per subscribed connection, and TLS accepts per second.
+//!
+//! Every scenario takes a deadline and never waits past it; each prints one
+//! JSON object (the script gathers medians and ratios).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use bytes::BytesMut;
+use serde::Serialize;
+use tokio::io::AsyncReadExt;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::timeout_at;
+
+use crate::payload::{now_ns, parse, HEADER};
+use crate::peers::{publisher, subscribe, Proto, Subscriber, Topic};
+use crate::procfs;
+use crate::report::{pct, percentile};
+use crate::seq::{Seen, SeqTracker};
+use crate::tls::Target;
+
+/// A payload of `size` bytes: sequence, send time, zero padding.
+fn stamp(buf: &mut [u8], seq: u64, ts: u64) {
+    buf[..8].copy_from_slice(&seq.to_be_bytes());
+    buf[8..HEADER].copy_from_slice(&ts.to_be_bytes());
+}
+
+async fn subscribers(
+    proto: Proto,
+    target: &Arc<Target>,
+    topic: &Topic,
+    n: usize,
+    parallel: usize,
+    deadline: tokio::time::Instant,
+) -> Result<Vec<Subscriber>> {
+    let gate = Arc::new(Semaphore::new(parallel.max(1)));
+    let mut set = JoinSet::new();
+    for _ in 0..n {
+        let (target, topic, gate) = (Arc::clone(target), topic.clone(), Arc::clone(&gate));
+        set.spawn(async move {
+            let _p = gate.acquire_owned().await.context("gate closed")?;
+            subscribe(proto, &target, &topic).await
+        });
+    }
+    let mut out = Vec::with_capacity(n);
+    while let Some(r) = timeout_at(deadline, set.join_next())
+        .await
+        .context("timed out connecting subscribers")?
+    {
+        out.push(r.context("a subscriber task failed")??);
+    }
+    Ok(out)
+}
+
+/// What one subscriber saw.
+#[derive(Debug, Default)]
+struct Seen1 {
+    distinct: u64,
+    first: Option<Instant>,
+    last: Option<Instant>,
+    latencies_ns: Vec<u64>,
+    error: Option<String>,
+}
+
+fn spawn_reader(
+    mut sub: Subscriber,
+    messages: u64,
+    measure_from: u64,
+    deadline: tokio::time::Instant,
+    set: &mut JoinSet<Seen1>,
+) {
+    set.spawn(async move {
+        let mut seen = Seen1::default();
+        let mut track = SeqTracker::new(messages);
+        while !track.complete() {
+            match timeout_at(deadline, sub.next()).await {
+                Err(_) => break,
+                Ok(Ok(Some(p))) => {
+                    let now = Instant::now();
+                    let Some((seq, ts)) = parse(&p) else {
+                        track.record_malformed();
+                        continue;
+                    };
+                    if track.record(seq) == Seen::New {
+                        seen.first.get_or_insert(now);
+                        seen.last = Some(now);
+                        if seq >= measure_from {
+                            seen.latencies_ns.push(now_ns().saturating_sub(ts));
+                        }
+                    }
+                }
+                Ok(Ok(None)) => {
+                    seen.error = Some("server closed the connection".into());
+                    break;
+                }
+                Ok(Err(e)) => {
+                    seen.error = Some(format!("{e:#}"));
+                    break;
+                }
+            }
+        }
+        seen.distinct = track.distinct;
+        seen
+    });
+}
+
+/// The throughput run's result.
+#[derive(Debug, Serialize)]
+pub struct Throughput {
+    /// Which server.
+    pub proto: String,
+    /// Subscribers.
+    pub subs: usize,
+    /// Payload bytes.
+    pub size: usize,
+    /// Messages published.
+    pub messages: u64,
+    /// Deliveries counted (distinct per subscriber).
+    pub delivered: u64,
+    /// Deliveries per second, first to last receive across subscribers.
+    pub delivered_per_sec: f64,
+    /// Share of expected deliveries missing, percent.
+    pub loss_pct: f64,
+    /// Server CPU time per delivery, µs (when its pid was given).
+    pub server_cpu_us_per_delivery: Option<f64>,
+    /// Subscriber errors, if any.
+    pub errors: Vec<String>,
+}
+
+/// One publisher sends `messages` payloads of `size` bytes as fast as the
+/// server takes them to `subs` subscribers.
+#[allow(clippy::too_many_arguments)]
+pub async fn throughput(
+    proto: Proto,
+    target: Arc<Target>,
+    subs: usize,
+    size: usize,
+    messages: u64,
+    batch_bytes: usize,
+    server_pid: Option<u32>,
+    parallel: usize,
+    drain: Duration,
+    deadline: tokio::time::Instant,
+) -> Result<Throughput> {
+    if size < HEADER {
+        bail!("payload size {size} is below the {HEADER}-byte header");
+    }
+    let topic = Topic::random()?;
+    let readers = subscribers(proto, &target, &topic, subs, parallel, deadline).await?;
+    let mut pubr = timeout_at(deadline, publisher(proto, &target, &topic))
+        .await
+        .context("timed out connecting the publisher")??;
+    if let Some(mut r) = pubr.reader.take() {
+        tokio::spawn(async move {
+            let mut sink = vec![0u8; 16 * 1024];
+            while matches!(r.read(&mut sink).await, Ok(n) if n > 0) {}
+        });
+    }
+    let ticks0 = server_pid.map(procfs::cpu_ticks).transpose()?;
+    let mut set = JoinSet::new();
+    for s in readers {
+        spawn_reader(s, messages, u64::MAX, deadline, &mut set);
+    }
+    let mut payload = vec![0u8; size];
+    let mut buf = BytesMut::with_capacity(batch_bytes + size + 128);
+    for seq in 0..messages {
+        stamp(&mut payload, seq, now_ns());
+        pubr.encode(&payload, &mut buf)?;
+        if buf.len() >= batch_bytes {
+            timeout_at(deadline, pubr.write(&mut buf))
+                .await
+                .context("timed out publishing")??;
+        }
+    }
+    if !buf.is_empty() {
+        timeout_at(deadline, pubr.write(&mut buf))
+            .await
+            .context("timed out publishing")??;
+    }
+    let drain_until = (tokio::time::Instant::now() + drain).min(deadline);
+    let mut results = Vec::new();
+    while let Ok(Some(r)) = timeout_at(drain_until, set.join_next()).await {
+        results.push(r.context("a subscriber task failed")?);
+    }
+    set.abort_all();
+    let ticks1 = server_pid.map(procfs::cpu_ticks).transpose()?;
+    let delivered: u64 = results.iter().map(|r| r.distinct).sum();
+    let first = results.iter().filter_map(|r| r.first).min();
+    let last = results.iter().filter_map(|r| r.last).max();
+    let secs = match (first, last) {
+        (Some(a), Some(b)) if b > a => (b - a).as_secs_f64(),
+        _ => f64::NAN,
+    };
+    let expected = messages * subs as u64;
+    let cpu = match (ticks0, ticks1) {
+        (Some(a), Some(b)) if delivered > 0 => {
+            Some((b - a) as f64 / procfs::clk_tck() as f64 * 1e6 / delivered as f64)
+        }
+        _ => None,
+    };
+    Ok(Throughput {
+        proto: proto.to_string(),
+        subs,
+        size,
+        messages,
+        delivered,
+        delivered_per_sec: delivered as f64 / secs,
+        loss_pct: pct(expected.saturating_sub(delivered), expected),
+        server_cpu_us_per_delivery: cpu,
+        errors: results.into_iter().filter_map(|r| r.error).collect(),
+    })
+}
+
+/// The latency run's result.
+#[derive(Debug, Serialize)]
+pub struct Latency {
+    /// Which server.
+    pub proto: String,
+    /// Subscribers.
+    pub subs: usize,
+    /// Messages per second.
+    pub rate: f64,
+    /// Samples (measured messages × subscribers that got them).
+    pub samples: usize,
+    /// Median one-way latency, µs.
+    pub p50_us: f64,
+    /// 99th percentile, µs.
+    pub p99_us: f64,
+    /// Largest, µs.
+    pub max_us: f64,
+    /// Share of expected deliveries missing, percent.
+    pub loss_pct: f64,
+}
+
+/// Publishes at `rate` per second for `warmup + seconds`; latencies of the
+/// messages after the warm-up.
+#[allow(clippy::too_many_arguments)]
+pub async fn latency(
+    proto: Proto,
+    target: Arc<Target>,
+    subs: usize,
+    size: usize,
+    rate: f64,
+    warmup: Duration,
+    seconds: Duration,
+    parallel: usize,
+    deadline: tokio::time::Instant,
+) -> Result<Latency> {
+    if !(rate > 0.0 && rate <= 100_000.0) {
+        bail!("rate must be in (0, 100000] messages per second");
+    }
+    let topic = Topic::random()?;
+    let readers = subscribers(proto, &target, &topic, subs, parallel, deadline).await?;
+    let mut pubr = timeout_at(deadline, publisher(proto, &target, &topic))
+        .await
+        .context("timed out connecting the publisher")??;
+    if let Some(mut r) = pubr.reader.take() {
+        tokio::spawn(async move {
+            let mut sink = vec![0u8; 4096];
+            while matches!(r.read(&mut sink).await, Ok(n) if n > 0) {}
+        });
+    }
+    let warm = (warmup.as_secs_f64() * rate).round() as u64;
+    let measured = (seconds.as_secs_f64() * rate).round() as u64;
+    let messages = warm + measured;
+    let mut set = JoinSet::new();
+    for s in readers {
+        spawn_reader(s, messages, warm, deadline, &mut set);
+    }
+    let mut payload = vec![0u8; size.max(HEADER)];
+    let mut buf = BytesMut::new();
+    let period = Duration::from_secs_f64(1.0 / rate);
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    for seq in 0..messages {
+        timeout_at(deadline, tick.tick())
+            .await
+            .context("timed out")?;
+        stamp(&mut payload, seq, now_ns());
+        pubr.encode(&payload, &mut buf)?;
+        timeout_at(deadline, pubr.write(&mut buf))
+            .await
+            .context("timed out publishing")??;
+    }
+    let drain_until = (tokio::time::Instant::now() + Duration::from_secs(2)).min(deadline);
+    let mut all = Vec::new();
+    let mut got = 0u64;
+    while let Ok(Some(r)) = timeout_at(drain_until, set.join_next()).await {
+        let r = r.context("a subscriber task failed")?;
+        got += r.distinct;
+        all.extend(r.latencies_ns);
+    }
+    set.abort_all();
+    all.sort_unstable();
+    let us = |v: Option<u64>| v.map_or(f64::NAN, |ns| ns as f64 / 1000.0);
+    let expected = messages * subs as u64;
+    Ok(Latency {
+        proto: proto.to_string(),
+        subs,
+        rate,
+        samples: all.len(),
+        p50_us: us(percentile(&all, 50.0)),
+        p99_us: us(percentile(&all, 99.0)),
+        max_us: us(all.last().copied()),
+        loss_pct: pct(expected.saturating_sub(got), expected),
+    })
+}
+
+/// The idle-memory run's result.
+#[derive(Debug, Serialize)]
+pub struct Idle {
+    /// Which server.
+    pub proto: String,
+    /// Connections held open, each subscribed.
+    pub conns: usize,
+    /// Server RSS before, KiB.
+    pub rss_before_kib: u64,
+    /// Server RSS with every connection open, KiB.
+    pub rss_after_kib: u64,
+    /// Growth per connection, KiB.
+    pub kib_per_conn: f64,
+}
+
+/// Opens `conns` subscribed connections (topics of `room_size`), waits
+/// `settle`, and reads the server's RSS growth.
+#[allow(clippy::too_many_arguments)]
+pub async fn idle(
+    proto: Proto,
+    target: Arc<Target>,
+    conns: usize,
+    room_size: usize,
+    server_pid: u32,
+    parallel: usize,
+    settle: Duration,
+    deadline: tokio::time::Instant,
+) -> Result<Idle> {
+    let before = procfs::rss_kib(server_pid)?;
+    let mut held = Vec::with_capacity(conns);
+    let mut left = conns;
+    while left > 0 {
+        let n = left.min(room_size.max(1));
+        let topic = Topic::random()?;
+        held.extend(subscribers(proto, &target, &topic, n, parallel, deadline).await?);
+        left -= n;
+    }
+    tokio::time::sleep(settle).await;
+    let after = procfs::rss_kib(server_pid)?;
+    drop(held);
+    Ok(Idle {
+        proto: proto.to_string(),
+        conns,
+        rss_before_kib: before,
+        rss_after_kib: after,
+        kib_per_conn: after.saturating_sub(before) as f64 / conns.max(1) as f64,
+    })
+}
+
+/// The accept-rate run's result.
+#[derive(Debug, Serialize)]
+pub struct Accepts {
+    /// Which server.
+    pub proto: String,
+    /// Concurrent connectors.
+    pub connectors: usize,
+    /// Completed TLS sessions (connect, handshake, protocol greeting, close).
+    pub completed: u64,
+    /// Per second.
+    pub per_sec: f64,
+    /// Failed attempts.
+    pub failed: u64,
+}
+
+/// `connectors` tasks each open a connection, complete TLS and the
+/// protocol's greeting (relay hello/welcome, NATS INFO + CONNECT + PONG,
+/// MQTT CONNACK), close it, and start again, for `seconds`.
+pub async fn accepts(
+    proto: Proto,
+    target: Arc<Target>,
+    connectors: usize,
+    seconds: Duration,
+) -> Result<Accepts> {
+    let until = tokio::time::Instant::now() + seconds;
+    let started = Instant::now();
+    let mut set = JoinSet::new();
+    for _ in 0..connectors.max(1) {
+        let target = Arc::clone(&target);
+        set.spawn(async move {
+            let (mut ok, mut bad) = (0u64, 0u64);
+            let topic = match Topic::random() {
+                Ok(t) => t,
+                Err(_) => return (0, 1),
+            };
+            while tokio::time::Instant::now() < until {
+                match timeout_at(
+                    until + Duration::from_secs(5),
+                    publisher(proto, &target, &topic),
+                )
+                .await
+                {
+                    Ok(Ok(p)) => {
+                        ok += 1;
+                        drop(p);
+                    }
+                    _ => bad += 1,
+                }
+            }
+            (ok, bad)
+        });
+    }
+    let (mut ok, mut bad) = (0, 0);
+    while let Some(r) = set.join_next().await {
+        let (o, b) = r.context("a connector failed")?;
+        ok += o;
+        bad += b;
+    }
+    Ok(Accepts {
+        proto: proto.to_string(),
+        connectors,
+        completed: ok,
+        per_sec: ok as f64 / started.elapsed().as_secs_f64(),
+        failed: bad,
+    })
+}

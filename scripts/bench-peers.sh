@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# TeamChat's relay beside the servers a team could run instead: NATS core
+# (nats-server) and MQTT (mosquitto), on the same machine, in the same run,
+# through the same client (`teamchat-loadgen compare`, real TLS via OpenSSL).
+#
+#   scripts/bench-peers.sh             # full run (about 15 minutes)
+#   QUICK=1 scripts/bench-peers.sh     # one run each, smaller sizes
+#
+# - installs nats-server and mosquitto with apt when missing;
+# - gives all three the same ECDSA P-256 certificate (scripts/gen-certs.sh,
+#   into a temporary directory) and TLS 1.3 (the client insists on it);
+# - mosquitto: persistence false, set_tcp_nodelay true,
+#   max_queued_messages 1000 (and `user root` when run as root);
+# - the relay: limits raised as in scripts/bench-relay.sh;
+# - each measurement starts a fresh server and stops it after; the servers
+#   alternate (relay, nats, mqtt, relay, ...), RUNS (3) times each;
+# - prints one markdown table of medians and ratios to stdout.
+#
+# Scenarios (payload = u64be sequence, u64be send time in monotonic ns,
+# zero padding):
+#   throughput  1 publisher, N = 10 and 100 subscribers, 256 B and 4 KiB,
+#               500,000 / N messages as fast as the server takes them:
+#               delivered msgs/s (first to last receive), loss %, server
+#               CPU µs per delivery (from /proc/PID/stat);
+#   latency     10 subscribers, 100 msg/s for 10 s after a 1 s warm-up:
+#               p50 / p99 / max one-way;
+#   memory      server RSS growth per idle subscribed TLS connection, with
+#               1,000 and 10,000 connections (topics of 10);
+#   accepts     TLS sessions (connect, handshake, greeting, close) per second
+#               with 4 concurrent connectors.
+# Not yet measured: "many rooms" (100 rooms of 10 at rising rates).
+#
+# Loopback only; the trap stops everything this script started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+prog=${0##*/}
+die() { echo "$prog: $*" >&2; exit 1; }
+
+RUNS=${RUNS:-3}
+if [ -n "${QUICK:-}" ]; then RUNS=1; fi
+
+need=()
+command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || need+=(nats-server)
+command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== installing ${need[*]}" >&2
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+export PATH="$PATH:/usr/sbin"
+
+# 10,000 client sockets and the server's, in one process tree.
+want_fds=32768
+cur=$(ulimit -n)
+if [ "$cur" != unlimited ] && [ "$cur" -lt "$want_fds" ]; then
+  ulimit -n "$want_fds" 2>/dev/null || die "cannot raise the open-file limit to $want_fds (hard limit $(ulimit -Hn))"
+fi
+
+echo "== building (release)" >&2
+cargo build -q --release -p relay -p bench
+relay_bin=$PWD/target/release/teamchat-relay
+loadgen=$PWD/target/release/teamchat-loadgen
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-peers.XXXXXX")
+server_pid=""
+stop_server() {
+  local pid=$server_pid
+  server_pid=""
+  [ -n "$pid" ] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+trap 'stop_server; rm -rf "$tmp"' EXIT
+
+echo "== certificates" >&2
+scripts/gen-certs.sh --out "$tmp/certs" >/dev/null 2>&1 || die "gen-certs.sh failed"
+cert=$tmp/certs/relay-chain.crt
+[ -s "$cert" ] || cert=$tmp/certs/relay.crt
+key=$tmp/certs/relay.key
+ca=$tmp/certs/ca.crt
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_server PROTO -> sets server_pid, port
+start_server() {
+  port=$(free_port)
+  case $1 in
+    relay)
+      "$relay_bin" --cert "$cert" --key "$key" --listen "127.0.0.1:$port" \
+        --max-conns 40000 --max-conns-per-ip 40000 --max-rooms 40000 --max-room-conns 2048 \
+        --rate-frames 1000000000 --rate-bytes 100000000000 --rate-fanout-bytes 100000000000 \
+        --queue-frames 262144 --queue-bytes 67108864 --idle-timeout 600 --log warn \
+        >"$tmp/server.log" 2>&1 &
+      ;;
+    nats)
+      cat >"$tmp/nats.conf" <<EOF
+listen: "127.0.0.1:$port"
+max_connections: 40000
+max_payload: 1048576
+tls {
+  cert_file: "$cert"
+  key_file: "$key"
+  timeout: 5
+}
+EOF
+      nats-server -c "$tmp/nats.conf" >"$tmp/server.log" 2>&1 &
+      ;;
+    mqtt)
+      {
+        echo "per_listener_settings false"
+        echo "persistence false"
+        echo "set_tcp_nodelay true"
+        echo "max_queued_messages 1000"
+        echo "allow_anonymous true"
+        [ "$(id -u)" = 0 ] && echo "user root"
+        echo "listener $port 127.0.0.1"
+        echo "certfile $cert"
+        echo "keyfile $key"
+        echo "tls_version tlsv1.3"
+      } >"$tmp/mosquitto.conf"
+      mosquitto -c "$tmp/mosquitto.conf" >"$tmp/server.log" 2>&1 &
+      ;;
+  esac
+  server_pid=$!
+  for _ in $(seq 100); do
+    if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$port),0.2).close()" 2>/dev/null; then
+      return 0
+    fi
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$tmp/server.log" >&2
+  die "$1 did not start"
+}
+
+results=$tmp/results.jsonl
+: >"$results"
+# measure TAG PROTO ARGS...: one fresh server, one loadgen run, one JSON line.
+measure() {
+  local tag=$1 proto=$2
+  shift 2
+  start_server "$proto"
+  local out
+  if out=$("$loadgen" compare --addr "127.0.0.1:$port" --ca "$ca" --proto "$proto" \
+    --server-pid "$server_pid" --threads 1 --parallel 16 --timeout 300 "$@" 2>"$tmp/loadgen.err"); then
+    python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["tag"]=sys.argv[2]; print(json.dumps(d))' "$out" "$tag" >>"$results"
+    echo "   $tag $proto: $out" >&2
+  else
+    echo "   $tag $proto: FAILED: $(tail -n 3 "$tmp/loadgen.err")" >&2
+    echo "{\"tag\":\"$tag\",\"proto\":\"$proto\",\"failed\":true}" >>"$results"
+  fi
+  stop_server
+}
+
+sizes="256 4096"
+subs_list="10 100"
+idle_list="1000 10000"
+[ -n "${QUICK:-}" ] && idle_list="1000"
+for run in $(seq "$RUNS"); do
+  echo "== run $run of $RUNS" >&2
+  for n in $subs_list; do
+    for size in $sizes; do
+      for p in relay nats mqtt; do
+        measure "throughput N=$n ${size}B" $p --scenario throughput --subs "$n" --size "$size"
+      done
+    done
+  done
+  for p in relay nats mqtt; do
+    measure "latency N=10 100/s" $p --scenario latency --subs 10 --size 256 --rate 100 --seconds 10
+  done
+  for c in $idle_list; do
+    for p in relay nats mqtt; do
+      measure "memory $c idle" $p --scenario idle --conns "$c"
+    done
+  done
+  for p in relay nats mqtt; do
+    measure "accepts 4 connectors" $p --scenario accepts --connectors 4 --seconds 5
+  done
+done
+
+echo "== versions: $("$relay_bin" --version 2>&1 | head -1); nats-server $(nats-server --version 2>&1 | sed 's/.*v//'); mosquitto $(mosquitto -h 2>&1 | sed -n 's/mosquitto version //p' | head -1)" >&2
+python3 - "$results" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+def med(tag, proto, key):
+    v = [r[key] for r in rows if r.get("tag") == tag and r.get("proto") == proto and not r.get("failed") and r.get(key) is not None]
+    return statistics.median(v) if v else None
+def fmt(v, unit=""):
+    if v is None: return "failed"
+    if abs(v) >= 1000: return f"{v:,.0f}{unit}"
+    if abs(v) >= 10: return f"{v:.1f}{unit}"
+    return f"{v:.2f}{unit}"
+def ratio(a, b):
+    return "–" if a is None or b in (None, 0) else f"{a / b:.2f}x"
+def verdict(ok):
+    return "met" if ok else "**not met**"
+tags = []
+for r in rows:
+    if r.get("tag") not in tags: tags.append(r["tag"])
+print("| measure | relay | NATS | mosquitto | relay/NATS | relay/mosquitto | goal | met? |")
+print("|---|---|---|---|---|---|---|---|")
+for t in tags:
+    if t.startswith("throughput"):
+        r, n, m = (med(t, p, "delivered_per_sec") for p in ("relay", "nats", "mqtt"))
+        lr, ln, lm = (med(t, p, "loss_pct") for p in ("relay", "nats", "mqtt"))
+        print(f"| {t} msgs/s (loss %) | {fmt(r)} ({fmt(lr)}) | {fmt(n)} ({fmt(ln)}) | {fmt(m)} ({fmt(lm)}) | {ratio(r, n)} | {ratio(r, m)} | ≥1.2x NATS, 0 loss | {verdict(r is not None and n and r >= 1.2 * n and lr == 0)} |")
+        r, n, m = (med(t, p, "server_cpu_us_per_delivery") for p in ("relay", "nats", "mqtt"))
+        print(f"| {t} server CPU µs/delivery | {fmt(r)} | {fmt(n)} | {fmt(m)} | {ratio(r, n)} | {ratio(r, m)} | ≤0.8x NATS | {verdict(r is not None and n and r <= 0.8 * n)} |")
+    elif t.startswith("latency"):
+        for key, label in (("p50_us", "p50"), ("p99_us", "p99"), ("max_us", "max")):
+            r, n, m = (med(t, p, key) for p in ("relay", "nats", "mqtt"))
+            goal = "≤ lower peer" if key == "p99_us" else ""
+            ok = verdict(r is not None and r <= min(x for x in (n, m) if x is not None)) if key == "p99_us" and (n or m) else ""
+            print(f"| {t} {label} µs | {fmt(r)} | {fmt(n)} | {fmt(m)} | {ratio(r, n)} | {ratio(r, m)} | {goal} | {ok} |")
+    elif t.startswith("memory"):
+        r, n, m = (med(t, p, "kib_per_conn") for p in ("relay", "nats", "mqtt"))
+        low = min(x for x in (n, m) if x is not None) if (n or m) else None
+        print(f"| {t} KiB/conn | {fmt(r)} | {fmt(n)} | {fmt(m)} | {ratio(r, n)} | {ratio(r, m)} | ≤0.8x lower peer | {verdict(r is not None and low and r <= 0.8 * low)} |")
+    elif t.startswith("accepts"):
+        r, n, m = (med(t, p, "per_sec") for p in ("relay", "nats", "mqtt"))
+        print(f"| {t} /s | {fmt(r)} | {fmt(n)} | {fmt(m)} | {ratio(r, n)} | {ratio(r, m)} | ≥ both | {verdict(r is not None and all(x is None or r >= x for x in (n, m)))} |")
+PY
