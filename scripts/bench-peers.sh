@@ -28,7 +28,10 @@
 #               1,000 and 10,000 connections (topics of 10);
 #   accepts     TLS sessions (connect, handshake, greeting, close) per second
 #               with 4 concurrent connectors.
-# Not yet measured: "many rooms" (100 rooms of 10 at rising rates).
+#   many rooms  100 rooms of 10 members, every member subscribed and
+#               publishing on one connection at a fixed rate, raised step by
+#               step (1, 2, 4, 5, 6, ... 100 msg/s each, 3 s per step) until the
+#               p99 of a step passes 10 ms: the highest total rate held.
 #
 # Loopback only; the trap stops everything this script started.
 set -euo pipefail
@@ -190,47 +193,11 @@ for run in $(seq "$RUNS"); do
   for p in relay nats mqtt; do
     measure "accepts 4 connectors" $p --scenario accepts --connectors 4 --seconds 5
   done
+  for p in relay nats mqtt; do
+    measure "many rooms 100x10" $p --scenario many-rooms --seconds 3
+  done
 done
 
 echo "== versions: $("$relay_bin" --version 2>&1 | head -1); nats-server $(nats-server --version 2>&1 | sed 's/.*v//'); mosquitto $(mosquitto -h 2>&1 | sed -n 's/mosquitto version //p' | head -1)" >&2
-python3 - "$results" <<'PY'
-import json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
-def med(tag, proto, key):
-    v = [r[key] for r in rows if r.get("tag") == tag and r.get("proto") == proto and not r.get("failed") and r.get(key) is not None]
-    return statistics.median(v) if v else None
-def fmt(v, unit=""):
-    if v is None: return "failed"
-    if abs(v) >= 1000: return f"{v:,.0f}{unit}"
-    if abs(v) >= 10: return f"{v:.1f}{unit}"
-    return f"{v:.2f}{unit}"
-def ratio(a, b):
-    return "–" if a is None or b in (None, 0) else f"{a / b:.2f}x"
-def verdict(ok):
-    return "met" if ok else "**not met**"
-tags = []
-for r in rows:
-    if r.get("tag") not in tags: tags.append(r["tag"])
-print("| measure | relay | NATS | mosquitto | relay/NATS | relay/mosquitto | goal | met? |")
-print("|---|---|---|---|---|---|---|---|")
-for t in tags:
-    if t.startswith("throughput"):
-        r, n, m = (med(t, p, "delivered_per_sec") for p in ("relay", "nats", "mqtt"))
-        lr, ln, lm = (med(t, p, "loss_pct") for p in ("relay", "nats", "mqtt"))
-        print(f"| {t} msgs/s (loss %) | {fmt(r)} ({fmt(lr)}) | {fmt(n)} ({fmt(ln)}) | {fmt(m)} ({fmt(lm)}) | {ratio(r, n)} | {ratio(r, m)} | ≥1.2x NATS, 0 loss | {verdict(r is not None and n and r >= 1.2 * n and lr == 0)} |")
-        r, n, m = (med(t, p, "server_cpu_us_per_delivery") for p in ("relay", "nats", "mqtt"))
-        print(f"| {t} server CPU µs/delivery | {fmt(r)} | {fmt(n)} | {fmt(m)} | {ratio(r, n)} | {ratio(r, m)} | ≤0.8x NATS | {verdict(r is not None and n and r <= 0.8 * n)} |")
-    elif t.startswith("latency"):
-        for key, label in (("p50_us", "p50"), ("p99_us", "p99"), ("max_us", "max")):
-            r, n, m = (med(t, p, key) for p in ("relay", "nats", "mqtt"))
-            goal = "≤ lower peer" if key == "p99_us" else ""
-            ok = verdict(r is not None and r <= min(x for x in (n, m) if x is not None)) if key == "p99_us" and (n or m) else ""
-            print(f"| {t} {label} µs | {fmt(r)} | {fmt(n)} | {fmt(m)} | {ratio(r, n)} | {ratio(r, m)} | {goal} | {ok} |")
-    elif t.startswith("memory"):
-        r, n, m = (med(t, p, "kib_per_conn") for p in ("relay", "nats", "mqtt"))
-        low = min(x for x in (n, m) if x is not None) if (n or m) else None
-        print(f"| {t} KiB/conn | {fmt(r)} | {fmt(n)} | {fmt(m)} | {ratio(r, n)} | {ratio(r, m)} | ≤0.8x lower peer | {verdict(r is not None and low and r <= 0.8 * low)} |")
-    elif t.startswith("accepts"):
-        r, n, m = (med(t, p, "per_sec") for p in ("relay", "nats", "mqtt"))
-        print(f"| {t} /s | {fmt(r)} | {fmt(n)} | {fmt(m)} | {ratio(r, n)} | {ratio(r, m)} | ≥ both | {verdict(r is not None and all(x is None or r >= x for x in (n, m)))} |")
-PY
+cp "$results" "${PEERS_RESULTS:-target/bench-peers.jsonl}"
+python3 scripts/peers-table.py "$results"

@@ -426,3 +426,184 @@ pub async fn accepts(
         failed: bad,
     })
 }
+
+/// One rate step of the many-rooms run.
+#[derive(Debug, Serialize)]
+pub struct Step {
+    /// Messages per second each member published.
+    pub rate_per_member: f64,
+    /// All members together, messages per second.
+    pub total_rate: f64,
+    /// 99th percentile one-way latency of the step's deliveries, µs.
+    pub p99_us: f64,
+    /// Share of the step's expected deliveries missing, percent.
+    pub loss_pct: f64,
+}
+
+/// The many-rooms run's result.
+#[derive(Debug, Serialize)]
+pub struct ManyRooms {
+    /// Which server.
+    pub proto: String,
+    /// Rooms (topics).
+    pub rooms: usize,
+    /// Members per room, each subscribed and publishing.
+    pub members: usize,
+    /// Every step run, in order.
+    pub steps: Vec<Step>,
+    /// The highest total rate whose p99 stayed within the limit with under
+    /// 1 % loss (0 if none did).
+    pub best_total_rate: f64,
+}
+
+/// Payload bytes 16..20: the sender's member number; 20..24: the step.
+const MEMBER_AT: usize = HEADER;
+
+/// `rooms` rooms of `members`, every member subscribed and publishing on the
+/// same connection at a fixed rate; the rate rises through `rates` (per
+/// member) for `step` each until the p99 of a step passes `p99_limit` (or a
+/// step loses more than 1 %).
+#[allow(clippy::too_many_arguments)]
+pub async fn many_rooms(
+    proto: Proto,
+    target: Arc<Target>,
+    rooms: usize,
+    members: usize,
+    rates: &[f64],
+    step: Duration,
+    p99_limit: Duration,
+    parallel: usize,
+    deadline: tokio::time::Instant,
+) -> Result<ManyRooms> {
+    use std::sync::Mutex;
+    let size = 256usize;
+    if members < 2 {
+        bail!("a room needs at least two members");
+    }
+    // samples[step] = latencies (ns) of that step's deliveries; got[step] = count.
+    let samples: Arc<Mutex<Vec<Vec<u64>>>> = Arc::new(Mutex::new(vec![Vec::new(); rates.len()]));
+    let mut writers = Vec::with_capacity(rooms);
+    let mut readers = JoinSet::new();
+    let mut member_no = 0u32;
+    for _ in 0..rooms {
+        let topic = Topic::random()?;
+        let subs = subscribers(proto, &target, &topic, members, parallel, deadline).await?;
+        let mut room = Vec::with_capacity(members);
+        for mut s in subs {
+            let me = member_no;
+            member_no += 1;
+            let Some(p) = s.take_publisher() else {
+                bail!("no write side");
+            };
+            room.push((me, p));
+            let samples = Arc::clone(&samples);
+            readers.spawn(async move {
+                while let Ok(Ok(Some(p))) = timeout_at(deadline, s.next()).await {
+                    let (Some((_, ts)), Some(who), Some(st)) = (
+                        parse(&p),
+                        p.get(MEMBER_AT..MEMBER_AT + 4),
+                        p.get(MEMBER_AT + 4..MEMBER_AT + 8),
+                    ) else {
+                        continue;
+                    };
+                    let who = u32::from_be_bytes([who[0], who[1], who[2], who[3]]);
+                    if who == me {
+                        continue; // MQTT 3.1.1 echoes our own publishes
+                    }
+                    let st = u32::from_be_bytes([st[0], st[1], st[2], st[3]]) as usize;
+                    let lat = now_ns().saturating_sub(ts);
+                    if let Ok(mut s) = samples.lock() {
+                        if let Some(v) = s.get_mut(st) {
+                            v.push(lat);
+                        }
+                    }
+                }
+            });
+        }
+        writers.push(room);
+    }
+    let mut steps = Vec::new();
+    let mut best = 0.0f64;
+    let writers = Arc::new(tokio::sync::Mutex::new(writers));
+    for (i, &rate) in rates.iter().enumerate() {
+        if tokio::time::Instant::now() + step + Duration::from_secs(2) > deadline {
+            break;
+        }
+        // One task per room sends for all its members in turn, at
+        // rate × members per second.
+        let mut senders = JoinSet::new();
+        let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let n_msgs = (rate * step.as_secs_f64()).round() as u64;
+        for r in 0..rooms {
+            let writers = Arc::clone(&writers);
+            let sent = Arc::clone(&sent);
+            senders.spawn(async move {
+                let mut all = writers.lock().await;
+                let Some(room) = all.get_mut(r) else { return };
+                let mut room = std::mem::take(room);
+                drop(all);
+                let period = Duration::from_secs_f64(1.0 / (rate * room.len() as f64));
+                // Rooms start spread over one period, so that they do not
+                // all send in the same instant (a burst the client itself
+                // would queue).
+                let offset = period.mul_f64(r as f64 / rooms as f64);
+                let mut tick =
+                    tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                let mut payload = vec![0u8; size];
+                let mut buf = BytesMut::new();
+                let mut seq = 0u64;
+                'outer: for _ in 0..n_msgs {
+                    for (me, p) in room.iter_mut() {
+                        tick.tick().await;
+                        stamp(&mut payload, seq, now_ns());
+                        payload[MEMBER_AT..MEMBER_AT + 4].copy_from_slice(&me.to_be_bytes());
+                        payload[MEMBER_AT + 4..MEMBER_AT + 8]
+                            .copy_from_slice(&(i as u32).to_be_bytes());
+                        seq += 1;
+                        if p.encode(&payload, &mut buf).is_err() || p.write(&mut buf).await.is_err()
+                        {
+                            break 'outer;
+                        }
+                        sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                let mut all = writers.lock().await;
+                if let Some(slot) = all.get_mut(r) {
+                    *slot = room;
+                }
+            });
+        }
+        let step_end = tokio::time::Instant::now() + step + Duration::from_secs(5);
+        while let Ok(Some(_)) = timeout_at(step_end.min(deadline), senders.join_next()).await {}
+        senders.abort_all();
+        tokio::time::sleep(Duration::from_secs(1)).await; // last deliveries
+        let mut lat = samples
+            .lock()
+            .map(|mut s| s.get_mut(i).map(std::mem::take).unwrap_or_default())
+            .unwrap_or_default();
+        lat.sort_unstable();
+        let expected = sent.load(std::sync::atomic::Ordering::Relaxed) * (members as u64 - 1);
+        let p99 = percentile(&lat, 99.0).map_or(f64::INFINITY, |ns| ns as f64 / 1000.0);
+        let loss = pct(expected.saturating_sub(lat.len() as u64), expected);
+        let total = rate * (rooms * members) as f64;
+        steps.push(Step {
+            rate_per_member: rate,
+            total_rate: total,
+            p99_us: p99,
+            loss_pct: loss,
+        });
+        if p99 > p99_limit.as_secs_f64() * 1e6 || loss > 1.0 {
+            break;
+        }
+        best = total;
+    }
+    readers.abort_all();
+    Ok(ManyRooms {
+        proto: proto.to_string(),
+        rooms,
+        members,
+        steps,
+        best_total_rate: best,
+    })
+}

@@ -50,6 +50,7 @@ enum Scenario {
     Latency,
     Idle,
     Accepts,
+    ManyRooms,
 }
 
 #[derive(Debug, Args)]
@@ -367,6 +368,20 @@ fn run(cli: Cli) -> Result<Outcome> {
                                 .await?,
                             )
                         }
+                        Scenario::ManyRooms => serde_json::to_string(
+                            &compare::many_rooms(
+                                a.proto,
+                                Arc::clone(&target),
+                                100,
+                                10,
+                                &[1.0, 2.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 12.0, 15.0, 20.0, 30.0, 50.0, 100.0],
+                                secs(a.seconds, "--seconds")?,
+                                Duration::from_millis(10),
+                                parallel,
+                                dl,
+                            )
+                            .await?,
+                        ),
                         Scenario::Accepts => serde_json::to_string(
                             &compare::accepts(
                                 a.proto,

@@ -13,9 +13,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use common::wire::{encode_frame, ClientFrame, RelayFrame, DEFAULT_MAX_FRAME};
 use common::RoomId;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 
-use crate::conn::{join, send, Conn};
+use crate::conn::{join, send, FrameReader};
 use crate::tls::{Target, TlsStream};
 
 /// Largest message body any of the three parsers accepts.
@@ -75,8 +75,11 @@ impl Topic {
 #[derive(Debug)]
 pub struct Subscriber {
     proto: Proto,
-    relay: Option<Conn>,
-    io: Option<TlsStream>,
+    topic: Topic,
+    relay: Option<FrameReader<ReadHalf<TlsStream>>>,
+    io: Option<ReadHalf<TlsStream>>,
+    /// The write side: answers keepalives, or becomes a [`Publisher`].
+    writer: Option<WriteHalf<TlsStream>>,
     buf: BytesMut,
 }
 
@@ -206,7 +209,7 @@ fn mqtt_parse(buf: &mut BytesMut) -> Result<Option<(u8, Bytes)>> {
     Ok(Some((first, buf.split_to(len).freeze())))
 }
 
-async fn mqtt_next(io: &mut TlsStream, buf: &mut BytesMut) -> Result<(u8, Bytes)> {
+async fn mqtt_next<R: AsyncRead + Unpin>(io: &mut R, buf: &mut BytesMut) -> Result<(u8, Bytes)> {
     loop {
         if let Some(p) = mqtt_parse(buf)? {
             return Ok(p);
@@ -274,7 +277,7 @@ fn nats_parse(buf: &mut BytesMut) -> Result<Option<Nats>> {
     Ok(Some(what))
 }
 
-async fn nats_next(io: &mut TlsStream, buf: &mut BytesMut) -> Result<Nats> {
+async fn nats_next<R: AsyncRead + Unpin>(io: &mut R, buf: &mut BytesMut) -> Result<Nats> {
     loop {
         if let Some(m) = nats_parse(buf)? {
             return Ok(m);
@@ -298,10 +301,13 @@ pub async fn subscribe(proto: Proto, target: &Target, topic: &Topic) -> Result<S
     match proto {
         Proto::Relay => {
             let (conn, _welcome) = join(target, topic.room, CHUNK).await?;
+            let (r, w) = conn.split();
             Ok(Subscriber {
                 proto,
-                relay: Some(conn),
+                topic: topic.clone(),
+                relay: Some(r),
                 io: None,
+                writer: Some(w),
                 buf: BytesMut::new(),
             })
         }
@@ -318,10 +324,13 @@ pub async fn subscribe(proto: Proto, target: &Target, topic: &Topic) -> Result<S
                     _ => {}
                 }
             }
+            let (r, w) = tokio::io::split(io);
             Ok(Subscriber {
                 proto,
+                topic: topic.clone(),
                 relay: None,
-                io: Some(io),
+                io: Some(r),
+                writer: Some(w),
                 buf,
             })
         }
@@ -346,10 +355,13 @@ pub async fn subscribe(proto: Proto, target: &Target, topic: &Topic) -> Result<S
                     break;
                 }
             }
+            let (r, w) = tokio::io::split(io);
             Ok(Subscriber {
                 proto,
+                topic: topic.clone(),
                 relay: None,
-                io: Some(io),
+                io: Some(r),
+                writer: Some(w),
                 buf,
             })
         }
@@ -357,6 +369,19 @@ pub async fn subscribe(proto: Proto, target: &Target, topic: &Topic) -> Result<S
 }
 
 impl Subscriber {
+    /// The write side as a publisher on the same connection (the server's
+    /// keepalives then go unanswered: for runs shorter than its ping
+    /// interval).
+    pub fn take_publisher(&mut self) -> Option<Publisher> {
+        let writer = self.writer.take()?;
+        Some(Publisher {
+            proto: self.proto,
+            topic: self.topic.clone(),
+            writer,
+            reader: None,
+        })
+    }
+
     /// The next delivered payload; `None` when the server closed cleanly.
     pub async fn next(&mut self) -> Result<Option<Bytes>> {
         match self.proto {
@@ -369,7 +394,9 @@ impl Subscriber {
                     match conn.next().await? {
                         Some(RelayFrame::Deliver { payload, .. }) => return Ok(Some(payload)),
                         Some(RelayFrame::Ping(n)) => {
-                            send(conn.get_mut(), &ClientFrame::Pong(n)).await?;
+                            if let Some(w) = self.writer.as_mut() {
+                                send(w, &ClientFrame::Pong(n)).await?;
+                            }
                         }
                         Some(RelayFrame::Error(e)) => bail!("relay error: {e:?}"),
                         Some(_) => {}
@@ -383,8 +410,10 @@ impl Subscriber {
                     match nats_next(io, &mut self.buf).await? {
                         Nats::Msg(p) => return Ok(Some(p)),
                         Nats::Ping => {
-                            io.write_all(b"PONG\r\n").await?;
-                            io.flush().await?;
+                            if let Some(w) = self.writer.as_mut() {
+                                w.write_all(b"PONG\r\n").await?;
+                                w.flush().await?;
+                            }
                         }
                         _ => {}
                     }
