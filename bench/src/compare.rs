@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use bytes::BytesMut;
 use serde::Serialize;
-use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::timeout_at;
@@ -155,12 +154,7 @@ pub async fn throughput(
     let mut pubr = timeout_at(deadline, publisher(proto, &target, &topic))
         .await
         .context("timed out connecting the publisher")??;
-    if let Some(mut r) = pubr.reader.take() {
-        tokio::spawn(async move {
-            let mut sink = vec![0u8; 16 * 1024];
-            while matches!(r.read(&mut sink).await, Ok(n) if n > 0) {}
-        });
-    }
+    pubr.drain_in_background();
     let ticks0 = server_pid.map(procfs::cpu_ticks).transpose()?;
     let mut set = JoinSet::new();
     for s in readers {
@@ -259,12 +253,7 @@ pub async fn latency(
     let mut pubr = timeout_at(deadline, publisher(proto, &target, &topic))
         .await
         .context("timed out connecting the publisher")??;
-    if let Some(mut r) = pubr.reader.take() {
-        tokio::spawn(async move {
-            let mut sink = vec![0u8; 4096];
-            while matches!(r.read(&mut sink).await, Ok(n) if n > 0) {}
-        });
-    }
+    pubr.drain_in_background();
     let warm = (warmup.as_secs_f64() * rate).round() as u64;
     let measured = (seconds.as_secs_f64() * rate).round() as u64;
     let messages = warm + measured;

@@ -500,6 +500,17 @@ impl Publisher {
         }
     }
 
+    /// Reads and discards whatever the server sends this connection, in a
+    /// task of its own, so its socket buffer never fills.
+    pub fn drain_in_background(&mut self) {
+        if let Some(mut r) = self.reader.take() {
+            tokio::spawn(async move {
+                let mut sink = vec![0u8; 16 * 1024];
+                while matches!(r.read(&mut sink).await, Ok(n) if n > 0) {}
+            });
+        }
+    }
+
     /// Writes `buf` and empties it.
     pub async fn write(&mut self, buf: &mut BytesMut) -> Result<()> {
         self.writer

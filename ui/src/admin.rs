@@ -82,8 +82,7 @@ impl std::fmt::Debug for AdminApp {
 
 struct State {
     opts: AdminOptions,
-    key: KeyState,
-    runtime: Option<tokio::runtime::Handle>,
+    identity: Rc<RefCell<keys::Identity>>,
 }
 
 impl AdminApp {
@@ -115,11 +114,14 @@ impl AdminApp {
         if let Some(r) = &opts.roster {
             window.set_roster(r.display().to_string().into());
         }
-        let key = keys::probe(&opts.identity);
-        describe_key(&window, &key, &opts.identity);
+        let identity = keys::Identity::probe(opts.identity.clone(), runtime);
+        describe_key(&window, &identity.state, &identity.path);
         let handle = room::install(&window, session.clone(), opts.settings.clone());
         let open_now = opts.open_now;
-        let state = Rc::new(RefCell::new(State { opts, key, runtime }));
+        let state = Rc::new(RefCell::new(State {
+            opts,
+            identity: Rc::new(RefCell::new(identity)),
+        }));
 
         let w = window.as_weak();
         window.on_password_edited(move |text| {
@@ -273,67 +275,28 @@ fn open(win: &AdminWindow, state: &Rc<RefCell<State>>, session: &Rc<Session>) {
         }
     };
     win.set_open_error("".into());
-    let st = state.borrow();
-    if let KeyState::Ready(k, notes) = &st.key {
-        let (key, notes) = (k.clone(), notes.clone());
-        drop(st);
-        finish(win, state, session, form, key, &notes);
-        return;
-    }
-    if let KeyState::Broken(e) = &st.key {
-        win.set_open_error(format!("Your identity cannot be used: {e}").into());
-        return;
-    }
-    let path = st.opts.identity.clone();
+    let identity = state.borrow().identity.clone();
     let passphrase = Zeroizing::new(win.get_passphrase().to_string());
-    if matches!(st.key, KeyState::Locked) && passphrase.is_empty() {
-        win.set_open_error("Enter the passphrase of your identity key.".into());
-        return;
-    }
-    let runtime = st.runtime.clone();
-    drop(st);
-    win.set_busy(true);
-    let Some(rt) = runtime else {
-        let r = keys::unlock_or_create(&path, &passphrase);
-        unlocked(win, state, session, form, r);
-        return;
-    };
     let (w, st, s) = (win.as_weak(), state.clone(), session.clone());
-    // Key derivation or RSA generation: seconds, so not on the UI thread.
-    let job = rt.spawn_blocking(move || keys::unlock_or_create(&path, &passphrase));
-    let ui = slint::spawn_local(async move {
-        let r = job
-            .await
-            .unwrap_or_else(|e| Err(format!("key task failed: {e}")));
-        if let Some(win) = w.upgrade() {
-            unlocked(&win, &st, &s, form, r);
+    win.set_busy(true);
+    let asked = keys::obtain(&identity, passphrase, move |r| {
+        let Some(win) = w.upgrade() else { return };
+        win.set_busy(false);
+        match r {
+            Ok((key, notes)) => {
+                {
+                    let id = st.borrow().identity.clone();
+                    let id = id.borrow();
+                    describe_key(&win, &id.state, &id.path);
+                }
+                finish(&win, &st, &s, form, key, &notes);
+            }
+            Err(e) => win.set_open_error(e.into()),
         }
     });
-    if let Err(e) = ui {
+    if let Err(e) = asked {
         win.set_busy(false);
-        win.set_open_error(format!("cannot unlock the key: {e}").into());
-    }
-}
-
-fn unlocked(
-    win: &AdminWindow,
-    state: &Rc<RefCell<State>>,
-    session: &Rc<Session>,
-    form: Form,
-    r: Result<(PrivateKey, Vec<String>), String>,
-) {
-    win.set_busy(false);
-    match r {
-        Ok((key, notes)) => {
-            let key = Arc::new(key);
-            let mut st = state.borrow_mut();
-            st.key = KeyState::Ready(key.clone(), notes.clone());
-            let path = st.opts.identity.clone();
-            describe_key(win, &st.key, &path);
-            drop(st);
-            finish(win, state, session, form, key, &notes);
-        }
-        Err(e) => win.set_open_error(e.into()),
+        win.set_open_error(e.into());
     }
 }
 

@@ -65,3 +65,137 @@ pub fn unlock_or_create(
         Err(e) => Err(e.to_string()),
     }
 }
+
+/// A window's identity: where its key lives, what is there, and where slow
+/// key work runs (`None`: inline, for tests).
+#[derive(Debug)]
+pub struct Identity {
+    /// The key file.
+    pub path: std::path::PathBuf,
+    /// What is at `path` (becomes `Ready` once unlocked or created).
+    pub state: KeyState,
+    runtime: Option<tokio::runtime::Handle>,
+}
+
+/// The key and notes for the user, or why there is none.
+pub type Obtained = Result<(Arc<PrivateKey>, Vec<String>), String>;
+
+impl Identity {
+    /// Probes `path` (cheap: no passphrase, no key generation).
+    pub fn probe(path: std::path::PathBuf, runtime: Option<tokio::runtime::Handle>) -> Self {
+        let state = probe(&path);
+        Identity {
+            path,
+            state,
+            runtime,
+        }
+    }
+}
+
+/// Gets the key for a submitted form and hands it to `done` on the UI
+/// thread: at once when it is ready, else after unlocking it with
+/// `passphrase` or creating it (key derivation or RSA generation take
+/// seconds, so they run on the runtime's blocking pool). What the user must
+/// fix first (an unusable file, a missing passphrase) comes back as `Err`
+/// without calling `done`.
+pub fn obtain(
+    id: &std::rc::Rc<std::cell::RefCell<Identity>>,
+    passphrase: zeroize::Zeroizing<String>,
+    done: impl FnOnce(Obtained) + 'static,
+) -> Result<(), String> {
+    let (path, runtime) = {
+        let me = id.borrow();
+        match &me.state {
+            KeyState::Ready(k, notes) => {
+                let ready = (k.clone(), notes.clone());
+                drop(me);
+                done(Ok(ready));
+                return Ok(());
+            }
+            KeyState::Broken(e) => return Err(format!("Your identity cannot be used: {e}")),
+            KeyState::Locked if passphrase.is_empty() => {
+                return Err("Enter the passphrase of your identity key.".into())
+            }
+            KeyState::Locked | KeyState::Missing => {}
+        }
+        (me.path.clone(), me.runtime.clone())
+    };
+    let id = id.clone();
+    let finish = move |r: Result<(PrivateKey, Vec<String>), String>| {
+        let r = r.map(|(key, notes)| {
+            let key = Arc::new(key);
+            id.borrow_mut().state = KeyState::Ready(key.clone(), notes.clone());
+            (key, notes)
+        });
+        done(r);
+    };
+    let Some(rt) = runtime else {
+        finish(unlock_or_create(&path, &passphrase));
+        return Ok(());
+    };
+    let job = rt.spawn_blocking(move || unlock_or_create(&path, &passphrase));
+    slint::spawn_local(async move {
+        finish(
+            job.await
+                .unwrap_or_else(|e| Err(format!("key task failed: {e}"))),
+        );
+    })
+    .map(drop)
+    .map_err(|e| format!("cannot unlock the key: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use zeroize::Zeroizing;
+
+    use super::*;
+
+    fn ask(id: &Rc<RefCell<Identity>>, pass: &str) -> Result<Option<Obtained>, String> {
+        let got = Rc::new(RefCell::new(None));
+        let g = got.clone();
+        obtain(id, Zeroizing::new(pass.into()), move |r| {
+            *g.borrow_mut() = Some(r);
+        })?;
+        let r = got.borrow_mut().take();
+        Ok(r)
+    }
+
+    #[test]
+    fn a_locked_key_needs_its_passphrase_then_stays_unlocked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("id.pem");
+        let key = common::test_keys::key(0);
+        identity::save(&path, key, Some(b"open sesame")).unwrap();
+        let id = Rc::new(RefCell::new(Identity::probe(path, None)));
+        assert!(matches!(id.borrow().state, KeyState::Locked));
+
+        let err = ask(&id, "").unwrap_err();
+        assert!(err.contains("passphrase"), "{err}");
+        let wrong = ask(&id, "not it").unwrap().unwrap().unwrap_err();
+        assert!(wrong.contains("wrong passphrase"), "{wrong}");
+        assert!(
+            matches!(id.borrow().state, KeyState::Locked),
+            "still locked"
+        );
+
+        let (k, _) = ask(&id, "open sesame").unwrap().unwrap().unwrap();
+        assert_eq!(k.public().fingerprint(), key.public().fingerprint());
+        assert!(matches!(id.borrow().state, KeyState::Ready(..)));
+        // Ready now: no passphrase needed again.
+        let (again, _) = ask(&id, "").unwrap().unwrap().unwrap();
+        assert_eq!(again.public().fingerprint(), key.public().fingerprint());
+    }
+
+    #[test]
+    fn a_broken_file_is_refused_before_any_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("id.pem");
+        std::fs::write(&path, "not a key").unwrap();
+        let id = Rc::new(RefCell::new(Identity::probe(path, None)));
+        let err = ask(&id, "").unwrap_err();
+        assert!(err.starts_with("Your identity cannot be used"), "{err}");
+    }
+}
