@@ -3,8 +3,10 @@
 //! connection's queue in batches. Reader and writer run in the same task,
 //! so when a connection ends, everything it holds ends with it.
 
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +19,7 @@ use futures_util::StreamExt;
 use openssl::ssl::{Ssl, SslAcceptor};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::{sleep_until, timeout, Instant};
 use tokio_openssl::SslStream;
 use tokio_util::codec::FramedRead;
@@ -27,6 +29,7 @@ use tracing::{debug, info};
 use crate::config::Limits;
 use crate::hub::{Hub, JoinError, Member, Published, Room};
 use crate::limits::{Refusal, Slot, TokenBucket};
+use crate::queue::{Outq, Push};
 use crate::stats::{CloseReason, Stats};
 
 type Tls = SslStream<TcpStream>;
@@ -73,7 +76,14 @@ impl std::fmt::Debug for Shared {
 /// Serves one accepted TCP connection to the end and logs why it ended.
 /// `slot` is its place in the connection limits (held until this returns),
 /// or why it has none: then it only gets a refusal.
-pub async fn serve(shared: Shared, tcp: TcpStream, peer: SocketAddr, slot: Result<Slot, Refusal>) {
+/// `_permit` is its place among the refusals in flight, if it is refused.
+pub async fn serve(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    slot: Result<Slot, Refusal>,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+) {
     let (reason, conn_id, room) = run(&shared, tcp, peer, slot).await;
     shared.stats.closed(reason);
     match conn_id {
@@ -92,12 +102,39 @@ pub async fn serve(shared: Shared, tcp: TcpStream, peer: SocketAddr, slot: Resul
 
 type Outcome = (CloseReason, Option<ConnId>, Option<String>);
 
+/// A connection that completed TLS and its hello and joined a room.
+struct Joined {
+    tls: Tls,
+    room: Arc<Room>,
+    room_tag: String,
+    conn_id: ConnId,
+    queue: Arc<Outq>,
+    kill: CancellationToken,
+    /// Its place in the connection limits, held to the end.
+    _slot: Slot,
+}
+
 async fn run(
     shared: &Shared,
     tcp: TcpStream,
     peer: SocketAddr,
     slot: Result<Slot, Refusal>,
 ) -> Outcome {
+    // Handshake, hello and join run in a future of their own on the heap,
+    // freed once done: an idle connection's task then holds only what the
+    // chat phase needs (its size is the largest of its states).
+    match Box::pin(establish(shared, tcp, peer, slot)).await {
+        Ok(joined) => chat(shared, joined).await,
+        Err(outcome) => outcome,
+    }
+}
+
+async fn establish(
+    shared: &Shared,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    slot: Result<Slot, Refusal>,
+) -> Result<Joined, Outcome> {
     let limits = &shared.limits;
     let _ = tcp.set_nodelay(true);
     // A peer that vanishes (powered off, NAT entry dropped) must not hold
@@ -105,10 +142,10 @@ async fn run(
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let _ = socket2::SockRef::from(&tcp).set_tcp_user_timeout(Some(TCP_USER_TIMEOUT));
     let Ok(ssl) = Ssl::new(shared.acceptor.context()) else {
-        return (CloseReason::TlsFailed, None, None);
+        return Err((CloseReason::TlsFailed, None, None));
     };
     let Ok(mut tls) = SslStream::new(ssl, tcp) else {
-        return (CloseReason::TlsFailed, None, None);
+        return Err((CloseReason::TlsFailed, None, None));
     };
     let handshake_limit = if slot.is_ok() {
         limits.handshake_timeout
@@ -116,14 +153,14 @@ async fn run(
         limits.handshake_timeout.min(REFUSAL_HANDSHAKE)
     };
     tokio::select! {
-        _ = shared.shutdown.cancelled() => return (CloseReason::Shutdown, None, None),
+        _ = shared.shutdown.cancelled() => return Err((CloseReason::Shutdown, None, None)),
         r = timeout(handshake_limit, std::pin::Pin::new(&mut tls).accept()) => match r {
-            Err(_) => return (CloseReason::HandshakeTimeout, None, None),
-            Ok(Err(_)) => return (CloseReason::TlsFailed, None, None),
+            Err(_) => return Err((CloseReason::HandshakeTimeout, None, None)),
+            Ok(Err(_)) => return Err((CloseReason::TlsFailed, None, None)),
             Ok(Ok(())) => {}
         },
     }
-    let _slot = match slot {
+    let slot = match slot {
         Ok(s) => s,
         Err(refusal) => {
             let (code, msg) = match refusal {
@@ -134,7 +171,7 @@ async fn run(
                 ),
             };
             last_words(&mut tls, code, msg, limits.max_frame).await;
-            return (CloseReason::Refused, None, None);
+            return Err((CloseReason::Refused, None, None));
         }
     };
 
@@ -153,7 +190,7 @@ async fn run(
                 limits.max_frame,
             )
             .await;
-            return (CloseReason::Shutdown, None, None);
+            return Err((CloseReason::Shutdown, None, None));
         }
         Some(Err(_)) => {
             last_words(
@@ -163,29 +200,24 @@ async fn run(
                 limits.max_frame,
             )
             .await;
-            return (CloseReason::HelloTimeout, None, None);
+            return Err((CloseReason::HelloTimeout, None, None));
         }
         Some(Ok(Err((reason, code, msg)))) => {
             last_words(&mut tls, code, &msg, limits.max_frame).await;
-            return (reason, None, None);
+            return Err((reason, None, None));
         }
         Some(Ok(Ok(room))) => room,
     };
     let room_tag = room.short();
 
     let conn_id = shared.hub.next_conn_id();
-    let (tx, rx) = mpsc::channel::<Bytes>(limits.queue_frames);
+    let queue = Arc::new(Outq::new(limits.queue_frames, limits.queue_bytes));
     let kill = shared.shutdown.child_token();
     let member = Member {
         id: conn_id,
-        tx: tx.clone(),
+        out: Arc::clone(&queue),
         kill: kill.clone(),
-        slow: Arc::default(),
-        queued: Arc::new(AtomicUsize::new(0)),
-        max_queued: limits.queue_bytes,
     };
-    let slow = Arc::clone(&member.slow);
-    let queued = Arc::clone(&member.queued);
     let room = match shared.hub.join(room, member) {
         Ok((room, peers)) => {
             info!(%peer, conn_id, room = %room_tag, peers, "connection joined room");
@@ -197,26 +229,44 @@ async fn run(
                 JoinError::TooManyRooms => (ErrorCode::ServerFull, "relay is at its room limit"),
             };
             last_words(&mut tls, code, msg, limits.max_frame).await;
-            return (CloseReason::RoomFull, Some(conn_id), Some(room_tag));
+            return Err((CloseReason::RoomFull, Some(conn_id), Some(room_tag)));
         }
     };
 
+    Ok(Joined {
+        tls,
+        room,
+        room_tag,
+        conn_id,
+        queue,
+        kill,
+        _slot: slot,
+    })
+}
+
+/// The chat phase: reads, limits and publishes, and writes what is queued.
+async fn chat(shared: &Shared, joined: Joined) -> Outcome {
+    let limits = &shared.limits;
+    let Joined {
+        tls,
+        room,
+        room_tag,
+        conn_id,
+        queue,
+        kill,
+        _slot,
+    } = joined;
     // The hub queued the welcome before anyone could see us.
     let (rd, wr) = tokio::io::split(tls);
     let (last_tx, last_rx) = oneshot::channel::<Bytes>();
-    let writer = write_loop(wr, rx, last_rx, Arc::clone(&queued), Arc::clone(&slow));
+    let writer = write_loop(wr, &queue, last_rx);
     tokio::pin!(writer);
     let out = Outbox {
-        tx,
-        queued: Arc::clone(&queued),
+        queue: &queue,
         max_frame: limits.max_frame,
     };
-    let reason = tokio::select! {
-        r = read_loop(shared, rd, &out, &room, conn_id, &kill) => r,
-        // The writer ends first only on a write error or a stall.
-        () = &mut writer => CloseReason::IoError,
-    };
-    let reason = if slow.load(Relaxed) {
+    let reason = read_loop(shared, rd, &out, &room, conn_id, &kill, writer.as_mut()).await;
+    let reason = if queue.is_slow() {
         CloseReason::SlowReader
     } else {
         reason
@@ -225,7 +275,8 @@ async fn run(
     shared
         .hub
         .leave(&room, conn_id, !shared.shutdown.is_cancelled());
-    drop(out);
+    // Nothing more joins the queue; the writer drains what is there.
+    queue.close();
     // Last words for the client when the relay ends the connection: written
     // ahead of anything still queued, within a deadline.
     let last = match reason {
@@ -252,13 +303,12 @@ async fn run(
 }
 
 /// The connection's own sender of control frames.
-struct Outbox {
-    tx: mpsc::Sender<Bytes>,
-    queued: Arc<AtomicUsize>,
+struct Outbox<'a> {
+    queue: &'a Outq,
     max_frame: usize,
 }
 
-impl Outbox {
+impl Outbox<'_> {
     /// Queues a frame; false if the queue is full (the caller treats the
     /// connection as too slow).
     fn send(&self, frame: &RelayFrame) -> bool {
@@ -266,14 +316,7 @@ impl Outbox {
         if encode_frame(frame, self.max_frame, &mut buf).is_err() {
             return false;
         }
-        let len = buf.len();
-        self.queued.fetch_add(len, Relaxed);
-        if self.tx.try_send(buf.freeze()).is_ok() {
-            true
-        } else {
-            self.queued.fetch_sub(len, Relaxed);
-            false
-        }
+        self.queue.push(buf.freeze()) == Push::Queued
     }
 
     fn error(&self, code: ErrorCode, message: &str) -> bool {
@@ -333,15 +376,19 @@ async fn read_hello(tls: &mut Tls) -> Result<common::RoomId, (CloseReason, Error
 async fn read_loop(
     shared: &Shared,
     rd: ReadHalf<Tls>,
-    out: &Outbox,
+    out: &Outbox<'_>,
     room: &Room,
     conn_id: ConnId,
     kill: &CancellationToken,
+    // Polled alongside the reads (one select, not a select of two loops,
+    // keeps the connection's task small); it ends first only on a write
+    // error or a stall.
+    mut writer: Pin<&mut impl Future<Output = ()>>,
 ) -> CloseReason {
     let limits = &shared.limits;
     let stats = &shared.stats;
     let mut frames =
-        FramedRead::with_capacity(rd, FrameCodec::<ClientFrame>::new(limits.max_frame), 1024);
+        FramedRead::with_capacity(rd, FrameCodec::<ClientFrame>::new(limits.max_frame), 0);
     let now = std::time::Instant::now();
     let mut frame_bucket = TokenBucket::new(
         f64::from(limits.rate_frames),
@@ -371,6 +418,7 @@ async fn read_loop(
                 return if shared.shutdown.is_cancelled() { CloseReason::Shutdown } else { CloseReason::SlowReader };
             }
             f = frames.next() => f,
+            () = &mut writer => return CloseReason::IoError,
             _ = sleep_until(idle_deadline) => return CloseReason::IdleTimeout,
             _ = sleep_until(next_ping) => {
                 ping_seq += 1;
@@ -450,20 +498,14 @@ async fn read_loop(
     }
 }
 
-/// Drains the queue into one buffer per flush. Ends when every sender is
-/// gone and the queue is empty, on a write error, on a write that stalls
-/// (the reader stopped reading: marked slow), or after writing the last
-/// frame handed over on `last` (which goes ahead of anything still queued).
-async fn write_loop(
-    mut wr: WriteHalf<Tls>,
-    mut rx: mpsc::Receiver<Bytes>,
-    mut last: oneshot::Receiver<Bytes>,
-    queued: Arc<AtomicUsize>,
-    slow: Arc<std::sync::atomic::AtomicBool>,
-) {
+/// Drains the queue into one buffer per flush. Ends when the queue is
+/// closed and empty, on a write error, on a write that stalls (the reader
+/// stopped reading: marked slow), or after writing the last frame handed
+/// over on `last` (which goes ahead of anything still queued).
+async fn write_loop(mut wr: WriteHalf<Tls>, queue: &Outq, mut last: oneshot::Receiver<Bytes>) {
     let mut buf = BytesMut::new();
     loop {
-        let first = tokio::select! {
+        let more = tokio::select! {
             biased;
             l = &mut last => {
                 if let Ok(bytes) = l {
@@ -471,26 +513,21 @@ async fn write_loop(
                 }
                 break;
             }
-            m = rx.recv() => m,
+            more = queue.take(&mut buf, WRITE_BATCH) => more,
         };
-        let Some(first) = first else { break };
-        buf.extend_from_slice(&first);
-        while buf.len() < WRITE_BATCH {
-            match rx.try_recv() {
-                Ok(b) => buf.extend_from_slice(&b),
-                Err(_) => break,
-            }
+        if !more {
+            break;
         }
         let n = buf.len();
         match timeout(WRITE_STALL, write_all_flush(&mut wr, &buf)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return,
             Err(_) => {
-                slow.store(true, Relaxed);
+                queue.mark_slow();
                 return;
             }
         }
-        queued.fetch_sub(n, Relaxed);
+        queue.written(n);
         buf.clear();
         if buf.capacity() > KEEP_BUFFER {
             buf = BytesMut::new();

@@ -8,15 +8,15 @@
 //! methods.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::{Bytes, BytesMut};
 use common::wire::{encode_frame, ConnId, RelayFrame, Welcome, PROTOCOL_VERSION};
 use common::RoomId;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::queue::{Outq, Push};
 use crate::stats::Stats;
 
 /// A member's handle: its outbound queue and the token that ends it.
@@ -24,16 +24,11 @@ use crate::stats::Stats;
 pub struct Member {
     /// Connection id.
     pub id: ConnId,
-    /// Pre-encoded frames for this connection.
-    pub tx: mpsc::Sender<Bytes>,
+    /// Pre-encoded frames for this connection (bounded in frames and
+    /// bytes; marked slow when the hub cuts it off).
+    pub out: Arc<Outq>,
     /// Cancelled when the connection must end (slow reader, shutdown).
     pub kill: CancellationToken,
-    /// Set when the hub cut it off for falling behind.
-    pub slow: Arc<std::sync::atomic::AtomicBool>,
-    /// Bytes queued and not yet written (the writer subtracts).
-    pub queued: Arc<AtomicUsize>,
-    /// Most bytes that may wait in the queue.
-    pub max_queued: usize,
 }
 
 /// One room.
@@ -228,31 +223,18 @@ impl Hub {
     /// budget kills the connection (never a silent skip, never unbounded
     /// memory).
     fn queue(&self, m: &Member, bytes: &Bytes) -> usize {
-        let len = bytes.len();
-        // Count before sending so the writer's subtraction never runs ahead.
-        let before = m.queued.fetch_add(len, Relaxed);
-        if before + len > m.max_queued {
-            m.queued.fetch_sub(len, Relaxed);
-            m.slow.store(true, Relaxed);
-            m.kill.cancel();
-            return 0;
-        }
-        match m.tx.try_send(bytes.clone()) {
-            Ok(()) => {
+        match m.out.push(bytes.clone()) {
+            Push::Queued => {
                 self.stats.frames_out.fetch_add(1, Relaxed);
-                self.stats.bytes_out.fetch_add(len as u64, Relaxed);
+                self.stats.bytes_out.fetch_add(bytes.len() as u64, Relaxed);
                 1
             }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                m.queued.fetch_sub(len, Relaxed);
-                m.slow.store(true, Relaxed);
+            Push::Full => {
+                m.out.mark_slow();
                 m.kill.cancel();
                 0
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                m.queued.fetch_sub(len, Relaxed);
-                0
-            }
+            Push::Closed => 0,
         }
     }
 }
@@ -262,18 +244,15 @@ mod tests {
     use super::*;
     use common::wire::decode_frame;
 
-    fn member(hub: &Hub, cap: usize) -> (Member, mpsc::Receiver<Bytes>) {
-        let (tx, rx) = mpsc::channel(cap);
+    fn member(hub: &Hub, cap: usize) -> (Member, Arc<Outq>) {
+        let out = Arc::new(Outq::new(cap, 1 << 20));
         (
             Member {
                 id: hub.next_conn_id(),
-                tx,
+                out: Arc::clone(&out),
                 kill: CancellationToken::new(),
-                slow: Arc::default(),
-                queued: Arc::default(),
-                max_queued: 1 << 20,
             },
-            rx,
+            out,
         )
     }
 
@@ -284,9 +263,9 @@ mod tests {
     #[test]
     fn broadcast_reaches_others_not_sender_and_not_other_rooms() {
         let hub = Hub::new(10, 10, 1 << 20, Arc::default());
-        let (a, mut ra) = member(&hub, 8);
-        let (b, mut rb) = member(&hub, 8);
-        let (c, mut rc) = member(&hub, 8);
+        let (a, ra) = member(&hub, 8);
+        let (b, rb) = member(&hub, 8);
+        let (c, rc) = member(&hub, 8);
         let (aid, bid) = (a.id, b.id);
         let (room, peers) = hub.join(RoomId([1; 16]), a).unwrap();
         assert_eq!(peers, 0);
@@ -294,8 +273,8 @@ mod tests {
         assert_eq!(peers, 1);
         hub.join(RoomId([2; 16]), c).unwrap();
         // Each member's first frame is its own welcome.
-        for (rx, id, want) in [(&mut ra, aid, vec![]), (&mut rb, bid, vec![aid])] {
-            match frame(rx.try_recv().unwrap()) {
+        for (rx, id, want) in [(&ra, aid, vec![]), (&rb, bid, vec![aid])] {
+            match frame(rx.try_pop().unwrap()) {
                 RelayFrame::Welcome(w) => {
                     assert_eq!(w.conn_id, id);
                     assert_eq!(w.peers, want);
@@ -304,23 +283,23 @@ mod tests {
             }
         }
         assert!(matches!(
-            frame(rc.try_recv().unwrap()),
+            frame(rc.try_pop().unwrap()),
             RelayFrame::Welcome(_)
         ));
-        assert_eq!(frame(ra.try_recv().unwrap()), RelayFrame::PeerJoined(bid));
+        assert_eq!(frame(ra.try_pop().unwrap()), RelayFrame::PeerJoined(bid));
         assert_eq!(
             hub.publish(&room, aid, None, Bytes::from_static(b"x")),
             Published::Delivered(1)
         );
         assert_eq!(
-            frame(rb.try_recv().unwrap()),
+            frame(rb.try_pop().unwrap()),
             RelayFrame::Deliver {
                 from: aid,
                 payload: Bytes::from_static(b"x")
             }
         );
-        assert!(ra.try_recv().is_err());
-        assert!(rc.try_recv().is_err());
+        assert!(ra.try_pop().is_none());
+        assert!(rc.try_pop().is_none());
         assert_eq!(
             hub.publish(&room, aid, Some(999), Bytes::new()),
             Published::NoSuchPeer
@@ -336,9 +315,9 @@ mod tests {
         let hub = Hub::new(10, 10, 1 << 20, Arc::default());
         let (a, _ra) = member(&hub, 8);
         let (slow, _rs) = member(&hub, 1);
-        let (fast, mut rf) = member(&hub, 64);
+        let (fast, rf) = member(&hub, 64);
         let aid = a.id;
-        let (slow_kill, slow_flag) = (slow.kill.clone(), slow.slow.clone());
+        let (slow_kill, slow_out) = (slow.kill.clone(), Arc::clone(&slow.out));
         let (room, _) = hub.join(RoomId([1; 16]), a).unwrap();
         hub.join(RoomId([1; 16]), slow).unwrap();
         hub.join(RoomId([1; 16]), fast).unwrap();
@@ -346,9 +325,9 @@ mod tests {
             hub.publish(&room, aid, None, Bytes::from_static(b"m"));
         }
         assert!(slow_kill.is_cancelled());
-        assert!(slow_flag.load(Relaxed));
+        assert!(slow_out.is_slow());
         let mut got = 0;
-        while let Ok(b) = rf.try_recv() {
+        while let Some(b) = rf.try_pop() {
             got += matches!(frame(b), RelayFrame::Deliver { .. }) as usize;
         }
         assert_eq!(got, 10, "the fast member lost nothing");

@@ -6,6 +6,7 @@
 //! - [`server`]: accept loop, admission, stats, graceful shutdown.
 //! - [`conn`]: one connection — handshake, hello, limits, batched writes.
 //! - [`hub`]: rooms and broadcast, the one interface a backplane replaces.
+//! - [`queue`]: a connection's bounded outbound queue.
 //! - [`limits`], [`stats`]: token buckets, admission, counters.
 //!
 //! The relay links `common` without its `crypto` feature: it has no code
@@ -15,6 +16,7 @@ pub mod config;
 pub mod conn;
 pub mod hub;
 pub mod limits;
+pub mod queue;
 pub mod server;
 pub mod stats;
 #[cfg(feature = "test-support")]

@@ -86,9 +86,16 @@ impl Relay {
             config,
             ..
         } = self;
+        // One shared copy: each connection's task holds a pointer, not the
+        // limits themselves.
+        let shared = Arc::new(shared);
         let tracker = TaskTracker::new();
         if let Some(every) = config.stats_interval {
-            tracker.spawn(stats_ticker(shared.clone(), Arc::clone(&admission), every));
+            tracker.spawn(stats_ticker(
+                Arc::clone(&shared),
+                Arc::clone(&admission),
+                every,
+            ));
         }
         let refusals = Arc::new(tokio::sync::Semaphore::new(REFUSALS_IN_FLIGHT));
         loop {
@@ -121,11 +128,7 @@ impl Relay {
                     }
                 },
             };
-            let s = shared.clone();
-            tracker.spawn(async move {
-                conn::serve(s, tcp, peer, slot).await;
-                drop(permit);
-            });
+            tracker.spawn(conn::serve(Arc::clone(&shared), tcp, peer, slot, permit));
         }
         drop(listener);
         info!(
@@ -145,7 +148,7 @@ impl Relay {
     }
 }
 
-async fn stats_ticker(shared: Shared, admission: Arc<Admission>, every: std::time::Duration) {
+async fn stats_ticker(shared: Arc<Shared>, admission: Arc<Admission>, every: std::time::Duration) {
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     loop {
