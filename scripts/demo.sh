@@ -135,6 +135,10 @@ echo "bob here, all set" >&5
 wait_for "$work/alice.jsonl" 'all set' 20
 wait_for "$work/admin.jsonl" 'all set' 20
 
+echo "== alice writes privately to bob: only bob can read it" >&2
+echo "/msg bob the spare key is under the mat" >&4
+wait_for "$work/bob.jsonl" '"type":"private"' 20
+
 echo "== the admin removes bob; a new epoch starts without him" >&2
 echo "/kick bob demo is over for you" >&3
 wait_for "$work/bob.jsonl" '"type":"kicked"' 30
@@ -162,6 +166,10 @@ for who in ("admin", "alice", "bob"):
             print(f"  <{e['from']}> {e['text']}")
         elif t == "sent":
             print(f"  <{who}, me> {e['text']}")
+        elif t == "private":
+            print(f"  <{e['from']} -> {who}, private> {e['text']}")
+        elif t == "private_sent":
+            print(f"  <{who} -> {e['to']}, private> {e['text']}")
         elif t == "epoch":
             print(f"  * epoch {e['epoch']}: " + ", ".join(m["name"] for m in e["members"]))
         elif t == "pending":
@@ -174,5 +182,8 @@ for who in ("admin", "alice", "bob"):
             print(f"  * admin verified against the invite (safety code {e['safety_code'][:23]}...)")
 bob = open(os.path.join(work, "bob.jsonl")).read()
 assert "no longer read" not in bob, "bob read a message after being removed"
+assert "spare key" in bob, "bob did not get alice's private message"
+assert "spare key" not in open(os.path.join(work, "admin.jsonl")).read(), "the admin read a private message"
+print("--- only bob read alice's private message.")
 print("--- bob never saw the message sent after he was removed.")
 PY

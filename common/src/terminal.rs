@@ -117,9 +117,8 @@ pub struct Options {
     pub invite: Option<String>,
 }
 
-const HELP_MEMBER: &str =
-    "commands: /help, /list (members and safety codes), /quit; anything else is sent to the room";
-const HELP_ADMIN: &str = "commands: /help, /list, /quit, /approve ID, /deny ID [reason], /kick NAME|FINGERPRINT [reason], /rekey, /invite; anything else is sent to the room";
+const HELP_MEMBER: &str = "commands: /help, /list (members and safety codes), /msg NAME|FINGERPRINT text (private: only that member can read it), /quit; anything else is sent to the room";
+const HELP_ADMIN: &str = "commands: /help, /list, /msg NAME|FINGERPRINT text, /quit, /approve ID, /deny ID [reason], /kick NAME|FINGERPRINT [reason], /rekey, /invite; anything else is sent to the room";
 
 /// Runs the engine over the relays with a terminal front end until `/quit`,
 /// end of input, or the driver stops. Returns the driver's last word.
@@ -210,6 +209,13 @@ fn parse(line: &str, opts: &Options, out: &Printer) -> Parsed {
         "list" => Parsed::Local(out.list()),
         "invite" if opts.admin => Parsed::Local(opts.invite.clone().unwrap_or_default()),
         "rekey" => admin_only(Command::Rekey),
+        "msg" => {
+            let rest = rest["msg".len()..].trim_start();
+            match out.resolve_private(rest) {
+                Ok((fp, text)) => Parsed::Command(Command::Private(fp, text)),
+                Err(why) => Parsed::Local(why),
+            }
+        }
         "approve" | "deny" => match arg.parse::<u32>() {
             Ok(id) if verb == "approve" => admin_only(Command::Approve(id)),
             Ok(id) => admin_only(Command::Deny(
@@ -304,6 +310,51 @@ impl Printer {
         }
     }
 
+    /// Splits `/msg` arguments into a recipient and the text. The recipient
+    /// is the longest member name that starts the line (names may hold
+    /// spaces), or a fingerprint prefix of at least 8 hex characters.
+    fn resolve_private(&self, rest: &str) -> Result<(Fingerprint, String), String> {
+        const USAGE: &str =
+            "usage: /msg NAME|FINGERPRINT text (names and fingerprints are in /list)";
+        if rest.is_empty() {
+            return Err(USAGE.into());
+        }
+        let by_name = self
+            .members
+            .iter()
+            .filter_map(|m| {
+                let text = rest.strip_prefix(m.name.as_str())?.strip_prefix(' ')?;
+                Some((m.name.len(), m.fingerprint, text))
+            })
+            .max_by_key(|(len, ..)| *len);
+        if let Some((_, fp, text)) = by_name {
+            let text = text.trim();
+            if text.is_empty() {
+                return Err(USAGE.into());
+            }
+            return Ok((fp, text.to_string()));
+        }
+        let (word, text) = rest.split_once(' ').unwrap_or((rest, ""));
+        let word = word.to_ascii_lowercase();
+        let hits: Vec<&MemberInfo> =
+            if word.len() >= 8 && word.bytes().all(|b| b.is_ascii_hexdigit()) {
+                self.members
+                    .iter()
+                    .filter(|m| m.fingerprint.to_string().starts_with(&word))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+        match (hits.as_slice(), text.trim()) {
+            (_, "") => Err(USAGE.into()),
+            ([one], text) => Ok((one.fingerprint, text.to_string())),
+            _ => Err(format!(
+                "no single member matches {:?}: use a name or a fingerprint prefix from /list",
+                crate::engine::printable(rest.split(' ').next().unwrap_or(""))
+            )),
+        }
+    }
+
     fn member_json(m: &MemberInfo) -> serde_json::Value {
         json!({"name": m.name, "fingerprint": m.fingerprint.to_string(), "safety_code": m.safety_code, "admin": m.admin})
     }
@@ -365,6 +416,14 @@ impl Printer {
                 json!({"type": "sent", "text": text, "epoch": epoch, "seq": seq}),
                 format!("<me> {}", crate::engine::printable(text)),
             ),
+            Event::Private { from, text, sent_at_ms, epoch, seq } => self.emit(
+                json!({"type": "private", "from": from.name, "fingerprint": from.fingerprint.to_string(), "text": text, "sent_at_ms": sent_at_ms, "epoch": epoch, "seq": seq}),
+                format!("<{} → me, private> {}", from.name, crate::engine::printable(text)),
+            ),
+            Event::PrivateSent { to, text, epoch, seq } => self.emit(
+                json!({"type": "private_sent", "to": to.name, "fingerprint": to.fingerprint.to_string(), "text": text, "epoch": epoch, "seq": seq}),
+                format!("<me → {}, private> {}", to.name, crate::engine::printable(text)),
+            ),
             Event::Typing { from, on } => {
                 if self.json {
                     self.emit(json!({"type": "typing", "from": from.name, "on": on}), String::new())
@@ -375,6 +434,80 @@ impl Printer {
             Event::Closed { reason } => self.emit(json!({"type": "closed", "reason": reason}), format!("* room closed: {reason}")),
             Event::Warning { reason } => self.emit(json!({"type": "warning", "reason": reason}), format!("! warning: {reason}")),
             Event::Error { reason } => self.emit(json!({"type": "error", "reason": reason}), format!("! error: {reason}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(name: &str, fp: u8) -> MemberInfo {
+        MemberInfo {
+            name: name.into(),
+            fingerprint: Fingerprint([fp; 32]),
+            safety_code: String::new(),
+            admin: false,
+        }
+    }
+
+    fn printer() -> Printer {
+        Printer {
+            json: false,
+            members: vec![
+                member("ann", 0xa1),
+                member("ann lee", 0xb2),
+                member("bob", 0xc3),
+            ],
+        }
+    }
+
+    fn opts() -> Options {
+        Options {
+            json: false,
+            admin: false,
+            invite: None,
+        }
+    }
+
+    #[test]
+    fn msg_takes_the_longest_name_then_the_text() {
+        let p = printer();
+        let private = |line: &str| match parse(line, &opts(), &p) {
+            Parsed::Command(Command::Private(fp, text)) => Some((fp.0[0], text)),
+            _ => None,
+        };
+        assert_eq!(
+            private("/msg bob hi there"),
+            Some((0xc3, "hi there".into()))
+        );
+        assert_eq!(
+            private("/msg ann lee see you"),
+            Some((0xb2, "see you".into()))
+        );
+        assert_eq!(
+            private("/msg ann leaves at 5"),
+            Some((0xa1, "leaves at 5".into()))
+        );
+        assert_eq!(
+            private("/msg c3c3c3c3 by key"),
+            Some((0xc3, "by key".into()))
+        );
+        assert_eq!(
+            private("/msg C3C3C3C3C3 upper case"),
+            Some((0xc3, "upper case".into()))
+        );
+        for bad in [
+            "/msg",
+            "/msg bob",
+            "/msg bob   ",
+            "/msg carol hi",
+            "/msg c3c3 short prefix",
+        ] {
+            assert!(
+                matches!(parse(bad, &opts(), &p), Parsed::Local(_)),
+                "{bad:?} is refused locally"
+            );
         }
     }
 }

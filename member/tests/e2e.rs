@@ -1,5 +1,6 @@
 //! End to end over a real relay and real TLS on 127.0.0.1: one admin and
-//! three members join by each policy, chat, and live through a kick; a wrong
+//! three members join by each policy, chat (and write privately), and live
+//! through a kick; a wrong
 //! password is denied; a relay with another certificate is refused before
 //! anything is sent.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -215,6 +216,37 @@ async fn admin_and_three_members_join_by_each_policy_chat_and_survive_a_kick() {
             )
             .await;
         }
+    }
+
+    // A private message from alice reaches bob only.
+    alice
+        .cmd
+        .send(Command::Private(
+            shared(1).public().fingerprint(),
+            "just between us".into(),
+        ))
+        .await
+        .unwrap();
+    alice
+        .expect(
+            "alice's private message sent",
+            |e| matches!(e, Event::PrivateSent { text, to, .. } if text == "just between us" && to.name == "bob"),
+        )
+        .await;
+    bob.expect(
+        "the private message",
+        |e| matches!(e, Event::Private { text, from, .. } if text == "just between us" && from.name == "alice"),
+    )
+    .await;
+    carol.settle().await;
+    admin.settle().await;
+    for peer in [&carol, &admin] {
+        assert!(
+            !peer.seen.iter().any(|e| matches!(e, Event::Private { .. })
+                || matches!(e, Event::Warning { reason } if reason.contains("private"))),
+            "someone else's private message is neither shown nor warned about: {:?}",
+            peer.seen
+        );
     }
 
     // Kick carol: she is told, the others move to an epoch without her, and

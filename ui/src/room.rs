@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::driver::Update;
 use common::engine::{printable, Command, Event, MemberInfo, MAX_TEXT};
 use common::Fingerprint;
-use slint::{ComponentHandle, Global, Model, ModelRc, SharedString, VecModel};
+use slint::{ComponentHandle, FilterModel, Global, Model, ModelRc, SharedString, VecModel};
 
 use crate::session::Session;
 use crate::{BannerKind, ChatLine, LineKind, MemberRow, PendingRow, Room};
@@ -129,7 +129,19 @@ pub fn install<T: RoomWindow>(
             );
             return false;
         }
-        match s.send(Command::Send(text)) {
+        let private_to = win.room().get_private_to();
+        let command = if private_to.is_empty() {
+            Command::Send(text)
+        } else {
+            match private_to.parse::<Fingerprint>() {
+                Ok(fp) => Command::Private(fp, text),
+                Err(e) => {
+                    banner(&win, BannerKind::Error, &format!("cannot send privately: {e}"));
+                    return false;
+                }
+            }
+        };
+        match s.send(command) {
             Ok(()) => {
                 let mut t = t.borrow_mut();
                 t.on = false;
@@ -145,7 +157,11 @@ pub fn install<T: RoomWindow>(
 
     let (w, s, t) = (win.as_weak(), session.clone(), typing.clone());
     room.on_composer_edited(move |text| {
-        if !w.upgrade().is_some_and(|w| w.room().get_can_send()) {
+        // Typing notices go to the whole room: none while writing privately.
+        if !w
+            .upgrade()
+            .is_some_and(|w| w.room().get_can_send() && w.room().get_private_to().is_empty())
+        {
             return;
         }
         let now = Instant::now();
@@ -162,6 +178,28 @@ pub fn install<T: RoomWindow>(
             t.on = true;
             t.last_sent = Some(now);
         }
+    });
+
+    let w = win.as_weak();
+    room.on_open_private(move |fp, name| {
+        let Some(win) = w.upgrade() else { return };
+        let room = win.room();
+        let peer = fp.clone();
+        let lines = FilterModel::new(room.get_lines(), move |l: &ChatLine| l.peer == peer);
+        room.set_private_lines(ModelRc::new(lines));
+        room.set_private_name(name);
+        room.set_private_to(fp);
+        room.set_revision(room.get_revision().wrapping_add(1));
+    });
+
+    let w = win.as_weak();
+    room.on_close_private(move || {
+        let Some(win) = w.upgrade() else { return };
+        let room = win.room();
+        room.set_private_to(SharedString::new());
+        room.set_private_name(SharedString::new());
+        room.set_private_lines(ModelRc::default());
+        room.set_revision(room.get_revision().wrapping_add(1));
     });
 
     let w = win.as_weak();
@@ -293,6 +331,19 @@ fn push_line<T: RoomWindow>(win: &T, kind: LineKind, sender: &str, text: &str) {
 }
 
 fn push_line_at<T: RoomWindow>(win: &T, kind: LineKind, sender: &str, text: &str, at_ms: u64) {
+    push_entry(win, kind, sender, "", text, at_ms);
+}
+
+/// Adds a line; `peer` is the other person's fingerprint for a private
+/// message (its conversation), empty otherwise.
+fn push_entry<T: RoomWindow>(
+    win: &T,
+    kind: LineKind,
+    sender: &str,
+    peer: &str,
+    text: &str,
+    at_ms: u64,
+) {
     let room = win.room();
     let lines = room.get_lines();
     let Some(m) = vec_model(&lines) else { return };
@@ -302,6 +353,7 @@ fn push_line_at<T: RoomWindow>(win: &T, kind: LineKind, sender: &str, text: &str
     m.push(ChatLine {
         kind,
         sender: printable(sender).into(),
+        peer: peer.into(),
         text: text.join("\n").into(),
         time: clock(at_ms).into(),
     });
@@ -564,6 +616,33 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
             push_line_at(win, LineKind::Message, &from.name, &text, sent_at_ms);
         }
         Event::Sent { text, .. } => push_line(win, LineKind::Own, "", &text),
+        Event::Private {
+            from,
+            text,
+            sent_at_ms,
+            ..
+        } => {
+            let peer = from.fingerprint.to_string();
+            push_entry(
+                win,
+                LineKind::PrivateIn,
+                &from.name,
+                &peer,
+                &text,
+                sent_at_ms,
+            );
+        }
+        Event::PrivateSent { to, text, .. } => {
+            let peer = to.fingerprint.to_string();
+            push_entry(
+                win,
+                LineKind::PrivateOut,
+                &to.name,
+                &peer,
+                &text,
+                common::driver::now_ms(),
+            );
+        }
         Event::Typing { from, on } => set_typing(win, &from.fingerprint, on),
         Event::Denied { reason } => {
             room.set_can_send(false);

@@ -120,7 +120,6 @@ pub struct Admin {
     cfg: AdminConfig,
     join_secret: DhSecret,
     join_key: DhKey,
-    dh: DhSecret,
     password_key: Option<Zeroizing<[u8; 32]>>,
     seats: Vec<Seat>,
     approved: HashSet<Fingerprint>,
@@ -178,7 +177,6 @@ impl Admin {
             cfg,
             join_secret,
             join_key,
-            dh: DhSecret::generate(),
             password_key,
             seats: Vec::new(),
             approved: HashSet::new(),
@@ -276,6 +274,9 @@ impl Admin {
                 if self.core.send_text(now_ms, text, &mut out) {
                     self.count_message(now_ms, &mut out);
                 }
+            }
+            Command::Private(to, text) => {
+                self.core.send_private(now_ms, to, text, &mut out);
             }
             Command::Typing(on) => self
                 .core
@@ -405,9 +406,8 @@ impl Admin {
             Envelope::Announce(_) | Envelope::Epoch(_) | Envelope::Roster(_) | Envelope::Notice(_) => out.push(warning(
                 format!("connection {from} sent a frame only the admin may send: ignored (forgery attempt?)"),
             )),
-            Envelope::Private(_) | Envelope::FileChunk(_) => {
-                out.push(warning("private messages and files are not supported yet: dropped".into()))
-            }
+            Envelope::Private(pm) => self.core.on_private(now_ms, &pm, out),
+            Envelope::FileChunk(_) => out.push(warning("files are not supported yet: chunk dropped".into())),
         }
     }
 
@@ -671,7 +671,7 @@ impl Admin {
         let mut members = vec![RosterEntry {
             name: super::clean_name(&self.cfg.admin_name),
             member_key: me.spki_der().to_vec().into(),
-            dh_key: self.dh.public(),
+            dh_key: self.core.dh.public(),
             admin: true,
         }];
         members.extend(self.seats.iter().map(|s| RosterEntry {
@@ -729,7 +729,7 @@ impl Admin {
         let people = std::iter::once(super::Participant {
             name: super::clean_name(&self.cfg.admin_name),
             key: me.clone(),
-            dh_key: self.dh.public(),
+            dh_key: self.core.dh.public(),
             admin: true,
         })
         .chain(self.seats.iter().map(|s| super::Participant {

@@ -64,7 +64,6 @@ struct PendingEpoch {
 pub struct Member {
     pub(crate) core: Core,
     cfg: MemberConfig,
-    dh: DhSecret,
     password_key: Option<Zeroizing<[u8; 32]>>,
     knock: Option<([u8; 16], u64)>,
     admin: Option<AdminView>,
@@ -92,7 +91,6 @@ impl Member {
         Member {
             core: Core::new(cfg.room, me),
             cfg,
-            dh: DhSecret::generate(),
             password_key,
             knock: None,
             admin: None,
@@ -168,6 +166,9 @@ impl Member {
             Command::Send(text) => {
                 self.core.send_text(now_ms, text, &mut out);
             }
+            Command::Private(to, text) => {
+                self.core.send_private(now_ms, to, text, &mut out);
+            }
             Command::Typing(on) => {
                 if self.joined() {
                     self.core
@@ -227,9 +228,10 @@ impl Member {
             },
             // Other members knock too; join requests go to the admin only.
             Envelope::Knock { .. } | Envelope::JoinRequest(_) => {}
-            Envelope::Private(_) | Envelope::FileChunk(_) => out.push(warning(
-                "private messages and files are not supported yet: dropped".into(),
-            )),
+            Envelope::Private(pm) => self.core.on_private(now_ms, &pm, out),
+            Envelope::FileChunk(_) => {
+                out.push(warning("files are not supported yet: chunk dropped".into()))
+            }
         }
     }
 
@@ -335,7 +337,7 @@ impl Member {
             ephemeral: eph_pub,
             name: super::clean_name(&self.cfg.name),
             member_key: me.spki_der().to_vec().into(),
-            dh_key: self.dh.public(),
+            dh_key: self.core.dh.public(),
             password_proof: proof,
             sent_at_ms: now_ms,
             padding: Default::default(),

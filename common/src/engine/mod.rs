@@ -23,12 +23,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::crypto::seal::{open, seal, SealKeys, SessionKey};
-use crate::crypto::{PrivateKey, PublicKey};
+use crate::crypto::{DhSecret, PrivateKey, PublicKey};
 use crate::ids::{Fingerprint, RoomId};
 use crate::wire::{
     aad, context, decode_payload, encode_payload, signed_message_bytes, ChatBody, ChatMessage,
-    ClientFrame, ConnId, Content, DhKey, Envelope, MessageHeader, RelayFrame, Roster, RosterEntry,
-    Welcome, DEFAULT_MAX_FRAME, PROTOCOL_VERSION,
+    ClientFrame, ConnId, Content, DhKey, Envelope, MessageHeader, PrivateHeader, PrivateMessage,
+    RelayFrame, Roster, RosterEntry, Welcome, DEFAULT_MAX_FRAME, PROTOCOL_VERSION,
 };
 
 pub use admin::{AdminConfig, ApprovalPolicy};
@@ -47,6 +47,9 @@ pub const PREVIOUS_EPOCH_GRACE_MS: u64 = 10_000;
 pub enum Command {
     /// Send a line of text to the room.
     Send(String),
+    /// Send a private line to the member with this fingerprint: only that
+    /// member can read it.
+    Private(Fingerprint, String),
     /// Tell the room we started or stopped typing.
     Typing(bool),
     /// Leave the room (tells the others, then the driver closes).
@@ -137,6 +140,31 @@ pub enum Event {
         /// Our sequence number.
         seq: u64,
     },
+    /// A private message to us, verified and decrypted.
+    Private {
+        /// Sender.
+        from: MemberInfo,
+        /// The text.
+        text: String,
+        /// Sender's clock.
+        sent_at_ms: u64,
+        /// Epoch it was sent in.
+        epoch: u64,
+        /// Sender's sequence number (per recipient).
+        seq: u64,
+    },
+    /// A private message we sent (sealed to the recipient, signed, handed
+    /// to the relay).
+    PrivateSent {
+        /// Recipient.
+        to: MemberInfo,
+        /// The text.
+        text: String,
+        /// Epoch it was sent in.
+        epoch: u64,
+        /// Our sequence number to that recipient.
+        seq: u64,
+    },
     /// Typing state of a member.
     Typing {
         /// Who.
@@ -207,6 +235,29 @@ impl fmt::Debug for Event {
                 "Sent {{ epoch: {epoch}, seq: {seq}, text: {} bytes }}",
                 text.len()
             ),
+            Event::Private {
+                from,
+                epoch,
+                seq,
+                text,
+                ..
+            } => write!(
+                f,
+                "Private {{ from: {}, epoch: {epoch}, seq: {seq}, text: {} bytes }}",
+                from.fingerprint.short(),
+                text.len()
+            ),
+            Event::PrivateSent {
+                to,
+                epoch,
+                seq,
+                text,
+            } => write!(
+                f,
+                "PrivateSent {{ to: {}, epoch: {epoch}, seq: {seq}, text: {} bytes }}",
+                to.fingerprint.short(),
+                text.len()
+            ),
             Event::Typing { from, on } => write!(f, "Typing({}, {on})", from.fingerprint.short()),
             Event::Denied { .. } => f.write_str("Denied"),
             Event::Kicked { .. } => f.write_str("Kicked"),
@@ -231,9 +282,8 @@ pub enum Action {
 pub(crate) struct Participant {
     pub name: String,
     pub key: PublicKey,
-    /// Static X25519 key, the address of private messages (files and
-    /// private messages issue).
-    #[allow(dead_code)]
+    /// Static X25519 key (for this member's run), the address of private
+    /// messages.
     pub dh_key: DhKey,
     pub admin: bool,
 }
@@ -260,6 +310,8 @@ pub(crate) struct EpochState {
     pub order: Vec<Fingerprint>,
     /// Highest sequence number seen per sender.
     pub last_seq: HashMap<Fingerprint, u64>,
+    /// Highest private-message sequence number seen per sender (to us).
+    pub last_private_seq: HashMap<Fingerprint, u64>,
     /// When it was installed.
     pub since_ms: u64,
 }
@@ -306,6 +358,7 @@ impl EpochState {
             members,
             order,
             last_seq: HashMap::new(),
+            last_private_seq: HashMap::new(),
             since_ms: now_ms,
         })
     }
@@ -377,10 +430,15 @@ pub fn printable(s: &str) -> String {
 pub(crate) struct Core {
     pub room: RoomId,
     pub me: Arc<PrivateKey>,
+    /// Our static X25519 secret for this run: the roster lists its public
+    /// half, private messages to us are sealed to it.
+    pub dh: DhSecret,
     pub conn_id: Option<ConnId>,
     pub current: Option<EpochState>,
     pub previous: Option<EpochState>,
     pub my_seq: u64,
+    /// Our private-message sequence numbers in this epoch, per recipient.
+    pub private_seq: HashMap<Fingerprint, u64>,
     pub max_frame: usize,
     /// Do not send until an epoch at least this new is installed (someone
     /// was removed and the epoch without them has not arrived yet).
@@ -392,10 +450,12 @@ impl Core {
         Core {
             room,
             me,
+            dh: DhSecret::generate(),
             conn_id: None,
             current: None,
             previous: None,
             my_seq: 0,
+            private_seq: HashMap::new(),
             max_frame: DEFAULT_MAX_FRAME,
             hold_below: None,
         }
@@ -472,6 +532,7 @@ impl Core {
         self.previous = self.current.take();
         self.current = Some(next);
         self.my_seq = 0;
+        self.private_seq.clear();
     }
 
     /// Sends a line of text; false (with an error event) if it is too long
@@ -615,6 +676,228 @@ impl Core {
             .map_err(|_| format!("malformed message from {} dropped", sender.name))?;
         state.last_seq.insert(h.sender, h.seq);
         Ok((sender, body))
+    }
+
+    /// Seals a private line to the member `to` of the current epoch (an
+    /// ephemeral X25519 key against its roster key), signs it and
+    /// publishes it; false (with an error event) if it cannot be sent.
+    pub fn send_private(
+        &mut self,
+        now_ms: u64,
+        to: Fingerprint,
+        text: String,
+        out: &mut Vec<Action>,
+    ) -> bool {
+        if text.len() > MAX_TEXT {
+            out.push(error(format!(
+                "message too long (at most {MAX_TEXT} bytes)"
+            )));
+            return false;
+        }
+        let me = self.me.public().fingerprint();
+        let Some(cur) = &self.current else {
+            out.push(error("not in the room yet: no key for this epoch".into()));
+            return false;
+        };
+        if self.hold_below.is_some_and(|h| cur.epoch < h) {
+            out.push(error(
+                "not sent: someone was removed and the new room key has not arrived yet".into(),
+            ));
+            return false;
+        }
+        if to == me {
+            out.push(error("a private message to yourself is not sent".into()));
+            return false;
+        }
+        let Some(recipient) = cur.members.get(&to) else {
+            out.push(error(format!(
+                "{} is not in the room: private message not sent",
+                to.short()
+            )));
+            return false;
+        };
+        let eph = DhSecret::generate();
+        let eph_pub = eph.public();
+        let Ok(keys) = eph.agree(
+            &recipient.dh_key,
+            context::DH_PRIVATE,
+            &self.room,
+            &eph_pub,
+            &recipient.dh_key,
+        ) else {
+            out.push(error(format!(
+                "{}'s private-message key is unusable: not sent",
+                recipient.name
+            )));
+            return false;
+        };
+        let seq = self.private_seq.get(&to).copied().unwrap_or(0) + 1;
+        let header = PrivateHeader {
+            room: self.room,
+            epoch: cur.epoch,
+            sender: me,
+            recipient: to,
+            seq,
+            ephemeral: eph_pub,
+        };
+        let body = ChatBody::padded(now_ms, Content::Text(text.clone()));
+        let Ok(plain) = encode_payload(&body, self.max_frame) else {
+            out.push(error("message too large".into()));
+            return false;
+        };
+        let sealed = seal(&keys, &aad(context::AAD_PRIVATE, &header), &plain);
+        let Ok(encoded_header) = encode_payload(&header, self.max_frame) else {
+            return false;
+        };
+        let signature = self.me.sign(
+            context::PRIVATE,
+            &signed_message_bytes(&encoded_header, &sealed),
+        );
+        let to_info = recipient.info();
+        let epoch = cur.epoch;
+        let msg = PrivateMessage {
+            header,
+            sealed,
+            signature: signature.into(),
+        };
+        if !self.publish(None, &Envelope::Private(msg), out) {
+            return false;
+        }
+        self.private_seq.insert(to, seq);
+        out.push(Action::Event(Event::PrivateSent {
+            to: to_info,
+            text,
+            epoch,
+            seq,
+        }));
+        true
+    }
+
+    /// Checks a private message: `Ok(None)` if it is addressed to someone
+    /// else (every member receives every private message; only the
+    /// recipient can open it), the sender and text if it verified and
+    /// opened, or a warning. Order: room, recipient, epoch, roster, replay,
+    /// signature, then the MAC and decryption.
+    pub fn receive_private(
+        &mut self,
+        now_ms: u64,
+        msg: &PrivateMessage,
+    ) -> Result<Option<(Participant, ChatBody)>, String> {
+        let h = &msg.header;
+        if h.room != self.room {
+            return Err("private message for another room dropped".into());
+        }
+        let me = self.me.public().fingerprint();
+        if h.recipient != me {
+            return Ok(None);
+        }
+        if h.sender == me {
+            return Err("a private message claiming to be from us dropped".into());
+        }
+        let grace_ok = |e: &EpochState, cur: &Option<EpochState>| {
+            cur.as_ref().is_some_and(|c| {
+                now_ms.saturating_sub(c.since_ms) <= PREVIOUS_EPOCH_GRACE_MS
+                    && c.members.contains_key(&h.sender)
+            }) && e.epoch == h.epoch
+        };
+        let state = match (&mut self.current, &mut self.previous) {
+            (Some(c), _) if c.epoch == h.epoch => c,
+            (cur, Some(p)) if grace_ok(p, cur) => p,
+            (None, _) => {
+                return Err("private message dropped: we are not in the room".into());
+            }
+            (Some(c), _) if h.epoch < c.epoch => {
+                return Err(format!(
+                    "private message from an old epoch {} dropped (current {})",
+                    h.epoch, c.epoch
+                ))
+            }
+            _ => {
+                return Err(format!(
+                    "private message for unknown epoch {} dropped",
+                    h.epoch
+                ))
+            }
+        };
+        let sender = state.members.get(&h.sender).cloned().ok_or_else(|| {
+            format!(
+                "private message from {} who is not in this epoch's roster dropped",
+                h.sender.short()
+            )
+        })?;
+        let last = state.last_private_seq.get(&h.sender).copied().unwrap_or(0);
+        if h.seq <= last {
+            return Err(format!(
+                "replayed or duplicated private message from {} (seq {} after {last}) dropped",
+                sender.name, h.seq
+            ));
+        }
+        let encoded_header =
+            encode_payload(h, self.max_frame).map_err(|_| "bad header".to_string())?;
+        sender
+            .key
+            .verify(
+                context::PRIVATE,
+                &signed_message_bytes(&encoded_header, &msg.sealed),
+                &msg.signature,
+            )
+            .map_err(|_| {
+                format!(
+                    "private message claiming to be from {} has a bad signature: dropped",
+                    sender.name
+                )
+            })?;
+        let failed = || {
+            format!(
+                "private message from {} failed authentication: dropped",
+                sender.name
+            )
+        };
+        let my_dh = self.dh.public();
+        let keys = self
+            .dh
+            .agree(
+                &h.ephemeral,
+                context::DH_PRIVATE,
+                &self.room,
+                &h.ephemeral,
+                &my_dh,
+            )
+            .map_err(|_| failed())?;
+        let plain =
+            open(&keys, &aad(context::AAD_PRIVATE, h), &msg.sealed).map_err(|_| failed())?;
+        let body: ChatBody = decode_payload(&plain, self.max_frame)
+            .map_err(|_| format!("malformed private message from {} dropped", sender.name))?;
+        state.last_private_seq.insert(h.sender, h.seq);
+        Ok(Some((sender, body)))
+    }
+
+    /// Handles a received private message: an event, a warning, or nothing
+    /// (addressed to someone else).
+    pub fn on_private(&mut self, now_ms: u64, msg: &PrivateMessage, out: &mut Vec<Action>) {
+        match self.receive_private(now_ms, msg) {
+            Ok(None) => {}
+            Ok(Some((from, body))) => match body.content {
+                Content::Text(text) if text.len() <= MAX_TEXT => {
+                    out.push(Action::Event(Event::Private {
+                        from: from.info(),
+                        text,
+                        sent_at_ms: body.sent_at_ms,
+                        epoch: msg.header.epoch,
+                        seq: msg.header.seq,
+                    }))
+                }
+                Content::Text(_) => out.push(warning(format!(
+                    "over-long private message from {} dropped",
+                    from.name
+                ))),
+                _ => out.push(warning(format!(
+                    "private message from {} with content other than text dropped",
+                    from.name
+                ))),
+            },
+            Err(w) => out.push(warning(w)),
+        }
     }
 
     /// Turns a received chat body into events.
