@@ -6,7 +6,8 @@
 # type the invite and their names and join; the admin approves them after
 # seeing their safety codes (the invite goes from the admin's Copy button
 # through the clipboard); all three chat; everyone switches to the light
-# theme; the relay stops and the members show the warning banner.
+# theme; alice and bob write privately from the member list; the relay stops
+# and the members show the warning banner.
 #
 #   scripts/screenshots.sh          (installs Xvfb, xdotool, xclip, imagemagick
 #                                    and the Symbola font with apt when missing)
@@ -175,6 +176,22 @@ sleep 0.5
 shot $d_admin admin-chat-dark final
 shot $d_bob member-chat-dark final
 key $d_alice Return
+
+echo "== a private conversation" >&2
+click $d_alice 60 198              # bob's row: safety code and actions
+shot $d_alice alice-bob-row
+click $d_alice 135 300             # Private message
+say $d_alice 650 "Bob, the staging password is in the vault under launch-7."
+sleep 1
+click $d_bob 60 167                # alice's row
+shot $d_bob bob-alice-row
+click $d_bob 135 270               # Private message
+say $d_bob 650 "Got it, thanks. I will rotate it after the review."
+sleep 1
+shot $d_bob member-private-dark final
+shot $d_alice alice-private
+click $d_bob 930 112               # Back to the room
+shot $d_bob bob-back
 
 echo "== light theme" >&2
 click $d_admin 966 37
