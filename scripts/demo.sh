@@ -95,7 +95,7 @@ mkfifo "$work/admin.in" "$work/alice.in" "$work/bob.in"
 echo "== starting the admin" >&2
 "$bin/teamchat-admin" --cli --json --relay "$addr" --relay-cert certs/relay.crt \
   --identity "$work/admin.pem" --name boss --room-name "launch team" \
-  --room-password "correct horse battery" <"$work/admin.in" >"$work/admin.jsonl" 2>"$work/admin.err" &
+  --room-password "correct horse battery" --download-dir "$work/downloads-admin" <"$work/admin.in" >"$work/admin.jsonl" 2>"$work/admin.err" &
 pids+=($!)
 exec 3>"$work/admin.in"
 wait_for "$work/admin.jsonl" '"type":"epoch"' 60
@@ -107,14 +107,14 @@ echo "   invite: $invite" >&2
 
 echo "== alice joins with the room password" >&2
 "$bin/teamchat-member" --cli --json --invite "$invite" --name alice --password "correct horse battery" \
-  --identity "$work/alice.pem" <"$work/alice.in" >"$work/alice.jsonl" 2>"$work/alice.err" &
+  --identity "$work/alice.pem" --download-dir "$work/downloads-alice" <"$work/alice.in" >"$work/alice.jsonl" 2>"$work/alice.err" &
 pids+=($!)
 exec 4>"$work/alice.in"
 wait_for "$work/alice.jsonl" '"type":"epoch"' 60
 
 echo "== bob asks to join; the admin compares his safety code and approves" >&2
 "$bin/teamchat-member" --cli --json --invite "$invite" --name bob \
-  --identity "$work/bob.pem" <"$work/bob.in" >"$work/bob.jsonl" 2>"$work/bob.err" &
+  --identity "$work/bob.pem" --download-dir "$work/downloads-bob" <"$work/bob.in" >"$work/bob.jsonl" 2>"$work/bob.err" &
 pids+=($!)
 exec 5>"$work/bob.in"
 wait_for "$work/admin.jsonl" '"type":"pending"' 60
@@ -134,6 +134,12 @@ wait_for "$work/bob.jsonl" 'alice here' 20
 echo "bob here, all set" >&5
 wait_for "$work/alice.jsonl" 'all set' 20
 wait_for "$work/admin.jsonl" 'all set' 20
+
+echo "== alice sends a file to the room" >&2
+printf 'Launch plan\n09:00 go/no-go\n09:30 deploy\n' >"$work/launch-plan.txt"
+echo "/send $work/launch-plan.txt" >&4
+wait_for "$work/bob.jsonl" '"type":"file_saved"' 30
+wait_for "$work/admin.jsonl" '"type":"file_saved"' 30
 
 echo "== alice writes privately to bob: only bob can read it" >&2
 echo "/msg bob the spare key is under the mat" >&4
@@ -166,6 +172,16 @@ for who in ("admin", "alice", "bob"):
             print(f"  <{e['from']}> {e['text']}")
         elif t == "sent":
             print(f"  <{who}, me> {e['text']}")
+        elif t == "file_offer":
+            print(f"  * {e['from']} sends {e['name']} ({e['size']} bytes)")
+        elif t == "file_sending":
+            print(f"  * sending {e['name']} ({e['size']} bytes)")
+        elif t == "file_saved":
+            print(f"  * saved to {e['path']}")
+        elif t == "file_sent":
+            print(f"  * file sent")
+        elif t == "file_failed":
+            print(f"  ! file failed: {e['reason']}")
         elif t == "private":
             print(f"  <{e['from']} -> {who}, private> {e['text']}")
         elif t == "private_sent":
@@ -183,6 +199,9 @@ for who in ("admin", "alice", "bob"):
 bob = open(os.path.join(work, "bob.jsonl")).read()
 assert "no longer read" not in bob, "bob read a message after being removed"
 assert "spare key" in bob, "bob did not get alice's private message"
+saved = open(os.path.join(work, "downloads-bob", "launch-plan.txt")).read()
+assert saved == open(os.path.join(work, "launch-plan.txt")).read(), "bob's copy of the file differs"
+print("--- bob's copy of launch-plan.txt is identical to alice's.")
 assert "spare key" not in open(os.path.join(work, "admin.jsonl")).read(), "the admin read a private message"
 print("--- only bob read alice's private message.")
 print("--- bob never saw the message sent after he was removed.")

@@ -69,6 +69,8 @@ struct Args {
     /// Start a new epoch after this many minutes (0: never).
     #[arg(long, default_value_t = 60)]
     rekey_minutes: u64,
+    #[command(flatten)]
+    files: common::files::FileArgs,
 }
 
 fn main() -> Result<()> {
@@ -131,6 +133,7 @@ fn main() -> Result<()> {
         json: args.json,
         admin: true,
         invite: Some(invite_text),
+        files: args.files.options(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -190,7 +193,7 @@ fn gui(args: Args) -> Result<()> {
         open_now: args.open,
         settings: Some(settings_path),
     };
-    ui::admin::run(opts).map_err(|e| {
+    ui::admin::run(opts, args.files.options()).map_err(|e| {
         anyhow::anyhow!("cannot open the window: {e} (no display? `--cli` runs in the terminal)")
     })
 }

@@ -11,8 +11,11 @@
 //! - **CA file**: normal chain and hostname verification against one CA
 //!   (`scripts/gen-certs.sh` writes `certs/ca.crt`), built-in roots disabled.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
 
 use futures_util::{SinkExt, StreamExt};
 use sha2::{Digest, Sha256};
@@ -21,7 +24,9 @@ use tokio::sync::mpsc;
 use tokio_native_tls::TlsStream;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-use crate::engine::{Action, Command, Engine, Event};
+use crate::engine::files::{chunk_count, short_id, CHUNK_SIZE};
+use crate::engine::{Action, Command, Engine, Event, FileSpec, MemberInfo, TransferId};
+use crate::files::{FileOptions, Partial};
 use crate::ids::Fingerprint;
 use crate::invite::RelayEndpoint;
 use crate::wire::{ClientFrame, FrameCodec, RelayFrame, DEFAULT_MAX_FRAME};
@@ -124,6 +129,73 @@ pub enum Update {
     },
     /// Something the engine wants shown.
     Engine(Event),
+    /// A file transfer moved on.
+    File(FileUpdate),
+}
+
+/// What happens to files, for the front end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileUpdate {
+    /// We offered a file; its chunks are being sent.
+    Sending {
+        /// The transfer.
+        transfer: TransferId,
+        /// Its name.
+        name: String,
+        /// Its size.
+        size: u64,
+    },
+    /// Someone offers a file (signature verified).
+    Offered {
+        /// Who.
+        from: MemberInfo,
+        /// The transfer.
+        transfer: TransferId,
+        /// The offered name (shown; saved under its safe form).
+        name: String,
+        /// Size in bytes.
+        size: u64,
+        /// The media type the sender claims.
+        media_type: String,
+        /// Saved without asking (at most the auto-accept size); otherwise
+        /// it waits for [`Command::AcceptFile`].
+        accepted: bool,
+    },
+    /// Bytes sent or received so far (at most a few times a second).
+    Progress {
+        /// The transfer.
+        transfer: TransferId,
+        /// Bytes so far.
+        done: u64,
+        /// All bytes.
+        total: u64,
+        /// Ours, going out.
+        outgoing: bool,
+    },
+    /// Our file went out entirely.
+    Sent {
+        /// The transfer.
+        transfer: TransferId,
+    },
+    /// An incoming file is complete and verified and waits to be accepted.
+    Ready {
+        /// The transfer.
+        transfer: TransferId,
+    },
+    /// An incoming file is complete, verified and saved here.
+    Saved {
+        /// The transfer.
+        transfer: TransferId,
+        /// Where.
+        path: PathBuf,
+    },
+    /// The transfer ended without a file; any partial file was deleted.
+    Failed {
+        /// The transfer.
+        transfer: TransferId,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Milliseconds since the Unix epoch (the engine's clock input).
@@ -278,13 +350,37 @@ pub fn presented_fingerprint(stream: &TlsStream<TcpStream>) -> Option<Fingerprin
 /// Runs `engine` against the relays until told to leave or a certificate
 /// is wrong. Commands come in on `commands`; updates go out on `updates`.
 /// Ends when `commands` closes (the front end quit) or after `Leave`.
+/// Files go to the platform's download folder with the default limits.
 pub async fn run(
+    engine: Engine,
+    relays: Vec<RelayEndpoint>,
+    trust: Trust,
+    commands: mpsc::Receiver<Command>,
+    updates: mpsc::Sender<Update>,
+) {
+    run_with_files(
+        engine,
+        relays,
+        trust,
+        FileOptions::default(),
+        commands,
+        updates,
+    )
+    .await;
+}
+
+/// [`run`] with file settings: where files are saved, the size limit, the
+/// size saved without asking, and the pace files are sent at.
+pub async fn run_with_files(
     mut engine: Engine,
     relays: Vec<RelayEndpoint>,
     trust: Trust,
+    files: FileOptions,
     mut commands: mpsc::Receiver<Command>,
     updates: mpsc::Sender<Update>,
 ) {
+    engine.set_max_file_size(files.max_size);
+    let mut transfers = Transfers::new(files);
     let connector = match Connector::new(&trust) {
         Ok(c) => c,
         Err(e) => {
@@ -322,7 +418,19 @@ pub async fn run(
                     })
                     .await;
                 let started = tokio::time::Instant::now();
-                let end = session(&mut engine, stream, &mut commands, &updates).await;
+                let end =
+                    session(&mut engine, stream, &mut commands, &updates, &mut transfers).await;
+                // Our files cannot go on: the receivers drop them when no
+                // chunk comes (a new connection starts a new epoch).
+                for (t, _) in std::mem::take(&mut transfers.sending) {
+                    let _ = engine.handle_command(now_ms(), Command::CancelFile(t));
+                    let _ = updates
+                        .send(Update::File(FileUpdate::Failed {
+                            transfer: t,
+                            reason: "the connection to the relay was lost".into(),
+                        }))
+                        .await;
+                }
                 if started.elapsed() >= STABLE_SESSION {
                     backoff = BACKOFF_MIN;
                 }
@@ -384,17 +492,20 @@ async fn session(
     stream: TlsStream<TcpStream>,
     commands: &mut mpsc::Receiver<Command>,
     updates: &mpsc::Sender<Update>,
+    transfers: &mut Transfers,
 ) -> SessionEnd {
     let (r, w) = tokio::io::split(stream);
     let mut rx = FramedRead::new(r, FrameCodec::<RelayFrame>::new(DEFAULT_MAX_FRAME));
     let mut tx = FramedWrite::new(w, FrameCodec::<RelayFrame>::new(DEFAULT_MAX_FRAME));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let first = engine.on_connected(now_ms());
-    if let Err(e) = perform(first, &mut tx, updates).await {
+    if let Err(e) = perform(first, &mut tx, updates, transfers).await {
         return SessionEnd::Lost(e);
     }
     let mut last_rx = tokio::time::Instant::now();
     loop {
+        let next_chunk = transfers.next_chunk;
+        let sending = !transfers.sending.is_empty();
         let actions = tokio::select! {
             _ = tokio::time::sleep_until(last_rx + RELAY_SILENCE) => {
                 return SessionEnd::Lost(format!("no traffic from the relay for {} s", RELAY_SILENCE.as_secs()));
@@ -411,24 +522,395 @@ async fn session(
                 None => return SessionEnd::Quit("quit".into()),
                 Some(Command::Leave) => {
                     let actions = engine.handle_command(now_ms(), Command::Leave);
-                    let _ = perform(actions, &mut tx, updates).await;
+                    let _ = perform(actions, &mut tx, updates, transfers).await;
                     let _ = SinkExt::<ClientFrame>::close(&mut tx).await;
                     return SessionEnd::Quit("left the room".into());
                 }
+                Some(Command::SendFile(path)) => transfers.start(engine, path, updates).await,
+                Some(Command::AcceptFile(t)) => {
+                    transfers.accept(t, updates).await;
+                    Vec::new()
+                }
+                Some(Command::CancelFile(t)) => {
+                    let mut actions = engine.handle_command(now_ms(), Command::CancelFile(t));
+                    if let Some(u) = transfers.forget(t, "cancelled") {
+                        actions.retain(|a| !matches!(a, Action::Event(Event::FileFailed { .. })));
+                        let _ = updates.send(Update::File(u)).await;
+                    }
+                    actions
+                }
                 Some(cmd) => engine.handle_command(now_ms(), cmd),
             },
-            _ = tick.tick() => engine.handle_tick(now_ms()),
+            _ = tokio::time::sleep_until(next_chunk), if sending => {
+                transfers.send_next(engine, updates).await
+            }
+            _ = tick.tick() => {
+                let mut actions = engine.handle_tick(now_ms());
+                for t in transfers.stalled() {
+                    actions.extend(engine.handle_command(now_ms(), Command::CancelFile(t)));
+                }
+                actions
+            }
         };
-        if let Err(e) = perform(actions, &mut tx, updates).await {
+        if let Err(e) = perform(actions, &mut tx, updates, transfers).await {
             return SessionEnd::Lost(e);
         }
     }
+}
+
+/// Time between two progress reports of one transfer.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+/// An incoming file with no chunk for this long is abandoned.
+const FILE_STALL: Duration = Duration::from_secs(60);
+/// Pause while we hold no key to send a chunk with (someone was removed
+/// and the new epoch has not arrived).
+const KEY_WAIT: Duration = Duration::from_millis(200);
+
+struct Sending {
+    name: String,
+    file: tokio::fs::File,
+    size: u64,
+    next: u32,
+    chunks: u64,
+    sent: u64,
+    reported: tokio::time::Instant,
+}
+
+struct Receiving {
+    name: String,
+    size: u64,
+    partial: Option<Partial>,
+    accepted: bool,
+    complete: bool,
+    last_data: tokio::time::Instant,
+    reported: tokio::time::Instant,
+}
+
+/// Files on their way, in and out, across the driver's sessions.
+struct Transfers {
+    opts: FileOptions,
+    /// Sent in turn, one chunk each, paced at `opts.rate`.
+    sending: Vec<(TransferId, Sending)>,
+    receiving: HashMap<TransferId, Receiving>,
+    next_chunk: tokio::time::Instant,
+}
+
+impl Transfers {
+    fn new(opts: FileOptions) -> Self {
+        Transfers {
+            opts,
+            sending: Vec::new(),
+            receiving: HashMap::new(),
+            next_chunk: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Reads and hashes `path`, offers it, and queues its chunks.
+    async fn start(
+        &mut self,
+        engine: &mut Engine,
+        path: PathBuf,
+        updates: &mpsc::Sender<Update>,
+    ) -> Vec<Action> {
+        let max = self.opts.max_size;
+        let described = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || crate::files::describe(&path, max)).await
+        };
+        let (name, size, media_type, sha256) = match described {
+            Ok(Ok(d)) => d,
+            Ok(Err(why)) => return vec![Action::Event(Event::Error { reason: why })],
+            Err(_) => {
+                return vec![Action::Event(Event::Error {
+                    reason: format!("cannot read {}", path.display()),
+                })]
+            }
+        };
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) => {
+                return vec![Action::Event(Event::Error {
+                    reason: format!("cannot send {}: {e}", path.display()),
+                })]
+            }
+        };
+        let transfer: TransferId = rand_transfer();
+        let actions = engine.handle_command(
+            now_ms(),
+            Command::OfferFile(FileSpec {
+                transfer,
+                name: name.clone(),
+                size,
+                media_type,
+                sha256,
+            }),
+        );
+        if engine.sending(&transfer) {
+            if size == 0 {
+                // Nothing to send after the offer.
+                let _ = updates
+                    .send(Update::File(FileUpdate::Sent { transfer }))
+                    .await;
+            } else {
+                self.sending.push((
+                    transfer,
+                    Sending {
+                        name,
+                        file,
+                        size,
+                        next: 0,
+                        chunks: chunk_count(size, CHUNK_SIZE),
+                        sent: 0,
+                        reported: tokio::time::Instant::now(),
+                    },
+                ));
+            }
+        }
+        actions
+    }
+
+    /// Seals and sends the next chunk of the first file in turn.
+    async fn send_next(
+        &mut self,
+        engine: &mut Engine,
+        updates: &mpsc::Sender<Update>,
+    ) -> Vec<Action> {
+        use tokio::io::AsyncReadExt;
+        let now = tokio::time::Instant::now();
+        if self.sending.is_empty() {
+            return Vec::new();
+        }
+        if !engine.can_send() {
+            self.next_chunk = now + KEY_WAIT;
+            return Vec::new();
+        }
+        let (transfer, mut s) = self.sending.remove(0);
+        if !engine.sending(&transfer) {
+            // Cancelled or ended by the engine.
+            return Vec::new();
+        }
+        let len = (s.size - s.sent).min(u64::from(CHUNK_SIZE)) as usize;
+        let mut buf = vec![0u8; len];
+        if let Err(e) = s.file.read_exact(&mut buf).await {
+            let mut actions = engine.handle_command(now_ms(), Command::CancelFile(transfer));
+            actions.retain(|a| !matches!(a, Action::Event(Event::FileFailed { .. })));
+            let _ = updates
+                .send(Update::File(FileUpdate::Failed {
+                    transfer,
+                    reason: format!("cannot read {}: {e}", s.name),
+                }))
+                .await;
+            return actions;
+        }
+        let actions = engine.handle_command(
+            now_ms(),
+            Command::FileChunk {
+                transfer,
+                index: s.next,
+                data: Bytes::from(buf),
+            },
+        );
+        s.next += 1;
+        s.sent += len as u64;
+        let rate = self.opts.rate.max(1);
+        self.next_chunk = now + Duration::from_secs_f64(len as f64 / rate as f64);
+        let done = u64::from(s.next) >= s.chunks;
+        if done || now.duration_since(s.reported) >= PROGRESS_EVERY {
+            s.reported = now;
+            let _ = updates
+                .send(Update::File(FileUpdate::Progress {
+                    transfer,
+                    done: s.sent,
+                    total: s.size,
+                    outgoing: true,
+                }))
+                .await;
+        }
+        if done {
+            let _ = updates
+                .send(Update::File(FileUpdate::Sent { transfer }))
+                .await;
+        } else if engine.sending(&transfer) {
+            self.sending.push((transfer, s));
+        }
+        actions
+    }
+
+    /// The user accepts an incoming file.
+    async fn accept(&mut self, t: TransferId, updates: &mpsc::Sender<Update>) {
+        let Some(r) = self.receiving.get_mut(&t) else {
+            let _ = updates
+                .send(Update::Engine(Event::Error {
+                    reason: format!("no file offer {} is waiting", short_id(&t)),
+                }))
+                .await;
+            return;
+        };
+        r.accepted = true;
+        if r.complete {
+            if let Some(u) = self.save(t) {
+                let _ = updates.send(Update::File(u)).await;
+            }
+        }
+    }
+
+    /// Moves a complete, verified file to its final name.
+    fn save(&mut self, t: TransferId) -> Option<FileUpdate> {
+        let mut r = self.receiving.remove(&t)?;
+        let partial = r.partial.take()?;
+        Some(match partial.save(&self.opts.download_dir, &r.name) {
+            Ok(path) => FileUpdate::Saved { transfer: t, path },
+            Err(e) => FileUpdate::Failed {
+                transfer: t,
+                reason: format!(
+                    "cannot save {} in {}: {e}",
+                    r.name,
+                    self.opts.download_dir.display()
+                ),
+            },
+        })
+    }
+
+    /// Drops a transfer (its partial file is deleted); the update to show,
+    /// if it was one of ours.
+    fn forget(&mut self, t: TransferId, reason: &str) -> Option<FileUpdate> {
+        let known = self.receiving.remove(&t).is_some() | {
+            let before = self.sending.len();
+            self.sending.retain(|(x, _)| *x != t);
+            before != self.sending.len()
+        };
+        known.then(|| FileUpdate::Failed {
+            transfer: t,
+            reason: reason.into(),
+        })
+    }
+
+    /// Incoming files that stopped arriving: dropped, with their ids.
+    fn stalled(&mut self) -> Vec<TransferId> {
+        let now = tokio::time::Instant::now();
+        let stale: Vec<TransferId> = self
+            .receiving
+            .iter()
+            .filter(|(_, r)| !r.complete && now.duration_since(r.last_data) >= FILE_STALL)
+            .map(|(t, _)| *t)
+            .collect();
+        for t in &stale {
+            self.receiving.remove(t);
+        }
+        stale
+    }
+
+    /// Handles a file event from the engine; the update to show, if any.
+    /// After a disk error the transfer is dropped here; the engine's later
+    /// events for it find nothing and are ignored.
+    fn on_event(&mut self, e: Event) -> Option<Update> {
+        let now = tokio::time::Instant::now();
+        match e {
+            Event::FileOffered {
+                transfer,
+                name,
+                size,
+            } => Some(Update::File(FileUpdate::Sending {
+                transfer,
+                name,
+                size,
+            })),
+            Event::FileIncoming {
+                from,
+                transfer,
+                name,
+                size,
+                media_type,
+                ..
+            } => {
+                let partial = match Partial::create(&self.opts.download_dir) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        return Some(Update::File(FileUpdate::Failed {
+                            transfer,
+                            reason: format!(
+                                "cannot write to {}: {e}",
+                                self.opts.download_dir.display()
+                            ),
+                        }))
+                    }
+                };
+                let accepted = size <= self.opts.auto_accept;
+                self.receiving.insert(
+                    transfer,
+                    Receiving {
+                        name: name.clone(),
+                        size,
+                        partial: Some(partial),
+                        accepted,
+                        complete: false,
+                        last_data: now,
+                        reported: now,
+                    },
+                );
+                Some(Update::File(FileUpdate::Offered {
+                    from,
+                    transfer,
+                    name,
+                    size,
+                    media_type,
+                    accepted,
+                }))
+            }
+            Event::FileData { transfer, data, .. } => {
+                let r = self.receiving.get_mut(&transfer)?;
+                r.last_data = now;
+                let written = match r
+                    .partial
+                    .as_mut()
+                    .map(|p| p.write(&data).map(|()| p.written()))
+                {
+                    Some(Ok(w)) => w,
+                    Some(Err(e)) => {
+                        let reason = format!("cannot write {}: {e}", r.name);
+                        self.receiving.remove(&transfer);
+                        return Some(Update::File(FileUpdate::Failed { transfer, reason }));
+                    }
+                    None => return None,
+                };
+                if written == r.size || now.duration_since(r.reported) >= PROGRESS_EVERY {
+                    r.reported = now;
+                    return Some(Update::File(FileUpdate::Progress {
+                        transfer,
+                        done: written,
+                        total: r.size,
+                        outgoing: false,
+                    }));
+                }
+                None
+            }
+            Event::FileDone { transfer } => {
+                let r = self.receiving.get_mut(&transfer)?;
+                r.complete = true;
+                if r.accepted {
+                    self.save(transfer).map(Update::File)
+                } else {
+                    Some(Update::File(FileUpdate::Ready { transfer }))
+                }
+            }
+            Event::FileFailed { transfer, reason } => {
+                self.forget(transfer, &reason).map(Update::File)
+            }
+            other => Some(Update::Engine(other)),
+        }
+    }
+}
+
+/// A fresh random transfer id.
+fn rand_transfer() -> TransferId {
+    crate::crypto::random_array()
 }
 
 async fn perform<W>(
     actions: Vec<Action>,
     tx: &mut FramedWrite<W, FrameCodec<RelayFrame>>,
     updates: &mpsc::Sender<Update>,
+    transfers: &mut Transfers,
 ) -> Result<(), String>
 where
     W: tokio::io::AsyncWrite + Unpin,
@@ -441,6 +923,17 @@ where
                     .await
                     .map_err(|e| format!("cannot write to the relay: {e}"))?;
                 wrote = true;
+            }
+            Action::Event(
+                e @ (Event::FileOffered { .. }
+                | Event::FileIncoming { .. }
+                | Event::FileData { .. }
+                | Event::FileDone { .. }
+                | Event::FileFailed { .. }),
+            ) => {
+                if let Some(u) = transfers.on_event(e) {
+                    let _ = updates.send(u).await;
+                }
             }
             Action::Event(e) => {
                 let _ = updates.send(Update::Engine(e)).await;

@@ -25,6 +25,8 @@ pub mod crypto;
 pub mod driver;
 #[cfg(feature = "crypto")]
 pub mod engine;
+#[cfg(feature = "driver")]
+pub mod files;
 #[cfg(feature = "crypto")]
 pub mod identity;
 #[cfg(feature = "driver")]

@@ -10,8 +10,12 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
 use crate::crypto::{PrivateKey, MIN_RSA_BITS};
-use crate::driver::{self, Trust, Update};
-use crate::engine::{Command, Engine, Event, MemberInfo};
+use std::collections::HashMap;
+
+use crate::driver::{self, FileUpdate, Trust, Update};
+use crate::engine::files::short_id;
+use crate::engine::{Command, Engine, Event, MemberInfo, TransferId};
+use crate::files::FileOptions;
 use crate::identity::{self, IdentityError};
 use crate::ids::Fingerprint;
 use crate::invite::RelayEndpoint;
@@ -115,10 +119,12 @@ pub struct Options {
     pub admin: bool,
     /// The invite, for `/invite` (admin).
     pub invite: Option<String>,
+    /// Where files go, limits and pace.
+    pub files: FileOptions,
 }
 
-const HELP_MEMBER: &str = "commands: /help, /list (members and safety codes), /msg NAME|FINGERPRINT text (private: only that member can read it), /quit; anything else is sent to the room";
-const HELP_ADMIN: &str = "commands: /help, /list, /msg NAME|FINGERPRINT text, /quit, /approve ID, /deny ID [reason], /kick NAME|FINGERPRINT [reason], /rekey, /invite; anything else is sent to the room";
+const HELP_MEMBER: &str = "commands: /help, /list (members and safety codes), /msg NAME|FINGERPRINT text (private: only that member can read it), /send PATH (a file to the room), /accept ID, /cancel ID, /files, /quit; anything else is sent to the room";
+const HELP_ADMIN: &str = "commands: /help, /list, /msg NAME|FINGERPRINT text, /send PATH, /accept ID, /cancel ID, /files, /quit, /approve ID, /deny ID [reason], /kick NAME|FINGERPRINT [reason], /rekey, /invite; anything else is sent to the room";
 
 /// Runs the engine over the relays with a terminal front end until `/quit`,
 /// end of input, or the driver stops. Returns the driver's last word.
@@ -130,10 +136,19 @@ pub async fn run(
 ) -> String {
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let (up_tx, mut up_rx) = mpsc::channel(256);
-    let driver = tokio::spawn(driver::run(engine, relays, trust, cmd_rx, up_tx));
+    let driver = tokio::spawn(driver::run_with_files(
+        engine,
+        relays,
+        trust,
+        opts.files.clone(),
+        cmd_rx,
+        up_tx,
+    ));
     let mut out = Printer {
         json: opts.json,
         members: Vec::new(),
+        files: HashMap::new(),
+        bars: indicatif::MultiProgress::new(),
     };
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
@@ -209,6 +224,22 @@ fn parse(line: &str, opts: &Options, out: &Printer) -> Parsed {
         "list" => Parsed::Local(out.list()),
         "invite" if opts.admin => Parsed::Local(opts.invite.clone().unwrap_or_default()),
         "rekey" => admin_only(Command::Rekey),
+        "send" => {
+            let path = rest["send".len()..].trim();
+            if path.is_empty() {
+                Parsed::Local("usage: /send PATH (a file, sent to the whole room)".into())
+            } else {
+                Parsed::Command(Command::SendFile(PathBuf::from(path)))
+            }
+        }
+        "accept" | "cancel" => match out.transfer(arg) {
+            Some(t) if verb == "accept" => Parsed::Command(Command::AcceptFile(t)),
+            Some(t) => Parsed::Command(Command::CancelFile(t)),
+            None => Parsed::Local(format!(
+                "usage: /{verb} ID (the id shown with the file; /files lists them)"
+            )),
+        },
+        "files" => Parsed::Local(out.file_list()),
         "msg" => {
             let rest = rest["msg".len()..].trim_start();
             match out.resolve_private(rest) {
@@ -250,6 +281,33 @@ fn parse(line: &str, opts: &Options, out: &Printer) -> Parsed {
 struct Printer {
     json: bool,
     members: Vec<MemberInfo>,
+    /// Transfers seen, for `/accept`, `/cancel` and `/files`.
+    files: HashMap<TransferId, FileRow>,
+    /// Progress bars (text mode; drawn on stderr, hidden when it is not a
+    /// terminal).
+    bars: indicatif::MultiProgress,
+}
+
+struct FileRow {
+    name: String,
+    size: u64,
+    state: String,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+/// Bytes for people: `512 B`, `1.5 KiB`, `20.0 MiB`.
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
 }
 
 impl Printer {
@@ -264,6 +322,173 @@ impl Printer {
             writeln!(stdout, "{}", safe.join("\n"))
         };
         let _ = stdout.flush();
+    }
+
+    /// The transfer whose id starts with `id` (at least 4 hex characters).
+    fn transfer(&self, id: &str) -> Option<TransferId> {
+        let id = id.to_ascii_lowercase();
+        if id.len() < 4 {
+            return None;
+        }
+        let hits: Vec<&TransferId> = self
+            .files
+            .keys()
+            .filter(|t| hex::encode(t).starts_with(&id))
+            .collect();
+        match hits.as_slice() {
+            [one] => Some(**one),
+            _ => None,
+        }
+    }
+
+    fn file_list(&self) -> String {
+        if self.files.is_empty() {
+            return "no files yet".into();
+        }
+        let mut rows: Vec<String> = self
+            .files
+            .iter()
+            .map(|(t, f)| {
+                format!(
+                    "{}  {}  {}  {}",
+                    short_id(t),
+                    f.name,
+                    human_size(f.size),
+                    f.state
+                )
+            })
+            .collect();
+        rows.sort();
+        rows.join("\n")
+    }
+
+    fn file_name(&self, t: &TransferId) -> String {
+        self.files
+            .get(t)
+            .map(|f| f.name.clone())
+            .unwrap_or_else(|| short_id(t))
+    }
+
+    fn set_state(&mut self, t: &TransferId, state: &str) {
+        if let Some(f) = self.files.get_mut(t) {
+            f.state = state.into();
+            if let Some(bar) = f.bar.take() {
+                bar.finish_and_clear();
+            }
+        }
+    }
+
+    fn bar(&mut self, t: &TransferId, done: u64, total: u64) {
+        if self.json {
+            return;
+        }
+        let bars = &self.bars;
+        if let Some(f) = self.files.get_mut(t) {
+            let bar = f.bar.get_or_insert_with(|| {
+                let b = bars.add(indicatif::ProgressBar::new(total));
+                if let Ok(style) = indicatif::ProgressStyle::with_template(
+                    "  {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+                ) {
+                    b.set_style(style.progress_chars("=> "));
+                }
+                b.set_message(crate::engine::printable(&f.name));
+                b
+            });
+            bar.set_position(done);
+        }
+    }
+
+    fn file(&mut self, u: &FileUpdate) {
+        match u {
+            FileUpdate::Sending {
+                transfer,
+                name,
+                size,
+            } => {
+                self.files.insert(
+                    *transfer,
+                    FileRow {
+                        name: name.clone(),
+                        size: *size,
+                        state: "sending".into(),
+                        bar: None,
+                    },
+                );
+                self.emit(
+                    json!({"type": "file_sending", "transfer": hex::encode(transfer), "name": name, "size": size}),
+                    format!("* sending {name} ({}) as {}; /cancel {} stops it", human_size(*size), short_id(transfer), short_id(transfer)),
+                );
+            }
+            FileUpdate::Offered {
+                from,
+                transfer,
+                name,
+                size,
+                media_type,
+                accepted,
+            } => {
+                self.files.insert(
+                    *transfer,
+                    FileRow {
+                        name: name.clone(),
+                        size: *size,
+                        state: if *accepted {
+                            "receiving".into()
+                        } else {
+                            "offered".into()
+                        },
+                        bar: None,
+                    },
+                );
+                let id = short_id(transfer);
+                self.emit(
+                    json!({"type": "file_offer", "transfer": hex::encode(transfer), "from": from.name, "fingerprint": from.fingerprint.to_string(), "name": name, "size": size, "media_type": media_type, "accepted": accepted}),
+                    if *accepted {
+                        format!("* {} sends {name} ({}, {media_type}) [{id}]: saving it", from.name, human_size(*size))
+                    } else {
+                        format!("* {} offers {name} ({}, {media_type}) [{id}]: /accept {id} to save it, /cancel {id} to refuse", from.name, human_size(*size))
+                    },
+                );
+            }
+            FileUpdate::Progress {
+                transfer,
+                done,
+                total,
+                outgoing,
+            } => {
+                if self.json {
+                    self.emit(json!({"type": "file_progress", "transfer": hex::encode(transfer), "done": done, "total": total, "outgoing": outgoing}), String::new());
+                } else {
+                    self.bar(transfer, *done, *total);
+                }
+            }
+            FileUpdate::Sent { transfer } => {
+                self.set_state(transfer, "sent");
+                let name = self.file_name(transfer);
+                self.emit(
+                    json!({"type": "file_sent", "transfer": hex::encode(transfer)}),
+                    format!("* {name} sent"),
+                );
+            }
+            FileUpdate::Ready { transfer } => {
+                self.set_state(transfer, "complete, waiting for /accept");
+                let (name, id) = (self.file_name(transfer), short_id(transfer));
+                self.emit(
+                    json!({"type": "file_ready", "transfer": hex::encode(transfer)}),
+                    format!("* {name} arrived complete and verified: /accept {id} to save it"),
+                );
+            }
+            FileUpdate::Saved { transfer, path } => {
+                self.set_state(transfer, &format!("saved to {}", path.display()));
+                let name = self.file_name(transfer);
+                self.emit(json!({"type": "file_saved", "transfer": hex::encode(transfer), "path": path.display().to_string()}), format!("* {name} saved to {}", path.display()));
+            }
+            FileUpdate::Failed { transfer, reason } => {
+                self.set_state(transfer, &format!("failed: {reason}"));
+                let name = self.file_name(transfer);
+                self.emit(json!({"type": "file_failed", "transfer": hex::encode(transfer), "reason": reason}), format!("! file {name}: {reason}; nothing was saved"));
+            }
+        }
     }
 
     fn note(&self, text: &str) {
@@ -376,6 +601,7 @@ impl Printer {
                 self.emit(json!({"type": "stopped", "reason": reason}), format!("* stopped: {reason}"))
             }
             Update::Engine(e) => self.event(e),
+            Update::File(f) => self.file(f),
         }
     }
 
@@ -434,6 +660,8 @@ impl Printer {
             Event::Closed { reason } => self.emit(json!({"type": "closed", "reason": reason}), format!("* room closed: {reason}")),
             Event::Warning { reason } => self.emit(json!({"type": "warning", "reason": reason}), format!("! warning: {reason}")),
             Event::Error { reason } => self.emit(json!({"type": "error", "reason": reason}), format!("! error: {reason}")),
+            // The driver turns these into file updates.
+            Event::FileOffered { .. } | Event::FileIncoming { .. } | Event::FileData { .. } | Event::FileDone { .. } | Event::FileFailed { .. } => {}
         }
     }
 }
@@ -454,6 +682,8 @@ mod tests {
     fn printer() -> Printer {
         Printer {
             json: false,
+            files: HashMap::new(),
+            bars: indicatif::MultiProgress::new(),
             members: vec![
                 member("ann", 0xa1),
                 member("ann lee", 0xb2),
@@ -467,6 +697,7 @@ mod tests {
             json: false,
             admin: false,
             invite: None,
+            files: FileOptions::default(),
         }
     }
 

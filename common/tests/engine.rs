@@ -1311,3 +1311,371 @@ fn no_private_message_to_someone_outside_the_room_or_to_oneself() {
         .iter()
         .any(|e| matches!(e, Event::Error { reason } if reason.contains("yourself"))));
 }
+
+// ---- files ----
+
+use common::engine::files::CHUNK_SIZE;
+use common::engine::FileSpec;
+use sha2::{Digest, Sha256};
+
+fn spec(transfer: u8, name: &str, content: &[u8]) -> FileSpec {
+    FileSpec {
+        transfer: [transfer; 16],
+        name: name.into(),
+        size: content.len() as u64,
+        media_type: "application/octet-stream".into(),
+        sha256: Sha256::digest(content).into(),
+    }
+}
+
+/// Offers `content` from node `from` and sends every chunk.
+fn send_file(net: &mut Net, from: usize, transfer: u8, content: &[u8]) {
+    net.command(
+        from,
+        Command::OfferFile(spec(transfer, "data.bin", content)),
+    );
+    for (i, c) in content.chunks(CHUNK_SIZE as usize).enumerate() {
+        net.command(
+            from,
+            Command::FileChunk {
+                transfer: [transfer; 16],
+                index: i as u32,
+                data: Bytes::copy_from_slice(c),
+            },
+        );
+    }
+}
+
+/// What node `idx` received of `transfer`: its bytes, and whether it ended
+/// in `FileDone` (Some(true)), `FileFailed` (Some(false)) or neither.
+fn received(net: &Net, idx: usize, transfer: u8) -> (Vec<u8>, Option<bool>) {
+    let mut data = Vec::new();
+    let mut end = None;
+    for e in &net.nodes[idx].events {
+        match e {
+            Event::FileData {
+                transfer: t,
+                data: d,
+                ..
+            } if *t == [transfer; 16] => data.extend_from_slice(d),
+            Event::FileDone { transfer: t } if *t == [transfer; 16] => end = Some(true),
+            Event::FileFailed { transfer: t, .. } if *t == [transfer; 16] => end = Some(false),
+            _ => {}
+        }
+    }
+    (data, end)
+}
+
+fn pattern(n: usize, seed: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+fn is_chunk(f: &RelayFrame) -> bool {
+    matches!(envelope_of(f), Some(Envelope::FileChunk(_)))
+}
+
+#[test]
+fn files_of_every_size_around_the_chunk_arrive_whole() {
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
+    let c = CHUNK_SIZE as usize;
+    for (n, size) in [0, 1, c - 1, c, c + 1, 3 * c + 5].into_iter().enumerate() {
+        let content = pattern(size, n as u8);
+        let t = 10 + n as u8;
+        send_file(&mut net, ids[0], t, &content);
+        for who in [0, ids[1]] {
+            let (got, end) = received(&net, who, t);
+            assert_eq!(end, Some(true), "size {size} completes at node {who}");
+            assert!(got == content, "size {size}: the same bytes at node {who}");
+        }
+        assert!(net.nodes[ids[0]].events.iter().any(|e| matches!(e,
+            Event::FileOffered { transfer, size: s, .. } if *transfer == [t; 16] && *s == size as u64)));
+        assert!(
+            received(&net, ids[0], t).1.is_none(),
+            "no echo to the sender"
+        );
+    }
+    assert!(
+        net.warnings(ids[1]).is_empty(),
+        "{:?}",
+        net.warnings(ids[1])
+    );
+    // The relay carried no chunk in the clear.
+    let marker = pattern(4 * c, 99);
+    send_file(&mut net, ids[0], 50, &marker);
+    for (_, f) in &net.log {
+        if let RelayFrame::Deliver { payload, .. } = f {
+            assert!(!contains(payload, &marker[1000..1064]));
+        }
+    }
+}
+
+/// Sends a 4-chunk file from alice (node ids[0]) through `tamper` and
+/// returns what bob (ids[1]) ended with.
+fn through(tamper: Tamper) -> (Net, Vec<usize>, Vec<u8>) {
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
+    let content = pattern(4 * CHUNK_SIZE as usize - 7, 3);
+    net.tamper = Some(tamper);
+    send_file(&mut net, ids[0], 7, &content);
+    net.tamper = None;
+    (net, ids, content)
+}
+
+fn chunk_index(f: &RelayFrame) -> Option<u32> {
+    match envelope_of(f) {
+        Some(Envelope::FileChunk(c)) => Some(c.header.index),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_flipped_dropped_or_foreign_chunk_leaves_no_file() {
+    // A flipped bit in chunk 1.
+    let (net, ids, _) = through(Box::new(|f: &mut Flight| {
+        if let Some(Envelope::FileChunk(mut c)) = envelope_of(&f.1) {
+            if c.header.index == 1 {
+                let mut ct = c.sealed.ciphertext.to_vec();
+                ct[100] ^= 0x20;
+                c.sealed.ciphertext = ct.into();
+                return redeliver(f, &Envelope::FileChunk(c));
+            }
+        }
+        vec![f.clone()]
+    }));
+    let (got, end) = received(&net, ids[1], 7);
+    assert_eq!(end, Some(false));
+    assert_eq!(
+        got.len(),
+        CHUNK_SIZE as usize,
+        "only chunk 0 was handed over"
+    );
+    assert!(net
+        .warnings(ids[1])
+        .iter()
+        .any(|w| w.contains("failed authentication")));
+
+    // Chunk 1 dropped: chunk 2 shows the gap.
+    let (net, ids, _) = through(Box::new(|f: &mut Flight| {
+        if chunk_index(&f.1) == Some(1) {
+            vec![]
+        } else {
+            vec![f.clone()]
+        }
+    }));
+    assert_eq!(received(&net, ids[1], 7).1, Some(false));
+    assert!(net
+        .warnings(ids[1])
+        .iter()
+        .any(|w| w.contains("missing or out of order")));
+
+    // A chunk sealed by someone outside the room (no epoch key).
+    let (net, ids, _) = through(Box::new(|f: &mut Flight| {
+        if let Some(Envelope::FileChunk(mut c)) = envelope_of(&f.1) {
+            if c.header.index == 2 {
+                let outsider = common::crypto::seal::SessionKey::generate()
+                    .epoch_keys(&c.header.room, c.header.epoch);
+                c.sealed = common::crypto::seal::seal(
+                    &outsider,
+                    &common::wire::aad(common::wire::context::AAD_CHUNK, &c.header),
+                    &vec![0u8; CHUNK_SIZE as usize],
+                );
+                return redeliver(f, &Envelope::FileChunk(c));
+            }
+        }
+        vec![f.clone()]
+    }));
+    assert_eq!(received(&net, ids[1], 7).1, Some(false));
+}
+
+#[test]
+fn duplicated_chunks_are_dropped_and_the_right_file_arrives() {
+    let (net, ids, content) = through(Box::new(|f: &mut Flight| {
+        if is_chunk(&f.1) {
+            vec![f.clone(), f.clone()]
+        } else {
+            vec![f.clone()]
+        }
+    }));
+    let (got, end) = received(&net, ids[1], 7);
+    assert_eq!(end, Some(true));
+    assert!(got == content);
+    assert!(net
+        .warnings(ids[1])
+        .iter()
+        .any(|w| w.contains("duplicated chunk")));
+}
+
+#[test]
+fn reordered_chunks_give_no_file_never_a_wrong_one() {
+    let mut held: Option<Flight> = None;
+    // Only bob's copies (node 2; the admin is 0, alice 1) are reordered.
+    let (net, ids, _) = through(Box::new(move |f: &mut Flight| match chunk_index(&f.1) {
+        _ if f.0 != 2 => vec![f.clone()],
+        Some(1) => {
+            held = Some(f.clone());
+            vec![]
+        }
+        Some(2) => {
+            let mut v = vec![f.clone()];
+            v.extend(held.take());
+            v
+        }
+        _ => vec![f.clone()],
+    }));
+    assert_eq!(ids[1], 2);
+    assert_eq!(received(&net, ids[1], 7).1, Some(false));
+    assert_eq!(
+        received(&net, 0, 7).1,
+        Some(true),
+        "the admin got it in order"
+    );
+}
+
+#[test]
+fn content_that_does_not_match_the_signed_hash_is_discarded() {
+    // Any member holds the epoch key and could seal a chunk under the
+    // sender's name; what catches that is the SHA-256 in the signed offer,
+    // checked when the last chunk arrives. Here the offer's hash is wrong.
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
+    let content = pattern(2 * CHUNK_SIZE as usize + 1, 4);
+    let mut s = spec(12, "report.pdf", &content);
+    s.sha256[0] ^= 1;
+    net.command(ids[0], Command::OfferFile(s));
+    for (i, c) in content.chunks(CHUNK_SIZE as usize).enumerate() {
+        net.command(
+            ids[0],
+            Command::FileChunk {
+                transfer: [12; 16],
+                index: i as u32,
+                data: Bytes::copy_from_slice(c),
+            },
+        );
+    }
+    assert_eq!(received(&net, ids[1], 12).1, Some(false));
+    assert!(net
+        .warnings(ids[1])
+        .iter()
+        .any(|w| w.contains("does not match the SHA-256")));
+}
+
+#[test]
+fn a_member_removed_mid_transfer_gets_nothing_sealed_after_the_removal() {
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob"), (2, "carol")]);
+    let (alice, bob, carol) = (ids[0], ids[1], ids[2]);
+    let content = pattern(6 * CHUNK_SIZE as usize, 5);
+    net.command(alice, Command::OfferFile(spec(8, "plan.pdf", &content)));
+    let chunks: Vec<&[u8]> = content.chunks(CHUNK_SIZE as usize).collect();
+    for (i, c) in chunks.iter().enumerate().take(2) {
+        net.command(
+            alice,
+            Command::FileChunk {
+                transfer: [8; 16],
+                index: i as u32,
+                data: Bytes::copy_from_slice(c),
+            },
+        );
+    }
+    let (bob_epoch, _) = net.epoch_of(bob).unwrap();
+    net.command(
+        0,
+        Command::Kick(key(1).public().fingerprint(), "bye".into()),
+    );
+    let log_mark = net.log.len();
+    for (i, c) in chunks.iter().enumerate().skip(2) {
+        net.command(
+            alice,
+            Command::FileChunk {
+                transfer: [8; 16],
+                index: i as u32,
+                data: Bytes::copy_from_slice(c),
+            },
+        );
+    }
+    // Everything sealed after the kick is under an epoch bob never held.
+    let after: Vec<u64> = net.log[log_mark..]
+        .iter()
+        .filter_map(|(_, f)| match envelope_of(f) {
+            Some(Envelope::FileChunk(c)) => Some(c.header.epoch),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        after.len(),
+        4 * 3,
+        "four chunks to each of the admin, carol and bob (still connected)"
+    );
+    assert!(after.iter().all(|e| *e > bob_epoch));
+    let (got, end) = received(&net, bob, 8);
+    assert_eq!(
+        got.len(),
+        2 * CHUNK_SIZE as usize,
+        "bob has only what came before"
+    );
+    assert_ne!(end, Some(true));
+    let (got, end) = received(&net, carol, 8);
+    assert_eq!(end, Some(true));
+    assert!(got == content);
+}
+
+#[test]
+fn the_file_size_limit_holds_on_both_sides() {
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
+    let content = pattern(5000, 1);
+    net.nodes[ids[0]].engine.set_max_file_size(4000);
+    net.command(ids[0], Command::OfferFile(spec(9, "big.bin", &content)));
+    assert!(net
+        .take(ids[0])
+        .iter()
+        .any(|e| matches!(e, Event::Error { reason } if reason.contains("limit"))));
+    assert!(received(&net, ids[1], 9).0.is_empty());
+
+    net.nodes[ids[0]].engine.set_max_file_size(1 << 20);
+    net.nodes[ids[1]].engine.set_max_file_size(4000);
+    send_file(&mut net, ids[0], 9, &content);
+    assert!(net
+        .warnings(ids[1])
+        .iter()
+        .any(|w| w.contains("over the limit")));
+    assert!(!net.nodes[ids[1]]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::FileIncoming { .. })));
+    assert_eq!(received(&net, ids[1], 9), (Vec::new(), None));
+    assert_eq!(
+        received(&net, 0, 9).1,
+        Some(true),
+        "the admin, with the default limit, takes it"
+    );
+}
+
+#[test]
+fn a_cancelled_transfer_ends_at_every_receiver() {
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
+    let content = pattern(3 * CHUNK_SIZE as usize, 2);
+    net.command(ids[0], Command::OfferFile(spec(11, "x", &content)));
+    net.command(
+        ids[0],
+        Command::FileChunk {
+            transfer: [11; 16],
+            index: 0,
+            data: Bytes::copy_from_slice(&content[..CHUNK_SIZE as usize]),
+        },
+    );
+    net.command(ids[0], Command::CancelFile([11; 16]));
+    assert_eq!(received(&net, ids[1], 11).1, Some(false));
+    assert!(!net.nodes[ids[0]].engine.sending(&[11; 16]));
+    // Nothing more can be sent for it.
+    net.command(
+        ids[0],
+        Command::FileChunk {
+            transfer: [11; 16],
+            index: 1,
+            data: Bytes::copy_from_slice(&content[..CHUNK_SIZE as usize]),
+        },
+    );
+    assert!(net
+        .take(ids[0])
+        .iter()
+        .any(|e| matches!(e, Event::Error { .. })));
+}

@@ -43,6 +43,8 @@ struct Args {
     /// Identity key file [default: member-identity.pem in the data directory].
     #[arg(long, value_name = "FILE")]
     identity: Option<PathBuf>,
+    #[command(flatten)]
+    files: common::files::FileArgs,
 }
 
 fn main() -> Result<()> {
@@ -80,6 +82,7 @@ fn main() -> Result<()> {
         json: args.json,
         admin: false,
         invite: None,
+        files: args.files.options(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -105,7 +108,7 @@ fn gui(args: Args) -> Result<()> {
         join_now: args.join,
         settings: Some(ui::settings::default_path()),
     };
-    ui::member::run(opts).map_err(|e| {
+    ui::member::run(opts, args.files.options()).map_err(|e| {
         anyhow::anyhow!("cannot open the window: {e} (no display? `--cli` runs in the terminal)")
     })
 }

@@ -25,7 +25,8 @@ mod generated {
 }
 
 pub use generated::{
-    AdminWindow, BannerKind, ChatLine, LineKind, MemberRow, MemberWindow, PendingRow, Room, Theme,
+    AdminWindow, BannerKind, ChatLine, DirEntry, FileRow, LineKind, MemberRow, MemberWindow,
+    PendingRow, Room, Theme,
 };
 
 pub mod admin;
@@ -34,6 +35,7 @@ pub mod member;
 pub mod room;
 pub mod session;
 pub mod settings;
+pub mod transfers;
 
 /// The version shown in the About dialog.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -275,13 +275,18 @@ fn finish(
 }
 
 /// Runs the member window until it is closed, then leaves the room.
-pub fn run(opts: MemberOptions) -> Result<(), Box<dyn std::error::Error>> {
+/// `files`: where received files go, limits and pace.
+pub fn run(
+    opts: MemberOptions,
+    files: common::files::FileOptions,
+) -> Result<(), Box<dyn std::error::Error>> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("teamchat-net")
         .enable_all()
         .build()?;
     let session = Rc::new(Session::new(rt.handle().clone()));
+    session.set_file_options(files);
     let app = MemberApp::new(opts, session.clone(), Some(rt.handle().clone()))?;
     app.window.run()?;
     // The window is closed: tell the room we leave, then stop.

@@ -101,6 +101,7 @@ pub fn install<T: RoomWindow>(
     room.set_members(ModelRc::new(VecModel::<MemberRow>::default()));
     room.set_pending(ModelRc::new(VecModel::<PendingRow>::default()));
     let typing = Rc::new(RefCell::new(TypingOut::default()));
+    crate::transfers::install(win, &session);
 
     let (w, s, t) = (win.as_weak(), session.clone(), typing.clone());
     room.on_send(move |text| {
@@ -511,6 +512,7 @@ pub fn apply<T: RoomWindow>(win: &T, update: Update) {
             }
         }
         Update::Engine(e) => event(win, e),
+        Update::File(f) => crate::transfers::apply(win, f),
     }
 }
 
@@ -680,6 +682,12 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
         Event::Warning { reason } => {
             push_line(win, LineKind::Warning, "", &reason);
         }
+        // The driver reports files as `Update::File`.
+        Event::FileOffered { .. }
+        | Event::FileIncoming { .. }
+        | Event::FileData { .. }
+        | Event::FileDone { .. }
+        | Event::FileFailed { .. } => {}
         Event::Error { reason } => {
             banner(win, BannerKind::Error, &reason);
             push_line(win, LineKind::Error, "", &reason);

@@ -754,3 +754,134 @@ fn a_private_conversation_opens_from_the_member_list() {
     one(w, "Send").invoke_accessible_default_action();
     assert_eq!(f.next_command(), Some(Command::Send("to the room".into())));
 }
+
+#[test]
+fn files_show_offers_progress_accept_and_the_chooser_sends() {
+    use common::driver::FileUpdate;
+    let mut f = fixture();
+    let app = joined(&f);
+    let w = &app.window;
+    let room = w.global::<Room>();
+    let t = [5u8; 16];
+    ui::room::apply(
+        w,
+        Update::File(FileUpdate::Offered {
+            from: info(2, "bob", false),
+            transfer: t,
+            name: "plan.pdf".into(),
+            size: 20 * 1024 * 1024,
+            media_type: "application/pdf".into(),
+            accepted: false,
+        }),
+    );
+    settle();
+    assert_eq!(
+        labels_starting(w, "File plan.pdf"),
+        vec!["File plan.pdf, 20.0 MiB · application/pdf · from bob: Offered: accept to save it"]
+    );
+    ui::room::apply(
+        w,
+        Update::File(FileUpdate::Progress {
+            transfer: t,
+            done: 10 * 1024 * 1024,
+            total: 20 * 1024 * 1024,
+            outgoing: false,
+        }),
+    );
+    settle();
+    assert!(labels_starting(w, "File plan.pdf")[0].ends_with("Arriving… 50% · accept to save it"));
+    let rows = room.get_files();
+    assert!((rows.row_data(0).unwrap().progress - 0.5).abs() < 1e-6);
+    while f.commands.try_recv().is_ok() {}
+    one(w, "Accept plan.pdf").invoke_accessible_default_action();
+    assert_eq!(f.next_command(), Some(Command::AcceptFile(t)));
+    settle();
+    assert!(labels_starting(w, "Accept plan.pdf").is_empty());
+    ui::room::apply(
+        w,
+        Update::File(FileUpdate::Saved {
+            transfer: t,
+            path: "/downloads/plan.pdf".into(),
+        }),
+    );
+    settle();
+    assert!(labels_starting(w, "File plan.pdf")[0].ends_with("Saved to /downloads/plan.pdf"));
+    assert!(labels_starting(w, "Cancel plan.pdf").is_empty());
+    let lines: Vec<String> = room
+        .get_lines()
+        .iter()
+        .map(|l| l.text.to_string())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "plan.pdf saved to /downloads/plan.pdf"),
+        "{lines:?}"
+    );
+
+    // A failed transfer says so, and why.
+    let t2 = [6u8; 16];
+    ui::room::apply(
+        w,
+        Update::File(FileUpdate::Offered {
+            from: info(2, "bob", false),
+            transfer: t2,
+            name: "evil.bin".into(),
+            size: 100,
+            media_type: "application/octet-stream".into(),
+            accepted: true,
+        }),
+    );
+    ui::room::apply(
+        w,
+        Update::File(FileUpdate::Failed {
+            transfer: t2,
+            reason: "a file chunk failed authentication".into(),
+        }),
+    );
+    settle();
+    assert!(labels_starting(w, "File evil.bin")[0]
+        .ends_with("Failed: a file chunk failed authentication. Nothing was saved."));
+    let last = room
+        .get_lines()
+        .row_data(room.get_lines().row_count() - 1)
+        .unwrap();
+    assert_eq!(last.kind, LineKind::Warning);
+
+    // Sending: the paper clip opens the chooser on a folder; a file is
+    // picked from the list and sent.
+    let dir = f.dir.path().join("outbox");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("notes.txt"), b"hello").unwrap();
+    std::fs::write(dir.join(".hidden"), b"x").unwrap();
+    room.set_chooser_dir(dir.display().to_string().into());
+    one(w, "Send a file").invoke_accessible_default_action();
+    settle();
+    assert!(room.get_chooser_open());
+    assert_eq!(labels_starting(w, "Folder sub").len(), 1);
+    assert!(labels_starting(w, "File .hidden").is_empty());
+    one(w, "File notes.txt").invoke_accessible_default_action();
+    settle();
+    one(w, "Send the file").invoke_accessible_default_action();
+    settle();
+    assert_eq!(
+        f.next_command(),
+        Some(Command::SendFile(
+            dir.join("notes.txt").canonicalize().unwrap()
+        ))
+    );
+    assert!(
+        !room.get_chooser_open(),
+        "the chooser closes once the file is taken"
+    );
+
+    // A path that is not a file is refused in the chooser, which stays open.
+    one(w, "Send a file").invoke_accessible_default_action();
+    settle();
+    one(w, "File to send").set_accessible_value(dir.join("missing.txt").display().to_string());
+    one(w, "Send the file").invoke_accessible_default_action();
+    settle();
+    assert!(room.get_chooser_open());
+    assert!(room.get_chooser_error().contains("cannot use"));
+    assert_eq!(f.next_command(), None);
+}

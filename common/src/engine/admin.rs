@@ -278,9 +278,10 @@ impl Admin {
             Command::Private(to, text) => {
                 self.core.send_private(now_ms, to, text, &mut out);
             }
-            Command::Typing(on) => self
-                .core
-                .send_content(now_ms, Content::Typing(on), &mut out),
+            Command::Typing(on) => {
+                self.core
+                    .send_content(now_ms, Content::Typing(on), &mut out);
+            }
             Command::Leave => self.notice(
                 None,
                 None,
@@ -334,6 +335,7 @@ impl Admin {
             Command::Rekey => {
                 self.new_epoch(now_ms, EpochCause::Rekey, &mut out);
             }
+            file => self.core.file_command(now_ms, file, &mut out),
         }
         out
     }
@@ -407,7 +409,7 @@ impl Admin {
                 format!("connection {from} sent a frame only the admin may send: ignored (forgery attempt?)"),
             )),
             Envelope::Private(pm) => self.core.on_private(now_ms, &pm, out),
-            Envelope::FileChunk(_) => out.push(warning("files are not supported yet: chunk dropped".into())),
+            Envelope::FileChunk(chunk) => self.core.on_chunk(now_ms, &chunk, out),
         }
     }
 

@@ -183,6 +183,7 @@ impl Member {
             Command::Approve(_) | Command::Deny(..) | Command::Kick(..) | Command::Rekey => {
                 out.push(error("only the admin can do that".into()))
             }
+            file => self.core.file_command(now_ms, file, &mut out),
         }
         out
     }
@@ -229,9 +230,7 @@ impl Member {
             // Other members knock too; join requests go to the admin only.
             Envelope::Knock { .. } | Envelope::JoinRequest(_) => {}
             Envelope::Private(pm) => self.core.on_private(now_ms, &pm, out),
-            Envelope::FileChunk(_) => {
-                out.push(warning("files are not supported yet: chunk dropped".into()))
-            }
+            Envelope::FileChunk(chunk) => self.core.on_chunk(now_ms, &chunk, out),
         }
     }
 

@@ -14,6 +14,7 @@
 //! message.
 
 pub mod admin;
+pub mod files;
 pub mod member;
 
 use std::collections::HashMap;
@@ -32,6 +33,7 @@ use crate::wire::{
 };
 
 pub use admin::{AdminConfig, ApprovalPolicy};
+pub use files::{FileSpec, TransferId};
 pub use member::MemberConfig;
 
 /// Longest text accepted in one message, in bytes.
@@ -62,6 +64,24 @@ pub enum Command {
     Kick(Fingerprint, String),
     /// Admin: start a new epoch now.
     Rekey,
+    /// Driver: read this file and offer it to the room (the driver hashes
+    /// it, then gives the engine [`Command::OfferFile`] and the chunks).
+    SendFile(std::path::PathBuf),
+    /// Driver: keep (save) an incoming file that was not accepted at once.
+    AcceptFile(TransferId),
+    /// Offer a file the driver has read and hashed.
+    OfferFile(FileSpec),
+    /// Seal and send one chunk of an offered file (in order).
+    FileChunk {
+        /// The transfer.
+        transfer: TransferId,
+        /// 0-based index.
+        index: u32,
+        /// Exactly the chunk size, or the rest for the last chunk.
+        data: Bytes,
+    },
+    /// Stop a transfer, sent or received.
+    CancelFile(TransferId),
 }
 
 /// Someone in the room, as shown to the user.
@@ -165,6 +185,52 @@ pub enum Event {
         /// Our sequence number to that recipient.
         seq: u64,
     },
+    /// Our file offer went out; the driver now sends its chunks.
+    FileOffered {
+        /// The transfer.
+        transfer: TransferId,
+        /// The name as offered.
+        name: String,
+        /// Size in bytes.
+        size: u64,
+    },
+    /// A member offers a file (signature verified); chunks follow.
+    FileIncoming {
+        /// Who offers it.
+        from: MemberInfo,
+        /// The transfer.
+        transfer: TransferId,
+        /// The name the sender gave (control characters removed; not yet
+        /// safe as a path).
+        name: String,
+        /// Size in bytes.
+        size: u64,
+        /// Media type the sender claims.
+        media_type: String,
+        /// SHA-256 the sender signed.
+        sha256: [u8; 32],
+    },
+    /// The next bytes of an incoming file, in order, authenticated.
+    FileData {
+        /// The transfer.
+        transfer: TransferId,
+        /// Chunk index.
+        index: u32,
+        /// The bytes.
+        data: Bytes,
+    },
+    /// An incoming file is complete and matches its signed SHA-256.
+    FileDone {
+        /// The transfer.
+        transfer: TransferId,
+    },
+    /// A transfer ended without a file (failed check, cancelled).
+    FileFailed {
+        /// The transfer.
+        transfer: TransferId,
+        /// Why.
+        reason: String,
+    },
     /// Typing state of a member.
     Typing {
         /// Who.
@@ -258,6 +324,38 @@ impl fmt::Debug for Event {
                 to.fingerprint.short(),
                 text.len()
             ),
+            Event::FileOffered { transfer, size, .. } => {
+                write!(
+                    f,
+                    "FileOffered({}, {size} bytes)",
+                    files::short_id(transfer)
+                )
+            }
+            Event::FileIncoming {
+                from,
+                transfer,
+                size,
+                ..
+            } => write!(
+                f,
+                "FileIncoming({} from {}, {size} bytes)",
+                files::short_id(transfer),
+                from.fingerprint.short()
+            ),
+            Event::FileData {
+                transfer,
+                index,
+                data,
+            } => write!(
+                f,
+                "FileData({} #{index}, {} bytes)",
+                files::short_id(transfer),
+                data.len()
+            ),
+            Event::FileDone { transfer } => write!(f, "FileDone({})", files::short_id(transfer)),
+            Event::FileFailed { transfer, reason } => {
+                write!(f, "FileFailed({}, {reason})", files::short_id(transfer))
+            }
             Event::Typing { from, on } => write!(f, "Typing({}, {on})", from.fingerprint.short()),
             Event::Denied { .. } => f.write_str("Denied"),
             Event::Kicked { .. } => f.write_str("Kicked"),
@@ -439,6 +537,8 @@ pub(crate) struct Core {
     pub my_seq: u64,
     /// Our private-message sequence numbers in this epoch, per recipient.
     pub private_seq: HashMap<Fingerprint, u64>,
+    /// File transfers.
+    pub files: files::Files,
     pub max_frame: usize,
     /// Do not send until an epoch at least this new is installed (someone
     /// was removed and the epoch without them has not arrived yet).
@@ -456,6 +556,7 @@ impl Core {
             previous: None,
             my_seq: 0,
             private_seq: HashMap::new(),
+            files: files::Files::default(),
             max_frame: DEFAULT_MAX_FRAME,
             hold_below: None,
         }
@@ -552,17 +653,25 @@ impl Core {
         true
     }
 
-    /// Seals, signs and publishes `content` under the current epoch.
-    pub fn send_content(&mut self, now_ms: u64, content: Content, out: &mut Vec<Action>) {
+    /// Whether we hold a key we may send with now.
+    pub fn can_send(&self) -> bool {
+        self.current
+            .as_ref()
+            .is_some_and(|c| self.hold_below.is_none_or(|h| c.epoch >= h))
+    }
+
+    /// Seals, signs and publishes `content` under the current epoch; false
+    /// (with an error event) if it could not be sent.
+    pub fn send_content(&mut self, now_ms: u64, content: Content, out: &mut Vec<Action>) -> bool {
         let Some(cur) = &self.current else {
             out.push(error("not in the room yet: no key for this epoch".into()));
-            return;
+            return false;
         };
         if self.hold_below.is_some_and(|h| cur.epoch < h) {
             out.push(error(
                 "not sent: someone was removed and the new room key has not arrived yet".into(),
             ));
-            return;
+            return false;
         }
         self.my_seq += 1;
         let header = MessageHeader {
@@ -578,11 +687,11 @@ impl Core {
         let body = ChatBody::padded(now_ms, content);
         let Ok(plain) = encode_payload(&body, self.max_frame) else {
             out.push(error("message too large".into()));
-            return;
+            return false;
         };
         let sealed = seal(&cur.keys, &aad(context::AAD_MESSAGE, &header), &plain);
         let Ok(encoded_header) = encode_payload(&header, self.max_frame) else {
-            return;
+            return false;
         };
         let signature = self.me.sign(
             context::MESSAGE,
@@ -594,10 +703,13 @@ impl Core {
             signature: signature.into(),
         };
         let (epoch, seq) = (msg.header.epoch, msg.header.seq);
-        self.publish(None, &Envelope::Message(msg), out);
+        if !self.publish(None, &Envelope::Message(msg), out) {
+            return false;
+        }
         if let Some(text) = sent {
             out.push(Action::Event(Event::Sent { text, epoch, seq }));
         }
+        true
     }
 
     /// Verifies, replay-checks and opens a chat message; returns the sender
@@ -902,7 +1014,7 @@ impl Core {
 
     /// Turns a received chat body into events.
     pub fn show(
-        &self,
+        &mut self,
         from: &Participant,
         body: ChatBody,
         epoch: u64,
@@ -929,9 +1041,8 @@ impl Core {
             }
             Content::Typing(on) => out.push(Action::Event(Event::Typing { from: info, on })),
             Content::Leave => {}
-            Content::FileOffer(_) => out.push(warning(
-                "file transfers are not supported yet: offer ignored".into(),
-            )),
+            Content::FileOffer(offer) => self.on_file_offer(from, offer, out),
+            Content::FileCancel(t) => self.on_file_cancel(&info, t, out),
         }
     }
 }
@@ -1016,12 +1127,44 @@ impl Engine {
         }
     }
 
-    /// The members of the current epoch.
-    pub fn members(&self) -> Vec<MemberInfo> {
-        let core = match self {
+    fn core(&self) -> &Core {
+        match self {
             Engine::Admin(a) => &a.core,
             Engine::Member(m) => &m.core,
-        };
+        }
+    }
+
+    fn core_mut(&mut self) -> &mut Core {
+        match self {
+            Engine::Admin(a) => &mut a.core,
+            Engine::Member(m) => &mut m.core,
+        }
+    }
+
+    /// Whether we hold a room key we may send with now (a file's chunks
+    /// wait while we do not).
+    pub fn can_send(&self) -> bool {
+        self.core().can_send()
+    }
+
+    /// Whether our transfer `t` is still being sent.
+    pub fn sending(&self, t: &TransferId) -> bool {
+        self.core().sending(t)
+    }
+
+    /// The largest file sent or accepted (default 100 MiB).
+    pub fn set_max_file_size(&mut self, bytes: u64) {
+        self.core_mut().files.max_size = bytes;
+    }
+
+    /// The largest file sent or accepted.
+    pub fn max_file_size(&self) -> u64 {
+        self.core().files.max_size
+    }
+
+    /// The members of the current epoch.
+    pub fn members(&self) -> Vec<MemberInfo> {
+        let core = self.core();
         core.current
             .as_ref()
             .map(EpochState::infos)

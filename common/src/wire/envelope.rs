@@ -464,6 +464,8 @@ pub enum Content {
     Leave,
     /// The sender offers a file; its chunks follow as [`FileChunk`]s.
     FileOffer(FileOffer),
+    /// The sender stopped sending this transfer: receivers discard it.
+    FileCancel([u8; 16]),
 }
 
 impl std::fmt::Debug for Content {
@@ -473,6 +475,7 @@ impl std::fmt::Debug for Content {
             Content::Typing(on) => write!(f, "Typing({on})"),
             Content::Leave => f.write_str("Leave"),
             Content::FileOffer(o) => write!(f, "FileOffer({o:?})"),
+            Content::FileCancel(t) => write!(f, "FileCancel({})", hex::encode(t)),
         }
     }
 }

@@ -1,0 +1,468 @@
+//! File transfers in the engine: offers, sealed chunks, and the checks a
+//! receiver makes before a single byte counts as part of a file.
+//!
+//! A sender offers a file in a signed, sealed chat message
+//! ([`Content::FileOffer`]: name, size, media type, SHA-256, chunk size),
+//! then sends its chunks in order, each sealed under the epoch key current
+//! when it is sent, with the transfer id and chunk index in the
+//! authenticated header. Chunks are not signed: the signed offer's SHA-256
+//! covers the whole content, checked when the last chunk arrives.
+//!
+//! A receiver keeps a transfer only while every chunk arrives in order:
+//! a duplicated chunk is dropped with a warning; a missing, reordered,
+//! oversized, foreign (another sender) or unauthenticated chunk ends the
+//! transfer ([`Event::FileFailed`]), and so does a hash mismatch at the end.
+//! The engine hands accepted bytes to the driver ([`Event::FileData`]),
+//! which writes them to a temporary file and keeps the file only after
+//! [`Event::FileDone`].
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+use super::{
+    error, warning, Action, Command, Core, Event, MemberInfo, Participant, PREVIOUS_EPOCH_GRACE_MS,
+};
+use crate::crypto::seal::{open, seal};
+use crate::ids::Fingerprint;
+use crate::wire::{aad, context, ChunkHeader, Content, Envelope, FileChunk, FileOffer};
+
+/// Plaintext bytes per chunk.
+pub const CHUNK_SIZE: u32 = 64 * 1024;
+/// Default largest file sent or accepted (100 MiB).
+pub const DEFAULT_MAX_FILE: u64 = 100 * 1024 * 1024;
+/// Most transfers received at once (offers beyond are refused).
+pub const MAX_INCOMING: usize = 16;
+/// Most transfers sent at once.
+pub const MAX_OUTGOING: usize = 8;
+/// Longest file name kept from an offer, in bytes.
+pub const MAX_FILE_NAME: usize = 255;
+/// Longest media type kept from an offer, in bytes.
+const MAX_MEDIA_TYPE: usize = 127;
+
+/// A transfer id: 16 random bytes.
+pub type TransferId = [u8; 16];
+
+/// Short form of a transfer id for people and commands (`/accept`).
+pub fn short_id(t: &TransferId) -> String {
+    hex::encode(&t[..4])
+}
+
+/// What the driver knows about a file it is about to offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSpec {
+    /// Random transfer id (the driver picks it, so it can stream chunks).
+    pub transfer: TransferId,
+    /// File name without its directories.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Media type (`application/octet-stream` when unknown).
+    pub media_type: String,
+    /// SHA-256 of the content.
+    pub sha256: [u8; 32],
+}
+
+/// Number of chunks of a file of `size` bytes.
+pub fn chunk_count(size: u64, chunk: u32) -> u64 {
+    size.div_ceil(u64::from(chunk.max(1)))
+}
+
+struct Outgoing {
+    size: u64,
+    next: u32,
+    chunks: u64,
+}
+
+struct Incoming {
+    from: Fingerprint,
+    name: String,
+    size: u64,
+    chunk_size: u32,
+    sha256: [u8; 32],
+    next: u32,
+    received: u64,
+    hash: Sha256,
+}
+
+/// The engine's transfer state.
+pub(crate) struct Files {
+    outgoing: HashMap<TransferId, Outgoing>,
+    incoming: HashMap<TransferId, Incoming>,
+    /// Largest file sent or accepted.
+    pub max_size: u64,
+}
+
+impl Default for Files {
+    fn default() -> Self {
+        Files {
+            outgoing: HashMap::new(),
+            incoming: HashMap::new(),
+            max_size: DEFAULT_MAX_FILE,
+        }
+    }
+}
+
+/// A file name from another person made harmless for display (the driver
+/// makes it safe for the file system separately).
+fn display_name(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .filter(|c| !c.is_control() && !super::is_format_char(*c))
+        .collect();
+    if out.len() > MAX_FILE_NAME {
+        let mut end = MAX_FILE_NAME;
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+    }
+    if out.trim().is_empty() {
+        "file".into()
+    } else {
+        out
+    }
+}
+
+impl Core {
+    /// The file commands, shared by both roles.
+    pub(crate) fn file_command(&mut self, now_ms: u64, cmd: Command, out: &mut Vec<Action>) {
+        match cmd {
+            Command::OfferFile(spec) => self.offer_file(now_ms, spec, out),
+            Command::FileChunk {
+                transfer,
+                index,
+                data,
+            } => self.send_chunk(transfer, index, &data, out),
+            Command::CancelFile(t) => self.cancel_file(now_ms, t, out),
+            Command::SendFile(_) | Command::AcceptFile(_) => out.push(error(
+                "files are read and saved by the driver: command ignored".into(),
+            )),
+            _ => {}
+        }
+    }
+
+    /// Offers a file to the room: a signed, sealed chat message.
+    pub(crate) fn offer_file(&mut self, now_ms: u64, spec: FileSpec, out: &mut Vec<Action>) {
+        if spec.size > self.files.max_size {
+            out.push(error(format!(
+                "{} is {} bytes; the limit is {} bytes: not sent",
+                spec.name, spec.size, self.files.max_size
+            )));
+            return;
+        }
+        if self.files.outgoing.len() >= MAX_OUTGOING {
+            out.push(error(format!(
+                "already sending {MAX_OUTGOING} files: wait for one to finish"
+            )));
+            return;
+        }
+        if self.files.outgoing.contains_key(&spec.transfer) {
+            out.push(error("that transfer is already running".into()));
+            return;
+        }
+        if !self.can_send() {
+            out.push(error("not in the room yet: no key for this epoch".into()));
+            return;
+        }
+        let name = display_name(&spec.name);
+        let offer = FileOffer {
+            transfer: spec.transfer,
+            name: name.clone(),
+            size: spec.size,
+            media_type: spec.media_type.chars().take(MAX_MEDIA_TYPE).collect(),
+            sha256: spec.sha256,
+            chunk_size: CHUNK_SIZE,
+        };
+        if !self.send_content(now_ms, Content::FileOffer(offer), out) {
+            return;
+        }
+        self.files.outgoing.insert(
+            spec.transfer,
+            Outgoing {
+                size: spec.size,
+                next: 0,
+                chunks: chunk_count(spec.size, CHUNK_SIZE),
+            },
+        );
+        out.push(Action::Event(Event::FileOffered {
+            transfer: spec.transfer,
+            name,
+            size: spec.size,
+        }));
+    }
+
+    /// Seals chunk `index` of an outgoing transfer under the current epoch.
+    /// Chunks go in order; the last one ends the transfer.
+    pub(crate) fn send_chunk(
+        &mut self,
+        transfer: TransferId,
+        index: u32,
+        data: &[u8],
+        out: &mut Vec<Action>,
+    ) {
+        let Some(t) = self.files.outgoing.get(&transfer) else {
+            out.push(error(format!(
+                "no file transfer {} is being sent",
+                short_id(&transfer)
+            )));
+            return;
+        };
+        let last = u64::from(index) + 1 == t.chunks;
+        let want = if last {
+            t.size - u64::from(index) * u64::from(CHUNK_SIZE)
+        } else {
+            u64::from(CHUNK_SIZE)
+        };
+        if index != t.next || u64::from(index) >= t.chunks || data.len() as u64 != want {
+            out.push(error(format!(
+                "file transfer {}: chunk {index} out of order or of the wrong size",
+                short_id(&transfer)
+            )));
+            return;
+        }
+        let Some(cur) = self
+            .current
+            .as_ref()
+            .filter(|c| self.hold_below.is_none_or(|h| c.epoch >= h))
+        else {
+            out.push(error("no room key to send with right now".into()));
+            return;
+        };
+        let header = ChunkHeader {
+            room: self.room,
+            epoch: cur.epoch,
+            sender: self.me.public().fingerprint(),
+            transfer,
+            index,
+        };
+        let sealed = seal(&cur.keys, &aad(context::AAD_CHUNK, &header), data);
+        if !self.publish(
+            None,
+            &Envelope::FileChunk(FileChunk { header, sealed }),
+            out,
+        ) {
+            return;
+        }
+        if last {
+            self.files.outgoing.remove(&transfer);
+        } else if let Some(t) = self.files.outgoing.get_mut(&transfer) {
+            t.next += 1;
+        }
+    }
+
+    /// Stops a transfer: ours (the others are told) or one we receive.
+    pub(crate) fn cancel_file(&mut self, now_ms: u64, transfer: TransferId, out: &mut Vec<Action>) {
+        if self.files.outgoing.remove(&transfer).is_some() {
+            self.send_content(now_ms, Content::FileCancel(transfer), out);
+            out.push(Action::Event(Event::FileFailed {
+                transfer,
+                reason: "cancelled".into(),
+            }));
+        } else if self.files.incoming.remove(&transfer).is_some() {
+            out.push(Action::Event(Event::FileFailed {
+                transfer,
+                reason: "cancelled".into(),
+            }));
+        }
+    }
+
+    /// A verified offer from `from`.
+    pub(crate) fn on_file_offer(
+        &mut self,
+        from: &Participant,
+        offer: FileOffer,
+        out: &mut Vec<Action>,
+    ) {
+        let info = from.info();
+        let name = display_name(&offer.name);
+        if offer.size > self.files.max_size {
+            out.push(warning(format!(
+                "{} offered {name} of {} bytes, over the limit of {} bytes: ignored",
+                info.name, offer.size, self.files.max_size
+            )));
+            return;
+        }
+        if offer.chunk_size == 0 || offer.chunk_size > CHUNK_SIZE {
+            out.push(warning(format!(
+                "{} offered {name} with an unusable chunk size: ignored",
+                info.name
+            )));
+            return;
+        }
+        if self.files.incoming.contains_key(&offer.transfer) {
+            out.push(warning(format!(
+                "a second offer for a transfer already running from {}: ignored",
+                info.name
+            )));
+            return;
+        }
+        if self.files.incoming.len() >= MAX_INCOMING {
+            out.push(warning(format!(
+                "{} offered {name}, but {MAX_INCOMING} files are already arriving: ignored",
+                info.name
+            )));
+            return;
+        }
+        out.push(Action::Event(Event::FileIncoming {
+            from: info.clone(),
+            transfer: offer.transfer,
+            name: name.clone(),
+            size: offer.size,
+            media_type: display_name(&offer.media_type),
+            sha256: offer.sha256,
+        }));
+        let mut t = Incoming {
+            from: info.fingerprint,
+            name,
+            size: offer.size,
+            chunk_size: offer.chunk_size,
+            sha256: offer.sha256,
+            next: 0,
+            received: 0,
+            hash: Sha256::new(),
+        };
+        if offer.size == 0 {
+            finish(offer.transfer, &mut t, out);
+            return;
+        }
+        self.files.incoming.insert(offer.transfer, t);
+    }
+
+    /// The sender cancelled.
+    pub(crate) fn on_file_cancel(
+        &mut self,
+        from: &MemberInfo,
+        transfer: TransferId,
+        out: &mut Vec<Action>,
+    ) {
+        if self
+            .files
+            .incoming
+            .get(&transfer)
+            .is_some_and(|t| t.from == from.fingerprint)
+        {
+            self.files.incoming.remove(&transfer);
+            out.push(Action::Event(Event::FileFailed {
+                transfer,
+                reason: format!("{} cancelled it", from.name),
+            }));
+        }
+    }
+
+    /// A chunk from the relay. Checks, in order: room, not our own, an
+    /// epoch we hold, the MAC (a chunk from outside the room fails here),
+    /// then the transfer, its sender and the chunk's place and size.
+    pub(crate) fn on_chunk(&mut self, now_ms: u64, chunk: &FileChunk, out: &mut Vec<Action>) {
+        let h = &chunk.header;
+        if h.room != self.room {
+            out.push(warning("file chunk for another room dropped".into()));
+            return;
+        }
+        if h.sender == self.me.public().fingerprint() {
+            return;
+        }
+        let grace =
+            |c: &super::EpochState| now_ms.saturating_sub(c.since_ms) <= PREVIOUS_EPOCH_GRACE_MS;
+        let keys = match (&self.current, &self.previous) {
+            (Some(c), _) if c.epoch == h.epoch => &c.keys,
+            (Some(c), Some(p)) if p.epoch == h.epoch && grace(c) => &p.keys,
+            _ => {
+                self.fail(
+                    h.transfer,
+                    "a file chunk for an epoch we hold no key for dropped",
+                    out,
+                );
+                return;
+            }
+        };
+        let Ok(data) = open(keys, &aad(context::AAD_CHUNK, h), &chunk.sealed) else {
+            self.fail(
+                h.transfer,
+                "a file chunk failed authentication (forged or damaged): dropped",
+                out,
+            );
+            return;
+        };
+        let Some(t) = self.files.incoming.get_mut(&h.transfer) else {
+            // Authentic, but of a transfer we were not offered (we joined
+            // later) or have ended: not ours to keep.
+            return;
+        };
+        if h.sender != t.from {
+            self.fail(
+                h.transfer,
+                "a file chunk from someone other than the sender",
+                out,
+            );
+            return;
+        }
+        if h.index < t.next {
+            out.push(warning(format!(
+                "duplicated chunk {} of {} dropped",
+                h.index, t.name
+            )));
+            return;
+        }
+        if h.index > t.next {
+            let why = format!("chunk {} of {} is missing or out of order", t.next, t.name);
+            self.fail(h.transfer, &why, out);
+            return;
+        }
+        let left = t.size - t.received;
+        let want = left.min(u64::from(t.chunk_size));
+        if data.len() as u64 != want {
+            let why = format!("a chunk of {} has the wrong size", t.name);
+            self.fail(h.transfer, &why, out);
+            return;
+        }
+        t.hash.update(&data[..]);
+        t.received += want;
+        t.next += 1;
+        out.push(Action::Event(Event::FileData {
+            transfer: h.transfer,
+            index: h.index,
+            data: Bytes::copy_from_slice(&data),
+        }));
+        if t.received == t.size {
+            if let Some(mut t) = self.files.incoming.remove(&h.transfer) {
+                finish(h.transfer, &mut t, out);
+            }
+        }
+    }
+
+    /// Ends a transfer we receive with a warning (if it is one of ours).
+    fn fail(&mut self, transfer: TransferId, why: &str, out: &mut Vec<Action>) {
+        out.push(warning(why.to_string()));
+        if self.files.incoming.remove(&transfer).is_some() {
+            out.push(Action::Event(Event::FileFailed {
+                transfer,
+                reason: why.to_string(),
+            }));
+        }
+    }
+
+    /// Whether an outgoing transfer is still running.
+    pub(crate) fn sending(&self, transfer: &TransferId) -> bool {
+        self.files.outgoing.contains_key(transfer)
+    }
+}
+
+/// The last chunk arrived: the whole content must hash to the offer's value.
+fn finish(transfer: TransferId, t: &mut Incoming, out: &mut Vec<Action>) {
+    let digest: [u8; 32] = std::mem::take(&mut t.hash).finalize().into();
+    if bool::from(subtle::ConstantTimeEq::ct_eq(&digest[..], &t.sha256[..])) {
+        out.push(Action::Event(Event::FileDone { transfer }));
+    } else {
+        let why = format!(
+            "{} does not match the SHA-256 its sender signed: discarded",
+            t.name
+        );
+        out.push(warning(why.clone()));
+        out.push(Action::Event(Event::FileFailed {
+            transfer,
+            reason: why,
+        }));
+    }
+}

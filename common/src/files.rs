@@ -1,0 +1,358 @@
+//! Files on disk for the driver: where incoming files go, the names they
+//! get, and the temporary files they are written to until their SHA-256
+//! has matched.
+//!
+//! An incoming file is written to a hidden temporary file in the download
+//! folder (`.teamchat-XXXXXX.part`, removed when dropped) and renamed to its
+//! final name only when the engine reports the whole content verified, so
+//! nothing partial is ever presented as the file. The final name is the
+//! offered name made safe ([`safe_file_name`]) and never overwrites: `name
+//! (1).ext`, `name (2).ext`, …
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::engine::files::DEFAULT_MAX_FILE;
+
+/// Files up to this size are saved without asking (8 MiB).
+pub const DEFAULT_AUTO_ACCEPT: u64 = 8 * 1024 * 1024;
+/// Default pace of a file's chunks, bytes per second: below the relay's
+/// default per-connection byte rate (4 MiB/s), leaving room for chat.
+pub const DEFAULT_FILE_RATE: u64 = 2 * 1024 * 1024;
+/// Longest saved name, in bytes.
+const MAX_SAVED_NAME: usize = 200;
+/// Longest extension kept when a name is shortened.
+const MAX_EXTENSION: usize = 16;
+
+/// The driver's file settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileOptions {
+    /// Where incoming files are saved.
+    pub download_dir: PathBuf,
+    /// Largest file sent or accepted.
+    pub max_size: u64,
+    /// Incoming files up to this size are saved at once; larger ones wait
+    /// for [`crate::engine::Command::AcceptFile`].
+    pub auto_accept: u64,
+    /// Bytes per second a file is sent at.
+    pub rate: u64,
+}
+
+impl Default for FileOptions {
+    fn default() -> Self {
+        FileOptions {
+            download_dir: default_download_dir(),
+            max_size: DEFAULT_MAX_FILE,
+            auto_accept: DEFAULT_AUTO_ACCEPT,
+            rate: DEFAULT_FILE_RATE,
+        }
+    }
+}
+
+/// The file flags both apps take.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FileArgs {
+    /// Where received files are saved [default: your Downloads folder].
+    #[arg(long, value_name = "DIR", env = "TEAMCHAT_DOWNLOADS")]
+    pub download_dir: Option<PathBuf>,
+    /// Largest file sent or received, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MAX_FILE / (1024 * 1024))]
+    pub max_file_mib: u64,
+    /// Received files up to this many MiB are saved without asking; larger
+    /// ones wait for Accept (`/accept ID`).
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_AUTO_ACCEPT / (1024 * 1024))]
+    pub auto_accept_mib: u64,
+    /// Pace of outgoing files, KiB per second (keep it below the relay's
+    /// per-connection byte rate, 4 MiB/s by default).
+    #[arg(long, value_name = "KIB_PER_S", default_value_t = DEFAULT_FILE_RATE / 1024)]
+    pub file_rate_kib: u64,
+}
+
+impl FileArgs {
+    /// The options these flags describe.
+    pub fn options(&self) -> FileOptions {
+        FileOptions {
+            download_dir: self
+                .download_dir
+                .clone()
+                .unwrap_or_else(default_download_dir),
+            max_size: self.max_file_mib.saturating_mul(1024 * 1024),
+            auto_accept: self.auto_accept_mib.saturating_mul(1024 * 1024),
+            rate: self.file_rate_kib.saturating_mul(1024).max(1024),
+        }
+    }
+}
+
+/// The user's download folder, or `teamchat-downloads` in the data folder.
+pub fn default_download_dir() -> PathBuf {
+    if let Some(d) =
+        directories::UserDirs::new().and_then(|u| u.download_dir().map(Path::to_path_buf))
+    {
+        return d;
+    }
+    match directories::ProjectDirs::from("org", "TeamChat", "teamchat") {
+        Some(p) => p.data_dir().join("downloads"),
+        None => PathBuf::from("teamchat-downloads"),
+    }
+}
+
+/// Windows device names: never a file name, with any extension.
+fn reserved(stem: &str) -> bool {
+    let s = stem.to_ascii_uppercase();
+    matches!(
+        s.as_str(),
+        "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$"
+    ) || ((s.starts_with("COM") || s.starts_with("LPT"))
+        && s.len() == 4
+        && s.as_bytes()[3].is_ascii_digit())
+}
+
+/// A name from another person made safe to create in the download folder:
+/// only its last path component; no control, bidirectional-override or
+/// other invisible characters; none of `<>:"/\|?*`; no leading or trailing
+/// dots and spaces; not a Windows device name; at most 200 bytes (the
+/// extension kept). Never empty, `.` or `..`.
+pub fn safe_file_name(name: &str) -> String {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = last
+        .chars()
+        .filter(|c| {
+            !c.is_control()
+                && !crate::engine::is_format_char(*c)
+                && !matches!(c, '<' | '>' | ':' | '"' | '|' | '?' | '*' | '/' | '\\')
+        })
+        .collect();
+    let mut out = cleaned
+        .trim_matches(|c: char| c == '.' || c.is_whitespace())
+        .to_string();
+    if out.is_empty() {
+        out = "file".into();
+    }
+    // Windows reads `CON.tar.gz` as the device too: check before the first dot.
+    if reserved(out.split('.').next().unwrap_or("").trim_end()) {
+        out.insert(0, '_');
+    }
+    let (stem, ext) = match out.rfind('.') {
+        Some(i) if i > 0 && out.len() - i <= MAX_EXTENSION + 1 => {
+            (out[..i].to_string(), out[i..].to_string())
+        }
+        _ => (out.clone(), String::new()),
+    };
+    let mut stem = stem;
+    if stem.len() + ext.len() > MAX_SAVED_NAME {
+        let mut end = MAX_SAVED_NAME - ext.len();
+        while !stem.is_char_boundary(end) {
+            end -= 1;
+        }
+        stem.truncate(end);
+        stem = stem
+            .trim_end_matches(|c: char| c == '.' || c.is_whitespace())
+            .to_string();
+        if stem.is_empty() {
+            stem = "file".into();
+        }
+    }
+    format!("{stem}{ext}")
+}
+
+/// A file being received: a temporary file in the download folder.
+#[derive(Debug)]
+pub struct Partial {
+    tmp: tempfile::NamedTempFile,
+    written: u64,
+}
+
+impl Partial {
+    /// A new temporary file in `dir` (created if missing).
+    pub fn create(dir: &Path) -> std::io::Result<Partial> {
+        std::fs::create_dir_all(dir)?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".teamchat-")
+            .suffix(".part")
+            .tempfile_in(dir)?;
+        Ok(Partial { tmp, written: 0 })
+    }
+
+    /// Appends bytes.
+    pub fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.tmp.write_all(data)?;
+        self.written += data.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Moves the complete file to `dir` under the safe form of `name`,
+    /// never over an existing file. Returns the path it got.
+    pub fn save(self, dir: &Path, name: &str) -> std::io::Result<PathBuf> {
+        let mut tmp = self.tmp;
+        tmp.as_file_mut().sync_all()?;
+        let name = safe_file_name(name);
+        let (stem, ext) = match name.rfind('.') {
+            Some(i) if i > 0 => (&name[..i], &name[i..]),
+            _ => (name.as_str(), ""),
+        };
+        for n in 0..1000u32 {
+            let candidate = if n == 0 {
+                dir.join(&name)
+            } else {
+                dir.join(format!("{stem} ({n}){ext}"))
+            };
+            match tmp.persist_noclobber(&candidate) {
+                Ok(_) => return Ok(candidate),
+                Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => tmp = e.file,
+                Err(e) => return Err(e.error),
+            }
+        }
+        Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("1,000 files named like {name} already exist"),
+        ))
+    }
+}
+
+/// What the driver learns about a file before offering it: its name, size,
+/// media type and SHA-256 (the whole file is read once).
+pub fn describe(path: &Path, max_size: u64) -> Result<(String, u64, String, [u8; 32]), String> {
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot send {shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("cannot send {shown}: not a regular file"));
+    }
+    if meta.len() > max_size {
+        return Err(format!(
+            "cannot send {shown}: {} bytes, over the limit of {max_size} bytes",
+            meta.len()
+        ));
+    }
+    let mut f = std::fs::File::open(path).map_err(|e| format!("cannot send {shown}: {e}"))?;
+    let mut hash = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = std::io::Read::read(&mut f, &mut buf)
+            .map_err(|e| format!("cannot read {shown}: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        if total > max_size {
+            return Err(format!(
+                "cannot send {shown}: it grew over the limit while being read"
+            ));
+        }
+        hash.update(&buf[..n]);
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".into());
+    Ok((
+        name.clone(),
+        total,
+        media_type(&name).into(),
+        hash.finalize().into(),
+    ))
+}
+
+/// A media type from a file name's extension (what the receiver is told;
+/// it never decides anything).
+pub fn media_type(name: &str) -> &'static str {
+    let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+    match ext.as_str() {
+        "txt" | "log" | "md" => "text/plain",
+        "pdf" => "application/pdf",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "svg" => "image/svg+xml",
+        "zip" => "application/zip",
+        "gz" => "application/gzip",
+        "json" => "application/json",
+        "csv" => "text/csv",
+        "html" | "htm" => "text/html",
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_names_become_safe_names() {
+        assert_eq!(safe_file_name("../../etc/passwd"), "passwd");
+        assert_eq!(safe_file_name("/abs/path"), "path");
+        assert_eq!(safe_file_name("C:\\Windows\\system.ini"), "system.ini");
+        assert_eq!(safe_file_name("a\u{202e}txt.exe"), "atxt.exe");
+        assert_eq!(safe_file_name("CON"), "_CON");
+        assert_eq!(safe_file_name("con.txt"), "_con.txt");
+        assert_eq!(safe_file_name("LPT1.tar.gz"), "_LPT1.tar.gz");
+        assert_eq!(safe_file_name("COM10.txt"), "COM10.txt");
+        assert_eq!(safe_file_name("lpt1.gz"), "_lpt1.gz");
+        assert_eq!(safe_file_name(".."), "file");
+        assert_eq!(safe_file_name("."), "file");
+        assert_eq!(safe_file_name(""), "file");
+        assert_eq!(safe_file_name(".bashrc"), "bashrc");
+        assert_eq!(safe_file_name("report. "), "report");
+        assert_eq!(safe_file_name("what?<>|*\".txt"), "what.txt");
+        assert_eq!(safe_file_name("line\nbreak\u{0}.txt"), "linebreak.txt");
+        let long = format!("{}.pdf", "é".repeat(150));
+        let s = safe_file_name(&long);
+        assert!(s.len() <= 200 && s.ends_with(".pdf"), "{s}");
+        let s = safe_file_name(&"x".repeat(300));
+        assert_eq!(s.len(), 200);
+    }
+
+    #[test]
+    fn saving_never_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.txt"), b"mine").unwrap();
+        let mut paths = Vec::new();
+        for body in [b"one".as_slice(), b"two"] {
+            let mut p = Partial::create(dir.path()).unwrap();
+            p.write(body).unwrap();
+            paths.push(p.save(dir.path(), "a.txt").unwrap());
+        }
+        assert_eq!(paths[0], dir.path().join("a (1).txt"));
+        assert_eq!(paths[1], dir.path().join("a (2).txt"));
+        assert_eq!(std::fs::read(dir.path().join("a.txt")).unwrap(), b"mine");
+        assert_eq!(std::fs::read(&paths[1]).unwrap(), b"two");
+    }
+
+    #[test]
+    fn a_dropped_partial_file_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = Partial::create(dir.path()).unwrap();
+        p.write(&[1; 1000]).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        drop(p);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn describe_hashes_and_refuses_what_it_must() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("notes.txt");
+        std::fs::write(&f, b"abc").unwrap();
+        let (name, size, media, sha) = describe(&f, 100).unwrap();
+        assert_eq!(
+            (name.as_str(), size, media.as_str()),
+            ("notes.txt", 3, "text/plain")
+        );
+        assert_eq!(
+            hex::encode(sha),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert!(describe(&f, 2).unwrap_err().contains("over the limit"));
+        assert!(describe(dir.path(), 100)
+            .unwrap_err()
+            .contains("not a regular file"));
+        assert!(describe(&dir.path().join("missing"), 100).is_err());
+    }
+}

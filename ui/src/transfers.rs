@@ -1,0 +1,355 @@
+//! File transfers in the window: the driver's file updates become rows of
+//! the Files list (with progress, Accept and Cancel) and lines in the
+//! conversation; the file chooser lists folders; the buttons become
+//! commands.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use common::driver::FileUpdate;
+use common::engine::{Command, TransferId};
+use common::terminal::human_size;
+use slint::{Model, ModelRc, SharedString, VecModel};
+
+use crate::room::{note, RoomWindow};
+use crate::session::Session;
+use crate::{BannerKind, DirEntry, FileRow, LineKind};
+
+/// Most rows kept in the Files list (finished ones go first).
+pub const MAX_ROWS: usize = 200;
+/// Most entries listed for one folder in the chooser.
+pub const MAX_ENTRIES: usize = 2000;
+
+/// Changes the row of `id` (if any) with `f`.
+fn update_row<T: RoomWindow>(win: &T, id: &str, f: impl FnOnce(&mut FileRow)) -> Option<FileRow> {
+    let model = win.room().get_files();
+    let vm = model.as_any().downcast_ref::<VecModel<FileRow>>()?;
+    let i = vm.iter().position(|r| r.id == id)?;
+    let mut row = vm.row_data(i)?;
+    f(&mut row);
+    vm.set_row_data(i, row.clone());
+    Some(row)
+}
+
+fn add_row<T: RoomWindow>(win: &T, row: FileRow) {
+    let room = win.room();
+    let model = room.get_files();
+    let vm = match model.as_any().downcast_ref::<VecModel<FileRow>>() {
+        Some(vm) => vm,
+        None => {
+            room.set_files(ModelRc::new(VecModel::from(vec![row])));
+            return;
+        }
+    };
+    if let Some(i) = vm.iter().position(|r| r.id == row.id) {
+        vm.set_row_data(i, row);
+        return;
+    }
+    vm.push(row);
+    while vm.row_count() > MAX_ROWS {
+        // The oldest finished transfer goes first; running ones stay.
+        match vm.iter().position(|r| !r.active) {
+            Some(i) => {
+                vm.remove(i);
+            }
+            None => break,
+        }
+    }
+}
+
+fn percent(done: u64, total: u64) -> (f32, u64) {
+    if total == 0 {
+        return (1.0, 100);
+    }
+    let p = done.min(total) as f64 / total as f64;
+    (p as f32, (p * 100.0).floor() as u64)
+}
+
+fn id_of(t: &TransferId) -> SharedString {
+    hex::encode(t).into()
+}
+
+fn name_of<T: RoomWindow>(win: &T, id: &str) -> String {
+    let model = win.room().get_files();
+    model
+        .iter()
+        .find(|r| r.id == id)
+        .map(|r| r.name.to_string())
+        .unwrap_or_else(|| "a file".into())
+}
+
+/// Applies one file update to the window.
+pub fn apply<T: RoomWindow>(win: &T, u: FileUpdate) {
+    match u {
+        FileUpdate::Sending {
+            transfer,
+            name,
+            size,
+        } => {
+            let name = common::engine::printable(&name);
+            add_row(
+                win,
+                FileRow {
+                    id: id_of(&transfer),
+                    name: name.clone().into(),
+                    detail: format!("{} · to the room", human_size(size)).into(),
+                    outgoing: true,
+                    progress: 0.0,
+                    state: "Sending…".into(),
+                    active: size > 0,
+                    can_accept: false,
+                    failed: false,
+                },
+            );
+            note(
+                win,
+                LineKind::System,
+                &format!("sending {name} ({}) to the room", human_size(size)),
+            );
+        }
+        FileUpdate::Offered {
+            from,
+            transfer,
+            name,
+            size,
+            media_type,
+            accepted,
+        } => {
+            let name = common::engine::printable(&name);
+            let who = common::engine::printable(&from.name);
+            add_row(
+                win,
+                FileRow {
+                    id: id_of(&transfer),
+                    name: name.clone().into(),
+                    detail: format!(
+                        "{} · {} · from {who}",
+                        human_size(size),
+                        common::engine::printable(&media_type)
+                    )
+                    .into(),
+                    outgoing: false,
+                    progress: 0.0,
+                    state: if accepted {
+                        "Receiving…".into()
+                    } else {
+                        "Offered: accept to save it".into()
+                    },
+                    active: true,
+                    can_accept: !accepted,
+                    failed: false,
+                },
+            );
+            note(
+                win,
+                LineKind::System,
+                &if accepted {
+                    format!("{who} sends {name} ({})", human_size(size))
+                } else {
+                    format!(
+                        "{who} offers {name} ({}): Accept it in Files to save it",
+                        human_size(size)
+                    )
+                },
+            );
+        }
+        FileUpdate::Progress {
+            transfer,
+            done,
+            total,
+            outgoing,
+        } => {
+            let (p, pct) = percent(done, total);
+            update_row(win, &id_of(&transfer), |r| {
+                r.progress = p;
+                r.state = if outgoing {
+                    format!("Sending… {pct}%")
+                } else if r.can_accept {
+                    format!("Arriving… {pct}% · accept to save it")
+                } else {
+                    format!("Receiving… {pct}%")
+                }
+                .into();
+            });
+        }
+        FileUpdate::Sent { transfer } => {
+            if let Some(r) = update_row(win, &id_of(&transfer), |r| {
+                r.progress = 1.0;
+                r.active = false;
+                r.state = "Sent to the room".into();
+            }) {
+                note(win, LineKind::System, &format!("{} sent", r.name));
+            }
+        }
+        FileUpdate::Ready { transfer } => {
+            update_row(win, &id_of(&transfer), |r| {
+                r.progress = 1.0;
+                r.state = "Complete and verified: accept to save it".into();
+            });
+        }
+        FileUpdate::Saved { transfer, path } => {
+            let shown = path.display().to_string();
+            if let Some(r) = update_row(win, &id_of(&transfer), |r| {
+                r.progress = 1.0;
+                r.active = false;
+                r.can_accept = false;
+                r.state = format!("Saved to {shown}").into();
+            }) {
+                note(
+                    win,
+                    LineKind::System,
+                    &format!("{} saved to {shown}", r.name),
+                );
+            }
+        }
+        FileUpdate::Failed { transfer, reason } => {
+            let id = id_of(&transfer);
+            let name = name_of(win, &id);
+            let reason = common::engine::printable(&reason);
+            update_row(win, &id, |r| {
+                r.active = false;
+                r.can_accept = false;
+                r.failed = true;
+                r.state = format!("Failed: {reason}. Nothing was saved.").into();
+            });
+            note(
+                win,
+                LineKind::Warning,
+                &format!("file {name}: {reason}; nothing was saved"),
+            );
+        }
+    }
+}
+
+/// Where the chooser opens first: the home folder.
+fn start_dir() -> PathBuf {
+    directories::UserDirs::new()
+        .map(|u| u.home_dir().to_path_buf())
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// A folder's entries for the chooser: folders first, then files, by name;
+/// hidden entries left out; at most [`MAX_ENTRIES`].
+pub fn list_dir(dir: &Path) -> Result<(PathBuf, Vec<DirEntry>), String> {
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| format!("cannot open {}: {e}", dir.display()))?;
+    let read =
+        std::fs::read_dir(&dir).map_err(|e| format!("cannot open {}: {e}", dir.display()))?;
+    let mut entries: Vec<(bool, String, DirEntry)> = Vec::new();
+    for e in read.flatten().take(MAX_ENTRIES * 4) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        // Follows links, as opening the file would.
+        let Ok(meta) = std::fs::metadata(e.path()) else {
+            continue;
+        };
+        let is_dir = meta.is_dir();
+        if !is_dir && !meta.is_file() {
+            continue;
+        }
+        entries.push((
+            !is_dir,
+            name.to_lowercase(),
+            DirEntry {
+                name: common::engine::printable(&name).into(),
+                path: e.path().display().to_string().into(),
+                is_dir,
+                size: if is_dir {
+                    SharedString::new()
+                } else {
+                    human_size(meta.len()).into()
+                },
+            },
+        ));
+    }
+    entries.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    entries.truncate(MAX_ENTRIES);
+    Ok((dir, entries.into_iter().map(|(_, _, e)| e).collect()))
+}
+
+/// Wires the Files list and the chooser to the session.
+pub fn install<T: RoomWindow>(win: &T, session: &Rc<Session>) {
+    let room = win.room();
+    room.set_files(ModelRc::new(VecModel::<FileRow>::default()));
+    room.set_chooser_entries(ModelRc::new(VecModel::<DirEntry>::default()));
+
+    let w = win.as_weak();
+    room.on_browse(move |dir| {
+        let Some(win) = w.upgrade() else { return };
+        let room = win.room();
+        let dir = if dir.trim().is_empty() {
+            start_dir()
+        } else {
+            PathBuf::from(dir.as_str())
+        };
+        match list_dir(&dir) {
+            Ok((dir, entries)) => {
+                room.set_chooser_dir(dir.display().to_string().into());
+                room.set_chooser_entries(ModelRc::new(VecModel::from(entries)));
+                room.set_chooser_error(SharedString::new());
+            }
+            Err(e) => room.set_chooser_error(e.into()),
+        }
+    });
+
+    let (w, s) = (win.as_weak(), session.clone());
+    room.on_send_file(move |path| {
+        let Some(win) = w.upgrade() else { return false };
+        let room = win.room();
+        let path = PathBuf::from(path.trim());
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => {
+                room.set_chooser_error(format!("{} is not a file", path.display()).into());
+                return false;
+            }
+            Err(e) => {
+                room.set_chooser_error(format!("cannot use {}: {e}", path.display()).into());
+                return false;
+            }
+        }
+        if !room.get_can_send() {
+            room.set_chooser_error(
+                "Not in the room yet: a file can be sent once you hold the room key.".into(),
+            );
+            return false;
+        }
+        match s.send(Command::SendFile(path)) {
+            Ok(()) => true,
+            Err(e) => {
+                room.set_chooser_error(e.into());
+                false
+            }
+        }
+    });
+
+    let (w, s) = (win.as_weak(), session.clone());
+    room.on_accept_file(move |id| {
+        let Some(win) = w.upgrade() else { return };
+        let Some(t) = parse_id(&id) else { return };
+        update_row(&win, &id, |r| {
+            r.can_accept = false;
+            r.state = "Accepted: saving…".into();
+        });
+        if let Err(e) = s.send(Command::AcceptFile(t)) {
+            crate::room::banner(&win, BannerKind::Error, &e);
+        }
+    });
+
+    let (w, s) = (win.as_weak(), session.clone());
+    room.on_cancel_file(move |id| {
+        let Some(win) = w.upgrade() else { return };
+        let Some(t) = parse_id(&id) else { return };
+        if let Err(e) = s.send(Command::CancelFile(t)) {
+            crate::room::banner(&win, BannerKind::Error, &e);
+        }
+    });
+}
+
+fn parse_id(id: &str) -> Option<TransferId> {
+    let bytes = hex::decode(id).ok()?;
+    bytes.try_into().ok()
+}
