@@ -6,8 +6,9 @@
 # type the invite and their names and join; the admin approves them after
 # seeing their safety codes (the invite goes from the admin's Copy button
 # through the clipboard); all three chat; everyone switches to the light
-# theme; alice and bob write privately from the member list; the relay stops
-# and the members show the warning banner.
+# theme; alice and bob write privately from the member list; alice sends a
+# file through the file chooser and bob's window shows it arriving; the relay
+# stops and the members show the warning banner.
 #
 #   scripts/screenshots.sh          (installs Xvfb, xdotool, xclip, imagemagick
 #                                    and the Symbola font with apt when missing)
@@ -114,7 +115,7 @@ done
 echo "== the admin opens a room" >&2
 TEAMCHAT_SETTINGS="$work/admin.toml" DISPLAY=$d_admin "$bin/teamchat-admin" --relay "$addr" \
   --relay-cert certs/relay.crt --identity "$work/admin.pem" --room-name "launch team" --name "Dana (admin)" \
-  >"$work/admin.out" 2>"$work/admin.err" &
+  --download-dir "$work/downloads-admin" >"$work/admin.out" 2>"$work/admin.err" &
 pids+=($!)
 window $d_admin >/dev/null
 click $d_admin 549 393            # room password
@@ -133,8 +134,9 @@ done
 case "$invite" in teamchat://*) ;; *) echo "screenshots: no invite on the admin's clipboard" >&2; exit 1 ;; esac
 
 join() { # DISPLAY NAME
+  # Files go slowly here, so the shots catch a transfer under way.
   TEAMCHAT_SETTINGS="$work/$2.toml" DISPLAY=$1 "$bin/teamchat-member" --identity "$work/$2.pem" \
-    >"$work/$2.out" 2>"$work/$2.err" &
+    --download-dir "$work/downloads-$2" --file-rate-kib 384 >"$work/$2.out" 2>"$work/$2.err" &
   pids+=($!)
   window "$1" >/dev/null
   click "$1" 500 215              # invite
@@ -192,6 +194,25 @@ shot $d_bob member-private-dark final
 shot $d_alice alice-private
 click $d_bob 930 112               # Back to the room
 shot $d_bob bob-back
+
+echo "== alice sends a file through the chooser" >&2
+head -c 6000000 /dev/urandom >"$work/release-notes.pdf"
+click $d_alice 338 650             # the paper clip
+shot $d_alice alice-chooser
+click $d_alice 500 505             # the path field
+type_text $d_alice "$work/release-notes.pdf"
+shot $d_alice alice-chooser-path
+key $d_alice Return
+sleep 4
+shot $d_bob member-file-dark final
+shot $d_alice alice-sending
+for _ in $(seq 60); do
+  ls "$work/downloads-bob/release-notes.pdf" >/dev/null 2>&1 && break
+  sleep 0.5
+done
+cmp "$work/release-notes.pdf" "$work/downloads-bob/release-notes.pdf" ||
+  { echo "screenshots: bob's copy of the file differs or is missing" >&2; exit 1; }
+shot $d_bob bob-file-saved
 
 echo "== light theme" >&2
 click $d_admin 966 37
