@@ -71,6 +71,8 @@ struct Args {
     rekey_minutes: u64,
     #[command(flatten)]
     files: common::files::FileArgs,
+    #[command(flatten)]
+    history: common::history::HistoryArgs,
 }
 
 fn main() -> Result<()> {
@@ -134,6 +136,7 @@ fn main() -> Result<()> {
         admin: true,
         invite: Some(invite_text),
         files: args.files.options(),
+        history: args.history.options("admin"),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -193,7 +196,11 @@ fn gui(args: Args) -> Result<()> {
         open_now: args.open,
         settings: Some(settings_path),
     };
-    ui::admin::run(opts, args.files.options()).map_err(|e| {
+    let driver = common::driver::Options {
+        files: args.files.options(),
+        history: args.history.options("admin"),
+    };
+    ui::admin::run(opts, driver).map_err(|e| {
         anyhow::anyhow!("cannot open the window: {e} (no display? `--cli` runs in the terminal)")
     })
 }

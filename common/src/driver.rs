@@ -27,6 +27,7 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 use crate::engine::files::{chunk_count, short_id, CHUNK_SIZE};
 use crate::engine::{Action, Command, Engine, Event, FileSpec, MemberInfo, TransferId};
 use crate::files::{FileOptions, Partial};
+use crate::history::{Entry, EntryKind, History, HistoryOptions, Loaded, SHOW_ON_OPEN};
 use crate::ids::Fingerprint;
 use crate::invite::RelayEndpoint;
 use crate::wire::{ClientFrame, FrameCodec, RelayFrame, DEFAULT_MAX_FRAME};
@@ -131,6 +132,25 @@ pub enum Update {
     Engine(Event),
     /// A file transfer moved on.
     File(FileUpdate),
+    /// Entries of the room's local history, oldest first: at the start
+    /// (the earlier messages, shown above a divider) or on request.
+    History {
+        /// What was found.
+        loaded: Loaded,
+        /// Asked for with [`Command::History`] (not the opening load).
+        requested: bool,
+    },
+    /// The room's local history was cleared.
+    HistoryCleared,
+}
+
+/// The driver's settings besides the engine and the relays.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Files: where they go, limits, pace.
+    pub files: FileOptions,
+    /// The encrypted local history, or none (`--no-history`).
+    pub history: Option<HistoryOptions>,
 }
 
 /// What happens to files, for the front end.
@@ -370,17 +390,63 @@ pub async fn run(
 }
 
 /// [`run`] with file settings: where files are saved, the size limit, the
-/// size saved without asking, and the pace files are sent at.
+/// size saved without asking, and the pace files are sent at. No history.
 pub async fn run_with_files(
-    mut engine: Engine,
+    engine: Engine,
     relays: Vec<RelayEndpoint>,
     trust: Trust,
     files: FileOptions,
+    commands: mpsc::Receiver<Command>,
+    updates: mpsc::Sender<Update>,
+) {
+    let opts = Options {
+        files,
+        history: None,
+    };
+    run_with(engine, relays, trust, opts, commands, updates).await;
+}
+
+/// [`run`] with all settings: files, and the encrypted local history (its
+/// last entries are shown first; a history that cannot be opened is
+/// reported and the room works on without it).
+pub async fn run_with(
+    mut engine: Engine,
+    relays: Vec<RelayEndpoint>,
+    trust: Trust,
+    opts: Options,
     mut commands: mpsc::Receiver<Command>,
     updates: mpsc::Sender<Update>,
 ) {
-    engine.set_max_file_size(files.max_size);
-    let mut transfers = Transfers::new(files);
+    engine.set_max_file_size(opts.files.max_size);
+    let mut transfers = Transfers::new(opts.files);
+    if let Some(h) = &opts.history {
+        let (me, room, h) = (engine.me(), engine.room(), h.clone());
+        let opened = tokio::task::spawn_blocking(move || {
+            let hist = History::open(&h, &me, &room)?;
+            let loaded = hist.last(SHOW_ON_OPEN)?;
+            Ok::<_, crate::history::HistoryError>((hist, loaded))
+        })
+        .await;
+        match opened {
+            Ok(Ok((hist, loaded))) => {
+                let _ = updates
+                    .send(Update::History {
+                        loaded,
+                        requested: false,
+                    })
+                    .await;
+                transfers.history = Some(hist);
+            }
+            Ok(Err(e)) => {
+                let _ = updates
+                    .send(Update::Engine(Event::Warning {
+                        reason: format!("{e}; the room works on without history"),
+                    }))
+                    .await;
+            }
+            Err(_) => {}
+        }
+    }
     let connector = match Connector::new(&trust) {
         Ok(c) => c,
         Err(e) => {
@@ -527,6 +593,14 @@ async fn session(
                     return SessionEnd::Quit("left the room".into());
                 }
                 Some(Command::SendFile(path)) => transfers.start(engine, path, updates).await,
+                Some(Command::History(n)) => {
+                    transfers.show_history(n, updates).await;
+                    Vec::new()
+                }
+                Some(Command::ClearHistory) => {
+                    transfers.clear_history(updates).await;
+                    Vec::new()
+                }
                 Some(Command::AcceptFile(t)) => {
                     transfers.accept(t, updates).await;
                     Vec::new()
@@ -546,7 +620,7 @@ async fn session(
             }
             _ = tick.tick() => {
                 let mut actions = engine.handle_tick(now_ms());
-                for t in transfers.stalled() {
+                for t in transfers.stalled(updates).await {
                     actions.extend(engine.handle_command(now_ms(), Command::CancelFile(t)));
                 }
                 actions
@@ -555,6 +629,14 @@ async fn session(
         if let Err(e) = perform(actions, &mut tx, updates, transfers).await {
             return SessionEnd::Lost(e);
         }
+        // Transfers the driver dropped (disk error, over budget): the
+        // engine forgets them too.
+        for t in std::mem::take(&mut transfers.to_cancel) {
+            let actions = engine.handle_command(now_ms(), Command::CancelFile(t));
+            if let Err(e) = perform(actions, &mut tx, updates, transfers).await {
+                return SessionEnd::Lost(e);
+            }
+        }
     }
 }
 
@@ -562,6 +644,10 @@ async fn session(
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// An incoming file with no chunk for this long is abandoned.
 const FILE_STALL: Duration = Duration::from_secs(60);
+/// A complete file nobody accepted is deleted after this long.
+const ACCEPT_WAIT: Duration = Duration::from_secs(600);
+/// Files saved without asking, per sender, per minute; more wait for Accept.
+const AUTO_SAVES_PER_MINUTE: u32 = 20;
 /// Pause while we hold no key to send a chunk with (someone was removed
 /// and the new epoch has not arrived).
 const KEY_WAIT: Duration = Duration::from_millis(200);
@@ -577,6 +663,7 @@ struct Sending {
 }
 
 struct Receiving {
+    from: MemberInfo,
     name: String,
     size: u64,
     partial: Option<Partial>,
@@ -584,11 +671,22 @@ struct Receiving {
     complete: bool,
     last_data: tokio::time::Instant,
     reported: tokio::time::Instant,
+    /// When it was complete (waiting for Accept).
+    complete_at: Option<tokio::time::Instant>,
 }
 
-/// Files on their way, in and out, across the driver's sessions.
+/// Files on their way, in and out, across the driver's sessions, and the
+/// local history they and the messages are written to.
 struct Transfers {
     opts: FileOptions,
+    history: Option<History>,
+    /// A history failure not reported yet.
+    history_error: Option<String>,
+    /// Transfers the driver dropped (disk error, over budget) that the
+    /// engine must forget too.
+    to_cancel: Vec<TransferId>,
+    /// Files saved without asking per sender in the current minute.
+    auto_saves: HashMap<crate::ids::Fingerprint, (tokio::time::Instant, u32)>,
     /// Sent in turn, one chunk each, paced at `opts.rate`.
     sending: Vec<(TransferId, Sending)>,
     receiving: HashMap<TransferId, Receiving>,
@@ -599,10 +697,61 @@ impl Transfers {
     fn new(opts: FileOptions) -> Self {
         Transfers {
             opts,
+            history: None,
+            history_error: None,
+            to_cancel: Vec::new(),
+            auto_saves: HashMap::new(),
             sending: Vec::new(),
             receiving: HashMap::new(),
             next_chunk: tokio::time::Instant::now(),
         }
+    }
+
+    /// Remembers an entry; a history that fails is closed with a warning
+    /// (the room goes on).
+    async fn remember(&mut self, entry: Entry, updates: &mpsc::Sender<Update>) {
+        let Some(h) = &mut self.history else { return };
+        if let Err(e) = h.add(&entry) {
+            self.history = None;
+            let _ = updates
+                .send(Update::Engine(Event::Warning {
+                    reason: format!("{e}; history is off for this session"),
+                }))
+                .await;
+        }
+    }
+
+    async fn show_history(&mut self, n: usize, updates: &mpsc::Sender<Update>) {
+        let update = match &self.history {
+            None => Update::Engine(Event::Error {
+                reason: "no history for this room (off, or it could not be opened)".into(),
+            }),
+            Some(h) => match h.last(n) {
+                Ok(loaded) => Update::History {
+                    loaded,
+                    requested: true,
+                },
+                Err(e) => Update::Engine(Event::Warning {
+                    reason: e.to_string(),
+                }),
+            },
+        };
+        let _ = updates.send(update).await;
+    }
+
+    async fn clear_history(&mut self, updates: &mpsc::Sender<Update>) {
+        let update = match &mut self.history {
+            None => Update::Engine(Event::Error {
+                reason: "no history for this room (off, or it could not be opened)".into(),
+            }),
+            Some(h) => match h.clear() {
+                Ok(_) => Update::HistoryCleared,
+                Err(e) => Update::Engine(Event::Warning {
+                    reason: e.to_string(),
+                }),
+            },
+        };
+        let _ = updates.send(update).await;
     }
 
     /// Reads and hashes `path`, offers it, and queues its chunks.
@@ -645,7 +794,10 @@ impl Transfers {
                 sha256,
             }),
         );
-        if engine.sending(&transfer) {
+        let offered = actions.iter().any(
+            |a| matches!(a, Action::Event(Event::FileOffered { transfer: t, .. }) if *t == transfer),
+        );
+        if offered {
             if size == 0 {
                 // Nothing to send after the offer.
                 let _ = updates
@@ -710,6 +862,14 @@ impl Transfers {
                 data: Bytes::from(buf),
             },
         );
+        if actions.iter().any(
+            |a| matches!(a, Action::Event(Event::FileFailed { transfer: t, .. }) if *t == transfer),
+        ) {
+            // The engine ended it (the chunk did not fit): its FileFailed
+            // goes out through `perform`.
+            self.sending.push((transfer, s));
+            return actions;
+        }
         s.next += 1;
         s.sent += len as u64;
         let rate = self.opts.rate.max(1);
@@ -759,7 +919,23 @@ impl Transfers {
         let mut r = self.receiving.remove(&t)?;
         let partial = r.partial.take()?;
         Some(match partial.save(&self.opts.download_dir, &r.name) {
-            Ok(path) => FileUpdate::Saved { transfer: t, path },
+            Ok(path) => {
+                if let Some(h) = &mut self.history {
+                    let entry = Entry {
+                        at_ms: now_ms(),
+                        kind: EntryKind::File,
+                        who: r.from.name.clone(),
+                        fingerprint: Some(r.from.fingerprint.0),
+                        text: r.name.clone(),
+                        path: Some(path.display().to_string()),
+                    };
+                    if let Err(e) = h.add(&entry) {
+                        self.history = None;
+                        self.history_error = Some(format!("{e}; history is off for this session"));
+                    }
+                }
+                FileUpdate::Saved { transfer: t, path }
+            }
             Err(e) => FileUpdate::Failed {
                 transfer: t,
                 reason: format!(
@@ -774,7 +950,9 @@ impl Transfers {
     /// Drops a transfer (its partial file is deleted); the update to show,
     /// if it was one of ours.
     fn forget(&mut self, t: TransferId, reason: &str) -> Option<FileUpdate> {
-        let known = self.receiving.remove(&t).is_some() | {
+        let known = if self.receiving.remove(&t).is_some() {
+            true
+        } else {
             let before = self.sending.len();
             self.sending.retain(|(x, _)| *x != t);
             before != self.sending.len()
@@ -785,19 +963,55 @@ impl Transfers {
         })
     }
 
-    /// Incoming files that stopped arriving: dropped, with their ids.
-    fn stalled(&mut self) -> Vec<TransferId> {
+    /// Bytes of incoming files not saved yet (their temporary files).
+    fn pending_bytes(&self) -> u64 {
+        self.receiving.values().map(|r| r.size).sum()
+    }
+
+    /// Incoming files that stopped arriving, and complete ones nobody
+    /// accepted in time: dropped (their temporary files deleted), with the
+    /// updates to show and their ids for the engine.
+    async fn stalled(&mut self, updates: &mpsc::Sender<Update>) -> Vec<TransferId> {
         let now = tokio::time::Instant::now();
-        let stale: Vec<TransferId> = self
+        let stale: Vec<(TransferId, &'static str)> = self
             .receiving
             .iter()
-            .filter(|(_, r)| !r.complete && now.duration_since(r.last_data) >= FILE_STALL)
-            .map(|(t, _)| *t)
+            .filter_map(|(t, r)| match r.complete_at {
+                None if now.duration_since(r.last_data) >= FILE_STALL => {
+                    Some((*t, "no data for 60 s; the sender stopped or left"))
+                }
+                Some(at) if now.duration_since(at) >= ACCEPT_WAIT => {
+                    Some((*t, "not accepted within 10 minutes: deleted"))
+                }
+                _ => None,
+            })
             .collect();
-        for t in &stale {
-            self.receiving.remove(t);
+        let mut ids = Vec::with_capacity(stale.len());
+        for (t, why) in stale {
+            if let Some(u) = self.forget(t, why) {
+                let _ = updates.send(Update::File(u)).await;
+            }
+            ids.push(t);
         }
-        stale
+        ids
+    }
+
+    /// Whether a file of `size` from `from` is saved without asking.
+    fn auto_accept(&mut self, from: &crate::ids::Fingerprint, size: u64) -> bool {
+        if size > self.opts.auto_accept {
+            return false;
+        }
+        let now = tokio::time::Instant::now();
+        if self.auto_saves.len() > 1024 {
+            self.auto_saves
+                .retain(|_, (at, _)| now.duration_since(*at) < Duration::from_secs(60));
+        }
+        let slot = self.auto_saves.entry(*from).or_insert((now, 0));
+        if now.duration_since(slot.0) >= Duration::from_secs(60) {
+            *slot = (now, 0);
+        }
+        slot.1 += 1;
+        slot.1 <= AUTO_SAVES_PER_MINUTE
     }
 
     /// Handles a file event from the engine; the update to show, if any.
@@ -823,22 +1037,37 @@ impl Transfers {
                 media_type,
                 ..
             } => {
+                // Files not saved yet share one budget on disk: twice the
+                // largest file.
+                let budget = self.opts.max_size.saturating_mul(2);
+                if self.pending_bytes().saturating_add(size) > budget {
+                    self.to_cancel.push(transfer);
+                    return Some(Update::Engine(Event::Warning {
+                        reason: format!(
+                            "{} offered {name}, but {} of files are already waiting or arriving: refused",
+                            from.name,
+                            crate::terminal::human_size(self.pending_bytes())
+                        ),
+                    }));
+                }
                 let partial = match Partial::create(&self.opts.download_dir) {
                     Ok(p) => p,
                     Err(e) => {
+                        self.to_cancel.push(transfer);
                         return Some(Update::File(FileUpdate::Failed {
                             transfer,
                             reason: format!(
                                 "cannot write to {}: {e}",
                                 self.opts.download_dir.display()
                             ),
-                        }))
+                        }));
                     }
                 };
-                let accepted = size <= self.opts.auto_accept;
+                let accepted = self.auto_accept(&from.fingerprint, size);
                 self.receiving.insert(
                     transfer,
                     Receiving {
+                        from: from.clone(),
                         name: name.clone(),
                         size,
                         partial: Some(partial),
@@ -846,6 +1075,7 @@ impl Transfers {
                         complete: false,
                         last_data: now,
                         reported: now,
+                        complete_at: None,
                     },
                 );
                 Some(Update::File(FileUpdate::Offered {
@@ -869,6 +1099,7 @@ impl Transfers {
                     Some(Err(e)) => {
                         let reason = format!("cannot write {}: {e}", r.name);
                         self.receiving.remove(&transfer);
+                        self.to_cancel.push(transfer);
                         return Some(Update::File(FileUpdate::Failed { transfer, reason }));
                     }
                     None => return None,
@@ -887,6 +1118,7 @@ impl Transfers {
             Event::FileDone { transfer } => {
                 let r = self.receiving.get_mut(&transfer)?;
                 r.complete = true;
+                r.complete_at = Some(now);
                 if r.accepted {
                     self.save(transfer).map(Update::File)
                 } else {
@@ -899,6 +1131,53 @@ impl Transfers {
             other => Some(Update::Engine(other)),
         }
     }
+}
+
+/// What of an event goes into the history.
+fn history_entry(e: &Event) -> Option<Entry> {
+    let (at_ms, kind, who, fingerprint, text) = match e {
+        Event::Message {
+            from,
+            text,
+            sent_at_ms,
+            ..
+        } => (
+            *sent_at_ms,
+            EntryKind::Message,
+            from.name.clone(),
+            Some(from.fingerprint.0),
+            text,
+        ),
+        Event::Sent { text, .. } => (now_ms(), EntryKind::Own, String::new(), None, text),
+        Event::Private {
+            from,
+            text,
+            sent_at_ms,
+            ..
+        } => (
+            *sent_at_ms,
+            EntryKind::PrivateIn,
+            from.name.clone(),
+            Some(from.fingerprint.0),
+            text,
+        ),
+        Event::PrivateSent { to, text, .. } => (
+            now_ms(),
+            EntryKind::PrivateOut,
+            to.name.clone(),
+            Some(to.fingerprint.0),
+            text,
+        ),
+        _ => return None,
+    };
+    Some(Entry {
+        at_ms,
+        kind,
+        who,
+        fingerprint,
+        text: text.clone(),
+        path: None,
+    })
 }
 
 /// A fresh random transfer id.
@@ -934,8 +1213,16 @@ where
                 if let Some(u) = transfers.on_event(e) {
                     let _ = updates.send(u).await;
                 }
+                if let Some(reason) = transfers.history_error.take() {
+                    let _ = updates
+                        .send(Update::Engine(Event::Warning { reason }))
+                        .await;
+                }
             }
             Action::Event(e) => {
+                if let Some(entry) = history_entry(&e) {
+                    transfers.remember(entry, updates).await;
+                }
                 let _ = updates.send(Update::Engine(e)).await;
             }
         }

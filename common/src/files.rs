@@ -141,6 +141,24 @@ pub fn safe_file_name(name: &str) -> String {
         _ => (out.clone(), String::new()),
     };
     let mut stem = stem;
+    let mut ext = ext;
+    // Files a file manager acts on when it merely shows the folder (shell
+    // links, folder settings): never saved under a name that works.
+    let lower = format!("{stem}{ext}").to_ascii_lowercase();
+    let active = [
+        ".lnk",
+        ".url",
+        ".scf",
+        ".library-ms",
+        ".searchconnector-ms",
+        ".desktop",
+        ".website",
+        ".settingcontent-ms",
+    ];
+    if active.iter().any(|a| lower.ends_with(a)) || lower == "desktop.ini" || lower == "autorun.inf"
+    {
+        ext.push_str(".txt");
+    }
     if stem.len() + ext.len() > MAX_SAVED_NAME {
         let mut end = MAX_SAVED_NAME - ext.len();
         while !stem.is_char_boundary(end) {
@@ -204,7 +222,10 @@ impl Partial {
                 dir.join(format!("{stem} ({n}){ext}"))
             };
             match tmp.persist_noclobber(&candidate) {
-                Ok(_) => return Ok(candidate),
+                Ok(_) => {
+                    mark_downloaded(&candidate);
+                    return Ok(candidate);
+                }
                 Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => tmp = e.file,
                 Err(e) => return Err(e.error),
             }
@@ -214,6 +235,21 @@ impl Partial {
             format!("1,000 files named like {name} already exist"),
         ))
     }
+}
+
+/// Marks a saved file as downloaded from the internet where the system
+/// has such a mark (Windows: the `Zone.Identifier` stream, so SmartScreen
+/// and Office treat it as untrusted). Best effort: a file system without
+/// streams just does not get it.
+fn mark_downloaded(path: &Path) {
+    #[cfg(windows)]
+    {
+        let mut stream = path.as_os_str().to_owned();
+        stream.push(":Zone.Identifier");
+        let _ = std::fs::write(stream, b"[ZoneTransfer]\r\nZoneId=3\r\n");
+    }
+    #[cfg(not(windows))]
+    let _ = path;
 }
 
 /// What the driver learns about a file before offering it: its name, size,
@@ -302,6 +338,9 @@ mod tests {
         assert_eq!(safe_file_name("report. "), "report");
         assert_eq!(safe_file_name("what?<>|*\".txt"), "what.txt");
         assert_eq!(safe_file_name("line\nbreak\u{0}.txt"), "linebreak.txt");
+        assert_eq!(safe_file_name("desktop.ini"), "desktop.ini.txt");
+        assert_eq!(safe_file_name("Invoice.LNK"), "Invoice.LNK.txt");
+        assert_eq!(safe_file_name("share.url"), "share.url.txt");
         let long = format!("{}.pdf", "é".repeat(150));
         let s = safe_file_name(&long);
         assert!(s.len() <= 200 && s.ends_with(".pdf"), "{s}");

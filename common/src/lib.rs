@@ -27,6 +27,8 @@ pub mod driver;
 pub mod engine;
 #[cfg(feature = "driver")]
 pub mod files;
+#[cfg(feature = "driver")]
+pub mod history;
 #[cfg(feature = "crypto")]
 pub mod identity;
 #[cfg(feature = "driver")]

@@ -121,10 +121,12 @@ pub struct Options {
     pub invite: Option<String>,
     /// Where files go, limits and pace.
     pub files: FileOptions,
+    /// The encrypted local history, or none.
+    pub history: Option<crate::history::HistoryOptions>,
 }
 
-const HELP_MEMBER: &str = "commands: /help, /list (members and safety codes), /msg NAME|FINGERPRINT text (private: only that member can read it), /send PATH (a file to the room), /accept ID, /cancel ID, /files, /quit; anything else is sent to the room";
-const HELP_ADMIN: &str = "commands: /help, /list, /msg NAME|FINGERPRINT text, /send PATH, /accept ID, /cancel ID, /files, /quit, /approve ID, /deny ID [reason], /kick NAME|FINGERPRINT [reason], /rekey, /invite; anything else is sent to the room";
+const HELP_MEMBER: &str = "commands: /help, /list (members and safety codes), /msg NAME|FINGERPRINT text (private: only that member can read it), /send PATH (a file to the room), /accept ID, /cancel ID, /files, /history [N], /clear-history, /quit; anything else is sent to the room";
+const HELP_ADMIN: &str = "commands: /help, /list, /msg NAME|FINGERPRINT text, /send PATH, /accept ID, /cancel ID, /files, /history [N], /clear-history, /quit, /approve ID, /deny ID [reason], /kick NAME|FINGERPRINT [reason], /rekey, /invite; anything else is sent to the room";
 
 /// Runs the engine over the relays with a terminal front end until `/quit`,
 /// end of input, or the driver stops. Returns the driver's last word.
@@ -136,11 +138,14 @@ pub async fn run(
 ) -> String {
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let (up_tx, mut up_rx) = mpsc::channel(256);
-    let driver = tokio::spawn(driver::run_with_files(
+    let driver = tokio::spawn(driver::run_with(
         engine,
         relays,
         trust,
-        opts.files.clone(),
+        driver::Options {
+            files: opts.files.clone(),
+            history: opts.history.clone(),
+        },
         cmd_rx,
         up_tx,
     ));
@@ -240,6 +245,14 @@ fn parse(line: &str, opts: &Options, out: &Printer) -> Parsed {
             )),
         },
         "files" => Parsed::Local(out.file_list()),
+        "history" => match arg.parse::<usize>() {
+            Ok(n) if n > 0 => Parsed::Command(Command::History(n)),
+            _ if arg.is_empty() => Parsed::Command(Command::History(crate::history::SHOW_ON_OPEN)),
+            _ => Parsed::Local(
+                "usage: /history [N] (the last N messages kept on this computer)".into(),
+            ),
+        },
+        "clear-history" => Parsed::Command(Command::ClearHistory),
         "msg" => {
             let rest = rest["msg".len()..].trim_start();
             match out.resolve_private(rest) {
@@ -491,6 +504,52 @@ impl Printer {
         }
     }
 
+    fn history(&self, loaded: &crate::history::Loaded, requested: bool) {
+        use crate::history::EntryKind;
+        if loaded.entries.is_empty() && loaded.skipped == 0 {
+            if requested {
+                self.note("no history kept for this room yet");
+            }
+            return;
+        }
+        self.emit(
+            json!({"type": "history_begin", "count": loaded.entries.len(), "skipped": loaded.skipped}),
+            format!("──── earlier messages ({}) ────", loaded.entries.len()),
+        );
+        for e in &loaded.entries {
+            let kind = match e.kind {
+                EntryKind::Message => "message",
+                EntryKind::Own => "own",
+                EntryKind::PrivateIn => "private",
+                EntryKind::PrivateOut => "private_sent",
+                EntryKind::File => "file",
+            };
+            let text = crate::engine::printable(&e.text);
+            let shown = match e.kind {
+                EntryKind::Message => format!("<{}> {text}", e.who),
+                EntryKind::Own => format!("<me> {text}"),
+                EntryKind::PrivateIn => format!("<{} → me, private> {text}", e.who),
+                EntryKind::PrivateOut => format!("<me → {}, private> {text}", e.who),
+                EntryKind::File => format!(
+                    "* {} sent {text}, saved to {}",
+                    e.who,
+                    e.path.as_deref().unwrap_or("?")
+                ),
+            };
+            self.emit(
+                json!({"type": "history", "kind": kind, "who": e.who, "text": e.text, "at_ms": e.at_ms, "path": e.path}),
+                format!("[{}] {shown}", crate::history::clock_utc(e.at_ms)),
+            );
+        }
+        if loaded.skipped > 0 {
+            self.emit(
+                json!({"type": "warning", "reason": format!("{} history entries failed their check (damaged or tampered with) and were not shown", loaded.skipped)}),
+                format!("! warning: {} history entries failed their check (damaged or tampered with) and were not shown", loaded.skipped),
+            );
+        }
+        self.emit(json!({"type": "history_end"}), "──── now ────".into());
+    }
+
     fn note(&self, text: &str) {
         self.emit(json!({"type": "info", "text": text}), text.to_string());
     }
@@ -544,20 +603,36 @@ impl Printer {
         if rest.is_empty() {
             return Err(USAGE.into());
         }
-        let by_name = self
+        // Names are chosen by their owners: when more than one name could
+        // start the line ("bob" and "bob I"), or two people share a name,
+        // only a fingerprint says who is meant.
+        let by_name: Vec<(&MemberInfo, &str)> = self
             .members
             .iter()
             .filter_map(|m| {
                 let text = rest.strip_prefix(m.name.as_str())?.strip_prefix(' ')?;
-                Some((m.name.len(), m.fingerprint, text))
+                Some((m, text))
             })
-            .max_by_key(|(len, ..)| *len);
-        if let Some((_, fp, text)) = by_name {
-            let text = text.trim();
-            if text.is_empty() {
-                return Err(USAGE.into());
+            .collect();
+        match by_name.as_slice() {
+            [(m, text)] => {
+                let text = text.trim();
+                if text.is_empty() {
+                    return Err(USAGE.into());
+                }
+                return Ok((m.fingerprint, text.to_string()));
             }
-            return Ok((fp, text.to_string()));
+            [] => {}
+            many => {
+                let names: Vec<String> = many
+                    .iter()
+                    .map(|(m, _)| format!("{} ({})", m.name, m.fingerprint.short()))
+                    .collect();
+                return Err(format!(
+                    "more than one member could be meant: {}; use a fingerprint prefix: /msg FINGERPRINT text",
+                    names.join(", ")
+                ));
+            }
         }
         let (word, text) = rest.split_once(' ').unwrap_or((rest, ""));
         let word = word.to_ascii_lowercase();
@@ -602,6 +677,11 @@ impl Printer {
             }
             Update::Engine(e) => self.event(e),
             Update::File(f) => self.file(f),
+            Update::History { loaded, requested } => self.history(loaded, *requested),
+            Update::HistoryCleared => self.emit(
+                json!({"type": "history_cleared"}),
+                "* this room's history on this computer was cleared".into(),
+            ),
         }
     }
 
@@ -648,7 +728,7 @@ impl Printer {
             ),
             Event::PrivateSent { to, text, epoch, seq } => self.emit(
                 json!({"type": "private_sent", "to": to.name, "fingerprint": to.fingerprint.to_string(), "text": text, "epoch": epoch, "seq": seq}),
-                format!("<me → {}, private> {}", to.name, crate::engine::printable(text)),
+                format!("<me → {} ({}), private> {}", to.name, to.fingerprint.short(), crate::engine::printable(text)),
             ),
             Event::Typing { from, on } => {
                 if self.json {
@@ -698,6 +778,7 @@ mod tests {
             admin: false,
             invite: None,
             files: FileOptions::default(),
+            history: None,
         }
     }
 
@@ -713,9 +794,11 @@ mod tests {
             Some((0xc3, "hi there".into()))
         );
         assert_eq!(
-            private("/msg ann lee see you"),
+            private("/msg b2b2b2b2 see you"),
             Some((0xb2, "see you".into()))
         );
+        // "ann" and "ann lee" both start this line: refused, ask for a key.
+        assert_eq!(private("/msg ann lee see you"), None);
         assert_eq!(
             private("/msg ann leaves at 5"),
             Some((0xa1, "leaves at 5".into()))

@@ -1679,3 +1679,81 @@ fn a_cancelled_transfer_ends_at_every_receiver() {
         .iter()
         .any(|e| matches!(e, Event::Error { .. })));
 }
+
+#[test]
+fn a_forged_chunk_changes_nothing_and_the_real_file_still_arrives() {
+    // Before each real chunk to bob, the relay injects a forgery with the
+    // same header: it fails its MAC and must not end the transfer.
+    let (net, ids, content) = through(Box::new(|f: &mut Flight| {
+        if let Some(Envelope::FileChunk(c)) = envelope_of(&f.1) {
+            let mut forged = c.clone();
+            let mut ct = forged.sealed.ciphertext.to_vec();
+            ct[0] ^= 0xff;
+            forged.sealed.ciphertext = ct.into();
+            let mut v = redeliver(f, &Envelope::FileChunk(forged));
+            v.push(f.clone());
+            return v;
+        }
+        vec![f.clone()]
+    }));
+    let (got, end) = received(&net, ids[1], 7);
+    assert_eq!(end, Some(true));
+    assert!(got == content);
+    assert!(net
+        .warnings(ids[1])
+        .iter()
+        .any(|w| w.contains("failed authentication")));
+}
+
+#[test]
+fn a_finished_transfers_id_cannot_be_taken_over() {
+    let (mut net, ids) = room_with(&[(0, "alice"), (2, "carol")]);
+    let first = pattern(1000, 1);
+    send_file(&mut net, ids[0], 21, &first);
+    assert_eq!(received(&net, ids[1], 21).1, Some(true));
+    // dave joins later (he never saw the id) and offers his own content
+    // under alice's finished id.
+    let admin_key = id(4);
+    let dave = net.member(member_cfg("dave", &admin_key), id(3));
+    let pid = net.pending_id(0).unwrap();
+    net.command(0, Command::Approve(pid));
+    net.take(ids[1]);
+    send_file(&mut net, dave, 21, &pattern(1000, 2));
+    let ids = [ids[0], dave, ids[1]];
+    assert!(!net.nodes[ids[2]]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::FileIncoming { .. } | Event::FileDone { .. })));
+    assert!(net
+        .warnings(ids[2])
+        .iter()
+        .any(|w| w.contains("already in use")));
+    // Empty files hold no sending slot: nine in a row all go out.
+    for t in 30..39 {
+        net.command(ids[0], Command::OfferFile(spec(t, "empty", &[])));
+        assert!(!net.nodes[ids[0]].engine.sending(&[t; 16]));
+    }
+    assert!(!net
+        .take(ids[0])
+        .iter()
+        .any(|e| matches!(e, Event::Error { .. })));
+}
+
+#[test]
+fn one_sender_cannot_hold_every_incoming_slot() {
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
+    let big = pattern(3 * CHUNK_SIZE as usize, 1);
+    for t in 0..6u8 {
+        net.command(ids[0], Command::OfferFile(spec(40 + t, "slow", &big)));
+    }
+    let offers = net.nodes[ids[1]]
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::FileIncoming { .. }))
+        .count();
+    assert_eq!(offers, common::engine::files::MAX_INCOMING_PER_SENDER);
+    assert!(net
+        .warnings(ids[1])
+        .iter()
+        .any(|w| w.contains("still arriving")));
+}

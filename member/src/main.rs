@@ -45,6 +45,8 @@ struct Args {
     identity: Option<PathBuf>,
     #[command(flatten)]
     files: common::files::FileArgs,
+    #[command(flatten)]
+    history: common::history::HistoryArgs,
 }
 
 fn main() -> Result<()> {
@@ -83,6 +85,7 @@ fn main() -> Result<()> {
         admin: false,
         invite: None,
         files: args.files.options(),
+        history: args.history.options("member"),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -108,7 +111,11 @@ fn gui(args: Args) -> Result<()> {
         join_now: args.join,
         settings: Some(ui::settings::default_path()),
     };
-    ui::member::run(opts, args.files.options()).map_err(|e| {
+    let driver = common::driver::Options {
+        files: args.files.options(),
+        history: args.history.options("member"),
+    };
+    ui::member::run(opts, driver).map_err(|e| {
         anyhow::anyhow!("cannot open the window: {e} (no display? `--cli` runs in the terminal)")
     })
 }

@@ -368,10 +368,10 @@ fn finish(
 }
 
 /// Runs the admin window until it is closed, then leaves the room.
-/// `files`: where received files go, limits and pace.
+/// `driver`: files (where they go, limits, pace) and history.
 pub fn run(
     opts: AdminOptions,
-    files: common::files::FileOptions,
+    driver: common::driver::Options,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -379,7 +379,7 @@ pub fn run(
         .enable_all()
         .build()?;
     let session = Rc::new(Session::new(rt.handle().clone()));
-    session.set_file_options(files);
+    session.set_options(driver);
     let app = AdminApp::new(opts, session.clone(), Some(rt.handle().clone()))?;
     app.window.run()?;
     // The window is closed: tell the room we leave, then stop.

@@ -275,10 +275,10 @@ fn finish(
 }
 
 /// Runs the member window until it is closed, then leaves the room.
-/// `files`: where received files go, limits and pace.
+/// `driver`: files (where they go, limits, pace) and history.
 pub fn run(
     opts: MemberOptions,
-    files: common::files::FileOptions,
+    driver: common::driver::Options,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -286,7 +286,7 @@ pub fn run(
         .enable_all()
         .build()?;
     let session = Rc::new(Session::new(rt.handle().clone()));
-    session.set_file_options(files);
+    session.set_options(driver);
     let app = MemberApp::new(opts, session.clone(), Some(rt.handle().clone()))?;
     app.window.run()?;
     // The window is closed: tell the room we leave, then stop.

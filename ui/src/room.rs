@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::driver::Update;
 use common::engine::{printable, Command, Event, MemberInfo, MAX_TEXT};
+use common::history::Loaded;
 use common::Fingerprint;
 use slint::{ComponentHandle, FilterModel, Global, Model, ModelRc, SharedString, VecModel};
 
@@ -366,6 +367,91 @@ fn push_entry<T: RoomWindow>(
     room.set_revision(room.get_revision().wrapping_add(1));
 }
 
+/// The divider under the history entries shown when a room opens.
+pub const EARLIER: &str = "earlier messages";
+
+/// History entries as chat lines: at the top of the view with a divider
+/// under them when the room opens, or appended when asked for.
+fn show_history<T: RoomWindow>(win: &T, loaded: &Loaded, requested: bool) {
+    use common::history::EntryKind;
+    let room = win.room();
+    let lines = room.get_lines();
+    let Some(m) = vec_model(&lines) else { return };
+    if loaded.entries.is_empty() && loaded.skipped == 0 {
+        return;
+    }
+    let mut add: Vec<ChatLine> = Vec::with_capacity(loaded.entries.len() + 2);
+    for e in &loaded.entries {
+        let peer = e
+            .fingerprint
+            .map(|f| Fingerprint(f).to_string())
+            .unwrap_or_default();
+        let (kind, sender, peer, text) = match e.kind {
+            EntryKind::Message => (
+                LineKind::Message,
+                e.who.clone(),
+                String::new(),
+                e.text.clone(),
+            ),
+            EntryKind::Own => (LineKind::Own, String::new(), String::new(), e.text.clone()),
+            EntryKind::PrivateIn => (LineKind::PrivateIn, e.who.clone(), peer, e.text.clone()),
+            EntryKind::PrivateOut => (LineKind::PrivateOut, e.who.clone(), peer, e.text.clone()),
+            EntryKind::File => (
+                LineKind::System,
+                String::new(),
+                String::new(),
+                format!(
+                    "{} sent {}, saved to {}",
+                    e.who,
+                    e.text,
+                    e.path.as_deref().unwrap_or("?")
+                ),
+            ),
+        };
+        let text: Vec<String> = cut(&text, MAX_LINE).split('\n').map(printable).collect();
+        add.push(ChatLine {
+            kind,
+            sender: printable(&sender).into(),
+            peer: peer.into(),
+            text: text.join("\n").into(),
+            time: clock(e.at_ms).into(),
+        });
+    }
+    if loaded.skipped > 0 {
+        add.push(ChatLine {
+            kind: LineKind::Warning,
+            sender: SharedString::new(),
+            peer: SharedString::new(),
+            text: format!(
+                "{} history entries failed their check (damaged or tampered with) and are not shown",
+                loaded.skipped
+            )
+            .into(),
+            time: SharedString::new(),
+        });
+    }
+    add.push(ChatLine {
+        kind: LineKind::Divider,
+        sender: SharedString::new(),
+        peer: SharedString::new(),
+        text: EARLIER.into(),
+        time: SharedString::new(),
+    });
+    if requested {
+        for l in add {
+            m.push(l);
+        }
+    } else {
+        for (i, l) in add.into_iter().enumerate() {
+            m.insert(i, l);
+        }
+    }
+    while m.row_count() > MAX_LINES {
+        m.remove(0);
+    }
+    room.set_revision(room.get_revision().wrapping_add(1));
+}
+
 fn member_row(m: &MemberInfo, me: &str, online: bool) -> MemberRow {
     let fp = m.fingerprint.to_string();
     MemberRow {
@@ -513,6 +599,12 @@ pub fn apply<T: RoomWindow>(win: &T, update: Update) {
         }
         Update::Engine(e) => event(win, e),
         Update::File(f) => crate::transfers::apply(win, f),
+        Update::History { loaded, requested } => show_history(win, &loaded, requested),
+        Update::HistoryCleared => note(
+            win,
+            LineKind::System,
+            "this room's history on this computer was cleared",
+        ),
     }
 }
 

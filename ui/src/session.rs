@@ -22,7 +22,7 @@ pub const MAX_BATCH: usize = 256;
 #[derive(Debug)]
 pub struct Session {
     runtime: Option<tokio::runtime::Handle>,
-    files: RefCell<common::files::FileOptions>,
+    options: RefCell<driver::Options>,
     commands: RefCell<Option<mpsc::Sender<Command>>>,
     driver: RefCell<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -32,7 +32,7 @@ impl Session {
     pub fn new(runtime: tokio::runtime::Handle) -> Self {
         Session {
             runtime: Some(runtime),
-            files: RefCell::default(),
+            options: RefCell::default(),
             commands: RefCell::new(None),
             driver: RefCell::new(None),
         }
@@ -43,15 +43,16 @@ impl Session {
     pub fn detached(commands: mpsc::Sender<Command>) -> Self {
         Session {
             runtime: None,
-            files: RefCell::default(),
+            options: RefCell::default(),
             commands: RefCell::new(Some(commands)),
             driver: RefCell::new(None),
         }
     }
 
-    /// Where files go, limits and pace, for the driver started next.
-    pub fn set_file_options(&self, files: common::files::FileOptions) {
-        *self.files.borrow_mut() = files;
+    /// Files (where they go, limits, pace) and history, for the driver
+    /// started next.
+    pub fn set_options(&self, options: driver::Options) {
+        *self.options.borrow_mut() = options;
     }
 
     /// Whether a driver (or a test channel) takes commands.
@@ -78,9 +79,9 @@ impl Session {
         };
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let (up_tx, mut up_rx) = mpsc::channel::<Update>(1024);
-        let files = self.files.borrow().clone();
-        let handle = rt.spawn(driver::run_with_files(
-            engine, relays, trust, files, cmd_rx, up_tx,
+        let options = self.options.borrow().clone();
+        let handle = rt.spawn(driver::run_with(
+            engine, relays, trust, options, cmd_rx, up_tx,
         ));
         let weak = win.as_weak();
         rt.spawn(async move {

@@ -17,7 +17,7 @@ use rsa::{Oaep, RsaPrivateKey, RsaPublicKey};
 use sha2::{Digest, Sha256, Sha512};
 use zeroize::Zeroize;
 
-use super::seal::{SessionKey, KEY_LEN};
+use super::seal::{SealKeys, SessionKey, KEY_LEN};
 use crate::ids::{Fingerprint, RoomId};
 use crate::wire::{context, decode_payload, encode_payload, EpochBody, Signed};
 
@@ -220,6 +220,20 @@ impl PrivateKey {
     /// The matching public key.
     pub fn public(&self) -> &PublicKey {
         &self.public
+    }
+
+    /// Keys for the local history database, derived with HKDF-SHA256 from
+    /// this key's secret exponent: only this identity (unlocked with its
+    /// passphrase, if it has one) can derive them, and no RSA operation is
+    /// involved. Returns the seal keys of the rows and the keys that tag
+    /// room ids.
+    pub fn history_keys(&self) -> (SealKeys, SealKeys) {
+        use rsa::traits::PrivateKeyParts;
+        let mut d = self.rsa().d().to_bytes_be();
+        let rows = SealKeys::derive(&d, b"teamchat/v1/hkdf/history");
+        let tags = SealKeys::derive(&d, b"teamchat/v1/hkdf/history-tags");
+        d.zeroize();
+        (rows, tags)
     }
 
     /// The underlying key, for the identity module's PKCS#8 encoding.

@@ -111,6 +111,19 @@ impl SealKeys {
         keys
     }
 
+    /// A keyed tag of `data` (HMAC-SHA256 under the authentication key):
+    /// the same input gives the same tag, and without the key nobody can
+    /// compute or invert it. Used to index local history without storing
+    /// room ids in the clear.
+    pub fn tag(&self, data: &[u8]) -> [u8; 32] {
+        let mut m = <HmacSha256 as Mac>::new_from_slice(&self.mac)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        m.update(b"teamchat/v1/tag");
+        m.update(&[0]);
+        m.update(data);
+        m.finalize().into_bytes().into()
+    }
+
     /// Builds keys from explicit halves (test vectors only).
     #[cfg(any(test, feature = "test-support"))]
     pub fn from_parts(enc: [u8; KEY_LEN], mac: [u8; KEY_LEN]) -> Self {

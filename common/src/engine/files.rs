@@ -34,6 +34,12 @@ pub const CHUNK_SIZE: u32 = 64 * 1024;
 pub const DEFAULT_MAX_FILE: u64 = 100 * 1024 * 1024;
 /// Most transfers received at once (offers beyond are refused).
 pub const MAX_INCOMING: usize = 16;
+/// Most transfers received at once from one sender.
+pub const MAX_INCOMING_PER_SENDER: usize = 4;
+/// Transfer ids remembered after they end, so an id cannot be reused.
+const RECENT_IDS: usize = 4096;
+/// Least time between two warnings about dropped chunks.
+const CHUNK_WARNING_EVERY_MS: u64 = 1000;
 /// Most transfers sent at once.
 pub const MAX_OUTGOING: usize = 8;
 /// Longest file name kept from an offer, in bytes.
@@ -90,8 +96,28 @@ struct Incoming {
 pub(crate) struct Files {
     outgoing: HashMap<TransferId, Outgoing>,
     incoming: HashMap<TransferId, Incoming>,
+    /// Ids of transfers that ended (ours and others'), oldest first: a
+    /// later offer with one of them is refused, so no one can take over a
+    /// finished transfer's id (a file waiting for Accept keeps its id).
+    recent: std::collections::VecDeque<TransferId>,
+    /// Chunks dropped since the last warning about them, and when that was.
+    dropped: u64,
+    last_warning_ms: u64,
     /// Largest file sent or accepted.
     pub max_size: u64,
+}
+
+impl Files {
+    fn ended(&mut self, t: TransferId) {
+        if self.recent.len() >= RECENT_IDS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(t);
+    }
+
+    fn known(&self, t: &TransferId) -> bool {
+        self.outgoing.contains_key(t) || self.incoming.contains_key(t) || self.recent.contains(t)
+    }
 }
 
 impl Default for Files {
@@ -99,6 +125,9 @@ impl Default for Files {
         Files {
             outgoing: HashMap::new(),
             incoming: HashMap::new(),
+            recent: std::collections::VecDeque::new(),
+            dropped: 0,
+            last_warning_ms: 0,
             max_size: DEFAULT_MAX_FILE,
         }
     }
@@ -136,8 +165,11 @@ impl Core {
                 data,
             } => self.send_chunk(transfer, index, &data, out),
             Command::CancelFile(t) => self.cancel_file(now_ms, t, out),
-            Command::SendFile(_) | Command::AcceptFile(_) => out.push(error(
-                "files are read and saved by the driver: command ignored".into(),
+            Command::SendFile(_)
+            | Command::AcceptFile(_)
+            | Command::History(_)
+            | Command::ClearHistory => out.push(error(
+                "files and history are handled by the driver: command ignored".into(),
             )),
             _ => {}
         }
@@ -158,8 +190,8 @@ impl Core {
             )));
             return;
         }
-        if self.files.outgoing.contains_key(&spec.transfer) {
-            out.push(error("that transfer is already running".into()));
+        if self.files.known(&spec.transfer) {
+            out.push(error("that transfer id is already in use".into()));
             return;
         }
         if !self.can_send() {
@@ -178,14 +210,19 @@ impl Core {
         if !self.send_content(now_ms, Content::FileOffer(offer), out) {
             return;
         }
-        self.files.outgoing.insert(
-            spec.transfer,
-            Outgoing {
-                size: spec.size,
-                next: 0,
-                chunks: chunk_count(spec.size, CHUNK_SIZE),
-            },
-        );
+        if spec.size == 0 {
+            // Nothing follows the offer.
+            self.files.ended(spec.transfer);
+        } else {
+            self.files.outgoing.insert(
+                spec.transfer,
+                Outgoing {
+                    size: spec.size,
+                    next: 0,
+                    chunks: chunk_count(spec.size, CHUNK_SIZE),
+                },
+            );
+        }
         out.push(Action::Event(Event::FileOffered {
             transfer: spec.transfer,
             name,
@@ -194,7 +231,9 @@ impl Core {
     }
 
     /// Seals chunk `index` of an outgoing transfer under the current epoch.
-    /// Chunks go in order; the last one ends the transfer.
+    /// Chunks go in order; the last one ends the transfer. A chunk that
+    /// cannot be published (too large for the relay's frames) ends it with
+    /// [`Event::FileFailed`].
     pub(crate) fn send_chunk(
         &mut self,
         transfer: TransferId,
@@ -243,10 +282,17 @@ impl Core {
             &Envelope::FileChunk(FileChunk { header, sealed }),
             out,
         ) {
+            self.files.outgoing.remove(&transfer);
+            self.files.ended(transfer);
+            out.push(Action::Event(Event::FileFailed {
+                transfer,
+                reason: "a chunk does not fit the relay's frames".into(),
+            }));
             return;
         }
         if last {
             self.files.outgoing.remove(&transfer);
+            self.files.ended(transfer);
         } else if let Some(t) = self.files.outgoing.get_mut(&transfer) {
             t.next += 1;
         }
@@ -255,12 +301,14 @@ impl Core {
     /// Stops a transfer: ours (the others are told) or one we receive.
     pub(crate) fn cancel_file(&mut self, now_ms: u64, transfer: TransferId, out: &mut Vec<Action>) {
         if self.files.outgoing.remove(&transfer).is_some() {
+            self.files.ended(transfer);
             self.send_content(now_ms, Content::FileCancel(transfer), out);
             out.push(Action::Event(Event::FileFailed {
                 transfer,
                 reason: "cancelled".into(),
             }));
         } else if self.files.incoming.remove(&transfer).is_some() {
+            self.files.ended(transfer);
             out.push(Action::Event(Event::FileFailed {
                 transfer,
                 reason: "cancelled".into(),
@@ -284,16 +332,29 @@ impl Core {
             )));
             return;
         }
-        if offer.chunk_size == 0 || offer.chunk_size > CHUNK_SIZE {
+        if offer.chunk_size != CHUNK_SIZE {
             out.push(warning(format!(
                 "{} offered {name} with an unusable chunk size: ignored",
                 info.name
             )));
             return;
         }
-        if self.files.incoming.contains_key(&offer.transfer) {
+        if self.files.known(&offer.transfer) {
             out.push(warning(format!(
-                "a second offer for a transfer already running from {}: ignored",
+                "{} offered {name} under a transfer id already in use: ignored",
+                info.name
+            )));
+            return;
+        }
+        let from_sender = self
+            .files
+            .incoming
+            .values()
+            .filter(|t| t.from == info.fingerprint)
+            .count();
+        if from_sender >= MAX_INCOMING_PER_SENDER {
+            out.push(warning(format!(
+                "{} offered {name} while {MAX_INCOMING_PER_SENDER} of their files are still arriving: ignored",
                 info.name
             )));
             return;
@@ -324,6 +385,7 @@ impl Core {
             hash: Sha256::new(),
         };
         if offer.size == 0 {
+            self.files.ended(offer.transfer);
             finish(offer.transfer, &mut t, out);
             return;
         }
@@ -344,6 +406,7 @@ impl Core {
             .is_some_and(|t| t.from == from.fingerprint)
         {
             self.files.incoming.remove(&transfer);
+            self.files.ended(transfer);
             out.push(Action::Event(Event::FileFailed {
                 transfer,
                 reason: format!("{} cancelled it", from.name),
@@ -363,24 +426,25 @@ impl Core {
         if h.sender == self.me.public().fingerprint() {
             return;
         }
-        let grace =
-            |c: &super::EpochState| now_ms.saturating_sub(c.since_ms) <= PREVIOUS_EPOCH_GRACE_MS;
+        // Until the MAC has verified, nothing in the header is trusted: a
+        // chunk that fails here is dropped with a warning and changes no
+        // transfer (the next authentic chunk shows the gap).
+        let grace = |c: &super::EpochState| {
+            now_ms.saturating_sub(c.since_ms) <= PREVIOUS_EPOCH_GRACE_MS
+                && c.members.contains_key(&h.sender)
+        };
         let keys = match (&self.current, &self.previous) {
             (Some(c), _) if c.epoch == h.epoch => &c.keys,
             (Some(c), Some(p)) if p.epoch == h.epoch && grace(c) => &p.keys,
             _ => {
-                self.fail(
-                    h.transfer,
-                    "a file chunk for an epoch we hold no key for dropped",
-                    out,
-                );
+                self.dropped_chunk(now_ms, "for an epoch we hold no key for", out);
                 return;
             }
         };
         let Ok(data) = open(keys, &aad(context::AAD_CHUNK, h), &chunk.sealed) else {
-            self.fail(
-                h.transfer,
-                "a file chunk failed authentication (forged or damaged): dropped",
+            self.dropped_chunk(
+                now_ms,
+                "that failed authentication (forged or damaged)",
                 out,
             );
             return;
@@ -391,11 +455,12 @@ impl Core {
             return;
         };
         if h.sender != t.from {
-            self.fail(
-                h.transfer,
-                "a file chunk from someone other than the sender",
-                out,
-            );
+            // Another member's chunk under this transfer's id: not part of
+            // it (and not allowed to end it).
+            out.push(warning(format!(
+                "a chunk for {} from someone other than its sender dropped",
+                t.name
+            )));
             return;
         }
         if h.index < t.next {
@@ -427,8 +492,25 @@ impl Core {
         }));
         if t.received == t.size {
             if let Some(mut t) = self.files.incoming.remove(&h.transfer) {
+                self.files.ended(h.transfer);
                 finish(h.transfer, &mut t, out);
             }
+        }
+    }
+
+    /// A chunk that did not authenticate: counted, and reported at most
+    /// once a second (a removed member receives a whole file it cannot
+    /// open).
+    fn dropped_chunk(&mut self, now_ms: u64, why: &str, out: &mut Vec<Action>) {
+        self.files.dropped += 1;
+        if now_ms.saturating_sub(self.files.last_warning_ms) >= CHUNK_WARNING_EVERY_MS {
+            let n = std::mem::take(&mut self.files.dropped);
+            self.files.last_warning_ms = now_ms;
+            out.push(warning(if n == 1 {
+                format!("a file chunk {why} was dropped")
+            } else {
+                format!("{n} file chunks dropped, the last {why}")
+            }));
         }
     }
 
@@ -436,6 +518,7 @@ impl Core {
     fn fail(&mut self, transfer: TransferId, why: &str, out: &mut Vec<Action>) {
         out.push(warning(why.to_string()));
         if self.files.incoming.remove(&transfer).is_some() {
+            self.files.ended(transfer);
             out.push(Action::Event(Event::FileFailed {
                 transfer,
                 reason: why.to_string(),

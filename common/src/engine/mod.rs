@@ -82,6 +82,10 @@ pub enum Command {
     },
     /// Stop a transfer, sent or received.
     CancelFile(TransferId),
+    /// Driver: show the last N entries of this room's local history.
+    History(usize),
+    /// Driver: forget this room's local history.
+    ClearHistory,
 }
 
 /// Someone in the room, as shown to the user.
@@ -1139,6 +1143,16 @@ impl Engine {
             Engine::Admin(a) => &mut a.core,
             Engine::Member(m) => &mut m.core,
         }
+    }
+
+    /// Our identity.
+    pub fn me(&self) -> Arc<PrivateKey> {
+        Arc::clone(&self.core().me)
+    }
+
+    /// The room.
+    pub fn room(&self) -> RoomId {
+        self.core().room
     }
 
     /// Whether we hold a room key we may send with now (a file's chunks

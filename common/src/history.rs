@@ -1,0 +1,640 @@
+//! The encrypted local history: each app keeps its rooms' messages in an
+//! embedded SQLite database, every row sealed so the file holds no text,
+//! names or room ids in the clear.
+//!
+//! Keys come from the identity ([`PrivateKey::history_keys`]: HKDF-SHA256
+//! over the RSA secret exponent), so the database is as well protected as
+//! the identity file and its passphrase, and another identity cannot read
+//! it. A row is `(id, room tag, day, nonce, sealed entry)`:
+//! - the room tag is a keyed HMAC of the room id: rows are found by room
+//!   without the room id on disk;
+//! - the day (days since 1970) is in the clear for the age limit;
+//! - the entry (time, kind, name, fingerprint, text, saved path) is sealed
+//!   (AES-256-CBC + HMAC-SHA256) with `"teamchat/v1/aad/history" ‖ 0x00 ‖
+//!   room tag ‖ nonce` as associated data, so a row moved to another room or
+//!   altered in any byte fails its check and is skipped with a warning,
+//!   never shown.
+//!
+//! Every error (not a database, locked, another identity's, full disk) is
+//! reported and the app goes on without history.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::seal::{open, seal, SealKeys};
+use crate::crypto::PrivateKey;
+use crate::ids::RoomId;
+use crate::wire::{decode_payload, encode_payload, Sealed};
+
+/// Entries shown when a room opens.
+pub const SHOW_ON_OPEN: usize = 200;
+/// Default most entries kept per room.
+pub const DEFAULT_MAX_ROWS: u64 = 10_000;
+/// Default most days an entry is kept.
+pub const DEFAULT_MAX_DAYS: u64 = 90;
+/// Most entries one request (`/history N`) loads.
+pub const MAX_LOAD: usize = 10_000;
+/// Largest sealed entry read back (a text is at most 16 KiB).
+const MAX_ENTRY: usize = 64 * 1024;
+const AAD_HISTORY: &[u8] = b"teamchat/v1/aad/history";
+const AAD_CHECK: &[u8] = b"teamchat/v1/aad/history-check";
+const CHECK_PLAIN: &[u8] = b"teamchat history v1";
+const MS_PER_DAY: u64 = 86_400_000;
+
+/// What kind of line an entry was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryKind {
+    /// A message from someone in the room.
+    Message,
+    /// A message we sent to the room.
+    Own,
+    /// A private message to us.
+    PrivateIn,
+    /// A private message we sent.
+    PrivateOut,
+    /// A file we received and saved (`text` is its name, `path` where).
+    File,
+}
+
+/// One remembered line. `Debug` shows no text.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// When (sender's clock for received lines), ms since 1970.
+    pub at_ms: u64,
+    /// Kind.
+    pub kind: EntryKind,
+    /// The other person's name (sender, or recipient of what we sent
+    /// privately); empty for our own room messages.
+    pub who: String,
+    /// Their key fingerprint, if any.
+    pub fingerprint: Option<[u8; 32]>,
+    /// The text, or the file's name.
+    pub text: String,
+    /// Where a received file was saved.
+    pub path: Option<String>,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Entry {{ at_ms: {}, kind: {:?}, text: {} bytes }}",
+            self.at_ms,
+            self.kind,
+            self.text.len()
+        )
+    }
+}
+
+/// How much is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Most entries per room (the oldest go first).
+    pub max_rows: u64,
+    /// Most days an entry is kept.
+    pub max_days: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_rows: DEFAULT_MAX_ROWS,
+            max_days: DEFAULT_MAX_DAYS,
+        }
+    }
+}
+
+/// Where the history is and how much is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryOptions {
+    /// The database file.
+    pub path: PathBuf,
+    /// Limits.
+    pub retention: Retention,
+}
+
+impl HistoryOptions {
+    /// The default database of `app` ("admin" or "member") in the
+    /// platform's data directory.
+    pub fn default_for(app: &str) -> Self {
+        let path = match directories::ProjectDirs::from("org", "TeamChat", "teamchat") {
+            Some(d) => d.data_dir().join(format!("{app}-history.sqlite3")),
+            None => PathBuf::from(format!("teamchat-{app}-history.sqlite3")),
+        };
+        HistoryOptions {
+            path,
+            retention: Retention::default(),
+        }
+    }
+}
+
+/// The history flags both apps take.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HistoryArgs {
+    /// Keep no history (nothing is read or written).
+    #[arg(long)]
+    pub no_history: bool,
+    /// The history database [default: APP-history.sqlite3 in the data directory].
+    #[arg(long, value_name = "FILE")]
+    pub history_file: Option<PathBuf>,
+    /// Most messages kept per room.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_ROWS)]
+    pub history_max: u64,
+    /// Most days a message is kept.
+    #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_MAX_DAYS)]
+    pub history_days: u64,
+}
+
+impl HistoryArgs {
+    /// The options these flags describe for `app`, or none.
+    pub fn options(&self, app: &str) -> Option<HistoryOptions> {
+        if self.no_history {
+            return None;
+        }
+        let mut o = HistoryOptions::default_for(app);
+        if let Some(p) = &self.history_file {
+            o.path = p.clone();
+        }
+        o.retention = Retention {
+            max_rows: self.history_max.max(1),
+            max_days: self.history_days.max(1),
+        };
+        Some(o)
+    }
+}
+
+/// Why the history cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    /// SQLite refused (not a database, locked, I/O).
+    #[error("history database {path}: {why}")]
+    Database {
+        /// The file.
+        path: PathBuf,
+        /// SQLite's words.
+        why: String,
+    },
+    /// The database was written by another identity.
+    #[error("history database {0} belongs to another identity: it is left untouched")]
+    OtherIdentity(PathBuf),
+}
+
+/// What a load found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Loaded {
+    /// Entries, oldest first.
+    pub entries: Vec<Entry>,
+    /// Rows that failed their check (tampered or damaged): not shown.
+    pub skipped: usize,
+}
+
+/// An open history for one room.
+pub struct History {
+    conn: rusqlite::Connection,
+    path: PathBuf,
+    rows: SealKeys,
+    room: [u8; 32],
+    retention: Retention,
+    added: u64,
+}
+
+impl std::fmt::Debug for History {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("History")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> HistoryError + '_ {
+    move |e| HistoryError::Database {
+        path: path.to_path_buf(),
+        why: e.to_string(),
+    }
+}
+
+fn aad(room: &[u8; 32], nonce: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(AAD_HISTORY.len() + 1 + 32 + nonce.len());
+    v.extend_from_slice(AAD_HISTORY);
+    v.push(0);
+    v.extend_from_slice(room);
+    v.extend_from_slice(nonce);
+    v
+}
+
+impl History {
+    /// Opens (or creates, mode 0600) the database at `opts.path` for `room`,
+    /// with keys from `me`.
+    pub fn open(
+        opts: &HistoryOptions,
+        me: &PrivateKey,
+        room: &RoomId,
+    ) -> Result<Self, HistoryError> {
+        let path = opts.path.clone();
+        let owned = path.clone();
+        let err = db_err(&owned);
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| HistoryError::Database {
+                    path: path.clone(),
+                    why: e.to_string(),
+                })?;
+            }
+        }
+        create_private(&path).map_err(|e| HistoryError::Database {
+            path: path.clone(),
+            why: e.to_string(),
+        })?;
+        let conn = rusqlite::Connection::open(&path).map_err(&err)?;
+        conn.busy_timeout(std::time::Duration::from_millis(500))
+            .map_err(&err)?;
+        conn.execute_batch(
+            "PRAGMA secure_delete = ON;
+             CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS entries (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 room BLOB NOT NULL,
+                 day INTEGER NOT NULL,
+                 nonce BLOB NOT NULL,
+                 sealed BLOB NOT NULL);
+             CREATE INDEX IF NOT EXISTS entries_room ON entries (room, id);",
+        )
+        .map_err(&err)?;
+        let (rows, tags) = me.history_keys();
+        // A sealed constant tells whether these keys wrote the database.
+        let check: Option<Vec<u8>> = conn
+            .query_row("SELECT v FROM meta WHERE k = 'check'", [], |r| r.get(0))
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })
+            .map_err(&err)?;
+        match check {
+            Some(bytes) => {
+                let ok = decode_payload::<Sealed>(&bytes, 1024)
+                    .ok()
+                    .and_then(|s| open(&rows, AAD_CHECK, &s).ok())
+                    .is_some_and(|p| p.as_slice() == CHECK_PLAIN);
+                if !ok {
+                    return Err(HistoryError::OtherIdentity(path));
+                }
+            }
+            None => {
+                let sealed = seal(&rows, AAD_CHECK, CHECK_PLAIN);
+                let bytes = encode_payload(&sealed, 1024).map_err(|e| HistoryError::Database {
+                    path: path.clone(),
+                    why: e.to_string(),
+                })?;
+                conn.execute("INSERT INTO meta (k, v) VALUES ('check', ?1)", [bytes])
+                    .map_err(&err)?;
+            }
+        }
+        let room = tags.tag(room.as_bytes());
+        let mut h = History {
+            conn,
+            path,
+            rows,
+            room,
+            retention: opts.retention,
+            added: 0,
+        };
+        h.prune(crate::driver::now_ms())?;
+        Ok(h)
+    }
+
+    /// Remembers one entry.
+    pub fn add(&mut self, entry: &Entry) -> Result<(), HistoryError> {
+        let err = db_err(&self.path);
+        let nonce: [u8; 16] = crate::crypto::random_array();
+        let plain = encode_payload(entry, MAX_ENTRY).map_err(|e| HistoryError::Database {
+            path: self.path.clone(),
+            why: e.to_string(),
+        })?;
+        let sealed = seal(&self.rows, &aad(&self.room, &nonce), &plain);
+        let bytes = encode_payload(&sealed, 2 * MAX_ENTRY).map_err(|e| HistoryError::Database {
+            path: self.path.clone(),
+            why: e.to_string(),
+        })?;
+        self.conn
+            .execute(
+                "INSERT INTO entries (room, day, nonce, sealed) VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![
+                    &self.room[..],
+                    i64::try_from(entry.at_ms / MS_PER_DAY).unwrap_or(i64::MAX),
+                    &nonce[..],
+                    bytes
+                ],
+            )
+            .map_err(err)?;
+        self.added += 1;
+        if self.added.is_multiple_of(100) {
+            self.prune(entry.at_ms)?;
+        }
+        Ok(())
+    }
+
+    /// The last `n` entries of the room, oldest first; rows that fail their
+    /// check are counted, not returned.
+    pub fn last(&self, n: usize) -> Result<Loaded, HistoryError> {
+        let err = db_err(&self.path);
+        let n = n.min(MAX_LOAD);
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT nonce, sealed FROM entries WHERE room = ?1 ORDER BY id DESC LIMIT ?2",
+            )
+            .map_err(&err)?;
+        let rows = stmt
+            .query_map(
+                rusqlite::params![&self.room[..], i64::try_from(n).unwrap_or(i64::MAX)],
+                |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)),
+            )
+            .map_err(&err)?;
+        let mut out = Loaded::default();
+        for row in rows {
+            let Ok((nonce, bytes)) = row else {
+                out.skipped += 1;
+                continue;
+            };
+            match self.open_row(&nonce, &bytes) {
+                Some(e) => out.entries.push(e),
+                None => out.skipped += 1,
+            }
+        }
+        out.entries.reverse();
+        Ok(out)
+    }
+
+    fn open_row(&self, nonce: &[u8], bytes: &[u8]) -> Option<Entry> {
+        if nonce.len() != 16 || bytes.len() > 2 * MAX_ENTRY {
+            return None;
+        }
+        let sealed: Sealed = decode_payload(bytes, 2 * MAX_ENTRY).ok()?;
+        let plain = open(&self.rows, &aad(&self.room, nonce), &sealed).ok()?;
+        decode_payload(&plain, MAX_ENTRY).ok()
+    }
+
+    /// Forgets everything of this room (deleted pages are overwritten).
+    pub fn clear(&mut self) -> Result<usize, HistoryError> {
+        self.conn
+            .execute("DELETE FROM entries WHERE room = ?1", [&self.room[..]])
+            .map_err(db_err(&self.path))
+    }
+
+    /// Applies the retention limits to this room.
+    fn prune(&mut self, now_ms: u64) -> Result<(), HistoryError> {
+        let err = db_err(&self.path);
+        let cutoff = (now_ms / MS_PER_DAY).saturating_sub(self.retention.max_days);
+        self.conn
+            .execute(
+                "DELETE FROM entries WHERE room = ?1 AND day < ?2",
+                rusqlite::params![&self.room[..], i64::try_from(cutoff).unwrap_or(i64::MAX)],
+            )
+            .map_err(&err)?;
+        self.conn
+            .execute(
+                "DELETE FROM entries WHERE room = ?1 AND id <= (
+                     SELECT id FROM entries WHERE room = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+                rusqlite::params![
+                    &self.room[..],
+                    i64::try_from(self.retention.max_rows).unwrap_or(i64::MAX)
+                ],
+            )
+            .map_err(&err)?;
+        Ok(())
+    }
+
+    /// Where the database is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// `YYYY-MM-DD HH:MM` (UTC) of a time in ms since 1970.
+pub fn clock_utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = secs / 86_400;
+    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    // Civil date from days since 1970 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02}")
+}
+
+/// Creates `path` with mode 0600 if it does not exist (SQLite would use the
+/// umask), so other users cannot read even the sealed rows.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    match o.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_keys::shared;
+
+    fn opts(dir: &Path) -> HistoryOptions {
+        HistoryOptions {
+            path: dir.join("h.sqlite3"),
+            retention: Retention::default(),
+        }
+    }
+
+    fn entry(n: u64, text: &str) -> Entry {
+        Entry {
+            at_ms: 1_790_000_000_000 + n,
+            kind: if n.is_multiple_of(2) {
+                EntryKind::Message
+            } else {
+                EntryKind::Own
+            },
+            who: "Zebulon Quartermaine".into(),
+            fingerprint: Some([7; 32]),
+            text: text.into(),
+            path: None,
+        }
+    }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn entries_come_back_in_order_and_the_file_shows_none_of_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let room = RoomId([3; 16]);
+        {
+            let mut h = History::open(&opts(dir.path()), &shared(0), &room).unwrap();
+            for n in 0..5 {
+                h.add(&entry(n, &format!("purple elephant number {n}")))
+                    .unwrap();
+            }
+        }
+        let h = History::open(&opts(dir.path()), &shared(0), &room).unwrap();
+        let got = h.last(SHOW_ON_OPEN).unwrap();
+        assert_eq!(got.skipped, 0);
+        let texts: Vec<&str> = got.entries.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            (0..5)
+                .map(|n| format!("purple elephant number {n}"))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(got.entries[0], entry(0, "purple elephant number 0"));
+        assert_eq!(h.last(2).unwrap().entries.len(), 2);
+        let bytes = std::fs::read(dir.path().join("h.sqlite3")).unwrap();
+        assert!(bytes.starts_with(b"SQLite format 3\0"));
+        for needle in [
+            &b"purple"[..],
+            b"elephant",
+            b"Zebulon",
+            b"Quartermaine",
+            &[3; 16],
+            &[7; 32],
+        ] {
+            assert!(!contains(&bytes, needle), "{needle:?} is on disk");
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("h.sqlite3"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "only the owner can read it");
+        }
+    }
+
+    #[test]
+    fn another_identity_cannot_read_it_and_leaves_it_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let room = RoomId([3; 16]);
+        History::open(&opts(dir.path()), &shared(0), &room)
+            .unwrap()
+            .add(&entry(0, "secret"))
+            .unwrap();
+        let e = History::open(&opts(dir.path()), &shared(1), &room).unwrap_err();
+        assert!(matches!(e, HistoryError::OtherIdentity(_)), "{e}");
+        let h = History::open(&opts(dir.path()), &shared(0), &room).unwrap();
+        assert_eq!(
+            h.last(10).unwrap().entries.len(),
+            1,
+            "still there for its owner"
+        );
+    }
+
+    #[test]
+    fn a_flipped_byte_or_a_row_moved_to_another_room_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (RoomId([3; 16]), RoomId([4; 16]));
+        let mut h = History::open(&opts(dir.path()), &shared(0), &a).unwrap();
+        for n in 0..3 {
+            h.add(&entry(n, &format!("line {n}"))).unwrap();
+        }
+        let mut hb = History::open(&opts(dir.path()), &shared(0), &b).unwrap();
+        hb.add(&entry(9, "other room")).unwrap();
+        // Flip one byte deep in the second row's ciphertext.
+        let (id, mut sealed): (i64, Vec<u8>) = h
+            .conn
+            .query_row(
+                "SELECT id, sealed FROM entries WHERE room = ?1 ORDER BY id LIMIT 1 OFFSET 1",
+                [&h.room[..]],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        let i = sealed.len() / 2;
+        sealed[i] ^= 0x01;
+        h.conn
+            .execute(
+                "UPDATE entries SET sealed = ?1 WHERE id = ?2",
+                rusqlite::params![sealed, id],
+            )
+            .unwrap();
+        let got = h.last(10).unwrap();
+        assert_eq!(got.skipped, 1);
+        let texts: Vec<&str> = got.entries.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(texts, vec!["line 0", "line 2"]);
+        // A row of room b relabelled as room a's fails its check there.
+        h.conn
+            .execute(
+                "UPDATE entries SET room = ?1 WHERE room = ?2",
+                rusqlite::params![&h.room[..], &hb.room[..]],
+            )
+            .unwrap();
+        let got = h.last(10).unwrap();
+        assert_eq!(got.skipped, 2);
+        assert!(!got.entries.iter().any(|e| e.text == "other room"));
+        assert_eq!(hb.last(10).unwrap().entries.len(), 0);
+        assert_eq!(h.clear().unwrap(), 4);
+        assert_eq!(h.last(10).unwrap(), Loaded::default());
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_an_error_not_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("h.sqlite3"), vec![0x42; 4096]).unwrap();
+        let e = History::open(&opts(dir.path()), &shared(0), &RoomId([3; 16])).unwrap_err();
+        assert!(matches!(e, HistoryError::Database { .. }), "{e}");
+        assert!(e.to_string().contains("h.sqlite3"));
+        // A directory where the file should be, too.
+        let d2 = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d2.path().join("h.sqlite3")).unwrap();
+        assert!(History::open(&opts(d2.path()), &shared(0), &RoomId([3; 16])).is_err());
+    }
+
+    #[test]
+    fn clock_shows_utc_dates() {
+        assert_eq!(clock_utc(0), "1970-01-01 00:00");
+        assert_eq!(clock_utc(951_782_400_000 + 3_660_000), "2000-02-29 01:01");
+        assert_eq!(clock_utc(1_795_996_800_000), "2026-11-30 00:00");
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_rows_and_drops_old_days() {
+        let dir = tempfile::tempdir().unwrap();
+        let room = RoomId([3; 16]);
+        let mut o = opts(dir.path());
+        o.retention = Retention {
+            max_rows: 10,
+            max_days: 30,
+        };
+        let now = crate::driver::now_ms();
+        {
+            let mut h = History::open(&o, &shared(0), &room).unwrap();
+            let mut old = entry(0, "from last year");
+            old.at_ms = now - 365 * MS_PER_DAY;
+            h.add(&old).unwrap();
+            for n in 0..150 {
+                let mut e = entry(n, &format!("n{n}"));
+                e.at_ms = now;
+                h.add(&e).unwrap();
+            }
+        }
+        let h = History::open(&o, &shared(0), &room).unwrap();
+        let got = h.last(1000).unwrap();
+        let texts: Vec<String> = got.entries.iter().map(|e| e.text.clone()).collect();
+        assert_eq!(
+            texts,
+            (140..150).map(|n| format!("n{n}")).collect::<Vec<_>>()
+        );
+    }
+}
