@@ -885,3 +885,69 @@ fn files_show_offers_progress_accept_and_the_chooser_sends() {
     assert!(room.get_chooser_error().contains("cannot use"));
     assert_eq!(f.next_command(), None);
 }
+
+#[test]
+fn history_shows_above_a_divider_when_the_room_opens() {
+    use common::history::{Entry, EntryKind, Loaded};
+    let f = fixture();
+    let app = joined(&f);
+    let w = &app.window;
+    let room = w.global::<Room>();
+    let before = room.get_lines().row_count();
+    let at = 1_700_000_000_000u64;
+    let entry = |n: u64, kind, who: &str, text: &str| Entry {
+        at_ms: at + n * 60_000,
+        kind,
+        who: who.into(),
+        fingerprint: Some([n as u8; 32]),
+        text: text.into(),
+        path: None,
+    };
+    ui::room::apply(
+        w,
+        Update::History {
+            loaded: Loaded {
+                entries: vec![
+                    entry(1, EntryKind::Message, "bob", "yesterday's build was red"),
+                    entry(2, EntryKind::Own, "", "I'll look into it"),
+                    entry(3, EntryKind::PrivateIn, "bob", "thanks"),
+                ],
+                skipped: 1,
+            },
+            requested: false,
+        },
+    );
+    settle();
+    let lines = room.get_lines();
+    let kinds: Vec<LineKind> = lines.iter().take(5).map(|l| l.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            LineKind::Message,
+            LineKind::Own,
+            LineKind::PrivateIn,
+            LineKind::Warning,
+            LineKind::Divider
+        ],
+        "the history comes first, then the divider"
+    );
+    assert_eq!(lines.row_data(4).unwrap().text, ui::room::EARLIER);
+    assert_eq!(lines.row_count(), before + 5, "what was there stays, below");
+    assert!(lines
+        .row_data(3)
+        .unwrap()
+        .text
+        .contains("1 history entries failed"));
+    assert_eq!(
+        labels_starting(w, "bob at "),
+        vec![format!(
+            "bob at {}: yesterday's build was red",
+            ui::room::clock(at + 60_000)
+        )]
+    );
+    assert_eq!(
+        labels_starting(w, "↑ earlier messages").len(),
+        1,
+        "the divider is drawn"
+    );
+}
