@@ -53,7 +53,8 @@ if [ "$mode" = gui ]; then
   echo "   press Copy in the window, then:  cargo run -p teamchat-member  and paste the invite" >&2
   # A demo identity kept under target/, not your real one.
   "$bin/teamchat-admin" --relay "$addr" --relay-cert certs/relay.crt \
-    --identity target/demo/admin-identity.pem --room-name "demo room" --name admin --open
+    --identity target/demo/admin-identity.pem --history-file target/demo/admin-history.sqlite3 \
+    --download-dir target/demo/downloads --room-name "demo room" --name admin --open
   exit 0
 fi
 
@@ -95,7 +96,7 @@ mkfifo "$work/admin.in" "$work/alice.in" "$work/bob.in"
 echo "== starting the admin" >&2
 "$bin/teamchat-admin" --cli --json --relay "$addr" --relay-cert certs/relay.crt \
   --identity "$work/admin.pem" --name boss --room-name "launch team" \
-  --room-password "correct horse battery" --download-dir "$work/downloads-admin" <"$work/admin.in" >"$work/admin.jsonl" 2>"$work/admin.err" &
+  --room-password "correct horse battery" --download-dir "$work/downloads-admin" --history-file "$work/admin-history.sqlite3" <"$work/admin.in" >"$work/admin.jsonl" 2>"$work/admin.err" &
 pids+=($!)
 exec 3>"$work/admin.in"
 wait_for "$work/admin.jsonl" '"type":"epoch"' 60
@@ -107,14 +108,14 @@ echo "   invite: $invite" >&2
 
 echo "== alice joins with the room password" >&2
 "$bin/teamchat-member" --cli --json --invite "$invite" --name alice --password "correct horse battery" \
-  --identity "$work/alice.pem" --download-dir "$work/downloads-alice" <"$work/alice.in" >"$work/alice.jsonl" 2>"$work/alice.err" &
+  --identity "$work/alice.pem" --download-dir "$work/downloads-alice" --history-file "$work/alice-history.sqlite3" <"$work/alice.in" >"$work/alice.jsonl" 2>"$work/alice.err" &
 pids+=($!)
 exec 4>"$work/alice.in"
 wait_for "$work/alice.jsonl" '"type":"epoch"' 60
 
 echo "== bob asks to join; the admin compares his safety code and approves" >&2
 "$bin/teamchat-member" --cli --json --invite "$invite" --name bob \
-  --identity "$work/bob.pem" --download-dir "$work/downloads-bob" <"$work/bob.in" >"$work/bob.jsonl" 2>"$work/bob.err" &
+  --identity "$work/bob.pem" --download-dir "$work/downloads-bob" --history-file "$work/bob-history.sqlite3" <"$work/bob.in" >"$work/bob.jsonl" 2>"$work/bob.err" &
 pids+=($!)
 exec 5>"$work/bob.in"
 wait_for "$work/admin.jsonl" '"type":"pending"' 60

@@ -115,7 +115,7 @@ done
 echo "== the admin opens a room" >&2
 TEAMCHAT_SETTINGS="$work/admin.toml" DISPLAY=$d_admin "$bin/teamchat-admin" --relay "$addr" \
   --relay-cert certs/relay.crt --identity "$work/admin.pem" --room-name "launch team" --name "Dana (admin)" \
-  --download-dir "$work/downloads-admin" >"$work/admin.out" 2>"$work/admin.err" &
+  --download-dir "$work/downloads-admin" --history-file "$work/admin-history.sqlite3" >"$work/admin.out" 2>"$work/admin.err" &
 pids+=($!)
 window $d_admin >/dev/null
 click $d_admin 549 393            # room password
@@ -136,7 +136,7 @@ case "$invite" in teamchat://*) ;; *) echo "screenshots: no invite on the admin'
 join() { # DISPLAY NAME
   # Files go slowly here, so the shots catch a transfer under way.
   TEAMCHAT_SETTINGS="$work/$2.toml" DISPLAY=$1 "$bin/teamchat-member" --identity "$work/$2.pem" \
-    --download-dir "$work/downloads-$2" --file-rate-kib 384 >"$work/$2.out" 2>"$work/$2.err" &
+    --download-dir "$work/downloads-$2" --file-rate-kib 384 --history-file "$work/$2-history.sqlite3" >"$work/$2.out" 2>"$work/$2.err" &
   pids+=($!)
   window "$1" >/dev/null
   click "$1" 500 215              # invite
