@@ -304,33 +304,51 @@ impl History {
         Ok(h)
     }
 
+    /// Seals one entry as a row: (day, nonce, sealed bytes).
+    fn row(&self, entry: &Entry) -> Result<(i64, [u8; 16], Vec<u8>), HistoryError> {
+        let nonce: [u8; 16] = crate::crypto::random_array();
+        let bad = |e: crate::wire::FrameError| HistoryError::Database {
+            path: self.path.clone(),
+            why: e.to_string(),
+        };
+        let plain = encode_payload(entry, MAX_ENTRY).map_err(bad)?;
+        let sealed = seal(&self.rows, &aad(&self.room, &nonce), &plain);
+        let bytes = encode_payload(&sealed, 2 * MAX_ENTRY).map_err(bad)?;
+        let day = i64::try_from(entry.at_ms / MS_PER_DAY).unwrap_or(i64::MAX);
+        Ok((day, nonce, bytes))
+    }
+
     /// Remembers one entry.
     pub fn add(&mut self, entry: &Entry) -> Result<(), HistoryError> {
-        let err = db_err(&self.path);
-        let nonce: [u8; 16] = crate::crypto::random_array();
-        let plain = encode_payload(entry, MAX_ENTRY).map_err(|e| HistoryError::Database {
-            path: self.path.clone(),
-            why: e.to_string(),
-        })?;
-        let sealed = seal(&self.rows, &aad(&self.room, &nonce), &plain);
-        let bytes = encode_payload(&sealed, 2 * MAX_ENTRY).map_err(|e| HistoryError::Database {
-            path: self.path.clone(),
-            why: e.to_string(),
-        })?;
-        self.conn
-            .execute(
-                "INSERT INTO entries (room, day, nonce, sealed) VALUES (?1, ?2, ?3, ?4)",
-                rusqlite::params![
-                    &self.room[..],
-                    i64::try_from(entry.at_ms / MS_PER_DAY).unwrap_or(i64::MAX),
-                    &nonce[..],
-                    bytes
-                ],
-            )
-            .map_err(err)?;
-        self.added += 1;
-        if self.added.is_multiple_of(100) {
-            self.prune(entry.at_ms)?;
+        self.add_all(std::slice::from_ref(entry))
+    }
+
+    /// Remembers entries in one transaction (all or none).
+    pub fn add_all(&mut self, entries: &[Entry]) -> Result<(), HistoryError> {
+        let owned = self.path.clone();
+        let err = db_err(&owned);
+        let rows = entries
+            .iter()
+            .map(|e| self.row(e))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tx = self.conn.transaction().map_err(&err)?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO entries (room, day, nonce, sealed) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(&err)?;
+            for (day, nonce, bytes) in rows {
+                stmt.execute(rusqlite::params![&self.room[..], day, &nonce[..], bytes])
+                    .map_err(&err)?;
+            }
+        }
+        tx.commit().map_err(&err)?;
+        let before = self.added;
+        self.added += entries.len() as u64;
+        if self.added / 100 != before / 100 {
+            let now = entries.last().map_or(0, |e| e.at_ms);
+            self.prune(now)?;
         }
         Ok(())
     }
