@@ -1330,15 +1330,18 @@ fn spec(transfer: u8, name: &str, content: &[u8]) -> FileSpec {
 
 /// Offers `content` from node `from` and sends every chunk.
 fn send_file(net: &mut Net, from: usize, transfer: u8, content: &[u8]) {
-    net.command(
-        from,
-        Command::OfferFile(spec(transfer, "data.bin", content)),
-    );
+    send_offered(net, from, spec(transfer, "data.bin", content), content);
+}
+
+/// Offers `offer` from node `from`, then sends `content` as its chunks.
+fn send_offered(net: &mut Net, from: usize, offer: FileSpec, content: &[u8]) {
+    let transfer = offer.transfer;
+    net.command(from, Command::OfferFile(offer));
     for (i, c) in content.chunks(CHUNK_SIZE as usize).enumerate() {
         net.command(
             from,
             Command::FileChunk {
-                transfer: [transfer; 16],
+                transfer,
                 index: i as u32,
                 data: Bytes::copy_from_slice(c),
             },
@@ -1541,17 +1544,7 @@ fn content_that_does_not_match_the_signed_hash_is_discarded() {
     let content = pattern(2 * CHUNK_SIZE as usize + 1, 4);
     let mut s = spec(12, "report.pdf", &content);
     s.sha256[0] ^= 1;
-    net.command(ids[0], Command::OfferFile(s));
-    for (i, c) in content.chunks(CHUNK_SIZE as usize).enumerate() {
-        net.command(
-            ids[0],
-            Command::FileChunk {
-                transfer: [12; 16],
-                index: i as u32,
-                data: Bytes::copy_from_slice(c),
-            },
-        );
-    }
+    send_offered(&mut net, ids[0], s, &content);
     assert_eq!(received(&net, ids[1], 12).1, Some(false));
     assert!(net
         .warnings(ids[1])

@@ -21,9 +21,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::{
-    error, warning, Action, Command, Core, Event, MemberInfo, Participant, PREVIOUS_EPOCH_GRACE_MS,
-};
+use super::{error, warning, Action, Command, Core, Event, MemberInfo, Participant};
 use crate::crypto::seal::{open, seal};
 use crate::ids::Fingerprint;
 use crate::wire::{aad, context, ChunkHeader, Content, Envelope, FileChunk, FileOffer};
@@ -429,14 +427,16 @@ impl Core {
         // Until the MAC has verified, nothing in the header is trusted: a
         // chunk that fails here is dropped with a warning and changes no
         // transfer (the next authentic chunk shows the gap).
-        let grace = |c: &super::EpochState| {
-            now_ms.saturating_sub(c.since_ms) <= PREVIOUS_EPOCH_GRACE_MS
-                && c.members.contains_key(&h.sender)
-        };
-        let keys = match (&self.current, &self.previous) {
-            (Some(c), _) if c.epoch == h.epoch => &c.keys,
-            (Some(c), Some(p)) if p.epoch == h.epoch && grace(c) => &p.keys,
-            _ => {
+        let keys = match super::epoch_for(
+            &mut self.current,
+            &mut self.previous,
+            now_ms,
+            h.epoch,
+            &h.sender,
+            "file chunk",
+        ) {
+            Ok(state) => &state.keys,
+            Err(_) => {
                 self.dropped_chunk(now_ms, "for an epoch we hold no key for", out);
                 return;
             }

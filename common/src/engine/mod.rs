@@ -730,29 +730,14 @@ impl Core {
         if h.sender == self.me.public().fingerprint() {
             return Err("our own message came back from the relay: dropped".into());
         }
-        let grace_ok = |e: &EpochState, cur: &Option<EpochState>| {
-            cur.as_ref().is_some_and(|c| {
-                now_ms.saturating_sub(c.since_ms) <= PREVIOUS_EPOCH_GRACE_MS
-                    && c.members.contains_key(&h.sender)
-            }) && e.epoch == h.epoch
-        };
-        let state = match (&mut self.current, &mut self.previous) {
-            (Some(c), _) if c.epoch == h.epoch => c,
-            (cur, Some(p)) if grace_ok(p, cur) => p,
-            (None, _) => {
-                return Err(
-                    "message dropped: we hold no key for this room (not approved, or removed)"
-                        .into(),
-                )
-            }
-            (Some(c), _) if h.epoch < c.epoch => {
-                return Err(format!(
-                    "message from an old epoch {} dropped (current {})",
-                    h.epoch, c.epoch
-                ))
-            }
-            _ => return Err(format!("message for unknown epoch {} dropped", h.epoch)),
-        };
+        let state = epoch_for(
+            &mut self.current,
+            &mut self.previous,
+            now_ms,
+            h.epoch,
+            &h.sender,
+            "message",
+        )?;
         let sender = state.members.get(&h.sender).cloned().ok_or_else(|| {
             format!(
                 "message from {} who is not in this epoch's roster dropped",
@@ -910,31 +895,14 @@ impl Core {
         if h.sender == me {
             return Err("a private message claiming to be from us dropped".into());
         }
-        let grace_ok = |e: &EpochState, cur: &Option<EpochState>| {
-            cur.as_ref().is_some_and(|c| {
-                now_ms.saturating_sub(c.since_ms) <= PREVIOUS_EPOCH_GRACE_MS
-                    && c.members.contains_key(&h.sender)
-            }) && e.epoch == h.epoch
-        };
-        let state = match (&mut self.current, &mut self.previous) {
-            (Some(c), _) if c.epoch == h.epoch => c,
-            (cur, Some(p)) if grace_ok(p, cur) => p,
-            (None, _) => {
-                return Err("private message dropped: we are not in the room".into());
-            }
-            (Some(c), _) if h.epoch < c.epoch => {
-                return Err(format!(
-                    "private message from an old epoch {} dropped (current {})",
-                    h.epoch, c.epoch
-                ))
-            }
-            _ => {
-                return Err(format!(
-                    "private message for unknown epoch {} dropped",
-                    h.epoch
-                ))
-            }
-        };
+        let state = epoch_for(
+            &mut self.current,
+            &mut self.previous,
+            now_ms,
+            h.epoch,
+            &h.sender,
+            "private message",
+        )?;
         let sender = state.members.get(&h.sender).cloned().ok_or_else(|| {
             format!(
                 "private message from {} who is not in this epoch's roster dropped",
@@ -1049,6 +1017,37 @@ impl Core {
             Content::FileCancel(t) => self.on_file_cancel(&info, t, out),
         }
     }
+}
+
+/// The installed epoch a frame sealed in `epoch` by `sender` belongs to:
+/// the current one, or the previous one for `PREVIOUS_EPOCH_GRACE_MS` after
+/// a rekey if the sender is still a member. Otherwise why `what` (the
+/// frame's kind, for the warning) is dropped.
+pub(crate) fn epoch_for<'a>(
+    current: &'a mut Option<EpochState>,
+    previous: &'a mut Option<EpochState>,
+    now_ms: u64,
+    epoch: u64,
+    sender: &Fingerprint,
+    what: &str,
+) -> Result<&'a mut EpochState, String> {
+    let in_grace = |c: &EpochState| {
+        now_ms.saturating_sub(c.since_ms) <= PREVIOUS_EPOCH_GRACE_MS
+            && c.members.contains_key(sender)
+    };
+    let current_epoch = current.as_ref().map(|c| c.epoch);
+    let previous_ok = match (current.as_ref(), previous.as_ref()) {
+        (Some(c), Some(p)) => p.epoch == epoch && in_grace(c),
+        _ => false,
+    };
+    let dropped = match current_epoch {
+        Some(e) if e == epoch => return current.as_mut().ok_or_else(String::new),
+        _ if previous_ok => return previous.as_mut().ok_or_else(String::new),
+        None => format!("{what} dropped: we hold no key for this room (not approved, or removed)"),
+        Some(e) if epoch < e => format!("{what} from an old epoch {epoch} dropped (current {e})"),
+        Some(_) => format!("{what} for unknown epoch {epoch} dropped"),
+    };
+    Err(dropped)
 }
 
 pub(crate) fn warning(reason: String) -> Action {
