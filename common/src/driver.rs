@@ -164,6 +164,8 @@ pub enum FileUpdate {
         name: String,
         /// Its size.
         size: u64,
+        /// The one member it goes to, or `None` for the whole room.
+        to: Option<MemberInfo>,
     },
     /// Someone offers a file (signature verified).
     Offered {
@@ -180,6 +182,8 @@ pub enum FileUpdate {
         /// Saved without asking (at most the auto-accept size); otherwise
         /// it waits for [`Command::AcceptFile`].
         accepted: bool,
+        /// Sent to us alone.
+        private: bool,
     },
     /// Bytes sent or received so far (at most a few times a second).
     Progress {
@@ -592,7 +596,10 @@ async fn session(
                     let _ = SinkExt::<ClientFrame>::close(&mut tx).await;
                     return SessionEnd::Quit("left the room".into());
                 }
-                Some(Command::SendFile(path)) => transfers.start(engine, path, updates).await,
+                Some(Command::SendFile(path)) => transfers.start(engine, path, None, updates).await,
+                Some(Command::SendFileTo(to, path)) => {
+                    transfers.start(engine, path, Some(to), updates).await
+                }
                 Some(Command::History(n)) => {
                     transfers.show_history(n, updates).await;
                     Vec::new()
@@ -754,11 +761,13 @@ impl Transfers {
         let _ = updates.send(update).await;
     }
 
-    /// Reads and hashes `path`, offers it, and queues its chunks.
+    /// Reads and hashes `path`, offers it to the room or to the member
+    /// `to`, and queues its chunks.
     async fn start(
         &mut self,
         engine: &mut Engine,
         path: PathBuf,
+        to: Option<crate::ids::Fingerprint>,
         updates: &mpsc::Sender<Update>,
     ) -> Vec<Action> {
         let max = self.opts.max_size;
@@ -792,6 +801,7 @@ impl Transfers {
                 size,
                 media_type,
                 sha256,
+                to,
             }),
         );
         let offered = actions.iter().any(
@@ -1024,10 +1034,12 @@ impl Transfers {
                 transfer,
                 name,
                 size,
+                to,
             } => Some(Update::File(FileUpdate::Sending {
                 transfer,
                 name,
                 size,
+                to,
             })),
             Event::FileIncoming {
                 from,
@@ -1035,6 +1047,7 @@ impl Transfers {
                 name,
                 size,
                 media_type,
+                private,
                 ..
             } => {
                 // Files not saved yet share one budget on disk: twice the
@@ -1085,6 +1098,7 @@ impl Transfers {
                     size,
                     media_type,
                     accepted,
+                    private,
                 }))
             }
             Event::FileData { transfer, data, .. } => {

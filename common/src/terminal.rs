@@ -125,8 +125,8 @@ pub struct Options {
     pub history: Option<crate::history::HistoryOptions>,
 }
 
-const HELP_MEMBER: &str = "commands: /help, /list (members and safety codes), /msg NAME|FINGERPRINT text (private: only that member can read it), /send PATH (a file to the room), /accept ID, /cancel ID, /files, /history [N], /clear-history, /quit; anything else is sent to the room";
-const HELP_ADMIN: &str = "commands: /help, /list, /msg NAME|FINGERPRINT text, /send PATH, /accept ID, /cancel ID, /files, /history [N], /clear-history, /quit, /approve ID, /deny ID [reason], /kick NAME|FINGERPRINT [reason], /rekey, /invite; anything else is sent to the room";
+const HELP_MEMBER: &str = "commands: /help, /list (members and safety codes), /msg NAME|FINGERPRINT text (private: only that member can read it), /send PATH (a file to the room), /sendto NAME|FINGERPRINT PATH (a file only that member can read), /accept ID, /cancel ID, /files, /history [N], /clear-history, /quit; anything else is sent to the room";
+const HELP_ADMIN: &str = "commands: /help, /list, /msg NAME|FINGERPRINT text, /send PATH, /sendto NAME|FINGERPRINT PATH, /accept ID, /cancel ID, /files, /history [N], /clear-history, /quit, /approve ID, /deny ID [reason], /kick NAME|FINGERPRINT [reason], /rekey, /invite; anything else is sent to the room";
 
 /// Runs the engine over the relays with a terminal front end until `/quit`,
 /// end of input, or the driver stops. Returns the driver's last word.
@@ -237,6 +237,13 @@ fn parse(line: &str, opts: &Options, out: &Printer) -> Parsed {
                 Parsed::Command(Command::SendFile(PathBuf::from(path)))
             }
         }
+        "sendto" => {
+            let rest = rest["sendto".len()..].trim_start();
+            match out.resolve_private(rest, "sendto") {
+                Ok((fp, path)) => Parsed::Command(Command::SendFileTo(fp, PathBuf::from(path))),
+                Err(why) => Parsed::Local(why),
+            }
+        }
         "accept" | "cancel" => match out.transfer(arg) {
             Some(t) if verb == "accept" => Parsed::Command(Command::AcceptFile(t)),
             Some(t) => Parsed::Command(Command::CancelFile(t)),
@@ -255,7 +262,7 @@ fn parse(line: &str, opts: &Options, out: &Printer) -> Parsed {
         "clear-history" => Parsed::Command(Command::ClearHistory),
         "msg" => {
             let rest = rest["msg".len()..].trim_start();
-            match out.resolve_private(rest) {
+            match out.resolve_private(rest, "msg") {
                 Ok((fp, text)) => Parsed::Command(Command::Private(fp, text)),
                 Err(why) => Parsed::Local(why),
             }
@@ -417,6 +424,7 @@ impl Printer {
                 transfer,
                 name,
                 size,
+                to,
             } => {
                 self.files.insert(
                     *transfer,
@@ -428,8 +436,14 @@ impl Printer {
                     },
                 );
                 self.emit(
-                    json!({"type": "file_sending", "transfer": hex::encode(transfer), "name": name, "size": size}),
-                    format!("* sending {name} ({}) as {}; /cancel {} stops it", human_size(*size), short_id(transfer), short_id(transfer)),
+                    json!({"type": "file_sending", "transfer": hex::encode(transfer), "name": name, "size": size, "to": to.as_ref().map(|m| m.fingerprint.to_string())}),
+                    format!(
+                        "* sending {name} ({}){} as {}; /cancel {} stops it",
+                        human_size(*size),
+                        to.as_ref().map(|m| format!(" privately to {}", m.name)).unwrap_or_default(),
+                        short_id(transfer),
+                        short_id(transfer)
+                    ),
                 );
             }
             FileUpdate::Offered {
@@ -439,6 +453,7 @@ impl Printer {
                 size,
                 media_type,
                 accepted,
+                private,
             } => {
                 self.files.insert(
                     *transfer,
@@ -454,12 +469,17 @@ impl Printer {
                     },
                 );
                 let id = short_id(transfer);
+                let only = if *private {
+                    " (privately, to you only)"
+                } else {
+                    ""
+                };
                 self.emit(
-                    json!({"type": "file_offer", "transfer": hex::encode(transfer), "from": from.name, "fingerprint": from.fingerprint.to_string(), "name": name, "size": size, "media_type": media_type, "accepted": accepted}),
+                    json!({"type": "file_offer", "transfer": hex::encode(transfer), "from": from.name, "fingerprint": from.fingerprint.to_string(), "name": name, "size": size, "media_type": media_type, "accepted": accepted, "private": private}),
                     if *accepted {
-                        format!("* {} sends {name} ({}, {media_type}) [{id}]: saving it", from.name, human_size(*size))
+                        format!("* {} sends {name} ({}, {media_type}){only} [{id}]: saving it", from.name, human_size(*size))
                     } else {
-                        format!("* {} offers {name} ({}, {media_type}) [{id}]: /accept {id} to save it, /cancel {id} to refuse", from.name, human_size(*size))
+                        format!("* {} offers {name} ({}, {media_type}){only} [{id}]: /accept {id} to save it, /cancel {id} to refuse", from.name, human_size(*size))
                     },
                 );
             }
@@ -594,14 +614,16 @@ impl Printer {
         }
     }
 
-    /// Splits `/msg` arguments into a recipient and the text. The recipient
-    /// is the longest member name that starts the line (names may hold
-    /// spaces), or a fingerprint prefix of at least 8 hex characters.
-    fn resolve_private(&self, rest: &str) -> Result<(Fingerprint, String), String> {
-        const USAGE: &str =
-            "usage: /msg NAME|FINGERPRINT text (names and fingerprints are in /list)";
+    /// Splits `/msg` (or `/sendto`) arguments into a recipient and the
+    /// text (or path). The recipient is the member whose name starts the
+    /// line (names may hold spaces), or a fingerprint prefix of at least 8
+    /// hex characters.
+    fn resolve_private(&self, rest: &str, verb: &str) -> Result<(Fingerprint, String), String> {
+        let what = if verb == "msg" { "text" } else { "PATH" };
+        let usage =
+            format!("usage: /{verb} NAME|FINGERPRINT {what} (names and fingerprints are in /list)");
         if rest.is_empty() {
-            return Err(USAGE.into());
+            return Err(usage);
         }
         // Names are chosen by their owners: when more than one name could
         // start the line ("bob" and "bob I"), or two people share a name,
@@ -618,7 +640,7 @@ impl Printer {
             [(m, text)] => {
                 let text = text.trim();
                 if text.is_empty() {
-                    return Err(USAGE.into());
+                    return Err(usage);
                 }
                 return Ok((m.fingerprint, text.to_string()));
             }
@@ -629,7 +651,7 @@ impl Printer {
                     .map(|(m, _)| format!("{} ({})", m.name, m.fingerprint.short()))
                     .collect();
                 return Err(format!(
-                    "more than one member could be meant: {}; use a fingerprint prefix: /msg FINGERPRINT text",
+                    "more than one member could be meant: {}; use a fingerprint prefix: /{verb} FINGERPRINT {what}",
                     names.join(", ")
                 ));
             }
@@ -646,7 +668,7 @@ impl Printer {
                 Vec::new()
             };
         match (hits.as_slice(), text.trim()) {
-            (_, "") => Err(USAGE.into()),
+            (_, "") => Err(usage),
             ([one], text) => Ok((one.fingerprint, text.to_string())),
             _ => Err(format!(
                 "no single member matches {:?}: use a name or a fingerprint prefix from /list",
@@ -823,5 +845,31 @@ mod tests {
                 "{bad:?} is refused locally"
             );
         }
+    }
+
+    #[test]
+    fn sendto_names_one_member_then_the_path() {
+        let p = printer();
+        let sendto = |line: &str| match parse(line, &opts(), &p) {
+            Parsed::Command(Command::SendFileTo(fp, path)) => Some((fp.0[0], path)),
+            _ => None,
+        };
+        assert!(matches!(parse("/sendto bob", &opts(), &p),
+            Parsed::Local(why) if why.starts_with("usage: /sendto NAME|FINGERPRINT PATH")));
+        assert_eq!(
+            sendto("/sendto bob /tmp/my report.pdf"),
+            Some((0xc3, PathBuf::from("/tmp/my report.pdf")))
+        );
+        assert_eq!(
+            sendto("/sendto b2b2b2b2 notes.txt"),
+            Some((0xb2, PathBuf::from("notes.txt")))
+        );
+        assert_eq!(sendto("/sendto ann lee x.txt"), None);
+        assert_eq!(sendto("/sendto bob"), None);
+        assert_eq!(sendto("/sendto carol x.txt"), None);
+        assert!(matches!(
+            parse("/send x.txt", &opts(), &p),
+            Parsed::Command(Command::SendFile(_))
+        ));
     }
 }

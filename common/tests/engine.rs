@@ -1325,6 +1325,7 @@ fn spec(transfer: u8, name: &str, content: &[u8]) -> FileSpec {
         size: content.len() as u64,
         media_type: "application/octet-stream".into(),
         sha256: Sha256::digest(content).into(),
+        to: None,
     }
 }
 
@@ -1749,4 +1750,174 @@ fn one_sender_cannot_hold_every_incoming_slot() {
         .warnings(ids[1])
         .iter()
         .any(|w| w.contains("still arriving")));
+}
+
+fn private_spec(transfer: u8, to: usize, content: &[u8]) -> FileSpec {
+    FileSpec {
+        to: Some(key(to).public().fingerprint()),
+        ..spec(transfer, "payroll.xlsx", content)
+    }
+}
+
+fn is_private_chunk(f: &RelayFrame) -> bool {
+    matches!(envelope_of(f), Some(Envelope::PrivateChunk(_)))
+}
+
+fn any_file_event(net: &Net, idx: usize) -> bool {
+    net.nodes[idx].events.iter().any(|e| {
+        matches!(
+            e,
+            Event::FileIncoming { .. }
+                | Event::FileData { .. }
+                | Event::FileDone { .. }
+                | Event::FileFailed { .. }
+        )
+    })
+}
+
+#[test]
+fn a_private_file_reaches_its_recipient_only() {
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob"), (2, "carol")]);
+    let (alice, bob, carol) = (ids[0], ids[1], ids[2]);
+    let content = pattern(3 * CHUNK_SIZE as usize + 5, 42);
+    send_offered(&mut net, alice, private_spec(60, 1, &content), &content);
+
+    let (got, end) = received(&net, bob, 60);
+    assert_eq!(end, Some(true));
+    assert!(got == content, "bob has the whole file");
+    assert!(net.nodes[bob].events.iter().any(|e| matches!(e,
+        Event::FileIncoming { private: true, from, .. } if from.name == "alice")));
+    assert!(net.nodes[alice].events.iter().any(|e| matches!(e,
+        Event::FileOffered { to: Some(m), .. } if m.name == "bob")));
+    // The admin and carol received every frame and show nothing at all:
+    // no offer, no data, not even a warning.
+    for i in [0, carol] {
+        assert!(!any_file_event(&net, i), "node {i} saw the private file");
+        assert!(net.warnings(i).is_empty(), "{:?}", net.warnings(i));
+        assert!(!format!("{:?}", net.nodes[i].events).contains("payroll"));
+    }
+    assert!(net.warnings(bob).is_empty(), "{:?}", net.warnings(bob));
+    // Chunks went as private chunks, never under the room key, and nothing
+    // the relay carried holds the content or the name.
+    assert_eq!(net.log.iter().filter(|(_, f)| is_chunk(f)).count(), 0);
+    assert!(net.log.iter().filter(|(_, f)| is_private_chunk(f)).count() >= 4);
+    for (_, f) in &net.log {
+        if let RelayFrame::Deliver { payload, .. } = f {
+            assert!(!contains(payload, &content[1000..1064]));
+            assert!(!contains(payload, b"payroll"));
+        }
+    }
+}
+
+#[test]
+fn a_private_file_cannot_be_forged_flipped_or_sent_the_wrong_way() {
+    // A flipped byte in a private chunk: dropped with a warning, and the
+    // next chunk shows the gap; no file.
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
+    let (alice, bob) = (ids[0], ids[1]);
+    let content = pattern(4 * CHUNK_SIZE as usize - 7, 9);
+    net.tamper = Some(Box::new(|f: &mut Flight| {
+        if let Some(Envelope::PrivateChunk(mut c)) = envelope_of(&f.1) {
+            if c.header.index == 1 {
+                let mut ct = c.sealed.ciphertext.to_vec();
+                ct[10] ^= 1;
+                c.sealed.ciphertext = Bytes::from(ct);
+                return redeliver(f, &Envelope::PrivateChunk(c));
+            }
+        }
+        vec![f.clone()]
+    }));
+    send_offered(&mut net, alice, private_spec(61, 1, &content), &content);
+    net.tamper = None;
+    assert_eq!(received(&net, bob, 61).1, Some(false));
+    assert!(net
+        .warnings(bob)
+        .iter()
+        .any(|w| w.contains("authentication")));
+
+    // Private chunks re-sent as room chunks (the wrong way), and a private
+    // chunk replayed: never a wrong file.
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
+    let (alice, bob) = (ids[0], ids[1]);
+    net.tamper = Some(Box::new(|f: &mut Flight| {
+        if let Some(Envelope::PrivateChunk(c)) = envelope_of(&f.1) {
+            if c.header.index == 0 {
+                let mut out = redeliver(f, &Envelope::FileChunk(c));
+                out.push(f.clone());
+                out.push(f.clone());
+                return out;
+            }
+        }
+        vec![f.clone()]
+    }));
+    send_offered(&mut net, alice, private_spec(62, 1, &content), &content);
+    net.tamper = None;
+    let (got, end) = received(&net, bob, 62);
+    assert_eq!(end, Some(true));
+    assert!(got == content, "the right file, once");
+    assert!(net.warnings(bob).iter().any(|w| w.contains("duplicated")));
+}
+
+#[test]
+fn a_private_file_stops_when_its_recipient_is_removed() {
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob"), (2, "carol")]);
+    let (alice, bob) = (ids[0], ids[1]);
+    let content = pattern(6 * CHUNK_SIZE as usize, 7);
+    net.command(alice, Command::OfferFile(private_spec(63, 1, &content)));
+    let chunks: Vec<&[u8]> = content.chunks(CHUNK_SIZE as usize).collect();
+    let chunk = |net: &mut Net, i: usize| {
+        net.command(
+            alice,
+            Command::FileChunk {
+                transfer: [63; 16],
+                index: i as u32,
+                data: Bytes::copy_from_slice(chunks[i]),
+            },
+        )
+    };
+    chunk(&mut net, 0);
+    chunk(&mut net, 1);
+    net.command(
+        0,
+        Command::Kick(key(1).public().fingerprint(), "bye".into()),
+    );
+    let mark = net.log.len();
+    for i in 2..chunks.len() {
+        chunk(&mut net, i);
+    }
+    // Nothing more was sealed for bob after the kick: the sender ended the
+    // transfer instead.
+    assert!(!net.log[mark..].iter().any(|(_, f)| is_private_chunk(f)));
+    assert!(net.nodes[alice].events.iter().any(|e| matches!(e,
+        Event::FileFailed { transfer, reason } if *transfer == [63; 16] && reason.contains("no longer in the room"))));
+    let (got, end) = received(&net, bob, 63);
+    assert_eq!(got.len(), 2 * CHUNK_SIZE as usize);
+    assert_ne!(end, Some(true));
+}
+
+#[test]
+fn a_cancelled_private_file_ends_at_its_recipient_and_no_one_else_hears_of_it() {
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob"), (2, "carol")]);
+    let (alice, bob, carol) = (ids[0], ids[1], ids[2]);
+    let content = pattern(3 * CHUNK_SIZE as usize, 1);
+    net.command(alice, Command::OfferFile(private_spec(64, 1, &content)));
+    net.command(
+        alice,
+        Command::FileChunk {
+            transfer: [64; 16],
+            index: 0,
+            data: Bytes::copy_from_slice(&content[..CHUNK_SIZE as usize]),
+        },
+    );
+    net.command(alice, Command::CancelFile([64; 16]));
+    assert!(net.nodes[bob].events.iter().any(|e| matches!(e,
+        Event::FileFailed { transfer, reason } if *transfer == [64; 16] && reason.contains("cancelled"))));
+    for i in [0, carol] {
+        assert!(!any_file_event(&net, i));
+        assert!(net.warnings(i).is_empty(), "{:?}", net.warnings(i));
+    }
+    assert!(net.nodes[alice]
+        .events
+        .iter()
+        .all(|e| !matches!(e, Event::Error { .. })));
 }

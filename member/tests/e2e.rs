@@ -571,6 +571,7 @@ async fn hostile_file_names_are_saved_safely_inside_the_download_folder() {
                 size: body.len() as u64,
                 media_type: "text/plain".into(),
                 sha256: Sha256::digest(&body).into(),
+                to: None,
             }))
             .await
             .unwrap();
@@ -604,6 +605,75 @@ async fn hostile_file_names_are_saved_safely_inside_the_download_folder() {
         );
         assert_eq!(std::fs::read(&path).unwrap(), body);
     }
+    relay.stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_sent_privately_is_saved_by_its_recipient_only() {
+    let relay = TestRelay::start(test_limits()).await;
+    let ep = endpoint(&relay);
+    let room = RoomId::random();
+    let admin_fp = shared(4).public().fingerprint();
+    let mut admin = admin(room, "pw", HashSet::new(), &ep).await;
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut alice = file_member(room, admin_fp, "alice", 0, &ep, dirs[0].path());
+    alice.expect("alice's epoch", epoch_with(2)).await;
+    let mut bob = file_member(room, admin_fp, "bob", 1, &ep, dirs[1].path());
+    bob.expect("bob's epoch", epoch_with(3)).await;
+    let mut carol = file_member(room, admin_fp, "carol", 2, &ep, dirs[2].path());
+    carol.expect("carol's epoch", epoch_with(4)).await;
+    alice.expect("alice sees four", epoch_with(4)).await;
+    admin.expect("the admin sees four", epoch_with(4)).await;
+
+    let body = content(3 * 1024 * 1024 + 17, 77);
+    let source = dirs[3].path().join("salaries.csv");
+    std::fs::write(&source, &body).unwrap();
+    alice
+        .cmd
+        .send(Command::SendFileTo(
+            shared(1).public().fingerprint(),
+            source,
+        ))
+        .await
+        .unwrap();
+    let offered = bob
+        .expect_file("bob is offered the file", WAIT, |f| {
+            matches!(f, FileUpdate::Offered { .. })
+        })
+        .await;
+    assert!(
+        matches!(offered, FileUpdate::Offered { private: true, ref from, .. } if from.name == "alice")
+    );
+    let saved = bob
+        .expect_file("bob saves it", Duration::from_secs(60), |f| {
+            matches!(f, FileUpdate::Saved { .. })
+        })
+        .await;
+    let FileUpdate::Saved { path, .. } = saved else {
+        unreachable!()
+    };
+    assert!(std::fs::read(&path).unwrap() == body, "bit-identical");
+    alice
+        .expect_file("alice's file sent", WAIT, |f| {
+            matches!(f, FileUpdate::Sent { .. })
+        })
+        .await;
+    assert!(matches!(
+        alice.files.first(),
+        Some(FileUpdate::Sending { to: Some(m), .. }) if m.name == "bob"
+    ));
+    // Carol and the admin received every chunk and heard of nothing.
+    carol.settle().await;
+    admin.settle().await;
+    assert!(carol.files.is_empty(), "{:?}", carol.files);
+    assert!(admin.files.is_empty(), "{:?}", admin.files);
+    for seen in [&carol.seen, &admin.seen] {
+        assert!(
+            !seen.iter().any(|e| matches!(e, Event::Warning { .. })),
+            "{seen:?}"
+        );
+    }
+    assert_eq!(std::fs::read_dir(dirs[2].path()).unwrap().count(), 0);
     relay.stop.cancel();
 }
 

@@ -245,6 +245,14 @@ pub fn install<T: RoomWindow>(
     });
 
     let (w, s) = (win.as_weak(), session.clone());
+    room.on_clear_history(move || {
+        let Some(win) = w.upgrade() else { return };
+        if let Err(e) = s.send(Command::ClearHistory) {
+            banner(&win, BannerKind::Error, &e);
+        }
+    });
+
+    let (w, s) = (win.as_weak(), session.clone());
     room.on_rekey(move || {
         let Some(win) = w.upgrade() else { return };
         match s.send(Command::Rekey) {
@@ -600,11 +608,17 @@ pub fn apply<T: RoomWindow>(win: &T, update: Update) {
         Update::Engine(e) => event(win, e),
         Update::File(f) => crate::transfers::apply(win, f),
         Update::History { loaded, requested } => show_history(win, &loaded, requested),
-        Update::HistoryCleared => note(
-            win,
-            LineKind::System,
-            "this room's history on this computer was cleared",
-        ),
+        Update::HistoryCleared => {
+            // What was on screen goes too: the view starts afresh.
+            if let Some(m) = vec_model(&win.room().get_lines()) {
+                m.set_vec(Vec::new());
+            }
+            note(
+                win,
+                LineKind::System,
+                "this room's history on this computer was cleared",
+            )
+        }
     }
 }
 

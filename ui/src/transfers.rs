@@ -85,14 +85,19 @@ pub fn apply<T: RoomWindow>(win: &T, u: FileUpdate) {
             transfer,
             name,
             size,
+            to,
         } => {
             let name = common::engine::printable(&name);
+            let whom = match &to {
+                Some(m) => format!("privately to {}", common::engine::printable(&m.name)),
+                None => "to the room".into(),
+            };
             add_row(
                 win,
                 FileRow {
                     id: id_of(&transfer),
                     name: name.clone().into(),
-                    detail: format!("{} · to the room", human_size(size)).into(),
+                    detail: format!("{} · {whom}", human_size(size)).into(),
                     outgoing: true,
                     progress: 0.0,
                     state: "Sending…".into(),
@@ -104,7 +109,7 @@ pub fn apply<T: RoomWindow>(win: &T, u: FileUpdate) {
             note(
                 win,
                 LineKind::System,
-                &format!("sending {name} ({}) to the room", human_size(size)),
+                &format!("sending {name} ({}) {whom}", human_size(size)),
             );
         }
         FileUpdate::Offered {
@@ -114,16 +119,22 @@ pub fn apply<T: RoomWindow>(win: &T, u: FileUpdate) {
             size,
             media_type,
             accepted,
+            private,
         } => {
             let name = common::engine::printable(&name);
             let who = common::engine::printable(&from.name);
+            let only = if private {
+                " · privately, to you only"
+            } else {
+                ""
+            };
             add_row(
                 win,
                 FileRow {
                     id: id_of(&transfer),
                     name: name.clone().into(),
                     detail: format!(
-                        "{} · {} · from {who}",
+                        "{} · {} · from {who}{only}",
                         human_size(size),
                         common::engine::printable(&media_type)
                     )
@@ -144,10 +155,10 @@ pub fn apply<T: RoomWindow>(win: &T, u: FileUpdate) {
                 win,
                 LineKind::System,
                 &if accepted {
-                    format!("{who} sends {name} ({})", human_size(size))
+                    format!("{who} sends {name} ({}){only}", human_size(size))
                 } else {
                     format!(
-                        "{who} offers {name} ({}): Accept it in Files to save it",
+                        "{who} offers {name} ({}){only}: Accept it in Files to save it",
                         human_size(size)
                     )
                 },
@@ -317,7 +328,19 @@ pub fn install<T: RoomWindow>(win: &T, session: &Rc<Session>) {
             );
             return false;
         }
-        match s.send(Command::SendFile(path)) {
+        let private_to = room.get_private_to();
+        let command = if private_to.is_empty() {
+            Command::SendFile(path)
+        } else {
+            match private_to.parse() {
+                Ok(fp) => Command::SendFileTo(fp, path),
+                Err(e) => {
+                    room.set_chooser_error(format!("cannot send privately: {e}").into());
+                    return false;
+                }
+            }
+        };
+        match s.send(command) {
             Ok(()) => true,
             Err(e) => {
                 room.set_chooser_error(e.into());

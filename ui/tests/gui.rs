@@ -743,6 +743,36 @@ fn a_private_conversation_opens_from_the_member_list() {
     let kinds: Vec<LineKind> = lines.iter().map(|l| l.kind).collect();
     assert!(kinds.contains(&LineKind::PrivateIn) && kinds.contains(&LineKind::PrivateOut));
 
+    // A file picked inside the private conversation goes to bob alone.
+    let outbox = f.dir.path().join("private-outbox");
+    std::fs::create_dir_all(&outbox).unwrap();
+    std::fs::write(outbox.join("plan.txt"), b"secret plan").unwrap();
+    room.set_chooser_dir(outbox.display().to_string().into());
+    one(w, "Send a file").invoke_accessible_default_action();
+    settle();
+    one(w, "File plan.txt").invoke_accessible_default_action();
+    settle();
+    one(w, "Send the file").invoke_accessible_default_action();
+    settle();
+    let plan = outbox.join("plan.txt").canonicalize().unwrap();
+    assert_eq!(
+        f.next_command(),
+        Some(Command::SendFileTo(bob.fingerprint, plan))
+    );
+    ui::transfers::apply(
+        w,
+        common::driver::FileUpdate::Sending {
+            transfer: [9; 16],
+            name: "plan.txt".into(),
+            size: 11,
+            to: Some(bob.clone()),
+        },
+    );
+    settle();
+    let row = labels_starting(w, "File plan.txt, ");
+    assert_eq!(row.len(), 1, "{row:?}");
+    assert!(row[0].contains("privately to bob"), "{row:?}");
+
     // Back in the room: everything shows, private lines still marked.
     one(w, "Close the private conversation").invoke_accessible_default_action();
     settle();
@@ -772,6 +802,7 @@ fn files_show_offers_progress_accept_and_the_chooser_sends() {
             size: 20 * 1024 * 1024,
             media_type: "application/pdf".into(),
             accepted: false,
+            private: false,
         }),
     );
     settle();
@@ -830,6 +861,7 @@ fn files_show_offers_progress_accept_and_the_chooser_sends() {
             size: 100,
             media_type: "application/octet-stream".into(),
             accepted: true,
+            private: false,
         }),
     );
     ui::room::apply(
@@ -950,4 +982,25 @@ fn history_shows_above_a_divider_when_the_room_opens() {
         1,
         "the divider is drawn"
     );
+
+    // Clearing asks first; "Keep" changes nothing.
+    let mut f = f;
+    while f.commands.try_recv().is_ok() {}
+    one(w, "Clear history").invoke_accessible_default_action();
+    settle();
+    one(w, "Keep the history").invoke_accessible_default_action();
+    settle();
+    assert_eq!(f.next_command(), None);
+    assert!(labels_starting(w, "Keep the history").is_empty());
+    one(w, "Clear history").invoke_accessible_default_action();
+    settle();
+    one(w, "Confirm clearing the history").invoke_accessible_default_action();
+    settle();
+    assert_eq!(f.next_command(), Some(Command::ClearHistory));
+    ui::room::apply(w, Update::HistoryCleared);
+    settle();
+    let lines = room.get_lines();
+    assert_eq!(lines.row_count(), 1, "the view starts afresh");
+    assert!(lines.row_data(0).unwrap().text.contains("cleared"));
+    assert!(labels_starting(w, "bob at ").is_empty());
 }

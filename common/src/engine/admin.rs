@@ -410,6 +410,7 @@ impl Admin {
             )),
             Envelope::Private(pm) => self.core.on_private(now_ms, &pm, out),
             Envelope::FileChunk(chunk) => self.core.on_chunk(now_ms, &chunk, out),
+            Envelope::PrivateChunk(chunk) => self.core.on_private_chunk(now_ms, &chunk, out),
         }
     }
 

@@ -22,9 +22,11 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use super::{error, warning, Action, Command, Core, Event, MemberInfo, Participant};
-use crate::crypto::seal::{open, seal};
+use crate::crypto::seal::{open, seal, SealKeys};
 use crate::ids::Fingerprint;
-use crate::wire::{aad, context, ChunkHeader, Content, Envelope, FileChunk, FileOffer};
+use crate::wire::{
+    aad, context, ChunkHeader, Content, Envelope, FileChunk, FileOffer, PrivateFileOffer,
+};
 
 /// Plaintext bytes per chunk.
 pub const CHUNK_SIZE: u32 = 64 * 1024;
@@ -66,6 +68,8 @@ pub struct FileSpec {
     pub media_type: String,
     /// SHA-256 of the content.
     pub sha256: [u8; 32],
+    /// One member to send it to privately, or `None` for the whole room.
+    pub to: Option<Fingerprint>,
 }
 
 /// Number of chunks of a file of `size` bytes.
@@ -77,6 +81,8 @@ struct Outgoing {
     size: u64,
     next: u32,
     chunks: u64,
+    /// Sent to one member: who, and the transfer's own keys.
+    private: Option<(Fingerprint, SealKeys)>,
 }
 
 struct Incoming {
@@ -88,6 +94,9 @@ struct Incoming {
     next: u32,
     received: u64,
     hash: Sha256,
+    /// Sent to us privately: the transfer's own keys (its chunks come as
+    /// [`Envelope::PrivateChunk`] and nothing else counts).
+    keys: Option<SealKeys>,
 }
 
 /// The engine's transfer state.
@@ -164,6 +173,7 @@ impl Core {
             } => self.send_chunk(transfer, index, &data, out),
             Command::CancelFile(t) => self.cancel_file(now_ms, t, out),
             Command::SendFile(_)
+            | Command::SendFileTo(..)
             | Command::AcceptFile(_)
             | Command::History(_)
             | Command::ClearHistory => out.push(error(
@@ -205,7 +215,22 @@ impl Core {
             sha256: spec.sha256,
             chunk_size: CHUNK_SIZE,
         };
-        if !self.send_content(now_ms, Content::FileOffer(offer), out) {
+        let mut private = None;
+        let mut to_info = None;
+        if let Some(to) = spec.to {
+            let offer = PrivateFileOffer {
+                offer,
+                secret: crate::crypto::random_array(),
+            };
+            let keys = offer.keys(&self.room);
+            let Some((info, _, _)) =
+                self.seal_private(now_ms, to, Content::PrivateFileOffer(offer), out)
+            else {
+                return;
+            };
+            private = Some((to, keys));
+            to_info = Some(info);
+        } else if !self.send_content(now_ms, Content::FileOffer(offer), out) {
             return;
         }
         if spec.size == 0 {
@@ -218,6 +243,7 @@ impl Core {
                     size: spec.size,
                     next: 0,
                     chunks: chunk_count(spec.size, CHUNK_SIZE),
+                    private,
                 },
             );
         }
@@ -225,6 +251,7 @@ impl Core {
             transfer: spec.transfer,
             name,
             size: spec.size,
+            to: to_info,
         }));
     }
 
@@ -259,27 +286,48 @@ impl Core {
             )));
             return;
         }
-        let Some(cur) = self
-            .current
-            .as_ref()
-            .filter(|c| self.hold_below.is_none_or(|h| c.epoch >= h))
-        else {
-            out.push(error("no room key to send with right now".into()));
-            return;
+        let sender = self.me.public().fingerprint();
+        let env = if let Some((to, keys)) = &t.private {
+            // Only while the recipient is still a member: nothing sealed
+            // for someone after their removal.
+            let Some(cur) = self.current.as_ref().filter(|c| c.members.contains_key(to)) else {
+                let to = *to;
+                self.end_outgoing(
+                    transfer,
+                    format!("{} is no longer in the room", to.short()),
+                    out,
+                );
+                return;
+            };
+            let header = ChunkHeader {
+                room: self.room,
+                epoch: cur.epoch,
+                sender,
+                transfer,
+                index,
+            };
+            let sealed = seal(keys, &aad(context::AAD_PRIVATE_CHUNK, &header), data);
+            Envelope::PrivateChunk(FileChunk { header, sealed })
+        } else {
+            let Some(cur) = self
+                .current
+                .as_ref()
+                .filter(|c| self.hold_below.is_none_or(|h| c.epoch >= h))
+            else {
+                out.push(error("no room key to send with right now".into()));
+                return;
+            };
+            let header = ChunkHeader {
+                room: self.room,
+                epoch: cur.epoch,
+                sender,
+                transfer,
+                index,
+            };
+            let sealed = seal(&cur.keys, &aad(context::AAD_CHUNK, &header), data);
+            Envelope::FileChunk(FileChunk { header, sealed })
         };
-        let header = ChunkHeader {
-            room: self.room,
-            epoch: cur.epoch,
-            sender: self.me.public().fingerprint(),
-            transfer,
-            index,
-        };
-        let sealed = seal(&cur.keys, &aad(context::AAD_CHUNK, &header), data);
-        if !self.publish(
-            None,
-            &Envelope::FileChunk(FileChunk { header, sealed }),
-            out,
-        ) {
+        if !self.publish(None, &env, out) {
             self.files.outgoing.remove(&transfer);
             self.files.ended(transfer);
             out.push(Action::Event(Event::FileFailed {
@@ -298,9 +346,22 @@ impl Core {
 
     /// Stops a transfer: ours (the others are told) or one we receive.
     pub(crate) fn cancel_file(&mut self, now_ms: u64, transfer: TransferId, out: &mut Vec<Action>) {
-        if self.files.outgoing.remove(&transfer).is_some() {
+        if let Some(t) = self.files.outgoing.remove(&transfer) {
             self.files.ended(transfer);
-            self.send_content(now_ms, Content::FileCancel(transfer), out);
+            match t.private {
+                Some((to, _)) => {
+                    // Told privately; no one else knew of it.
+                    let mut told = Vec::new();
+                    self.seal_private(now_ms, to, Content::FileCancel(transfer), &mut told);
+                    out.extend(
+                        told.into_iter()
+                            .filter(|a| !matches!(a, Action::Event(Event::Error { .. }))),
+                    );
+                }
+                None => {
+                    self.send_content(now_ms, Content::FileCancel(transfer), out);
+                }
+            }
             out.push(Action::Event(Event::FileFailed {
                 transfer,
                 reason: "cancelled".into(),
@@ -319,6 +380,7 @@ impl Core {
         &mut self,
         from: &Participant,
         offer: FileOffer,
+        keys: Option<SealKeys>,
         out: &mut Vec<Action>,
     ) {
         let info = from.info();
@@ -371,6 +433,7 @@ impl Core {
             size: offer.size,
             media_type: display_name(&offer.media_type),
             sha256: offer.sha256,
+            private: keys.is_some(),
         }));
         let mut t = Incoming {
             from: info.fingerprint,
@@ -381,6 +444,7 @@ impl Core {
             next: 0,
             received: 0,
             hash: Sha256::new(),
+            keys,
         };
         if offer.size == 0 {
             self.files.ended(offer.transfer);
@@ -449,11 +513,59 @@ impl Core {
             );
             return;
         };
+        self.take_chunk(h, &data, false, out);
+    }
+
+    /// A chunk of a file sent to one member. Others drop it silently (it is
+    /// not theirs, and they cannot open it); the recipient opens it with
+    /// the transfer's own keys before anything in its header counts.
+    pub(crate) fn on_private_chunk(
+        &mut self,
+        now_ms: u64,
+        chunk: &FileChunk,
+        out: &mut Vec<Action>,
+    ) {
+        let h = &chunk.header;
+        if h.room != self.room || h.sender == self.me.public().fingerprint() {
+            return;
+        }
+        let Some(keys) = self
+            .files
+            .incoming
+            .get(&h.transfer)
+            .and_then(|t| t.keys.as_ref())
+        else {
+            // Someone else's private file, or one that ended.
+            return;
+        };
+        let Ok(data) = open(keys, &aad(context::AAD_PRIVATE_CHUNK, h), &chunk.sealed) else {
+            self.dropped_chunk(
+                now_ms,
+                "that failed authentication (forged or damaged)",
+                out,
+            );
+            return;
+        };
+        self.take_chunk(h, &data, true, out);
+    }
+
+    /// An authentic chunk: counts if it is the next one of a transfer we
+    /// receive, from its sender, by the right way (room or private).
+    fn take_chunk(&mut self, h: &ChunkHeader, data: &[u8], private: bool, out: &mut Vec<Action>) {
         let Some(t) = self.files.incoming.get_mut(&h.transfer) else {
             // Authentic, but of a transfer we were not offered (we joined
             // later) or have ended: not ours to keep.
             return;
         };
+        if t.keys.is_some() != private {
+            // A room chunk under a private transfer's id (any member could
+            // seal one), or the reverse: not part of it.
+            out.push(warning(format!(
+                "a chunk for {} sent the wrong way dropped",
+                t.name
+            )));
+            return;
+        }
         if h.sender != t.from {
             // Another member's chunk under this transfer's id: not part of
             // it (and not allowed to end it).
@@ -482,13 +594,13 @@ impl Core {
             self.fail(h.transfer, &why, out);
             return;
         }
-        t.hash.update(&data[..]);
+        t.hash.update(data);
         t.received += want;
         t.next += 1;
         out.push(Action::Event(Event::FileData {
             transfer: h.transfer,
             index: h.index,
-            data: Bytes::copy_from_slice(&data),
+            data: Bytes::copy_from_slice(data),
         }));
         if t.received == t.size {
             if let Some(mut t) = self.files.incoming.remove(&h.transfer) {
@@ -523,6 +635,49 @@ impl Core {
                 transfer,
                 reason: why.to_string(),
             }));
+        }
+    }
+
+    /// Ends an outgoing transfer we can no longer send (no one is told).
+    fn end_outgoing(&mut self, transfer: TransferId, why: String, out: &mut Vec<Action>) {
+        if self.files.outgoing.remove(&transfer).is_some() {
+            self.files.ended(transfer);
+            out.push(Action::Event(Event::FileFailed {
+                transfer,
+                reason: why,
+            }));
+        }
+    }
+
+    /// `who` was removed or left: private transfers to or from them end
+    /// now (nothing more is sealed for them; nothing more from them
+    /// counts).
+    pub(crate) fn private_transfers_end(&mut self, who: &Fingerprint, out: &mut Vec<Action>) {
+        let to_them: Vec<TransferId> = self
+            .files
+            .outgoing
+            .iter()
+            .filter(|(_, t)| t.private.as_ref().is_some_and(|(to, _)| to == who))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in to_them {
+            self.end_outgoing(id, format!("{} is no longer in the room", who.short()), out);
+        }
+        let from_them: Vec<TransferId> = self
+            .files
+            .incoming
+            .iter()
+            .filter(|(_, t)| t.keys.is_some() && t.from == *who)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in from_them {
+            if self.files.incoming.remove(&id).is_some() {
+                self.files.ended(id);
+                out.push(Action::Event(Event::FileFailed {
+                    transfer: id,
+                    reason: "its sender is no longer in the room".into(),
+                }));
+            }
         }
     }
 

@@ -231,6 +231,7 @@ impl Member {
             Envelope::Knock { .. } | Envelope::JoinRequest(_) => {}
             Envelope::Private(pm) => self.core.on_private(now_ms, &pm, out),
             Envelope::FileChunk(chunk) => self.core.on_chunk(now_ms, &chunk, out),
+            Envelope::PrivateChunk(chunk) => self.core.on_private_chunk(now_ms, &chunk, out),
         }
     }
 
@@ -572,6 +573,9 @@ impl Member {
                 let current = self.core.current.as_ref().map(|c| c.epoch).unwrap_or(0);
                 if n.epoch >= current && self.joined() {
                     self.core.hold_below = Some(current + 1);
+                    if let Some(t) = n.target {
+                        self.core.private_transfers_end(&t, out);
+                    }
                 }
             }
             NoticeKind::Kicked if for_me && n.target.is_some() => {

@@ -67,6 +67,9 @@ pub enum Command {
     /// Driver: read this file and offer it to the room (the driver hashes
     /// it, then gives the engine [`Command::OfferFile`] and the chunks).
     SendFile(std::path::PathBuf),
+    /// Driver: read this file and offer it to one member only (sealed so
+    /// that no one else, the relay included, can read it).
+    SendFileTo(Fingerprint, std::path::PathBuf),
     /// Driver: keep (save) an incoming file that was not accepted at once.
     AcceptFile(TransferId),
     /// Offer a file the driver has read and hashed.
@@ -197,6 +200,8 @@ pub enum Event {
         name: String,
         /// Size in bytes.
         size: u64,
+        /// The one member it goes to, or `None` for the whole room.
+        to: Option<MemberInfo>,
     },
     /// A member offers a file (signature verified); chunks follow.
     FileIncoming {
@@ -213,6 +218,8 @@ pub enum Event {
         media_type: String,
         /// SHA-256 the sender signed.
         sha256: [u8; 32],
+        /// Sent to us alone (no one else can read it).
+        private: bool,
     },
     /// The next bytes of an incoming file, in order, authenticated.
     FileData {
@@ -618,12 +625,17 @@ impl Core {
                     }
                 }
             }
+            let mut left = Vec::new();
             for fp in &old.order {
                 if !next.members.contains_key(fp) {
                     if let Some(p) = old.members.get(fp) {
                         out.push(Action::Event(Event::MemberLeft(p.info())));
+                        left.push(*fp);
                     }
                 }
+            }
+            for fp in &left {
+                self.private_transfers_end(fp, out);
             }
         }
         out.push(Action::Event(Event::Epoch {
@@ -795,27 +807,52 @@ impl Core {
             )));
             return false;
         }
+        match self.seal_private(now_ms, to, Content::Text(text.clone()), out) {
+            Some((to, epoch, seq)) => {
+                out.push(Action::Event(Event::PrivateSent {
+                    to,
+                    text,
+                    epoch,
+                    seq,
+                }));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Seals `content` to the member `to` of the current epoch (an
+    /// ephemeral X25519 key against its roster key), signs it and publishes
+    /// it: who it went to, the epoch and our sequence number, or `None`
+    /// (with an error event) if it cannot be sent.
+    pub fn seal_private(
+        &mut self,
+        now_ms: u64,
+        to: Fingerprint,
+        content: Content,
+        out: &mut Vec<Action>,
+    ) -> Option<(MemberInfo, u64, u64)> {
         let me = self.me.public().fingerprint();
         let Some(cur) = &self.current else {
             out.push(error("not in the room yet: no key for this epoch".into()));
-            return false;
+            return None;
         };
         if self.hold_below.is_some_and(|h| cur.epoch < h) {
             out.push(error(
                 "not sent: someone was removed and the new room key has not arrived yet".into(),
             ));
-            return false;
+            return None;
         }
         if to == me {
             out.push(error("a private message to yourself is not sent".into()));
-            return false;
+            return None;
         }
         let Some(recipient) = cur.members.get(&to) else {
             out.push(error(format!(
                 "{} is not in the room: private message not sent",
                 to.short()
             )));
-            return false;
+            return None;
         };
         let eph = DhSecret::generate();
         let eph_pub = eph.public();
@@ -830,7 +867,7 @@ impl Core {
                 "{}'s private-message key is unusable: not sent",
                 recipient.name
             )));
-            return false;
+            return None;
         };
         let seq = self.private_seq.get(&to).copied().unwrap_or(0) + 1;
         let header = PrivateHeader {
@@ -841,14 +878,14 @@ impl Core {
             seq,
             ephemeral: eph_pub,
         };
-        let body = ChatBody::padded(now_ms, Content::Text(text.clone()));
+        let body = ChatBody::padded(now_ms, content);
         let Ok(plain) = encode_payload(&body, self.max_frame) else {
             out.push(error("message too large".into()));
-            return false;
+            return None;
         };
         let sealed = seal(&keys, &aad(context::AAD_PRIVATE, &header), &plain);
         let Ok(encoded_header) = encode_payload(&header, self.max_frame) else {
-            return false;
+            return None;
         };
         let signature = self.me.sign(
             context::PRIVATE,
@@ -862,16 +899,10 @@ impl Core {
             signature: signature.into(),
         };
         if !self.publish(None, &Envelope::Private(msg), out) {
-            return false;
+            return None;
         }
         self.private_seq.insert(to, seq);
-        out.push(Action::Event(Event::PrivateSent {
-            to: to_info,
-            text,
-            epoch,
-            seq,
-        }));
-        true
+        Some((to_info, epoch, seq))
     }
 
     /// Checks a private message: `Ok(None)` if it is addressed to someone
@@ -975,6 +1006,11 @@ impl Core {
                     "over-long private message from {} dropped",
                     from.name
                 ))),
+                Content::PrivateFileOffer(p) => {
+                    let keys = p.keys(&self.room);
+                    self.on_file_offer(&from, p.offer.clone(), Some(keys), out)
+                }
+                Content::FileCancel(t) => self.on_file_cancel(&from.info(), t, out),
                 _ => out.push(warning(format!(
                     "private message from {} with content other than text dropped",
                     from.name
@@ -1013,8 +1049,12 @@ impl Core {
             }
             Content::Typing(on) => out.push(Action::Event(Event::Typing { from: info, on })),
             Content::Leave => {}
-            Content::FileOffer(offer) => self.on_file_offer(from, offer, out),
+            Content::FileOffer(offer) => self.on_file_offer(from, offer, None, out),
             Content::FileCancel(t) => self.on_file_cancel(&info, t, out),
+            Content::PrivateFileOffer(_) => out.push(warning(format!(
+                "a private file offer from {} sent to the whole room dropped",
+                info.name
+            ))),
         }
     }
 }

@@ -52,6 +52,12 @@ pub mod context {
     pub const AAD_CHUNK: &str = "teamchat/v1/aad/chunk";
     /// Associated-data label of a [`super::PrivateMessage`] seal.
     pub const AAD_PRIVATE: &str = "teamchat/v1/aad/private";
+    /// HKDF purpose of the keys of a file sent to one member (from the
+    /// secret in its [`super::PrivateFileOffer`]).
+    pub const HKDF_PRIVATE_FILE: &str = "teamchat/v1/hkdf/private-file";
+    /// Associated-data label of a chunk of a file sent to one member
+    /// ([`super::Envelope::PrivateChunk`]).
+    pub const AAD_PRIVATE_CHUNK: &str = "teamchat/v1/aad/private-chunk";
 }
 
 /// Associated data for a seal: `label ‖ 0x00 ‖ encoded header`. The label
@@ -140,6 +146,11 @@ pub enum Envelope {
     Private(PrivateMessage),
     /// Member → room: one chunk of a file offered in a [`Content::FileOffer`].
     FileChunk(FileChunk),
+    /// Member → one member: a chunk of a file offered privately
+    /// ([`Content::PrivateFileOffer`]), sealed under that transfer's own
+    /// keys. Every connection of the room receives it; only the recipient
+    /// holds the keys.
+    PrivateChunk(FileChunk),
 }
 
 /// The admin's signed announcement.
@@ -466,6 +477,9 @@ pub enum Content {
     FileOffer(FileOffer),
     /// The sender stopped sending this transfer: receivers discard it.
     FileCancel([u8; 16]),
+    /// Only inside a [`PrivateMessage`]: a file for its recipient alone,
+    /// with the secret its chunks are sealed under.
+    PrivateFileOffer(PrivateFileOffer),
 }
 
 impl std::fmt::Debug for Content {
@@ -476,6 +490,7 @@ impl std::fmt::Debug for Content {
             Content::Leave => f.write_str("Leave"),
             Content::FileOffer(o) => write!(f, "FileOffer({o:?})"),
             Content::FileCancel(t) => write!(f, "FileCancel({})", hex::encode(t)),
+            Content::PrivateFileOffer(o) => write!(f, "PrivateFileOffer({:?})", o.offer),
         }
     }
 }
@@ -506,6 +521,58 @@ impl std::fmt::Debug for FileOffer {
             .field("chunk_size", &self.chunk_size)
             .finish_non_exhaustive()
     }
+}
+
+/// A file offered to one member: the offer, and a fresh random secret from
+/// which both ends derive the transfer's seal keys (HKDF,
+/// [`context::HKDF_PRIVATE_FILE`]). It travels only inside a
+/// [`PrivateMessage`], sealed to the recipient and signed by the sender.
+/// The secret is wiped on drop and never printed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrivateFileOffer {
+    /// The offer (name, size, media type, SHA-256, chunk size).
+    pub offer: FileOffer,
+    /// Keys the transfer's chunks.
+    pub secret: [u8; 32],
+}
+
+impl std::fmt::Debug for PrivateFileOffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrivateFileOffer")
+            .field("offer", &self.offer)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "crypto")]
+impl Drop for PrivateFileOffer {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.secret);
+    }
+}
+
+impl PrivateFileOffer {
+    /// The seal keys of this transfer's chunks in `room`.
+    #[cfg(feature = "crypto")]
+    pub fn keys(&self, room: &RoomId) -> crate::crypto::seal::SealKeys {
+        private_file_keys(&self.secret, room, &self.offer.transfer)
+    }
+}
+
+/// The seal keys of a privately sent file's chunks: HKDF of its secret,
+/// bound to the room and the transfer id.
+#[cfg(feature = "crypto")]
+pub fn private_file_keys(
+    secret: &[u8; 32],
+    room: &RoomId,
+    transfer: &[u8; 16],
+) -> crate::crypto::seal::SealKeys {
+    let mut info = Vec::with_capacity(context::HKDF_PRIVATE_FILE.len() + 1 + 32);
+    info.extend_from_slice(context::HKDF_PRIVATE_FILE.as_bytes());
+    info.push(0);
+    info.extend_from_slice(&room.0);
+    info.extend_from_slice(transfer);
+    crate::crypto::seal::SealKeys::derive(secret, &info)
 }
 
 /// The authenticated header of a [`FileChunk`].
