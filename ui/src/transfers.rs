@@ -281,8 +281,66 @@ pub fn list_dir(dir: &Path) -> Result<(PathBuf, Vec<DirEntry>), String> {
     Ok((dir, entries.into_iter().map(|(_, _, e)| e).collect()))
 }
 
+/// A file dragged over the window from another application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileDrop {
+    /// A file hovers over the window.
+    Hover,
+    /// It left again, or the drag was cancelled.
+    Cancelled,
+    /// It was dropped here.
+    Dropped(PathBuf),
+}
+
+/// Handles a file dragged from another application: a hint while it
+/// hovers, and on drop the same checks and command as the chooser's Send
+/// (to the room, or privately inside a private conversation). A refusal
+/// shows as a warning banner.
+pub fn file_drop<T: RoomWindow>(win: &T, drop: FileDrop) {
+    let room = win.room();
+    match drop {
+        FileDrop::Hover => room.set_drop_hover(true),
+        FileDrop::Cancelled => room.set_drop_hover(false),
+        FileDrop::Dropped(path) => {
+            room.set_drop_hover(false);
+            if room.get_chooser_open() {
+                // The chooser is up: the drop fills in its path.
+                room.set_chooser_path(path.display().to_string().into());
+                return;
+            }
+            room.set_chooser_error(SharedString::new());
+            if !room.invoke_send_file(path.display().to_string().into()) {
+                let why = room.get_chooser_error();
+                room.set_chooser_error(SharedString::new());
+                crate::room::banner(win, BannerKind::Warning, &why);
+            }
+        }
+    }
+}
+
+/// Delivers the window system's file drops (winit's `HoveredFile`,
+/// `HoveredFileCancelled`, `DroppedFile`) to [`file_drop`]. A no-op for a
+/// window that is not backed by winit (the headless test backend).
+fn watch_file_drops<T: RoomWindow>(win: &T) {
+    use slint::winit_030::{winit::event::WindowEvent, EventResult, WinitWindowAccessor};
+    let w = win.as_weak();
+    win.window().on_winit_window_event(move |_, event| {
+        let drop = match event {
+            WindowEvent::HoveredFile(_) => FileDrop::Hover,
+            WindowEvent::HoveredFileCancelled => FileDrop::Cancelled,
+            WindowEvent::DroppedFile(path) => FileDrop::Dropped(path.clone()),
+            _ => return EventResult::Propagate,
+        };
+        if let Some(win) = w.upgrade() {
+            file_drop(&win, drop);
+        }
+        EventResult::PreventDefault
+    });
+}
+
 /// Wires the Files list and the chooser to the session.
 pub fn install<T: RoomWindow>(win: &T, session: &Rc<Session>) {
+    watch_file_drops(win);
     let room = win.room();
     room.set_files(ModelRc::new(VecModel::<FileRow>::default()));
     room.set_chooser_entries(ModelRc::new(VecModel::<DirEntry>::default()));

@@ -907,6 +907,33 @@ fn files_show_offers_progress_accept_and_the_chooser_sends() {
         "the chooser closes once the file is taken"
     );
 
+    // A file dragged in from another application: a hint while it hovers,
+    // then the same command as the chooser's.
+    ui::transfers::file_drop(w, ui::transfers::FileDrop::Hover);
+    settle();
+    assert!(room.get_drop_hover());
+    assert_eq!(
+        labels_starting(w, "📎 Drop to send the file to the room").len(),
+        1
+    );
+    let notes = dir.join("notes.txt").canonicalize().unwrap();
+    ui::transfers::file_drop(w, ui::transfers::FileDrop::Dropped(notes.clone()));
+    settle();
+    assert!(!room.get_drop_hover());
+    assert_eq!(f.next_command(), Some(Command::SendFile(notes)));
+    ui::transfers::file_drop(w, ui::transfers::FileDrop::Hover);
+    ui::transfers::file_drop(w, ui::transfers::FileDrop::Cancelled);
+    assert!(!room.get_drop_hover());
+    // A folder dropped is refused with a warning, and nothing is sent.
+    ui::transfers::file_drop(w, ui::transfers::FileDrop::Dropped(dir.join("sub")));
+    settle();
+    assert!(
+        room.get_banner_text().contains("is not a file"),
+        "{}",
+        room.get_banner_text()
+    );
+    assert_eq!(f.next_command(), None);
+
     // A path that is not a file is refused in the chooser, which stays open.
     one(w, "Send a file").invoke_accessible_default_action();
     settle();
