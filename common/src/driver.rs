@@ -422,6 +422,12 @@ pub async fn run_with(
     updates: mpsc::Sender<Update>,
 ) {
     engine.set_max_file_size(opts.files.max_size);
+    // Temporary files a crashed run left behind.
+    let dir = opts.files.download_dir.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        crate::files::sweep_partials(&dir, crate::files::STALE_PARTIAL)
+    })
+    .await;
     let mut transfers = Transfers::new(opts.files);
     if let Some(h) = &opts.history {
         let (me, room, h) = (engine.me(), engine.room(), h.clone());
@@ -596,9 +602,13 @@ async fn session(
                     let _ = SinkExt::<ClientFrame>::close(&mut tx).await;
                     return SessionEnd::Quit("left the room".into());
                 }
-                Some(Command::SendFile(path)) => transfers.start(engine, path, None, updates).await,
+                Some(Command::SendFile(path)) => {
+                    transfers.start(path, None);
+                    Vec::new()
+                }
                 Some(Command::SendFileTo(to, path)) => {
-                    transfers.start(engine, path, Some(to), updates).await
+                    transfers.start(path, Some(to));
+                    Vec::new()
                 }
                 Some(Command::History(n)) => {
                     transfers.show_history(n, updates).await;
@@ -622,6 +632,9 @@ async fn session(
                 }
                 Some(cmd) => engine.handle_command(now_ms(), cmd),
             },
+            Some(read) = transfers.preparing.join_next(), if !transfers.preparing.is_empty() => {
+                transfers.prepared(engine, read, updates).await
+            }
             _ = tokio::time::sleep_until(next_chunk), if sending => {
                 transfers.send_next(engine, updates).await
             }
@@ -698,7 +711,16 @@ struct Transfers {
     sending: Vec<(TransferId, Sending)>,
     receiving: HashMap<TransferId, Receiving>,
     next_chunk: tokio::time::Instant,
+    /// Files being opened and hashed off the driver's loop, to be offered
+    /// when done.
+    preparing: tokio::task::JoinSet<Prepared>,
 }
+
+/// A file read for offering: to whom, and what was learned.
+type Prepared = (
+    Option<crate::ids::Fingerprint>,
+    Result<crate::files::Described, String>,
+);
 
 impl Transfers {
     fn new(opts: FileOptions) -> Self {
@@ -711,6 +733,7 @@ impl Transfers {
             sending: Vec::new(),
             receiving: HashMap::new(),
             next_chunk: tokio::time::Instant::now(),
+            preparing: tokio::task::JoinSet::new(),
         }
     }
 
@@ -761,37 +784,39 @@ impl Transfers {
         let _ = updates.send(update).await;
     }
 
-    /// Reads and hashes `path`, offers it to the room or to the member
-    /// `to`, and queues its chunks.
-    async fn start(
+    /// Starts reading and hashing `path` (on a blocking thread: a large
+    /// file takes a while, and chat goes on meanwhile); it is offered to
+    /// the room, or to the member `to`, when [`Transfers::prepared`] gets it.
+    fn start(&mut self, path: PathBuf, to: Option<crate::ids::Fingerprint>) {
+        let max = self.opts.max_size;
+        self.preparing
+            .spawn_blocking(move || (to, crate::files::describe(&path, max)));
+    }
+
+    /// A file was read: offers it, and queues its chunks.
+    async fn prepared(
         &mut self,
         engine: &mut Engine,
-        path: PathBuf,
-        to: Option<crate::ids::Fingerprint>,
+        read: Result<Prepared, tokio::task::JoinError>,
         updates: &mpsc::Sender<Update>,
     ) -> Vec<Action> {
-        let max = self.opts.max_size;
-        let described = {
-            let path = path.clone();
-            tokio::task::spawn_blocking(move || crate::files::describe(&path, max)).await
-        };
-        let (name, size, media_type, sha256) = match described {
-            Ok(Ok(d)) => d,
-            Ok(Err(why)) => return vec![Action::Event(Event::Error { reason: why })],
+        let (to, d) = match read {
+            Ok((to, Ok(d))) => (to, d),
+            Ok((_, Err(why))) => return vec![Action::Event(Event::Error { reason: why })],
             Err(_) => {
                 return vec![Action::Event(Event::Error {
-                    reason: format!("cannot read {}", path.display()),
+                    reason: "a file could not be read".into(),
                 })]
             }
         };
-        let file = match tokio::fs::File::open(&path).await {
-            Ok(f) => f,
-            Err(e) => {
-                return vec![Action::Event(Event::Error {
-                    reason: format!("cannot send {}: {e}", path.display()),
-                })]
-            }
-        };
+        let crate::files::Described {
+            name,
+            size,
+            media_type,
+            sha256,
+            file,
+        } = d;
+        let file = tokio::fs::File::from_std(file);
         let transfer: TransferId = rand_transfer();
         let actions = engine.handle_command(
             now_ms(),

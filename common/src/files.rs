@@ -182,6 +182,41 @@ pub struct Partial {
     written: u64,
 }
 
+/// Partial files older than this are left over from a run that ended
+/// without cleaning up (a crash, a power cut): longer than any transfer
+/// stalls or waits for Accept.
+pub const STALE_PARTIAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Deletes this app's temporary files in `dir` untouched for `older_than`
+/// (left by a run that crashed); returns how many. Another app running
+/// with the same folder keeps its files, which it writes to or which wait
+/// at most 10 minutes for Accept. Only names of the form
+/// `.teamchat-*.part` that are regular files are touched.
+pub fn sweep_partials(dir: &Path, older_than: std::time::Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let now = std::time::SystemTime::now();
+    let mut removed = 0;
+    for e in entries.flatten().take(100_000) {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with(".teamchat-") && name.ends_with(".part")) {
+            continue;
+        }
+        let Ok(meta) = e.metadata() else { continue };
+        let old = meta
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .is_some_and(|age| age >= older_than);
+        if meta.is_file() && old && std::fs::remove_file(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 impl Partial {
     /// A new temporary file in `dir` (created if missing).
     pub fn create(dir: &Path) -> std::io::Result<Partial> {
@@ -252,11 +287,43 @@ fn mark_downloaded(path: &Path) {
     let _ = path;
 }
 
-/// What the driver learns about a file before offering it: its name, size,
-/// media type and SHA-256 (the whole file is read once).
-pub fn describe(path: &Path, max_size: u64) -> Result<(String, u64, String, [u8; 32]), String> {
+/// A file about to be offered: what the driver learned reading it once, and
+/// the same open file, back at its start, to read the chunks from.
+#[derive(Debug)]
+pub struct Described {
+    /// Its name, without directories.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Media type guessed from the name.
+    pub media_type: String,
+    /// SHA-256 of the content.
+    pub sha256: [u8; 32],
+    /// The file, opened once (what was hashed is what is sent, unless it
+    /// changes meanwhile, which the receivers' hash check catches).
+    pub file: std::fs::File,
+}
+
+/// Opens and reads a file once before offering it: its name, size, media
+/// type and SHA-256, and the open file. Blocking: the driver runs it off
+/// its loop.
+pub fn describe(path: &Path, max_size: u64) -> Result<Described, String> {
+    use std::io::Seek;
     let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot send {shown}: {e}"))?;
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true);
+    // A FIFO or device opened for reading could block the open itself;
+    // non-blocking, it opens at once and is refused below (regular files
+    // ignore the flag).
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut open, libc::O_NONBLOCK);
+    let mut f = open
+        .open(path)
+        .map_err(|e| format!("cannot send {shown}: {e}"))?;
+    // Checked on the open file, so the path cannot be swapped in between.
+    let meta = f
+        .metadata()
+        .map_err(|e| format!("cannot send {shown}: {e}"))?;
     if !meta.is_file() {
         return Err(format!("cannot send {shown}: not a regular file"));
     }
@@ -266,7 +333,6 @@ pub fn describe(path: &Path, max_size: u64) -> Result<(String, u64, String, [u8;
             meta.len()
         ));
     }
-    let mut f = std::fs::File::open(path).map_err(|e| format!("cannot send {shown}: {e}"))?;
     let mut hash = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0u64;
@@ -288,12 +354,15 @@ pub fn describe(path: &Path, max_size: u64) -> Result<(String, u64, String, [u8;
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "file".into());
-    Ok((
-        name.clone(),
-        total,
-        media_type(&name).into(),
-        hash.finalize().into(),
-    ))
+    f.rewind()
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    Ok(Described {
+        media_type: media_type(&name).into(),
+        name,
+        size: total,
+        sha256: hash.finalize().into(),
+        file: f,
+    })
 }
 
 /// A media type from a file name's extension (what the receiver is told;
@@ -375,20 +444,67 @@ mod tests {
     }
 
     #[test]
+    fn only_stale_partial_files_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = Partial::create(dir.path()).unwrap();
+        std::fs::write(dir.path().join(".teamchat-old.part"), b"x").unwrap();
+        std::fs::write(dir.path().join("report.part"), b"mine").unwrap();
+        std::fs::write(dir.path().join(".teamchat-notes.txt"), b"mine").unwrap();
+        std::fs::create_dir(dir.path().join(".teamchat-dir.part")).unwrap();
+        // Nothing is an hour old yet.
+        assert_eq!(sweep_partials(dir.path(), STALE_PARTIAL), 0);
+        // Everything is at least 0 s old: only our temporary files go, the
+        // live one included (its handle still works; it is a test of age).
+        assert_eq!(sweep_partials(dir.path(), std::time::Duration::ZERO), 2);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [".teamchat-dir.part", ".teamchat-notes.txt", "report.part"]
+        );
+        assert_eq!(
+            sweep_partials(&dir.path().join("missing"), STALE_PARTIAL),
+            0
+        );
+        drop(live);
+    }
+
+    #[test]
     fn describe_hashes_and_refuses_what_it_must() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("notes.txt");
         std::fs::write(&f, b"abc").unwrap();
-        let (name, size, media, sha) = describe(&f, 100).unwrap();
+        let mut d = describe(&f, 100).unwrap();
         assert_eq!(
-            (name.as_str(), size, media.as_str()),
+            (d.name.as_str(), d.size, d.media_type.as_str()),
             ("notes.txt", 3, "text/plain")
         );
+        let mut again = Vec::new();
+        std::io::Read::read_to_end(&mut d.file, &mut again).unwrap();
+        assert_eq!(again, b"abc", "the open file is back at its start");
         assert_eq!(
-            hex::encode(sha),
+            hex::encode(d.sha256),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert!(describe(&f, 2).unwrap_err().contains("over the limit"));
+        #[cfg(unix)]
+        {
+            let fifo = dir.path().join("fifo");
+            let ok = std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                // Opened for reading without a writer would block: a FIFO
+                // is refused before it is read (opened non-blocking).
+                assert!(describe(&fifo, 100)
+                    .unwrap_err()
+                    .contains("not a regular file"));
+            }
+        }
         assert!(describe(dir.path(), 100)
             .unwrap_err()
             .contains("not a regular file"));

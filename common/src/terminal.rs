@@ -153,6 +153,7 @@ pub async fn run(
         json: opts.json,
         members: Vec::new(),
         files: HashMap::new(),
+        ended: 0,
         bars: indicatif::MultiProgress::new(),
     };
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
@@ -303,6 +304,8 @@ struct Printer {
     members: Vec<MemberInfo>,
     /// Transfers seen, for `/accept`, `/cancel` and `/files`.
     files: HashMap<TransferId, FileRow>,
+    /// Transfers ended so far (orders the ended rows).
+    ended: u64,
     /// Progress bars (text mode; drawn on stderr, hidden when it is not a
     /// terminal).
     bars: indicatif::MultiProgress,
@@ -313,7 +316,12 @@ struct FileRow {
     size: u64,
     state: String,
     bar: Option<indicatif::ProgressBar>,
+    /// The transfer ended (sent, saved or failed), and in which order.
+    ended: Option<u64>,
 }
+
+/// Ended transfers `/files` keeps listing; older ones are forgotten.
+const ENDED_ROWS: usize = 100;
 
 /// Bytes for people: `512 B`, `1.5 KiB`, `20.0 MiB`.
 pub fn human_size(n: u64) -> String {
@@ -398,6 +406,28 @@ impl Printer {
         }
     }
 
+    /// Marks a transfer as ended, and forgets the oldest ended ones beyond
+    /// [`ENDED_ROWS`] (a long session does not grow the list for ever).
+    fn end(&mut self, t: &TransferId, state: &str) {
+        self.set_state(t, state);
+        self.ended += 1;
+        let n = self.ended;
+        if let Some(f) = self.files.get_mut(t) {
+            f.ended = Some(n);
+        }
+        let mut ended: Vec<(u64, TransferId)> = self
+            .files
+            .iter()
+            .filter_map(|(id, f)| f.ended.map(|n| (n, *id)))
+            .collect();
+        if ended.len() > ENDED_ROWS {
+            ended.sort_unstable();
+            for (_, id) in &ended[..ended.len() - ENDED_ROWS] {
+                self.files.remove(id);
+            }
+        }
+    }
+
     fn bar(&mut self, t: &TransferId, done: u64, total: u64) {
         if self.json {
             return;
@@ -433,6 +463,7 @@ impl Printer {
                         size: *size,
                         state: "sending".into(),
                         bar: None,
+                        ended: None,
                     },
                 );
                 self.emit(
@@ -466,6 +497,7 @@ impl Printer {
                             "offered".into()
                         },
                         bar: None,
+                        ended: None,
                     },
                 );
                 let id = short_id(transfer);
@@ -496,7 +528,7 @@ impl Printer {
                 }
             }
             FileUpdate::Sent { transfer } => {
-                self.set_state(transfer, "sent");
+                self.end(transfer, "sent");
                 let name = self.file_name(transfer);
                 self.emit(
                     json!({"type": "file_sent", "transfer": hex::encode(transfer)}),
@@ -512,12 +544,12 @@ impl Printer {
                 );
             }
             FileUpdate::Saved { transfer, path } => {
-                self.set_state(transfer, &format!("saved to {}", path.display()));
+                self.end(transfer, &format!("saved to {}", path.display()));
                 let name = self.file_name(transfer);
                 self.emit(json!({"type": "file_saved", "transfer": hex::encode(transfer), "path": path.display().to_string()}), format!("* {name} saved to {}", path.display()));
             }
             FileUpdate::Failed { transfer, reason } => {
-                self.set_state(transfer, &format!("failed: {reason}"));
+                self.end(transfer, &format!("failed: {reason}"));
                 let name = self.file_name(transfer);
                 self.emit(json!({"type": "file_failed", "transfer": hex::encode(transfer), "reason": reason}), format!("! file {name}: {reason}; nothing was saved"));
             }
@@ -785,6 +817,7 @@ mod tests {
         Printer {
             json: false,
             files: HashMap::new(),
+            ended: 0,
             bars: indicatif::MultiProgress::new(),
             members: vec![
                 member("ann", 0xa1),
@@ -845,6 +878,35 @@ mod tests {
                 "{bad:?} is refused locally"
             );
         }
+    }
+
+    #[test]
+    fn the_file_list_forgets_old_ended_transfers_only() {
+        let mut p = printer();
+        let waiting = [0xee; 16];
+        p.file(&FileUpdate::Offered {
+            from: p.members[0].clone(),
+            transfer: waiting,
+            name: "big.iso".into(),
+            size: 1 << 30,
+            media_type: "application/octet-stream".into(),
+            accepted: false,
+            private: false,
+        });
+        for n in 0..150u8 {
+            let t = [n; 16];
+            p.file(&FileUpdate::Sending {
+                transfer: t,
+                name: format!("f{n}"),
+                size: 1,
+                to: None,
+            });
+            p.file(&FileUpdate::Sent { transfer: t });
+        }
+        assert_eq!(p.files.len(), ENDED_ROWS + 1);
+        assert!(p.files.contains_key(&waiting), "a waiting offer stays");
+        assert!(p.files.contains_key(&[149; 16]), "the newest stay");
+        assert!(!p.files.contains_key(&[0; 16]), "the oldest go");
     }
 
     #[test]

@@ -1921,3 +1921,24 @@ fn a_cancelled_private_file_ends_at_its_recipient_and_no_one_else_hears_of_it() 
         .iter()
         .all(|e| !matches!(e, Event::Error { .. })));
 }
+
+#[test]
+fn invisible_characters_never_reach_names_and_emoji_stay_whole() {
+    use common::engine::{clean_name, printable};
+    for spoof in [
+        "ad\u{2028}min",
+        "ad\u{2029}min",
+        "ad\u{E0041}\u{E0042}min",
+        "ad\u{3164}min",
+        "ad\u{115F}min",
+        "ad\u{034F}min",
+        "ad\u{202E}min",
+        "ad\u{1D173}min",
+    ] {
+        assert_eq!(clean_name(spoof), "admin", "{spoof:?}");
+        assert!(!printable(spoof).contains("admin"), "{spoof:?} shows a gap");
+    }
+    assert_eq!(clean_name("\u{3164}\u{FFA0}"), "(no name)");
+    // A red heart with its emoji presentation selector is left alone.
+    assert_eq!(printable("I \u{2764}\u{FE0F} it"), "I \u{2764}\u{FE0F} it");
+}
