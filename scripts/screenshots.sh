@@ -7,7 +7,9 @@
 # seeing their safety codes (the invite goes from the admin's Copy button
 # through the clipboard); all three chat; everyone switches to the light
 # theme; alice and bob write privately from the member list; alice sends a
-# file through the file chooser and bob's window shows it arriving; the relay
+# file through the file chooser and bob's window shows it arriving; bob drags
+# a file from outside onto his window in the private conversation (a real
+# XDND drag by scripts/xdnd-drop.py) and alice gets it privately; the relay
 # stops and the members show the warning banner.
 #
 #   scripts/screenshots.sh          (installs Xvfb, xdotool, xclip, imagemagick
@@ -28,6 +30,7 @@ command -v Xvfb >/dev/null || need+=(xvfb)
 command -v xdotool >/dev/null || need+=(xdotool)
 command -v import >/dev/null || need+=(imagemagick)
 command -v xclip >/dev/null || need+=(xclip)
+/usr/bin/python3 -c 'import Xlib' 2>/dev/null || need+=(python3-xlib)
 fc-list 2>/dev/null | grep -qi symbola || need+=(fonts-symbola)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}" >&2
@@ -197,6 +200,8 @@ shot $d_bob bob-back
 
 echo "== alice sends a file through the chooser" >&2
 head -c 6000000 /dev/urandom >"$work/release-notes.pdf"
+click $d_alice 930 112             # back to the room (a paper clip inside the
+                                   # private conversation sends privately)
 click $d_alice 338 650             # the paper clip
 shot $d_alice alice-chooser
 click $d_alice 500 505             # the path field
@@ -213,6 +218,27 @@ done
 cmp "$work/release-notes.pdf" "$work/downloads-bob/release-notes.pdf" ||
   { echo "screenshots: bob's copy of the file differs or is missing" >&2; exit 1; }
 shot $d_bob bob-file-saved
+
+echo "== bob drags a file onto his window, inside the private conversation" >&2
+head -c 300000 /dev/urandom >"$work/budget.xlsx"
+click $d_bob 135 270               # Private message (alice's row is still open)
+bob_win=$(window $d_bob)
+# A real XDND drag (as a file manager does it): hover, photograph the hint,
+# drop.
+DISPLAY=$d_bob /usr/bin/python3 scripts/xdnd-drop.py "$bob_win" 640 400 "$work/budget.xlsx" --hover 3 &
+drag=$!
+sleep 1.5
+shot $d_bob member-drop-private-dark final
+wait $drag || { echo "screenshots: the drop did not complete" >&2; exit 1; }
+for _ in $(seq 60); do
+  ls "$work/downloads-alice/budget.xlsx" >/dev/null 2>&1 && break
+  sleep 0.5
+done
+cmp "$work/budget.xlsx" "$work/downloads-alice/budget.xlsx" ||
+  { echo "screenshots: alice's copy of the dropped file differs or is missing" >&2; exit 1; }
+shot $d_bob bob-dropped
+shot $d_alice alice-private-file
+click $d_bob 930 112               # Back to the room
 
 echo "== light theme" >&2
 click $d_admin 966 37
