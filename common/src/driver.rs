@@ -635,8 +635,27 @@ async fn session(
             Some(read) = transfers.preparing.join_next(), if !transfers.preparing.is_empty() => {
                 transfers.prepared(engine, read, updates).await
             }
+            Some(done) = transfers.saving.join_next(), if !transfers.saving.is_empty() => {
+                if let Some(u) = transfers.saved(done) {
+                    let _ = updates.send(Update::File(u)).await;
+                }
+                if let Some(reason) = transfers.history_error.take() {
+                    let _ = updates.send(Update::Engine(Event::Warning { reason })).await;
+                }
+                Vec::new()
+            }
             _ = tokio::time::sleep_until(next_chunk), if sending => {
-                transfers.send_next(engine, updates).await
+                // Every chunk that is due, up to a burst.
+                let mut actions = Vec::new();
+                for _ in 0..CHUNK_BURST {
+                    actions.extend(transfers.send_next(engine, updates).await);
+                    if transfers.sending.is_empty()
+                        || transfers.next_chunk > tokio::time::Instant::now()
+                    {
+                        break;
+                    }
+                }
+                actions
             }
             _ = tick.tick() => {
                 let mut actions = engine.handle_tick(now_ms());
@@ -668,6 +687,10 @@ const FILE_STALL: Duration = Duration::from_secs(60);
 const ACCEPT_WAIT: Duration = Duration::from_secs(600);
 /// Files saved without asking, per sender, per minute; more wait for Accept.
 const AUTO_SAVES_PER_MINUTE: u32 = 20;
+/// How far behind its schedule the sender may fall and still catch up.
+const PACE_SLACK: Duration = Duration::from_millis(20);
+/// Most chunks sent at one wake-up (1 MiB).
+const CHUNK_BURST: usize = 16;
 /// Pause while we hold no key to send a chunk with (someone was removed
 /// and the new epoch has not arrived).
 const KEY_WAIT: Duration = Duration::from_millis(200);
@@ -714,7 +737,13 @@ struct Transfers {
     /// Files being opened and hashed off the driver's loop, to be offered
     /// when done.
     preparing: tokio::task::JoinSet<Prepared>,
+    /// Complete files being flushed and renamed off the driver's loop.
+    saving: tokio::task::JoinSet<Saving>,
 }
+
+/// A file being saved: the transfer, its sender, its name, and where it
+/// went (or why not).
+type Saving = (TransferId, MemberInfo, String, std::io::Result<PathBuf>);
 
 /// A file read for offering: to whom, and what was learned.
 type Prepared = (
@@ -734,6 +763,7 @@ impl Transfers {
             receiving: HashMap::new(),
             next_chunk: tokio::time::Instant::now(),
             preparing: tokio::task::JoinSet::new(),
+            saving: tokio::task::JoinSet::new(),
         }
     }
 
@@ -907,8 +937,13 @@ impl Transfers {
         }
         s.next += 1;
         s.sent += len as u64;
+        // Keep to the schedule: timers fire late (they tick in
+        // milliseconds), and a late chunk is made up by the next ones, but
+        // never by more than PACE_SLACK's worth.
         let rate = self.opts.rate.max(1);
-        self.next_chunk = now + Duration::from_secs_f64(len as f64 / rate as f64);
+        let floor = now.checked_sub(PACE_SLACK).unwrap_or(now);
+        self.next_chunk =
+            self.next_chunk.max(floor) + Duration::from_secs_f64(len as f64 / rate as f64);
         let done = u64::from(s.next) >= s.chunks;
         if done || now.duration_since(s.reported) >= PROGRESS_EVERY {
             s.reported = now;
@@ -943,25 +978,40 @@ impl Transfers {
         };
         r.accepted = true;
         if r.complete {
-            if let Some(u) = self.save(t) {
-                let _ = updates.send(Update::File(u)).await;
-            }
+            self.save(t);
         }
     }
 
-    /// Moves a complete, verified file to its final name.
-    fn save(&mut self, t: TransferId) -> Option<FileUpdate> {
-        let mut r = self.receiving.remove(&t)?;
-        let partial = r.partial.take()?;
-        Some(match partial.save(&self.opts.download_dir, &r.name) {
+    /// Moves a complete, verified file to its final name, on a blocking
+    /// thread (the file is flushed to disk first, which can take a while;
+    /// chat goes on meanwhile). [`Transfers::saved`] reports it.
+    fn save(&mut self, t: TransferId) {
+        let Some(mut r) = self.receiving.remove(&t) else {
+            return;
+        };
+        let Some(partial) = r.partial.take() else {
+            return;
+        };
+        let dir = self.opts.download_dir.clone();
+        self.saving.spawn_blocking(move || {
+            let saved = partial.save(&dir, &r.name);
+            (t, r.from, r.name, saved)
+        });
+    }
+
+    /// A file was saved (or could not be): remembered in the history, and
+    /// the update to show.
+    fn saved(&mut self, done: Result<Saving, tokio::task::JoinError>) -> Option<FileUpdate> {
+        let (t, from, name, saved) = done.ok()?;
+        Some(match saved {
             Ok(path) => {
                 if let Some(h) = &mut self.history {
                     let entry = Entry {
                         at_ms: now_ms(),
                         kind: EntryKind::File,
-                        who: r.from.name.clone(),
-                        fingerprint: Some(r.from.fingerprint.0),
-                        text: r.name.clone(),
+                        who: from.name.clone(),
+                        fingerprint: Some(from.fingerprint.0),
+                        text: name,
                         path: Some(path.display().to_string()),
                     };
                     if let Err(e) = h.add(&entry) {
@@ -974,8 +1024,7 @@ impl Transfers {
             Err(e) => FileUpdate::Failed {
                 transfer: t,
                 reason: format!(
-                    "cannot save {} in {}: {e}",
-                    r.name,
+                    "cannot save {name} in {}: {e}",
                     self.opts.download_dir.display()
                 ),
             },
@@ -1159,7 +1208,8 @@ impl Transfers {
                 r.complete = true;
                 r.complete_at = Some(now);
                 if r.accepted {
-                    self.save(transfer).map(Update::File)
+                    self.save(transfer);
+                    None
                 } else {
                     Some(Update::File(FileUpdate::Ready { transfer }))
                 }

@@ -488,6 +488,13 @@ impl Core {
         if h.sender == self.me.public().fingerprint() {
             return;
         }
+        if !self.files.incoming.contains_key(&h.transfer) {
+            // Not a transfer we receive (we joined after its offer, refused
+            // it, or it ended): nothing it says could count, so it is not
+            // even opened (a member who refused a large file does not pay
+            // to authenticate all of it).
+            return;
+        }
         // Until the MAC has verified, nothing in the header is trusted: a
         // chunk that fails here is dropped with a warning and changes no
         // transfer (the next authentic chunk shows the gap).
