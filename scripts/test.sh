@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --workspace --all-targets "$@"
+# The file-transfer benchmark's own tests (its binary needs a feature).
+cargo test -p bench --features files --bins "$@"
 cargo test --workspace --doc
 # Again with output shown, so the log names how many vectors ran (under a second).
 cargo test -p common --test vectors -- --nocapture --test-threads 1

@@ -520,7 +520,7 @@ impl Core {
             );
             return;
         };
-        self.take_chunk(h, &data, false, out);
+        self.take_chunk(h, data, false, out);
     }
 
     /// A chunk of a file sent to one member. Others drop it silently (it is
@@ -553,12 +553,18 @@ impl Core {
             );
             return;
         };
-        self.take_chunk(h, &data, true, out);
+        self.take_chunk(h, data, true, out);
     }
 
     /// An authentic chunk: counts if it is the next one of a transfer we
     /// receive, from its sender, by the right way (room or private).
-    fn take_chunk(&mut self, h: &ChunkHeader, data: &[u8], private: bool, out: &mut Vec<Action>) {
+    fn take_chunk(
+        &mut self,
+        h: &ChunkHeader,
+        mut data: zeroize::Zeroizing<Vec<u8>>,
+        private: bool,
+        out: &mut Vec<Action>,
+    ) {
         let Some(t) = self.files.incoming.get_mut(&h.transfer) else {
             // Authentic, but of a transfer we were not offered (we joined
             // later) or have ended: not ours to keep.
@@ -601,13 +607,14 @@ impl Core {
             self.fail(h.transfer, &why, out);
             return;
         }
-        t.hash.update(data);
+        t.hash.update(&data[..]);
         t.received += want;
         t.next += 1;
         out.push(Action::Event(Event::FileData {
             transfer: h.transfer,
             index: h.index,
-            data: Bytes::copy_from_slice(data),
+            // File content, not key material: handed over without a copy.
+            data: Bytes::from(std::mem::take(&mut *data)),
         }));
         if t.received == t.size {
             if let Some(mut t) = self.files.incoming.remove(&h.transfer) {
