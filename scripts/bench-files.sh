@@ -254,7 +254,7 @@ if crypto:
     fan = ", ".join(f"1 sealer + {f['openers']} openers {f['stream_mbps']:,.0f}"
                     for f in crypto["fanout"])
     print(f"Seal/open of 64 KiB chunks in the same run (MB/s): seal {crypto['seal_mbps']:,.0f}, "
-          f"open {crypto['open_mbps']:,.0f} (one thread each); per receiver stream: {fan}.")
+          f"open {crypto['open_mbps']:,.0f}, SHA-256 {crypto.get('sha256_mbps', 0):,.0f} (one thread each); per receiver stream: {fan}.")
     print()
 print("| N | pace held | file MB/s (MiB/s) per receiver | raw relay 64 KiB MB/s | "
       "seal/open fan-out MB/s | lower limit | ratio | goal ≥ 0.5× met? | "
@@ -285,9 +285,6 @@ for d in defaults:
 notes = []
 for n in (1, 10):
     s = sums.get(n)
-    if s and s.get("fanout_with_admin_mbps"):
-        notes.append(f"N={n}: the admin opens every chunk's MAC too; 1 sealer + {n + 1} openers: "
-                     f"{s['fanout_with_admin_mbps']:,.1f} MB/s")
     for fl in (s or {}).get("failures", []):
         notes.append(f"N={n}, failed try at {fl}")
 for t in tries:

@@ -32,6 +32,9 @@ pub struct Rates {
     pub seal_mbps: f64,
     /// Open alone, one thread, 10^6 bytes/s.
     pub open_mbps: f64,
+    /// SHA-256 alone (a file's hash, computed by its sender and by every
+    /// receiver), one thread, 10^6 bytes/s.
+    pub sha256_mbps: f64,
     /// One sealer and N openers at once.
     pub fanout: Vec<Fanout>,
 }
@@ -59,10 +62,11 @@ impl Rates {
     /// Human-readable lines.
     pub fn human(&self) -> String {
         let mut s = format!(
-            "seal/open of {} KiB chunks: seal {:.0} MB/s, open {:.0} MB/s (1 thread each)",
+            "seal/open of {} KiB chunks: seal {:.0} MB/s, open {:.0} MB/s, SHA-256 {:.0} MB/s (1 thread each)",
             self.chunk_bytes / 1024,
             self.seal_mbps,
-            self.open_mbps
+            self.open_mbps,
+            self.sha256_mbps
         );
         for f in &self.fanout {
             s += &format!(
@@ -88,6 +92,7 @@ pub fn measure(chunks: u64, repeats: usize, openers: &[usize], deadline: Instant
     let plain = pseudo_random_chunk();
     let seal_mbps = median((0..repeats).map(|_| Ok(seal_alone(&keys, &plain, chunks, deadline))))?;
     let open_mbps = median((0..repeats).map(|_| open_alone(&keys, &plain, chunks, deadline)))?;
+    let sha256_mbps = median((0..repeats).map(|_| Ok(sha256_alone(&plain, chunks, deadline))))?;
     let mut fanout = Vec::with_capacity(openers.len());
     for &n in openers {
         let n = n.clamp(1, 64);
@@ -105,6 +110,7 @@ pub fn measure(chunks: u64, repeats: usize, openers: &[usize], deadline: Instant
         chunk_bytes: plain.len(),
         seal_mbps,
         open_mbps,
+        sha256_mbps,
         fanout,
     })
 }
@@ -139,6 +145,19 @@ fn seal_alone(keys: &SealKeys, plain: &[u8], chunks: u64, deadline: Instant) -> 
         std::hint::black_box(seal(keys, &AAD, std::hint::black_box(plain)));
         done += 1;
     }
+    mbps(done * plain.len() as u64, start)
+}
+
+fn sha256_alone(plain: &[u8], chunks: u64, deadline: Instant) -> f64 {
+    use sha2::{Digest, Sha256};
+    let start = Instant::now();
+    let mut hash = Sha256::new();
+    let mut done = 0u64;
+    while done < chunks && Instant::now() < deadline {
+        hash.update(std::hint::black_box(plain));
+        done += 1;
+    }
+    std::hint::black_box(hash.finalize());
     mbps(done * plain.len() as u64, start)
 }
 

@@ -172,8 +172,9 @@ impl Room {
             },
             admin_key,
         );
-        // The admin is in the room too and opens every chunk's MAC, but it
-        // does not take the file: its limit is below the file's size.
+        // The admin is in the room too but does not take the file: its
+        // limit is below the file's size, so it ignores the offer (and its
+        // engine ignores the chunks without opening them).
         room.spawn(
             ADMIN,
             Engine::Admin(Box::new(admin)),

@@ -39,8 +39,6 @@ pub struct Summary {
     pub file_mibps: Option<f64>,
     /// Seal/open fan-out stream rate, 1 sealer + N openers, MB/s.
     pub fanout_mbps: Option<f64>,
-    /// The same with one more opener (the admin opens every chunk too).
-    pub fanout_with_admin_mbps: Option<f64>,
     /// The relay's raw forwarding rate per subscriber stream, 64 KiB
     /// frames, MB/s (given on the command line).
     pub raw_relay_mbps: Option<f64>,
@@ -88,7 +86,6 @@ impl Summary {
             file_mbps,
             file_mibps: held.and_then(|t| t.file_mibps),
             fanout_mbps: fanout,
-            fanout_with_admin_mbps: rates.fanout_mbps(receivers + 1),
             raw_relay_mbps: raw,
             lower_limit_mbps: lower,
             ratio,
@@ -141,11 +138,11 @@ pub fn table(rates: &Rates, sums: &[Summary], defaults: &[TryReport]) -> String 
         None => "-".into(),
     };
     let mut s = format!(
-        "seal {:.0} MB/s, open {:.0} MB/s (one thread each, 64 KiB chunks)\n\n\
+        "seal {:.0} MB/s, open {:.0} MB/s, SHA-256 {:.0} MB/s (one thread each, 64 KiB chunks)\n\n\
          | N | pace held | file MB/s (MiB/s) | raw relay MB/s | seal/open fan-out MB/s | \
          lower limit | ratio | goal ≥ {GOAL_RATIO} | chat p50 / p99 during | chat p50 / p99 baseline |\n\
          |---|---|---|---|---|---|---|---|---|---|\n",
-        rates.seal_mbps, rates.open_mbps
+        rates.seal_mbps, rates.open_mbps, rates.sha256_mbps
     );
     for m in sums {
         s += &format!(
@@ -205,6 +202,7 @@ mod tests {
             chunk_bytes: 65536,
             seal_mbps: 500.0,
             open_mbps: 1000.0,
+            sha256_mbps: 1500.0,
             fanout: vec![Fanout {
                 openers: 10,
                 chunks: 1,
