@@ -1,0 +1,687 @@
+//! Files and private messages through a hostile relay over real TLS: a
+//! relay written here, speaking the relay protocol (TLS with the pinned
+//! certificate, Hello / Welcome, Publish / Deliver), that records every
+//! frame it carries and may drop, flip, duplicate, reorder or inject
+//! chunks. The members are the product's engines and drivers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::driver::{self, FileUpdate, Trust, Update};
+use common::engine::admin::Admin;
+use common::engine::member::Member;
+use common::engine::{AdminConfig, Command, Engine, Event, MemberConfig};
+use common::files::FileOptions;
+use common::invite::{Host, RelayEndpoint};
+use common::test_keys::shared;
+use common::wire::{
+    decode_payload, encode_payload, ClientFrame, ConnId, Envelope, FrameCodec, RelayFrame, Welcome,
+    DEFAULT_MAX_FRAME, PROTOCOL_VERSION,
+};
+use common::{Fingerprint, RoomId};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, FramedWrite};
+use zeroize::Zeroizing;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// What the relay does with one delivery: the payloads to deliver instead
+/// (none drops it, two duplicate it).
+type Tamper = Box<dyn FnMut(ConnId, &Bytes) -> Vec<Bytes> + Send>;
+
+/// Every delivery the relay made: to whom, from whom, what.
+type Log = Arc<Mutex<Vec<(ConnId, ConnId, Bytes)>>>;
+
+struct Shared {
+    conns: HashMap<ConnId, mpsc::UnboundedSender<RelayFrame>>,
+    next: ConnId,
+    tamper: Option<Tamper>,
+}
+
+/// A relay of one room that records everything and tampers on request.
+struct HostileRelay {
+    addr: SocketAddr,
+    pin: Fingerprint,
+    shared: Arc<Mutex<Shared>>,
+    log: Log,
+    _cert: relay::testing::Cert,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HostileRelay {
+    async fn start() -> HostileRelay {
+        let cert = relay::testing::make_cert();
+        let (acceptor, fingerprint) = relay::tls::acceptor(&cert.cert, &cert.key).unwrap();
+        let acceptor = Arc::new(acceptor);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shared = Arc::new(Mutex::new(Shared {
+            conns: HashMap::new(),
+            next: 1,
+            tamper: None,
+        }));
+        let log: Log = Arc::default();
+        let (s, l) = (shared.clone(), log.clone());
+        let task = tokio::spawn(async move {
+            // Bounded: a test opens a handful of connections.
+            for _ in 0..64 {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let (acceptor, s, l) = (acceptor.clone(), s.clone(), l.clone());
+                tokio::spawn(async move {
+                    let ssl = openssl::ssl::Ssl::new(acceptor.context()).unwrap();
+                    let mut tls = tokio_openssl::SslStream::new(ssl, tcp).unwrap();
+                    if Pin::new(&mut tls).accept().await.is_err() {
+                        return;
+                    }
+                    serve(tls, s, l).await;
+                });
+            }
+        });
+        HostileRelay {
+            addr,
+            pin: fingerprint.parse().unwrap(),
+            shared,
+            log,
+            _cert: cert,
+            task,
+        }
+    }
+
+    fn endpoint(&self) -> RelayEndpoint {
+        RelayEndpoint {
+            host: Host::V4(std::net::Ipv4Addr::LOCALHOST),
+            port: self.addr.port(),
+            cert: self.pin,
+        }
+    }
+
+    fn tamper(&self, t: Option<Tamper>) {
+        self.shared.lock().unwrap().tamper = t;
+    }
+
+    /// Delivers `payload` to everyone as if from a connection that is not
+    /// in the room.
+    fn inject(&self, payload: Bytes) {
+        let s = self.shared.lock().unwrap();
+        for tx in s.conns.values() {
+            let _ = tx.send(RelayFrame::Deliver {
+                from: 9999,
+                payload: payload.clone(),
+            });
+        }
+    }
+
+    /// Everything delivered so far, as (to, from, payload).
+    fn carried(&self) -> Vec<(ConnId, ConnId, Bytes)> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for HostileRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve(
+    tls: tokio_openssl::SslStream<tokio::net::TcpStream>,
+    shared: Arc<Mutex<Shared>>,
+    log: Log,
+) {
+    let (r, w) = tokio::io::split(tls);
+    let mut rx = FramedRead::new(r, FrameCodec::<ClientFrame>::new(DEFAULT_MAX_FRAME));
+    let mut tx = FramedWrite::new(w, FrameCodec::<ClientFrame>::new(DEFAULT_MAX_FRAME));
+    let Some(Ok(ClientFrame::Hello(_))) = rx.next().await else {
+        return;
+    };
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<RelayFrame>();
+    let me = {
+        let mut s = shared.lock().unwrap();
+        let me = s.next;
+        s.next += 1;
+        let peers: Vec<ConnId> = s.conns.keys().copied().collect();
+        for tx in s.conns.values() {
+            let _ = tx.send(RelayFrame::PeerJoined(me));
+        }
+        let _ = out_tx.send(RelayFrame::Welcome(Welcome {
+            version: PROTOCOL_VERSION,
+            conn_id: me,
+            peers,
+            max_frame: DEFAULT_MAX_FRAME as u32,
+        }));
+        s.conns.insert(me, out_tx.clone());
+        me
+    };
+    let writer = tokio::spawn(async move {
+        while let Some(f) = out_rx.recv().await {
+            if tx.send(f).await.is_err() {
+                return;
+            }
+        }
+    });
+    while let Some(Ok(frame)) = rx.next().await {
+        match frame {
+            ClientFrame::Publish { to, payload } => {
+                let mut s = shared.lock().unwrap();
+                let targets: Vec<ConnId> = s
+                    .conns
+                    .keys()
+                    .copied()
+                    .filter(|c| *c != me && to.is_none_or(|t| t == *c))
+                    .collect();
+                for t in targets {
+                    let payloads = match s.tamper.as_mut() {
+                        Some(f) => f(t, &payload),
+                        None => vec![payload.clone()],
+                    };
+                    for p in payloads {
+                        log.lock().unwrap().push((t, me, p.clone()));
+                        if let Some(tx) = s.conns.get(&t) {
+                            let _ = tx.send(RelayFrame::Deliver {
+                                from: me,
+                                payload: p,
+                            });
+                        }
+                    }
+                }
+            }
+            ClientFrame::Ping(n) => {
+                let _ = out_tx.send(RelayFrame::Pong(n));
+            }
+            ClientFrame::Pong(_) | ClientFrame::Hello(_) => {}
+        }
+    }
+    let mut s = shared.lock().unwrap();
+    s.conns.remove(&me);
+    for tx in s.conns.values() {
+        let _ = tx.send(RelayFrame::PeerLeft(me));
+    }
+    writer.abort();
+}
+
+fn envelope(p: &Bytes) -> Option<Envelope> {
+    decode_payload(p, DEFAULT_MAX_FRAME).ok()
+}
+
+fn chunk_index(p: &Bytes) -> Option<u32> {
+    match envelope(p) {
+        Some(Envelope::FileChunk(c) | Envelope::PrivateChunk(c)) => Some(c.header.index),
+        _ => None,
+    }
+}
+
+fn encode(e: &Envelope) -> Bytes {
+    encode_payload(e, DEFAULT_MAX_FRAME).unwrap().into()
+}
+
+// ---- the room ---------------------------------------------------------------
+
+struct Peer {
+    cmd: mpsc::Sender<Command>,
+    up: mpsc::Receiver<Update>,
+    seen: Vec<Event>,
+    files: Vec<FileUpdate>,
+}
+
+impl Peer {
+    fn start(engine: Engine, relay: RelayEndpoint, dir: &Path) -> Peer {
+        let (cmd, cmd_rx) = mpsc::channel(16);
+        let (up_tx, up) = mpsc::channel(256);
+        let files = FileOptions {
+            download_dir: dir.to_path_buf(),
+            max_size: 32 * 1024 * 1024,
+            auto_accept: 32 * 1024 * 1024,
+            rate: 3 * 1024 * 1024,
+        };
+        tokio::spawn(driver::run_with_files(
+            engine,
+            vec![relay],
+            Trust::Pinned,
+            files,
+            cmd_rx,
+            up_tx,
+        ));
+        Peer {
+            cmd,
+            up,
+            seen: Vec::new(),
+            files: Vec::new(),
+        }
+    }
+
+    async fn next(&mut self, what: &str, deadline: tokio::time::Instant) {
+        match tokio::time::timeout_at(deadline, self.up.recv()).await {
+            Ok(Some(Update::Engine(e))) => self.seen.push(e),
+            Ok(Some(Update::File(f))) => self.files.push(f),
+            Ok(Some(Update::Stopped { reason })) => panic!("stopped waiting for {what}: {reason}"),
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("driver ended waiting for {what}"),
+            Err(_) => panic!(
+                "timed out waiting for {what}; seen {:?}; files {:?}",
+                self.seen, self.files
+            ),
+        }
+    }
+
+    async fn expect(&mut self, what: &str, pred: impl Fn(&Event) -> bool) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !self.seen.iter().any(&pred) {
+            self.next(what, deadline).await;
+        }
+    }
+
+    async fn expect_file(&mut self, what: &str, pred: impl Fn(&FileUpdate) -> bool) -> FileUpdate {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(f) = self.files.iter().find(|f| pred(f)) {
+                return f.clone();
+            }
+            self.next(what, deadline).await;
+        }
+    }
+
+    /// Collects what arrives for a moment.
+    async fn settle(&mut self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+        while let Ok(Some(u)) = tokio::time::timeout_at(deadline, self.up.recv()).await {
+            match u {
+                Update::Engine(e) => self.seen.push(e),
+                Update::File(f) => self.files.push(f),
+                _ => {}
+            }
+        }
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.seen
+            .iter()
+            .filter_map(|e| match e {
+                Event::Warning { reason } => Some(reason.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn epoch_with(n: usize) -> impl Fn(&Event) -> bool {
+    move |e| matches!(e, Event::Epoch { members, .. } if members.len() == n)
+}
+
+struct Room {
+    relay: HostileRelay,
+    admin: Peer,
+    alice: Peer,
+    bob: Peer,
+    dirs: Vec<tempfile::TempDir>,
+}
+
+/// Admin (key 4), alice (0) and bob (1), joined by password through the
+/// hostile relay (which does not tamper while they join).
+async fn room() -> Room {
+    let relay = HostileRelay::start().await;
+    let ep = relay.endpoint();
+    let room = RoomId::random();
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut admin = Peer::start(
+        Engine::Admin(Box::new(Admin::new(
+            AdminConfig {
+                room,
+                room_name: "hostile".into(),
+                admin_name: "boss".into(),
+                password: Some(Zeroizing::new("pw".into())),
+                roster: HashSet::new(),
+                rekey_after_messages: 0,
+                rekey_after_ms: 0,
+            },
+            shared(4),
+        ))),
+        ep.clone(),
+        dirs[3].path(),
+    );
+    admin.expect("the first epoch", epoch_with(1)).await;
+    let member = |name: &str, key: usize, dir: &Path| {
+        let cfg = MemberConfig {
+            room,
+            admin_pin: shared(4).public().fingerprint(),
+            name: name.into(),
+            password: Some(Zeroizing::new("pw".into())),
+        };
+        Peer::start(
+            Engine::Member(Box::new(Member::new(cfg, shared(key)))),
+            ep.clone(),
+            dir,
+        )
+    };
+    let mut alice = member("alice", 0, dirs[0].path());
+    alice.expect("alice's epoch", epoch_with(2)).await;
+    let mut bob = member("bob", 1, dirs[1].path());
+    bob.expect("bob's epoch", epoch_with(3)).await;
+    alice.expect("alice sees bob", epoch_with(3)).await;
+    admin.expect("the admin sees three", epoch_with(3)).await;
+    Room {
+        relay,
+        admin,
+        alice,
+        bob,
+        dirs,
+    }
+}
+
+fn content(size: usize, seed: u8) -> Vec<u8> {
+    (0..size)
+        .map(|i| ((i as u32).wrapping_mul(2_654_435_761) >> 13) as u8 ^ seed)
+        .collect()
+}
+
+/// Alice sends `body` as `name` to the room.
+async fn alice_sends(r: &mut Room, name: &str, body: &[u8]) {
+    let path = r.dirs[2].path().join(name);
+    std::fs::write(&path, body).unwrap();
+    r.alice.cmd.send(Command::SendFile(path)).await.unwrap();
+}
+
+/// Bob's download folder: the names of what is in it.
+fn bob_has(r: &Room) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(r.dirs[1].path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Bob ends the transfer without a file, with a warning, and nothing (not
+/// even a partial file) is left in his folder.
+async fn bob_gets_no_file(r: &mut Room, why: &str) {
+    let failed = r
+        .bob
+        .expect_file(why, |f| matches!(f, FileUpdate::Failed { .. }))
+        .await;
+    assert!(matches!(failed, FileUpdate::Failed { .. }));
+    r.bob.settle().await;
+    assert!(
+        !r.bob
+            .files
+            .iter()
+            .any(|f| matches!(f, FileUpdate::Saved { .. })),
+        "{why}: nothing saved"
+    );
+    assert!(!r.bob.warnings().is_empty(), "{why}: a warning is shown");
+    assert_eq!(
+        bob_has(r),
+        Vec::<String>::new(),
+        "{why}: the folder is empty"
+    );
+}
+
+/// Bob saves exactly `body`.
+async fn bob_gets(r: &mut Room, name: &str, body: &[u8]) {
+    let saved = r
+        .bob
+        .expect_file(&format!("bob saves {name}"), |f| {
+            matches!(f, FileUpdate::Saved { .. })
+        })
+        .await;
+    let FileUpdate::Saved { path, .. } = saved else {
+        unreachable!()
+    };
+    assert!(
+        std::fs::read(&path).unwrap() == body,
+        "{name} bit-identical"
+    );
+    assert_eq!(bob_has(r), vec![name.to_string()]);
+}
+
+const CHUNK: usize = common::engine::files::CHUNK_SIZE as usize;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_drops_a_chunk_leaves_no_file_and_a_warning() {
+    let mut r = room().await;
+    r.relay.tamper(Some(Box::new(|_, p: &Bytes| {
+        if chunk_index(p) == Some(1) {
+            Vec::new()
+        } else {
+            vec![p.clone()]
+        }
+    })));
+    alice_sends(&mut r, "plan.pdf", &content(4 * CHUNK - 7, 1)).await;
+    bob_gets_no_file(&mut r, "a dropped chunk").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_flips_a_chunk_leaves_no_file_and_a_warning() {
+    let mut r = room().await;
+    r.relay.tamper(Some(Box::new(|_, p: &Bytes| {
+        if chunk_index(p) == Some(2) {
+            let mut v = p.to_vec();
+            let at = v.len() - 100;
+            v[at] ^= 0x20;
+            vec![Bytes::from(v)]
+        } else {
+            vec![p.clone()]
+        }
+    })));
+    alice_sends(&mut r, "plan.pdf", &content(4 * CHUNK - 7, 2)).await;
+    bob_gets_no_file(&mut r, "a flipped chunk").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_injected_from_outside_the_room_is_refused_with_a_warning() {
+    let mut r = room().await;
+    // The relay holds no room key: it copies the header of alice's chunk 1
+    // (the transfer id and index it can see) onto bytes it made up, and
+    // delivers its forgery before the real chunk.
+    let forged = Arc::new(Mutex::new(HashSet::new()));
+    r.relay.tamper(Some(Box::new(move |to, p: &Bytes| {
+        if let Some(Envelope::FileChunk(mut c)) = envelope(p) {
+            if c.header.index == 1 && forged.lock().unwrap().insert(to) {
+                c.sealed.ciphertext = Bytes::from(vec![0x41; c.sealed.ciphertext.len()]);
+                c.sealed.tag = [7; 32];
+                return vec![encode(&Envelope::FileChunk(c)), p.clone()];
+            }
+        }
+        vec![p.clone()]
+    })));
+    let body = content(4 * CHUNK - 7, 3);
+    alice_sends(&mut r, "plan.pdf", &body).await;
+    // Never a wrong file: the forgery is dropped with a warning, and the
+    // real chunks still make the right file.
+    bob_gets(&mut r, "plan.pdf", &body).await;
+    assert!(
+        r.bob
+            .warnings()
+            .iter()
+            .any(|w| w.contains("failed authentication")),
+        "{:?}",
+        r.bob.warnings()
+    );
+    // A chunk from a connection that is not in the room at all, for a
+    // transfer nobody offered: dropped, nothing shown.
+    r.relay.tamper(None);
+    r.relay.inject(Bytes::from_static(b"\x08\x00garbage"));
+    r.bob.settle().await;
+    assert_eq!(bob_has(&r), vec!["plan.pdf".to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicated_chunks_give_the_right_file_and_reordered_ones_none() {
+    let mut r = room().await;
+    r.relay.tamper(Some(Box::new(|_, p: &Bytes| {
+        if chunk_index(p).is_some() {
+            vec![p.clone(), p.clone()]
+        } else {
+            vec![p.clone()]
+        }
+    })));
+    let body = content(4 * CHUNK - 7, 4);
+    alice_sends(&mut r, "twice.bin", &body).await;
+    bob_gets(&mut r, "twice.bin", &body).await;
+    assert!(r.bob.warnings().iter().any(|w| w.contains("duplicated")));
+    r.alice
+        .expect_file("alice's first file sent", |f| {
+            matches!(f, FileUpdate::Sent { .. })
+        })
+        .await;
+
+    // Chunk 1 held back and delivered after chunk 2.
+    let held: Arc<Mutex<HashMap<ConnId, Bytes>>> = Arc::default();
+    r.relay.tamper(Some(Box::new(move |to, p: &Bytes| {
+        let mut held = held.lock().unwrap();
+        match chunk_index(p) {
+            Some(1) => {
+                held.insert(to, p.clone());
+                Vec::new()
+            }
+            Some(2) => {
+                let mut v = vec![p.clone()];
+                v.extend(held.remove(&to));
+                v
+            }
+            _ => vec![p.clone()],
+        }
+    })));
+    r.bob.files.clear();
+    r.bob.seen.clear();
+    alice_sends(&mut r, "swapped.bin", &content(4 * CHUNK - 7, 5)).await;
+    let failed = r
+        .bob
+        .expect_file("the reordered transfer ends", |f| {
+            matches!(f, FileUpdate::Failed { .. })
+        })
+        .await;
+    assert!(matches!(failed, FileUpdate::Failed { .. }));
+    r.bob.settle().await;
+    assert_eq!(bob_has(&r), vec!["twice.bin".to_string()], "no wrong file");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_carries_nothing_readable_and_a_kicked_member_nothing_after_the_kick() {
+    let mut r = room().await;
+    // A private message and a private file: the relay's whole recording
+    // holds neither, and alice (a member, not the recipient) sees nothing.
+    let secret = "the vault code is 4711";
+    r.admin
+        .cmd
+        .send(Command::Private(
+            shared(1).public().fingerprint(),
+            secret.into(),
+        ))
+        .await
+        .unwrap();
+    r.bob
+        .expect(
+            "bob reads it",
+            |e| matches!(e, Event::Private { text, .. } if text == secret),
+        )
+        .await;
+    let body = content(3 * CHUNK + 5, 6);
+    let path = r.dirs[3].path().join("payroll.xlsx");
+    std::fs::write(&path, &body).unwrap();
+    r.admin
+        .cmd
+        .send(Command::SendFileTo(shared(1).public().fingerprint(), path))
+        .await
+        .unwrap();
+    bob_gets(&mut r, "payroll.xlsx", &body).await;
+    r.alice.settle().await;
+    assert!(r.alice.files.is_empty(), "{:?}", r.alice.files);
+    assert!(!format!("{:?}", r.alice.seen).contains("vault"));
+    for (_, _, p) in r.relay.carried() {
+        assert!(!p.windows(secret.len()).any(|w| w == secret.as_bytes()));
+        assert!(!p.windows(64).any(|w| w == &body[1000..1064]));
+        assert!(!p.windows(7).any(|w| w == b"payroll"));
+    }
+
+    // A 6 MiB file from alice at 3 MiB/s; bob is kicked after the first
+    // chunks. Everything delivered to bob's connection after the kick is
+    // sealed under an epoch he never held.
+    let bob_conn = r
+        .relay
+        .carried()
+        .iter()
+        .find(|(_, _, p)| matches!(envelope(p), Some(Envelope::Private(_))))
+        .map(|(to, _, _)| *to)
+        .unwrap();
+    let bob_epoch = r
+        .bob
+        .seen
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            Event::Epoch { epoch, .. } => Some(*epoch),
+            _ => None,
+        })
+        .unwrap();
+    alice_sends(&mut r, "big.bin", &content(6 * 1024 * 1024, 7)).await;
+    r.bob
+        .expect_file(
+            "bob receives some",
+            |f| matches!(f, FileUpdate::Progress { done, .. } if *done > 0),
+        )
+        .await;
+    r.admin
+        .cmd
+        .send(Command::Kick(
+            shared(1).public().fingerprint(),
+            "bye".into(),
+        ))
+        .await
+        .unwrap();
+    r.bob
+        .expect("bob is removed", |e| matches!(e, Event::Kicked { .. }))
+        .await;
+    r.alice
+        .expect_file("alice's file goes on", |f| {
+            matches!(f, FileUpdate::Sent { .. })
+        })
+        .await;
+    // The chunks of big.bin the relay delivered to bob's connection, in
+    // order: those under an epoch bob held all come before the first one
+    // under a newer epoch, and there are newer ones (the kick came
+    // mid-transfer). The sender switched keys once and never went back.
+    let to_bob: Vec<(u32, u64)> = r
+        .relay
+        .carried()
+        .iter()
+        .filter(|(to, _, _)| *to == bob_conn)
+        .filter_map(|(_, _, p)| match envelope(p) {
+            Some(Envelope::FileChunk(c)) => Some((c.header.index, c.header.epoch)),
+            _ => None,
+        })
+        .collect();
+    let big: Vec<(u32, u64)> = to_bob
+        .iter()
+        .copied()
+        .skip_while(|(i, _)| *i != 0)
+        .collect();
+    let old_max = big
+        .iter()
+        .filter(|(_, e)| *e <= bob_epoch)
+        .map(|(i, _)| *i)
+        .max();
+    let new_min = big
+        .iter()
+        .filter(|(_, e)| *e > bob_epoch)
+        .map(|(i, _)| *i)
+        .min();
+    let (Some(old_max), Some(new_min)) = (old_max, new_min) else {
+        panic!("the kick did not come mid-transfer: {big:?}");
+    };
+    assert!(
+        old_max < new_min,
+        "a chunk under bob's key after one under the new key: {big:?}"
+    );
+    r.bob.settle().await;
+    assert!(!r.bob.files.iter().any(|f| matches!(f,
+        FileUpdate::Saved { path, .. } if path.ends_with("big.bin"))));
+}
