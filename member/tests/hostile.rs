@@ -235,12 +235,16 @@ struct Peer {
 
 impl Peer {
     fn start(engine: Engine, relay: RelayEndpoint, dir: &Path) -> Peer {
+        Peer::start_with_limit(engine, relay, dir, 32 * 1024 * 1024)
+    }
+
+    fn start_with_limit(engine: Engine, relay: RelayEndpoint, dir: &Path, max: u64) -> Peer {
         let (cmd, cmd_rx) = mpsc::channel(16);
         let (up_tx, up) = mpsc::channel(256);
         let files = FileOptions {
             download_dir: dir.to_path_buf(),
-            max_size: 32 * 1024 * 1024,
-            auto_accept: 32 * 1024 * 1024,
+            max_size: max,
+            auto_accept: max,
             rate: 3 * 1024 * 1024,
         };
         tokio::spawn(driver::run_with_files(
@@ -318,6 +322,7 @@ fn epoch_with(n: usize) -> impl Fn(&Event) -> bool {
 }
 
 struct Room {
+    id: RoomId,
     relay: HostileRelay,
     admin: Peer,
     alice: Peer,
@@ -369,6 +374,7 @@ async fn room() -> Room {
     alice.expect("alice sees bob", epoch_with(3)).await;
     admin.expect("the admin sees three", epoch_with(3)).await;
     Room {
+        id: room,
         relay,
         admin,
         alice,
@@ -684,4 +690,64 @@ async fn the_relay_carries_nothing_readable_and_a_kicked_member_nothing_after_th
     r.bob.settle().await;
     assert!(!r.bob.files.iter().any(|f| matches!(f,
         FileUpdate::Saved { path, .. } if path.ends_with("big.bin"))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_file_size_limit_holds_for_the_sender_and_for_each_receiver() {
+    let mut r = room().await;
+    // Carol accepts files up to 1 MiB only.
+    let carol_dir = tempfile::tempdir().unwrap();
+    let cfg = MemberConfig {
+        room: r.id,
+        admin_pin: shared(4).public().fingerprint(),
+        name: "carol".into(),
+        password: Some(Zeroizing::new("pw".into())),
+    };
+    let mut carol = Peer::start_with_limit(
+        Engine::Member(Box::new(Member::new(cfg, shared(2)))),
+        r.relay.endpoint(),
+        carol_dir.path(),
+        1024 * 1024,
+    );
+    carol.expect("carol's epoch", epoch_with(4)).await;
+    r.alice.expect("alice sees carol", epoch_with(4)).await;
+    r.bob.expect("bob sees carol", epoch_with(4)).await;
+
+    // Over alice's own limit (32 MiB): refused before anything is sent.
+    let huge = r.dirs[2].path().join("huge.iso");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(33 * 1024 * 1024)
+        .unwrap();
+    let mark = r.relay.carried().len();
+    r.alice.cmd.send(Command::SendFile(huge)).await.unwrap();
+    r.alice
+        .expect(
+            "alice is told",
+            |e| matches!(e, Event::Error { reason } if reason.contains("over the limit")),
+        )
+        .await;
+    r.alice.settle().await;
+    assert!(
+        !r.relay.carried()[mark..].iter().any(|(_, _, p)| matches!(
+            envelope(p),
+            Some(Envelope::Message(_) | Envelope::FileChunk(_))
+        )),
+        "nothing went out"
+    );
+
+    // 2 MiB: bob takes it, carol refuses it (over her limit) and saves
+    // nothing.
+    let body = content(2 * 1024 * 1024, 8);
+    alice_sends(&mut r, "two.bin", &body).await;
+    bob_gets(&mut r, "two.bin", &body).await;
+    carol
+        .expect(
+            "carol refuses the offer",
+            |e| matches!(e, Event::Warning { reason } if reason.contains("over the limit")),
+        )
+        .await;
+    carol.settle().await;
+    assert!(carol.files.is_empty(), "{:?}", carol.files);
+    assert_eq!(std::fs::read_dir(carol_dir.path()).unwrap().count(), 0);
 }
