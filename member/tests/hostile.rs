@@ -751,3 +751,39 @@ async fn the_file_size_limit_holds_for_the_sender_and_for_each_receiver() {
     assert!(carol.files.is_empty(), "{:?}", carol.files);
     assert_eq!(std::fs::read_dir(carol_dir.path()).unwrap().count(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_private_message_is_shown_once_and_warned_about() {
+    let mut r = room().await;
+    // The relay delivers every private message twice, the copy a moment
+    // later.
+    r.relay.tamper(Some(Box::new(|_, p: &Bytes| {
+        if matches!(envelope(p), Some(Envelope::Private(_))) {
+            vec![p.clone(), p.clone()]
+        } else {
+            vec![p.clone()]
+        }
+    })));
+    r.alice
+        .cmd
+        .send(Command::Private(
+            shared(1).public().fingerprint(),
+            "once only".into(),
+        ))
+        .await
+        .unwrap();
+    r.bob
+        .expect(
+            "bob warns about the copy",
+            |e| matches!(e, Event::Warning { reason } if reason.contains("replayed")),
+        )
+        .await;
+    r.bob.settle().await;
+    let shown = r
+        .bob
+        .seen
+        .iter()
+        .filter(|e| matches!(e, Event::Private { text, .. } if text == "once only"))
+        .count();
+    assert_eq!(shown, 1);
+}
