@@ -423,11 +423,12 @@ pub async fn run_with(
 ) {
     engine.set_max_file_size(opts.files.max_size);
     // Temporary files a crashed run left behind.
+    // Not awaited: a slow folder does not hold up connecting, and live
+    // temporary files are far younger than the age swept.
     let dir = opts.files.download_dir.clone();
-    let _ = tokio::task::spawn_blocking(move || {
+    drop(tokio::task::spawn_blocking(move || {
         crate::files::sweep_partials(&dir, crate::files::STALE_PARTIAL)
-    })
-    .await;
+    }));
     let mut transfers = Transfers::new(opts.files);
     if let Some(h) = &opts.history {
         let (me, room, h) = (engine.me(), engine.room(), h.clone());
@@ -602,14 +603,8 @@ async fn session(
                     let _ = SinkExt::<ClientFrame>::close(&mut tx).await;
                     return SessionEnd::Quit("left the room".into());
                 }
-                Some(Command::SendFile(path)) => {
-                    transfers.start(path, None);
-                    Vec::new()
-                }
-                Some(Command::SendFileTo(to, path)) => {
-                    transfers.start(path, Some(to));
-                    Vec::new()
-                }
+                Some(Command::SendFile(path)) => transfers.start(path, None),
+                Some(Command::SendFileTo(to, path)) => transfers.start(path, Some(to)),
                 Some(Command::History(n)) => {
                     transfers.show_history(n, updates).await;
                     Vec::new()
@@ -687,8 +682,15 @@ const FILE_STALL: Duration = Duration::from_secs(60);
 const ACCEPT_WAIT: Duration = Duration::from_secs(600);
 /// Files saved without asking, per sender, per minute; more wait for Accept.
 const AUTO_SAVES_PER_MINUTE: u32 = 20;
+/// Incoming files (arriving, or complete and waiting for Accept) kept from
+/// one sender; more are refused.
+const WAITING_PER_SENDER: usize = 8;
+/// Incoming files kept from everyone.
+const WAITING_IN_ALL: usize = 32;
 /// How far behind its schedule the sender may fall and still catch up.
 const PACE_SLACK: Duration = Duration::from_millis(20);
+/// Slowest pace however large the room (a chunk every 4 s).
+const MIN_FANOUT_RATE: u64 = 16 * 1024;
 /// Most chunks sent at one wake-up (1 MiB).
 const CHUNK_BURST: usize = 16;
 /// Pause while we hold no key to send a chunk with (someone was removed
@@ -817,10 +819,22 @@ impl Transfers {
     /// Starts reading and hashing `path` (on a blocking thread: a large
     /// file takes a while, and chat goes on meanwhile); it is offered to
     /// the room, or to the member `to`, when [`Transfers::prepared`] gets it.
-    fn start(&mut self, path: PathBuf, to: Option<crate::ids::Fingerprint>) {
+    fn start(&mut self, path: PathBuf, to: Option<crate::ids::Fingerprint>) -> Vec<Action> {
+        // Files being read count with those being sent: a script that
+        // queues hundreds of files neither hashes them all at once nor
+        // fills the blocking pool the chunk reads need.
+        if self.preparing.len() + self.sending.len() >= crate::engine::files::MAX_OUTGOING {
+            return vec![Action::Event(Event::Error {
+                reason: format!(
+                    "already sending {} files: wait for one to finish",
+                    crate::engine::files::MAX_OUTGOING
+                ),
+            })];
+        }
         let max = self.opts.max_size;
         self.preparing
             .spawn_blocking(move || (to, crate::files::describe(&path, max)));
+        Vec::new()
     }
 
     /// A file was read: offers it, and queues its chunks.
@@ -940,7 +954,15 @@ impl Transfers {
         // Keep to the schedule: timers fire late (they tick in
         // milliseconds), and a late chunk is made up by the next ones, but
         // never by more than PACE_SLACK's worth.
-        let rate = self.opts.rate.max(1);
+        // Every other connection in the room receives a copy (a private
+        // file's too): the relay counts them all against the sender.
+        let recipients = (engine.members().len().saturating_sub(1)).max(1) as u64;
+        let rate = self
+            .opts
+            .rate
+            .max(crate::files::MIN_FILE_RATE)
+            .min(self.opts.fanout_budget / recipients)
+            .max(MIN_FANOUT_RATE);
         let floor = now.checked_sub(PACE_SLACK).unwrap_or(now);
         self.next_chunk =
             self.next_chunk.max(floor) + Duration::from_secs_f64(len as f64 / rate as f64);
@@ -1124,6 +1146,24 @@ impl Transfers {
                 private,
                 ..
             } => {
+                // Files arriving or waiting for Accept, per sender and in
+                // all: each is a temporary file and a row on screen, and a
+                // tiny file costs its sender one signature.
+                let from_them = self
+                    .receiving
+                    .values()
+                    .filter(|r| r.from.fingerprint == from.fingerprint)
+                    .count();
+                if from_them >= WAITING_PER_SENDER || self.receiving.len() >= WAITING_IN_ALL {
+                    self.to_cancel.push(transfer);
+                    return Some(Update::Engine(Event::Warning {
+                        reason: format!(
+                            "{} offered {name}, but too many files from {} are already waiting or arriving: refused",
+                            from.name,
+                            if from_them >= WAITING_PER_SENDER { "them" } else { "everyone" }
+                        ),
+                    }));
+                }
                 // Files not saved yet share one budget on disk: twice the
                 // largest file.
                 let budget = self.opts.max_size.saturating_mul(2);
@@ -1211,6 +1251,10 @@ impl Transfers {
                     self.save(transfer);
                     None
                 } else {
+                    // Waits for Accept without holding a file descriptor.
+                    if let Some(p) = r.partial.as_mut() {
+                        p.close();
+                    }
                     Some(Update::File(FileUpdate::Ready { transfer }))
                 }
             }

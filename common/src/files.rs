@@ -21,6 +21,14 @@ pub const DEFAULT_AUTO_ACCEPT: u64 = 8 * 1024 * 1024;
 /// Default pace of a file's chunks, bytes per second: below the relay's
 /// default per-connection byte rate (4 MiB/s), leaving room for chat.
 pub const DEFAULT_FILE_RATE: u64 = 2 * 1024 * 1024;
+/// Slowest pace: eight files sharing it still send each one a chunk well
+/// within a receiver's stall timeout (60 s).
+pub const MIN_FILE_RATE: u64 = 32 * 1024;
+/// Bytes per second the relay delivers on behalf of one connection by
+/// default is 32 MiB/s (every recipient's copy counts); a file's pace is
+/// kept to three quarters of that divided by the recipients, so a file in a
+/// large room is never cut off by the relay.
+pub const DEFAULT_FANOUT_BUDGET: u64 = 24 * 1024 * 1024;
 /// Longest saved name, in bytes.
 const MAX_SAVED_NAME: usize = 200;
 /// Longest extension kept when a name is shortened.
@@ -36,8 +44,11 @@ pub struct FileOptions {
     /// Incoming files up to this size are saved at once; larger ones wait
     /// for [`crate::engine::Command::AcceptFile`].
     pub auto_accept: u64,
-    /// Bytes per second a file is sent at.
+    /// Bytes per second a file is sent at (at least [`MIN_FILE_RATE`]).
     pub rate: u64,
+    /// Bytes per second of all recipients' copies together the pace keeps
+    /// under (the relay's fan-out limit); `u64::MAX` for none.
+    pub fanout_budget: u64,
 }
 
 impl Default for FileOptions {
@@ -47,6 +58,7 @@ impl Default for FileOptions {
             max_size: DEFAULT_MAX_FILE,
             auto_accept: DEFAULT_AUTO_ACCEPT,
             rate: DEFAULT_FILE_RATE,
+            fanout_budget: DEFAULT_FANOUT_BUDGET,
         }
     }
 }
@@ -64,8 +76,10 @@ pub struct FileArgs {
     /// ones wait for Accept (`/accept ID`).
     #[arg(long, value_name = "MIB", default_value_t = DEFAULT_AUTO_ACCEPT / (1024 * 1024))]
     pub auto_accept_mib: u64,
-    /// Pace of outgoing files, KiB per second (keep it below the relay's
-    /// per-connection byte rate, 4 MiB/s by default).
+    /// Pace of outgoing files, KiB per second, at least 32 (keep it below
+    /// the relay's per-connection byte rate, 4 MiB/s by default). In a
+    /// large room the pace is lowered further to stay within the relay's
+    /// fan-out rate (32 MiB/s for all copies by default).
     #[arg(long, value_name = "KIB_PER_S", default_value_t = DEFAULT_FILE_RATE / 1024)]
     pub file_rate_kib: u64,
 }
@@ -80,7 +94,8 @@ impl FileArgs {
                 .unwrap_or_else(default_download_dir),
             max_size: self.max_file_mib.saturating_mul(1024 * 1024),
             auto_accept: self.auto_accept_mib.saturating_mul(1024 * 1024),
-            rate: self.file_rate_kib.saturating_mul(1024).max(1024),
+            rate: self.file_rate_kib.saturating_mul(1024).max(MIN_FILE_RATE),
+            fanout_budget: DEFAULT_FANOUT_BUDGET,
         }
     }
 }
@@ -175,10 +190,14 @@ pub fn safe_file_name(name: &str) -> String {
     format!("{stem}{ext}")
 }
 
-/// A file being received: a temporary file in the download folder.
+/// A file being received: a temporary file in the download folder, deleted
+/// when dropped unless saved. Its handle is open while bytes arrive and
+/// closed once the file is complete, so files waiting for Accept hold no
+/// file descriptor.
 #[derive(Debug)]
 pub struct Partial {
-    tmp: tempfile::NamedTempFile,
+    file: Option<std::fs::File>,
+    path: tempfile::TempPath,
     written: u64,
 }
 
@@ -221,18 +240,32 @@ impl Partial {
     /// A new temporary file in `dir` (created if missing).
     pub fn create(dir: &Path) -> std::io::Result<Partial> {
         std::fs::create_dir_all(dir)?;
-        let tmp = tempfile::Builder::new()
+        let (file, path) = tempfile::Builder::new()
             .prefix(".teamchat-")
             .suffix(".part")
-            .tempfile_in(dir)?;
-        Ok(Partial { tmp, written: 0 })
+            .tempfile_in(dir)?
+            .into_parts();
+        Ok(Partial {
+            file: Some(file),
+            path,
+            written: 0,
+        })
     }
 
     /// Appends bytes.
     pub fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
-        self.tmp.write_all(data)?;
+        let Some(f) = self.file.as_mut() else {
+            return Err(std::io::Error::other("the file is already complete"));
+        };
+        f.write_all(data)?;
         self.written += data.len() as u64;
         Ok(())
+    }
+
+    /// Closes the handle of a complete file (no flush to disk: that is
+    /// [`Partial::save`]'s, off the caller's loop).
+    pub fn close(&mut self) {
+        self.file = None;
     }
 
     /// Bytes written so far.
@@ -243,8 +276,15 @@ impl Partial {
     /// Moves the complete file to `dir` under the safe form of `name`,
     /// never over an existing file. Returns the path it got.
     pub fn save(self, dir: &Path, name: &str) -> std::io::Result<PathBuf> {
-        let mut tmp = self.tmp;
-        tmp.as_file_mut().sync_all()?;
+        match &self.file {
+            Some(f) => f.sync_all()?,
+            // Closed when complete: reopened to flush it to disk.
+            None => std::fs::OpenOptions::new()
+                .write(true)
+                .open(&self.path)?
+                .sync_all()?,
+        }
+        let mut tmp = self.path;
         let name = safe_file_name(name);
         let (stem, ext) = match name.rfind('.') {
             Some(i) if i > 0 => (&name[..i], &name[i..]),
@@ -257,11 +297,11 @@ impl Partial {
                 dir.join(format!("{stem} ({n}){ext}"))
             };
             match tmp.persist_noclobber(&candidate) {
-                Ok(_) => {
+                Ok(()) => {
                     mark_downloaded(&candidate);
                     return Ok(candidate);
                 }
-                Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => tmp = e.file,
+                Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => tmp = e.path,
                 Err(e) => return Err(e.error),
             }
         }

@@ -424,6 +424,7 @@ fn file_options(dir: &std::path::Path) -> FileOptions {
         auto_accept: 32 * 1024 * 1024,
         // Below the relay's default 4 MiB/s per connection.
         rate: 3 * 1024 * 1024,
+        fanout_budget: common::files::DEFAULT_FANOUT_BUDGET,
     }
 }
 

@@ -239,13 +239,24 @@ impl Peer {
     }
 
     fn start_with_limit(engine: Engine, relay: RelayEndpoint, dir: &Path, max: u64) -> Peer {
+        Peer::start_with(engine, relay, dir, max, max)
+    }
+
+    fn start_with(
+        engine: Engine,
+        relay: RelayEndpoint,
+        dir: &Path,
+        max: u64,
+        auto_accept: u64,
+    ) -> Peer {
         let (cmd, cmd_rx) = mpsc::channel(16);
         let (up_tx, up) = mpsc::channel(256);
         let files = FileOptions {
             download_dir: dir.to_path_buf(),
             max_size: max,
-            auto_accept: max,
+            auto_accept,
             rate: 3 * 1024 * 1024,
+            fanout_budget: common::files::DEFAULT_FANOUT_BUDGET,
         };
         tokio::spawn(driver::run_with_files(
             engine,
@@ -612,11 +623,14 @@ async fn the_relay_carries_nothing_readable_and_a_kicked_member_nothing_after_th
     // chunks. Everything delivered to bob's connection after the kick is
     // sealed under an epoch he never held.
     let bob_conn = r
-        .relay
-        .carried()
+        .bob
+        .seen
         .iter()
-        .find(|(_, _, p)| matches!(envelope(p), Some(Envelope::Private(_))))
-        .map(|(to, _, _)| *to)
+        .rev()
+        .find_map(|e| match e {
+            Event::Connected { conn_id } => Some(*conn_id),
+            _ => None,
+        })
         .unwrap();
     let bob_epoch = r
         .bob
@@ -786,4 +800,97 @@ async fn a_replayed_private_message_is_shown_once_and_warned_about() {
         .filter(|e| matches!(e, Event::Private { text, .. } if text == "once only"))
         .count();
     assert_eq!(shown, 1);
+}
+
+/// Open file descriptors of this process on temporary files being received.
+#[cfg(target_os = "linux")]
+fn open_partials() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter(|p| p.to_string_lossy().contains(".teamchat-"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_waiting_for_accept_are_bounded_per_sender_and_hold_no_descriptor() {
+    let mut r = room().await;
+    // Carol saves nothing without asking.
+    let carol_dir = tempfile::tempdir().unwrap();
+    let cfg = MemberConfig {
+        room: r.id,
+        admin_pin: shared(4).public().fingerprint(),
+        name: "carol".into(),
+        password: Some(Zeroizing::new("pw".into())),
+    };
+    let mut carol = Peer::start_with(
+        Engine::Member(Box::new(Member::new(cfg, shared(2)))),
+        r.relay.endpoint(),
+        carol_dir.path(),
+        1024 * 1024,
+        0,
+    );
+    carol.expect("carol's epoch", epoch_with(4)).await;
+    r.alice.expect("alice sees carol", epoch_with(4)).await;
+    // Alice sends nine small files, one after the other.
+    for n in 0..9u8 {
+        alice_sends(&mut r, &format!("note-{n}.txt"), &content(1000, n)).await;
+        r.alice
+            .expect_file("alice's file sent", |f| {
+                matches!(f, FileUpdate::Sent { .. })
+            })
+            .await;
+        r.alice.files.clear();
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while carol
+        .files
+        .iter()
+        .filter(|f| matches!(f, FileUpdate::Ready { .. }))
+        .count()
+        < 8
+    {
+        carol.next("eight files ready", deadline).await;
+    }
+    carol
+        .expect(
+            "the ninth is refused",
+            |e| matches!(e, Event::Warning { reason } if reason.contains("too many files")),
+        )
+        .await;
+    carol.settle().await;
+    let offered = carol
+        .files
+        .iter()
+        .filter(|f| matches!(f, FileUpdate::Offered { .. }))
+        .count();
+    assert_eq!(offered, 8, "{:?}", carol.files);
+    // Eight complete files wait for Accept, none of them holding a file
+    // descriptor (bob saved his at once and closed them too).
+    #[cfg(target_os = "linux")]
+    assert_eq!(open_partials(), 0);
+    // Accepting one saves it, and makes room for one more from alice.
+    let Some(FileUpdate::Ready { transfer }) = carol
+        .files
+        .iter()
+        .find(|f| matches!(f, FileUpdate::Ready { .. }))
+        .cloned()
+    else {
+        unreachable!()
+    };
+    carol.cmd.send(Command::AcceptFile(transfer)).await.unwrap();
+    carol
+        .expect_file("carol saves it", |f| matches!(f, FileUpdate::Saved { .. }))
+        .await;
+    alice_sends(&mut r, "one-more.txt", &content(1000, 77)).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !carol
+        .files
+        .iter()
+        .any(|f| matches!(f, FileUpdate::Offered { name, .. } if name == "one-more.txt"))
+    {
+        carol.next("one more is offered", deadline).await;
+    }
 }

@@ -187,7 +187,12 @@ pub fn apply<T: RoomWindow>(win: &T, u: FileUpdate) {
             if let Some(r) = update_row(win, &id_of(&transfer), |r| {
                 r.progress = 1.0;
                 r.active = false;
-                r.state = "Sent to the room".into();
+                // The detail says to whom ("· privately to bob").
+                r.state = if r.detail.contains("privately to ") {
+                    "Sent privately".into()
+                } else {
+                    "Sent to the room".into()
+                };
             }) {
                 note(win, LineKind::System, &format!("{} sent", r.name));
             }
@@ -303,13 +308,26 @@ pub fn file_drop<T: RoomWindow>(win: &T, drop: FileDrop) {
         FileDrop::Cancelled => room.set_drop_hover(false),
         FileDrop::Dropped(path) => {
             room.set_drop_hover(false);
+            // Passed on exactly: a name that is not Unicode cannot be, and
+            // is refused rather than replaced by a look-alike.
+            let Some(path) = path.to_str().map(str::to_owned) else {
+                crate::room::banner(
+                    win,
+                    BannerKind::Warning,
+                    &format!(
+                        "{} cannot be sent: its name is not valid Unicode",
+                        path.display()
+                    ),
+                );
+                return;
+            };
             if room.get_chooser_open() {
                 // The chooser is up: the drop fills in its path.
-                room.set_chooser_path(path.display().to_string().into());
+                room.set_chooser_path(path.into());
                 return;
             }
             room.set_chooser_error(SharedString::new());
-            if !room.invoke_send_file(path.display().to_string().into()) {
+            if !room.invoke_send_file(path.into()) {
                 let why = room.get_chooser_error();
                 room.set_chooser_error(SharedString::new());
                 crate::room::banner(win, BannerKind::Warning, &why);
@@ -368,7 +386,14 @@ pub fn install<T: RoomWindow>(win: &T, session: &Rc<Session>) {
     room.on_send_file(move |path| {
         let Some(win) = w.upgrade() else { return false };
         let room = win.room();
-        let path = PathBuf::from(path.trim());
+        // A path as given (a dropped file's name may end in a space), or
+        // without the blanks around it (one typed or pasted).
+        let exact = PathBuf::from(path.as_str());
+        let path = if exact.exists() {
+            exact
+        } else {
+            PathBuf::from(path.trim())
+        };
         match std::fs::metadata(&path) {
             Ok(m) if m.is_file() => {}
             Ok(_) => {

@@ -235,6 +235,7 @@ impl Room {
             max_size: max_file,
             auto_accept: max_file,
             rate: setup.pace.max(1),
+            fanout_budget: u64::MAX,
         };
         let (cmd, cmd_rx) = mpsc::channel(COMMANDS);
         let (up_tx, up) = mpsc::channel(UPDATES);

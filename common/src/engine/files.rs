@@ -495,6 +495,10 @@ impl Core {
             // to authenticate all of it).
             return;
         }
+        if !plausible_size(chunk) {
+            self.dropped_chunk(now_ms, "of an impossible size", out);
+            return;
+        }
         // Until the MAC has verified, nothing in the header is trusted: a
         // chunk that fails here is dropped with a warning and changes no
         // transfer (the next authentic chunk shows the gap).
@@ -520,7 +524,7 @@ impl Core {
             );
             return;
         };
-        self.take_chunk(h, data, false, out);
+        self.take_chunk(now_ms, h, data, false, out);
     }
 
     /// A chunk of a file sent to one member. Others drop it silently (it is
@@ -536,13 +540,22 @@ impl Core {
         if h.room != self.room || h.sender == self.me.public().fingerprint() {
             return;
         }
-        let Some(keys) = self
+        let Some(t) = self
             .files
             .incoming
             .get(&h.transfer)
-            .and_then(|t| t.keys.as_ref())
+            .filter(|t| t.keys.is_some())
         else {
             // Someone else's private file, or one that ended.
+            return;
+        };
+        // Only the offer's sender holds the keys with the recipient; and
+        // no chunk is larger than a sealed 64 KiB.
+        if h.sender != t.from || !plausible_size(chunk) {
+            self.dropped_chunk(now_ms, "that cannot belong to its transfer", out);
+            return;
+        }
+        let Some(keys) = t.keys.as_ref() else {
             return;
         };
         let Ok(data) = open(keys, &aad(context::AAD_PRIVATE_CHUNK, h), &chunk.sealed) else {
@@ -553,13 +566,14 @@ impl Core {
             );
             return;
         };
-        self.take_chunk(h, data, true, out);
+        self.take_chunk(now_ms, h, data, true, out);
     }
 
     /// An authentic chunk: counts if it is the next one of a transfer we
     /// receive, from its sender, by the right way (room or private).
     fn take_chunk(
         &mut self,
+        now_ms: u64,
         h: &ChunkHeader,
         mut data: zeroize::Zeroizing<Vec<u8>>,
         private: bool,
@@ -570,29 +584,26 @@ impl Core {
             // later) or have ended: not ours to keep.
             return;
         };
+        // These three change nothing and are reported at most once a
+        // second (a relay replaying one chunk over and over gets one
+        // warning a second, not one per copy).
         if t.keys.is_some() != private {
             // A room chunk under a private transfer's id (any member could
             // seal one), or the reverse: not part of it.
-            out.push(warning(format!(
-                "a chunk for {} sent the wrong way dropped",
-                t.name
-            )));
+            let why = format!("for {} sent the wrong way", t.name);
+            self.dropped_chunk(now_ms, &why, out);
             return;
         }
         if h.sender != t.from {
             // Another member's chunk under this transfer's id: not part of
             // it (and not allowed to end it).
-            out.push(warning(format!(
-                "a chunk for {} from someone other than its sender dropped",
-                t.name
-            )));
+            let why = format!("for {} from someone other than its sender", t.name);
+            self.dropped_chunk(now_ms, &why, out);
             return;
         }
         if h.index < t.next {
-            out.push(warning(format!(
-                "duplicated chunk {} of {} dropped",
-                h.index, t.name
-            )));
+            let why = format!("duplicated (chunk {} of {})", h.index, t.name);
+            self.dropped_chunk(now_ms, &why, out);
             return;
         }
         if h.index > t.next {
@@ -635,7 +646,7 @@ impl Core {
             out.push(warning(if n == 1 {
                 format!("a file chunk {why} was dropped")
             } else {
-                format!("{n} file chunks dropped, the last {why}")
+                format!("{n} file chunks dropped, the last one {why}")
             }));
         }
     }
@@ -695,10 +706,39 @@ impl Core {
         }
     }
 
+    /// Ends every transfer, ours and others' (we were removed, or the
+    /// room started afresh under a new admin run): nothing more is sealed
+    /// or accepted for any of them.
+    pub(crate) fn transfers_end_all(&mut self, why: &str, out: &mut Vec<Action>) {
+        let ids: Vec<TransferId> = self
+            .files
+            .outgoing
+            .keys()
+            .chain(self.files.incoming.keys())
+            .copied()
+            .collect();
+        for id in ids {
+            self.files.outgoing.remove(&id);
+            self.files.incoming.remove(&id);
+            self.files.ended(id);
+            out.push(Action::Event(Event::FileFailed {
+                transfer: id,
+                reason: why.to_string(),
+            }));
+        }
+    }
+
     /// Whether an outgoing transfer is still running.
     pub(crate) fn sending(&self, transfer: &TransferId) -> bool {
         self.files.outgoing.contains_key(transfer)
     }
+}
+
+/// Whether a sealed chunk could hold at most [`CHUNK_SIZE`] bytes (CBC with
+/// PKCS#7 adds 1 to 16 bytes): checked before any MAC is computed.
+fn plausible_size(chunk: &FileChunk) -> bool {
+    let n = chunk.sealed.ciphertext.len();
+    n > 0 && n.is_multiple_of(16) && n <= CHUNK_SIZE as usize + 16
 }
 
 /// The last chunk arrived: the whole content must hash to the offer's value.

@@ -284,6 +284,13 @@ impl Member {
                 self.core.current = None;
                 self.core.previous = None;
                 self.core.hold_below = None;
+                // A fresh private-message key for the new run: epochs
+                // count from 1 again, so a private message (or private
+                // file) recorded in the old run would otherwise open and
+                // verify again under the same epoch number.
+                self.core.dh = crate::crypto::DhSecret::generate();
+                self.core
+                    .transfers_end_all("the room started afresh (the admin restarted)", out);
                 self.pending = None;
                 self.early_parts.clear();
                 self.seated = false;
@@ -424,6 +431,8 @@ impl Member {
                     self.core.current = None;
                     self.core.previous = None;
                     self.pending = None;
+                    self.core
+                        .transfers_end_all("you were removed from the room", out);
                     out.push(Action::Event(Event::Kicked {
                         reason: format!(
                             "removed from the room: no key for us in epoch {}",
@@ -583,6 +592,8 @@ impl Member {
                 if n.epoch >= current && self.joined() {
                     self.core.current = None;
                     self.core.previous = None;
+                    self.core
+                        .transfers_end_all("you were removed from the room", out);
                     out.push(Action::Event(Event::Kicked { reason: n.reason }));
                 }
             }

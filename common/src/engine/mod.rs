@@ -705,7 +705,7 @@ impl Core {
             _ => None,
         };
         let body = ChatBody::padded(now_ms, content);
-        let Ok(plain) = encode_payload(&body, self.max_frame) else {
+        let Ok(plain) = encode_payload(&body, self.max_frame).map(zeroize::Zeroizing::new) else {
             out.push(error("message too large".into()));
             return false;
         };
@@ -883,7 +883,7 @@ impl Core {
             ephemeral: eph_pub,
         };
         let body = ChatBody::padded(now_ms, content);
-        let Ok(plain) = encode_payload(&body, self.max_frame) else {
+        let Ok(plain) = encode_payload(&body, self.max_frame).map(zeroize::Zeroizing::new) else {
             out.push(error("message too large".into()));
             return None;
         };
