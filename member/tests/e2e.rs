@@ -35,11 +35,16 @@ impl Peer {
     }
 
     fn start_with_files(engine: Engine, relay: RelayEndpoint, files: FileOptions) -> Peer {
+        Peer::start_on(engine, vec![relay], files)
+    }
+
+    /// Starts a peer whose invite names `relays`, in order of preference.
+    fn start_on(engine: Engine, relays: Vec<RelayEndpoint>, files: FileOptions) -> Peer {
         let (cmd, cmd_rx) = mpsc::channel(16);
         let (up_tx, up) = mpsc::channel(256);
         tokio::spawn(driver::run_with_files(
             engine,
-            vec![relay],
+            relays,
             Trust::Pinned,
             files,
             cmd_rx,
@@ -415,6 +420,76 @@ async fn after_the_relay_restarts_everyone_reconnects_rejoins_and_chats() {
         )
         .await;
     relay.stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_first_relay_dies_everyone_moves_to_the_next_one_in_the_invite() {
+    let first = TestRelay::start(test_limits()).await;
+    let second = TestRelay::start(test_limits()).await;
+    let relays = vec![endpoint(&first), endpoint(&second)];
+    let room = RoomId::random();
+    let admin_fp = shared(4).public().fingerprint();
+    let cfg = AdminConfig {
+        room,
+        room_name: "failover".into(),
+        admin_name: "boss".into(),
+        password: Some(Zeroizing::new("pw".into())),
+        roster: HashSet::new(),
+        rekey_after_messages: 0,
+        rekey_after_ms: 0,
+    };
+    let mut admin = Peer::start_on(
+        Engine::Admin(Box::new(Admin::new(cfg, shared(4)))),
+        relays.clone(),
+        FileOptions::default(),
+    );
+    admin.expect("the first epoch", epoch_with(1)).await;
+    let cfg = MemberConfig {
+        room,
+        admin_pin: admin_fp,
+        name: "alice".into(),
+        password: Some(Zeroizing::new("pw".into())),
+    };
+    let mut alice = Peer::start_on(
+        Engine::Member(Box::new(Member::new(cfg, shared(0)))),
+        relays,
+        FileOptions::default(),
+    );
+    alice.expect("alice's epoch", epoch_with(2)).await;
+    assert!(
+        first
+            .stats
+            .accepted
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 2,
+        "both began on the first relay"
+    );
+
+    // The first relay dies; each client tries the next address of its
+    // invite (with that relay's own pin), rejoins, and the chat goes on.
+    first.stop.cancel();
+    let _ = first.task.await;
+    alice.seen.clear();
+    admin.seen.clear();
+    alice
+        .expect("alice back in a two-member epoch", epoch_with(2))
+        .await;
+    alice.say("on the second relay").await;
+    admin
+        .expect(
+            "the next message",
+            |e| matches!(e, Event::Message { text, .. } if text == "on the second relay"),
+        )
+        .await;
+    assert!(
+        second
+            .stats
+            .accepted
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 2,
+        "both moved to the second relay"
+    );
+    second.stop.cancel();
 }
 
 fn file_options(dir: &std::path::Path) -> FileOptions {
