@@ -106,6 +106,48 @@ pub struct Args {
     /// Log filter, e.g. "info" or "relay=debug" [default: info].
     #[arg(long, env = "TEAMCHAT_RELAY_LOG", value_name = "FILTER")]
     pub log: Option<String>,
+
+    /// Share rooms with other relays through NATS: its servers, comma
+    /// separated (nats://HOST:PORT or tls://HOST:PORT). Without it the relay
+    /// serves its own connections only, as always.
+    #[arg(
+        long,
+        env = "TEAMCHAT_RELAY_BACKPLANE",
+        value_name = "URL[,URL...]",
+        value_delimiter = ','
+    )]
+    pub backplane: Option<Vec<String>>,
+
+    /// Start with local rooms only when NATS cannot be reached (and join
+    /// the others once it can), instead of refusing to start.
+    #[arg(long, env = "TEAMCHAT_RELAY_BACKPLANE_OPTIONAL")]
+    pub backplane_optional: bool,
+
+    /// NATS user (with --backplane-password).
+    #[arg(long, env = "TEAMCHAT_RELAY_BACKPLANE_USER", value_name = "USER")]
+    pub backplane_user: Option<String>,
+
+    /// NATS password.
+    #[arg(
+        long,
+        env = "TEAMCHAT_RELAY_BACKPLANE_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub backplane_password: Option<String>,
+
+    /// NATS token.
+    #[arg(
+        long,
+        env = "TEAMCHAT_RELAY_BACKPLANE_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub backplane_token: Option<String>,
+
+    /// Verify NATS's TLS certificate against this CA (PEM); implies TLS.
+    #[arg(long, env = "TEAMCHAT_RELAY_BACKPLANE_CA", value_name = "FILE")]
+    pub backplane_ca: Option<PathBuf>,
 }
 
 /// The keys a TOML file may set (same meaning as the flags).
@@ -131,6 +173,12 @@ pub struct FileConfig {
     stats_interval: Option<f64>,
     shutdown_grace: Option<f64>,
     log: Option<String>,
+    backplane: Option<Vec<String>>,
+    backplane_optional: Option<bool>,
+    backplane_user: Option<String>,
+    backplane_password: Option<String>,
+    backplane_token: Option<String>,
+    backplane_ca: Option<PathBuf>,
 }
 
 /// Resource limits, each with a sane default.
@@ -201,6 +249,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Log filter.
     pub log: String,
+    /// Rooms shared with other relays over NATS (`None`: this relay alone).
+    pub backplane: Option<crate::backplane::Options>,
 }
 
 /// Default listen address.
@@ -339,6 +389,33 @@ impl Config {
         let key = args.key.or(file.key).context(
             "no private key: pass --key FILE (scripts/gen-certs.sh makes certs/relay.key)",
         )?;
+        let backplane = match args.backplane.or(file.backplane) {
+            None => None,
+            Some(servers) => {
+                let servers: Vec<String> = servers
+                    .into_iter()
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                if servers.is_empty() {
+                    bail!("--backplane needs at least one NATS address");
+                }
+                let user = args.backplane_user.or(file.backplane_user);
+                let password = args.backplane_password.or(file.backplane_password);
+                let user = match (user, password) {
+                    (Some(u), Some(p)) => Some((u, p)),
+                    (None, None) => None,
+                    _ => bail!("--backplane-user and --backplane-password go together"),
+                };
+                Some(crate::backplane::Options {
+                    servers,
+                    optional: args.backplane_optional || file.backplane_optional.unwrap_or(false),
+                    user,
+                    token: args.backplane_token.or(file.backplane_token),
+                    ca: args.backplane_ca.or(file.backplane_ca),
+                })
+            }
+        };
         Ok(Config {
             listen,
             cert,
@@ -347,6 +424,7 @@ impl Config {
             stats_interval,
             shutdown_grace,
             log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
+            backplane,
         })
     }
 }
@@ -395,6 +473,47 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:9000");
         assert_eq!(c.limits.max_frame, 16384);
         assert_eq!(c.limits.rate_frames, 9);
+    }
+
+    #[test]
+    fn the_backplane_is_off_unless_named_and_its_settings_come_from_file_or_flags() {
+        let c = parse(&["--cert", "c", "--key", "k"]).unwrap();
+        assert_eq!(c.backplane, None);
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("relay.toml");
+        std::fs::write(
+            &f,
+            "cert = \"a.crt\"\nkey = \"a.key\"\nbackplane = [\"nats://10.0.0.5:4222\"]\nbackplane_user = \"relays\"\nbackplane_password = \"pw\"\nbackplane_optional = true\n",
+        )
+        .unwrap();
+        let c = parse(&["--config", f.to_str().unwrap()]).unwrap();
+        let bp = c.backplane.unwrap();
+        assert_eq!(bp.servers, vec!["nats://10.0.0.5:4222".to_string()]);
+        assert_eq!(bp.user, Some(("relays".into(), "pw".into())));
+        assert!(bp.optional);
+        let c = parse(&[
+            "--config",
+            f.to_str().unwrap(),
+            "--backplane",
+            "nats://a:1, nats://b:2",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.backplane.unwrap().servers,
+            vec!["nats://a:1".to_string(), "nats://b:2".to_string()]
+        );
+        let e = parse(&[
+            "--cert",
+            "c",
+            "--key",
+            "k",
+            "--backplane",
+            "nats://a:1",
+            "--backplane-user",
+            "u",
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("go together"), "{e}");
     }
 
     #[test]

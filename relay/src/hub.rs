@@ -9,13 +9,15 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use common::wire::{encode_frame, ConnId, RelayFrame, Welcome, PROTOCOL_VERSION};
 use common::RoomId;
 use tokio_util::sync::CancellationToken;
 
+use crate::backplane::{self, Handle, Message};
 use crate::queue::{Outq, Push};
 use crate::stats::Stats;
 
@@ -36,6 +38,9 @@ pub struct Member {
 pub struct Room {
     id: RoomId,
     members: RwLock<Vec<Member>>,
+    /// Connections in the room on other relays (backplane): their relay
+    /// and when it last vouched for them.
+    remote: Mutex<HashMap<ConnId, (u32, Instant)>>,
 }
 
 impl Room {
@@ -72,6 +77,8 @@ pub struct Hub {
     max_frame: usize,
     next_id: AtomicU64,
     stats: Arc<Stats>,
+    /// Other relays sharing rooms (set once, at start).
+    backplane: OnceLock<Arc<Handle>>,
 }
 
 impl Hub {
@@ -89,7 +96,18 @@ impl Hub {
             max_frame,
             next_id: AtomicU64::new(1),
             stats,
+            backplane: OnceLock::new(),
         })
+    }
+
+    /// Shares this hub's rooms with other relays through `handle`; from now
+    /// on connection ids carry the relay's id in their high 32 bits, so
+    /// they are unique across relays. Call before any connection joins.
+    pub fn set_backplane(&self, handle: Arc<Handle>) {
+        let relay = u64::from(handle.relay());
+        if self.backplane.set(handle).is_ok() {
+            self.next_id.store((relay << 32) | 1, Relaxed);
+        }
     }
 
     /// A fresh connection id.
@@ -118,18 +136,31 @@ impl Hub {
                 let r = Arc::new(Room {
                     id: room,
                     members: RwLock::new(Vec::new()),
+                    remote: Mutex::new(HashMap::new()),
                 });
                 rooms.insert(room, Arc::clone(&r));
+                if let Some(bp) = self.backplane.get() {
+                    bp.subscribe(room);
+                }
                 r
             }
         };
         let id = member.id;
         let n_peers = {
             let mut m = r.members.write().unwrap_or_else(|p| p.into_inner());
-            if m.len() >= self.max_room_conns {
+            let remote: Vec<ConnId> = r
+                .remote
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .keys()
+                .copied()
+                .collect();
+            // Across relays, as far as presence knows.
+            if m.len() + remote.len() >= self.max_room_conns {
                 return Err(JoinError::RoomFull);
             }
-            let peers: Vec<ConnId> = m.iter().map(|x| x.id).collect();
+            let mut peers: Vec<ConnId> = m.iter().map(|x| x.id).collect();
+            peers.extend(remote);
             let n = peers.len();
             let welcome = RelayFrame::Welcome(Welcome {
                 version: PROTOCOL_VERSION,
@@ -146,6 +177,9 @@ impl Hub {
         };
         drop(rooms);
         self.send_control(&r, id, RelayFrame::PeerJoined(id));
+        if let Some(bp) = self.backplane.get() {
+            bp.publish(room, Message::Joined(id));
+        }
         Ok((r, n_peers))
     }
 
@@ -158,10 +192,18 @@ impl Hub {
             m.retain(|x| x.id != id);
             m.is_empty()
         };
+        if let Some(bp) = self.backplane.get() {
+            if notify {
+                bp.publish(room.id, Message::Left(id));
+            }
+        }
         if empty {
             if let Some(current) = rooms.get(&room.id) {
                 if Arc::ptr_eq(current, room) {
                     rooms.remove(&room.id);
+                    if let Some(bp) = self.backplane.get() {
+                        bp.unsubscribe(room.id);
+                    }
                 }
             }
             return;
@@ -181,7 +223,17 @@ impl Hub {
         to: Option<ConnId>,
         payload: Bytes,
     ) -> Published {
-        let frame = RelayFrame::Deliver { from, payload };
+        let bp = self.backplane.get();
+        let remote_target = |t: ConnId| {
+            room.remote
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains_key(&t)
+        };
+        let frame = RelayFrame::Deliver {
+            from,
+            payload: payload.clone(),
+        };
         let Some(bytes) = self.encode(&frame) else {
             return Published::Delivered(0);
         };
@@ -190,15 +242,172 @@ impl Hub {
         match to {
             Some(target) => match members.iter().find(|m| m.id == target && m.id != from) {
                 Some(m) => delivered += self.queue(m, &bytes),
-                None => return Published::NoSuchPeer,
+                None => match bp {
+                    Some(bp) if target != from && remote_target(target) => {
+                        bp.publish(
+                            room.id,
+                            Message::Deliver {
+                                from,
+                                to: Some(target),
+                                payload,
+                            },
+                        );
+                        delivered += 1;
+                    }
+                    _ => return Published::NoSuchPeer,
+                },
             },
             None => {
                 for m in members.iter().filter(|m| m.id != from) {
                     delivered += self.queue(m, &bytes);
                 }
+                if let Some(bp) = bp {
+                    bp.publish(
+                        room.id,
+                        Message::Deliver {
+                            from,
+                            to: None,
+                            payload,
+                        },
+                    );
+                }
             }
         }
         Published::Delivered(delivered)
+    }
+
+    /// The connections this relay holds in `room` (for heartbeats).
+    pub fn local_ids(&self, room: &RoomId) -> Vec<ConnId> {
+        let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        rooms
+            .get(room)
+            .map(|r| {
+                r.members
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .map(|m| m.id)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// A message from another relay: frames for our connections, and
+    /// presence. Rooms we hold no connection in are ignored.
+    pub fn remote(&self, env: backplane::Envelope) {
+        let room = {
+            let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+            match rooms.get(&env.room) {
+                Some(r) => Arc::clone(r),
+                None => return,
+            }
+        };
+        let now = Instant::now();
+        match env.message {
+            Message::Deliver { from, to, payload } => {
+                let frame = RelayFrame::Deliver { from, payload };
+                let Some(bytes) = self.encode(&frame) else {
+                    return;
+                };
+                let members = room.members.read().unwrap_or_else(|p| p.into_inner());
+                for m in members.iter().filter(|m| to.is_none_or(|t| t == m.id)) {
+                    self.queue(m, &bytes);
+                }
+            }
+            Message::Joined(id) => {
+                let new = room
+                    .remote
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id, (env.relay, now))
+                    .is_none();
+                if new {
+                    self.send_control(&room, id, RelayFrame::PeerJoined(id));
+                }
+            }
+            Message::Left(id) => {
+                let gone = room
+                    .remote
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id)
+                    .is_some();
+                if gone {
+                    self.send_control(&room, id, RelayFrame::PeerLeft(id));
+                }
+            }
+            Message::Present(ids) => {
+                let (joined, left) = {
+                    let mut remote = room.remote.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut joined = Vec::new();
+                    for id in &ids {
+                        if remote.insert(*id, (env.relay, now)).is_none() {
+                            joined.push(*id);
+                        }
+                    }
+                    // That relay's connections it no longer lists have left.
+                    let left: Vec<ConnId> = remote
+                        .iter()
+                        .filter(|(id, (relay, _))| *relay == env.relay && !ids.contains(id))
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for id in &left {
+                        remote.remove(id);
+                    }
+                    (joined, left)
+                };
+                for id in joined {
+                    self.send_control(&room, id, RelayFrame::PeerJoined(id));
+                }
+                for id in left {
+                    self.send_control(&room, id, RelayFrame::PeerLeft(id));
+                }
+            }
+            Message::Hello => {
+                if let Some(bp) = self.backplane.get() {
+                    let ids: Vec<ConnId> = room
+                        .members
+                        .read()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .iter()
+                        .map(|m| m.id)
+                        .collect();
+                    if !ids.is_empty() {
+                        bp.publish(room.id, Message::Present(ids));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Forgets remote connections not vouched for within `ttl` (their
+    /// relay crashed or lost the broker): the room is told they left.
+    pub fn expire_remote(&self, ttl: Duration) {
+        let rooms: Vec<Arc<Room>> = self
+            .rooms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let now = Instant::now();
+        for room in rooms {
+            let gone: Vec<ConnId> = {
+                let mut remote = room.remote.lock().unwrap_or_else(|p| p.into_inner());
+                let gone: Vec<ConnId> = remote
+                    .iter()
+                    .filter(|(_, (_, seen))| now.duration_since(*seen) > ttl)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in &gone {
+                    remote.remove(id);
+                }
+                gone
+            };
+            for id in gone {
+                self.send_control(&room, id, RelayFrame::PeerLeft(id));
+            }
+        }
     }
 
     fn send_control(&self, room: &Room, except: ConnId, frame: RelayFrame) {

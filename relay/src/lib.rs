@@ -6,12 +6,14 @@
 //! - [`server`]: accept loop, admission, stats, graceful shutdown.
 //! - [`conn`]: one connection — handshake, hello, limits, batched writes.
 //! - [`hub`]: rooms and broadcast, the one interface a backplane replaces.
+//! - [`backplane`]: rooms shared with other relays over NATS (optional).
 //! - [`queue`]: a connection's bounded outbound queue.
 //! - [`limits`], [`stats`]: token buckets, admission, counters.
 //!
 //! The relay links `common` without its `crypto` feature: it has no code
 //! that could decrypt what it carries, and it never logs payloads.
 
+pub mod backplane;
 pub mod config;
 pub mod conn;
 pub mod hub;

@@ -29,6 +29,9 @@ pub struct Relay {
     admission: Arc<Admission>,
     fingerprint: String,
     config: Config,
+    /// The backplane, connected, waiting to run with the hub.
+    backplane: Option<crate::backplane::Pending>,
+    backplane_stop: CancellationToken,
 }
 
 impl Relay {
@@ -46,6 +49,21 @@ impl Relay {
             limits.max_frame,
             Arc::clone(&stats),
         );
+        let backplane_stop = CancellationToken::new();
+        let backplane = match &config.backplane {
+            None => None,
+            Some(opts) => {
+                let (handle, pending) =
+                    crate::backplane::start(opts, relay_id(), backplane_stop.clone()).await?;
+                info!(
+                    relay = handle.relay(),
+                    servers = %opts.servers.join(","),
+                    "sharing rooms with other relays over NATS"
+                );
+                hub.set_backplane(handle);
+                Some(pending)
+            }
+        };
         Ok(Relay {
             listener,
             admission: Admission::new(limits.max_conns, limits.max_conns_per_ip),
@@ -58,6 +76,8 @@ impl Relay {
             },
             fingerprint,
             config,
+            backplane,
+            backplane_stop,
         })
     }
 
@@ -84,12 +104,18 @@ impl Relay {
             shared,
             admission,
             config,
+            backplane,
+            backplane_stop,
             ..
         } = self;
         // One shared copy: each connection's task holds a pointer, not the
         // limits themselves.
         let shared = Arc::new(shared);
         let tracker = TaskTracker::new();
+        let _backplane_guard = backplane_stop.clone().drop_guard();
+        if let Some(bp) = backplane {
+            tokio::spawn(bp.run(Arc::clone(&shared.hub)));
+        }
         if let Some(every) = config.stats_interval {
             tracker.spawn(stats_ticker(
                 Arc::clone(&shared),
@@ -169,4 +195,16 @@ async fn stats_ticker(shared: Arc<Shared>, admission: Arc<Admission>, every: std
             "stats"
         );
     }
+}
+
+/// A random id for this relay's run (the high half of its connection ids
+/// on a backplane): never 0.
+fn relay_id() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        h.write_u128(t.as_nanos());
+    }
+    (h.finish() as u32).max(1)
 }

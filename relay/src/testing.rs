@@ -107,6 +107,34 @@ impl TestRelay {
     /// Starts a relay with `limits` at `listen` with `cert` (to restart a
     /// relay where clients expect it).
     pub async fn start_at(limits: Limits, listen: SocketAddr, cert: Cert) -> TestRelay {
+        Self::start_with(limits, listen, cert, None).await
+    }
+
+    /// Starts a relay on an ephemeral loopback port that shares its rooms
+    /// over the NATS `servers` (the backplane).
+    pub async fn start_shared(limits: Limits, servers: &[String], optional: bool) -> TestRelay {
+        let opts = crate::backplane::Options {
+            servers: servers.to_vec(),
+            optional,
+            user: None,
+            token: None,
+            ca: None,
+        };
+        Self::start_with(
+            limits,
+            "127.0.0.1:0".parse().unwrap(),
+            make_cert(),
+            Some(opts),
+        )
+        .await
+    }
+
+    async fn start_with(
+        limits: Limits,
+        listen: SocketAddr,
+        cert: Cert,
+        backplane: Option<crate::backplane::Options>,
+    ) -> TestRelay {
         let config = Config {
             listen,
             cert: cert.cert.clone(),
@@ -115,6 +143,7 @@ impl TestRelay {
             stats_interval: None,
             shutdown_grace: Duration::from_secs(3),
             log: "warn".into(),
+            backplane,
         };
         let relay = Relay::bind(config).await.unwrap();
         let addr = relay.local_addr().unwrap();
