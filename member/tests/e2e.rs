@@ -194,7 +194,32 @@ fn epoch_with(n: usize) -> impl Fn(&Event) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_and_three_members_join_by_each_policy_chat_and_survive_a_kick() {
     let relay = TestRelay::start(test_limits()).await;
-    let ep = endpoint(&relay);
+    the_suite(&[endpoint(&relay)]).await;
+    relay.stop.cancel();
+}
+
+/// The same suite with the admin and the members split across two relays
+/// that share the room over NATS (the backplane): nothing changes for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_suite_passes_with_the_room_split_across_two_relays_over_nats() {
+    let nats = relay::testing::TestNats::start();
+    let one = TestRelay::start_shared(test_limits(), &[nats.url()], false).await;
+    let two = TestRelay::start_shared(test_limits(), &[nats.url()], false).await;
+    the_suite(&[endpoint(&one), endpoint(&two)]).await;
+    // Both relays carried the room.
+    for r in [&one, &two] {
+        assert!(r.stats.accepted.load(std::sync::atomic::Ordering::Relaxed) >= 3);
+    }
+    one.stop.cancel();
+    two.stop.cancel();
+}
+
+/// Admin and members join by each policy, chat, write privately and live
+/// through a kick. Peer k (admin 0, alice 1, bob 2, carol 3, dave 4, erin 5)
+/// connects to `at[k % at.len()]`.
+async fn the_suite(at: &[RelayEndpoint]) {
+    let on = |k: usize| at[k % at.len()].clone();
+    let ep = on(0);
     let room = RoomId::random();
     let admin_fp = shared(4).public().fingerprint();
     let mut roster = HashSet::new();
@@ -202,7 +227,7 @@ async fn admin_and_three_members_join_by_each_policy_chat_and_survive_a_kick() {
     let mut admin = admin(room, "open sesame", roster, &ep).await;
 
     // By hand: alice waits until the admin approves.
-    let mut alice = member(room, admin_fp, "alice", 0, None, &ep);
+    let mut alice = member(room, admin_fp, "alice", 0, None, &on(1));
     let pending = admin
         .expect("alice's request", |e| {
             matches!(e, Event::PendingApproval { .. })
@@ -223,13 +248,13 @@ async fn admin_and_three_members_join_by_each_policy_chat_and_survive_a_kick() {
     alice.expect("alice's epoch", epoch_with(2)).await;
 
     // By roster file: bob is approved without a question.
-    let mut bob = member(room, admin_fp, "bob", 1, None, &ep);
+    let mut bob = member(room, admin_fp, "bob", 1, None, &on(2));
     bob.expect("bob's epoch", epoch_with(3)).await;
 
     // By password: carol proves it; dave gets it wrong and is denied.
-    let mut carol = member(room, admin_fp, "carol", 2, Some("open sesame"), &ep);
+    let mut carol = member(room, admin_fp, "carol", 2, Some("open sesame"), &on(3));
     carol.expect("carol's epoch", epoch_with(4)).await;
-    let mut dave = member(room, admin_fp, "dave", 3, Some("open says me"), &ep);
+    let mut dave = member(room, admin_fp, "dave", 3, Some("open says me"), &on(4));
     dave.expect(
         "dave's denial",
         |e| matches!(e, Event::Denied { reason } if reason.contains("password")),
@@ -325,7 +350,7 @@ async fn admin_and_three_members_join_by_each_policy_chat_and_survive_a_kick() {
     assert!(dave.texts().is_empty(), "the denied member read nothing");
 
     // A newcomer reads nothing said before it joined.
-    let mut erin = member(room, admin_fp, "erin", 5, Some("open sesame"), &ep);
+    let mut erin = member(room, admin_fp, "erin", 5, Some("open sesame"), &on(5));
     erin.expect("erin's epoch", epoch_with(4)).await;
     // Bob must hold the epoch that includes erin: a line sealed under the
     // previous epoch is exactly what a newcomer cannot read.
@@ -341,7 +366,6 @@ async fn admin_and_three_members_join_by_each_policy_chat_and_survive_a_kick() {
     )
     .await;
     assert_eq!(erin.texts(), vec!["hello erin"], "nothing from before");
-    relay.stop.cancel();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

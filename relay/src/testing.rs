@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -160,4 +161,85 @@ impl TestRelay {
             cert,
         }
     }
+}
+
+/// A nats-server child process (Debian's `nats-server`) on 127.0.0.1;
+/// killed when dropped.
+#[derive(Debug)]
+pub struct TestNats {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl TestNats {
+    /// On an ephemeral port.
+    pub fn start() -> TestNats {
+        TestNats::start_on(None)
+    }
+
+    /// On `port`, or an ephemeral one.
+    pub fn start_on(port: Option<u16>) -> TestNats {
+        let dir = tempfile::tempdir().unwrap();
+        let port_arg = port.map_or("-1".to_string(), |p| p.to_string());
+        // Debian installs it in /usr/sbin, which a user's PATH may lack.
+        let bin = if std::path::Path::new("/usr/sbin/nats-server").exists() {
+            "/usr/sbin/nats-server"
+        } else {
+            "nats-server"
+        };
+        let mut child = Command::new(bin)
+            .args(["-a", "127.0.0.1", "-p", &port_arg, "--ports_file_dir"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start nats-server ({e}): install Debian's nats-server package")
+            });
+        // The server writes its ports to a file once it listens.
+        let file = dir.path().join(format!("nats-server_{}.ports", child.id()));
+        for _ in 0..100 {
+            if let Ok(text) = std::fs::read_to_string(&file) {
+                if let Some(port) = parse_port(&text) {
+                    return TestNats {
+                        child,
+                        port,
+                        _dir: dir,
+                    };
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("nats-server did not report its port in {}", file.display());
+    }
+
+    /// `nats://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops it; returns its port (to start it again there).
+    pub fn stop(mut self) -> u16 {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.port
+    }
+}
+
+impl Drop for TestNats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The client port from nats-server's ports file
+/// (`{"nats":["nats://127.0.0.1:PORT"], ...}`).
+fn parse_port(text: &str) -> Option<u16> {
+    let rest = &text[text.find("nats://127.0.0.1:")? + "nats://127.0.0.1:".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
