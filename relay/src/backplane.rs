@@ -139,8 +139,8 @@ impl Handle {
     }
 }
 
-/// The backplane's settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The backplane's settings. `Debug` shows no credentials.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Options {
     /// NATS servers (`nats://HOST:PORT` or `tls://HOST:PORT`), tried in turn.
     pub servers: Vec<String>,
@@ -153,6 +153,35 @@ pub struct Options {
     pub token: Option<String>,
     /// Trust the broker's TLS certificate to this CA (PEM).
     pub ca: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let servers: Vec<String> = self.servers.iter().map(|s| shown(s)).collect();
+        f.debug_struct("Options")
+            .field("servers", &servers)
+            .field("optional", &self.optional)
+            .field("user", &self.user.as_ref().map(|(u, _)| u))
+            .field("password", &self.user.as_ref().map(|_| "(set)"))
+            .field("token", &self.token.as_ref().map(|_| "(set)"))
+            .field("ca", &self.ca)
+            .finish()
+    }
+}
+
+/// A NATS address as it may be logged: any `user:password@` or `token@`
+/// in it is replaced by `***@`.
+pub fn shown(server: &str) -> String {
+    let (scheme, rest) = server.split_once("://").unwrap_or(("", server));
+    let rest = match rest.rsplit_once('@') {
+        Some((_, host)) => format!("***@{host}"),
+        None => rest.to_string(),
+    };
+    if scheme.is_empty() {
+        rest
+    } else {
+        format!("{scheme}://{rest}")
+    }
 }
 
 /// Connects to the broker and starts the backplane for `hub`; returns
@@ -194,7 +223,7 @@ pub async fn start(
         .iter()
         .map(|s| {
             s.parse()
-                .with_context(|| format!("bad backplane address {s}"))
+                .with_context(|| format!("bad backplane address {}", shown(s)))
         })
         .collect::<anyhow::Result<_>>()?;
     let client = connect
@@ -333,6 +362,20 @@ mod tests {
             );
         }
         assert!(decode_payload::<Envelope>(b"\xff\xff\xff", MAX_MESSAGE).is_err());
+        let opts = Options {
+            servers: vec!["nats://relays:s3cret@10.0.0.5:4222".into()],
+            optional: false,
+            user: Some(("relays".into(), "pa55word".into())),
+            token: Some("t0ken".into()),
+            ca: None,
+        };
+        let debug = format!("{opts:?}");
+        for secret in ["s3cret", "pa55word", "t0ken"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+        assert_eq!(shown("nats://u:p@h:1"), "nats://***@h:1");
+        assert_eq!(shown("tls://h:1"), "tls://h:1");
+        assert_eq!(shown("tok@h:1"), "***@h:1");
         assert_eq!(
             subject(&RoomId([0xab; 16])),
             format!("teamchat.room.{}", "ab".repeat(16))

@@ -57,7 +57,12 @@ impl Relay {
                     crate::backplane::start(opts, relay_id(), backplane_stop.clone()).await?;
                 info!(
                     relay = handle.relay(),
-                    servers = %opts.servers.join(","),
+                    servers = %opts
+                        .servers
+                        .iter()
+                        .map(|s| crate::backplane::shown(s))
+                        .collect::<Vec<_>>()
+                        .join(","),
                     "sharing rooms with other relays over NATS"
                 );
                 hub.set_backplane(handle);
