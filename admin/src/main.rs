@@ -11,7 +11,7 @@ use clap::Parser;
 use common::driver::{cert_file_fingerprint, Trust};
 use common::engine::admin::Admin;
 use common::engine::{AdminConfig, Engine};
-use common::invite::{parse_host_port, Invite, RelayEndpoint};
+use common::invite::{relays_from, Invite};
 use common::terminal::{
     self, default_identity_path, load_or_create_identity, read_roster, Options,
 };
@@ -33,15 +33,24 @@ struct Args {
     /// for the Open button.
     #[arg(long)]
     open: bool,
-    /// The relay, HOST:PORT.
+    /// The relay, HOST:PORT; several relays sharing rooms (over NATS) as
+    /// HOST:PORT,HOST:PORT,… in order of preference: the invite names them
+    /// all and the apps try them in turn.
     #[arg(long, env = "TEAMCHAT_RELAY", default_value = "127.0.0.1:7443")]
     relay: String,
     /// The relay's certificate (PEM): its SHA-256 is pinned in the invite.
-    #[arg(long, env = "TEAMCHAT_RELAY_CERT", value_name = "FILE")]
-    relay_cert: Option<PathBuf>,
-    /// The relay certificate's SHA-256 (64 hex), instead of --relay-cert.
-    #[arg(long, value_name = "SHA256")]
-    relay_pin: Option<Fingerprint>,
+    /// With several relays: one file for all, or FILE,FILE,… one per relay.
+    #[arg(
+        long,
+        env = "TEAMCHAT_RELAY_CERT",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    relay_cert: Vec<PathBuf>,
+    /// The relay certificate's SHA-256 (64 hex), instead of --relay-cert
+    /// (with several relays: one for all, or one per relay, comma-separated).
+    #[arg(long, value_name = "SHA256", value_delimiter = ',')]
+    relay_pin: Vec<Fingerprint>,
     /// Verify the relay against this CA certificate instead of the pin.
     #[arg(long, value_name = "FILE")]
     ca: Option<PathBuf>,
@@ -80,13 +89,17 @@ fn main() -> Result<()> {
     if !(args.cli || args.json) {
         return gui(args);
     }
-    let (host, port) =
-        parse_host_port(&args.relay).with_context(|| format!("bad --relay {}", args.relay))?;
-    let pin = match (&args.relay_pin, &args.relay_cert) {
-        (Some(p), _) => *p,
-        (None, Some(path)) => cert_file_fingerprint(path).map_err(anyhow::Error::msg)?,
-        (None, None) => bail!("give the relay's certificate with --relay-cert FILE (or its SHA-256 with --relay-pin): it goes into the invite"),
+    let pins: Vec<Fingerprint> = match (args.relay_pin.is_empty(), args.relay_cert.is_empty()) {
+        (false, _) => args.relay_pin.clone(),
+        (true, false) => args
+            .relay_cert
+            .iter()
+            .map(|p| cert_file_fingerprint(p).map_err(anyhow::Error::msg))
+            .collect::<Result<_>>()?,
+        (true, true) => bail!("give the relay's certificate with --relay-cert FILE (or its SHA-256 with --relay-pin): it goes into the invite"),
     };
+    let relays =
+        relays_from(&args.relay, &pins).with_context(|| format!("bad --relay {}", args.relay))?;
     let path = args
         .identity
         .clone()
@@ -104,12 +117,7 @@ fn main() -> Result<()> {
         None => HashSet::new(),
     };
     let room = args.room.unwrap_or_else(RoomId::random);
-    let relay = RelayEndpoint {
-        host,
-        port,
-        cert: pin,
-    };
-    let invite = Invite::new(vec![relay.clone()], room, key.public().fingerprint())?;
+    let invite = Invite::new(relays.clone(), room, key.public().fingerprint())?;
     let invite_text = invite.to_string();
     if args.json {
         println!(
@@ -142,7 +150,7 @@ fn main() -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let last = rt.block_on(terminal::run(engine, vec![relay], trust, opts));
+    let last = rt.block_on(terminal::run(engine, relays, trust, opts));
     if last.contains("does not match") || last.contains("CA file") {
         bail!("{last}");
     }
@@ -154,10 +162,16 @@ fn main() -> Result<()> {
 fn gui(args: Args) -> Result<()> {
     let settings_path = ui::settings::default_path();
     let remembered = ui::settings::load(&settings_path);
-    let relay_cert = match (&args.relay_pin, &args.relay_cert) {
-        (Some(p), _) => p.to_string(),
-        (None, Some(path)) => path.display().to_string(),
-        (None, None) => remembered
+    let join = |items: Vec<String>| items.join(",");
+    let relay_cert = match (args.relay_pin.is_empty(), args.relay_cert.is_empty()) {
+        (false, _) => join(args.relay_pin.iter().map(|p| p.to_string()).collect()),
+        (true, false) => join(
+            args.relay_cert
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+        ),
+        (true, true) => remembered
             .relay_cert
             .clone()
             .or_else(|| {

@@ -39,8 +39,8 @@ pub struct Options {
     pub parallel: usize,
     /// Wait between the last welcome and the memory reading.
     pub settle: Duration,
-    /// The relay's pid.
-    pub relay_pid: u32,
+    /// The relays' pids (their RSS together is what is measured).
+    pub relay_pids: Vec<u32>,
 }
 
 /// The result of one idle run.
@@ -88,8 +88,21 @@ impl Report {
     }
 }
 
-/// Runs one idle benchmark against `target`, never past `deadline`.
-pub async fn run(target: &Arc<Target>, opts: &Options, deadline: Instant) -> Result<Report> {
+/// RSS of all the relays together, KiB.
+fn relays_rss(pids: &[u32]) -> Result<u64> {
+    let mut sum = 0;
+    for pid in pids {
+        sum += procfs::rss_kib(*pid)?;
+    }
+    Ok(sum)
+}
+
+/// Runs one idle benchmark against `targets` (one relay, or several sharing
+/// the rooms: connection i goes to relay i mod n), never past `deadline`.
+pub async fn run(targets: &[Arc<Target>], opts: &Options, deadline: Instant) -> Result<Report> {
+    if targets.is_empty() || opts.relay_pids.is_empty() {
+        bail!("give at least one relay and its pid");
+    }
     if opts.conns == 0 || opts.conns > MAX_CONNS {
         bail!("--conns must be between 1 and {MAX_CONNS}");
     }
@@ -97,7 +110,9 @@ pub async fn run(target: &Arc<Target>, opts: &Options, deadline: Instant) -> Res
         bail!("--room-size must be at least 1");
     }
     check_fd_limit(opts.conns)?;
-    procfs::check_pid(opts.relay_pid)?;
+    for pid in &opts.relay_pids {
+        procfs::check_pid(*pid)?;
+    }
     let tdeadline = tokio::time::Instant::from_std(deadline);
 
     let room_size = if opts.one_room {
@@ -109,7 +124,7 @@ pub async fn run(target: &Arc<Target>, opts: &Options, deadline: Instant) -> Res
         .map(|_| random_room())
         .collect::<Result<Vec<_>>>()?;
 
-    let rss_before = procfs::rss_kib(opts.relay_pid)?;
+    let rss_before = relays_rss(&opts.relay_pids)?;
     let start = Instant::now();
     let gate = Arc::new(Semaphore::new(opts.parallel.max(1)));
     let stop = CancellationToken::new();
@@ -118,7 +133,7 @@ pub async fn run(target: &Arc<Target>, opts: &Options, deadline: Instant) -> Res
     let mut tasks = Vec::with_capacity(opts.conns);
     for i in 0..opts.conns {
         let room = rooms[i / room_size];
-        let target = Arc::clone(target);
+        let target = Arc::clone(&targets[i % targets.len()]);
         let gate = Arc::clone(&gate);
         let stop = stop.clone();
         let dropped = Arc::clone(&dropped);
@@ -182,7 +197,7 @@ pub async fn run(target: &Arc<Target>, opts: &Options, deadline: Instant) -> Res
         Ok(()) => {
             let settle_until = (tokio::time::Instant::now() + opts.settle).min(tdeadline);
             tokio::time::sleep_until(settle_until).await;
-            procfs::rss_kib(opts.relay_pid)
+            relays_rss(&opts.relay_pids)
         }
         Err(e) => Err(e),
     };

@@ -122,8 +122,9 @@ impl Report {
     }
 }
 
-/// Runs one latency benchmark against `target`, never past `deadline`.
-pub async fn run(target: &Arc<Target>, opts: &Options, deadline: Instant) -> Result<Report> {
+/// Runs one latency benchmark against `targets` (one relay, or several
+/// sharing the room), never past `deadline`.
+pub async fn run(targets: &[Arc<Target>], opts: &Options, deadline: Instant) -> Result<Report> {
     if opts.subs == 0 {
         bail!("--subs must be at least 1");
     }
@@ -141,7 +142,7 @@ pub async fn run(target: &Arc<Target>, opts: &Options, deadline: Instant) -> Res
     let total = total as u64;
 
     let tdeadline = tokio::time::Instant::from_std(deadline);
-    let room = room::open(target, opts.subs, opts.parallel, tdeadline).await?;
+    let room = room::open(targets, opts.subs, opts.parallel, tdeadline).await?;
     let template = PublishTemplate::new(opts.size, room.max_frame)?;
 
     let stop = CancellationToken::new();

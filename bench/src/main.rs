@@ -98,6 +98,11 @@ struct Common {
     /// The relay's address (IP:PORT).
     #[arg(long, env = "TEAMCHAT_LOADGEN_ADDR")]
     addr: SocketAddr,
+    /// More relays sharing the rooms with --addr over a backplane
+    /// (throughput, latency, idle): connections are spread over --addr and
+    /// these in turn; the publisher stays on --addr. Same trust as --addr.
+    #[arg(long, value_name = "IP:PORT", value_delimiter = ',')]
+    also: Vec<SocketAddr>,
     /// Trust the relay's certificate chain to this CA file (PEM).
     #[arg(long, value_name = "FILE", required_unless_present = "insecure")]
     ca: Option<PathBuf>,
@@ -145,9 +150,10 @@ struct ThroughputArgs {
     /// Seconds to wait for the last deliveries after publishing.
     #[arg(long, default_value_t = 10.0, value_name = "SECS")]
     drain: f64,
-    /// The relay's process id, to report its CPU time per delivery.
-    #[arg(long, value_name = "PID")]
-    relay_pid: Option<u32>,
+    /// The relay's process id, to report its CPU time per delivery (with
+    /// --also: every relay's, comma-separated, summed).
+    #[arg(long, value_name = "PID", value_delimiter = ',')]
+    relay_pid: Vec<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -190,9 +196,10 @@ struct IdleArgs {
     /// Seconds to wait after the last welcome before reading RSS.
     #[arg(long, default_value_t = 1.0, value_name = "SECS")]
     settle: f64,
-    /// The relay's process id (its RSS is what is measured).
-    #[arg(long, value_name = "PID")]
-    relay_pid: u32,
+    /// The relay's process id (its RSS is what is measured; with --also:
+    /// every relay's, comma-separated, summed).
+    #[arg(long, value_name = "PID", value_delimiter = ',', required = true)]
+    relay_pid: Vec<u32>,
 }
 
 /// Exit status when a report was printed but the run hit --timeout.
@@ -250,6 +257,14 @@ fn run(cli: Cli) -> Result<Outcome> {
         &trust,
         common.server_name.clone(),
     )?);
+    let mut targets = vec![Arc::clone(&target)];
+    for addr in &common.also {
+        targets.push(Arc::new(Target::new(
+            *addr,
+            &trust,
+            common.server_name.clone(),
+        )?));
+    }
     let json = common.json;
     let parallel = common.parallel;
     // Start the payload clock before anything is sent.
@@ -283,9 +298,9 @@ fn run(cli: Cli) -> Result<Outcome> {
                         batch_bytes: a.batch_bytes.clamp(1, 16 << 20),
                         drain: secs(a.drain, "--drain")?,
                         parallel,
-                        relay_pid: a.relay_pid,
+                        relay_pids: a.relay_pid,
                     };
-                    let r = throughput::run(&target, &opts, deadline).await?;
+                    let r = throughput::run(&targets, &opts, deadline).await?;
                     emit(json, &r, &r.human())?;
                     Ok(Outcome::of(r.timed_out))
                 }
@@ -299,7 +314,7 @@ fn run(cli: Cli) -> Result<Outcome> {
                         drain: secs(a.drain, "--drain")?,
                         parallel,
                     };
-                    let r = latency::run(&target, &opts, deadline).await?;
+                    let r = latency::run(&targets, &opts, deadline).await?;
                     emit(json, &r, &r.human())?;
                     Ok(Outcome::of(r.timed_out))
                 }
@@ -310,9 +325,9 @@ fn run(cli: Cli) -> Result<Outcome> {
                         one_room: a.one_room,
                         parallel,
                         settle: secs(a.settle, "--settle")?,
-                        relay_pid: a.relay_pid,
+                        relay_pids: a.relay_pid,
                     };
-                    let r = idle::run(&target, &opts, deadline).await?;
+                    let r = idle::run(&targets, &opts, deadline).await?;
                     emit(json, &r, &r.human())?;
                     Ok(Outcome::Complete)
                 }

@@ -47,9 +47,11 @@ pub struct Room {
 
 /// Joins `subs` subscribers (at most `parallel` handshakes at a time), then
 /// the publisher, and waits until the publisher knows every subscriber (from
-/// its welcome's peer list or later `PeerJoined` frames).
+/// its welcome's peer list or later `PeerJoined` frames). With several
+/// `targets` (relays sharing rooms over a backplane) the subscribers are
+/// spread over them in turn and the publisher joins the first.
 pub async fn open(
-    target: &Arc<Target>,
+    targets: &[Arc<Target>],
     subs: usize,
     parallel: usize,
     deadline: tokio::time::Instant,
@@ -57,8 +59,11 @@ pub async fn open(
     let room = crate::conn::random_room()?;
     let gate = Arc::new(Semaphore::new(parallel.max(1)));
     let mut set = JoinSet::new();
-    for _ in 0..subs {
-        let target = Arc::clone(target);
+    let Some(first) = targets.first() else {
+        bail!("no relay to join");
+    };
+    for i in 0..subs {
+        let target = Arc::clone(&targets[i % targets.len()]);
         let gate = Arc::clone(&gate);
         set.spawn(async move {
             let _permit = gate
@@ -79,7 +84,7 @@ pub async fn open(
         joined.push((conn, welcome.conn_id));
     }
 
-    let (mut publisher, welcome) = timeout_at(deadline, join(target, room, BULK_CHUNK))
+    let (mut publisher, welcome) = timeout_at(deadline, join(first, room, BULK_CHUNK))
         .await
         .context("timed out joining the publisher")?
         .context("the publisher could not join")?;

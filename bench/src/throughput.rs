@@ -40,8 +40,8 @@ pub struct Options {
     pub drain: Duration,
     /// Handshakes in flight while joining.
     pub parallel: usize,
-    /// The relay's pid, for CPU time.
-    pub relay_pid: Option<u32>,
+    /// The relays' pids, for their CPU time together (may be empty).
+    pub relay_pids: Vec<u32>,
 }
 
 /// The result of one throughput run.
@@ -126,19 +126,32 @@ impl Report {
     }
 }
 
-/// Runs one throughput benchmark against `target`, never past `deadline`.
-pub async fn run(target: &Arc<Target>, opts: &Options, deadline: Instant) -> Result<Report> {
+/// CPU ticks of all the relays together (`None` without pids).
+fn relays_cpu(pids: &[u32]) -> Result<Option<u64>> {
+    if pids.is_empty() {
+        return Ok(None);
+    }
+    let mut sum = 0;
+    for pid in pids {
+        sum += procfs::cpu_ticks(*pid)?;
+    }
+    Ok(Some(sum))
+}
+
+/// Runs one throughput benchmark against `targets` (one relay, or several
+/// sharing the room), never past `deadline`.
+pub async fn run(targets: &[Arc<Target>], opts: &Options, deadline: Instant) -> Result<Report> {
     if opts.subs == 0 {
         bail!("--subs must be at least 1");
     }
     if opts.messages == 0 || opts.messages > MAX_MESSAGES {
         bail!("--messages must be between 1 and {MAX_MESSAGES}");
     }
-    if let Some(pid) = opts.relay_pid {
-        procfs::check_pid(pid)?;
+    for pid in &opts.relay_pids {
+        procfs::check_pid(*pid)?;
     }
     let tdeadline = tokio::time::Instant::from_std(deadline);
-    let room = room::open(target, opts.subs, opts.parallel, tdeadline).await?;
+    let room = room::open(targets, opts.subs, opts.parallel, tdeadline).await?;
     let template = PublishTemplate::new(opts.size, room.max_frame)?;
 
     let stop = CancellationToken::new();
@@ -159,7 +172,7 @@ pub async fn run(target: &Arc<Target>, opts: &Options, deadline: Instant) -> Res
     let mut publisher = Publisher::start(room.publisher);
 
     let tck = procfs::clk_tck();
-    let relay_before = opts.relay_pid.map(procfs::cpu_ticks).transpose()?;
+    let relay_before = relays_cpu(&opts.relay_pids)?;
     let self_before = procfs::self_cpu_ticks().ok();
 
     // Publish.
@@ -234,7 +247,7 @@ pub async fn run(target: &Arc<Target>, opts: &Options, deadline: Instant) -> Res
         timed_out = true;
     }
 
-    let relay_after = opts.relay_pid.map(procfs::cpu_ticks).transpose()?;
+    let relay_after = relays_cpu(&opts.relay_pids)?;
     let self_after = procfs::self_cpu_ticks().ok();
     let peer_left = publisher.status.peer_left.load(Ordering::Relaxed);
     if publisher_error.is_none() {

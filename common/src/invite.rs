@@ -147,6 +147,14 @@ pub enum InviteError {
     /// Something else is malformed.
     #[error("malformed invite: {0}")]
     Malformed(&'static str),
+    /// Relay addresses and certificates do not pair up.
+    #[error("{relays} relay addresses but {certs} certificates: give one certificate for all, or one per address in the same order")]
+    CertCount {
+        /// Addresses given.
+        relays: usize,
+        /// Certificates given.
+        certs: usize,
+    },
 }
 
 impl Invite {
@@ -274,6 +282,45 @@ fn parse_relay(value: &str) -> Result<RelayEndpoint, InviteError> {
     })
 }
 
+/// The relays of an invite as a person gives them: `addresses` is
+/// `HOST:PORT[,HOST:PORT…]` in order of preference (the apps try them in
+/// turn), and `certs` holds one certificate pin for all of them (relays
+/// sharing a certificate) or one per address, in the same order.
+pub fn relays_from(
+    addresses: &str,
+    certs: &[Fingerprint],
+) -> Result<Vec<RelayEndpoint>, InviteError> {
+    let addresses: Vec<&str> = addresses
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .collect();
+    if addresses.is_empty() {
+        return Err(InviteError::Missing("relay address"));
+    }
+    if addresses.len() > MAX_RELAYS {
+        return Err(InviteError::TooManyRelays);
+    }
+    if certs.len() != 1 && certs.len() != addresses.len() {
+        return Err(InviteError::CertCount {
+            relays: addresses.len(),
+            certs: certs.len(),
+        });
+    }
+    addresses
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let (host, port) = parse_host_port(a)?;
+            Ok(RelayEndpoint {
+                host,
+                port,
+                cert: certs[if certs.len() == 1 { 0 } else { i }],
+            })
+        })
+        .collect()
+}
+
 /// Parses `HOST:PORT` where HOST is a name, IPv4, or `[IPv6]`.
 pub fn parse_host_port(s: &str) -> Result<(Host, u16), InviteError> {
     let (host, port) = if let Some(inner) = s.strip_prefix('[') {
@@ -351,6 +398,41 @@ fn parse_host(host: &str) -> Result<Host, InviteError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn several_relays_pair_with_one_certificate_or_one_each() {
+        let (a, b) = (Fingerprint([1; 32]), Fingerprint([2; 32]));
+        let one = relays_from("relay1.example:7443, [::1]:7444", &[a]).unwrap();
+        assert_eq!(one.len(), 2);
+        assert!(one.iter().all(|r| r.cert == a));
+        assert_eq!(one[1].port, 7444);
+        let each = relays_from("h1:1,h2:2", &[a, b]).unwrap();
+        assert_eq!((each[0].cert, each[1].cert), (a, b));
+        let invite = Invite::new(each, RoomId([3; 16]), a).unwrap();
+        let back: Invite = invite.to_string().parse().unwrap();
+        assert_eq!(back.relays().len(), 2, "both relays travel in the invite");
+        assert!(matches!(
+            relays_from("h1:1,h2:2,h3:3", &[a, b]),
+            Err(InviteError::CertCount {
+                relays: 3,
+                certs: 2
+            })
+        ));
+        assert!(matches!(
+            relays_from("h1:1", &[]),
+            Err(InviteError::CertCount { .. })
+        ));
+        assert!(matches!(
+            relays_from(" , ", &[a]),
+            Err(InviteError::Missing(_))
+        ));
+        assert!(relays_from("h1:1,nope", &[a]).is_err());
+        let many = ["h:1"; MAX_RELAYS + 1].join(",");
+        assert!(matches!(
+            relays_from(&many, &[a]),
+            Err(InviteError::TooManyRelays)
+        ));
+    }
 
     fn sample() -> Invite {
         let relay = RelayEndpoint {

@@ -2013,3 +2013,49 @@ fn a_private_message_from_an_earlier_admin_run_is_not_accepted_again() {
         net.warnings(bob)
     );
 }
+
+/// Knocks in `actions`.
+fn knocks(actions: &[Action]) -> usize {
+    actions
+        .iter()
+        .filter(|a| match a {
+            Action::Send(ClientFrame::Publish { payload, .. }) => matches!(
+                decode_payload::<Envelope>(payload, DEFAULT_MAX_FRAME),
+                Ok(Envelope::Knock { .. })
+            ),
+            _ => false,
+        })
+        .count()
+}
+
+#[test]
+fn a_burst_of_joins_makes_one_knock_not_one_each() {
+    // The first connection of a room on a relay hears of the room's peers on
+    // other relays as a burst of PeerJoined right after its welcome.
+    let admin = id(4);
+    let mut m = Member::new(member_cfg("alice", &admin), id(0));
+    let t0 = 1_700_000_000_000u64;
+    m.on_connected(t0);
+    let welcome = RelayFrame::Welcome(Welcome {
+        version: 1,
+        conn_id: 7,
+        peers: vec![],
+        max_frame: DEFAULT_MAX_FRAME as u32,
+    });
+    assert_eq!(knocks(&m.handle_frame(t0, welcome)), 1);
+    let mut burst = 0;
+    for peer in 0..100 {
+        burst += knocks(&m.handle_frame(t0 + 10, RelayFrame::PeerJoined(1000 + peer)));
+    }
+    assert_eq!(burst, 0, "the knock just sent covers the burst");
+    // One more knock after the gap, for peers that joined meanwhile (the
+    // admin may be one of them), then only the periodic one.
+    assert_eq!(knocks(&m.handle_tick(t0 + 100)), 0);
+    assert_eq!(knocks(&m.handle_tick(t0 + 300)), 1);
+    assert_eq!(knocks(&m.handle_tick(t0 + 1_300)), 0);
+    // A join after the gap knocks at once.
+    assert_eq!(
+        knocks(&m.handle_frame(t0 + 1_400, RelayFrame::PeerJoined(5000))),
+        1
+    );
+}

@@ -516,6 +516,85 @@ async fn when_the_first_relay_dies_everyone_moves_to_the_next_one_in_the_invite(
     second.stop.cancel();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_whose_relay_dies_fails_over_to_a_relay_sharing_the_room_and_reads_the_next_message(
+) {
+    let nats = relay::testing::TestNats::start();
+    let doomed = TestRelay::start_shared(test_limits(), &[nats.url()], false).await;
+    let other = TestRelay::start_shared(test_limits(), &[nats.url()], false).await;
+    let room = RoomId::random();
+    let admin_fp = shared(4).public().fingerprint();
+    let cfg = AdminConfig {
+        room,
+        room_name: "failover".into(),
+        admin_name: "boss".into(),
+        password: Some(Zeroizing::new("pw".into())),
+        roster: HashSet::new(),
+        rekey_after_messages: 0,
+        rekey_after_ms: 0,
+    };
+    // The admin and bob stay on the other relay; alice's invite names the
+    // doomed relay first.
+    let mut admin = Peer::start_on(
+        Engine::Admin(Box::new(Admin::new(cfg, shared(4)))),
+        vec![endpoint(&other)],
+        FileOptions::default(),
+    );
+    admin.expect("the first epoch", epoch_with(1)).await;
+    let member = |name: &str, key: usize, relays: Vec<RelayEndpoint>| {
+        let cfg = MemberConfig {
+            room,
+            admin_pin: admin_fp,
+            name: name.into(),
+            password: Some(Zeroizing::new("pw".into())),
+        };
+        Peer::start_on(
+            Engine::Member(Box::new(Member::new(cfg, shared(key)))),
+            relays,
+            FileOptions::default(),
+        )
+    };
+    let mut alice = member("alice", 0, vec![endpoint(&doomed), endpoint(&other)]);
+    alice.expect("alice's epoch", epoch_with(2)).await;
+    let mut bob = member("bob", 1, vec![endpoint(&other)]);
+    bob.expect("bob's epoch", epoch_with(3)).await;
+    alice.expect("alice sees bob", epoch_with(3)).await;
+    assert_eq!(
+        doomed
+            .stats
+            .accepted
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "alice alone began on the doomed relay"
+    );
+
+    // The doomed relay goes away: alice moves to the next address of her
+    // invite, which shares the room, and rejoins; the other relay hears
+    // her old connection leave, and her knock brings her back in.
+    doomed.stop.cancel();
+    let _ = doomed.task.await;
+    alice.seen.clear();
+    alice
+        .expect("alice back in a three-member epoch", epoch_with(3))
+        .await;
+    bob.say("did you miss anything?").await;
+    alice
+        .expect(
+            "the next message",
+            |e| matches!(e, Event::Message { text, .. } if text == "did you miss anything?"),
+        )
+        .await;
+    alice.say("nothing at all").await;
+    for p in [&mut admin, &mut bob] {
+        p.expect(
+            "alice's reply",
+            |e| matches!(e, Event::Message { text, .. } if text == "nothing at all"),
+        )
+        .await;
+    }
+    other.stop.cancel();
+}
+
 fn file_options(dir: &std::path::Path) -> FileOptions {
     FileOptions {
         download_dir: dir.to_path_buf(),

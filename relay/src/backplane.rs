@@ -15,7 +15,7 @@
 //! message is dropped and counted, and local rooms go on.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ use common::wire::{decode_payload, encode_payload, ConnId};
 use common::RoomId;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -36,6 +36,15 @@ pub const HEARTBEAT: Duration = Duration::from_secs(2);
 pub const PRESENCE_TTL: Duration = Duration::from_secs(7);
 /// Messages waiting for the broker; beyond, they are dropped.
 const QUEUE: usize = 8192;
+/// Bytes waiting for the broker; beyond, messages are dropped.
+pub const QUEUE_BYTES: usize = 32 << 20;
+/// Messages the NATS client itself may hold (its own queue, by count):
+/// with frames of up to 1 MiB this bounds it near 64 MiB.
+const CLIENT_CAPACITY: usize = 64;
+/// Messages one room's subscription may hold before NATS drops them.
+const SUBSCRIPTION_CAPACITY: usize = 1024;
+/// How long a publish or subscribe may wait on the client.
+const CLIENT_WAIT: Duration = Duration::from_secs(1);
 /// Largest message on the backplane: a frame plus its routing.
 const MAX_MESSAGE: usize = 2 << 20;
 
@@ -78,20 +87,26 @@ pub fn subject(room: &RoomId) -> String {
     format!("teamchat.room.{}", hex::encode(room.0))
 }
 
-/// What the hub asks of the backplane.
-#[derive(Debug)]
-enum Cmd {
-    Subscribe(RoomId),
-    Unsubscribe(RoomId),
-    Publish(Envelope),
+/// The broker link as the backplane sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Up,
+    Down,
+    /// The broker dropped messages to us (a slow consumer).
+    Lossy,
 }
 
 /// The hub's end of the backplane: never blocks.
 #[derive(Debug)]
 pub struct Handle {
     relay: u32,
-    tx: mpsc::Sender<Cmd>,
+    tx: mpsc::Sender<(Envelope, usize)>,
+    /// Bytes waiting in `tx`.
+    queued: AtomicUsize,
+    /// The link is up (as last reported by the client).
+    up: AtomicBool,
     dropped: AtomicU64,
+    rooms: Notify,
 }
 
 impl Handle {
@@ -100,41 +115,92 @@ impl Handle {
         self.relay
     }
 
-    /// Starts receiving the room's messages (the first local connection
-    /// joined), and asks the other relays who is there.
-    pub fn subscribe(&self, room: RoomId) {
-        self.send(Cmd::Subscribe(room));
-        self.publish(room, Message::Hello);
+    /// The hub's set of rooms changed: the backplane subscribes to new
+    /// rooms (and asks the other relays who is there) and unsubscribes
+    /// from closed ones.
+    pub fn rooms_changed(&self) {
+        self.rooms.notify_one();
     }
 
-    /// Stops receiving the room's messages (the last local one left).
-    pub fn unsubscribe(&self, room: RoomId) {
-        self.send(Cmd::Unsubscribe(room));
-    }
-
-    /// Tells the other relays.
-    pub fn publish(&self, room: RoomId, message: Message) {
-        self.send(Cmd::Publish(Envelope {
+    /// Tells the other relays; false when the message was dropped (the
+    /// broker is unreachable or behind by more than [`QUEUE_BYTES`]).
+    pub fn publish(&self, room: RoomId, message: Message) -> bool {
+        let size = message.size();
+        let env = Envelope {
             relay: self.relay,
             room,
             message,
-        }));
+        };
+        let fits = self
+            .queued
+            .fetch_update(Relaxed, Relaxed, |q| {
+                (q + size <= QUEUE_BYTES).then_some(q + size)
+            })
+            .is_ok();
+        if !fits || !self.up.load(Relaxed) {
+            if fits {
+                self.queued.fetch_sub(size, Relaxed);
+            }
+            self.count_drop();
+            return false;
+        }
+        if self.tx.try_send((env, size)).is_err() {
+            self.queued.fetch_sub(size, Relaxed);
+            self.count_drop();
+            return false;
+        }
+        true
     }
 
-    /// Messages dropped because the broker could not keep up.
+    /// Messages dropped because the broker could not keep up or was away.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Relaxed)
     }
 
-    fn send(&self, cmd: Cmd) {
-        if self.tx.try_send(cmd).is_err() {
-            let n = self.dropped.fetch_add(1, Relaxed) + 1;
-            if n.is_power_of_two() {
-                warn!(
-                    dropped = n,
-                    "backplane queue full: messages to other relays dropped"
-                );
-            }
+    /// Whether the broker link is up.
+    pub fn is_up(&self) -> bool {
+        self.up.load(Relaxed)
+    }
+
+    fn count_drop(&self) {
+        let n = self.dropped.fetch_add(1, Relaxed) + 1;
+        if n.is_power_of_two() {
+            warn!(
+                dropped = n,
+                "backplane: messages to other relays dropped (broker away or behind)"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+impl Handle {
+    /// A handle whose messages land in the returned receiver (hub tests).
+    pub(crate) fn for_test(relay: u32) -> (Arc<Handle>, mpsc::Receiver<(Envelope, usize)>) {
+        let (tx, rx) = mpsc::channel(16);
+        let handle = Arc::new(Handle {
+            relay,
+            tx,
+            queued: AtomicUsize::new(0),
+            up: AtomicBool::new(true),
+            dropped: AtomicU64::new(0),
+            rooms: Notify::new(),
+        });
+        (handle, rx)
+    }
+
+    pub(crate) fn set_up(&self, up: bool) {
+        self.up.store(up, Relaxed);
+    }
+}
+
+impl Message {
+    /// Bytes this message holds while it waits (an estimate).
+    fn size(&self) -> usize {
+        64 + match self {
+            Message::Deliver { payload, .. } => payload.len(),
+            Message::Present(ids) => ids.len() * 8,
+            _ => 0,
         }
     }
 }
@@ -194,16 +260,42 @@ pub async fn start(
     stop: CancellationToken,
 ) -> anyhow::Result<(Arc<Handle>, Pending)> {
     use anyhow::Context;
+    let (link_tx, link_rx) = mpsc::channel(64);
     let mut connect = async_nats::ConnectOptions::new()
         .name("teamchat-relay")
         .connection_timeout(Duration::from_secs(5))
-        .event_callback(|e| async move {
-            match e {
-                async_nats::Event::Connected => info!("backplane connected"),
-                async_nats::Event::Disconnected => {
-                    warn!("backplane disconnected: local rooms go on, reconnecting")
+        // A dead link is noticed within a few seconds, not NATS's minutes.
+        .ping_interval(HEARTBEAT)
+        // The broker does not send our own messages back.
+        .no_echo()
+        .client_capacity(CLIENT_CAPACITY)
+        .subscription_capacity(SUBSCRIPTION_CAPACITY)
+        .event_callback(move |e| {
+            let link_tx = link_tx.clone();
+            async move {
+                let link = match e {
+                    async_nats::Event::Connected => {
+                        info!("backplane connected");
+                        Some(Link::Up)
+                    }
+                    async_nats::Event::Disconnected => {
+                        warn!("backplane disconnected: rooms on this relay alone go on, shared rooms rejoin, reconnecting");
+                        Some(Link::Down)
+                    }
+                    async_nats::Event::SlowConsumer(_) => {
+                        warn!("backplane: the broker dropped messages to this relay (slow consumer)");
+                        Some(Link::Lossy)
+                    }
+                    other => {
+                        info!(event = %other, "backplane");
+                        None
+                    }
+                };
+                if let Some(link) = link {
+                    // Up and Down are also read from the client's state,
+                    // so a full channel loses nothing that matters.
+                    let _ = link_tx.try_send(link);
                 }
-                other => info!(event = %other, "backplane"),
             }
         });
     if let Some((u, p)) = &opts.user {
@@ -234,14 +326,18 @@ pub async fn start(
     let handle = Arc::new(Handle {
         relay,
         tx,
+        queued: AtomicUsize::new(0),
+        up: AtomicBool::new(client.connection_state() == async_nats::connection::State::Connected),
         dropped: AtomicU64::new(0),
+        rooms: Notify::new(),
     });
     Ok((
-        handle,
+        Arc::clone(&handle),
         Pending {
             client,
             rx,
-            relay,
+            link_rx,
+            handle,
             stop,
         },
     ))
@@ -251,84 +347,280 @@ pub async fn start(
 #[derive(Debug)]
 pub struct Pending {
     client: async_nats::Client,
-    rx: mpsc::Receiver<Cmd>,
-    relay: u32,
+    rx: mpsc::Receiver<(Envelope, usize)>,
+    link_rx: mpsc::Receiver<Link>,
+    handle: Arc<Handle>,
     stop: CancellationToken,
 }
 
 impl Pending {
-    /// Runs the backplane for `hub` until stopped: subscriptions, publishes
-    /// and heartbeats.
+    /// Runs the backplane for `hub` until stopped: subscriptions, publishes,
+    /// heartbeats and the link's ups and downs.
     pub async fn run(self, hub: Arc<Hub>) {
         let Pending {
             client,
             mut rx,
-            relay,
+            mut link_rx,
+            handle,
             stop,
         } = self;
-        let mut subs: HashMap<RoomId, tokio::task::JoinHandle<()>> = HashMap::new();
+        let mut bp = Backplane {
+            client,
+            hub,
+            handle,
+            subs: HashMap::new(),
+            warned_size: false,
+        };
+        bp.check_max_payload();
         let mut beat = tokio::time::interval(HEARTBEAT);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
-                cmd = rx.recv() => match cmd {
+                link = link_rx.recv() => match link {
+                    Some(link) => bp.link(link).await,
                     None => break,
-                    Some(Cmd::Subscribe(room)) => {
-                        if subs.contains_key(&room) {
-                            continue;
-                        }
-                        match client.subscribe(subject(&room)).await {
-                            Ok(sub) => {
-                                let hub = Arc::clone(&hub);
-                                subs.insert(room, tokio::spawn(receive(sub, hub, relay)));
-                            }
-                            Err(e) => warn!(error = %e, "backplane: cannot subscribe"),
-                        }
-                    }
-                    Some(Cmd::Unsubscribe(room)) => {
-                        // Dropping the subscriber unsubscribes.
-                        if let Some(task) = subs.remove(&room) {
-                            task.abort();
-                        }
-                    }
-                    Some(Cmd::Publish(env)) => {
-                        let Ok(bytes) = encode_payload(&env, MAX_MESSAGE) else {
-                            continue;
-                        };
-                        if let Err(e) = client.publish(subject(&env.room), bytes.into()).await {
-                            warn!(error = %e, "backplane: cannot publish");
-                        }
-                    }
                 },
-                _ = beat.tick() => {
-                    for room in subs.keys() {
-                        let present = hub.local_ids(room);
-                        if present.is_empty() {
-                            continue;
-                        }
-                        let env = Envelope { relay, room: *room, message: Message::Present(present) };
-                        if let Ok(bytes) = encode_payload(&env, MAX_MESSAGE) {
-                            let _ = client.publish(subject(room), bytes.into()).await;
-                        }
+                () = bp.handle.rooms.notified() => bp.reconcile().await,
+                env = rx.recv() => match env {
+                    Some((env, size)) => {
+                        bp.handle.queued.fetch_sub(size, Relaxed);
+                        bp.forward(env).await;
                     }
-                    hub.expire_remote(PRESENCE_TTL);
-                }
+                    None => break,
+                },
+                _ = beat.tick() => bp.tick().await,
             }
         }
-        for (_, task) in subs {
-            task.abort();
-        }
-        let _ = client.flush().await;
+        bp.goodbye().await;
     }
 }
 
-/// Delivers one room's messages from other relays to the hub.
-async fn receive(mut sub: async_nats::Subscriber, hub: Arc<Hub>, relay: u32) {
+/// The backplane's running state (owned by its one task).
+struct Backplane {
+    client: async_nats::Client,
+    hub: Arc<Hub>,
+    handle: Arc<Handle>,
+    subs: HashMap<RoomId, tokio::task::JoinHandle<()>>,
+    warned_size: bool,
+}
+
+impl Backplane {
+    fn relay(&self) -> u32 {
+        self.handle.relay
+    }
+
+    fn connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// The link changed. Down (or lossy): frames between this relay and
+    /// the others may be lost, so shared rooms' local connections rejoin
+    /// (see [`Hub::cut_shared`]). Up: every room asks who is there and says
+    /// who is here.
+    async fn link(&mut self, link: Link) {
+        match link {
+            Link::Down | Link::Lossy => {
+                if link == Link::Down {
+                    self.handle.up.store(false, Relaxed);
+                }
+                let n = self.hub.cut_shared();
+                if n > 0 {
+                    warn!(
+                        connections = n,
+                        "backplane: frames may have been lost; connections in shared rooms told to rejoin"
+                    );
+                }
+            }
+            Link::Up => {
+                self.handle.up.store(true, Relaxed);
+                self.check_max_payload();
+                self.reconcile().await;
+                let rooms: Vec<RoomId> = self.subs.keys().copied().collect();
+                for room in rooms {
+                    self.send(room, Message::Hello).await;
+                    let present = self.hub.local_ids(&room);
+                    if !present.is_empty() {
+                        self.send(room, Message::Present(present)).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Subscribes to the hub's rooms and only those.
+    async fn reconcile(&mut self) {
+        let want: std::collections::HashSet<RoomId> = self.hub.room_ids().into_iter().collect();
+        let closed: Vec<RoomId> = self
+            .subs
+            .keys()
+            .filter(|room| !want.contains(room))
+            .copied()
+            .collect();
+        for room in closed {
+            // Dropping the subscriber (with its task) unsubscribes. The
+            // others hear we hold nobody there (at shutdown, the leaves
+            // themselves are not published).
+            if let Some(task) = self.subs.remove(&room) {
+                task.abort();
+            }
+            self.send(room, Message::Present(Vec::new())).await;
+        }
+        for room in want {
+            if self.subs.contains_key(&room) {
+                continue;
+            }
+            match tokio::time::timeout(CLIENT_WAIT, self.client.subscribe(subject(&room))).await {
+                Ok(Ok(sub)) => {
+                    let task =
+                        tokio::spawn(receive(sub, Arc::clone(&self.hub), self.relay(), room));
+                    self.subs.insert(room, task);
+                    self.send(room, Message::Hello).await;
+                }
+                // Tried again at the next heartbeat.
+                Ok(Err(e)) => warn!(error = %e, "backplane: cannot subscribe"),
+                Err(_) => warn!("backplane: subscribing timed out"),
+            }
+        }
+    }
+
+    /// Forwards one message from the hub. A frame that cannot go out
+    /// (broker away, too large for it) cuts its sender off: it rejoins
+    /// rather than the room silently diverging.
+    async fn forward(&mut self, env: Envelope) {
+        let sender = match &env.message {
+            Message::Deliver { from, .. } => Some(*from),
+            _ => None,
+        };
+        let room = env.room;
+        if !self.publish(&env).await {
+            if let Some(from) = sender {
+                self.hub.cut_sender(&room, from);
+            }
+        }
+    }
+
+    /// Heartbeats, expiry, and subscriptions catching up.
+    async fn tick(&mut self) {
+        self.reconcile().await;
+        if !self.connected() {
+            // Nothing can be heard while the link is down: the others'
+            // connections are not expired for our silence (shared rooms
+            // were cut when the link went down).
+            return;
+        }
+        let rooms: Vec<RoomId> = self.subs.keys().copied().collect();
+        for room in rooms {
+            let present = self.hub.local_ids(&room);
+            if !present.is_empty() {
+                self.send(room, Message::Present(present)).await;
+            }
+        }
+        self.hub.expire_remote(PRESENCE_TTL);
+    }
+
+    /// At shutdown: the others hear at once that our connections left.
+    async fn goodbye(&mut self) {
+        if self.connected() {
+            let rooms: Vec<RoomId> = self.subs.keys().copied().collect();
+            for room in rooms {
+                self.send(room, Message::Present(Vec::new())).await;
+            }
+            let _ = tokio::time::timeout(CLIENT_WAIT, self.client.flush()).await;
+        }
+        for (_, task) in self.subs.drain() {
+            task.abort();
+        }
+    }
+
+    async fn send(&mut self, room: RoomId, message: Message) {
+        let env = Envelope {
+            relay: self.relay(),
+            room,
+            message,
+        };
+        self.publish(&env).await;
+    }
+
+    /// Publishes without waiting long; false when the message did not go.
+    async fn publish(&mut self, env: &Envelope) -> bool {
+        if !self.connected() {
+            return false;
+        }
+        let Ok(bytes) = encode_payload(env, MAX_MESSAGE) else {
+            return false;
+        };
+        if bytes.len() > self.client.max_payload() {
+            if !self.warned_size {
+                self.warned_size = true;
+                warn!(
+                    size = bytes.len(),
+                    max_payload = self.client.max_payload(),
+                    "backplane: a frame larger than the broker's max_payload was dropped; raise max_payload in the NATS configuration"
+                );
+            }
+            self.handle.count_drop();
+            return false;
+        }
+        match tokio::time::timeout(
+            CLIENT_WAIT,
+            self.client.publish(subject(&env.room), bytes.into()),
+        )
+        .await
+        {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                warn!(error = %e, "backplane: cannot publish");
+                self.handle.count_drop();
+                false
+            }
+            Err(_) => {
+                self.handle.count_drop();
+                false
+            }
+        }
+    }
+
+    /// Warns once per connection when a frame the relay accepts could not
+    /// cross the broker.
+    fn check_max_payload(&self) {
+        let max = self.client.max_payload();
+        let need = self.hub.max_frame() + 256;
+        if max > 0 && max < need {
+            warn!(
+                max_payload = max,
+                need,
+                "backplane: the broker's max_payload is below the relay's frame limit; larger frames cannot cross relays (set max_payload in the NATS configuration, or lower --max-frame)"
+            );
+        }
+    }
+}
+
+/// Delivers one room's messages from other relays to the hub: only
+/// messages that name this room (the subject's), never our own relay's
+/// (which `no_echo` keeps away, so one would mean two relays drew the
+/// same id).
+async fn receive(mut sub: async_nats::Subscriber, hub: Arc<Hub>, relay: u32, room: RoomId) {
+    let mut warned = false;
     while let Some(msg) = sub.next().await {
         match decode_payload::<Envelope>(&msg.payload, MAX_MESSAGE) {
-            Ok(env) if env.relay == relay => {}
+            Ok(env) if env.room != room => {}
+            Ok(env) if env.relay == relay => {
+                if !warned {
+                    warned = true;
+                    warn!(
+                        relay,
+                        "backplane: another relay uses this relay's id; restart one of them"
+                    );
+                }
+            }
             Ok(env) => hub.remote(env),
-            Err(_) => warn!("backplane: a malformed message dropped"),
+            Err(_) => {
+                if !warned {
+                    warned = true;
+                    warn!("backplane: a malformed message dropped");
+                }
+            }
         }
     }
 }

@@ -268,6 +268,8 @@ async fn chat(shared: &Shared, joined: Joined) -> Outcome {
     let reason = read_loop(shared, rd, &out, &room, conn_id, &kill, writer.as_mut()).await;
     let reason = if queue.is_slow() {
         CloseReason::SlowReader
+    } else if queue.must_rejoin() && !shared.shutdown.is_cancelled() {
+        CloseReason::Rejoin
     } else {
         reason
     };
@@ -289,6 +291,10 @@ async fn chat(shared: &Shared, joined: Joined) -> Outcome {
         CloseReason::FrameTooLarge => {
             Some((ErrorCode::FrameTooLarge, "frame exceeds the size limit"))
         }
+        CloseReason::Rejoin => Some((
+            ErrorCode::GoingAway,
+            "frames to or from the other relays were lost: reconnect and rejoin",
+        )),
         // A slow reader's socket is full: nothing more can reach it in time.
         _ => None,
     };

@@ -7,7 +7,7 @@
 //! A backplane that spans several relays (NATS) slots in behind these three
 //! methods.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
@@ -110,6 +110,11 @@ impl Hub {
         }
     }
 
+    /// The largest frame the relay accepts or sends.
+    pub fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+
     /// A fresh connection id.
     pub fn next_conn_id(&self) -> ConnId {
         self.next_id.fetch_add(1, Relaxed)
@@ -140,7 +145,7 @@ impl Hub {
                 });
                 rooms.insert(room, Arc::clone(&r));
                 if let Some(bp) = self.backplane.get() {
-                    bp.subscribe(room);
+                    bp.rooms_changed();
                 }
                 r
             }
@@ -202,7 +207,7 @@ impl Hub {
                 if Arc::ptr_eq(current, room) {
                     rooms.remove(&room.id);
                     if let Some(bp) = self.backplane.get() {
-                        bp.unsubscribe(room.id);
+                        bp.rooms_changed();
                     }
                 }
             }
@@ -244,7 +249,7 @@ impl Hub {
                 Some(m) => delivered += self.queue(m, &bytes),
                 None => match bp {
                     Some(bp) if target != from && remote_target(target) => {
-                        bp.publish(
+                        let sent = bp.publish(
                             room.id,
                             Message::Deliver {
                                 from,
@@ -252,6 +257,9 @@ impl Hub {
                                 payload,
                             },
                         );
+                        if !sent {
+                            Self::cut(members.iter().filter(|m| m.id == from));
+                        }
                         delivered += 1;
                     }
                     _ => return Published::NoSuchPeer,
@@ -262,7 +270,8 @@ impl Hub {
                     delivered += self.queue(m, &bytes);
                 }
                 if let Some(bp) = bp {
-                    bp.publish(
+                    let remote = room.remote.lock().unwrap_or_else(|p| p.into_inner()).len();
+                    let sent = bp.publish(
                         room.id,
                         Message::Deliver {
                             from,
@@ -270,6 +279,14 @@ impl Hub {
                             payload,
                         },
                     );
+                    // Lost on its way to the room's other relays: the
+                    // sender rejoins rather than the room silently diverging.
+                    if !sent && remote > 0 {
+                        Self::cut(members.iter().filter(|m| m.id == from));
+                    }
+                    // The other relays' deliveries count against the
+                    // sender's fan-out budget too.
+                    delivered += remote;
                 }
             }
         }
@@ -292,8 +309,23 @@ impl Hub {
             .unwrap_or_default()
     }
 
+    /// The rooms this relay holds connections in (the backplane keeps one
+    /// subscription for each).
+    pub fn room_ids(&self) -> Vec<RoomId> {
+        self.rooms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect()
+    }
+
     /// A message from another relay: frames for our connections, and
-    /// presence. Rooms we hold no connection in are ignored.
+    /// presence. Rooms we hold no connection in are ignored, and so is
+    /// anything about a connection id that is not the sending relay's own
+    /// (ids carry their relay in the high 32 bits): one relay cannot make
+    /// another's connections appear or vanish. At most `max_room_conns`
+    /// remote connections are kept per room.
     pub fn remote(&self, env: backplane::Envelope) {
         let room = {
             let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
@@ -302,9 +334,13 @@ impl Hub {
                 None => return,
             }
         };
+        let theirs = |id: &ConnId| id >> 32 == u64::from(env.relay);
         let now = Instant::now();
         match env.message {
             Message::Deliver { from, to, payload } => {
+                if !theirs(&from) {
+                    return;
+                }
                 let frame = RelayFrame::Deliver { from, payload };
                 let Some(bytes) = self.encode(&frame) else {
                     return;
@@ -315,17 +351,29 @@ impl Hub {
                 }
             }
             Message::Joined(id) => {
-                let new = room
-                    .remote
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(id, (env.relay, now))
-                    .is_none();
+                if !theirs(&id) {
+                    return;
+                }
+                let new = {
+                    let mut remote = room.remote.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(seen) = remote.get_mut(&id) {
+                        *seen = (env.relay, now);
+                        false
+                    } else if remote.len() < self.max_room_conns {
+                        remote.insert(id, (env.relay, now));
+                        true
+                    } else {
+                        false
+                    }
+                };
                 if new {
                     self.send_control(&room, id, RelayFrame::PeerJoined(id));
                 }
             }
             Message::Left(id) => {
+                if !theirs(&id) {
+                    return;
+                }
                 let gone = room
                     .remote
                     .lock()
@@ -337,14 +385,9 @@ impl Hub {
                 }
             }
             Message::Present(ids) => {
+                let ids: HashSet<ConnId> = ids.into_iter().filter(theirs).collect();
                 let (joined, left) = {
                     let mut remote = room.remote.lock().unwrap_or_else(|p| p.into_inner());
-                    let mut joined = Vec::new();
-                    for id in &ids {
-                        if remote.insert(*id, (env.relay, now)).is_none() {
-                            joined.push(*id);
-                        }
-                    }
                     // That relay's connections it no longer lists have left.
                     let left: Vec<ConnId> = remote
                         .iter()
@@ -354,13 +397,22 @@ impl Hub {
                     for id in &left {
                         remote.remove(id);
                     }
+                    let mut joined = Vec::new();
+                    for id in &ids {
+                        if let Some(seen) = remote.get_mut(id) {
+                            *seen = (env.relay, now);
+                        } else if remote.len() < self.max_room_conns {
+                            remote.insert(*id, (env.relay, now));
+                            joined.push(*id);
+                        }
+                    }
                     (joined, left)
                 };
-                for id in joined {
-                    self.send_control(&room, id, RelayFrame::PeerJoined(id));
-                }
                 for id in left {
                     self.send_control(&room, id, RelayFrame::PeerLeft(id));
+                }
+                for id in joined {
+                    self.send_control(&room, id, RelayFrame::PeerJoined(id));
                 }
             }
             Message::Hello => {
@@ -378,6 +430,69 @@ impl Hub {
                 }
             }
         }
+    }
+
+    /// Frames between this relay and the others may have been lost (the
+    /// backplane link dropped, or could not keep up): every local
+    /// connection in a room shared with another relay is cut off and told
+    /// to rejoin, so no room goes on with members that silently missed a
+    /// frame (a new epoch, say). The room forgets its remote peers; rooms
+    /// held by this relay alone go on untouched. Returns how many
+    /// connections were cut.
+    pub fn cut_shared(&self) -> usize {
+        let rooms: Vec<Arc<Room>> = self
+            .rooms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let mut n = 0;
+        for room in rooms {
+            let shared = {
+                let mut remote = room.remote.lock().unwrap_or_else(|p| p.into_inner());
+                let shared = !remote.is_empty();
+                remote.clear();
+                shared
+            };
+            if shared {
+                let members = room.members.read().unwrap_or_else(|p| p.into_inner());
+                n += Self::cut(members.iter());
+            }
+        }
+        n
+    }
+
+    /// A frame `from` published in `room` never reached the other relays:
+    /// if the room is shared, `from` is cut off and rejoins.
+    pub fn cut_sender(&self, room: &RoomId, from: ConnId) {
+        let room = self
+            .rooms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(room)
+            .cloned();
+        if let Some(room) = room {
+            let shared = !room
+                .remote
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_empty();
+            if shared {
+                let members = room.members.read().unwrap_or_else(|p| p.into_inner());
+                Self::cut(members.iter().filter(|m| m.id == from));
+            }
+        }
+    }
+
+    fn cut<'a>(members: impl Iterator<Item = &'a Member>) -> usize {
+        let mut n = 0;
+        for m in members {
+            m.out.mark_rejoin();
+            m.kill.cancel();
+            n += 1;
+        }
+        n
     }
 
     /// Forgets remote connections not vouched for within `ttl` (their
@@ -560,5 +675,174 @@ mod tests {
         );
         hub.leave(&room, aid, true);
         assert_eq!(hub.room_count(), 0);
+    }
+}
+
+#[cfg(test)]
+mod remote_tests {
+    use super::*;
+    use crate::backplane::Envelope;
+    use common::wire::decode_frame;
+
+    const ROOM: RoomId = RoomId([7; 16]);
+    const THEM: u32 = 9;
+
+    fn them(n: u64) -> ConnId {
+        (u64::from(THEM) << 32) | n
+    }
+
+    fn env(relay: u32, message: Message) -> Envelope {
+        Envelope {
+            relay,
+            room: ROOM,
+            message,
+        }
+    }
+
+    fn local(hub: &Hub, room: RoomId) -> (Arc<Room>, Member) {
+        let m = Member {
+            id: hub.next_conn_id(),
+            out: Arc::new(Outq::new(64, 1 << 20)),
+            kill: CancellationToken::new(),
+        };
+        let (r, _) = hub.join(room, m.clone()).unwrap();
+        (r, m)
+    }
+
+    /// Presence frames queued to `m` since its welcome.
+    fn heard(m: &Member) -> Vec<RelayFrame> {
+        let mut out = Vec::new();
+        while let Some(b) = m.out.try_pop() {
+            match decode_frame::<RelayFrame>(&b, 1 << 20).unwrap().0 {
+                RelayFrame::Welcome(_) => {}
+                f => out.push(f),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_relay_speaks_only_for_its_own_connections() {
+        let hub = Hub::new(10, 10, 1 << 20, Arc::default());
+        let (_room, a) = local(&hub, ROOM);
+        // Relay 9 vouching for relay 10's connection, or for ours: ignored.
+        let foreign = (10u64 << 32) | 1;
+        hub.remote(env(THEM, Message::Joined(foreign)));
+        hub.remote(env(THEM, Message::Joined(a.id)));
+        hub.remote(env(THEM, Message::Present(vec![foreign, a.id])));
+        hub.remote(env(
+            THEM,
+            Message::Deliver {
+                from: foreign,
+                to: None,
+                payload: Bytes::from_static(b"forged"),
+            },
+        ));
+        assert_eq!(heard(&a), vec![]);
+        // Its own: heard, once.
+        hub.remote(env(THEM, Message::Joined(them(1))));
+        hub.remote(env(THEM, Message::Present(vec![them(1), them(2)])));
+        hub.remote(env(
+            THEM,
+            Message::Deliver {
+                from: them(1),
+                to: None,
+                payload: Bytes::from_static(b"sealed"),
+            },
+        ));
+        assert_eq!(
+            heard(&a),
+            vec![
+                RelayFrame::PeerJoined(them(1)),
+                RelayFrame::PeerJoined(them(2)),
+                RelayFrame::Deliver {
+                    from: them(1),
+                    payload: Bytes::from_static(b"sealed")
+                }
+            ]
+        );
+        // Another relay cannot make them leave either.
+        hub.remote(env(10, Message::Left(them(1))));
+        hub.remote(env(10, Message::Present(vec![])));
+        assert_eq!(heard(&a), vec![]);
+        hub.remote(env(THEM, Message::Present(vec![them(2)])));
+        assert_eq!(heard(&a), vec![RelayFrame::PeerLeft(them(1))]);
+    }
+
+    #[test]
+    fn remote_connections_are_capped_at_the_room_limit() {
+        let hub = Hub::new(10, 4, 1 << 20, Arc::default());
+        let (_room, a) = local(&hub, ROOM);
+        hub.remote(env(THEM, Message::Present((1..=1000).map(them).collect())));
+        let joined = heard(&a)
+            .into_iter()
+            .filter(|f| matches!(f, RelayFrame::PeerJoined(_)))
+            .count();
+        assert_eq!(joined, 4, "a room holds at most max_room_conns remote ids");
+        // The room is full across relays: nobody else joins here.
+        let m = Member {
+            id: hub.next_conn_id(),
+            out: Arc::new(Outq::new(8, 1 << 20)),
+            kill: CancellationToken::new(),
+        };
+        assert_eq!(hub.join(ROOM, m).err(), Some(JoinError::RoomFull));
+    }
+
+    #[test]
+    fn a_lost_link_cuts_shared_rooms_only_and_remote_fanout_is_charged() {
+        let hub = Hub::new(10, 10, 1 << 20, Arc::default());
+        let (shared_room, a) = local(&hub, ROOM);
+        let (_, b) = local(&hub, ROOM);
+        let (alone_room, c) = local(&hub, RoomId([8; 16]));
+        let (_, d) = local(&hub, RoomId([8; 16]));
+        hub.remote(env(THEM, Message::Present(vec![them(1), them(2)])));
+        // Without a backplane the remote peers are not counted; the local
+        // one is.
+        assert_eq!(
+            hub.publish(&shared_room, a.id, None, Bytes::from_static(b"x")),
+            Published::Delivered(1)
+        );
+        assert_eq!(hub.cut_shared(), 2);
+        for m in [&a, &b] {
+            assert!(m.kill.is_cancelled() && m.out.must_rejoin());
+        }
+        for m in [&c, &d] {
+            assert!(!m.kill.is_cancelled() && !m.out.must_rejoin());
+        }
+        assert_eq!(
+            hub.publish(&alone_room, c.id, None, Bytes::from_static(b"y")),
+            Published::Delivered(1)
+        );
+        // The shared room forgot its remote peers: nothing left to cut.
+        assert_eq!(hub.cut_shared(), 0);
+    }
+
+    #[test]
+    fn remote_deliveries_count_against_the_senders_budget_and_a_lost_frame_cuts_it() {
+        let hub = Hub::new(10, 10, 1 << 20, Arc::default());
+        let (handle, mut sent) = crate::backplane::Handle::for_test(3);
+        hub.set_backplane(Arc::clone(&handle));
+        let (room, a) = local(&hub, ROOM);
+        let (_, b) = local(&hub, ROOM);
+        assert_eq!(a.id >> 32, 3, "ids carry the relay");
+        hub.remote(env(THEM, Message::Present(vec![them(1), them(2)])));
+        assert_eq!(
+            hub.publish(&room, a.id, None, Bytes::from_static(b"x")),
+            Published::Delivered(3),
+            "one local and two remote deliveries"
+        );
+        let mut forwarded = 0;
+        while let Ok((e, _)) = sent.try_recv() {
+            forwarded +=
+                matches!(e.message, Message::Deliver { from, .. } if from == a.id) as usize;
+        }
+        assert_eq!(forwarded, 1);
+        // The broker is away: the frame cannot reach the others, so its
+        // sender is cut off and rejoins; the other local member is not.
+        handle.set_up(false);
+        hub.publish(&room, a.id, None, Bytes::from_static(b"y"));
+        assert!(a.kill.is_cancelled() && a.out.must_rejoin());
+        assert!(!b.kill.is_cancelled());
+        assert!(handle.dropped() >= 1);
     }
 }

@@ -46,6 +46,7 @@ pub struct Outq {
     max_frames: usize,
     max_bytes: usize,
     slow: AtomicBool,
+    rejoin: AtomicBool,
 }
 
 impl Outq {
@@ -59,6 +60,7 @@ impl Outq {
             max_frames: max_frames.max(1),
             max_bytes,
             slow: AtomicBool::new(false),
+            rejoin: AtomicBool::new(false),
         }
     }
 
@@ -135,6 +137,17 @@ impl Outq {
     /// Whether [`Outq::mark_slow`] was called.
     pub fn is_slow(&self) -> bool {
         self.slow.load(Relaxed)
+    }
+
+    /// Marks the connection as cut off because frames between it and
+    /// other relays may have been lost: the client must rejoin.
+    pub fn mark_rejoin(&self) {
+        self.rejoin.store(true, Relaxed);
+    }
+
+    /// Whether [`Outq::mark_rejoin`] was called.
+    pub fn must_rejoin(&self) -> bool {
+        self.rejoin.load(Relaxed)
     }
 
     /// Takes the oldest queued frame without waiting (tests).

@@ -118,9 +118,7 @@ impl Relay {
         let shared = Arc::new(shared);
         let tracker = TaskTracker::new();
         let _backplane_guard = backplane_stop.clone().drop_guard();
-        if let Some(bp) = backplane {
-            tokio::spawn(bp.run(Arc::clone(&shared.hub)));
-        }
+        let backplane = backplane.map(|bp| tokio::spawn(bp.run(Arc::clone(&shared.hub))));
         if let Some(every) = config.stats_interval {
             tracker.spawn(stats_ticker(
                 Arc::clone(&shared),
@@ -173,6 +171,11 @@ impl Relay {
             .is_err()
         {
             warn!("some connections did not close within the shutdown grace");
+        }
+        // The other relays hear at once that our connections left.
+        backplane_stop.cancel();
+        if let Some(task) = backplane {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
         }
         info!(closes = %shared.stats.closes_summary(), "relay stopped");
         Ok(())

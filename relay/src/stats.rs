@@ -34,11 +34,14 @@ pub enum CloseReason {
     IoError,
     /// The relay is shutting down.
     Shutdown,
+    /// Frames to or from other relays may have been lost (the backplane
+    /// link dropped or could not keep up): the client must rejoin.
+    Rejoin,
 }
 
 impl CloseReason {
     /// All reasons, in index order.
-    pub const ALL: [CloseReason; 14] = [
+    pub const ALL: [CloseReason; 15] = [
         CloseReason::ClientClosed,
         CloseReason::TlsFailed,
         CloseReason::HandshakeTimeout,
@@ -53,6 +56,7 @@ impl CloseReason {
         CloseReason::RoomFull,
         CloseReason::IoError,
         CloseReason::Shutdown,
+        CloseReason::Rejoin,
     ];
 
     /// Short name for logs.
@@ -72,6 +76,7 @@ impl CloseReason {
             CloseReason::RoomFull => "room_full",
             CloseReason::IoError => "io_error",
             CloseReason::Shutdown => "shutdown",
+            CloseReason::Rejoin => "rejoin",
         }
     }
 }
@@ -89,7 +94,7 @@ pub struct Stats {
     pub frames_out: AtomicU64,
     /// Bytes queued to clients.
     pub bytes_out: AtomicU64,
-    closes: [AtomicU64; 14],
+    closes: [AtomicU64; 15],
 }
 
 impl Stats {

@@ -130,6 +130,18 @@ impl TestRelay {
         .await
     }
 
+    /// Starts a relay on an ephemeral loopback port with the backplane
+    /// `opts` as given (credentials, TLS).
+    pub async fn start_backplane(limits: Limits, opts: crate::backplane::Options) -> TestRelay {
+        Self::start_with(
+            limits,
+            "127.0.0.1:0".parse().unwrap(),
+            make_cert(),
+            Some(opts),
+        )
+        .await
+    }
+
     async fn start_with(
         limits: Limits,
         listen: SocketAddr,
@@ -180,8 +192,13 @@ impl TestNats {
 
     /// On `port`, or an ephemeral one.
     pub fn start_on(port: Option<u16>) -> TestNats {
-        let dir = tempfile::tempdir().unwrap();
         let port_arg = port.map_or("-1".to_string(), |p| p.to_string());
+        TestNats::spawn(&["-a", "127.0.0.1", "-p", &port_arg], &[])
+    }
+
+    /// Runs nats-server with `args` and `env`, and waits for its client port.
+    fn spawn(args: &[&str], env: &[(&str, String)]) -> TestNats {
+        let dir = tempfile::tempdir().unwrap();
         // Debian installs it in /usr/sbin, which a user's PATH may lack.
         let bin = if std::path::Path::new("/usr/sbin/nats-server").exists() {
             "/usr/sbin/nats-server"
@@ -189,8 +206,10 @@ impl TestNats {
             "nats-server"
         };
         let mut child = Command::new(bin)
-            .args(["-a", "127.0.0.1", "-p", &port_arg, "--ports_file_dir"])
+            .args(args)
+            .arg("--ports_file_dir")
             .arg(dir.path())
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -233,6 +252,72 @@ impl Drop for TestNats {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A three-node NATS cluster on 127.0.0.1 run from
+/// `docs/deploy/nats-node.conf` (the configuration DEPLOY.md gives), with
+/// user `relays` and [`TestNatsCluster::PASSWORD`]; killed when dropped.
+#[derive(Debug)]
+pub struct TestNatsCluster {
+    nodes: Vec<Option<TestNats>>,
+}
+
+impl TestNatsCluster {
+    /// The relays' password.
+    pub const PASSWORD: &'static str = "relays-test-password";
+
+    /// Starts the three nodes and waits until they are routed together.
+    pub fn start() -> TestNatsCluster {
+        let conf =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/deploy/nats-node.conf");
+        // Cluster ports must be known to every node: free ones, taken and
+        // released (client ports are ephemeral, read from the ports file).
+        let ports: Vec<u16> = (0..3)
+            .map(|_| {
+                std::net::TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port()
+            })
+            .collect();
+        let route = |p: u16| format!("nats-route://route:route-test-password@127.0.0.1:{p}");
+        let nodes = (0..3)
+            .map(|i| {
+                let env = vec![
+                    ("NODE_NAME", format!("nats-{}", i + 1)),
+                    ("CLIENT_LISTEN", "127.0.0.1:-1".to_string()),
+                    ("CLUSTER_LISTEN", format!("127.0.0.1:{}", ports[i])),
+                    ("ROUTE_1", route(ports[0])),
+                    ("ROUTE_2", route(ports[1])),
+                    ("ROUTE_3", route(ports[2])),
+                    ("RELAYS_PASSWORD", Self::PASSWORD.to_string()),
+                    ("ROUTE_PASSWORD", "route-test-password".to_string()),
+                ];
+                Some(TestNats::spawn(&["-c", &conf.display().to_string()], &env))
+            })
+            .collect();
+        let cluster = TestNatsCluster { nodes };
+        // Routed: a message published on one node reaches a subscriber on
+        // another (checked by the tests themselves); give routes a moment.
+        std::thread::sleep(Duration::from_millis(500));
+        cluster
+    }
+
+    /// Node `i`'s client address, `nats://127.0.0.1:PORT`.
+    pub fn url(&self, i: usize) -> String {
+        self.nodes[i]
+            .as_ref()
+            .map(TestNats::url)
+            .unwrap_or_default()
+    }
+
+    /// Kills node `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(n) = self.nodes[i].take() {
+            n.stop();
+        }
     }
 }
 

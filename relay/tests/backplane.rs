@@ -10,7 +10,7 @@ mod support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::wire::{ClientFrame, ConnId, RelayFrame};
+use common::wire::{ClientFrame, ConnId, ErrorCode, RelayFrame};
 use common::RoomId;
 use relay::testing::TestNats as Nats;
 use support::*;
@@ -125,6 +125,21 @@ async fn a_room_spans_two_relays_broadcast_directed_and_presence() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_stops_says_so_at_once() {
+    let nats = Nats::start();
+    let r1 = TestRelay::start_shared(test_limits(), &[nats.url()], false).await;
+    let r2 = TestRelay::start_shared(test_limits(), &[nats.url()], false).await;
+    let room = RoomId(rand_room());
+    let (mut a, wa) = r1.join(room).await;
+    let (_b, wb) = r2.join(room).await;
+    sees_join(&mut a, &wa.peers, wb.conn_id).await;
+    r2.stop.cancel();
+    // Well inside the presence bound a crash would take.
+    sees_leave(&mut a, wb.conn_id, relay::backplane::HEARTBEAT).await;
+    r1.stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_relays_connections_leave_within_the_presence_bound() {
     let nats = Nats::start();
     let r1 = TestRelay::start_shared(test_limits(), &[nats.url()], false).await;
@@ -140,46 +155,176 @@ async fn a_crashed_relays_connections_leave_within_the_presence_bound() {
     r1.stop.cancel();
 }
 
+/// Waits for the relay to tell `c` to rejoin (and close), within `bound`.
+async fn told_to_rejoin(c: &mut Client, bound: Duration) {
+    let deadline = tokio::time::Instant::now() + bound;
+    while tokio::time::Instant::now() < deadline {
+        if let Some(RelayFrame::Error(e)) = frame_within(c, Duration::from_millis(200)).await {
+            assert_eq!(e.code, ErrorCode::GoingAway);
+            assert!(e.message.contains("rejoin"), "{}", e.message);
+            return;
+        }
+    }
+    panic!("never told to rejoin within {bound:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_nats_local_rooms_go_on_and_cross_relay_traffic_resumes_when_it_is_back() {
+async fn without_nats_local_rooms_go_on_shared_rooms_rejoin_and_traffic_resumes_when_it_is_back() {
     let nats = Nats::start();
     let url = nats.url();
     let r1 = TestRelay::start_shared(test_limits(), std::slice::from_ref(&url), false).await;
     let r2 = TestRelay::start_shared(test_limits(), std::slice::from_ref(&url), false).await;
-    let room = RoomId(rand_room());
-    let (mut a, wa) = r1.join(room).await;
-    let (mut b, wb) = r2.join(room).await;
+    let shared = RoomId(rand_room());
+    let (mut a, wa) = r1.join(shared).await;
+    let (mut b, wb) = r2.join(shared).await;
     sees_join(&mut a, &wa.peers, wb.conn_id).await;
+    // A room held by r1 alone.
+    let alone = RoomId(rand_room());
+    let (mut x, wx) = r1.join(alone).await;
+    let (mut y, _) = r1.join(alone).await;
 
     let port = nats.stop();
-    // r1's own room still works.
-    let (mut a2, _) = r1.join(room).await;
-    a.publish(None, b"local only").await;
+    // Frames between a and b may now be lost: both are told to rejoin
+    // rather than going on in a room that silently diverged.
+    told_to_rejoin(&mut a, Duration::from_secs(10)).await;
+    told_to_rejoin(&mut b, Duration::from_secs(10)).await;
+    // r1's own room is untouched.
+    x.publish(None, b"local only").await;
     assert_eq!(
-        next_delivery(&mut a2).await,
+        next_delivery(&mut y).await,
         Some(RelayFrame::Deliver {
-            from: wa.conn_id,
+            from: wx.conn_id,
             payload: Bytes::from_static(b"local only")
         })
     );
+    // Rejoining during the outage works, on this relay alone.
+    let (mut a2, wa2) = r1.join(shared).await;
+    assert!(
+        wa2.peers.is_empty(),
+        "no stale remote peers: {:?}",
+        wa2.peers
+    );
 
-    // NATS comes back on the same port: the relays reconnect and resubscribe.
+    // NATS comes back on the same port: the relays reconnect, resubscribe
+    // and learn each other's connections again.
     let _nats = Nats::start_on(Some(port));
+    let (mut b2, wb2) = r2.join(shared).await;
+    sees_join(&mut a2, &[], wb2.conn_id).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let mut n = 0u32;
     loop {
         n += 1;
-        a.publish(None, format!("again {n}").as_bytes()).await;
-        match frame_within(&mut b, Duration::from_millis(500)).await {
-            Some(RelayFrame::Deliver { from, .. }) if from == wa.conn_id => break,
+        a2.publish(None, format!("again {n}").as_bytes()).await;
+        match frame_within(&mut b2, Duration::from_millis(500)).await {
+            Some(RelayFrame::Deliver { from, .. }) if from == wa2.conn_id => break,
             _ if tokio::time::Instant::now() > deadline => {
                 panic!("cross-relay traffic did not resume")
             }
             _ => {}
         }
     }
+    // The room holds the right peers on both sides: the cut connections
+    // are gone, the new ones are there.
+    let (_, wa3) = r1.join(shared).await;
+    assert!(wa3.peers.contains(&wb2.conn_id), "{:?}", wa3.peers);
+    assert!(!wa3.peers.contains(&wb.conn_id), "{:?}", wa3.peers);
+    assert!(!wa3.peers.contains(&wa.conn_id), "{:?}", wa3.peers);
     r1.stop.cancel();
     r2.stop.cancel();
+}
+
+/// Backplane options for the test cluster: its user and password.
+fn cluster_opts(servers: Vec<String>) -> relay::backplane::Options {
+    relay::backplane::Options {
+        servers,
+        optional: false,
+        user: Some((
+            "relays".into(),
+            relay::testing::TestNatsCluster::PASSWORD.into(),
+        )),
+        token: None,
+        ca: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relays_on_different_nodes_of_a_three_node_cluster_share_rooms_and_survive_a_node_loss() {
+    // docs/deploy/nats-node.conf, three nodes; r1 prefers node 1 and falls
+    // back to node 2, r2 sits on node 3.
+    let mut cluster = relay::testing::TestNatsCluster::start();
+    let r1 = TestRelay::start_backplane(
+        test_limits(),
+        cluster_opts(vec![cluster.url(0), cluster.url(1)]),
+    )
+    .await;
+    let r2 = TestRelay::start_backplane(test_limits(), cluster_opts(vec![cluster.url(2)])).await;
+    let room = RoomId(rand_room());
+    let (mut a, wa) = r1.join(room).await;
+    let (mut b, wb) = r2.join(room).await;
+    sees_join(&mut a, &wa.peers, wb.conn_id).await;
+    sees_join(&mut b, &wb.peers, wa.conn_id).await;
+    b.publish(Some(wa.conn_id), b"across the cluster").await;
+    assert_eq!(
+        next_delivery(&mut a).await,
+        Some(RelayFrame::Deliver {
+            from: wb.conn_id,
+            payload: Bytes::from_static(b"across the cluster")
+        })
+    );
+
+    // Node 1 dies: r1 loses its link, tells a to rejoin, and reconnects to
+    // node 2; a rejoins and reads b's next message.
+    cluster.kill(0);
+    told_to_rejoin(&mut a, Duration::from_secs(10)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let (mut a2, wa2) = loop {
+        let (mut c, w) = r1.join(room).await;
+        let listed = w.peers.contains(&wb.conn_id);
+        if listed {
+            break (c, w);
+        }
+        // Until r1 is back on the cluster its room holds no remote peer.
+        match frame_within(&mut c, Duration::from_secs(3)).await {
+            Some(RelayFrame::PeerJoined(id)) if id == wb.conn_id => break (c, w),
+            _ if tokio::time::Instant::now() > deadline => {
+                panic!("r1 never came back to the cluster")
+            }
+            _ => {}
+        }
+    };
+    b.publish(None, b"the next message").await;
+    assert_eq!(
+        next_delivery(&mut a2).await,
+        Some(RelayFrame::Deliver {
+            from: wb.conn_id,
+            payload: Bytes::from_static(b"the next message")
+        })
+    );
+    sees_join(&mut b, &[], wa2.conn_id).await;
+    r1.stop.cancel();
+    r2.stop.cancel();
+}
+
+#[tokio::test]
+async fn the_wrong_password_is_a_clear_error() {
+    let cluster = relay::testing::TestNatsCluster::start();
+    let mut opts = cluster_opts(vec![cluster.url(0)]);
+    opts.user = Some(("relays".into(), "not the password".into()));
+    let cert = make_cert();
+    let config = relay::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        cert: cert.cert.clone(),
+        key: cert.key.clone(),
+        limits: test_limits(),
+        stats_interval: None,
+        shutdown_grace: Duration::from_secs(1),
+        log: "warn".into(),
+        backplane: Some(opts),
+    };
+    let err = relay::Relay::bind(config).await.unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains("cannot reach the backplane"), "{text}");
+    assert!(!text.contains("not the password"), "{text}");
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use common::crypto::PrivateKey;
 use common::driver::{cert_file_fingerprint, Trust};
 use common::engine::admin::Admin;
 use common::engine::{AdminConfig, Engine, MAX_NAME};
-use common::invite::{parse_host_port, Invite, RelayEndpoint};
+use common::invite::{relays_from, Invite, RelayEndpoint};
 use common::terminal::read_roster;
 use common::{Fingerprint, RoomId};
 use slint::ComponentHandle;
@@ -56,7 +56,8 @@ pub struct AdminOptions {
 
 /// What the form yields once checked.
 struct Form {
-    relay: RelayEndpoint,
+    /// In order of preference (never empty).
+    relays: Vec<RelayEndpoint>,
     room_name: String,
     name: String,
     password: Option<Zeroizing<String>>,
@@ -222,17 +223,27 @@ fn small_file(path: &std::path::Path) -> Result<(), String> {
 
 fn check_form(win: &AdminWindow) -> Result<Form, String> {
     let relay_text = win.get_relay_address().trim().to_string();
-    let (host, port) = parse_host_port(&relay_text).map_err(|e| format!("Relay address: {e}"))?;
     let cert_text = win.get_relay_cert().trim().to_string();
-    let cert = if cert_text.is_empty() {
+    if cert_text.is_empty() {
         return Err("Relay certificate: give the relay's certificate file (PEM) or its SHA-256; it is pinned in the invite.".into());
-    } else if let Ok(pin) = cert_text.parse::<Fingerprint>() {
-        pin
-    } else {
-        let path = std::path::Path::new(&cert_text);
-        small_file(path).map_err(|e| format!("Relay certificate: {e}"))?;
-        cert_file_fingerprint(path).map_err(|e| format!("Relay certificate: {e}"))?
-    };
+    }
+    // Several relays sharing the room: addresses and certificates separated
+    // by commas (one certificate for all, or one per address).
+    let mut certs = Vec::new();
+    for item in cert_text
+        .split(',')
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+    {
+        certs.push(if let Ok(pin) = item.parse::<Fingerprint>() {
+            pin
+        } else {
+            let path = std::path::Path::new(item);
+            small_file(path).map_err(|e| format!("Relay certificate: {e}"))?;
+            cert_file_fingerprint(path).map_err(|e| format!("Relay certificate: {e}"))?
+        });
+    }
+    let relays = relays_from(&relay_text, &certs).map_err(|e| format!("Relay address: {e}"))?;
     let room_name = win.get_room_name().trim().to_string();
     if room_name.is_empty() || room_name.len() > MAX_NAME {
         return Err(format!("Room name: between 1 and {MAX_NAME} bytes."));
@@ -253,7 +264,7 @@ fn check_form(win: &AdminWindow) -> Result<Form, String> {
             .collect()
     };
     Ok(Form {
-        relay: RelayEndpoint { host, port, cert },
+        relays,
         room_name,
         name,
         password: (!password.is_empty()).then(|| Zeroizing::new(password)),
@@ -312,7 +323,7 @@ fn finish(
     // The password now lives in the engine's config only.
     st.opts.room_password = None;
     let room = st.opts.room.unwrap_or_else(RoomId::random);
-    let invite = match Invite::new(vec![form.relay.clone()], room, key.public().fingerprint()) {
+    let invite = match Invite::new(form.relays.clone(), room, key.public().fingerprint()) {
         Ok(i) => i.to_string(),
         Err(e) => {
             win.set_open_error(format!("cannot make the invite: {e}").into());
@@ -343,13 +354,21 @@ fn finish(
     }
     drop(st);
     let r = win.room();
-    r.set_expected_cert(form.relay.cert.to_string().into());
+    // The window warns when the relay shows a certificate the invite does
+    // not pin; with relays of different certificates the driver's own pin
+    // check per relay does that.
+    let one_cert = form.relays.iter().all(|x| x.cert == form.relays[0].cert);
+    r.set_expected_cert(if one_cert {
+        form.relays[0].cert.to_string().into()
+    } else {
+        "".into()
+    });
     r.set_room_name(form.room_name.into());
-    r.set_relay(form.relay.address().into());
+    r.set_relay(form.relays[0].address().into());
     r.set_my_fingerprint(key.public().fingerprint().to_string().into());
     r.set_my_safety_code(key.public().safety_code().to_string().into());
     let engine = Engine::Admin(Box::new(Admin::new(cfg, key)));
-    if let Err(e) = session.start(win, engine, vec![form.relay], trust) {
+    if let Err(e) = session.start(win, engine, form.relays, trust) {
         win.set_open_error(e.into());
         return;
     }

@@ -19,6 +19,11 @@ use crate::wire::{
 
 /// Seconds between knocks while no admin has answered.
 const KNOCK_EVERY_MS: u64 = 5_000;
+/// Knocks prompted by the room (a peer joined, an announcement that is not
+/// an answer to ours) come at most this often: a burst of joins (a room's
+/// peers on another relay arriving at once) makes one knock, not one each,
+/// and answers to our older knocks do not set off more.
+const KNOCK_GAP_MS: u64 = 250;
 /// Roster parts kept for an epoch whose key has not arrived yet.
 const MAX_EARLY_PARTS: usize = 64;
 /// Bytes of roster parts kept for an epoch whose key has not arrived yet
@@ -66,6 +71,9 @@ pub struct Member {
     cfg: MemberConfig,
     password_key: Option<Zeroizing<[u8; 32]>>,
     knock: Option<([u8; 16], u64)>,
+    /// A knock the room prompted within [`KNOCK_GAP_MS`] of the last: sent
+    /// at the next tick after the gap.
+    knock_soon: bool,
     admin: Option<AdminView>,
     request: Option<DhKey>,
     min_epoch: u64,
@@ -93,6 +101,7 @@ impl Member {
             cfg,
             password_key,
             knock: None,
+            knock_soon: false,
             admin: None,
             request: None,
             min_epoch: 0,
@@ -114,6 +123,7 @@ impl Member {
         // A new connection: the relay forgot us, and the admin may have moved.
         self.admin = None;
         self.knock = None;
+        self.knock_soon = false;
         self.request = None;
         self.seated = false;
         self.core.conn_id = None;
@@ -137,7 +147,7 @@ impl Member {
             }
             RelayFrame::PeerJoined(_) => {
                 if self.admin.is_none() {
-                    self.send_knock(now_ms, &mut out);
+                    self.knock_prompted(now_ms, &mut out);
                 }
             }
             RelayFrame::PeerLeft(id) => {
@@ -192,7 +202,10 @@ impl Member {
     pub fn handle_tick(&mut self, now_ms: u64) -> Vec<Action> {
         let mut out = Vec::new();
         let due = match self.knock {
-            Some((_, at)) => now_ms.saturating_sub(at) >= KNOCK_EVERY_MS,
+            Some((_, at)) => {
+                let since = now_ms.saturating_sub(at);
+                since >= KNOCK_EVERY_MS || (self.knock_soon && since >= KNOCK_GAP_MS)
+            }
             None => false,
         };
         if self.admin.is_none() && self.core.conn_id.is_some() && due {
@@ -201,9 +214,19 @@ impl Member {
         out
     }
 
+    /// A knock the room prompted: now, or at the first tick after
+    /// [`KNOCK_GAP_MS`] since the last one.
+    fn knock_prompted(&mut self, now_ms: u64, out: &mut Vec<Action>) {
+        match self.knock {
+            Some((_, at)) if now_ms.saturating_sub(at) < KNOCK_GAP_MS => self.knock_soon = true,
+            _ => self.send_knock(now_ms, out),
+        }
+    }
+
     fn send_knock(&mut self, now_ms: u64, out: &mut Vec<Action>) {
         let nonce = random_array();
         self.knock = Some((nonce, now_ms));
+        self.knock_soon = false;
         self.core.publish(
             None,
             &Envelope::Knock {
@@ -273,7 +296,7 @@ impl Member {
             // else's knock: it could be a replay, so it proves nothing. If we
             // have no admin, ask for a fresh one.
             if self.admin.is_none() {
-                self.send_knock(now_ms, out);
+                self.knock_prompted(now_ms, out);
             }
             return;
         }

@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# Benchmarks rooms split across two relays over NATS (the backplane) against
+# the same room on one relay, in one run, with `teamchat-loadgen`; prints one
+# markdown table.
+#
+#   scripts/bench-backplane.sh            # full run (a few minutes)
+#   QUICK=1 scripts/bench-backplane.sh    # shorter runs, 2,000 idle conns
+#
+# Set-ups, each with fresh relays:
+#   one    one relay, no backplane (the default deployment);
+#   split  two relays sharing rooms through one local nats-server; the
+#          subscribers alternate between them, the publisher is on the first.
+# Runs in each set-up:
+#   - a room of 100 subscribers, 256 B messages from one publisher as fast as
+#     the slowest subscriber allows (at most 500 messages in flight);
+#     delivered msgs/s and CPU per delivery (relays, and NATS);
+#   - the same room at 100 msgs/s for 10 s after a 1 s warm-up: one-way
+#     p50 / p99 (goal: split p99 <= 2 x one);
+#   - 10,000 idle TLS connections in rooms of 10 (split: spread over both
+#     relays, so every room spans them), RSS per connection.
+#
+# Everything listens and connects on 127.0.0.1 only (ephemeral ports); the
+# trap on EXIT stops every process started here and removes the temp dir.
+# Needs bash, openssl, python3 and Debian's nats-server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+prog=${0##*/}
+die() {
+  echo "$prog: $*" >&2
+  exit 1
+}
+
+if [ "${QUICK:-0}" = 1 ]; then
+  mode=quick msgs=2000 lat_seconds=3 idle_conns=2000
+else
+  mode=full msgs=5000 lat_seconds=10 idle_conns=10000
+fi
+subs=100
+timeout_s=180
+
+want_fds=$((idle_conns * 2 + 1024))
+cur_fds=$(ulimit -n)
+if [ "$cur_fds" != unlimited ] && [ "$cur_fds" -lt "$want_fds" ]; then
+  ulimit -n "$want_fds" 2>/dev/null ||
+    die "cannot raise the open-file limit to $want_fds (soft $cur_fds, hard $(ulimit -Hn))"
+fi
+nats_bin=$(command -v nats-server || true)
+[ -n "$nats_bin" ] || [ ! -x /usr/sbin/nats-server ] || nats_bin=/usr/sbin/nats-server
+[ -n "$nats_bin" ] || die "nats-server is needed (apt-get install nats-server)"
+command -v python3 >/dev/null || die "python3 is needed to tabulate the results"
+
+echo "== cargo build --release -p relay -p bench" >&2
+cargo build --release -p relay -p bench >&2
+relay_bin=target/release/teamchat-relay
+loadgen=target/release/teamchat-loadgen
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-backplane.XXXXXX")
+pids=()
+nats_pid=""
+cleanup() {
+  local p
+  for p in "${pids[@]}" $nats_pid; do
+    kill -TERM "$p" 2>/dev/null || true
+  done
+  for p in "${pids[@]}" $nats_pid; do
+    wait "$p" 2>/dev/null || true
+  done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+scripts/gen-certs.sh --out "$tmp/certs" >&2
+
+echo "== nats-server on 127.0.0.1" >&2
+mkdir -p "$tmp/nats"
+"$nats_bin" -a 127.0.0.1 -p -1 --ports_file_dir "$tmp/nats" >"$tmp/nats.log" 2>&1 &
+nats_pid=$!
+nats_url=""
+for _ in $(seq 100); do
+  f=$(ls "$tmp"/nats/*.ports 2>/dev/null | head -n 1 || true)
+  if [ -n "$f" ]; then
+    nats_url=$(sed -n 's/.*"\(nats:\/\/127\.0\.0\.1:[0-9]*\)".*/\1/p' "$f")
+    [ -n "$nats_url" ] && break
+  fi
+  sleep 0.1
+done
+[ -n "$nats_url" ] || die "nats-server reported no port (log: $(cat "$tmp/nats.log"))"
+
+# start_relay NAME [--backplane URL]: a fresh relay with benchmark limits;
+# appends its pid to pids, sets addr.
+start_relay() {
+  local name=$1
+  shift
+  local log=$tmp/relay-$name.log
+  "$relay_bin" --cert "$tmp/certs/relay.crt" --key "$tmp/certs/relay.key" \
+    --listen 127.0.0.1:0 \
+    --max-conns 16384 --max-conns-per-ip 16384 \
+    --max-rooms 16384 --max-room-conns 2048 \
+    --rate-frames 1000000000 --rate-bytes 100000000000 --rate-fanout-bytes 100000000000 \
+    --queue-frames 262144 --queue-bytes 67108864 \
+    --idle-timeout 600 --log warn "$@" >"$log" 2>&1 &
+  pids+=($!)
+  addr=""
+  for _ in $(seq 100); do
+    addr=$(sed -n 's/.*listening on \(127\.0\.0\.1:[0-9][0-9]*\).*/\1/p' "$log" | head -n 1)
+    [ -n "$addr" ] && return 0
+    kill -0 "${pids[-1]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$log" >&2
+  die "relay $name did not start"
+}
+
+stop_relays() {
+  local p
+  for p in "${pids[@]}"; do
+    kill -TERM "$p" 2>/dev/null || true
+  done
+  for p in "${pids[@]}"; do
+    wait "$p" 2>/dev/null || true
+  done
+  pids=()
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+mkdir -p "$tmp/out"
+failures=0
+
+# bench SETUP NAME SUBCOMMAND ARGS...: one run on fresh relays of SETUP;
+# @PIDS@ becomes the relays' pids; the JSON lands in out/SETUP-NAME.json and
+# NATS's CPU ticks during the run in out/SETUP-NAME.nats.
+bench() {
+  local setup=$1 name=$2
+  shift 2
+  local also=()
+  if [ "$setup" = one ]; then
+    start_relay "$setup-$name"
+    main=$addr
+  else
+    start_relay "$setup-$name-a" --backplane "$nats_url"
+    main=$addr
+    start_relay "$setup-$name-b" --backplane "$nats_url"
+    also=(--also "$addr")
+  fi
+  local ids
+  ids=$(IFS=,; echo "${pids[*]}")
+  local args=() a
+  for a in "$@"; do
+    args+=("${a//@PIDS@/$ids}")
+  done
+  echo "== $setup $name (relays $ids)" >&2
+  local before rc=0
+  before=$(cpu_ticks "$nats_pid")
+  "$loadgen" "${args[@]}" --addr "$main" "${also[@]}" --ca "$tmp/certs/ca.crt" \
+    --json --timeout "$timeout_s" >"$tmp/out/$setup-$name.json" || rc=$?
+  echo $(($(cpu_ticks "$nats_pid") - before)) >"$tmp/out/$setup-$name.nats"
+  if [ "$rc" -ne 0 ]; then
+    [ "$rc" -eq 3 ] || rm -f "$tmp/out/$setup-$name.json"
+    echo "$prog: $setup $name failed (exit $rc)" >&2
+    tail -n 5 "$tmp"/relay-"$setup-$name"*.log >&2 || true
+    failures=$((failures + 1))
+  fi
+  stop_relays
+}
+
+for setup in one split; do
+  bench "$setup" throughput throughput --subs "$subs" --size 256 \
+    --messages "$msgs" --window 500 --relay-pid @PIDS@
+  bench "$setup" latency latency --subs "$subs" --size 256 --rate 100 \
+    --seconds "$lat_seconds" --warmup 1
+  bench "$setup" idle idle --conns "$idle_conns" --room-size 10 \
+    --parallel 64 --relay-pid @PIDS@
+done
+
+python3 - "$tmp/out" "$mode" "$idle_conns" "$(getconf CLK_TCK)" <<'PY'
+import json, os, sys, time
+
+out, mode, idle_conns, tck = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+
+def load(name):
+    try:
+        with open(os.path.join(out, name + ".json")) as f:
+            return json.loads(f.read().strip().splitlines()[-1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+def nats_s(name):
+    try:
+        with open(os.path.join(out, name + ".nats")) as f:
+            return int(f.read().strip()) / tck
+    except (OSError, ValueError):
+        return None
+
+FAILED = "run failed (see stderr)"
+t = {s: load(f"{s}-throughput") for s in ("one", "split")}
+l = {s: load(f"{s}-latency") for s in ("one", "split")}
+i = {s: load(f"{s}-idle") for s in ("one", "split")}
+
+def tput(r):
+    if r is None:
+        return FAILED
+    s = f"{r['delivered_per_s']:,.0f} msgs/s, lost {r['lost']:,} of {r['expected']:,}"
+    if r.get("peer_left"):
+        s += f", {r['peer_left']} subscribers dropped"
+    return s
+
+def cpu(r, setup):
+    if r is None or r.get("relay_cpu_us_per_delivery") is None:
+        return FAILED if r is None else "n/a"
+    s = f"{r['relay_cpu_us_per_delivery']:.2f} µs"
+    ns = nats_s(f"{setup}-throughput")
+    if setup == "split" and ns is not None and r["delivered"]:
+        s += f" (+ NATS {ns * 1e6 / r['delivered']:.2f} µs)"
+    return s
+
+def lat(r):
+    if r is None:
+        return FAILED
+    f = lambda v: "-" if v is None else f"{v:,.0f}"
+    return f"{f(r['p50_us'])} / {f(r['p99_us'])} µs, lost {r['lost']:,} of {r['expected']:,}"
+
+def idle(r):
+    if r is None:
+        return FAILED
+    d = f", {r['dropped']} dropped" if r["dropped"] else ""
+    return f"{r['kib_per_conn']:.2f} KiB per connection ({r['rss_after_kib'] - r['rss_before_kib']:,} KiB in all{d})"
+
+ratio = "n/a"
+met = "**no**"
+if l["one"] and l["split"] and l["one"]["p99_us"]:
+    q = l["split"]["p99_us"] / l["one"]["p99_us"]
+    ratio = f"{q:.2f}×"
+    met = "yes" if q <= 2.0 and l["split"]["lost"] == 0 else "**no**"
+rt = "n/a"
+if t["one"] and t["split"] and t["one"]["delivered_per_s"]:
+    rt = f"{t['split']['delivered_per_s'] / t['one']['delivered_per_s']:.2f}×"
+
+print(f"Backplane benchmark ({mode} run), {time.strftime('%Y-%m-%d')}: {os.cpu_count()} cores, "
+      "relays, nats-server and load generator on the same machine, TLS 1.3 on 127.0.0.1.")
+print()
+print("| room of 100, 256 B | one relay | two relays over NATS | split / one | goal |")
+print("|---|---|---|---|---|")
+print(f"| delivered (publisher paced by the slowest subscriber) | {tput(t['one'])} | {tput(t['split'])} | {rt} | — |")
+print(f"| CPU per delivery (relays) | {cpu(t['one'], 'one')} | {cpu(t['split'], 'split')} | | — |")
+print(f"| latency at 100 msgs/s, p50 / p99 | {lat(l['one'])} | {lat(l['split'])} | p99 {ratio} | p99 ≤ 2×: {met} |")
+print(f"| {idle_conns:,} idle TLS connections, rooms of 10 | {idle(i['one'])} | {idle(i['split'])} | | held |")
+PY
+
+if [ "$failures" -gt 0 ]; then
+  die "$failures run(s) failed"
+fi
