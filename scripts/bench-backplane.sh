@@ -34,7 +34,7 @@ die() {
 if [ "${QUICK:-0}" = 1 ]; then
   mode=quick msgs=2000 lat_seconds=3 idle_conns=2000
 else
-  mode=full msgs=5000 lat_seconds=10 idle_conns=10000
+  mode=full msgs=20000 lat_seconds=10 idle_conns=10000
 fi
 subs=100
 timeout_s=180

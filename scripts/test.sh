@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --workspace --all-targets "$@"
+# NKey authentication to NATS sits behind a feature of the relay.
+cargo test -p relay --features nkeys --test backplane "$@"
 # The file-transfer benchmark's own tests (its binary needs a feature).
 cargo test -p bench --features files --bins "$@"
 cargo test --workspace --doc

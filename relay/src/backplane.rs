@@ -206,7 +206,7 @@ impl Message {
 }
 
 /// The backplane's settings. `Debug` shows no credentials.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Options {
     /// NATS servers (`nats://HOST:PORT` or `tls://HOST:PORT`), tried in turn.
     pub servers: Vec<String>,
@@ -219,6 +219,10 @@ pub struct Options {
     pub token: Option<String>,
     /// Trust the broker's TLS certificate to this CA (PEM).
     pub ca: Option<std::path::PathBuf>,
+    /// A file holding an NKey seed for the broker (feature `nkeys`).
+    pub nkey: Option<std::path::PathBuf>,
+    /// A NATS `.creds` file for the broker (feature `nkeys`).
+    pub creds: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Options {
@@ -231,8 +235,64 @@ impl std::fmt::Debug for Options {
             .field("password", &self.user.as_ref().map(|_| "(set)"))
             .field("token", &self.token.as_ref().map(|_| "(set)"))
             .field("ca", &self.ca)
+            .field("nkey", &self.nkey)
+            .field("creds", &self.creds)
             .finish()
     }
+}
+
+/// Largest NKey seed or `.creds` file read.
+#[cfg(feature = "nkeys")]
+const MAX_KEY_FILE: u64 = 64 * 1024;
+
+/// NKey or `.creds` authentication, when asked for.
+#[cfg(feature = "nkeys")]
+async fn nkey_auth(
+    mut connect: async_nats::ConnectOptions,
+    opts: &Options,
+) -> anyhow::Result<async_nats::ConnectOptions> {
+    use anyhow::Context;
+    let read = |path: &std::path::Path| -> anyhow::Result<zeroize::Zeroizing<String>> {
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+        if !meta.is_file() || meta.len() > MAX_KEY_FILE {
+            anyhow::bail!("{} is not a small regular file", path.display());
+        }
+        Ok(zeroize::Zeroizing::new(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+        ))
+    };
+    if let Some(path) = &opts.nkey {
+        let text = read(path)?;
+        let seed = text.trim();
+        // Checked here, so a bad file is an error at start, not a refusal
+        // from the broker.
+        nkeys::KeyPair::from_seed(seed)
+            .map_err(|e| anyhow::anyhow!("{} holds no NKey seed: {e}", path.display()))?;
+        connect = connect.nkey(seed.to_string());
+    }
+    if let Some(path) = &opts.creds {
+        let text = read(path)?;
+        connect = connect
+            .credentials(&text)
+            .with_context(|| format!("{} is not a NATS credentials file", path.display()))?;
+    }
+    Ok(connect)
+}
+
+/// Without the `nkeys` feature, asking for NKeys is a clear error.
+#[cfg(not(feature = "nkeys"))]
+async fn nkey_auth(
+    connect: async_nats::ConnectOptions,
+    opts: &Options,
+) -> anyhow::Result<async_nats::ConnectOptions> {
+    if opts.nkey.is_some() || opts.creds.is_some() {
+        anyhow::bail!(
+            "this relay was built without NKey support: build it with `cargo build --release -p relay --features nkeys`, or use a password or token"
+        );
+    }
+    Ok(connect)
 }
 
 /// A NATS address as it may be logged: any `user:password@` or `token@`
@@ -304,6 +364,7 @@ pub async fn start(
     if let Some(t) = &opts.token {
         connect = connect.token(t.clone());
     }
+    connect = nkey_auth(connect, opts).await?;
     if let Some(ca) = &opts.ca {
         connect = connect.add_root_certificates(ca.clone()).require_tls(true);
     }
@@ -660,6 +721,8 @@ mod tests {
             user: Some(("relays".into(), "pa55word".into())),
             token: Some("t0ken".into()),
             ca: None,
+            nkey: None,
+            creds: None,
         };
         let debug = format!("{opts:?}");
         for secret in ["s3cret", "pa55word", "t0ken"] {

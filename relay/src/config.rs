@@ -148,6 +148,16 @@ pub struct Args {
     /// Verify NATS's TLS certificate against this CA (PEM); implies TLS.
     #[arg(long, env = "TEAMCHAT_RELAY_BACKPLANE_CA", value_name = "FILE")]
     pub backplane_ca: Option<PathBuf>,
+
+    /// NATS NKey: a file holding the user's seed (SU…). Needs a relay built
+    /// with `--features nkeys`.
+    #[arg(long, env = "TEAMCHAT_RELAY_BACKPLANE_NKEY", value_name = "FILE")]
+    pub backplane_nkey: Option<PathBuf>,
+
+    /// NATS credentials file (.creds: a user JWT and its NKey seed). Needs a
+    /// relay built with `--features nkeys`.
+    #[arg(long, env = "TEAMCHAT_RELAY_BACKPLANE_CREDS", value_name = "FILE")]
+    pub backplane_creds: Option<PathBuf>,
 }
 
 /// The keys a TOML file may set (same meaning as the flags).
@@ -179,6 +189,8 @@ pub struct FileConfig {
     backplane_password: Option<String>,
     backplane_token: Option<String>,
     backplane_ca: Option<PathBuf>,
+    backplane_nkey: Option<PathBuf>,
+    backplane_creds: Option<PathBuf>,
 }
 
 /// Resource limits, each with a sane default.
@@ -413,6 +425,8 @@ impl Config {
                     user,
                     token: args.backplane_token.or(file.backplane_token),
                     ca: args.backplane_ca.or(file.backplane_ca),
+                    nkey: args.backplane_nkey.or(file.backplane_nkey),
+                    creds: args.backplane_creds.or(file.backplane_creds),
                 })
             }
         };

@@ -120,6 +120,8 @@ impl TestRelay {
             user: None,
             token: None,
             ca: None,
+            nkey: None,
+            creds: None,
         };
         Self::start_with(
             limits,
@@ -194,6 +196,11 @@ impl TestNats {
     pub fn start_on(port: Option<u16>) -> TestNats {
         let port_arg = port.map_or("-1".to_string(), |p| p.to_string());
         TestNats::spawn(&["-a", "127.0.0.1", "-p", &port_arg], &[])
+    }
+
+    /// With the configuration file `conf` (it must listen on 127.0.0.1).
+    pub fn start_config(conf: &std::path::Path) -> TestNats {
+        TestNats::spawn(&["-c", &conf.display().to_string()], &[])
     }
 
     /// Runs nats-server with `args` and `env`, and waits for its client port.

@@ -244,19 +244,19 @@ fn cluster_opts(servers: Vec<String>) -> relay::backplane::Options {
         )),
         token: None,
         ca: None,
+        nkey: None,
+        creds: None,
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relays_on_different_nodes_of_a_three_node_cluster_share_rooms_and_survive_a_node_loss() {
-    // docs/deploy/nats-node.conf, three nodes; r1 prefers node 1 and falls
-    // back to node 2, r2 sits on node 3.
+    // docs/deploy/nats-node.conf, three nodes; r1 is given node 1 only (so
+    // the test knows where it is: NATS clients pick among the addresses
+    // given at random) and finds the others from the cluster; r2 sits on
+    // node 3.
     let mut cluster = relay::testing::TestNatsCluster::start();
-    let r1 = TestRelay::start_backplane(
-        test_limits(),
-        cluster_opts(vec![cluster.url(0), cluster.url(1)]),
-    )
-    .await;
+    let r1 = TestRelay::start_backplane(test_limits(), cluster_opts(vec![cluster.url(0)])).await;
     let r2 = TestRelay::start_backplane(test_limits(), cluster_opts(vec![cluster.url(2)])).await;
     let room = RoomId(rand_room());
     let (mut a, wa) = r1.join(room).await;
@@ -273,7 +273,7 @@ async fn relays_on_different_nodes_of_a_three_node_cluster_share_rooms_and_survi
     );
 
     // Node 1 dies: r1 loses its link, tells a to rejoin, and reconnects to
-    // node 2; a rejoins and reads b's next message.
+    // a node the cluster told it of; a rejoins and reads b's next message.
     cluster.kill(0);
     told_to_rejoin(&mut a, Duration::from_secs(10)).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -351,6 +351,8 @@ async fn an_unreachable_backplane_is_a_clear_error_unless_optional() {
             user: None,
             token: None,
             ca: None,
+            nkey: None,
+            creds: None,
         }),
     };
     let err = relay::Relay::bind(config).await.unwrap_err();
@@ -362,4 +364,89 @@ async fn an_unreachable_backplane_is_a_clear_error_unless_optional() {
     let r = TestRelay::start_shared(test_limits(), &[url], true).await;
     r.assert_alive().await;
     r.stop.cancel();
+}
+
+/// NKey authentication (a relay built with `--features nkeys`): relays
+/// holding the user's seed share rooms; another key, or a file that holds
+/// no seed, is a clear error at start.
+#[cfg(feature = "nkeys")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relays_authenticate_to_nats_with_an_nkey() {
+    let user = nkeys::KeyPair::new_user();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("nats.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listen: 127.0.0.1:-1\nauthorization {{ users = [ {{ nkey: {} }} ] }}\n",
+            user.public_key()
+        ),
+    )
+    .unwrap();
+    let nats = Nats::start_config(&conf);
+    let seed_file = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let opts = |nkey: std::path::PathBuf| relay::backplane::Options {
+        servers: vec![nats.url()],
+        nkey: Some(nkey),
+        ..Default::default()
+    };
+    let good = seed_file("relay.nk", &format!("{}\n", user.seed().unwrap()));
+    let r1 = TestRelay::start_backplane(test_limits(), opts(good.clone())).await;
+    let r2 = TestRelay::start_backplane(test_limits(), opts(good)).await;
+    let room = RoomId(rand_room());
+    let (mut a, wa) = r1.join(room).await;
+    let (mut b, wb) = r2.join(room).await;
+    sees_join(&mut a, &wa.peers, wb.conn_id).await;
+    a.publish(None, b"signed in with an nkey").await;
+    assert_eq!(
+        next_delivery(&mut b).await,
+        Some(RelayFrame::Deliver {
+            from: wa.conn_id,
+            payload: Bytes::from_static(b"signed in with an nkey")
+        })
+    );
+    r1.stop.cancel();
+    r2.stop.cancel();
+
+    let stranger = nkeys::KeyPair::new_user();
+    for (file, want) in [
+        (
+            seed_file("stranger.nk", &stranger.seed().unwrap()),
+            "cannot reach the backplane",
+        ),
+        (seed_file("junk.nk", "not a seed"), "holds no NKey seed"),
+    ] {
+        let cert = make_cert();
+        let config = relay::Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            cert: cert.cert.clone(),
+            key: cert.key.clone(),
+            limits: test_limits(),
+            stats_interval: None,
+            shutdown_grace: Duration::from_secs(1),
+            log: "warn".into(),
+            backplane: Some(opts(file)),
+        };
+        let err = relay::Relay::bind(config).await.unwrap_err();
+        assert!(format!("{err:#}").contains(want), "{err:#}");
+    }
+}
+
+/// A relay built without the `nkeys` feature says how to get it.
+#[cfg(not(feature = "nkeys"))]
+#[tokio::test]
+async fn nkeys_without_the_feature_are_a_clear_error() {
+    let opts = relay::backplane::Options {
+        servers: vec!["nats://127.0.0.1:1".into()],
+        nkey: Some("relay.nk".into()),
+        ..Default::default()
+    };
+    let err = relay::backplane::start(&opts, 1, tokio_util::sync::CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("--features nkeys"), "{err:#}");
 }
