@@ -39,14 +39,17 @@ const QUEUE: usize = 8192;
 /// Bytes waiting for the broker; beyond, messages are dropped.
 pub const QUEUE_BYTES: usize = 32 << 20;
 /// Messages the NATS client itself may hold (its own queue, by count):
-/// with frames of up to 1 MiB this bounds it near 64 MiB.
+/// at most 64 × the broker's `max_payload` (128 MiB with 2 MB), in practice
+/// a few KiB, as frames are small.
 const CLIENT_CAPACITY: usize = 64;
-/// Messages one room's subscription may hold before NATS drops them.
-const SUBSCRIPTION_CAPACITY: usize = 1024;
+/// Messages one room's subscription may hold before NATS drops them (a
+/// drop shows as a gap in the sender's sequence: the room's local
+/// connections rejoin).
+const SUBSCRIPTION_CAPACITY: usize = 256;
 /// How long a publish or subscribe may wait on the client.
 const CLIENT_WAIT: Duration = Duration::from_secs(1);
-/// Largest message on the backplane: a frame plus its routing.
-const MAX_MESSAGE: usize = 2 << 20;
+/// Room for the routing around a frame in a backplane message.
+const ENVELOPE_ROOM: usize = 1024;
 
 /// What one relay tells the others about one room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +81,9 @@ pub struct Envelope {
     pub relay: u32,
     /// The room.
     pub room: RoomId,
+    /// The sending relay's count of messages in this room (1, 2, 3, … from
+    /// when it opened the room): a gap means messages were lost.
+    pub seq: u64,
     /// What it says.
     pub message: Message,
 }
@@ -85,15 +91,6 @@ pub struct Envelope {
 /// The NATS subject of a room.
 pub fn subject(room: &RoomId) -> String {
     format!("teamchat.room.{}", hex::encode(room.0))
-}
-
-/// The broker link as the backplane sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Link {
-    Up,
-    Down,
-    /// The broker dropped messages to us (a slow consumer).
-    Lossy,
 }
 
 /// The hub's end of the backplane: never blocks.
@@ -129,6 +126,7 @@ impl Handle {
         let env = Envelope {
             relay: self.relay,
             room,
+            seq: 0,
             message,
         };
         let fits = self
@@ -320,7 +318,8 @@ pub async fn start(
     stop: CancellationToken,
 ) -> anyhow::Result<(Arc<Handle>, Pending)> {
     use anyhow::Context;
-    let (link_tx, link_rx) = mpsc::channel(64);
+    let link = Arc::new(Notify::new());
+    let poke = Arc::clone(&link);
     let mut connect = async_nats::ConnectOptions::new()
         .name("teamchat-relay")
         .connection_timeout(Duration::from_secs(5))
@@ -331,30 +330,16 @@ pub async fn start(
         .client_capacity(CLIENT_CAPACITY)
         .subscription_capacity(SUBSCRIPTION_CAPACITY)
         .event_callback(move |e| {
-            let link_tx = link_tx.clone();
+            // The backplane reads the link's state from the client itself
+            // (these events may be dropped under load); an event only makes
+            // it look sooner. Notifications collapse, so bursts cost nothing.
+            poke.notify_one();
             async move {
-                let link = match e {
-                    async_nats::Event::Connected => {
-                        info!("backplane connected");
-                        Some(Link::Up)
-                    }
-                    async_nats::Event::Disconnected => {
-                        warn!("backplane disconnected: rooms on this relay alone go on, shared rooms rejoin, reconnecting");
-                        Some(Link::Down)
-                    }
-                    async_nats::Event::SlowConsumer(_) => {
-                        warn!("backplane: the broker dropped messages to this relay (slow consumer)");
-                        Some(Link::Lossy)
-                    }
-                    other => {
-                        info!(event = %other, "backplane");
-                        None
-                    }
-                };
-                if let Some(link) = link {
-                    // Up and Down are also read from the client's state,
-                    // so a full channel loses nothing that matters.
-                    let _ = link_tx.try_send(link);
+                match e {
+                    async_nats::Event::Connected => info!("backplane connected"),
+                    async_nats::Event::Disconnected => warn!("backplane disconnected: rooms on this relay alone go on, shared rooms rejoin, reconnecting"),
+                    async_nats::Event::SlowConsumer(_) => warn!("backplane: the broker dropped messages to this relay (slow consumer); the rooms concerned rejoin"),
+                    other => info!(event = %other, "backplane"),
                 }
             }
         });
@@ -397,7 +382,7 @@ pub async fn start(
         Pending {
             client,
             rx,
-            link_rx,
+            link,
             handle,
             stop,
         },
@@ -409,7 +394,7 @@ pub async fn start(
 pub struct Pending {
     client: async_nats::Client,
     rx: mpsc::Receiver<(Envelope, usize)>,
-    link_rx: mpsc::Receiver<Link>,
+    link: Arc<Notify>,
     handle: Arc<Handle>,
     stop: CancellationToken,
 }
@@ -421,27 +406,32 @@ impl Pending {
         let Pending {
             client,
             mut rx,
-            mut link_rx,
+            link,
             handle,
             stop,
         } = self;
+        let max_message = hub.max_frame() + ENVELOPE_ROOM;
         let mut bp = Backplane {
+            was_up: false,
+            connects: 0,
             client,
             hub,
             handle,
             subs: HashMap::new(),
+            seqs: HashMap::new(),
+            generation: Arc::new(AtomicU64::new(0)),
+            beat_ok: tokio::time::Instant::now(),
             warned_size: false,
+            max_message,
         };
         bp.check_max_payload();
+        bp.check_link().await;
         let mut beat = tokio::time::interval(HEARTBEAT);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
-                link = link_rx.recv() => match link {
-                    Some(link) => bp.link(link).await,
-                    None => break,
-                },
+                () = link.notified() => bp.check_link().await,
                 () = bp.handle.rooms.notified() => bp.reconcile().await,
                 env = rx.recv() => match env {
                     Some((env, size)) => {
@@ -450,7 +440,10 @@ impl Pending {
                     }
                     None => break,
                 },
-                _ = beat.tick() => bp.tick().await,
+                _ = beat.tick() => {
+                    bp.check_link().await;
+                    bp.tick().await;
+                }
             }
         }
         bp.goodbye().await;
@@ -463,7 +456,18 @@ struct Backplane {
     hub: Arc<Hub>,
     handle: Arc<Handle>,
     subs: HashMap<RoomId, tokio::task::JoinHandle<()>>,
+    /// Our last sequence number in each room.
+    seqs: HashMap<RoomId, u64>,
+    /// Bumped whenever the link dropped: the receivers forget the sequence
+    /// numbers they saw (what was lost meanwhile was handled by the cut).
+    generation: Arc<AtomicU64>,
+    /// The link as last seen, and the client's count of connections then.
+    was_up: bool,
+    connects: u64,
+    /// When every room's heartbeat last went out.
+    beat_ok: tokio::time::Instant,
     warned_size: bool,
+    max_message: usize,
 }
 
 impl Backplane {
@@ -475,41 +479,46 @@ impl Backplane {
         self.client.connection_state() == async_nats::connection::State::Connected
     }
 
-    /// The link changed. Down (or lossy): frames between this relay and
-    /// the others may be lost, so shared rooms' local connections rejoin
-    /// (see [`Hub::cut_shared`]). Up: every room asks who is there and says
-    /// who is here.
-    async fn link(&mut self, link: Link) {
-        match link {
-            Link::Down | Link::Lossy => {
-                if link == Link::Down {
-                    self.handle.up.store(false, Relaxed);
-                }
-                let n = self.hub.cut_shared();
-                if n > 0 {
-                    warn!(
-                        connections = n,
-                        "backplane: frames may have been lost; connections in shared rooms told to rejoin"
-                    );
-                }
+    /// Reads the link's state from the client. Down, or up again on a new
+    /// connection (a drop we did not see): frames between this relay and
+    /// the others may have been lost, so shared rooms' local connections
+    /// rejoin (see [`Hub::cut_shared`]). Up: every room asks who is there
+    /// and says who is here.
+    async fn check_link(&mut self) {
+        let up = self.connected();
+        let connects = self.client.statistics().connects.load(Relaxed);
+        let dropped = self.was_up && (!up || connects != self.connects);
+        if dropped {
+            self.handle.up.store(false, Relaxed);
+            self.generation.fetch_add(1, Relaxed);
+            let n = self.hub.cut_shared();
+            if n > 0 {
+                warn!(
+                    connections = n,
+                    "backplane link lost: connections in rooms shared with other relays told to rejoin"
+                );
             }
-            Link::Up => {
-                self.handle.up.store(true, Relaxed);
-                self.check_max_payload();
-                self.reconcile().await;
-                let rooms: Vec<RoomId> = self.subs.keys().copied().collect();
-                for room in rooms {
-                    self.send(room, Message::Hello).await;
-                    let present = self.hub.local_ids(&room);
-                    if !present.is_empty() {
-                        self.send(room, Message::Present(present)).await;
-                    }
+        }
+        if up && (!self.was_up || dropped) {
+            self.handle.up.store(true, Relaxed);
+            self.beat_ok = tokio::time::Instant::now();
+            self.check_max_payload();
+            self.reconcile().await;
+            let rooms: Vec<RoomId> = self.subs.keys().copied().collect();
+            for room in rooms {
+                self.send(room, Message::Hello).await;
+                let present = self.hub.local_ids(&room);
+                if !present.is_empty() {
+                    self.send(room, Message::Present(present)).await;
                 }
             }
         }
+        self.was_up = up;
+        self.connects = connects;
     }
 
-    /// Subscribes to the hub's rooms and only those.
+    /// Subscribes to the hub's rooms and only those (new subscriptions only
+    /// while the link is up; the way back up reconciles again).
     async fn reconcile(&mut self) {
         let want: std::collections::HashSet<RoomId> = self.hub.room_ids().into_iter().collect();
         let closed: Vec<RoomId> = self
@@ -526,6 +535,11 @@ impl Backplane {
                 task.abort();
             }
             self.send(room, Message::Present(Vec::new())).await;
+            // Reopened later, the room counts from 1 again.
+            self.seqs.remove(&room);
+        }
+        if !self.connected() {
+            return;
         }
         for room in want {
             if self.subs.contains_key(&room) {
@@ -533,9 +547,14 @@ impl Backplane {
             }
             match tokio::time::timeout(CLIENT_WAIT, self.client.subscribe(subject(&room))).await {
                 Ok(Ok(sub)) => {
-                    let task =
-                        tokio::spawn(receive(sub, Arc::clone(&self.hub), self.relay(), room));
-                    self.subs.insert(room, task);
+                    let rx = Receiver {
+                        hub: Arc::clone(&self.hub),
+                        relay: self.relay(),
+                        room,
+                        max_message: self.max_message,
+                        generation: Arc::clone(&self.generation),
+                    };
+                    self.subs.insert(room, tokio::spawn(rx.run(sub)));
                     self.send(room, Message::Hello).await;
                 }
                 // Tried again at the next heartbeat.
@@ -548,13 +567,13 @@ impl Backplane {
     /// Forwards one message from the hub. A frame that cannot go out
     /// (broker away, too large for it) cuts its sender off: it rejoins
     /// rather than the room silently diverging.
-    async fn forward(&mut self, env: Envelope) {
+    async fn forward(&mut self, mut env: Envelope) {
         let sender = match &env.message {
             Message::Deliver { from, .. } => Some(*from),
             _ => None,
         };
         let room = env.room;
-        if !self.publish(&env).await {
+        if !self.publish(&mut env).await {
             if let Some(from) = sender {
                 self.hub.cut_sender(&room, from);
             }
@@ -571,11 +590,25 @@ impl Backplane {
             return;
         }
         let rooms: Vec<RoomId> = self.subs.keys().copied().collect();
+        let mut all_sent = true;
         for room in rooms {
             let present = self.hub.local_ids(&room);
             if !present.is_empty() {
-                self.send(room, Message::Present(present)).await;
+                all_sent &= self.send(room, Message::Present(present)).await;
             }
+        }
+        let now = tokio::time::Instant::now();
+        if all_sent {
+            self.beat_ok = now;
+        } else if now.duration_since(self.beat_ok) > PRESENCE_TTL / 2 {
+            // The others will soon take our connections for gone: rather
+            // than let them be removed behind their backs, they rejoin.
+            self.beat_ok = now;
+            let n = self.hub.cut_shared();
+            warn!(
+                connections = n,
+                "backplane: heartbeats are not getting through; connections in shared rooms told to rejoin"
+            );
         }
         self.hub.expire_remote(PRESENCE_TTL);
     }
@@ -594,22 +627,33 @@ impl Backplane {
         }
     }
 
-    async fn send(&mut self, room: RoomId, message: Message) {
-        let env = Envelope {
+    async fn send(&mut self, room: RoomId, message: Message) -> bool {
+        let mut env = Envelope {
             relay: self.relay(),
             room,
+            seq: 0,
             message,
         };
-        self.publish(&env).await;
+        self.publish(&mut env).await
     }
 
-    /// Publishes without waiting long; false when the message did not go.
-    async fn publish(&mut self, env: &Envelope) -> bool {
+    /// Numbers and publishes `env` without waiting long; false when it did
+    /// not go (a message that was numbered and then failed shows the
+    /// others a gap).
+    async fn publish(&mut self, env: &mut Envelope) -> bool {
         if !self.connected() {
             return false;
         }
-        let Ok(bytes) = encode_payload(env, MAX_MESSAGE) else {
-            return false;
+        let seq = self.seqs.entry(env.room).or_insert(0);
+        *seq += 1;
+        env.seq = *seq;
+        let bytes = match encode_payload(&*env, self.max_message) {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(error = %e, "backplane: a message could not be encoded");
+                self.handle.count_drop();
+                return false;
+            }
         };
         if bytes.len() > self.client.max_payload() {
             if !self.warned_size {
@@ -646,7 +690,7 @@ impl Backplane {
     /// cross the broker.
     fn check_max_payload(&self) {
         let max = self.client.max_payload();
-        let need = self.hub.max_frame() + 256;
+        let need = self.max_message;
         if max > 0 && max < need {
             warn!(
                 max_payload = max,
@@ -660,28 +704,69 @@ impl Backplane {
 /// Delivers one room's messages from other relays to the hub: only
 /// messages that name this room (the subject's), never our own relay's
 /// (which `no_echo` keeps away, so one would mean two relays drew the
-/// same id).
-async fn receive(mut sub: async_nats::Subscriber, hub: Arc<Hub>, relay: u32, room: RoomId) {
-    let mut warned = false;
-    while let Some(msg) = sub.next().await {
-        match decode_payload::<Envelope>(&msg.payload, MAX_MESSAGE) {
-            Ok(env) if env.room != room => {}
-            Ok(env) if env.relay == relay => {
+/// same id). A gap in a relay's sequence means messages were lost on the
+/// way (a route between NATS nodes, a slow consumer): the room's local
+/// connections rejoin.
+struct Receiver {
+    hub: Arc<Hub>,
+    relay: u32,
+    room: RoomId,
+    max_message: usize,
+    generation: Arc<AtomicU64>,
+}
+
+/// Relays whose sequence one room remembers; beyond, it starts afresh.
+const MAX_SENDERS: usize = 1024;
+
+impl Receiver {
+    async fn run(self, mut sub: async_nats::Subscriber) {
+        let mut warned = false;
+        let mut generation = self.generation.load(Relaxed);
+        let mut last: HashMap<u32, u64> = HashMap::new();
+        while let Some(msg) = sub.next().await {
+            let env = match decode_payload::<Envelope>(&msg.payload, self.max_message) {
+                Ok(env) => env,
+                Err(_) => {
+                    if !warned {
+                        warned = true;
+                        warn!("backplane: a malformed message dropped");
+                    }
+                    continue;
+                }
+            };
+            if env.room != self.room {
+                continue;
+            }
+            if env.relay == self.relay {
                 if !warned {
                     warned = true;
                     warn!(
-                        relay,
+                        relay = self.relay,
                         "backplane: another relay uses this relay's id; restart one of them"
                     );
                 }
+                continue;
             }
-            Ok(env) => hub.remote(env),
-            Err(_) => {
-                if !warned {
-                    warned = true;
-                    warn!("backplane: a malformed message dropped");
-                }
+            let now = self.generation.load(Relaxed);
+            if now != generation {
+                generation = now;
+                last.clear();
             }
+            if last.len() >= MAX_SENDERS && !last.contains_key(&env.relay) {
+                last.clear();
+            }
+            let prev = last.insert(env.relay, env.seq);
+            // 1: that relay (re)opened the room.
+            let gap = prev.is_some_and(|p| env.seq != p + 1 && env.seq != 1);
+            if gap {
+                let n = self.hub.cut_room(&self.room);
+                warn!(
+                    from = env.relay,
+                    connections = n,
+                    "backplane: messages from another relay were lost; this room's connections told to rejoin"
+                );
+            }
+            self.hub.remote(env);
         }
     }
 }
@@ -706,15 +791,13 @@ mod tests {
             let env = Envelope {
                 relay: 42,
                 room: RoomId([5; 16]),
+                seq: 7,
                 message,
             };
-            let bytes = encode_payload(&env, MAX_MESSAGE).unwrap();
-            assert_eq!(
-                decode_payload::<Envelope>(&bytes, MAX_MESSAGE).unwrap(),
-                env
-            );
+            let bytes = encode_payload(&env, 1 << 20).unwrap();
+            assert_eq!(decode_payload::<Envelope>(&bytes, 1 << 20).unwrap(), env);
         }
-        assert!(decode_payload::<Envelope>(b"\xff\xff\xff", MAX_MESSAGE).is_err());
+        assert!(decode_payload::<Envelope>(b"\xff\xff\xff", 1 << 20).is_err());
         let opts = Options {
             servers: vec!["nats://relays:s3cret@10.0.0.5:4222".into()],
             optional: false,

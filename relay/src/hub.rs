@@ -463,6 +463,25 @@ impl Hub {
         n
     }
 
+    /// Frames from another relay to `room` were lost: its local
+    /// connections are cut off and rejoin, and it forgets its remote peers
+    /// (they come back with the next presence). Returns how many were cut.
+    pub fn cut_room(&self, room: &RoomId) -> usize {
+        let room = self
+            .rooms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(room)
+            .cloned();
+        let Some(room) = room else { return 0 };
+        room.remote
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        let members = room.members.read().unwrap_or_else(|p| p.into_inner());
+        Self::cut(members.iter())
+    }
+
     /// A frame `from` published in `room` never reached the other relays:
     /// if the room is shared, `from` is cut off and rejoins.
     pub fn cut_sender(&self, room: &RoomId, from: ConnId) {
@@ -695,6 +714,7 @@ mod remote_tests {
         Envelope {
             relay,
             room: ROOM,
+            seq: 0,
             message,
         }
     }

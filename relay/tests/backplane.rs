@@ -450,3 +450,59 @@ async fn nkeys_without_the_feature_are_a_clear_error() {
         .unwrap_err();
     assert!(format!("{err:#}").contains("--features nkeys"), "{err:#}");
 }
+
+/// A gap in another relay's sequence (messages lost between NATS nodes, or
+/// dropped by NATS for a slow consumer) makes the room's local connections
+/// rejoin instead of going on without what was lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gap_in_another_relays_messages_makes_the_room_rejoin() {
+    use relay::backplane::{subject, Envelope, Message};
+    let nats = Nats::start();
+    let r1 = TestRelay::start_shared(test_limits(), &[nats.url()], false).await;
+    let room = RoomId(rand_room());
+    let (mut a, wa) = r1.join(room).await;
+    // A room of its own on the same relay, untouched by the gap.
+    let other = RoomId(rand_room());
+    let (mut x, _) = r1.join(other).await;
+    // Another relay, played by a plain NATS client.
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let them: u32 = 0x5eed;
+    let id = (u64::from(them) << 32) | 1;
+    let say = |seq: u64, message: Message| {
+        let env = Envelope {
+            relay: them,
+            room,
+            seq,
+            message,
+        };
+        common::wire::encode_payload(&env, 1 << 20).unwrap()
+    };
+    // Wait until r1 listens to the room (its Hello shows it).
+    let mut listening = client.subscribe(subject(&room)).await.unwrap();
+    let _ = tokio::time::timeout(WAIT, futures_util::StreamExt::next(&mut listening))
+        .await
+        .expect("r1 never said hello");
+    client
+        .publish(subject(&room), say(1, Message::Joined(id)).into())
+        .await
+        .unwrap();
+    sees_join(&mut a, &wa.peers, id).await;
+    client
+        .publish(subject(&room), say(2, Message::Present(vec![id])).into())
+        .await
+        .unwrap();
+    // Message 3 is lost; 4 arrives.
+    client
+        .publish(subject(&room), say(4, Message::Present(vec![id])).into())
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    told_to_rejoin(&mut a, Duration::from_secs(5)).await;
+    assert!(
+        frame_within(&mut x, Duration::from_millis(300))
+            .await
+            .is_none(),
+        "the other room goes on"
+    );
+    r1.stop.cancel();
+}

@@ -21,9 +21,11 @@ use crate::wire::{
 const KNOCK_EVERY_MS: u64 = 5_000;
 /// Knocks prompted by the room (a peer joined, an announcement that is not
 /// an answer to ours) come at most this often: a burst of joins (a room's
-/// peers on another relay arriving at once) makes one knock, not one each,
-/// and answers to our older knocks do not set off more.
+/// peers on another relay arriving at once) makes one knock, not one each.
 const KNOCK_GAP_MS: u64 = 250;
+/// Our last knocks on this connection: an answer to any of them is fresh
+/// (answers to an older knock must not set off yet another).
+const KNOCKS_KEPT: usize = 4;
 /// Roster parts kept for an epoch whose key has not arrived yet.
 const MAX_EARLY_PARTS: usize = 64;
 /// Bytes of roster parts kept for an epoch whose key has not arrived yet
@@ -71,6 +73,8 @@ pub struct Member {
     cfg: MemberConfig,
     password_key: Option<Zeroizing<[u8; 32]>>,
     knock: Option<([u8; 16], u64)>,
+    /// The nonces of our last [`KNOCKS_KEPT`] knocks, newest last.
+    knocks: Vec<[u8; 16]>,
     /// A knock the room prompted within [`KNOCK_GAP_MS`] of the last: sent
     /// at the next tick after the gap.
     knock_soon: bool,
@@ -101,6 +105,7 @@ impl Member {
             cfg,
             password_key,
             knock: None,
+            knocks: Vec::new(),
             knock_soon: false,
             admin: None,
             request: None,
@@ -123,6 +128,7 @@ impl Member {
         // A new connection: the relay forgot us, and the admin may have moved.
         self.admin = None;
         self.knock = None;
+        self.knocks.clear();
         self.knock_soon = false;
         self.request = None;
         self.seated = false;
@@ -203,8 +209,9 @@ impl Member {
         let mut out = Vec::new();
         let due = match self.knock {
             Some((_, at)) => {
+                // A clock that stepped back makes the knock due, not late.
                 let since = now_ms.saturating_sub(at);
-                since >= KNOCK_EVERY_MS || (self.knock_soon && since >= KNOCK_GAP_MS)
+                now_ms < at || since >= KNOCK_EVERY_MS || (self.knock_soon && since >= KNOCK_GAP_MS)
             }
             None => false,
         };
@@ -218,7 +225,7 @@ impl Member {
     /// [`KNOCK_GAP_MS`] since the last one.
     fn knock_prompted(&mut self, now_ms: u64, out: &mut Vec<Action>) {
         match self.knock {
-            Some((_, at)) if now_ms.saturating_sub(at) < KNOCK_GAP_MS => self.knock_soon = true,
+            Some((_, at)) if now_ms >= at && now_ms - at < KNOCK_GAP_MS => self.knock_soon = true,
             _ => self.send_knock(now_ms, out),
         }
     }
@@ -226,6 +233,10 @@ impl Member {
     fn send_knock(&mut self, now_ms: u64, out: &mut Vec<Action>) {
         let nonce = random_array();
         self.knock = Some((nonce, now_ms));
+        if self.knocks.len() >= KNOCKS_KEPT {
+            self.knocks.remove(0);
+        }
+        self.knocks.push(nonce);
         self.knock_soon = false;
         self.core.publish(
             None,
@@ -290,7 +301,7 @@ impl Member {
             out.push(warning("announcement with a bad signature dropped".into()));
             return;
         }
-        let fresh = matches!((a.answers, self.knock), (Some(n), Some((mine, _))) if n == mine);
+        let fresh = a.answers.is_some_and(|n| self.knocks.contains(&n));
         if !fresh {
             // Unsolicited (the admin starting) or an answer to someone
             // else's knock: it could be a replay, so it proves nothing. If we
