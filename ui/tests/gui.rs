@@ -453,6 +453,17 @@ fn admin_form_errors_are_inline_and_the_password_meter_scores() {
         "{}",
         w.get_open_error()
     );
+    // Several relays sharing the room: one certificate for all, or one each.
+    one(w, "Relay address").set_accessible_value("127.0.0.1:7443, 127.0.0.1:7444");
+    let pins = ["aa", "bb", "cc"].map(|b| b.repeat(32)).join(",");
+    one(w, "Relay certificate").set_accessible_value(pins.as_str());
+    one(w, "Open room").invoke_accessible_default_action();
+    assert!(
+        w.get_open_error()
+            .contains("2 relay addresses but 3 certificates"),
+        "{}",
+        w.get_open_error()
+    );
 
     let pw = one(w, "Room password");
     pw.set_accessible_value("password");
