@@ -121,10 +121,10 @@ TEAMCHAT_SETTINGS="$work/admin.toml" DISPLAY=$d_admin "$bin/teamchat-admin" --re
   --download-dir "$work/downloads-admin" --history-file "$work/admin-history.sqlite3" >"$work/admin.out" 2>"$work/admin.err" &
 pids+=($!)
 window $d_admin >/dev/null
-click $d_admin 549 393            # room password
+click $d_admin 549 423            # room password
 type_text $d_admin "violet anchor drizzle quasar"
 shot $d_admin admin-open-room-dark final
-click $d_admin 549 562            # Open room (below the strength meter)
+click $d_admin 549 591            # Open room (below the strength meter)
 # Copy the invite (it shows once the relay's certificate is verified) and
 # read it from the admin's clipboard, as a person would paste it elsewhere.
 invite=""
