@@ -1013,6 +1013,42 @@ fn when_the_admin_reconnects_members_rejoin() {
 }
 
 #[test]
+fn an_admin_back_before_its_old_connection_is_gone_is_not_read_as_a_removal() {
+    // Across relays: the admin's relay crashed, the admin is back through
+    // another relay, and the members hear that its old connection left
+    // only when presence expires, after the admin's new epoch.
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
+    let old = net.nodes[0].conn;
+    net.nodes[0].online = false;
+    net.reconnect(0);
+    for n in 0..net.nodes.len() {
+        if n != 0 {
+            net.queue.push_back((n, RelayFrame::PeerLeft(old)));
+        }
+    }
+    net.run();
+    for m in &ids {
+        assert!(
+            !net.nodes[*m]
+                .events
+                .iter()
+                .any(|e| matches!(e, Event::Kicked { .. })),
+            "member {m} was told it was removed"
+        );
+        assert_eq!(
+            net.epoch_of(*m).map(|e| e.1),
+            Some(3),
+            "member {m} is back in a room of three"
+        );
+    }
+    net.command(ids[0], Command::Send("the admin came back first".into()));
+    assert!(net
+        .texts(ids[1])
+        .iter()
+        .any(|t| t == "the admin came back first"));
+}
+
+#[test]
 fn duplicate_names_are_made_unique_by_the_admin() {
     let mut net = Net::new();
     let admin_key = id(4);

@@ -306,6 +306,18 @@ impl Member {
             // Unsolicited (the admin starting) or an answer to someone
             // else's knock: it could be a replay, so it proves nothing. If we
             // have no admin, ask for a fresh one.
+            if self.admin.as_ref().is_some_and(|a| a.conn != from) {
+                // The admin announces itself from another connection: it
+                // reconnected, and its seats went with the old connection.
+                // Across relays the old one's leave can come seconds later
+                // (presence expiry after a relay crash), after the admin's
+                // next epoch: ask again now rather than read that epoch as
+                // our removal. A replayed announcement only costs a knock.
+                self.admin = None;
+                self.request = None;
+                self.seated = false;
+                out.push(warning("the admin reconnected; asking to rejoin".into()));
+            }
             if self.admin.is_none() {
                 self.knock_prompted(now_ms, out);
             }
