@@ -520,7 +520,7 @@ async fn when_the_first_relay_dies_everyone_moves_to_the_next_one_in_the_invite(
 async fn a_member_whose_relay_dies_fails_over_to_a_relay_sharing_the_room_and_reads_the_next_message(
 ) {
     let nats = relay::testing::TestNats::start();
-    let doomed = TestRelay::start_shared(test_limits(), &[nats.url()], false).await;
+    let (doomed, mut crash) = TestRelay::start_crashable(test_limits(), vec![nats.url()]).await;
     let other = TestRelay::start_shared(test_limits(), &[nats.url()], false).await;
     let room = RoomId::random();
     let admin_fp = shared(4).public().fingerprint();
@@ -568,14 +568,17 @@ async fn a_member_whose_relay_dies_fails_over_to_a_relay_sharing_the_room_and_re
         "alice alone began on the doomed relay"
     );
 
-    // The doomed relay goes away: alice moves to the next address of her
-    // invite, which shares the room, and rejoins; the other relay hears
-    // her old connection leave, and her knock brings her back in.
-    doomed.stop.cancel();
-    let _ = doomed.task.await;
+    // The doomed relay is killed (its runtime dropped with every socket: no
+    // goodbye to anyone): alice moves to the next address of her invite,
+    // which shares the room, and her knock brings her back in at once (the
+    // other relay hears her old connection leave only at presence expiry).
+    crash.now();
     alice.seen.clear();
+    // Epoch 3 (bob's) is behind us: alice's return makes a new one.
     alice
-        .expect("alice back in a three-member epoch", epoch_with(3))
+        .expect("alice back in a three-member epoch", |e| {
+            matches!(e, Event::Epoch { epoch, members, .. } if *epoch >= 4 && members.len() == 3)
+        })
         .await;
     bob.say("did you miss anything?").await;
     alice
@@ -592,6 +595,71 @@ async fn a_member_whose_relay_dies_fails_over_to_a_relay_sharing_the_room_and_re
         )
         .await;
     }
+    other.stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_admins_relay_dies_the_members_on_another_relay_are_not_told_they_were_removed() {
+    let nats = relay::testing::TestNats::start();
+    let (doomed, mut crash) = TestRelay::start_crashable(test_limits(), vec![nats.url()]).await;
+    let other = TestRelay::start_shared(test_limits(), &[nats.url()], false).await;
+    let room = RoomId::random();
+    let admin_fp = shared(4).public().fingerprint();
+    let cfg = AdminConfig {
+        room,
+        room_name: "failover".into(),
+        admin_name: "boss".into(),
+        password: Some(Zeroizing::new("pw".into())),
+        roster: HashSet::new(),
+        rekey_after_messages: 0,
+        rekey_after_ms: 0,
+    };
+    // The admin's invite names the doomed relay first; alice sits on the
+    // other one.
+    let mut admin = Peer::start_on(
+        Engine::Admin(Box::new(Admin::new(cfg, shared(4)))),
+        vec![endpoint(&doomed), endpoint(&other)],
+        FileOptions::default(),
+    );
+    admin.expect("the first epoch", epoch_with(1)).await;
+    let cfg = MemberConfig {
+        room,
+        admin_pin: admin_fp,
+        name: "alice".into(),
+        password: Some(Zeroizing::new("pw".into())),
+    };
+    let mut alice = Peer::start_on(
+        Engine::Member(Box::new(Member::new(cfg, shared(0)))),
+        vec![endpoint(&other)],
+        FileOptions::default(),
+    );
+    alice.expect("alice's epoch", epoch_with(2)).await;
+
+    // The admin's relay is killed: the admin is back through the other
+    // relay within a second, long before that relay hears (at presence
+    // expiry) that the admin's old connection is gone.
+    crash.now();
+    alice.seen.clear();
+    admin.seen.clear();
+    // Past the epochs from before the crash still queued: the admin's new
+    // connection starts epoch 3 alone, and alice rejoins in epoch 4.
+    admin
+        .expect("alice seated again", |e| {
+            matches!(e, Event::Epoch { epoch, members, .. } if *epoch >= 4 && members.len() == 2)
+        })
+        .await;
+    admin.say("still here").await;
+    alice
+        .expect(
+            "the admin's next message",
+            |e| matches!(e, Event::Message { text, .. } if text == "still here"),
+        )
+        .await;
+    assert!(
+        !alice.seen.iter().any(|e| matches!(e, Event::Kicked { .. })),
+        "alice was told she was removed: {:?}",
+        alice.seen
+    );
     other.stop.cancel();
 }
 

@@ -177,6 +177,46 @@ impl TestRelay {
     }
 }
 
+/// A relay's own runtime: [`Crash::now`] drops it with every task and
+/// socket, as killing the process would (no goodbye to clients or to the
+/// other relays).
+#[derive(Debug)]
+pub struct Crash {
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl Crash {
+    /// Kills the relay.
+    pub fn now(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Drop for Crash {
+    fn drop(&mut self) {
+        self.now();
+    }
+}
+
+impl TestRelay {
+    /// Like [`TestRelay::start_shared`], on a runtime of its own that
+    /// [`Crash::now`] kills.
+    pub async fn start_crashable(limits: Limits, servers: Vec<String>) -> (TestRelay, Crash) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let relay = rt
+            .spawn(async move { TestRelay::start_shared(limits, &servers, false).await })
+            .await
+            .unwrap();
+        (relay, Crash { rt: Some(rt) })
+    }
+}
+
 /// A nats-server child process (Debian's `nats-server`) on 127.0.0.1;
 /// killed when dropped.
 #[derive(Debug)]

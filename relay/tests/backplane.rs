@@ -143,13 +143,14 @@ async fn a_relay_that_stops_says_so_at_once() {
 async fn a_crashed_relays_connections_leave_within_the_presence_bound() {
     let nats = Nats::start();
     let r1 = TestRelay::start_shared(test_limits(), &[nats.url()], false).await;
-    let r2 = TestRelay::start_shared(test_limits(), &[nats.url()], false).await;
+    let (r2, mut crash) = TestRelay::start_crashable(test_limits(), vec![nats.url()]).await;
     let room = RoomId(rand_room());
     let (mut a, wa) = r1.join(room).await;
     let (_b, wb) = r2.join(room).await;
     sees_join(&mut a, &wa.peers, wb.conn_id).await;
-    // r2 dies without a word (its task is aborted: no leave is published).
-    r2.task.abort();
+    // r2 dies without a word (its runtime is dropped with every task and
+    // socket, as a killed process: no leave is published).
+    crash.now();
     let bound = relay::backplane::PRESENCE_TTL + relay::backplane::HEARTBEAT * 2;
     sees_leave(&mut a, wb.conn_id, bound).await;
     r1.stop.cancel();
