@@ -30,10 +30,6 @@ struct Peer {
 }
 
 impl Peer {
-    fn start(engine: Engine, relay: RelayEndpoint) -> Peer {
-        Peer::start_with_files(engine, relay, FileOptions::default())
-    }
-
     fn start_with_files(engine: Engine, relay: RelayEndpoint, files: FileOptions) -> Peer {
         Peer::start_on(engine, vec![relay], files)
     }
@@ -150,15 +146,35 @@ fn member(
     password: Option<&str>,
     relay: &RelayEndpoint,
 ) -> Peer {
+    member_on(
+        room,
+        admin,
+        name,
+        key,
+        password,
+        std::slice::from_ref(relay),
+    )
+}
+
+/// [`member`] with an invite naming `relays`, tried in turn.
+fn member_on(
+    room: RoomId,
+    admin: Fingerprint,
+    name: &str,
+    key: usize,
+    password: Option<&str>,
+    relays: &[RelayEndpoint],
+) -> Peer {
     let cfg = MemberConfig {
         room,
         admin_pin: admin,
         name: name.into(),
         password: password.map(|p| Zeroizing::new(p.to_string())),
     };
-    Peer::start(
+    Peer::start_on(
         Engine::Member(Box::new(Member::new(cfg, shared(key)))),
-        relay.clone(),
+        relays.to_vec(),
+        FileOptions::default(),
     )
 }
 
@@ -170,6 +186,16 @@ async fn admin(
     roster: HashSet<Fingerprint>,
     relay: &RelayEndpoint,
 ) -> Peer {
+    admin_on(room, password, roster, std::slice::from_ref(relay)).await
+}
+
+/// [`admin`] with relays tried in turn.
+async fn admin_on(
+    room: RoomId,
+    password: &str,
+    roster: HashSet<Fingerprint>,
+    relays: &[RelayEndpoint],
+) -> Peer {
     let cfg = AdminConfig {
         room,
         room_name: "e2e".into(),
@@ -179,9 +205,10 @@ async fn admin(
         rekey_after_messages: 0,
         rekey_after_ms: 0,
     };
-    let mut admin = Peer::start(
+    let mut admin = Peer::start_on(
         Engine::Admin(Box::new(Admin::new(cfg, shared(4)))),
-        relay.clone(),
+        relays.to_vec(),
+        FileOptions::default(),
     );
     admin.expect("the first epoch", epoch_with(1)).await;
     admin
@@ -453,32 +480,8 @@ async fn when_the_first_relay_dies_everyone_moves_to_the_next_one_in_the_invite(
     let relays = vec![endpoint(&first), endpoint(&second)];
     let room = RoomId::random();
     let admin_fp = shared(4).public().fingerprint();
-    let cfg = AdminConfig {
-        room,
-        room_name: "failover".into(),
-        admin_name: "boss".into(),
-        password: Some(Zeroizing::new("pw".into())),
-        roster: HashSet::new(),
-        rekey_after_messages: 0,
-        rekey_after_ms: 0,
-    };
-    let mut admin = Peer::start_on(
-        Engine::Admin(Box::new(Admin::new(cfg, shared(4)))),
-        relays.clone(),
-        FileOptions::default(),
-    );
-    admin.expect("the first epoch", epoch_with(1)).await;
-    let cfg = MemberConfig {
-        room,
-        admin_pin: admin_fp,
-        name: "alice".into(),
-        password: Some(Zeroizing::new("pw".into())),
-    };
-    let mut alice = Peer::start_on(
-        Engine::Member(Box::new(Member::new(cfg, shared(0)))),
-        relays,
-        FileOptions::default(),
-    );
+    let mut admin = admin_on(room, "pw", HashSet::new(), &relays).await;
+    let mut alice = member_on(room, admin_fp, "alice", 0, Some("pw"), &relays);
     alice.expect("alice's epoch", epoch_with(2)).await;
     assert!(
         first
@@ -524,39 +527,15 @@ async fn a_member_whose_relay_dies_fails_over_to_a_relay_sharing_the_room_and_re
     let other = TestRelay::start_shared(test_limits(), &[nats.url()], false).await;
     let room = RoomId::random();
     let admin_fp = shared(4).public().fingerprint();
-    let cfg = AdminConfig {
-        room,
-        room_name: "failover".into(),
-        admin_name: "boss".into(),
-        password: Some(Zeroizing::new("pw".into())),
-        roster: HashSet::new(),
-        rekey_after_messages: 0,
-        rekey_after_ms: 0,
-    };
     // The admin and bob stay on the other relay; alice's invite names the
     // doomed relay first.
-    let mut admin = Peer::start_on(
-        Engine::Admin(Box::new(Admin::new(cfg, shared(4)))),
-        vec![endpoint(&other)],
-        FileOptions::default(),
-    );
-    admin.expect("the first epoch", epoch_with(1)).await;
-    let member = |name: &str, key: usize, relays: Vec<RelayEndpoint>| {
-        let cfg = MemberConfig {
-            room,
-            admin_pin: admin_fp,
-            name: name.into(),
-            password: Some(Zeroizing::new("pw".into())),
-        };
-        Peer::start_on(
-            Engine::Member(Box::new(Member::new(cfg, shared(key)))),
-            relays,
-            FileOptions::default(),
-        )
+    let mut admin = admin_on(room, "pw", HashSet::new(), &[endpoint(&other)]).await;
+    let member = |name: &str, key: usize, relays: &[RelayEndpoint]| {
+        member_on(room, admin_fp, name, key, Some("pw"), relays)
     };
-    let mut alice = member("alice", 0, vec![endpoint(&doomed), endpoint(&other)]);
+    let mut alice = member("alice", 0, &[endpoint(&doomed), endpoint(&other)]);
     alice.expect("alice's epoch", epoch_with(2)).await;
-    let mut bob = member("bob", 1, vec![endpoint(&other)]);
+    let mut bob = member("bob", 1, &[endpoint(&other)]);
     bob.expect("bob's epoch", epoch_with(3)).await;
     alice.expect("alice sees bob", epoch_with(3)).await;
     assert_eq!(
@@ -605,34 +584,11 @@ async fn when_the_admins_relay_dies_the_members_on_another_relay_are_not_told_th
     let other = TestRelay::start_shared(test_limits(), &[nats.url()], false).await;
     let room = RoomId::random();
     let admin_fp = shared(4).public().fingerprint();
-    let cfg = AdminConfig {
-        room,
-        room_name: "failover".into(),
-        admin_name: "boss".into(),
-        password: Some(Zeroizing::new("pw".into())),
-        roster: HashSet::new(),
-        rekey_after_messages: 0,
-        rekey_after_ms: 0,
-    };
     // The admin's invite names the doomed relay first; alice sits on the
     // other one.
-    let mut admin = Peer::start_on(
-        Engine::Admin(Box::new(Admin::new(cfg, shared(4)))),
-        vec![endpoint(&doomed), endpoint(&other)],
-        FileOptions::default(),
-    );
-    admin.expect("the first epoch", epoch_with(1)).await;
-    let cfg = MemberConfig {
-        room,
-        admin_pin: admin_fp,
-        name: "alice".into(),
-        password: Some(Zeroizing::new("pw".into())),
-    };
-    let mut alice = Peer::start_on(
-        Engine::Member(Box::new(Member::new(cfg, shared(0)))),
-        vec![endpoint(&other)],
-        FileOptions::default(),
-    );
+    let relays = [endpoint(&doomed), endpoint(&other)];
+    let mut admin = admin_on(room, "pw", HashSet::new(), &relays).await;
+    let mut alice = member_on(room, admin_fp, "alice", 0, Some("pw"), &relays[1..]);
     alice.expect("alice's epoch", epoch_with(2)).await;
 
     // The admin's relay is killed: the admin is back through the other

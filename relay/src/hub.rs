@@ -309,6 +309,25 @@ impl Hub {
             .unwrap_or_default()
     }
 
+    /// A room, if open.
+    fn room(&self, id: &RoomId) -> Option<Arc<Room>> {
+        self.rooms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// Every open room, now (no hub lock held while the caller works).
+    fn all_rooms(&self) -> Vec<Arc<Room>> {
+        self.rooms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
     /// The rooms this relay holds connections in (the backplane keeps one
     /// subscription for each).
     pub fn room_ids(&self) -> Vec<RoomId> {
@@ -327,12 +346,8 @@ impl Hub {
     /// another's connections appear or vanish. At most `max_room_conns`
     /// remote connections are kept per room.
     pub fn remote(&self, env: backplane::Envelope) {
-        let room = {
-            let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
-            match rooms.get(&env.room) {
-                Some(r) => Arc::clone(r),
-                None => return,
-            }
+        let Some(room) = self.room(&env.room) else {
+            return;
         };
         let theirs = |id: &ConnId| id >> 32 == u64::from(env.relay);
         let now = Instant::now();
@@ -440,13 +455,7 @@ impl Hub {
     /// held by this relay alone go on untouched. Returns how many
     /// connections were cut.
     pub fn cut_shared(&self) -> usize {
-        let rooms: Vec<Arc<Room>> = self
-            .rooms
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let rooms = self.all_rooms();
         let mut n = 0;
         for room in rooms {
             let shared = {
@@ -467,12 +476,7 @@ impl Hub {
     /// connections are cut off and rejoin, and it forgets its remote peers
     /// (they come back with the next presence). Returns how many were cut.
     pub fn cut_room(&self, room: &RoomId) -> usize {
-        let room = self
-            .rooms
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(room)
-            .cloned();
+        let room = self.room(room);
         let Some(room) = room else { return 0 };
         room.remote
             .lock()
@@ -485,12 +489,7 @@ impl Hub {
     /// A frame `from` published in `room` never reached the other relays:
     /// if the room is shared, `from` is cut off and rejoins.
     pub fn cut_sender(&self, room: &RoomId, from: ConnId) {
-        let room = self
-            .rooms
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(room)
-            .cloned();
+        let room = self.room(room);
         if let Some(room) = room {
             let shared = !room
                 .remote
@@ -517,13 +516,7 @@ impl Hub {
     /// Forgets remote connections not vouched for within `ttl` (their
     /// relay crashed or lost the broker): the room is told they left.
     pub fn expire_remote(&self, ttl: Duration) {
-        let rooms: Vec<Arc<Room>> = self
-            .rooms
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let rooms = self.all_rooms();
         let now = Instant::now();
         for room in rooms {
             let gone: Vec<ConnId> = {

@@ -117,19 +117,9 @@ impl TestRelay {
         let opts = crate::backplane::Options {
             servers: servers.to_vec(),
             optional,
-            user: None,
-            token: None,
-            ca: None,
-            nkey: None,
-            creds: None,
+            ..Default::default()
         };
-        Self::start_with(
-            limits,
-            "127.0.0.1:0".parse().unwrap(),
-            make_cert(),
-            Some(opts),
-        )
-        .await
+        Self::start_backplane(limits, opts).await
     }
 
     /// Starts a relay on an ephemeral loopback port with the backplane
