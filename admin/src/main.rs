@@ -128,6 +128,12 @@ fn main() -> Result<()> {
         println!("invite (give this to members): {invite_text}");
         println!("your safety code: {}", key.public().safety_code());
     }
+    // What this room kept from earlier runs (bans), with the next run
+    // number, written before anything is announced.
+    let state_dir = common::admin_state::folder_for(&path);
+    let state = common::admin_state::StateFile::new(&state_dir, &key, &room)
+        .begin_run(common::driver::now_ms())
+        .context("the room's kept state")?;
     let cfg = AdminConfig {
         room,
         room_name: args.room_name,
@@ -136,6 +142,7 @@ fn main() -> Result<()> {
         roster,
         rekey_after_messages: args.rekey_messages,
         rekey_after_ms: args.rekey_minutes.saturating_mul(60_000),
+        state,
     };
     let engine = Engine::Admin(Box::new(Admin::new(cfg, key)));
     let trust = args.ca.map(Trust::CaFile).unwrap_or(Trust::Pinned);
@@ -145,6 +152,7 @@ fn main() -> Result<()> {
         invite: Some(invite_text),
         files: args.files.options(),
         history: args.history.options("admin"),
+        admin_state: Some(state_dir),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -193,6 +201,10 @@ fn gui(args: Args) -> Result<()> {
     } else {
         args.name.clone()
     };
+    let identity = args
+        .identity
+        .clone()
+        .unwrap_or_else(|| default_identity_path("admin"));
     let opts = ui::admin::AdminOptions {
         relay,
         relay_cert,
@@ -200,9 +212,7 @@ fn gui(args: Args) -> Result<()> {
         name,
         room_password: args.room_password.map(Zeroizing::new),
         roster: args.roster,
-        identity: args
-            .identity
-            .unwrap_or_else(|| default_identity_path("admin")),
+        identity: identity.clone(),
         room: args.room,
         ca: args.ca,
         rekey_after_messages: args.rekey_messages,
@@ -213,6 +223,7 @@ fn gui(args: Args) -> Result<()> {
     let driver = common::driver::Options {
         files: args.files.options(),
         history: args.history.options("admin"),
+        admin_state: Some(common::admin_state::folder_for(&identity)),
     };
     ui::admin::run(opts, driver).map_err(|e| {
         anyhow::anyhow!("cannot open the window: {e} (no display? `--cli` runs in the terminal)")

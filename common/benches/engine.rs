@@ -47,6 +47,7 @@ fn main() {
         roster: Default::default(),
         rekey_after_messages: 0,
         rekey_after_ms: 0,
+        state: Default::default(),
     };
     let mut admin = Admin::new(cfg, shared(4));
     for (i, k) in members.iter().enumerate() {

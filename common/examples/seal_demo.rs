@@ -48,13 +48,13 @@ fn main() -> Result<()> {
         sent_at_ms: 0,
         wraps: vec![KeyWrap {
             member: member.public().fingerprint(),
+            request: [0; 32],
             wrapped: member
                 .public()
                 .wrap_session_key(&room, epoch, &session)
                 .into(),
         }],
-        roster_digest: [0; 32],
-        roster_parts: 0,
+        roster: vec![[0; 32]],
     };
     let signed = admin.sign_body(context::EPOCH, &body, DEFAULT_MAX_FRAME)?;
     let on_wire = encode_payload(&signed, DEFAULT_MAX_FRAME)?;
@@ -78,6 +78,7 @@ fn main() -> Result<()> {
         epoch,
         sender: member.public().fingerprint(),
         seq: 1,
+        prev: [(0, 0); 3],
     };
     let encoded_header = encode_payload(&header, DEFAULT_MAX_FRAME)?;
     let plain = ChatBody::padded(0, Content::Text("hello, team 👋".into()));

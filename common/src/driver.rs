@@ -151,6 +151,10 @@ pub struct Options {
     pub files: FileOptions,
     /// The encrypted local history, or none (`--no-history`).
     pub history: Option<HistoryOptions>,
+    /// (Admin) the folder of its per-room state files
+    /// ([`crate::admin_state`]): bans and the run number are kept there as
+    /// they change. `None` keeps them in memory only (tests).
+    pub admin_state: Option<PathBuf>,
 }
 
 /// What happens to files, for the front end.
@@ -406,6 +410,7 @@ pub async fn run_with_files(
     let opts = Options {
         files,
         history: None,
+        admin_state: None,
     };
     run_with(engine, relays, trust, opts, commands, updates).await;
 }
@@ -429,6 +434,11 @@ pub async fn run_with(
     drop(tokio::task::spawn_blocking(move || {
         crate::files::sweep_partials(&dir, crate::files::STALE_PARTIAL)
     }));
+    let state_file = opts
+        .admin_state
+        .as_ref()
+        .filter(|_| matches!(engine, Engine::Admin(_)))
+        .map(|dir| crate::admin_state::StateFile::new(dir, &engine.me(), &engine.room()));
     let mut transfers = Transfers::new(opts.files);
     if let Some(h) = &opts.history {
         let (me, room, h) = (engine.me(), engine.room(), h.clone());
@@ -440,6 +450,11 @@ pub async fn run_with(
         .await;
         match opened {
             Ok(Ok((hist, loaded))) => {
+                // The highest admin run held here before: never below it.
+                if let Ok(floor) = hist.run_floor() {
+                    engine.raise_run_floor(floor);
+                    transfers.kept_run_floor = floor;
+                }
                 let _ = updates
                     .send(Update::History {
                         loaded,
@@ -495,8 +510,15 @@ pub async fn run_with(
                     })
                     .await;
                 let started = tokio::time::Instant::now();
-                let end =
-                    session(&mut engine, stream, &mut commands, &updates, &mut transfers).await;
+                let end = session(
+                    &mut engine,
+                    stream,
+                    &mut commands,
+                    &updates,
+                    &mut transfers,
+                    state_file.as_ref(),
+                )
+                .await;
                 // Our files cannot go on: the receivers drop them when no
                 // chunk comes (a new connection starts a new epoch).
                 for (t, _) in std::mem::take(&mut transfers.sending) {
@@ -570,6 +592,7 @@ async fn session(
     commands: &mut mpsc::Receiver<Command>,
     updates: &mpsc::Sender<Update>,
     transfers: &mut Transfers,
+    state_file: Option<&crate::admin_state::StateFile>,
 ) -> SessionEnd {
     let (r, w) = tokio::io::split(stream);
     let mut rx = FramedRead::new(r, FrameCodec::<RelayFrame>::new(DEFAULT_MAX_FRAME));
@@ -660,8 +683,29 @@ async fn session(
                 actions
             }
         };
+        // (Admin) a ban to keep: written before the frames that announce it
+        // go out, so a crash in between cannot forget it.
+        if let Some(state) = engine.take_admin_state() {
+            if let Some(f) = state_file {
+                if let Err(e) = f.save(&state) {
+                    let reason = format!("{e}: bans made now last only until this app closes");
+                    let _ = updates
+                        .send(Update::Engine(Event::Warning { reason }))
+                        .await;
+                }
+            }
+        }
         if let Err(e) = perform(actions, &mut tx, updates, transfers).await {
             return SessionEnd::Lost(e);
+        }
+        // (Member) a newer admin run held: kept with the history, so that a
+        // restart never goes back below it.
+        let floor = engine.run_floor();
+        if floor > transfers.kept_run_floor {
+            transfers.kept_run_floor = floor;
+            if let Some(h) = &mut transfers.history {
+                let _ = h.keep_run_floor(floor);
+            }
         }
         // Transfers the driver dropped (disk error, over budget): the
         // engine forgets them too.
@@ -725,6 +769,8 @@ struct Receiving {
 struct Transfers {
     opts: FileOptions,
     history: Option<History>,
+    /// The admin run floor last kept in the history.
+    kept_run_floor: u64,
     /// A history failure not reported yet.
     history_error: Option<String>,
     /// Transfers the driver dropped (disk error, over budget) that the
@@ -758,6 +804,7 @@ impl Transfers {
         Transfers {
             opts,
             history: None,
+            kept_run_floor: 0,
             history_error: None,
             to_cancel: Vec::new(),
             auto_saves: HashMap::new(),
@@ -911,7 +958,7 @@ impl Transfers {
         if self.sending.is_empty() {
             return Vec::new();
         }
-        if !engine.can_send() {
+        if !engine.can_send(now_ms()) {
             self.next_chunk = now + KEY_WAIT;
             return Vec::new();
         }

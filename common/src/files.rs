@@ -119,9 +119,17 @@ fn reserved(stem: &str) -> bool {
     matches!(
         s.as_str(),
         "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$"
-    ) || ((s.starts_with("COM") || s.starts_with("LPT"))
-        && s.len() == 4
-        && s.as_bytes()[3].is_ascii_digit())
+    ) || s
+        .strip_prefix("COM")
+        .or_else(|| s.strip_prefix("LPT"))
+        .is_some_and(|n| {
+            // Windows also reserves the superscript digits one to three.
+            let mut c = n.chars();
+            matches!(
+                (c.next(), c.next()),
+                (Some('0'..='9' | '¹' | '²' | '³'), None)
+            )
+        })
 }
 
 /// A name from another person made safe to create in the download folder:
@@ -439,6 +447,10 @@ mod tests {
         assert_eq!(safe_file_name("con.txt"), "_con.txt");
         assert_eq!(safe_file_name("LPT1.tar.gz"), "_LPT1.tar.gz");
         assert_eq!(safe_file_name("COM10.txt"), "COM10.txt");
+        assert_eq!(safe_file_name("COM\u{b9}.txt"), "_COM\u{b9}.txt");
+        assert_eq!(safe_file_name("lpt\u{b3}"), "_lpt\u{b3}");
+        assert_eq!(safe_file_name("LPT\u{b2}.log"), "_LPT\u{b2}.log");
+        assert_eq!(safe_file_name("COM\u{b9}0"), "COM\u{b9}0");
         assert_eq!(safe_file_name("lpt1.gz"), "_lpt1.gz");
         assert_eq!(safe_file_name(".."), "file");
         assert_eq!(safe_file_name("."), "file");

@@ -10,10 +10,21 @@
 //!   without the room id on disk;
 //! - the day (days since 1970) is in the clear for the age limit;
 //! - the entry (time, kind, name, fingerprint, text, saved path) is sealed
-//!   (AES-256-CBC + HMAC-SHA256) with `"teamchat/v1/aad/history" ‖ 0x00 ‖
-//!   room tag ‖ nonce` as associated data, so a row moved to another room or
-//!   altered in any byte fails its check and is skipped with a warning,
-//!   never shown.
+//!   (AES-256-CBC + HMAC-SHA256) together with its sequence number in the
+//!   room, with `"teamchat/v1/aad/history-row" ‖ 0x00 ‖ room tag ‖ nonce`
+//!   as associated data, so a row moved to another room or altered in any
+//!   byte fails its check and is skipped with a warning, never shown.
+//!
+//! Sequence numbers give the rows an order someone with the file cannot
+//! change: they increase with the row id, so a row whose number is not
+//! above every one before it (rows swapped, or an old row put back) is
+//! counted with the skipped rows and not shown, and what is shown is in the
+//! order it was written. Each room's next number is kept sealed in the
+//! `meta` table and is never below the newest row's, so numbers are never
+//! reused, not after a clear, nor with the counter rolled back or removed.
+//! Rows of databases written before sequence numbers (sealed under
+//! `"teamchat/v1/aad/history"`, the entry alone) are still read; they have
+//! no order of their own and are shown only before every numbered row.
 //!
 //! Every error (not a database, locked, another identity's, full disk) is
 //! reported and the app goes on without history.
@@ -37,8 +48,12 @@ pub const DEFAULT_MAX_DAYS: u64 = 90;
 pub const MAX_LOAD: usize = 10_000;
 /// Largest sealed entry read back (a text is at most 16 KiB).
 const MAX_ENTRY: usize = 64 * 1024;
+/// Rows written before sequence numbers: read, never written.
 const AAD_HISTORY: &[u8] = b"teamchat/v1/aad/history";
+const AAD_ROW: &[u8] = b"teamchat/v1/aad/history-row";
+const AAD_COUNTER: &[u8] = b"teamchat/v1/aad/history-counter";
 const AAD_CHECK: &[u8] = b"teamchat/v1/aad/history-check";
+const AAD_RUN: &[u8] = b"teamchat/v1/aad/history-run";
 const CHECK_PLAIN: &[u8] = b"teamchat history v1";
 const MS_PER_DAY: u64 = 86_400_000;
 
@@ -85,6 +100,13 @@ impl std::fmt::Debug for Entry {
             self.text.len()
         )
     }
+}
+
+/// What a row seals: the entry and its place in the room's order.
+#[derive(Serialize, Deserialize)]
+struct Row<E> {
+    seq: u64,
+    entry: E,
 }
 
 /// How much is kept.
@@ -185,7 +207,8 @@ pub enum HistoryError {
 pub struct Loaded {
     /// Entries, oldest first.
     pub entries: Vec<Entry>,
-    /// Rows that failed their check (tampered or damaged): not shown.
+    /// Rows that failed their check (tampered or damaged) or stand out of
+    /// their sealed order: not shown.
     pub skipped: usize,
 }
 
@@ -214,13 +237,110 @@ fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> HistoryError + '_ {
     }
 }
 
-fn aad(room: &[u8; 32], nonce: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(AAD_HISTORY.len() + 1 + 32 + nonce.len());
-    v.extend_from_slice(AAD_HISTORY);
+/// `label ‖ 0x00 ‖ room tag ‖ nonce`.
+fn aad(label: &[u8], room: &[u8; 32], nonce: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(label.len() + 1 + 32 + nonce.len());
+    v.extend_from_slice(label);
     v.push(0);
     v.extend_from_slice(room);
     v.extend_from_slice(nonce);
     v
+}
+
+/// The `meta` key of a room's next sequence number.
+fn counter_key(room: &[u8; 32]) -> String {
+    format!("seq:{}", hex::encode(room))
+}
+
+/// Seals one entry as a row: (day, nonce, sealed bytes).
+fn seal_row(
+    keys: &SealKeys,
+    room: &[u8; 32],
+    seq: u64,
+    entry: &Entry,
+) -> Result<(i64, [u8; 16], Vec<u8>), crate::wire::FrameError> {
+    let nonce: [u8; 16] = crate::crypto::random_array();
+    let plain = encode_payload(&Row { seq, entry }, MAX_ENTRY)?;
+    let sealed = seal(keys, &aad(AAD_ROW, room, &nonce), &plain);
+    let bytes = encode_payload(&sealed, 2 * MAX_ENTRY)?;
+    let day = i64::try_from(entry.at_ms / MS_PER_DAY).unwrap_or(i64::MAX);
+    Ok((day, nonce, bytes))
+}
+
+/// Opens a row: its sequence number (none for a row written before them)
+/// and entry, or `None` if it fails its check.
+fn open_row(
+    keys: &SealKeys,
+    room: &[u8; 32],
+    nonce: &[u8],
+    bytes: &[u8],
+) -> Option<(Option<u64>, Entry)> {
+    if nonce.len() != 16 || bytes.len() > 2 * MAX_ENTRY {
+        return None;
+    }
+    let sealed: Sealed = decode_payload(bytes, 2 * MAX_ENTRY).ok()?;
+    if let Ok(plain) = open(keys, &aad(AAD_ROW, room, nonce), &sealed) {
+        let row: Row<Entry> = decode_payload(&plain, MAX_ENTRY).ok()?;
+        return Some((Some(row.seq), row.entry));
+    }
+    let plain = open(keys, &aad(AAD_HISTORY, room, nonce), &sealed).ok()?;
+    Some((None, decode_payload(&plain, MAX_ENTRY).ok()?))
+}
+
+/// The room's next sequence number, read inside the transaction that
+/// uses it: the sealed counter, but never at or below the newest row's
+/// number (a counter rolled back or removed does not reuse numbers).
+fn next_seq(
+    conn: &rusqlite::Connection,
+    keys: &SealKeys,
+    room: &[u8; 32],
+) -> rusqlite::Result<u64> {
+    let counter: Option<Vec<u8>> = optional(conn.query_row(
+        "SELECT v FROM meta WHERE k = ?1",
+        [counter_key(room)],
+        |r| r.get(0),
+    ))?;
+    let counter = counter
+        .and_then(|b| decode_payload::<Sealed>(&b, 1024).ok())
+        .and_then(|s| open(keys, &aad(AAD_COUNTER, room, &[]), &s).ok())
+        .and_then(|p| <[u8; 8]>::try_from(p.as_slice()).ok())
+        .map_or(0, u64::from_be_bytes);
+    let newest: Option<(Vec<u8>, Vec<u8>)> = optional(conn.query_row(
+        "SELECT nonce, sealed FROM entries WHERE room = ?1 ORDER BY id DESC LIMIT 1",
+        [&room[..]],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    ))?;
+    let after_newest = newest
+        .and_then(|(nonce, bytes)| open_row(keys, room, &nonce, &bytes))
+        .and_then(|(seq, _)| seq)
+        .map_or(0, |s| s.saturating_add(1));
+    Ok(counter.max(after_newest))
+}
+
+/// Stores the room's next sequence number, sealed.
+fn store_seq(
+    conn: &rusqlite::Connection,
+    keys: &SealKeys,
+    room: &[u8; 32],
+    next: u64,
+) -> rusqlite::Result<()> {
+    let sealed = seal(keys, &aad(AAD_COUNTER, room, &[]), &next.to_be_bytes());
+    let bytes = encode_payload(&sealed, 1024)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    conn.execute(
+        "INSERT OR REPLACE INTO meta (k, v) VALUES (?1, ?2)",
+        rusqlite::params![counter_key(room), bytes],
+    )?;
+    Ok(())
+}
+
+/// A row that may not exist.
+fn optional<T>(r: rusqlite::Result<T>) -> rusqlite::Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 impl History {
@@ -263,14 +383,9 @@ impl History {
         .map_err(&err)?;
         let (rows, tags) = me.history_keys();
         // A sealed constant tells whether these keys wrote the database.
-        let check: Option<Vec<u8>> = conn
-            .query_row("SELECT v FROM meta WHERE k = 'check'", [], |r| r.get(0))
-            .map(Some)
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(e),
-            })
-            .map_err(&err)?;
+        let check: Option<Vec<u8>> =
+            optional(conn.query_row("SELECT v FROM meta WHERE k = 'check'", [], |r| r.get(0)))
+                .map_err(&err)?;
         match check {
             Some(bytes) => {
                 let ok = decode_payload::<Sealed>(&bytes, 1024)
@@ -304,45 +419,43 @@ impl History {
         Ok(h)
     }
 
-    /// Seals one entry as a row: (day, nonce, sealed bytes).
-    fn row(&self, entry: &Entry) -> Result<(i64, [u8; 16], Vec<u8>), HistoryError> {
-        let nonce: [u8; 16] = crate::crypto::random_array();
-        let bad = |e: crate::wire::FrameError| HistoryError::Database {
-            path: self.path.clone(),
-            why: e.to_string(),
-        };
-        let plain = encode_payload(entry, MAX_ENTRY).map_err(bad)?;
-        let sealed = seal(&self.rows, &aad(&self.room, &nonce), &plain);
-        let bytes = encode_payload(&sealed, 2 * MAX_ENTRY).map_err(bad)?;
-        let day = i64::try_from(entry.at_ms / MS_PER_DAY).unwrap_or(i64::MAX);
-        Ok((day, nonce, bytes))
-    }
-
     /// Remembers one entry.
     pub fn add(&mut self, entry: &Entry) -> Result<(), HistoryError> {
         self.add_all(std::slice::from_ref(entry))
     }
 
-    /// Remembers entries in one transaction (all or none).
+    /// Remembers entries in one transaction (all or none), numbered after
+    /// every row of the room written before.
     pub fn add_all(&mut self, entries: &[Entry]) -> Result<(), HistoryError> {
         let owned = self.path.clone();
         let err = db_err(&owned);
-        let rows = entries
-            .iter()
-            .map(|e| self.row(e))
-            .collect::<Result<Vec<_>, _>>()?;
-        let tx = self.conn.transaction().map_err(&err)?;
+        let History {
+            conn, rows, room, ..
+        } = self;
+        // Immediate: another app on the same file waits rather than take
+        // the same numbers.
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(&err)?;
+        let mut seq = next_seq(&tx, rows, room).map_err(&err)?;
         {
             let mut stmt = tx
                 .prepare_cached(
                     "INSERT INTO entries (room, day, nonce, sealed) VALUES (?1, ?2, ?3, ?4)",
                 )
                 .map_err(&err)?;
-            for (day, nonce, bytes) in rows {
-                stmt.execute(rusqlite::params![&self.room[..], day, &nonce[..], bytes])
+            for e in entries {
+                let (day, nonce, bytes) =
+                    seal_row(rows, room, seq, e).map_err(|e| HistoryError::Database {
+                        path: owned.clone(),
+                        why: e.to_string(),
+                    })?;
+                stmt.execute(rusqlite::params![&room[..], day, &nonce[..], bytes])
                     .map_err(&err)?;
+                seq = seq.saturating_add(1);
             }
         }
+        store_seq(&tx, rows, room, seq).map_err(&err)?;
         tx.commit().map_err(&err)?;
         let before = self.added;
         self.added += entries.len() as u64;
@@ -354,7 +467,8 @@ impl History {
     }
 
     /// The last `n` entries of the room, oldest first; rows that fail their
-    /// check are counted, not returned.
+    /// check, or whose sequence number is not above every shown row's
+    /// before them (in row order), are counted, not returned.
     pub fn last(&self, n: usize) -> Result<Loaded, HistoryError> {
         let err = db_err(&self.path);
         let n = n.min(MAX_LOAD);
@@ -370,28 +484,27 @@ impl History {
                 |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)),
             )
             .map_err(&err)?;
+        let mut opened: Vec<Option<(Option<u64>, Entry)>> = rows
+            .map(|row| {
+                row.ok()
+                    .and_then(|(nonce, bytes)| open_row(&self.rows, &self.room, &nonce, &bytes))
+            })
+            .collect();
+        opened.reverse();
         let mut out = Loaded::default();
-        for row in rows {
-            let Ok((nonce, bytes)) = row else {
-                out.skipped += 1;
-                continue;
-            };
-            match self.open_row(&nonce, &bytes) {
-                Some(e) => out.entries.push(e),
-                None => out.skipped += 1,
+        // The highest number shown so far: rows without one (written
+        // before numbers) belong before it.
+        let mut highest: Option<u64> = None;
+        for row in opened {
+            match row {
+                Some((seq, e)) if in_order(highest, seq) => {
+                    highest = seq.or(highest);
+                    out.entries.push(e);
+                }
+                _ => out.skipped += 1,
             }
         }
-        out.entries.reverse();
         Ok(out)
-    }
-
-    fn open_row(&self, nonce: &[u8], bytes: &[u8]) -> Option<Entry> {
-        if nonce.len() != 16 || bytes.len() > 2 * MAX_ENTRY {
-            return None;
-        }
-        let sealed: Sealed = decode_payload(bytes, 2 * MAX_ENTRY).ok()?;
-        let plain = open(&self.rows, &aad(&self.room, nonce), &sealed).ok()?;
-        decode_payload(&plain, MAX_ENTRY).ok()
     }
 
     /// Forgets everything of this room (deleted pages are overwritten).
@@ -427,6 +540,63 @@ impl History {
     /// Where the database is.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    fn run_key(&self) -> String {
+        format!("run:{}", hex::encode(self.room))
+    }
+
+    /// The highest admin run the member held in this room (0 if none, or if
+    /// the value does not open: then only the knock nonces protect).
+    pub fn run_floor(&self) -> Result<u64, HistoryError> {
+        let owned = self.path.clone();
+        let err = db_err(&owned);
+        let kept: Option<Vec<u8>> = optional(self.conn.query_row(
+            "SELECT v FROM meta WHERE k = ?1",
+            [self.run_key()],
+            |r| r.get(0),
+        ))
+        .map_err(&err)?;
+        Ok(kept
+            .and_then(|b| decode_payload::<Sealed>(&b, 1024).ok())
+            .and_then(|s| open(&self.rows, &aad(AAD_RUN, &self.room, &[]), &s).ok())
+            .and_then(|p| <[u8; 8]>::try_from(p.as_slice()).ok())
+            .map_or(0, u64::from_be_bytes))
+    }
+
+    /// Keeps `run` as the highest admin run held here (never lowers it).
+    pub fn keep_run_floor(&mut self, run: u64) -> Result<(), HistoryError> {
+        if run <= self.run_floor()? {
+            return Ok(());
+        }
+        let owned = self.path.clone();
+        let err = db_err(&owned);
+        let sealed = seal(
+            &self.rows,
+            &aad(AAD_RUN, &self.room, &[]),
+            &run.to_be_bytes(),
+        );
+        let bytes = encode_payload(&sealed, 1024).map_err(|e| HistoryError::Database {
+            path: self.path.clone(),
+            why: e.to_string(),
+        })?;
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO meta (k, v) VALUES (?1, ?2)",
+                rusqlite::params![self.run_key(), bytes],
+            )
+            .map_err(&err)?;
+        Ok(())
+    }
+}
+
+/// Whether a row numbered `seq` (`None`: written before numbers) may
+/// follow rows up to number `highest`.
+fn in_order(highest: Option<u64>, seq: Option<u64>) -> bool {
+    match (highest, seq) {
+        (None, _) => true,
+        (Some(h), Some(s)) => s > h,
+        (Some(_), None) => false,
     }
 }
 
@@ -494,6 +664,27 @@ mod tests {
 
     fn contains(hay: &[u8], needle: &[u8]) -> bool {
         hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn the_run_floor_is_kept_per_room_and_never_goes_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = shared(0);
+        let room = RoomId([3; 16]);
+        {
+            let mut h = History::open(&opts(dir.path()), &me, &room).unwrap();
+            assert_eq!(h.run_floor().unwrap(), 0);
+            h.keep_run_floor(7).unwrap();
+            h.keep_run_floor(5).unwrap();
+        }
+        let h = History::open(&opts(dir.path()), &me, &room).unwrap();
+        assert_eq!(
+            h.run_floor().unwrap(),
+            7,
+            "kept across a restart, never lowered"
+        );
+        let other = History::open(&opts(dir.path()), &me, &RoomId([4; 16])).unwrap();
+        assert_eq!(other.run_floor().unwrap(), 0, "per room");
     }
 
     #[test]
@@ -604,6 +795,156 @@ mod tests {
         assert_eq!(hb.last(10).unwrap().entries.len(), 0);
         assert_eq!(h.clear().unwrap(), 4);
         assert_eq!(h.last(10).unwrap(), Loaded::default());
+    }
+
+    /// Swaps the stored (nonce, sealed) of two rows of `h`'s room, by
+    /// position: what someone with the file can do without any key.
+    fn swap_rows(h: &History, a: usize, b: usize) {
+        let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = h
+            .conn
+            .prepare("SELECT id, nonce, sealed FROM entries WHERE room = ?1 ORDER BY id")
+            .unwrap()
+            .query_map([&h.room[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for (to, from) in [(a, b), (b, a)] {
+            h.conn
+                .execute(
+                    "UPDATE entries SET nonce = ?1, sealed = ?2 WHERE id = ?3",
+                    rusqlite::params![rows[from].1, rows[from].2, rows[to].0],
+                )
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn rows_swapped_in_the_file_are_reported_and_never_shown_out_of_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = History::open(&opts(dir.path()), &shared(0), &RoomId([3; 16])).unwrap();
+        for n in 0..4 {
+            h.add(&entry(n, &format!("line {n}"))).unwrap();
+        }
+        assert_eq!(h.last(10).unwrap().skipped, 0);
+        swap_rows(&h, 1, 2);
+        let got = h.last(10).unwrap();
+        let texts: Vec<&str> = got.entries.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(
+            (texts, got.skipped),
+            (vec!["line 0", "line 2", "line 3"], 1),
+            "line 1 now follows line 2 in the file"
+        );
+    }
+
+    /// The sequence numbers of `h`'s room's rows, in row order (`None`: a
+    /// row without one).
+    fn seqs(h: &History) -> Vec<Option<u64>> {
+        h.conn
+            .prepare("SELECT nonce, sealed FROM entries WHERE room = ?1 ORDER BY id")
+            .unwrap()
+            .query_map([&h.room[..]], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+            .unwrap()
+            .map(|r| {
+                let (nonce, sealed) = r.unwrap();
+                open_row(&h.rows, &h.room, &nonce, &sealed).unwrap().0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_database_written_before_sequence_numbers_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = History::open(&opts(dir.path()), &shared(0), &RoomId([3; 16])).unwrap();
+        // Two rows as the previous version wrote them: the entry alone.
+        for n in 0..2 {
+            let nonce: [u8; 16] = crate::crypto::random_array();
+            let plain = encode_payload(&entry(n, &format!("old {n}")), MAX_ENTRY).unwrap();
+            let sealed = seal(&h.rows, &aad(AAD_HISTORY, &h.room, &nonce), &plain);
+            h.conn
+                .execute(
+                    "INSERT INTO entries (room, day, nonce, sealed) VALUES (?1, 0, ?2, ?3)",
+                    rusqlite::params![
+                        &h.room[..],
+                        &nonce[..],
+                        encode_payload(&sealed, 2 * MAX_ENTRY).unwrap()
+                    ],
+                )
+                .unwrap();
+        }
+        for n in 2..4 {
+            h.add(&entry(n, &format!("new {n}"))).unwrap();
+        }
+        assert_eq!(seqs(&h), vec![None, None, Some(0), Some(1)]);
+        let got = h.last(10).unwrap();
+        let texts: Vec<&str> = got.entries.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(
+            (texts, got.skipped),
+            (vec!["old 0", "old 1", "new 2", "new 3"], 0)
+        );
+        // An old row has no place after numbered ones.
+        h.conn
+            .execute(
+                "UPDATE entries SET id = 100 WHERE id = (SELECT MIN(id) FROM entries)",
+                [],
+            )
+            .unwrap();
+        let got = h.last(10).unwrap();
+        let texts: Vec<&str> = got.entries.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!((texts, got.skipped), (vec!["old 1", "new 2", "new 3"], 1));
+    }
+
+    #[test]
+    fn sequence_numbers_are_never_reused_after_a_rollback_a_removal_or_a_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = History::open(&opts(dir.path()), &shared(0), &RoomId([3; 16])).unwrap();
+        let counter = |h: &History| -> Vec<u8> {
+            h.conn
+                .query_row(
+                    "SELECT v FROM meta WHERE k = ?1",
+                    [counter_key(&h.room)],
+                    |r| r.get(0),
+                )
+                .unwrap()
+        };
+        let mut n = 0;
+        let mut add = |h: &mut History, k: u64| {
+            for _ in 0..k {
+                h.add(&entry(n, &format!("line {n}"))).unwrap();
+                n += 1;
+            }
+        };
+        add(&mut h, 3);
+        let old = counter(&h);
+        add(&mut h, 2);
+        // The counter rolled back to an earlier copy: the newest row wins.
+        h.conn
+            .execute(
+                "UPDATE meta SET v = ?1 WHERE k = ?2",
+                rusqlite::params![old, counter_key(&h.room)],
+            )
+            .unwrap();
+        add(&mut h, 1);
+        // Removed.
+        h.conn
+            .execute("DELETE FROM meta WHERE k = ?1", [counter_key(&h.room)])
+            .unwrap();
+        add(&mut h, 1);
+        assert_eq!(seqs(&h), (0..7).map(Some).collect::<Vec<_>>());
+        // The newest rows deleted: the counter remembers them.
+        h.conn
+            .execute(
+                "DELETE FROM entries WHERE id IN (SELECT id FROM entries ORDER BY id DESC LIMIT 2)",
+                [],
+            )
+            .unwrap();
+        add(&mut h, 1);
+        assert_eq!(seqs(&h).last(), Some(&Some(7)));
+        assert_eq!(h.last(100).unwrap().skipped, 0);
+        h.clear().unwrap();
+        add(&mut h, 1);
+        assert_eq!(seqs(&h), vec![Some(8)]);
     }
 
     #[test]

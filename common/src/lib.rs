@@ -19,6 +19,8 @@ pub mod ids;
 pub mod invite;
 pub mod wire;
 
+#[cfg(feature = "driver")]
+pub mod admin_state;
 #[cfg(feature = "crypto")]
 pub mod crypto;
 #[cfg(feature = "driver")]

@@ -123,10 +123,12 @@ pub struct Options {
     pub files: FileOptions,
     /// The encrypted local history, or none.
     pub history: Option<crate::history::HistoryOptions>,
+    /// (Admin) where the per-room state (bans, run number) is kept.
+    pub admin_state: Option<PathBuf>,
 }
 
 const HELP_MEMBER: &str = "commands: /help, /list (members and safety codes), /msg NAME|FINGERPRINT text (private: only that member can read it), /send PATH (a file to the room), /sendto NAME|FINGERPRINT PATH (a file only that member can read), /accept ID, /cancel ID, /files, /history [N], /clear-history, /quit; anything else is sent to the room";
-const HELP_ADMIN: &str = "commands: /help, /list, /msg NAME|FINGERPRINT text, /send PATH, /sendto NAME|FINGERPRINT PATH, /accept ID, /cancel ID, /files, /history [N], /clear-history, /quit, /approve ID, /deny ID [reason], /kick NAME|FINGERPRINT [reason], /rekey, /invite; anything else is sent to the room";
+const HELP_ADMIN: &str = "commands: /help, /list, /msg NAME|FINGERPRINT text, /send PATH, /sendto NAME|FINGERPRINT PATH, /accept ID, /cancel ID, /files, /history [N], /clear-history, /quit, /approve ID, /deny ID [reason], /kick NAME|FINGERPRINT [reason], /bans, /unban NAME|FINGERPRINT, /password NEW, /no-password, /rekey, /invite; anything else is sent to the room";
 
 /// Runs the engine over the relays with a terminal front end until `/quit`,
 /// end of input, or the driver stops. Returns the driver's last word.
@@ -145,6 +147,7 @@ pub async fn run(
         driver::Options {
             files: opts.files.clone(),
             history: opts.history.clone(),
+            admin_state: opts.admin_state.clone(),
         },
         cmd_rx,
         up_tx,
@@ -152,6 +155,7 @@ pub async fn run(
     let mut out = Printer {
         json: opts.json,
         members: Vec::new(),
+        bans: Vec::new(),
         files: HashMap::new(),
         ended: 0,
         bars: indicatif::MultiProgress::new(),
@@ -295,6 +299,25 @@ fn parse(line: &str, opts: &Options, out: &Printer) -> Parsed {
                 "no single member matches {arg:?}: use a name or a fingerprint prefix from /list"
             )),
         },
+        "bans" => admin_only(Command::ListBans),
+        "unban" => match out.resolve_ban(arg) {
+            Some(fp) => admin_only(Command::Unban(fp)),
+            None => Parsed::Local(format!(
+                "no single ban matches {:?}: use a name or a fingerprint prefix from /bans",
+                crate::engine::printable(arg)
+            )),
+        },
+        "password" => {
+            let new = rest["password".len()..].trim();
+            if new.is_empty() {
+                Parsed::Local("usage: /password NEW (members who know it are approved automatically; /no-password turns that off)".into())
+            } else {
+                admin_only(Command::SetPassword(Some(zeroize::Zeroizing::new(
+                    new.to_string(),
+                ))))
+            }
+        }
+        "no-password" => admin_only(Command::SetPassword(None)),
         _ => Parsed::Local(format!("unknown command /{verb}; /help lists them")),
     }
 }
@@ -302,6 +325,8 @@ fn parse(line: &str, opts: &Options, out: &Printer) -> Parsed {
 struct Printer {
     json: bool,
     members: Vec<MemberInfo>,
+    /// The bans last listed (admin), for `/unban`.
+    bans: Vec<crate::engine::Ban>,
     /// Transfers seen, for `/accept`, `/cancel` and `/files`.
     files: HashMap<TransferId, FileRow>,
     /// Transfers ended so far (orders the ended rows).
@@ -625,6 +650,29 @@ impl Printer {
             .join("\n")
     }
 
+    /// A banned member by name, fingerprint prefix (from `/bans`) or whole
+    /// fingerprint.
+    fn resolve_ban(&self, who: &str) -> Option<Fingerprint> {
+        if who.is_empty() {
+            return None;
+        }
+        if let Ok(fp) = who.parse::<Fingerprint>() {
+            return Some(fp);
+        }
+        let lower = who.to_ascii_lowercase();
+        let hits: Vec<&crate::engine::Ban> = self
+            .bans
+            .iter()
+            .filter(|b| {
+                b.name == who || (lower.len() >= 4 && b.fingerprint.to_string().starts_with(&lower))
+            })
+            .collect();
+        match hits.as_slice() {
+            [one] => Some(one.fingerprint),
+            _ => None,
+        }
+    }
+
     fn resolve(&self, who: &str) -> Option<Fingerprint> {
         if who.is_empty() {
             return None;
@@ -794,6 +842,29 @@ impl Printer {
             Event::Closed { reason } => self.emit(json!({"type": "closed", "reason": reason}), format!("* room closed: {reason}")),
             Event::Warning { reason } => self.emit(json!({"type": "warning", "reason": reason}), format!("! warning: {reason}")),
             Event::Error { reason } => self.emit(json!({"type": "error", "reason": reason}), format!("! error: {reason}")),
+            Event::Missed { from, epoch, count, private } => {
+                let what = if *private { "private messages" } else { "messages" };
+                self.emit(
+                    json!({"type": "missed", "from": from.name, "fingerprint": from.fingerprint.to_string(), "epoch": epoch, "count": count, "private": private}),
+                    format!("! {count} {what} from {} never reached us (epoch {epoch}): the conversation shown is missing them", from.name),
+                )
+            }
+            Event::Bans(bans) => {
+                self.bans = bans.clone();
+                let text = if bans.is_empty() {
+                    "* nobody is banned".to_string()
+                } else {
+                    let rows: Vec<String> = bans
+                        .iter()
+                        .map(|b| format!("  {} ({}), removed {}", b.name, b.fingerprint.short(), crate::history::clock_utc(b.at_ms)))
+                        .collect();
+                    format!("* banned (they come back only if you approve them by hand, or /unban):\n{}", rows.join("\n"))
+                };
+                self.emit(
+                    json!({"type": "bans", "bans": bans.iter().map(|b| json!({"name": b.name, "fingerprint": b.fingerprint.to_string(), "at_ms": b.at_ms})).collect::<Vec<_>>()}),
+                    text,
+                )
+            }
             // The driver turns these into file updates.
             Event::FileOffered { .. } | Event::FileIncoming { .. } | Event::FileData { .. } | Event::FileDone { .. } | Event::FileFailed { .. } => {}
         }
@@ -816,6 +887,7 @@ mod tests {
     fn printer() -> Printer {
         Printer {
             json: false,
+            bans: Vec::new(),
             files: HashMap::new(),
             ended: 0,
             bars: indicatif::MultiProgress::new(),
@@ -834,6 +906,7 @@ mod tests {
             invite: None,
             files: FileOptions::default(),
             history: None,
+            admin_state: None,
         }
     }
 

@@ -3,290 +3,21 @@
 //! tampers with, replays, injects and forges frames.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::Arc;
+mod support;
+
+use std::collections::HashSet;
 
 use bytes::Bytes;
-use common::crypto::PrivateKey;
 use common::engine::admin::Admin;
 use common::engine::member::Member;
-use common::engine::{Action, AdminConfig, Command, Engine, Event, MemberConfig};
+use common::engine::{Action, Command, Engine, Event};
 use common::test_keys::key;
 use common::wire::{
-    decode_payload, encode_payload, ClientFrame, ConnId, Envelope, RelayFrame, Welcome,
-    DEFAULT_MAX_FRAME,
+    decode_payload, encode_payload, ClientFrame, Envelope, RelayFrame, Welcome, DEFAULT_MAX_FRAME,
 };
-use common::{Fingerprint, RoomId};
+use common::Fingerprint;
+use support::*;
 use zeroize::Zeroizing;
-
-const ROOM: RoomId = RoomId([0x77; 16]);
-
-/// Keys are expensive: identities come from the cached test keys.
-fn id(n: usize) -> Arc<PrivateKey> {
-    common::test_keys::shared(n)
-}
-
-fn admin_cfg() -> AdminConfig {
-    AdminConfig {
-        room: ROOM,
-        room_name: "ops".into(),
-        admin_name: "boss".into(),
-        password: None,
-        roster: HashSet::new(),
-        rekey_after_messages: 0,
-        rekey_after_ms: 0,
-    }
-}
-
-fn member_cfg(name: &str, admin: &PrivateKey) -> MemberConfig {
-    MemberConfig {
-        room: ROOM,
-        admin_pin: admin.public().fingerprint(),
-        name: name.into(),
-        password: None,
-    }
-}
-
-/// A frame in flight: to node `to`, as the relay would deliver it.
-type Flight = (usize, RelayFrame);
-
-/// A hostile relay's hook: what to deliver instead of one frame.
-type Tamper = Box<dyn FnMut(&mut Flight) -> Vec<Flight>>;
-
-/// An in-memory relay with a hook that can rewrite, drop or duplicate frames.
-struct Net {
-    nodes: Vec<Node>,
-    queue: VecDeque<Flight>,
-    now: u64,
-    next_conn: ConnId,
-    /// Every Deliver that passed, for replay attacks.
-    log: Vec<Flight>,
-    tamper: Option<Tamper>,
-    /// The frame limit the relay announces in its welcome.
-    max_frame: u32,
-}
-
-struct Node {
-    engine: Engine,
-    conn: ConnId,
-    online: bool,
-    events: Vec<Event>,
-}
-
-impl Net {
-    fn new() -> Net {
-        Net {
-            nodes: Vec::new(),
-            queue: VecDeque::new(),
-            now: 1_700_000_000_000,
-            next_conn: 100,
-            log: Vec::new(),
-            tamper: None,
-            max_frame: DEFAULT_MAX_FRAME as u32,
-        }
-    }
-
-    fn add(&mut self, engine: Engine) -> usize {
-        let idx = self.nodes.len();
-        self.nodes.push(Node {
-            engine,
-            conn: 0,
-            online: false,
-            events: Vec::new(),
-        });
-        self.connect(idx);
-        idx
-    }
-
-    /// Node `idx` (new, or back after a disconnect, with its engine and state)
-    /// joins the relay room on a fresh connection: hello, peers told, welcome.
-    fn connect(&mut self, idx: usize) {
-        self.next_conn += 1;
-        let conn = self.next_conn;
-        self.nodes[idx].conn = conn;
-        self.nodes[idx].online = true;
-        let now = self.now;
-        let hello = self.nodes[idx].engine.on_connected(now);
-        assert!(matches!(
-            hello.as_slice(),
-            [Action::Send(ClientFrame::Hello(_))]
-        ));
-        let peers: Vec<ConnId> = self
-            .nodes
-            .iter()
-            .filter(|n| n.online && n.conn != conn)
-            .map(|n| n.conn)
-            .collect();
-        for (i, n) in self.nodes.iter().enumerate() {
-            if n.online && i != idx {
-                self.queue.push_back((i, RelayFrame::PeerJoined(conn)));
-            }
-        }
-        let welcome = Welcome {
-            version: 1,
-            conn_id: conn,
-            peers,
-            max_frame: self.max_frame,
-        };
-        self.queue.push_back((idx, RelayFrame::Welcome(welcome)));
-        self.run();
-    }
-
-    fn admin(&mut self, cfg: AdminConfig, me: Arc<PrivateKey>) -> usize {
-        self.add(Engine::Admin(Box::new(Admin::new(cfg, me))))
-    }
-
-    fn member(&mut self, cfg: MemberConfig, me: Arc<PrivateKey>) -> usize {
-        self.add(Engine::Member(Box::new(Member::new(cfg, me))))
-    }
-
-    fn disconnect(&mut self, idx: usize) {
-        self.nodes[idx].online = false;
-        let conn = self.nodes[idx].conn;
-        for (i, n) in self.nodes.iter().enumerate() {
-            if n.online && i != idx {
-                self.queue.push_back((i, RelayFrame::PeerLeft(conn)));
-            }
-        }
-        self.run();
-    }
-
-    /// The node comes back on a new connection (same engine, same state).
-    fn reconnect(&mut self, idx: usize) {
-        self.connect(idx);
-    }
-
-    fn apply(&mut self, from: usize, actions: Vec<Action>) {
-        for a in actions {
-            match a {
-                Action::Event(e) => self.nodes[from].events.push(e),
-                Action::Send(ClientFrame::Publish { to, payload }) => {
-                    let fconn = self.nodes[from].conn;
-                    for (i, n) in self.nodes.iter().enumerate() {
-                        let hit = match to {
-                            Some(t) => n.conn == t,
-                            None => i != from,
-                        };
-                        if n.online && hit && i != from {
-                            self.queue.push_back((
-                                i,
-                                RelayFrame::Deliver {
-                                    from: fconn,
-                                    payload: payload.clone(),
-                                },
-                            ));
-                        }
-                    }
-                }
-                Action::Send(_) => {}
-            }
-        }
-    }
-
-    fn run(&mut self) {
-        for _ in 0..100_000 {
-            let Some(mut flight) = self.queue.pop_front() else {
-                return;
-            };
-            // The log holds what honest clients sent, before any tampering.
-            if matches!(flight.1, RelayFrame::Deliver { .. }) {
-                self.log.push(flight.clone());
-            }
-            let flights = match &mut self.tamper {
-                Some(t) if matches!(flight.1, RelayFrame::Deliver { .. }) => t(&mut flight),
-                _ => vec![flight],
-            };
-            for (to, frame) in flights {
-                if !self.nodes[to].online {
-                    continue;
-                }
-                let now = self.now;
-                let actions = self.nodes[to].engine.handle_frame(now, frame);
-                self.apply(to, actions);
-            }
-        }
-        panic!("the network did not settle");
-    }
-
-    fn command(&mut self, idx: usize, cmd: Command) {
-        self.now += 10;
-        let now = self.now;
-        let actions = self.nodes[idx].engine.handle_command(now, cmd);
-        self.apply(idx, actions);
-        self.run();
-    }
-
-    fn tick(&mut self, ms: u64) {
-        self.now += ms;
-        for idx in 0..self.nodes.len() {
-            if self.nodes[idx].online {
-                let now = self.now;
-                let actions = self.nodes[idx].engine.handle_tick(now);
-                self.apply(idx, actions);
-            }
-        }
-        self.run();
-    }
-
-    fn take(&mut self, idx: usize) -> Vec<Event> {
-        std::mem::take(&mut self.nodes[idx].events)
-    }
-
-    fn texts(&mut self, idx: usize) -> Vec<String> {
-        self.nodes[idx]
-            .events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Message { text, .. } => Some(text.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn warnings(&self, idx: usize) -> Vec<String> {
-        self.nodes[idx]
-            .events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Warning { reason } => Some(reason.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn pending_id(&self, idx: usize) -> Option<u32> {
-        self.nodes[idx].events.iter().rev().find_map(|e| match e {
-            Event::PendingApproval { id, .. } => Some(*id),
-            _ => None,
-        })
-    }
-
-    fn epoch_of(&self, idx: usize) -> Option<(u64, usize)> {
-        self.nodes[idx].events.iter().rev().find_map(|e| match e {
-            Event::Epoch { epoch, members, .. } => Some((*epoch, members.len())),
-            _ => None,
-        })
-    }
-}
-
-/// Admin at node 0, and members approved by hand.
-fn room_with(members: &[(usize, &str)]) -> (Net, Vec<usize>) {
-    let mut net = Net::new();
-    let admin_key = id(4);
-    net.admin(admin_cfg(), admin_key.clone());
-    let mut ids = Vec::new();
-    for (k, name) in members {
-        let m = net.member(member_cfg(name, &admin_key), id(*k));
-        let pid = net.pending_id(0).expect("a pending request");
-        net.command(0, Command::Approve(pid));
-        assert!(
-            net.nodes[m].engine.members().len() > 1,
-            "{name} holds the epoch"
-        );
-        ids.push(m);
-    }
-    (net, ids)
-}
 
 #[test]
 fn approval_by_hand_then_both_ways_chat() {
@@ -509,41 +240,6 @@ fn typing_notices_arrive_as_typing_not_messages() {
 }
 
 // ---- hostile relay -------------------------------------------------------
-
-/// The envelope a relay frame carries, if it is a decodable delivery.
-fn envelope_of(f: &RelayFrame) -> Option<Envelope> {
-    match f {
-        RelayFrame::Deliver { payload, .. } => decode_payload(payload, DEFAULT_MAX_FRAME).ok(),
-        _ => None,
-    }
-}
-
-/// The same delivery (recipient and sender) carrying `env` instead.
-fn redeliver(f: &Flight, env: &Envelope) -> Vec<Flight> {
-    let RelayFrame::Deliver { from, .. } = &f.1 else {
-        return vec![f.clone()];
-    };
-    let payload = encode_payload(env, DEFAULT_MAX_FRAME).unwrap().into();
-    vec![(
-        f.0,
-        RelayFrame::Deliver {
-            from: *from,
-            payload,
-        },
-    )]
-}
-
-fn is_message(f: &RelayFrame) -> bool {
-    matches!(envelope_of(f), Some(Envelope::Message(_)))
-}
-
-fn is_epoch(f: &RelayFrame) -> bool {
-    matches!(envelope_of(f), Some(Envelope::Epoch(_)))
-}
-
-fn is_join_request(f: &RelayFrame) -> bool {
-    matches!(envelope_of(f), Some(Envelope::JoinRequest(_)))
-}
 
 #[test]
 fn replayed_and_duplicated_messages_are_dropped_with_a_warning() {
@@ -996,14 +692,16 @@ fn our_own_message_reflected_by_the_relay_is_not_shown() {
 #[test]
 fn when_the_admin_reconnects_members_rejoin() {
     let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
+    let (before, _) = net.epoch_of(ids[0]).unwrap();
     net.disconnect(0);
     net.reconnect(0);
+    // The members knock (at the next tick: knocks come at most every
+    // 250 ms), and are seated again in a new epoch.
+    net.tick(1_000);
     for m in &ids {
-        assert_eq!(
-            net.epoch_of(*m).map(|e| e.1),
-            Some(3),
-            "member {m} is back in the room"
-        );
+        let (epoch, members) = net.epoch_of(*m).unwrap();
+        assert!(epoch > before, "member {m} is in a new epoch");
+        assert_eq!(members, 3, "member {m} is back in the room");
     }
     net.command(ids[0], Command::Send("after the admin came back".into()));
     assert!(net
@@ -1018,6 +716,7 @@ fn an_admin_back_before_its_old_connection_is_gone_is_not_read_as_a_removal() {
     // another relay, and the members hear that its old connection left
     // only when presence expires, after the admin's new epoch.
     let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
+    let (before, _) = net.epoch_of(ids[0]).unwrap();
     let old = net.nodes[0].conn;
     net.nodes[0].online = false;
     net.reconnect(0);
@@ -1027,6 +726,7 @@ fn an_admin_back_before_its_old_connection_is_gone_is_not_read_as_a_removal() {
         }
     }
     net.run();
+    net.tick(1_000);
     for m in &ids {
         assert!(
             !net.nodes[*m]
@@ -1035,11 +735,9 @@ fn an_admin_back_before_its_old_connection_is_gone_is_not_read_as_a_removal() {
                 .any(|e| matches!(e, Event::Kicked { .. })),
             "member {m} was told it was removed"
         );
-        assert_eq!(
-            net.epoch_of(*m).map(|e| e.1),
-            Some(3),
-            "member {m} is back in a room of three"
-        );
+        let (epoch, members) = net.epoch_of(*m).unwrap();
+        assert!(epoch > before, "member {m} is in a new epoch");
+        assert_eq!(members, 3, "member {m} is back in a room of three");
     }
     net.command(ids[0], Command::Send("the admin came back first".into()));
     assert!(net

@@ -217,11 +217,11 @@ fn epoch_for(members: &[&PrivateKey], epoch: u64, sk: &SessionKey) -> EpochBody 
             .iter()
             .map(|m| KeyWrap {
                 member: m.public().fingerprint(),
+                request: [0; 32],
                 wrapped: m.public().wrap_session_key(&ROOM, epoch, sk).into(),
             })
             .collect(),
-        roster_digest: [0; 32],
-        roster_parts: 1,
+        roster: vec![[0; 32]],
     }
 }
 

@@ -14,6 +14,7 @@ fn header() -> Vec<u8> {
         epoch: 7,
         sender: Fingerprint([0x99; 32]),
         seq: 12,
+        prev: [(6, 3), (5, 9), (0, 0)],
     };
     aad(context::AAD_MESSAGE, &h)
 }

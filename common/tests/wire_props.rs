@@ -91,10 +91,16 @@ fn envelope() -> impl Strategy<Value = Envelope> {
                 epoch,
                 sender,
                 seq,
+                prev: [
+                    (epoch.wrapping_sub(1), seq.rotate_left(7)),
+                    (seq, epoch),
+                    (0, 0),
+                ],
             }
         });
     prop_oneof![
         signed().prop_map(Envelope::Announce),
+        signed().prop_map(Envelope::Beacon),
         (room(), any::<[u8; 16]>()).prop_map(|(room, nonce)| Envelope::Knock { room, nonce }),
         (room(), any::<[u8; 32]>(), sealed()).prop_map(|(room, ephemeral, sealed)| {
             Envelope::JoinRequest(JoinRequest {
@@ -144,6 +150,7 @@ fn envelope() -> impl Strategy<Value = Envelope> {
                             sender,
                             recipient,
                             seq,
+                            prev: [(epoch ^ seq, seq.rotate_left(3)), (0, 0), (epoch, 1)],
                             ephemeral,
                         },
                         sealed,
@@ -437,6 +444,7 @@ fn header_strategy(
                         epoch,
                         sender: a,
                         seq,
+                        prev: [(epoch, seq); 3],
                     },
                     RosterPartHeader {
                         room,
@@ -457,6 +465,7 @@ fn header_strategy(
                         sender: a,
                         recipient: b,
                         seq,
+                        prev: [(seq, epoch); 3],
                         ephemeral: eph,
                     },
                 )
@@ -488,10 +497,10 @@ proptest! {
     /// that is sound only while their encoding is fixed-size and canonical.
     #[test]
     fn authenticated_headers_have_a_fixed_size_encoding(h in header_strategy()) {
-        prop_assert_eq!(encoded_len(&h.0).unwrap(), 64);
+        prop_assert_eq!(encoded_len(&h.0).unwrap(), 112);
         prop_assert_eq!(encoded_len(&h.1).unwrap(), 28);
         prop_assert_eq!(encoded_len(&h.2).unwrap(), 76);
-        prop_assert_eq!(encoded_len(&h.3).unwrap(), 128);
+        prop_assert_eq!(encoded_len(&h.3).unwrap(), 176);
         let bytes = encode_payload(&h.0, DEFAULT_MAX_FRAME).unwrap();
         let back: MessageHeader = decode_payload(&bytes, DEFAULT_MAX_FRAME).unwrap();
         prop_assert_eq!(encode_payload(&back, DEFAULT_MAX_FRAME).unwrap(), bytes);
@@ -581,6 +590,7 @@ fn variant_indices_match_the_protocol_document() {
         epoch: 0,
         sender: Fingerprint([0; 32]),
         seq: 0,
+        prev: [(0, 0); 3],
     };
     let ph = PrivateHeader {
         room,
@@ -588,6 +598,7 @@ fn variant_indices_match_the_protocol_document() {
         sender: Fingerprint([0; 32]),
         recipient: Fingerprint([0; 32]),
         seq: 0,
+        prev: [(0, 0); 3],
         ephemeral: [0; 32],
     };
     let ch = ChunkHeader {
@@ -630,7 +641,12 @@ fn variant_indices_match_the_protocol_document() {
             sealed: sealed.clone(),
             signature: Bytes::new(),
         }),
-        Envelope::FileChunk(FileChunk { header: ch, sealed }),
+        Envelope::FileChunk(FileChunk {
+            header: ch.clone(),
+            sealed: sealed.clone(),
+        }),
+        Envelope::PrivateChunk(FileChunk { header: ch, sealed }),
+        Envelope::Beacon(signed.clone()),
     ];
     for (i, e) in envelopes.iter().enumerate() {
         assert_eq!(tag(e) as usize, i, "{e:?}");
@@ -829,7 +845,9 @@ fn debug_output_never_shows_payloads_or_plaintext() {
         room_name: "SECRET room".into(),
         cause: EpochCause::Rekey,
         members: vec![entry],
-    };
+        padding: Bytes::new(),
+    }
+    .pad(64);
     assert!(!format!("{roster:?}").contains("SECRET"), "{roster:?}");
     let offer = FileOffer {
         transfer: [0; 16],

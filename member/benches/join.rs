@@ -68,6 +68,7 @@ fn main() {
             roster,
             rekey_after_messages: 0,
             rekey_after_ms: 0,
+            state: Default::default(),
         };
         let (_admin_cmd, admin_rx) = mpsc::channel(4);
         let (admin_tx, mut admin_up) = mpsc::channel(1024);
@@ -90,6 +91,7 @@ fn main() {
                 admin_pin: admin_fp,
                 name: "bench".into(),
                 password: None,
+                min_run: 0,
             };
             let (cmd, cmd_rx) = mpsc::channel(4);
             let (tx, mut up) = mpsc::channel(256);

@@ -77,6 +77,7 @@ fn main() -> Result<()> {
         admin_pin: invite.admin,
         name,
         password: args.password.map(Zeroizing::new),
+        min_run: 0,
     };
     let engine = Engine::Member(Box::new(Member::new(cfg, Arc::new(key))));
     let trust = args.ca.map(Trust::CaFile).unwrap_or(Trust::Pinned);
@@ -86,6 +87,7 @@ fn main() -> Result<()> {
         invite: None,
         files: args.files.options(),
         history: args.history.options("member"),
+        admin_state: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -114,6 +116,7 @@ fn gui(args: Args) -> Result<()> {
     let driver = common::driver::Options {
         files: args.files.options(),
         history: args.history.options("member"),
+        admin_state: None,
     };
     ui::member::run(opts, driver).map_err(|e| {
         anyhow::anyhow!("cannot open the window: {e} (no display? `--cli` runs in the terminal)")

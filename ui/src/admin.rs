@@ -330,6 +330,21 @@ fn finish(
             return;
         }
     };
+    // What this room kept from earlier runs (bans), with the next run
+    // number, written before anything is announced.
+    let kept = common::admin_state::StateFile::new(
+        &common::admin_state::folder_for(&st.opts.identity),
+        &key,
+        &room,
+    )
+    .begin_run(common::driver::now_ms());
+    let kept = match kept {
+        Ok(k) => k,
+        Err(e) => {
+            win.set_open_error(e.to_string().into());
+            return;
+        }
+    };
     let cfg = AdminConfig {
         room,
         room_name: form.room_name.clone(),
@@ -338,6 +353,7 @@ fn finish(
         roster: form.roster,
         rekey_after_messages: st.opts.rekey_after_messages,
         rekey_after_ms: st.opts.rekey_after_ms,
+        state: kept,
     };
     let trust = st
         .opts

@@ -240,6 +240,7 @@ fn finish(
         admin_pin: form.invite.admin,
         name: form.name,
         password: form.password,
+        min_run: 0,
     };
     let relays = form.invite.relays().to_vec();
     let r = win.room();

@@ -788,6 +788,51 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
         Event::Warning { reason } => {
             push_line(win, LineKind::Warning, "", &reason);
         }
+        Event::Missed {
+            from,
+            epoch,
+            count,
+            private,
+        } => {
+            // Said where the gap is, in the conversation it belongs to, and
+            // in the banner: what is shown is not the whole conversation.
+            let what = match (private, count) {
+                (false, 1) => "message".to_string(),
+                (false, _) => "messages".to_string(),
+                (true, 1) => "private message".to_string(),
+                (true, _) => "private messages".to_string(),
+            };
+            let text = format!(
+                "{count} {what} from {} never reached you (epoch {epoch}): the relay did not deliver them",
+                printable(&from.name)
+            );
+            if private {
+                let peer = from.fingerprint.to_string();
+                push_entry(
+                    win,
+                    LineKind::Warning,
+                    &from.name,
+                    &peer,
+                    &text,
+                    common::driver::now_ms(),
+                );
+            } else {
+                push_line(win, LineKind::Warning, "", &text);
+            }
+            banner(win, BannerKind::Warning, &text);
+        }
+        Event::Bans(bans) => {
+            let text = if bans.is_empty() {
+                "nobody is banned".to_string()
+            } else {
+                let names: Vec<String> = bans
+                    .iter()
+                    .map(|b| format!("{} ({})", printable(&b.name), b.fingerprint.short()))
+                    .collect();
+                format!("banned: {}", names.join(", "))
+            };
+            push_line(win, LineKind::System, "", &text);
+        }
         // The driver reports files as `Update::File`.
         Event::FileOffered { .. }
         | Event::FileIncoming { .. }

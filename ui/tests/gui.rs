@@ -357,6 +357,53 @@ fn received_messages_appear_in_the_view() {
 }
 
 #[test]
+fn a_gap_is_shown_where_it_happened_and_in_the_banner() {
+    let f = fixture();
+    let app = joined(&f);
+    let w = &app.window;
+    let at = 1_700_000_000_000u64;
+    let line = |text: &str, seq| {
+        Update::Engine(Event::Message {
+            from: info(2, "bob", false),
+            text: text.into(),
+            sent_at_ms: at,
+            epoch: 2,
+            seq,
+        })
+    };
+    ui::room::apply(w, line("first", 1));
+    ui::room::apply(
+        w,
+        Update::Engine(Event::Missed {
+            from: info(2, "bob", false),
+            epoch: 2,
+            count: 2,
+            private: false,
+        }),
+    );
+    ui::room::apply(w, line("fourth", 4));
+    settle();
+    let room = w.global::<Room>();
+    let lines = room.get_lines();
+    let shown: Vec<(LineKind, String)> =
+        lines.iter().map(|l| (l.kind, l.text.to_string())).collect();
+    let gap = shown
+        .iter()
+        .position(|(k, t)| {
+            *k == LineKind::Warning && t.contains("2 messages from bob never reached you")
+        })
+        .unwrap_or_else(|| panic!("no gap line: {shown:?}"));
+    let first = shown.iter().position(|(_, t)| t == "first").unwrap();
+    let fourth = shown.iter().position(|(_, t)| t == "fourth").unwrap();
+    assert!(
+        first < gap && gap < fourth,
+        "the gap sits between: {shown:?}"
+    );
+    assert_eq!(room.get_banner_kind(), BannerKind::Warning);
+    assert!(room.get_banner_text().contains("bob"));
+}
+
+#[test]
 fn admin_approves_and_denies_pending_requests() {
     let mut f = fixture();
     let app = f.admin();

@@ -64,6 +64,7 @@ fn closing_the_window_leaves_the_room_cleanly() {
         roster: Default::default(),
         rekey_after_messages: 0,
         rekey_after_ms: 0,
+        state: Default::default(),
     };
     let (admin_cmd, admin_cmd_rx) = mpsc::channel::<Command>(16);
     let (admin_up_tx, mut admin_up) = mpsc::channel(256);

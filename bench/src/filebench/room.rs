@@ -169,6 +169,7 @@ impl Room {
                 roster: HashSet::new(),
                 rekey_after_messages: 0,
                 rekey_after_ms: 0,
+                state: Default::default(),
             },
             admin_key,
         );
@@ -198,6 +199,7 @@ impl Room {
                     admin_pin,
                     name,
                     password: Some(Zeroizing::new(password.clone())),
+                    min_run: 0,
                 },
                 Arc::clone(&keys.0[peer]),
             );

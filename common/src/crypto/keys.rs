@@ -236,6 +236,16 @@ impl PrivateKey {
         (rows, tags)
     }
 
+    /// Keys of the admin's state file for a room (run number, bans),
+    /// derived like [`PrivateKey::history_keys`] but for their own purpose.
+    pub fn admin_state_keys(&self) -> SealKeys {
+        use rsa::traits::PrivateKeyParts;
+        let mut d = self.rsa().d().to_bytes_be();
+        let keys = SealKeys::derive(&d, b"teamchat/v1/hkdf/admin-state");
+        d.zeroize();
+        keys
+    }
+
     /// The underlying key, for the identity module's PKCS#8 encoding.
     pub(crate) fn rsa(&self) -> &RsaPrivateKey {
         self.key.as_ref()

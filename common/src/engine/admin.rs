@@ -11,12 +11,16 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::{envelope, error, warning, Action, Command, Core, EpochState, Event};
-use crate::crypto::password::{password_key, verify_password_proof};
+use crate::crypto::password::{
+    password_check, password_check_matches, password_key, verify_password_proof,
+};
 use crate::crypto::seal::{open, seal, SessionKey};
 use crate::crypto::{DhSecret, PrivateKey, PublicKey};
 use crate::ids::{Fingerprint, RoomId};
+use serde::{Deserialize, Serialize};
+
 use crate::wire::{
-    aad, context, decode_payload, Announce, ConnId, Content, DhKey, Envelope, EpochBody,
+    aad, context, decode_payload, Announce, Beacon, ConnId, Content, DhKey, Envelope, EpochBody,
     EpochCause, JoinInfo, JoinRequest, KeyWrap, Notice, NoticeKind, RelayFrame, Roster,
     RosterEntry, RosterPart, RosterPartHeader, Signed,
 };
@@ -30,6 +34,52 @@ pub const JOIN_REQUESTS_PER_SECOND: u32 = 20;
 pub const KNOCKS_PER_SECOND: u32 = 50;
 /// Requests waiting for a decision, at most.
 pub const MAX_PENDING: usize = 256;
+
+/// Join-request ephemeral keys remembered against replays: more than an
+/// hour of requests at the admin's whole budget, so a relay cannot flush a
+/// recorded request out of the set within the hour.
+const SEEN_REQUESTS: usize = 80_000;
+const _: () = assert!(SEEN_REQUESTS as u64 > JOIN_REQUESTS_PER_SECOND as u64 * 3600);
+
+/// Someone the admin removed: they come back only when the admin approves
+/// them by hand (or lifts the ban). Kept with the admin's identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ban {
+    /// Their key's fingerprint.
+    pub fingerprint: Fingerprint,
+    /// The name they had in the room (cleaned).
+    pub name: String,
+    /// When they were removed (admin clock, ms since 1970).
+    pub at_ms: u64,
+}
+
+/// What the admin keeps for a room across restarts (the driver stores it
+/// sealed beside the admin's identity): the run number, the bans, and
+/// whether the password still approves after a removal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminState {
+    /// This run's number; the next run takes a larger one
+    /// ([`AdminState::next_run`]).
+    pub run: u64,
+    /// Removed members.
+    pub bans: Vec<Ban>,
+    /// A check value of the room password in use when someone was removed
+    /// (HMAC of its PBKDF2 key, never the password): while the configured
+    /// password matches it, the password approves nobody.
+    pub password_suspended: Option<[u8; 32]>,
+}
+
+impl AdminState {
+    /// The number of the run that follows: larger than the last one kept
+    /// and than the clock (milliseconds since 1970), so that a lost state
+    /// file still gives a larger number than any earlier run.
+    pub fn next_run(&self, now_ms: u64) -> u64 {
+        self.run.saturating_add(1).max(now_ms)
+    }
+}
+
+/// Most bans kept (the oldest go first).
+pub const MAX_BANS: usize = 4096;
 
 /// How the admin decides on join requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +110,9 @@ pub struct AdminConfig {
     pub rekey_after_messages: u64,
     /// Start a new epoch after this long, in ms (0: never).
     pub rekey_after_ms: u64,
+    /// What was kept from earlier runs, with `run` already set to this
+    /// run's number (larger than every earlier one).
+    pub state: AdminState,
 }
 
 impl std::fmt::Debug for AdminConfig {
@@ -77,6 +130,8 @@ struct Seat {
     key: PublicKey,
     dh_key: DhKey,
     conn: ConnId,
+    /// The join request that seated it (named in its wraps).
+    request: DhKey,
 }
 
 struct PendingJoin {
@@ -132,8 +187,17 @@ pub struct Admin {
     knocks: Window,
     /// The same budgets per connection (forgotten when it leaves).
     per_conn: std::collections::HashMap<ConnId, ConnBudget>,
-    /// Removed members: only a decision by hand lets them back in.
-    banned: HashSet<Fingerprint>,
+    /// What is kept across runs: the run number, the removed members (only
+    /// a decision by hand lets them back in), the password suspension.
+    state: AdminState,
+    /// `state` changed since the driver last took it.
+    state_dirty: bool,
+    /// Password approval is off: someone was removed while this password
+    /// was in use.
+    password_suspended: bool,
+    /// The last beacon: its number and when it went out.
+    beacon_seq: u64,
+    beacon_ms: u64,
     /// Ephemeral keys of join requests already opened in this run (a
     /// replayed request is dropped), oldest first for eviction.
     seen_requests: HashSet<DhKey>,
@@ -155,8 +219,6 @@ const KNOCKS_PER_CONN: u32 = 5;
 /// Connections tracked at once (beyond that the oldest budgets reset).
 const MAX_TRACKED_CONNS: usize = 4096;
 
-/// Join-request ephemeral keys remembered against replays.
-const SEEN_REQUESTS: usize = 65_536;
 /// Wrong passwords after which a key can only be approved by hand.
 const PASSWORD_TRIES_PER_KEY: u32 = 5;
 /// Wrong passwords after which password approval is off for this run.
@@ -165,13 +227,18 @@ const PASSWORD_TRIES_TOTAL: u32 = 100;
 impl Admin {
     /// An admin engine for `cfg`, signing with `me`. A fresh X25519 join key
     /// is made for this run; the password key is derived now.
-    pub fn new(cfg: AdminConfig, me: Arc<PrivateKey>) -> Self {
+    pub fn new(mut cfg: AdminConfig, me: Arc<PrivateKey>) -> Self {
         let join_secret = DhSecret::generate();
         let join_key = join_secret.public();
         let password_key = cfg
             .password
             .as_ref()
             .map(|p| password_key(p.as_bytes(), &cfg.room));
+        let state = std::mem::take(&mut cfg.state);
+        let password_suspended = match (&password_key, &state.password_suspended) {
+            (Some(k), Some(check)) => password_check_matches(k, &cfg.room, check),
+            _ => false,
+        };
         Admin {
             core: Core::new(cfg.room, me),
             cfg,
@@ -188,7 +255,11 @@ impl Admin {
             joins: Window::new(JOIN_REQUESTS_PER_SECOND),
             knocks: Window::new(KNOCKS_PER_SECOND),
             per_conn: std::collections::HashMap::new(),
-            banned: HashSet::new(),
+            state,
+            state_dirty: false,
+            password_suspended,
+            beacon_seq: 0,
+            beacon_ms: 0,
             seen_requests: HashSet::new(),
             seen_order: std::collections::VecDeque::new(),
             password_failures: std::collections::HashMap::new(),
@@ -202,6 +273,30 @@ impl Admin {
         vec![self.core.hello()]
     }
 
+    /// What must be kept across restarts, if it changed since the last
+    /// call: the driver stores it (sealed) before it goes on.
+    pub fn take_state(&mut self) -> Option<AdminState> {
+        std::mem::take(&mut self.state_dirty).then(|| self.state.clone())
+    }
+
+    /// Whether approval by password is off since a removal (until a new
+    /// password is set).
+    pub fn password_suspended(&self) -> bool {
+        self.password_suspended
+    }
+
+    fn is_banned(&self, fp: &Fingerprint) -> bool {
+        self.state.bans.iter().any(|b| b.fingerprint == *fp)
+    }
+
+    fn unban(&mut self, fp: &Fingerprint) -> bool {
+        let before = self.state.bans.len();
+        self.state.bans.retain(|b| b.fingerprint != *fp);
+        let lifted = self.state.bans.len() != before;
+        self.state_dirty |= lifted;
+        lifted
+    }
+
     /// Seats a member directly, without a join request or a new epoch: for
     /// benchmarks of large rooms only (feature `test-support`).
     #[cfg(feature = "test-support")]
@@ -212,6 +307,7 @@ impl Admin {
             key,
             dh_key,
             conn: 0,
+            request: [0; 32],
         });
     }
 
@@ -233,7 +329,7 @@ impl Admin {
                 }
                 // Announce first, so members already in the room know the
                 // admin before its epoch message arrives.
-                self.announce(None, None, &mut out);
+                self.announce(now_ms, None, None, &mut out);
                 // A new connection: earlier connection ids mean nothing now.
                 // Members reconnect and rejoin (approved again automatically).
                 if !self.seats.is_empty() {
@@ -279,8 +375,10 @@ impl Admin {
                 self.core.send_private(now_ms, to, text, &mut out);
             }
             Command::Typing(on) => {
-                self.core
-                    .send_content(now_ms, Content::Typing(on), &mut out);
+                if self.core.can_send(now_ms) {
+                    self.core
+                        .send_content(now_ms, Content::Typing(on), &mut out);
+                }
             }
             Command::Leave => self.notice(
                 None,
@@ -292,7 +390,8 @@ impl Admin {
             ),
             Command::Approve(id) => match self.pending.remove(&id) {
                 Some(p) => {
-                    self.banned.remove(&p.key.fingerprint());
+                    // A decision by hand lifts a ban.
+                    self.unban(&p.key.fingerprint());
                     self.seat(now_ms, p, &mut out)
                 }
                 None => out.push(error(format!("no pending request {id}"))),
@@ -316,9 +415,9 @@ impl Admin {
             Command::Kick(fp, _reason) => {
                 match self.seats.iter().position(|s| s.key.fingerprint() == fp) {
                     Some(i) => {
-                        self.seats.remove(i);
+                        let seat = self.seats.remove(i);
                         self.approved.remove(&fp);
-                        self.banned.insert(fp);
+                        self.ban(now_ms, fp, seat.name, &mut out);
                         self.notice(
                             None,
                             Some(fp),
@@ -329,25 +428,140 @@ impl Admin {
                         );
                         self.new_epoch(now_ms, EpochCause::Kicked(fp), &mut out);
                     }
-                    None => out.push(error(format!("{} is not a member", fp.short()))),
+                    None => {
+                        // Not in the room now (offline, or waiting for a
+                        // decision): banned all the same, so that coming
+                        // back is not automatic.
+                        let pending = self
+                            .pending
+                            .values()
+                            .find(|p| p.key.fingerprint() == fp)
+                            .map(|p| p.name.clone());
+                        if self.approved.contains(&fp)
+                            || pending.is_some()
+                            || self.cfg.roster.contains(&fp)
+                        {
+                            self.approved.remove(&fp);
+                            self.pending.retain(|_, p| p.key.fingerprint() != fp);
+                            let name = pending.unwrap_or_else(|| format!("({})", fp.short()));
+                            self.ban(now_ms, fp, name, &mut out);
+                            out.push(Action::Event(Event::Bans(self.state.bans.clone())));
+                        } else {
+                            out.push(error(format!("{} is not a member", fp.short())));
+                        }
+                    }
                 }
             }
             Command::Rekey => {
                 self.new_epoch(now_ms, EpochCause::Rekey, &mut out);
             }
+            Command::ListBans => out.push(Action::Event(Event::Bans(self.state.bans.clone()))),
+            Command::Unban(fp) => {
+                if self.unban(&fp) {
+                    self.approved.remove(&fp);
+                    out.push(Action::Event(Event::Bans(self.state.bans.clone())));
+                } else {
+                    out.push(error(format!("{} is not banned", fp.short())));
+                }
+            }
+            Command::SetPassword(p) => self.set_password(now_ms, p, &mut out),
             file => self.core.file_command(now_ms, file, &mut out),
         }
         out
     }
 
-    /// Time passes: periodic rekey.
+    /// Time passes: periodic rekey, and the liveness beacon.
     pub fn handle_tick(&mut self, now_ms: u64) -> Vec<Action> {
         let mut out = Vec::new();
         let t = self.cfg.rekey_after_ms;
         if self.epoch > 0 && t > 0 && now_ms.saturating_sub(self.epoch_started_ms) >= t {
             self.new_epoch(now_ms, EpochCause::Periodic, &mut out);
         }
+        // A clock that stepped back makes the beacon due, not late.
+        let since = now_ms.wrapping_sub(self.beacon_ms);
+        if now_ms < self.beacon_ms || since >= super::BEACON_EVERY_MS {
+            self.beacon(now_ms, &mut out);
+        }
         out
+    }
+
+    /// Signs and sends the beacon: this run, this epoch, now.
+    fn beacon(&mut self, now_ms: u64, out: &mut Vec<Action>) {
+        if self.epoch == 0 || self.core.conn_id.is_none() {
+            return;
+        }
+        self.beacon_seq += 1;
+        self.beacon_ms = now_ms;
+        let b = Beacon {
+            room: self.cfg.room,
+            join_key: self.join_key,
+            run: self.state.run,
+            epoch: self.epoch,
+            seq: self.beacon_seq,
+            sent_at_ms: now_ms,
+        };
+        match self
+            .core
+            .me
+            .sign_body(context::BEACON, &b, self.core.max_frame)
+        {
+            Ok(signed) => {
+                self.core.publish(None, &Envelope::Beacon(signed), out);
+            }
+            Err(e) => out.push(error(format!("cannot sign the beacon: {e}"))),
+        }
+    }
+
+    /// Removes `fp` for good: banned (kept across restarts), and approval
+    /// by the current password stops until a new one is set.
+    fn ban(&mut self, now_ms: u64, fp: Fingerprint, name: String, out: &mut Vec<Action>) {
+        self.state.bans.retain(|b| b.fingerprint != fp);
+        if self.state.bans.len() >= MAX_BANS {
+            self.state.bans.remove(0);
+        }
+        self.state.bans.push(Ban {
+            fingerprint: fp,
+            name,
+            at_ms: now_ms,
+        });
+        if let Some(k) = &self.password_key {
+            self.state.password_suspended = Some(password_check(k, &self.cfg.room));
+            if !self.password_suspended {
+                self.password_suspended = true;
+                out.push(warning(
+                    "approval by room password is off: the removed member knew it. Set a new password to turn it back on (or approve by hand)".into(),
+                ));
+            }
+        }
+        self.state_dirty = true;
+    }
+
+    /// A new room password (or none): approval by password resumes, unless
+    /// it is the one a removed member knew.
+    fn set_password(
+        &mut self,
+        now_ms: u64,
+        password: Option<Zeroizing<String>>,
+        out: &mut Vec<Action>,
+    ) {
+        let key = password.map(|p| password_key(p.as_bytes(), &self.cfg.room));
+        if let (Some(k), Some(check)) = (&key, &self.state.password_suspended) {
+            if password_check_matches(k, &self.cfg.room, check) {
+                out.push(error(
+                    "that is the password a removed member knew: choose another".into(),
+                ));
+                return;
+            }
+        }
+        self.password_key = key;
+        self.password_suspended = false;
+        self.password_failures.clear();
+        self.password_failures_total = 0;
+        if self.state.password_suspended.take().is_some() {
+            self.state_dirty = true;
+        }
+        // Members learn whether a password is accepted from announcements.
+        self.announce(now_ms, None, None, out);
     }
 
     fn per_conn(&mut self, conn: ConnId) -> &mut ConnBudget {
@@ -377,7 +591,7 @@ impl Admin {
                     && self.per_conn(from).knocks.allow(now_ms)
                     && self.knocks.allow(now_ms)
                 {
-                    self.announce(Some(from), Some(nonce), out);
+                    self.announce(now_ms, Some(from), Some(nonce), out);
                 }
             }
             Envelope::JoinRequest(req) => {
@@ -389,7 +603,7 @@ impl Admin {
                     out.push(warning("too many join requests: one dropped".into()));
                 }
             }
-            Envelope::Message(msg) => match self.core.receive_message(now_ms, &msg) {
+            Envelope::Message(msg) => match self.core.receive_message(now_ms, &msg, out) {
                 Ok((sender, body)) => {
                     let fp = sender.key.fingerprint();
                     let leaving = body.content == Content::Leave;
@@ -405,7 +619,11 @@ impl Admin {
                 }
                 Err(w) => out.push(warning(w)),
             },
-            Envelope::Announce(_) | Envelope::Epoch(_) | Envelope::Roster(_) | Envelope::Notice(_) => out.push(warning(
+            Envelope::Announce(_)
+            | Envelope::Epoch(_)
+            | Envelope::Roster(_)
+            | Envelope::Notice(_)
+            | Envelope::Beacon(_) => out.push(warning(
                 format!("connection {from} sent a frame only the admin may send: ignored (forgery attempt?)"),
             )),
             Envelope::Private(pm) => self.core.on_private(now_ms, &pm, out),
@@ -508,7 +726,8 @@ impl Admin {
         // roster file, password; else by hand.
         let password_open = self.password_failures_total < PASSWORD_TRIES_TOTAL
             && self.password_failures.get(&fp).copied().unwrap_or(0) < PASSWORD_TRIES_PER_KEY;
-        let policy = if self.banned.contains(&fp) {
+        let password_open = password_open && !self.password_suspended;
+        let policy = if self.is_banned(&fp) {
             None
         } else if self.approved.contains(&fp)
             || self.seats.iter().any(|s| s.key.fingerprint() == fp)
@@ -587,20 +806,34 @@ impl Admin {
     fn seat(&mut self, now_ms: u64, p: PendingJoin, out: &mut Vec<Action>) {
         let fp = p.key.fingerprint();
         self.approved.insert(fp);
-        // Names are unique in a room: nobody can look like someone else.
-        let taken = |n: &str, seats: &[Seat], admin: &str| {
-            n.eq_ignore_ascii_case(admin) || seats.iter().any(|s| s.name.eq_ignore_ascii_case(n))
-        };
+        // Names are unique in a room as people see them (NFKC, case and
+        // confusable skeleton): nobody can look like someone else. A name
+        // that is taken gets its key's fingerprint, 8 hex characters or as
+        // many as it takes (someone may have picked "bob (1a2b3c4d)").
         let admin_name = super::clean_name(&self.cfg.admin_name);
+        let mut taken: HashSet<String> = self
+            .seats
+            .iter()
+            .map(|s| super::name_key(&s.name))
+            .collect();
+        taken.insert(super::name_key(&admin_name));
+        let hex = fp.to_string();
         let mut name = p.name;
-        if taken(&name, &self.seats, &admin_name) {
-            name = format!("{name} ({})", &fp.to_string()[..8]);
+        if taken.contains(&super::name_key(&name)) {
+            let base = name.clone();
+            for digits in [8, 16, 64] {
+                name = format!("{base} ({})", &hex[..digits]);
+                if !taken.contains(&super::name_key(&name)) {
+                    break;
+                }
+            }
         }
         self.seats.push(Seat {
             name,
             key: p.key,
             dh_key: p.dh_key,
             conn: p.conn,
+            request: p.ephemeral,
         });
         if !self.new_epoch(now_ms, EpochCause::Joined(fp), out) {
             // Not sent, so not seated: the member stays outside.
@@ -609,15 +842,25 @@ impl Admin {
         }
     }
 
-    fn announce(&mut self, to: Option<ConnId>, answers: Option<[u8; 16]>, out: &mut Vec<Action>) {
+    /// Signs and sends the announcement; `sent_at_ms` is now, so that a
+    /// member measures from its knock how far the admin's clock is ahead
+    /// of its own (and reads the beacons' times with it).
+    fn announce(
+        &mut self,
+        now_ms: u64,
+        to: Option<ConnId>,
+        answers: Option<[u8; 16]>,
+        out: &mut Vec<Action>,
+    ) {
         let a = Announce {
             room: self.cfg.room,
             admin_key: self.core.me.public().spki_der().to_vec().into(),
             join_key: self.join_key,
+            run: self.state.run,
             epoch: self.epoch,
-            password_enabled: self.password_key.is_some(),
+            password_enabled: self.password_key.is_some() && !self.password_suspended,
             answers,
-            sent_at_ms: self.epoch_started_ms,
+            sent_at_ms: now_ms,
         };
         match self
             .core
@@ -684,10 +927,12 @@ impl Admin {
             admin: false,
         }));
         let roster = Roster {
-            room_name: self.cfg.room_name.clone(),
+            room_name: super::clean_name(&self.cfg.room_name),
             cause,
             members,
-        };
+            padding: Default::default(),
+        }
+        .pad(super::MAX_NAME);
         let Ok(plain) = crate::wire::encode_payload(&roster, usize::MAX) else {
             out.push(error("cannot encode the roster".into()));
             return false;
@@ -702,10 +947,11 @@ impl Admin {
             out.push(error("roster too large".into()));
             return false;
         };
-        let wraps = std::iter::once(&me)
-            .chain(self.seats.iter().map(|s| &s.key))
-            .map(|k| KeyWrap {
+        let wraps = std::iter::once((&me, [0; 32]))
+            .chain(self.seats.iter().map(|s| (&s.key, s.request)))
+            .map(|(k, request)| KeyWrap {
                 member: k.fingerprint(),
+                request,
                 wrapped: k.wrap_session_key(&room, epoch, &session).into(),
             })
             .collect();
@@ -715,8 +961,10 @@ impl Admin {
             run: self.join_key,
             sent_at_ms: now_ms,
             wraps,
-            roster_digest: Sha256::digest(&plain).into(),
-            roster_parts: count16,
+            roster: plain
+                .chunks(part_size)
+                .map(|c| Sha256::digest(c).into())
+                .collect(),
         };
         let signed = match self.core.me.sign_body(
             context::EPOCH,
@@ -795,6 +1043,8 @@ impl Admin {
         self.epoch_started_ms = now_ms;
         self.messages_in_epoch = 0;
         self.core.install(state, out);
+        // Members hear at once that this epoch is current.
+        self.beacon(now_ms, out);
         true
     }
 }

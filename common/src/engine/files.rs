@@ -8,15 +8,29 @@
 //! authenticated header. Chunks are not signed: the signed offer's SHA-256
 //! covers the whole content, checked when the last chunk arrives.
 //!
-//! A receiver keeps a transfer only while every chunk arrives in order:
-//! a duplicated chunk is dropped with a warning; a missing, reordered,
-//! oversized, foreign (another sender) or unauthenticated chunk ends the
-//! transfer ([`Event::FileFailed`]), and so does a hash mismatch at the end.
-//! The engine hands accepted bytes to the driver ([`Event::FileData`]),
-//! which writes them to a temporary file and keeps the file only after
-//! [`Event::FileDone`].
+//! A transfer is its offerer's: the receiver keys it by (offerer, id), so
+//! another member's offer or cancel under the same id changes nothing of
+//! it, and an id live under one sender is refused to every other (the
+//! driver knows transfers by id alone).
+//!
+//! Nothing in a chunk's header is believed on its own word: any member
+//! holds the epoch key and can seal a chunk naming any sender, transfer and
+//! index. A chunk counts only for the transfer of the sender it names, is
+//! opened only under an epoch that transfer's offerer may still send in
+//! (the previous epoch's grace is decided by the offerer's membership, and
+//! a transfer whose chunks have moved on to a newer epoch takes none from
+//! an older one), and must be a chunk that transfer can have: its index
+//! within the file and exactly the size the offer gives that index. A chunk
+//! that fails any of this, or its MAC, or is a duplicate, is dropped (with a
+//! warning at most once a second) and the transfer goes on. A well-formed
+//! chunk past the next one shows a gap: the transfer ends
+//! ([`Event::FileFailed`]), as it does on a hash mismatch at the end, so a
+//! member who seals a well-formed chunk in the sender's name can still
+//! spoil a transfer, never make a wrong file be kept. The engine hands
+//! accepted bytes to the driver ([`Event::FileData`]), which writes them to
+//! a temporary file and keeps the file only after [`Event::FileDone`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -37,7 +51,7 @@ pub const MAX_INCOMING: usize = 16;
 /// Most transfers received at once from one sender.
 pub const MAX_INCOMING_PER_SENDER: usize = 4;
 /// Transfer ids remembered after they end, so an id cannot be reused.
-const RECENT_IDS: usize = 4096;
+pub const RECENT_IDS: usize = 4096;
 /// Least time between two warnings about dropped chunks.
 const CHUNK_WARNING_EVERY_MS: u64 = 1000;
 /// Most transfers sent at once.
@@ -49,6 +63,9 @@ const MAX_MEDIA_TYPE: usize = 127;
 
 /// A transfer id: 16 random bytes.
 pub type TransferId = [u8; 16];
+
+/// A transfer as a receiver knows it: who offered it, and its id.
+type Key = (Fingerprint, TransferId);
 
 /// Short form of a transfer id for people and commands (`/accept`).
 pub fn short_id(t: &TransferId) -> String {
@@ -97,16 +114,22 @@ struct Incoming {
     /// Sent to us privately: the transfer's own keys (its chunks come as
     /// [`Envelope::PrivateChunk`] and nothing else counts).
     keys: Option<SealKeys>,
+    /// The epoch of the newest room chunk taken: the sender seals each
+    /// chunk under the epoch current when it is sent, so an older one
+    /// after it is not the sender's (a removed member still holds the
+    /// previous epoch's key during its grace).
+    epoch: u64,
 }
 
 /// The engine's transfer state.
 pub(crate) struct Files {
     outgoing: HashMap<TransferId, Outgoing>,
-    incoming: HashMap<TransferId, Incoming>,
-    /// Ids of transfers that ended (ours and others'), oldest first: a
-    /// later offer with one of them is refused, so no one can take over a
-    /// finished transfer's id (a file waiting for Accept keeps its id).
-    recent: std::collections::VecDeque<TransferId>,
+    incoming: HashMap<Key, Incoming>,
+    /// Transfers that ended (ours under our own fingerprint, and others'),
+    /// oldest first: a later offer of one of their ids is refused, so no
+    /// one can take over a finished transfer's id (a file waiting for
+    /// Accept keeps its id).
+    recent: VecDeque<Key>,
     /// Chunks dropped since the last warning about them, and when that was.
     dropped: u64,
     last_warning_ms: u64,
@@ -115,15 +138,35 @@ pub(crate) struct Files {
 }
 
 impl Files {
-    fn ended(&mut self, t: TransferId) {
+    /// Remembers an ended transfer. When the list is full, whoever holds
+    /// the most ids in it gives up its oldest: a sender who ends transfer
+    /// after transfer (empty files cost one signature each) pushes out its
+    /// own ids, never another's.
+    fn ended(&mut self, key: Key) {
         if self.recent.len() >= RECENT_IDS {
-            self.recent.pop_front();
+            let mut held: HashMap<Fingerprint, usize> = HashMap::new();
+            for (who, _) in &self.recent {
+                *held.entry(*who).or_default() += 1;
+            }
+            let most = held.into_iter().max_by_key(|(who, n)| (*n, *who));
+            let at = most.and_then(|(most, _)| self.recent.iter().position(|(w, _)| *w == most));
+            self.recent.remove(at.unwrap_or(0));
         }
-        self.recent.push_back(t);
+        self.recent.push_back(key);
     }
 
-    fn known(&self, t: &TransferId) -> bool {
-        self.outgoing.contains_key(t) || self.incoming.contains_key(t) || self.recent.contains(t)
+    /// Whether `t` names a transfer, live or ended, of anyone: ours or one
+    /// we receive.
+    fn in_use(&self, t: &TransferId) -> bool {
+        self.outgoing.contains_key(t)
+            || self.incoming.keys().any(|(_, id)| id == t)
+            || self.recent.iter().any(|(_, id)| id == t)
+    }
+
+    /// The transfer we receive under id `t`, whoever offered it (a live id
+    /// has one offerer: a second offer of it is refused).
+    fn incoming_id(&self, t: &TransferId) -> Option<Key> {
+        self.incoming.keys().find(|(_, id)| id == t).copied()
     }
 }
 
@@ -132,7 +175,7 @@ impl Default for Files {
         Files {
             outgoing: HashMap::new(),
             incoming: HashMap::new(),
-            recent: std::collections::VecDeque::new(),
+            recent: VecDeque::new(),
             dropped: 0,
             last_warning_ms: 0,
             max_size: DEFAULT_MAX_FILE,
@@ -170,7 +213,7 @@ impl Core {
                 transfer,
                 index,
                 data,
-            } => self.send_chunk(transfer, index, &data, out),
+            } => self.send_chunk(now_ms, transfer, index, &data, out),
             Command::CancelFile(t) => self.cancel_file(now_ms, t, out),
             Command::SendFile(_)
             | Command::SendFileTo(..)
@@ -198,12 +241,12 @@ impl Core {
             )));
             return;
         }
-        if self.files.known(&spec.transfer) {
+        if self.files.in_use(&spec.transfer) {
             out.push(error("that transfer id is already in use".into()));
             return;
         }
-        if !self.can_send() {
-            out.push(error("not in the room yet: no key for this epoch".into()));
+        if let Some(why) = self.send_blocked(now_ms) {
+            out.push(error(why));
             return;
         }
         let name = display_name(&spec.name);
@@ -235,7 +278,8 @@ impl Core {
         }
         if spec.size == 0 {
             // Nothing follows the offer.
-            self.files.ended(spec.transfer);
+            let me = self.me.public().fingerprint();
+            self.files.ended((me, spec.transfer));
         } else {
             self.files.outgoing.insert(
                 spec.transfer,
@@ -261,6 +305,7 @@ impl Core {
     /// [`Event::FileFailed`].
     pub(crate) fn send_chunk(
         &mut self,
+        now_ms: u64,
         transfer: TransferId,
         index: u32,
         data: &[u8],
@@ -309,11 +354,8 @@ impl Core {
             let sealed = seal(keys, &aad(context::AAD_PRIVATE_CHUNK, &header), data);
             Envelope::PrivateChunk(FileChunk { header, sealed })
         } else {
-            let Some(cur) = self
-                .current
-                .as_ref()
-                .filter(|c| self.hold_below.is_none_or(|h| c.epoch >= h))
-            else {
+            let blocked = self.send_blocked(now_ms).is_some();
+            let Some(cur) = self.current.as_ref().filter(|_| !blocked) else {
                 out.push(error("no room key to send with right now".into()));
                 return;
             };
@@ -328,17 +370,16 @@ impl Core {
             Envelope::FileChunk(FileChunk { header, sealed })
         };
         if !self.publish(None, &env, out) {
-            self.files.outgoing.remove(&transfer);
-            self.files.ended(transfer);
-            out.push(Action::Event(Event::FileFailed {
+            self.end_outgoing(
                 transfer,
-                reason: "a chunk does not fit the relay's frames".into(),
-            }));
+                "a chunk does not fit the relay's frames".into(),
+                out,
+            );
             return;
         }
         if last {
             self.files.outgoing.remove(&transfer);
-            self.files.ended(transfer);
+            self.files.ended((sender, transfer));
         } else if let Some(t) = self.files.outgoing.get_mut(&transfer) {
             t.next += 1;
         }
@@ -347,7 +388,8 @@ impl Core {
     /// Stops a transfer: ours (the others are told) or one we receive.
     pub(crate) fn cancel_file(&mut self, now_ms: u64, transfer: TransferId, out: &mut Vec<Action>) {
         if let Some(t) = self.files.outgoing.remove(&transfer) {
-            self.files.ended(transfer);
+            let me = self.me.public().fingerprint();
+            self.files.ended((me, transfer));
             match t.private {
                 Some((to, _)) => {
                     // Told privately; no one else knew of it.
@@ -366,12 +408,8 @@ impl Core {
                 transfer,
                 reason: "cancelled".into(),
             }));
-        } else if self.files.incoming.remove(&transfer).is_some() {
-            self.files.ended(transfer);
-            out.push(Action::Event(Event::FileFailed {
-                transfer,
-                reason: "cancelled".into(),
-            }));
+        } else if let Some(key) = self.files.incoming_id(&transfer) {
+            self.end_incoming(key, "cancelled".into(), out);
         }
     }
 
@@ -399,9 +437,20 @@ impl Core {
             )));
             return;
         }
-        if self.files.known(&offer.transfer) {
+        let key = (info.fingerprint, offer.transfer);
+        if self.files.incoming.contains_key(&key) || self.files.recent.contains(&key) {
             out.push(warning(format!(
                 "{} offered {name} under a transfer id already in use: ignored",
+                info.name
+            )));
+            return;
+        }
+        if self.files.in_use(&offer.transfer) {
+            // Someone else's (or our own) transfer has this id: the driver
+            // knows transfers by id alone, so a second one would be
+            // ambiguous; the first goes on untouched.
+            out.push(warning(format!(
+                "{} offered {name} under a transfer id already in use by someone else: ignored",
                 info.name
             )));
             return;
@@ -445,13 +494,14 @@ impl Core {
             received: 0,
             hash: Sha256::new(),
             keys,
+            epoch: 0,
         };
         if offer.size == 0 {
-            self.files.ended(offer.transfer);
+            self.files.ended(key);
             finish(offer.transfer, &mut t, out);
             return;
         }
-        self.files.incoming.insert(offer.transfer, t);
+        self.files.incoming.insert(key, t);
     }
 
     /// The sender cancelled.
@@ -461,24 +511,17 @@ impl Core {
         transfer: TransferId,
         out: &mut Vec<Action>,
     ) {
-        if self
-            .files
-            .incoming
-            .get(&transfer)
-            .is_some_and(|t| t.from == from.fingerprint)
-        {
-            self.files.incoming.remove(&transfer);
-            self.files.ended(transfer);
-            out.push(Action::Event(Event::FileFailed {
-                transfer,
-                reason: format!("{} cancelled it", from.name),
-            }));
+        let key = (from.fingerprint, transfer);
+        if self.files.incoming.contains_key(&key) {
+            self.end_incoming(key, format!("{} cancelled it", from.name), out);
         }
     }
 
-    /// A chunk from the relay. Checks, in order: room, not our own, an
-    /// epoch we hold, the MAC (a chunk from outside the room fails here),
-    /// then the transfer, its sender and the chunk's place and size.
+    /// A chunk from the relay. Checks, in order: room, not our own, a
+    /// transfer we receive from the sender it names (otherwise it is not
+    /// even opened), a room transfer, a possible size, an epoch its offerer
+    /// may send in and the transfer has not left, the MAC; then, in
+    /// [`Core::take_chunk`], its place and size in the file.
     pub(crate) fn on_chunk(&mut self, now_ms: u64, chunk: &FileChunk, out: &mut Vec<Action>) {
         let h = &chunk.header;
         if h.room != self.room {
@@ -488,26 +531,47 @@ impl Core {
         if h.sender == self.me.public().fingerprint() {
             return;
         }
-        if !self.files.incoming.contains_key(&h.transfer) {
-            // Not a transfer we receive (we joined after its offer, refused
-            // it, or it ended): nothing it says could count, so it is not
-            // even opened (a member who refused a large file does not pay
-            // to authenticate all of it).
+        let key = (h.sender, h.transfer);
+        let Some(t) = self.files.incoming.get(&key) else {
+            if self.files.incoming_id(&h.transfer).is_some() {
+                // Another member's chunk under a transfer's id: not part
+                // of it, whatever it holds.
+                self.dropped_chunk(now_ms, "from someone other than its sender", out);
+            }
+            // Otherwise not a transfer we receive (we joined after its
+            // offer, refused it, or it ended): nothing it says could
+            // count, so it is not even opened (a member who refused a
+            // large file does not pay to authenticate all of it).
+            return;
+        };
+        let (from, newest, private) = (t.from, t.epoch, t.keys.is_some());
+        if private {
+            // A room chunk under a private transfer's id (any member could
+            // seal one): not part of it.
+            let why = format!("for {} sent the wrong way", t.name);
+            self.dropped_chunk(now_ms, &why, out);
             return;
         }
         if !plausible_size(chunk) {
             self.dropped_chunk(now_ms, "of an impossible size", out);
             return;
         }
-        // Until the MAC has verified, nothing in the header is trusted: a
-        // chunk that fails here is dropped with a warning and changes no
-        // transfer (the next authentic chunk shows the gap).
+        if h.epoch < newest {
+            let why = format!("of {} from an epoch its transfer has left", t.name);
+            self.dropped_chunk(now_ms, &why, out);
+            return;
+        }
+        // The previous epoch's grace is the offerer's (still a member),
+        // never the header's word. Until the MAC has verified, nothing in
+        // the header is trusted: a chunk that fails here is dropped with a
+        // warning and changes no transfer (the next authentic chunk shows
+        // any gap).
         let keys = match super::epoch_for(
             &mut self.current,
             &mut self.previous,
             now_ms,
             h.epoch,
-            &h.sender,
+            &from,
             "file chunk",
         ) {
             Ok(state) => &state.keys,
@@ -524,7 +588,7 @@ impl Core {
             );
             return;
         };
-        self.take_chunk(now_ms, h, data, false, out);
+        self.take_chunk(now_ms, key, h, data, false, out);
     }
 
     /// A chunk of a file sent to one member. Others drop it silently (it is
@@ -540,24 +604,22 @@ impl Core {
         if h.room != self.room || h.sender == self.me.public().fingerprint() {
             return;
         }
-        let Some(t) = self
-            .files
-            .incoming
-            .get(&h.transfer)
-            .filter(|t| t.keys.is_some())
-        else {
-            // Someone else's private file, or one that ended.
+        let key = (h.sender, h.transfer);
+        let Some(keys) = self.files.incoming.get(&key).and_then(|t| t.keys.as_ref()) else {
+            if self.files.incoming_id(&h.transfer).is_some() {
+                // Names a transfer we receive, but not as its sender, or
+                // privately where it came to the room.
+                self.dropped_chunk(now_ms, "that cannot belong to its transfer", out);
+            }
+            // Otherwise someone else's private file, or one that ended.
             return;
         };
         // Only the offer's sender holds the keys with the recipient; and
         // no chunk is larger than a sealed 64 KiB.
-        if h.sender != t.from || !plausible_size(chunk) {
+        if !plausible_size(chunk) {
             self.dropped_chunk(now_ms, "that cannot belong to its transfer", out);
             return;
         }
-        let Some(keys) = t.keys.as_ref() else {
-            return;
-        };
         let Ok(data) = open(keys, &aad(context::AAD_PRIVATE_CHUNK, h), &chunk.sealed) else {
             self.dropped_chunk(
                 now_ms,
@@ -566,61 +628,68 @@ impl Core {
             );
             return;
         };
-        self.take_chunk(now_ms, h, data, true, out);
+        self.take_chunk(now_ms, key, h, data, true, out);
     }
 
-    /// An authentic chunk: counts if it is the next one of a transfer we
-    /// receive, from its sender, by the right way (room or private).
+    /// An authentic chunk of transfer `key` (the sender it names), which
+    /// came the transfer's way (room or private): counts if it is the next
+    /// one and has exactly the size the offer gives its index. One that cannot
+    /// be part of the file is dropped and changes nothing; a well-formed
+    /// one past the next shows a gap and ends the transfer.
     fn take_chunk(
         &mut self,
         now_ms: u64,
+        key: Key,
         h: &ChunkHeader,
         mut data: zeroize::Zeroizing<Vec<u8>>,
         private: bool,
         out: &mut Vec<Action>,
     ) {
-        let Some(t) = self.files.incoming.get_mut(&h.transfer) else {
-            // Authentic, but of a transfer we were not offered (we joined
-            // later) or have ended: not ours to keep.
+        let Some(t) = self.files.incoming.get_mut(&key) else {
             return;
         };
-        // These three change nothing and are reported at most once a
-        // second (a relay replaying one chunk over and over gets one
-        // warning a second, not one per copy).
-        if t.keys.is_some() != private {
-            // A room chunk under a private transfer's id (any member could
-            // seal one), or the reverse: not part of it.
-            let why = format!("for {} sent the wrong way", t.name);
-            self.dropped_chunk(now_ms, &why, out);
-            return;
-        }
-        if h.sender != t.from {
-            // Another member's chunk under this transfer's id: not part of
-            // it (and not allowed to end it).
-            let why = format!("for {} from someone other than its sender", t.name);
-            self.dropped_chunk(now_ms, &why, out);
-            return;
-        }
-        if h.index < t.next {
-            let why = format!("duplicated (chunk {} of {})", h.index, t.name);
+        let chunks = chunk_count(t.size, t.chunk_size);
+        let index = u64::from(h.index);
+        let size = if index < chunks {
+            (t.size - index * u64::from(t.chunk_size)).min(u64::from(t.chunk_size))
+        } else {
+            0
+        };
+        // These change nothing and are reported at most once a second (a
+        // relay replaying one chunk over and over gets one warning a
+        // second, not one per copy; a member sealing chunks in the
+        // sender's name cannot end the transfer with one of them).
+        let why = if h.index < t.next {
+            Some(format!("duplicated (chunk {} of {})", h.index, t.name))
+        } else if index >= chunks {
+            Some(format!(
+                "numbered {}, past the end of {} ({chunks} chunks)",
+                h.index, t.name
+            ))
+        } else if data.len() as u64 != size {
+            Some(format!(
+                "of the wrong size (chunk {} of {})",
+                h.index, t.name
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = why {
             self.dropped_chunk(now_ms, &why, out);
             return;
         }
         if h.index > t.next {
             let why = format!("chunk {} of {} is missing or out of order", t.next, t.name);
-            self.fail(h.transfer, &why, out);
-            return;
-        }
-        let left = t.size - t.received;
-        let want = left.min(u64::from(t.chunk_size));
-        if data.len() as u64 != want {
-            let why = format!("a chunk of {} has the wrong size", t.name);
-            self.fail(h.transfer, &why, out);
+            out.push(warning(why.clone()));
+            self.end_incoming(key, why, out);
             return;
         }
         t.hash.update(&data[..]);
-        t.received += want;
+        t.received += size;
         t.next += 1;
+        if !private {
+            t.epoch = t.epoch.max(h.epoch);
+        }
         out.push(Action::Event(Event::FileData {
             transfer: h.transfer,
             index: h.index,
@@ -628,16 +697,16 @@ impl Core {
             data: Bytes::from(std::mem::take(&mut *data)),
         }));
         if t.received == t.size {
-            if let Some(mut t) = self.files.incoming.remove(&h.transfer) {
-                self.files.ended(h.transfer);
+            if let Some(mut t) = self.files.incoming.remove(&key) {
+                self.files.ended(key);
                 finish(h.transfer, &mut t, out);
             }
         }
     }
 
-    /// A chunk that did not authenticate: counted, and reported at most
-    /// once a second (a removed member receives a whole file it cannot
-    /// open).
+    /// A chunk that changes nothing (it did not authenticate, or cannot be
+    /// part of the transfer it names): counted, and reported at most once
+    /// a second (a removed member receives a whole file it cannot open).
     fn dropped_chunk(&mut self, now_ms: u64, why: &str, out: &mut Vec<Action>) {
         self.files.dropped += 1;
         if now_ms.saturating_sub(self.files.last_warning_ms) >= CHUNK_WARNING_EVERY_MS {
@@ -651,14 +720,13 @@ impl Core {
         }
     }
 
-    /// Ends a transfer we receive with a warning (if it is one of ours).
-    fn fail(&mut self, transfer: TransferId, why: &str, out: &mut Vec<Action>) {
-        out.push(warning(why.to_string()));
-        if self.files.incoming.remove(&transfer).is_some() {
-            self.files.ended(transfer);
+    /// Ends a transfer we receive (if it is still running).
+    fn end_incoming(&mut self, key: Key, why: String, out: &mut Vec<Action>) {
+        if self.files.incoming.remove(&key).is_some() {
+            self.files.ended(key);
             out.push(Action::Event(Event::FileFailed {
-                transfer,
-                reason: why.to_string(),
+                transfer: key.1,
+                reason: why,
             }));
         }
     }
@@ -666,7 +734,8 @@ impl Core {
     /// Ends an outgoing transfer we can no longer send (no one is told).
     fn end_outgoing(&mut self, transfer: TransferId, why: String, out: &mut Vec<Action>) {
         if self.files.outgoing.remove(&transfer).is_some() {
-            self.files.ended(transfer);
+            let me = self.me.public().fingerprint();
+            self.files.ended((me, transfer));
             out.push(Action::Event(Event::FileFailed {
                 transfer,
                 reason: why,
@@ -688,21 +757,15 @@ impl Core {
         for id in to_them {
             self.end_outgoing(id, format!("{} is no longer in the room", who.short()), out);
         }
-        let from_them: Vec<TransferId> = self
+        let from_them: Vec<Key> = self
             .files
             .incoming
             .iter()
             .filter(|(_, t)| t.keys.is_some() && t.from == *who)
-            .map(|(id, _)| *id)
+            .map(|(key, _)| *key)
             .collect();
-        for id in from_them {
-            if self.files.incoming.remove(&id).is_some() {
-                self.files.ended(id);
-                out.push(Action::Event(Event::FileFailed {
-                    transfer: id,
-                    reason: "its sender is no longer in the room".into(),
-                }));
-            }
+        for key in from_them {
+            self.end_incoming(key, "its sender is no longer in the room".into(), out);
         }
     }
 
@@ -710,21 +773,13 @@ impl Core {
     /// room started afresh under a new admin run): nothing more is sealed
     /// or accepted for any of them.
     pub(crate) fn transfers_end_all(&mut self, why: &str, out: &mut Vec<Action>) {
-        let ids: Vec<TransferId> = self
-            .files
-            .outgoing
-            .keys()
-            .chain(self.files.incoming.keys())
-            .copied()
-            .collect();
-        for id in ids {
-            self.files.outgoing.remove(&id);
-            self.files.incoming.remove(&id);
-            self.files.ended(id);
-            out.push(Action::Event(Event::FileFailed {
-                transfer: id,
-                reason: why.to_string(),
-            }));
+        let ours: Vec<TransferId> = self.files.outgoing.keys().copied().collect();
+        for id in ours {
+            self.end_outgoing(id, why.to_string(), out);
+        }
+        let theirs: Vec<Key> = self.files.incoming.keys().copied().collect();
+        for key in theirs {
+            self.end_incoming(key, why.to_string(), out);
         }
     }
 
@@ -756,5 +811,25 @@ fn finish(transfer: TransferId, t: &mut Incoming, out: &mut Vec<Action>) {
             transfer,
             reason: why,
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sender_ending_transfer_after_transfer_pushes_out_only_its_own_ids() {
+        let (alice, mallory) = (Fingerprint([1; 32]), Fingerprint([2; 32]));
+        let mut files = Files::default();
+        files.ended((alice, [7; 16]));
+        for n in 0..2 * RECENT_IDS as u32 {
+            let mut t = [0; 16];
+            t[..4].copy_from_slice(&n.to_be_bytes());
+            files.ended((mallory, t));
+        }
+        assert_eq!(files.recent.len(), RECENT_IDS);
+        assert!(files.in_use(&[7; 16]), "alice's id is still remembered");
+        assert!(!files.in_use(&[0; 16]), "mallory's oldest went first");
     }
 }

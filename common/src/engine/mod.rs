@@ -28,11 +28,12 @@ use crate::crypto::{DhSecret, PrivateKey, PublicKey};
 use crate::ids::{Fingerprint, RoomId};
 use crate::wire::{
     aad, context, decode_payload, encode_payload, signed_message_bytes, ChatBody, ChatMessage,
-    ClientFrame, ConnId, Content, DhKey, Envelope, MessageHeader, PrivateHeader, PrivateMessage,
-    RelayFrame, Roster, RosterEntry, Welcome, DEFAULT_MAX_FRAME, PROTOCOL_VERSION,
+    ClientFrame, ConnId, Content, DhKey, Envelope, MessageHeader, Prev, PrivateHeader,
+    PrivateMessage, RelayFrame, Roster, RosterEntry, Welcome, DEFAULT_MAX_FRAME, PREV_EPOCHS,
+    PROTOCOL_VERSION,
 };
 
-pub use admin::{AdminConfig, ApprovalPolicy};
+pub use admin::{AdminConfig, AdminState, ApprovalPolicy, Ban};
 pub use files::{FileSpec, TransferId};
 pub use member::MemberConfig;
 
@@ -43,6 +44,14 @@ pub const MAX_NAME: usize = 64;
 /// How long messages of the previous epoch are still accepted after a
 /// rekey (from senders still in the room), for frames in flight.
 pub const PREVIOUS_EPOCH_GRACE_MS: u64 = 10_000;
+/// How often the admin signs a liveness beacon (run, epoch, time) for the
+/// room.
+pub const BEACON_EVERY_MS: u64 = 5_000;
+/// A member that has heard no fresh beacon naming its epoch for this long
+/// stops sending, with a warning: the relay may be hiding a removal.
+pub const BEACON_STALE_MS: u64 = 20_000;
+/// Epochs of this run remembered as held, for gap reports across epochs.
+const HELD_EPOCHS: usize = 64;
 
 /// What the user (or a script) asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +65,14 @@ pub enum Command {
     Typing(bool),
     /// Leave the room (tells the others, then the driver closes).
     Leave,
+    /// Admin: list the removed members who may not come back on their own.
+    ListBans,
+    /// Admin: let this removed member come back (by the usual approval).
+    Unban(Fingerprint),
+    /// Admin: set a new room password (or none): approval by password
+    /// resumes after a removal only with a password the removed member
+    /// did not know.
+    SetPassword(Option<zeroize::Zeroizing<String>>),
     /// Admin: approve pending request `id`.
     Approve(u32),
     /// Admin: deny pending request `id` with a reason.
@@ -242,6 +259,22 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// Messages from a member that never reached us: the relay dropped
+    /// them (or we could not read them at the time). The conversation we
+    /// show is missing `count` of that sender's messages in `epoch`.
+    Missed {
+        /// Whose messages.
+        from: MemberInfo,
+        /// The epoch they were sent in.
+        epoch: u64,
+        /// How many (lines, files or typing notices: the relay cannot tell
+        /// which, and neither can we).
+        count: u64,
+        /// Private messages to us, rather than messages to the room.
+        private: bool,
+    },
+    /// (Admin) the removed members who may come back only by hand.
+    Bans(Vec<admin::Ban>),
     /// Typing state of a member.
     Typing {
         /// Who.
@@ -368,6 +401,18 @@ impl fmt::Debug for Event {
                 write!(f, "FileFailed({}, {reason})", files::short_id(transfer))
             }
             Event::Typing { from, on } => write!(f, "Typing({}, {on})", from.fingerprint.short()),
+            Event::Missed {
+                from,
+                epoch,
+                count,
+                private,
+            } => write!(
+                f,
+                "Missed({} x{count} in epoch {epoch}{})",
+                from.fingerprint.short(),
+                if *private { ", private" } else { "" }
+            ),
+            Event::Bans(b) => write!(f, "Bans({})", b.len()),
             Event::Denied { .. } => f.write_str("Denied"),
             Event::Kicked { .. } => f.write_str("Kicked"),
             Event::Closed { .. } => f.write_str("Closed"),
@@ -513,6 +558,17 @@ pub fn clean_name(name: &str) -> String {
     }
 }
 
+/// What two display names are compared by: NFKC, lower case, then the
+/// UTS #39 confusable skeleton, so that names that look alike compare equal
+/// (`"bob"`, `"Bob"`, `"bоb"` with a Cyrillic `о`, `"ｂｏｂ"` in full width).
+pub fn name_key(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let folded: String = name.nfkc().collect::<String>().to_lowercase();
+    let skeleton: String = unicode_security::skeleton(&folded).collect();
+    // Confusable prototypes can be upper case ("l" and "I" look alike).
+    skeleton.to_lowercase()
+}
+
 /// Invisible formatting characters (bidirectional overrides, zero-width
 /// characters, line and paragraph separators, tag characters, blank
 /// fillers) that could make one name or line look like another.
@@ -558,6 +614,30 @@ pub(crate) struct Core {
     /// Do not send until an epoch at least this new is installed (someone
     /// was removed and the epoch without them has not arrived yet).
     pub hold_below: Option<u64>,
+    /// A newer epoch of our run that we know of (a signed epoch message or
+    /// beacon named it) but do not hold yet: we do not send until we do.
+    pub behind: Option<u64>,
+    /// (Member) when the admin was last heard to be on our epoch (a fresh
+    /// beacon naming it, or the join request the epoch that seated us
+    /// answers); `None` for the admin, whose own word is always current.
+    pub heard_ms: Option<u64>,
+    /// (Member) seated on this connection: in an epoch that answers a join
+    /// request we sent on it. The admin is always seated.
+    pub seated: bool,
+    /// How our last epochs with messages ended, newest first.
+    pub my_prev: Prev,
+    /// The same for our private messages to each member.
+    pub private_prev: HashMap<Fingerprint, Prev>,
+    /// Per sender, the last seq received (or accounted for) in each of its
+    /// recent epochs, and the same for private messages to us: where a gap
+    /// is measured from. Kept for the whole run (members come and go).
+    pub seen: HashMap<Fingerprint, Vec<(u64, u64)>>,
+    pub seen_private: HashMap<Fingerprint, Vec<(u64, u64)>>,
+    /// Epochs of this run we held, oldest first.
+    pub held: std::collections::VecDeque<u64>,
+    /// Every epoch from this one on was ours to hold (the seat began in
+    /// it): one we did not hold never reached us.
+    pub held_from: u64,
 }
 
 impl Core {
@@ -574,7 +654,65 @@ impl Core {
             files: files::Files::default(),
             max_frame: DEFAULT_MAX_FRAME,
             hold_below: None,
+            behind: None,
+            heard_ms: None,
+            seated: true,
+            my_prev: [(0, 0); PREV_EPOCHS],
+            private_prev: HashMap::new(),
+            seen: HashMap::new(),
+            seen_private: HashMap::new(),
+            held: std::collections::VecDeque::new(),
+            held_from: u64::MAX,
         }
+    }
+
+    /// Forgets every epoch and everything counted in them: the room
+    /// started afresh (a new admin run) or we were removed.
+    pub fn reset_epochs(&mut self) {
+        self.current = None;
+        self.previous = None;
+        self.hold_below = None;
+        self.behind = None;
+        self.my_seq = 0;
+        self.my_prev = [(0, 0); PREV_EPOCHS];
+        self.private_seq.clear();
+        self.private_prev.clear();
+        self.seen.clear();
+        self.seen_private.clear();
+        self.held.clear();
+        self.held_from = u64::MAX;
+    }
+
+    /// Why we may not send to the room now, or `None` if we may: no key,
+    /// a removal whose epoch has not arrived, a newer epoch we do not hold,
+    /// no fresh word from the admin, or not seated on this connection.
+    pub fn send_blocked(&self, now_ms: u64) -> Option<String> {
+        let Some(cur) = &self.current else {
+            return Some("not in the room yet: no key for this epoch".into());
+        };
+        if self.hold_below.is_some_and(|h| cur.epoch < h) {
+            return Some(
+                "not sent: someone was removed and the new room key has not arrived yet".into(),
+            );
+        }
+        if let Some(e) = self.behind.filter(|e| *e > cur.epoch) {
+            return Some(format!(
+                "not sent: the room has moved to epoch {e}, whose key has not reached us yet"
+            ));
+        }
+        if !self.seated {
+            return Some("not sent: rejoining the room (waiting for the admin)".into());
+        }
+        if let Some(at) = self.heard_ms {
+            let quiet = now_ms.saturating_sub(at);
+            if quiet > BEACON_STALE_MS {
+                return Some(format!(
+                    "not sent: no word from the admin for {} s; the room key may be out of date",
+                    quiet / 1000
+                ));
+            }
+        }
+        None
     }
 
     pub fn hello(&self) -> Action {
@@ -650,14 +788,81 @@ impl Core {
         if self.hold_below.is_some_and(|h| epoch >= h) {
             self.hold_below = None;
         }
+        if self.behind.is_some_and(|b| epoch >= b) {
+            self.behind = None;
+        }
+        if let Some(old) = &self.current {
+            if self.my_seq > 0 {
+                push_prev(&mut self.my_prev, (old.epoch, self.my_seq));
+            }
+            for (to, seq) in self.private_seq.drain() {
+                push_prev(self.private_prev.entry(to).or_default(), (old.epoch, seq));
+            }
+        }
+        self.private_seq.clear();
+        if self.held.len() >= HELD_EPOCHS {
+            self.held.pop_front();
+        }
+        self.held.push_back(epoch);
         self.previous = self.current.take();
         self.current = Some(next);
         self.my_seq = 0;
-        self.private_seq.clear();
+    }
+
+    /// Messages of `sender` that never reached us, judged from the one just
+    /// authenticated (`at`: its epoch and seq, with the sender's `prev`) and
+    /// what we had: an event per epoch with a gap. Then records this one.
+    fn account(
+        &mut self,
+        private: bool,
+        sender: &Participant,
+        at: (u64, u64),
+        last_in_epoch: u64,
+        prev: Prev,
+        out: &mut Vec<Action>,
+    ) {
+        let (epoch, seq) = at;
+        let fp = sender.key.fingerprint();
+        let (held, held_from) = (&self.held, self.held_from);
+        let seen = if private {
+            self.seen_private.entry(fp).or_default()
+        } else {
+            self.seen.entry(fp).or_default()
+        };
+        let mut missed = Vec::new();
+        // The sender's first message of this epoch: did we get the end of
+        // its earlier epochs (those we held, or should have)?
+        if last_in_epoch == 0 {
+            for (prev_epoch, prev_seq) in prev {
+                if prev_epoch == 0 || prev_epoch >= epoch || prev_seq == 0 {
+                    continue;
+                }
+                let ours = held.contains(&prev_epoch) || prev_epoch >= held_from;
+                let had = seen_seq(seen, prev_epoch);
+                if ours && prev_seq > had {
+                    missed.push((prev_epoch, prev_seq - had));
+                    // Told once: counted as had from now on.
+                    note_seen(seen, prev_epoch, prev_seq);
+                }
+            }
+        }
+        if seq > last_in_epoch + 1 {
+            missed.push((epoch, seq - last_in_epoch - 1));
+        }
+        note_seen(seen, epoch, seq);
+        missed.sort_unstable();
+        for (epoch, count) in missed {
+            out.push(Action::Event(Event::Missed {
+                from: sender.info(),
+                epoch,
+                count,
+                private,
+            }));
+        }
     }
 
     /// Sends a line of text; false (with an error event) if it is too long
-    /// or there is no key yet.
+    /// or may not be sent now.
     pub fn send_text(&mut self, now_ms: u64, text: String, out: &mut Vec<Action>) -> bool {
         if text.len() > MAX_TEXT {
             out.push(error(format!(
@@ -665,40 +870,30 @@ impl Core {
             )));
             return false;
         }
-        if self.current.is_none() {
-            out.push(error("not in the room yet: no key for this epoch".into()));
-            return false;
-        }
-        self.send_content(now_ms, Content::Text(text), out);
-        true
+        self.send_content(now_ms, Content::Text(text), out)
     }
 
-    /// Whether we hold a key we may send with now.
-    pub fn can_send(&self) -> bool {
-        self.current
-            .as_ref()
-            .is_some_and(|c| self.hold_below.is_none_or(|h| c.epoch >= h))
+    /// Whether we may send to the room now.
+    pub fn can_send(&self, now_ms: u64) -> bool {
+        self.send_blocked(now_ms).is_none()
     }
 
     /// Seals, signs and publishes `content` under the current epoch; false
     /// (with an error event) if it could not be sent.
     pub fn send_content(&mut self, now_ms: u64, content: Content, out: &mut Vec<Action>) -> bool {
-        let Some(cur) = &self.current else {
-            out.push(error("not in the room yet: no key for this epoch".into()));
-            return false;
-        };
-        if self.hold_below.is_some_and(|h| cur.epoch < h) {
-            out.push(error(
-                "not sent: someone was removed and the new room key has not arrived yet".into(),
-            ));
+        if let Some(why) = self.send_blocked(now_ms) {
+            out.push(error(why));
             return false;
         }
-        self.my_seq += 1;
+        let Some(cur) = &self.current else {
+            return false;
+        };
         let header = MessageHeader {
             room: self.room,
             epoch: cur.epoch,
             sender: self.me.public().fingerprint(),
-            seq: self.my_seq,
+            seq: self.my_seq + 1,
+            prev: self.my_prev,
         };
         let sent = match &content {
             Content::Text(t) => Some(t.clone()),
@@ -726,6 +921,9 @@ impl Core {
         if !self.publish(None, &Envelope::Message(msg), out) {
             return false;
         }
+        // Counted only once it went out: receivers see no gap for a
+        // message that was never sent.
+        self.my_seq = seq;
         if let Some(text) = sent {
             out.push(Action::Event(Event::Sent { text, epoch, seq }));
         }
@@ -738,6 +936,7 @@ impl Core {
         &mut self,
         now_ms: u64,
         msg: &ChatMessage,
+        out: &mut Vec<Action>,
     ) -> Result<(Participant, ChatBody), String> {
         let h = &msg.header;
         if h.room != self.room {
@@ -792,6 +991,7 @@ impl Core {
         let body: ChatBody = decode_payload(&plain, self.max_frame)
             .map_err(|_| format!("malformed message from {} dropped", sender.name))?;
         state.last_seq.insert(h.sender, h.seq);
+        self.account(false, &sender, (h.epoch, h.seq), last, h.prev, out);
         Ok((sender, body))
     }
 
@@ -837,16 +1037,13 @@ impl Core {
         out: &mut Vec<Action>,
     ) -> Option<(MemberInfo, u64, u64)> {
         let me = self.me.public().fingerprint();
-        let Some(cur) = &self.current else {
-            out.push(error("not in the room yet: no key for this epoch".into()));
-            return None;
-        };
-        if self.hold_below.is_some_and(|h| cur.epoch < h) {
-            out.push(error(
-                "not sent: someone was removed and the new room key has not arrived yet".into(),
-            ));
+        if let Some(why) = self.send_blocked(now_ms) {
+            out.push(error(why));
             return None;
         }
+        let Some(cur) = &self.current else {
+            return None;
+        };
         if to == me {
             out.push(error("a private message to yourself is not sent".into()));
             return None;
@@ -880,6 +1077,7 @@ impl Core {
             sender: me,
             recipient: to,
             seq,
+            prev: self.private_prev.get(&to).copied().unwrap_or_default(),
             ephemeral: eph_pub,
         };
         let body = ChatBody::padded(now_ms, content);
@@ -918,6 +1116,7 @@ impl Core {
         &mut self,
         now_ms: u64,
         msg: &PrivateMessage,
+        out: &mut Vec<Action>,
     ) -> Result<Option<(Participant, ChatBody)>, String> {
         let h = &msg.header;
         if h.room != self.room {
@@ -988,13 +1187,14 @@ impl Core {
         let body: ChatBody = decode_payload(&plain, self.max_frame)
             .map_err(|_| format!("malformed private message from {} dropped", sender.name))?;
         state.last_private_seq.insert(h.sender, h.seq);
+        self.account(true, &sender, (h.epoch, h.seq), last, h.prev, out);
         Ok(Some((sender, body)))
     }
 
     /// Handles a received private message: an event, a warning, or nothing
     /// (addressed to someone else).
     pub fn on_private(&mut self, now_ms: u64, msg: &PrivateMessage, out: &mut Vec<Action>) {
-        match self.receive_private(now_ms, msg) {
+        match self.receive_private(now_ms, msg, out) {
             Ok(None) => {}
             Ok(Some((from, body))) => match body.content {
                 Content::Text(text) if text.len() <= MAX_TEXT => {
@@ -1059,6 +1259,37 @@ impl Core {
                 "a private file offer from {} sent to the whole room dropped",
                 info.name
             ))),
+        }
+    }
+}
+
+/// Puts `(epoch, seq)` first in `prev`, the oldest falling off.
+fn push_prev(prev: &mut Prev, last: (u64, u64)) {
+    prev.rotate_right(1);
+    prev[0] = last;
+}
+
+/// Per-sender epochs remembered for gap accounting.
+const SEEN_EPOCHS: usize = 8;
+
+/// The last seq we had from a sender in `epoch` (0 if none).
+fn seen_seq(seen: &[(u64, u64)], epoch: u64) -> u64 {
+    seen.iter()
+        .find(|(e, _)| *e == epoch)
+        .map_or(0, |(_, s)| *s)
+}
+
+/// Records `seq` as had in `epoch` (never lowers it), keeping the newest
+/// [`SEEN_EPOCHS`] epochs.
+fn note_seen(seen: &mut Vec<(u64, u64)>, epoch: u64, seq: u64) {
+    match seen.iter_mut().find(|(e, _)| *e == epoch) {
+        Some(entry) => entry.1 = entry.1.max(seq),
+        None => {
+            seen.push((epoch, seq));
+            seen.sort_unstable();
+            if seen.len() > SEEN_EPOCHS {
+                seen.remove(0);
+            }
         }
     }
 }
@@ -1198,10 +1429,10 @@ impl Engine {
         self.core().room
     }
 
-    /// Whether we hold a room key we may send with now (a file's chunks
-    /// wait while we do not).
-    pub fn can_send(&self) -> bool {
-        self.core().can_send()
+    /// Whether we may send to the room now (a file's chunks wait while we
+    /// may not).
+    pub fn can_send(&self, now_ms: u64) -> bool {
+        self.core().can_send(now_ms)
     }
 
     /// Whether our transfer `t` is still being sent.
@@ -1217,6 +1448,31 @@ impl Engine {
     /// The largest file sent or accepted.
     pub fn max_file_size(&self) -> u64 {
         self.core().files.max_size
+    }
+
+    /// (Admin) what must be kept across restarts, if it changed since the
+    /// last call.
+    pub fn take_admin_state(&mut self) -> Option<AdminState> {
+        match self {
+            Engine::Admin(a) => a.take_state(),
+            Engine::Member(_) => None,
+        }
+    }
+
+    /// (Member) the highest admin run held in this room; 0 for the admin.
+    pub fn run_floor(&self) -> u64 {
+        match self {
+            Engine::Admin(_) => 0,
+            Engine::Member(m) => m.run_floor(),
+        }
+    }
+
+    /// (Member) never adopt an admin run below `floor` (kept from before a
+    /// restart).
+    pub fn raise_run_floor(&mut self, floor: u64) {
+        if let Engine::Member(m) = self {
+            m.raise_run_floor(floor);
+        }
     }
 
     /// The members of the current epoch.

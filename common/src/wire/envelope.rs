@@ -34,6 +34,8 @@ pub mod context {
     pub const EPOCH: &str = "teamchat/v1/epoch";
     /// [`super::Notice`] bodies, signed by the admin.
     pub const NOTICE: &str = "teamchat/v1/notice";
+    /// [`super::Beacon`] bodies, signed by the admin.
+    pub const BEACON: &str = "teamchat/v1/beacon";
     /// [`super::ChatMessage`]: encoded header ‖ iv ‖ ciphertext ‖ tag.
     pub const MESSAGE: &str = "teamchat/v1/message";
     /// [`super::PrivateMessage`]: encoded header ‖ iv ‖ ciphertext ‖ tag.
@@ -151,6 +153,9 @@ pub enum Envelope {
     /// keys. Every connection of the room receives it; only the recipient
     /// holds the keys.
     PrivateChunk(FileChunk),
+    /// Admin → room: the admin is alive and the room's epoch is this one.
+    /// `body` is a [`Beacon`], signed with [`context::BEACON`].
+    Beacon(Signed),
 }
 
 /// The admin's signed announcement.
@@ -164,6 +169,10 @@ pub struct Announce {
     /// A fresh X25519 key for this run of the admin app: join requests are
     /// sealed to it, so the admin never RSA-decrypts a stranger's bytes.
     pub join_key: DhKey,
+    /// The run's number: strictly greater than that of every earlier run
+    /// of this admin in this room (the admin keeps it across restarts). A
+    /// member never goes back to a run numbered below the one it holds.
+    pub run: u64,
     /// The current epoch (0 before the first).
     pub epoch: u64,
     /// Whether the room accepts a password proof for automatic approval.
@@ -267,11 +276,13 @@ pub struct EpochBody {
     /// RSA-OAEP-SHA256, label `teamchat/v1/wrap room=<hex> epoch=<n>`.
     #[serde(deserialize_with = "super::bounded::vec")]
     pub wraps: Vec<KeyWrap>,
-    /// SHA-256 of the encoded [`Roster`], the concatenation of the plaintexts
-    /// of the epoch's [`RosterPart`]s.
-    pub roster_digest: [u8; 32],
-    /// How many [`RosterPart`]s carry the roster.
-    pub roster_parts: u16,
+    /// SHA-256 of the plaintext of each [`RosterPart`] of the epoch, in
+    /// order (their concatenation is the encoded [`Roster`]); its length is
+    /// the number of parts (1 to 65,535). Each part is checked on arrival,
+    /// so a forged part (sealed by a member, who holds the epoch key) is
+    /// dropped alone and the genuine one still completes the epoch.
+    #[serde(deserialize_with = "super::bounded::vec")]
+    pub roster: Vec<[u8; 32]>,
 }
 
 /// One member's wrapped session key.
@@ -279,6 +290,11 @@ pub struct EpochBody {
 pub struct KeyWrap {
     /// Fingerprint of the member's RSA key.
     pub member: Fingerprint,
+    /// The `ephemeral` key of the join request that seated this member on
+    /// its current connection (zeros for the admin's own wrap): a member
+    /// accepts only epochs that name a request it sent itself, in this run
+    /// of its app, so no epoch recorded before can be replayed to it.
+    pub request: DhKey,
     /// RSA-OAEP-SHA256 ciphertext of the 32-byte session key.
     pub wrapped: Bytes,
 }
@@ -303,7 +319,7 @@ pub struct RosterPartHeader {
     pub epoch: u64,
     /// 0-based part index.
     pub index: u16,
-    /// Number of parts (equals `EpochBody::roster_parts`).
+    /// Number of parts (equals the length of `EpochBody::roster`).
     pub count: u16,
 }
 
@@ -318,6 +334,25 @@ pub struct Roster {
     /// Every member, the admin first.
     #[serde(deserialize_with = "super::bounded::vec")]
     pub members: Vec<RosterEntry>,
+    /// Zero bytes that bring the encoding to [`padded_size`], so the sizes
+    /// of the roster parts do not reveal the lengths of the names.
+    pub padding: Bytes,
+}
+
+impl Roster {
+    /// Sets `padding` so that the encoding is as long as it would be with
+    /// every name (and the room name) `name_budget` bytes long, rounded up
+    /// to its size bucket: the sizes of the parts tell the member count,
+    /// never the lengths of the names.
+    pub fn pad(mut self, name_budget: usize) -> Self {
+        self.padding = Bytes::new();
+        let len = super::encoded_len(&self).unwrap_or(0);
+        let short = |n: &String| name_budget.saturating_sub(n.len());
+        let missing: usize =
+            self.members.iter().map(|m| short(&m.name)).sum::<usize>() + short(&self.room_name);
+        self.padding = Bytes::from(vec![0u8; padded_size(len + missing) - len]);
+        self
+    }
 }
 
 impl std::fmt::Debug for Roster {
@@ -391,6 +426,27 @@ pub struct Notice {
     pub sent_at_ms: u64,
 }
 
+/// The admin's liveness beacon, sent every few seconds to the room: a
+/// member that has not heard a fresh one for a while, or hears of an epoch
+/// it does not hold, stops sending (a relay that withholds a removal cannot
+/// keep members writing under a key the removed member holds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Beacon {
+    /// The room.
+    pub room: RoomId,
+    /// The join key of the admin run that sends it.
+    pub join_key: DhKey,
+    /// That run's number (as in its [`Announce`]).
+    pub run: u64,
+    /// The room's current epoch.
+    pub epoch: u64,
+    /// Strictly increasing within the run: a member accepts only a beacon
+    /// newer than the last it accepted, so an old one cannot be replayed.
+    pub seq: u64,
+    /// Admin clock, milliseconds since the Unix epoch.
+    pub sent_at_ms: u64,
+}
+
 /// Kinds of [`Notice`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NoticeKind {
@@ -412,9 +468,22 @@ pub struct MessageHeader {
     pub epoch: u64,
     /// The sender's key fingerprint (must be in the epoch's roster).
     pub sender: Fingerprint,
-    /// Per-sender sequence number, strictly increasing within an epoch.
+    /// Per-sender sequence number: 1, 2, 3… within an epoch, with no gaps,
+    /// so a receiver notices a message the relay dropped.
     pub seq: u64,
+    /// How the sender's last [`PREV_EPOCHS`] epochs with messages before
+    /// this one ended: (epoch, last `seq`), newest first, zeros where none.
+    /// A receiver also notices the lines dropped at the end of those epochs,
+    /// or in a whole epoch that never reached it.
+    pub prev: Prev,
 }
+
+/// How many earlier epochs a message header accounts for.
+pub const PREV_EPOCHS: usize = 3;
+
+/// The (epoch, last seq) of a sender's last epochs with messages, newest
+/// first; `(0, 0)` where none.
+pub type Prev = [(u64, u64); PREV_EPOCHS];
 
 /// A message to the room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -612,8 +681,12 @@ pub struct PrivateHeader {
     pub sender: Fingerprint,
     /// Recipient's key fingerprint.
     pub recipient: Fingerprint,
-    /// Per-sender, per-recipient sequence number.
+    /// Per-sender, per-recipient sequence number: 1, 2, 3… within an
+    /// epoch, with no gaps.
     pub seq: u64,
+    /// How the sender's last epochs with private messages to this recipient
+    /// ended, as in [`MessageHeader::prev`].
+    pub prev: Prev,
     /// Sender's ephemeral X25519 key for this message.
     pub ephemeral: DhKey,
 }

@@ -1,0 +1,232 @@
+//! What the admin keeps for a room across restarts, on disk beside its
+//! identity: the run number (so members never take a restarted admin for
+//! an older run, nor an older run for the current one), the removed
+//! members, and whether the room password still approves after a removal
+//! ([`AdminState`]).
+//!
+//! One file per room, named by a keyed tag of the room id (no room id on
+//! disk), mode 0600, sealed (AES-256-CBC + HMAC-SHA256) under keys derived
+//! from the identity, and replaced atomically (written beside, synced,
+//! renamed), so a crash leaves the old state or the new one, never half.
+//! A file that does not open is an error the admin must act on: starting
+//! without it would forget who was removed.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::crypto::seal::{open, seal, SealKeys};
+use crate::crypto::PrivateKey;
+use crate::engine::AdminState;
+use crate::ids::RoomId;
+use crate::wire::{decode_payload, encode_payload, Sealed};
+
+const AAD_STATE: &[u8] = b"teamchat/v1/aad/admin-state";
+/// Largest state file read (4,096 bans with their names fit easily).
+const MAX_STATE: usize = 1 << 20;
+
+/// Why the admin's state could not be read or kept.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Reading or writing the file failed.
+    #[error("admin state {path}: {why}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        why: String,
+    },
+    /// The file is not one this identity wrote for this room (damaged,
+    /// altered, or another identity's).
+    #[error("admin state {0} does not open with this identity (damaged or altered); move it away to start this room without its bans and run number")]
+    Damaged(PathBuf),
+}
+
+/// The state file of one room.
+pub struct StateFile {
+    path: PathBuf,
+    keys: SealKeys,
+    tag: [u8; 32],
+}
+
+impl std::fmt::Debug for StateFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateFile")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The folder of the admin's state files beside the identity file `identity`
+/// (`admin-identity.pem` → `admin-identity.rooms/`).
+pub fn folder_for(identity: &Path) -> PathBuf {
+    let stem = identity
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "identity".into());
+    identity.with_file_name(format!("{stem}.rooms"))
+}
+
+impl StateFile {
+    /// The state file of `room` in `folder`, sealed with `me`'s keys.
+    pub fn new(folder: &Path, me: &PrivateKey, room: &RoomId) -> Self {
+        let keys = me.admin_state_keys();
+        let tag = keys.tag(room.as_bytes());
+        let path = folder.join(format!("{}.state", hex::encode(&tag[..16])));
+        StateFile { path, keys, tag }
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn aad(&self) -> Vec<u8> {
+        let mut v = AAD_STATE.to_vec();
+        v.push(0);
+        v.extend_from_slice(&self.tag);
+        v
+    }
+
+    fn io(&self) -> impl Fn(std::io::Error) -> StateError + '_ {
+        move |e| StateError::Io {
+            path: self.path.clone(),
+            why: e.to_string(),
+        }
+    }
+
+    /// The state kept, or the default for a room never opened here.
+    pub fn load(&self) -> Result<AdminState, StateError> {
+        let meta = match std::fs::metadata(&self.path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(AdminState::default()),
+            Err(e) => return Err(self.io()(e)),
+        };
+        if !meta.is_file() || meta.len() > MAX_STATE as u64 + 1024 {
+            return Err(StateError::Damaged(self.path.clone()));
+        }
+        let bytes = std::fs::read(&self.path).map_err(self.io())?;
+        decode_payload::<Sealed>(&bytes, MAX_STATE)
+            .ok()
+            .and_then(|s| open(&self.keys, &self.aad(), &s).ok())
+            .and_then(|plain| decode_payload::<AdminState>(&plain, MAX_STATE).ok())
+            .ok_or_else(|| StateError::Damaged(self.path.clone()))
+    }
+
+    /// Keeps `state`: written beside the file, synced, then renamed over it.
+    pub fn save(&self, state: &AdminState) -> Result<(), StateError> {
+        let bad = |e: crate::wire::FrameError| StateError::Io {
+            path: self.path.clone(),
+            why: e.to_string(),
+        };
+        let plain = zeroize::Zeroizing::new(encode_payload(state, MAX_STATE).map_err(bad)?);
+        let sealed = seal(&self.keys, &self.aad(), &plain);
+        let bytes = encode_payload(&sealed, MAX_STATE + 1024).map_err(bad)?;
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(self.io())?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+            }
+        }
+        // A fresh file of our own (never through a link someone left).
+        let tmp = self.path.with_extension("state.new");
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(self.io()(e)),
+            _ => {}
+        }
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.mode(0o600);
+        }
+        let mut f = o.open(&tmp).map_err(self.io())?;
+        f.write_all(&bytes).map_err(self.io())?;
+        f.sync_all().map_err(self.io())?;
+        drop(f);
+        std::fs::rename(&tmp, &self.path).map_err(self.io())?;
+        // The rename itself is durable once the folder is synced.
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Starts a run: loads the state, gives it the next run number, and
+    /// keeps that before anything is announced, so a crash right after
+    /// cannot hand the same number to two runs.
+    pub fn begin_run(&self, now_ms: u64) -> Result<AdminState, StateError> {
+        let mut state = self.load()?;
+        state.run = state.next_run(now_ms);
+        self.save(&state)?;
+        Ok(state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Ban;
+    use crate::test_keys::shared;
+    use crate::Fingerprint;
+
+    const ROOM: RoomId = RoomId([5; 16]);
+
+    #[test]
+    fn runs_only_go_up_and_bans_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = StateFile::new(dir.path(), &shared(4), &ROOM);
+        let first = f.begin_run(1_000).unwrap();
+        assert_eq!(first.run, 1_000);
+        let mut s = first.clone();
+        s.bans.push(Ban {
+            fingerprint: Fingerprint([9; 32]),
+            name: "carol".into(),
+            at_ms: 1_500,
+        });
+        f.save(&s).unwrap();
+        // A clock that went back still gives a larger run number.
+        let second = f.begin_run(500).unwrap();
+        assert_eq!(second.run, 1_001);
+        assert_eq!(second.bans, s.bans);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(f.path()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "readable by others: {mode:o}");
+        }
+        // Nothing in clear: not the name, not the room id.
+        let bytes = std::fs::read(f.path()).unwrap();
+        assert!(!bytes.windows(5).any(|w| w == b"carol"));
+        assert!(!bytes.windows(16).any(|w| w == ROOM.as_bytes()));
+    }
+
+    #[test]
+    fn a_damaged_or_foreign_file_is_an_error_not_a_fresh_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = StateFile::new(dir.path(), &shared(4), &ROOM);
+        f.begin_run(1).unwrap();
+        // Another identity's keys (same path on purpose) do not open it.
+        let other = StateFile {
+            path: f.path().to_path_buf(),
+            keys: shared(5).admin_state_keys(),
+            tag: f.tag,
+        };
+        assert!(matches!(other.load(), Err(StateError::Damaged(_))));
+        // A flipped byte is refused, and nothing panics on a short file.
+        let mut bytes = std::fs::read(f.path()).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(f.path(), &bytes).unwrap();
+        assert!(matches!(f.load(), Err(StateError::Damaged(_))));
+        std::fs::write(f.path(), [1, 2, 3]).unwrap();
+        assert!(matches!(f.load(), Err(StateError::Damaged(_))));
+        // Another room has its own file.
+        let g = StateFile::new(dir.path(), &shared(4), &RoomId([6; 16]));
+        assert_ne!(f.path(), g.path());
+        assert_eq!(g.load().unwrap(), AdminState::default());
+    }
+}
