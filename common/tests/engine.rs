@@ -1050,65 +1050,6 @@ fn no_private_message_to_someone_outside_the_room_or_to_oneself() {
 
 use common::engine::files::CHUNK_SIZE;
 use common::engine::FileSpec;
-use sha2::{Digest, Sha256};
-
-fn spec(transfer: u8, name: &str, content: &[u8]) -> FileSpec {
-    FileSpec {
-        transfer: [transfer; 16],
-        name: name.into(),
-        size: content.len() as u64,
-        media_type: "application/octet-stream".into(),
-        sha256: Sha256::digest(content).into(),
-        to: None,
-    }
-}
-
-/// Offers `content` from node `from` and sends every chunk.
-fn send_file(net: &mut Net, from: usize, transfer: u8, content: &[u8]) {
-    send_offered(net, from, spec(transfer, "data.bin", content), content);
-}
-
-/// Offers `offer` from node `from`, then sends `content` as its chunks.
-fn send_offered(net: &mut Net, from: usize, offer: FileSpec, content: &[u8]) {
-    let transfer = offer.transfer;
-    net.command(from, Command::OfferFile(offer));
-    for (i, c) in content.chunks(CHUNK_SIZE as usize).enumerate() {
-        net.command(
-            from,
-            Command::FileChunk {
-                transfer,
-                index: i as u32,
-                data: Bytes::copy_from_slice(c),
-            },
-        );
-    }
-}
-
-/// What node `idx` received of `transfer`: its bytes, and whether it ended
-/// in `FileDone` (Some(true)), `FileFailed` (Some(false)) or neither.
-fn received(net: &Net, idx: usize, transfer: u8) -> (Vec<u8>, Option<bool>) {
-    let mut data = Vec::new();
-    let mut end = None;
-    for e in &net.nodes[idx].events {
-        match e {
-            Event::FileData {
-                transfer: t,
-                data: d,
-                ..
-            } if *t == [transfer; 16] => data.extend_from_slice(d),
-            Event::FileDone { transfer: t } if *t == [transfer; 16] => end = Some(true),
-            Event::FileFailed { transfer: t, .. } if *t == [transfer; 16] => end = Some(false),
-            _ => {}
-        }
-    }
-    (data, end)
-}
-
-fn pattern(n: usize, seed: u8) -> Vec<u8> {
-    (0..n)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
-}
 
 fn is_chunk(f: &RelayFrame) -> bool {
     matches!(envelope_of(f), Some(Envelope::FileChunk(_)))

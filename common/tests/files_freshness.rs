@@ -11,32 +11,14 @@ mod support;
 use bytes::Bytes;
 use common::crypto::seal::{seal, SealKeys};
 use common::engine::files::{CHUNK_SIZE, RECENT_IDS};
-use common::engine::{Command, Event, FileSpec};
+use common::engine::{Command, Event};
 use common::test_keys::key;
 use common::wire::{
     aad, context, decode_payload, encode_payload, ChunkHeader, Envelope, EpochBody, FileChunk,
     RelayFrame, DEFAULT_MAX_FRAME,
 };
 use common::Fingerprint;
-use sha2::{Digest, Sha256};
 use support::*;
-
-fn spec(transfer: u8, content: &[u8]) -> FileSpec {
-    FileSpec {
-        transfer: [transfer; 16],
-        name: "data.bin".into(),
-        size: content.len() as u64,
-        media_type: "application/octet-stream".into(),
-        sha256: Sha256::digest(content).into(),
-        to: None,
-    }
-}
-
-fn pattern(n: usize, seed: u8) -> Vec<u8> {
-    (0..n)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
-}
 
 /// Sends chunk `index` of `content` (offered under `transfer`) from `from`.
 fn chunk(net: &mut Net, from: usize, transfer: u8, content: &[u8], index: usize) {
@@ -49,34 +31,6 @@ fn chunk(net: &mut Net, from: usize, transfer: u8, content: &[u8], index: usize)
             data: Bytes::copy_from_slice(c),
         },
     );
-}
-
-/// Offers `content` from `from` and sends all of its chunks.
-fn send_file(net: &mut Net, from: usize, transfer: u8, content: &[u8]) {
-    net.command(from, Command::OfferFile(spec(transfer, content)));
-    for i in 0..content.len().div_ceil(CHUNK_SIZE as usize) {
-        chunk(net, from, transfer, content, i);
-    }
-}
-
-/// What node `idx` received of `transfer`: its bytes, and whether it ended
-/// in `FileDone` (Some(true)), `FileFailed` (Some(false)) or neither.
-fn received(net: &Net, idx: usize, transfer: u8) -> (Vec<u8>, Option<bool>) {
-    let mut data = Vec::new();
-    let mut end = None;
-    for e in &net.nodes[idx].events {
-        match e {
-            Event::FileData {
-                transfer: t,
-                data: d,
-                ..
-            } if *t == [transfer; 16] => data.extend_from_slice(d),
-            Event::FileDone { transfer: t } if *t == [transfer; 16] => end = Some(true),
-            Event::FileFailed { transfer: t, .. } if *t == [transfer; 16] => end = Some(false),
-            _ => {}
-        }
-    }
-    (data, end)
 }
 
 /// Offers from whom node `idx` was shown under `transfer`.
@@ -152,7 +106,7 @@ fn chunks_that_cannot_be_the_senders_are_dropped_and_do_not_end_her_transfer() {
         let keys = epoch_keys(&net, 2, epoch);
         let content = pattern(4 * CHUNK_SIZE as usize - 7, 3);
         let chunks = content.len().div_ceil(CHUNK_SIZE as usize);
-        net.command(alice, Command::OfferFile(spec(7, &content)));
+        net.command(alice, Command::OfferFile(spec(7, "data.bin", &content)));
         for i in 0..chunks {
             let header = |sender: Fingerprint, index: usize| ChunkHeader {
                 room: ROOM,
@@ -201,7 +155,7 @@ fn a_removed_member_cannot_spoil_a_transfer_that_moved_on_to_the_new_epoch() {
     let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob"), (2, "carol")]);
     let (alice, bob, carol) = (ids[0], ids[1], ids[2]);
     let content = pattern(4 * CHUNK_SIZE as usize - 7, 4);
-    net.command(alice, Command::OfferFile(spec(8, &content)));
+    net.command(alice, Command::OfferFile(spec(8, "data.bin", &content)));
     chunk(&mut net, alice, 8, &content, 0);
     chunk(&mut net, alice, 8, &content, 1);
     let (old, _) = net.epoch_of(bob).unwrap();
@@ -239,7 +193,7 @@ fn a_genuinely_missing_chunk_still_ends_the_transfer_with_no_file() {
     let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
     let (alice, bob) = (ids[0], ids[1]);
     let content = pattern(4 * CHUNK_SIZE as usize - 7, 5);
-    net.command(alice, Command::OfferFile(spec(9, &content)));
+    net.command(alice, Command::OfferFile(spec(9, "data.bin", &content)));
     chunk(&mut net, alice, 9, &content, 0);
     net.tamper = Some(Box::new(|f: &mut Flight| {
         if matches!(envelope_of(&f.1), Some(Envelope::FileChunk(_))) {
@@ -277,7 +231,7 @@ fn a_second_sender_of_a_live_transfer_id_is_refused_and_the_first_goes_on() {
             vec![f.clone()]
         }
     }));
-    net.command(alice, Command::OfferFile(spec(20, &content)));
+    net.command(alice, Command::OfferFile(spec(20, "data.bin", &content)));
     net.tamper = None;
     chunk(&mut net, alice, 20, &content, 0);
     // carol offers her own file under the same id, sends all of it, then
@@ -321,7 +275,7 @@ fn a_flood_of_empty_offers_does_not_free_another_senders_finished_id() {
     assert_eq!(received(&net, bob, 21).1, Some(true));
     // mallory ends as many transfers as bob remembers ids of ...
     for n in 0..RECENT_IDS as u32 {
-        let mut s = spec(0, &[]);
+        let mut s = spec(0, "data.bin", &[]);
         s.transfer[..4].copy_from_slice(&n.to_be_bytes());
         s.transfer[15] = 0xfe;
         net.command(mallory, Command::OfferFile(s));

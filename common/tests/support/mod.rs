@@ -6,15 +6,19 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use common::crypto::PrivateKey;
 use common::engine::admin::Admin;
+use common::engine::files::CHUNK_SIZE;
 use common::engine::member::Member;
+use common::engine::FileSpec;
 use common::engine::{Action, AdminConfig, AdminState, Command, Engine, Event, MemberConfig};
 use common::wire::{
     decode_payload, encode_payload, ClientFrame, ConnId, Envelope, RelayFrame, Welcome,
     DEFAULT_MAX_FRAME,
 };
 use common::RoomId;
+use sha2::{Digest, Sha256};
 
 pub const ROOM: RoomId = RoomId([0x77; 16]);
 
@@ -329,4 +333,65 @@ pub fn is_epoch(f: &RelayFrame) -> bool {
 
 pub fn is_join_request(f: &RelayFrame) -> bool {
     matches!(envelope_of(f), Some(Envelope::JoinRequest(_)))
+}
+
+// ---- files ----
+
+/// A file offer of `content` as `name`, under transfer id `[transfer; 16]`.
+pub fn spec(transfer: u8, name: &str, content: &[u8]) -> FileSpec {
+    FileSpec {
+        transfer: [transfer; 16],
+        name: name.into(),
+        size: content.len() as u64,
+        media_type: "application/octet-stream".into(),
+        sha256: Sha256::digest(content).into(),
+        to: None,
+    }
+}
+
+/// Offers `content` (as `data.bin`) from node `from` and sends every chunk.
+pub fn send_file(net: &mut Net, from: usize, transfer: u8, content: &[u8]) {
+    send_offered(net, from, spec(transfer, "data.bin", content), content);
+}
+
+/// Offers `offer` from node `from`, then sends `content` as its chunks.
+pub fn send_offered(net: &mut Net, from: usize, offer: FileSpec, content: &[u8]) {
+    let transfer = offer.transfer;
+    net.command(from, Command::OfferFile(offer));
+    for (i, c) in content.chunks(CHUNK_SIZE as usize).enumerate() {
+        net.command(
+            from,
+            Command::FileChunk {
+                transfer,
+                index: i as u32,
+                data: Bytes::copy_from_slice(c),
+            },
+        );
+    }
+}
+
+/// What node `idx` received of `transfer`: its bytes, and whether it ended
+/// in `FileDone` (Some(true)), `FileFailed` (Some(false)) or neither.
+pub fn received(net: &Net, idx: usize, transfer: u8) -> (Vec<u8>, Option<bool>) {
+    let mut data = Vec::new();
+    let mut end = None;
+    for e in &net.nodes[idx].events {
+        match e {
+            Event::FileData {
+                transfer: t,
+                data: d,
+                ..
+            } if *t == [transfer; 16] => data.extend_from_slice(d),
+            Event::FileDone { transfer: t } if *t == [transfer; 16] => end = Some(true),
+            Event::FileFailed { transfer: t, .. } if *t == [transfer; 16] => end = Some(false),
+            _ => {}
+        }
+    }
+    (data, end)
+}
+
+pub fn pattern(n: usize, seed: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
