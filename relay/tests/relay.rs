@@ -377,7 +377,12 @@ async fn stalled_reader_is_cut_off(limits: relay::Limits) {
 
     // 400 × 64 KiB = 25 MiB: far more than the stalled client's socket
     // buffers and its 16-frame queue can hold.
+    // The publisher stays at most AHEAD frames ahead of the reader, so the
+    // reader (which does read) is never the slow one, however loaded the
+    // machine: only the stalled client's queue fills.
     const N: u32 = 400;
+    const AHEAD: u32 = 8;
+    let (progress, mut read) = tokio::sync::watch::channel(0u32);
     let read_all = tokio::spawn(async move {
         let mut seen = 0u32;
         while seen < N {
@@ -385,6 +390,7 @@ async fn stalled_reader_is_cut_off(limits: relay::Limits) {
                 Some(RelayFrame::Deliver { payload, .. }) => {
                     assert_eq!(&payload[..4], &seen.to_be_bytes(), "in order, nothing lost");
                     seen += 1;
+                    progress.send_replace(seen);
                 }
                 Some(RelayFrame::PeerLeft(_)) => {}
                 other => panic!("reader got {other:?} after {seen}"),
@@ -396,6 +402,11 @@ async fn stalled_reader_is_cut_off(limits: relay::Limits) {
         let mut p = vec![0u8; 64 * 1024];
         p[..4].copy_from_slice(&i.to_be_bytes());
         publisher.publish(None, &p).await;
+        let caught_up = read.wait_for(|seen| seen + AHEAD > i);
+        tokio::time::timeout(Duration::from_secs(20), caught_up)
+            .await
+            .expect("the reader keeps up within 20 s")
+            .expect("the reader is running");
     }
     assert_eq!(read_all.await.unwrap(), N);
     assert_eq!(relay.stats.closes(CloseReason::SlowReader), 1);
