@@ -49,6 +49,7 @@ fn main() -> Result<()> {
         wraps: vec![KeyWrap {
             member: member.public().fingerprint(),
             request: [0; 32],
+            since: 0,
             wrapped: member
                 .public()
                 .wrap_session_key(&room, epoch, &session)

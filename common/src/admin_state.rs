@@ -1,8 +1,7 @@
 //! What the admin keeps for a room across restarts, on disk beside its
 //! identity: the run number (so members never take a restarted admin for
 //! an older run, nor an older run for the current one), the removed
-//! members, and whether the room password still approves after a removal
-//! ([`AdminState`]).
+//! members, and the room passwords removed members knew ([`AdminState`]).
 //!
 //! One file per room, named by a keyed tag of the room id (no room id on
 //! disk), mode 0600, sealed (AES-256-CBC + HMAC-SHA256) under keys derived
@@ -23,6 +22,27 @@ use crate::wire::{decode_payload, encode_payload, Sealed};
 const AAD_STATE: &[u8] = b"teamchat/v1/aad/admin-state";
 /// Largest state file read (4,096 bans with their names fit easily).
 const MAX_STATE: usize = 1 << 20;
+
+/// The layout the first release with a state file wrote (one password
+/// check value at most): read and carried over.
+#[derive(serde::Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+struct FirstLayout {
+    run: u64,
+    #[serde(deserialize_with = "crate::wire::bounded::vec")]
+    bans: Vec<crate::engine::admin::Ban>,
+    password_suspended: Option<[u8; 32]>,
+}
+
+impl From<FirstLayout> for AdminState {
+    fn from(old: FirstLayout) -> Self {
+        AdminState {
+            run: old.run,
+            bans: old.bans,
+            compromised: old.password_suspended.into_iter().collect(),
+        }
+    }
+}
 
 /// Why the admin's state could not be read or kept.
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +128,11 @@ impl StateFile {
         decode_payload::<Sealed>(&bytes, MAX_STATE)
             .ok()
             .and_then(|s| open(&self.keys, &self.aad(), &s).ok())
-            .and_then(|plain| decode_payload::<AdminState>(&plain, MAX_STATE).ok())
+            .and_then(|plain| {
+                decode_payload::<AdminState>(&plain, MAX_STATE)
+                    .or_else(|_| decode_payload::<FirstLayout>(&plain, MAX_STATE).map(Into::into))
+                    .ok()
+            })
             .ok_or_else(|| StateError::Damaged(self.path.clone()))
     }
 
@@ -202,6 +226,28 @@ mod tests {
         let bytes = std::fs::read(f.path()).unwrap();
         assert!(!bytes.windows(5).any(|w| w == b"carol"));
         assert!(!bytes.windows(16).any(|w| w == ROOM.as_bytes()));
+    }
+
+    #[test]
+    fn a_file_in_the_first_layout_is_read_with_its_password_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = StateFile::new(dir.path(), &shared(4), &ROOM);
+        let old = FirstLayout {
+            run: 7,
+            bans: vec![Ban {
+                fingerprint: Fingerprint([9; 32]),
+                name: "carol".into(),
+                at_ms: 1_500,
+            }],
+            password_suspended: Some([3; 32]),
+        };
+        let plain = encode_payload(&old, MAX_STATE).unwrap();
+        let sealed = seal(&f.keys, &f.aad(), &plain);
+        std::fs::write(f.path(), encode_payload(&sealed, MAX_STATE + 1024).unwrap()).unwrap();
+        let state = f.load().unwrap();
+        assert_eq!(state.run, 7);
+        assert_eq!(state.bans.len(), 1);
+        assert_eq!(state.compromised, vec![[3; 32]]);
     }
 
     #[test]

@@ -797,10 +797,11 @@ impl Printer {
                 format!("* admin verified against the invite; admin safety code: {safety_code}"),
             ),
             Event::JoinRequested => self.emit(json!({"type": "join_requested"}), "* join request sent; waiting for the admin".into()),
-            Event::PendingApproval { id, name, fingerprint, safety_code } => {
+            Event::PendingApproval { id, name, fingerprint, safety_code, banned } => {
+                let removed = if *banned { " (REMOVED from this room before: approving lets them back in)" } else { "" };
                 self.emit(
-                    json!({"type": "pending", "id": id, "name": name, "fingerprint": fingerprint.to_string(), "safety_code": safety_code}),
-                    format!("* {name} asks to join (request {id}); compare safety code {safety_code}, then /approve {id} or /deny {id}"),
+                    json!({"type": "pending", "id": id, "name": name, "fingerprint": fingerprint.to_string(), "safety_code": safety_code, "banned": banned}),
+                    format!("* {name} asks to join (request {id}){removed}; compare safety code {safety_code}, then /approve {id} or /deny {id}"),
                 )
             }
             Event::Epoch { epoch, room_name, members } => {

@@ -41,6 +41,7 @@ fn approval_by_hand_then_both_ways_chat() {
                 name,
                 safety_code,
                 fingerprint,
+                ..
             } => {
                 assert_eq!(name, "alice");
                 assert_eq!(*fingerprint, key(0).public().fingerprint());
@@ -803,8 +804,8 @@ fn one_noisy_connection_cannot_use_up_the_admins_join_budget() {
 #[test]
 fn an_epoch_too_large_for_the_relays_frames_is_not_installed() {
     let mut net = Net::new();
-    // 2 KiB frames hold an epoch message with three wraps, not four.
-    net.max_frame = 2048;
+    // 2,112-byte frames hold an epoch message with three wraps, not four.
+    net.max_frame = 2112;
     let admin_key = id(4);
     let mut cfg = admin_cfg();
     for k in 0..3 {

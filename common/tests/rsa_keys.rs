@@ -218,6 +218,7 @@ fn epoch_for(members: &[&PrivateKey], epoch: u64, sk: &SessionKey) -> EpochBody 
             .map(|m| KeyWrap {
                 member: m.public().fingerprint(),
                 request: [0; 32],
+                since: 0,
                 wrapped: m.public().wrap_session_key(&ROOM, epoch, sk).into(),
             })
             .collect(),

@@ -647,6 +647,7 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
             name,
             fingerprint,
             safety_code,
+            banned,
         } => {
             let pending = room.get_pending();
             if let Some(m) = vec_model(&pending) {
@@ -671,7 +672,18 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
                     safety_code: safety_code.into(),
                 });
             }
-            push_line(win, LineKind::System, "", &format!("{name} asks to join"));
+            if banned {
+                push_line(
+                    win,
+                    LineKind::Warning,
+                    "",
+                    &format!(
+                        "{name} asks to join: you removed this key before; approving lets them back in"
+                    ),
+                );
+            } else {
+                push_line(win, LineKind::System, "", &format!("{name} asks to join"));
+            }
         }
         Event::Epoch {
             epoch,

@@ -420,6 +420,7 @@ fn admin_approves_and_denies_pending_requests() {
                 name: name.into(),
                 fingerprint: i.fingerprint,
                 safety_code: i.safety_code,
+                banned: false,
             }),
         );
     }
@@ -437,6 +438,7 @@ fn admin_approves_and_denies_pending_requests() {
                 name: "bob".into(),
                 fingerprint: again.fingerprint,
                 safety_code: again.safety_code.clone(),
+                banned: false,
             }),
         );
     }
@@ -464,6 +466,7 @@ fn admin_approves_and_denies_pending_requests() {
                 name: format!("guest{n}"),
                 fingerprint: i.fingerprint,
                 safety_code: i.safety_code,
+                banned: false,
             }),
         );
     }
@@ -477,6 +480,27 @@ fn admin_approves_and_denies_pending_requests() {
         vec!["Approve guest0", "Approve guest1", "Approve guest2"]
     );
     assert_eq!(labels_starting(w, "and 2 more waiting").len(), 1);
+    // A key the admin removed before is said to be one, as a warning.
+    let i = info(6, "mallory", false);
+    ui::room::apply(
+        w,
+        Update::Engine(Event::PendingApproval {
+            id: 40,
+            name: "mallory".into(),
+            fingerprint: i.fingerprint,
+            safety_code: i.safety_code,
+            banned: true,
+        }),
+    );
+    settle();
+    let lines = w.global::<Room>().get_lines();
+    let last = lines.row_data(lines.row_count() - 1).unwrap();
+    assert_eq!(last.kind, LineKind::Warning);
+    assert!(
+        last.text.contains("you removed this key before"),
+        "{}",
+        last.text
+    );
 }
 
 #[test]

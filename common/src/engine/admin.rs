@@ -54,19 +54,35 @@ pub struct Ban {
 }
 
 /// What the admin keeps for a room across restarts (the driver stores it
-/// sealed beside the admin's identity): the run number, the bans, and
-/// whether the password still approves after a removal.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// sealed beside the admin's identity): the run number, the bans, and the
+/// passwords removed members knew.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminState {
     /// This run's number; the next run takes a larger one
     /// ([`AdminState::next_run`]).
     pub run: u64,
     /// Removed members.
     pub bans: Vec<Ban>,
-    /// A check value of the room password in use when someone was removed
-    /// (HMAC of its PBKDF2 key, never the password): while the configured
-    /// password matches it, the password approves nobody.
-    pub password_suspended: Option<[u8; 32]>,
+    /// A check value of each room password in use when someone was removed
+    /// (HMAC of its PBKDF2 key, never the password), oldest first, at most
+    /// [`MAX_COMPROMISED`]: a password matching any of them approves
+    /// nobody, now or after a restart, and cannot be set again.
+    #[serde(deserialize_with = "crate::wire::bounded::vec")]
+    pub compromised: Vec<[u8; 32]>,
+}
+
+/// Password check values kept in [`AdminState::compromised`].
+pub const MAX_COMPROMISED: usize = 256;
+
+impl std::fmt::Debug for AdminState {
+    /// The bans and the run; the password check values only counted.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminState")
+            .field("run", &self.run)
+            .field("bans", &self.bans)
+            .field("compromised", &self.compromised.len())
+            .finish()
+    }
 }
 
 impl AdminState {
@@ -132,6 +148,8 @@ struct Seat {
     conn: ConnId,
     /// The join request that seated it (named in its wraps).
     request: DhKey,
+    /// The first epoch it is in (named in its wraps).
+    since: u64,
 }
 
 struct PendingJoin {
@@ -140,6 +158,15 @@ struct PendingJoin {
     key: PublicKey,
     dh_key: DhKey,
     ephemeral: DhKey,
+}
+
+/// Whether the password with PBKDF2 key `k` is one a removed member knew.
+fn compromised(state: &AdminState, k: &[u8; 32], room: &RoomId) -> bool {
+    // Every entry is checked (no early exit): the time taken does not say
+    // which one matched.
+    state.compromised.iter().fold(false, |hit, check| {
+        password_check_matches(k, room, check) | hit
+    })
 }
 
 /// A simple per-second counter.
@@ -235,12 +262,15 @@ impl Admin {
             .as_ref()
             .map(|p| password_key(p.as_bytes(), &cfg.room));
         let state = std::mem::take(&mut cfg.state);
-        let password_suspended = match (&password_key, &state.password_suspended) {
-            (Some(k), Some(check)) => password_check_matches(k, &cfg.room, check),
-            _ => false,
-        };
+        let password_suspended = password_key
+            .as_ref()
+            .is_some_and(|k| compromised(&state, k, &cfg.room));
         Admin {
-            core: Core::new(cfg.room, me),
+            core: Core {
+                // Every epoch of the run is the admin's: a gap in any is told.
+                held_from: 1,
+                ..Core::new(cfg.room, me)
+            },
             cfg,
             join_secret,
             join_key,
@@ -308,6 +338,7 @@ impl Admin {
             dh_key,
             conn: 0,
             request: [0; 32],
+            since: self.epoch + 1,
         });
     }
 
@@ -392,7 +423,7 @@ impl Admin {
                 Some(p) => {
                     // A decision by hand lifts a ban.
                     self.unban(&p.key.fingerprint());
-                    self.seat(now_ms, p, &mut out)
+                    self.seat(now_ms, p, None, &mut out)
                 }
                 None => out.push(error(format!("no pending request {id}"))),
             },
@@ -437,18 +468,23 @@ impl Admin {
                             .values()
                             .find(|p| p.key.fingerprint() == fp)
                             .map(|p| p.name.clone());
-                        if self.approved.contains(&fp)
+                        // A key not seen in this run (approved before a
+                        // restart, by hand or the password) is banned too:
+                        // the admin's word, said back so a typo shows.
+                        if !(self.approved.contains(&fp)
                             || pending.is_some()
-                            || self.cfg.roster.contains(&fp)
+                            || self.cfg.roster.contains(&fp))
                         {
-                            self.approved.remove(&fp);
-                            self.pending.retain(|_, p| p.key.fingerprint() != fp);
-                            let name = pending.unwrap_or_else(|| format!("({})", fp.short()));
-                            self.ban(now_ms, fp, name, &mut out);
-                            out.push(Action::Event(Event::Bans(self.state.bans.clone())));
-                        } else {
-                            out.push(error(format!("{} is not a member", fp.short())));
+                            out.push(warning(format!(
+                                "{} has not been in the room since the admin started: banned all the same",
+                                fp.short()
+                            )));
                         }
+                        self.approved.remove(&fp);
+                        self.pending.retain(|_, p| p.key.fingerprint() != fp);
+                        let name = pending.unwrap_or_else(|| format!("({})", fp.short()));
+                        self.ban(now_ms, fp, name, &mut out);
+                        out.push(Action::Event(Event::Bans(self.state.bans.clone())));
                     }
                 }
             }
@@ -499,6 +535,7 @@ impl Admin {
             epoch: self.epoch,
             seq: self.beacon_seq,
             sent_at_ms: now_ms,
+            lines: self.lines_held(),
         };
         match self
             .core
@@ -510,6 +547,27 @@ impl Admin {
             }
             Err(e) => out.push(error(format!("cannot sign the beacon: {e}"))),
         }
+    }
+
+    /// The beacon's count of this epoch's room lines: per sender that wrote
+    /// in it (ourselves included), its roster index and last seq we have.
+    fn lines_held(&self) -> Vec<(u32, u64)> {
+        let Some(cur) = &self.core.current else {
+            return Vec::new();
+        };
+        let me = self.core.me.public().fingerprint();
+        cur.order
+            .iter()
+            .enumerate()
+            .filter_map(|(i, fp)| {
+                let last = if *fp == me {
+                    self.core.my_seq
+                } else {
+                    cur.last_seq.get(fp).copied().unwrap_or(0)
+                };
+                Some((u32::try_from(i).ok()?, last)).filter(|_| last > 0)
+            })
+            .collect()
     }
 
     /// Removes `fp` for good: banned (kept across restarts), and approval
@@ -525,7 +583,14 @@ impl Admin {
             at_ms: now_ms,
         });
         if let Some(k) = &self.password_key {
-            self.state.password_suspended = Some(password_check(k, &self.cfg.room));
+            if !compromised(&self.state, k, &self.cfg.room) {
+                if self.state.compromised.len() >= MAX_COMPROMISED {
+                    self.state.compromised.remove(0);
+                }
+                self.state
+                    .compromised
+                    .push(password_check(k, &self.cfg.room));
+            }
             if !self.password_suspended {
                 self.password_suspended = true;
                 out.push(warning(
@@ -545,21 +610,19 @@ impl Admin {
         out: &mut Vec<Action>,
     ) {
         let key = password.map(|p| password_key(p.as_bytes(), &self.cfg.room));
-        if let (Some(k), Some(check)) = (&key, &self.state.password_suspended) {
-            if password_check_matches(k, &self.cfg.room, check) {
-                out.push(error(
-                    "that is the password a removed member knew: choose another".into(),
-                ));
-                return;
-            }
+        if key
+            .as_ref()
+            .is_some_and(|k| compromised(&self.state, k, &self.cfg.room))
+        {
+            out.push(error(
+                "that is a password a removed member knew: choose another".into(),
+            ));
+            return;
         }
         self.password_key = key;
         self.password_suspended = false;
         self.password_failures.clear();
         self.password_failures_total = 0;
-        if self.state.password_suspended.take().is_some() {
-            self.state_dirty = true;
-        }
         // Members learn whether a password is accepted from announcements.
         self.announce(now_ms, None, None, out);
     }
@@ -775,10 +838,17 @@ impl Admin {
         };
         match policy {
             Some(_) => {
-                // A returning member on a new connection replaces its seat.
+                // A returning member on a new connection replaces its seat,
+                // which it keeps from the epoch it began in: epochs the
+                // old one was in and that never reached it are reported.
+                let since = self
+                    .seats
+                    .iter()
+                    .find(|s| s.key.fingerprint() == fp)
+                    .map(|s| s.since);
                 self.seats.retain(|s| s.key.fingerprint() != fp);
                 self.pending.retain(|_, p| p.key.fingerprint() != fp);
-                self.seat(now_ms, pending, out);
+                self.seat(now_ms, pending, since, out);
             }
             None => {
                 if self.pending.len() >= MAX_PENDING {
@@ -797,13 +867,14 @@ impl Admin {
                     name: pending.name.clone(),
                     fingerprint: fp,
                     safety_code: pending.key.safety_code().to_string(),
+                    banned: self.state.bans.iter().any(|b| b.fingerprint == fp),
                 }));
                 self.pending.insert(id, pending);
             }
         }
     }
 
-    fn seat(&mut self, now_ms: u64, p: PendingJoin, out: &mut Vec<Action>) {
+    fn seat(&mut self, now_ms: u64, p: PendingJoin, since: Option<u64>, out: &mut Vec<Action>) {
         let fp = p.key.fingerprint();
         self.approved.insert(fp);
         // Names are unique in a room as people see them (NFKC, case and
@@ -834,6 +905,7 @@ impl Admin {
             dh_key: p.dh_key,
             conn: p.conn,
             request: p.ephemeral,
+            since: since.unwrap_or(self.epoch + 1),
         });
         if !self.new_epoch(now_ms, EpochCause::Joined(fp), out) {
             // Not sent, so not seated: the member stays outside.
@@ -947,11 +1019,12 @@ impl Admin {
             out.push(error("roster too large".into()));
             return false;
         };
-        let wraps = std::iter::once((&me, [0; 32]))
-            .chain(self.seats.iter().map(|s| (&s.key, s.request)))
-            .map(|(k, request)| KeyWrap {
+        let wraps = std::iter::once((&me, [0; 32], 0))
+            .chain(self.seats.iter().map(|s| (&s.key, s.request, s.since)))
+            .map(|(k, request, since)| KeyWrap {
                 member: k.fingerprint(),
                 request,
+                since,
                 wrapped: k.wrap_session_key(&room, epoch, &session).into(),
             })
             .collect();
@@ -1038,6 +1111,9 @@ impl Admin {
                 return false;
             }
         }
+        // The closing count of the epoch ending: a sender's last lines in
+        // it that never reached a member are reported all the same.
+        self.beacon(now_ms, out);
         out.append(&mut frames);
         self.epoch = epoch;
         self.epoch_started_ms = now_ms;

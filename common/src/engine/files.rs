@@ -331,6 +331,11 @@ impl Core {
             )));
             return;
         }
+        // Private chunks too: nothing goes out while we may not send.
+        if let Some(why) = self.send_blocked(now_ms) {
+            out.push(error(why));
+            return;
+        }
         let sender = self.me.public().fingerprint();
         let env = if let Some((to, keys)) = &t.private {
             // Only while the recipient is still a member: nothing sealed
@@ -354,8 +359,7 @@ impl Core {
             let sealed = seal(keys, &aad(context::AAD_PRIVATE_CHUNK, &header), data);
             Envelope::PrivateChunk(FileChunk { header, sealed })
         } else {
-            let blocked = self.send_blocked(now_ms).is_some();
-            let Some(cur) = self.current.as_ref().filter(|_| !blocked) else {
+            let Some(cur) = self.current.as_ref() else {
                 out.push(error("no room key to send with right now".into()));
                 return;
             };

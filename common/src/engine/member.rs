@@ -88,6 +88,8 @@ struct PendingEpoch {
     request_at: u64,
     /// It answers a request sent on this connection: installing it seats us.
     seats_here: bool,
+    /// The first epoch of the seat (from our wrap): ours to hold from it on.
+    since: u64,
 }
 
 /// The member engine.
@@ -595,6 +597,9 @@ impl Member {
             self.requests.remove(0);
         }
         self.requests.push((eph_pub, now_ms));
+        if self.conn_requests.len() >= REQUESTS_KEPT {
+            self.conn_requests.remove(0);
+        }
         self.conn_requests.push(eph_pub);
         self.request_at = now_ms;
         out.push(Action::Event(Event::JoinRequested));
@@ -706,6 +711,7 @@ impl Member {
             parts: vec![None; parts],
             request_at,
             seats_here,
+            since: wrap.since,
         });
         let early: Vec<RosterPart> = std::mem::take(&mut self.early_parts);
         for part in early {
@@ -813,7 +819,22 @@ impl Member {
                     // this one on is ours to hold.
                     self.core.seated = true;
                     self.request = None;
-                    self.core.held_from = p.epoch;
+                    // The admin seated us from `since` on: if that epoch
+                    // (or those after it) never reached us, what was said
+                    // in them is reported, not passed over.
+                    let since = if (1..p.epoch).contains(&p.since) {
+                        p.since
+                    } else {
+                        p.epoch
+                    };
+                    let first_missing = since.max(current.map_or(0, |c| c + 1));
+                    if first_missing < p.epoch {
+                        out.push(warning(format!(
+                            "epochs {first_missing} to {} never reached us: anything said in them is missing",
+                            p.epoch - 1
+                        )));
+                    }
+                    self.core.held_from = since;
                     let heard = self.core.heard_ms.unwrap_or(0).max(p.request_at);
                     self.core.heard_ms = Some(heard);
                 }
@@ -869,7 +890,7 @@ impl Member {
                 // from the notice, not from what we hold, so a member behind
                 // by an epoch is not freed by the one that still has them.
                 let hold = n.epoch.saturating_add(1);
-                if hold > current && self.joined() {
+                if hold > current {
                     self.core.hold_below = Some(self.core.hold_below.unwrap_or(0).max(hold));
                     if let Some(t) = n.target {
                         self.core.private_transfers_end(&t, out);
@@ -934,6 +955,8 @@ impl Member {
             return;
         }
         self.beacon_seq = b.seq;
+        self.core
+            .settle_claims(b.epoch, b.sent_at_ms, &b.lines, out);
         let current = self.core.current.as_ref().map(|c| c.epoch).unwrap_or(0);
         if b.epoch > current {
             if self.joined() && self.core.seated && self.core.behind.is_none_or(|e| e < b.epoch) {

@@ -50,6 +50,20 @@ pub const BEACON_EVERY_MS: u64 = 5_000;
 /// A member that has heard no fresh beacon naming its epoch for this long
 /// stops sending, with a warning: the relay may be hiding a removal.
 pub const BEACON_STALE_MS: u64 = 20_000;
+/// Beacon counts waiting to be settled, at most (a beacon lists each
+/// sender once; more than this many senders wait for a later beacon).
+const MAX_CLAIMS: usize = 16_384;
+
+/// What a beacon said the admin had of a sender's lines in an epoch.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    from: MemberInfo,
+    epoch: u64,
+    last: u64,
+    /// The beacon's time (admin clock).
+    made: u64,
+}
+
 /// Epochs of this run remembered as held, for gap reports across epochs.
 const HELD_EPOCHS: usize = 64;
 
@@ -148,6 +162,8 @@ pub enum Event {
         fingerprint: Fingerprint,
         /// Safety code to compare with the requester.
         safety_code: String,
+        /// The admin removed this key before (approving lifts the ban).
+        banned: bool,
     },
     /// A new epoch is installed: these are the members.
     Epoch {
@@ -638,6 +654,10 @@ pub(crate) struct Core {
     /// Every epoch from this one on was ours to hold (the seat began in
     /// it): one we did not hold never reached us.
     pub held_from: u64,
+    /// (Member) the room lines the admin's beacons said it had: settled by
+    /// a beacon made [`BEACON_EVERY_MS`] later, so a line still in flight
+    /// to us when the admin counted it is not taken for a missing one.
+    pub claims: Vec<Claim>,
 }
 
 impl Core {
@@ -663,6 +683,7 @@ impl Core {
             seen_private: HashMap::new(),
             held: std::collections::VecDeque::new(),
             held_from: u64::MAX,
+            claims: Vec::new(),
         }
     }
 
@@ -681,6 +702,75 @@ impl Core {
         self.seen_private.clear();
         self.held.clear();
         self.held_from = u64::MAX;
+        self.claims.clear();
+    }
+
+    /// Takes a fresh beacon of our run (admin clock `made`): the lines
+    /// earlier beacons said the admin had, counted at least a beacon period
+    /// before it, that have still not reached us are reported as missed
+    /// (and counted as had, so never again); then this beacon's count of
+    /// `epoch` (if we hold it) waits its turn.
+    pub fn settle_claims(
+        &mut self,
+        epoch: u64,
+        made: u64,
+        lines: &[(u32, u64)],
+        out: &mut Vec<Action>,
+    ) {
+        let (due, waiting): (Vec<Claim>, Vec<Claim>) = std::mem::take(&mut self.claims)
+            .into_iter()
+            .partition(|c| c.made.saturating_add(BEACON_EVERY_MS) <= made);
+        // An admin clock that stepped back: they wait a period from now.
+        self.claims = waiting
+            .into_iter()
+            .map(|c| Claim {
+                made: c.made.min(made),
+                ..c
+            })
+            .collect();
+        for c in due {
+            let seen = self.seen.entry(c.from.fingerprint).or_default();
+            let had = seen_seq(seen, c.epoch);
+            if c.last > had {
+                note_seen(seen, c.epoch, c.last);
+                out.push(Action::Event(Event::Missed {
+                    from: c.from,
+                    epoch: c.epoch,
+                    count: c.last - had,
+                    private: false,
+                }));
+            }
+        }
+        let held = [&self.current, &self.previous];
+        let Some(state) = held.into_iter().flatten().find(|s| s.epoch == epoch) else {
+            return;
+        };
+        let me = self.me.public().fingerprint();
+        for &(i, last) in lines {
+            if self.claims.len() >= MAX_CLAIMS {
+                // The next beacon counts them again.
+                break;
+            }
+            let Some(fp) = usize::try_from(i).ok().and_then(|i| state.order.get(i)) else {
+                continue;
+            };
+            let Some(who) = state.members.get(fp).filter(|_| *fp != me) else {
+                continue;
+            };
+            let had = self.seen.get(fp).map_or(0, |s| seen_seq(s, epoch));
+            let known = self
+                .claims
+                .iter()
+                .any(|c| c.from.fingerprint == *fp && c.epoch == epoch && c.last >= last);
+            if last > had && !known {
+                self.claims.push(Claim {
+                    from: who.info(),
+                    epoch,
+                    last,
+                    made,
+                });
+            }
+        }
     }
 
     /// Why we may not send to the room now, or `None` if we may: no key,
@@ -692,7 +782,8 @@ impl Core {
         };
         if self.hold_below.is_some_and(|h| cur.epoch < h) {
             return Some(
-                "not sent: someone was removed and the new room key has not arrived yet".into(),
+                "not sent: someone left or was removed and the new room key has not arrived yet"
+                    .into(),
             );
         }
         if let Some(e) = self.behind.filter(|e| *e > cur.epoch) {
@@ -846,8 +937,10 @@ impl Core {
                 }
             }
         }
-        if seq > last_in_epoch + 1 {
-            missed.push((epoch, seq - last_in_epoch - 1));
+        // Lines a beacon already reported missing are not reported again.
+        let had = last_in_epoch.max(seen_seq(seen, epoch));
+        if seq > had + 1 {
+            missed.push((epoch, seq - had - 1));
         }
         note_seen(seen, epoch, seq);
         missed.sort_unstable();
@@ -1252,7 +1345,21 @@ impl Core {
                 }))
             }
             Content::Typing(on) => out.push(Action::Event(Event::Typing { from: info, on })),
-            Content::Leave => {}
+            Content::Leave => {
+                // Whoever left holds this epoch's key: a member sends no
+                // more under it (the admin makes the next one at once).
+                let me = self.me.public().fingerprint();
+                let admin = self
+                    .current
+                    .as_ref()
+                    .and_then(|c| c.members.get(&me))
+                    .is_some_and(|p| p.admin);
+                let current = self.current.as_ref().map_or(0, |c| c.epoch);
+                let hold = epoch.saturating_add(1);
+                if !admin && hold > current {
+                    self.hold_below = Some(self.hold_below.unwrap_or(0).max(hold));
+                }
+            }
             Content::FileOffer(offer) => self.on_file_offer(from, offer, None, out),
             Content::FileCancel(t) => self.on_file_cancel(&info, t, out),
             Content::PrivateFileOffer(_) => out.push(warning(format!(

@@ -295,6 +295,10 @@ pub struct KeyWrap {
     /// accepts only epochs that name a request it sent itself, in this run
     /// of its app, so no epoch recorded before can be replayed to it.
     pub request: DhKey,
+    /// The first epoch that seated this member by that request (0 for the
+    /// admin's own wrap): every epoch from it on was the member's to hold,
+    /// so one it never received is reported as a gap, not passed over.
+    pub since: u64,
     /// RSA-OAEP-SHA256 ciphertext of the 32-byte session key.
     pub wrapped: Bytes,
 }
@@ -445,6 +449,13 @@ pub struct Beacon {
     pub seq: u64,
     /// Admin clock, milliseconds since the Unix epoch.
     pub sent_at_ms: u64,
+    /// The room lines the admin has of `epoch`, per sender that wrote in it:
+    /// (the sender's index in the epoch's roster, the last sequence number
+    /// the admin has from it), in index order. A member that has fewer is
+    /// told which sender's lines it missed, even if that sender writes no
+    /// more (the gap would otherwise show only at its next line).
+    #[serde(deserialize_with = "super::bounded::vec")]
+    pub lines: Vec<(u32, u64)>,
 }
 
 /// Kinds of [`Notice`].

@@ -323,6 +323,14 @@ pub fn redeliver(f: &Flight, env: &Envelope) -> Vec<Flight> {
     )]
 }
 
+/// The connection a delivered frame came from (0 for any other frame).
+pub fn from_conn(f: &RelayFrame) -> ConnId {
+    match f {
+        RelayFrame::Deliver { from, .. } => *from,
+        _ => 0,
+    }
+}
+
 pub fn is_message(f: &RelayFrame) -> bool {
     matches!(envelope_of(f), Some(Envelope::Message(_)))
 }
