@@ -10,7 +10,9 @@
 # file through the file chooser and bob's window shows it arriving; bob drags
 # a file from outside onto his window in the private conversation (a real
 # XDND drag by scripts/xdnd-drop.py) and alice gets it privately; the relay
-# stops and the members show the warning banner.
+# stops and the members show the warning banner. Last, the member window
+# as it looks when the relay dropped lines (ui/examples/gap_banner.rs: the
+# real window fed the engine's events for such a conversation).
 #
 #   scripts/screenshots.sh          (installs Xvfb, xdotool, xclip, imagemagick
 #                                    and the Symbola font with apt when missing)
@@ -41,6 +43,7 @@ fi
 
 echo "== building" >&2
 cargo build -q -p relay -p teamchat-admin -p teamchat-member
+cargo build -q -p ui --example gap_banner
 [ -f certs/relay.crt ] || scripts/gen-certs.sh >&2
 bin="$root/target/debug"
 
@@ -251,4 +254,14 @@ echo "== the relay goes away: warning banner" >&2
 kill $relay
 sleep 2
 shot $d_bob member-warning-light final
+
+echo "== lines the relay dropped: the gap, where it happened and in the banner" >&2
+d_gap=:$((base + 3))
+Xvfb "$d_gap" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do DISPLAY=$d_gap xdotool getdisplaygeometry >/dev/null 2>&1 && break; sleep 0.05; done
+DISPLAY=$d_gap GAP_BANNER_SECONDS=30 "$root/target/debug/examples/gap_banner" >"$work/gap.log" 2>&1 &
+pids+=($!)
+window $d_gap >/dev/null
+shot $d_gap member-gap-dark final
 ls -l "$out" >&2
