@@ -50,12 +50,14 @@ fn main() -> Result<()> {
             member: member.public().fingerprint(),
             request: [0; 32],
             since: 0,
+            before: (0, 0),
             wrapped: member
                 .public()
                 .wrap_session_key(&room, epoch, &session)
                 .into(),
         }],
         roster: vec![[0; 32]],
+        lines: vec![],
     };
     let signed = admin.sign_body(context::EPOCH, &body, DEFAULT_MAX_FRAME)?;
     let on_wire = encode_payload(&signed, DEFAULT_MAX_FRAME)?;

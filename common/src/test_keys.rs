@@ -34,6 +34,18 @@ pub fn key(n: usize) -> &'static PrivateKey {
     shared_ref(n)
 }
 
+/// How the engine describes the holder of test key `n` named `name` (for
+/// feeding a window or a printer the events a room would give).
+pub fn member_info(n: usize, name: &str, admin: bool) -> crate::engine::MemberInfo {
+    let public = key(n).public();
+    crate::engine::MemberInfo {
+        name: name.into(),
+        fingerprint: public.fingerprint(),
+        safety_code: public.safety_code().to_string(),
+        admin,
+    }
+}
+
 /// Test key number `n`, shared (engines take an `Arc`).
 pub fn shared(n: usize) -> Arc<PrivateKey> {
     Arc::clone(shared_ref(n))

@@ -804,8 +804,8 @@ fn one_noisy_connection_cannot_use_up_the_admins_join_budget() {
 #[test]
 fn an_epoch_too_large_for_the_relays_frames_is_not_installed() {
     let mut net = Net::new();
-    // 2,112-byte frames hold an epoch message with three wraps, not four.
-    net.max_frame = 2112;
+    // 2,176-byte frames hold an epoch message with three wraps, not four.
+    net.max_frame = 2176;
     let admin_key = id(4);
     let mut cfg = admin_cfg();
     for k in 0..3 {

@@ -430,27 +430,24 @@ fn a_kicked_member_stays_out_after_the_admin_restarts() {
 fn a_dropped_line_is_reported_with_its_sender() {
     let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
     let (alice, bob) = (ids[0], ids[1]);
-    let alice_conn = net.nodes[alice].conn;
-    let mut n = 0;
-    net.tamper = Some(Box::new(move |f: &mut Flight| {
-        if f.0 == 2 && is_message(&f.1) {
-            if let RelayFrame::Deliver { from, .. } = &f.1 {
-                if *from == alice_conn {
-                    n += 1;
-                    if n == 2 {
-                        return vec![];
-                    }
-                }
-            }
-        }
-        vec![f.clone()]
-    }));
-    assert_eq!(bob, 2);
+    net.tamper = Some(drop_messages(bob, net.nodes[alice].conn, |n| n == 2));
     for t in ["one", "two", "three"] {
         net.command(alice, Command::Send(t.into()));
     }
     assert_eq!(net.texts(bob), vec!["one", "three"]);
     assert_eq!(missed(&net, bob), vec![("alice".into(), 1, false)]);
+}
+
+/// The gaps node `idx` was told of: (epoch, count).
+fn gaps(net: &Net, idx: usize) -> Vec<(u64, u64)> {
+    net.nodes[idx]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Missed { epoch, count, .. } => Some((*epoch, *count)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The gaps node `idx` was told of: (sender, count, private).
@@ -475,20 +472,8 @@ fn lines_dropped_at_the_end_of_an_epoch_are_reported_after_the_rekey() {
     let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
     let (alice, bob) = (ids[0], ids[1]);
     let (epoch, _) = net.epoch_of(bob).unwrap();
-    let alice_conn = net.nodes[alice].conn;
     // The relay drops alice's last two lines of this epoch to bob.
-    let mut n = 0;
-    net.tamper = Some(Box::new(move |f: &mut Flight| {
-        if let RelayFrame::Deliver { from, .. } = &f.1 {
-            if f.0 == bob && *from == alice_conn && is_message(&f.1) {
-                n += 1;
-                if n >= 2 {
-                    return vec![];
-                }
-            }
-        }
-        vec![f.clone()]
-    }));
+    net.tamper = Some(drop_messages(bob, net.nodes[alice].conn, |n| n >= 2));
     for t in ["kept", "dropped", "dropped too"] {
         net.command(alice, Command::Send(t.into()));
     }
@@ -497,14 +482,7 @@ fn lines_dropped_at_the_end_of_an_epoch_are_reported_after_the_rekey() {
     net.command(0, Command::Rekey);
     net.command(alice, Command::Send("after the rekey".into()));
     assert_eq!(net.texts(bob), vec!["kept", "after the rekey"]);
-    let told: Vec<(u64, u64)> = net.nodes[bob]
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Missed { epoch, count, .. } => Some((*epoch, *count)),
-            _ => None,
-        })
-        .collect();
+    let told = gaps(&net, bob);
     assert_eq!(told, vec![(epoch, 2)], "two lines of epoch {epoch} missing");
 }
 
@@ -557,14 +535,7 @@ fn lines_dropped_at_the_very_end_are_reported_by_the_beacons_though_the_sender_w
     net.tick(BEACON_EVERY_MS);
     net.command(alice, Command::Send("after".into()));
     assert_eq!(net.texts(bob), vec!["kept", "late", "after"]);
-    let told: Vec<(u64, u64)> = net.nodes[bob]
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Missed { epoch, count, .. } => Some((*epoch, *count)),
-            _ => None,
-        })
-        .collect();
+    let told = gaps(&net, bob);
     assert_eq!(told, vec![(epoch, 2)], "only the two dropped lines");
     // Control: a member the relay treats fairly is told of nothing.
     assert!(missed(&net, 0).is_empty());
@@ -611,17 +582,8 @@ fn a_member_seated_after_its_first_epoch_was_dropped_is_told_what_it_missed() {
     );
     net.command(alice, Command::Send("after".into()));
     assert_eq!(net.texts(bob), vec!["after"]);
-    let told: Vec<(String, u64, u64)> = net.nodes[bob]
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Missed {
-                from, epoch, count, ..
-            } => Some((from.name.clone(), *epoch, *count)),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(told, vec![("alice".into(), first, 2)]);
+    assert_eq!(missed(&net, bob), vec![("alice".into(), 2, false)]);
+    assert_eq!(gaps(&net, bob), vec![(first, 2)]);
 }
 
 #[test]
@@ -1035,19 +997,6 @@ mod review_findings {
     use std::cell::RefCell;
     use std::rc::Rc;
 
-    fn missed(net: &Net, idx: usize) -> Vec<(String, u64, u64)> {
-        net.nodes[idx]
-            .events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Missed {
-                    from, epoch, count, ..
-                } => Some((from.name.clone(), *epoch, *count)),
-                _ => None,
-            })
-            .collect()
-    }
-
     fn sent_epochs(net: &Net, conn: ConnId, since: usize) -> Vec<u64> {
         net.log[since..]
             .iter()
@@ -1215,10 +1164,10 @@ mod review_findings {
         net.command(alice, Command::Send("next epoch dropped".into()));
         net.command(0, Command::Rekey);
         net.command(alice, Command::Send("after".into()));
-        let m = missed(&net, bob);
+        let m = gaps(&net, bob);
         eprintln!("bob told {m:?}");
         assert!(
-            m.iter().any(|(_, ep, k)| *ep == e && *k == 2),
+            m.iter().any(|(ep, k)| *ep == e && *k == 2),
             "E's two lines never reported: {m:?}"
         );
     }
@@ -1487,18 +1436,7 @@ mod second_review {
         let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
         let (alice, bob) = (ids[0], ids[1]);
         let (epoch, _) = net.epoch_of(bob).unwrap();
-        let alice_conn = net.nodes[alice].conn;
-        let n = Rc::new(RefCell::new(0));
-        let c = n.clone();
-        net.tamper = Some(Box::new(move |f: &mut Flight| {
-            if f.0 == bob && from_conn(&f.1) == alice_conn && is_message(&f.1) {
-                *c.borrow_mut() += 1;
-                if *c.borrow() == 2 {
-                    return vec![];
-                }
-            }
-            vec![f.clone()]
-        }));
+        net.tamper = Some(drop_messages(bob, net.nodes[alice].conn, |n| n == 2));
         for t in ["kept", "dropped"] {
             net.command(alice, Command::Send(t.into()));
         }
@@ -1506,14 +1444,7 @@ mod second_review {
         net.tick(BEACON_EVERY_MS);
         net.tick(BEACON_EVERY_MS);
         assert_eq!(net.texts(bob), vec!["kept"]);
-        let told: Vec<(u64, u64)> = net.nodes[bob]
-            .events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Missed { epoch, count, .. } => Some((*epoch, *count)),
-                _ => None,
-            })
-            .collect();
+        let told = gaps(&net, bob);
         assert_eq!(told, vec![(epoch, 1)]);
     }
 
@@ -1541,7 +1472,7 @@ mod second_review {
         );
         assert!(errors(&net, alice)
             .iter()
-            .any(|e| e.contains("new room key has not arrived")));
+            .any(|e| e.contains("someone said goodbye")));
         // Control: once the epoch without bob arrives, she writes again.
         net.tamper = None;
         net.command(0, Command::Rekey);
@@ -1595,4 +1526,145 @@ fn a_removed_key_asking_again_is_flagged_in_the_approval_prompt() {
     net.nodes[0].events.clear();
     net.reconnect(carol);
     assert_eq!(banned_flags(&net), vec![("carol".into(), true)]);
+}
+
+/// The final hostile review (helper 5): each finding played as described.
+mod final_review {
+    use super::*;
+    use common::engine::BEACON_EVERY_MS;
+
+    /// Found: a member claiming an absurd count (its own `seq` near
+    /// `u64::MAX`, seen only by the admin and so counted in the beacons)
+    /// made the next gap check overflow: a panic in a debug build.
+    #[test]
+    fn a_sender_claiming_absurd_counts_cannot_panic_a_member() {
+        let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
+        let (alice, bob) = (ids[0], ids[1]);
+        net.tamper = Some(drop_messages(bob, net.nodes[alice].conn, |n| n == 1));
+        net.nodes[alice]
+            .engine
+            .lie_about_counters(u64::MAX - 1, None);
+        net.command(
+            alice,
+            Command::Send("seq u64::MAX, to the admin only".into()),
+        );
+        net.tick(BEACON_EVERY_MS);
+        net.tick(BEACON_EVERY_MS);
+        assert_eq!(missed(&net, bob), vec![("alice".into(), u64::MAX, false)]);
+        net.nodes[alice].engine.lie_about_counters(0, None);
+        net.command(alice, Command::Send("seq 1 again".into()));
+        assert_eq!(net.texts(bob), vec!["seq 1 again"]);
+        // The same with a first message whose `prev` claims u64::MAX.
+        net.command(0, Command::Rekey);
+        let (epoch, _) = net.epoch_of(bob).unwrap();
+        net.nodes[alice]
+            .engine
+            .lie_about_counters(0, Some([(epoch - 1, u64::MAX), (0, 0), (0, 0)]));
+        net.command(alice, Command::Send("first of the epoch".into()));
+        net.command(alice, Command::Send("second".into()));
+        assert_eq!(net.texts(bob).len(), 3);
+    }
+
+    /// Found: the relay drops a leaver's last lines and the closing beacon
+    /// to bob: no beacon ever counts that epoch again. The epoch message
+    /// that follows (which bob must install to go on) carries the count.
+    #[test]
+    fn a_leavers_last_lines_are_reported_though_every_beacon_was_dropped() {
+        let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
+        let (alice, bob) = (ids[0], ids[1]);
+        let (epoch, _) = net.epoch_of(bob).unwrap();
+        let alice_conn = net.nodes[alice].conn;
+        let admin_conn = net.nodes[0].conn;
+        let mut n = 0;
+        net.tamper = Some(Box::new(move |f: &mut Flight| {
+            if f.0 == bob {
+                if from_conn(&f.1) == alice_conn && is_message(&f.1) {
+                    n += 1;
+                    if n >= 2 {
+                        return vec![];
+                    }
+                }
+                let beacon = matches!(envelope_of(&f.1), Some(Envelope::Beacon(_)));
+                if from_conn(&f.1) == admin_conn && beacon {
+                    return vec![];
+                }
+            }
+            vec![f.clone()]
+        }));
+        net.command(alice, Command::Send("kept".into()));
+        net.command(alice, Command::Send("my last words".into()));
+        net.command(alice, Command::Leave);
+        assert_eq!(net.epoch_of(bob).map(|e| e.0), Some(epoch + 1));
+        net.tamper = None;
+        net.tick(BEACON_EVERY_MS);
+        net.tick(BEACON_EVERY_MS);
+        assert_eq!(net.texts(bob), vec!["kept"]);
+        // Her last line and her goodbye (a message too).
+        assert_eq!(gaps(&net, bob), vec![(epoch, 2)]);
+    }
+
+    /// Found: bob's seat ended (the relay cut him off) after an epoch that
+    /// held him was dropped to him; seated afresh, he was told nothing of
+    /// it. The wrap now names his seat before.
+    #[test]
+    fn an_epoch_dropped_before_a_seat_ended_is_reported_at_the_next_seat() {
+        let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
+        let (alice, bob) = (ids[0], ids[1]);
+        let (held, _) = net.epoch_of(bob).unwrap();
+        net.tamper = Some(Box::new(move |f: &mut Flight| {
+            if f.0 == bob {
+                return vec![];
+            }
+            vec![f.clone()]
+        }));
+        net.command(0, Command::Rekey);
+        net.command(alice, Command::Send("plan".into()));
+        // The relay cuts bob's connection: the admin lets his seat go.
+        net.disconnect(bob);
+        net.tamper = None;
+        net.reconnect(bob);
+        for _ in 0..5 {
+            net.tick(1_000);
+        }
+        let (now, _) = net.epoch_of(bob).unwrap();
+        assert!(now > held + 2, "seated again");
+        assert!(
+            net.warnings(bob).iter().any(|w| w.contains(&format!(
+                "epochs {} to {} never reached us",
+                held + 1,
+                held + 1
+            ))),
+            "{:?}",
+            net.warnings(bob)
+        );
+        net.command(alice, Command::Send("after".into()));
+        assert_eq!(net.texts(bob), vec!["after"]);
+        assert_eq!(gaps(&net, bob), vec![(held + 1, 1)]);
+    }
+
+    /// Found: a malicious member's goodbye sent to the other members only
+    /// (not the admin) froze everyone's sending until the next rekey. A
+    /// beacon made after it that still names the epoch lifts the hold.
+    #[test]
+    fn a_goodbye_kept_from_the_admin_does_not_silence_the_room() {
+        let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
+        let (alice, bob) = (ids[0], ids[1]);
+        let alice_conn = net.nodes[alice].conn;
+        net.tamper = Some(Box::new(move |f: &mut Flight| {
+            if f.0 == 0 && from_conn(&f.1) == alice_conn {
+                return vec![];
+            }
+            vec![f.clone()]
+        }));
+        net.command(alice, Command::Leave);
+        net.tamper = None;
+        assert!(!net.nodes[bob].engine.can_send(net.now), "held at first");
+        net.tick(BEACON_EVERY_MS);
+        assert!(
+            net.nodes[bob].engine.can_send(net.now),
+            "a later beacon lifts it"
+        );
+        net.command(bob, Command::Send("still talking".into()));
+        assert!(net.texts(0).iter().any(|t| t == "still talking"));
+    }
 }

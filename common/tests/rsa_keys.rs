@@ -219,10 +219,12 @@ fn epoch_for(members: &[&PrivateKey], epoch: u64, sk: &SessionKey) -> EpochBody 
                 member: m.public().fingerprint(),
                 request: [0; 32],
                 since: 0,
+                before: (0, 0),
                 wrapped: m.public().wrap_session_key(&ROOM, epoch, sk).into(),
             })
             .collect(),
         roster: vec![[0; 32]],
+        lines: vec![],
     }
 }
 

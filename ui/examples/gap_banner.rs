@@ -10,22 +10,13 @@
 use std::rc::Rc;
 
 use common::driver::Update;
-use common::engine::{Event, MemberInfo};
+use common::engine::Event;
 use common::invite::{Host, Invite, RelayEndpoint};
+use common::test_keys::member_info as info;
 use common::{identity, test_keys, Fingerprint, RoomId};
 use slint::ComponentHandle;
 use ui::member::{MemberApp, MemberOptions};
 use ui::session::Session;
-
-fn info(n: usize, name: &str, admin: bool) -> MemberInfo {
-    let public = test_keys::key(n).public();
-    MemberInfo {
-        name: name.into(),
-        fingerprint: public.fingerprint(),
-        safety_code: public.safety_code().to_string(),
-        admin,
-    }
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;

@@ -9,10 +9,11 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 use common::driver::Update;
-use common::engine::{Command, Event, MemberInfo};
+use common::engine::{Command, Event};
 use common::identity;
 use common::invite::{Invite, RelayEndpoint};
 use common::test_keys;
+use common::test_keys::member_info as info;
 use common::{Fingerprint, RoomId};
 use i_slint_backend_testing::{ElementHandle, ElementRoot};
 use slint::{ComponentHandle, Model};
@@ -116,16 +117,6 @@ fn invite() -> String {
     )
     .unwrap()
     .to_string()
-}
-
-fn info(n: usize, name: &str, admin: bool) -> MemberInfo {
-    let public = test_keys::key(n).public();
-    MemberInfo {
-        name: name.into(),
-        fingerprint: public.fingerprint(),
-        safety_code: public.safety_code().to_string(),
-        admin,
-    }
 }
 
 /// The one interactive element labelled `label` (a form's caption text

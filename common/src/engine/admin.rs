@@ -150,7 +150,12 @@ struct Seat {
     request: DhKey,
     /// The first epoch it is in (named in its wraps).
     since: u64,
+    /// The key's seat before this one in this run, if any: (first, last).
+    before: (u64, u64),
 }
+
+/// Seats that ended in this run, remembered at most (oldest forgotten).
+const ENDED_SEATS: usize = 4096;
 
 struct PendingJoin {
     conn: ConnId,
@@ -228,6 +233,8 @@ pub struct Admin {
     /// Ephemeral keys of join requests already opened in this run (a
     /// replayed request is dropped), oldest first for eviction.
     seen_requests: HashSet<DhKey>,
+    /// Seats that ended in this run: (key, (first epoch, last epoch)).
+    ended_seats: std::collections::VecDeque<(Fingerprint, (u64, u64))>,
     seen_order: std::collections::VecDeque<DhKey>,
     /// Wrong password proofs, per key and in all.
     password_failures: std::collections::HashMap<Fingerprint, u32>,
@@ -291,6 +298,7 @@ impl Admin {
             beacon_seq: 0,
             beacon_ms: 0,
             seen_requests: HashSet::new(),
+            ended_seats: std::collections::VecDeque::new(),
             seen_order: std::collections::VecDeque::new(),
             password_failures: std::collections::HashMap::new(),
             password_failures_total: 0,
@@ -339,6 +347,7 @@ impl Admin {
             conn: 0,
             request: [0; 32],
             since: self.epoch + 1,
+            before: (0, 0),
         });
     }
 
@@ -364,7 +373,9 @@ impl Admin {
                 // A new connection: earlier connection ids mean nothing now.
                 // Members reconnect and rejoin (approved again automatically).
                 if !self.seats.is_empty() {
-                    self.seats.clear();
+                    for seat in std::mem::take(&mut self.seats) {
+                        self.seat_ended(&seat);
+                    }
                     self.pending.clear();
                     self.new_epoch(now_ms, EpochCause::Rekey, &mut out);
                 } else if self.epoch == 0 {
@@ -383,6 +394,7 @@ impl Admin {
                 self.pending.retain(|_, p| p.conn != id);
                 if let Some(i) = self.seats.iter().position(|s| s.conn == id) {
                     let seat = self.seats.remove(i);
+                    self.seat_ended(&seat);
                     self.new_epoch(now_ms, EpochCause::Left(seat.key.fingerprint()), &mut out);
                 }
             }
@@ -447,6 +459,7 @@ impl Admin {
                 match self.seats.iter().position(|s| s.key.fingerprint() == fp) {
                     Some(i) => {
                         let seat = self.seats.remove(i);
+                        self.seat_ended(&seat);
                         self.approved.remove(&fp);
                         self.ban(now_ms, fp, seat.name, &mut out);
                         self.notice(
@@ -546,6 +559,28 @@ impl Admin {
                 self.core.publish(None, &Envelope::Beacon(signed), out);
             }
             Err(e) => out.push(error(format!("cannot sign the beacon: {e}"))),
+        }
+    }
+
+    /// Remembers where a seat that held at least one epoch began and ended,
+    /// for the wrap of the key's next seat in this run.
+    fn seat_ended(&mut self, seat: &Seat) {
+        if seat.since > self.epoch {
+            return;
+        }
+        let fp = seat.key.fingerprint();
+        self.ended_seats.retain(|(f, _)| *f != fp);
+        if self.ended_seats.len() >= ENDED_SEATS {
+            self.ended_seats.pop_front();
+        }
+        self.ended_seats.push_back((fp, (seat.since, self.epoch)));
+    }
+
+    /// The last seat of `fp` that ended in this run, taken: (first, last).
+    fn ended_seat(&mut self, fp: &Fingerprint) -> (u64, u64) {
+        match self.ended_seats.iter().position(|(f, _)| f == fp) {
+            Some(i) => self.ended_seats.remove(i).map_or((0, 0), |(_, r)| r),
+            None => (0, 0),
         }
     }
 
@@ -673,7 +708,8 @@ impl Admin {
                     self.core.show(&sender, body, msg.header.epoch, msg.header.seq, out);
                     if leaving {
                         if let Some(i) = self.seats.iter().position(|s| s.key.fingerprint() == fp) {
-                            self.seats.remove(i);
+                            let seat = self.seats.remove(i);
+                            self.seat_ended(&seat);
                             self.new_epoch(now_ms, EpochCause::Left(fp), out);
                         }
                     } else {
@@ -841,14 +877,14 @@ impl Admin {
                 // A returning member on a new connection replaces its seat,
                 // which it keeps from the epoch it began in: epochs the
                 // old one was in and that never reached it are reported.
-                let since = self
+                let keep = self
                     .seats
                     .iter()
                     .find(|s| s.key.fingerprint() == fp)
-                    .map(|s| s.since);
+                    .map(|s| (s.since, s.before));
                 self.seats.retain(|s| s.key.fingerprint() != fp);
                 self.pending.retain(|_, p| p.key.fingerprint() != fp);
-                self.seat(now_ms, pending, since, out);
+                self.seat(now_ms, pending, keep, out);
             }
             None => {
                 if self.pending.len() >= MAX_PENDING {
@@ -874,7 +910,15 @@ impl Admin {
         }
     }
 
-    fn seat(&mut self, now_ms: u64, p: PendingJoin, since: Option<u64>, out: &mut Vec<Action>) {
+    /// Seats `p` in a new epoch; `keep` (a seat of the same key that still
+    /// stands) gives its first epoch and the seat before it.
+    fn seat(
+        &mut self,
+        now_ms: u64,
+        p: PendingJoin,
+        keep: Option<(u64, (u64, u64))>,
+        out: &mut Vec<Action>,
+    ) {
         let fp = p.key.fingerprint();
         self.approved.insert(fp);
         // Names are unique in a room as people see them (NFKC, case and
@@ -899,13 +943,18 @@ impl Admin {
                 }
             }
         }
+        let before = match keep {
+            Some((_, before)) => before,
+            None => self.ended_seat(&fp),
+        };
         self.seats.push(Seat {
             name,
             key: p.key,
             dh_key: p.dh_key,
             conn: p.conn,
             request: p.ephemeral,
-            since: since.unwrap_or(self.epoch + 1),
+            since: keep.map_or(self.epoch + 1, |k| k.0),
+            before,
         });
         if !self.new_epoch(now_ms, EpochCause::Joined(fp), out) {
             // Not sent, so not seated: the member stays outside.
@@ -1019,12 +1068,17 @@ impl Admin {
             out.push(error("roster too large".into()));
             return false;
         };
-        let wraps = std::iter::once((&me, [0; 32], 0))
-            .chain(self.seats.iter().map(|s| (&s.key, s.request, s.since)))
-            .map(|(k, request, since)| KeyWrap {
+        let wraps = std::iter::once((&me, [0; 32], 0, (0, 0)))
+            .chain(
+                self.seats
+                    .iter()
+                    .map(|s| (&s.key, s.request, s.since, s.before)),
+            )
+            .map(|(k, request, since, before)| KeyWrap {
                 member: k.fingerprint(),
                 request,
                 since,
+                before,
                 wrapped: k.wrap_session_key(&room, epoch, &session).into(),
             })
             .collect();
@@ -1038,6 +1092,7 @@ impl Admin {
                 .chunks(part_size)
                 .map(|c| Sha256::digest(c).into())
                 .collect(),
+            lines: self.lines_held(),
         };
         let signed = match self.core.me.sign_body(
             context::EPOCH,

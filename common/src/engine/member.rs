@@ -90,6 +90,11 @@ struct PendingEpoch {
     seats_here: bool,
     /// The first epoch of the seat (from our wrap): ours to hold from it on.
     since: u64,
+    /// Our seat before this one, if it ended: (first, last epoch).
+    before: (u64, u64),
+    /// The closing count of the epoch before, and when the admin made it.
+    closing: Vec<(u32, u64)>,
+    sent_at_ms: u64,
 }
 
 /// The member engine.
@@ -397,6 +402,9 @@ impl Member {
             Envelope::Beacon(signed) => self.on_beacon(now_ms, &signed, out),
             Envelope::Message(msg) => match self.core.receive_message(now_ms, &msg, out) {
                 Ok((sender, body)) => {
+                    if body.content == Content::Leave {
+                        self.on_leave(now_ms, &sender, msg.header.epoch, out);
+                    }
                     self.core
                         .show(&sender, body, msg.header.epoch, msg.header.seq, out)
                 }
@@ -712,6 +720,9 @@ impl Member {
             request_at,
             seats_here,
             since: wrap.since,
+            before: wrap.before,
+            closing: body.lines.clone(),
+            sent_at_ms: body.sent_at_ms,
         });
         let early: Vec<RosterPart> = std::mem::take(&mut self.early_parts);
         for part in early {
@@ -827,16 +838,37 @@ impl Member {
                     } else {
                         p.epoch
                     };
-                    let first_missing = since.max(current.map_or(0, |c| c + 1));
+                    let after_ours = current.map_or(0, |c| c + 1);
+                    let first_missing = since.max(after_ours);
                     if first_missing < p.epoch {
                         out.push(warning(format!(
                             "epochs {first_missing} to {} never reached us: anything said in them is missing",
                             p.epoch - 1
                         )));
                     }
+                    // Our seat before this one: its epochs after the last
+                    // we hold never reached us either.
+                    let (first, last) = p.before;
+                    let owed = first.max(after_ours).max(1)..=last.min(p.epoch - 1);
+                    if !owed.is_empty() && *owed.end() < first_missing {
+                        out.push(warning(format!(
+                            "epochs {} to {} never reached us: anything said in them is missing",
+                            owed.start(),
+                            owed.end()
+                        )));
+                        for e in owed.rev().take(super::HELD_EPOCHS) {
+                            self.core.owe(e);
+                        }
+                    }
                     self.core.held_from = since;
                     let heard = self.core.heard_ms.unwrap_or(0).max(p.request_at);
                     self.core.heard_ms = Some(heard);
+                }
+                // How the epoch we leave ended, even if every beacon that
+                // said so was dropped: counted as a beacon's would be.
+                if current.is_some_and(|c| c + 1 == p.epoch) {
+                    self.core
+                        .settle_claims(p.epoch - 1, p.sent_at_ms, &p.closing, out);
                 }
                 // Never again an epoch at or below one we held.
                 self.min_epoch = self.min_epoch.max(p.epoch.saturating_add(1));
@@ -919,6 +951,28 @@ impl Member {
         }
     }
 
+    /// A member said it left in `epoch`: it holds that epoch's key, so we
+    /// send nothing more under it until the next epoch, or until a beacon
+    /// made after we heard it still names it (the admin, who makes the
+    /// next epoch on a goodbye, did not hear one: the leaver is still a
+    /// member, and a goodbye sent to us alone cannot silence the room).
+    fn on_leave(
+        &mut self,
+        now_ms: u64,
+        who: &super::Participant,
+        epoch: u64,
+        out: &mut Vec<Action>,
+    ) {
+        let current = self.core.current.as_ref().map_or(0, |c| c.epoch);
+        if epoch == current && current > 0 {
+            self.core.leave_hold = Some((epoch + 1, now_ms));
+            out.push(warning(format!(
+                "{} said goodbye: nothing is sent until the room key without them arrives",
+                who.name
+            )));
+        }
+    }
+
     fn on_beacon(&mut self, now_ms: u64, signed: &Signed, out: &mut Vec<Action>) {
         let Some((key, run)) = self.admin_of_run() else {
             return;
@@ -979,6 +1033,9 @@ impl Member {
             }
             if now_ms.saturating_sub(made) <= super::BEACON_STALE_MS {
                 self.stale_warned = false;
+            }
+            if self.core.leave_hold.is_some_and(|(_, heard)| made > heard) {
+                self.core.leave_hold = None;
             }
         }
     }

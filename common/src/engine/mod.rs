@@ -654,6 +654,12 @@ pub(crate) struct Core {
     /// Every epoch from this one on was ours to hold (the seat began in
     /// it): one we did not hold never reached us.
     pub held_from: u64,
+    /// Epochs before `held_from` that were ours (a seat the relay cut
+    /// short) but never reached us: gaps in them are reported too.
+    pub owed: std::collections::VecDeque<u64>,
+    /// (Member) someone said goodbye in the epoch below this one (at our
+    /// time): no sending until we hold it, or a later beacon names ours.
+    pub leave_hold: Option<(u64, u64)>,
     /// (Member) the room lines the admin's beacons said it had: settled by
     /// a beacon made [`BEACON_EVERY_MS`] later, so a line still in flight
     /// to us when the admin counted it is not taken for a missing one.
@@ -683,6 +689,8 @@ impl Core {
             seen_private: HashMap::new(),
             held: std::collections::VecDeque::new(),
             held_from: u64::MAX,
+            owed: std::collections::VecDeque::new(),
+            leave_hold: None,
             claims: Vec::new(),
         }
     }
@@ -702,7 +710,20 @@ impl Core {
         self.seen_private.clear();
         self.held.clear();
         self.held_from = u64::MAX;
+        self.owed.clear();
+        self.leave_hold = None;
         self.claims.clear();
+    }
+
+    /// Epoch `e` was ours but never reached us (kept for gap reports, the
+    /// newest [`HELD_EPOCHS`]).
+    pub fn owe(&mut self, e: u64) {
+        if !self.owed.contains(&e) {
+            if self.owed.len() >= HELD_EPOCHS {
+                self.owed.pop_front();
+            }
+            self.owed.push_back(e);
+        }
     }
 
     /// Takes a fresh beacon of our run (admin clock `made`): the lines
@@ -780,6 +801,12 @@ impl Core {
         let Some(cur) = &self.current else {
             return Some("not in the room yet: no key for this epoch".into());
         };
+        if self.leave_hold.is_some_and(|(h, _)| cur.epoch < h) {
+            return Some(
+                "not sent: someone said goodbye and the room key without them has not arrived yet"
+                    .into(),
+            );
+        }
         if self.hold_below.is_some_and(|h| cur.epoch < h) {
             return Some(
                 "not sent: someone left or was removed and the new room key has not arrived yet"
@@ -879,6 +906,9 @@ impl Core {
         if self.hold_below.is_some_and(|h| epoch >= h) {
             self.hold_below = None;
         }
+        if self.leave_hold.is_some_and(|(h, _)| epoch >= h) {
+            self.leave_hold = None;
+        }
         if self.behind.is_some_and(|b| epoch >= b) {
             self.behind = None;
         }
@@ -914,7 +944,7 @@ impl Core {
     ) {
         let (epoch, seq) = at;
         let fp = sender.key.fingerprint();
-        let (held, held_from) = (&self.held, self.held_from);
+        let (held, owed, held_from) = (&self.held, &self.owed, self.held_from);
         let seen = if private {
             self.seen_private.entry(fp).or_default()
         } else {
@@ -928,7 +958,9 @@ impl Core {
                 if prev_epoch == 0 || prev_epoch >= epoch || prev_seq == 0 {
                     continue;
                 }
-                let ours = held.contains(&prev_epoch) || prev_epoch >= held_from;
+                let ours = held.contains(&prev_epoch)
+                    || owed.contains(&prev_epoch)
+                    || prev_epoch >= held_from;
                 let had = seen_seq(seen, prev_epoch);
                 if ours && prev_seq > had {
                     missed.push((prev_epoch, prev_seq - had));
@@ -938,8 +970,9 @@ impl Core {
             }
         }
         // Lines a beacon already reported missing are not reported again.
+        // (A sender's own `prev` may have claimed any number: saturating.)
         let had = last_in_epoch.max(seen_seq(seen, epoch));
-        if seq > had + 1 {
+        if seq > had.saturating_add(1) {
             missed.push((epoch, seq - had - 1));
         }
         note_seen(seen, epoch, seq);
@@ -1345,21 +1378,7 @@ impl Core {
                 }))
             }
             Content::Typing(on) => out.push(Action::Event(Event::Typing { from: info, on })),
-            Content::Leave => {
-                // Whoever left holds this epoch's key: a member sends no
-                // more under it (the admin makes the next one at once).
-                let me = self.me.public().fingerprint();
-                let admin = self
-                    .current
-                    .as_ref()
-                    .and_then(|c| c.members.get(&me))
-                    .is_some_and(|p| p.admin);
-                let current = self.current.as_ref().map_or(0, |c| c.epoch);
-                let hold = epoch.saturating_add(1);
-                if !admin && hold > current {
-                    self.hold_below = Some(self.hold_below.unwrap_or(0).max(hold));
-                }
-            }
+            Content::Leave => {}
             Content::FileOffer(offer) => self.on_file_offer(from, offer, None, out),
             Content::FileCancel(t) => self.on_file_cancel(&info, t, out),
             Content::PrivateFileOffer(_) => out.push(warning(format!(
@@ -1555,6 +1574,18 @@ impl Engine {
     /// The largest file sent or accepted.
     pub fn max_file_size(&self) -> u64 {
         self.core().files.max_size
+    }
+
+    /// Sets our message counter and what our next first message says of
+    /// earlier epochs: a member that lies about its counters, for tests
+    /// only (feature `test-support`).
+    #[cfg(feature = "test-support")]
+    pub fn lie_about_counters(&mut self, seq: u64, prev: Option<Prev>) {
+        let core = self.core_mut();
+        core.my_seq = seq;
+        if let Some(p) = prev {
+            core.my_prev = p;
+        }
     }
 
     /// (Admin) what must be kept across restarts, if it changed since the

@@ -283,6 +283,12 @@ pub struct EpochBody {
     /// dropped alone and the genuine one still completes the epoch.
     #[serde(deserialize_with = "super::bounded::vec")]
     pub roster: Vec<[u8; 32]>,
+    /// The closing count of the epoch before (`epoch − 1`), as in
+    /// [`Beacon::lines`]: a member that installs this epoch learns how many
+    /// lines each sender wrote in the one it leaves, even if the relay
+    /// dropped every beacon that said so.
+    #[serde(deserialize_with = "super::bounded::vec")]
+    pub lines: Vec<(u32, u64)>,
 }
 
 /// One member's wrapped session key.
@@ -299,6 +305,10 @@ pub struct KeyWrap {
     /// admin's own wrap): every epoch from it on was the member's to hold,
     /// so one it never received is reported as a gap, not passed over.
     pub since: u64,
+    /// The member's seat before this one in the admin's run, if it ended:
+    /// its first and last epoch (zeros if none). Epochs in it that never
+    /// reached the member are reported as gaps, not passed over.
+    pub before: (u64, u64),
     /// RSA-OAEP-SHA256 ciphertext of the 32-byte session key.
     pub wrapped: Bytes,
 }

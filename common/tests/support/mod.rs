@@ -323,6 +323,21 @@ pub fn redeliver(f: &Flight, env: &Envelope) -> Vec<Flight> {
     )]
 }
 
+/// A relay that drops the room messages connection `from` sends to node
+/// `to` whose number among them (from 1) `drop` picks.
+pub fn drop_messages(to: usize, from: ConnId, drop: impl Fn(usize) -> bool + 'static) -> Tamper {
+    let mut n = 0;
+    Box::new(move |f: &mut Flight| {
+        if f.0 == to && from_conn(&f.1) == from && is_message(&f.1) {
+            n += 1;
+            if drop(n) {
+                return vec![];
+            }
+        }
+        vec![f.clone()]
+    })
+}
+
 /// The connection a delivered frame came from (0 for any other frame).
 pub fn from_conn(f: &RelayFrame) -> ConnId {
     match f {
