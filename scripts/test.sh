@@ -4,11 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run() { echo "== [${SECONDS}s] $*" >&2; "$@"; }
-run cargo test --workspace --all-targets "$@"
-# NKey authentication to NATS sits behind a feature of the relay.
+# With the file-transfer benchmark's feature (its binary and tests need the
+# client driver, which the workspace builds anyway): one build serves all.
+run cargo test --workspace --all-targets --features bench/files "$@"
+# NKey authentication to NATS sits behind a feature of the relay (a build
+# of its own: the relay without it has code of its own to test too).
 run cargo test -p relay --features nkeys --test backplane "$@"
-# The file-transfer benchmark's own tests (its binary needs a feature).
-run cargo test -p bench --features files --bins "$@"
 run cargo test --workspace --doc
 # Again with output shown, so the log names how many vectors ran (under a second).
 run cargo test -p common --test vectors -- --nocapture --test-threads 1
