@@ -14,8 +14,10 @@
 # as it looks when the relay dropped lines (ui/examples/gap_banner.rs: the
 # real window fed the engine's events for such a conversation).
 #
-#   scripts/screenshots.sh          (installs Xvfb, xdotool, xclip, imagemagick
-#                                    and the Symbola font with apt when missing)
+#   scripts/screenshots.sh          (installs Xvfb, xdotool, xclip and
+#                                    imagemagick with apt when missing; no
+#                                    font: the windows show what a stock
+#                                    desktop's fonts show)
 #
 # Everything runs on 127.0.0.1 and private X displays; the trap stops it all.
 # Clicks go to fixed positions in the windows' fixed-size layouts: if a
@@ -33,7 +35,6 @@ command -v xdotool >/dev/null || need+=(xdotool)
 command -v import >/dev/null || need+=(imagemagick)
 command -v xclip >/dev/null || need+=(xclip)
 /usr/bin/python3 -c 'import Xlib' 2>/dev/null || need+=(python3-xlib)
-fc-list 2>/dev/null | grep -qi symbola || need+=(fonts-symbola)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}" >&2
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
