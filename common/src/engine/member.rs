@@ -818,11 +818,7 @@ impl Member {
                 if self.core.seated {
                     if let Some(c) = current.filter(|c| p.epoch > c + 1) {
                         // Seated throughout: the epochs between were ours.
-                        out.push(warning(format!(
-                            "epochs {} to {} never reached us: anything said in them is missing",
-                            c + 1,
-                            p.epoch - 1
-                        )));
+                        out.push(epochs_missed(c + 1, p.epoch - 1));
                     }
                 } else if state.members.contains_key(&me) && p.seats_here {
                     // Seated: the admin was current when it answered the
@@ -841,21 +837,14 @@ impl Member {
                     let after_ours = current.map_or(0, |c| c + 1);
                     let first_missing = since.max(after_ours);
                     if first_missing < p.epoch {
-                        out.push(warning(format!(
-                            "epochs {first_missing} to {} never reached us: anything said in them is missing",
-                            p.epoch - 1
-                        )));
+                        out.push(epochs_missed(first_missing, p.epoch - 1));
                     }
                     // Our seat before this one: its epochs after the last
                     // we hold never reached us either.
                     let (first, last) = p.before;
                     let owed = first.max(after_ours).max(1)..=last.min(p.epoch - 1);
                     if !owed.is_empty() && *owed.end() < first_missing {
-                        out.push(warning(format!(
-                            "epochs {} to {} never reached us: anything said in them is missing",
-                            owed.start(),
-                            owed.end()
-                        )));
+                        out.push(epochs_missed(*owed.start(), *owed.end()));
                         for e in owed.rev().take(super::HELD_EPOCHS) {
                             self.core.owe(e);
                         }
@@ -965,7 +954,7 @@ impl Member {
     ) {
         let current = self.core.current.as_ref().map_or(0, |c| c.epoch);
         if epoch == current && current > 0 {
-            self.core.leave_hold = Some((epoch + 1, now_ms));
+            self.core.leave_hold = Some((epoch.saturating_add(1), now_ms));
             out.push(warning(format!(
                 "{} said goodbye: nothing is sent until the room key without them arrives",
                 who.name
@@ -1039,6 +1028,13 @@ impl Member {
             }
         }
     }
+}
+
+/// The warning for epochs `from` to `to` that were ours and never came.
+fn epochs_missed(from: u64, to: u64) -> Action {
+    warning(format!(
+        "epochs {from} to {to} never reached us: anything said in them is missing"
+    ))
 }
 
 impl std::fmt::Debug for Member {
