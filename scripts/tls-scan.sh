@@ -10,6 +10,7 @@
 # cannot fail cannot pass either: the script stops if a control passes.
 #
 #   scripts/tls-scan.sh            (needs sslscan, openssl, python3)
+#   TEAMCHAT_RELAY_BIN=target/debug/teamchat-relay scripts/tls-scan.sh
 #
 # Loopback only, ephemeral ports; certificates go to a temporary folder.
 set -euo pipefail
@@ -27,8 +28,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build -q -p relay
-relay_bin=target/debug/teamchat-relay
+# The relay binary: $TEAMCHAT_RELAY_BIN if given (CI passes the one its test
+# step built), else a build of it.
+relay_bin=${TEAMCHAT_RELAY_BIN:-}
+if [ -z "$relay_bin" ]; then
+  cargo build -q -p relay
+  relay_bin=target/debug/teamchat-relay
+fi
+[ -x "$relay_bin" ] || { echo "tls-scan: no relay binary at $relay_bin" >&2; exit 1; }
 
 # Waits up to 10 s for PATTERN in FILE and prints the rest of its first line.
 address_from() {
