@@ -132,6 +132,25 @@ fn reserved(stem: &str) -> bool {
         })
 }
 
+/// Cuts `stem` (at a character boundary, then trailing dots and spaces) so
+/// that `stem` and `ext` together take at most [`MAX_SAVED_NAME`] bytes.
+fn fit(stem: &mut String, ext: &str) {
+    if stem.len() + ext.len() <= MAX_SAVED_NAME {
+        return;
+    }
+    let mut end = MAX_SAVED_NAME.saturating_sub(ext.len());
+    while !stem.is_char_boundary(end) {
+        end -= 1;
+    }
+    stem.truncate(end);
+    let kept = stem.trim_end_matches(|c: char| c == '.' || c.is_whitespace());
+    *stem = if kept.is_empty() {
+        "file".into()
+    } else {
+        kept.to_string()
+    };
+}
+
 /// A name from another person made safe to create in the download folder:
 /// only its last path component; no control, bidirectional-override or
 /// other invisible characters; none of `<>:"/\|?*`; no leading or trailing
@@ -165,8 +184,11 @@ pub fn safe_file_name(name: &str) -> String {
     };
     let mut stem = stem;
     let mut ext = ext;
+    fit(&mut stem, &ext);
     // Files a file manager acts on when it merely shows the folder (shell
-    // links, folder settings): never saved under a name that works.
+    // links, folder settings): never saved under a name that works. Checked
+    // on the name as it will be saved, after any cut: a long name cut short
+    // can end in such an extension (found by fuzzing).
     let lower = format!("{stem}{ext}").to_ascii_lowercase();
     let active = [
         ".lnk",
@@ -181,19 +203,8 @@ pub fn safe_file_name(name: &str) -> String {
     if active.iter().any(|a| lower.ends_with(a)) || lower == "desktop.ini" || lower == "autorun.inf"
     {
         ext.push_str(".txt");
-    }
-    if stem.len() + ext.len() > MAX_SAVED_NAME {
-        let mut end = MAX_SAVED_NAME - ext.len();
-        while !stem.is_char_boundary(end) {
-            end -= 1;
-        }
-        stem.truncate(end);
-        stem = stem
-            .trim_end_matches(|c: char| c == '.' || c.is_whitespace())
-            .to_string();
-        if stem.is_empty() {
-            stem = "file".into();
-        }
+        // Cutting the stem now leaves the name ending in ".txt".
+        fit(&mut stem, &ext);
     }
     format!("{stem}{ext}")
 }
@@ -436,6 +447,26 @@ pub fn media_type(name: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing (`fuzz/corpus/file_name/crash-92ad78cb…`): a long
+    /// name without a short extension was cut to 200 bytes after the check
+    /// for extensions a file manager acts on, so the cut could end the saved
+    /// name in ".lnk" or ".desktop".
+    #[test]
+    fn a_name_cut_short_never_ends_in_an_active_extension() {
+        for active in [".lnk", ".desktop", ".url", ".settingcontent-ms"] {
+            let name = format!(
+                "{}{active}{}",
+                "a".repeat(200 - active.len()),
+                "b".repeat(100)
+            );
+            let safe = safe_file_name(&name);
+            assert!(safe.len() <= MAX_SAVED_NAME, "{} bytes", safe.len());
+            assert!(!safe.to_ascii_lowercase().ends_with(active), "{safe}");
+            assert!(safe.ends_with(".txt"), "{safe}");
+            assert_eq!(safe_file_name(&safe), safe, "a safe name changed");
+        }
+    }
 
     #[test]
     fn hostile_names_become_safe_names() {
