@@ -44,6 +44,78 @@ impl From<FirstLayout> for AdminState {
     }
 }
 
+/// The state in an opened file, in either layout.
+fn decode_plain(plain: &[u8]) -> Option<AdminState> {
+    decode_payload::<AdminState>(plain, MAX_STATE)
+        .or_else(|_| decode_payload::<FirstLayout>(plain, MAX_STATE).map(Into::into))
+        .ok()
+}
+
+/// The fuzz entry point ([`crate::fuzzing::admin_state`]): `data` as a
+/// state file's bytes, and as the plaintext of one sealed under the right
+/// key. A state that opens must save and open again unchanged.
+#[cfg(feature = "test-support")]
+pub(crate) fn fuzz_state(data: &[u8]) {
+    use std::sync::OnceLock;
+    static FILE: OnceLock<StateFile> = OnceLock::new();
+    let file = FILE.get_or_init(|| {
+        StateFile::new(
+            Path::new("fuzz"),
+            crate::test_keys::key(5),
+            &RoomId([7; 16]),
+        )
+    });
+    let Some((&mode, data)) = data.split_first() else {
+        return;
+    };
+    let state = if mode & 1 == 0 {
+        file.decode(data)
+    } else {
+        let sealed = seal(&file.keys, &file.aad(), data);
+        let bytes = encode_payload(&sealed, MAX_STATE + 1024).ok();
+        bytes.and_then(|b| file.decode(&b))
+    };
+    if let Some(state) = state {
+        let plain = encode_payload(&state, MAX_STATE).expect("a read state re-encodes");
+        assert!(
+            decode_plain(&plain) == Some(state),
+            "decode(encode(state)) != state"
+        );
+    }
+}
+
+/// Seed inputs for [`fuzz_state`]: a state file as saved (mode 0) and its
+/// plaintext in both layouts (mode 1).
+#[cfg(feature = "test-support")]
+#[allow(clippy::expect_used)]
+pub(crate) fn fuzz_seeds() -> Vec<Vec<u8>> {
+    use crate::engine::admin::Ban;
+    let file = StateFile::new(
+        Path::new("fuzz"),
+        crate::test_keys::key(5),
+        &RoomId([7; 16]),
+    );
+    let state = AdminState {
+        run: 7,
+        bans: vec![Ban {
+            fingerprint: crate::test_keys::key(2).public().fingerprint(),
+            name: "mallory".into(),
+            at_ms: 1_700_000_000_000,
+        }],
+        compromised: vec![[5; 32], [6; 32]],
+    };
+    let plain = encode_payload(&state, MAX_STATE).expect("a small state encodes");
+    let sealed = seal(&file.keys, &file.aad(), &plain);
+    let stored = encode_payload(&sealed, MAX_STATE + 1024).expect("a state seals");
+    let first = encode_payload(&(7u64, &state.bans, Some([5u8; 32])), MAX_STATE)
+        .expect("the first layout encodes");
+    vec![
+        [&[0][..], &stored].concat(),
+        [&[1][..], &plain].concat(),
+        [&[1][..], &first].concat(),
+    ]
+}
+
 /// Why the admin's state could not be read or kept.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -125,15 +197,17 @@ impl StateFile {
             return Err(StateError::Damaged(self.path.clone()));
         }
         let bytes = std::fs::read(&self.path).map_err(self.io())?;
-        decode_payload::<Sealed>(&bytes, MAX_STATE)
+        self.decode(&bytes)
+            .ok_or_else(|| StateError::Damaged(self.path.clone()))
+    }
+
+    /// The state in a file's bytes, if they open under this file's key and
+    /// hold either layout.
+    fn decode(&self, bytes: &[u8]) -> Option<AdminState> {
+        decode_payload::<Sealed>(bytes, MAX_STATE)
             .ok()
             .and_then(|s| open(&self.keys, &self.aad(), &s).ok())
-            .and_then(|plain| {
-                decode_payload::<AdminState>(&plain, MAX_STATE)
-                    .or_else(|_| decode_payload::<FirstLayout>(&plain, MAX_STATE).map(Into::into))
-                    .ok()
-            })
-            .ok_or_else(|| StateError::Damaged(self.path.clone()))
+            .and_then(|plain| decode_plain(&plain))
     }
 
     /// Keeps `state`: written beside the file, synced, then renamed over it.

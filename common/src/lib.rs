@@ -29,6 +29,8 @@ pub mod driver;
 pub mod engine;
 #[cfg(feature = "driver")]
 pub mod files;
+#[cfg(feature = "test-support")]
+pub mod fuzzing;
 #[cfg(feature = "driver")]
 pub mod history;
 #[cfg(feature = "crypto")]

@@ -1,0 +1,211 @@
+//! The decoders' fuzz entry points (feature `test-support`).
+//!
+//! Each function takes bytes as an attacker could hand them to TeamChat
+//! (from the relay, from another member, from a file on disk), runs them
+//! through the decoder the product itself uses, and checks what must hold
+//! of any result: a value that decodes re-encodes to something that decodes
+//! to the same value, and a sanitised name is safe. A broken property
+//! panics: that panic is the finding. Anything else, however malformed,
+//! must come back as an error.
+//!
+//! The libFuzzer targets in `fuzz/` call these; so does
+//! `common/tests/fuzz_corpus.rs`, which replays the committed corpus (and
+//! every crash once found) in the ordinary test suite, on stable Rust.
+
+#![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
+
+use std::path::Path;
+
+use bytes::BytesMut;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio_util::codec::Decoder;
+
+use crate::wire::{
+    decode_payload, encode_payload, peek_hello_version, Announce, Beacon, ChatBody, ClientFrame,
+    Envelope, EpochBody, FrameCodec, JoinInfo, Notice, PrivateHeader, RelayFrame, Roster, Signed,
+    DEFAULT_MAX_FRAME,
+};
+
+/// The relay's limit for a hello (`relay/src/conn.rs`).
+const MAX_HELLO: usize = 1024;
+
+/// Decodes `bytes` as `T` under `max`; if that works, the value must
+/// survive an encode and a decode unchanged.
+fn roundtrip<T>(bytes: &[u8], max: usize) -> Option<T>
+where
+    T: Serialize + DeserializeOwned + PartialEq,
+{
+    let value: T = decode_payload(bytes, max).ok()?;
+    let again = encode_payload(&value, max).expect("a decoded value re-encodes");
+    let back: T = decode_payload(&again, max).expect("a re-encoded value decodes");
+    assert!(back == value, "decode(encode(v)) != v");
+    Some(value)
+}
+
+/// Feeds `data` to a frame codec in pieces whose sizes come from the data
+/// itself, as TCP might split it, until it errors or runs dry. Returns how
+/// many frames came out.
+fn stream<T>(data: &[u8], max: usize) -> usize
+where
+    T: Serialize + DeserializeOwned + PartialEq,
+{
+    let Some((&split, data)) = data.split_first() else {
+        return 0;
+    };
+    let step = usize::from(split % 64) + 1;
+    let mut codec = FrameCodec::<T>::new(max);
+    let mut buf = BytesMut::new();
+    let mut frames = 0;
+    for piece in data.chunks(step) {
+        buf.extend_from_slice(piece);
+        loop {
+            match codec.decode(&mut buf) {
+                Ok(Some(frame)) => {
+                    frames += 1;
+                    let again = encode_payload(&frame, max).expect("a decoded frame re-encodes");
+                    let back: T = decode_payload(&again, max).expect("re-encoded frame decodes");
+                    assert!(back == frame, "decode(encode(frame)) != frame");
+                }
+                Ok(None) => break,
+                Err(_) => return frames,
+            }
+        }
+        // Never more buffered than one frame and its prefix.
+        assert!(
+            buf.len() <= max + 4 + step,
+            "codec kept {} bytes",
+            buf.len()
+        );
+    }
+    frames
+}
+
+/// What a client sends the relay: the hello as the relay reads it, then
+/// the frame stream under the default limit.
+pub fn relay_client_frames(data: &[u8]) {
+    if data.len() <= MAX_HELLO {
+        let _ = peek_hello_version(data);
+        let _ = roundtrip::<ClientFrame>(data, MAX_HELLO);
+    }
+    stream::<ClientFrame>(data, DEFAULT_MAX_FRAME);
+}
+
+/// What the relay sends a client: the frame stream under the default limit.
+pub fn relay_frames(data: &[u8]) {
+    stream::<RelayFrame>(data, DEFAULT_MAX_FRAME);
+}
+
+/// Every end-to-end structure a client decodes, chosen by the first byte:
+/// the envelope the relay carries, and each body that arrives signed or
+/// sealed (a key holder can put any bytes there).
+pub fn envelope(data: &[u8]) {
+    let Some((&kind, bytes)) = data.split_first() else {
+        return;
+    };
+    let max = DEFAULT_MAX_FRAME;
+    match kind % 11 {
+        0 => {
+            // The body of a signed envelope is itself decoded.
+            match roundtrip::<Envelope>(bytes, max) {
+                Some(Envelope::Announce(s)) => drop(roundtrip::<Announce>(&s.body, max)),
+                Some(Envelope::Epoch(s)) => drop(roundtrip::<EpochBody>(&s.body, max)),
+                Some(Envelope::Notice(s)) => drop(roundtrip::<Notice>(&s.body, max)),
+                Some(Envelope::Beacon(s)) => drop(roundtrip::<Beacon>(&s.body, max)),
+                _ => {}
+            }
+        }
+        1 => drop(roundtrip::<Signed>(bytes, max)),
+        2 => drop(roundtrip::<Announce>(bytes, max)),
+        3 => drop(roundtrip::<EpochBody>(bytes, max)),
+        4 => drop(roundtrip::<Notice>(bytes, max)),
+        5 => drop(roundtrip::<Beacon>(bytes, max)),
+        6 => drop(roundtrip::<JoinInfo>(bytes, max)),
+        7 => drop(roundtrip::<ChatBody>(bytes, max)),
+        8 => drop(roundtrip::<PrivateHeader>(bytes, max)),
+        // A roster is decoded without a limit of its own (its parts are
+        // bounded): the same here.
+        9 => drop(roundtrip::<Roster>(bytes, usize::MAX)),
+        _ => drop(roundtrip::<Envelope>(bytes, max)),
+    }
+}
+
+/// A pasted invite: if it parses, printing it gives a string that parses
+/// to the same invite.
+pub fn invite(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(inv) = text.parse::<crate::invite::Invite>() {
+        let printed = inv.to_string();
+        let back: crate::invite::Invite = printed
+            .parse()
+            .unwrap_or_else(|e| panic!("a printed invite does not parse: {e}"));
+        assert_eq!(back, inv, "parse(print(invite)) != invite");
+    }
+    let _ = crate::invite::parse_host_port(text);
+}
+
+/// An identity file (PKCS#8 PEM, plain or encrypted), read without a
+/// passphrase and with one.
+pub fn identity(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let path = Path::new("fuzz.pem");
+    let _ = crate::identity::decode_pem(path, text, None);
+    let _ = crate::identity::decode_pem(path, text, Some(b"fuzz passphrase"));
+}
+
+/// A row of the history database, as stored (sealed), and the plaintext of
+/// one sealed under the right key (a row written by a buggy or older
+/// version must not break the reader either).
+#[cfg(feature = "driver")]
+pub fn history_row(data: &[u8]) {
+    crate::history::fuzz_row(data);
+}
+
+/// The admin's state file, as stored (sealed), and a plaintext sealed under
+/// the right key, in either layout.
+#[cfg(feature = "driver")]
+pub fn admin_state(data: &[u8]) {
+    crate::admin_state::fuzz_state(data);
+}
+
+/// A file name from another member, made safe to create: never empty, `.`
+/// or `..`, one path component, no control or invisible characters, at
+/// most 200 bytes, and already safe names stay as they are.
+#[cfg(feature = "driver")]
+pub fn file_name(data: &[u8]) {
+    let name = String::from_utf8_lossy(data);
+    let safe = crate::files::safe_file_name(&name);
+    assert!(!safe.is_empty() && safe != "." && safe != "..", "{safe:?}");
+    assert!(safe.len() <= 200, "{} bytes", safe.len());
+    assert!(
+        !safe.contains(['/', '\\', '<', '>', ':', '"', '|', '?', '*']),
+        "{safe:?}"
+    );
+    assert!(
+        !safe
+            .chars()
+            .any(|c| c.is_control() || crate::engine::is_format_char(c)),
+        "{safe:?}"
+    );
+    assert!(!safe.ends_with(['.', ' ']), "{safe:?}");
+    assert_eq!(
+        crate::files::safe_file_name(&safe),
+        safe,
+        "a safe name changed"
+    );
+}
+
+/// Seed inputs for the disk targets, as `(target, bytes)`: real history
+/// rows and admin state files, with their plaintexts.
+#[cfg(feature = "driver")]
+pub fn disk_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let rows = crate::history::fuzz_seeds().into_iter();
+    let states = crate::admin_state::fuzz_seeds().into_iter();
+    rows.map(|b| ("history_row", b))
+        .chain(states.map(|b| ("admin_state", b)))
+        .collect()
+}

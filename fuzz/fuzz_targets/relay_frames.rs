@@ -1,0 +1,4 @@
+//! `common::fuzzing::relay_frames`: see that function for what is checked.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| common::fuzzing::relay_frames(data));
