@@ -132,6 +132,18 @@ fn reserved(stem: &str) -> bool {
         })
 }
 
+/// Extensions a file manager acts on when it merely lists the folder.
+const ACTIVE_EXTENSIONS: [&str; 8] = [
+    ".lnk",
+    ".url",
+    ".scf",
+    ".library-ms",
+    ".searchconnector-ms",
+    ".desktop",
+    ".website",
+    ".settingcontent-ms",
+];
+
 /// Cuts `stem` (at a character boundary, then trailing dots and spaces) so
 /// that `stem` and `ext` together take at most [`MAX_SAVED_NAME`] bytes.
 fn fit(stem: &mut String, ext: &str) {
@@ -172,39 +184,38 @@ pub fn safe_file_name(name: &str) -> String {
     if out.is_empty() {
         out = "file".into();
     }
-    // Windows reads `CON.tar.gz` as the device too: check before the first dot.
-    if reserved(out.split('.').next().unwrap_or("").trim_end()) {
-        out.insert(0, '_');
-    }
-    let (stem, ext) = match out.rfind('.') {
+    let (mut stem, mut ext) = match out.rfind('.') {
         Some(i) if i > 0 && out.len() - i <= MAX_EXTENSION + 1 => {
             (out[..i].to_string(), out[i..].to_string())
         }
-        _ => (out.clone(), String::new()),
+        _ => (out, String::new()),
     };
-    let mut stem = stem;
-    let mut ext = ext;
-    fit(&mut stem, &ext);
-    // Files a file manager acts on when it merely shows the folder (shell
-    // links, folder settings): never saved under a name that works. Checked
-    // on the name as it will be saved, after any cut: a long name cut short
-    // can end in such an extension (found by fuzzing).
-    let lower = format!("{stem}{ext}").to_ascii_lowercase();
-    let active = [
-        ".lnk",
-        ".url",
-        ".scf",
-        ".library-ms",
-        ".searchconnector-ms",
-        ".desktop",
-        ".website",
-        ".settingcontent-ms",
-    ];
-    if active.iter().any(|a| lower.ends_with(a)) || lower == "desktop.ini" || lower == "autorun.inf"
-    {
-        ext.push_str(".txt");
-        // Cutting the stem now leaves the name ending in ".txt".
+    // The checks below run on the name as it will be saved, after any cut
+    // to length: a long name cut short can end in an extension a file
+    // manager acts on, or become a device name (both found by fuzzing).
+    // Each fix is made at most once (a leading '_' is never a device, a
+    // name ending in ".txt" never acts), so three rounds always settle.
+    for _ in 0..3 {
         fit(&mut stem, &ext);
+        // Windows reads `CON.tar.gz` as the device too: check before the
+        // first dot.
+        let name = format!("{stem}{ext}");
+        if reserved(name.split('.').next().unwrap_or("").trim_end()) {
+            stem.insert(0, '_');
+            continue;
+        }
+        // Files a file manager acts on when it merely shows the folder
+        // (shell links, folder settings): never saved under a name that
+        // works.
+        let lower = name.to_ascii_lowercase();
+        if ACTIVE_EXTENSIONS.iter().any(|a| lower.ends_with(a))
+            || lower == "desktop.ini"
+            || lower == "autorun.inf"
+        {
+            ext.push_str(".txt");
+            continue;
+        }
+        break;
     }
     format!("{stem}{ext}")
 }
@@ -452,6 +463,19 @@ mod tests {
     /// name without a short extension was cut to 200 bytes after the check
     /// for extensions a file manager acts on, so the cut could end the saved
     /// name in ".lnk" or ".desktop".
+    /// Found by fuzzing (`fuzz/corpus/file_name/crash-d3530443…`): "PRN"
+    /// and two hundred spaces before more text was cut to "PRN", the
+    /// printer on Windows, after the device-name check had passed.
+    #[test]
+    fn a_name_cut_short_never_becomes_a_device_name() {
+        for device in ["PRN", "con", "COM1", "lpt²", "NUL"] {
+            let name = format!("{device}{}x", " ".repeat(250));
+            let safe = safe_file_name(&name);
+            assert_eq!(safe, format!("_{device}"));
+            assert_eq!(safe_file_name(&safe), safe, "a safe name changed");
+        }
+    }
+
     #[test]
     fn a_name_cut_short_never_ends_in_an_active_extension() {
         for active in [".lnk", ".desktop", ".url", ".settingcontent-ms"] {
