@@ -114,7 +114,7 @@ pub fn default_download_dir() -> PathBuf {
 }
 
 /// Windows device names: never a file name, with any extension.
-fn reserved(stem: &str) -> bool {
+pub(crate) fn reserved(stem: &str) -> bool {
     let s = stem.to_ascii_uppercase();
     matches!(
         s.as_str(),
@@ -133,7 +133,7 @@ fn reserved(stem: &str) -> bool {
 }
 
 /// Extensions a file manager acts on when it merely lists the folder.
-const ACTIVE_EXTENSIONS: [&str; 8] = [
+pub(crate) const ACTIVE_EXTENSIONS: [&str; 8] = [
     ".lnk",
     ".url",
     ".scf",
@@ -324,7 +324,11 @@ impl Partial {
             let candidate = if n == 0 {
                 dir.join(&name)
             } else {
-                dir.join(format!("{stem} ({n}){ext}"))
+                // Still at most MAX_SAVED_NAME bytes with the number added.
+                let suffix = format!(" ({n}){ext}");
+                let mut stem = stem.to_string();
+                fit(&mut stem, &suffix);
+                dir.join(format!("{stem}{suffix}"))
             };
             match tmp.persist_noclobber(&candidate) {
                 Ok(()) => {

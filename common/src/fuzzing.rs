@@ -146,30 +146,42 @@ pub fn invite(data: &[u8]) {
     let _ = crate::invite::parse_host_port(text);
 }
 
+/// Most PBKDF2 rounds the identity target lets a file ask for when it
+/// tries the passphrase. The product accepts up to
+/// [`crate::identity::MAX_PBKDF2_ITERATIONS`] (10 million: seconds of work,
+/// on the user's own file, and `key_files.rs` checks the bound); under the
+/// fuzzer's instrumentation that is minutes per input, which would be
+/// reported as a timeout. Above this, the target reads the file without a
+/// passphrase only.
+const FUZZ_MAX_ITERATIONS: u32 = 100_000;
+
 /// An identity file (PKCS#8 PEM, plain or encrypted), read without a
-/// passphrase and with one.
-pub fn identity(data: &[u8]) {
+/// passphrase and with one. Returns whether it gave a key.
+pub fn identity(data: &[u8]) -> bool {
     let Ok(text) = std::str::from_utf8(data) else {
-        return;
+        return false;
     };
     let path = Path::new("fuzz.pem");
-    let _ = crate::identity::decode_pem(path, text, None);
-    let _ = crate::identity::decode_pem(path, text, Some(b"fuzz passphrase"));
+    let plain = crate::identity::decode_pem(path, text, None).is_ok();
+    if crate::identity::kdf_iterations(text).is_some_and(|n| n > FUZZ_MAX_ITERATIONS) {
+        return plain;
+    }
+    crate::identity::decode_pem(path, text, Some(b"fuzz passphrase")).is_ok() || plain
 }
 
 /// A row of the history database, as stored (sealed), and the plaintext of
 /// one sealed under the right key (a row written by a buggy or older
-/// version must not break the reader either).
+/// version must not break the reader either). Returns whether a row opened.
 #[cfg(feature = "driver")]
-pub fn history_row(data: &[u8]) {
-    crate::history::fuzz_row(data);
+pub fn history_row(data: &[u8]) -> bool {
+    crate::history::fuzz_row(data)
 }
 
 /// The admin's state file, as stored (sealed), and a plaintext sealed under
-/// the right key, in either layout.
+/// the right key, in either layout. Returns whether a state was read.
 #[cfg(feature = "driver")]
-pub fn admin_state(data: &[u8]) {
-    crate::admin_state::fuzz_state(data);
+pub fn admin_state(data: &[u8]) -> bool {
+    crate::admin_state::fuzz_state(data)
 }
 
 /// A file name from another member, made safe to create: never empty, `.`
@@ -192,6 +204,15 @@ pub fn file_name(data: &[u8]) {
         "{safe:?}"
     );
     assert!(!safe.ends_with(['.', ' ']), "{safe:?}");
+    let first = safe.split('.').next().unwrap_or("").trim_end();
+    assert!(!crate::files::reserved(first), "a device name: {safe:?}");
+    let lower = safe.to_ascii_lowercase();
+    assert!(
+        !crate::files::ACTIVE_EXTENSIONS
+            .iter()
+            .any(|a| lower.ends_with(a)),
+        "an extension a file manager acts on: {safe:?}"
+    );
     assert_eq!(
         crate::files::safe_file_name(&safe),
         safe,

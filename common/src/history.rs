@@ -293,12 +293,12 @@ fn open_row(
 /// unchanged.
 #[cfg(feature = "test-support")]
 #[allow(clippy::expect_used, clippy::panic)]
-pub(crate) fn fuzz_row(data: &[u8]) {
+pub(crate) fn fuzz_row(data: &[u8]) -> bool {
     let keys = SealKeys::from_parts([1; 32], [2; 32]);
     let room = [3u8; 32];
     let nonce = [4u8; 16];
     let Some((&mode, data)) = data.split_first() else {
-        return;
+        return false;
     };
     let opened = match mode % 3 {
         0 => open_row(&keys, &room, &nonce, data),
@@ -313,12 +313,14 @@ pub(crate) fn fuzz_row(data: &[u8]) {
             bytes.and_then(|b| open_row(&keys, &room, &nonce, &b))
         }
     };
-    if let Some((seq, entry)) = opened {
-        let (_, nonce2, bytes) = seal_row(&keys, &room, seq.unwrap_or(0), &entry)
-            .expect("an entry read back seals again");
-        let again = open_row(&keys, &room, &nonce2, &bytes).expect("a fresh row opens");
-        assert!(again == (Some(seq.unwrap_or(0)), entry), "a row changed");
-    }
+    let Some((seq, entry)) = opened else {
+        return false;
+    };
+    let (_, nonce2, bytes) =
+        seal_row(&keys, &room, seq.unwrap_or(0), &entry).expect("an entry read back seals again");
+    let again = open_row(&keys, &room, &nonce2, &bytes).expect("a fresh row opens");
+    assert!(again == (Some(seq.unwrap_or(0)), entry), "a row changed");
+    true
 }
 
 /// Seed inputs for [`fuzz_row`]: real rows (sealed as the store writes
@@ -343,7 +345,7 @@ pub(crate) fn fuzz_seeds() -> Vec<Vec<u8>> {
             who: "alice".into(),
             fingerprint: (i % 2 == 0).then_some([9; 32]),
             text: format!("line {i} ✓"),
-            path: (kind == EntryKind::File).then(|| "/tmp/report.pdf".into()),
+            path: (kind == EntryKind::File).then(|| "Downloads/report.pdf".into()),
         };
         // As stored: mode 0, under the nonce the entry point uses.
         let plain = encode_payload(

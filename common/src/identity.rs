@@ -253,6 +253,23 @@ pub fn decode_pem(
     PrivateKey::from_rsa(rsa).map_err(|source| IdentityError::BadKey { path: p(), source })
 }
 
+/// The PBKDF2 rounds an encrypted identity file asks for, if it is one
+/// (for the fuzz target, which skips the costliest).
+#[cfg(feature = "test-support")]
+pub(crate) fn kdf_iterations(pem: &str) -> Option<u32> {
+    let (label, doc) = SecretDocument::from_pem(pem).ok()?;
+    if label != "ENCRYPTED PRIVATE KEY" {
+        return None;
+    }
+    let info = EncryptedPrivateKeyInfo::from_der(doc.as_bytes()).ok()?;
+    match &info.encryption_algorithm.pbes2()?.kdf {
+        pbes2::Kdf::Pbkdf2(p) => Some(p.iteration_count),
+        // scrypt and anything else: refused before any work by
+        // `check_kdf_cost`.
+        _ => None,
+    }
+}
+
 fn check_kdf_cost(info: &EncryptedPrivateKeyInfo<'_>) -> Result<(), ()> {
     let params = info.encryption_algorithm.pbes2().ok_or(())?;
     match &params.kdf {

@@ -1,4 +1,6 @@
 //! `common::fuzzing::admin_state`: see that function for what is checked.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| common::fuzzing::admin_state(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    common::fuzzing::admin_state(data);
+});

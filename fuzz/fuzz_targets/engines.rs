@@ -1,8 +1,11 @@
 //! The admin and member engines driven by a hostile relay.
 //!
 //! One room: an admin (node 0) and two members (nodes 1 and 2), all honest,
-//! on an in-memory relay that the fuzzer runs. Each input is a script of
-//! steps: the relay delivers, drops, duplicates, holds back, redirects,
+//! on an in-memory relay that the fuzzer runs. Each input starts from one of
+//! two snapshots made once per process (RSA is too slow to redo per input):
+//! the room just connected (announce and join requests in flight), or the
+//! room seated (both members approved, messages and beacons exchanged, every
+//! frame kept for replays). Then a script of steps: the relay delivers, drops, duplicates, holds back, redirects,
 //! corrupts or replays frames, injects raw bytes or fake peers, and the
 //! people type commands and let time pass. Whatever the script, no engine
 //! may panic, loop or grow without bound. (Honest behaviour under such a
@@ -80,6 +83,14 @@ enum Typed {
     Leave,
 }
 
+#[derive(Arbitrary, Debug)]
+struct Input {
+    /// Start from the seated room (else from the room just connected).
+    seated: bool,
+    steps: Vec<Step>,
+}
+
+#[derive(Clone)]
 struct Node {
     engine: Engine,
     conn: ConnId,
@@ -87,6 +98,7 @@ struct Node {
     pending: Vec<u32>,
 }
 
+#[derive(Clone)]
 struct Room {
     nodes: Vec<Node>,
     queue: VecDeque<(usize, RelayFrame)>,
@@ -354,14 +366,49 @@ impl Room {
     }
 }
 
-libfuzzer_sys::fuzz_target!(|steps: Vec<Step>| {
-    let mut room = Room::new();
-    // The honest start (announce, join requests) is delivered first, so
-    // that short scripts reach a seated room.
-    for _ in 0..64 {
-        room.deliver_next();
-    }
-    for step in steps.into_iter().take(256) {
+/// The two starting points, made once.
+fn snapshots() -> &'static (Room, Room) {
+    static S: OnceLock<(Room, Room)> = OnceLock::new();
+    S.get_or_init(|| {
+        let fresh = Room::new();
+        let mut seated = fresh.clone();
+        seated.step(Step::Settle);
+        for _ in 0..2 {
+            seated.step(Step::Type {
+                node: 0,
+                cmd: Typed::Approve,
+            });
+            seated.step(Step::Settle);
+        }
+        for (node, text) in [(1, "hello"), (2, "hi alice")] {
+            seated.step(Step::Type {
+                node,
+                cmd: Typed::Send(text.into()),
+            });
+            seated.step(Step::Settle);
+        }
+        seated.step(Step::Tick { ms: 600 });
+        seated.step(Step::Settle);
+        for node in &seated.nodes {
+            // A snapshot that is not what it says would fuzz the wrong room.
+            assert_eq!(
+                node.engine.members().len(),
+                3,
+                "the seated room is not seated"
+            );
+        }
+        (fresh, seated)
+    })
+}
+
+libfuzzer_sys::fuzz_target!(|input: Input| {
+    let (fresh, seated) = snapshots();
+    let mut room = if input.seated {
+        seated.clone()
+    } else {
+        fresh.clone()
+    };
+    for step in input.steps.into_iter().take(256) {
         room.step(step);
     }
 });

@@ -20,6 +20,7 @@ use crate::ids::RoomId;
 pub type DhPublic = [u8; 32];
 
 /// An X25519 secret (zeroized on drop by `x25519-dalek`).
+#[cfg_attr(any(test, feature = "test-support"), derive(Clone))]
 pub struct DhSecret(StaticSecret);
 
 /// The peer's public key was a low-order point.

@@ -43,8 +43,11 @@ pub struct OpenError;
 
 /// A 32-byte epoch secret from the OS CSPRNG.
 ///
-/// Zeroized on drop, not `Clone`, and its `Debug` prints no bytes. It is
+/// Zeroized on drop, not `Clone` outside tests, and its `Debug` prints no bytes. It is
 /// never written to disk: it exists in memory and inside RSA-OAEP wraps.
+// Cloned only to snapshot engines in tests and fuzzing; each copy wipes
+// itself on drop.
+#[cfg_attr(any(test, feature = "test-support"), derive(Clone))]
 #[derive(Zeroize, ZeroizeOnDrop)]
 pub struct SessionKey([u8; KEY_LEN]);
 
@@ -105,6 +108,9 @@ impl fmt::Debug for SessionKey {
 }
 
 /// A pair of independent keys for one seal context: AES-256 and HMAC-SHA256.
+// Cloned only to snapshot engines in tests and fuzzing; each copy wipes
+// itself on drop.
+#[cfg_attr(any(test, feature = "test-support"), derive(Clone))]
 #[derive(Zeroize, ZeroizeOnDrop)]
 pub struct SealKeys {
     enc: [u8; KEY_LEN],

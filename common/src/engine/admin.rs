@@ -111,6 +111,7 @@ pub enum ApprovalPolicy {
 }
 
 /// The admin's settings.
+#[cfg_attr(any(test, feature = "test-support"), derive(Clone))]
 pub struct AdminConfig {
     /// The room.
     pub room: RoomId,
@@ -141,6 +142,7 @@ impl std::fmt::Debug for AdminConfig {
     }
 }
 
+#[cfg_attr(any(test, feature = "test-support"), derive(Clone))]
 struct Seat {
     name: String,
     key: PublicKey,
@@ -157,6 +159,7 @@ struct Seat {
 /// Seats that ended in this run, remembered at most (oldest forgotten).
 const ENDED_SEATS: usize = 4096;
 
+#[cfg_attr(any(test, feature = "test-support"), derive(Clone))]
 struct PendingJoin {
     conn: ConnId,
     name: String,
@@ -175,6 +178,7 @@ fn compromised(state: &AdminState, k: &[u8; 32], room: &RoomId) -> bool {
 }
 
 /// A simple per-second counter.
+#[cfg_attr(any(test, feature = "test-support"), derive(Clone))]
 struct Window {
     second: u64,
     count: u32,
@@ -202,6 +206,7 @@ impl Window {
 }
 
 /// The admin engine.
+#[cfg_attr(any(test, feature = "test-support"), derive(Clone))]
 pub struct Admin {
     pub(crate) core: Core,
     cfg: AdminConfig,
@@ -242,6 +247,7 @@ pub struct Admin {
 }
 
 /// What one connection may ask of the admin.
+#[cfg_attr(any(test, feature = "test-support"), derive(Clone))]
 struct ConnBudget {
     joins: Window,
     knocks: Window,

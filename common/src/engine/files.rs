@@ -94,6 +94,7 @@ pub fn chunk_count(size: u64, chunk: u32) -> u64 {
     size.div_ceil(u64::from(chunk.max(1)))
 }
 
+#[cfg_attr(any(test, feature = "test-support"), derive(Clone))]
 struct Outgoing {
     size: u64,
     next: u32,
@@ -102,6 +103,7 @@ struct Outgoing {
     private: Option<(Fingerprint, SealKeys)>,
 }
 
+#[cfg_attr(any(test, feature = "test-support"), derive(Clone))]
 struct Incoming {
     from: Fingerprint,
     name: String,
@@ -122,6 +124,7 @@ struct Incoming {
 }
 
 /// The engine's transfer state.
+#[cfg_attr(any(test, feature = "test-support"), derive(Clone))]
 pub(crate) struct Files {
     outgoing: HashMap<TransferId, Outgoing>,
     incoming: HashMap<Key, Incoming>,

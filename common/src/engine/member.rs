@@ -41,6 +41,7 @@ const MAX_EARLY_PARTS: usize = 64;
 const MAX_EARLY_BYTES: usize = 2 << 20;
 
 /// What a member needs to join.
+#[cfg_attr(any(test, feature = "test-support"), derive(Clone))]
 pub struct MemberConfig {
     /// The room (from the invite).
     pub room: RoomId,
@@ -66,6 +67,7 @@ impl std::fmt::Debug for MemberConfig {
 }
 
 /// Where the admin of our run is now: its connection.
+#[cfg_attr(any(test, feature = "test-support"), derive(Clone))]
 struct AdminView {
     conn: ConnId,
 }
@@ -78,6 +80,7 @@ struct Run {
     number: u64,
 }
 
+#[cfg_attr(any(test, feature = "test-support"), derive(Clone))]
 struct PendingEpoch {
     epoch: u64,
     key: SessionKey,
@@ -98,6 +101,7 @@ struct PendingEpoch {
 }
 
 /// The member engine.
+#[cfg_attr(any(test, feature = "test-support"), derive(Clone))]
 pub struct Member {
     pub(crate) core: Core,
     cfg: MemberConfig,

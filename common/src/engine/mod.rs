@@ -470,6 +470,7 @@ impl Participant {
 }
 
 /// An installed epoch: its keys, roster and replay state.
+#[cfg_attr(any(test, feature = "test-support"), derive(Clone))]
 pub(crate) struct EpochState {
     pub epoch: u64,
     /// The room's name from the roster (cleaned).
@@ -612,6 +613,7 @@ pub fn printable(s: &str) -> String {
 }
 
 /// State every participant keeps: who we are, the room, the epochs.
+#[cfg_attr(any(test, feature = "test-support"), derive(Clone))]
 pub(crate) struct Core {
     pub room: RoomId,
     pub me: Arc<PrivateKey>,
@@ -1482,6 +1484,7 @@ pub(crate) fn envelope(payload: &[u8], max: usize) -> Result<Envelope, String> {
 }
 
 /// Either role, behind one interface for the driver.
+#[cfg_attr(any(test, feature = "test-support"), derive(Clone))]
 pub enum Engine {
     /// The admin app.
     Admin(Box<admin::Admin>),
