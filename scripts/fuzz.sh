@@ -23,12 +23,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-targets_all=(relay_client_frames relay_frames envelope invite identity history_row admin_state file_name engines)
+targets_all=(relay_client_frames relay_frames backplane envelope invite identity history_row admin_state file_name engines)
 seconds=600
 keep=0
 case "${1:-}" in
   --record)
     cargo test -q -p common --features driver --test fuzz_corpus -- --ignored record_seed_corpus --nocapture
+    cargo test -q -p relay --features test-support --test fuzz_corpus -- --ignored record_seed_corpus --nocapture
     exit 0 ;;
   --ci) seconds=15; shift ;;
   --keep) keep=1; shift ;;

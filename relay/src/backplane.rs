@@ -718,11 +718,35 @@ struct Receiver {
 /// Relays whose sequence one room remembers; beyond, it starts afresh.
 const MAX_SENDERS: usize = 1024;
 
+/// The last sequence number each other relay sent in one room.
+#[derive(Debug, Default)]
+pub struct Sequences {
+    last: HashMap<u32, u64>,
+}
+
+impl Sequences {
+    /// Forgets every relay (a new connection to NATS).
+    pub fn clear(&mut self) {
+        self.last.clear();
+    }
+
+    /// Records `seq` from `relay`; true if messages from it were lost in
+    /// between. 1 means that relay (re)opened the room: never a gap. The
+    /// numbers come from the network: any value is taken without overflow.
+    pub fn gap(&mut self, relay: u32, seq: u64) -> bool {
+        if self.last.len() >= MAX_SENDERS && !self.last.contains_key(&relay) {
+            self.last.clear();
+        }
+        let prev = self.last.insert(relay, seq);
+        prev.is_some_and(|p| seq != 1 && p.checked_add(1) != Some(seq))
+    }
+}
+
 impl Receiver {
     async fn run(self, mut sub: async_nats::Subscriber) {
         let mut warned = false;
         let mut generation = self.generation.load(Relaxed);
-        let mut last: HashMap<u32, u64> = HashMap::new();
+        let mut last = Sequences::default();
         while let Some(msg) = sub.next().await {
             let env = match decode_payload::<Envelope>(&msg.payload, self.max_message) {
                 Ok(env) => env,
@@ -752,13 +776,7 @@ impl Receiver {
                 generation = now;
                 last.clear();
             }
-            if last.len() >= MAX_SENDERS && !last.contains_key(&env.relay) {
-                last.clear();
-            }
-            let prev = last.insert(env.relay, env.seq);
-            // 1: that relay (re)opened the room.
-            let gap = prev.is_some_and(|p| env.seq != p + 1 && env.seq != 1);
-            if gap {
+            if last.gap(env.relay, env.seq) {
                 let n = self.hub.cut_room(&self.room);
                 warn!(
                     from = env.relay,
@@ -774,6 +792,21 @@ impl Receiver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A relay's sequence number comes from NATS: `u64::MAX` followed by
+    /// anything used to overflow `p + 1` (a panic in debug builds).
+    #[test]
+    fn sequence_gaps_are_found_without_overflow() {
+        let mut s = Sequences::default();
+        assert!(!s.gap(7, 1));
+        assert!(!s.gap(7, 2));
+        assert!(s.gap(7, 4), "3 was lost");
+        assert!(!s.gap(7, 1), "the relay reopened the room");
+        assert!(s.gap(7, u64::MAX), "2 to u64::MAX - 1 were lost");
+        assert!(s.gap(7, 0), "nothing follows u64::MAX");
+        assert!(!s.gap(7, 1), "but a reopening");
+        assert!(!s.gap(8, u64::MAX), "a relay first heard from");
+    }
 
     #[test]
     fn envelopes_round_trip_and_garbage_is_refused() {

@@ -575,6 +575,59 @@ impl Hub {
     }
 }
 
+/// The fuzz entry point for what other relays send over NATS (feature
+/// `test-support`; `fuzz/fuzz_targets/backplane.rs`). `data` is a run of
+/// messages, each a little-endian `u16` length and that many bytes, handled
+/// as the backplane's receiver handles them: decoded (a decoded envelope
+/// must re-encode to itself), checked for a sequence gap, given to a hub
+/// with one local connection in the room. Whatever the messages say, every
+/// frame the relay then queues for its own client must decode.
+#[cfg(feature = "test-support")]
+#[allow(clippy::expect_used, clippy::panic)]
+pub fn fuzz_backplane(data: &[u8]) {
+    use common::wire::{decode_frame, decode_payload, encode_payload};
+    const ROOM: RoomId = RoomId([0x42; 16]);
+    const MAX: usize = 1 << 16;
+    let hub = Hub::new(8, 8, MAX, Arc::default());
+    let member = Member {
+        id: hub.next_conn_id(),
+        out: Arc::new(Outq::new(64, 1 << 20)),
+        kill: CancellationToken::new(),
+    };
+    let own = u32::try_from(member.id >> 32).unwrap_or(u32::MAX);
+    if hub.join(ROOM, member.clone()).is_err() {
+        return;
+    }
+    let mut seqs = backplane::Sequences::default();
+    let mut rest = data;
+    for _ in 0..64 {
+        let [a, b, tail @ ..] = rest else {
+            break;
+        };
+        let n = usize::from(u16::from_le_bytes([*a, *b])).min(tail.len());
+        let (msg, tail) = tail.split_at(n);
+        rest = tail;
+        let Ok(env) = decode_payload::<backplane::Envelope>(msg, MAX) else {
+            continue;
+        };
+        let again = encode_payload(&env, MAX).expect("a decoded envelope re-encodes");
+        let back: backplane::Envelope = decode_payload(&again, MAX).expect("and decodes");
+        assert!(back == env, "decode(encode(envelope)) != envelope");
+        if env.room != ROOM || env.relay == own {
+            continue;
+        }
+        if seqs.gap(env.relay, env.seq) {
+            hub.cut_room(&ROOM);
+        }
+        hub.remote(env);
+        while let Some(frame) = member.out.try_pop() {
+            if let Err(e) = decode_frame::<RelayFrame>(&frame, 1 << 20) {
+                panic!("the relay queued a frame its client cannot read: {e}");
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -150,8 +150,8 @@ impl Outq {
         self.rejoin.load(Relaxed)
     }
 
-    /// Takes the oldest queued frame without waiting (tests).
-    #[cfg(test)]
+    /// Takes the oldest queued frame without waiting (tests and fuzzing).
+    #[cfg(any(test, feature = "test-support"))]
     pub fn try_pop(&self) -> Option<Bytes> {
         let mut q = self.lock();
         let f = q.frames.pop_front()?;
