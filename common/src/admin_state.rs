@@ -55,6 +55,7 @@ fn decode_plain(plain: &[u8]) -> Option<AdminState> {
 /// state file's bytes, and as the plaintext of one sealed under the right
 /// key. A state that opens must save and open again unchanged.
 #[cfg(feature = "test-support")]
+#[allow(clippy::expect_used)]
 pub(crate) fn fuzz_state(data: &[u8]) -> bool {
     let file = fuzz_file();
     let Some((&mode, data)) = data.split_first() else {
