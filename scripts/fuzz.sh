@@ -72,8 +72,16 @@ for t in "${targets[@]}"; do
   mkdir -p "$seeds" "$scratch/$t" "fuzz/artifacts/$t"
   log=$scratch/$t.log
   set +e
+  # libFuzzer runs the whole corpus before its clock starts: in CI's short
+  # run the engines (a few inputs a second there) start from 40 of theirs.
+  start=corpus/$t
+  if [ "$t" = engines ] && [ "$seconds" -le 60 ]; then
+    start=$scratch/$t-start
+    mkdir -p "$start"
+    find "fuzz/corpus/$t" -type f | sort | head -40 | xargs -r cp -t "$start"
+  fi
   # shellcheck disable=SC2046
-  (cd fuzz && cargo fuzz run $(flags_for "$t") "$t" "$scratch/$t" "corpus/$t" -- \
+  (cd fuzz && cargo fuzz run $(flags_for "$t") "$t" "$scratch/$t" "$(realpath "$start")" -- \
       -max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048 -malloc_limit_mb=256 \
       -print_final_stats=1 -artifact_prefix="artifacts/$t/") >"$log" 2>&1
   rc=$?
