@@ -30,7 +30,7 @@ pub const MIN_FILE_RATE: u64 = 32 * 1024;
 /// large room is never cut off by the relay.
 pub const DEFAULT_FANOUT_BUDGET: u64 = 24 * 1024 * 1024;
 /// Longest saved name, in bytes.
-const MAX_SAVED_NAME: usize = 200;
+pub(crate) const MAX_SAVED_NAME: usize = 200;
 /// Longest extension kept when a name is shortened.
 const MAX_EXTENSION: usize = 16;
 
@@ -114,7 +114,7 @@ pub fn default_download_dir() -> PathBuf {
 }
 
 /// Windows device names: never a file name, with any extension.
-pub(crate) fn reserved(stem: &str) -> bool {
+fn reserved(stem: &str) -> bool {
     let s = stem.to_ascii_uppercase();
     matches!(
         s.as_str(),
@@ -132,8 +132,23 @@ pub(crate) fn reserved(stem: &str) -> bool {
         })
 }
 
+/// Windows reads `CON.tar.gz` as the device too: the part before the first
+/// dot decides.
+pub(crate) fn is_device_name(name: &str) -> bool {
+    reserved(name.split('.').next().unwrap_or("").trim_end())
+}
+
+/// Files a file manager acts on when it merely shows the folder (shell
+/// links, folder settings): never saved under a name that works.
+pub(crate) fn acts_when_listed(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    ACTIVE_EXTENSIONS.iter().any(|a| lower.ends_with(a))
+        || lower == "desktop.ini"
+        || lower == "autorun.inf"
+}
+
 /// Extensions a file manager acts on when it merely lists the folder.
-pub(crate) const ACTIVE_EXTENSIONS: [&str; 8] = [
+const ACTIVE_EXTENSIONS: [&str; 8] = [
     ".lnk",
     ".url",
     ".scf",
@@ -197,21 +212,12 @@ pub fn safe_file_name(name: &str) -> String {
     // name ending in ".txt" never acts), so three rounds always settle.
     for _ in 0..3 {
         fit(&mut stem, &ext);
-        // Windows reads `CON.tar.gz` as the device too: check before the
-        // first dot.
         let name = format!("{stem}{ext}");
-        if reserved(name.split('.').next().unwrap_or("").trim_end()) {
+        if is_device_name(&name) {
             stem.insert(0, '_');
             continue;
         }
-        // Files a file manager acts on when it merely shows the folder
-        // (shell links, folder settings): never saved under a name that
-        // works.
-        let lower = name.to_ascii_lowercase();
-        if ACTIVE_EXTENSIONS.iter().any(|a| lower.ends_with(a))
-            || lower == "desktop.ini"
-            || lower == "autorun.inf"
-        {
+        if acts_when_listed(&name) {
             ext.push_str(".txt");
             continue;
         }
@@ -463,10 +469,6 @@ pub fn media_type(name: &str) -> &'static str {
 mod tests {
     use super::*;
 
-    /// Found by fuzzing (`fuzz/corpus/file_name/crash-92ad78cb…`): a long
-    /// name without a short extension was cut to 200 bytes after the check
-    /// for extensions a file manager acts on, so the cut could end the saved
-    /// name in ".lnk" or ".desktop".
     /// Found by fuzzing (`fuzz/corpus/file_name/crash-d3530443…`): "PRN"
     /// and two hundred spaces before more text was cut to "PRN", the
     /// printer on Windows, after the device-name check had passed.
@@ -480,6 +482,10 @@ mod tests {
         }
     }
 
+    /// Found by fuzzing (`fuzz/corpus/file_name/crash-92ad78cb…`): a long
+    /// name without a short extension was cut to 200 bytes after the check
+    /// for extensions a file manager acts on, so the cut could end the saved
+    /// name in ".lnk" or ".desktop".
     #[test]
     fn a_name_cut_short_never_ends_in_an_active_extension() {
         for active in [".lnk", ".desktop", ".url", ".settingcontent-ms"] {

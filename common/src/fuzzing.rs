@@ -24,51 +24,49 @@ use tokio_util::codec::Decoder;
 use crate::wire::{
     decode_payload, encode_payload, peek_hello_version, Announce, Beacon, ChatBody, ClientFrame,
     Envelope, EpochBody, FrameCodec, JoinInfo, Notice, PrivateHeader, RelayFrame, Roster, Signed,
-    DEFAULT_MAX_FRAME,
+    DEFAULT_MAX_FRAME, MAX_HELLO,
 };
 
-/// The relay's limit for a hello (`relay/src/conn.rs`).
-const MAX_HELLO: usize = 1024;
+/// A decoded value must survive an encode and a decode unchanged.
+fn assert_roundtrip<T>(value: &T, max: usize)
+where
+    T: Serialize + DeserializeOwned + PartialEq,
+{
+    let again = encode_payload(value, max).expect("a decoded value re-encodes");
+    let back: T = decode_payload(&again, max).expect("a re-encoded value decodes");
+    assert!(back == *value, "decode(encode(v)) != v");
+}
 
-/// Decodes `bytes` as `T` under `max`; if that works, the value must
-/// survive an encode and a decode unchanged.
+/// Decodes `bytes` as `T` under `max`, checking the round trip of what
+/// decodes.
 fn roundtrip<T>(bytes: &[u8], max: usize) -> Option<T>
 where
     T: Serialize + DeserializeOwned + PartialEq,
 {
     let value: T = decode_payload(bytes, max).ok()?;
-    let again = encode_payload(&value, max).expect("a decoded value re-encodes");
-    let back: T = decode_payload(&again, max).expect("a re-encoded value decodes");
-    assert!(back == value, "decode(encode(v)) != v");
+    assert_roundtrip(&value, max);
     Some(value)
 }
 
 /// Feeds `data` to a frame codec in pieces whose sizes come from the data
-/// itself, as TCP might split it, until it errors or runs dry. Returns how
-/// many frames came out.
-fn stream<T>(data: &[u8], max: usize) -> usize
+/// itself, as TCP might split it, until it errors or runs dry.
+fn stream<T>(data: &[u8], max: usize)
 where
     T: Serialize + DeserializeOwned + PartialEq,
 {
     let Some((&split, data)) = data.split_first() else {
-        return 0;
+        return;
     };
     let step = usize::from(split % 64) + 1;
     let mut codec = FrameCodec::<T>::new(max);
     let mut buf = BytesMut::new();
-    let mut frames = 0;
     for piece in data.chunks(step) {
         buf.extend_from_slice(piece);
         loop {
             match codec.decode(&mut buf) {
-                Ok(Some(frame)) => {
-                    frames += 1;
-                    let again = encode_payload(&frame, max).expect("a decoded frame re-encodes");
-                    let back: T = decode_payload(&again, max).expect("re-encoded frame decodes");
-                    assert!(back == frame, "decode(encode(frame)) != frame");
-                }
+                Ok(Some(frame)) => assert_roundtrip(&frame, max),
                 Ok(None) => break,
-                Err(_) => return frames,
+                Err(_) => return,
             }
         }
         // Never more buffered than one frame and its prefix.
@@ -78,7 +76,6 @@ where
             buf.len()
         );
     }
-    frames
 }
 
 /// What a client sends the relay: the hello as the relay reads it, then
@@ -186,13 +183,18 @@ pub fn admin_state(data: &[u8]) -> bool {
 
 /// A file name from another member, made safe to create: never empty, `.`
 /// or `..`, one path component, no control or invisible characters, at
-/// most 200 bytes, and already safe names stay as they are.
+/// most 200 bytes, no trailing dot or space, not a Windows device name, not
+/// a name a file manager acts on, and already safe names stay as they are.
 #[cfg(feature = "driver")]
 pub fn file_name(data: &[u8]) {
     let name = String::from_utf8_lossy(data);
     let safe = crate::files::safe_file_name(&name);
     assert!(!safe.is_empty() && safe != "." && safe != "..", "{safe:?}");
-    assert!(safe.len() <= 200, "{} bytes", safe.len());
+    assert!(
+        safe.len() <= crate::files::MAX_SAVED_NAME,
+        "{} bytes",
+        safe.len()
+    );
     assert!(
         !safe.contains(['/', '\\', '<', '>', ':', '"', '|', '?', '*']),
         "{safe:?}"
@@ -204,14 +206,13 @@ pub fn file_name(data: &[u8]) {
         "{safe:?}"
     );
     assert!(!safe.ends_with(['.', ' ']), "{safe:?}");
-    let first = safe.split('.').next().unwrap_or("").trim_end();
-    assert!(!crate::files::reserved(first), "a device name: {safe:?}");
-    let lower = safe.to_ascii_lowercase();
     assert!(
-        !crate::files::ACTIVE_EXTENSIONS
-            .iter()
-            .any(|a| lower.ends_with(a)),
-        "an extension a file manager acts on: {safe:?}"
+        !crate::files::is_device_name(&safe),
+        "a device name: {safe:?}"
+    );
+    assert!(
+        !crate::files::acts_when_listed(&safe),
+        "a name a file manager acts on: {safe:?}"
     );
     assert_eq!(
         crate::files::safe_file_name(&safe),

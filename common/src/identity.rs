@@ -261,21 +261,24 @@ pub(crate) fn kdf_iterations(pem: &str) -> Option<u32> {
     if label != "ENCRYPTED PRIVATE KEY" {
         return None;
     }
-    let info = EncryptedPrivateKeyInfo::from_der(doc.as_bytes()).ok()?;
+    pbkdf2_rounds(&EncryptedPrivateKeyInfo::from_der(doc.as_bytes()).ok()?)
+}
+
+/// The PBKDF2 rounds of an encrypted key; `None` for scrypt or anything
+/// else.
+fn pbkdf2_rounds(info: &EncryptedPrivateKeyInfo<'_>) -> Option<u32> {
     match &info.encryption_algorithm.pbes2()?.kdf {
         pbes2::Kdf::Pbkdf2(p) => Some(p.iteration_count),
-        // scrypt and anything else: refused before any work by
-        // `check_kdf_cost`.
         _ => None,
     }
 }
 
+/// TeamChat never writes scrypt, and its memory cost is set by the file: a
+/// 300-byte file could ask for gigabytes. Refused, as is PBKDF2 above
+/// [`MAX_PBKDF2_ITERATIONS`].
 fn check_kdf_cost(info: &EncryptedPrivateKeyInfo<'_>) -> Result<(), ()> {
-    let params = info.encryption_algorithm.pbes2().ok_or(())?;
-    match &params.kdf {
-        pbes2::Kdf::Pbkdf2(p) if p.iteration_count <= MAX_PBKDF2_ITERATIONS => Ok(()),
-        // TeamChat never writes scrypt, and its memory cost is set by the
-        // file: a 300-byte file could ask for gigabytes. Refused.
+    match pbkdf2_rounds(info) {
+        Some(n) if n <= MAX_PBKDF2_ITERATIONS => Ok(()),
         _ => Err(()),
     }
 }

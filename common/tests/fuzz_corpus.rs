@@ -27,11 +27,11 @@ use common::wire::{
 use sha2::{Digest, Sha256};
 use support::*;
 
-/// The decoders' targets, each with its entry point (the engines target
-/// takes structured input and lives in the fuzz crate only).
 /// A target's entry point, its result (if any) ignored.
 type EntryPoint = fn(&[u8]);
 
+/// The decoders' targets, each with its entry point (the engines target
+/// takes structured input and lives in the fuzz crate only).
 const TARGETS: [(&str, EntryPoint); 8] = [
     ("relay_client_frames", fuzzing::relay_client_frames),
     ("relay_frames", fuzzing::relay_frames),
@@ -88,18 +88,18 @@ fn seeds_from_real_files_are_accepted() {
         };
         assert!(accepted, "a {target} seed is refused");
     }
-    for (what, pem) in identity_seeds() {
+    for (what, pem) in identity_seeds(&id(3)) {
         assert!(fuzzing::identity(pem.as_bytes()), "{what} is refused");
     }
 }
 
-/// Identity files as TeamChat writes them: plain, and encrypted (with
-/// fewer PBKDF2 rounds than the 600,000 the app uses, so the fuzzer can
-/// afford to decrypt it).
-fn identity_seeds() -> Vec<(&'static str, String)> {
+/// Identity files of `key` as TeamChat writes them: plain, and encrypted
+/// (with fewer PBKDF2 rounds than the 600,000 the app uses, so the fuzzer
+/// can afford to decrypt it).
+fn identity_seeds(key: &common::crypto::PrivateKey) -> Vec<(&'static str, String)> {
     use rsa::pkcs8::der::pem::{LineEnding, PemLabel};
     use rsa::pkcs8::{pkcs5::pbes2, EncryptedPrivateKeyInfo, PrivateKeyInfo, SecretDocument};
-    let plain = common::identity::encode_pem(&id(3), None).unwrap();
+    let plain = common::identity::encode_pem(key, None).unwrap();
     let (_, doc) = SecretDocument::from_pem(&plain).unwrap();
     let info = PrivateKeyInfo::try_from(doc.as_bytes()).unwrap();
     let params = pbes2::Parameters::pbkdf2_sha256_aes256cbc(2048, &[7; 16], &[9; 16]).unwrap();
@@ -258,8 +258,11 @@ fn record_seed_corpus() {
     add("invite", b"[::1]:7443".to_vec());
     add("invite", b"relay.example.org".to_vec());
 
-    // Identity files: a key as saved, plain and encrypted, and PKCS#1.
-    for (_, pem) in identity_seeds() {
+    // Identity files: a key as saved, plain and encrypted, and PKCS#1. The
+    // key is made for the corpus and used nowhere else (not a test key of
+    // target/test-keys, which never leave the machine).
+    let throwaway = common::crypto::PrivateKey::generate(common::crypto::MIN_RSA_BITS).unwrap();
+    for (_, pem) in identity_seeds(&throwaway) {
         add("identity", pem.clone().into_bytes());
         add(
             "identity",

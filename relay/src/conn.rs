@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use common::wire::{
     decode_payload, encode_frame, max_payload, peek_hello_version, ClientFrame, ConnId, ErrorCode,
-    FrameCodec, FrameError, RelayError, RelayFrame, LEN_PREFIX, PROTOCOL_VERSION,
+    FrameCodec, FrameError, RelayError, RelayFrame, LEN_PREFIX, MAX_HELLO, PROTOCOL_VERSION,
 };
 use futures_util::StreamExt;
 use openssl::ssl::{Ssl, SslAcceptor};
@@ -38,8 +38,6 @@ type Tls = SslStream<TcpStream>;
 const WRITE_BATCH: usize = 256 * 1024;
 /// Buffers above this size are given back once empty.
 const KEEP_BUFFER: usize = 64 * 1024;
-/// Largest hello body accepted (a version-1 hello is 22 bytes).
-const MAX_HELLO: usize = 1024;
 /// Time allowed to flush a last error frame before closing.
 const LAST_WORDS: Duration = Duration::from_secs(2);
 /// A write that makes no progress for this long marks a stalled reader.

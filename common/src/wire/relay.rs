@@ -19,6 +19,9 @@ pub type ConnId = u64;
 /// excluded): variant 4, `Some(to)` 9, length 8. A `Deliver` adds 20, less.
 pub const PUBLISH_OVERHEAD: usize = 21;
 
+/// Largest hello body a relay accepts (a version-1 hello is 22 bytes).
+pub const MAX_HELLO: usize = 1024;
+
 /// The largest payload a client may publish under a frame limit of
 /// `max_frame`: its `Publish` and the relay's `Deliver` both fit the limit.
 pub fn max_payload(max_frame: usize) -> usize {
