@@ -26,12 +26,9 @@
 # Needs bash, openssl, python3 and Debian's nats-server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
+# shellcheck source-path=SCRIPTDIR/..
+. scripts/lib/relay.sh
 prog=${0##*/}
-die() {
-  echo "$prog: $*" >&2
-  exit 1
-}
 
 if [ "${QUICK:-0}" = 1 ]; then
   mode=quick msgs=2000 lat_seconds=3 idle_conns=2000
@@ -43,15 +40,8 @@ timeout_s=180
 
 # Per process: the load generator holds every client socket, a relay at most
 # every server one.
-want_fds=$((idle_conns + 1024))
-cur_fds=$(ulimit -n)
-if [ "$cur_fds" != unlimited ] && [ "$cur_fds" -lt "$want_fds" ]; then
-  ulimit -n "$want_fds" 2>/dev/null ||
-    die "cannot raise the open-file limit to $want_fds (soft $cur_fds, hard $(ulimit -Hn))"
-fi
-nats_bin=$(command -v nats-server || true)
-[ -n "$nats_bin" ] || [ ! -x /usr/sbin/nats-server ] || nats_bin=/usr/sbin/nats-server
-[ -n "$nats_bin" ] || die "nats-server is needed (apt-get install nats-server)"
+raise_fd_limit $((idle_conns + 1024))
+nats_find
 command -v python3 >/dev/null || die "python3 is needed to tabulate the results"
 
 echo "== cargo build --release -p relay -p bench" >&2
@@ -59,79 +49,22 @@ cargo build --release -p relay -p bench >&2
 relay_bin=target/release/teamchat-relay
 loadgen=target/release/teamchat-loadgen
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-backplane.XXXXXX")
-pids=()
-nats_pid=""
-cleanup() {
-  local p
-  for p in "${pids[@]}" $nats_pid; do
-    kill -TERM "$p" 2>/dev/null || true
-  done
-  for p in "${pids[@]}" $nats_pid; do
-    wait "$p" 2>/dev/null || true
-  done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-scripts/gen-certs.sh --out "$tmp/certs" >&2
+scratch_dir
+temp_certs "$work/certs"
 
 echo "== nats-server on 127.0.0.1" >&2
-mkdir -p "$tmp/nats"
-"$nats_bin" -a 127.0.0.1 -p -1 --ports_file_dir "$tmp/nats" >"$tmp/nats.log" 2>&1 &
-nats_pid=$!
-nats_url=""
-for _ in $(seq 100); do
-  f=$(ls "$tmp"/nats/*.ports 2>/dev/null | head -n 1 || true)
-  if [ -n "$f" ]; then
-    nats_url=$(sed -n 's/.*"\(nats:\/\/127\.0\.0\.1:[0-9]*\)".*/\1/p' "$f")
-    [ -n "$nats_url" ] && break
-  fi
-  sleep 0.1
-done
-[ -n "$nats_url" ] || die "nats-server reported no port (log: $(cat "$tmp/nats.log"))"
+nats_start "$work"
 
-# start_relay NAME [--backplane URL]: a fresh relay with benchmark limits;
-# appends its pid to pids, sets addr.
+# start_relay NAME [--backplane URL]: a fresh relay with benchmark limits
+# (its pid in pids), sets addr.
 start_relay() {
-  local name=$1
-  shift
-  local log=$tmp/relay-$name.log
-  "$relay_bin" --cert "$tmp/certs/relay.crt" --key "$tmp/certs/relay.key" \
-    --listen 127.0.0.1:0 \
-    --max-conns 16384 --max-conns-per-ip 16384 \
-    --max-rooms 16384 --max-room-conns 2048 \
-    --rate-frames 1000000000 --rate-bytes 100000000000 --rate-fanout-bytes 100000000000 \
-    --queue-frames 262144 --queue-bytes 67108864 \
-    --idle-timeout 600 --log warn "$@" >"$log" 2>&1 &
-  pids+=($!)
-  addr=""
-  for _ in $(seq 100); do
-    addr=$(sed -n 's/.*listening on \(127\.0\.0\.1:[0-9][0-9]*\).*/\1/p' "$log" | head -n 1)
-    [ -n "$addr" ] && return 0
-    kill -0 "${pids[-1]}" 2>/dev/null || break
-    sleep 0.1
-  done
-  cat "$log" >&2
-  die "relay $name did not start"
-}
-
-stop_relays() {
-  local p
-  for p in "${pids[@]}"; do
-    kill -TERM "$p" 2>/dev/null || true
-  done
-  for p in "${pids[@]}"; do
-    wait "$p" 2>/dev/null || true
-  done
-  pids=()
+  bench_relay_start "$1" 16384 "${@:2}"
+  addr=$relay_addr
 }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-mkdir -p "$tmp/out"
+mkdir -p "$work/out"
 failures=0
 
 # bench SETUP NAME SUBCOMMAND ARGS...: one run on fresh relays of SETUP;
@@ -159,16 +92,16 @@ bench() {
   echo "== $setup $name (relays $ids)" >&2
   local before rc=0
   before=$(cpu_ticks "$nats_pid")
-  "$loadgen" "${args[@]}" --addr "$main" "${also[@]}" --ca "$tmp/certs/ca.crt" \
-    --json --timeout "$timeout_s" >"$tmp/out/$setup-$name.json" || rc=$?
-  echo $(($(cpu_ticks "$nats_pid") - before)) >"$tmp/out/$setup-$name.nats"
+  "$loadgen" "${args[@]}" --addr "$main" "${also[@]}" --ca "$work/certs/ca.crt" \
+    --json --timeout "$timeout_s" >"$work/out/$setup-$name.json" || rc=$?
+  echo $(($(cpu_ticks "$nats_pid") - before)) >"$work/out/$setup-$name.nats"
   if [ "$rc" -ne 0 ]; then
-    [ "$rc" -eq 3 ] || rm -f "$tmp/out/$setup-$name.json"
+    [ "$rc" -eq 3 ] || rm -f "$work/out/$setup-$name.json"
     echo "$prog: $setup $name failed (exit $rc)" >&2
-    tail -n 5 "$tmp"/relay-"$setup-$name"*.log >&2 || true
+    tail -n 5 "$work"/relay-"$setup-$name"*.log >&2 || true
     failures=$((failures + 1))
   fi
-  stop_relays
+  stop_all
 }
 
 for setup in one split; do
@@ -180,7 +113,7 @@ for setup in one split; do
     --parallel 64 --relay-pid @PIDS@
 done
 
-python3 - "$tmp/out" "$mode" "$idle_conns" "$(getconf CLK_TCK)" <<'PY'
+python3 - "$work/out" "$mode" "$idle_conns" "$(getconf CLK_TCK)" <<'PY'
 import json, os, sys, time
 
 out, mode, idle_conns, tck = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])

@@ -32,12 +32,9 @@
 # Progress goes to stderr, the table to stdout. Needs bash, openssl, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
+# shellcheck source-path=SCRIPTDIR/..
+. scripts/lib/relay.sh
 prog=${0##*/}
-die() {
-  echo "$prog: $*" >&2
-  exit 1
-}
 
 command -v python3 >/dev/null || die "python3 is needed to tabulate the results"
 command -v openssl >/dev/null || die "the openssl command line is needed for certificates"
@@ -58,12 +55,10 @@ default_pace_for=""
 loadgen_timeout=300
 filebench_timeout=3600
 
+# One build: the relay links the `wire` crate alone, whatever else is built
+# with it (docs/ARCHITECTURE.md, "The walls").
 echo "== cargo build --release -p relay -p bench" >&2
 cargo build --release -p relay -p bench >&2
-# A separate build: with the `files` feature `common` links its client
-# driver, which the relay built above must not (features unify per build).
-echo "== cargo build --release -p bench --features files --bin teamchat-filebench" >&2
-cargo build --release -p bench --features files --bin teamchat-filebench >&2
 relay_bin=target/release/teamchat-relay
 loadgen=target/release/teamchat-loadgen
 filebench=target/release/teamchat-filebench
@@ -71,98 +66,23 @@ for b in "$relay_bin" "$loadgen" "$filebench"; do
   [ -x "$b" ] || die "$b was not built"
 done
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-files.XXXXXX")
-relay_pid=""
-relay_addr=""
+scratch_dir
 
-stop_relay() {
-  local pid=$relay_pid
-  relay_pid=""
-  [ -n "$pid" ] || return 0
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      echo "$prog: relay $pid ignored SIGTERM for 5 s, killing it" >&2
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  fi
-  wait "$pid" 2>/dev/null || true
-}
+echo "== certificates in $work/certs" >&2
+temp_certs -q "$work/certs"
 
-bench_pid=""
-stop_bench() {
-  local pid=$bench_pid
-  bench_pid=""
-  [ -n "$pid" ] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-  stop_bench
-  stop_relay
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-echo "== certificates in $tmp/certs" >&2
-scripts/gen-certs.sh --out "$tmp/certs" >/dev/null 2>&1 || die "scripts/gen-certs.sh failed"
-for f in ca.crt relay.crt relay.key; do
-  [ -s "$tmp/certs/$f" ] || die "the certificate step did not produce $f"
-done
-
-# Starts a fresh relay on an ephemeral loopback port with benchmark limits;
-# sets relay_pid and relay_addr.
-start_relay() {
-  local log=$tmp/relay-$1.log
-  "$relay_bin" \
-    --cert "$tmp/certs/relay.crt" --key "$tmp/certs/relay.key" \
-    --listen 127.0.0.1:0 \
-    --max-conns 4096 --max-conns-per-ip 4096 \
-    --max-rooms 4096 --max-room-conns 2048 \
-    --rate-frames 1000000000 --rate-bytes 100000000000 --rate-fanout-bytes 100000000000 \
-    --queue-frames 262144 --queue-bytes 67108864 \
-    --idle-timeout 600 \
-    --log warn \
-    >"$log" 2>&1 &
-  relay_pid=$!
-  relay_addr=""
-  for _ in $(seq 100); do
-    if ! kill -0 "$relay_pid" 2>/dev/null; then
-      cat "$log" >&2
-      relay_pid=""
-      die "the relay exited during start-up (log above)"
-    fi
-    relay_addr=$(sed -n 's/.*listening on \(127\.0\.0\.1:[0-9][0-9]*\).*/\1/p' "$log" | head -n 1)
-    [ -n "$relay_addr" ] && break
-    sleep 0.1
-  done
-  [ -n "$relay_addr" ] || { cat "$log" >&2; die "the relay printed no 'listening on 127.0.0.1:PORT' line within 10 s"; }
-  case $relay_addr in
-    127.0.0.1:0) die "the relay reported port 0; cannot tell where it listens" ;;
-    127.0.0.1:*) ;;
-    *) die "the relay listens on $relay_addr, not on 127.0.0.1" ;;
-  esac
-}
-
-mkdir -p "$tmp/out"
+mkdir -p "$work/out"
 failures=0
 
 # 1. The relay's raw forwarding rate for opaque 64 KiB frames.
 raw_pairs=()
 for n in $receivers; do
-  start_relay "raw-$n"
+  bench_relay_start "raw-$n" 4096
   echo "== raw relay: 1 publisher, $n subscriber(s), $chunks x 64 KiB (relay pid $relay_pid on $relay_addr)" >&2
-  out=$tmp/out/raw-$n.json
+  out=$work/out/raw-$n.json
   if "$loadgen" compare --proto relay --scenario throughput --size 65536 --subs "$n" \
     --messages "$chunks" --server-pid "$relay_pid" --addr "$relay_addr" \
-    --ca "$tmp/certs/ca.crt" --timeout "$loadgen_timeout" >"$out" 2>"$tmp/out/raw-$n.err"; then
+    --ca "$work/certs/ca.crt" --timeout "$loadgen_timeout" >"$out" 2>"$work/out/raw-$n.err"; then
     echo "   $(cat "$out")" >&2
     mbps=$(python3 -c '
 import json, sys
@@ -173,42 +93,41 @@ print(f"{v:.3f}" if v == v and v > 0 else "")
 ' "$out" "$n")
     [ -n "$mbps" ] && raw_pairs+=("$n=$mbps")
   else
-    echo "$prog: raw relay run for N=$n failed: $(tail -n 3 "$tmp/out/raw-$n.err")" >&2
+    echo "$prog: raw relay run for N=$n failed: $(tail -n 3 "$work/out/raw-$n.err")" >&2
     rm -f "$out"
     failures=$((failures + 1))
   fi
-  stop_relay
+  stop_all
 done
 
 # 2. The file transfers, the seal/open rates and chat latency.
-start_relay files
+bench_relay_start files 4096
 raw_arg=$(IFS=,; echo "${raw_pairs[*]:-}")
-args=(--addr "$relay_addr" --cert "$tmp/certs/relay.crt"
+args=(--addr "$relay_addr" --cert "$work/certs/relay.crt"
   --receivers "$(echo "$receivers" | tr ' ' ,)" --size-mib "$size_mib"
   --crypto-chunks "$chunks" --baseline-secs "$baseline_s"
-  --scratch "$tmp" --timeout "$filebench_timeout" --json)
+  --scratch "$work" --timeout "$filebench_timeout" --json)
 [ -n "$raw_arg" ] && args+=(--raw-relay-mbps "$raw_arg")
 [ -n "$default_pace_for" ] && args+=(--default-pace-for "$default_pace_for")
 echo "== teamchat-filebench ${args[*]} (relay pid $relay_pid)" >&2
 rc=0
-"$filebench" "${args[@]}" >"$tmp/out/files.jsonl" &
-bench_pid=$!
-wait "$bench_pid" || rc=$?
-bench_pid=""
+"$filebench" "${args[@]}" >"$work/out/files.jsonl" &
+pids+=("$!")
+wait "$!" || rc=$?
 if [ "$rc" -ne 0 ]; then
   # 3: a report was printed, but some scenario held at no pace.
   echo "$prog: teamchat-filebench exited with $rc; last lines of the relay log:" >&2
-  tail -n 20 "$tmp/relay-files.log" >&2 || true
+  tail -n 20 "$work/relay-files.log" >&2 || true
   failures=$((failures + 1))
 fi
 relay_version=$("$relay_bin" --version 2>&1 | head -n 1 || true)
-stop_relay
+stop_all
 # Every JSON line of the run, for a closer look afterwards.
 results=${FILES_RESULTS:-target/bench-files.jsonl}
-cat "$tmp"/out/raw-*.json "$tmp/out/files.jsonl" >"$results" 2>/dev/null || true
+cat "$work"/out/raw-*.json "$work/out/files.jsonl" >"$results" 2>/dev/null || true
 echo "== JSON results in $results" >&2
 
-python3 - "$tmp/out" "$mode" "$size_mib" "$relay_version" <<'PY'
+python3 - "$work/out" "$mode" "$size_mib" "$relay_version" <<'PY'
 import json, os, platform, subprocess, sys, time
 
 out, mode, size_mib, relay_version = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]

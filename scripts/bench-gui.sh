@@ -14,6 +14,9 @@
 # all. Needs Xvfb and xdotool (scripts/screenshots.sh installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source-path=SCRIPTDIR/..
+. scripts/lib/relay.sh
+prog=bench-gui
 root=$(pwd)
 RUNS=${RUNS:-7}
 MESSAGES=${MESSAGES:-1000}
@@ -23,32 +26,15 @@ for t in Xvfb xdotool python3; do
 done
 echo "== building (release)" >&2
 cargo build -q --release -p relay -p teamchat-admin -p teamchat-member
-[ -f certs/relay.crt ] || scripts/gen-certs.sh >&2
+repo_certs
 bin="$root/target/release"
+relay_bin=$bin/teamchat-relay
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done
-  exec 3>&- 4>&- 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
+scratch_dir
 disp=:$((90 + RANDOM % 9))
-Xvfb "$disp" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
-pids+=($!)
+start_xvfb "$disp"
 export DISPLAY=$disp
-for _ in $(seq 50); do xdotool getdisplaygeometry >/dev/null 2>&1 && break; sleep 0.1; done
-
-wait_for() { # FILE REGEX SECONDS
-  local deadline=$((SECONDS + $3))
-  until grep -qE "$2" "$1" 2>/dev/null; do
-    [ $SECONDS -lt $deadline ] || { echo "bench-gui: timed out waiting for /$2/ in $1" >&2; cat "$1" >&2; exit 1; }
-    sleep 0.05
-  done
-}
+wait_for_poll=0.05
 
 export TEAMCHAT_SETTINGS="$work/settings.toml" TEAMCHAT_PASSPHRASE=""
 # Identities made once, so no launch pays for RSA key generation.
@@ -89,11 +75,9 @@ PY
 median=$(echo "$starts" | tr ' ' '\n' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 
 echo "== memory: a room, $MESSAGES messages into the member window" >&2
-"$bin/teamchat-relay" --listen 127.0.0.1:0 --cert certs/relay.crt --key certs/relay.key \
-  --stats-interval 0 >"$work/relay.out" 2>"$work/relay.log" &
-pids+=($!)
-wait_for "$work/relay.out" 'listening on' 10
-addr=$(sed -n 's/.*listening on //p' "$work/relay.out" | head -1)
+relay_start "$work/relay.out" "$work/relay.log" 127.0.0.1:0 certs/relay.crt certs/relay.key \
+  --stats-interval 0
+addr=$relay_addr
 mkfifo "$work/admin.in" "$work/peer.in"
 "$bin/teamchat-admin" --cli --json --relay "$addr" --relay-cert certs/relay.crt \
   --identity "$work/a.pem" --name boss --room-name bench --room-password "bench pass phrase 42" \
@@ -101,10 +85,7 @@ mkfifo "$work/admin.in" "$work/peer.in"
 pids+=($!)
 exec 3>"$work/admin.in"
 wait_for "$work/admin.jsonl" '"type":"epoch"' 60
-invite=$(python3 -c 'import json,sys
-for l in open(sys.argv[1]):
-    e=json.loads(l)
-    if e["type"]=="invite": print(e["invite"]); break' "$work/admin.jsonl")
+invite=$(admin_invite "$work/admin.jsonl")
 "$bin/teamchat-member" --invite "$invite" --name gui --password "bench pass phrase 42" \
   --identity "$work/m.pem" --join >"$work/gui.out" 2>"$work/gui.err" &
 gui=$!

@@ -36,8 +36,8 @@
 # Loopback only; the trap stops everything this script started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-prog=${0##*/}
-die() { echo "$prog: $*" >&2; exit 1; }
+# shellcheck source-path=SCRIPTDIR/..
+. scripts/lib/relay.sh
 
 RUNS=${RUNS:-3}
 if [ -n "${QUICK:-}" ]; then RUNS=1; fi
@@ -45,12 +45,7 @@ if [ -n "${QUICK:-}" ]; then RUNS=1; fi
 need=()
 command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || need+=(nats-server)
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "== installing ${need[*]}" >&2
-  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+apt_install_missing "${need[@]}"
 export PATH="$PATH:/usr/sbin"
 
 # 10,000 sockets in the load generator, as many in the server (the limit
@@ -74,43 +69,27 @@ cargo build -q --release -p relay -p bench
 relay_bin=$PWD/target/release/teamchat-relay
 loadgen=$PWD/target/release/teamchat-loadgen
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-peers.XXXXXX")
-server_pid=""
-stop_server() {
-  local pid=$server_pid
-  server_pid=""
-  [ -n "$pid" ] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-trap 'stop_server; rm -rf "$tmp"' EXIT
+scratch_dir
 
 echo "== certificates" >&2
-scripts/gen-certs.sh --out "$tmp/certs" >/dev/null 2>&1 || die "gen-certs.sh failed"
-cert=$tmp/certs/relay-chain.crt
-[ -s "$cert" ] || cert=$tmp/certs/relay.crt
-key=$tmp/certs/relay.key
-ca=$tmp/certs/ca.crt
+temp_certs -q "$work/certs"
+cert=$work/certs/relay-chain.crt
+[ -s "$cert" ] || cert=$work/certs/relay.crt
+key=$work/certs/relay.key
+ca=$work/certs/ca.crt
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+relay_bench_limits 40000
 
-# start_server PROTO -> sets server_pid, port
+# start_server PROTO -> sets server_pid (in pids), port
 start_server() {
   port=$(free_port)
   case $1 in
     relay)
-      "$relay_bin" --cert "$cert" --key "$key" --listen "127.0.0.1:$port" \
-        --max-conns 40000 --max-conns-per-ip 40000 --max-rooms 40000 --max-room-conns 2048 \
-        --rate-frames 1000000000 --rate-bytes 100000000000 --rate-fanout-bytes 100000000000 \
-        --queue-frames 262144 --queue-bytes 67108864 --idle-timeout 600 --log warn \
-        >"$tmp/server.log" 2>&1 &
+      relay_spawn "$work/server.log" "$work/server.log" "127.0.0.1:$port" "$cert" "$key" \
+        "${bench_limits[@]}"
       ;;
     nats)
-      cat >"$tmp/nats.conf" <<EOF
+      cat >"$work/nats.conf" <<EOF
 listen: "127.0.0.1:$port"
 max_connections: 40000
 max_payload: 1048576
@@ -120,7 +99,8 @@ tls {
   timeout: 5
 }
 EOF
-      nats-server -c "$tmp/nats.conf" >"$tmp/server.log" 2>&1 &
+      nats-server -c "$work/nats.conf" >"$work/server.log" 2>&1 &
+      pids+=("$!")
       ;;
     mqtt)
       {
@@ -134,23 +114,16 @@ EOF
         echo "certfile $cert"
         echo "keyfile $key"
         echo "tls_version tlsv1.3"
-      } >"$tmp/mosquitto.conf"
-      mosquitto -c "$tmp/mosquitto.conf" >"$tmp/server.log" 2>&1 &
+      } >"$work/mosquitto.conf"
+      mosquitto -c "$work/mosquitto.conf" >"$work/server.log" 2>&1 &
+      pids+=("$!")
       ;;
   esac
-  server_pid=$!
-  for _ in $(seq 100); do
-    if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$port),0.2).close()" 2>/dev/null; then
-      return 0
-    fi
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  cat "$tmp/server.log" >&2
-  die "$1 did not start"
+  server_pid=${pids[-1]}
+  wait_port "$port" "$server_pid" || { cat "$work/server.log" >&2; die "$1 did not start"; }
 }
 
-results=$tmp/results.jsonl
+results=$work/results.jsonl
 : >"$results"
 # measure TAG PROTO ARGS...: one fresh server, one loadgen run, one JSON line.
 measure() {
@@ -159,14 +132,14 @@ measure() {
   start_server "$proto"
   local out
   if out=$("$loadgen" compare --addr "127.0.0.1:$port" --ca "$ca" --proto "$proto" \
-    --server-pid "$server_pid" --threads 1 --parallel 16 --timeout 300 "$@" 2>"$tmp/loadgen.err"); then
+    --server-pid "$server_pid" --threads 1 --parallel 16 --timeout 300 "$@" 2>"$work/loadgen.err"); then
     python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["tag"]=sys.argv[2]; print(json.dumps(d))' "$out" "$tag" >>"$results"
     echo "   $tag $proto: $out" >&2
   else
-    echo "   $tag $proto: FAILED: $(tail -n 3 "$tmp/loadgen.err")" >&2
+    echo "   $tag $proto: FAILED: $(tail -n 3 "$work/loadgen.err")" >&2
     echo "{\"tag\":\"$tag\",\"proto\":\"$proto\",\"failed\":true}" >>"$results"
   fi
-  stop_server
+  stop_all
 }
 
 sizes="256 4096"

@@ -23,20 +23,12 @@
 # Progress goes to stderr, the table to stdout. Needs bash, openssl, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
+# shellcheck source-path=SCRIPTDIR/..
+. scripts/lib/relay.sh
 prog=${0##*/}
-die() {
-  echo "$prog: $*" >&2
-  exit 1
-}
 
 # 1,000 client sockets plus the relay's own, in one process tree.
-want_fds=4096
-cur_fds=$(ulimit -n)
-if [ "$cur_fds" != unlimited ] && [ "$cur_fds" -lt "$want_fds" ]; then
-  ulimit -n "$want_fds" 2>/dev/null ||
-    die "cannot raise the open-file limit to $want_fds (soft $cur_fds, hard $(ulimit -Hn)); raise the hard limit (e.g. /etc/security/limits.conf or 'ulimit -Hn' as root) and retry"
-fi
+raise_fd_limit 4096 "; raise the hard limit (e.g. /etc/security/limits.conf or 'ulimit -Hn' as root) and retry"
 
 command -v python3 >/dev/null || die "python3 is needed to tabulate the results"
 command -v openssl >/dev/null || die "the openssl command line is needed for certificates"
@@ -63,109 +55,47 @@ loadgen=target/release/teamchat-loadgen
 [ -x "$relay_bin" ] || die "$relay_bin was not built"
 [ -x "$loadgen" ] || die "$loadgen was not built"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-relay.XXXXXX")
-relay_pid=""
-relay_addr=""
+scratch_dir
 
-stop_relay() {
-  local pid=$relay_pid
-  relay_pid=""
-  [ -n "$pid" ] || return 0
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      echo "$prog: relay $pid ignored SIGTERM for 5 s, killing it" >&2
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  fi
-  wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-  stop_relay
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-echo "== certificates in $tmp/certs" >&2
+echo "== certificates in $work/certs" >&2
 if [ -x scripts/gen-certs.sh ]; then
-  scripts/gen-certs.sh --out "$tmp/certs" >&2
+  temp_certs "$work/certs"
 else
   echo "$prog: scripts/gen-certs.sh not found, making a self-signed ECDSA P-256 certificate" >&2
-  mkdir -p "$tmp/certs"
+  mkdir -p "$work/certs"
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -keyout "$tmp/certs/relay.key" -out "$tmp/certs/relay.crt" -days 2 \
+    -keyout "$work/certs/relay.key" -out "$work/certs/relay.crt" -days 2 \
     -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
     2>/dev/null
-  cp "$tmp/certs/relay.crt" "$tmp/certs/ca.crt"
+  cp "$work/certs/relay.crt" "$work/certs/ca.crt"
+  check_certs "$work/certs"
 fi
-for f in ca.crt relay.crt relay.key; do
-  [ -s "$tmp/certs/$f" ] || die "certificate step did not produce $f"
-done
 
-# Starts a fresh relay on an ephemeral loopback port with benchmark limits;
-# sets relay_pid and relay_addr.
-start_relay() {
-  local log=$tmp/relay-$1.log
-  "$relay_bin" \
-    --cert "$tmp/certs/relay.crt" --key "$tmp/certs/relay.key" \
-    --listen 127.0.0.1:0 \
-    --max-conns 4096 --max-conns-per-ip 4096 \
-    --max-rooms 4096 --max-room-conns 2048 \
-    --rate-frames 1000000000 --rate-bytes 100000000000 --rate-fanout-bytes 100000000000 \
-    --queue-frames 262144 --queue-bytes 67108864 \
-    --idle-timeout 600 \
-    --log warn \
-    >"$log" 2>&1 &
-  relay_pid=$!
-  relay_addr=""
-  for _ in $(seq 100); do
-    if ! kill -0 "$relay_pid" 2>/dev/null; then
-      cat "$log" >&2
-      relay_pid=""
-      die "the relay exited during start-up (log above)"
-    fi
-    relay_addr=$(sed -n 's/.*listening on \(127\.0\.0\.1:[0-9][0-9]*\).*/\1/p' "$log" | head -n 1)
-    [ -n "$relay_addr" ] && break
-    sleep 0.1
-  done
-  [ -n "$relay_addr" ] || { cat "$log" >&2; die "the relay printed no 'listening on 127.0.0.1:PORT' line within 10 s"; }
-  case $relay_addr in
-    *:0) die "the relay reported port 0; cannot tell where it listens" ;;
-  esac
-}
-
-mkdir -p "$tmp/out"
+mkdir -p "$work/out"
 failures=0
 
 # run NAME SUBCOMMAND ARGS...: one loadgen run against a fresh relay (an
-# argument @PID@ becomes its pid); the JSON lands in $tmp/out/NAME.json.
+# argument @PID@ becomes its pid); the JSON lands in $work/out/NAME.json.
 run() {
   local name=$1
   shift
-  start_relay "$name"
+  bench_relay_start "$name" 4096
   local args=() a
   for a in "$@"; do
     args+=("${a//@PID@/$relay_pid}")
   done
   echo "== $name (relay pid $relay_pid on $relay_addr)" >&2
   local rc=0
-  "$loadgen" "${args[@]}" --addr "$relay_addr" --ca "$tmp/certs/ca.crt" \
-    --json --timeout "$timeout_s" >"$tmp/out/$name.json" || rc=$?
+  "$loadgen" "${args[@]}" --addr "$relay_addr" --ca "$work/certs/ca.crt" \
+    --json --timeout "$timeout_s" >"$work/out/$name.json" || rc=$?
   if [ "$rc" -ne 0 ]; then
     # 3: a partial report was printed (--timeout); keep it for the table.
-    [ "$rc" -eq 3 ] || rm -f "$tmp/out/$name.json"
+    [ "$rc" -eq 3 ] || rm -f "$work/out/$name.json"
     echo "$prog: $name failed (exit $rc); last lines of the relay log:" >&2
-    tail -n 20 "$tmp/relay-$name.log" >&2 || true
+    tail -n 20 "$work/relay-$name.log" >&2 || true
     failures=$((failures + 1))
   fi
-  stop_relay
+  stop_all
 }
 
 for n in 10 100; do
@@ -178,7 +108,7 @@ run "latency-10-256" latency --subs 10 --size 256 --rate 100 \
   --seconds "$lat_seconds" --warmup "$lat_warmup"
 run "idle-$idle_conns" idle --conns "$idle_conns" --room-size 10 --relay-pid @PID@
 
-python3 - "$tmp/out" "$mode" "$idle_conns" <<'PY'
+python3 - "$work/out" "$mode" "$idle_conns" <<'PY'
 import json, os, platform, subprocess, sys, time
 
 out, mode, idle_conns = sys.argv[1], sys.argv[2], int(sys.argv[3])

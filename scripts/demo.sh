@@ -14,7 +14,12 @@
 # Builds what it needs on first use; stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source-path=SCRIPTDIR/..
+. scripts/lib/relay.sh
+prog=demo
 root=$(pwd)
+bin="$root/target/debug"
+relay_bin=$bin/teamchat-relay
 
 mode=auto
 case "${1:-}" in
@@ -34,21 +39,14 @@ fi
 echo "== building (first run takes a few minutes)" >&2
 cargo build -q -p relay -p teamchat-admin -p teamchat-member
 
-if [ ! -f certs/relay.crt ] || [ ! -f certs/relay.key ]; then
-  echo "== generating certificates into certs/" >&2
-  scripts/gen-certs.sh >&2
-fi
+repo_certs
 
 if [ "$mode" = gui ]; then
-  bin="$root/target/debug"
   mkdir -p target/demo
-  "$bin/teamchat-relay" --listen 127.0.0.1:0 --cert certs/relay.crt --key certs/relay.key \
-    --stats-interval 0 >target/demo/relay.out 2>target/demo/relay.log &
-  relay=$!
-  trap 'kill $relay 2>/dev/null || true' EXIT
-  for _ in $(seq 100); do grep -q 'listening on' target/demo/relay.out 2>/dev/null && break; sleep 0.1; done
-  addr=$(sed -n 's/.*listening on //p' target/demo/relay.out | head -1)
-  [ -n "$addr" ] || { echo "demo: the relay did not start:" >&2; cat target/demo/relay.log >&2; exit 1; }
+  cleanup_at_exit
+  relay_start target/demo/relay.out target/demo/relay.log 127.0.0.1:0 certs/relay.crt certs/relay.key \
+    --stats-interval 0
+  addr=$relay_addr
   echo "== relay at $addr; opening the admin window (close it to stop the demo)" >&2
   echo "   press Copy in the window, then:  cargo run -p teamchat-member  and paste the invite" >&2
   # A demo identity kept under target/, not your real one.
@@ -58,36 +56,12 @@ if [ "$mode" = gui ]; then
   exit 0
 fi
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done
-  exec 3>&- 4>&- 5>&- 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-bin="$root/target/debug"
-# wait_for FILE REGEX SECONDS: wait until FILE has a line matching REGEX.
-wait_for() {
-  local deadline=$((SECONDS + $3))
-  until grep -qE "$2" "$1" 2>/dev/null; do
-    if [ $SECONDS -ge $deadline ]; then
-      echo "demo: timed out waiting for /$2/ in $(basename "$1")" >&2
-      echo "--- $(basename "$1"):" >&2; cat "$1" >&2 || true
-      exit 1
-    fi
-    sleep 0.1
-  done
-}
+scratch_dir
 
 echo "== starting the relay on 127.0.0.1" >&2
-"$bin/teamchat-relay" --listen 127.0.0.1:0 --cert certs/relay.crt --key certs/relay.key \
-  --stats-interval 0 >"$work/relay.out" 2>"$work/relay.log" &
-pids+=($!)
-wait_for "$work/relay.out" 'listening on' 10
-addr=$(sed -n 's/.*listening on //p' "$work/relay.out" | head -1)
+relay_start "$work/relay.out" "$work/relay.log" 127.0.0.1:0 certs/relay.crt certs/relay.key \
+  --stats-interval 0
+addr=$relay_addr
 echo "   relay at $addr, $(sed -n 's/^certificate //p' "$work/relay.out")" >&2
 
 export TEAMCHAT_PASSPHRASE=""   # demo identities without passphrases
@@ -100,10 +74,7 @@ echo "== starting the admin" >&2
 pids+=($!)
 exec 3>"$work/admin.in"
 wait_for "$work/admin.jsonl" '"type":"epoch"' 60
-invite=$(python3 -c 'import json,sys
-for l in open(sys.argv[1]):
-    e=json.loads(l)
-    if e["type"]=="invite": print(e["invite"]); break' "$work/admin.jsonl")
+invite=$(admin_invite "$work/admin.jsonl")
 echo "   invite: $invite" >&2
 
 echo "== alice joins with the room password" >&2

@@ -28,7 +28,8 @@ seconds=600
 keep=0
 case "${1:-}" in
   --record)
-    cargo test -q -p common --features driver --test fuzz_corpus -- --ignored record_seed_corpus --nocapture
+    cargo test -q -p common --test fuzz_corpus -- --ignored record_seed_corpus --nocapture
+    cargo test -q -p client --test fuzz_corpus -- --ignored record_seed_corpus --nocapture
     cargo test -q -p relay --features test-support --test fuzz_corpus -- --ignored record_seed_corpus --nocapture
     exit 0 ;;
   --ci) seconds=15; shift ;;

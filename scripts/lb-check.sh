@@ -10,24 +10,20 @@
 # Not part of the test suite (it needs haproxy); DEPLOY.md quotes its run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source-path=SCRIPTDIR/..
+. scripts/lib/relay.sh
 command -v haproxy >/dev/null || { echo "install haproxy (apt-get install haproxy)" >&2; exit 1; }
-NATS=$(command -v nats-server || echo /usr/sbin/nats-server)
-[ -x "$NATS" ] || { echo "install nats-server" >&2; exit 1; }
-[ -s certs/relay.crt ] || scripts/gen-certs.sh >&2
+nats_find
+repo_certs
 cargo build -q -p relay -p teamchat-admin -p teamchat-member
-W=$(mktemp -d "${TMPDIR:-/tmp}/lb-check.XXXXXX")
-pids=()
-trap 'for p in "${pids[@]}"; do kill $p 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"' EXIT
-free() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-wait_for() { for _ in $(seq $(( $3 * 10 ))); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "timeout waiting for $2 in $1"; tail -5 "$1"; exit 1; }
-mkdir -p $W/nats
-"$NATS" -a 127.0.0.1 -p -1 --ports_file_dir $W/nats > $W/nats.log 2>&1 & pids+=($!)
-sleep 1
-nats=$(sed -n 's/.*"\(nats:\/\/127\.0\.0\.1:[0-9]*\)".*/\1/p' $W/nats/*.ports)
-R=target/debug/teamchat-relay
-p1=$(free); p2=$(free); lbp=$(free)
-$R --listen 127.0.0.1:$p1 --cert certs/relay.crt --key certs/relay.key --backplane $nats > $W/r1.out 2> $W/r1.log & r1=$!; pids+=($r1)
-$R --listen 127.0.0.1:$p2 --cert certs/relay.crt --key certs/relay.key --backplane $nats > $W/r2.out 2> $W/r2.log & r2=$!; pids+=($r2)
+scratch_dir
+W=$work
+nats_start "$W"
+nats=$nats_url
+relay_bin=target/debug/teamchat-relay
+p1=$(free_port); p2=$(free_port); lbp=$(free_port)
+relay_start "$W/r1.out" "$W/r1.log" "127.0.0.1:$p1" certs/relay.crt certs/relay.key --backplane "$nats"; r1=$relay_pid
+relay_start "$W/r2.out" "$W/r2.log" "127.0.0.1:$p2" certs/relay.crt certs/relay.key --backplane "$nats"
 sed -e "s/10.0.0.1:7443/127.0.0.1:$lbp/; s/10.0.0.11:7443/127.0.0.1:$p1/; s/10.0.0.12:7443/127.0.0.1:$p2/" docs/deploy/haproxy.cfg > $W/haproxy.cfg
 haproxy -f $W/haproxy.cfg -db > $W/haproxy.log 2>&1 & pids+=($!)
 sleep 1
@@ -36,10 +32,7 @@ mkfifo $W/admin.in $W/alice.in
 target/debug/teamchat-admin --cli --json --relay 127.0.0.1:$lbp --relay-cert certs/relay.crt --identity $W/admin.pem --name boss --room-password "correct horse battery" --no-history < $W/admin.in > $W/admin.jsonl 2> $W/admin.err & pids+=($!)
 exec 3> $W/admin.in
 wait_for $W/admin.jsonl '"type":"epoch"' 60
-invite=$(python3 -c 'import json,sys
-for l in open(sys.argv[1]):
-    e=json.loads(l)
-    if e["type"]=="invite": print(e["invite"]); break' $W/admin.jsonl)
+invite=$(admin_invite "$W/admin.jsonl")
 echo "invite: $invite"
 target/debug/teamchat-member --cli --json --invite "$invite" --name alice --password "correct horse battery" --identity $W/alice.pem --no-history < $W/alice.in > $W/alice.jsonl 2> $W/alice.err & pids+=($!)
 exec 4> $W/alice.in

@@ -25,6 +25,9 @@
 # full-screen shot to $STEPS for checking).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source-path=SCRIPTDIR/..
+. scripts/lib/relay.sh
+prog=screenshots
 root=$(pwd)
 out="$root/docs/screenshots"
 STEPS=${STEPS:-$root/target/screenshot-steps}
@@ -35,48 +38,24 @@ command -v xdotool >/dev/null || need+=(xdotool)
 command -v import >/dev/null || need+=(imagemagick)
 command -v xclip >/dev/null || need+=(xclip)
 /usr/bin/python3 -c 'import Xlib' 2>/dev/null || need+=(python3-xlib)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "== installing ${need[*]}" >&2
-  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+apt_install_missing "${need[@]}"
 
 echo "== building" >&2
 cargo build -q -p relay -p teamchat-admin -p teamchat-member
 cargo build -q -p ui --example gap_banner
-[ -f certs/relay.crt ] || scripts/gen-certs.sh >&2
+repo_certs
 bin="$root/target/debug"
+relay_bin=$bin/teamchat-relay
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+scratch_dir
 mkdir -p "$out" "$STEPS"
 
 # One virtual screen per window: no window manager is needed and no window
 # hides another.
 base=$((70 + RANDOM % 20))
 d_admin=:$base d_alice=:$((base + 1)) d_bob=:$((base + 2))
-for d in $d_admin $d_alice $d_bob; do
-  Xvfb "$d" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
-  pids+=($!)
-done
-for d in $d_admin $d_alice $d_bob; do
-  for _ in $(seq 100); do DISPLAY=$d xdotool getdisplaygeometry >/dev/null 2>&1 && break; sleep 0.05; done
-done
+start_xvfb "$d_admin" "$d_alice" "$d_bob"
 
-wait_for() { # FILE REGEX SECONDS
-  local deadline=$((SECONDS + $3))
-  until grep -qE "$2" "$1" 2>/dev/null; do
-    [ $SECONDS -lt $deadline ] || { echo "screenshots: timed out waiting for /$2/ in $1" >&2; cat "$1" >&2; exit 1; }
-    sleep 0.1
-  done
-}
 window() { # DISPLAY -> window id, once mapped
   local id=""
   for _ in $(seq 600); do
@@ -104,12 +83,10 @@ shot() { # DISPLAY NAME [final]: a step shot, and with "final" the committed one
 }
 
 echo "== relay" >&2
-"$bin/teamchat-relay" --listen 127.0.0.1:0 --cert certs/relay.crt --key certs/relay.key \
-  --stats-interval 0 >"$work/relay.out" 2>"$work/relay.log" &
-relay=$!
-pids+=($relay)
-wait_for "$work/relay.out" 'listening on' 10
-addr=$(sed -n 's/.*listening on //p' "$work/relay.out" | head -1)
+relay_start "$work/relay.out" "$work/relay.log" 127.0.0.1:0 certs/relay.crt certs/relay.key \
+  --stats-interval 0
+relay=$relay_pid
+addr=$relay_addr
 
 # Identities made beforehand (the terminal admin creates its identity and,
 # with no input, leaves at once; 127.0.0.1:9 has no listener), so the forms
@@ -258,9 +235,7 @@ shot $d_bob member-warning-light final
 
 echo "== lines the relay dropped: the gap, where it happened and in the banner" >&2
 d_gap=:$((base + 3))
-Xvfb "$d_gap" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do DISPLAY=$d_gap xdotool getdisplaygeometry >/dev/null 2>&1 && break; sleep 0.05; done
+start_xvfb "$d_gap"
 DISPLAY=$d_gap GAP_BANNER_SECONDS=30 "$root/target/debug/examples/gap_banner" >"$work/gap.log" 2>&1 &
 pids+=($!)
 window $d_gap >/dev/null

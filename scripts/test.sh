@@ -4,9 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run() { echo "== [${SECONDS}s] $*" >&2; "$@"; }
-# With the file-transfer benchmark's feature (its binary and tests need the
-# client driver, which the workspace builds anyway): one build serves all.
-run cargo test --workspace --all-targets --features bench/files "$@"
+run cargo test --workspace --all-targets "$@"
 # NKey authentication to NATS sits behind a feature of the relay (a build
 # of its own: the relay without it has code of its own to test too).
 run cargo test -p relay --features nkeys --test backplane "$@"

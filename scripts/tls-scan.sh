@@ -15,18 +15,15 @@
 # Loopback only, ephemeral ports; certificates go to a temporary folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source-path=SCRIPTDIR/..
+. scripts/lib/relay.sh
+prog=tls-scan
 
 for tool in sslscan openssl python3; do
   command -v "$tool" >/dev/null || { echo "tls-scan: $tool is missing (Debian: apt-get install $tool)" >&2; exit 1; }
 done
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+scratch_dir
 
 # The relay binary: $TEAMCHAT_RELAY_BIN if given (CI passes the one its test
 # step built), else a build of it.
@@ -37,7 +34,8 @@ if [ -z "$relay_bin" ]; then
 fi
 [ -x "$relay_bin" ] || { echo "tls-scan: no relay binary at $relay_bin" >&2; exit 1; }
 
-# Waits up to 10 s for PATTERN in FILE and prints the rest of its first line.
+# The controls: waits up to 10 s for PATTERN in FILE and prints the rest of
+# its first line.
 address_from() {
   local file=$1 pattern=$2
   for _ in $(seq 100); do
@@ -64,11 +62,10 @@ status=0
 # 1. The relay, with each kind of key scripts/gen-certs.sh makes.
 for kind in ecdsa rsa; do
   flag=(); [ "$kind" = rsa ] && flag=(--rsa)
-  scripts/gen-certs.sh "${flag[@]}" --out "$work/$kind" >/dev/null 2>&1
-  "$relay_bin" --listen 127.0.0.1:0 --cert "$work/$kind/relay.crt" --key "$work/$kind/relay.key" \
-    --stats-interval 0 >"$work/relay-$kind.out" 2>"$work/relay-$kind.log" &
-  pids+=($!)
-  addr=$(address_from "$work/relay-$kind.out" 'listening on')
+  temp_certs -q "$work/$kind" "${flag[@]}"
+  relay_start "$work/relay-$kind.out" "$work/relay-$kind.log" 127.0.0.1:0 \
+    "$work/$kind/relay.crt" "$work/$kind/relay.key" --stats-interval 0
+  addr=$relay_addr
   echo "== relay ($kind key) at $addr"
   if scan "relay-$kind" "$addr"; then
     grep -E '<protocol .*enabled="1"|<cipher |<renegotiation' "$work/relay-$kind.xml" |

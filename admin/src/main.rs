@@ -8,13 +8,13 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use common::driver::{cert_file_fingerprint, Trust};
+use client::driver::{cert_file_fingerprint, Trust};
+use client::terminal::{
+    self, default_identity_path, load_or_create_identity, read_roster, Options,
+};
 use common::engine::admin::Admin;
 use common::engine::{AdminConfig, Engine};
 use common::invite::{relays_from, Invite};
-use common::terminal::{
-    self, default_identity_path, load_or_create_identity, read_roster, Options,
-};
 use common::{Fingerprint, RoomId};
 use zeroize::Zeroizing;
 
@@ -79,9 +79,9 @@ struct Args {
     #[arg(long, default_value_t = 60)]
     rekey_minutes: u64,
     #[command(flatten)]
-    files: common::files::FileArgs,
+    files: client::files::FileArgs,
     #[command(flatten)]
-    history: common::history::HistoryArgs,
+    history: client::history::HistoryArgs,
 }
 
 fn main() -> Result<()> {
@@ -116,7 +116,7 @@ fn main() -> Result<()> {
             .collect(),
         None => HashSet::new(),
     };
-    let room = args.room.unwrap_or_else(RoomId::random);
+    let room = args.room.unwrap_or_else(common::crypto::random_room_id);
     let invite = Invite::new(relays.clone(), room, key.public().fingerprint())?;
     let invite_text = invite.to_string();
     if args.json {
@@ -130,9 +130,9 @@ fn main() -> Result<()> {
     }
     // What this room kept from earlier runs (bans), with the next run
     // number, written before anything is announced.
-    let state_dir = common::admin_state::folder_for(&path);
-    let state = common::admin_state::StateFile::new(&state_dir, &key, &room)
-        .begin_run(common::driver::now_ms())
+    let state_dir = client::admin_state::folder_for(&path);
+    let state = client::admin_state::StateFile::new(&state_dir, &key, &room)
+        .begin_run(client::driver::now_ms())
         .context("the room's kept state")?;
     let cfg = AdminConfig {
         room,
@@ -220,10 +220,10 @@ fn gui(args: Args) -> Result<()> {
         open_now: args.open,
         settings: Some(settings_path),
     };
-    let driver = common::driver::Options {
+    let driver = client::driver::Options {
         files: args.files.options(),
         history: args.history.options("admin"),
-        admin_state: Some(common::admin_state::folder_for(&identity)),
+        admin_state: Some(client::admin_state::folder_for(&identity)),
     };
     ui::admin::run(opts, driver).map_err(|e| {
         anyhow::anyhow!("cannot open the window: {e} (no display? `--cli` runs in the terminal)")

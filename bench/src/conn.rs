@@ -3,18 +3,18 @@
 //!
 //! Reading goes through one growable buffer per connection; a frame's length
 //! is checked against the limit before its body is buffered
-//! ([`common::wire::decode_frame`]).
+//! ([`wire::decode_frame`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::{Buf, BytesMut};
-use common::wire::{
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use wire::RoomId;
+use wire::{
     decode_frame, encode_frame, ClientFrame, ConnId, FrameError, Hello, RelayError, RelayFrame,
     Welcome, DEFAULT_MAX_FRAME, MIN_MAX_FRAME, PROTOCOL_VERSION,
 };
-use common::RoomId;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use crate::tls::{Target, TlsStream};
 
@@ -139,7 +139,7 @@ impl std::error::Error for Refused {}
 impl Refused {
     /// Which relay flag to raise for a benchmark, if the refusal is a limit.
     pub fn advice(&self) -> Option<&'static str> {
-        use common::wire::ErrorCode;
+        use wire::ErrorCode;
         match self.0.code {
             ErrorCode::RoomFull => Some("raise the relay's --max-room-conns"),
             ErrorCode::ServerFull => Some("raise the relay's --max-conns"),
@@ -331,7 +331,7 @@ mod tests {
     async fn hello_refused_is_a_refusal_with_advice() {
         let (client, mut relay) = tokio::io::duplex(4096);
         let frames = encoded(&[RelayFrame::Error(RelayError {
-            code: common::wire::ErrorCode::RoomFull,
+            code: wire::ErrorCode::RoomFull,
             message: "room is full".into(),
         })]);
         relay.write_all(&frames).await.unwrap();

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
-use common::wire::{ClientFrame, RelayFrame};
 use serde::Serialize;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::timeout_at;
 use tokio_util::sync::CancellationToken;
+use wire::{ClientFrame, RelayFrame};
 
 use crate::conn::{join, random_room, send};
 use crate::procfs;

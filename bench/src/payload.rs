@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use bytes::{Bytes, BytesMut};
-use common::wire::{encode_frame, ClientFrame, LEN_PREFIX};
+use wire::{encode_frame, ClientFrame, LEN_PREFIX};
 
 /// Bytes of sequence number and timestamp at the front of every payload.
 pub const HEADER: usize = 16;
@@ -85,7 +85,7 @@ impl PublishTemplate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::wire::{decode_frame, DEFAULT_MAX_FRAME};
+    use wire::{decode_frame, DEFAULT_MAX_FRAME};
 
     #[test]
     fn stamped_frames_decode_to_the_expected_publish() {

@@ -11,9 +11,9 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use common::wire::{encode_frame, ClientFrame, RelayFrame, DEFAULT_MAX_FRAME};
-use common::RoomId;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use wire::RoomId;
+use wire::{encode_frame, ClientFrame, RelayFrame, DEFAULT_MAX_FRAME};
 
 use crate::conn::{join, send, FrameReader};
 use crate::tls::{Target, TlsStream};

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::BytesMut;
-use common::wire::{encode_frame, ClientFrame, ConnId, RelayFrame, DEFAULT_MAX_FRAME};
-use common::RoomId;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::timeout_at;
 use tokio_util::sync::CancellationToken;
+use wire::RoomId;
+use wire::{encode_frame, ClientFrame, ConnId, RelayFrame, DEFAULT_MAX_FRAME};
 
 use crate::conn::{join, send, Conn, FrameReader, Refused};
 use crate::payload::{now_ns, parse};
@@ -372,8 +372,8 @@ async fn read_publisher(
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use common::wire::{decode_frame, RelayFrame};
     use tokio::io::AsyncReadExt;
+    use wire::{decode_frame, RelayFrame};
 
     fn deliver(from: ConnId, seq: u64, ts: u64) -> RelayFrame {
         let mut payload = vec![0u8; 32];

@@ -10,7 +10,6 @@ use common::crypto::{random_array, PublicKey};
 use common::engine::admin::Admin;
 use common::engine::{AdminConfig, Command};
 use common::test_keys::shared;
-use common::RoomId;
 use rsa::pkcs8::EncodePublicKey;
 
 const MEMBERS: usize = 1000;
@@ -38,7 +37,7 @@ fn main() {
     let members: Vec<PublicKey> = (0..if quick { 50 } else { MEMBERS })
         .map(|_| fake_key())
         .collect();
-    let room = RoomId::random();
+    let room = common::crypto::random_room_id();
     let cfg = AdminConfig {
         room,
         room_name: "large".into(),

@@ -16,7 +16,6 @@ use common::wire::{
     aad, context, decode_payload, encode_payload, signed_message_bytes, ChatBody, ChatMessage,
     Content, EpochBody, KeyWrap, MessageHeader, Signed, DEFAULT_MAX_FRAME,
 };
-use common::{Fingerprint, RoomId};
 
 fn main() -> Result<()> {
     let t = Instant::now();
@@ -28,11 +27,11 @@ fn main() -> Result<()> {
     println!("admin  safety code {}", admin.public().safety_code());
     println!("member safety code {}", member.public().safety_code());
 
-    let room = RoomId::random();
+    let room = common::crypto::random_room_id();
     let relay = RelayEndpoint {
         host: Host::Name("relay.example.net".into()),
         port: 7443,
-        cert: Fingerprint::of_der(b"stand-in for the relay certificate DER"),
+        cert: common::crypto::fingerprint_of(b"stand-in for the relay certificate DER"),
     };
     let invite = Invite::new(vec![relay], room, admin.public().fingerprint())?;
     println!("\ninvite: {invite}");

@@ -166,68 +166,47 @@ pub fn identity(data: &[u8]) -> bool {
     crate::identity::decode_pem(path, text, Some(b"fuzz passphrase")).is_ok() || plain
 }
 
-/// A row of the history database, as stored (sealed), and the plaintext of
-/// one sealed under the right key (a row written by a buggy or older
-/// version must not break the reader either). Returns whether a row opened.
-#[cfg(feature = "driver")]
-pub fn history_row(data: &[u8]) -> bool {
-    crate::history::fuzz_row(data)
+/// A target's entry point, its result (if any) ignored.
+pub type EntryPoint = fn(&[u8]);
+
+/// Runs every input committed under `corpus/<target>/` through its entry
+/// point (the ordinary test suites call this on stable Rust), and prints
+/// how many each target had. Panics on an empty target directory: a
+/// target without a corpus would replay nothing and pass.
+pub fn replay_corpus(corpus: &Path, targets: &[(&str, EntryPoint)]) {
+    let mut total = 0;
+    for (target, run) in targets {
+        let dir = corpus.join(target);
+        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.expect("a corpus entry").path())
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "{target}: no corpus committed");
+        for f in &files {
+            run(&std::fs::read(f).unwrap_or_else(|e| panic!("{}: {e}", f.display())));
+        }
+        println!("fuzz corpus {target}: {} inputs replayed", files.len());
+        total += files.len();
+    }
+    println!("fuzz corpus: {total} inputs replayed in all");
 }
 
-/// The admin's state file, as stored (sealed), and a plaintext sealed under
-/// the right key, in either layout. Returns whether a state was read.
-#[cfg(feature = "driver")]
-pub fn admin_state(data: &[u8]) -> bool {
-    crate::admin_state::fuzz_state(data)
-}
-
-/// A file name from another member, made safe to create: never empty, `.`
-/// or `..`, one path component, no control or invisible characters, at
-/// most 200 bytes, no trailing dot or space, not a Windows device name, not
-/// a name a file manager acts on, and already safe names stay as they are.
-#[cfg(feature = "driver")]
-pub fn file_name(data: &[u8]) {
-    let name = String::from_utf8_lossy(data);
-    let safe = crate::files::safe_file_name(&name);
-    assert!(!safe.is_empty() && safe != "." && safe != "..", "{safe:?}");
-    assert!(
-        safe.len() <= crate::files::MAX_SAVED_NAME,
-        "{} bytes",
-        safe.len()
-    );
-    assert!(
-        !safe.contains(['/', '\\', '<', '>', ':', '"', '|', '?', '*']),
-        "{safe:?}"
-    );
-    assert!(
-        !safe
-            .chars()
-            .any(|c| c.is_control() || crate::engine::is_format_char(c)),
-        "{safe:?}"
-    );
-    assert!(!safe.ends_with(['.', ' ']), "{safe:?}");
-    assert!(
-        !crate::files::is_device_name(&safe),
-        "a device name: {safe:?}"
-    );
-    assert!(
-        !crate::files::acts_when_listed(&safe),
-        "a name a file manager acts on: {safe:?}"
-    );
-    assert_eq!(
-        crate::files::safe_file_name(&safe),
-        safe,
-        "a safe name changed"
-    );
-}
-
-/// Seed inputs for the disk targets, as `(target, bytes)`: real history
-/// rows and admin state files, with their plaintexts.
-#[cfg(feature = "driver")]
-pub fn disk_seeds() -> Vec<(&'static str, Vec<u8>)> {
-    let rows = crate::history::fuzz_seeds().into_iter();
-    let states = crate::admin_state::fuzz_seeds().into_iter();
-    rows.map(|b| ("history_row", b))
-        .chain(states.map(|b| ("admin_state", b)))
-        .collect()
+/// Writes seed inputs under `corpus/<target>/`, each named by the first 40
+/// hex digits of its SHA-256 (as cargo fuzz names its own finds).
+pub fn write_seeds(corpus: &Path, seeds: &std::collections::BTreeMap<&str, Vec<Vec<u8>>>) {
+    use sha2::{Digest, Sha256};
+    let mut written = 0;
+    for (target, inputs) in seeds {
+        let dir = corpus.join(target);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        for bytes in inputs {
+            let name = hex::encode(Sha256::digest(bytes));
+            std::fs::write(dir.join(&name[..40]), bytes)
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+            written += 1;
+        }
+        println!("seed corpus {target}: {} inputs", inputs.len());
+    }
+    println!("seed corpus: {written} inputs written");
 }

@@ -1,42 +1,27 @@
-//! TeamChat core library.
+//! TeamChat's core: what a client knows and does, without any I/O.
 //!
 //! Modules by concern:
-//! - [`ids`]: the small identifiers every layer shares (room ids, key fingerprints).
-//! - [`wire`]: what bytes mean — frames between clients and the relay, and the
-//!   end-to-end envelopes carried inside them. Pure encoding, no secrets.
+//! - [`wire`] and [`ids`] (re-exported from the `wire` crate): what bytes
+//!   mean. The relay links that crate alone, never this one.
+//! - [`crypto`]: how bytes are protected — sealing, RSA wraps and
+//!   signatures, X25519 agreement, fingerprints and safety codes.
+//! - [`identity`]: who you are, on disk — PKCS#8 key files.
 //! - [`invite`]: the pasteable string that tells a member where a room is and
 //!   whom to trust.
-//! - `crypto` (feature `crypto`): how bytes are protected — sealing, RSA wraps
-//!   and signatures, X25519 agreement, fingerprints and safety codes.
-//! - `identity` (feature `crypto`): who you are, on disk — PKCS#8 key files.
-//! - `engine` (feature `crypto`): what the protocol does next — the sans-IO
-//!   client state machine for admin and member.
+//! - [`engine`]: what the protocol does next — the sans-IO client state
+//!   machine for admin and member.
 //!
-//! The relay depends on this crate with `default-features = false`: it gets
-//! `wire`, `ids` and `invite` and does not link any code that could decrypt.
+//! The client runtime (network driver, downloads, history, terminal) is the
+//! `client` crate, built on this one; docs/ARCHITECTURE.md has the map.
 
-pub mod ids;
-pub mod invite;
-pub mod wire;
+pub use wire::{self, ids};
 
-#[cfg(feature = "driver")]
-pub mod admin_state;
-#[cfg(feature = "crypto")]
 pub mod crypto;
-#[cfg(feature = "driver")]
-pub mod driver;
-#[cfg(feature = "crypto")]
 pub mod engine;
-#[cfg(feature = "driver")]
-pub mod files;
 #[cfg(feature = "test-support")]
 pub mod fuzzing;
-#[cfg(feature = "driver")]
-pub mod history;
-#[cfg(feature = "crypto")]
 pub mod identity;
-#[cfg(feature = "driver")]
-pub mod terminal;
+pub mod invite;
 #[cfg(feature = "test-support")]
 pub mod test_keys;
 

@@ -8,7 +8,10 @@
 //! - `record_seed_corpus` (ignored; `scripts/fuzz.sh --record` runs it)
 //!   writes the seed corpus: real frames recorded from a room of this suite
 //!   (admin, two members, messages, a private message, a file, a removal, a
-//!   new epoch, beacons), real files, and invites.
+//!   new epoch, beacons), identity files, and invites.
+//!
+//! The client runtime's targets (history rows, admin state, file names)
+//! are replayed and seeded by `common/client/tests/fuzz_corpus.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -24,15 +27,11 @@ use common::wire::{
     decode_payload, encode_frame, encode_payload, ClientFrame, Envelope, ErrorCode, RelayError,
     RelayFrame, Signed, Welcome, DEFAULT_MAX_FRAME,
 };
-use sha2::{Digest, Sha256};
 use support::*;
-
-/// A target's entry point, its result (if any) ignored.
-type EntryPoint = fn(&[u8]);
 
 /// The decoders' targets, each with its entry point (the engines target
 /// takes structured input and lives in the fuzz crate only).
-const TARGETS: [(&str, EntryPoint); 8] = [
+const TARGETS: [(&str, fuzzing::EntryPoint); 5] = [
     ("relay_client_frames", fuzzing::relay_client_frames),
     ("relay_frames", fuzzing::relay_frames),
     ("envelope", fuzzing::envelope),
@@ -40,13 +39,6 @@ const TARGETS: [(&str, EntryPoint); 8] = [
     ("identity", |d| {
         fuzzing::identity(d);
     }),
-    ("history_row", |d| {
-        fuzzing::history_row(d);
-    }),
-    ("admin_state", |d| {
-        fuzzing::admin_state(d);
-    }),
-    ("file_name", fuzzing::file_name),
 ];
 
 fn corpus_dir() -> PathBuf {
@@ -55,39 +47,13 @@ fn corpus_dir() -> PathBuf {
 
 #[test]
 fn committed_corpus_replays_cleanly() {
-    let mut total = 0;
-    for (target, run) in TARGETS {
-        let dir = corpus_dir().join(target);
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        assert!(!files.is_empty(), "{target}: no corpus committed");
-        for f in &files {
-            run(&std::fs::read(f).unwrap());
-        }
-        println!("fuzz corpus {target}: {} inputs replayed", files.len());
-        total += files.len();
-    }
-    println!("fuzz corpus: {total} inputs replayed in all");
+    fuzzing::replay_corpus(&corpus_dir(), &TARGETS);
 }
 
-/// The seeds made from files the product writes are read back: a seed
-/// that no longer opens (a changed key or layout) would fuzz only the
-/// rejection path.
+/// The identity seeds, made as TeamChat writes the files, are read back: a
+/// seed that no longer opens would fuzz only the rejection path.
 #[test]
 fn seeds_from_real_files_are_accepted() {
-    let seeds = fuzzing::disk_seeds();
-    assert!(seeds.len() >= 10, "{} seeds", seeds.len());
-    for (target, bytes) in seeds {
-        let accepted = match target {
-            "history_row" => fuzzing::history_row(&bytes),
-            "admin_state" => fuzzing::admin_state(&bytes),
-            other => panic!("no disk target {other}"),
-        };
-        assert!(accepted, "a {target} seed is refused");
-    }
     for (what, pem) in identity_seeds(&id(3)) {
         assert!(fuzzing::identity(pem.as_bytes()), "{what} is refused");
     }
@@ -270,42 +236,5 @@ fn record_seed_corpus() {
         );
     }
 
-    for (target, bytes) in fuzzing::disk_seeds() {
-        add(target, bytes);
-    }
-
-    // File names people send, and what an attacker would.
-    for name in [
-        "report.pdf",
-        "../../etc/passwd",
-        "C:\\Windows\\system32\\CON.txt",
-        "photo\u{202e}gpj.exe",
-        "  .hidden. ",
-        "archive.tar.gz",
-        "日本語のファイル名.txt",
-        "a\u{0}b\u{7}c",
-        "NUL",
-        "..",
-    ] {
-        add("file_name", name.as_bytes().to_vec());
-    }
-    add("file_name", "x".repeat(300).into_bytes());
-    add(
-        "file_name",
-        format!("{}.{}", "é".repeat(150), "ext").into_bytes(),
-    );
-
-    // Written by content hash, as cargo fuzz names its own finds.
-    let mut written = 0;
-    for (target, inputs) in &seeds {
-        let dir = corpus_dir().join(target);
-        std::fs::create_dir_all(&dir).unwrap();
-        for bytes in inputs {
-            let name = hex::encode(Sha256::digest(bytes));
-            std::fs::write(dir.join(&name[..40]), bytes).unwrap();
-            written += 1;
-        }
-        println!("seed corpus {target}: {} inputs", inputs.len());
-    }
-    println!("seed corpus: {written} inputs written");
+    fuzzing::write_seeds(&corpus_dir(), &seeds);
 }

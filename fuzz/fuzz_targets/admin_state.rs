@@ -1,6 +1,6 @@
-//! `common::fuzzing::admin_state`: see that function for what is checked.
+//! `client::fuzzing::admin_state`: see that function for what is checked.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    common::fuzzing::admin_state(data);
+    client::fuzzing::admin_state(data);
 });

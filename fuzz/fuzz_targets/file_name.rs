@@ -1,4 +1,4 @@
-//! `common::fuzzing::file_name`: see that function for what is checked.
+//! `client::fuzzing::file_name`: see that function for what is checked.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| common::fuzzing::file_name(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| client::fuzzing::file_name(data));

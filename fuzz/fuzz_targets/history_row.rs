@@ -1,6 +1,6 @@
-//! `common::fuzzing::history_row`: see that function for what is checked.
+//! `client::fuzzing::history_row`: see that function for what is checked.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    common::fuzzing::history_row(data);
+    client::fuzzing::history_row(data);
 });

@@ -7,13 +7,12 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::driver::{self, Trust, Update};
+use client::driver::{self, Trust, Update};
 use common::engine::admin::Admin;
 use common::engine::member::Member;
 use common::engine::{AdminConfig, Command, Engine, Event, MemberConfig};
 use common::invite::{Host, RelayEndpoint};
 use common::test_keys::shared;
-use common::RoomId;
 use relay::testing::{test_limits, TestRelay};
 use tokio::sync::mpsc;
 
@@ -55,7 +54,7 @@ fn main() {
             port: relay.addr.port(),
             cert: relay.fingerprint.parse().unwrap(),
         };
-        let room = RoomId::random();
+        let room = common::crypto::random_room_id();
         let admin_key = shared(4);
         let admin_fp = admin_key.public().fingerprint();
         let mut roster = HashSet::new();

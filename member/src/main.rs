@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use common::driver::Trust;
+use client::driver::Trust;
+use client::terminal::{self, default_identity_path, load_or_create_identity, Options};
 use common::engine::member::Member;
 use common::engine::{Engine, MemberConfig};
 use common::invite::Invite;
-use common::terminal::{self, default_identity_path, load_or_create_identity, Options};
 use zeroize::Zeroizing;
 
 /// TeamChat member: join an end-to-end encrypted room with an invite.
@@ -44,9 +44,9 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     identity: Option<PathBuf>,
     #[command(flatten)]
-    files: common::files::FileArgs,
+    files: client::files::FileArgs,
     #[command(flatten)]
-    history: common::history::HistoryArgs,
+    history: client::history::HistoryArgs,
 }
 
 fn main() -> Result<()> {
@@ -113,7 +113,7 @@ fn gui(args: Args) -> Result<()> {
         join_now: args.join,
         settings: Some(ui::settings::default_path()),
     };
-    let driver = common::driver::Options {
+    let driver = client::driver::Options {
         files: args.files.options(),
         history: args.history.options("member"),
         admin_state: None,

@@ -8,11 +8,11 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::driver::{self, FileUpdate, Trust, Update};
+use client::driver::{self, FileUpdate, Trust, Update};
+use client::files::FileOptions;
 use common::engine::admin::Admin;
 use common::engine::member::Member;
 use common::engine::{AdminConfig, Command, Engine, Event, MemberConfig};
-use common::files::FileOptions;
 use common::invite::{Host, RelayEndpoint};
 use common::test_keys::shared;
 use common::{Fingerprint, RoomId};
@@ -249,7 +249,7 @@ async fn the_same_suite_passes_with_the_room_split_across_two_relays_over_nats()
 async fn the_suite(at: &[RelayEndpoint]) {
     let on = |k: usize| at[k % at.len()].clone();
     let ep = on(0);
-    let room = RoomId::random();
+    let room = common::crypto::random_room_id();
     let admin_fp = shared(4).public().fingerprint();
     let mut roster = HashSet::new();
     roster.insert(shared(1).public().fingerprint());
@@ -411,7 +411,14 @@ async fn a_relay_with_another_certificate_is_refused_before_anything_is_sent() {
     let relay = TestRelay::start(test_limits()).await;
     let mut ep = endpoint(&relay);
     ep.cert = Fingerprint([0x42; 32]);
-    let mut peer = member(RoomId::random(), Fingerprint([1; 32]), "x", 0, None, &ep);
+    let mut peer = member(
+        common::crypto::random_room_id(),
+        Fingerprint([1; 32]),
+        "x",
+        0,
+        None,
+        &ep,
+    );
     let reason = loop {
         match tokio::time::timeout(WAIT, peer.up.recv()).await.unwrap() {
             Some(Update::Stopped { reason }) => break reason,
@@ -458,7 +465,7 @@ async fn after_the_relay_restarts_everyone_reconnects_rejoins_and_chats() {
     let relay = TestRelay::start(test_limits()).await;
     let addr = relay.addr;
     let ep = endpoint(&relay);
-    let room = RoomId::random();
+    let room = common::crypto::random_room_id();
     let admin_fp = shared(4).public().fingerprint();
     let mut admin = admin(room, "pw", HashSet::new(), &ep).await;
     let mut alice = member(room, admin_fp, "alice", 0, Some("pw"), &ep);
@@ -489,7 +496,7 @@ async fn when_the_first_relay_dies_everyone_moves_to_the_next_one_in_the_invite(
     let first = TestRelay::start(test_limits()).await;
     let second = TestRelay::start(test_limits()).await;
     let relays = vec![endpoint(&first), endpoint(&second)];
-    let room = RoomId::random();
+    let room = common::crypto::random_room_id();
     let admin_fp = shared(4).public().fingerprint();
     let mut admin = admin_on(room, "pw", HashSet::new(), &relays).await;
     let mut alice = member_on(room, admin_fp, "alice", 0, Some("pw"), &relays);
@@ -536,7 +543,7 @@ async fn a_member_whose_relay_dies_fails_over_to_a_relay_sharing_the_room_and_re
     let nats = relay::testing::TestNats::start();
     let (doomed, mut crash) = TestRelay::start_crashable(test_limits(), vec![nats.url()]).await;
     let other = TestRelay::start_shared(test_limits(), &[nats.url()], false).await;
-    let room = RoomId::random();
+    let room = common::crypto::random_room_id();
     let admin_fp = shared(4).public().fingerprint();
     // The admin and bob stay on the other relay; alice's invite names the
     // doomed relay first.
@@ -600,7 +607,7 @@ async fn when_the_admins_relay_dies_the_members_on_another_relay_are_not_told_th
     let nats = relay::testing::TestNats::start();
     let (doomed, mut crash) = TestRelay::start_crashable(test_limits(), vec![nats.url()]).await;
     let other = TestRelay::start_shared(test_limits(), &[nats.url()], false).await;
-    let room = RoomId::random();
+    let room = common::crypto::random_room_id();
     let admin_fp = shared(4).public().fingerprint();
     // The admin's invite names the doomed relay first; alice sits on the
     // other one.
@@ -644,7 +651,7 @@ fn file_options(dir: &std::path::Path) -> FileOptions {
         auto_accept: 32 * 1024 * 1024,
         // Below the relay's default 4 MiB/s per connection.
         rate: 3 * 1024 * 1024,
-        fanout_budget: common::files::DEFAULT_FANOUT_BUDGET,
+        fanout_budget: client::files::DEFAULT_FANOUT_BUDGET,
     }
 }
 
@@ -680,7 +687,7 @@ fn content(size: usize, seed: u8) -> Vec<u8> {
 async fn files_of_every_size_arrive_bit_identical_at_two_members_over_the_relay() {
     let relay = TestRelay::start(test_limits()).await;
     let ep = endpoint(&relay);
-    let room = RoomId::random();
+    let room = common::crypto::random_room_id();
     let admin_fp = shared(4).public().fingerprint();
     let mut admin = admin(room, "pw", HashSet::new(), &ep).await;
     let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
@@ -762,7 +769,7 @@ async fn hostile_file_names_are_saved_safely_inside_the_download_folder() {
     use sha2::{Digest, Sha256};
     let relay = TestRelay::start(test_limits()).await;
     let ep = endpoint(&relay);
-    let room = RoomId::random();
+    let room = common::crypto::random_room_id();
     let admin_fp = shared(4).public().fingerprint();
     let _admin = admin(room, "pw", HashSet::new(), &ep).await;
     let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
@@ -834,7 +841,7 @@ async fn hostile_file_names_are_saved_safely_inside_the_download_folder() {
 async fn a_file_sent_privately_is_saved_by_its_recipient_only() {
     let relay = TestRelay::start(test_limits()).await;
     let ep = endpoint(&relay);
-    let room = RoomId::random();
+    let room = common::crypto::random_room_id();
     let admin_fp = shared(4).public().fingerprint();
     let mut admin = admin(room, "pw", HashSet::new(), &ep).await;
     let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
@@ -901,10 +908,10 @@ async fn a_file_sent_privately_is_saved_by_its_recipient_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_survives_a_restart_sealed_and_a_broken_database_only_warns() {
-    use common::history::{EntryKind, HistoryOptions, Retention};
+    use client::history::{EntryKind, HistoryOptions, Retention};
     let relay = TestRelay::start(test_limits()).await;
     let ep = endpoint(&relay);
-    let room = RoomId::random();
+    let room = common::crypto::random_room_id();
     let admin_fp = shared(4).public().fingerprint();
     let mut admin = admin(room, "pw", HashSet::new(), &ep).await;
     let dir = tempfile::tempdir().unwrap();

@@ -13,11 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::driver::{self, FileUpdate, Trust, Update};
+use client::driver::{self, FileUpdate, Trust, Update};
+use client::files::FileOptions;
 use common::engine::admin::Admin;
 use common::engine::member::Member;
 use common::engine::{AdminConfig, Command, Engine, Event, MemberConfig};
-use common::files::FileOptions;
 use common::invite::{Host, RelayEndpoint};
 use common::test_keys::shared;
 use common::wire::{
@@ -256,7 +256,7 @@ impl Peer {
             max_size: max,
             auto_accept,
             rate: 3 * 1024 * 1024,
-            fanout_budget: common::files::DEFAULT_FANOUT_BUDGET,
+            fanout_budget: client::files::DEFAULT_FANOUT_BUDGET,
         };
         tokio::spawn(driver::run_with_files(
             engine,
@@ -346,7 +346,7 @@ struct Room {
 async fn room() -> Room {
     let relay = HostileRelay::start().await;
     let ep = relay.endpoint();
-    let room = RoomId::random();
+    let room = common::crypto::random_room_id();
     let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut admin = Peer::start(
         Engine::Admin(Box::new(Admin::new(

@@ -20,13 +20,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::wire::{decode_payload, encode_payload, ConnId};
-use common::RoomId;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+use wire::RoomId;
+use wire::{decode_payload, encode_payload, ConnId};
 
 use crate::hub::Hub;
 
@@ -69,7 +69,7 @@ pub enum Message {
     /// A connection left the room on the sending relay.
     Left(ConnId),
     /// Heartbeat: every connection the sending relay holds in the room.
-    Present(#[serde(deserialize_with = "common::wire::bounded::vec")] Vec<ConnId>),
+    Present(#[serde(deserialize_with = "wire::bounded::vec")] Vec<ConnId>),
     /// The sending relay just subscribed: the others answer with `Present`.
     Hello,
 }

@@ -227,7 +227,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_frame: common::wire::DEFAULT_MAX_FRAME,
+            max_frame: wire::DEFAULT_MAX_FRAME,
             max_conns: 10_000,
             max_conns_per_ip: 64,
             max_rooms: 10_000,
@@ -304,10 +304,10 @@ impl Config {
         };
         let d = Limits::default();
         let max_frame = args.max_frame.or(file.max_frame).unwrap_or(d.max_frame);
-        if !(common::wire::MIN_MAX_FRAME..=64 << 20).contains(&max_frame) {
+        if !(wire::MIN_MAX_FRAME..=64 << 20).contains(&max_frame) {
             bail!(
                 "max-frame must be between {} and {} bytes, got {max_frame}",
-                common::wire::MIN_MAX_FRAME,
+                wire::MIN_MAX_FRAME,
                 64 << 20
             );
         }

@@ -11,10 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use common::wire::{
-    decode_payload, encode_frame, max_payload, peek_hello_version, ClientFrame, ConnId, ErrorCode,
-    FrameCodec, FrameError, RelayError, RelayFrame, LEN_PREFIX, MAX_HELLO, PROTOCOL_VERSION,
-};
 use futures_util::StreamExt;
 use openssl::ssl::{Ssl, SslAcceptor};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -25,6 +21,10 @@ use tokio_openssl::SslStream;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
+use wire::{
+    decode_payload, encode_frame, max_payload, peek_hello_version, ClientFrame, ConnId, ErrorCode,
+    FrameCodec, FrameError, RelayError, RelayFrame, LEN_PREFIX, MAX_HELLO, PROTOCOL_VERSION,
+};
 
 use crate::config::Limits;
 use crate::hub::{Hub, JoinError, Member, Published, Room};
@@ -341,7 +341,7 @@ fn encode_error(code: ErrorCode, message: &str, max_frame: usize) -> Option<Byte
     Some(buf.freeze())
 }
 
-async fn read_hello(tls: &mut Tls) -> Result<common::RoomId, (CloseReason, ErrorCode, String)> {
+async fn read_hello(tls: &mut Tls) -> Result<wire::RoomId, (CloseReason, ErrorCode, String)> {
     let bad = |m: &str| (CloseReason::BadFrame, ErrorCode::BadFrame, m.to_string());
     let mut prefix = [0u8; LEN_PREFIX];
     tls.read_exact(&mut prefix)

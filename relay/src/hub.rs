@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use common::wire::{encode_frame, ConnId, RelayFrame, Welcome, PROTOCOL_VERSION};
-use common::RoomId;
 use tokio_util::sync::CancellationToken;
+use wire::RoomId;
+use wire::{encode_frame, ConnId, RelayFrame, Welcome, PROTOCOL_VERSION};
 
 use crate::backplane::{self, Handle, Message};
 use crate::queue::{Outq, Push};
@@ -585,7 +585,7 @@ impl Hub {
 #[cfg(feature = "test-support")]
 #[allow(clippy::expect_used, clippy::panic)]
 pub fn fuzz_backplane(data: &[u8]) {
-    use common::wire::{decode_frame, decode_payload, encode_payload};
+    use wire::{decode_frame, decode_payload, encode_payload};
     const ROOM: RoomId = RoomId([0x42; 16]);
     const MAX: usize = 1 << 16;
     let hub = Hub::new(8, 8, MAX, Arc::default());
@@ -631,7 +631,7 @@ pub fn fuzz_backplane(data: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::wire::decode_frame;
+    use wire::decode_frame;
 
     fn member(hub: &Hub, cap: usize) -> (Member, Arc<Outq>) {
         let out = Arc::new(Outq::new(cap, 1 << 20));
@@ -747,7 +747,7 @@ mod tests {
 mod remote_tests {
     use super::*;
     use crate::backplane::Envelope;
-    use common::wire::decode_frame;
+    use wire::decode_frame;
 
     const ROOM: RoomId = RoomId([7; 16]);
     const THEM: u32 = 9;

@@ -10,8 +10,9 @@
 //! - [`queue`]: a connection's bounded outbound queue.
 //! - [`limits`], [`stats`]: token buckets, admission, counters.
 //!
-//! The relay links `common` without its `crypto` feature: it has no code
-//! that could decrypt what it carries, and it never logs payloads.
+//! The relay links the `wire` crate alone (ids, frames, envelopes): it has
+//! no code that could decrypt what it carries (`scripts/walls.sh` checks
+//! the binary), and it never logs payloads.
 
 pub mod backplane;
 pub mod config;

@@ -10,10 +10,10 @@ mod support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::wire::{ClientFrame, ConnId, ErrorCode, RelayFrame};
-use common::RoomId;
 use relay::testing::TestNats as Nats;
 use support::*;
+use wire::RoomId;
+use wire::{ClientFrame, ConnId, ErrorCode, RelayFrame};
 
 /// Waits for the next frame that is not presence, skipping presence.
 async fn next_delivery(c: &mut Client) -> Option<RelayFrame> {
@@ -454,7 +454,7 @@ async fn a_gap_in_another_relays_messages_makes_the_room_rejoin() {
             seq,
             message,
         };
-        common::wire::encode_payload(&env, 1 << 20).unwrap()
+        wire::encode_payload(&env, 1 << 20).unwrap()
     };
     // Wait until r1 listens to the room (its Hello shows it).
     let mut listening = client.subscribe(subject(&room)).await.unwrap();

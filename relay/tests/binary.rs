@@ -8,9 +8,9 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::wire::{ErrorCode, RelayFrame};
-use common::RoomId;
 use support::*;
+use wire::RoomId;
+use wire::{ErrorCode, RelayFrame};
 
 #[test]
 fn help_explains_every_option_and_its_environment_variable() {
@@ -104,8 +104,8 @@ fn binary_serves_tls_and_stops_on_sigterm_with_going_away() {
         let der = tls.ssl().peer_certificate().unwrap().to_der().unwrap();
         assert_eq!(hex::encode(openssl::sha::sha256(&der)), fp);
         let mut c = Client::new(tls);
-        c.send(common::wire::ClientFrame::Hello(common::wire::Hello {
-            version: common::wire::PROTOCOL_VERSION,
+        c.send(wire::ClientFrame::Hello(wire::Hello {
+            version: wire::PROTOCOL_VERSION,
             room: RoomId(rand_room()),
         }))
         .await;

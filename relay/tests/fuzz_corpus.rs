@@ -9,10 +9,10 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use common::wire::encode_payload;
-use common::RoomId;
 use relay::backplane::{Envelope, Message};
 use relay::hub::fuzz_backplane;
+use wire::encode_payload;
+use wire::RoomId;
 
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/backplane")

@@ -8,13 +8,13 @@ mod support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::wire::{ClientFrame, ErrorCode, Hello, RelayError, RelayFrame, PROTOCOL_VERSION};
-use common::RoomId;
 use futures_util::SinkExt;
 use openssl::ssl::SslVersion;
 use relay::stats::CloseReason;
 use support::*;
 use tokio::io::AsyncWriteExt;
+use wire::RoomId;
+use wire::{ClientFrame, ErrorCode, Hello, RelayError, RelayFrame, PROTOCOL_VERSION};
 
 fn err(f: Option<RelayFrame>) -> RelayError {
     match f {
@@ -224,7 +224,7 @@ trait NextFrame {
 impl NextFrame
     for tokio_util::codec::FramedRead<
         tokio::io::ReadHalf<tokio_openssl::SslStream<tokio::net::TcpStream>>,
-        common::wire::FrameCodec<RelayFrame>,
+        wire::FrameCodec<RelayFrame>,
     >
 {
     async fn next_frame(&mut self) -> Option<RelayFrame> {
@@ -625,7 +625,7 @@ async fn relay_prints_the_sha256_of_its_certificate() {
 #[tokio::test]
 async fn the_largest_payload_is_delivered_within_the_announced_limit_and_one_more_byte_is_refused()
 {
-    use common::wire::{encoded_len, max_payload};
+    use wire::{encoded_len, max_payload};
     let limits = relay::Limits {
         max_frame: 4096,
         ..test_limits()

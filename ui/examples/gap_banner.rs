@@ -9,7 +9,7 @@
 
 use std::rc::Rc;
 
-use common::driver::Update;
+use client::driver::Update;
 use common::engine::Event;
 use common::invite::{Host, Invite, RelayEndpoint};
 use common::test_keys::member_info as info;

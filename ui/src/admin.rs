@@ -8,12 +8,12 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use client::driver::{cert_file_fingerprint, Trust};
+use client::terminal::read_roster;
 use common::crypto::PrivateKey;
-use common::driver::{cert_file_fingerprint, Trust};
 use common::engine::admin::Admin;
 use common::engine::{AdminConfig, Engine, MAX_NAME};
 use common::invite::{relays_from, Invite, RelayEndpoint};
-use common::terminal::read_roster;
 use common::{Fingerprint, RoomId};
 use slint::ComponentHandle;
 use zeroize::Zeroizing;
@@ -322,7 +322,7 @@ fn finish(
     let mut st = state.borrow_mut();
     // The password now lives in the engine's config only.
     st.opts.room_password = None;
-    let room = st.opts.room.unwrap_or_else(RoomId::random);
+    let room = st.opts.room.unwrap_or_else(common::crypto::random_room_id);
     let invite = match Invite::new(form.relays.clone(), room, key.public().fingerprint()) {
         Ok(i) => i.to_string(),
         Err(e) => {
@@ -332,12 +332,12 @@ fn finish(
     };
     // What this room kept from earlier runs (bans), with the next run
     // number, written before anything is announced.
-    let kept = common::admin_state::StateFile::new(
-        &common::admin_state::folder_for(&st.opts.identity),
+    let kept = client::admin_state::StateFile::new(
+        &client::admin_state::folder_for(&st.opts.identity),
         &key,
         &room,
     )
-    .begin_run(common::driver::now_ms());
+    .begin_run(client::driver::now_ms());
     let kept = match kept {
         Ok(k) => k,
         Err(e) => {
@@ -406,7 +406,7 @@ fn finish(
 /// `driver`: files (where they go, limits, pace) and history.
 pub fn run(
     opts: AdminOptions,
-    driver: common::driver::Options,
+    driver: client::driver::Options,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use client::driver::Trust;
 use common::crypto::PrivateKey;
-use common::driver::Trust;
 use common::engine::member::Member;
 use common::engine::{Engine, MemberConfig, MAX_NAME};
 use common::invite::Invite;
@@ -279,7 +279,7 @@ fn finish(
 /// `driver`: files (where they go, limits, pace) and history.
 pub fn run(
     opts: MemberOptions,
-    driver: common::driver::Options,
+    driver: client::driver::Options,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

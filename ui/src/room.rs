@@ -8,9 +8,9 @@ use std::rc::Rc;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::driver::Update;
+use client::driver::Update;
+use client::history::Loaded;
 use common::engine::{printable, Command, Event, MemberInfo, MAX_TEXT};
-use common::history::Loaded;
 use common::Fingerprint;
 use slint::{ComponentHandle, FilterModel, Global, Model, ModelRc, SharedString, VecModel};
 
@@ -337,7 +337,7 @@ pub fn note<T: RoomWindow>(win: &T, kind: LineKind, text: &str) {
 }
 
 fn push_line<T: RoomWindow>(win: &T, kind: LineKind, sender: &str, text: &str) {
-    push_line_at(win, kind, sender, text, common::driver::now_ms());
+    push_line_at(win, kind, sender, text, client::driver::now_ms());
 }
 
 fn push_line_at<T: RoomWindow>(win: &T, kind: LineKind, sender: &str, text: &str, at_ms: u64) {
@@ -381,7 +381,7 @@ pub const EARLIER: &str = "earlier messages";
 /// History entries as chat lines: at the top of the view with a divider
 /// under them when the room opens, or appended when asked for.
 fn show_history<T: RoomWindow>(win: &T, loaded: &Loaded, requested: bool) {
-    use common::history::EntryKind;
+    use client::history::EntryKind;
     let room = win.room();
     let lines = room.get_lines();
     let Some(m) = vec_model(&lines) else { return };
@@ -760,7 +760,7 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
                 &to.name,
                 &peer,
                 &text,
-                common::driver::now_ms(),
+                client::driver::now_ms(),
             );
         }
         Event::Typing { from, on } => set_typing(win, &from.fingerprint, on),
@@ -826,7 +826,7 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
                     &from.name,
                     &peer,
                     &text,
-                    common::driver::now_ms(),
+                    client::driver::now_ms(),
                 );
             } else {
                 push_line(win, LineKind::Warning, "", &text);

@@ -6,7 +6,7 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
-use common::driver::{self, Trust, Update};
+use client::driver::{self, Trust, Update};
 use common::engine::{Command, Engine};
 use common::invite::RelayEndpoint;
 use tokio::sync::mpsc;

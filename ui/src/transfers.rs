@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use common::driver::FileUpdate;
+use client::driver::FileUpdate;
+use client::terminal::human_size;
 use common::engine::{Command, TransferId};
-use common::terminal::human_size;
 use slint::{Model, ModelRc, SharedString, VecModel};
 
 use crate::room::{note, RoomWindow};

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use common::driver::Update;
+use client::driver::Update;
 use common::engine::{Command, Event};
 use common::identity;
 use common::invite::{Invite, RelayEndpoint};
@@ -834,7 +834,7 @@ fn a_private_conversation_opens_from_the_member_list() {
     );
     ui::transfers::apply(
         w,
-        common::driver::FileUpdate::Sending {
+        client::driver::FileUpdate::Sending {
             transfer: [9; 16],
             name: "plan.txt".into(),
             size: 11,
@@ -860,7 +860,7 @@ fn a_private_conversation_opens_from_the_member_list() {
 
 #[test]
 fn files_show_offers_progress_accept_and_the_chooser_sends() {
-    use common::driver::FileUpdate;
+    use client::driver::FileUpdate;
     let mut f = fixture();
     let app = joined(&f);
     let w = &app.window;
@@ -1020,7 +1020,7 @@ fn files_show_offers_progress_accept_and_the_chooser_sends() {
 
 #[test]
 fn history_shows_above_a_divider_when_the_room_opens() {
-    use common::history::{Entry, EntryKind, Loaded};
+    use client::history::{Entry, EntryKind, Loaded};
     let f = fixture();
     let app = joined(&f);
     let w = &app.window;

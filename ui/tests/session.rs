@@ -6,13 +6,12 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use common::driver::{self, Trust, Update};
+use client::driver::{self, Trust, Update};
 use common::engine::admin::Admin;
 use common::engine::{AdminConfig, Command, Engine, Event};
 use common::identity;
 use common::invite::{Host, Invite, RelayEndpoint};
 use common::test_keys;
-use common::RoomId;
 use i_slint_backend_testing::{AccessibleRole, ElementHandle};
 use relay::testing::{test_limits, TestRelay};
 use tokio::sync::mpsc;
@@ -54,7 +53,7 @@ fn closing_the_window_leaves_the_room_cleanly() {
         port: relay.addr.port(),
         cert: relay.fingerprint.parse().unwrap(),
     };
-    let room = RoomId::random();
+    let room = common::crypto::random_room_id();
     let admin_key = test_keys::shared(4);
     let cfg = AdminConfig {
         room,

@@ -12,7 +12,6 @@ use std::time::Instant;
 use anyhow::{anyhow, Result};
 use common::crypto::seal::{open, seal, SealKeys, SessionKey};
 use common::engine::files::CHUNK_SIZE;
-use common::RoomId;
 use serde::Serialize;
 
 /// Authenticated header bytes per chunk (a chunk header is of this order).
@@ -88,7 +87,7 @@ impl Rates {
 pub fn measure(chunks: u64, repeats: usize, openers: &[usize], deadline: Instant) -> Result<Rates> {
     let chunks = chunks.max(1);
     let repeats = repeats.clamp(1, 15);
-    let keys = SessionKey::generate().epoch_keys(&RoomId::random(), 1);
+    let keys = SessionKey::generate().epoch_keys(&common::crypto::random_room_id(), 1);
     let plain = pseudo_random_chunk();
     let seal_mbps = median((0..repeats).map(|_| Ok(seal_alone(&keys, &plain, chunks, deadline))))?;
     let open_mbps = median((0..repeats).map(|_| open_alone(&keys, &plain, chunks, deadline)))?;

@@ -161,7 +161,7 @@ fn check(cli: &Cli) -> Result<Settings> {
     if cli.addr.port() == 0 {
         bail!("--addr needs the relay's port");
     }
-    let cert = common::driver::cert_file_fingerprint(&cli.cert).map_err(anyhow::Error::msg)?;
+    let cert = client::driver::cert_file_fingerprint(&cli.cert).map_err(anyhow::Error::msg)?;
     let mut receivers = cli.receivers.clone();
     receivers.sort_unstable();
     receivers.dedup();
@@ -401,7 +401,7 @@ async fn bench_all(cli: &Cli, s: &Settings, deadline: Instant) -> Result<bool> {
             baseline: Duration::from_secs_f64(cli.baseline_secs),
             join_timeout: Duration::from_secs_f64(cli.join_timeout),
         };
-        let pace = common::files::DEFAULT_FILE_RATE;
+        let pace = client::files::DEFAULT_FILE_RATE;
         progress(&format!(
             "== N={n}: one try at the product's default pace ({:.1} MB/s)",
             pace as f64 / 1e6

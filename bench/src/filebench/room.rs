@@ -13,14 +13,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use client::driver::{self, FileUpdate, Trust, Update};
+use client::files::FileOptions;
 use common::crypto::PrivateKey;
-use common::driver::{self, FileUpdate, Trust, Update};
 use common::engine::admin::Admin;
 use common::engine::member::Member;
 use common::engine::{AdminConfig, Command, Engine, Event, MemberConfig};
-use common::files::FileOptions;
 use common::invite::RelayEndpoint;
-use common::RoomId;
 use tempfile::TempDir;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -149,7 +148,7 @@ impl Room {
         if keys.0.len() < peers {
             bail!("{} keys for {peers} peers", keys.0.len());
         }
-        let room_id = RoomId::random();
+        let room_id = common::crypto::random_room_id();
         let password = room_id.to_string();
         let (note_tx, notes) = mpsc::channel(NOTES);
         let mut room = Room {

@@ -110,7 +110,7 @@ impl PublicKey {
     }
 
     fn from_parts(key: RsaPublicKey, spki: Vec<u8>) -> Self {
-        let fingerprint = Fingerprint::of_der(&spki);
+        let fingerprint = crate::crypto::fingerprint_of(&spki);
         PublicKey {
             key: VerifyingKey::new(key),
             #[cfg(feature = "openssl-wrap")]
@@ -339,7 +339,7 @@ impl VerifiedEpoch {
         signed: &Signed,
         max: usize,
     ) -> Result<Self, KeyError> {
-        if !admin.fingerprint().ct_eq(pinned) {
+        if !crate::crypto::same_fingerprint(&admin.fingerprint(), pinned) {
             return Err(KeyError::NotPinnedAdmin);
         }
         admin.verify(context::EPOCH, &signed.body, &signed.signature)?;

@@ -21,6 +21,27 @@ pub use keys::{
 };
 pub use seal::{open, seal, OpenError, SealKeys, SessionKey};
 
+use crate::ids::{Fingerprint, RoomId};
+
+/// SHA-256 of a DER encoding: a member's SubjectPublicKeyInfo (its identity
+/// fingerprint) or the relay's certificate (its pin).
+pub fn fingerprint_of(der: &[u8]) -> Fingerprint {
+    use sha2::{Digest, Sha256};
+    Fingerprint(Sha256::digest(der).into())
+}
+
+/// Whether two fingerprints are equal, in constant time (a pin check must
+/// not tell an attacker how much of its guess was right).
+pub fn same_fingerprint(a: &Fingerprint, b: &Fingerprint) -> bool {
+    use subtle::ConstantTimeEq;
+    a.0.ct_eq(&b.0).into()
+}
+
+/// A fresh random room id from the OS CSPRNG.
+pub fn random_room_id() -> RoomId {
+    RoomId(random_array())
+}
+
 /// Fills `buf` from the operating system's CSPRNG.
 pub fn random_bytes(buf: &mut [u8]) {
     use rand_core::{OsRng, RngCore};

@@ -263,6 +263,20 @@ pub(crate) fn hmac_sha256_verify(key: &[u8], data: &[u8], tag: &[u8]) -> bool {
     m.verify_truncated_left(tag).is_ok()
 }
 
+/// The seal keys of a privately sent file's chunks: HKDF of the secret in
+/// its [`PrivateFileOffer`](crate::wire::PrivateFileOffer), bound to the
+/// room and the transfer id.
+pub fn private_file_keys(offer: &crate::wire::PrivateFileOffer, room: &RoomId) -> SealKeys {
+    use crate::wire::context;
+    let transfer = &offer.offer.transfer;
+    let mut info = Vec::with_capacity(context::HKDF_PRIVATE_FILE.len() + 1 + 32);
+    info.extend_from_slice(context::HKDF_PRIVATE_FILE.as_bytes());
+    info.push(0);
+    info.extend_from_slice(&room.0);
+    info.extend_from_slice(transfer);
+    SealKeys::derive(&offer.secret, &info)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,3 +350,4 @@ mod tests {
         assert_eq!(format!("{:?}", keys()), "SealKeys(..)");
     }
 }
+

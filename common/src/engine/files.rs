@@ -268,7 +268,7 @@ impl Core {
                 offer,
                 secret: crate::crypto::random_array(),
             };
-            let keys = offer.keys(&self.room);
+            let keys = crate::crypto::seal::private_file_keys(&offer, &self.room);
             let Some((info, _, _)) =
                 self.seal_private(now_ms, to, Content::PrivateFileOffer(offer), out)
             else {

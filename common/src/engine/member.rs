@@ -431,7 +431,10 @@ impl Member {
             out.push(warning("announcement for another room dropped".into()));
             return;
         }
-        if !Fingerprint::of_der(&a.admin_key).ct_eq(&self.cfg.admin_pin) {
+        if !crate::crypto::same_fingerprint(
+            &crate::crypto::fingerprint_of(&a.admin_key),
+            &self.cfg.admin_pin,
+        ) {
             out.push(warning(
                 "an announcement signed by a key that is not the invite's admin was rejected (impersonation attempt?)"
                     .into(),

@@ -1339,7 +1339,7 @@ impl Core {
                     from.name
                 ))),
                 Content::PrivateFileOffer(p) => {
-                    let keys = p.keys(&self.room);
+                    let keys = crate::crypto::seal::private_file_keys(&p, &self.room);
                     self.on_file_offer(&from, p.offer.clone(), Some(keys), out)
                 }
                 Content::FileCancel(t) => self.on_file_cancel(&from.info(), t, out),

@@ -13,14 +13,14 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::wire::{ClientFrame, ConnId, FrameCodec, Hello, RelayFrame, Welcome, PROTOCOL_VERSION};
-use common::RoomId;
 use futures_util::{SinkExt, StreamExt};
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode, SslVersion};
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio_openssl::SslStream;
 use tokio_util::codec::{FramedRead, FramedWrite};
+use wire::RoomId;
+use wire::{ClientFrame, ConnId, FrameCodec, Hello, RelayFrame, Welcome, PROTOCOL_VERSION};
 
 /// Generous bound on anything a test waits for.
 pub const WAIT: Duration = Duration::from_secs(10);

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use common::history::{Entry, EntryKind, History, HistoryOptions, Retention, SHOW_ON_OPEN};
+use client::history::{Entry, EntryKind, History, HistoryOptions, Retention, SHOW_ON_OPEN};
 use common::test_keys::shared;
 use common::RoomId;
 
@@ -29,7 +29,7 @@ fn main() {
     };
     let room = RoomId([5; 16]);
     let me = shared(0);
-    let now = common::driver::now_ms();
+    let now = client::driver::now_ms();
     let filled = Instant::now();
     {
         let mut h = History::open(&opts, &me, &room).unwrap();

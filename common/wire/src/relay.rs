@@ -123,7 +123,7 @@ pub struct Welcome {
     /// This connection's id.
     pub conn_id: ConnId,
     /// Connections already in the room.
-    #[serde(deserialize_with = "super::bounded::vec")]
+    #[serde(deserialize_with = "crate::bounded::vec")]
     pub peers: Vec<ConnId>,
     /// The relay's maximum frame body, in bytes.
     pub max_frame: u32,

@@ -24,13 +24,13 @@ use tokio::sync::mpsc;
 use tokio_native_tls::TlsStream;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-use crate::engine::files::{chunk_count, short_id, CHUNK_SIZE};
-use crate::engine::{Action, Command, Engine, Event, FileSpec, MemberInfo, TransferId};
 use crate::files::{FileOptions, Partial};
 use crate::history::{Entry, EntryKind, History, HistoryOptions, Loaded, SHOW_ON_OPEN};
-use crate::ids::Fingerprint;
-use crate::invite::RelayEndpoint;
-use crate::wire::{ClientFrame, FrameCodec, RelayFrame, DEFAULT_MAX_FRAME};
+use common::engine::files::{chunk_count, short_id, CHUNK_SIZE};
+use common::engine::{Action, Command, Engine, Event, FileSpec, MemberInfo, TransferId};
+use common::ids::Fingerprint;
+use common::invite::RelayEndpoint;
+use common::wire::{ClientFrame, FrameCodec, RelayFrame, DEFAULT_MAX_FRAME};
 
 /// How long to wait for TCP and TLS.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -337,7 +337,7 @@ impl Connector {
                 addr: relay.address(),
                 why: "the relay presented no certificate".into(),
             })?;
-            if !got.ct_eq(&relay.cert) {
+            if !common::crypto::same_fingerprint(&got, &relay.cert) {
                 // Dropping the stream closes it; nothing was written.
                 return Err(ConnectError::PinMismatch {
                     expected: relay.cert,
@@ -777,7 +777,7 @@ struct Transfers {
     /// engine must forget too.
     to_cancel: Vec<TransferId>,
     /// Files saved without asking per sender in the current minute.
-    auto_saves: HashMap<crate::ids::Fingerprint, (tokio::time::Instant, u32)>,
+    auto_saves: HashMap<common::ids::Fingerprint, (tokio::time::Instant, u32)>,
     /// Sent in turn, one chunk each, paced at `opts.rate`.
     sending: Vec<(TransferId, Sending)>,
     receiving: HashMap<TransferId, Receiving>,
@@ -795,7 +795,7 @@ type Saving = (TransferId, MemberInfo, String, std::io::Result<PathBuf>);
 
 /// A file read for offering: to whom, and what was learned.
 type Prepared = (
-    Option<crate::ids::Fingerprint>,
+    Option<common::ids::Fingerprint>,
     Result<crate::files::Described, String>,
 );
 
@@ -866,15 +866,15 @@ impl Transfers {
     /// Starts reading and hashing `path` (on a blocking thread: a large
     /// file takes a while, and chat goes on meanwhile); it is offered to
     /// the room, or to the member `to`, when [`Transfers::prepared`] gets it.
-    fn start(&mut self, path: PathBuf, to: Option<crate::ids::Fingerprint>) -> Vec<Action> {
+    fn start(&mut self, path: PathBuf, to: Option<common::ids::Fingerprint>) -> Vec<Action> {
         // Files being read count with those being sent: a script that
         // queues hundreds of files neither hashes them all at once nor
         // fills the blocking pool the chunk reads need.
-        if self.preparing.len() + self.sending.len() >= crate::engine::files::MAX_OUTGOING {
+        if self.preparing.len() + self.sending.len() >= common::engine::files::MAX_OUTGOING {
             return vec![Action::Event(Event::Error {
                 reason: format!(
                     "already sending {} files: wait for one to finish",
-                    crate::engine::files::MAX_OUTGOING
+                    common::engine::files::MAX_OUTGOING
                 ),
             })];
         }
@@ -1150,7 +1150,7 @@ impl Transfers {
     }
 
     /// Whether a file of `size` from `from` is saved without asking.
-    fn auto_accept(&mut self, from: &crate::ids::Fingerprint, size: u64) -> bool {
+    fn auto_accept(&mut self, from: &common::ids::Fingerprint, size: u64) -> bool {
         if size > self.opts.auto_accept {
             return false;
         }
@@ -1362,7 +1362,7 @@ fn history_entry(e: &Event) -> Option<Entry> {
 
 /// A fresh random transfer id.
 fn rand_transfer() -> TransferId {
-    crate::crypto::random_array()
+    common::crypto::random_array()
 }
 
 async fn perform<W>(

@@ -9,16 +9,16 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
-use crate::crypto::{PrivateKey, MIN_RSA_BITS};
+use common::crypto::{PrivateKey, MIN_RSA_BITS};
 use std::collections::HashMap;
 
 use crate::driver::{self, FileUpdate, Trust, Update};
-use crate::engine::files::short_id;
-use crate::engine::{Command, Engine, Event, MemberInfo, TransferId};
 use crate::files::FileOptions;
-use crate::identity::{self, IdentityError};
-use crate::ids::Fingerprint;
-use crate::invite::RelayEndpoint;
+use common::engine::files::short_id;
+use common::engine::{Command, Engine, Event, MemberInfo, TransferId};
+use common::identity::{self, IdentityError};
+use common::ids::Fingerprint;
+use common::invite::RelayEndpoint;
 
 /// Environment variable holding the identity passphrase.
 pub const PASSPHRASE_ENV: &str = "TEAMCHAT_PASSPHRASE";
@@ -304,7 +304,7 @@ fn parse(line: &str, opts: &Options, out: &Printer) -> Parsed {
             Some(fp) => admin_only(Command::Unban(fp)),
             None => Parsed::Local(format!(
                 "no single ban matches {:?}: use a name or a fingerprint prefix from /bans",
-                crate::engine::printable(arg)
+                common::engine::printable(arg)
             )),
         },
         "password" => {
@@ -326,7 +326,7 @@ struct Printer {
     json: bool,
     members: Vec<MemberInfo>,
     /// The bans last listed (admin), for `/unban`.
-    bans: Vec<crate::engine::Ban>,
+    bans: Vec<common::engine::Ban>,
     /// Transfers seen, for `/accept`, `/cancel` and `/files`.
     files: HashMap<TransferId, FileRow>,
     /// Transfers ended so far (orders the ended rows).
@@ -371,7 +371,7 @@ impl Printer {
         } else {
             // Names, texts and reasons come from other people and the relay:
             // no control or invisible formatting characters reach the terminal.
-            let safe: Vec<String> = text.lines().map(crate::engine::printable).collect();
+            let safe: Vec<String> = text.lines().map(common::engine::printable).collect();
             writeln!(stdout, "{}", safe.join("\n"))
         };
         let _ = stdout.flush();
@@ -466,7 +466,7 @@ impl Printer {
                 ) {
                     b.set_style(style.progress_chars("=> "));
                 }
-                b.set_message(crate::engine::printable(&f.name));
+                b.set_message(common::engine::printable(&f.name));
                 b
             });
             bar.set_position(done);
@@ -601,7 +601,7 @@ impl Printer {
                 EntryKind::PrivateOut => "private_sent",
                 EntryKind::File => "file",
             };
-            let text = crate::engine::printable(&e.text);
+            let text = common::engine::printable(&e.text);
             let shown = match e.kind {
                 EntryKind::Message => format!("<{}> {text}", e.who),
                 EntryKind::Own => format!("<me> {text}"),
@@ -660,7 +660,7 @@ impl Printer {
             return Some(fp);
         }
         let lower = who.to_ascii_lowercase();
-        let hits: Vec<&crate::engine::Ban> = self
+        let hits: Vec<&common::engine::Ban> = self
             .bans
             .iter()
             .filter(|b| {
@@ -752,7 +752,7 @@ impl Printer {
             ([one], text) => Ok((one.fingerprint, text.to_string())),
             _ => Err(format!(
                 "no single member matches {:?}: use a name or a fingerprint prefix from /list",
-                crate::engine::printable(rest.split(' ').next().unwrap_or(""))
+                common::engine::printable(rest.split(' ').next().unwrap_or(""))
             )),
         }
     }
@@ -819,19 +819,19 @@ impl Printer {
             Event::MemberLeft(m) => self.emit(json!({"type": "left", "member": Self::member_json(m)}), format!("* {} left", m.name)),
             Event::Message { from, text, sent_at_ms, epoch, seq } => self.emit(
                 json!({"type": "message", "from": from.name, "fingerprint": from.fingerprint.to_string(), "text": text, "sent_at_ms": sent_at_ms, "epoch": epoch, "seq": seq}),
-                format!("<{}> {}", from.name, crate::engine::printable(text)),
+                format!("<{}> {}", from.name, common::engine::printable(text)),
             ),
             Event::Sent { text, epoch, seq } => self.emit(
                 json!({"type": "sent", "text": text, "epoch": epoch, "seq": seq}),
-                format!("<me> {}", crate::engine::printable(text)),
+                format!("<me> {}", common::engine::printable(text)),
             ),
             Event::Private { from, text, sent_at_ms, epoch, seq } => self.emit(
                 json!({"type": "private", "from": from.name, "fingerprint": from.fingerprint.to_string(), "text": text, "sent_at_ms": sent_at_ms, "epoch": epoch, "seq": seq}),
-                format!("<{} → me, private> {}", from.name, crate::engine::printable(text)),
+                format!("<{} → me, private> {}", from.name, common::engine::printable(text)),
             ),
             Event::PrivateSent { to, text, epoch, seq } => self.emit(
                 json!({"type": "private_sent", "to": to.name, "fingerprint": to.fingerprint.to_string(), "text": text, "epoch": epoch, "seq": seq}),
-                format!("<me → {} ({}), private> {}", to.name, to.fingerprint.short(), crate::engine::printable(text)),
+                format!("<me → {} ({}), private> {}", to.name, to.fingerprint.short(), common::engine::printable(text)),
             ),
             Event::Typing { from, on } => {
                 if self.json {

@@ -69,7 +69,7 @@ pub fn aad<T: serde::Serialize>(label: &str, header: &T) -> Vec<u8> {
     v.extend_from_slice(label.as_bytes());
     v.push(0);
     // Headers are small fixed-size structs: encoding cannot fail.
-    if let Ok(h) = super::encode_payload(header, super::DEFAULT_MAX_FRAME) {
+    if let Ok(h) = crate::encode_payload(header, crate::DEFAULT_MAX_FRAME) {
         v.extend_from_slice(&h);
     }
     v
@@ -239,7 +239,7 @@ impl JoinInfo {
     /// Sets `padding` so that the encoding fills its size bucket.
     pub fn pad(mut self) -> Self {
         self.padding = Bytes::new();
-        let len = super::encoded_len(&self).unwrap_or(0);
+        let len = crate::encoded_len(&self).unwrap_or(0);
         self.padding = padding_for(len);
         self
     }
@@ -274,20 +274,20 @@ pub struct EpochBody {
     pub sent_at_ms: u64,
     /// The new session key wrapped for each member (admin included) with
     /// RSA-OAEP-SHA256, label `teamchat/v1/wrap room=<hex> epoch=<n>`.
-    #[serde(deserialize_with = "super::bounded::vec")]
+    #[serde(deserialize_with = "crate::bounded::vec")]
     pub wraps: Vec<KeyWrap>,
     /// SHA-256 of the plaintext of each [`RosterPart`] of the epoch, in
     /// order (their concatenation is the encoded [`Roster`]); its length is
     /// the number of parts (1 to 65,535). Each part is checked on arrival,
     /// so a forged part (sealed by a member, who holds the epoch key) is
     /// dropped alone and the genuine one still completes the epoch.
-    #[serde(deserialize_with = "super::bounded::vec")]
+    #[serde(deserialize_with = "crate::bounded::vec")]
     pub roster: Vec<[u8; 32]>,
     /// The closing count of the epoch before (`epoch − 1`), as in
     /// [`Beacon::lines`]: a member that installs this epoch learns how many
     /// lines each sender wrote in the one it leaves, even if the relay
     /// dropped every beacon that said so.
-    #[serde(deserialize_with = "super::bounded::vec")]
+    #[serde(deserialize_with = "crate::bounded::vec")]
     pub lines: Vec<(u32, u64)>,
 }
 
@@ -346,7 +346,7 @@ pub struct Roster {
     /// Why this epoch began.
     pub cause: EpochCause,
     /// Every member, the admin first.
-    #[serde(deserialize_with = "super::bounded::vec")]
+    #[serde(deserialize_with = "crate::bounded::vec")]
     pub members: Vec<RosterEntry>,
     /// Zero bytes that bring the encoding to [`padded_size`], so the sizes
     /// of the roster parts do not reveal the lengths of the names.
@@ -360,7 +360,7 @@ impl Roster {
     /// never the lengths of the names.
     pub fn pad(mut self, name_budget: usize) -> Self {
         self.padding = Bytes::new();
-        let len = super::encoded_len(&self).unwrap_or(0);
+        let len = crate::encoded_len(&self).unwrap_or(0);
         let short = |n: &String| name_budget.saturating_sub(n.len());
         let missing: usize =
             self.members.iter().map(|m| short(&m.name)).sum::<usize>() + short(&self.room_name);
@@ -464,7 +464,7 @@ pub struct Beacon {
     /// the admin has from it), in index order. A member that has fewer is
     /// told which sender's lines it missed, even if that sender writes no
     /// more (the gap would otherwise show only at its next line).
-    #[serde(deserialize_with = "super::bounded::vec")]
+    #[serde(deserialize_with = "crate::bounded::vec")]
     pub lines: Vec<(u32, u64)>,
 }
 
@@ -538,7 +538,7 @@ impl ChatBody {
             content,
             padding: Bytes::new(),
         };
-        let len = super::encoded_len(&body).unwrap_or(0);
+        let len = crate::encoded_len(&body).unwrap_or(0);
         body.padding = padding_for(len);
         body
     }
@@ -634,35 +634,10 @@ impl std::fmt::Debug for PrivateFileOffer {
     }
 }
 
-#[cfg(feature = "crypto")]
 impl Drop for PrivateFileOffer {
     fn drop(&mut self) {
         zeroize::Zeroize::zeroize(&mut self.secret);
     }
-}
-
-impl PrivateFileOffer {
-    /// The seal keys of this transfer's chunks in `room`.
-    #[cfg(feature = "crypto")]
-    pub fn keys(&self, room: &RoomId) -> crate::crypto::seal::SealKeys {
-        private_file_keys(&self.secret, room, &self.offer.transfer)
-    }
-}
-
-/// The seal keys of a privately sent file's chunks: HKDF of its secret,
-/// bound to the room and the transfer id.
-#[cfg(feature = "crypto")]
-pub fn private_file_keys(
-    secret: &[u8; 32],
-    room: &RoomId,
-    transfer: &[u8; 16],
-) -> crate::crypto::seal::SealKeys {
-    let mut info = Vec::with_capacity(context::HKDF_PRIVATE_FILE.len() + 1 + 32);
-    info.extend_from_slice(context::HKDF_PRIVATE_FILE.as_bytes());
-    info.push(0);
-    info.extend_from_slice(&room.0);
-    info.extend_from_slice(transfer);
-    crate::crypto::seal::SealKeys::derive(secret, &info)
 }
 
 /// The authenticated header of a [`FileChunk`].

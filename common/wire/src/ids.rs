@@ -1,8 +1,8 @@
 //! Identifiers shared by every layer: room ids and SHA-256 fingerprints.
 //!
 //! Both are plain byte arrays with a canonical lowercase-hex text form. This
-//! module holds no secrets and does no cryptography besides, with the
-//! `crypto` feature, hashing a public key into its fingerprint.
+//! module holds no secrets and does no cryptography: fingerprints are
+//! computed, random room ids drawn and pins compared in `common::crypto`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -66,15 +66,6 @@ impl RoomId {
         &self.0
     }
 
-    /// A fresh random room id from the OS CSPRNG.
-    #[cfg(feature = "crypto")]
-    pub fn random() -> Self {
-        use rand_core::{OsRng, RngCore};
-        let mut b = [0u8; 16];
-        OsRng.fill_bytes(&mut b);
-        RoomId(b)
-    }
-
     /// The first 8 hex characters, for logs that must not carry the full id.
     pub fn short(&self) -> String {
         hex::encode(&self.0[..4])
@@ -114,23 +105,9 @@ impl Fingerprint {
         &self.0
     }
 
-    /// SHA-256 of `der`.
-    #[cfg(feature = "crypto")]
-    pub fn of_der(der: &[u8]) -> Self {
-        use sha2::{Digest, Sha256};
-        Fingerprint(Sha256::digest(der).into())
-    }
-
     /// The first 16 hex characters, for logs and compact displays.
     pub fn short(&self) -> String {
         hex::encode(&self.0[..8])
-    }
-
-    /// Constant-time equality, for comparing against a pin.
-    #[cfg(feature = "crypto")]
-    pub fn ct_eq(&self, other: &Fingerprint) -> bool {
-        use subtle::ConstantTimeEq;
-        self.0.ct_eq(&other.0).into()
     }
 }
 

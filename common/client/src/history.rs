@@ -33,10 +33,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::seal::{open, seal, SealKeys};
-use crate::crypto::PrivateKey;
-use crate::ids::RoomId;
-use crate::wire::{decode_payload, encode_payload, Sealed};
+use common::crypto::seal::{open, seal, SealKeys};
+use common::crypto::PrivateKey;
+use common::ids::RoomId;
+use common::wire::{decode_payload, encode_payload, Sealed};
 
 /// Entries shown when a room opens.
 pub const SHOW_ON_OPEN: usize = 200;
@@ -258,8 +258,8 @@ fn seal_row(
     room: &[u8; 32],
     seq: u64,
     entry: &Entry,
-) -> Result<(i64, [u8; 16], Vec<u8>), crate::wire::FrameError> {
-    let nonce: [u8; 16] = crate::crypto::random_array();
+) -> Result<(i64, [u8; 16], Vec<u8>), common::wire::FrameError> {
+    let nonce: [u8; 16] = common::crypto::random_array();
     let plain = encode_payload(&Row { seq, entry }, MAX_ENTRY)?;
     let sealed = seal(keys, &aad(AAD_ROW, room, &nonce), &plain);
     let bytes = encode_payload(&sealed, 2 * MAX_ENTRY)?;
@@ -719,7 +719,7 @@ fn create_private(path: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_keys::shared;
+    use common::test_keys::shared;
 
     fn opts(dir: &Path) -> HistoryOptions {
         HistoryOptions {
@@ -940,7 +940,7 @@ mod tests {
         let mut h = History::open(&opts(dir.path()), &shared(0), &RoomId([3; 16])).unwrap();
         // Two rows as the previous version wrote them: the entry alone.
         for n in 0..2 {
-            let nonce: [u8; 16] = crate::crypto::random_array();
+            let nonce: [u8; 16] = common::crypto::random_array();
             let plain = encode_payload(&entry(n, &format!("old {n}")), MAX_ENTRY).unwrap();
             let sealed = seal(&h.rows, &aad(AAD_HISTORY, &h.room, &nonce), &plain);
             h.conn

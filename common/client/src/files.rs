@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::engine::files::DEFAULT_MAX_FILE;
+use common::engine::files::DEFAULT_MAX_FILE;
 
 /// Files up to this size are saved without asking (8 MiB).
 pub const DEFAULT_AUTO_ACCEPT: u64 = 8 * 1024 * 1024;
@@ -42,7 +42,7 @@ pub struct FileOptions {
     /// Largest file sent or accepted.
     pub max_size: u64,
     /// Incoming files up to this size are saved at once; larger ones wait
-    /// for [`crate::engine::Command::AcceptFile`].
+    /// for [`common::engine::Command::AcceptFile`].
     pub auto_accept: u64,
     /// Bytes per second a file is sent at (at least [`MIN_FILE_RATE`]).
     pub rate: u64,
@@ -189,7 +189,7 @@ pub fn safe_file_name(name: &str) -> String {
         .chars()
         .filter(|c| {
             !c.is_control()
-                && !crate::engine::is_format_char(*c)
+                && !common::engine::is_format_char(*c)
                 && !matches!(c, '<' | '>' | ':' | '"' | '|' | '?' | '*' | '/' | '\\')
         })
         .collect();

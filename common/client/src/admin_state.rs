@@ -13,11 +13,11 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::crypto::seal::{open, seal, SealKeys};
-use crate::crypto::PrivateKey;
-use crate::engine::AdminState;
-use crate::ids::RoomId;
-use crate::wire::{decode_payload, encode_payload, Sealed};
+use common::crypto::seal::{open, seal, SealKeys};
+use common::crypto::PrivateKey;
+use common::engine::AdminState;
+use common::ids::RoomId;
+use common::wire::{decode_payload, encode_payload, Sealed};
 
 const AAD_STATE: &[u8] = b"teamchat/v1/aad/admin-state";
 /// Largest state file read (4,096 bans with their names fit easily).
@@ -29,8 +29,8 @@ const MAX_STATE: usize = 1 << 20;
 #[cfg_attr(test, derive(serde::Serialize))]
 struct FirstLayout {
     run: u64,
-    #[serde(deserialize_with = "crate::wire::bounded::vec")]
-    bans: Vec<crate::engine::admin::Ban>,
+    #[serde(deserialize_with = "common::wire::bounded::vec")]
+    bans: Vec<common::engine::admin::Ban>,
     password_suspended: Option<[u8; 32]>,
 }
 
@@ -97,12 +97,12 @@ fn fuzz_file() -> StateFile {
 #[cfg(feature = "test-support")]
 #[allow(clippy::expect_used)]
 pub(crate) fn fuzz_seeds() -> Vec<Vec<u8>> {
-    use crate::engine::admin::Ban;
+    use common::engine::admin::Ban;
     let file = fuzz_file();
     let state = AdminState {
         run: 7,
         bans: vec![Ban {
-            fingerprint: crate::Fingerprint([0x22; 32]),
+            fingerprint: common::Fingerprint([0x22; 32]),
             name: "mallory".into(),
             at_ms: 1_700_000_000_000,
         }],
@@ -216,7 +216,7 @@ impl StateFile {
 
     /// Keeps `state`: written beside the file, synced, then renamed over it.
     pub fn save(&self, state: &AdminState) -> Result<(), StateError> {
-        let bad = |e: crate::wire::FrameError| StateError::Io {
+        let bad = |e: common::wire::FrameError| StateError::Io {
             path: self.path.clone(),
             why: e.to_string(),
         };
@@ -271,9 +271,9 @@ impl StateFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Ban;
-    use crate::test_keys::shared;
-    use crate::Fingerprint;
+    use common::engine::Ban;
+    use common::test_keys::shared;
+    use common::Fingerprint;
 
     const ROOM: RoomId = RoomId([5; 16]);
 

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The walls between the crates (docs/ARCHITECTURE.md), checked on what is
+# really built, not on one package alone:
+#
+#  1. On a resolution of the whole workspace (features unified as in
+#     `cargo build --workspace`), nothing under the relay is a crate that
+#     could read or protect content (the RustCrypto crates TeamChat seals
+#     with, the X25519 and RSA crates) or one of TeamChat's client crates.
+#  2. Neither `wire`, `common`, `client` nor the relay depends on Slint.
+#  3. The relay binary itself holds no code of those crates: its symbols
+#     name none of them. Control: the admin binary, built in the same run,
+#     must name them (or the symbol check proves nothing).
+#
+# The relay does carry TLS (OpenSSL for clients, rustls with ring to NATS):
+# those libraries hold transport ciphers, not the end-to-end code.
+#
+#   scripts/walls.sh             builds the debug binaries it needs
+#   TEAMCHAT_BIN_DIR=DIR scripts/walls.sh   uses DIR/teamchat-{relay,admin}
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Crates that implement the end-to-end layer, and TeamChat's client crates.
+e2e='aes|cbc|hmac|sha2|hkdf|pbkdf2|rsa|pkcs8|x25519-dalek|common|client|rusqlite|native-tls'
+fail=0
+
+echo "== 1. the relay's dependencies, on the whole workspace's resolution"
+tree=$(cargo tree --workspace -e normal --prefix depth --no-dedupe)
+# The relay's subtree: from its root line (depth 0) to the next root
+# (--no-dedupe: a crate already shown under another root is listed again).
+relay_deps=$(awk '/^0/ { inside = ($0 ~ /^0relay /) } inside' <<<"$tree" | sed 's/^[0-9]*//' | sort -u)
+[ -n "$relay_deps" ] || { echo "   the relay is not in the workspace tree" >&2; exit 1; }
+if bad=$(grep -E "^(${e2e}) " <<<"$relay_deps"); then
+  echo "   FAIL: the relay depends on: $(tr '\n' ' ' <<<"$bad")" >&2
+  fail=1
+else
+  echo "   ok: $(wc -l <<<"$relay_deps") crates under the relay, none of them end-to-end crypto or a client crate"
+fi
+# Control: the same grep finds them under the admin app.
+admin_deps=$(awk '/^0/ { inside = ($0 ~ /^0teamchat-admin /) } inside' <<<"$tree" | sed 's/^[0-9]*//')
+if ! grep -qE "^(aes|rsa|hmac) " <<<"$admin_deps"; then
+  echo "   CONTROL BROKEN: the admin app's tree shows no aes/rsa/hmac" >&2
+  fail=1
+fi
+
+echo "== 2. no GUI below the apps"
+gui=0
+for p in wire common client relay; do
+  if cargo tree -p "$p" -e normal --prefix none | grep -E '^(slint|i-slint-core) '; then
+    echo "   FAIL: $p depends on Slint: keep the GUI in ui/, admin/ and member/" >&2
+    gui=1 fail=1
+  fi
+done
+[ "$gui" = 1 ] || echo "   ok: wire, common, client and relay build without Slint"
+
+echo "== 3. the relay binary's symbols"
+bin_dir=${TEAMCHAT_BIN_DIR:-}
+if [ -z "$bin_dir" ]; then
+  cargo build -q -p relay -p teamchat-admin
+  bin_dir=target/debug
+fi
+# Rust paths of those crates in demangled symbols (`aes::`, `<rsa::…`), not
+# inside another crate's path (`ring::hmac::` is the NATS link's TLS).
+pattern="(^|[^A-Za-z0-9_:])(${e2e//-/_})::"
+count() { nm -C "$1" 2>/dev/null | grep -cE "$pattern" || true; }
+relay_hits=$(count "$bin_dir/teamchat-relay")
+admin_hits=$(count "$bin_dir/teamchat-admin")
+if [ "$relay_hits" != 0 ]; then
+  echo "   FAIL: teamchat-relay holds $relay_hits symbols of end-to-end crypto or client crates:" >&2
+  nm -C "$bin_dir/teamchat-relay" | grep -E "$pattern" | head -5 >&2
+  fail=1
+else
+  echo "   ok: teamchat-relay names no symbol of ${e2e//|/, }"
+fi
+if [ "$admin_hits" -lt 100 ]; then
+  echo "   CONTROL BROKEN: teamchat-admin names only $admin_hits such symbols" >&2
+  fail=1
+else
+  echo "   control: teamchat-admin names $admin_hits of them"
+fi
+exit "$fail"
