@@ -97,3 +97,66 @@ fn relays_and_pins_that_do_not_pair_up_are_refused() {
         "{err}"
     );
 }
+
+/// The JSON lines an admin run printed, and whether it exited successfully.
+fn run_to_end(mut cmd: Command) -> (Vec<serde_json::Value>, bool, String) {
+    let out = cmd.output().unwrap();
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    (lines, out.status.success(), err)
+}
+
+/// The last `stopped` event of a run.
+fn stopped(lines: &[serde_json::Value]) -> &serde_json::Value {
+    lines
+        .iter()
+        .rev()
+        .find(|v| v["type"] == "stopped")
+        .unwrap_or_else(|| panic!("no stopped event in {lines:?}"))
+}
+
+#[test]
+fn an_unusable_ca_file_stops_the_app_with_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = admin(
+        dir.path(),
+        &format!("127.0.0.1:{}", free_port()),
+        &"aa".repeat(32),
+    );
+    cmd.arg("--ca").arg(dir.path().join("no-such-ca.crt"));
+    let (lines, success, err) = run_to_end(cmd);
+    let stop = stopped(&lines);
+    assert_eq!(stop["failure"], true, "{stop}");
+    assert!(
+        stop["reason"]
+            .as_str()
+            .unwrap()
+            .contains("cannot use CA file"),
+        "{stop}"
+    );
+    assert!(!success, "the exit status says it failed");
+    assert!(
+        err.contains("cannot use CA file"),
+        "and stderr says why: {err}"
+    );
+}
+
+/// Control for the test above: leaving (here, at the end of its input) is
+/// not a failure, even with no relay reachable.
+#[test]
+fn leaving_at_the_end_of_input_exits_successfully() {
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = admin(
+        dir.path(),
+        &format!("127.0.0.1:{}", free_port()),
+        &"aa".repeat(32),
+    );
+    let (lines, success, err) = run_to_end(cmd);
+    let stop = stopped(&lines);
+    assert_eq!(stop["failure"], false, "{stop}");
+    assert_eq!(stop["reason"], "left the room");
+    assert!(success, "exit status 0; stderr: {err}");
+}

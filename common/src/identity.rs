@@ -37,7 +37,7 @@ const RSA_ENCRYPTION_OID: &str = "1.2.840.113549.1.1.1";
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     /// No file at the path.
-    #[error("identity file {0} does not exist (create one with --new-identity)")]
+    #[error("identity file {0} does not exist (the apps create it on first start; --identity FILE names another)")]
     NotFound(PathBuf),
     /// The file could not be read or written.
     #[error("cannot access identity file {path}: {source}")]

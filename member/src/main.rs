@@ -3,6 +3,7 @@
 //! `--json`) for the terminal.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -49,10 +50,10 @@ struct Args {
     history: client::history::HistoryArgs,
 }
 
-fn main() -> Result<()> {
+fn main() -> Result<ExitCode> {
     let args = Args::parse();
     if !(args.cli || args.json) {
-        return gui(args);
+        return gui(args).map(|()| ExitCode::SUCCESS);
     }
     let Some(invite) = &args.invite else {
         bail!("give the invite with --invite (or TEAMCHAT_INVITE)");
@@ -93,11 +94,8 @@ fn main() -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let last = rt.block_on(terminal::run(engine, invite.relays().to_vec(), trust, opts));
-    if last.contains("does not match") || last.contains("CA file") {
-        bail!("{last}");
-    }
-    Ok(())
+    let stop = rt.block_on(terminal::run(engine, invite.relays().to_vec(), trust, opts));
+    Ok(terminal::exit_status(&stop))
 }
 
 /// The window: the join form is filled from the arguments, then the room.
@@ -121,4 +119,32 @@ fn gui(args: Args) -> Result<()> {
     ui::member::run(opts, driver).map_err(|e| {
         anyhow::anyhow!("cannot open the window: {e} (no display? `--cli` runs in the terminal)")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every flag that a message, error or help text this app can show
+    /// (its own, the shared crates', the window's) tells a user to type is
+    /// one of its flags.
+    #[test]
+    fn every_flag_a_message_names_exists() {
+        use clap::CommandFactory;
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let named = relay::testing::flags_named_in(
+            &[
+                root.join("member/src"),
+                root.join("common/src"),
+                root.join("common/client/src"),
+                root.join("ui/src"),
+                root.join("ui/ui"),
+            ],
+            &[root.join("ui/src/admin.rs")],
+        );
+        // Control: the walk does find the flags messages name.
+        assert!(named.contains_key("--cli"), "{named:?}");
+        let known = relay::testing::long_flags(&Args::command());
+        relay::testing::assert_flags_exist("teamchat-member", &named, &known);
+    }
 }

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use client::driver::{self, FileUpdate, Trust, Update};
+use client::driver::{self, ConnectError, FileUpdate, StopReason, Trust, Update};
 use client::files::FileOptions;
 use common::engine::admin::Admin;
 use common::engine::member::Member;
@@ -426,14 +426,19 @@ async fn a_relay_with_another_certificate_is_refused_before_anything_is_sent() {
             None => panic!("driver ended without a reason"),
         }
     };
-    assert!(reason.contains("does not match the invite"), "{reason}");
+    let StopReason::Refused(ConnectError::PinMismatch { expected, got }) = &reason else {
+        panic!("stopped for another reason: {reason}");
+    };
+    assert_eq!(*expected, Fingerprint([0x42; 32]));
+    assert_eq!(got.to_string(), relay.fingerprint);
+    assert!(reason.is_failure(), "the app exits with a failure");
+    // What the user reads names both.
+    let text = reason.to_string();
+    assert!(text.contains("does not match the invite"), "{text}");
+    assert!(text.contains(&"42".repeat(32)), "names the pin: {text}");
     assert!(
-        reason.contains(&"42".repeat(32)),
-        "names the expected pin: {reason}"
-    );
-    assert!(
-        reason.contains(&relay.fingerprint),
-        "names the presented certificate: {reason}"
+        text.contains(&relay.fingerprint),
+        "names the certificate: {text}"
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(

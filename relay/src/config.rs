@@ -453,6 +453,22 @@ fn load_file(path: &Path) -> Result<FileConfig> {
 mod tests {
     use super::*;
 
+    /// Every flag a message, error or help text of the relay (or of the
+    /// wire crate it links) tells a user to type exists.
+    #[test]
+    fn every_flag_a_message_names_exists() {
+        use clap::CommandFactory;
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let named = crate::testing::flags_named_in(
+            &[root.join("src"), root.join("../common/wire/src")],
+            &[],
+        );
+        // Control: the walk does find the flags messages name.
+        assert!(named.contains_key("--cert"), "{named:?}");
+        let known = crate::testing::long_flags(&Args::command());
+        crate::testing::assert_flags_exist("teamchat-relay", &named, &known);
+    }
+
     fn parse(args: &[&str]) -> Result<Config> {
         let mut v = vec!["teamchat-relay"];
         v.extend_from_slice(args);

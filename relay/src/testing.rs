@@ -365,3 +365,98 @@ fn parse_port(text: &str) -> Option<u16> {
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
 }
+
+/// Every `--flag` that the Rust and Slint sources under `roots` name in a
+/// string literal — the flags a message, an error or a help text tells a
+/// user to type — with the first `file:line` naming it. Test code is left
+/// out (files under `tests/`, `testing.rs`, `fuzzing.rs`, and a file from
+/// its `#[cfg(test)]` line on), as are paths in `skip` and literals that
+/// quote a `cargo` command (whose flags are cargo's). The apps' and the
+/// relay's tests check each against their command line.
+pub fn flags_named_in(
+    roots: &[PathBuf],
+    skip: &[PathBuf],
+) -> std::collections::BTreeMap<String, String> {
+    let mut files = Vec::new();
+    let mut dirs: Vec<PathBuf> = roots.to_vec();
+    while let Some(d) = dirs.pop() {
+        if skip.contains(&d) {
+            continue;
+        }
+        if d.is_file() {
+            files.push(d);
+            continue;
+        }
+        for e in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+            let p = e.unwrap().path();
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if skip.contains(&p) || ["tests", "testing.rs", "fuzzing.rs"].contains(&name) {
+                continue;
+            }
+            if p.is_dir() {
+                dirs.push(p);
+            } else if name.ends_with(".rs") || name.ends_with(".slint") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let mut named = std::collections::BTreeMap::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            if line.trim() == "#[cfg(test)]" {
+                break;
+            }
+            // The odd pieces between quotes are inside string literals.
+            for lit in line.split('"').skip(1).step_by(2) {
+                if lit.contains("cargo ") {
+                    continue;
+                }
+                for (i, _) in lit.match_indices("--") {
+                    let before = lit[..i].chars().next_back();
+                    if before.is_some_and(|c| c.is_alphanumeric() || c == '-') {
+                        continue;
+                    }
+                    let flag: String = lit[i + 2..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')
+                        .collect();
+                    if flag.starts_with(|c: char| c.is_ascii_lowercase()) {
+                        named
+                            .entry(format!("--{}", flag.trim_end_matches('-')))
+                            .or_insert_with(|| format!("{}:{}", f.display(), n + 1));
+                    }
+                }
+            }
+        }
+    }
+    named
+}
+
+/// The long flags of a clap command, with `--help` and `--version`.
+pub fn long_flags(cmd: &clap::Command) -> std::collections::BTreeSet<String> {
+    cmd.get_arguments()
+        .filter_map(|a| a.get_long())
+        .map(|l| format!("--{l}"))
+        .chain(["--help".into(), "--version".into()])
+        .collect()
+}
+
+/// Panics, listing them, if `named` holds a flag `known` lacks.
+pub fn assert_flags_exist(
+    what: &str,
+    named: &std::collections::BTreeMap<String, String>,
+    known: &std::collections::BTreeSet<String>,
+) {
+    let missing: Vec<String> = named
+        .iter()
+        .filter(|(flag, _)| !known.contains(*flag))
+        .map(|(flag, at)| format!("{flag} (named at {at})"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{what} has no such flag: {}",
+        missing.join(", ")
+    );
+}

@@ -597,7 +597,7 @@ pub fn apply<T: RoomWindow>(win: &T, update: Update) {
             room.set_tls("".into());
             room.set_can_send(false);
             room.set_connection("stopped".into());
-            if reason != "left the room" && reason != "left" && reason != "quit" {
+            if reason.is_failure() {
                 banner(
                     win,
                     BannerKind::Error,

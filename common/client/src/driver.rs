@@ -55,7 +55,7 @@ pub enum Trust {
 }
 
 /// Why a connection attempt failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConnectError {
     /// TCP failed or timed out.
     #[error("cannot reach relay {addr}: {why}")]
@@ -101,6 +101,45 @@ impl ConnectError {
     }
 }
 
+/// Why the driver stopped for good. The apps turn it into their exit
+/// status ([`StopReason::exit_code`]); the window shows every reason but
+/// [`StopReason::Left`] as an error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StopReason {
+    /// We left the room: the front end asked, or dropped its command
+    /// channel.
+    #[error("left the room")]
+    Left,
+    /// A connection attempt failed in a way retrying cannot mend: the
+    /// relay's certificate is not the trusted one, or the CA file or TLS
+    /// settings cannot be used ([`ConnectError::is_fatal`]).
+    #[error(transparent)]
+    Refused(ConnectError),
+    /// The driver was given no relay to connect to.
+    #[error("no relay to connect to")]
+    NoRelay,
+    /// The driver's task ended without saying why (it panicked): seen by a
+    /// front end whose update channel closed.
+    #[error("the connection task ended unexpectedly")]
+    Ended,
+}
+
+impl StopReason {
+    /// Every stop but leaving is a failure.
+    pub fn is_failure(&self) -> bool {
+        !matches!(self, StopReason::Left)
+    }
+
+    /// The process exit status: success after leaving, failure otherwise.
+    pub fn exit_code(&self) -> std::process::ExitCode {
+        if self.is_failure() {
+            std::process::ExitCode::FAILURE
+        } else {
+            std::process::ExitCode::SUCCESS
+        }
+    }
+}
+
 /// What the driver reports to the front end.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Update {
@@ -126,7 +165,7 @@ pub enum Update {
     /// The driver stopped for good (wrong certificate, or leave).
     Stopped {
         /// Why.
-        reason: String,
+        reason: StopReason,
     },
     /// Something the engine wants shown.
     Engine(Event),
@@ -478,7 +517,7 @@ pub async fn run_with(
         Err(e) => {
             let _ = updates
                 .send(Update::Stopped {
-                    reason: e.to_string(),
+                    reason: StopReason::Refused(e),
                 })
                 .await;
             return;
@@ -490,7 +529,7 @@ pub async fn run_with(
         let Some(relay) = relays.get(attempt % relays.len().max(1)).cloned() else {
             let _ = updates
                 .send(Update::Stopped {
-                    reason: "no relay to connect to".into(),
+                    reason: StopReason::NoRelay,
                 })
                 .await;
             return;
@@ -534,8 +573,12 @@ pub async fn run_with(
                     backoff = BACKOFF_MIN;
                 }
                 match end {
-                    SessionEnd::Quit(reason) => {
-                        let _ = updates.send(Update::Stopped { reason }).await;
+                    SessionEnd::Left => {
+                        let _ = updates
+                            .send(Update::Stopped {
+                                reason: StopReason::Left,
+                            })
+                            .await;
                         return;
                     }
                     SessionEnd::Lost(reason) => reason,
@@ -546,7 +589,7 @@ pub async fn run_with(
                 // a hiccup: stop and say so.
                 let _ = updates
                     .send(Update::Stopped {
-                        reason: e.to_string(),
+                        reason: StopReason::Refused(e),
                     })
                     .await;
                 return;
@@ -568,7 +611,7 @@ pub async fn run_with(
                 _ = &mut sleep => break,
                 c = commands.recv() => match c {
                     None | Some(Command::Leave) => {
-                        let _ = updates.send(Update::Stopped { reason: "left".into() }).await;
+                        let _ = updates.send(Update::Stopped { reason: StopReason::Left }).await;
                         return;
                     }
                     Some(_) => {
@@ -581,8 +624,9 @@ pub async fn run_with(
     }
 }
 
+/// How a session ended: we left, or the connection was lost (and why).
 enum SessionEnd {
-    Quit(String),
+    Left,
     Lost(String),
 }
 
@@ -619,12 +663,12 @@ async fn session(
                 None => return SessionEnd::Lost("the relay closed the connection".into()),
             },
             c = commands.recv() => match c {
-                None => return SessionEnd::Quit("quit".into()),
+                None => return SessionEnd::Left,
                 Some(Command::Leave) => {
                     let actions = engine.handle_command(now_ms(), Command::Leave);
                     let _ = perform(actions, &mut tx, updates, transfers).await;
                     let _ = SinkExt::<ClientFrame>::close(&mut tx).await;
-                    return SessionEnd::Quit("left the room".into());
+                    return SessionEnd::Left;
                 }
                 Some(Command::SendFile(path)) => transfers.start(path, None),
                 Some(Command::SendFileTo(to, path)) => transfers.start(path, Some(to)),

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use common::crypto::{PrivateKey, MIN_RSA_BITS};
 use std::collections::HashMap;
 
-use crate::driver::{self, FileUpdate, Trust, Update};
+use crate::driver::{self, FileUpdate, StopReason, Trust, Update};
 use crate::files::FileOptions;
 use common::engine::files::short_id;
 use common::engine::{Command, Engine, Event, MemberInfo, TransferId};
@@ -131,13 +131,13 @@ const HELP_MEMBER: &str = "commands: /help, /list (members and safety codes), /m
 const HELP_ADMIN: &str = "commands: /help, /list, /msg NAME|FINGERPRINT text, /send PATH, /sendto NAME|FINGERPRINT PATH, /accept ID, /cancel ID, /files, /history [N], /clear-history, /quit, /approve ID, /deny ID [reason], /kick NAME|FINGERPRINT [reason], /bans, /unban NAME|FINGERPRINT, /password NEW, /no-password, /rekey, /invite; anything else is sent to the room";
 
 /// Runs the engine over the relays with a terminal front end until `/quit`,
-/// end of input, or the driver stops. Returns the driver's last word.
+/// end of input, or the driver stops. Returns why it stopped.
 pub async fn run(
     engine: Engine,
     relays: Vec<RelayEndpoint>,
     trust: Trust,
     opts: Options,
-) -> String {
+) -> StopReason {
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let (up_tx, mut up_rx) = mpsc::channel(256);
     let driver = tokio::spawn(driver::run_with(
@@ -163,12 +163,12 @@ pub async fn run(
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
     let mut cmd_tx = Some(cmd_tx);
-    let last = loop {
+    let stop = loop {
         tokio::select! {
             u = up_rx.recv() => match u {
                 Some(Update::Stopped { reason }) => { out.update(&Update::Stopped { reason: reason.clone() }); break reason; }
                 Some(u) => out.update(&u),
-                None => break "driver ended".into(),
+                None => break StopReason::Ended,
             },
             l = lines.next_line(), if stdin_open => match l {
                 Ok(Some(line)) => {
@@ -199,7 +199,16 @@ pub async fn run(
     };
     drop(cmd_tx);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(3), driver).await;
-    last
+    stop
+}
+
+/// The apps' exit status after [`run`]: a failure is also said on stderr
+/// (the terminal or JSON stream on stdout has already shown it).
+pub fn exit_status(stop: &StopReason) -> std::process::ExitCode {
+    if stop.is_failure() {
+        eprintln!("Error: {stop}");
+    }
+    stop.exit_code()
 }
 
 enum Parsed {
@@ -774,9 +783,10 @@ impl Printer {
                 json!({"type": "disconnected", "reason": reason, "retry_ms": retry_in.as_millis() as u64}),
                 format!("* disconnected: {reason}; reconnecting in {:.1} s", retry_in.as_secs_f64()),
             ),
-            Update::Stopped { reason } => {
-                self.emit(json!({"type": "stopped", "reason": reason}), format!("* stopped: {reason}"))
-            }
+            Update::Stopped { reason } => self.emit(
+                json!({"type": "stopped", "reason": reason.to_string(), "failure": reason.is_failure()}),
+                format!("* stopped: {reason}"),
+            ),
             Update::Engine(e) => self.event(e),
             Update::File(f) => self.file(f),
             Update::History { loaded, requested } => self.history(loaded, *requested),

@@ -350,4 +350,3 @@ mod tests {
         assert_eq!(format!("{:?}", keys()), "SealKeys(..)");
     }
 }
-
