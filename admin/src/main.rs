@@ -133,7 +133,7 @@ fn main() -> Result<ExitCode> {
     // number, written before anything is announced.
     let state_dir = client::admin_state::folder_for(&path);
     let state = client::admin_state::StateFile::new(&state_dir, &key, &room)
-        .begin_run(client::driver::now_ms())
+        .begin_run(client::now_ms())
         .context("the room's kept state")?;
     let cfg = AdminConfig {
         room,

@@ -99,7 +99,7 @@ fn main() {
             let connecting = wait_epoch(&mut up, 2).await.unwrap();
             starts.push(t.elapsed());
             joins.push(connecting.elapsed());
-            cmd.send(Command::Leave).await.unwrap();
+            cmd.send(Command::Leave.into()).await.unwrap();
             while let Some(u) = up.recv().await {
                 if matches!(u, Update::Stopped { .. }) {
                     break;

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use client::driver::{self, ConnectError, FileUpdate, StopReason, Trust, Update};
+use client::driver::{self, ConnectError, FileUpdate, Request, StopReason, Trust, Update};
 use client::files::FileOptions;
 use common::engine::admin::Admin;
 use common::engine::member::Member;
@@ -23,7 +23,7 @@ use zeroize::Zeroizing;
 const WAIT: Duration = Duration::from_secs(20);
 
 struct Peer {
-    cmd: mpsc::Sender<Command>,
+    cmd: mpsc::Sender<Request>,
     up: mpsc::Receiver<Update>,
     seen: Vec<Event>,
     files: Vec<FileUpdate>,
@@ -75,7 +75,10 @@ impl Peer {
     }
 
     async fn say(&self, text: &str) {
-        self.cmd.send(Command::Send(text.into())).await.unwrap();
+        self.cmd
+            .send(Command::Send(text.into()).into())
+            .await
+            .unwrap();
     }
 
     fn texts(&self) -> Vec<String> {
@@ -273,7 +276,7 @@ async fn the_suite(at: &[RelayEndpoint]) {
     };
     assert_eq!(name, "alice");
     assert_eq!(safety_code, shared(0).public().safety_code().to_string());
-    admin.cmd.send(Command::Approve(id)).await.unwrap();
+    admin.cmd.send(Command::Approve(id).into()).await.unwrap();
     alice.expect("alice's epoch", epoch_with(2)).await;
 
     // By roster file: bob is approved without a question.
@@ -320,10 +323,7 @@ async fn the_suite(at: &[RelayEndpoint]) {
     // A private message from alice reaches bob only.
     alice
         .cmd
-        .send(Command::Private(
-            shared(1).public().fingerprint(),
-            "just between us".into(),
-        ))
+        .send(Command::Private(shared(1).public().fingerprint(), "just between us".into()).into())
         .await
         .unwrap();
     alice
@@ -352,10 +352,7 @@ async fn the_suite(at: &[RelayEndpoint]) {
     // she cannot read what follows.
     admin
         .cmd
-        .send(Command::Kick(
-            shared(2).public().fingerprint(),
-            "bye carol".into(),
-        ))
+        .send(Command::Kick(shared(2).public().fingerprint(), "bye carol".into()).into())
         .await
         .unwrap();
     carol
@@ -382,9 +379,7 @@ async fn the_suite(at: &[RelayEndpoint]) {
     // admin sets a new one.
     admin
         .cmd
-        .send(Command::SetPassword(Some(Zeroizing::new(
-            "new sesame".into(),
-        ))))
+        .send(Command::SetPassword(Some(Zeroizing::new("new sesame".into()))).into())
         .await
         .unwrap();
     // A newcomer reads nothing said before it joined.
@@ -714,7 +709,10 @@ async fn files_of_every_size_arrive_bit_identical_at_two_members_over_the_relay(
         std::fs::write(source.join(&name), &body).unwrap();
         alice
             .cmd
-            .send(Command::SendFile(source.join(&name)))
+            .send(Request::SendFile {
+                path: source.join(&name),
+                to: None,
+            })
             .await
             .unwrap();
         if size == 20 * 1024 * 1024 {
@@ -799,23 +797,29 @@ async fn hostile_file_names_are_saved_safely_inside_the_download_folder() {
         let transfer = [n as u8 + 1; 16];
         alice
             .cmd
-            .send(Command::OfferFile(common::engine::FileSpec {
-                transfer,
-                name: (*offered).to_string(),
-                size: body.len() as u64,
-                media_type: "text/plain".into(),
-                sha256: Sha256::digest(&body).into(),
-                to: None,
-            }))
+            .send(
+                Command::OfferFile(common::engine::FileSpec {
+                    transfer,
+                    name: (*offered).to_string(),
+                    size: body.len() as u64,
+                    media_type: "text/plain".into(),
+                    sha256: Sha256::digest(&body).into(),
+                    to: None,
+                })
+                .into(),
+            )
             .await
             .unwrap();
         alice
             .cmd
-            .send(Command::FileChunk {
-                transfer,
-                index: 0,
-                data: body.clone().into(),
-            })
+            .send(
+                Command::FileChunk {
+                    transfer,
+                    index: 0,
+                    data: body.clone().into(),
+                }
+                .into(),
+            )
             .await
             .unwrap();
         let saved = bob
@@ -864,10 +868,10 @@ async fn a_file_sent_privately_is_saved_by_its_recipient_only() {
     std::fs::write(&source, &body).unwrap();
     alice
         .cmd
-        .send(Command::SendFileTo(
-            shared(1).public().fingerprint(),
-            source,
-        ))
+        .send(Request::SendFile {
+            path: source,
+            to: Some(shared(1).public().fingerprint()),
+        })
         .await
         .unwrap();
     let offered = bob
@@ -972,7 +976,7 @@ async fn history_survives_a_restart_sealed_and_a_broken_database_only_warns() {
             |e| matches!(e, Event::Sent { text, .. } if text.contains("zeppelin")),
         )
         .await;
-    alice.cmd.send(Command::Leave).await.unwrap();
+    alice.cmd.send(Command::Leave.into()).await.unwrap();
     drop(alice);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -1016,7 +1020,7 @@ async fn history_survives_a_restart_sealed_and_a_broken_database_only_warns() {
     assert_eq!(loaded.skipped, 0);
     assert_eq!(loaded.entries[0].who, "boss");
     alice.expect("alice back in the room", epoch_with(2)).await;
-    alice.cmd.send(Command::Leave).await.unwrap();
+    alice.cmd.send(Command::Leave.into()).await.unwrap();
     drop(alice);
     tokio::time::sleep(Duration::from_millis(300)).await;
 

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use client::driver::{self, FileUpdate, Trust, Update};
+use client::driver::{self, FileUpdate, Request, Trust, Update};
 use client::files::FileOptions;
 use common::engine::admin::Admin;
 use common::engine::member::Member;
@@ -227,7 +227,7 @@ fn encode(e: &Envelope) -> Bytes {
 // ---- the room ---------------------------------------------------------------
 
 struct Peer {
-    cmd: mpsc::Sender<Command>,
+    cmd: mpsc::Sender<Request>,
     up: mpsc::Receiver<Update>,
     seen: Vec<Event>,
     files: Vec<FileUpdate>,
@@ -406,7 +406,11 @@ fn content(size: usize, seed: u8) -> Vec<u8> {
 async fn alice_sends(r: &mut Room, name: &str, body: &[u8]) {
     let path = r.dirs[2].path().join(name);
     std::fs::write(&path, body).unwrap();
-    r.alice.cmd.send(Command::SendFile(path)).await.unwrap();
+    r.alice
+        .cmd
+        .send(Request::SendFile { path, to: None })
+        .await
+        .unwrap();
 }
 
 /// Bob's download folder: the names of what is in it.
@@ -591,10 +595,7 @@ async fn the_relay_carries_nothing_readable_and_a_kicked_member_nothing_after_th
     let secret = "the vault code is 4711";
     r.admin
         .cmd
-        .send(Command::Private(
-            shared(1).public().fingerprint(),
-            secret.into(),
-        ))
+        .send(Command::Private(shared(1).public().fingerprint(), secret.into()).into())
         .await
         .unwrap();
     r.bob
@@ -608,7 +609,10 @@ async fn the_relay_carries_nothing_readable_and_a_kicked_member_nothing_after_th
     std::fs::write(&path, &body).unwrap();
     r.admin
         .cmd
-        .send(Command::SendFileTo(shared(1).public().fingerprint(), path))
+        .send(Request::SendFile {
+            path,
+            to: Some(shared(1).public().fingerprint()),
+        })
         .await
         .unwrap();
     bob_gets(&mut r, "payroll.xlsx", &body).await;
@@ -653,10 +657,7 @@ async fn the_relay_carries_nothing_readable_and_a_kicked_member_nothing_after_th
         .await;
     r.admin
         .cmd
-        .send(Command::Kick(
-            shared(1).public().fingerprint(),
-            "bye".into(),
-        ))
+        .send(Command::Kick(shared(1).public().fingerprint(), "bye".into()).into())
         .await
         .unwrap();
     r.bob
@@ -737,7 +738,14 @@ async fn the_file_size_limit_holds_for_the_sender_and_for_each_receiver() {
         .set_len(33 * 1024 * 1024)
         .unwrap();
     let mark = r.relay.carried().len();
-    r.alice.cmd.send(Command::SendFile(huge)).await.unwrap();
+    r.alice
+        .cmd
+        .send(Request::SendFile {
+            path: huge,
+            to: None,
+        })
+        .await
+        .unwrap();
     r.alice
         .expect(
             "alice is told",
@@ -783,10 +791,7 @@ async fn a_replayed_private_message_is_shown_once_and_warned_about() {
     })));
     r.alice
         .cmd
-        .send(Command::Private(
-            shared(1).public().fingerprint(),
-            "once only".into(),
-        ))
+        .send(Command::Private(shared(1).public().fingerprint(), "once only".into()).into())
         .await
         .unwrap();
     r.bob
@@ -895,7 +900,7 @@ async fn files_waiting_for_accept_are_bounded_per_sender_and_hold_no_descriptor(
     else {
         unreachable!()
     };
-    carol.cmd.send(Command::AcceptFile(transfer)).await.unwrap();
+    carol.cmd.send(Request::AcceptFile(transfer)).await.unwrap();
     carol
         .expect_file("carol saves it", |f| matches!(f, FileUpdate::Saved { .. }))
         .await;
@@ -943,7 +948,11 @@ async fn a_line_the_relay_drops_is_reported_with_its_sender() {
         vec![p.clone()]
     })));
     for t in ["one", "two", "three"] {
-        r.alice.cmd.send(Command::Send(t.into())).await.unwrap();
+        r.alice
+            .cmd
+            .send(Command::Send(t.into()).into())
+            .await
+            .unwrap();
         r.alice
             .expect(
                 "sent",
@@ -970,7 +979,7 @@ async fn a_replayed_earlier_admin_run_is_refused_over_real_tls() {
     let mut r = room().await;
     r.alice
         .cmd
-        .send(Command::Send("said in run one".into()))
+        .send(Command::Send("said in run one".into()).into())
         .await
         .unwrap();
     r.bob
@@ -1050,7 +1059,7 @@ async fn a_replayed_earlier_admin_run_is_refused_over_real_tls() {
     loop {
         r.bob
             .cmd
-            .send(Command::Send("still run two".into()))
+            .send(Command::Send("still run two".into()).into())
             .await
             .unwrap();
         r.bob.settle().await;

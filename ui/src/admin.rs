@@ -337,7 +337,7 @@ fn finish(
         &key,
         &room,
     )
-    .begin_run(client::driver::now_ms());
+    .begin_run(client::now_ms());
     let kept = match kept {
         Ok(k) => k,
         Err(e) => {

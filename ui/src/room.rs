@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use client::driver::Update;
+use client::driver::{Request, Update};
 use client::history::Loaded;
 use common::engine::{printable, Command, Event, MemberInfo, MAX_TEXT};
 use common::Fingerprint;
@@ -247,7 +247,7 @@ pub fn install<T: RoomWindow>(
     let (w, s) = (win.as_weak(), session.clone());
     room.on_clear_history(move || {
         let Some(win) = w.upgrade() else { return };
-        if let Err(e) = s.send(Command::ClearHistory) {
+        if let Err(e) = s.send(Request::ClearHistory) {
             banner(&win, BannerKind::Error, &e);
         }
     });
@@ -337,7 +337,7 @@ pub fn note<T: RoomWindow>(win: &T, kind: LineKind, text: &str) {
 }
 
 fn push_line<T: RoomWindow>(win: &T, kind: LineKind, sender: &str, text: &str) {
-    push_line_at(win, kind, sender, text, client::driver::now_ms());
+    push_line_at(win, kind, sender, text, client::now_ms());
 }
 
 fn push_line_at<T: RoomWindow>(win: &T, kind: LineKind, sender: &str, text: &str, at_ms: u64) {
@@ -735,7 +735,9 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
             set_typing(win, &from.fingerprint, false);
             push_line_at(win, LineKind::Message, &from.name, &text, sent_at_ms);
         }
-        Event::Sent { text, .. } => push_line(win, LineKind::Own, "", &text),
+        Event::Sent {
+            text, sent_at_ms, ..
+        } => push_line_at(win, LineKind::Own, "", &text, sent_at_ms),
         Event::Private {
             from,
             text,
@@ -752,7 +754,12 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
                 sent_at_ms,
             );
         }
-        Event::PrivateSent { to, text, .. } => {
+        Event::PrivateSent {
+            to,
+            text,
+            sent_at_ms,
+            ..
+        } => {
             let peer = to.fingerprint.to_string();
             push_entry(
                 win,
@@ -760,7 +767,7 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
                 &to.name,
                 &peer,
                 &text,
-                client::driver::now_ms(),
+                sent_at_ms,
             );
         }
         Event::Typing { from, on } => set_typing(win, &from.fingerprint, on),
@@ -826,7 +833,7 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
                     &from.name,
                     &peer,
                     &text,
-                    client::driver::now_ms(),
+                    client::now_ms(),
                 );
             } else {
                 push_line(win, LineKind::Warning, "", &text);

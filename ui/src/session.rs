@@ -6,7 +6,7 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
-use client::driver::{self, Trust, Update};
+use client::driver::{self, Request, Trust, Update};
 use common::engine::{Command, Engine};
 use common::invite::RelayEndpoint;
 use tokio::sync::mpsc;
@@ -23,7 +23,7 @@ pub const MAX_BATCH: usize = 256;
 pub struct Session {
     runtime: Option<tokio::runtime::Handle>,
     options: RefCell<driver::Options>,
-    commands: RefCell<Option<mpsc::Sender<Command>>>,
+    commands: RefCell<Option<mpsc::Sender<Request>>>,
     driver: RefCell<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -40,7 +40,7 @@ impl Session {
 
     /// A session without a network whose commands go to `commands` (for
     /// tests of the UI alone).
-    pub fn detached(commands: mpsc::Sender<Command>) -> Self {
+    pub fn detached(commands: mpsc::Sender<Request>) -> Self {
         Session {
             runtime: None,
             options: RefCell::default(),
@@ -117,13 +117,14 @@ impl Session {
         Ok(())
     }
 
-    /// Hands a command to the driver without blocking the UI.
-    pub fn send(&self, cmd: Command) -> Result<(), String> {
+    /// Hands a request (or an engine command) to the driver without
+    /// blocking the UI.
+    pub fn send(&self, req: impl Into<Request>) -> Result<(), String> {
         let guard = self.commands.borrow();
         let Some(tx) = guard.as_ref() else {
             return Err("not connected to a room".into());
         };
-        tx.try_send(cmd).map_err(|e| match e {
+        tx.try_send(req.into()).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => {
                 "the connection is busy: try again in a moment".to_string()
             }
@@ -142,7 +143,7 @@ impl Session {
                 tokio::time::timeout(grace, async {
                     if let Some(tx) = tx {
                         // Waits for room in a full queue: the goodbye matters.
-                        let _ = tx.send(Command::Leave).await;
+                        let _ = tx.send(Command::Leave.into()).await;
                     }
                     let _ = d.await;
                 })
@@ -151,7 +152,7 @@ impl Session {
             }),
             _ => {
                 if let Some(tx) = tx {
-                    let _ = tx.try_send(Command::Leave);
+                    let _ = tx.try_send(Command::Leave.into());
                 }
                 true
             }

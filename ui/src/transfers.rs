@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use client::driver::FileUpdate;
-use client::terminal::human_size;
-use common::engine::{Command, TransferId};
+use client::driver::{FileUpdate, Request};
+use client::files::human_size;
+use common::engine::TransferId;
 use slint::{Model, ModelRc, SharedString, VecModel};
 
 use crate::room::{note, RoomWindow};
@@ -413,10 +413,10 @@ pub fn install<T: RoomWindow>(win: &T, session: &Rc<Session>) {
         }
         let private_to = room.get_private_to();
         let command = if private_to.is_empty() {
-            Command::SendFile(path)
+            Request::SendFile { path, to: None }
         } else {
             match private_to.parse() {
-                Ok(fp) => Command::SendFileTo(fp, path),
+                Ok(fp) => Request::SendFile { path, to: Some(fp) },
                 Err(e) => {
                     room.set_chooser_error(format!("cannot send privately: {e}").into());
                     return false;
@@ -440,7 +440,7 @@ pub fn install<T: RoomWindow>(win: &T, session: &Rc<Session>) {
             r.can_accept = false;
             r.state = "Accepted: saving…".into();
         });
-        if let Err(e) = s.send(Command::AcceptFile(t)) {
+        if let Err(e) = s.send(Request::AcceptFile(t)) {
             crate::room::banner(&win, BannerKind::Error, &e);
         }
     });
@@ -449,7 +449,7 @@ pub fn install<T: RoomWindow>(win: &T, session: &Rc<Session>) {
     room.on_cancel_file(move |id| {
         let Some(win) = w.upgrade() else { return };
         let Some(t) = parse_id(&id) else { return };
-        if let Err(e) = s.send(Command::CancelFile(t)) {
+        if let Err(e) = s.send(Request::CancelFile(t)) {
             crate::room::banner(&win, BannerKind::Error, &e);
         }
     });

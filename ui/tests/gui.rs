@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use client::driver::Update;
+use client::driver::{Request, Update};
 use common::engine::{Command, Event};
 use common::identity;
 use common::invite::{Invite, RelayEndpoint};
@@ -25,7 +25,7 @@ use ui::{BannerKind, LineKind, Room, Theme};
 
 struct Fixture {
     dir: tempfile::TempDir,
-    commands: mpsc::Receiver<Command>,
+    commands: mpsc::Receiver<Request>,
     session: Rc<Session>,
 }
 
@@ -51,14 +51,22 @@ impl Fixture {
         self.dir.path().join("settings.toml")
     }
 
-    /// The next command other than a typing signal.
-    fn next_command(&mut self) -> Option<Command> {
-        while let Ok(c) = self.commands.try_recv() {
-            if !matches!(c, Command::Typing(_)) {
-                return Some(c);
+    /// The next request other than a typing signal.
+    fn next_request(&mut self) -> Option<Request> {
+        while let Ok(r) = self.commands.try_recv() {
+            if !matches!(r, Request::Engine(Command::Typing(_))) {
+                return Some(r);
             }
         }
         None
+    }
+
+    /// The next engine command other than a typing signal.
+    fn next_command(&mut self) -> Option<Command> {
+        self.next_request().map(|r| match r {
+            Request::Engine(c) => c,
+            other => panic!("a runtime request, not an engine command: {other:?}"),
+        })
     }
 
     fn member(&self) -> MemberApp {
@@ -275,6 +283,7 @@ fn sending_a_message_with_the_button_and_with_enter() {
         w,
         Update::Engine(Event::Sent {
             text: "hello team".into(),
+            sent_at_ms: 1_790_000_000_000,
             epoch: 2,
             seq: 1,
         }),
@@ -614,9 +623,12 @@ fn typing_indicator_shows_who_types_and_we_signal_our_own() {
     while let Ok(c) = f.commands.try_recv() {
         typing.push(c);
     }
-    assert_eq!(typing, vec![Command::Typing(true)]);
+    assert_eq!(typing, vec![Command::Typing(true).into()]);
     input.set_accessible_value("");
-    assert_eq!(f.commands.try_recv().ok(), Some(Command::Typing(false)));
+    assert_eq!(
+        f.commands.try_recv().ok(),
+        Some(Command::Typing(false).into())
+    );
     assert_eq!(
         ui::room::typing_text(&["a".into(), "b".into(), "c".into()]),
         "3 people are typing…"
@@ -799,13 +811,14 @@ fn a_private_conversation_opens_from_the_member_list() {
     }
     assert_eq!(
         commands,
-        vec![Command::Private(bob.fingerprint, "only for you".into())]
+        vec![Command::Private(bob.fingerprint, "only for you".into()).into()]
     );
     ui::room::apply(
         w,
         Update::Engine(Event::PrivateSent {
             to: bob.clone(),
             text: "only for you".into(),
+            sent_at_ms: 1_790_000_000_000,
             epoch: 2,
             seq: 1,
         }),
@@ -829,8 +842,11 @@ fn a_private_conversation_opens_from_the_member_list() {
     settle();
     let plan = outbox.join("plan.txt").canonicalize().unwrap();
     assert_eq!(
-        f.next_command(),
-        Some(Command::SendFileTo(bob.fingerprint, plan))
+        f.next_request(),
+        Some(Request::SendFile {
+            path: plan,
+            to: Some(bob.fingerprint)
+        })
     );
     ui::transfers::apply(
         w,
@@ -898,7 +914,7 @@ fn files_show_offers_progress_accept_and_the_chooser_sends() {
     assert!((rows.row_data(0).unwrap().progress - 0.5).abs() < 1e-6);
     while f.commands.try_recv().is_ok() {}
     one(w, "Accept plan.pdf").invoke_accessible_default_action();
-    assert_eq!(f.next_command(), Some(Command::AcceptFile(t)));
+    assert_eq!(f.next_request(), Some(Request::AcceptFile(t)));
     settle();
     assert!(labels_starting(w, "Accept plan.pdf").is_empty());
     ui::room::apply(
@@ -970,10 +986,11 @@ fn files_show_offers_progress_accept_and_the_chooser_sends() {
     one(w, "Send the file").invoke_accessible_default_action();
     settle();
     assert_eq!(
-        f.next_command(),
-        Some(Command::SendFile(
-            dir.join("notes.txt").canonicalize().unwrap()
-        ))
+        f.next_request(),
+        Some(Request::SendFile {
+            path: dir.join("notes.txt").canonicalize().unwrap(),
+            to: None
+        })
     );
     assert!(
         !room.get_chooser_open(),
@@ -993,7 +1010,13 @@ fn files_show_offers_progress_accept_and_the_chooser_sends() {
     ui::transfers::file_drop(w, ui::transfers::FileDrop::Dropped(notes.clone()));
     settle();
     assert!(!room.get_drop_hover());
-    assert_eq!(f.next_command(), Some(Command::SendFile(notes)));
+    assert_eq!(
+        f.next_request(),
+        Some(Request::SendFile {
+            path: notes,
+            to: None
+        })
+    );
     ui::transfers::file_drop(w, ui::transfers::FileDrop::Hover);
     ui::transfers::file_drop(w, ui::transfers::FileDrop::Cancelled);
     assert!(!room.get_drop_hover());
@@ -1096,7 +1119,7 @@ fn history_shows_above_a_divider_when_the_room_opens() {
     settle();
     one(w, "Confirm clearing the history").invoke_accessible_default_action();
     settle();
-    assert_eq!(f.next_command(), Some(Command::ClearHistory));
+    assert_eq!(f.next_request(), Some(Request::ClearHistory));
     ui::room::apply(w, Update::HistoryCleared);
     settle();
     let lines = room.get_lines();

@@ -6,7 +6,7 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use client::driver::{self, Trust, Update};
+use client::driver::{self, Request, Trust, Update};
 use common::engine::admin::Admin;
 use common::engine::{AdminConfig, Command, Engine, Event};
 use common::identity;
@@ -65,7 +65,7 @@ fn closing_the_window_leaves_the_room_cleanly() {
         rekey_after_ms: 0,
         state: Default::default(),
     };
-    let (admin_cmd, admin_cmd_rx) = mpsc::channel::<Command>(16);
+    let (admin_cmd, admin_cmd_rx) = mpsc::channel::<Request>(16);
     let (admin_up_tx, mut admin_up) = mpsc::channel(256);
     rt.spawn(driver::run(
         Engine::Admin(Box::new(Admin::new(cfg, admin_key.clone()))),

@@ -13,12 +13,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use client::driver::{self, FileUpdate, Trust, Update};
+use client::driver::{self, FileUpdate, Request, Trust, Update};
 use client::files::FileOptions;
 use common::crypto::PrivateKey;
 use common::engine::admin::Admin;
 use common::engine::member::Member;
-use common::engine::{AdminConfig, Command, Engine, Event, MemberConfig};
+use common::engine::{AdminConfig, Engine, Event, MemberConfig};
 use common::invite::RelayEndpoint;
 use tempfile::TempDir;
 use tokio::sync::mpsc;
@@ -121,7 +121,7 @@ pub struct Setup {
 #[derive(Debug)]
 pub struct Room {
     /// Command channels, by peer index.
-    pub cmds: Vec<mpsc::Sender<Command>>,
+    pub cmds: Vec<mpsc::Sender<Request>>,
     /// Reports of all peers.
     pub notes: mpsc::Receiver<Note>,
     /// Download folders, by peer index (the admin's and the sender's too).

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use client::driver::Request;
 use common::engine::Command;
 use serde::Serialize;
 use tokio::sync::mpsc::error::TrySendError;
@@ -244,7 +245,7 @@ impl Tally {
         };
         let seq = self.chat_sent.len() as u64;
         let at = Instant::now();
-        match admin.try_send(Command::Send(chat_text(seq))) {
+        match admin.try_send(Command::Send(chat_text(seq)).into()) {
             Ok(()) => self.chat_sent.push(at),
             Err(TrySendError::Full(_)) => self.unsent += 1,
             Err(TrySendError::Closed(_)) => bail!("the admin's driver ended"),
@@ -440,7 +441,10 @@ async fn attempt(
         bail!("no sender");
     };
     sender
-        .send(Command::SendFile(file.path.clone()))
+        .send(Request::SendFile {
+            path: file.path.clone(),
+            to: None,
+        })
         .await
         .context("the sender's driver ended")?;
     let receivers = room.peers() - 2;

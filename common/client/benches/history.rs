@@ -29,7 +29,7 @@ fn main() {
     };
     let room = RoomId([5; 16]);
     let me = shared(0);
-    let now = client::driver::now_ms();
+    let now = client::now_ms();
     let filled = Instant::now();
     {
         let mut h = History::open(&opts, &me, &room).unwrap();

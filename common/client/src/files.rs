@@ -42,7 +42,7 @@ pub struct FileOptions {
     /// Largest file sent or accepted.
     pub max_size: u64,
     /// Incoming files up to this size are saved at once; larger ones wait
-    /// for [`common::engine::Command::AcceptFile`].
+    /// for [`crate::driver::Request::AcceptFile`].
     pub auto_accept: u64,
     /// Bytes per second a file is sent at (at least [`MIN_FILE_RATE`]).
     pub rate: u64,
@@ -463,6 +463,21 @@ pub fn media_type(name: &str) -> &'static str {
         "html" | "htm" => "text/html",
         _ => "application/octet-stream",
     }
+}
+
+/// Bytes for people: `512 B`, `1.5 KiB`, `20.0 MiB`.
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
 }
 
 #[cfg(test)]

@@ -496,7 +496,7 @@ impl History {
             retention: opts.retention,
             added: 0,
         };
-        h.prune(crate::driver::now_ms())?;
+        h.prune(crate::now_ms())?;
         Ok(h)
     }
 
@@ -1057,7 +1057,7 @@ mod tests {
             max_rows: 10,
             max_days: 30,
         };
-        let now = crate::driver::now_ms();
+        let now = crate::now_ms();
         {
             let mut h = History::open(&o, &shared(0), &room).unwrap();
             let mut old = entry(0, "from last year");

@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 use common::crypto::{PrivateKey, MIN_RSA_BITS};
 use std::collections::HashMap;
 
-use crate::driver::{self, FileUpdate, StopReason, Trust, Update};
-use crate::files::FileOptions;
+use crate::driver::{self, FileUpdate, Request, StopReason, Trust, Update};
+use crate::files::{human_size, FileOptions};
 use common::engine::files::short_id;
 use common::engine::{Command, Engine, Event, MemberInfo, TransferId};
 use common::identity::{self, IdentityError};
@@ -173,15 +173,15 @@ pub async fn run(
             l = lines.next_line(), if stdin_open => match l {
                 Ok(Some(line)) => {
                     match parse(&line, &opts, &out) {
-                        Parsed::Command(c) => {
+                        Parsed::Request(r) => {
                             if let Some(tx) = &cmd_tx {
-                                let _ = tx.send(c).await;
+                                let _ = tx.send(r).await;
                             }
                         }
                         Parsed::Local(text) => out.note(&text),
                         Parsed::Quit => {
                             if let Some(tx) = &cmd_tx {
-                                let _ = tx.send(Command::Leave).await;
+                                let _ = tx.send(Command::Leave.into()).await;
                             }
                         }
                         Parsed::Nothing => {}
@@ -191,7 +191,7 @@ pub async fn run(
                     // End of input: leave the room cleanly.
                     stdin_open = false;
                     if let Some(tx) = cmd_tx.take() {
-                        let _ = tx.send(Command::Leave).await;
+                        let _ = tx.send(Command::Leave.into()).await;
                     }
                 }
             },
@@ -212,7 +212,7 @@ pub fn exit_status(stop: &StopReason) -> std::process::ExitCode {
 }
 
 enum Parsed {
-    Command(Command),
+    Request(Request),
     Local(String),
     Quit,
     Nothing,
@@ -224,7 +224,7 @@ fn parse(line: &str, opts: &Options, out: &Printer) -> Parsed {
         return Parsed::Nothing;
     }
     let Some(rest) = line.strip_prefix('/') else {
-        return Parsed::Command(Command::Send(line.to_string()));
+        return Parsed::Request(Command::Send(line.to_string()).into());
     };
     let mut words = rest.splitn(3, ' ');
     let verb = words.next().unwrap_or("");
@@ -232,7 +232,7 @@ fn parse(line: &str, opts: &Options, out: &Printer) -> Parsed {
     let more = words.next().unwrap_or("").trim().to_string();
     let admin_only = |c: Command| {
         if opts.admin {
-            Parsed::Command(c)
+            Parsed::Request(c.into())
         } else {
             Parsed::Local("only the admin can do that".into())
         }
@@ -248,36 +248,42 @@ fn parse(line: &str, opts: &Options, out: &Printer) -> Parsed {
             if path.is_empty() {
                 Parsed::Local("usage: /send PATH (a file, sent to the whole room)".into())
             } else {
-                Parsed::Command(Command::SendFile(PathBuf::from(path)))
+                Parsed::Request(Request::SendFile {
+                    path: PathBuf::from(path),
+                    to: None,
+                })
             }
         }
         "sendto" => {
             let rest = rest["sendto".len()..].trim_start();
             match out.resolve_private(rest, "sendto") {
-                Ok((fp, path)) => Parsed::Command(Command::SendFileTo(fp, PathBuf::from(path))),
+                Ok((fp, path)) => Parsed::Request(Request::SendFile {
+                    path: PathBuf::from(path),
+                    to: Some(fp),
+                }),
                 Err(why) => Parsed::Local(why),
             }
         }
         "accept" | "cancel" => match out.transfer(arg) {
-            Some(t) if verb == "accept" => Parsed::Command(Command::AcceptFile(t)),
-            Some(t) => Parsed::Command(Command::CancelFile(t)),
+            Some(t) if verb == "accept" => Parsed::Request(Request::AcceptFile(t)),
+            Some(t) => Parsed::Request(Request::CancelFile(t)),
             None => Parsed::Local(format!(
                 "usage: /{verb} ID (the id shown with the file; /files lists them)"
             )),
         },
         "files" => Parsed::Local(out.file_list()),
         "history" => match arg.parse::<usize>() {
-            Ok(n) if n > 0 => Parsed::Command(Command::History(n)),
-            _ if arg.is_empty() => Parsed::Command(Command::History(crate::history::SHOW_ON_OPEN)),
+            Ok(n) if n > 0 => Parsed::Request(Request::History(n)),
+            _ if arg.is_empty() => Parsed::Request(Request::History(crate::history::SHOW_ON_OPEN)),
             _ => Parsed::Local(
                 "usage: /history [N] (the last N messages kept on this computer)".into(),
             ),
         },
-        "clear-history" => Parsed::Command(Command::ClearHistory),
+        "clear-history" => Parsed::Request(Request::ClearHistory),
         "msg" => {
             let rest = rest["msg".len()..].trim_start();
             match out.resolve_private(rest, "msg") {
-                Ok((fp, text)) => Parsed::Command(Command::Private(fp, text)),
+                Ok((fp, text)) => Parsed::Request(Command::Private(fp, text).into()),
                 Err(why) => Parsed::Local(why),
             }
         }
@@ -356,21 +362,6 @@ struct FileRow {
 
 /// Ended transfers `/files` keeps listing; older ones are forgotten.
 const ENDED_ROWS: usize = 100;
-
-/// Bytes for people: `512 B`, `1.5 KiB`, `20.0 MiB`.
-pub fn human_size(n: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64 / 1024.0;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
-}
 
 impl Printer {
     fn emit(&self, value: serde_json::Value, text: String) {
@@ -831,16 +822,16 @@ impl Printer {
                 json!({"type": "message", "from": from.name, "fingerprint": from.fingerprint.to_string(), "text": text, "sent_at_ms": sent_at_ms, "epoch": epoch, "seq": seq}),
                 format!("<{}> {}", from.name, common::engine::printable(text)),
             ),
-            Event::Sent { text, epoch, seq } => self.emit(
-                json!({"type": "sent", "text": text, "epoch": epoch, "seq": seq}),
+            Event::Sent { text, sent_at_ms, epoch, seq } => self.emit(
+                json!({"type": "sent", "text": text, "sent_at_ms": sent_at_ms, "epoch": epoch, "seq": seq}),
                 format!("<me> {}", common::engine::printable(text)),
             ),
             Event::Private { from, text, sent_at_ms, epoch, seq } => self.emit(
                 json!({"type": "private", "from": from.name, "fingerprint": from.fingerprint.to_string(), "text": text, "sent_at_ms": sent_at_ms, "epoch": epoch, "seq": seq}),
                 format!("<{} → me, private> {}", from.name, common::engine::printable(text)),
             ),
-            Event::PrivateSent { to, text, epoch, seq } => self.emit(
-                json!({"type": "private_sent", "to": to.name, "fingerprint": to.fingerprint.to_string(), "text": text, "epoch": epoch, "seq": seq}),
+            Event::PrivateSent { to, text, sent_at_ms, epoch, seq } => self.emit(
+                json!({"type": "private_sent", "to": to.name, "fingerprint": to.fingerprint.to_string(), "text": text, "sent_at_ms": sent_at_ms, "epoch": epoch, "seq": seq}),
                 format!("<me → {} ({}), private> {}", to.name, to.fingerprint.short(), common::engine::printable(text)),
             ),
             Event::Typing { from, on } => {
@@ -925,7 +916,7 @@ mod tests {
     fn msg_takes_the_longest_name_then_the_text() {
         let p = printer();
         let private = |line: &str| match parse(line, &opts(), &p) {
-            Parsed::Command(Command::Private(fp, text)) => Some((fp.0[0], text)),
+            Parsed::Request(Request::Engine(Command::Private(fp, text))) => Some((fp.0[0], text)),
             _ => None,
         };
         assert_eq!(
@@ -997,7 +988,7 @@ mod tests {
     fn sendto_names_one_member_then_the_path() {
         let p = printer();
         let sendto = |line: &str| match parse(line, &opts(), &p) {
-            Parsed::Command(Command::SendFileTo(fp, path)) => Some((fp.0[0], path)),
+            Parsed::Request(Request::SendFile { path, to: Some(fp) }) => Some((fp.0[0], path)),
             _ => None,
         };
         assert!(matches!(parse("/sendto bob", &opts(), &p),
@@ -1015,7 +1006,7 @@ mod tests {
         assert_eq!(sendto("/sendto carol x.txt"), None);
         assert!(matches!(
             parse("/send x.txt", &opts(), &p),
-            Parsed::Command(Command::SendFile(_))
+            Parsed::Request(Request::SendFile { to: None, .. })
         ));
     }
 }

@@ -218,13 +218,6 @@ impl Core {
                 data,
             } => self.send_chunk(now_ms, transfer, index, &data, out),
             Command::CancelFile(t) => self.cancel_file(now_ms, t, out),
-            Command::SendFile(_)
-            | Command::SendFileTo(..)
-            | Command::AcceptFile(_)
-            | Command::History(_)
-            | Command::ClearHistory => out.push(error(
-                "files and history are handled by the driver: command ignored".into(),
-            )),
             _ => {}
         }
     }

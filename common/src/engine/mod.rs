@@ -95,15 +95,8 @@ pub enum Command {
     Kick(Fingerprint, String),
     /// Admin: start a new epoch now.
     Rekey,
-    /// Driver: read this file and offer it to the room (the driver hashes
-    /// it, then gives the engine [`Command::OfferFile`] and the chunks).
-    SendFile(std::path::PathBuf),
-    /// Driver: read this file and offer it to one member only (sealed so
-    /// that no one else, the relay included, can read it).
-    SendFileTo(Fingerprint, std::path::PathBuf),
-    /// Driver: keep (save) an incoming file that was not accepted at once.
-    AcceptFile(TransferId),
-    /// Offer a file the driver has read and hashed.
+    /// Offer a file the client runtime has read and hashed (to the room,
+    /// or, with [`FileSpec::to`], sealed for one member alone).
     OfferFile(FileSpec),
     /// Seal and send one chunk of an offered file (in order).
     FileChunk {
@@ -116,10 +109,6 @@ pub enum Command {
     },
     /// Stop a transfer, sent or received.
     CancelFile(TransferId),
-    /// Driver: show the last N entries of this room's local history.
-    History(usize),
-    /// Driver: forget this room's local history.
-    ClearHistory,
 }
 
 /// Someone in the room, as shown to the user.
@@ -195,6 +184,8 @@ pub enum Event {
     Sent {
         /// The text.
         text: String,
+        /// Our clock when it was sealed (what the readers are told).
+        sent_at_ms: u64,
         /// Epoch it was sealed in.
         epoch: u64,
         /// Our sequence number.
@@ -220,6 +211,8 @@ pub enum Event {
         to: MemberInfo,
         /// The text.
         text: String,
+        /// Our clock when it was sealed (what the recipient is told).
+        sent_at_ms: u64,
         /// Epoch it was sent in.
         epoch: u64,
         /// Our sequence number to that recipient.
@@ -356,7 +349,9 @@ impl fmt::Debug for Event {
             }
             Event::MemberJoined(m) => write!(f, "MemberJoined({})", m.fingerprint.short()),
             Event::MemberLeft(m) => write!(f, "MemberLeft({})", m.fingerprint.short()),
-            Event::Sent { epoch, seq, text } => write!(
+            Event::Sent {
+                epoch, seq, text, ..
+            } => write!(
                 f,
                 "Sent {{ epoch: {epoch}, seq: {seq}, text: {} bytes }}",
                 text.len()
@@ -378,6 +373,7 @@ impl fmt::Debug for Event {
                 epoch,
                 seq,
                 text,
+                ..
             } => write!(
                 f,
                 "PrivateSent {{ to: {}, epoch: {epoch}, seq: {seq}, text: {} bytes }}",
@@ -1053,7 +1049,12 @@ impl Core {
         // message that was never sent.
         self.my_seq = seq;
         if let Some(text) = sent {
-            out.push(Action::Event(Event::Sent { text, epoch, seq }));
+            out.push(Action::Event(Event::Sent {
+                text,
+                sent_at_ms: now_ms,
+                epoch,
+                seq,
+            }));
         }
         true
     }
@@ -1144,6 +1145,7 @@ impl Core {
                 out.push(Action::Event(Event::PrivateSent {
                     to,
                     text,
+                    sent_at_ms: now_ms,
                     epoch,
                     seq,
                 }));

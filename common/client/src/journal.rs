@@ -1,0 +1,386 @@
+//! The room's local history as the driver sees it: a writer thread that
+//! owns the [`History`] database, so that no SQLite call runs on the
+//! driver's async task, between reading a frame and showing it.
+//!
+//! The driver hands entries over without waiting ([`Journal::remember`]);
+//! the thread writes every entry that is waiting in one transaction
+//! ([`History::add_all`]), so a burst of lines costs one commit, not one
+//! each. Requests (show the last entries, clear, keep the admin run floor)
+//! queue behind the entries handed over before them, and their answers go
+//! to the front end as driver updates. A failing database is reported once
+//! and closed: the room goes on without history.
+
+use std::sync::mpsc as std_mpsc;
+
+use common::engine::{Engine, Event};
+use tokio::sync::mpsc;
+
+use crate::driver::Update;
+use crate::history::{Entry, EntryKind, History, HistoryError, HistoryOptions, SHOW_ON_OPEN};
+
+/// What the writer thread is asked to do, in order.
+enum Job {
+    Add(Entry),
+    Show(usize),
+    Clear,
+    KeepRunFloor(u64),
+}
+
+/// The handle the driver holds; with no history (off, or it could not be
+/// opened) every call is a no-op and requests say there is none.
+#[derive(Debug)]
+pub(crate) struct Journal {
+    jobs: Option<std_mpsc::Sender<Job>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+    updates: mpsc::Sender<Update>,
+    /// The admin run floor last handed to the writer.
+    kept_run_floor: u64,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Entries hold message text: never in debug output.
+        f.write_str(match self {
+            Job::Add(_) => "Add",
+            Job::Show(_) => "Show",
+            Job::Clear => "Clear",
+            Job::KeepRunFloor(_) => "KeepRunFloor",
+        })
+    }
+}
+
+const NO_HISTORY: &str = "no history for this room (off, or it could not be opened)";
+
+impl Journal {
+    /// Opens the room's history (on a blocking thread), shows its last
+    /// entries, raises the engine's admin run floor to the one kept there,
+    /// and starts the writer. A history that cannot be opened is reported
+    /// and the journal is off.
+    pub(crate) async fn open(
+        opts: Option<&HistoryOptions>,
+        engine: &mut Engine,
+        updates: &mpsc::Sender<Update>,
+    ) -> Journal {
+        let mut journal = Journal {
+            jobs: None,
+            writer: None,
+            updates: updates.clone(),
+            kept_run_floor: 0,
+        };
+        let Some(opts) = opts else { return journal };
+        let (me, room, opts) = (engine.me(), engine.room(), opts.clone());
+        let opened = tokio::task::spawn_blocking(move || {
+            let hist = History::open(&opts, &me, &room)?;
+            let loaded = hist.last(SHOW_ON_OPEN)?;
+            Ok::<_, HistoryError>((hist, loaded))
+        })
+        .await;
+        match opened {
+            Ok(Ok((hist, loaded))) => {
+                // The highest admin run held here before: never below it.
+                if let Ok(floor) = hist.run_floor() {
+                    engine.raise_run_floor(floor);
+                    journal.kept_run_floor = floor;
+                }
+                let _ = updates
+                    .send(Update::History {
+                        loaded,
+                        requested: false,
+                    })
+                    .await;
+                let (tx, rx) = std_mpsc::channel();
+                let out = updates.clone();
+                match std::thread::Builder::new()
+                    .name("teamchat-history".into())
+                    .spawn(move || write_all(hist, rx, out))
+                {
+                    Ok(handle) => {
+                        journal.jobs = Some(tx);
+                        journal.writer = Some(handle);
+                    }
+                    Err(e) => {
+                        warn(updates, format!("{e}; the room works on without history")).await
+                    }
+                }
+            }
+            Ok(Err(e)) => warn(updates, format!("{e}; the room works on without history")).await,
+            Err(_) => {}
+        }
+        journal
+    }
+
+    /// Hands an entry to the writer, without waiting.
+    pub(crate) fn remember(&self, entry: Entry) {
+        self.send(Job::Add(entry));
+    }
+
+    /// Remembers what of an event belongs in the history.
+    pub(crate) fn record(&self, e: &Event) {
+        if let Some(entry) = history_entry(e) {
+            self.remember(entry);
+        }
+    }
+
+    /// Shows the last `n` entries (after those handed over before).
+    pub(crate) async fn show(&self, n: usize) {
+        if !self.send(Job::Show(n)) {
+            self.no_history().await;
+        }
+    }
+
+    /// Deletes this room's history (after writing those handed over before).
+    pub(crate) async fn clear(&self) {
+        if !self.send(Job::Clear) {
+            self.no_history().await;
+        }
+    }
+
+    /// (Member) keeps a newer admin run floor, so that a restart never
+    /// goes back below it.
+    pub(crate) fn keep_run_floor(&mut self, floor: u64) {
+        if floor > self.kept_run_floor {
+            self.kept_run_floor = floor;
+            self.send(Job::KeepRunFloor(floor));
+        }
+    }
+
+    /// Waits until every entry handed over is written (or the writer
+    /// gave up), so that nothing said before leaving is lost.
+    pub(crate) async fn finish(mut self) {
+        self.jobs = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        }
+    }
+
+    /// Whether the job reached a running writer.
+    fn send(&self, job: Job) -> bool {
+        self.jobs.as_ref().is_some_and(|j| j.send(job).is_ok())
+    }
+
+    async fn no_history(&self) {
+        let _ = self
+            .updates
+            .send(Update::Engine(Event::Error {
+                reason: NO_HISTORY.into(),
+            }))
+            .await;
+    }
+}
+
+async fn warn(updates: &mpsc::Sender<Update>, reason: String) {
+    let _ = updates
+        .send(Update::Engine(Event::Warning { reason }))
+        .await;
+}
+
+/// The writer thread: each wake-up writes every entry waiting in one
+/// transaction, then answers the requests in the order they came.
+fn write_all(mut hist: History, jobs: std_mpsc::Receiver<Job>, updates: mpsc::Sender<Update>) {
+    let warn = |reason: String| {
+        let _ = updates.blocking_send(Update::Engine(Event::Warning { reason }));
+    };
+    let mut batch: Vec<Entry> = Vec::new();
+    while let Ok(first) = jobs.recv() {
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            match job {
+                Job::Add(entry) => batch.push(entry),
+                other => {
+                    if !flush(&mut hist, &mut batch, &warn) {
+                        return;
+                    }
+                    let update = match other {
+                        Job::Show(n) => match hist.last(n) {
+                            Ok(loaded) => Update::History {
+                                loaded,
+                                requested: true,
+                            },
+                            Err(e) => Update::Engine(Event::Warning {
+                                reason: e.to_string(),
+                            }),
+                        },
+                        Job::Clear => match hist.clear() {
+                            Ok(_) => Update::HistoryCleared,
+                            Err(e) => Update::Engine(Event::Warning {
+                                reason: e.to_string(),
+                            }),
+                        },
+                        Job::KeepRunFloor(floor) => match hist.keep_run_floor(floor) {
+                            Ok(()) => continue,
+                            Err(e) => Update::Engine(Event::Warning {
+                                reason: format!("{e}: the admin's run number is not kept"),
+                            }),
+                        },
+                        Job::Add(_) => continue,
+                    };
+                    let _ = updates.blocking_send(update);
+                }
+            }
+            next = jobs.try_recv().ok();
+        }
+        if !flush(&mut hist, &mut batch, &warn) {
+            return;
+        }
+    }
+}
+
+/// Writes the waiting entries in one transaction. A failure is reported
+/// and ends the history for this session (returns false).
+fn flush(hist: &mut History, batch: &mut Vec<Entry>, warn: &impl Fn(String)) -> bool {
+    if batch.is_empty() {
+        return true;
+    }
+    let written = hist.add_all(batch);
+    batch.clear();
+    match written {
+        Ok(()) => true,
+        Err(e) => {
+            warn(format!("{e}; history is off for this session"));
+            false
+        }
+    }
+}
+
+/// What of an event goes into the history.
+fn history_entry(e: &Event) -> Option<Entry> {
+    let (at_ms, kind, who, fingerprint, text) = match e {
+        Event::Message {
+            from,
+            text,
+            sent_at_ms,
+            ..
+        } => (
+            *sent_at_ms,
+            EntryKind::Message,
+            from.name.clone(),
+            Some(from.fingerprint.0),
+            text,
+        ),
+        Event::Sent {
+            text, sent_at_ms, ..
+        } => (*sent_at_ms, EntryKind::Own, String::new(), None, text),
+        Event::Private {
+            from,
+            text,
+            sent_at_ms,
+            ..
+        } => (
+            *sent_at_ms,
+            EntryKind::PrivateIn,
+            from.name.clone(),
+            Some(from.fingerprint.0),
+            text,
+        ),
+        Event::PrivateSent {
+            to,
+            text,
+            sent_at_ms,
+            ..
+        } => (
+            *sent_at_ms,
+            EntryKind::PrivateOut,
+            to.name.clone(),
+            Some(to.fingerprint.0),
+            text,
+        ),
+        _ => return None,
+    };
+    Some(Entry {
+        at_ms,
+        kind,
+        who,
+        fingerprint,
+        text: text.clone(),
+        path: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::engine::member::Member;
+    use common::engine::MemberConfig;
+    use common::test_keys::shared;
+    use common::{Fingerprint, RoomId};
+
+    fn engine() -> Engine {
+        let cfg = MemberConfig {
+            room: RoomId([5; 16]),
+            admin_pin: Fingerprint([6; 32]),
+            name: "quinn".into(),
+            password: None,
+            min_run: 0,
+        };
+        Engine::Member(Box::new(Member::new(cfg, shared(0))))
+    }
+
+    fn entry(n: usize) -> Entry {
+        Entry {
+            at_ms: 1_790_000_000_000 + n as u64,
+            kind: EntryKind::Message,
+            who: "ada".into(),
+            fingerprint: Some([7; 32]),
+            text: format!("line {n}"),
+            path: None,
+        }
+    }
+
+    /// A burst handed over without waiting is all written, in order, before
+    /// a later request is answered, and before `finish` returns.
+    #[tokio::test]
+    async fn a_burst_is_written_in_order_off_the_task_and_kept_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = HistoryOptions {
+            path: dir.path().join("h.sqlite3"),
+            retention: Default::default(),
+        };
+        let (tx, mut rx) = mpsc::channel(64);
+        let mut engine = engine();
+        let journal = Journal::open(Some(&opts), &mut engine, &tx).await;
+        assert!(matches!(
+            rx.recv().await,
+            Some(Update::History {
+                requested: false,
+                ..
+            })
+        ));
+        for n in 0..500 {
+            journal.remember(entry(n));
+        }
+        journal.show(500).await;
+        let Some(Update::History {
+            loaded,
+            requested: true,
+        }) = rx.recv().await
+        else {
+            panic!("no answer to the request");
+        };
+        let texts: Vec<String> = loaded.entries.iter().map(|e| e.text.clone()).collect();
+        let want: Vec<String> = (0..500).map(|n| format!("line {n}")).collect();
+        assert_eq!(texts, want, "every line, in the order handed over");
+
+        journal.remember(entry(500));
+        journal.finish().await;
+        let me = engine.me();
+        let reopened = History::open(&opts, &me, &RoomId([5; 16])).unwrap();
+        let last = reopened.last(1).unwrap();
+        assert_eq!(
+            last.entries[0].text, "line 500",
+            "written before finish returned"
+        );
+    }
+
+    /// With no history, requests say so and entries go nowhere.
+    #[tokio::test]
+    async fn without_a_history_requests_say_there_is_none() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let journal = Journal::open(None, &mut engine(), &tx).await;
+        journal.remember(entry(1));
+        journal.show(10).await;
+        let Some(Update::Engine(Event::Error { reason })) = rx.recv().await else {
+            panic!("no error");
+        };
+        assert_eq!(reason, NO_HISTORY);
+    }
+}

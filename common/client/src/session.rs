@@ -1,0 +1,209 @@
+//! One connection's session: the loop that reads frames from the relay,
+//! requests from the front end, finished file work and timers, hands each
+//! to the engine, and carries out what the engine answers (frames out,
+//! events to the front end and the history, file work to the transfers).
+
+use std::time::Duration;
+
+use common::engine::{Action, Command, Engine, Event};
+use common::wire::{ClientFrame, FrameCodec, RelayFrame, DEFAULT_MAX_FRAME};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_native_tls::TlsStream;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use crate::admin_state::StateFile;
+use crate::driver::{Request, Update, RELAY_SILENCE};
+use crate::journal::Journal;
+use crate::now_ms;
+use crate::transfers::{Transfers, CHUNK_BURST};
+
+/// How a session ended: we left, or the connection was lost (and why).
+pub(crate) enum SessionEnd {
+    Left,
+    Lost(String),
+}
+
+/// What a session drives besides the engine and the connection, kept
+/// across sessions.
+pub(crate) struct Runtime {
+    /// To the front end.
+    pub(crate) updates: mpsc::Sender<Update>,
+    /// Files in and out.
+    pub(crate) transfers: Transfers,
+    /// The local history's writer.
+    pub(crate) journal: Journal,
+    /// (Admin) where bans and the run number are kept.
+    pub(crate) state_file: Option<StateFile>,
+}
+
+/// One connection's life: the engine's frames, the front end's requests,
+/// files and timers, until the connection is lost or we leave.
+pub(crate) async fn session(
+    engine: &mut Engine,
+    stream: TlsStream<TcpStream>,
+    requests: &mut mpsc::Receiver<Request>,
+    rt: &mut Runtime,
+) -> SessionEnd {
+    let (r, w) = tokio::io::split(stream);
+    let mut rx = FramedRead::new(r, FrameCodec::<RelayFrame>::new(DEFAULT_MAX_FRAME));
+    let mut tx = FramedWrite::new(w, FrameCodec::<RelayFrame>::new(DEFAULT_MAX_FRAME));
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let first = engine.on_connected(now_ms());
+    if let Err(e) = perform(first, &mut tx, rt).await {
+        return SessionEnd::Lost(e);
+    }
+    let mut last_rx = tokio::time::Instant::now();
+    // Its own handle: the loop lends `rt` out while updates go on.
+    let updates = &rt.updates.clone();
+    loop {
+        let next_chunk = rt.transfers.next_chunk;
+        let sending = rt.transfers.is_sending();
+        let actions = tokio::select! {
+            _ = tokio::time::sleep_until(last_rx + RELAY_SILENCE) => {
+                return SessionEnd::Lost(format!("no traffic from the relay for {} s", RELAY_SILENCE.as_secs()));
+            }
+            f = rx.next() => match f {
+                Some(Ok(frame)) => {
+                    last_rx = tokio::time::Instant::now();
+                    engine.handle_frame(now_ms(), frame)
+                }
+                Some(Err(e)) => return SessionEnd::Lost(format!("relay connection failed: {e}")),
+                None => return SessionEnd::Lost("the relay closed the connection".into()),
+            },
+            r = requests.recv() => match r {
+                None => return SessionEnd::Left,
+                Some(Request::Engine(Command::Leave)) => {
+                    let actions = engine.handle_command(now_ms(), Command::Leave);
+                    let _ = perform(actions, &mut tx, rt).await;
+                    let _ = SinkExt::<ClientFrame>::close(&mut tx).await;
+                    return SessionEnd::Left;
+                }
+                Some(Request::Engine(cmd)) => engine.handle_command(now_ms(), cmd),
+                Some(Request::SendFile { path, to }) => rt.transfers.start(path, to),
+                Some(Request::AcceptFile(t)) => {
+                    rt.transfers.accept(t, updates).await;
+                    Vec::new()
+                }
+                Some(Request::CancelFile(t)) => {
+                    let mut actions = engine.handle_command(now_ms(), Command::CancelFile(t));
+                    if let Some(u) = rt.transfers.forget(t, "cancelled") {
+                        actions.retain(|a| !matches!(a, Action::Event(Event::FileFailed { .. })));
+                        let _ = updates.send(Update::File(u)).await;
+                    }
+                    actions
+                }
+                Some(Request::History(n)) => {
+                    rt.journal.show(n).await;
+                    Vec::new()
+                }
+                Some(Request::ClearHistory) => {
+                    rt.journal.clear().await;
+                    Vec::new()
+                }
+            },
+            Some(read) = rt.transfers.preparing.join_next(), if !rt.transfers.preparing.is_empty() => {
+                rt.transfers.prepared(engine, read, updates).await
+            }
+            Some(done) = rt.transfers.saving.join_next(), if !rt.transfers.saving.is_empty() => {
+                if let Some(u) = rt.transfers.saved(done, &rt.journal) {
+                    let _ = updates.send(Update::File(u)).await;
+                }
+                Vec::new()
+            }
+            _ = tokio::time::sleep_until(next_chunk), if sending => {
+                // Every chunk that is due, up to a burst.
+                let mut actions = Vec::new();
+                for _ in 0..CHUNK_BURST {
+                    actions.extend(rt.transfers.send_next(engine, updates).await);
+                    if !rt.transfers.is_sending()
+                        || rt.transfers.next_chunk > tokio::time::Instant::now()
+                    {
+                        break;
+                    }
+                }
+                actions
+            }
+            _ = tick.tick() => {
+                let mut actions = engine.handle_tick(now_ms());
+                for t in rt.transfers.stalled(updates).await {
+                    actions.extend(engine.handle_command(now_ms(), Command::CancelFile(t)));
+                }
+                actions
+            }
+        };
+        // (Admin) a ban to keep: written before the frames that announce it
+        // go out, so a crash in between cannot forget it.
+        if let Some(state) = engine.take_admin_state() {
+            if let Some(f) = &rt.state_file {
+                if let Err(e) = f.save(&state) {
+                    let reason = format!("{e}: bans made now last only until this app closes");
+                    let _ = rt
+                        .updates
+                        .send(Update::Engine(Event::Warning { reason }))
+                        .await;
+                }
+            }
+        }
+        if let Err(e) = perform(actions, &mut tx, rt).await {
+            return SessionEnd::Lost(e);
+        }
+        // (Member) a newer admin run held: kept with the history, so that a
+        // restart never goes back below it.
+        rt.journal.keep_run_floor(engine.run_floor());
+        // Transfers the driver dropped (disk error, over budget): the
+        // engine forgets them too.
+        for t in std::mem::take(&mut rt.transfers.to_cancel) {
+            let actions = engine.handle_command(now_ms(), Command::CancelFile(t));
+            if let Err(e) = perform(actions, &mut tx, rt).await {
+                return SessionEnd::Lost(e);
+            }
+        }
+    }
+}
+
+/// Carries out the engine's actions: frames to the relay (flushed once at
+/// the end), file events to the transfers, the rest to the history and the
+/// front end.
+async fn perform<W>(
+    actions: Vec<Action>,
+    tx: &mut FramedWrite<W, FrameCodec<RelayFrame>>,
+    rt: &mut Runtime,
+) -> Result<(), String>
+where
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut wrote = false;
+    for a in actions {
+        match a {
+            Action::Send(frame) => {
+                tx.feed(frame)
+                    .await
+                    .map_err(|e| format!("cannot write to the relay: {e}"))?;
+                wrote = true;
+            }
+            Action::Event(
+                e @ (Event::FileOffered { .. }
+                | Event::FileIncoming { .. }
+                | Event::FileData { .. }
+                | Event::FileDone { .. }
+                | Event::FileFailed { .. }),
+            ) => {
+                if let Some(u) = rt.transfers.on_event(e) {
+                    let _ = rt.updates.send(u).await;
+                }
+            }
+            Action::Event(e) => {
+                rt.journal.record(&e);
+                let _ = rt.updates.send(Update::Engine(e)).await;
+            }
+        }
+    }
+    if wrote {
+        SinkExt::<ClientFrame>::flush(tx)
+            .await
+            .map_err(|e| format!("cannot write to the relay: {e}"))?;
+    }
+    Ok(())
+}
