@@ -10,135 +10,18 @@ use std::time::Duration;
 
 use client::driver::{self, ConnectError, FileUpdate, Request, StopReason, Trust, Update};
 use client::files::FileOptions;
-use common::engine::admin::Admin;
-use common::engine::member::Member;
-use common::engine::{AdminConfig, Command, Engine, Event, MemberConfig};
-use common::invite::{Host, RelayEndpoint};
+use client::testing::{
+    admin_engine, epoch_with, files_in, local_endpoint, member_engine, Peer, WAIT,
+};
+use common::engine::{Command, Event};
+use common::invite::RelayEndpoint;
 use common::test_keys::shared;
 use common::{Fingerprint, RoomId};
 use relay::testing::{test_limits, TestRelay};
-use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
-const WAIT: Duration = Duration::from_secs(20);
-
-struct Peer {
-    cmd: mpsc::Sender<Request>,
-    up: mpsc::Receiver<Update>,
-    seen: Vec<Event>,
-    files: Vec<FileUpdate>,
-}
-
-impl Peer {
-    fn start_with_files(engine: Engine, relay: RelayEndpoint, files: FileOptions) -> Peer {
-        Peer::start_on(engine, vec![relay], files)
-    }
-
-    /// Starts a peer whose invite names `relays`, in order of preference.
-    fn start_on(engine: Engine, relays: Vec<RelayEndpoint>, files: FileOptions) -> Peer {
-        let (cmd, cmd_rx) = mpsc::channel(16);
-        let (up_tx, up) = mpsc::channel(256);
-        tokio::spawn(driver::run_with_files(
-            engine,
-            relays,
-            Trust::Pinned,
-            files,
-            cmd_rx,
-            up_tx,
-        ));
-        Peer {
-            cmd,
-            up,
-            seen: Vec::new(),
-            files: Vec::new(),
-        }
-    }
-
-    /// Waits for an event matching `pred`, keeping everything seen.
-    async fn expect(&mut self, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            if let Some(e) = self.seen.iter().find(|e| pred(e)) {
-                return e.clone();
-            }
-            match tokio::time::timeout_at(deadline, self.up.recv()).await {
-                Ok(Some(Update::Engine(e))) => self.seen.push(e),
-                Ok(Some(Update::File(f))) => self.files.push(f),
-                Ok(Some(Update::Stopped { reason })) => {
-                    panic!("stopped while waiting for {what}: {reason}")
-                }
-                Ok(Some(_)) => {}
-                Ok(None) => panic!("driver ended while waiting for {what}"),
-                Err(_) => panic!("timed out waiting for {what}; seen {:?}", self.seen),
-            }
-        }
-    }
-
-    async fn say(&self, text: &str) {
-        self.cmd
-            .send(Command::Send(text.into()).into())
-            .await
-            .unwrap();
-    }
-
-    fn texts(&self) -> Vec<String> {
-        self.seen
-            .iter()
-            .filter_map(|e| match e {
-                Event::Message { text, .. } => Some(text.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Gives in-flight frames a moment, then collects what arrived.
-    async fn settle(&mut self) {
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
-        while let Ok(Some(u)) = tokio::time::timeout_at(deadline, self.up.recv()).await {
-            match u {
-                Update::Engine(e) => self.seen.push(e),
-                Update::File(f) => self.files.push(f),
-                _ => {}
-            }
-        }
-    }
-
-    /// Waits for a file update matching `pred` (events seen meanwhile are
-    /// kept too).
-    async fn expect_file(
-        &mut self,
-        what: &str,
-        wait: Duration,
-        pred: impl Fn(&FileUpdate) -> bool,
-    ) -> FileUpdate {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            if let Some(f) = self.files.iter().find(|f| pred(f)) {
-                return f.clone();
-            }
-            match tokio::time::timeout_at(deadline, self.up.recv()).await {
-                Ok(Some(Update::Engine(e))) => self.seen.push(e),
-                Ok(Some(Update::File(f))) => self.files.push(f),
-                Ok(Some(Update::Stopped { reason })) => {
-                    panic!("stopped while waiting for {what}: {reason}")
-                }
-                Ok(Some(_)) => {}
-                Ok(None) => panic!("driver ended while waiting for {what}"),
-                Err(_) => panic!(
-                    "timed out waiting for {what}; files {:?}; seen {:?}",
-                    self.files, self.seen
-                ),
-            }
-        }
-    }
-}
-
 fn endpoint(relay: &TestRelay) -> RelayEndpoint {
-    RelayEndpoint {
-        host: Host::V4(std::net::Ipv4Addr::LOCALHOST),
-        port: relay.addr.port(),
-        cert: relay.fingerprint.parse().unwrap(),
-    }
+    local_endpoint(relay.addr.port(), &relay.fingerprint)
 }
 
 fn member(
@@ -168,15 +51,8 @@ fn member_on(
     password: Option<&str>,
     relays: &[RelayEndpoint],
 ) -> Peer {
-    let cfg = MemberConfig {
-        room,
-        admin_pin: admin,
-        name: name.into(),
-        password: password.map(|p| Zeroizing::new(p.to_string())),
-        min_run: 0,
-    };
-    Peer::start_on(
-        Engine::Member(Box::new(Member::new(cfg, shared(key)))),
+    Peer::start(
+        member_engine(room, admin, name, key, password),
         relays.to_vec(),
         FileOptions::default(),
     )
@@ -200,27 +76,13 @@ async fn admin_on(
     roster: HashSet<Fingerprint>,
     relays: &[RelayEndpoint],
 ) -> Peer {
-    let cfg = AdminConfig {
-        room,
-        room_name: "e2e".into(),
-        admin_name: "boss".into(),
-        password: Some(Zeroizing::new(password.into())),
-        roster,
-        rekey_after_messages: 0,
-        rekey_after_ms: 0,
-        state: Default::default(),
-    };
-    let mut admin = Peer::start_on(
-        Engine::Admin(Box::new(Admin::new(cfg, shared(4)))),
+    let mut admin = Peer::start(
+        admin_engine(room, "e2e", 4, Some(password), roster),
         relays.to_vec(),
         FileOptions::default(),
     );
     admin.expect("the first epoch", epoch_with(1)).await;
     admin
-}
-
-fn epoch_with(n: usize) -> impl Fn(&Event) -> bool {
-    move |e| matches!(e, Event::Epoch { members, .. } if members.len() == n)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -337,8 +199,8 @@ async fn the_suite(at: &[RelayEndpoint]) {
         |e| matches!(e, Event::Private { text, from, .. } if text == "just between us" && from.name == "alice"),
     )
     .await;
-    carol.settle().await;
-    admin.settle().await;
+    carol.settle(Duration::from_millis(300)).await;
+    admin.settle(Duration::from_millis(300)).await;
     for peer in [&carol, &admin] {
         assert!(
             !peer.seen.iter().any(|e| matches!(e, Event::Private { .. })
@@ -371,7 +233,7 @@ async fn the_suite(at: &[RelayEndpoint]) {
         |e| matches!(e, Event::Message { text, .. } if text == "carol cannot read this"),
     )
     .await;
-    carol.settle().await;
+    carol.settle(Duration::from_millis(300)).await;
     assert!(!carol.texts().iter().any(|t| t == "carol cannot read this"));
     assert!(dave.texts().is_empty(), "the denied member read nothing");
 
@@ -645,14 +507,8 @@ async fn when_the_admins_relay_dies_the_members_on_another_relay_are_not_told_th
 }
 
 fn file_options(dir: &std::path::Path) -> FileOptions {
-    FileOptions {
-        download_dir: dir.to_path_buf(),
-        max_size: 32 * 1024 * 1024,
-        auto_accept: 32 * 1024 * 1024,
-        // Below the relay's default 4 MiB/s per connection.
-        rate: 3 * 1024 * 1024,
-        fanout_budget: client::files::DEFAULT_FANOUT_BUDGET,
-    }
+    // Paced below the relay's default 4 MiB/s per connection.
+    files_in(dir, 32 * 1024 * 1024, 32 * 1024 * 1024)
 }
 
 fn file_member(
@@ -663,16 +519,9 @@ fn file_member(
     relay: &RelayEndpoint,
     dir: &std::path::Path,
 ) -> Peer {
-    let cfg = MemberConfig {
-        room,
-        admin_pin: admin,
-        name: name.into(),
-        password: Some(Zeroizing::new("pw".into())),
-        min_run: 0,
-    };
-    Peer::start_with_files(
-        Engine::Member(Box::new(Member::new(cfg, shared(key)))),
-        relay.clone(),
+    Peer::start(
+        member_engine(room, admin, name, key, Some("pw")),
+        vec![relay.clone()],
         file_options(dir),
     )
 }
@@ -901,8 +750,8 @@ async fn a_file_sent_privately_is_saved_by_its_recipient_only() {
         Some(FileUpdate::Sending { to: Some(m), .. }) if m.name == "bob"
     ));
     // Carol and the admin received every chunk and heard of nothing.
-    carol.settle().await;
-    admin.settle().await;
+    carol.settle(Duration::from_millis(300)).await;
+    admin.settle(Duration::from_millis(300)).await;
     assert!(carol.files.is_empty(), "{:?}", carol.files);
     assert!(admin.files.is_empty(), "{:?}", admin.files);
     for seen in [&carol.seen, &admin.seen] {
@@ -926,34 +775,16 @@ async fn history_survives_a_restart_sealed_and_a_broken_database_only_warns() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("alice-history.sqlite3");
     let start_alice = |history: Option<HistoryOptions>| {
-        let cfg = MemberConfig {
-            room,
-            admin_pin: admin_fp,
-            name: "alice".into(),
-            password: Some(Zeroizing::new("pw".into())),
-            min_run: 0,
-        };
-        let (cmd, cmd_rx) = mpsc::channel(16);
-        let (up_tx, up) = mpsc::channel(256);
         let opts = driver::Options {
             files: file_options(dir.path()),
             history,
             admin_state: None,
         };
-        tokio::spawn(driver::run_with(
-            Engine::Member(Box::new(Member::new(cfg, shared(0)))),
+        Peer::start_with(
+            member_engine(room, admin_fp, "alice", 0, Some("pw")),
             vec![ep.clone()],
-            Trust::Pinned,
             opts,
-            cmd_rx,
-            up_tx,
-        ));
-        Peer {
-            cmd,
-            up,
-            seen: Vec::new(),
-            files: Vec::new(),
-        }
+        )
     };
     let hopts = HistoryOptions {
         path: db.clone(),

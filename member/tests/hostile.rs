@@ -13,11 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use client::driver::{self, FileUpdate, Request, Trust, Update};
-use client::files::FileOptions;
+use client::driver::{FileUpdate, Request};
+use client::testing::{admin_engine, epoch_with, files_in, member_engine, Peer, WAIT};
 use common::engine::admin::Admin;
-use common::engine::member::Member;
-use common::engine::{AdminConfig, Command, Engine, Event, MemberConfig};
+use common::engine::{AdminConfig, Command, Engine, Event};
 use common::invite::{Host, RelayEndpoint};
 use common::test_keys::shared;
 use common::wire::{
@@ -30,8 +29,6 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
 use zeroize::Zeroizing;
-
-const WAIT: Duration = Duration::from_secs(20);
 
 /// What the relay does with one delivery: the payloads to deliver instead
 /// (none drops it, two duplicate it).
@@ -226,111 +223,14 @@ fn encode(e: &Envelope) -> Bytes {
 
 // ---- the room ---------------------------------------------------------------
 
-struct Peer {
-    cmd: mpsc::Sender<Request>,
-    up: mpsc::Receiver<Update>,
-    seen: Vec<Event>,
-    files: Vec<FileUpdate>,
+/// A peer on the hostile relay, downloads in `dir`: files up to `max`
+/// bytes, saved without asking up to `auto_accept`.
+fn peer(engine: Engine, relay: RelayEndpoint, dir: &Path, max: u64, auto_accept: u64) -> Peer {
+    Peer::start(engine, vec![relay], files_in(dir, max, auto_accept))
 }
 
-impl Peer {
-    fn start(engine: Engine, relay: RelayEndpoint, dir: &Path) -> Peer {
-        Peer::start_with_limit(engine, relay, dir, 32 * 1024 * 1024)
-    }
-
-    fn start_with_limit(engine: Engine, relay: RelayEndpoint, dir: &Path, max: u64) -> Peer {
-        Peer::start_with(engine, relay, dir, max, max)
-    }
-
-    fn start_with(
-        engine: Engine,
-        relay: RelayEndpoint,
-        dir: &Path,
-        max: u64,
-        auto_accept: u64,
-    ) -> Peer {
-        let (cmd, cmd_rx) = mpsc::channel(16);
-        let (up_tx, up) = mpsc::channel(256);
-        let files = FileOptions {
-            download_dir: dir.to_path_buf(),
-            max_size: max,
-            auto_accept,
-            rate: 3 * 1024 * 1024,
-            fanout_budget: client::files::DEFAULT_FANOUT_BUDGET,
-        };
-        tokio::spawn(driver::run_with_files(
-            engine,
-            vec![relay],
-            Trust::Pinned,
-            files,
-            cmd_rx,
-            up_tx,
-        ));
-        Peer {
-            cmd,
-            up,
-            seen: Vec::new(),
-            files: Vec::new(),
-        }
-    }
-
-    async fn next(&mut self, what: &str, deadline: tokio::time::Instant) {
-        match tokio::time::timeout_at(deadline, self.up.recv()).await {
-            Ok(Some(Update::Engine(e))) => self.seen.push(e),
-            Ok(Some(Update::File(f))) => self.files.push(f),
-            Ok(Some(Update::Stopped { reason })) => panic!("stopped waiting for {what}: {reason}"),
-            Ok(Some(_)) => {}
-            Ok(None) => panic!("driver ended waiting for {what}"),
-            Err(_) => panic!(
-                "timed out waiting for {what}; seen {:?}; files {:?}",
-                self.seen, self.files
-            ),
-        }
-    }
-
-    async fn expect(&mut self, what: &str, pred: impl Fn(&Event) -> bool) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while !self.seen.iter().any(&pred) {
-            self.next(what, deadline).await;
-        }
-    }
-
-    async fn expect_file(&mut self, what: &str, pred: impl Fn(&FileUpdate) -> bool) -> FileUpdate {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            if let Some(f) = self.files.iter().find(|f| pred(f)) {
-                return f.clone();
-            }
-            self.next(what, deadline).await;
-        }
-    }
-
-    /// Collects what arrives for a moment.
-    async fn settle(&mut self) {
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
-        while let Ok(Some(u)) = tokio::time::timeout_at(deadline, self.up.recv()).await {
-            match u {
-                Update::Engine(e) => self.seen.push(e),
-                Update::File(f) => self.files.push(f),
-                _ => {}
-            }
-        }
-    }
-
-    fn warnings(&self) -> Vec<String> {
-        self.seen
-            .iter()
-            .filter_map(|e| match e {
-                Event::Warning { reason } => Some(reason.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-}
-
-fn epoch_with(n: usize) -> impl Fn(&Event) -> bool {
-    move |e| matches!(e, Event::Epoch { members, .. } if members.len() == n)
-}
+/// The file limit of most of these tests.
+const MAX_FILE: u64 = 32 * 1024 * 1024;
 
 struct Room {
     id: RoomId,
@@ -348,37 +248,18 @@ async fn room() -> Room {
     let ep = relay.endpoint();
     let room = common::crypto::random_room_id();
     let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut admin = Peer::start(
-        Engine::Admin(Box::new(Admin::new(
-            AdminConfig {
-                room,
-                room_name: "hostile".into(),
-                admin_name: "boss".into(),
-                password: Some(Zeroizing::new("pw".into())),
-                roster: HashSet::new(),
-                rekey_after_messages: 0,
-                rekey_after_ms: 0,
-                state: Default::default(),
-            },
-            shared(4),
-        ))),
+    let mut admin = peer(
+        admin_engine(room, "hostile", 4, Some("pw"), HashSet::new()),
         ep.clone(),
         dirs[3].path(),
+        MAX_FILE,
+        MAX_FILE,
     );
     admin.expect("the first epoch", epoch_with(1)).await;
     let member = |name: &str, key: usize, dir: &Path| {
-        let cfg = MemberConfig {
-            room,
-            admin_pin: shared(4).public().fingerprint(),
-            name: name.into(),
-            password: Some(Zeroizing::new("pw".into())),
-            min_run: 0,
-        };
-        Peer::start(
-            Engine::Member(Box::new(Member::new(cfg, shared(key)))),
-            ep.clone(),
-            dir,
-        )
+        let admin = shared(4).public().fingerprint();
+        let engine = member_engine(room, admin, name, key, Some("pw"));
+        peer(engine, ep.clone(), dir, MAX_FILE, MAX_FILE)
     };
     let mut alice = member("alice", 0, dirs[0].path());
     alice.expect("alice's epoch", epoch_with(2)).await;
@@ -428,10 +309,10 @@ fn bob_has(r: &Room) -> Vec<String> {
 async fn bob_gets_no_file(r: &mut Room, why: &str) {
     let failed = r
         .bob
-        .expect_file(why, |f| matches!(f, FileUpdate::Failed { .. }))
+        .expect_file(why, WAIT, |f| matches!(f, FileUpdate::Failed { .. }))
         .await;
     assert!(matches!(failed, FileUpdate::Failed { .. }));
-    r.bob.settle().await;
+    r.bob.settle(Duration::from_millis(500)).await;
     assert!(
         !r.bob
             .files
@@ -451,7 +332,7 @@ async fn bob_gets_no_file(r: &mut Room, why: &str) {
 async fn bob_gets(r: &mut Room, name: &str, body: &[u8]) {
     let saved = r
         .bob
-        .expect_file(&format!("bob saves {name}"), |f| {
+        .expect_file(&format!("bob saves {name}"), WAIT, |f| {
             matches!(f, FileUpdate::Saved { .. })
         })
         .await;
@@ -532,7 +413,7 @@ async fn a_chunk_injected_from_outside_the_room_is_refused_with_a_warning() {
     // transfer nobody offered: dropped, nothing shown.
     r.relay.tamper(None);
     r.relay.inject(Bytes::from_static(b"\x08\x00garbage"));
-    r.bob.settle().await;
+    r.bob.settle(Duration::from_millis(500)).await;
     assert_eq!(bob_has(&r), vec!["plan.pdf".to_string()]);
 }
 
@@ -551,7 +432,7 @@ async fn duplicated_chunks_give_the_right_file_and_reordered_ones_none() {
     bob_gets(&mut r, "twice.bin", &body).await;
     assert!(r.bob.warnings().iter().any(|w| w.contains("duplicated")));
     r.alice
-        .expect_file("alice's first file sent", |f| {
+        .expect_file("alice's first file sent", WAIT, |f| {
             matches!(f, FileUpdate::Sent { .. })
         })
         .await;
@@ -578,12 +459,12 @@ async fn duplicated_chunks_give_the_right_file_and_reordered_ones_none() {
     alice_sends(&mut r, "swapped.bin", &content(4 * CHUNK - 7, 5)).await;
     let failed = r
         .bob
-        .expect_file("the reordered transfer ends", |f| {
+        .expect_file("the reordered transfer ends", WAIT, |f| {
             matches!(f, FileUpdate::Failed { .. })
         })
         .await;
     assert!(matches!(failed, FileUpdate::Failed { .. }));
-    r.bob.settle().await;
+    r.bob.settle(Duration::from_millis(500)).await;
     assert_eq!(bob_has(&r), vec!["twice.bin".to_string()], "no wrong file");
 }
 
@@ -616,7 +497,7 @@ async fn the_relay_carries_nothing_readable_and_a_kicked_member_nothing_after_th
         .await
         .unwrap();
     bob_gets(&mut r, "payroll.xlsx", &body).await;
-    r.alice.settle().await;
+    r.alice.settle(Duration::from_millis(500)).await;
     assert!(r.alice.files.is_empty(), "{:?}", r.alice.files);
     assert!(!format!("{:?}", r.alice.seen).contains("vault"));
     for (_, _, p) in r.relay.carried() {
@@ -652,6 +533,7 @@ async fn the_relay_carries_nothing_readable_and_a_kicked_member_nothing_after_th
     r.bob
         .expect_file(
             "bob receives some",
+            WAIT,
             |f| matches!(f, FileUpdate::Progress { done, .. } if *done > 0),
         )
         .await;
@@ -664,7 +546,7 @@ async fn the_relay_carries_nothing_readable_and_a_kicked_member_nothing_after_th
         .expect("bob is removed", |e| matches!(e, Event::Kicked { .. }))
         .await;
     r.alice
-        .expect_file("alice's file goes on", |f| {
+        .expect_file("alice's file goes on", WAIT, |f| {
             matches!(f, FileUpdate::Sent { .. })
         })
         .await;
@@ -704,7 +586,7 @@ async fn the_relay_carries_nothing_readable_and_a_kicked_member_nothing_after_th
         old_max < new_min,
         "a chunk under bob's key after one under the new key: {big:?}"
     );
-    r.bob.settle().await;
+    r.bob.settle(Duration::from_millis(500)).await;
     assert!(!r.bob.files.iter().any(|f| matches!(f,
         FileUpdate::Saved { path, .. } if path.ends_with("big.bin"))));
 }
@@ -714,17 +596,12 @@ async fn the_file_size_limit_holds_for_the_sender_and_for_each_receiver() {
     let mut r = room().await;
     // Carol accepts files up to 1 MiB only.
     let carol_dir = tempfile::tempdir().unwrap();
-    let cfg = MemberConfig {
-        room: r.id,
-        admin_pin: shared(4).public().fingerprint(),
-        name: "carol".into(),
-        password: Some(Zeroizing::new("pw".into())),
-        min_run: 0,
-    };
-    let mut carol = Peer::start_with_limit(
-        Engine::Member(Box::new(Member::new(cfg, shared(2)))),
+    let admin = shared(4).public().fingerprint();
+    let mut carol = peer(
+        member_engine(r.id, admin, "carol", 2, Some("pw")),
         r.relay.endpoint(),
         carol_dir.path(),
+        1024 * 1024,
         1024 * 1024,
     );
     carol.expect("carol's epoch", epoch_with(4)).await;
@@ -752,7 +629,7 @@ async fn the_file_size_limit_holds_for_the_sender_and_for_each_receiver() {
             |e| matches!(e, Event::Error { reason } if reason.contains("over the limit")),
         )
         .await;
-    r.alice.settle().await;
+    r.alice.settle(Duration::from_millis(500)).await;
     assert!(
         !r.relay.carried()[mark..].iter().any(|(_, _, p)| matches!(
             envelope(p),
@@ -772,7 +649,7 @@ async fn the_file_size_limit_holds_for_the_sender_and_for_each_receiver() {
             |e| matches!(e, Event::Warning { reason } if reason.contains("over the limit")),
         )
         .await;
-    carol.settle().await;
+    carol.settle(Duration::from_millis(500)).await;
     assert!(carol.files.is_empty(), "{:?}", carol.files);
     assert_eq!(std::fs::read_dir(carol_dir.path()).unwrap().count(), 0);
 }
@@ -800,7 +677,7 @@ async fn a_replayed_private_message_is_shown_once_and_warned_about() {
             |e| matches!(e, Event::Warning { reason } if reason.contains("replayed")),
         )
         .await;
-    r.bob.settle().await;
+    r.bob.settle(Duration::from_millis(500)).await;
     let shown = r
         .bob
         .seen
@@ -830,15 +707,9 @@ async fn files_waiting_for_accept_are_bounded_per_sender_and_hold_no_descriptor(
     let mut r = room().await;
     // Carol saves nothing without asking.
     let carol_dir = tempfile::tempdir().unwrap();
-    let cfg = MemberConfig {
-        room: r.id,
-        admin_pin: shared(4).public().fingerprint(),
-        name: "carol".into(),
-        password: Some(Zeroizing::new("pw".into())),
-        min_run: 0,
-    };
-    let mut carol = Peer::start_with(
-        Engine::Member(Box::new(Member::new(cfg, shared(2)))),
+    let admin = shared(4).public().fingerprint();
+    let mut carol = peer(
+        member_engine(r.id, admin, "carol", 2, Some("pw")),
         r.relay.endpoint(),
         carol_dir.path(),
         1024 * 1024,
@@ -850,7 +721,7 @@ async fn files_waiting_for_accept_are_bounded_per_sender_and_hold_no_descriptor(
     for n in 0..9u8 {
         alice_sends(&mut r, &format!("note-{n}.txt"), &content(1000, n)).await;
         r.alice
-            .expect_file("alice's file sent", |f| {
+            .expect_file("alice's file sent", WAIT, |f| {
                 matches!(f, FileUpdate::Sent { .. })
             })
             .await;
@@ -872,7 +743,7 @@ async fn files_waiting_for_accept_are_bounded_per_sender_and_hold_no_descriptor(
             |e| matches!(e, Event::Warning { reason } if reason.contains("too many files")),
         )
         .await;
-    carol.settle().await;
+    carol.settle(Duration::from_millis(500)).await;
     let offered = carol
         .files
         .iter()
@@ -902,7 +773,9 @@ async fn files_waiting_for_accept_are_bounded_per_sender_and_hold_no_descriptor(
     };
     carol.cmd.send(Request::AcceptFile(transfer)).await.unwrap();
     carol
-        .expect_file("carol saves it", |f| matches!(f, FileUpdate::Saved { .. }))
+        .expect_file("carol saves it", WAIT, |f| {
+            matches!(f, FileUpdate::Saved { .. })
+        })
         .await;
     alice_sends(&mut r, "one-more.txt", &content(1000, 77)).await;
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -916,17 +789,6 @@ async fn files_waiting_for_accept_are_bounded_per_sender_and_hold_no_descriptor(
 }
 
 // ---- freshness and gaps (issue 18) -------------------------------------------
-
-/// The texts a peer was shown as messages from others.
-fn texts(p: &Peer) -> Vec<String> {
-    p.seen
-        .iter()
-        .filter_map(|e| match e {
-            Event::Message { text, .. } => Some(text.clone()),
-            _ => None,
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_line_the_relay_drops_is_reported_with_its_sender() {
@@ -971,7 +833,7 @@ async fn a_line_the_relay_drops_is_reported_with_its_sender() {
             matches!(e, Event::Missed { from, count: 1, private: false, .. } if from.name == "alice")
         })
         .await;
-    assert_eq!(texts(&r.bob), vec!["one", "three"]);
+    assert_eq!(r.bob.texts(), vec!["one", "three"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1004,7 +866,7 @@ async fn a_replayed_earlier_admin_run_is_refused_over_real_tls() {
     let dir = tempfile::tempdir().unwrap();
     let (gone, _) = mpsc::channel(1);
     drop(std::mem::replace(&mut r.admin.cmd, gone));
-    let mut admin = Peer::start(
+    let mut admin = peer(
         Engine::Admin(Box::new(Admin::new(
             AdminConfig {
                 room: r.id,
@@ -1023,25 +885,27 @@ async fn a_replayed_earlier_admin_run_is_refused_over_real_tls() {
         ))),
         r.relay.endpoint(),
         dir.path(),
+        MAX_FILE,
+        MAX_FILE,
     );
     admin.expect("run two seats both", epoch_with(3)).await;
     r.bob.seen.clear();
     r.alice.expect("alice in run two", epoch_with(3)).await;
     r.alice.seen.clear();
     r.bob.expect("bob in run two", epoch_with(3)).await;
-    r.bob.settle().await;
+    r.bob.settle(Duration::from_millis(500)).await;
     r.bob.seen.clear();
 
     // The relay replays run one to the members.
     for p in run_one {
         r.relay.inject(p);
     }
-    r.bob.settle().await;
-    r.alice.settle().await;
+    r.bob.settle(Duration::from_millis(500)).await;
+    r.alice.settle(Duration::from_millis(500)).await;
     assert!(
-        texts(&r.bob).is_empty(),
+        r.bob.texts().is_empty(),
         "run one shown again: {:?}",
-        texts(&r.bob)
+        r.bob.texts()
     );
     assert!(
         r.bob
@@ -1062,7 +926,7 @@ async fn a_replayed_earlier_admin_run_is_refused_over_real_tls() {
             .send(Command::Send("still run two".into()).into())
             .await
             .unwrap();
-        r.bob.settle().await;
+        r.bob.settle(Duration::from_millis(500)).await;
         if r.bob
             .seen
             .iter()

@@ -443,6 +443,27 @@ pub fn long_flags(cmd: &clap::Command) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
+/// The flag check of an app (`app` is "admin" or "member", `workspace`
+/// the repository root): every flag that a message, error or help text
+/// the app can show (its own, the shared crates', the window's) tells a
+/// user to type is one of `cmd`'s.
+pub fn assert_app_flags_exist(workspace: &std::path::Path, app: &str, cmd: &clap::Command) {
+    let other = if app == "admin" { "member" } else { "admin" };
+    let named = flags_named_in(
+        &[
+            workspace.join(app).join("src"),
+            workspace.join("common/src"),
+            workspace.join("common/client/src"),
+            workspace.join("ui/src"),
+            workspace.join("ui/ui"),
+        ],
+        &[workspace.join(format!("ui/src/{other}.rs"))],
+    );
+    // Control: the walk does find the flags messages name.
+    assert!(named.contains_key("--cli"), "{named:?}");
+    assert_flags_exist(&format!("teamchat-{app}"), &named, &long_flags(cmd));
+}
+
 /// Panics, listing them, if `named` holds a flag `known` lacks.
 pub fn assert_flags_exist(
     what: &str,

@@ -3,35 +3,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::collections::HashSet;
 use std::rc::Rc;
 use std::time::Duration;
 
-use client::driver::{self, Request, Trust, Update};
-use common::engine::admin::Admin;
-use common::engine::{AdminConfig, Command, Engine, Event};
+use client::files::FileOptions;
+use client::testing::{admin_engine, epoch_with, local_endpoint, Peer};
+use common::engine::{Command, Event};
 use common::identity;
-use common::invite::{Host, Invite, RelayEndpoint};
+use common::invite::Invite;
 use common::test_keys;
 use i_slint_backend_testing::{AccessibleRole, ElementHandle};
 use relay::testing::{test_limits, TestRelay};
-use tokio::sync::mpsc;
 use ui::member::{MemberApp, MemberOptions};
 use ui::session::Session;
-use zeroize::Zeroizing;
-
-const WAIT: Duration = Duration::from_secs(20);
-
-async fn expect(up: &mut mpsc::Receiver<Update>, what: &str, pred: impl Fn(&Event) -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        match tokio::time::timeout_at(deadline, up.recv()).await {
-            Ok(Some(Update::Engine(e))) if pred(&e) => return,
-            Ok(Some(_)) => {}
-            Ok(None) => panic!("admin driver ended while waiting for {what}"),
-            Err(_) => panic!("timed out waiting for {what}"),
-        }
-    }
-}
 
 fn field(win: &ui::MemberWindow, label: &str) -> ElementHandle {
     ElementHandle::find_by_accessible_label(win, label)
@@ -48,35 +33,15 @@ fn closing_the_window_leaves_the_room_cleanly() {
         .build()
         .unwrap();
     let relay = rt.block_on(TestRelay::start(test_limits()));
-    let endpoint = RelayEndpoint {
-        host: Host::V4(std::net::Ipv4Addr::LOCALHOST),
-        port: relay.addr.port(),
-        cert: relay.fingerprint.parse().unwrap(),
-    };
+    let endpoint = local_endpoint(relay.addr.port(), &relay.fingerprint);
     let room = common::crypto::random_room_id();
     let admin_key = test_keys::shared(4);
-    let cfg = AdminConfig {
-        room,
-        room_name: "gui".into(),
-        admin_name: "boss".into(),
-        password: Some(Zeroizing::new("let me in please".into())),
-        roster: Default::default(),
-        rekey_after_messages: 0,
-        rekey_after_ms: 0,
-        state: Default::default(),
+    let mut admin = {
+        let _in_runtime = rt.enter();
+        let engine = admin_engine(room, "gui", 4, Some("let me in please"), HashSet::new());
+        Peer::start(engine, vec![endpoint.clone()], FileOptions::default())
     };
-    let (admin_cmd, admin_cmd_rx) = mpsc::channel::<Request>(16);
-    let (admin_up_tx, mut admin_up) = mpsc::channel(256);
-    rt.spawn(driver::run(
-        Engine::Admin(Box::new(Admin::new(cfg, admin_key.clone()))),
-        vec![endpoint.clone()],
-        Trust::Pinned,
-        admin_cmd_rx,
-        admin_up_tx,
-    ));
-    rt.block_on(expect(&mut admin_up, "the first epoch", |e| {
-        matches!(e, Event::Epoch { .. })
-    }));
+    rt.block_on(admin.expect("the first epoch", epoch_with(1)));
 
     let dir = tempfile::tempdir().unwrap();
     let id = dir.path().join("member.pem");
@@ -104,8 +69,7 @@ fn closing_the_window_leaves_the_room_cleanly() {
         "{}",
         app.window.get_join_error()
     );
-    rt.block_on(expect(
-        &mut admin_up,
+    rt.block_on(admin.expect(
         "wendy in an epoch",
         |e| matches!(e, Event::Epoch { members, .. } if members.iter().any(|m| m.name == "wendy")),
     ));
@@ -116,8 +80,7 @@ fn closing_the_window_leaves_the_room_cleanly() {
         session.leave(Duration::from_secs(5)),
         "the driver finished in time"
     );
-    rt.block_on(expect(
-        &mut admin_up,
+    rt.block_on(admin.expect(
         "wendy leaving",
         |e| matches!(e, Event::MemberLeft(m) if m.name == "wendy"),
     ));
@@ -126,5 +89,5 @@ fn closing_the_window_leaves_the_room_cleanly() {
         session.send(Command::Send("late".into())).is_err(),
         "nothing is sent after leaving"
     );
-    drop(admin_cmd);
+    drop(admin);
 }

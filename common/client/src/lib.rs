@@ -25,6 +25,8 @@ pub mod history;
 mod journal;
 mod session;
 pub mod terminal;
+#[cfg(feature = "test-support")]
+pub mod testing;
 mod transfers;
 
 use std::time::{SystemTime, UNIX_EPOCH};
