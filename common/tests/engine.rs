@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use bytes::Bytes;
 use common::engine::admin::Admin;
 use common::engine::member::Member;
-use common::engine::{Action, Command, Engine, Event};
+use common::engine::{Action, Command, Engine, Event, FileEvent};
 use common::test_keys::key;
 use common::wire::{
     decode_payload, encode_payload, ClientFrame, Envelope, RelayFrame, Welcome, DEFAULT_MAX_FRAME,
@@ -1069,8 +1069,8 @@ fn files_of_every_size_around_the_chunk_arrive_whole() {
             assert_eq!(end, Some(true), "size {size} completes at node {who}");
             assert!(got == content, "size {size}: the same bytes at node {who}");
         }
-        assert!(net.nodes[ids[0]].events.iter().any(|e| matches!(e,
-            Event::FileOffered { transfer, size: s, .. } if *transfer == [t; 16] && *s == size as u64)));
+        assert!(net.nodes[ids[0]].files.iter().any(|e| matches!(e,
+            FileEvent::Offered { transfer, size: s, .. } if *transfer == [t; 16] && *s == size as u64)));
         assert!(
             received(&net, ids[0], t).1.is_none(),
             "no echo to the sender"
@@ -1308,9 +1308,9 @@ fn the_file_size_limit_holds_on_both_sides() {
         .iter()
         .any(|w| w.contains("over the limit")));
     assert!(!net.nodes[ids[1]]
-        .events
+        .files
         .iter()
-        .any(|e| matches!(e, Event::FileIncoming { .. })));
+        .any(|e| matches!(e, FileEvent::Incoming { .. })));
     assert_eq!(received(&net, ids[1], 9), (Vec::new(), None));
     assert_eq!(
         received(&net, 0, 9).1,
@@ -1391,9 +1391,9 @@ fn a_finished_transfers_id_cannot_be_taken_over() {
     send_file(&mut net, dave, 21, &pattern(1000, 2));
     let ids = [ids[0], dave, ids[1]];
     assert!(!net.nodes[ids[2]]
-        .events
+        .files
         .iter()
-        .any(|e| matches!(e, Event::FileIncoming { .. } | Event::FileDone { .. })));
+        .any(|e| matches!(e, FileEvent::Incoming { .. } | FileEvent::Done { .. })));
     assert!(net
         .warnings(ids[2])
         .iter()
@@ -1417,9 +1417,9 @@ fn one_sender_cannot_hold_every_incoming_slot() {
         net.command(ids[0], Command::OfferFile(spec(40 + t, "slow", &big)));
     }
     let offers = net.nodes[ids[1]]
-        .events
+        .files
         .iter()
-        .filter(|e| matches!(e, Event::FileIncoming { .. }))
+        .filter(|e| matches!(e, FileEvent::Incoming { .. }))
         .count();
     assert_eq!(offers, common::engine::files::MAX_INCOMING_PER_SENDER);
     assert!(net
@@ -1440,13 +1440,13 @@ fn is_private_chunk(f: &RelayFrame) -> bool {
 }
 
 fn any_file_event(net: &Net, idx: usize) -> bool {
-    net.nodes[idx].events.iter().any(|e| {
+    net.nodes[idx].files.iter().any(|e| {
         matches!(
             e,
-            Event::FileIncoming { .. }
-                | Event::FileData { .. }
-                | Event::FileDone { .. }
-                | Event::FileFailed { .. }
+            FileEvent::Incoming { .. }
+                | FileEvent::Data { .. }
+                | FileEvent::Done { .. }
+                | FileEvent::Failed { .. }
         )
     })
 }
@@ -1461,10 +1461,10 @@ fn a_private_file_reaches_its_recipient_only() {
     let (got, end) = received(&net, bob, 60);
     assert_eq!(end, Some(true));
     assert!(got == content, "bob has the whole file");
-    assert!(net.nodes[bob].events.iter().any(|e| matches!(e,
-        Event::FileIncoming { private: true, from, .. } if from.name == "alice")));
-    assert!(net.nodes[alice].events.iter().any(|e| matches!(e,
-        Event::FileOffered { to: Some(m), .. } if m.name == "bob")));
+    assert!(net.nodes[bob].files.iter().any(|e| matches!(e,
+        FileEvent::Incoming { private: true, from, .. } if from.name == "alice")));
+    assert!(net.nodes[alice].files.iter().any(|e| matches!(e,
+        FileEvent::Offered { to: Some(m), .. } if m.name == "bob")));
     // The admin and carol received every frame and show nothing at all:
     // no offer, no data, not even a warning.
     for i in [0, carol] {
@@ -1573,8 +1573,8 @@ fn a_private_file_stops_when_its_recipient_is_removed() {
     // Nothing more was sealed for bob after the kick: the sender ended the
     // transfer instead.
     assert!(!net.log[mark..].iter().any(|(_, f)| is_private_chunk(f)));
-    assert!(net.nodes[alice].events.iter().any(|e| matches!(e,
-        Event::FileFailed { transfer, reason } if *transfer == [63; 16] && reason.contains("no longer in the room"))));
+    assert!(net.nodes[alice].files.iter().any(|e| matches!(e,
+        FileEvent::Failed { transfer, reason } if *transfer == [63; 16] && reason.contains("no longer in the room"))));
     let (got, end) = received(&net, bob, 63);
     assert_eq!(got.len(), 2 * CHUNK_SIZE as usize);
     assert_ne!(end, Some(true));
@@ -1595,8 +1595,8 @@ fn a_cancelled_private_file_ends_at_its_recipient_and_no_one_else_hears_of_it() 
         },
     );
     net.command(alice, Command::CancelFile([64; 16]));
-    assert!(net.nodes[bob].events.iter().any(|e| matches!(e,
-        Event::FileFailed { transfer, reason } if *transfer == [64; 16] && reason.contains("cancelled"))));
+    assert!(net.nodes[bob].files.iter().any(|e| matches!(e,
+        FileEvent::Failed { transfer, reason } if *transfer == [64; 16] && reason.contains("cancelled"))));
     for i in [0, carol] {
         assert!(!any_file_event(&net, i));
         assert!(net.warnings(i).is_empty(), "{:?}", net.warnings(i));

@@ -11,7 +11,7 @@ mod support;
 use bytes::Bytes;
 use common::crypto::seal::{seal, SealKeys};
 use common::engine::files::{CHUNK_SIZE, RECENT_IDS};
-use common::engine::{Command, Event};
+use common::engine::{Command, FileEvent};
 use common::test_keys::key;
 use common::wire::{
     aad, context, decode_payload, encode_payload, ChunkHeader, Envelope, EpochBody, FileChunk,
@@ -36,10 +36,10 @@ fn chunk(net: &mut Net, from: usize, transfer: u8, content: &[u8], index: usize)
 /// Offers from whom node `idx` was shown under `transfer`.
 fn offers(net: &Net, idx: usize, transfer: u8) -> Vec<String> {
     net.nodes[idx]
-        .events
+        .files
         .iter()
         .filter_map(|e| match e {
-            Event::FileIncoming {
+            FileEvent::Incoming {
                 from, transfer: t, ..
             } if *t == [transfer; 16] => Some(from.name.clone()),
             _ => None,
@@ -289,9 +289,9 @@ fn a_flood_of_empty_offers_does_not_free_another_senders_finished_id() {
     send_file(&mut net, mallory, 21, &pattern(1000, 2));
     assert!(
         net.nodes[mallory]
-            .events
+            .files
             .iter()
-            .any(|e| matches!(e, Event::FileOffered { transfer, .. } if *transfer == [21; 16])),
+            .any(|e| matches!(e, FileEvent::Offered { transfer, .. } if *transfer == [21; 16])),
         "mallory's offer went out"
     );
     assert_eq!(offers(&net, bob, 21), vec!["alice".to_string()]);

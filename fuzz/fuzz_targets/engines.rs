@@ -215,7 +215,7 @@ impl Room {
                 Action::Event(Event::PendingApproval { id, .. }) => {
                     self.nodes[from].pending.push(id);
                 }
-                Action::Event(_) => {}
+                Action::Event(_) | Action::File(_) => {}
                 Action::Send(ClientFrame::Publish { to, payload }) => {
                     let fconn = self.nodes[from].conn;
                     for i in 0..self.nodes.len() {

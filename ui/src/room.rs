@@ -852,12 +852,6 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
             };
             push_line(win, LineKind::System, "", &text);
         }
-        // The driver reports files as `Update::File`.
-        Event::FileOffered { .. }
-        | Event::FileIncoming { .. }
-        | Event::FileData { .. }
-        | Event::FileDone { .. }
-        | Event::FileFailed { .. } => {}
         Event::Error { reason } => {
             banner(win, BannerKind::Error, &reason);
             push_line(win, LineKind::Error, "", &reason);

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use common::engine::{Action, Command, Engine, Event};
+use common::engine::{Action, Command, Engine, Event, FileEvent};
 use common::wire::{ClientFrame, FrameCodec, RelayFrame, DEFAULT_MAX_FRAME};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -89,7 +89,7 @@ pub(crate) async fn session(
                 Some(Request::CancelFile(t)) => {
                     let mut actions = engine.handle_command(now_ms(), Command::CancelFile(t));
                     if let Some(u) = rt.transfers.forget(t, "cancelled") {
-                        actions.retain(|a| !matches!(a, Action::Event(Event::FileFailed { .. })));
+                        actions.retain(|a| !matches!(a, Action::File(FileEvent::Failed { .. })));
                         let _ = updates.send(Update::File(u)).await;
                     }
                     actions
@@ -183,14 +183,8 @@ where
                     .map_err(|e| format!("cannot write to the relay: {e}"))?;
                 wrote = true;
             }
-            Action::Event(
-                e @ (Event::FileOffered { .. }
-                | Event::FileIncoming { .. }
-                | Event::FileData { .. }
-                | Event::FileDone { .. }
-                | Event::FileFailed { .. }),
-            ) => {
-                if let Some(u) = rt.transfers.on_event(e) {
+            Action::File(f) => {
+                if let Some(u) = rt.transfers.on_file(f) {
                     let _ = rt.updates.send(u).await;
                 }
             }

@@ -867,8 +867,6 @@ impl Printer {
                     text,
                 )
             }
-            // The driver turns these into file updates.
-            Event::FileOffered { .. } | Event::FileIncoming { .. } | Event::FileData { .. } | Event::FileDone { .. } | Event::FileFailed { .. } => {}
         }
     }
 }

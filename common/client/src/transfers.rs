@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::engine::files::{chunk_count, short_id, CHUNK_SIZE};
-use common::engine::{Action, Command, Engine, Event, FileSpec, MemberInfo, TransferId};
+use common::engine::{Action, Command, Engine, Event, FileEvent, FileSpec, MemberInfo, TransferId};
 use tokio::sync::mpsc;
 
 use crate::driver::Update;
@@ -249,7 +249,7 @@ impl Transfers {
             }),
         );
         let offered = actions.iter().any(
-            |a| matches!(a, Action::Event(Event::FileOffered { transfer: t, .. }) if *t == transfer),
+            |a| matches!(a, Action::File(FileEvent::Offered { transfer: t, .. }) if *t == transfer),
         );
         if offered {
             if size == 0 {
@@ -299,7 +299,7 @@ impl Transfers {
         let mut buf = vec![0u8; len];
         if let Err(e) = s.file.read_exact(&mut buf).await {
             let mut actions = engine.handle_command(now_ms(), Command::CancelFile(transfer));
-            actions.retain(|a| !matches!(a, Action::Event(Event::FileFailed { .. })));
+            actions.retain(|a| !matches!(a, Action::File(FileEvent::Failed { .. })));
             let _ = updates
                 .send(Update::File(FileUpdate::Failed {
                     transfer,
@@ -317,7 +317,7 @@ impl Transfers {
             },
         );
         if actions.iter().any(
-            |a| matches!(a, Action::Event(Event::FileFailed { transfer: t, .. }) if *t == transfer),
+            |a| matches!(a, Action::File(FileEvent::Failed { transfer: t, .. }) if *t == transfer),
         ) {
             // The engine ended it (the chunk did not fit): its FileFailed
             // goes out through `perform`.
@@ -493,13 +493,13 @@ impl Transfers {
         slot.1 <= AUTO_SAVES_PER_MINUTE
     }
 
-    /// Handles a file event from the engine; the update to show, if any.
-    /// After a disk error the transfer is dropped here; the engine's later
+    /// Does the engine's file work; the update to show, if any. After a
+    /// disk error the transfer is dropped here; the engine's later file
     /// events for it find nothing and are ignored.
-    pub(crate) fn on_event(&mut self, e: Event) -> Option<Update> {
+    pub(crate) fn on_file(&mut self, e: FileEvent) -> Option<Update> {
         let now = tokio::time::Instant::now();
         match e {
-            Event::FileOffered {
+            FileEvent::Offered {
                 transfer,
                 name,
                 size,
@@ -510,7 +510,7 @@ impl Transfers {
                 size,
                 to,
             })),
-            Event::FileIncoming {
+            FileEvent::Incoming {
                 from,
                 transfer,
                 name,
@@ -588,7 +588,7 @@ impl Transfers {
                     private,
                 }))
             }
-            Event::FileData { transfer, data, .. } => {
+            FileEvent::Data { transfer, data, .. } => {
                 let r = self.receiving.get_mut(&transfer)?;
                 r.last_data = now;
                 let written = match r
@@ -616,7 +616,7 @@ impl Transfers {
                 }
                 None
             }
-            Event::FileDone { transfer } => {
+            FileEvent::Done { transfer } => {
                 let r = self.receiving.get_mut(&transfer)?;
                 r.complete = true;
                 r.complete_at = Some(now);
@@ -631,10 +631,9 @@ impl Transfers {
                     Some(Update::File(FileUpdate::Ready { transfer }))
                 }
             }
-            Event::FileFailed { transfer, reason } => {
+            FileEvent::Failed { transfer, reason } => {
                 self.forget(transfer, &reason).map(Update::File)
             }
-            other => Some(Update::Engine(other)),
         }
     }
 }

@@ -24,13 +24,14 @@
 //! that fails any of this, or its MAC, or is a duplicate, is dropped (with a
 //! warning at most once a second) and the transfer goes on. A well-formed
 //! chunk past the next one shows a gap: the transfer ends
-//! ([`Event::FileFailed`]), as it does on a hash mismatch at the end, so a
+//! ([`FileEvent::Failed`]), as it does on a hash mismatch at the end, so a
 //! member who seals a well-formed chunk in the sender's name can still
 //! spoil a transfer, never make a wrong file be kept. The engine hands
-//! accepted bytes to the driver ([`Event::FileData`]), which writes them to
-//! a temporary file and keeps the file only after [`Event::FileDone`].
+//! accepted bytes to the driver ([`FileEvent::Data`]), which writes them to
+//! a temporary file and keeps the file only after [`FileEvent::Done`].
 
 use std::collections::{HashMap, VecDeque};
+use std::fmt;
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -207,6 +208,99 @@ fn display_name(name: &str) -> String {
     }
 }
 
+/// File work for the client runtime: the engine seals, checks and orders
+/// a transfer's chunks; what touches the disk is the runtime's. Goes out as
+/// [`Action::File`], never shown as such.
+#[derive(Clone, PartialEq, Eq)]
+pub enum FileEvent {
+    /// Our file offer went out; the driver now sends its chunks.
+    Offered {
+        /// The transfer.
+        transfer: TransferId,
+        /// The name as offered.
+        name: String,
+        /// Size in bytes.
+        size: u64,
+        /// The one member it goes to, or `None` for the whole room.
+        to: Option<MemberInfo>,
+    },
+    /// A member offers a file (signature verified); chunks follow.
+    Incoming {
+        /// Who offers it.
+        from: MemberInfo,
+        /// The transfer.
+        transfer: TransferId,
+        /// The name the sender gave (control characters removed; not yet
+        /// safe as a path).
+        name: String,
+        /// Size in bytes.
+        size: u64,
+        /// Media type the sender claims.
+        media_type: String,
+        /// SHA-256 the sender signed.
+        sha256: [u8; 32],
+        /// Sent to us alone (no one else can read it).
+        private: bool,
+    },
+    /// The next bytes of an incoming file, in order, authenticated.
+    Data {
+        /// The transfer.
+        transfer: TransferId,
+        /// Chunk index.
+        index: u32,
+        /// The bytes.
+        data: Bytes,
+    },
+    /// An incoming file is complete and matches its signed SHA-256.
+    Done {
+        /// The transfer.
+        transfer: TransferId,
+    },
+    /// A transfer ended without a file (failed check, cancelled).
+    Failed {
+        /// The transfer.
+        transfer: TransferId,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl fmt::Debug for FileEvent {
+    /// Names, sizes and ids only: never file contents.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FileEvent::Offered { transfer, size, .. } => {
+                write!(f, "Offered({}, {size} bytes)", short_id(transfer))
+            }
+            FileEvent::Incoming {
+                from,
+                transfer,
+                size,
+                ..
+            } => write!(
+                f,
+                "Incoming({} from {}, {size} bytes)",
+                short_id(transfer),
+                from.fingerprint.short()
+            ),
+            FileEvent::Data {
+                transfer,
+                index,
+                data,
+            } => write!(
+                f,
+                "Data({} #{index}, {} bytes)",
+                short_id(transfer),
+                data.len()
+            ),
+            FileEvent::Done { transfer } => write!(f, "Done({})", short_id(transfer)),
+            FileEvent::Failed { transfer, reason } => {
+                write!(f, "Failed({}, {reason})", short_id(transfer))
+            }
+        }
+    }
+}
+
 impl Core {
     /// The file commands, shared by both roles.
     pub(crate) fn file_command(&mut self, now_ms: u64, cmd: Command, out: &mut Vec<Action>) {
@@ -287,7 +381,7 @@ impl Core {
                 },
             );
         }
-        out.push(Action::Event(Event::FileOffered {
+        out.push(Action::File(FileEvent::Offered {
             transfer: spec.transfer,
             name,
             size: spec.size,
@@ -298,7 +392,7 @@ impl Core {
     /// Seals chunk `index` of an outgoing transfer under the current epoch.
     /// Chunks go in order; the last one ends the transfer. A chunk that
     /// cannot be published (too large for the relay's frames) ends it with
-    /// [`Event::FileFailed`].
+    /// [`FileEvent::Failed`].
     pub(crate) fn send_chunk(
         &mut self,
         now_ms: u64,
@@ -404,7 +498,7 @@ impl Core {
                     self.send_content(now_ms, Content::FileCancel(transfer), out);
                 }
             }
-            out.push(Action::Event(Event::FileFailed {
+            out.push(Action::File(FileEvent::Failed {
                 transfer,
                 reason: "cancelled".into(),
             }));
@@ -475,7 +569,7 @@ impl Core {
             )));
             return;
         }
-        out.push(Action::Event(Event::FileIncoming {
+        out.push(Action::File(FileEvent::Incoming {
             from: info.clone(),
             transfer: offer.transfer,
             name: name.clone(),
@@ -690,7 +784,7 @@ impl Core {
         if !private {
             t.epoch = t.epoch.max(h.epoch);
         }
-        out.push(Action::Event(Event::FileData {
+        out.push(Action::File(FileEvent::Data {
             transfer: h.transfer,
             index: h.index,
             // File content, not key material: handed over without a copy.
@@ -724,7 +818,7 @@ impl Core {
     fn end_incoming(&mut self, key: Key, why: String, out: &mut Vec<Action>) {
         if self.files.incoming.remove(&key).is_some() {
             self.files.ended(key);
-            out.push(Action::Event(Event::FileFailed {
+            out.push(Action::File(FileEvent::Failed {
                 transfer: key.1,
                 reason: why,
             }));
@@ -736,7 +830,7 @@ impl Core {
         if self.files.outgoing.remove(&transfer).is_some() {
             let me = self.me.public().fingerprint();
             self.files.ended((me, transfer));
-            out.push(Action::Event(Event::FileFailed {
+            out.push(Action::File(FileEvent::Failed {
                 transfer,
                 reason: why,
             }));
@@ -800,14 +894,14 @@ fn plausible_size(chunk: &FileChunk) -> bool {
 fn finish(transfer: TransferId, t: &mut Incoming, out: &mut Vec<Action>) {
     let digest: [u8; 32] = std::mem::take(&mut t.hash).finalize().into();
     if bool::from(subtle::ConstantTimeEq::ct_eq(&digest[..], &t.sha256[..])) {
-        out.push(Action::Event(Event::FileDone { transfer }));
+        out.push(Action::File(FileEvent::Done { transfer }));
     } else {
         let why = format!(
             "{} does not match the SHA-256 its sender signed: discarded",
             t.name
         );
         out.push(warning(why.clone()));
-        out.push(Action::Event(Event::FileFailed {
+        out.push(Action::File(FileEvent::Failed {
             transfer,
             reason: why,
         }));

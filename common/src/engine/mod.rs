@@ -34,7 +34,7 @@ use crate::wire::{
 };
 
 pub use admin::{AdminConfig, AdminState, ApprovalPolicy, Ban};
-pub use files::{FileSpec, TransferId};
+pub use files::{FileEvent, FileSpec, TransferId};
 pub use member::MemberConfig;
 
 /// Longest text accepted in one message, in bytes.
@@ -218,56 +218,6 @@ pub enum Event {
         /// Our sequence number to that recipient.
         seq: u64,
     },
-    /// Our file offer went out; the driver now sends its chunks.
-    FileOffered {
-        /// The transfer.
-        transfer: TransferId,
-        /// The name as offered.
-        name: String,
-        /// Size in bytes.
-        size: u64,
-        /// The one member it goes to, or `None` for the whole room.
-        to: Option<MemberInfo>,
-    },
-    /// A member offers a file (signature verified); chunks follow.
-    FileIncoming {
-        /// Who offers it.
-        from: MemberInfo,
-        /// The transfer.
-        transfer: TransferId,
-        /// The name the sender gave (control characters removed; not yet
-        /// safe as a path).
-        name: String,
-        /// Size in bytes.
-        size: u64,
-        /// Media type the sender claims.
-        media_type: String,
-        /// SHA-256 the sender signed.
-        sha256: [u8; 32],
-        /// Sent to us alone (no one else can read it).
-        private: bool,
-    },
-    /// The next bytes of an incoming file, in order, authenticated.
-    FileData {
-        /// The transfer.
-        transfer: TransferId,
-        /// Chunk index.
-        index: u32,
-        /// The bytes.
-        data: Bytes,
-    },
-    /// An incoming file is complete and matches its signed SHA-256.
-    FileDone {
-        /// The transfer.
-        transfer: TransferId,
-    },
-    /// A transfer ended without a file (failed check, cancelled).
-    FileFailed {
-        /// The transfer.
-        transfer: TransferId,
-        /// Why.
-        reason: String,
-    },
     /// Messages from a member that never reached us: the relay dropped
     /// them (or we could not read them at the time). The conversation we
     /// show is missing `count` of that sender's messages in `epoch`.
@@ -380,38 +330,6 @@ impl fmt::Debug for Event {
                 to.fingerprint.short(),
                 text.len()
             ),
-            Event::FileOffered { transfer, size, .. } => {
-                write!(
-                    f,
-                    "FileOffered({}, {size} bytes)",
-                    files::short_id(transfer)
-                )
-            }
-            Event::FileIncoming {
-                from,
-                transfer,
-                size,
-                ..
-            } => write!(
-                f,
-                "FileIncoming({} from {}, {size} bytes)",
-                files::short_id(transfer),
-                from.fingerprint.short()
-            ),
-            Event::FileData {
-                transfer,
-                index,
-                data,
-            } => write!(
-                f,
-                "FileData({} #{index}, {} bytes)",
-                files::short_id(transfer),
-                data.len()
-            ),
-            Event::FileDone { transfer } => write!(f, "FileDone({})", files::short_id(transfer)),
-            Event::FileFailed { transfer, reason } => {
-                write!(f, "FileFailed({}, {reason})", files::short_id(transfer))
-            }
             Event::Typing { from, on } => write!(f, "Typing({}, {on})", from.fingerprint.short()),
             Event::Missed {
                 from,
@@ -441,6 +359,9 @@ pub enum Action {
     Send(ClientFrame),
     /// Show this event.
     Event(Event),
+    /// Do this file work (the disk is the client runtime's): chunks to
+    /// write, a file to keep or drop, ours to send.
+    File(FileEvent),
 }
 
 /// A participant of an installed epoch.

@@ -12,7 +12,9 @@ use common::engine::admin::Admin;
 use common::engine::files::CHUNK_SIZE;
 use common::engine::member::Member;
 use common::engine::FileSpec;
-use common::engine::{Action, AdminConfig, AdminState, Command, Engine, Event, MemberConfig};
+use common::engine::{
+    Action, AdminConfig, AdminState, Command, Engine, Event, FileEvent, MemberConfig,
+};
 use common::wire::{
     decode_payload, encode_payload, ClientFrame, ConnId, Envelope, RelayFrame, Welcome,
     DEFAULT_MAX_FRAME,
@@ -81,6 +83,8 @@ pub struct Node {
     pub conn: ConnId,
     pub online: bool,
     pub events: Vec<Event>,
+    /// The file work the engine handed out (chunks to write, files done).
+    pub files: Vec<FileEvent>,
 }
 
 impl Net {
@@ -103,6 +107,7 @@ impl Net {
             conn: 0,
             online: false,
             events: Vec::new(),
+            files: Vec::new(),
         });
         self.connect(idx);
         idx
@@ -170,6 +175,7 @@ impl Net {
         for a in actions {
             match a {
                 Action::Event(e) => self.nodes[from].events.push(e),
+                Action::File(f) => self.nodes[from].files.push(f),
                 Action::Send(ClientFrame::Publish { to, payload }) => {
                     let fconn = self.nodes[from].conn;
                     for (i, n) in self.nodes.iter().enumerate() {
@@ -238,7 +244,10 @@ impl Net {
         self.run();
     }
 
+    /// What node `idx` was shown since the last take; its file work is
+    /// forgotten too (both start afresh).
     pub fn take(&mut self, idx: usize) -> Vec<Event> {
+        self.nodes[idx].files.clear();
         std::mem::take(&mut self.nodes[idx].events)
     }
 
@@ -398,15 +407,15 @@ pub fn send_offered(net: &mut Net, from: usize, offer: FileSpec, content: &[u8])
 pub fn received(net: &Net, idx: usize, transfer: u8) -> (Vec<u8>, Option<bool>) {
     let mut data = Vec::new();
     let mut end = None;
-    for e in &net.nodes[idx].events {
+    for e in &net.nodes[idx].files {
         match e {
-            Event::FileData {
+            FileEvent::Data {
                 transfer: t,
                 data: d,
                 ..
             } if *t == [transfer; 16] => data.extend_from_slice(d),
-            Event::FileDone { transfer: t } if *t == [transfer; 16] => end = Some(true),
-            Event::FileFailed { transfer: t, .. } if *t == [transfer; 16] => end = Some(false),
+            FileEvent::Done { transfer: t } if *t == [transfer; 16] => end = Some(true),
+            FileEvent::Failed { transfer: t, .. } if *t == [transfer; 16] => end = Some(false),
             _ => {}
         }
     }
