@@ -1,0 +1,244 @@
+//! Private messages: sealed by X25519 to one member's key of the current
+//! epoch, signed by the sender, numbered per recipient, and shown only to
+//! that member (the relay routes them to its connection alone).
+
+use super::{epoch_for, error, warning, Action, Core, Event, MemberInfo, Participant, MAX_TEXT};
+use crate::crypto::seal::{open, seal};
+use crate::crypto::DhSecret;
+use crate::ids::Fingerprint;
+use crate::wire::{
+    aad, context, decode_payload, encode_payload, signed_message_bytes, ChatBody, Content,
+    Envelope, PrivateHeader, PrivateMessage,
+};
+
+impl Core {
+    /// Seals a private line to the member `to` of the current epoch (an
+    /// ephemeral X25519 key against its roster key), signs it and
+    /// publishes it; false (with an error event) if it cannot be sent.
+    pub fn send_private(
+        &mut self,
+        now_ms: u64,
+        to: Fingerprint,
+        text: String,
+        out: &mut Vec<Action>,
+    ) -> bool {
+        if text.len() > MAX_TEXT {
+            out.push(error(format!(
+                "message too long (at most {MAX_TEXT} bytes)"
+            )));
+            return false;
+        }
+        match self.seal_private(now_ms, to, Content::Text(text.clone()), out) {
+            Some((to, epoch, seq)) => {
+                out.push(Action::Event(Event::PrivateSent {
+                    to,
+                    text,
+                    sent_at_ms: now_ms,
+                    epoch,
+                    seq,
+                }));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Seals `content` to the member `to` of the current epoch (an
+    /// ephemeral X25519 key against its roster key), signs it and publishes
+    /// it: who it went to, the epoch and our sequence number, or `None`
+    /// (with an error event) if it cannot be sent.
+    pub fn seal_private(
+        &mut self,
+        now_ms: u64,
+        to: Fingerprint,
+        content: Content,
+        out: &mut Vec<Action>,
+    ) -> Option<(MemberInfo, u64, u64)> {
+        let me = self.me.public().fingerprint();
+        if let Some(why) = self.send_blocked(now_ms) {
+            out.push(error(why));
+            return None;
+        }
+        let Some(cur) = &self.current else {
+            return None;
+        };
+        if to == me {
+            out.push(error("a private message to yourself is not sent".into()));
+            return None;
+        }
+        let Some(recipient) = cur.members.get(&to) else {
+            out.push(error(format!(
+                "{} is not in the room: private message not sent",
+                to.short()
+            )));
+            return None;
+        };
+        let eph = DhSecret::generate();
+        let eph_pub = eph.public();
+        let Ok(keys) = eph.agree(
+            &recipient.dh_key,
+            context::DH_PRIVATE,
+            &self.room,
+            &eph_pub,
+            &recipient.dh_key,
+        ) else {
+            out.push(error(format!(
+                "{}'s private-message key is unusable: not sent",
+                recipient.name
+            )));
+            return None;
+        };
+        let seq = self.private_seq.get(&to).copied().unwrap_or(0) + 1;
+        let header = PrivateHeader {
+            room: self.room,
+            epoch: cur.epoch,
+            sender: me,
+            recipient: to,
+            seq,
+            prev: self.private_prev.get(&to).copied().unwrap_or_default(),
+            ephemeral: eph_pub,
+        };
+        let body = ChatBody::padded(now_ms, content);
+        let Ok(plain) = encode_payload(&body, self.max_frame).map(zeroize::Zeroizing::new) else {
+            out.push(error("message too large".into()));
+            return None;
+        };
+        let sealed = seal(&keys, &aad(context::AAD_PRIVATE, &header), &plain);
+        let Ok(encoded_header) = encode_payload(&header, self.max_frame) else {
+            return None;
+        };
+        let signature = self.me.sign(
+            context::PRIVATE,
+            &signed_message_bytes(&encoded_header, &sealed),
+        );
+        let to_info = recipient.info();
+        let epoch = cur.epoch;
+        let msg = PrivateMessage {
+            header,
+            sealed,
+            signature: signature.into(),
+        };
+        if !self.publish(None, &Envelope::Private(msg), out) {
+            return None;
+        }
+        self.private_seq.insert(to, seq);
+        Some((to_info, epoch, seq))
+    }
+
+    /// Checks a private message: `Ok(None)` if it is addressed to someone
+    /// else (every member receives every private message; only the
+    /// recipient can open it), the sender and text if it verified and
+    /// opened, or a warning. Order: room, recipient, epoch, roster, replay,
+    /// signature, then the MAC and decryption.
+    pub fn receive_private(
+        &mut self,
+        now_ms: u64,
+        msg: &PrivateMessage,
+        out: &mut Vec<Action>,
+    ) -> Result<Option<(Participant, ChatBody)>, String> {
+        let h = &msg.header;
+        if h.room != self.room {
+            return Err("private message for another room dropped".into());
+        }
+        let me = self.me.public().fingerprint();
+        if h.recipient != me {
+            return Ok(None);
+        }
+        if h.sender == me {
+            return Err("a private message claiming to be from us dropped".into());
+        }
+        let state = epoch_for(
+            &mut self.current,
+            &mut self.previous,
+            now_ms,
+            h.epoch,
+            &h.sender,
+            "private message",
+        )?;
+        let sender = state.members.get(&h.sender).cloned().ok_or_else(|| {
+            format!(
+                "private message from {} who is not in this epoch's roster dropped",
+                h.sender.short()
+            )
+        })?;
+        let last = state.last_private_seq.get(&h.sender).copied().unwrap_or(0);
+        if h.seq <= last {
+            return Err(format!(
+                "replayed or duplicated private message from {} (seq {} after {last}) dropped",
+                sender.name, h.seq
+            ));
+        }
+        let encoded_header =
+            encode_payload(h, self.max_frame).map_err(|_| "bad header".to_string())?;
+        sender
+            .key
+            .verify(
+                context::PRIVATE,
+                &signed_message_bytes(&encoded_header, &msg.sealed),
+                &msg.signature,
+            )
+            .map_err(|_| {
+                format!(
+                    "private message claiming to be from {} has a bad signature: dropped",
+                    sender.name
+                )
+            })?;
+        let failed = || {
+            format!(
+                "private message from {} failed authentication: dropped",
+                sender.name
+            )
+        };
+        let my_dh = self.dh.public();
+        let keys = self
+            .dh
+            .agree(
+                &h.ephemeral,
+                context::DH_PRIVATE,
+                &self.room,
+                &h.ephemeral,
+                &my_dh,
+            )
+            .map_err(|_| failed())?;
+        let plain =
+            open(&keys, &aad(context::AAD_PRIVATE, h), &msg.sealed).map_err(|_| failed())?;
+        let body: ChatBody = decode_payload(&plain, self.max_frame)
+            .map_err(|_| format!("malformed private message from {} dropped", sender.name))?;
+        state.last_private_seq.insert(h.sender, h.seq);
+        self.account(true, &sender, (h.epoch, h.seq), last, h.prev, out);
+        Ok(Some((sender, body)))
+    }
+
+    /// Handles a received private message: an event, a warning, or nothing
+    /// (addressed to someone else).
+    pub fn on_private(&mut self, now_ms: u64, msg: &PrivateMessage, out: &mut Vec<Action>) {
+        match self.receive_private(now_ms, msg, out) {
+            Ok(None) => {}
+            Ok(Some((from, body))) => match body.content {
+                Content::Text(text) if text.len() <= MAX_TEXT => {
+                    out.push(Action::Event(Event::Private {
+                        from: from.info(),
+                        text,
+                        sent_at_ms: body.sent_at_ms,
+                        epoch: msg.header.epoch,
+                        seq: msg.header.seq,
+                    }))
+                }
+                Content::Text(_) => out.push(warning(format!(
+                    "over-long private message from {} dropped",
+                    from.name
+                ))),
+                Content::PrivateFileOffer(p) => {
+                    let keys = crate::crypto::seal::private_file_keys(&p, &self.room);
+                    self.on_file_offer(&from, p.offer.clone(), Some(keys), out)
+                }
+                Content::FileCancel(t) => self.on_file_cancel(&from.info(), t, out),
+                _ => out.push(warning(format!(
+                    "private message from {} with content other than text dropped",
+                    from.name
+                ))),
+            },
+            Err(w) => out.push(warning(w)),
+        }
+    }
+}
