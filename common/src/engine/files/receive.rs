@@ -1,0 +1,324 @@
+//! Files coming in: offers checked and limited, chunks verified, ordered
+//! and handed out as file work, a transfer ended on the first bad chunk.
+
+use super::*;
+
+impl Core {
+    /// A verified offer from `from`.
+    pub(crate) fn on_file_offer(
+        &mut self,
+        from: &Participant,
+        offer: FileOffer,
+        keys: Option<SealKeys>,
+        out: &mut Vec<Action>,
+    ) {
+        let info = from.info();
+        let name = display_name(&offer.name);
+        if offer.size > self.files.max_size {
+            out.push(warning(format!(
+                "{} offered {name} of {} bytes, over the limit of {} bytes: ignored",
+                info.name, offer.size, self.files.max_size
+            )));
+            return;
+        }
+        if offer.chunk_size != CHUNK_SIZE {
+            out.push(warning(format!(
+                "{} offered {name} with an unusable chunk size: ignored",
+                info.name
+            )));
+            return;
+        }
+        let key = (info.fingerprint, offer.transfer);
+        if self.files.incoming.contains_key(&key) || self.files.recent.contains(&key) {
+            out.push(warning(format!(
+                "{} offered {name} under a transfer id already in use: ignored",
+                info.name
+            )));
+            return;
+        }
+        if self.files.in_use(&offer.transfer) {
+            // Someone else's (or our own) transfer has this id: the driver
+            // knows transfers by id alone, so a second one would be
+            // ambiguous; the first goes on untouched.
+            out.push(warning(format!(
+                "{} offered {name} under a transfer id already in use by someone else: ignored",
+                info.name
+            )));
+            return;
+        }
+        let from_sender = self
+            .files
+            .incoming
+            .values()
+            .filter(|t| t.from == info.fingerprint)
+            .count();
+        if from_sender >= MAX_INCOMING_PER_SENDER {
+            out.push(warning(format!(
+                "{} offered {name} while {MAX_INCOMING_PER_SENDER} of their files are still arriving: ignored",
+                info.name
+            )));
+            return;
+        }
+        if self.files.incoming.len() >= MAX_INCOMING {
+            out.push(warning(format!(
+                "{} offered {name}, but {MAX_INCOMING} files are already arriving: ignored",
+                info.name
+            )));
+            return;
+        }
+        out.push(Action::File(FileEvent::Incoming {
+            from: info.clone(),
+            transfer: offer.transfer,
+            name: name.clone(),
+            size: offer.size,
+            media_type: display_name(&offer.media_type),
+            sha256: offer.sha256,
+            private: keys.is_some(),
+        }));
+        let mut t = Incoming {
+            from: info.fingerprint,
+            name,
+            size: offer.size,
+            chunk_size: offer.chunk_size,
+            sha256: offer.sha256,
+            next: 0,
+            received: 0,
+            hash: Sha256::new(),
+            keys,
+            epoch: 0,
+        };
+        if offer.size == 0 {
+            self.files.ended(key);
+            finish(offer.transfer, &mut t, out);
+            return;
+        }
+        self.files.incoming.insert(key, t);
+    }
+
+    /// The sender cancelled.
+    pub(crate) fn on_file_cancel(
+        &mut self,
+        from: &MemberInfo,
+        transfer: TransferId,
+        out: &mut Vec<Action>,
+    ) {
+        let key = (from.fingerprint, transfer);
+        if self.files.incoming.contains_key(&key) {
+            self.end_incoming(key, format!("{} cancelled it", from.name), out);
+        }
+    }
+
+    /// A chunk from the relay. Checks, in order: room, not our own, a
+    /// transfer we receive from the sender it names (otherwise it is not
+    /// even opened), a room transfer, a possible size, an epoch its offerer
+    /// may send in and the transfer has not left, the MAC; then, in
+    /// [`Core::take_chunk`], its place and size in the file.
+    pub(crate) fn on_chunk(&mut self, now_ms: u64, chunk: &FileChunk, out: &mut Vec<Action>) {
+        let h = &chunk.header;
+        if h.room != self.room {
+            out.push(warning("file chunk for another room dropped".into()));
+            return;
+        }
+        if h.sender == self.me.public().fingerprint() {
+            return;
+        }
+        let key = (h.sender, h.transfer);
+        let Some(t) = self.files.incoming.get(&key) else {
+            if self.files.incoming_id(&h.transfer).is_some() {
+                // Another member's chunk under a transfer's id: not part
+                // of it, whatever it holds.
+                self.dropped_chunk(now_ms, "from someone other than its sender", out);
+            }
+            // Otherwise not a transfer we receive (we joined after its
+            // offer, refused it, or it ended): nothing it says could
+            // count, so it is not even opened (a member who refused a
+            // large file does not pay to authenticate all of it).
+            return;
+        };
+        let (from, newest, private) = (t.from, t.epoch, t.keys.is_some());
+        if private {
+            // A room chunk under a private transfer's id (any member could
+            // seal one): not part of it.
+            let why = format!("for {} sent the wrong way", t.name);
+            self.dropped_chunk(now_ms, &why, out);
+            return;
+        }
+        if !plausible_size(chunk) {
+            self.dropped_chunk(now_ms, "of an impossible size", out);
+            return;
+        }
+        if h.epoch < newest {
+            let why = format!("of {} from an epoch its transfer has left", t.name);
+            self.dropped_chunk(now_ms, &why, out);
+            return;
+        }
+        // The previous epoch's grace is the offerer's (still a member),
+        // never the header's word. Until the MAC has verified, nothing in
+        // the header is trusted: a chunk that fails here is dropped with a
+        // warning and changes no transfer (the next authentic chunk shows
+        // any gap).
+        let keys = match crate::engine::epoch_for(
+            &mut self.current,
+            &mut self.previous,
+            now_ms,
+            h.epoch,
+            &from,
+            "file chunk",
+        ) {
+            Ok(state) => &state.keys,
+            Err(_) => {
+                self.dropped_chunk(now_ms, "for an epoch we hold no key for", out);
+                return;
+            }
+        };
+        let Ok(data) = open(keys, &aad(context::AAD_CHUNK, h), &chunk.sealed) else {
+            self.dropped_chunk(
+                now_ms,
+                "that failed authentication (forged or damaged)",
+                out,
+            );
+            return;
+        };
+        self.take_chunk(now_ms, key, h, data, false, out);
+    }
+
+    /// A chunk of a file sent to one member. Others drop it silently (it is
+    /// not theirs, and they cannot open it); the recipient opens it with
+    /// the transfer's own keys before anything in its header counts.
+    pub(crate) fn on_private_chunk(
+        &mut self,
+        now_ms: u64,
+        chunk: &FileChunk,
+        out: &mut Vec<Action>,
+    ) {
+        let h = &chunk.header;
+        if h.room != self.room || h.sender == self.me.public().fingerprint() {
+            return;
+        }
+        let key = (h.sender, h.transfer);
+        let Some(keys) = self.files.incoming.get(&key).and_then(|t| t.keys.as_ref()) else {
+            if self.files.incoming_id(&h.transfer).is_some() {
+                // Names a transfer we receive, but not as its sender, or
+                // privately where it came to the room.
+                self.dropped_chunk(now_ms, "that cannot belong to its transfer", out);
+            }
+            // Otherwise someone else's private file, or one that ended.
+            return;
+        };
+        // Only the offer's sender holds the keys with the recipient; and
+        // no chunk is larger than a sealed 64 KiB.
+        if !plausible_size(chunk) {
+            self.dropped_chunk(now_ms, "that cannot belong to its transfer", out);
+            return;
+        }
+        let Ok(data) = open(keys, &aad(context::AAD_PRIVATE_CHUNK, h), &chunk.sealed) else {
+            self.dropped_chunk(
+                now_ms,
+                "that failed authentication (forged or damaged)",
+                out,
+            );
+            return;
+        };
+        self.take_chunk(now_ms, key, h, data, true, out);
+    }
+
+    /// An authentic chunk of transfer `key` (the sender it names), which
+    /// came the transfer's way (room or private): counts if it is the next
+    /// one and has exactly the size the offer gives its index. One that cannot
+    /// be part of the file is dropped and changes nothing; a well-formed
+    /// one past the next shows a gap and ends the transfer.
+    pub(super) fn take_chunk(
+        &mut self,
+        now_ms: u64,
+        key: Key,
+        h: &ChunkHeader,
+        mut data: zeroize::Zeroizing<Vec<u8>>,
+        private: bool,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(t) = self.files.incoming.get_mut(&key) else {
+            return;
+        };
+        let chunks = chunk_count(t.size, t.chunk_size);
+        let index = u64::from(h.index);
+        let size = if index < chunks {
+            (t.size - index * u64::from(t.chunk_size)).min(u64::from(t.chunk_size))
+        } else {
+            0
+        };
+        // These change nothing and are reported at most once a second (a
+        // relay replaying one chunk over and over gets one warning a
+        // second, not one per copy; a member sealing chunks in the
+        // sender's name cannot end the transfer with one of them).
+        let why = if h.index < t.next {
+            Some(format!("duplicated (chunk {} of {})", h.index, t.name))
+        } else if index >= chunks {
+            Some(format!(
+                "numbered {}, past the end of {} ({chunks} chunks)",
+                h.index, t.name
+            ))
+        } else if data.len() as u64 != size {
+            Some(format!(
+                "of the wrong size (chunk {} of {})",
+                h.index, t.name
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            self.dropped_chunk(now_ms, &why, out);
+            return;
+        }
+        if h.index > t.next {
+            let why = format!("chunk {} of {} is missing or out of order", t.next, t.name);
+            out.push(warning(why.clone()));
+            self.end_incoming(key, why, out);
+            return;
+        }
+        t.hash.update(&data[..]);
+        t.received += size;
+        t.next += 1;
+        if !private {
+            t.epoch = t.epoch.max(h.epoch);
+        }
+        out.push(Action::File(FileEvent::Data {
+            transfer: h.transfer,
+            index: h.index,
+            // File content, not key material: handed over without a copy.
+            data: Bytes::from(std::mem::take(&mut *data)),
+        }));
+        if t.received == t.size {
+            if let Some(mut t) = self.files.incoming.remove(&key) {
+                self.files.ended(key);
+                finish(h.transfer, &mut t, out);
+            }
+        }
+    }
+
+    /// A chunk that changes nothing (it did not authenticate, or cannot be
+    /// part of the transfer it names): counted, and reported at most once
+    /// a second (a removed member receives a whole file it cannot open).
+    pub(super) fn dropped_chunk(&mut self, now_ms: u64, why: &str, out: &mut Vec<Action>) {
+        self.files.dropped += 1;
+        if now_ms.saturating_sub(self.files.last_warning_ms) >= CHUNK_WARNING_EVERY_MS {
+            let n = std::mem::take(&mut self.files.dropped);
+            self.files.last_warning_ms = now_ms;
+            out.push(warning(if n == 1 {
+                format!("a file chunk {why} was dropped")
+            } else {
+                format!("{n} file chunks dropped, the last one {why}")
+            }));
+        }
+    }
+
+    /// Ends a transfer we receive (if it is still running).
+    pub(super) fn end_incoming(&mut self, key: Key, why: String, out: &mut Vec<Action>) {
+        if self.files.incoming.remove(&key).is_some() {
+            self.files.ended(key);
+            out.push(Action::File(FileEvent::Failed {
+                transfer: key.1,
+                reason: why,
+            }));
+        }
+    }
+}
