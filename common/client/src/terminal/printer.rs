@@ -1,357 +1,34 @@
-//! The terminal front end shared by `teamchat-admin --cli` and
-//! `teamchat-member --cli`: reads lines from stdin (commands or messages),
-//! prints events as text or, with `--json`, one JSON object per line.
+//! What the terminal shows: each driver update as a line of text or, with
+//! `--json`, one JSON object; file transfers with progress bars and a
+//! table; member lists; and the lookups of names typed in commands.
 
+use std::collections::HashMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::sync::mpsc;
 
-use common::crypto::{PrivateKey, MIN_RSA_BITS};
-use std::collections::HashMap;
-
-use crate::driver::{self, FileUpdate, Request, StopReason, Trust, Update};
-use crate::files::{human_size, FileOptions};
 use common::engine::files::short_id;
-use common::engine::{Command, Engine, Event, MemberInfo, TransferId};
-use common::identity::{self, IdentityError};
+use common::engine::{Event, MemberInfo, TransferId};
 use common::ids::Fingerprint;
-use common::invite::RelayEndpoint;
 
-/// Environment variable holding the identity passphrase.
-pub const PASSPHRASE_ENV: &str = "TEAMCHAT_PASSPHRASE";
+use crate::driver::{FileUpdate, Update};
+use crate::files::human_size;
 
-/// The default identity file of `app` ("admin" or "member") in the
-/// platform's data directory.
-pub fn default_identity_path(app: &str) -> PathBuf {
-    match directories::ProjectDirs::from("org", "TeamChat", "teamchat") {
-        Some(d) => d.data_dir().join(format!("{app}-identity.pem")),
-        None => PathBuf::from(format!("teamchat-{app}-identity.pem")),
-    }
-}
-
-/// The passphrase from `TEAMCHAT_PASSPHRASE`, or asked on the terminal
-/// when there is one (empty answer: none), else none.
-pub fn passphrase(prompt: &str) -> Option<zeroize::Zeroizing<String>> {
-    if let Ok(p) = std::env::var(PASSPHRASE_ENV) {
-        return (!p.is_empty()).then(|| zeroize::Zeroizing::new(p));
-    }
-    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        if let Ok(p) = rpassword::prompt_password(prompt) {
-            return (!p.is_empty()).then(|| zeroize::Zeroizing::new(p));
-        }
-    }
-    None
-}
-
-/// Loads the identity at `path`, or creates one there (RSA-3072, mode 0600,
-/// encrypted when a passphrase is given). Returns the key and notes for the
-/// user (warnings, "created ...").
-pub fn load_or_create_identity(path: &Path) -> Result<(PrivateKey, Vec<String>), IdentityError> {
-    let mut notes = Vec::new();
-    match identity::load(path, None) {
-        Ok(l) => {
-            notes.extend(l.warnings.iter().map(ToString::to_string));
-            return Ok((l.key, notes));
-        }
-        Err(IdentityError::PassphraseRequired(_)) => {
-            let pass = passphrase(&format!("passphrase for {}: ", path.display()));
-            let l = identity::load(path, pass.as_ref().map(|p| p.as_bytes()))?;
-            notes.extend(l.warnings.iter().map(ToString::to_string));
-            return Ok((l.key, notes));
-        }
-        Err(IdentityError::NotFound(_)) => {}
-        Err(e) => return Err(e),
-    }
-    let key = PrivateKey::generate(MIN_RSA_BITS).map_err(|source| IdentityError::BadKey {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| IdentityError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-    }
-    let pass = passphrase("new identity: choose a passphrase (empty for none): ");
-    identity::save(path, &key, pass.as_ref().map(|p| p.as_bytes()))?;
-    notes.push(format!(
-        "created a new identity at {} ({})",
-        path.display(),
-        if pass.is_some() {
-            "passphrase-protected"
-        } else {
-            "not passphrase-protected"
-        }
-    ));
-    Ok((key, notes))
-}
-
-/// Reads a roster file: one fingerprint (64 hex) per line; `#` comments.
-pub fn read_roster(path: &Path) -> Result<Vec<Fingerprint>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read roster {}: {e}", path.display()))?;
-    let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        if line.is_empty() {
-            continue;
-        }
-        let f = line
-            .split_whitespace()
-            .next()
-            .unwrap_or("")
-            .parse::<Fingerprint>()
-            .map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?;
-        out.push(f);
-    }
-    Ok(out)
-}
-
-/// Terminal options.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// One JSON object per event on stdout.
-    pub json: bool,
-    /// Admin commands enabled.
-    pub admin: bool,
-    /// The invite, for `/invite` (admin).
-    pub invite: Option<String>,
-    /// Where files go, limits and pace.
-    pub files: FileOptions,
-    /// The encrypted local history, or none.
-    pub history: Option<crate::history::HistoryOptions>,
-    /// (Admin) where the per-room state (bans, run number) is kept.
-    pub admin_state: Option<PathBuf>,
-}
-
-const HELP_MEMBER: &str = "commands: /help, /list (members and safety codes), /msg NAME|FINGERPRINT text (private: only that member can read it), /send PATH (a file to the room), /sendto NAME|FINGERPRINT PATH (a file only that member can read), /accept ID, /cancel ID, /files, /history [N], /clear-history, /quit; anything else is sent to the room";
-const HELP_ADMIN: &str = "commands: /help, /list, /msg NAME|FINGERPRINT text, /send PATH, /sendto NAME|FINGERPRINT PATH, /accept ID, /cancel ID, /files, /history [N], /clear-history, /quit, /approve ID, /deny ID [reason], /kick NAME|FINGERPRINT [reason], /bans, /unban NAME|FINGERPRINT, /password NEW, /no-password, /rekey, /invite; anything else is sent to the room";
-
-/// Runs the engine over the relays with a terminal front end until `/quit`,
-/// end of input, or the driver stops. Returns why it stopped.
-pub async fn run(
-    engine: Engine,
-    relays: Vec<RelayEndpoint>,
-    trust: Trust,
-    opts: Options,
-) -> StopReason {
-    let (cmd_tx, cmd_rx) = mpsc::channel(64);
-    let (up_tx, mut up_rx) = mpsc::channel(256);
-    let driver = tokio::spawn(driver::run_with(
-        engine,
-        relays,
-        trust,
-        driver::Options {
-            files: opts.files.clone(),
-            history: opts.history.clone(),
-            admin_state: opts.admin_state.clone(),
-        },
-        cmd_rx,
-        up_tx,
-    ));
-    let mut out = Printer {
-        json: opts.json,
-        members: Vec::new(),
-        bans: Vec::new(),
-        files: HashMap::new(),
-        ended: 0,
-        bars: indicatif::MultiProgress::new(),
-    };
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    let mut stdin_open = true;
-    let mut cmd_tx = Some(cmd_tx);
-    let stop = loop {
-        tokio::select! {
-            u = up_rx.recv() => match u {
-                Some(Update::Stopped { reason }) => { out.update(&Update::Stopped { reason: reason.clone() }); break reason; }
-                Some(u) => out.update(&u),
-                None => break StopReason::Ended,
-            },
-            l = lines.next_line(), if stdin_open => match l {
-                Ok(Some(line)) => {
-                    match parse(&line, &opts, &out) {
-                        Parsed::Request(r) => {
-                            if let Some(tx) = &cmd_tx {
-                                let _ = tx.send(r).await;
-                            }
-                        }
-                        Parsed::Local(text) => out.note(&text),
-                        Parsed::Quit => {
-                            if let Some(tx) = &cmd_tx {
-                                let _ = tx.send(Command::Leave.into()).await;
-                            }
-                        }
-                        Parsed::Nothing => {}
-                    }
-                }
-                _ => {
-                    // End of input: leave the room cleanly.
-                    stdin_open = false;
-                    if let Some(tx) = cmd_tx.take() {
-                        let _ = tx.send(Command::Leave.into()).await;
-                    }
-                }
-            },
-        }
-    };
-    drop(cmd_tx);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), driver).await;
-    stop
-}
-
-/// The apps' exit status after [`run`]: a failure is also said on stderr
-/// (the terminal or JSON stream on stdout has already shown it).
-pub fn exit_status(stop: &StopReason) -> std::process::ExitCode {
-    if stop.is_failure() {
-        eprintln!("Error: {stop}");
-    }
-    stop.exit_code()
-}
-
-enum Parsed {
-    Request(Request),
-    Local(String),
-    Quit,
-    Nothing,
-}
-
-fn parse(line: &str, opts: &Options, out: &Printer) -> Parsed {
-    let line = line.trim_end_matches(['\r', '\n']);
-    if line.trim().is_empty() {
-        return Parsed::Nothing;
-    }
-    let Some(rest) = line.strip_prefix('/') else {
-        return Parsed::Request(Command::Send(line.to_string()).into());
-    };
-    let mut words = rest.splitn(3, ' ');
-    let verb = words.next().unwrap_or("");
-    let arg = words.next().unwrap_or("").trim();
-    let more = words.next().unwrap_or("").trim().to_string();
-    let admin_only = |c: Command| {
-        if opts.admin {
-            Parsed::Request(c.into())
-        } else {
-            Parsed::Local("only the admin can do that".into())
-        }
-    };
-    match verb {
-        "help" => Parsed::Local(if opts.admin { HELP_ADMIN } else { HELP_MEMBER }.into()),
-        "quit" | "exit" => Parsed::Quit,
-        "list" => Parsed::Local(out.list()),
-        "invite" if opts.admin => Parsed::Local(opts.invite.clone().unwrap_or_default()),
-        "rekey" => admin_only(Command::Rekey),
-        "send" => {
-            let path = rest["send".len()..].trim();
-            if path.is_empty() {
-                Parsed::Local("usage: /send PATH (a file, sent to the whole room)".into())
-            } else {
-                Parsed::Request(Request::SendFile {
-                    path: PathBuf::from(path),
-                    to: None,
-                })
-            }
-        }
-        "sendto" => {
-            let rest = rest["sendto".len()..].trim_start();
-            match out.resolve_private(rest, "sendto") {
-                Ok((fp, path)) => Parsed::Request(Request::SendFile {
-                    path: PathBuf::from(path),
-                    to: Some(fp),
-                }),
-                Err(why) => Parsed::Local(why),
-            }
-        }
-        "accept" | "cancel" => match out.transfer(arg) {
-            Some(t) if verb == "accept" => Parsed::Request(Request::AcceptFile(t)),
-            Some(t) => Parsed::Request(Request::CancelFile(t)),
-            None => Parsed::Local(format!(
-                "usage: /{verb} ID (the id shown with the file; /files lists them)"
-            )),
-        },
-        "files" => Parsed::Local(out.file_list()),
-        "history" => match arg.parse::<usize>() {
-            Ok(n) if n > 0 => Parsed::Request(Request::History(n)),
-            _ if arg.is_empty() => Parsed::Request(Request::History(crate::history::SHOW_ON_OPEN)),
-            _ => Parsed::Local(
-                "usage: /history [N] (the last N messages kept on this computer)".into(),
-            ),
-        },
-        "clear-history" => Parsed::Request(Request::ClearHistory),
-        "msg" => {
-            let rest = rest["msg".len()..].trim_start();
-            match out.resolve_private(rest, "msg") {
-                Ok((fp, text)) => Parsed::Request(Command::Private(fp, text).into()),
-                Err(why) => Parsed::Local(why),
-            }
-        }
-        "approve" | "deny" => match arg.parse::<u32>() {
-            Ok(id) if verb == "approve" => admin_only(Command::Approve(id)),
-            Ok(id) => admin_only(Command::Deny(
-                id,
-                if more.is_empty() {
-                    "denied by the admin".into()
-                } else {
-                    more
-                },
-            )),
-            Err(_) => Parsed::Local(format!(
-                "usage: /{verb} ID (the number shown with the request)"
-            )),
-        },
-        "kick" => match out.resolve(arg) {
-            Some(fp) => admin_only(Command::Kick(
-                fp,
-                if more.is_empty() {
-                    "removed by the admin".into()
-                } else {
-                    more
-                },
-            )),
-            None => Parsed::Local(format!(
-                "no single member matches {arg:?}: use a name or a fingerprint prefix from /list"
-            )),
-        },
-        "bans" => admin_only(Command::ListBans),
-        "unban" => match out.resolve_ban(arg) {
-            Some(fp) => admin_only(Command::Unban(fp)),
-            None => Parsed::Local(format!(
-                "no single ban matches {:?}: use a name or a fingerprint prefix from /bans",
-                common::engine::printable(arg)
-            )),
-        },
-        "password" => {
-            let new = rest["password".len()..].trim();
-            if new.is_empty() {
-                Parsed::Local("usage: /password NEW (members who know it are approved automatically; /no-password turns that off)".into())
-            } else {
-                admin_only(Command::SetPassword(Some(zeroize::Zeroizing::new(
-                    new.to_string(),
-                ))))
-            }
-        }
-        "no-password" => admin_only(Command::SetPassword(None)),
-        _ => Parsed::Local(format!("unknown command /{verb}; /help lists them")),
-    }
-}
-
-struct Printer {
-    json: bool,
-    members: Vec<MemberInfo>,
+pub(super) struct Printer {
+    pub(super) json: bool,
+    pub(super) members: Vec<MemberInfo>,
     /// The bans last listed (admin), for `/unban`.
-    bans: Vec<common::engine::Ban>,
+    pub(super) bans: Vec<common::engine::Ban>,
     /// Transfers seen, for `/accept`, `/cancel` and `/files`.
-    files: HashMap<TransferId, FileRow>,
+    pub(super) files: HashMap<TransferId, FileRow>,
     /// Transfers ended so far (orders the ended rows).
-    ended: u64,
+    pub(super) ended: u64,
     /// Progress bars (text mode; drawn on stderr, hidden when it is not a
     /// terminal).
-    bars: indicatif::MultiProgress,
+    pub(super) bars: indicatif::MultiProgress,
 }
 
-struct FileRow {
+pub(super) struct FileRow {
     name: String,
     size: u64,
     state: String,
@@ -361,10 +38,10 @@ struct FileRow {
 }
 
 /// Ended transfers `/files` keeps listing; older ones are forgotten.
-const ENDED_ROWS: usize = 100;
+pub(super) const ENDED_ROWS: usize = 100;
 
 impl Printer {
-    fn emit(&self, value: serde_json::Value, text: String) {
+    pub(super) fn emit(&self, value: serde_json::Value, text: String) {
         let mut stdout = std::io::stdout().lock();
         let _ = if self.json {
             writeln!(stdout, "{value}")
@@ -378,7 +55,7 @@ impl Printer {
     }
 
     /// The transfer whose id starts with `id` (at least 4 hex characters).
-    fn transfer(&self, id: &str) -> Option<TransferId> {
+    pub(super) fn transfer(&self, id: &str) -> Option<TransferId> {
         let id = id.to_ascii_lowercase();
         if id.len() < 4 {
             return None;
@@ -394,7 +71,7 @@ impl Printer {
         }
     }
 
-    fn file_list(&self) -> String {
+    pub(super) fn file_list(&self) -> String {
         if self.files.is_empty() {
             return "no files yet".into();
         }
@@ -415,14 +92,14 @@ impl Printer {
         rows.join("\n")
     }
 
-    fn file_name(&self, t: &TransferId) -> String {
+    pub(super) fn file_name(&self, t: &TransferId) -> String {
         self.files
             .get(t)
             .map(|f| f.name.clone())
             .unwrap_or_else(|| short_id(t))
     }
 
-    fn set_state(&mut self, t: &TransferId, state: &str) {
+    pub(super) fn set_state(&mut self, t: &TransferId, state: &str) {
         if let Some(f) = self.files.get_mut(t) {
             f.state = state.into();
             if let Some(bar) = f.bar.take() {
@@ -433,7 +110,7 @@ impl Printer {
 
     /// Marks a transfer as ended, and forgets the oldest ended ones beyond
     /// [`ENDED_ROWS`] (a long session does not grow the list for ever).
-    fn end(&mut self, t: &TransferId, state: &str) {
+    pub(super) fn end(&mut self, t: &TransferId, state: &str) {
         self.set_state(t, state);
         self.ended += 1;
         let n = self.ended;
@@ -453,7 +130,7 @@ impl Printer {
         }
     }
 
-    fn bar(&mut self, t: &TransferId, done: u64, total: u64) {
+    pub(super) fn bar(&mut self, t: &TransferId, done: u64, total: u64) {
         if self.json {
             return;
         }
@@ -473,7 +150,7 @@ impl Printer {
         }
     }
 
-    fn file(&mut self, u: &FileUpdate) {
+    pub(super) fn file(&mut self, u: &FileUpdate) {
         match u {
             FileUpdate::Sending {
                 transfer,
@@ -581,7 +258,7 @@ impl Printer {
         }
     }
 
-    fn history(&self, loaded: &crate::history::Loaded, requested: bool) {
+    pub(super) fn history(&self, loaded: &crate::history::Loaded, requested: bool) {
         use crate::history::EntryKind;
         if loaded.entries.is_empty() && loaded.skipped == 0 {
             if requested {
@@ -627,11 +304,11 @@ impl Printer {
         self.emit(json!({"type": "history_end"}), "──── now ────".into());
     }
 
-    fn note(&self, text: &str) {
+    pub(super) fn note(&self, text: &str) {
         self.emit(json!({"type": "info", "text": text}), text.to_string());
     }
 
-    fn list(&self) -> String {
+    pub(super) fn list(&self) -> String {
         if self.members.is_empty() {
             return "no epoch yet".into();
         }
@@ -652,7 +329,7 @@ impl Printer {
 
     /// A banned member by name, fingerprint prefix (from `/bans`) or whole
     /// fingerprint.
-    fn resolve_ban(&self, who: &str) -> Option<Fingerprint> {
+    pub(super) fn resolve_ban(&self, who: &str) -> Option<Fingerprint> {
         if who.is_empty() {
             return None;
         }
@@ -673,7 +350,7 @@ impl Printer {
         }
     }
 
-    fn resolve(&self, who: &str) -> Option<Fingerprint> {
+    pub(super) fn resolve(&self, who: &str) -> Option<Fingerprint> {
         if who.is_empty() {
             return None;
         }
@@ -698,7 +375,11 @@ impl Printer {
     /// text (or path). The recipient is the member whose name starts the
     /// line (names may hold spaces), or a fingerprint prefix of at least 8
     /// hex characters.
-    fn resolve_private(&self, rest: &str, verb: &str) -> Result<(Fingerprint, String), String> {
+    pub(super) fn resolve_private(
+        &self,
+        rest: &str,
+        verb: &str,
+    ) -> Result<(Fingerprint, String), String> {
         let what = if verb == "msg" { "text" } else { "PATH" };
         let usage =
             format!("usage: /{verb} NAME|FINGERPRINT {what} (names and fingerprints are in /list)");
@@ -757,11 +438,11 @@ impl Printer {
         }
     }
 
-    fn member_json(m: &MemberInfo) -> serde_json::Value {
+    pub(super) fn member_json(m: &MemberInfo) -> serde_json::Value {
         json!({"name": m.name, "fingerprint": m.fingerprint.to_string(), "safety_code": m.safety_code, "admin": m.admin})
     }
 
-    fn update(&mut self, u: &Update) {
+    pub(super) fn update(&mut self, u: &Update) {
         match u {
             Update::Connecting { relay } => {
                 self.emit(json!({"type": "connecting", "relay": relay}), format!("* connecting to {relay}…"))
@@ -788,7 +469,7 @@ impl Printer {
         }
     }
 
-    fn event(&mut self, e: &Event) {
+    pub(super) fn event(&mut self, e: &Event) {
         match e {
             Event::Connected { conn_id } => {
                 self.emit(json!({"type": "welcome", "conn_id": conn_id}), format!("* in the relay room as connection {conn_id}"))
@@ -868,143 +549,5 @@ impl Printer {
                 )
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn member(name: &str, fp: u8) -> MemberInfo {
-        MemberInfo {
-            name: name.into(),
-            fingerprint: Fingerprint([fp; 32]),
-            safety_code: String::new(),
-            admin: false,
-        }
-    }
-
-    fn printer() -> Printer {
-        Printer {
-            json: false,
-            bans: Vec::new(),
-            files: HashMap::new(),
-            ended: 0,
-            bars: indicatif::MultiProgress::new(),
-            members: vec![
-                member("ann", 0xa1),
-                member("ann lee", 0xb2),
-                member("bob", 0xc3),
-            ],
-        }
-    }
-
-    fn opts() -> Options {
-        Options {
-            json: false,
-            admin: false,
-            invite: None,
-            files: FileOptions::default(),
-            history: None,
-            admin_state: None,
-        }
-    }
-
-    #[test]
-    fn msg_takes_the_longest_name_then_the_text() {
-        let p = printer();
-        let private = |line: &str| match parse(line, &opts(), &p) {
-            Parsed::Request(Request::Engine(Command::Private(fp, text))) => Some((fp.0[0], text)),
-            _ => None,
-        };
-        assert_eq!(
-            private("/msg bob hi there"),
-            Some((0xc3, "hi there".into()))
-        );
-        assert_eq!(
-            private("/msg b2b2b2b2 see you"),
-            Some((0xb2, "see you".into()))
-        );
-        // "ann" and "ann lee" both start this line: refused, ask for a key.
-        assert_eq!(private("/msg ann lee see you"), None);
-        assert_eq!(
-            private("/msg ann leaves at 5"),
-            Some((0xa1, "leaves at 5".into()))
-        );
-        assert_eq!(
-            private("/msg c3c3c3c3 by key"),
-            Some((0xc3, "by key".into()))
-        );
-        assert_eq!(
-            private("/msg C3C3C3C3C3 upper case"),
-            Some((0xc3, "upper case".into()))
-        );
-        for bad in [
-            "/msg",
-            "/msg bob",
-            "/msg bob   ",
-            "/msg carol hi",
-            "/msg c3c3 short prefix",
-        ] {
-            assert!(
-                matches!(parse(bad, &opts(), &p), Parsed::Local(_)),
-                "{bad:?} is refused locally"
-            );
-        }
-    }
-
-    #[test]
-    fn the_file_list_forgets_old_ended_transfers_only() {
-        let mut p = printer();
-        let waiting = [0xee; 16];
-        p.file(&FileUpdate::Offered {
-            from: p.members[0].clone(),
-            transfer: waiting,
-            name: "big.iso".into(),
-            size: 1 << 30,
-            media_type: "application/octet-stream".into(),
-            accepted: false,
-            private: false,
-        });
-        for n in 0..150u8 {
-            let t = [n; 16];
-            p.file(&FileUpdate::Sending {
-                transfer: t,
-                name: format!("f{n}"),
-                size: 1,
-                to: None,
-            });
-            p.file(&FileUpdate::Sent { transfer: t });
-        }
-        assert_eq!(p.files.len(), ENDED_ROWS + 1);
-        assert!(p.files.contains_key(&waiting), "a waiting offer stays");
-        assert!(p.files.contains_key(&[149; 16]), "the newest stay");
-        assert!(!p.files.contains_key(&[0; 16]), "the oldest go");
-    }
-
-    #[test]
-    fn sendto_names_one_member_then_the_path() {
-        let p = printer();
-        let sendto = |line: &str| match parse(line, &opts(), &p) {
-            Parsed::Request(Request::SendFile { path, to: Some(fp) }) => Some((fp.0[0], path)),
-            _ => None,
-        };
-        assert!(matches!(parse("/sendto bob", &opts(), &p),
-            Parsed::Local(why) if why.starts_with("usage: /sendto NAME|FINGERPRINT PATH")));
-        assert_eq!(
-            sendto("/sendto bob /tmp/my report.pdf"),
-            Some((0xc3, PathBuf::from("/tmp/my report.pdf")))
-        );
-        assert_eq!(
-            sendto("/sendto b2b2b2b2 notes.txt"),
-            Some((0xb2, PathBuf::from("notes.txt")))
-        );
-        assert_eq!(sendto("/sendto ann lee x.txt"), None);
-        assert_eq!(sendto("/sendto bob"), None);
-        assert_eq!(sendto("/sendto carol x.txt"), None);
-        assert!(matches!(
-            parse("/send x.txt", &opts(), &p),
-            Parsed::Request(Request::SendFile { to: None, .. })
-        ));
     }
 }
