@@ -1,0 +1,246 @@
+//! The sans-IO engine, driven deterministically through an in-memory relay:
+//! joins by every policy, messages, epochs, kicks, and a hostile relay that
+//! tampers with, replays, injects and forges frames.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use common::engine::admin::Admin;
+use common::engine::member::Member;
+use common::engine::{Action, Command, Engine, Event, FileEvent};
+use common::test_keys::key;
+use common::wire::{
+    decode_payload, encode_payload, ClientFrame, Envelope, RelayFrame, Welcome, DEFAULT_MAX_FRAME,
+};
+use common::Fingerprint;
+use support::*;
+use zeroize::Zeroizing;
+
+mod files;
+mod hostile;
+mod private;
+
+#[test]
+fn approval_by_hand_then_both_ways_chat() {
+    let mut net = Net::new();
+    let admin_key = id(4);
+    net.admin(admin_cfg(), admin_key.clone());
+    assert_eq!(net.epoch_of(0), Some((1, 1)));
+    let m = net.member(member_cfg("alice", &admin_key), id(0));
+    let ev = net.take(m);
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::AdminVerified { .. })),
+        "{ev:?}"
+    );
+    assert!(ev.iter().any(|e| matches!(e, Event::JoinRequested)));
+    let pending = net.take(0);
+    let (pid, code) = pending
+        .iter()
+        .find_map(|e| match e {
+            Event::PendingApproval {
+                id,
+                name,
+                safety_code,
+                fingerprint,
+                ..
+            } => {
+                assert_eq!(name, "alice");
+                assert_eq!(*fingerprint, key(0).public().fingerprint());
+                Some((*id, safety_code.clone()))
+            }
+            _ => None,
+        })
+        .expect("pending approval");
+    assert_eq!(code, key(0).public().safety_code().to_string());
+    assert!(
+        !net.nodes[m]
+            .engine
+            .members()
+            .iter()
+            .any(|x| x.name == "alice"),
+        "no key before approval"
+    );
+
+    net.command(0, Command::Approve(pid));
+    assert_eq!(net.epoch_of(0), Some((2, 2)));
+    assert_eq!(net.epoch_of(m), Some((2, 2)));
+
+    net.command(m, Command::Send("hello boss".into()));
+    net.command(0, Command::Send("welcome alice".into()));
+    assert_eq!(net.texts(0), vec!["hello boss"]);
+    assert_eq!(net.texts(m), vec!["welcome alice"]);
+    assert!(net.warnings(0).is_empty() && net.warnings(m).is_empty());
+}
+
+#[test]
+fn roster_file_approves_automatically() {
+    let mut net = Net::new();
+    let admin_key = id(4);
+    let mut cfg = admin_cfg();
+    cfg.roster.insert(key(1).public().fingerprint());
+    net.admin(cfg, admin_key.clone());
+    let m = net.member(member_cfg("bob", &admin_key), id(1));
+    assert_eq!(net.pending_id(0), None);
+    assert_eq!(net.epoch_of(m), Some((2, 2)));
+    // Someone not on the roster still waits.
+    let c = net.member(member_cfg("carol", &admin_key), id(2));
+    assert!(net.pending_id(0).is_some());
+    assert_eq!(net.epoch_of(c), None);
+}
+
+#[test]
+fn password_approves_and_a_wrong_password_is_denied() {
+    let mut net = Net::new();
+    let admin_key = id(4);
+    let mut cfg = admin_cfg();
+    cfg.password = Some(Zeroizing::new("correct horse".into()));
+    net.admin(cfg, admin_key.clone());
+    let mut good = member_cfg("dave", &admin_key);
+    good.password = Some(Zeroizing::new("correct horse".into()));
+    let d = net.member(good, id(0));
+    assert_eq!(net.epoch_of(d), Some((2, 2)));
+    let mut bad = member_cfg("eve", &admin_key);
+    bad.password = Some(Zeroizing::new("Correct horse".into()));
+    let e = net.member(bad, id(1));
+    assert!(net.nodes[e]
+        .events
+        .iter()
+        .any(|x| matches!(x, Event::Denied { reason } if reason.contains("password"))));
+    assert_eq!(net.epoch_of(e), None);
+    assert_eq!(
+        net.epoch_of(0),
+        Some((2, 2)),
+        "no epoch change for the denied one"
+    );
+}
+
+#[test]
+fn deny_by_hand_reaches_only_the_requester() {
+    let mut net = Net::new();
+    let admin_key = id(4);
+    net.admin(admin_cfg(), admin_key.clone());
+    let m = net.member(member_cfg("mallory", &admin_key), id(3));
+    let pid = net.pending_id(0).unwrap();
+    net.command(0, Command::Deny(pid, "not today, mallory".into()));
+    assert!(net.nodes[m]
+        .events
+        .iter()
+        .any(|x| matches!(x, Event::Denied { reason } if reason == "denied by the admin")));
+    // The admin's own words never cross the relay (notices are not sealed).
+    assert!(!net
+        .log
+        .iter()
+        .any(|(_, f)| matches!(f, RelayFrame::Deliver { payload, .. }
+        if payload.windows(8).any(|w| w == b"not toda"))));
+    net.command(0, Command::Approve(pid));
+    assert!(
+        net.nodes[0]
+            .events
+            .iter()
+            .any(|x| matches!(x, Event::Error { .. })),
+        "a denied request is gone"
+    );
+}
+
+#[test]
+fn kicked_member_cannot_read_the_next_epoch() {
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob"), (2, "carol")]);
+    let (alice, bob, carol) = (ids[0], ids[1], ids[2]);
+    net.command(bob, Command::Send("before".into()));
+    assert_eq!(net.texts(carol), vec!["before"]);
+    net.command(
+        0,
+        Command::Kick(key(2).public().fingerprint(), "bye".into()),
+    );
+    assert!(net.nodes[carol]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Kicked { .. })));
+    assert!(net.nodes[alice]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::MemberLeft(m) if m.name == "carol")));
+    net.command(bob, Command::Send("after".into()));
+    assert_eq!(net.texts(alice), vec!["before", "after"]);
+    assert_eq!(
+        net.texts(carol),
+        vec!["before"],
+        "the kicked member reads nothing after"
+    );
+    net.command(carol, Command::Send("still here?".into()));
+    assert!(
+        net.nodes[carol]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Error { .. })),
+        "carol has no key to send with"
+    );
+    assert_eq!(net.texts(alice), vec!["before", "after"]);
+}
+
+#[test]
+fn a_newcomer_cannot_read_what_was_said_before() {
+    let (mut net, ids) = room_with(&[(0, "alice")]);
+    net.command(ids[0], Command::Send("secret plan".into()));
+    let old: Vec<Flight> = net.log.iter().filter(|(to, _)| *to == 0).cloned().collect();
+    let admin_key = id(4);
+    let late = net.member(member_cfg("late", &admin_key), id(1));
+    let pid = net.pending_id(0).unwrap();
+    net.command(0, Command::Approve(pid));
+    // The relay replays everything it saw before to the newcomer.
+    for (_, f) in old {
+        net.queue.push_back((late, f));
+    }
+    net.run();
+    assert!(net.texts(late).is_empty());
+    assert!(!net.warnings(late).is_empty(), "the replay is reported");
+}
+
+#[test]
+fn member_leave_and_disconnect_start_new_epochs() {
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
+    let before = net.epoch_of(0).unwrap().0;
+    net.command(ids[0], Command::Leave);
+    assert_eq!(net.epoch_of(0).unwrap(), (before + 1, 2));
+    net.disconnect(ids[1]);
+    assert_eq!(net.epoch_of(0).unwrap(), (before + 2, 1));
+}
+
+#[test]
+fn rekey_and_periodic_rekey_change_the_epoch() {
+    let (mut net, ids) = room_with(&[(0, "alice")]);
+    let e = net.epoch_of(ids[0]).unwrap().0;
+    net.command(0, Command::Rekey);
+    assert_eq!(net.epoch_of(ids[0]).unwrap().0, e + 1);
+    net.command(ids[0], Command::Send("still readable".into()));
+    assert_eq!(net.texts(0), vec!["still readable"]);
+
+    let mut net = Net::new();
+    let admin_key = id(4);
+    let mut cfg = admin_cfg();
+    cfg.rekey_after_ms = 60_000;
+    cfg.rekey_after_messages = 3;
+    net.admin(cfg, admin_key);
+    assert_eq!(net.epoch_of(0).unwrap().0, 1);
+    net.tick(61_000);
+    assert_eq!(net.epoch_of(0).unwrap().0, 2);
+    for i in 0..3 {
+        net.command(0, Command::Send(format!("m{i}")));
+    }
+    assert_eq!(net.epoch_of(0).unwrap().0, 3);
+}
+
+#[test]
+fn typing_notices_arrive_as_typing_not_messages() {
+    let (mut net, ids) = room_with(&[(0, "alice")]);
+    net.command(ids[0], Command::Typing(true));
+    assert!(net.nodes[0]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Typing { on: true, from } if from.name == "alice")));
+    assert!(net.texts(0).is_empty());
+}

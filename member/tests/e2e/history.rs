@@ -1,0 +1,119 @@
+//! The local history across a restart, sealed, and a broken database that
+//! only warns.
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_survives_a_restart_sealed_and_a_broken_database_only_warns() {
+    use client::history::{EntryKind, HistoryOptions, Retention};
+    let relay = TestRelay::start(test_limits()).await;
+    let ep = endpoint(&relay);
+    let room = common::crypto::random_room_id();
+    let admin_fp = shared(4).public().fingerprint();
+    let mut admin = admin(room, "pw", HashSet::new(), &ep).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("alice-history.sqlite3");
+    let start_alice = |history: Option<HistoryOptions>| {
+        let opts = driver::Options {
+            files: file_options(dir.path()),
+            history,
+            admin_state: None,
+        };
+        Peer::start_with(
+            member_engine(room, admin_fp, "alice", 0, Some("pw")),
+            vec![ep.clone()],
+            opts,
+        )
+    };
+    let hopts = HistoryOptions {
+        path: db.clone(),
+        retention: Retention::default(),
+    };
+    let mut alice = start_alice(Some(hopts.clone()));
+    alice.expect("alice's epoch", epoch_with(2)).await;
+    admin.expect("the admin sees alice", epoch_with(2)).await;
+    admin.say("the quokka password is tangerine").await;
+    alice
+        .expect(
+            "the admin's line",
+            |e| matches!(e, Event::Message { text, .. } if text.contains("quokka")),
+        )
+        .await;
+    alice.say("noted, zeppelin at noon").await;
+    alice
+        .expect(
+            "alice's own line",
+            |e| matches!(e, Event::Sent { text, .. } if text.contains("zeppelin")),
+        )
+        .await;
+    alice.cmd.send(Command::Leave.into()).await.unwrap();
+    drop(alice);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Nothing readable on disk.
+    let bytes = std::fs::read(&db).unwrap();
+    for needle in ["quokka", "tangerine", "zeppelin", "alice", "boss"] {
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+            "{needle} is in the database file"
+        );
+    }
+
+    // After a restart the earlier lines come first, in order.
+    let mut alice = start_alice(Some(hopts.clone()));
+    let loaded = loop {
+        match tokio::time::timeout(WAIT, alice.up.recv()).await.unwrap() {
+            Some(Update::History {
+                loaded,
+                requested: false,
+            }) => break loaded,
+            Some(Update::Engine(e)) => alice.seen.push(e),
+            Some(_) => {}
+            None => panic!("driver ended"),
+        }
+    };
+    let got: Vec<(EntryKind, String)> = loaded
+        .entries
+        .iter()
+        .map(|e| (e.kind, e.text.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                EntryKind::Message,
+                "the quokka password is tangerine".to_string()
+            ),
+            (EntryKind::Own, "noted, zeppelin at noon".to_string()),
+        ]
+    );
+    assert_eq!(loaded.skipped, 0);
+    assert_eq!(loaded.entries[0].who, "boss");
+    alice.expect("alice back in the room", epoch_with(2)).await;
+    alice.cmd.send(Command::Leave.into()).await.unwrap();
+    drop(alice);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // A database that is not SQLite: a warning, and the room works on.
+    std::fs::write(&db, vec![0x5a; 8192]).unwrap();
+    let mut alice = start_alice(Some(hopts));
+    alice
+        .expect("a history warning", |e| matches!(e, Event::Warning { reason } if reason.contains("history") && reason.contains("without history")))
+        .await;
+    alice
+        .expect("alice in the room all the same", epoch_with(2))
+        .await;
+    admin.say("still chatting").await;
+    alice
+        .expect(
+            "chat without history",
+            |e| matches!(e, Event::Message { text, .. } if text == "still chatting"),
+        )
+        .await;
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        vec![0x5a; 8192],
+        "the broken file is left alone"
+    );
+    relay.stop.cancel();
+}

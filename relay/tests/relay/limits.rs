@@ -1,0 +1,187 @@
+//! Limits: stalled readers, floods, connections per address, full rooms.
+
+use super::*;
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_by_queue_length_and_the_others_lose_nothing() {
+    stalled_reader_is_cut_off(relay::Limits {
+        queue_frames: 16,
+        queue_bytes: 64 << 20,
+        rate_frames: 100_000,
+        rate_bytes: 1 << 30,
+        ..test_limits()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_by_queued_bytes_and_the_others_lose_nothing() {
+    stalled_reader_is_cut_off(relay::Limits {
+        queue_frames: 100_000,
+        queue_bytes: 1 << 20,
+        rate_frames: 100_000,
+        rate_bytes: 1 << 30,
+        ..test_limits()
+    })
+    .await;
+}
+
+async fn stalled_reader_is_cut_off(limits: relay::Limits) {
+    let relay = TestRelay::start(limits).await;
+    let room = RoomId(rand_room());
+    let (mut publisher, _) = relay.join(room).await;
+    let (mut reader, wr) = relay.join(room).await;
+    let (stalled, ws) = relay.join(room).await;
+    assert_eq!(
+        publisher.recv().await,
+        Some(RelayFrame::PeerJoined(wr.conn_id))
+    );
+    assert_eq!(
+        publisher.recv().await,
+        Some(RelayFrame::PeerJoined(ws.conn_id))
+    );
+    assert_eq!(
+        reader.recv().await,
+        Some(RelayFrame::PeerJoined(ws.conn_id))
+    );
+
+    // 400 × 64 KiB = 25 MiB: far more than the stalled client's socket
+    // buffers and its 16-frame queue can hold.
+    // The publisher stays at most AHEAD frames ahead of the reader, so the
+    // reader (which does read) is never the slow one, however loaded the
+    // machine: only the stalled client's queue fills.
+    const N: u32 = 400;
+    const AHEAD: u32 = 8;
+    let (progress, mut read) = tokio::sync::watch::channel(0u32);
+    let read_all = tokio::spawn(async move {
+        let mut seen = 0u32;
+        while seen < N {
+            match reader.recv().await {
+                Some(RelayFrame::Deliver { payload, .. }) => {
+                    assert_eq!(&payload[..4], &seen.to_be_bytes(), "in order, nothing lost");
+                    seen += 1;
+                    progress.send_replace(seen);
+                }
+                Some(RelayFrame::PeerLeft(_)) => {}
+                other => panic!("reader got {other:?} after {seen}"),
+            }
+        }
+        seen
+    });
+    for i in 0..N {
+        let mut p = vec![0u8; 64 * 1024];
+        p[..4].copy_from_slice(&i.to_be_bytes());
+        publisher.publish(None, &p).await;
+        let caught_up = read.wait_for(|seen| seen + AHEAD > i);
+        tokio::time::timeout(Duration::from_secs(20), caught_up)
+            .await
+            .expect("the reader keeps up within 20 s")
+            .expect("the reader is running");
+    }
+    assert_eq!(read_all.await.unwrap(), N);
+    assert_eq!(relay.stats.closes(CloseReason::SlowReader), 1);
+    // The publisher is told the stalled one left.
+    let mut left = false;
+    while let Some(f) = publisher.recv_within(Duration::from_secs(2)).await {
+        if f == RelayFrame::PeerLeft(ws.conn_id) {
+            left = true;
+            break;
+        }
+    }
+    assert!(left, "peers were told the slow reader left");
+    drop(stalled);
+    relay.assert_alive().await;
+}
+
+#[tokio::test]
+async fn a_flood_past_the_rate_limit_is_cut_off() {
+    let limits = relay::Limits {
+        rate_frames: 20,
+        ..test_limits()
+    };
+    let relay = TestRelay::start(limits).await;
+    let mut by = Bystanders::new(&relay).await;
+    let (mut flooder, _) = relay.join(RoomId(rand_room())).await;
+    for _ in 0..200 {
+        if flooder.tx.send(ClientFrame::Ping(1)).await.is_err() {
+            break;
+        }
+    }
+    let e = loop {
+        match flooder.recv().await {
+            Some(RelayFrame::Pong(_)) => continue,
+            other => break err(other),
+        }
+    };
+    assert_eq!(e.code, ErrorCode::RateLimited);
+    by.still_talking().await;
+    relay.assert_alive().await;
+    assert_eq!(relay.stats.closes(CloseReason::RateLimited), 1);
+}
+
+#[tokio::test]
+async fn a_byte_flood_past_the_rate_limit_is_cut_off() {
+    let limits = relay::Limits {
+        rate_bytes: 64 * 1024,
+        max_frame: 16 * 1024,
+        ..test_limits()
+    };
+    let relay = TestRelay::start(limits).await;
+    let room = RoomId(rand_room());
+    let (mut flooder, _) = relay.join(room).await;
+    for _ in 0..40 {
+        flooder.publish(None, &[0u8; 16_000]).await;
+    }
+    assert_eq!(err(flooder.recv().await).code, ErrorCode::RateLimited);
+}
+
+#[tokio::test]
+async fn too_many_connections_from_one_address_are_refused() {
+    let limits = relay::Limits {
+        max_conns_per_ip: 3,
+        ..test_limits()
+    };
+    let relay = TestRelay::start(limits).await;
+    let room = RoomId(rand_room());
+    let mut kept = Vec::new();
+    for _ in 0..3 {
+        kept.push(relay.join(room).await);
+    }
+    let mut extra = Client::new(relay.tls().await);
+    let e = err(extra.recv().await);
+    assert_eq!(e.code, ErrorCode::TooManyFromAddress);
+    // The three admitted ones still talk.
+    kept[0].0.publish(None, b"x").await;
+    for (c, _) in kept.iter_mut().skip(1) {
+        loop {
+            match c.recv().await {
+                Some(RelayFrame::Deliver { .. }) => break,
+                Some(RelayFrame::PeerJoined(_)) => continue,
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    // Freeing a place admits a new connection.
+    drop(kept.pop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_c, _) = relay.join(room).await;
+}
+
+#[tokio::test]
+async fn a_full_room_refuses_with_a_reason() {
+    let limits = relay::Limits {
+        max_room_conns: 2,
+        ..test_limits()
+    };
+    let relay = TestRelay::start(limits).await;
+    let room = RoomId(rand_room());
+    let _a = relay.join(room).await;
+    let _b = relay.join(room).await;
+    let mut c = Client::new(relay.tls().await);
+    c.send(ClientFrame::Hello(Hello {
+        version: PROTOCOL_VERSION,
+        room,
+    }))
+    .await;
+    assert_eq!(err(c.recv().await).code, ErrorCode::RoomFull);
+}

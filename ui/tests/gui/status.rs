@@ -1,0 +1,176 @@
+//! What the room shows besides lines: typing, connection state and warnings,
+//! the emoji picker.
+
+use super::*;
+
+#[test]
+fn typing_indicator_shows_who_types_and_we_signal_our_own() {
+    let mut f = fixture();
+    let app = joined(&f);
+    let w = &app.window;
+    let room = w.global::<Room>();
+    assert_eq!(room.get_typing(), "");
+    ui::room::apply(
+        w,
+        Update::Engine(Event::Typing {
+            from: info(2, "bob", false),
+            on: true,
+        }),
+    );
+    assert_eq!(room.get_typing(), "bob is typing…");
+    assert_eq!(
+        labels_starting(w, "bob is typing").len(),
+        1,
+        "shown above the input"
+    );
+    ui::room::apply(
+        w,
+        Update::Engine(Event::Typing {
+            from: info(0, "boss", true),
+            on: true,
+        }),
+    );
+    assert_eq!(room.get_typing(), "boss and bob are typing…");
+    ui::room::apply(
+        w,
+        Update::Engine(Event::Typing {
+            from: info(2, "bob", false),
+            on: false,
+        }),
+    );
+    assert_eq!(room.get_typing(), "boss is typing…");
+    // A message from the typer ends the indicator.
+    ui::room::apply(
+        w,
+        Update::Engine(Event::Message {
+            from: info(0, "boss", true),
+            text: "done".into(),
+            sent_at_ms: 0,
+            epoch: 2,
+            seq: 3,
+        }),
+    );
+    assert_eq!(room.get_typing(), "");
+
+    // Typing in the composer tells the room, once, and clearing it stops.
+    let input = one(w, "Message input");
+    input.set_accessible_value("h");
+    input.set_accessible_value("he");
+    let mut typing = Vec::new();
+    while let Ok(c) = f.commands.try_recv() {
+        typing.push(c);
+    }
+    assert_eq!(typing, vec![Command::Typing(true).into()]);
+    input.set_accessible_value("");
+    assert_eq!(
+        f.commands.try_recv().ok(),
+        Some(Command::Typing(false).into())
+    );
+    assert_eq!(
+        ui::room::typing_text(&["a".into(), "b".into(), "c".into()]),
+        "3 people are typing…"
+    );
+}
+
+#[test]
+fn connection_state_and_warnings_are_visible() {
+    let f = fixture();
+    let app = joined(&f);
+    let w = &app.window;
+    let room = w.global::<Room>();
+    ui::room::apply(
+        w,
+        Update::Secured {
+            relay: "127.0.0.1:7443".into(),
+            cert: Fingerprint([7; 32]),
+        },
+    );
+    assert_eq!(room.get_connection(), "connected");
+    assert!(room.get_online());
+    assert!(room.get_members().iter().all(|m| m.online));
+    ui::room::apply(
+        w,
+        Update::Disconnected {
+            reason: "the relay closed the connection".into(),
+            retry_in: std::time::Duration::from_secs(2),
+        },
+    );
+    assert_eq!(room.get_connection(), "reconnecting in 2 s…");
+    assert!(!room.get_can_send(), "no sending while offline");
+    assert_eq!(room.get_tls(), "", "no TLS claim while offline");
+    assert!(
+        room.get_members().iter().all(|m| !m.online),
+        "members shown offline while we are"
+    );
+    assert_eq!(room.get_banner_kind(), BannerKind::Warning);
+    assert_eq!(labels_starting(w, "Warning: Connection lost").len(), 1);
+    ui::room::apply(
+        w,
+        Update::Secured {
+            relay: "127.0.0.1:7443".into(),
+            cert: Fingerprint([7; 32]),
+        },
+    );
+    assert_eq!(
+        room.get_banner_kind(),
+        BannerKind::None,
+        "reconnected: banner gone"
+    );
+    assert!(room.get_can_send(), "back in with the key we hold");
+    let long = "x".repeat(100_000);
+    ui::room::apply(w, Update::Engine(Event::Error { reason: long }));
+    assert!(
+        room.get_banner_text().len() <= ui::room::MAX_BANNER + 3,
+        "banner text is cut"
+    );
+    ui::room::apply(
+        w,
+        Update::Engine(Event::Warning {
+            reason: "replayed message dropped".into(),
+        }),
+    );
+    let lines = room.get_lines();
+    assert_eq!(
+        lines.row_data(lines.row_count() - 1).unwrap().kind,
+        LineKind::Warning
+    );
+    ui::room::apply(
+        w,
+        Update::Engine(Event::Kicked {
+            reason: "bye".into(),
+        }),
+    );
+    assert!(!room.get_can_send());
+    assert_eq!(room.get_banner_kind(), BannerKind::Error);
+    ui::room::apply(
+        w,
+        Update::Secured {
+            relay: "127.0.0.1:7443".into(),
+            cert: Fingerprint([7; 32]),
+        },
+    );
+    assert!(
+        !room.get_can_send(),
+        "removed stays removed across a reconnect"
+    );
+}
+
+#[test]
+fn emoji_picker_inserts_into_the_composer() {
+    let f = fixture();
+    let app = joined(&f);
+    let w = &app.window;
+    assert!(labels_starting(w, "Emoji ").is_empty(), "closed at first");
+    one(w, "Message input").set_accessible_value("ship it ");
+    one(w, "Insert emoji").invoke_accessible_default_action();
+    assert_eq!(labels_starting(w, "Emoji ").len(), 24);
+    one(w, "Emoji 🚀").invoke_accessible_default_action();
+    assert_eq!(
+        one(w, "Message input").accessible_value().unwrap(),
+        "ship it 🚀"
+    );
+    assert!(
+        labels_starting(w, "Emoji ").is_empty(),
+        "closed after picking"
+    );
+}
