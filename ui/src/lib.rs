@@ -26,12 +26,14 @@ mod generated {
 
 pub use generated::{
     AdminWindow, BannerKind, ChatLine, DirEntry, FileRow, LineKind, MemberRow, MemberWindow,
-    PendingRow, Room, Theme,
+    Moderation, PendingRow, Room, Theme, Transfers,
 };
 
 pub mod admin;
 pub mod keys;
+pub mod lines;
 pub mod member;
+pub mod moderation;
 pub mod room;
 pub mod session;
 pub mod settings;

@@ -1,6 +1,11 @@
 //! The open room: the driver's updates become rows in the `Room` global's
 //! models, and the global's callbacks become engine commands. Written once
 //! for both windows (`T` is `AdminWindow` or `MemberWindow`).
+//!
+//! Each Slint global has one Rust owner: `Room` this module (connection,
+//! members, typing, the banner, private conversations; the lines
+//! themselves are added by [`crate::lines`]), `Transfers`
+//! [`crate::transfers`], `Moderation` [`crate::moderation`].
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -9,13 +14,12 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use client::driver::{Request, Update};
-use client::history::Loaded;
 use common::engine::{printable, Command, Event, MemberInfo, MAX_TEXT};
 use common::Fingerprint;
 use slint::{ComponentHandle, FilterModel, Global, Model, ModelRc, SharedString, VecModel};
 
 use crate::session::Session;
-use crate::{BannerKind, ChatLine, LineKind, MemberRow, PendingRow, Room};
+use crate::{BannerKind, ChatLine, LineKind, MemberRow, Moderation, Room, Transfers};
 
 /// Lines kept in the view; older ones are dropped from memory.
 pub const MAX_LINES: usize = 20_000;
@@ -28,17 +32,31 @@ pub const TYPING_IDLE: Duration = Duration::from_secs(5);
 
 /// A window that shows a room.
 pub trait RoomWindow: ComponentHandle + 'static {
-    /// The window's `Room` global.
+    /// The window's `Room` global (this module's).
     fn room(&self) -> Room<'_>;
+    /// The window's `Transfers` global ([`crate::transfers`]).
+    fn transfers(&self) -> Transfers<'_>;
+    /// The window's `Moderation` global ([`crate::moderation`]).
+    fn moderation(&self) -> Moderation<'_>;
 }
 
 impl<T> RoomWindow for T
 where
     T: ComponentHandle + 'static,
     for<'a> Room<'a>: Global<'a, T>,
+    for<'a> Transfers<'a>: Global<'a, T>,
+    for<'a> Moderation<'a>: Global<'a, T>,
 {
     fn room(&self) -> Room<'_> {
         Room::get(self)
+    }
+
+    fn transfers(&self) -> Transfers<'_> {
+        Transfers::get(self)
+    }
+
+    fn moderation(&self) -> Moderation<'_> {
+        Moderation::get(self)
     }
 }
 
@@ -100,9 +118,9 @@ pub fn install<T: RoomWindow>(
     let room = win.room();
     room.set_lines(ModelRc::new(VecModel::<ChatLine>::default()));
     room.set_members(ModelRc::new(VecModel::<MemberRow>::default()));
-    room.set_pending(ModelRc::new(VecModel::<PendingRow>::default()));
     let typing = Rc::new(RefCell::new(TypingOut::default()));
     crate::transfers::install(win, &session);
+    crate::moderation::install(win, &session);
 
     let (w, s, t) = (win.as_weak(), session.clone(), typing.clone());
     room.on_send(move |text| {
@@ -220,44 +238,10 @@ pub fn install<T: RoomWindow>(
     });
 
     let (w, s) = (win.as_weak(), session.clone());
-    room.on_kick(move |fp| {
-        let Some(win) = w.upgrade() else { return };
-        match fp.parse::<Fingerprint>() {
-            Ok(fp) => {
-                if let Err(e) = s.send(Command::Kick(fp, "removed by the admin".into())) {
-                    banner(&win, BannerKind::Error, &e);
-                }
-            }
-            Err(e) => banner(&win, BannerKind::Error, &format!("cannot remove: {e}")),
-        }
-    });
-
-    let (w, s) = (win.as_weak(), session.clone());
-    room.on_approve(move |id| {
-        let Some(win) = w.upgrade() else { return };
-        decide(&win, &s, id, true);
-    });
-
-    let (w, s) = (win.as_weak(), session.clone());
-    room.on_deny(move |id| {
-        let Some(win) = w.upgrade() else { return };
-        decide(&win, &s, id, false);
-    });
-
-    let (w, s) = (win.as_weak(), session.clone());
     room.on_clear_history(move || {
         let Some(win) = w.upgrade() else { return };
         if let Err(e) = s.send(Request::ClearHistory) {
             banner(&win, BannerKind::Error, &e);
-        }
-    });
-
-    let (w, s) = (win.as_weak(), session.clone());
-    room.on_rekey(move || {
-        let Some(win) = w.upgrade() else { return };
-        match s.send(Command::Rekey) {
-            Ok(()) => push_line(&win, LineKind::System, "", "new key requested"),
-            Err(e) => banner(&win, BannerKind::Error, &e),
         }
     });
 
@@ -282,35 +266,10 @@ pub fn install<T: RoomWindow>(
     RoomHandle { _timer: timer }
 }
 
-fn decide<T: RoomWindow>(win: &T, session: &Session, id: i32, approve: bool) {
-    let Ok(id32) = u32::try_from(id) else { return };
-    let room = win.room();
-    let pending = room.get_pending();
-    let Some(i) = pending.iter().position(|p| p.id == id) else {
-        return;
-    };
-    let name = pending
-        .row_data(i)
-        .map(|p| p.name.to_string())
-        .unwrap_or_default();
-    let cmd = if approve {
-        Command::Approve(id32)
-    } else {
-        Command::Deny(id32, "denied by the admin".into())
-    };
-    match session.send(cmd) {
-        Ok(()) => {
-            if let Some(m) = vec_model(&pending) {
-                m.remove(i);
-            }
-            let what = if approve { "approved" } else { "denied" };
-            push_line(win, LineKind::System, "", &format!("you {what} {name}"));
-        }
-        Err(e) => banner(win, BannerKind::Error, &e),
-    }
-}
+pub use crate::lines::{clock, note, EARLIER};
+pub(crate) use crate::lines::{push_entry, push_line, push_line_at, show_history};
 
-fn vec_model<R: Clone + 'static>(m: &ModelRc<R>) -> Option<&VecModel<R>> {
+pub(crate) fn vec_model<R: Clone + 'static>(m: &ModelRc<R>) -> Option<&VecModel<R>> {
     m.as_any().downcast_ref::<VecModel<R>>()
 }
 
@@ -319,145 +278,6 @@ pub fn banner<T: RoomWindow>(win: &T, kind: BannerKind, text: &str) {
     let room = win.room();
     room.set_banner_kind(kind);
     room.set_banner_text(SharedString::from(printable(&cut(text, MAX_BANNER))));
-}
-
-/// Local wall-clock time of `ms` since the Unix epoch, as HH:MM.
-pub fn clock(ms: u64) -> String {
-    use chrono::TimeZone;
-    i64::try_from(ms)
-        .ok()
-        .and_then(|ms| chrono::Local.timestamp_millis_opt(ms).single())
-        .map(|t| t.format("%H:%M").to_string())
-        .unwrap_or_default()
-}
-
-/// Adds a line of our own (system note, warning) to the view, stamped now.
-pub fn note<T: RoomWindow>(win: &T, kind: LineKind, text: &str) {
-    push_line(win, kind, "", text);
-}
-
-fn push_line<T: RoomWindow>(win: &T, kind: LineKind, sender: &str, text: &str) {
-    push_line_at(win, kind, sender, text, client::now_ms());
-}
-
-fn push_line_at<T: RoomWindow>(win: &T, kind: LineKind, sender: &str, text: &str, at_ms: u64) {
-    push_entry(win, kind, sender, "", text, at_ms);
-}
-
-/// Adds a line; `peer` is the other person's fingerprint for a private
-/// message (its conversation), empty otherwise.
-fn push_entry<T: RoomWindow>(
-    win: &T,
-    kind: LineKind,
-    sender: &str,
-    peer: &str,
-    text: &str,
-    at_ms: u64,
-) {
-    let room = win.room();
-    let lines = room.get_lines();
-    let Some(m) = vec_model(&lines) else { return };
-    // Names and texts come from other people: no control or invisible
-    // formatting characters (keep line breaks in messages).
-    let text: Vec<String> = cut(text, MAX_LINE).split('\n').map(printable).collect();
-    m.push(ChatLine {
-        kind,
-        sender: printable(sender).into(),
-        peer: peer.into(),
-        text: text.join("\n").into(),
-        time: clock(at_ms).into(),
-    });
-    if m.row_count() > MAX_LINES {
-        m.remove(0);
-    }
-    // The view follows new lines by this counter (the count stops
-    // changing once old lines are dropped).
-    room.set_revision(room.get_revision().wrapping_add(1));
-}
-
-/// The divider under the history entries shown when a room opens.
-pub const EARLIER: &str = "earlier messages";
-
-/// History entries as chat lines: at the top of the view with a divider
-/// under them when the room opens, or appended when asked for.
-fn show_history<T: RoomWindow>(win: &T, loaded: &Loaded, requested: bool) {
-    use client::history::EntryKind;
-    let room = win.room();
-    let lines = room.get_lines();
-    let Some(m) = vec_model(&lines) else { return };
-    if loaded.entries.is_empty() && loaded.skipped == 0 {
-        return;
-    }
-    let mut add: Vec<ChatLine> = Vec::with_capacity(loaded.entries.len() + 2);
-    for e in &loaded.entries {
-        let peer = e
-            .fingerprint
-            .map(|f| Fingerprint(f).to_string())
-            .unwrap_or_default();
-        let (kind, sender, peer, text) = match e.kind {
-            EntryKind::Message => (
-                LineKind::Message,
-                e.who.clone(),
-                String::new(),
-                e.text.clone(),
-            ),
-            EntryKind::Own => (LineKind::Own, String::new(), String::new(), e.text.clone()),
-            EntryKind::PrivateIn => (LineKind::PrivateIn, e.who.clone(), peer, e.text.clone()),
-            EntryKind::PrivateOut => (LineKind::PrivateOut, e.who.clone(), peer, e.text.clone()),
-            EntryKind::File => (
-                LineKind::System,
-                String::new(),
-                String::new(),
-                format!(
-                    "{} sent {}, saved to {}",
-                    e.who,
-                    e.text,
-                    e.path.as_deref().unwrap_or("?")
-                ),
-            ),
-        };
-        let text: Vec<String> = cut(&text, MAX_LINE).split('\n').map(printable).collect();
-        add.push(ChatLine {
-            kind,
-            sender: printable(&sender).into(),
-            peer: peer.into(),
-            text: text.join("\n").into(),
-            time: clock(e.at_ms).into(),
-        });
-    }
-    if loaded.skipped > 0 {
-        add.push(ChatLine {
-            kind: LineKind::Warning,
-            sender: SharedString::new(),
-            peer: SharedString::new(),
-            text: format!(
-                "{} history entries failed their check (damaged or tampered with) and are not shown",
-                loaded.skipped
-            )
-            .into(),
-            time: SharedString::new(),
-        });
-    }
-    add.push(ChatLine {
-        kind: LineKind::Divider,
-        sender: SharedString::new(),
-        peer: SharedString::new(),
-        text: EARLIER.into(),
-        time: SharedString::new(),
-    });
-    if requested {
-        for l in add {
-            m.push(l);
-        }
-    } else {
-        for (i, l) in add.into_iter().enumerate() {
-            m.insert(i, l);
-        }
-    }
-    while m.row_count() > MAX_LINES {
-        m.remove(0);
-    }
-    room.set_revision(room.get_revision().wrapping_add(1));
 }
 
 fn member_row(m: &MemberInfo, me: &str, online: bool) -> MemberRow {
@@ -649,41 +469,7 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
             safety_code,
             banned,
         } => {
-            let pending = room.get_pending();
-            if let Some(m) = vec_model(&pending) {
-                let id = i32::try_from(id).unwrap_or(i32::MAX);
-                // One row per request id and per key: a repeated request
-                // replaces the old one (the engine forgot it too).
-                let fp = fingerprint.to_string();
-                while let Some(i) = m
-                    .iter()
-                    .position(|p| p.id == id || p.fingerprint == fp.as_str())
-                {
-                    m.remove(i);
-                }
-                if m.row_count() >= common::engine::admin::MAX_PENDING {
-                    m.remove(0);
-                }
-                m.push(PendingRow {
-                    id,
-                    name: printable(&name).into(),
-                    fingerprint: fingerprint.to_string().into(),
-                    short_fp: fingerprint.short().into(),
-                    safety_code: safety_code.into(),
-                });
-            }
-            if banned {
-                push_line(
-                    win,
-                    LineKind::Warning,
-                    "",
-                    &format!(
-                        "{name} asks to join: you removed this key before; approving lets them back in"
-                    ),
-                );
-            } else {
-                push_line(win, LineKind::System, "", &format!("{name} asks to join"));
-            }
+            crate::moderation::asks(win, id, &name, &fingerprint, safety_code, banned);
         }
         Event::Epoch {
             epoch,
@@ -714,13 +500,7 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
             refresh_typing(win);
         }
         Event::MemberJoined(m) => {
-            let pending = room.get_pending();
-            if let Some(p) = vec_model(&pending) {
-                let fp = m.fingerprint.to_string();
-                if let Some(i) = p.iter().position(|r| r.fingerprint == fp.as_str()) {
-                    p.remove(i);
-                }
-            }
+            crate::moderation::seated(win, &m.fingerprint);
             push_line(win, LineKind::System, "", &format!("{} joined", m.name));
         }
         Event::MemberLeft(m) => {

@@ -22,7 +22,7 @@ pub const MAX_ENTRIES: usize = 2000;
 
 /// Changes the row of `id` (if any) with `f`.
 fn update_row<T: RoomWindow>(win: &T, id: &str, f: impl FnOnce(&mut FileRow)) -> Option<FileRow> {
-    let model = win.room().get_files();
+    let model = win.transfers().get_files();
     let vm = model.as_any().downcast_ref::<VecModel<FileRow>>()?;
     let i = vm.iter().position(|r| r.id == id)?;
     let mut row = vm.row_data(i)?;
@@ -32,12 +32,12 @@ fn update_row<T: RoomWindow>(win: &T, id: &str, f: impl FnOnce(&mut FileRow)) ->
 }
 
 fn add_row<T: RoomWindow>(win: &T, row: FileRow) {
-    let room = win.room();
-    let model = room.get_files();
+    let files = win.transfers();
+    let model = files.get_files();
     let vm = match model.as_any().downcast_ref::<VecModel<FileRow>>() {
         Some(vm) => vm,
         None => {
-            room.set_files(ModelRc::new(VecModel::from(vec![row])));
+            files.set_files(ModelRc::new(VecModel::from(vec![row])));
             return;
         }
     };
@@ -70,7 +70,7 @@ fn id_of(t: &TransferId) -> SharedString {
 }
 
 fn name_of<T: RoomWindow>(win: &T, id: &str) -> String {
-    let model = win.room().get_files();
+    let model = win.transfers().get_files();
     model
         .iter()
         .find(|r| r.id == id)
@@ -302,12 +302,12 @@ pub enum FileDrop {
 /// (to the room, or privately inside a private conversation). A refusal
 /// shows as a warning banner.
 pub fn file_drop<T: RoomWindow>(win: &T, drop: FileDrop) {
-    let room = win.room();
+    let files = win.transfers();
     match drop {
-        FileDrop::Hover => room.set_drop_hover(true),
-        FileDrop::Cancelled => room.set_drop_hover(false),
+        FileDrop::Hover => files.set_drop_hover(true),
+        FileDrop::Cancelled => files.set_drop_hover(false),
         FileDrop::Dropped(path) => {
-            room.set_drop_hover(false);
+            files.set_drop_hover(false);
             // Passed on exactly: a name that is not Unicode cannot be, and
             // is refused rather than replaced by a look-alike.
             let Some(path) = path.to_str().map(str::to_owned) else {
@@ -321,15 +321,15 @@ pub fn file_drop<T: RoomWindow>(win: &T, drop: FileDrop) {
                 );
                 return;
             };
-            if room.get_chooser_open() {
+            if files.get_chooser_open() {
                 // The chooser is up: the drop fills in its path.
-                room.set_chooser_path(path.into());
+                files.set_chooser_path(path.into());
                 return;
             }
-            room.set_chooser_error(SharedString::new());
-            if !room.invoke_send_file(path.into()) {
-                let why = room.get_chooser_error();
-                room.set_chooser_error(SharedString::new());
+            files.set_chooser_error(SharedString::new());
+            if !files.invoke_send_file(path.into()) {
+                let why = files.get_chooser_error();
+                files.set_chooser_error(SharedString::new());
                 crate::room::banner(win, BannerKind::Warning, &why);
             }
         }
@@ -359,14 +359,14 @@ fn watch_file_drops<T: RoomWindow>(win: &T) {
 /// Wires the Files list and the chooser to the session.
 pub fn install<T: RoomWindow>(win: &T, session: &Rc<Session>) {
     watch_file_drops(win);
-    let room = win.room();
-    room.set_files(ModelRc::new(VecModel::<FileRow>::default()));
-    room.set_chooser_entries(ModelRc::new(VecModel::<DirEntry>::default()));
+    let files = win.transfers();
+    files.set_files(ModelRc::new(VecModel::<FileRow>::default()));
+    files.set_chooser_entries(ModelRc::new(VecModel::<DirEntry>::default()));
 
     let w = win.as_weak();
-    room.on_browse(move |dir| {
+    files.on_browse(move |dir| {
         let Some(win) = w.upgrade() else { return };
-        let room = win.room();
+        let files = win.transfers();
         let dir = if dir.trim().is_empty() {
             start_dir()
         } else {
@@ -374,18 +374,19 @@ pub fn install<T: RoomWindow>(win: &T, session: &Rc<Session>) {
         };
         match list_dir(&dir) {
             Ok((dir, entries)) => {
-                room.set_chooser_dir(dir.display().to_string().into());
-                room.set_chooser_entries(ModelRc::new(VecModel::from(entries)));
-                room.set_chooser_error(SharedString::new());
+                files.set_chooser_dir(dir.display().to_string().into());
+                files.set_chooser_entries(ModelRc::new(VecModel::from(entries)));
+                files.set_chooser_error(SharedString::new());
             }
-            Err(e) => room.set_chooser_error(e.into()),
+            Err(e) => files.set_chooser_error(e.into()),
         }
     });
 
     let (w, s) = (win.as_weak(), session.clone());
-    room.on_send_file(move |path| {
+    files.on_send_file(move |path| {
         let Some(win) = w.upgrade() else { return false };
         let room = win.room();
+        let files = win.transfers();
         // A path as given (a dropped file's name may end in a space), or
         // without the blanks around it (one typed or pasted).
         let exact = PathBuf::from(path.as_str());
@@ -397,16 +398,16 @@ pub fn install<T: RoomWindow>(win: &T, session: &Rc<Session>) {
         match std::fs::metadata(&path) {
             Ok(m) if m.is_file() => {}
             Ok(_) => {
-                room.set_chooser_error(format!("{} is not a file", path.display()).into());
+                files.set_chooser_error(format!("{} is not a file", path.display()).into());
                 return false;
             }
             Err(e) => {
-                room.set_chooser_error(format!("cannot use {}: {e}", path.display()).into());
+                files.set_chooser_error(format!("cannot use {}: {e}", path.display()).into());
                 return false;
             }
         }
         if !room.get_can_send() {
-            room.set_chooser_error(
+            files.set_chooser_error(
                 "Not in the room yet: a file can be sent once you hold the room key.".into(),
             );
             return false;
@@ -418,7 +419,7 @@ pub fn install<T: RoomWindow>(win: &T, session: &Rc<Session>) {
             match private_to.parse() {
                 Ok(fp) => Request::SendFile { path, to: Some(fp) },
                 Err(e) => {
-                    room.set_chooser_error(format!("cannot send privately: {e}").into());
+                    files.set_chooser_error(format!("cannot send privately: {e}").into());
                     return false;
                 }
             }
@@ -426,14 +427,14 @@ pub fn install<T: RoomWindow>(win: &T, session: &Rc<Session>) {
         match s.send(command) {
             Ok(()) => true,
             Err(e) => {
-                room.set_chooser_error(e.into());
+                files.set_chooser_error(e.into());
                 false
             }
         }
     });
 
     let (w, s) = (win.as_weak(), session.clone());
-    room.on_accept_file(move |id| {
+    files.on_accept_file(move |id| {
         let Some(win) = w.upgrade() else { return };
         let Some(t) = parse_id(&id) else { return };
         update_row(&win, &id, |r| {
@@ -446,7 +447,7 @@ pub fn install<T: RoomWindow>(win: &T, session: &Rc<Session>) {
     });
 
     let (w, s) = (win.as_weak(), session.clone());
-    room.on_cancel_file(move |id| {
+    files.on_cancel_file(move |id| {
         let Some(win) = w.upgrade() else { return };
         let Some(t) = parse_id(&id) else { return };
         if let Err(e) = s.send(Request::CancelFile(t)) {

@@ -25,7 +25,7 @@ fn admin_approves_and_denies_pending_requests() {
         );
     }
     settle();
-    assert_eq!(w.global::<Room>().get_pending().row_count(), 2);
+    assert_eq!(w.global::<Moderation>().get_pending().row_count(), 2);
     assert_eq!(labels_starting(w, "Approve ").len(), 2);
     // Asking again (a new id, the same key) replaces the old row: the list
     // cannot be padded by repeating a request.
@@ -42,7 +42,7 @@ fn admin_approves_and_denies_pending_requests() {
             }),
         );
     }
-    assert_eq!(w.global::<Room>().get_pending().row_count(), 2);
+    assert_eq!(w.global::<Moderation>().get_pending().row_count(), 2);
     // The stale id is gone; approving uses the live one.
 
     settle();
@@ -51,7 +51,7 @@ fn admin_approves_and_denies_pending_requests() {
     one(w, "Deny carol").invoke_accessible_default_action();
     assert!(matches!(f.next_command(), Some(Command::Deny(8, _))));
     settle();
-    assert_eq!(w.global::<Room>().get_pending().row_count(), 0);
+    assert_eq!(w.global::<Moderation>().get_pending().row_count(), 0);
     assert!(
         labels_starting(w, "Approve ").is_empty(),
         "requests gone from the window"

@@ -38,7 +38,7 @@ fn files_show_offers_progress_accept_and_the_chooser_sends() {
     );
     settle();
     assert!(labels_starting(w, "File plan.pdf")[0].ends_with("Arriving… 50% · accept to save it"));
-    let rows = room.get_files();
+    let rows = w.global::<Transfers>().get_files();
     assert!((rows.row_data(0).unwrap().progress - 0.5).abs() < 1e-6);
     while f.commands.try_recv().is_ok() {}
     one(w, "Accept plan.pdf").invoke_accessible_default_action();
@@ -103,10 +103,11 @@ fn files_show_offers_progress_accept_and_the_chooser_sends() {
     std::fs::create_dir_all(dir.join("sub")).unwrap();
     std::fs::write(dir.join("notes.txt"), b"hello").unwrap();
     std::fs::write(dir.join(".hidden"), b"x").unwrap();
-    room.set_chooser_dir(dir.display().to_string().into());
+    w.global::<Transfers>()
+        .set_chooser_dir(dir.display().to_string().into());
     one(w, "Send a file").invoke_accessible_default_action();
     settle();
-    assert!(room.get_chooser_open());
+    assert!(w.global::<Transfers>().get_chooser_open());
     assert_eq!(labels_starting(w, "Folder sub").len(), 1);
     assert!(labels_starting(w, "File .hidden").is_empty());
     one(w, "File notes.txt").invoke_accessible_default_action();
@@ -121,7 +122,7 @@ fn files_show_offers_progress_accept_and_the_chooser_sends() {
         })
     );
     assert!(
-        !room.get_chooser_open(),
+        !w.global::<Transfers>().get_chooser_open(),
         "the chooser closes once the file is taken"
     );
 
@@ -129,7 +130,7 @@ fn files_show_offers_progress_accept_and_the_chooser_sends() {
     // then the same command as the chooser's.
     ui::transfers::file_drop(w, ui::transfers::FileDrop::Hover);
     settle();
-    assert!(room.get_drop_hover());
+    assert!(w.global::<Transfers>().get_drop_hover());
     assert_eq!(
         labels_starting(w, "📎 Drop to send the file to the room").len(),
         1
@@ -137,7 +138,7 @@ fn files_show_offers_progress_accept_and_the_chooser_sends() {
     let notes = dir.join("notes.txt").canonicalize().unwrap();
     ui::transfers::file_drop(w, ui::transfers::FileDrop::Dropped(notes.clone()));
     settle();
-    assert!(!room.get_drop_hover());
+    assert!(!w.global::<Transfers>().get_drop_hover());
     assert_eq!(
         f.next_request(),
         Some(Request::SendFile {
@@ -147,7 +148,7 @@ fn files_show_offers_progress_accept_and_the_chooser_sends() {
     );
     ui::transfers::file_drop(w, ui::transfers::FileDrop::Hover);
     ui::transfers::file_drop(w, ui::transfers::FileDrop::Cancelled);
-    assert!(!room.get_drop_hover());
+    assert!(!w.global::<Transfers>().get_drop_hover());
     // A folder dropped is refused with a warning, and nothing is sent.
     ui::transfers::file_drop(w, ui::transfers::FileDrop::Dropped(dir.join("sub")));
     settle();
@@ -164,8 +165,11 @@ fn files_show_offers_progress_accept_and_the_chooser_sends() {
     one(w, "File to send").set_accessible_value(dir.join("missing.txt").display().to_string());
     one(w, "Send the file").invoke_accessible_default_action();
     settle();
-    assert!(room.get_chooser_open());
-    assert!(room.get_chooser_error().contains("cannot use"));
+    assert!(w.global::<Transfers>().get_chooser_open());
+    assert!(w
+        .global::<Transfers>()
+        .get_chooser_error()
+        .contains("cannot use"));
     assert_eq!(f.next_command(), None);
 }
 

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use ui::admin::{AdminApp, AdminOptions};
 use ui::member::{MemberApp, MemberOptions};
 use ui::session::Session;
-use ui::{BannerKind, LineKind, Room, Theme};
+use ui::{BannerKind, LineKind, Moderation, Room, Theme, Transfers};
 
 mod admin;
 mod files;

@@ -97,7 +97,8 @@ fn a_private_conversation_opens_from_the_member_list() {
     let outbox = f.dir.path().join("private-outbox");
     std::fs::create_dir_all(&outbox).unwrap();
     std::fs::write(outbox.join("plan.txt"), b"secret plan").unwrap();
-    room.set_chooser_dir(outbox.display().to_string().into());
+    w.global::<Transfers>()
+        .set_chooser_dir(outbox.display().to_string().into());
     one(w, "Send a file").invoke_accessible_default_action();
     settle();
     one(w, "File plan.txt").invoke_accessible_default_action();

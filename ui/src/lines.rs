@@ -1,0 +1,157 @@
+//! The conversation's lines: each added to the `Room` global's models
+//! (the room's, or a private conversation's) with its time, cut to a
+//! length a view can hold, and the local history shown above a divider
+//! when the room opens.
+
+use client::history::Loaded;
+use common::engine::printable;
+use common::Fingerprint;
+use slint::{Model, SharedString};
+
+use crate::room::{cut, vec_model, RoomWindow, MAX_LINE, MAX_LINES};
+use crate::{ChatLine, LineKind};
+
+/// Local wall-clock time of `ms` since the Unix epoch, as HH:MM.
+pub fn clock(ms: u64) -> String {
+    use chrono::TimeZone;
+    i64::try_from(ms)
+        .ok()
+        .and_then(|ms| chrono::Local.timestamp_millis_opt(ms).single())
+        .map(|t| t.format("%H:%M").to_string())
+        .unwrap_or_default()
+}
+
+/// Adds a line of our own (system note, warning) to the view, stamped now.
+pub fn note<T: RoomWindow>(win: &T, kind: LineKind, text: &str) {
+    push_line(win, kind, "", text);
+}
+
+pub(crate) fn push_line<T: RoomWindow>(win: &T, kind: LineKind, sender: &str, text: &str) {
+    push_line_at(win, kind, sender, text, client::now_ms());
+}
+
+pub(crate) fn push_line_at<T: RoomWindow>(
+    win: &T,
+    kind: LineKind,
+    sender: &str,
+    text: &str,
+    at_ms: u64,
+) {
+    push_entry(win, kind, sender, "", text, at_ms);
+}
+
+/// Adds a line; `peer` is the other person's fingerprint for a private
+/// message (its conversation), empty otherwise.
+pub(crate) fn push_entry<T: RoomWindow>(
+    win: &T,
+    kind: LineKind,
+    sender: &str,
+    peer: &str,
+    text: &str,
+    at_ms: u64,
+) {
+    let room = win.room();
+    let lines = room.get_lines();
+    let Some(m) = vec_model(&lines) else { return };
+    // Names and texts come from other people: no control or invisible
+    // formatting characters (keep line breaks in messages).
+    let text: Vec<String> = cut(text, MAX_LINE).split('\n').map(printable).collect();
+    m.push(ChatLine {
+        kind,
+        sender: printable(sender).into(),
+        peer: peer.into(),
+        text: text.join("\n").into(),
+        time: clock(at_ms).into(),
+    });
+    if m.row_count() > MAX_LINES {
+        m.remove(0);
+    }
+    // The view follows new lines by this counter (the count stops
+    // changing once old lines are dropped).
+    room.set_revision(room.get_revision().wrapping_add(1));
+}
+
+/// The divider under the history entries shown when a room opens.
+pub const EARLIER: &str = "earlier messages";
+
+/// History entries as chat lines: at the top of the view with a divider
+/// under them when the room opens, or appended when asked for.
+pub(crate) fn show_history<T: RoomWindow>(win: &T, loaded: &Loaded, requested: bool) {
+    use client::history::EntryKind;
+    let room = win.room();
+    let lines = room.get_lines();
+    let Some(m) = vec_model(&lines) else { return };
+    if loaded.entries.is_empty() && loaded.skipped == 0 {
+        return;
+    }
+    let mut add: Vec<ChatLine> = Vec::with_capacity(loaded.entries.len() + 2);
+    for e in &loaded.entries {
+        let peer = e
+            .fingerprint
+            .map(|f| Fingerprint(f).to_string())
+            .unwrap_or_default();
+        let (kind, sender, peer, text) = match e.kind {
+            EntryKind::Message => (
+                LineKind::Message,
+                e.who.clone(),
+                String::new(),
+                e.text.clone(),
+            ),
+            EntryKind::Own => (LineKind::Own, String::new(), String::new(), e.text.clone()),
+            EntryKind::PrivateIn => (LineKind::PrivateIn, e.who.clone(), peer, e.text.clone()),
+            EntryKind::PrivateOut => (LineKind::PrivateOut, e.who.clone(), peer, e.text.clone()),
+            EntryKind::File => (
+                LineKind::System,
+                String::new(),
+                String::new(),
+                format!(
+                    "{} sent {}, saved to {}",
+                    e.who,
+                    e.text,
+                    e.path.as_deref().unwrap_or("?")
+                ),
+            ),
+        };
+        let text: Vec<String> = cut(&text, MAX_LINE).split('\n').map(printable).collect();
+        add.push(ChatLine {
+            kind,
+            sender: printable(&sender).into(),
+            peer: peer.into(),
+            text: text.join("\n").into(),
+            time: clock(e.at_ms).into(),
+        });
+    }
+    if loaded.skipped > 0 {
+        add.push(ChatLine {
+            kind: LineKind::Warning,
+            sender: SharedString::new(),
+            peer: SharedString::new(),
+            text: format!(
+                "{} history entries failed their check (damaged or tampered with) and are not shown",
+                loaded.skipped
+            )
+            .into(),
+            time: SharedString::new(),
+        });
+    }
+    add.push(ChatLine {
+        kind: LineKind::Divider,
+        sender: SharedString::new(),
+        peer: SharedString::new(),
+        text: EARLIER.into(),
+        time: SharedString::new(),
+    });
+    if requested {
+        for l in add {
+            m.push(l);
+        }
+    } else {
+        for (i, l) in add.into_iter().enumerate() {
+            m.insert(i, l);
+        }
+    }
+    while m.row_count() > MAX_LINES {
+        m.remove(0);
+    }
+    room.set_revision(room.get_revision().wrapping_add(1));
+}

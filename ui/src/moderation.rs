@@ -1,0 +1,137 @@
+//! The admin's moderation of the open room, bound to the `Moderation`
+//! global (`ui/moderation.slint`): the join requests waiting for approval,
+//! and the admin's actions on them and on members (approve, deny, remove,
+//! new key). The member window has the global too and never fills it.
+
+use common::engine::Command;
+use common::Fingerprint;
+use slint::{Model, ModelRc, VecModel};
+
+use crate::room::{banner, push_line, vec_model, RoomWindow};
+use crate::session::Session;
+use crate::{BannerKind, LineKind, PendingRow};
+
+/// Binds the moderation callbacks of `win` to `session`.
+pub fn install<T: RoomWindow>(win: &T, session: &std::rc::Rc<Session>) {
+    let m = win.moderation();
+    m.set_pending(ModelRc::new(VecModel::<PendingRow>::default()));
+
+    let (w, s) = (win.as_weak(), session.clone());
+    m.on_kick(move |fp| {
+        let Some(win) = w.upgrade() else { return };
+        match fp.parse::<Fingerprint>() {
+            Ok(fp) => {
+                if let Err(e) = s.send(Command::Kick(fp, "removed by the admin".into())) {
+                    banner(&win, BannerKind::Error, &e);
+                }
+            }
+            Err(e) => banner(&win, BannerKind::Error, &format!("cannot remove: {e}")),
+        }
+    });
+
+    let (w, s) = (win.as_weak(), session.clone());
+    m.on_approve(move |id| {
+        let Some(win) = w.upgrade() else { return };
+        decide(&win, &s, id, true);
+    });
+
+    let (w, s) = (win.as_weak(), session.clone());
+    m.on_deny(move |id| {
+        let Some(win) = w.upgrade() else { return };
+        decide(&win, &s, id, false);
+    });
+
+    let (w, s) = (win.as_weak(), session.clone());
+    m.on_rekey(move || {
+        let Some(win) = w.upgrade() else { return };
+        match s.send(Command::Rekey) {
+            Ok(()) => push_line(&win, LineKind::System, "", "new key requested"),
+            Err(e) => banner(&win, BannerKind::Error, &e),
+        }
+    });
+}
+
+/// Someone asks to join: one row per request id and per key (a repeated
+/// request replaces the old one: the engine forgot it too), and a line
+/// that warns when the key was removed before.
+pub fn asks<T: RoomWindow>(
+    win: &T,
+    id: u32,
+    name: &str,
+    fingerprint: &Fingerprint,
+    safety_code: String,
+    banned: bool,
+) {
+    let pending = win.moderation().get_pending();
+    if let Some(m) = vec_model(&pending) {
+        let id = i32::try_from(id).unwrap_or(i32::MAX);
+        let fp = fingerprint.to_string();
+        while let Some(i) = m
+            .iter()
+            .position(|p| p.id == id || p.fingerprint == fp.as_str())
+        {
+            m.remove(i);
+        }
+        if m.row_count() >= common::engine::admin::MAX_PENDING {
+            m.remove(0);
+        }
+        m.push(PendingRow {
+            id,
+            name: common::engine::printable(name).into(),
+            fingerprint: fp.into(),
+            short_fp: fingerprint.short().into(),
+            safety_code: safety_code.into(),
+        });
+    }
+    if banned {
+        push_line(
+            win,
+            LineKind::Warning,
+            "",
+            &format!(
+                "{name} asks to join: you removed this key before; approving lets them back in"
+            ),
+        );
+    } else {
+        push_line(win, LineKind::System, "", &format!("{name} asks to join"));
+    }
+}
+
+/// A member was seated: its request is no longer waiting.
+pub fn seated<T: RoomWindow>(win: &T, fingerprint: &Fingerprint) {
+    let pending = win.moderation().get_pending();
+    if let Some(p) = vec_model(&pending) {
+        let fp = fingerprint.to_string();
+        if let Some(i) = p.iter().position(|r| r.fingerprint == fp.as_str()) {
+            p.remove(i);
+        }
+    }
+}
+
+/// Approves or denies the request `id`, if it still waits.
+fn decide<T: RoomWindow>(win: &T, session: &Session, id: i32, approve: bool) {
+    let Ok(id32) = u32::try_from(id) else { return };
+    let pending = win.moderation().get_pending();
+    let Some(i) = pending.iter().position(|p| p.id == id) else {
+        return;
+    };
+    let name = pending
+        .row_data(i)
+        .map(|p| p.name.to_string())
+        .unwrap_or_default();
+    let cmd = if approve {
+        Command::Approve(id32)
+    } else {
+        Command::Deny(id32, "denied by the admin".into())
+    };
+    match session.send(cmd) {
+        Ok(()) => {
+            if let Some(m) = vec_model(&pending) {
+                m.remove(i);
+            }
+            let what = if approve { "approved" } else { "denied" };
+            push_line(win, LineKind::System, "", &format!("you {what} {name}"));
+        }
+        Err(e) => banner(win, BannerKind::Error, &e),
+    }
+}
