@@ -118,7 +118,7 @@ impl Relay {
         let shared = Arc::new(shared);
         let tracker = TaskTracker::new();
         let _backplane_guard = backplane_stop.clone().drop_guard();
-        let backplane = backplane.map(|bp| tokio::spawn(bp.run(Arc::clone(&shared.hub))));
+        let backplane = backplane.map(|bp| tokio::spawn(bp.run(shared.hub.clone())));
         if let Some(every) = config.stats_interval {
             tracker.spawn(stats_ticker(
                 Arc::clone(&shared),

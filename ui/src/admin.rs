@@ -384,7 +384,7 @@ fn finish(
     r.set_my_fingerprint(key.public().fingerprint().to_string().into());
     r.set_my_safety_code(key.public().safety_code().to_string().into());
     let engine = Engine::Admin(Box::new(Admin::new(cfg, key)));
-    if let Err(e) = session.start(win, engine, form.relays, trust) {
+    if let Err(e) = session.start(win, room::apply, engine, form.relays, trust) {
         win.set_open_error(e.into());
         return;
     }

@@ -38,6 +38,7 @@ pub mod room;
 pub mod session;
 pub mod settings;
 pub mod transfers;
+pub mod window;
 
 /// The version shown in the About dialog.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -8,7 +8,7 @@ use common::engine::printable;
 use common::Fingerprint;
 use slint::{Model, SharedString};
 
-use crate::room::{cut, vec_model, RoomWindow, MAX_LINE, MAX_LINES};
+use crate::window::{cut, vec_model, RoomWindow, MAX_LINE, MAX_LINES};
 use crate::{ChatLine, LineKind};
 
 /// Local wall-clock time of `ms` since the Unix epoch, as HH:MM.

@@ -250,7 +250,7 @@ fn finish(
     r.set_my_fingerprint(key.public().fingerprint().to_string().into());
     r.set_my_safety_code(key.public().safety_code().to_string().into());
     let engine = Engine::Member(Box::new(Member::new(cfg, key)));
-    if let Err(e) = session.start(win, engine, relays, trust) {
+    if let Err(e) = session.start(win, room::apply, engine, relays, trust) {
         win.set_join_error(e.into());
         return;
     }

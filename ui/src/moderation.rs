@@ -7,8 +7,9 @@ use common::engine::Command;
 use common::Fingerprint;
 use slint::{Model, ModelRc, VecModel};
 
-use crate::room::{banner, push_line, vec_model, RoomWindow};
+use crate::lines::push_line;
 use crate::session::Session;
+use crate::window::{banner, vec_model, RoomWindow};
 use crate::{BannerKind, LineKind, PendingRow};
 
 /// Binds the moderation callbacks of `win` to `session`.

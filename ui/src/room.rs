@@ -16,49 +16,17 @@ use std::time::{Duration, Instant};
 use client::driver::{Request, Update};
 use common::engine::{printable, Command, Event, MemberInfo, MAX_TEXT};
 use common::Fingerprint;
-use slint::{ComponentHandle, FilterModel, Global, Model, ModelRc, SharedString, VecModel};
+use slint::{FilterModel, Model, ModelRc, SharedString, VecModel};
 
 use crate::session::Session;
-use crate::{BannerKind, ChatLine, LineKind, MemberRow, Moderation, Room, Transfers};
+use crate::{BannerKind, ChatLine, LineKind, MemberRow};
 
-/// Lines kept in the view; older ones are dropped from memory.
-pub const MAX_LINES: usize = 20_000;
 /// A "typing" signal without a follow-up counts for this long.
 pub const TYPING_SHOWN_FOR: Duration = Duration::from_secs(6);
 /// While typing, the signal is repeated at most this often.
 pub const TYPING_REPEAT: Duration = Duration::from_secs(3);
 /// No key pressed for this long ends "typing".
 pub const TYPING_IDLE: Duration = Duration::from_secs(5);
-
-/// A window that shows a room.
-pub trait RoomWindow: ComponentHandle + 'static {
-    /// The window's `Room` global (this module's).
-    fn room(&self) -> Room<'_>;
-    /// The window's `Transfers` global ([`crate::transfers`]).
-    fn transfers(&self) -> Transfers<'_>;
-    /// The window's `Moderation` global ([`crate::moderation`]).
-    fn moderation(&self) -> Moderation<'_>;
-}
-
-impl<T> RoomWindow for T
-where
-    T: ComponentHandle + 'static,
-    for<'a> Room<'a>: Global<'a, T>,
-    for<'a> Transfers<'a>: Global<'a, T>,
-    for<'a> Moderation<'a>: Global<'a, T>,
-{
-    fn room(&self) -> Room<'_> {
-        Room::get(self)
-    }
-
-    fn transfers(&self) -> Transfers<'_> {
-        Transfers::get(self)
-    }
-
-    fn moderation(&self) -> Moderation<'_> {
-        Moderation::get(self)
-    }
-}
 
 fn start() -> Instant {
     static START: OnceLock<Instant> = OnceLock::new();
@@ -69,24 +37,6 @@ fn start() -> Instant {
 /// 6.8 years of them).
 fn uptime_ds() -> i32 {
     i32::try_from(start().elapsed().as_millis() / 100).unwrap_or(i32::MAX)
-}
-
-/// Longest banner text; the rest is cut (relay error texts can be long).
-pub const MAX_BANNER: usize = 300;
-/// Longest line in the view (a message holds at most `MAX_TEXT` bytes; a
-/// warning or relay text is cut there too).
-pub const MAX_LINE: usize = MAX_TEXT;
-
-/// `text` cut to at most `max` bytes at a character boundary, with "…".
-pub fn cut(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
 }
 
 /// Our outgoing typing state.
@@ -268,17 +218,8 @@ pub fn install<T: RoomWindow>(
 
 pub use crate::lines::{clock, note, EARLIER};
 pub(crate) use crate::lines::{push_entry, push_line, push_line_at, show_history};
-
-pub(crate) fn vec_model<R: Clone + 'static>(m: &ModelRc<R>) -> Option<&VecModel<R>> {
-    m.as_any().downcast_ref::<VecModel<R>>()
-}
-
-/// Shows `text` in the banner.
-pub fn banner<T: RoomWindow>(win: &T, kind: BannerKind, text: &str) {
-    let room = win.room();
-    room.set_banner_kind(kind);
-    room.set_banner_text(SharedString::from(printable(&cut(text, MAX_BANNER))));
-}
+pub(crate) use crate::window::vec_model;
+pub use crate::window::{banner, cut, RoomWindow, MAX_BANNER, MAX_LINE, MAX_LINES};
 
 fn member_row(m: &MemberInfo, me: &str, online: bool) -> MemberRow {
     let fp = m.fingerprint.to_string();

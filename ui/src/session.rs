@@ -9,9 +9,8 @@ use std::time::Duration;
 use client::driver::{self, Request, Trust, Update};
 use common::engine::{Command, Engine};
 use common::invite::RelayEndpoint;
+use slint::ComponentHandle;
 use tokio::sync::mpsc;
-
-use crate::room::{self, RoomWindow};
 
 /// Commands waiting for the driver; more than this and the UI says "busy".
 pub const COMMAND_QUEUE: usize = 256;
@@ -60,10 +59,13 @@ impl Session {
         self.commands.borrow().is_some()
     }
 
-    /// Starts the driver for `engine` and routes its updates to `win`.
-    pub fn start<T: RoomWindow>(
+    /// Starts the driver for `engine` and routes its updates to `win`
+    /// through `apply` (the room's, `crate::room::apply`), in batches on
+    /// Slint's event loop.
+    pub fn start<T: ComponentHandle + 'static>(
         &self,
         win: &T,
+        apply: fn(&T, Update),
         engine: Engine,
         relays: Vec<RelayEndpoint>,
         trust: Trust,
@@ -102,7 +104,7 @@ impl Session {
                 let posted = slint::invoke_from_event_loop(move || {
                     if let Some(win) = w.upgrade() {
                         for u in batch {
-                            room::apply(&win, u);
+                            apply(&win, u);
                         }
                     }
                     let _ = done_tx.send(());

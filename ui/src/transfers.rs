@@ -11,8 +11,9 @@ use client::files::human_size;
 use common::engine::TransferId;
 use slint::{Model, ModelRc, SharedString, VecModel};
 
-use crate::room::{note, RoomWindow};
+use crate::lines::note;
 use crate::session::Session;
+use crate::window::{banner, RoomWindow};
 use crate::{BannerKind, DirEntry, FileRow, LineKind};
 
 /// Most rows kept in the Files list (finished ones go first).
@@ -311,7 +312,7 @@ pub fn file_drop<T: RoomWindow>(win: &T, drop: FileDrop) {
             // Passed on exactly: a name that is not Unicode cannot be, and
             // is refused rather than replaced by a look-alike.
             let Some(path) = path.to_str().map(str::to_owned) else {
-                crate::room::banner(
+                banner(
                     win,
                     BannerKind::Warning,
                     &format!(
@@ -330,7 +331,7 @@ pub fn file_drop<T: RoomWindow>(win: &T, drop: FileDrop) {
             if !files.invoke_send_file(path.into()) {
                 let why = files.get_chooser_error();
                 files.set_chooser_error(SharedString::new());
-                crate::room::banner(win, BannerKind::Warning, &why);
+                banner(win, BannerKind::Warning, &why);
             }
         }
     }
@@ -442,7 +443,7 @@ pub fn install<T: RoomWindow>(win: &T, session: &Rc<Session>) {
             r.state = "Accepted: saving…".into();
         });
         if let Err(e) = s.send(Request::AcceptFile(t)) {
-            crate::room::banner(&win, BannerKind::Error, &e);
+            banner(&win, BannerKind::Error, &e);
         }
     });
 
@@ -451,7 +452,7 @@ pub fn install<T: RoomWindow>(win: &T, session: &Rc<Session>) {
         let Some(win) = w.upgrade() else { return };
         let Some(t) = parse_id(&id) else { return };
         if let Err(e) = s.send(Request::CancelFile(t)) {
-            crate::room::banner(&win, BannerKind::Error, &e);
+            banner(&win, BannerKind::Error, &e);
         }
     });
 }

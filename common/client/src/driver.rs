@@ -9,160 +9,32 @@
 //! connection, [`crate::transfers`] does the files' disk work and
 //! [`crate::journal`] the history's.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use common::engine::{Command, Engine, Event, TransferId};
+use common::engine::{Command, Engine, Event};
 use common::ids::Fingerprint;
 use common::invite::RelayEndpoint;
 use tokio::sync::mpsc;
 
+pub use crate::api::{FileUpdate, Options, Request, StopReason, Update};
 pub use crate::connect::{
     cert_file_fingerprint, connect, connect_pinned, presented_fingerprint, ConnectError, Connector,
     Trust, CONNECT_TIMEOUT,
 };
 use crate::files::FileOptions;
-use crate::history::{HistoryOptions, Loaded};
 use crate::journal::Journal;
 use crate::now_ms;
+pub use crate::session::RELAY_SILENCE;
 use crate::session::{session, Runtime, SessionEnd};
-pub use crate::transfers::FileUpdate;
 use crate::transfers::Transfers;
 
 /// First and longest pause between reconnection attempts.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(500);
 /// Longest pause between reconnection attempts.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
-/// Silence from the relay after which the connection counts as dead (the
-/// relay pings idle connections every 30 s by default).
-pub const RELAY_SILENCE: Duration = Duration::from_secs(120);
 /// A session shorter than this does not reset the backoff (a relay that
 /// closes right after the handshake is not hammered).
 const STABLE_SESSION: Duration = Duration::from_secs(10);
-
-/// Why the driver stopped for good. The apps turn it into their exit
-/// status ([`StopReason::exit_code`]); the window shows every reason but
-/// [`StopReason::Left`] as an error.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StopReason {
-    /// We left the room: the front end asked, or dropped its command
-    /// channel.
-    #[error("left the room")]
-    Left,
-    /// A connection attempt failed in a way retrying cannot mend: the
-    /// relay's certificate is not the trusted one, or the CA file or TLS
-    /// settings cannot be used ([`ConnectError::is_fatal`]).
-    #[error(transparent)]
-    Refused(ConnectError),
-    /// The driver was given no relay to connect to.
-    #[error("no relay to connect to")]
-    NoRelay,
-    /// The driver's task ended without saying why (it panicked): seen by a
-    /// front end whose update channel closed.
-    #[error("the connection task ended unexpectedly")]
-    Ended,
-}
-
-impl StopReason {
-    /// Every stop but leaving is a failure.
-    pub fn is_failure(&self) -> bool {
-        !matches!(self, StopReason::Left)
-    }
-
-    /// The process exit status: success after leaving, failure otherwise.
-    pub fn exit_code(&self) -> std::process::ExitCode {
-        if self.is_failure() {
-            std::process::ExitCode::FAILURE
-        } else {
-            std::process::ExitCode::SUCCESS
-        }
-    }
-}
-
-/// What the driver reports to the front end.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Update {
-    /// Trying this relay.
-    Connecting {
-        /// host:port
-        relay: String,
-    },
-    /// TLS is up and the relay's certificate checked.
-    Secured {
-        /// host:port
-        relay: String,
-        /// SHA-256 of the certificate the relay presented.
-        cert: Fingerprint,
-    },
-    /// The connection ended; the driver retries after `retry_in`.
-    Disconnected {
-        /// Why.
-        reason: String,
-        /// Pause before the next attempt.
-        retry_in: Duration,
-    },
-    /// The driver stopped for good (wrong certificate, or leave).
-    Stopped {
-        /// Why.
-        reason: StopReason,
-    },
-    /// Something the engine wants shown.
-    Engine(Event),
-    /// A file transfer moved on.
-    File(FileUpdate),
-    /// Entries of the room's local history, oldest first: at the start
-    /// (the earlier messages, shown above a divider) or on request.
-    History {
-        /// What was found.
-        loaded: Loaded,
-        /// Asked for with [`Request::History`] (not the opening load).
-        requested: bool,
-    },
-    /// The room's local history was cleared.
-    HistoryCleared,
-}
-
-/// What a front end asks of the driver.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Request {
-    /// A protocol command, for the engine ([`Command::Leave`] also ends
-    /// the driver).
-    Engine(Command),
-    /// Offer a file: to the room, or (`to`) to one member alone.
-    SendFile {
-        /// The file.
-        path: PathBuf,
-        /// The one member it is for, or `None` for the whole room.
-        to: Option<Fingerprint>,
-    },
-    /// Save an offered file that waits to be accepted.
-    AcceptFile(TransferId),
-    /// Stop a transfer, ours or incoming; its partial file is deleted.
-    CancelFile(TransferId),
-    /// Show the last N entries of the room's local history.
-    History(usize),
-    /// Delete the room's local history on this computer.
-    ClearHistory,
-}
-
-impl From<Command> for Request {
-    fn from(c: Command) -> Self {
-        Request::Engine(c)
-    }
-}
-
-/// The driver's settings besides the engine and the relays.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Options {
-    /// Files: where they go, limits, pace.
-    pub files: FileOptions,
-    /// The encrypted local history, or none (`--no-history`).
-    pub history: Option<HistoryOptions>,
-    /// (Admin) the folder of its per-room state files
-    /// ([`crate::admin_state`]): bans and the run number are kept there as
-    /// they change. `None` keeps them in memory only (tests).
-    pub admin_state: Option<PathBuf>,
-}
 
 /// Runs `engine` against the relays until told to leave or a certificate
 /// is wrong. Requests come in on `requests`; updates go out on `updates`,

@@ -15,7 +15,7 @@ use std::sync::mpsc as std_mpsc;
 use common::engine::{Engine, Event};
 use tokio::sync::mpsc;
 
-use crate::driver::Update;
+use crate::api::Update;
 use crate::history::{Entry, EntryKind, History, HistoryError, HistoryOptions, SHOW_ON_OPEN};
 
 /// What the writer thread is asked to do, in order.

@@ -16,6 +16,7 @@
 //! this crate performs its I/O. docs/ARCHITECTURE.md has the map.
 
 pub mod admin_state;
+mod api;
 pub mod connect;
 pub mod driver;
 pub mod files;

@@ -14,10 +14,14 @@ use tokio_native_tls::TlsStream;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::admin_state::StateFile;
-use crate::driver::{Request, Update, RELAY_SILENCE};
+use crate::api::{Request, Update};
 use crate::journal::Journal;
 use crate::now_ms;
 use crate::transfers::{Transfers, CHUNK_BURST};
+
+/// Silence from the relay after which the connection counts as dead (the
+/// relay pings idle connections every 30 s by default).
+pub const RELAY_SILENCE: Duration = Duration::from_secs(120);
 
 /// How a session ended: we left, or the connection was lost (and why).
 pub(crate) enum SessionEnd {

@@ -13,80 +13,11 @@ use common::engine::files::{chunk_count, short_id, CHUNK_SIZE};
 use common::engine::{Action, Command, Engine, Event, FileEvent, FileSpec, MemberInfo, TransferId};
 use tokio::sync::mpsc;
 
-use crate::driver::Update;
+use crate::api::{FileUpdate, Update};
 use crate::files::{FileOptions, Partial};
 use crate::history::{Entry, EntryKind};
 use crate::journal::Journal;
 use crate::now_ms;
-
-/// What happens to files, for the front end.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FileUpdate {
-    /// We offered a file; its chunks are being sent.
-    Sending {
-        /// The transfer.
-        transfer: TransferId,
-        /// Its name.
-        name: String,
-        /// Its size.
-        size: u64,
-        /// The one member it goes to, or `None` for the whole room.
-        to: Option<MemberInfo>,
-    },
-    /// Someone offers a file (signature verified).
-    Offered {
-        /// Who.
-        from: MemberInfo,
-        /// The transfer.
-        transfer: TransferId,
-        /// The offered name (shown; saved under its safe form).
-        name: String,
-        /// Size in bytes.
-        size: u64,
-        /// The media type the sender claims.
-        media_type: String,
-        /// Saved without asking (at most the auto-accept size); otherwise
-        /// it waits for [`crate::driver::Request::AcceptFile`].
-        accepted: bool,
-        /// Sent to us alone.
-        private: bool,
-    },
-    /// Bytes sent or received so far (at most a few times a second).
-    Progress {
-        /// The transfer.
-        transfer: TransferId,
-        /// Bytes so far.
-        done: u64,
-        /// All bytes.
-        total: u64,
-        /// Ours, going out.
-        outgoing: bool,
-    },
-    /// Our file went out entirely.
-    Sent {
-        /// The transfer.
-        transfer: TransferId,
-    },
-    /// An incoming file is complete and verified and waits to be accepted.
-    Ready {
-        /// The transfer.
-        transfer: TransferId,
-    },
-    /// An incoming file is complete, verified and saved here.
-    Saved {
-        /// The transfer.
-        transfer: TransferId,
-        /// Where.
-        path: PathBuf,
-    },
-    /// The transfer ended without a file; any partial file was deleted.
-    Failed {
-        /// The transfer.
-        transfer: TransferId,
-        /// Why.
-        reason: String,
-    },
-}
 
 /// Time between two progress reports of one transfer.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);

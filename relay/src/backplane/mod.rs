@@ -32,8 +32,6 @@ use tracing::{info, warn};
 use wire::RoomId;
 use wire::{decode_payload, encode_payload, ConnId};
 
-use crate::hub::Hub;
-
 /// How often a relay tells the others which connections it holds.
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
 /// A remote connection not heard of for this long has left.
@@ -207,6 +205,31 @@ impl Message {
     }
 }
 
+/// What the backplane asks of this relay's rooms: the hub implements it
+/// (`crate::hub`), and keeps every rule about local connections; the
+/// backplane only carries messages and presence between relays.
+pub trait Rooms: Send + Sync + 'static {
+    /// The largest frame a local connection may be sent.
+    fn max_frame(&self) -> usize;
+    /// The local connections of `room`.
+    fn local_ids(&self, room: &RoomId) -> Vec<ConnId>;
+    /// The rooms with a local connection.
+    fn room_ids(&self) -> Vec<RoomId>;
+    /// Delivers what another relay published.
+    fn remote(&self, env: Envelope);
+    /// Cuts every local connection of a room shared with other relays
+    /// (the link to NATS was lost); how many.
+    fn cut_shared(&self) -> usize;
+    /// Cuts the local connections of `room` (a gap from another relay);
+    /// how many.
+    fn cut_room(&self, room: &RoomId) -> usize;
+    /// Cuts the local connection `from` of `room` (its frame could not go
+    /// out).
+    fn cut_sender(&self, room: &RoomId, from: ConnId);
+    /// Forgets other relays' connections not heard of for `ttl`.
+    fn expire_remote(&self, ttl: Duration);
+}
+
 /// A connected backplane waiting for its hub (see [`Pending::run`]).
 #[derive(Debug)]
 pub struct Pending {
@@ -220,7 +243,7 @@ pub struct Pending {
 impl Pending {
     /// Runs the backplane for `hub` until stopped: subscriptions, publishes,
     /// heartbeats and the link's ups and downs.
-    pub async fn run(self, hub: Arc<Hub>) {
+    pub async fn run(self, hub: Arc<dyn Rooms>) {
         let Pending {
             client,
             mut rx,
@@ -271,7 +294,7 @@ impl Pending {
 /// The backplane's running state (owned by its one task).
 struct Backplane {
     client: async_nats::Client,
-    hub: Arc<Hub>,
+    hub: Arc<dyn Rooms>,
     handle: Arc<Handle>,
     subs: HashMap<RoomId, tokio::task::JoinHandle<()>>,
     /// Our last sequence number in each room.
@@ -300,7 +323,7 @@ impl Backplane {
     /// Reads the link's state from the client. Down, or up again on a new
     /// connection (a drop we did not see): frames between this relay and
     /// the others may have been lost, so shared rooms' local connections
-    /// rejoin (see [`Hub::cut_shared`]). Up: every room asks who is there
+    /// rejoin (see [`Rooms::cut_shared`]). Up: every room asks who is there
     /// and says who is here.
     async fn check_link(&mut self) {
         let up = self.connected();
@@ -526,7 +549,7 @@ impl Backplane {
 /// way (a route between NATS nodes, a slow consumer): the room's local
 /// connections rejoin.
 struct Receiver {
-    hub: Arc<Hub>,
+    hub: Arc<dyn Rooms>,
     relay: u32,
     room: RoomId,
     max_message: usize,

@@ -575,6 +575,33 @@ impl Hub {
     }
 }
 
+impl backplane::Rooms for Hub {
+    fn max_frame(&self) -> usize {
+        Hub::max_frame(self)
+    }
+    fn local_ids(&self, room: &RoomId) -> Vec<ConnId> {
+        Hub::local_ids(self, room)
+    }
+    fn room_ids(&self) -> Vec<RoomId> {
+        Hub::room_ids(self)
+    }
+    fn remote(&self, env: backplane::Envelope) {
+        Hub::remote(self, env)
+    }
+    fn cut_shared(&self) -> usize {
+        Hub::cut_shared(self)
+    }
+    fn cut_room(&self, room: &RoomId) -> usize {
+        Hub::cut_room(self, room)
+    }
+    fn cut_sender(&self, room: &RoomId, from: ConnId) {
+        Hub::cut_sender(self, room, from)
+    }
+    fn expire_remote(&self, ttl: Duration) {
+        Hub::expire_remote(self, ttl)
+    }
+}
+
 /// The fuzz entry point for what other relays send over NATS (feature
 /// `test-support`; `fuzz/fuzz_targets/backplane.rs`). `data` is a run of
 /// messages, each a little-endian `u16` length and that many bytes, handled

@@ -23,7 +23,9 @@ use common::invite::RelayEndpoint;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
-use crate::driver::{self, StopReason, Trust, Update};
+use crate::api::{StopReason, Update};
+use crate::connect::Trust;
+use crate::driver;
 use crate::files::FileOptions;
 use commands::{parse, Parsed};
 use printer::Printer;

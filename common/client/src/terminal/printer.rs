@@ -11,7 +11,7 @@ use common::engine::files::short_id;
 use common::engine::{Event, MemberInfo, TransferId};
 use common::ids::Fingerprint;
 
-use crate::driver::{FileUpdate, Update};
+use crate::api::{FileUpdate, Update};
 use crate::files::human_size;
 
 pub(super) struct Printer {

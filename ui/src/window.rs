@@ -1,0 +1,70 @@
+//! What every part of a room window shares: the [`RoomWindow`] trait that
+//! reaches its Slint globals (`Room`, `Transfers`, `Moderation`, each owned
+//! by one module), the banner, and the limits on what a view holds.
+
+use common::engine::{printable, MAX_TEXT};
+use slint::{ComponentHandle, Global, Model, ModelRc, SharedString, VecModel};
+
+use crate::{BannerKind, Moderation, Room, Transfers};
+
+/// A window that shows a room.
+pub trait RoomWindow: ComponentHandle + 'static {
+    /// The window's `Room` global ([`crate::room`]).
+    fn room(&self) -> Room<'_>;
+    /// The window's `Transfers` global ([`crate::transfers`]).
+    fn transfers(&self) -> Transfers<'_>;
+    /// The window's `Moderation` global ([`crate::moderation`]).
+    fn moderation(&self) -> Moderation<'_>;
+}
+
+impl<T> RoomWindow for T
+where
+    T: ComponentHandle + 'static,
+    for<'a> Room<'a>: Global<'a, T>,
+    for<'a> Transfers<'a>: Global<'a, T>,
+    for<'a> Moderation<'a>: Global<'a, T>,
+{
+    fn room(&self) -> Room<'_> {
+        Room::get(self)
+    }
+
+    fn transfers(&self) -> Transfers<'_> {
+        Transfers::get(self)
+    }
+
+    fn moderation(&self) -> Moderation<'_> {
+        Moderation::get(self)
+    }
+}
+
+/// Lines kept in the view; older ones are dropped from memory.
+pub const MAX_LINES: usize = 20_000;
+/// Longest banner text; the rest is cut (relay error texts can be long).
+pub const MAX_BANNER: usize = 300;
+/// Longest line in the view (a message holds at most `MAX_TEXT` bytes; a
+/// warning or relay text is cut there too).
+pub const MAX_LINE: usize = MAX_TEXT;
+
+/// `text` cut to at most `max` bytes at a character boundary, with "…".
+pub fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// The `VecModel` behind a model the glue set (all of them are).
+pub(crate) fn vec_model<R: Clone + 'static>(m: &ModelRc<R>) -> Option<&VecModel<R>> {
+    m.as_any().downcast_ref::<VecModel<R>>()
+}
+
+/// Shows `text` in the banner.
+pub fn banner<T: RoomWindow>(win: &T, kind: BannerKind, text: &str) {
+    let room = win.room();
+    room.set_banner_kind(kind);
+    room.set_banner_text(SharedString::from(printable(&cut(text, MAX_BANNER))));
+}
