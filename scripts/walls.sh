@@ -14,8 +14,13 @@
 # The relay does carry TLS (OpenSSL for clients, rustls with ring to NATS):
 # those libraries hold transport ciphers, not the end-to-end code.
 #
-#   scripts/walls.sh             builds the debug binaries it needs
+#   scripts/walls.sh             builds (or relinks) the debug binaries it
+#                                needs, the relay with its default features
 #   TEAMCHAT_BIN_DIR=DIR scripts/walls.sh   uses DIR/teamchat-{relay,admin}
+#
+# The relay built with `--features nkeys` (NKey authentication to NATS)
+# links an Ed25519 signer, and with it SHA-512: NATS credentials, not the
+# end-to-end layer. The check is on the relay as shipped by default.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
