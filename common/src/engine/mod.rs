@@ -8,7 +8,7 @@
 //!
 //! One engine serves both apps: the admin role ([`admin`]) adds approvals,
 //! key distribution and notices, the member role ([`member`]) joining and
-//! following the admin, on top of what every participant does (`state.rs`:
+//! following the admin, on top of what every participant does (`state/`:
 //! install epochs, send, verify and open messages; `private.rs`: private
 //! messages; [`files`]: file transfers). Its interface is in `types.rs`,
 //! text cleaning in `text.rs`; this file holds the constants, the shared

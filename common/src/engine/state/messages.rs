@@ -1,0 +1,185 @@
+//! Room messages as every participant sends and takes them: sealed and
+//! signed under the current epoch, numbered with the previous epochs'
+//! counts; verified, replay-checked and opened, gaps in a sender's numbers
+//! reported; and what arrived shown (text, typing, leaving, file offers).
+
+use super::*;
+
+impl Core {
+    /// Sends a line of text; false (with an error event) if it is too long
+    /// or may not be sent now.
+    pub fn send_text(&mut self, now_ms: u64, text: String, out: &mut Vec<Action>) -> bool {
+        if text.len() > MAX_TEXT {
+            out.push(error(format!(
+                "message too long (at most {MAX_TEXT} bytes)"
+            )));
+            return false;
+        }
+        self.send_content(now_ms, Content::Text(text), out)
+    }
+
+    /// Whether we may send to the room now.
+    pub fn can_send(&self, now_ms: u64) -> bool {
+        self.send_blocked(now_ms).is_none()
+    }
+
+    /// Seals, signs and publishes `content` under the current epoch; false
+    /// (with an error event) if it could not be sent.
+    pub fn send_content(&mut self, now_ms: u64, content: Content, out: &mut Vec<Action>) -> bool {
+        if let Some(why) = self.send_blocked(now_ms) {
+            out.push(error(why));
+            return false;
+        }
+        let Some(cur) = &self.current else {
+            return false;
+        };
+        let header = MessageHeader {
+            room: self.room,
+            epoch: cur.epoch,
+            sender: self.me.public().fingerprint(),
+            seq: self.my_seq + 1,
+            prev: self.my_prev,
+        };
+        let sent = match &content {
+            Content::Text(t) => Some(t.clone()),
+            _ => None,
+        };
+        let body = ChatBody::padded(now_ms, content);
+        let Ok(plain) = encode_payload(&body, self.max_frame).map(zeroize::Zeroizing::new) else {
+            out.push(error("message too large".into()));
+            return false;
+        };
+        let sealed = seal(&cur.keys, &aad(context::AAD_MESSAGE, &header), &plain);
+        let Ok(encoded_header) = encode_payload(&header, self.max_frame) else {
+            return false;
+        };
+        let signature = self.me.sign(
+            context::MESSAGE,
+            &signed_message_bytes(&encoded_header, &sealed),
+        );
+        let msg = ChatMessage {
+            header,
+            sealed,
+            signature: signature.into(),
+        };
+        let (epoch, seq) = (msg.header.epoch, msg.header.seq);
+        if !self.publish(None, &Envelope::Message(msg), out) {
+            return false;
+        }
+        // Counted only once it went out: receivers see no gap for a
+        // message that was never sent.
+        self.my_seq = seq;
+        if let Some(text) = sent {
+            out.push(Action::Event(Event::Sent {
+                text,
+                sent_at_ms: now_ms,
+                epoch,
+                seq,
+            }));
+        }
+        true
+    }
+
+    /// Verifies, replay-checks and opens a chat message; returns the sender
+    /// and body, or a warning.
+    pub fn receive_message(
+        &mut self,
+        now_ms: u64,
+        msg: &ChatMessage,
+        out: &mut Vec<Action>,
+    ) -> Result<(Participant, ChatBody), String> {
+        let h = &msg.header;
+        if h.room != self.room {
+            return Err("message for another room dropped".into());
+        }
+        if h.sender == self.me.public().fingerprint() {
+            return Err("our own message came back from the relay: dropped".into());
+        }
+        let state = epoch_for(
+            &mut self.current,
+            &mut self.previous,
+            now_ms,
+            h.epoch,
+            &h.sender,
+            "message",
+        )?;
+        let sender = state.members.get(&h.sender).cloned().ok_or_else(|| {
+            format!(
+                "message from {} who is not in this epoch's roster dropped",
+                h.sender.short()
+            )
+        })?;
+        let last = state.last_seq.get(&h.sender).copied().unwrap_or(0);
+        if h.seq <= last {
+            return Err(format!(
+                "replayed or duplicated message from {} (seq {} after {last}) dropped",
+                sender.name, h.seq
+            ));
+        }
+        let encoded_header =
+            encode_payload(h, self.max_frame).map_err(|_| "bad header".to_string())?;
+        sender
+            .key
+            .verify(
+                context::MESSAGE,
+                &signed_message_bytes(&encoded_header, &msg.sealed),
+                &msg.signature,
+            )
+            .map_err(|_| {
+                format!(
+                    "message claiming to be from {} has a bad signature: dropped",
+                    sender.name
+                )
+            })?;
+        let plain =
+            open(&state.keys, &aad(context::AAD_MESSAGE, h), &msg.sealed).map_err(|_| {
+                format!(
+                    "message from {} failed authentication: dropped",
+                    sender.name
+                )
+            })?;
+        let body: ChatBody = decode_payload(&plain, self.max_frame)
+            .map_err(|_| format!("malformed message from {} dropped", sender.name))?;
+        state.last_seq.insert(h.sender, h.seq);
+        self.account(false, &sender, (h.epoch, h.seq), last, h.prev, out);
+        Ok((sender, body))
+    }
+
+    /// Turns a received chat body into events.
+    pub fn show(
+        &mut self,
+        from: &Participant,
+        body: ChatBody,
+        epoch: u64,
+        seq: u64,
+        out: &mut Vec<Action>,
+    ) {
+        let info = from.info();
+        match body.content {
+            Content::Text(text) => {
+                if text.len() > MAX_TEXT {
+                    out.push(warning(format!(
+                        "over-long message from {} dropped",
+                        info.name
+                    )));
+                    return;
+                }
+                out.push(Action::Event(Event::Message {
+                    from: info,
+                    text,
+                    sent_at_ms: body.sent_at_ms,
+                    epoch,
+                    seq,
+                }))
+            }
+            Content::Typing(on) => out.push(Action::Event(Event::Typing { from: info, on })),
+            Content::Leave => {}
+            Content::FileOffer(offer) => self.on_file_offer(from, offer, None, out),
+            Content::FileCancel(t) => self.on_file_cancel(&info, t, out),
+            Content::PrivateFileOffer(_) => out.push(warning(format!(
+                "a private file offer from {} sent to the whole room dropped",
+                info.name
+            ))),
+        }
+    }
+}
