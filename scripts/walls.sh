@@ -24,21 +24,43 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Crates that implement the end-to-end layer, and TeamChat's client crates.
-e2e='aes|cbc|hmac|sha2|hkdf|pbkdf2|rsa|pkcs8|x25519-dalek|common|client|rusqlite|native-tls'
 fail=0
 
 echo "== 1. the relay's dependencies, on the whole workspace's resolution"
 tree=$(cargo tree --workspace -e normal --prefix depth --no-dedupe)
+# What the relay must not link: the roots of the RustCrypto and dalek
+# ecosystems (every hash, MAC, cipher, signature or curve crate builds on
+# one of them, so a crypto crate added to `common` later is covered), every
+# crate of `common`'s tree that depends on one (found by inverting the
+# tree: sha2, hmac, aes, rsa, x25519-dalek, ...), and TeamChat's client
+# crates with their I/O (rusqlite, native-tls).
+roots="digest cipher crypto-common universal-hash signature elliptic-curve curve25519-dalek num-bigint-dig"
+common_tree=$(cargo tree -p common -p client -e normal --prefix none --no-dedupe | awk '{print $1}' | sort -u)
+forbidden=$(
+  for r in $roots; do
+    echo "$r"
+    if grep -qx "$r" <<<"$common_tree"; then
+      cargo tree -p common -e normal --prefix none -i "$r" | awk '{print $1}'
+    fi
+  done
+  printf '%s\n' common client rusqlite native-tls
+)
+forbidden=$(sort -u <<<"$forbidden" | grep -v '^$')
+# Control: the inversion finds what the end-to-end layer is made of.
+for c in aes cbc hmac sha2 hkdf pbkdf2 rsa x25519-dalek curve25519-dalek; do
+  grep -qx "$c" <<<"$forbidden" || { echo "   CONTROL BROKEN: $c is not among the crates the relay must not link" >&2; exit 1; }
+done
+e2e=$(paste -sd'|' <<<"$forbidden")
+echo "   $(wc -l <<<"$forbidden") crates the relay must not link: $(paste -sd' ' <<<"$forbidden")"
 # The relay's subtree: from its root line (depth 0) to the next root
 # (--no-dedupe: a crate already shown under another root is listed again).
 relay_deps=$(awk '/^0/ { inside = ($0 ~ /^0relay /) } inside' <<<"$tree" | sed 's/^[0-9]*//' | sort -u)
 [ -n "$relay_deps" ] || { echo "   the relay is not in the workspace tree" >&2; exit 1; }
-if bad=$(grep -E "^(${e2e}) " <<<"$relay_deps"); then
+if bad=$(awk '{print $1}' <<<"$relay_deps" | grep -xE "${e2e}"); then
   echo "   FAIL: the relay depends on: $(tr '\n' ' ' <<<"$bad")" >&2
   fail=1
 else
-  echo "   ok: $(wc -l <<<"$relay_deps") crates under the relay, none of them end-to-end crypto or a client crate"
+  echo "   ok: $(wc -l <<<"$relay_deps") crates under the relay, none of them"
 fi
 # Control: the same grep finds them under the admin app.
 admin_deps=$(awk '/^0/ { inside = ($0 ~ /^0teamchat-admin /) } inside' <<<"$tree" | sed 's/^[0-9]*//')
@@ -66,7 +88,13 @@ fi
 # Rust paths of those crates in demangled symbols (`aes::`, `<rsa::…`), not
 # inside another crate's path (`ring::hmac::` is the NATS link's TLS).
 pattern="(^|[^A-Za-z0-9_:])(${e2e//-/_})::"
-count() { nm -C "$1" 2>/dev/null | grep -cE "$pattern" || true; }
+for b in teamchat-relay teamchat-admin; do
+  [ -x "$bin_dir/$b" ] || { echo "   $bin_dir/$b is missing" >&2; exit 1; }
+done
+# The relay's own code must show (a stripped binary would pass unread).
+own=$(nm -C "$bin_dir/teamchat-relay" | grep -cE '(^|[^A-Za-z0-9_:])(relay|wire)::' || true)
+[ "$own" -ge 100 ] || { echo "   CONTROL BROKEN: teamchat-relay shows only $own symbols of its own (stripped?)" >&2; exit 1; }
+count() { nm -C "$1" | grep -cE "$pattern" || true; }
 relay_hits=$(count "$bin_dir/teamchat-relay")
 admin_hits=$(count "$bin_dir/teamchat-admin")
 if [ "$relay_hits" != 0 ]; then
@@ -74,7 +102,7 @@ if [ "$relay_hits" != 0 ]; then
   nm -C "$bin_dir/teamchat-relay" | grep -E "$pattern" | head -5 >&2
   fail=1
 else
-  echo "   ok: teamchat-relay names no symbol of ${e2e//|/, }"
+  echo "   ok: teamchat-relay ($own symbols of relay and wire) names no symbol of those crates"
 fi
 if [ "$admin_hits" -lt 100 ]; then
   echo "   CONTROL BROKEN: teamchat-admin names only $admin_hits such symbols" >&2

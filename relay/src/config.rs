@@ -150,12 +150,12 @@ pub struct Args {
     pub backplane_ca: Option<PathBuf>,
 
     /// NATS NKey: a file holding the user's seed (SU…). Needs a relay built
-    /// with `--features nkeys`.
+    /// with `cargo build -p relay --features nkeys`.
     #[arg(long, env = "TEAMCHAT_RELAY_BACKPLANE_NKEY", value_name = "FILE")]
     pub backplane_nkey: Option<PathBuf>,
 
     /// NATS credentials file (.creds: a user JWT and its NKey seed). Needs a
-    /// relay built with `--features nkeys`.
+    /// relay built with `cargo build -p relay --features nkeys`.
     #[arg(long, env = "TEAMCHAT_RELAY_BACKPLANE_CREDS", value_name = "FILE")]
     pub backplane_creds: Option<PathBuf>,
 }

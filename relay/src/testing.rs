@@ -367,11 +367,11 @@ fn parse_port(text: &str) -> Option<u16> {
 }
 
 /// Every `--flag` that the Rust and Slint sources under `roots` name in a
-/// string literal — the flags a message, an error or a help text tells a
-/// user to type — with the first `file:line` naming it. Test code is left
-/// out (files under `tests/`, `testing.rs`, `fuzzing.rs`, and a file from
-/// its `#[cfg(test)]` line on), as are paths in `skip` and literals that
-/// quote a `cargo` command (whose flags are cargo's). The apps' and the
+/// string literal or a doc comment (clap's help text) — the flags a
+/// message, an error or a help text tells a user to type — with the first
+/// `file:line` naming it. Test code is left out (files under `tests/`,
+/// `testing.rs`, `fuzzing.rs`, and a file's `mod tests`), as are paths in
+/// `skip` and pieces that quote a `cargo` command (whose flags are cargo's). The apps' and the
 /// relay's tests check each against their command line.
 pub fn flags_named_in(
     roots: &[PathBuf],
@@ -404,12 +404,22 @@ pub fn flags_named_in(
     let mut named = std::collections::BTreeMap::new();
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
-        for (n, line) in text.lines().enumerate() {
-            if line.trim() == "#[cfg(test)]" {
+        let lines: Vec<&str> = text.lines().collect();
+        for (n, line) in lines.iter().enumerate() {
+            // The tests module ends what is scanned (not any item that is
+            // only compiled for tests).
+            let next = lines.get(n + 1).map(|l| l.trim()).unwrap_or("");
+            if line.trim() == "#[cfg(test)]" && next.starts_with("mod tests") {
                 break;
             }
-            // The odd pieces between quotes are inside string literals.
-            for lit in line.split('"').skip(1).step_by(2) {
+            // Doc comments are help text (clap shows them); in code, the
+            // odd pieces between quotes are inside string literals.
+            let doc = line.trim_start().strip_prefix("///");
+            let pieces: Vec<&str> = match doc {
+                Some(d) => vec![d],
+                None => line.split('"').skip(1).step_by(2).collect(),
+            };
+            for lit in pieces {
                 if lit.contains("cargo ") {
                     continue;
                 }

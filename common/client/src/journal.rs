@@ -13,7 +13,7 @@
 use std::sync::mpsc as std_mpsc;
 
 use common::engine::{Engine, Event};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::api::Update;
 use crate::history::{Entry, EntryKind, History, HistoryError, HistoryOptions, SHOW_ON_OPEN};
@@ -21,8 +21,10 @@ use crate::history::{Entry, EntryKind, History, HistoryError, HistoryOptions, SH
 /// What the writer thread is asked to do, in order.
 enum Job {
     Add(Entry),
-    Show(usize),
-    Clear,
+    /// Answered on the channel, so that the session shows the answer in
+    /// its place among the updates (a clear before the lines after it).
+    Show(usize, oneshot::Sender<Update>),
+    Clear(oneshot::Sender<Update>),
     KeepRunFloor(u64),
 }
 
@@ -42,8 +44,8 @@ impl std::fmt::Debug for Job {
         // Entries hold message text: never in debug output.
         f.write_str(match self {
             Job::Add(_) => "Add",
-            Job::Show(_) => "Show",
-            Job::Clear => "Clear",
+            Job::Show(..) => "Show",
+            Job::Clear(_) => "Clear",
             Job::KeepRunFloor(_) => "KeepRunFloor",
         })
     }
@@ -72,13 +74,14 @@ impl Journal {
         let opened = tokio::task::spawn_blocking(move || {
             let hist = History::open(&opts, &me, &room)?;
             let loaded = hist.last(SHOW_ON_OPEN)?;
-            Ok::<_, HistoryError>((hist, loaded))
+            let floor = hist.run_floor().ok();
+            Ok::<_, HistoryError>((hist, loaded, floor))
         })
         .await;
         match opened {
-            Ok(Ok((hist, loaded))) => {
+            Ok(Ok((hist, loaded, floor))) => {
                 // The highest admin run held here before: never below it.
-                if let Ok(floor) = hist.run_floor() {
+                if let Some(floor) = floor {
                     engine.raise_run_floor(floor);
                     journal.kept_run_floor = floor;
                 }
@@ -123,15 +126,28 @@ impl Journal {
 
     /// Shows the last `n` entries (after those handed over before).
     pub(crate) async fn show(&self, n: usize) {
-        if !self.send(Job::Show(n)) {
-            self.no_history().await;
-        }
+        self.ask(|tx| Job::Show(n, tx)).await;
     }
 
     /// Deletes this room's history (after writing those handed over before).
     pub(crate) async fn clear(&self) {
-        if !self.send(Job::Clear) {
-            self.no_history().await;
+        self.ask(Job::Clear).await;
+    }
+
+    /// Asks the writer and passes its answer on before anything that
+    /// comes later (the session waits; the writer does the disk work).
+    async fn ask(&self, job: impl FnOnce(oneshot::Sender<Update>) -> Job) {
+        let (tx, rx) = oneshot::channel();
+        let answer = if self.send(job(tx)) {
+            rx.await.ok()
+        } else {
+            None
+        };
+        match answer {
+            Some(update) => {
+                let _ = self.updates.send(update).await;
+            }
+            None => self.no_history().await,
         }
     }
 
@@ -187,34 +203,41 @@ fn write_all(mut hist: History, jobs: std_mpsc::Receiver<Job>, updates: mpsc::Se
             match job {
                 Job::Add(entry) => batch.push(entry),
                 other => {
+                    // Entries handed over before a request are written
+                    // before it is answered. A failed write ends the
+                    // writer: the waiting request hears there is no
+                    // history.
                     if !flush(&mut hist, &mut batch, &warn) {
                         return;
                     }
-                    let update = match other {
-                        Job::Show(n) => match hist.last(n) {
-                            Ok(loaded) => Update::History {
-                                loaded,
-                                requested: true,
-                            },
-                            Err(e) => Update::Engine(Event::Warning {
-                                reason: e.to_string(),
-                            }),
-                        },
-                        Job::Clear => match hist.clear() {
-                            Ok(_) => Update::HistoryCleared,
-                            Err(e) => Update::Engine(Event::Warning {
-                                reason: e.to_string(),
-                            }),
-                        },
-                        Job::KeepRunFloor(floor) => match hist.keep_run_floor(floor) {
-                            Ok(()) => continue,
-                            Err(e) => Update::Engine(Event::Warning {
-                                reason: format!("{e}: the admin's run number is not kept"),
-                            }),
-                        },
-                        Job::Add(_) => continue,
+                    let warning = |e: HistoryError| {
+                        Update::Engine(Event::Warning {
+                            reason: e.to_string(),
+                        })
                     };
-                    let _ = updates.blocking_send(update);
+                    match other {
+                        Job::Show(n, reply) => {
+                            let _ = reply.send(match hist.last(n) {
+                                Ok(loaded) => Update::History {
+                                    loaded,
+                                    requested: true,
+                                },
+                                Err(e) => warning(e),
+                            });
+                        }
+                        Job::Clear(reply) => {
+                            let _ = reply.send(match hist.clear() {
+                                Ok(_) => Update::HistoryCleared,
+                                Err(e) => warning(e),
+                            });
+                        }
+                        Job::KeepRunFloor(floor) => {
+                            if let Err(e) = hist.keep_run_floor(floor) {
+                                warn(format!("{e}: the admin's run number is not kept"));
+                            }
+                        }
+                        Job::Add(_) => {}
+                    }
                 }
             }
             next = jobs.try_recv().ok();
