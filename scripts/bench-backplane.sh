@@ -44,10 +44,7 @@ raise_fd_limit $((idle_conns + 1024))
 nats_find
 command -v python3 >/dev/null || die "python3 is needed to tabulate the results"
 
-echo "== cargo build --release -p relay -p bench" >&2
-cargo build --release -p relay -p bench >&2
-relay_bin=target/release/teamchat-relay
-loadgen=target/release/teamchat-loadgen
+bench_build
 
 scratch_dir
 temp_certs "$work/certs"
@@ -118,12 +115,12 @@ import json, os, sys, time
 
 out, mode, idle_conns, tck = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 
+sys.path.insert(0, os.path.join(os.getcwd(), "scripts", "lib"))
+import bench_out  # noqa: E402  (scripts/lib/bench_out.py)
+
+
 def load(name):
-    try:
-        with open(os.path.join(out, name + ".json")) as f:
-            return json.loads(f.read().strip().splitlines()[-1])
-    except (OSError, ValueError, IndexError):
-        return None
+    return bench_out.load(out, name)
 
 def nats_s(name):
     try:

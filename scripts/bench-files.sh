@@ -57,14 +57,7 @@ filebench_timeout=3600
 
 # One build: the relay links the `wire` crate alone, whatever else is built
 # with it (docs/ARCHITECTURE.md, "The walls").
-echo "== cargo build --release -p relay -p bench" >&2
-cargo build --release -p relay -p bench >&2
-relay_bin=target/release/teamchat-relay
-loadgen=target/release/teamchat-loadgen
-filebench=target/release/teamchat-filebench
-for b in "$relay_bin" "$loadgen" "$filebench"; do
-  [ -x "$b" ] || die "$b was not built"
-done
+bench_build
 
 scratch_dir
 

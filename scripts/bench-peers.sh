@@ -64,10 +64,7 @@ cur=$(ulimit -n)
 [ "$cur" = unlimited ] || [ "$cur" -ge "$need_fds" ] ||
   die "the open-file limit is $cur (hard $hard); 10,000 connections need $need_fds: raise the hard limit and retry"
 
-echo "== building (release)" >&2
-cargo build -q --release -p relay -p bench
-relay_bin=$PWD/target/release/teamchat-relay
-loadgen=$PWD/target/release/teamchat-loadgen
+bench_build
 
 scratch_dir
 

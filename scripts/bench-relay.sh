@@ -48,12 +48,7 @@ else
 fi
 timeout_s=120
 
-echo "== cargo build --release -p relay -p bench" >&2
-cargo build --release -p relay -p bench >&2
-relay_bin=target/release/teamchat-relay
-loadgen=target/release/teamchat-loadgen
-[ -x "$relay_bin" ] || die "$relay_bin was not built"
-[ -x "$loadgen" ] || die "$loadgen was not built"
+bench_build
 
 scratch_dir
 
@@ -113,12 +108,12 @@ import json, os, platform, subprocess, sys, time
 
 out, mode, idle_conns = sys.argv[1], sys.argv[2], int(sys.argv[3])
 
+sys.path.insert(0, os.path.join(os.getcwd(), "scripts", "lib"))
+import bench_out  # noqa: E402  (scripts/lib/bench_out.py)
+
+
 def load(name):
-    try:
-        with open(os.path.join(out, name + ".json")) as f:
-            return json.loads(f.read().strip().splitlines()[-1])
-    except (OSError, ValueError, IndexError):
-        return None
+    return bench_out.load(out, name)
 
 def n(v, digits=0):
     return f"{v:,.{digits}f}"

@@ -69,6 +69,10 @@
 #                            (MAX connections, per IP and rooms; rates,
 #                            queue, idle timeout) and --log warn of the
 #                            benchmarks' relays.
+#   bench_build              builds the relay and the load generators in
+#                            release (progress to stderr) and sets
+#                            relay_bin, loadgen and filebench to their
+#                            absolute paths; dies if one is missing.
 #   bench_relay_start NAME MAX [ARG...]
 #                            relay_start on 127.0.0.1:0 with
 #                            $work/certs/relay.{crt,key}, bench_limits for
@@ -235,6 +239,18 @@ relay_wait() {
 relay_start() {
   relay_spawn "$@"
   relay_wait 10
+}
+
+bench_build() {
+  echo "== cargo build --release -p relay -p bench" >&2
+  cargo build --release -p relay -p bench >&2
+  relay_bin=$PWD/target/release/teamchat-relay
+  loadgen=$PWD/target/release/teamchat-loadgen
+  filebench=$PWD/target/release/teamchat-filebench
+  local b
+  for b in "$relay_bin" "$loadgen" "$filebench"; do
+    [ -x "$b" ] || die "$b was not built"
+  done
 }
 
 relay_bench_limits() {
