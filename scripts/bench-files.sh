@@ -154,10 +154,10 @@ def chat(l):
         s += f" ({l['lost']} of {l['expected']} lost)"
     return s
 
-try:
-    ossl = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.strip()
-except OSError:
-    ossl = "openssl ?"
+sys.path.insert(0, os.path.join(os.getcwd(), "scripts", "lib"))
+import bench_out  # noqa: E402  (scripts/lib/bench_out.py)
+
+ossl = bench_out.openssl_version()
 print(f"File-transfer benchmark ({mode} run, {size_mib} MiB file), {time.strftime('%Y-%m-%d')}: "
       f"{os.cpu_count()} cores {platform.machine()}, {ossl}, {relay_version}, TLS 1.3 on "
       f"127.0.0.1; relay, members and load generator on the same machine.")

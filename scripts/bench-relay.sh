@@ -183,10 +183,7 @@ else:
                  f"{n(r['rss_after_kib'])} KiB{extra})",
                  "≤ 15 KiB", verdict(r["kib_per_conn"] <= 15.0 and not r["dropped"])))
 
-try:
-    ossl = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.strip()
-except OSError:
-    ossl = "openssl ?"
+ossl = bench_out.openssl_version()
 print(f"Relay benchmark ({mode} run), {time.strftime('%Y-%m-%d')}: {os.cpu_count()} cores "
       f"{platform.machine()}, {ossl}, TLS 1.3 on 127.0.0.1, relay and load generator on "
       f"the same machine.")
