@@ -160,6 +160,9 @@ fn main() -> Result<ExitCode> {
         .enable_all()
         .build()?;
     let stop = rt.block_on(terminal::run(engine, relays, trust, opts));
+    // The terminal reads stdin on a blocking thread that may be waiting for a
+    // line: do not wait for it (the history is written before `run` ends).
+    rt.shutdown_background();
     Ok(terminal::exit_status(&stop))
 }
 

@@ -160,3 +160,64 @@ fn leaving_at_the_end_of_input_exits_successfully() {
     assert_eq!(stop["reason"], "left the room");
     assert!(success, "exit status 0; stderr: {err}");
 }
+
+/// Ctrl-C leaves the room as `/quit` does (the goodbye goes out, the
+/// history is written), and the app exits successfully; before, SIGINT
+/// killed the process on the spot.
+#[test]
+fn ctrl_c_leaves_the_room_and_exits_successfully() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = admin(
+        dir.path(),
+        &format!("127.0.0.1:{}", free_port()),
+        &"aa".repeat(32),
+    );
+    // Input stays open: only the signal can end the run.
+    cmd.stdin(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut lines = Vec::new();
+    // Running: it tries to reach the relay.
+    while !lines
+        .iter()
+        .any(|l: &serde_json::Value| l["type"] == "connecting")
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(line) = rx.recv_timeout(left) else {
+            let _ = child.kill();
+            panic!("the admin never started connecting: {lines:?}");
+        };
+        lines.push(serde_json::from_str(&line).unwrap());
+    }
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // It exits by itself, input still open, within the connect timeout.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("still running 20 s after Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(5)) {
+        lines.push(serde_json::from_str(&line).unwrap());
+    }
+    assert_eq!(stopped(&lines)["reason"], "left the room", "{lines:?}");
+    assert!(status.success(), "exit status {status:?}");
+}

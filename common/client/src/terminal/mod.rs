@@ -80,6 +80,7 @@ pub async fn run(
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
     let mut cmd_tx = Some(cmd_tx);
+    let mut leaving = false;
     let stop = loop {
         tokio::select! {
             u = up_rx.recv() => match u {
@@ -87,6 +88,19 @@ pub async fn run(
                 Some(u) => out.update(&u),
                 None => break StopReason::Ended,
             },
+            // Ctrl-C leaves the room cleanly, as `/quit` does: the goodbye
+            // goes out and the history is written before the app exits. A
+            // second Ctrl-C stops waiting for that.
+            _ = tokio::signal::ctrl_c() => {
+                if leaving {
+                    out.note("interrupted again: leaving without waiting");
+                    break StopReason::Left;
+                }
+                leaving = true;
+                if let Some(tx) = &cmd_tx {
+                    let _ = tx.send(Command::Leave.into()).await;
+                }
+            }
             l = lines.next_line(), if stdin_open => match l {
                 Ok(Some(line)) => {
                     match parse(&line, &opts, &out) {
