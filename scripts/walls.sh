@@ -82,7 +82,10 @@ done
 echo "== 3. the relay binary's symbols"
 bin_dir=${TEAMCHAT_BIN_DIR:-}
 if [ -z "$bin_dir" ]; then
-  cargo build -q -p relay -p teamchat-admin
+  # The relay as shipped (default features); the admin binary the tests
+  # built serves as the control, or is built if missing.
+  cargo build -q -p relay
+  [ -x target/debug/teamchat-admin ] || cargo build -q -p teamchat-admin
   bin_dir=target/debug
 fi
 # Rust paths of those crates in demangled symbols (`aes::`, `<rsa::…`), not
