@@ -81,6 +81,15 @@ pub async fn run(
     let mut stdin_open = true;
     let mut cmd_tx = Some(cmd_tx);
     let mut leaving = false;
+    // One listener for the whole run: a new one per turn of the loop would
+    // miss a Ctrl-C that comes while the loop is busy (the handler, once
+    // installed, keeps the signal from ending the process).
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    // Polled once now, so that the handler is in place before anything is
+    // shown (the loop polls its branches in a random order); a Ctrl-C
+    // before this point ends the process at once, as it always did.
+    let _ = futures_util::FutureExt::now_or_never(&mut ctrl_c);
     let stop = loop {
         tokio::select! {
             u = up_rx.recv() => match u {
@@ -91,7 +100,8 @@ pub async fn run(
             // Ctrl-C leaves the room cleanly, as `/quit` does: the goodbye
             // goes out and the history is written before the app exits. A
             // second Ctrl-C stops waiting for that.
-            _ = tokio::signal::ctrl_c() => {
+            _ = &mut ctrl_c => {
+                ctrl_c.set(tokio::signal::ctrl_c());
                 if leaving {
                     out.note("interrupted again: leaving without waiting");
                     break StopReason::Left;
