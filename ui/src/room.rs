@@ -367,6 +367,7 @@ pub fn apply<T: RoomWindow>(win: &T, update: Update) {
             }
         }
         Update::Engine(e) => event(win, e),
+        Update::Warning(reason) => push_line(win, LineKind::Warning, "", &reason),
         Update::File(f) => crate::transfers::apply(win, f),
         Update::History { loaded, requested } => show_history(win, &loaded, requested),
         Update::HistoryCleared => {
@@ -525,8 +526,8 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
                 &format!("The room was closed: {reason}"),
             );
         }
-        Event::Warning { reason } => {
-            push_line(win, LineKind::Warning, "", &reason);
+        Event::Warning(w) => {
+            push_line(win, LineKind::Warning, "", &w.to_string());
         }
         Event::Missed {
             from,

@@ -323,13 +323,14 @@ fn what(u: Update) -> Option<What> {
         Update::Engine(e) => match e {
             Event::Epoch { members, .. } => What::Epoch(members.len()),
             Event::Message { text, .. } => What::Chat(chat_seq(&text)?),
-            Event::Warning { reason } => What::Warning(reason),
+            Event::Warning(w) => What::Warning(w.to_string()),
             Event::Error { reason } => What::Error(reason),
             Event::Kicked { reason } => What::Lost(format!("was removed: {reason}")),
             Event::Denied { reason } => What::Lost(format!("was refused: {reason}")),
             Event::Closed { reason } => What::Lost(format!("saw the room closed: {reason}")),
             _ => return None,
         },
+        Update::Warning(reason) => What::Warning(reason),
         Update::File(f) => match f {
             FileUpdate::Offered { accepted, .. } => What::Offered { accepted },
             FileUpdate::Sent { .. } => What::Sent,

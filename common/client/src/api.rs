@@ -82,6 +82,10 @@ pub enum Update {
     },
     /// Something the engine wants shown.
     Engine(Event),
+    /// A local problem the user should know about (the disk, the history
+    /// file, the admin's state file); the engine's own warnings come as
+    /// [`Event::Warning`].
+    Warning(String),
     /// A file transfer moved on.
     File(FileUpdate),
     /// Entries of the room's local history, oldest first: at the start

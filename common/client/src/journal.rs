@@ -185,16 +185,14 @@ impl Journal {
 }
 
 async fn warn(updates: &mpsc::Sender<Update>, reason: String) {
-    let _ = updates
-        .send(Update::Engine(Event::Warning { reason }))
-        .await;
+    let _ = updates.send(Update::Warning(reason)).await;
 }
 
 /// The writer thread: each wake-up writes every entry waiting in one
 /// transaction, then answers the requests in the order they came.
 fn write_all(mut hist: History, jobs: std_mpsc::Receiver<Job>, updates: mpsc::Sender<Update>) {
     let warn = |reason: String| {
-        let _ = updates.blocking_send(Update::Engine(Event::Warning { reason }));
+        let _ = updates.blocking_send(Update::Warning(reason));
     };
     let mut batch: Vec<Entry> = Vec::new();
     while let Ok(first) = jobs.recv() {
@@ -210,11 +208,7 @@ fn write_all(mut hist: History, jobs: std_mpsc::Receiver<Job>, updates: mpsc::Se
                     if !flush(&mut hist, &mut batch, &warn) {
                         return;
                     }
-                    let warning = |e: HistoryError| {
-                        Update::Engine(Event::Warning {
-                            reason: e.to_string(),
-                        })
-                    };
+                    let warning = |e: HistoryError| Update::Warning(e.to_string());
                     match other {
                         Job::Show(n, reply) => {
                             let _ = reply.send(match hist.last(n) {

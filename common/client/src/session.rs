@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use common::engine::{Action, Command, Engine, Event, FileEvent};
+use common::engine::{Action, Command, Engine, FileEvent};
 use common::wire::{ClientFrame, FrameCodec, RelayFrame, DEFAULT_MAX_FRAME};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -143,10 +143,7 @@ pub(crate) async fn session(
             if let Some(f) = &rt.state_file {
                 if let Err(e) = f.save(&state) {
                     let reason = format!("{e}: bans made now last only until this app closes");
-                    let _ = rt
-                        .updates
-                        .send(Update::Engine(Event::Warning { reason }))
-                        .await;
+                    let _ = rt.updates.send(Update::Warning(reason)).await;
                 }
             }
         }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::engine::admin::Admin;
 use common::engine::member::Member;
-use common::engine::{AdminConfig, Engine, Event, MemberConfig};
+use common::engine::{AdminConfig, Engine, Event, MemberConfig, Warning};
 use common::invite::{Host, RelayEndpoint};
 use common::test_keys::shared;
 use common::{Fingerprint, RoomId};
@@ -37,6 +37,8 @@ pub struct Peer {
     pub seen: Vec<Event>,
     /// Every file update read so far.
     pub files: Vec<FileUpdate>,
+    /// Every warning of the runtime itself (disk, history) read so far.
+    pub local_warnings: Vec<String>,
 }
 
 impl Peer {
@@ -68,6 +70,7 @@ impl Peer {
             up,
             seen: Vec::new(),
             files: Vec::new(),
+            local_warnings: Vec::new(),
         }
     }
 
@@ -77,6 +80,7 @@ impl Peer {
         match tokio::time::timeout_at(deadline, self.up.recv()).await {
             Ok(Some(Update::Engine(e))) => self.seen.push(e),
             Ok(Some(Update::File(f))) => self.files.push(f),
+            Ok(Some(Update::Warning(w))) => self.local_warnings.push(w),
             Ok(Some(Update::Stopped { reason })) => {
                 panic!("stopped while waiting for {what}: {reason}")
             }
@@ -124,6 +128,7 @@ impl Peer {
             match u {
                 Update::Engine(e) => self.seen.push(e),
                 Update::File(f) => self.files.push(f),
+                Update::Warning(w) => self.local_warnings.push(w),
                 _ => {}
             }
         }
@@ -150,12 +155,28 @@ impl Peer {
             .collect()
     }
 
-    /// The warnings seen, in order.
-    pub fn warnings(&self) -> Vec<String> {
+    /// Waits (up to [`WAIT`]) for a warning of the runtime itself (not
+    /// the engine's) matching `pred`, seen before or arriving now.
+    pub async fn expect_local_warning(
+        &mut self,
+        what: &str,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(w) = self.local_warnings.iter().find(|w| pred(w)) {
+                return w.clone();
+            }
+            self.next(what, deadline).await;
+        }
+    }
+
+    /// The engine's warnings seen, in order.
+    pub fn warnings(&self) -> Vec<Warning> {
         self.seen
             .iter()
             .filter_map(|e| match e {
-                Event::Warning { reason } => Some(reason.clone()),
+                Event::Warning(w) => Some(w.clone()),
                 _ => None,
             })
             .collect()

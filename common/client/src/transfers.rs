@@ -460,26 +460,22 @@ impl Transfers {
                     .count();
                 if from_them >= WAITING_PER_SENDER || self.receiving.len() >= WAITING_IN_ALL {
                     self.to_cancel.push(transfer);
-                    return Some(Update::Engine(Event::Warning {
-                        reason: format!(
-                            "{} offered {name}, but too many files from {} are already waiting or arriving: refused",
-                            from.name,
-                            if from_them >= WAITING_PER_SENDER { "them" } else { "everyone" }
-                        ),
-                    }));
+                    return Some(Update::Warning(format!(
+                        "{} offered {name}, but too many files from {} are already waiting or arriving: refused",
+                        from.name,
+                        if from_them >= WAITING_PER_SENDER { "them" } else { "everyone" }
+                    )));
                 }
                 // Files not saved yet share one budget on disk: twice the
                 // largest file.
                 let budget = self.opts.max_size.saturating_mul(2);
                 if self.pending_bytes().saturating_add(size) > budget {
                     self.to_cancel.push(transfer);
-                    return Some(Update::Engine(Event::Warning {
-                        reason: format!(
-                            "{} offered {name}, but {} of files are already waiting or arriving: refused",
-                            from.name,
-                            crate::files::human_size(self.pending_bytes())
-                        ),
-                    }));
+                    return Some(Update::Warning(format!(
+                        "{} offered {name}, but {} of files are already waiting or arriving: refused",
+                        from.name,
+                        crate::files::human_size(self.pending_bytes())
+                    )));
                 }
                 let partial = match Partial::create(&self.opts.download_dir) {
                     Ok(p) => p,

@@ -14,8 +14,8 @@
 //! text cleaning in `text.rs`; this file holds the constants, the shared
 //! helpers and the [`Engine`] both apps drive.
 //!
-//! Every frame that fails a check becomes an [`Event::Warning`], never a
-//! message.
+//! Every frame that fails a check becomes an [`Event::Warning`] carrying a
+//! typed [`Dropped`] (`warning.rs`), never a message.
 
 pub mod admin;
 pub mod files;
@@ -24,6 +24,7 @@ mod private;
 mod state;
 mod text;
 mod types;
+mod warning;
 
 use std::fmt;
 use std::sync::Arc;
@@ -39,6 +40,7 @@ pub use state::Claim;
 pub(crate) use state::{epoch_for, Core, EpochState, Participant};
 pub use text::{clean_name, is_format_char, name_key, printable};
 pub use types::{Action, Command, Event, MemberInfo};
+pub use warning::{ChunkFault, Dropped, Kind, OfferRefusal, RosterError, Warning};
 
 /// Longest text accepted in one message, in bytes.
 pub const MAX_TEXT: usize = 16 * 1024;
@@ -60,8 +62,8 @@ pub(crate) const MAX_CLAIMS: usize = 16_384;
 /// Epochs of this run remembered as held, for gap reports across epochs.
 pub(crate) const HELD_EPOCHS: usize = 64;
 
-pub(crate) fn warning(reason: String) -> Action {
-    Action::Event(Event::Warning { reason })
+pub(crate) fn warning(w: impl Into<Warning>) -> Action {
+    Action::Event(Event::Warning(w.into()))
 }
 
 pub(crate) fn error(reason: String) -> Action {
@@ -86,8 +88,8 @@ pub(crate) fn relay_control(frame: &RelayFrame, out: &mut Vec<Action>) {
 }
 
 /// Decodes a relay payload into an envelope, or a warning.
-pub(crate) fn envelope(payload: &[u8], max: usize) -> Result<Envelope, String> {
-    decode_payload(payload, max).map_err(|_| "undecodable frame from the relay dropped".to_string())
+pub(crate) fn envelope(payload: &[u8], max: usize) -> Result<Envelope, Dropped> {
+    decode_payload(payload, max).map_err(|_| Dropped::Undecodable)
 }
 
 /// Either role, behind one interface for the driver.

@@ -2,7 +2,10 @@
 //! epoch, signed by the sender, numbered per recipient, and shown only to
 //! that member (the relay routes them to its connection alone).
 
-use super::{epoch_for, error, warning, Action, Core, Event, MemberInfo, Participant, MAX_TEXT};
+use super::{
+    epoch_for, error, warning, Action, Core, Dropped, Event, Kind, MemberInfo, Participant,
+    MAX_TEXT,
+};
 use crate::crypto::seal::{open, seal};
 use crate::crypto::DhSecret;
 use crate::ids::Fingerprint;
@@ -135,17 +138,18 @@ impl Core {
         now_ms: u64,
         msg: &PrivateMessage,
         out: &mut Vec<Action>,
-    ) -> Result<Option<(Participant, ChatBody)>, String> {
+    ) -> Result<Option<(Participant, ChatBody)>, Dropped> {
+        const KIND: Kind = Kind::Private;
         let h = &msg.header;
         if h.room != self.room {
-            return Err("private message for another room dropped".into());
+            return Err(Dropped::ForAnotherRoom(KIND));
         }
         let me = self.me.public().fingerprint();
         if h.recipient != me {
             return Ok(None);
         }
         if h.sender == me {
-            return Err("a private message claiming to be from us dropped".into());
+            return Err(Dropped::ClaimsToBeUs);
         }
         let state = epoch_for(
             &mut self.current,
@@ -153,23 +157,30 @@ impl Core {
             now_ms,
             h.epoch,
             &h.sender,
-            "private message",
+            KIND,
         )?;
-        let sender = state.members.get(&h.sender).cloned().ok_or_else(|| {
-            format!(
-                "private message from {} who is not in this epoch's roster dropped",
-                h.sender.short()
-            )
-        })?;
+        let sender = state
+            .members
+            .get(&h.sender)
+            .cloned()
+            .ok_or_else(|| Dropped::NotInRoster {
+                kind: KIND,
+                sender: h.sender.short(),
+            })?;
         let last = state.last_private_seq.get(&h.sender).copied().unwrap_or(0);
         if h.seq <= last {
-            return Err(format!(
-                "replayed or duplicated private message from {} (seq {} after {last}) dropped",
-                sender.name, h.seq
-            ));
+            return Err(Dropped::Replayed {
+                kind: KIND,
+                name: sender.name,
+                seq: h.seq,
+                last,
+            });
         }
-        let encoded_header =
-            encode_payload(h, self.max_frame).map_err(|_| "bad header".to_string())?;
+        let name = || sender.name.clone();
+        let encoded_header = encode_payload(h, self.max_frame).map_err(|_| Dropped::Malformed {
+            kind: KIND,
+            name: name(),
+        })?;
         sender
             .key
             .verify(
@@ -177,17 +188,13 @@ impl Core {
                 &signed_message_bytes(&encoded_header, &msg.sealed),
                 &msg.signature,
             )
-            .map_err(|_| {
-                format!(
-                    "private message claiming to be from {} has a bad signature: dropped",
-                    sender.name
-                )
+            .map_err(|_| Dropped::BadSignature {
+                kind: KIND,
+                name: name(),
             })?;
-        let failed = || {
-            format!(
-                "private message from {} failed authentication: dropped",
-                sender.name
-            )
+        let failed = || Dropped::Unauthentic {
+            kind: KIND,
+            name: name(),
         };
         let my_dh = self.dh.public();
         let keys = self
@@ -202,8 +209,11 @@ impl Core {
             .map_err(|_| failed())?;
         let plain =
             open(&keys, &aad(context::AAD_PRIVATE, h), &msg.sealed).map_err(|_| failed())?;
-        let body: ChatBody = decode_payload(&plain, self.max_frame)
-            .map_err(|_| format!("malformed private message from {} dropped", sender.name))?;
+        let body: ChatBody =
+            decode_payload(&plain, self.max_frame).map_err(|_| Dropped::Malformed {
+                kind: KIND,
+                name: name(),
+            })?;
         state.last_private_seq.insert(h.sender, h.seq);
         self.account(true, &sender, (h.epoch, h.seq), last, h.prev, out);
         Ok(Some((sender, body)))
@@ -224,19 +234,16 @@ impl Core {
                         seq: msg.header.seq,
                     }))
                 }
-                Content::Text(_) => out.push(warning(format!(
-                    "over-long private message from {} dropped",
-                    from.name
-                ))),
+                Content::Text(_) => out.push(warning(Dropped::TooLong {
+                    kind: Kind::Private,
+                    name: from.name,
+                })),
                 Content::PrivateFileOffer(p) => {
                     let keys = crate::crypto::seal::private_file_keys(&p, &self.room);
                     self.on_file_offer(&from, p.offer.clone(), Some(keys), out)
                 }
                 Content::FileCancel(t) => self.on_file_cancel(&from.info(), t, out),
-                _ => out.push(warning(format!(
-                    "private message from {} with content other than text dropped",
-                    from.name
-                ))),
+                _ => out.push(warning(Dropped::NotText { name: from.name })),
             },
             Err(w) => out.push(warning(w)),
         }

@@ -6,7 +6,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use super::{admin, FileEvent, FileSpec, TransferId};
+use super::{admin, FileEvent, FileSpec, TransferId, Warning};
 use crate::ids::Fingerprint;
 use crate::wire::{ClientFrame, ConnId};
 
@@ -199,11 +199,9 @@ pub enum Event {
         /// The admin's reason.
         reason: String,
     },
-    /// A frame failed a check and was dropped.
-    Warning {
-        /// What was wrong.
-        reason: String,
-    },
+    /// A frame failed a check and was dropped, or the room's state needs
+    /// saying (sending paused, lines missed): see [`Warning`].
+    Warning(Warning),
     /// A command could not be carried out.
     Error {
         /// Why.
@@ -289,7 +287,7 @@ impl fmt::Debug for Event {
             Event::Denied { .. } => f.write_str("Denied"),
             Event::Kicked { .. } => f.write_str("Kicked"),
             Event::Closed { .. } => f.write_str("Closed"),
-            Event::Warning { reason } => write!(f, "Warning({reason})"),
+            Event::Warning(w) => write!(f, "Warning({w})"),
             Event::Error { reason } => write!(f, "Error({reason})"),
         }
     }

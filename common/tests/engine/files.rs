@@ -85,10 +85,13 @@ fn a_flipped_dropped_or_foreign_chunk_leaves_no_file() {
         CHUNK_SIZE as usize,
         "only chunk 0 was handed over"
     );
-    assert!(net
-        .warnings(ids[1])
-        .iter()
-        .any(|w| w.contains("failed authentication")));
+    assert!(net.warnings(ids[1]).iter().any(|w| matches!(
+        w,
+        Warning::ChunksDropped {
+            last: ChunkFault::Unauthentic,
+            ..
+        }
+    )));
 
     // Chunk 1 dropped: chunk 2 shows the gap.
     let (net, ids, _) = through(Box::new(|f: &mut Flight| {
@@ -102,7 +105,7 @@ fn a_flipped_dropped_or_foreign_chunk_leaves_no_file() {
     assert!(net
         .warnings(ids[1])
         .iter()
-        .any(|w| w.contains("missing or out of order")));
+        .any(|w| matches!(w, Warning::FileGap { .. })));
 
     // A chunk sealed by someone outside the room (no epoch key).
     let (net, ids, _) = through(Box::new(|f: &mut Flight| {
@@ -135,10 +138,13 @@ fn duplicated_chunks_are_dropped_and_the_right_file_arrives() {
     let (got, end) = received(&net, ids[1], 7);
     assert_eq!(end, Some(true));
     assert!(got == content);
-    assert!(net
-        .warnings(ids[1])
-        .iter()
-        .any(|w| w.contains("duplicated (chunk")));
+    assert!(net.warnings(ids[1]).iter().any(|w| matches!(
+        w,
+        Warning::ChunksDropped {
+            last: ChunkFault::Duplicate { .. },
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -181,7 +187,7 @@ fn content_that_does_not_match_the_signed_hash_is_discarded() {
     assert!(net
         .warnings(ids[1])
         .iter()
-        .any(|w| w.contains("does not match the SHA-256")));
+        .any(|w| matches!(w, Warning::FileMismatch { .. })));
 }
 
 #[test]
@@ -258,10 +264,13 @@ fn the_file_size_limit_holds_on_both_sides() {
     net.nodes[ids[0]].engine.set_max_file_size(1 << 20);
     net.nodes[ids[1]].engine.set_max_file_size(4000);
     send_file(&mut net, ids[0], 9, &content);
-    assert!(net
-        .warnings(ids[1])
-        .iter()
-        .any(|w| w.contains("over the limit")));
+    assert!(net.warnings(ids[1]).iter().any(|w| matches!(
+        w,
+        Warning::OfferIgnored {
+            why: OfferRefusal::TooLarge { .. },
+            ..
+        }
+    )));
     assert!(!net.nodes[ids[1]]
         .files
         .iter()
@@ -324,10 +333,13 @@ fn a_forged_chunk_changes_nothing_and_the_real_file_still_arrives() {
     let (got, end) = received(&net, ids[1], 7);
     assert_eq!(end, Some(true));
     assert!(got == content);
-    assert!(net
-        .warnings(ids[1])
-        .iter()
-        .any(|w| w.contains("failed authentication")));
+    assert!(net.warnings(ids[1]).iter().any(|w| matches!(
+        w,
+        Warning::ChunksDropped {
+            last: ChunkFault::Unauthentic,
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -349,10 +361,13 @@ fn a_finished_transfers_id_cannot_be_taken_over() {
         .files
         .iter()
         .any(|e| matches!(e, FileEvent::Incoming { .. } | FileEvent::Done { .. })));
-    assert!(net
-        .warnings(ids[2])
-        .iter()
-        .any(|w| w.contains("already in use")));
+    assert!(net.warnings(ids[2]).iter().any(|w| matches!(
+        w,
+        Warning::OfferIgnored {
+            why: OfferRefusal::IdInUse | OfferRefusal::IdTaken,
+            ..
+        }
+    )));
     // Empty files hold no sending slot: nine in a row all go out.
     for t in 30..39 {
         net.command(ids[0], Command::OfferFile(spec(t, "empty", &[])));
@@ -377,10 +392,13 @@ fn one_sender_cannot_hold_every_incoming_slot() {
         .filter(|e| matches!(e, FileEvent::Incoming { .. }))
         .count();
     assert_eq!(offers, common::engine::files::MAX_INCOMING_PER_SENDER);
-    assert!(net
-        .warnings(ids[1])
-        .iter()
-        .any(|w| w.contains("still arriving")));
+    assert!(net.warnings(ids[1]).iter().any(|w| matches!(
+        w,
+        Warning::OfferIgnored {
+            why: OfferRefusal::BusySender(_),
+            ..
+        }
+    )));
 }
 
 fn private_spec(transfer: u8, to: usize, content: &[u8]) -> FileSpec {
@@ -461,10 +479,13 @@ fn a_private_file_cannot_be_forged_flipped_or_sent_the_wrong_way() {
     send_offered(&mut net, alice, private_spec(61, 1, &content), &content);
     net.tamper = None;
     assert_eq!(received(&net, bob, 61).1, Some(false));
-    assert!(net
-        .warnings(bob)
-        .iter()
-        .any(|w| w.contains("authentication")));
+    assert!(net.warnings(bob).iter().any(|w| matches!(
+        w,
+        Warning::ChunksDropped {
+            last: ChunkFault::Unauthentic,
+            ..
+        }
+    )));
 
     // Private chunks re-sent as room chunks (the wrong way), and a private
     // chunk replayed: never a wrong file.
@@ -492,7 +513,7 @@ fn a_private_file_cannot_be_forged_flipped_or_sent_the_wrong_way() {
     assert!(
         net.warnings(bob)
             .iter()
-            .any(|w| w.contains("file chunk") && w.contains("dropped")),
+            .any(|w| matches!(w, Warning::ChunksDropped { .. })),
         "{:?}",
         net.warnings(bob)
     );
@@ -637,9 +658,13 @@ fn a_private_message_from_an_earlier_admin_run_is_not_accepted_again() {
     net.run();
     assert!(privates(&net, bob).is_empty(), "shown again");
     assert!(
-        net.warnings(bob)
-            .iter()
-            .any(|w| w.contains("failed authentication")),
+        net.warnings(bob).iter().any(|w| matches!(
+            w,
+            Warning::Dropped(Dropped::Unauthentic {
+                kind: Kind::Private,
+                ..
+            })
+        )),
         "{:?}",
         net.warnings(bob)
     );

@@ -15,6 +15,9 @@ use common::engine::FileSpec;
 use common::engine::{
     Action, AdminConfig, AdminState, Command, Engine, Event, FileEvent, MemberConfig,
 };
+/// The warning types the suites match on (not every suite uses each).
+#[allow(unused_imports)]
+pub use common::engine::{ChunkFault, Dropped, Kind, OfferRefusal, Warning};
 use common::wire::{
     decode_payload, encode_payload, ClientFrame, ConnId, Envelope, RelayFrame, Welcome,
     DEFAULT_MAX_FRAME,
@@ -262,12 +265,12 @@ impl Net {
             .collect()
     }
 
-    pub fn warnings(&self, idx: usize) -> Vec<String> {
+    pub fn warnings(&self, idx: usize) -> Vec<Warning> {
         self.nodes[idx]
             .events
             .iter()
             .filter_map(|e| match e {
-                Event::Warning { reason } => Some(reason.clone()),
+                Event::Warning(w) => Some(w.clone()),
                 _ => None,
             })
             .collect()

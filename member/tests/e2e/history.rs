@@ -98,7 +98,9 @@ async fn history_survives_a_restart_sealed_and_a_broken_database_only_warns() {
     std::fs::write(&db, vec![0x5a; 8192]).unwrap();
     let mut alice = start_alice(Some(hopts));
     alice
-        .expect("a history warning", |e| matches!(e, Event::Warning { reason } if reason.contains("history") && reason.contains("without history")))
+        .expect_local_warning("a history warning", |w| {
+            w.contains("history") && w.contains("without history")
+        })
         .await;
     alice
         .expect("alice in the room all the same", epoch_with(2))

@@ -13,7 +13,7 @@ use client::files::FileOptions;
 use client::testing::{
     admin_engine, epoch_with, files_in, local_endpoint, member_engine, Peer, WAIT,
 };
-use common::engine::{Command, Event};
+use common::engine::{Command, Event, Kind, Warning};
 use common::invite::RelayEndpoint;
 use common::test_keys::shared;
 use common::{Fingerprint, RoomId};
@@ -208,7 +208,10 @@ async fn the_suite(at: &[RelayEndpoint]) {
     for peer in [&carol, &admin] {
         assert!(
             !peer.seen.iter().any(|e| matches!(e, Event::Private { .. })
-                || matches!(e, Event::Warning { reason } if reason.contains("private"))),
+                || matches!(
+                    e,
+                    Event::Warning(Warning::Dropped(d)) if d.kind() == Some(Kind::Private)
+                )),
             "someone else's private message is neither shown nor warned about: {:?}",
             peer.seen
         );

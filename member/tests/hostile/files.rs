@@ -58,10 +58,13 @@ async fn a_chunk_injected_from_outside_the_room_is_refused_with_a_warning() {
     // real chunks still make the right file.
     bob_gets(&mut r, "plan.pdf", &body).await;
     assert!(
-        r.bob
-            .warnings()
-            .iter()
-            .any(|w| w.contains("failed authentication")),
+        r.bob.warnings().iter().any(|w| matches!(
+            w,
+            Warning::ChunksDropped {
+                last: ChunkFault::Unauthentic,
+                ..
+            }
+        )),
         "{:?}",
         r.bob.warnings()
     );
@@ -86,7 +89,13 @@ async fn duplicated_chunks_give_the_right_file_and_reordered_ones_none() {
     let body = content(4 * CHUNK - 7, 4);
     alice_sends(&mut r, "twice.bin", &body).await;
     bob_gets(&mut r, "twice.bin", &body).await;
-    assert!(r.bob.warnings().iter().any(|w| w.contains("duplicated")));
+    assert!(r.bob.warnings().iter().any(|w| matches!(
+        w,
+        Warning::ChunksDropped {
+            last: ChunkFault::Duplicate { .. },
+            ..
+        }
+    )));
     r.alice
         .expect_file("alice's first file sent", WAIT, |f| {
             matches!(f, FileUpdate::Sent { .. })
@@ -300,10 +309,15 @@ async fn the_file_size_limit_holds_for_the_sender_and_for_each_receiver() {
     alice_sends(&mut r, "two.bin", &body).await;
     bob_gets(&mut r, "two.bin", &body).await;
     carol
-        .expect(
-            "carol refuses the offer",
-            |e| matches!(e, Event::Warning { reason } if reason.contains("over the limit")),
-        )
+        .expect("carol refuses the offer", |e| {
+            matches!(
+                e,
+                Event::Warning(Warning::OfferIgnored {
+                    why: OfferRefusal::TooLarge { .. },
+                    ..
+                })
+            )
+        })
         .await;
     carol.settle(Duration::from_millis(500)).await;
     assert!(carol.files.is_empty(), "{:?}", carol.files);
@@ -328,10 +342,15 @@ async fn a_replayed_private_message_is_shown_once_and_warned_about() {
         .await
         .unwrap();
     r.bob
-        .expect(
-            "bob warns about the copy",
-            |e| matches!(e, Event::Warning { reason } if reason.contains("replayed")),
-        )
+        .expect("bob warns about the copy", |e| {
+            matches!(
+                e,
+                Event::Warning(Warning::Dropped(Dropped::Replayed {
+                    kind: Kind::Private,
+                    ..
+                }))
+            )
+        })
         .await;
     r.bob.settle(Duration::from_millis(500)).await;
     let shown = r
@@ -394,10 +413,7 @@ async fn files_waiting_for_accept_are_bounded_per_sender_and_hold_no_descriptor(
         carol.next("eight files ready", deadline).await;
     }
     carol
-        .expect(
-            "the ninth is refused",
-            |e| matches!(e, Event::Warning { reason } if reason.contains("too many files")),
-        )
+        .expect_local_warning("the ninth is refused", |w| w.contains("too many files"))
         .await;
     carol.settle(Duration::from_millis(500)).await;
     let offered = carol

@@ -16,7 +16,9 @@ use bytes::Bytes;
 use client::driver::{FileUpdate, Request};
 use client::testing::{admin_engine, epoch_with, files_in, member_engine, Peer, WAIT};
 use common::engine::admin::Admin;
-use common::engine::{AdminConfig, Command, Engine, Event};
+use common::engine::{
+    AdminConfig, ChunkFault, Command, Dropped, Engine, Event, Kind, OfferRefusal, Warning,
+};
 use common::invite::{Host, RelayEndpoint};
 use common::test_keys::shared;
 use common::wire::{

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 use client::driver::{Request, Update};
-use common::engine::{Command, Event};
+use common::engine::{Command, Dropped, Event, Kind, Warning};
 use common::identity;
 use common::invite::{Invite, RelayEndpoint};
 use common::test_keys;

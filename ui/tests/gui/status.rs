@@ -125,9 +125,12 @@ fn connection_state_and_warnings_are_visible() {
     );
     ui::room::apply(
         w,
-        Update::Engine(Event::Warning {
-            reason: "replayed message dropped".into(),
-        }),
+        Update::Engine(Event::Warning(Warning::Dropped(Dropped::Replayed {
+            kind: Kind::Message,
+            name: "bob".into(),
+            seq: 1,
+            last: 2,
+        }))),
     );
     let lines = room.get_lines();
     assert_eq!(

@@ -442,6 +442,15 @@ impl Printer {
         json!({"name": m.name, "fingerprint": m.fingerprint.to_string(), "safety_code": m.safety_code, "admin": m.admin})
     }
 
+    /// A warning, the engine's or the runtime's: one line, or one JSON
+    /// object of type `warning`.
+    fn warning(&mut self, reason: &str) {
+        self.emit(
+            json!({"type": "warning", "reason": reason}),
+            format!("! warning: {reason}"),
+        )
+    }
+
     pub(super) fn update(&mut self, u: &Update) {
         match u {
             Update::Connecting { relay } => {
@@ -460,6 +469,7 @@ impl Printer {
                 format!("* stopped: {reason}"),
             ),
             Update::Engine(e) => self.event(e),
+            Update::Warning(reason) => self.warning(reason),
             Update::File(f) => self.file(f),
             Update::History { loaded, requested } => self.history(loaded, *requested),
             Update::HistoryCleared => self.emit(
@@ -523,7 +533,7 @@ impl Printer {
             Event::Denied { reason } => self.emit(json!({"type": "denied", "reason": reason}), format!("* join denied: {reason}")),
             Event::Kicked { reason } => self.emit(json!({"type": "kicked", "reason": reason}), format!("* removed from the room: {reason}")),
             Event::Closed { reason } => self.emit(json!({"type": "closed", "reason": reason}), format!("* room closed: {reason}")),
-            Event::Warning { reason } => self.emit(json!({"type": "warning", "reason": reason}), format!("! warning: {reason}")),
+            Event::Warning(w) => self.warning(&w.to_string()),
             Event::Error { reason } => self.emit(json!({"type": "error", "reason": reason}), format!("! error: {reason}")),
             Event::Missed { from, epoch, count, private } => {
                 let what = if *private { "private messages" } else { "messages" };

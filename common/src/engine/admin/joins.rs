@@ -24,7 +24,7 @@ impl Admin {
     ) {
         let room = self.cfg.room;
         if req.room != room {
-            out.push(warning("join request for another room dropped".into()));
+            out.push(warning(Dropped::JoinForAnotherRoom));
             return;
         }
         let opened = self
@@ -46,29 +46,25 @@ impl Admin {
                 .ok()
             });
         let Some(plain) = opened else {
-            out.push(warning(format!(
-                "join request from connection {from} failed authentication: dropped"
-            )));
+            out.push(warning(Dropped::JoinUnauthentic { conn: from }));
             return;
         };
         let Ok(signed) = decode_payload::<Signed>(&plain, self.core.max_frame) else {
-            out.push(warning("malformed join request dropped".into()));
+            out.push(warning(Dropped::MalformedJoin));
             return;
         };
         let Ok(info) = decode_payload::<JoinInfo>(&signed.body, self.core.max_frame) else {
-            out.push(warning("malformed join request dropped".into()));
+            out.push(warning(Dropped::MalformedJoin));
             return;
         };
         if info.room != room || info.join_key != self.join_key || info.ephemeral != req.ephemeral {
-            out.push(warning(
-                "join request bound to another room or session dropped".into(),
-            ));
+            out.push(warning(Dropped::JoinBoundElsewhere));
             return;
         }
         let key = match PublicKey::from_spki_der(&info.member_key) {
             Ok(k) => k,
             Err(e) => {
-                out.push(warning(format!("join request with an unusable key: {e}")));
+                out.push(warning(Dropped::JoinUnusableKey(e)));
                 return;
             }
         };
@@ -76,20 +72,16 @@ impl Admin {
             .verify(context::JOIN, &signed.body, &signed.signature)
             .is_err()
         {
-            out.push(warning(
-                "join request not signed by the key it carries: dropped".into(),
-            ));
+            out.push(warning(Dropped::JoinNotSelfSigned));
             return;
         }
         let fp = key.fingerprint();
         if fp == self.core.me.public().fingerprint() {
-            out.push(warning(
-                "join request carrying the admin's own key dropped".into(),
-            ));
+            out.push(warning(Dropped::JoinWithAdminKey));
             return;
         }
         if !self.seen_requests.insert(info.ephemeral) {
-            out.push(warning("a replayed join request was dropped".into()));
+            out.push(warning(Dropped::JoinReplayed));
             return;
         }
         self.seen_order.push_back(info.ephemeral);
@@ -134,9 +126,7 @@ impl Admin {
                         *self.password_failures.entry(fp).or_insert(0) += 1;
                         self.password_failures_total += 1;
                         if self.password_failures_total == PASSWORD_TRIES_TOTAL {
-                            out.push(warning(
-                                "too many wrong room passwords: approval by password is off until restart".into(),
-                            ));
+                            out.push(warning(Warning::PasswordGuessing));
                         }
                         self.notice(
                             Some(from),
@@ -146,10 +136,9 @@ impl Admin {
                             Some(info.ephemeral),
                             out,
                         );
-                        out.push(warning(format!(
-                            "{} gave a wrong room password: denied",
-                            pending.name
-                        )));
+                        out.push(warning(Warning::WrongPassword {
+                            name: pending.name.clone(),
+                        }));
                         return;
                     }
                 }
@@ -172,9 +161,7 @@ impl Admin {
             }
             None => {
                 if self.pending.len() >= MAX_PENDING {
-                    out.push(warning(
-                        "too many pending join requests: one dropped".into(),
-                    ));
+                    out.push(warning(Dropped::TooManyPending));
                     return;
                 }
                 // One waiting request per key and per connection.

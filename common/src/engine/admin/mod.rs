@@ -17,7 +17,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::{envelope, error, warning, Action, Command, Core, EpochState, Event};
+use super::{envelope, error, warning, Action, Command, Core, Dropped, EpochState, Event, Warning};
 use crate::crypto::password::{
     password_check, password_check_matches, password_key, verify_password_proof,
 };
@@ -501,10 +501,7 @@ impl Admin {
                             || pending.is_some()
                             || self.cfg.roster.contains(&fp))
                         {
-                            out.push(warning(format!(
-                                "{} has not been in the room since the admin started: banned all the same",
-                                fp.short()
-                            )));
+                            out.push(warning(Warning::BannedUnseen { who: fp.short() }));
                         }
                         self.approved.remove(&fp);
                         self.pending.retain(|_, p| p.key.fingerprint() != fp);
@@ -570,9 +567,7 @@ impl Admin {
             }
             if !self.password_suspended {
                 self.password_suspended = true;
-                out.push(warning(
-                    "approval by room password is off: the removed member knew it. Set a new password to turn it back on (or approve by hand)".into(),
-                ));
+                out.push(warning(Warning::PasswordRevoked));
             }
         }
         self.state_dirty = true;
@@ -626,18 +621,19 @@ impl Admin {
             }
             Envelope::JoinRequest(req) => {
                 if req.room != self.cfg.room {
-                    out.push(warning("join request for another room dropped".into()));
+                    out.push(warning(Dropped::JoinForAnotherRoom));
                 } else if self.per_conn(from).joins.allow(now_ms) && self.joins.allow(now_ms) {
                     self.on_join_request(now_ms, from, &req, out);
                 } else {
-                    out.push(warning("too many join requests: one dropped".into()));
+                    out.push(warning(Dropped::TooManyJoins));
                 }
             }
             Envelope::Message(msg) => match self.core.receive_message(now_ms, &msg, out) {
                 Ok((sender, body)) => {
                     let fp = sender.key.fingerprint();
                     let leaving = body.content == Content::Leave;
-                    self.core.show(&sender, body, msg.header.epoch, msg.header.seq, out);
+                    self.core
+                        .show(&sender, body, msg.header.epoch, msg.header.seq, out);
                     if leaving {
                         if let Some(i) = self.seats.iter().position(|s| s.key.fingerprint() == fp) {
                             let seat = self.seats.remove(i);
@@ -654,9 +650,7 @@ impl Admin {
             | Envelope::Epoch(_)
             | Envelope::Roster(_)
             | Envelope::Notice(_)
-            | Envelope::Beacon(_) => out.push(warning(
-                format!("connection {from} sent a frame only the admin may send: ignored (forgery attempt?)"),
-            )),
+            | Envelope::Beacon(_) => out.push(warning(Dropped::AdminOnly { conn: from })),
             Envelope::Private(pm) => self.core.on_private(now_ms, &pm, out),
             Envelope::FileChunk(chunk) => self.core.on_chunk(now_ms, &chunk, out),
             Envelope::PrivateChunk(chunk) => self.core.on_private_chunk(now_ms, &chunk, out),

@@ -43,7 +43,10 @@ use std::fmt;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::{error, warning, Action, Command, Core, Event, MemberInfo, Participant};
+use super::{
+    error, warning, Action, ChunkFault, Command, Core, Dropped, Event, Kind, MemberInfo,
+    OfferRefusal, Participant, Warning,
+};
 use crate::crypto::seal::{open, seal, SealKeys};
 use crate::ids::Fingerprint;
 use crate::wire::{
@@ -382,11 +385,11 @@ fn finish(transfer: TransferId, t: &mut Incoming, out: &mut Vec<Action>) {
     if bool::from(subtle::ConstantTimeEq::ct_eq(&digest[..], &t.sha256[..])) {
         out.push(Action::File(FileEvent::Done { transfer }));
     } else {
-        let why = format!(
-            "{} does not match the SHA-256 its sender signed: discarded",
-            t.name
-        );
-        out.push(warning(why.clone()));
+        let mismatch = Warning::FileMismatch {
+            file: t.name.clone(),
+        };
+        let why = mismatch.to_string();
+        out.push(warning(mismatch));
         out.push(Action::File(FileEvent::Failed {
             transfer,
             reason: why,

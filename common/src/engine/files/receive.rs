@@ -14,36 +14,34 @@ impl Core {
     ) {
         let info = from.info();
         let name = display_name(&offer.name);
+        let ignored = |why| {
+            warning(Warning::OfferIgnored {
+                from: info.name.clone(),
+                file: name.clone(),
+                why,
+            })
+        };
         if offer.size > self.files.max_size {
-            out.push(warning(format!(
-                "{} offered {name} of {} bytes, over the limit of {} bytes: ignored",
-                info.name, offer.size, self.files.max_size
-            )));
+            out.push(ignored(OfferRefusal::TooLarge {
+                size: offer.size,
+                limit: self.files.max_size,
+            }));
             return;
         }
         if offer.chunk_size != CHUNK_SIZE {
-            out.push(warning(format!(
-                "{} offered {name} with an unusable chunk size: ignored",
-                info.name
-            )));
+            out.push(ignored(OfferRefusal::ChunkSize));
             return;
         }
         let key = (info.fingerprint, offer.transfer);
         if self.files.incoming.contains_key(&key) || self.files.recent.contains(&key) {
-            out.push(warning(format!(
-                "{} offered {name} under a transfer id already in use: ignored",
-                info.name
-            )));
+            out.push(ignored(OfferRefusal::IdInUse));
             return;
         }
         if self.files.in_use(&offer.transfer) {
             // Someone else's (or our own) transfer has this id: the driver
             // knows transfers by id alone, so a second one would be
             // ambiguous; the first goes on untouched.
-            out.push(warning(format!(
-                "{} offered {name} under a transfer id already in use by someone else: ignored",
-                info.name
-            )));
+            out.push(ignored(OfferRefusal::IdTaken));
             return;
         }
         let from_sender = self
@@ -53,17 +51,11 @@ impl Core {
             .filter(|t| t.from == info.fingerprint)
             .count();
         if from_sender >= MAX_INCOMING_PER_SENDER {
-            out.push(warning(format!(
-                "{} offered {name} while {MAX_INCOMING_PER_SENDER} of their files are still arriving: ignored",
-                info.name
-            )));
+            out.push(ignored(OfferRefusal::BusySender(MAX_INCOMING_PER_SENDER)));
             return;
         }
         if self.files.incoming.len() >= MAX_INCOMING {
-            out.push(warning(format!(
-                "{} offered {name}, but {MAX_INCOMING} files are already arriving: ignored",
-                info.name
-            )));
+            out.push(ignored(OfferRefusal::Busy(MAX_INCOMING)));
             return;
         }
         out.push(Action::File(FileEvent::Incoming {
@@ -116,7 +108,7 @@ impl Core {
     pub(crate) fn on_chunk(&mut self, now_ms: u64, chunk: &FileChunk, out: &mut Vec<Action>) {
         let h = &chunk.header;
         if h.room != self.room {
-            out.push(warning("file chunk for another room dropped".into()));
+            out.push(warning(Dropped::ChunkForAnotherRoom));
             return;
         }
         if h.sender == self.me.public().fingerprint() {
@@ -127,7 +119,7 @@ impl Core {
             if self.files.incoming_id(&h.transfer).is_some() {
                 // Another member's chunk under a transfer's id: not part
                 // of it, whatever it holds.
-                self.dropped_chunk(now_ms, "from someone other than its sender", out);
+                self.dropped_chunk(now_ms, ChunkFault::NotFromItsSender, out);
             }
             // Otherwise not a transfer we receive (we joined after its
             // offer, refused it, or it ended): nothing it says could
@@ -139,17 +131,21 @@ impl Core {
         if private {
             // A room chunk under a private transfer's id (any member could
             // seal one): not part of it.
-            let why = format!("for {} sent the wrong way", t.name);
-            self.dropped_chunk(now_ms, &why, out);
+            let why = ChunkFault::WrongWay {
+                file: t.name.clone(),
+            };
+            self.dropped_chunk(now_ms, why, out);
             return;
         }
         if !plausible_size(chunk) {
-            self.dropped_chunk(now_ms, "of an impossible size", out);
+            self.dropped_chunk(now_ms, ChunkFault::ImpossibleSize, out);
             return;
         }
         if h.epoch < newest {
-            let why = format!("of {} from an epoch its transfer has left", t.name);
-            self.dropped_chunk(now_ms, &why, out);
+            let why = ChunkFault::LeftEpoch {
+                file: t.name.clone(),
+            };
+            self.dropped_chunk(now_ms, why, out);
             return;
         }
         // The previous epoch's grace is the offerer's (still a member),
@@ -163,20 +159,16 @@ impl Core {
             now_ms,
             h.epoch,
             &from,
-            "file chunk",
+            Kind::Message,
         ) {
             Ok(state) => &state.keys,
             Err(_) => {
-                self.dropped_chunk(now_ms, "for an epoch we hold no key for", out);
+                self.dropped_chunk(now_ms, ChunkFault::NoKey, out);
                 return;
             }
         };
         let Ok(data) = open(keys, &aad(context::AAD_CHUNK, h), &chunk.sealed) else {
-            self.dropped_chunk(
-                now_ms,
-                "that failed authentication (forged or damaged)",
-                out,
-            );
+            self.dropped_chunk(now_ms, ChunkFault::Unauthentic, out);
             return;
         };
         self.take_chunk(now_ms, key, h, data, false, out);
@@ -200,7 +192,7 @@ impl Core {
             if self.files.incoming_id(&h.transfer).is_some() {
                 // Names a transfer we receive, but not as its sender, or
                 // privately where it came to the room.
-                self.dropped_chunk(now_ms, "that cannot belong to its transfer", out);
+                self.dropped_chunk(now_ms, ChunkFault::NotItsTransfer, out);
             }
             // Otherwise someone else's private file, or one that ended.
             return;
@@ -208,15 +200,11 @@ impl Core {
         // Only the offer's sender holds the keys with the recipient; and
         // no chunk is larger than a sealed 64 KiB.
         if !plausible_size(chunk) {
-            self.dropped_chunk(now_ms, "that cannot belong to its transfer", out);
+            self.dropped_chunk(now_ms, ChunkFault::NotItsTransfer, out);
             return;
         }
         let Ok(data) = open(keys, &aad(context::AAD_PRIVATE_CHUNK, h), &chunk.sealed) else {
-            self.dropped_chunk(
-                now_ms,
-                "that failed authentication (forged or damaged)",
-                out,
-            );
+            self.dropped_chunk(now_ms, ChunkFault::Unauthentic, out);
             return;
         };
         self.take_chunk(now_ms, key, h, data, true, out);
@@ -251,27 +239,35 @@ impl Core {
         // second, not one per copy; a member sealing chunks in the
         // sender's name cannot end the transfer with one of them).
         let why = if h.index < t.next {
-            Some(format!("duplicated (chunk {} of {})", h.index, t.name))
+            Some(ChunkFault::Duplicate {
+                index: h.index,
+                file: t.name.clone(),
+            })
         } else if index >= chunks {
-            Some(format!(
-                "numbered {}, past the end of {} ({chunks} chunks)",
-                h.index, t.name
-            ))
+            Some(ChunkFault::PastEnd {
+                index: h.index,
+                file: t.name.clone(),
+                chunks,
+            })
         } else if data.len() as u64 != size {
-            Some(format!(
-                "of the wrong size (chunk {} of {})",
-                h.index, t.name
-            ))
+            Some(ChunkFault::WrongSize {
+                index: h.index,
+                file: t.name.clone(),
+            })
         } else {
             None
         };
         if let Some(why) = why {
-            self.dropped_chunk(now_ms, &why, out);
+            self.dropped_chunk(now_ms, why, out);
             return;
         }
         if h.index > t.next {
-            let why = format!("chunk {} of {} is missing or out of order", t.next, t.name);
-            out.push(warning(why.clone()));
+            let gap = Warning::FileGap {
+                index: t.next,
+                file: t.name.clone(),
+            };
+            let why = gap.to_string();
+            out.push(warning(gap));
             self.end_incoming(key, why, out);
             return;
         }
@@ -298,15 +294,14 @@ impl Core {
     /// A chunk that changes nothing (it did not authenticate, or cannot be
     /// part of the transfer it names): counted, and reported at most once
     /// a second (a removed member receives a whole file it cannot open).
-    pub(super) fn dropped_chunk(&mut self, now_ms: u64, why: &str, out: &mut Vec<Action>) {
+    pub(super) fn dropped_chunk(&mut self, now_ms: u64, why: ChunkFault, out: &mut Vec<Action>) {
         self.files.dropped += 1;
         if now_ms.saturating_sub(self.files.last_warning_ms) >= CHUNK_WARNING_EVERY_MS {
             let n = std::mem::take(&mut self.files.dropped);
             self.files.last_warning_ms = now_ms;
-            out.push(warning(if n == 1 {
-                format!("a file chunk {why} was dropped")
-            } else {
-                format!("{n} file chunks dropped, the last one {why}")
+            out.push(warning(Warning::ChunksDropped {
+                count: n,
+                last: why,
             }));
         }
     }

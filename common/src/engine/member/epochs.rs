@@ -7,9 +7,7 @@ use super::*;
 impl Member {
     pub(super) fn on_epoch(&mut self, now_ms: u64, signed: &Signed, out: &mut Vec<Action>) {
         let (Some(admin_key), Some(run)) = (&self.admin_key, self.run) else {
-            out.push(warning(
-                "epoch message before any verified announcement dropped".into(),
-            ));
+            out.push(warning(Dropped::EpochBeforeAnnouncement));
             return;
         };
         let v = match VerifiedEpoch::verify(
@@ -20,22 +18,18 @@ impl Member {
         ) {
             Ok(v) => v,
             Err(_) => {
-                out.push(warning(
-                    "epoch message not signed by the pinned admin rejected".into(),
-                ));
+                out.push(warning(Dropped::EpochNotFromAdmin));
                 return;
             }
         };
         let body = v.body();
         let current = self.core.current.as_ref().map(|c| c.epoch).unwrap_or(0);
         if body.room != self.cfg.room {
-            out.push(warning("epoch message for another room dropped".into()));
+            out.push(warning(Dropped::EpochForAnotherRoom));
             return;
         }
         if body.run != run.join_key {
-            out.push(warning(
-                "epoch message from another admin session rejected (replay?)".into(),
-            ));
+            out.push(warning(Dropped::EpochFromAnotherRun));
             return;
         }
         if self.pending.as_ref().is_some_and(|p| p.epoch == body.epoch) {
@@ -43,16 +37,14 @@ impl Member {
             return;
         }
         if body.epoch <= current || body.epoch < self.min_epoch {
-            out.push(warning(format!(
-                "stale epoch {} ignored (current {current})",
-                body.epoch
-            )));
+            out.push(warning(Dropped::StaleEpoch {
+                epoch: body.epoch,
+                current,
+            }));
             return;
         }
         if body.roster.is_empty() || body.roster.len() > usize::from(u16::MAX) {
-            out.push(warning(
-                "epoch message without a usable roster dropped".into(),
-            ));
+            out.push(warning(Dropped::EpochWithoutRoster));
             return;
         }
         let me = self.core.me.public().fingerprint();
@@ -69,10 +61,7 @@ impl Member {
                 self.pending = None;
                 self.core
                     .transfers_end_all("the admin let our seat go", out);
-                out.push(warning(format!(
-                    "epoch {} has no key for us: the admin let our seat go; asking to rejoin",
-                    body.epoch
-                )));
+                out.push(warning(Warning::SeatReleased { epoch: body.epoch }));
                 if self.request.is_none() {
                     self.send_join_request(now_ms, out);
                 }
@@ -84,10 +73,7 @@ impl Member {
         // a request we no longer know and is not for us.
         let seats_here = self.conn_requests.contains(&wrap.request);
         let Some(&(_, request_at)) = self.requests.iter().find(|(r, _)| *r == wrap.request) else {
-            out.push(warning(format!(
-                "epoch {} answers none of our join requests: ignored (replayed from before a restart?)",
-                body.epoch
-            )));
+            out.push(warning(Dropped::EpochAnswersNothing { epoch: body.epoch }));
             return;
         };
         let epoch = body.epoch;
@@ -96,9 +82,7 @@ impl Member {
         let key = match self.core.me.unwrap_epoch_key(&v) {
             Ok(k) => k,
             Err(_) => {
-                out.push(warning(
-                    "our key in a signed epoch message could not be unwrapped".into(),
-                ));
+                out.push(warning(Dropped::UnwrapFailed));
                 return;
             }
         };
@@ -156,9 +140,7 @@ impl Member {
             || h.count as usize != p.parts.len()
             || h.index as usize >= p.parts.len()
         {
-            out.push(warning(
-                "roster part that does not fit its epoch dropped".into(),
-            ));
+            out.push(warning(Dropped::RosterPartMisfit));
             return;
         }
         let keys = p.key.epoch_keys(&self.cfg.room, p.epoch);
@@ -178,11 +160,8 @@ impl Member {
             Ok(plain) if <[u8; 32]>::from(Sha256::digest(&*plain)) == p.hashes[i] => {
                 p.parts[i] = Some(plain.to_vec())
             }
-            Ok(_) => out.push(warning(
-                "roster part that is not the one the admin signed dropped (forged by a member?)"
-                    .into(),
-            )),
-            Err(_) => out.push(warning("roster part failed authentication: dropped".into())),
+            Ok(_) => out.push(warning(Dropped::RosterPartForged)),
+            Err(_) => out.push(warning(Dropped::RosterPartUnauthentic)),
         }
     }
 
@@ -199,7 +178,7 @@ impl Member {
         let roster: Roster = match decode_payload(&bytes, usize::MAX) {
             Ok(r) => r,
             Err(_) => {
-                out.push(warning("malformed roster: epoch rejected".into()));
+                out.push(warning(Dropped::MalformedRoster));
                 return;
             }
         };
@@ -255,7 +234,7 @@ impl Member {
                 self.min_epoch = self.min_epoch.max(p.epoch.saturating_add(1));
                 self.core.install(state, out);
             }
-            Err(e) => out.push(warning(format!("unusable roster: {e}"))),
+            Err(e) => out.push(warning(Dropped::UnusableRoster(e))),
         }
     }
 }

@@ -40,29 +40,24 @@ impl Member {
         out: &mut Vec<Action>,
     ) {
         let Ok(a) = decode_payload::<Announce>(&signed.body, self.core.max_frame) else {
-            out.push(warning("malformed announcement dropped".into()));
+            out.push(warning(Dropped::MalformedAnnouncement));
             return;
         };
         if a.room != self.cfg.room {
-            out.push(warning("announcement for another room dropped".into()));
+            out.push(warning(Dropped::AnnouncementForAnotherRoom));
             return;
         }
         if !crate::crypto::same_fingerprint(
             &crate::crypto::fingerprint_of(&a.admin_key),
             &self.cfg.admin_pin,
         ) {
-            out.push(warning(
-                "an announcement signed by a key that is not the invite's admin was rejected (impersonation attempt?)"
-                    .into(),
-            ));
+            out.push(warning(Dropped::AnnouncementNotFromAdmin));
             return;
         }
         let key = match PublicKey::from_spki_der(&a.admin_key) {
             Ok(k) => k,
             Err(e) => {
-                out.push(warning(format!(
-                    "announcement with an unusable admin key: {e}"
-                )));
+                out.push(warning(Dropped::AnnouncementUnusableKey(e)));
                 return;
             }
         };
@@ -70,7 +65,7 @@ impl Member {
             .verify(context::ANNOUNCE, &signed.body, &signed.signature)
             .is_err()
         {
-            out.push(warning("announcement with a bad signature dropped".into()));
+            out.push(warning(Dropped::AnnouncementBadSignature));
             return;
         }
         let answered = a
@@ -100,19 +95,16 @@ impl Member {
             .is_some_and(|r| r.join_key == a.join_key && r.number == a.run);
         if !same_run {
             if a.run < self.run_floor || self.run.is_some_and(|r| a.run <= r.number) {
-                out.push(warning(format!(
-                    "an announcement of an earlier admin run ({}, ours is {}) rejected: replayed by the relay?",
-                    a.run,
-                    self.run.map_or(self.run_floor, |r| r.number)
-                )));
+                out.push(warning(Dropped::EarlierRun {
+                    run: a.run,
+                    ours: self.run.map_or(self.run_floor, |r| r.number),
+                }));
                 return;
             }
             if !latest {
                 // Only the answer to our latest knock may move us to a new
                 // run: an older answer may have been held back.
-                out.push(warning(
-                    "an answer to an earlier knock cannot start a new admin run: ignored".into(),
-                ));
+                out.push(warning(Dropped::AnswerCannotStartRun));
                 return;
             }
             if self.run.is_some() {
@@ -160,7 +152,7 @@ impl Member {
             self.request = None;
             self.core.seated = false;
             self.core.held_from = u64::MAX;
-            out.push(warning("the admin reconnected; asking to rejoin".into()));
+            out.push(warning(Warning::AdminReconnected));
         }
         self.admin_key = Some(key);
         self.admin = Some(AdminView { conn: from });
@@ -185,7 +177,7 @@ impl Member {
         let eph = DhSecret::generate();
         let eph_pub = eph.public();
         let Ok(keys) = eph.agree(&join_key, context::DH_JOIN, &room, &eph_pub, &join_key) else {
-            out.push(warning("the admin's join key is unusable".into()));
+            out.push(warning(Dropped::UnusableJoinKey));
             return;
         };
         let me = self.core.me.public();

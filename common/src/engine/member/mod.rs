@@ -14,7 +14,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::{envelope, error, warning, Action, Command, Core, EpochState, Event};
+use super::{envelope, error, warning, Action, Command, Core, Dropped, EpochState, Event, Warning};
 use crate::crypto::password::{password_key, password_proof};
 use crate::crypto::seal::{open, seal, SessionKey};
 use crate::crypto::{random_array, DhSecret, PrivateKey, PublicKey, VerifiedEpoch};
@@ -256,9 +256,7 @@ impl Member {
                     self.admin = None;
                     self.request = None;
                     self.core.seated = false;
-                    out.push(warning(
-                        "the admin disconnected; waiting for it to come back".into(),
-                    ));
+                    out.push(warning(Warning::AdminDisconnected));
                 }
             }
             f @ (RelayFrame::Ping(_) | RelayFrame::Pong(_) | RelayFrame::Error(_)) => {
@@ -335,9 +333,7 @@ impl Member {
                     self.core.seated = false;
                     self.core.held_from = u64::MAX;
                     self.request = None;
-                    out.push(warning(
-                        "a newer room key never reached us; asking to be seated again".into(),
-                    ));
+                    out.push(warning(Warning::KeyNeverArrived));
                     self.send_join_request(now_ms, &mut out);
                 }
             }
@@ -350,10 +346,9 @@ impl Member {
                 .is_some_and(|at| now_ms.saturating_sub(at) > super::BEACON_STALE_MS);
         if silent && !self.stale_warned {
             self.stale_warned = true;
-            out.push(warning(format!(
-                "no word from the admin for over {} s: sending is paused, and what is shown may not be current",
-                super::BEACON_STALE_MS / 1000
-            )));
+            out.push(warning(Warning::AdminSilent {
+                secs: super::BEACON_STALE_MS / 1000,
+            }));
         }
         // Silent: knock now and then, which also measures the admin's clock
         // again (it may have been set back).
@@ -418,17 +413,15 @@ impl Member {
             .verify(context::NOTICE, &signed.body, &signed.signature)
             .is_err()
         {
-            out.push(warning("notice not signed by the admin rejected".into()));
+            out.push(warning(Dropped::NoticeNotFromAdmin));
             return;
         }
         let Ok(n) = decode_payload::<Notice>(&signed.body, self.core.max_frame) else {
-            out.push(warning("malformed notice dropped".into()));
+            out.push(warning(Dropped::MalformedNotice));
             return;
         };
         if n.room != self.cfg.room || n.join_key != run.join_key {
-            out.push(warning(
-                "notice from another room or an earlier admin session ignored".into(),
-            ));
+            out.push(warning(Dropped::NoticeFromElsewhere));
             return;
         }
         let me = self.core.me.public().fingerprint();
@@ -490,10 +483,9 @@ impl Member {
         let current = self.core.current.as_ref().map_or(0, |c| c.epoch);
         if epoch == current && current > 0 {
             self.core.leave_hold = Some((epoch.saturating_add(1), now_ms));
-            out.push(warning(format!(
-                "{} said goodbye: nothing is sent until the room key without them arrives",
-                who.name
-            )));
+            out.push(warning(Warning::PausedAfterGoodbye {
+                name: who.name.clone(),
+            }));
         }
     }
 
@@ -505,15 +497,15 @@ impl Member {
             .verify(context::BEACON, &signed.body, &signed.signature)
             .is_err()
         {
-            out.push(warning("beacon not signed by the admin rejected".into()));
+            out.push(warning(Dropped::BeaconNotFromAdmin));
             return;
         }
         let Ok(b) = decode_payload::<Beacon>(&signed.body, self.core.max_frame) else {
-            out.push(warning("malformed beacon dropped".into()));
+            out.push(warning(Dropped::MalformedBeacon));
             return;
         };
         if b.room != self.cfg.room {
-            out.push(warning("beacon for another room dropped".into()));
+            out.push(warning(Dropped::BeaconForAnotherRoom));
             return;
         }
         if b.run > run.number {
@@ -522,7 +514,7 @@ impl Member {
                 self.admin = None;
                 self.request = None;
                 self.core.seated = false;
-                out.push(warning("the admin started afresh; asking to rejoin".into()));
+                out.push(warning(Warning::AdminRestarted));
                 self.knock_prompted(now_ms, out);
             }
             return;
@@ -538,10 +530,10 @@ impl Member {
         let current = self.core.current.as_ref().map(|c| c.epoch).unwrap_or(0);
         if b.epoch > current {
             if self.joined() && self.core.seated && self.core.behind.is_none_or(|e| e < b.epoch) {
-                out.push(warning(format!(
-                    "the room is on epoch {}, we hold {current}: sending is paused until its key arrives",
-                    b.epoch
-                )));
+                out.push(warning(Warning::EpochBehind {
+                    room: b.epoch,
+                    held: current,
+                }));
             }
             self.core.behind = Some(self.core.behind.unwrap_or(0).max(b.epoch));
         } else if b.epoch == current && current > 0 {
@@ -567,9 +559,7 @@ impl Member {
 
 /// The warning for epochs `from` to `to` that were ours and never came.
 fn epochs_missed(from: u64, to: u64) -> Action {
-    warning(format!(
-        "epochs {from} to {to} never reached us: anything said in them is missing"
-    ))
+    warning(Warning::EpochsMissed { from, to })
 }
 
 impl std::fmt::Debug for Member {

@@ -87,13 +87,14 @@ impl Core {
         now_ms: u64,
         msg: &ChatMessage,
         out: &mut Vec<Action>,
-    ) -> Result<(Participant, ChatBody), String> {
+    ) -> Result<(Participant, ChatBody), Dropped> {
+        const KIND: Kind = Kind::Message;
         let h = &msg.header;
         if h.room != self.room {
-            return Err("message for another room dropped".into());
+            return Err(Dropped::ForAnotherRoom(KIND));
         }
         if h.sender == self.me.public().fingerprint() {
-            return Err("our own message came back from the relay: dropped".into());
+            return Err(Dropped::OwnEcho);
         }
         let state = epoch_for(
             &mut self.current,
@@ -101,23 +102,30 @@ impl Core {
             now_ms,
             h.epoch,
             &h.sender,
-            "message",
+            KIND,
         )?;
-        let sender = state.members.get(&h.sender).cloned().ok_or_else(|| {
-            format!(
-                "message from {} who is not in this epoch's roster dropped",
-                h.sender.short()
-            )
-        })?;
+        let sender = state
+            .members
+            .get(&h.sender)
+            .cloned()
+            .ok_or_else(|| Dropped::NotInRoster {
+                kind: KIND,
+                sender: h.sender.short(),
+            })?;
         let last = state.last_seq.get(&h.sender).copied().unwrap_or(0);
         if h.seq <= last {
-            return Err(format!(
-                "replayed or duplicated message from {} (seq {} after {last}) dropped",
-                sender.name, h.seq
-            ));
+            return Err(Dropped::Replayed {
+                kind: KIND,
+                name: sender.name,
+                seq: h.seq,
+                last,
+            });
         }
-        let encoded_header =
-            encode_payload(h, self.max_frame).map_err(|_| "bad header".to_string())?;
+        let name = || sender.name.clone();
+        let encoded_header = encode_payload(h, self.max_frame).map_err(|_| Dropped::Malformed {
+            kind: KIND,
+            name: name(),
+        })?;
         sender
             .key
             .verify(
@@ -125,21 +133,22 @@ impl Core {
                 &signed_message_bytes(&encoded_header, &msg.sealed),
                 &msg.signature,
             )
-            .map_err(|_| {
-                format!(
-                    "message claiming to be from {} has a bad signature: dropped",
-                    sender.name
-                )
+            .map_err(|_| Dropped::BadSignature {
+                kind: KIND,
+                name: name(),
             })?;
         let plain =
             open(&state.keys, &aad(context::AAD_MESSAGE, h), &msg.sealed).map_err(|_| {
-                format!(
-                    "message from {} failed authentication: dropped",
-                    sender.name
-                )
+                Dropped::Unauthentic {
+                    kind: KIND,
+                    name: name(),
+                }
             })?;
-        let body: ChatBody = decode_payload(&plain, self.max_frame)
-            .map_err(|_| format!("malformed message from {} dropped", sender.name))?;
+        let body: ChatBody =
+            decode_payload(&plain, self.max_frame).map_err(|_| Dropped::Malformed {
+                kind: KIND,
+                name: name(),
+            })?;
         state.last_seq.insert(h.sender, h.seq);
         self.account(false, &sender, (h.epoch, h.seq), last, h.prev, out);
         Ok((sender, body))
@@ -158,10 +167,10 @@ impl Core {
         match body.content {
             Content::Text(text) => {
                 if text.len() > MAX_TEXT {
-                    out.push(warning(format!(
-                        "over-long message from {} dropped",
-                        info.name
-                    )));
+                    out.push(warning(Dropped::TooLong {
+                        kind: Kind::Message,
+                        name: info.name,
+                    }));
                     return;
                 }
                 out.push(Action::Event(Event::Message {
@@ -176,10 +185,9 @@ impl Core {
             Content::Leave => {}
             Content::FileOffer(offer) => self.on_file_offer(from, offer, None, out),
             Content::FileCancel(t) => self.on_file_cancel(&info, t, out),
-            Content::PrivateFileOffer(_) => out.push(warning(format!(
-                "a private file offer from {} sent to the whole room dropped",
-                info.name
-            ))),
+            Content::PrivateFileOffer(_) => {
+                out.push(warning(Dropped::PrivateOfferToRoom { name: info.name }))
+            }
         }
     }
 }

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{
-    clean_name, error, files, warning, Action, Event, MemberInfo, BEACON_EVERY_MS, BEACON_STALE_MS,
-    HELD_EPOCHS, MAX_CLAIMS, MAX_TEXT, PREVIOUS_EPOCH_GRACE_MS,
+    clean_name, error, files, warning, Action, Dropped, Event, Kind, MemberInfo, RosterError,
+    BEACON_EVERY_MS, BEACON_STALE_MS, HELD_EPOCHS, MAX_CLAIMS, MAX_TEXT, PREVIOUS_EPOCH_GRACE_MS,
 };
 use crate::crypto::seal::{open, seal, SealKeys, SessionKey};
 use crate::crypto::{DhSecret, PrivateKey, PublicKey};
@@ -84,7 +84,7 @@ impl EpochState {
         key: &SessionKey,
         roster: &Roster,
         now_ms: u64,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, RosterError> {
         let people = roster
             .members
             .iter()
@@ -102,13 +102,13 @@ impl EpochState {
         room_name: &str,
         people: Vec<Participant>,
         now_ms: u64,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, RosterError> {
         let mut members = HashMap::with_capacity(people.len());
         let mut order = Vec::with_capacity(people.len());
         for p in people {
             let fp = p.key.fingerprint();
             if members.insert(fp, p).is_some() {
-                return Err("roster lists a key twice".into());
+                return Err(RosterError::DuplicateKey);
             }
             order.push(fp);
         }
@@ -133,9 +133,8 @@ impl EpochState {
     }
 }
 
-pub(crate) fn participant(entry: &RosterEntry) -> Result<Participant, String> {
-    let key =
-        PublicKey::from_spki_der(&entry.member_key).map_err(|e| format!("roster entry: {e}"))?;
+pub(crate) fn participant(entry: &RosterEntry) -> Result<Participant, RosterError> {
+    let key = PublicKey::from_spki_der(&entry.member_key).map_err(RosterError::BadKey)?;
     Ok(Participant {
         name: clean_name(&entry.name),
         key,
@@ -378,7 +377,7 @@ impl Core {
     /// the same connection.
     pub fn welcome(&mut self, w: &Welcome, out: &mut Vec<Action>) -> bool {
         if self.conn_id.is_some() {
-            out.push(warning("a second welcome on one connection ignored".into()));
+            out.push(warning(Dropped::SecondWelcome));
             return false;
         }
         self.conn_id = Some(w.conn_id);
@@ -555,16 +554,16 @@ fn note_seen(seen: &mut Vec<(u64, u64)>, epoch: u64, seq: u64) {
 
 /// The installed epoch a frame sealed in `epoch` by `sender` belongs to:
 /// the current one, or the previous one for `PREVIOUS_EPOCH_GRACE_MS` after
-/// a rekey if the sender is still a member. Otherwise why `what` (the
-/// frame's kind, for the warning) is dropped.
+/// a rekey if the sender is still a member. Otherwise why a frame of
+/// `kind` is dropped.
 pub(crate) fn epoch_for<'a>(
     current: &'a mut Option<EpochState>,
     previous: &'a mut Option<EpochState>,
     now_ms: u64,
     epoch: u64,
     sender: &Fingerprint,
-    what: &str,
-) -> Result<&'a mut EpochState, String> {
+    kind: Kind,
+) -> Result<&'a mut EpochState, Dropped> {
     let in_grace = |c: &EpochState| {
         now_ms.saturating_sub(c.since_ms) <= PREVIOUS_EPOCH_GRACE_MS
             && c.members.contains_key(sender)
@@ -575,11 +574,15 @@ pub(crate) fn epoch_for<'a>(
         _ => false,
     };
     let dropped = match current_epoch {
-        Some(e) if e == epoch => return current.as_mut().ok_or_else(String::new),
-        _ if previous_ok => return previous.as_mut().ok_or_else(String::new),
-        None => format!("{what} dropped: we hold no key for this room (not approved, or removed)"),
-        Some(e) if epoch < e => format!("{what} from an old epoch {epoch} dropped (current {e})"),
-        Some(_) => format!("{what} for unknown epoch {epoch} dropped"),
+        Some(e) if e == epoch => return current.as_mut().ok_or(Dropped::NoKey(kind)),
+        _ if previous_ok => return previous.as_mut().ok_or(Dropped::NoKey(kind)),
+        None => Dropped::NoKey(kind),
+        Some(current) if epoch < current => Dropped::OldEpoch {
+            kind,
+            epoch,
+            current,
+        },
+        Some(_) => Dropped::UnknownEpoch { kind, epoch },
     };
     Err(dropped)
 }
