@@ -9,22 +9,23 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 use common::crypto::seal::{open, seal, SessionKey};
 use common::crypto::testing::unwrap_session_key;
+use common::crypto::OsRng;
 use common::test_keys::key;
 use common::RoomId;
 
 const ROOM: RoomId = RoomId([1; 16]);
 
 fn symmetric(c: &mut Criterion) {
-    let keys = SessionKey::generate().epoch_keys(&ROOM, 1);
+    let keys = SessionKey::generate(&mut OsRng).epoch_keys(&ROOM, 1);
     let aad = [0x5au8; 64];
     for (name, len) in [("1KiB", 1024usize), ("16KiB", 16 * 1024)] {
         let pt = vec![0x42u8; len];
-        let sealed = seal(&keys, &aad, &pt);
+        let sealed = seal(&mut OsRng, &keys, &aad, &pt);
 
         let mut g = c.benchmark_group("seal");
         g.throughput(Throughput::Bytes(len as u64));
         g.bench_function(name, |b| {
-            b.iter(|| seal(&keys, black_box(&aad), black_box(&pt)))
+            b.iter(|| seal(&mut OsRng, &keys, black_box(&aad), black_box(&pt)))
         });
         g.finish();
 
@@ -39,10 +40,10 @@ fn symmetric(c: &mut Criterion) {
 
 fn rsa3072(c: &mut Criterion) {
     let k = key(0);
-    let sk = SessionKey::generate();
+    let sk = SessionKey::generate(&mut OsRng);
     let wrapped = k.public().wrap_session_key(&ROOM, 1, &sk);
     let msg = [0x33u8; 256];
-    let sig = k.sign("bench", &msg);
+    let sig = k.sign(&mut OsRng, "bench", &msg);
 
     let mut g = c.benchmark_group("rsa3072");
     g.sample_size(30);
@@ -52,7 +53,9 @@ fn rsa3072(c: &mut Criterion) {
     g.bench_function("unwrap", |b| {
         b.iter(|| unwrap_session_key(k, &ROOM, 1, black_box(&wrapped)).unwrap())
     });
-    g.bench_function("sign", |b| b.iter(|| k.sign("bench", black_box(&msg))));
+    g.bench_function("sign", |b| {
+        b.iter(|| k.sign(&mut OsRng, "bench", black_box(&msg)))
+    });
     g.bench_function("verify", |b| {
         b.iter(|| {
             k.public()

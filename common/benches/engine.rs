@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use common::crypto::keys::{oaep_encrypt, wrap_label};
-use common::crypto::{random_array, PublicKey};
+use common::crypto::{random_array, OsRng, PublicKey};
 use common::engine::admin::Admin;
 use common::engine::{AdminConfig, Command};
 use common::test_keys::shared;
@@ -66,7 +66,7 @@ fn main() {
     let label = wrap_label(&room, 1);
     let t = Instant::now();
     for k in &members {
-        let _ = oaep_encrypt(k.rsa(), Some(&label), &[7u8; 32]).unwrap();
+        let _ = oaep_encrypt(&mut OsRng, k.rsa(), Some(&label), &[7u8; 32]).unwrap();
     }
     let rsa_wraps = t.elapsed();
 

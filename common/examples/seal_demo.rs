@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 
 use common::crypto::seal::{open, seal, SessionKey};
-use common::crypto::{PrivateKey, VerifiedEpoch};
+use common::crypto::{OsRng, PrivateKey, VerifiedEpoch};
 use common::invite::{Host, Invite, RelayEndpoint};
 use common::wire::{
     aad, context, decode_payload, encode_payload, signed_message_bytes, ChatBody, ChatMessage,
@@ -39,7 +39,7 @@ fn main() -> Result<()> {
 
     // Admin: a new epoch with one wrap per member, signed once.
     let epoch = 1;
-    let session = SessionKey::generate();
+    let session = SessionKey::generate(&mut OsRng);
     let body = EpochBody {
         room,
         epoch,
@@ -58,7 +58,7 @@ fn main() -> Result<()> {
         roster: vec![[0; 32]],
         lines: vec![],
     };
-    let signed = admin.sign_body(context::EPOCH, &body, DEFAULT_MAX_FRAME)?;
+    let signed = admin.sign_body(&mut OsRng, context::EPOCH, &body, DEFAULT_MAX_FRAME)?;
     let on_wire = encode_payload(&signed, DEFAULT_MAX_FRAME)?;
     println!(
         "\nepoch {epoch}: signed epoch message of {} bytes",
@@ -85,11 +85,13 @@ fn main() -> Result<()> {
     let encoded_header = encode_payload(&header, DEFAULT_MAX_FRAME)?;
     let plain = ChatBody::padded(0, Content::Text("hello, team 👋".into()));
     let sealed = seal(
+        &mut OsRng,
         &my_key.epoch_keys(&room, epoch),
         &aad(context::AAD_MESSAGE, &header),
         &encode_payload(&plain, DEFAULT_MAX_FRAME)?,
     );
     let signature = member.sign(
+        &mut OsRng,
         context::MESSAGE,
         &signed_message_bytes(&encoded_header, &sealed),
     );

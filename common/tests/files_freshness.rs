@@ -10,6 +10,7 @@ mod support;
 
 use bytes::Bytes;
 use common::crypto::seal::{seal, SealKeys};
+use common::crypto::OsRng;
 use common::engine::files::{CHUNK_SIZE, RECENT_IDS};
 use common::engine::{Command, FileEvent};
 use common::test_keys::key;
@@ -73,7 +74,7 @@ fn epoch_keys(net: &Net, k: usize, epoch: u64) -> SealKeys {
 
 /// A room chunk sealed under `keys` with whatever header its maker likes.
 fn forge(keys: &SealKeys, header: ChunkHeader, data: &[u8]) -> Envelope {
-    let sealed = seal(keys, &aad(context::AAD_CHUNK, &header), data);
+    let sealed = seal(&mut OsRng, keys, &aad(context::AAD_CHUNK, &header), data);
     Envelope::FileChunk(FileChunk { header, sealed })
 }
 

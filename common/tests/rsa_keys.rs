@@ -4,7 +4,7 @@
 use common::crypto::keys::{wrap_label, KeyError, PrivateKey, PublicKey, SafetyCode};
 use common::crypto::seal::{open, seal, SessionKey};
 use common::crypto::testing::unwrap_session_key as unwrap;
-use common::crypto::VerifiedEpoch;
+use common::crypto::{OsRng, VerifiedEpoch};
 use common::test_keys::key;
 use common::wire::{context, EpochBody, KeyWrap, Signed, DEFAULT_MAX_FRAME};
 use common::{Fingerprint, RoomId};
@@ -14,11 +14,11 @@ const ROOM: RoomId = RoomId([0x10; 16]);
 #[test]
 fn wrap_unwrap_round_trip_gives_the_same_epoch_keys() {
     let member = key(0);
-    let sk = SessionKey::generate();
+    let sk = SessionKey::generate(&mut OsRng);
     let wrapped = member.public().wrap_session_key(&ROOM, 5, &sk);
     assert_eq!(wrapped.len(), 384);
     let back = unwrap(member, &ROOM, 5, &wrapped).unwrap();
-    let sealed = seal(&sk.epoch_keys(&ROOM, 5), b"h", b"hello");
+    let sealed = seal(&mut OsRng, &sk.epoch_keys(&ROOM, 5), b"h", b"hello");
     assert_eq!(
         *open(&back.epoch_keys(&ROOM, 5), b"h", &sealed).unwrap(),
         b"hello"
@@ -27,7 +27,7 @@ fn wrap_unwrap_round_trip_gives_the_same_epoch_keys() {
 
 #[test]
 fn wrap_is_bound_to_room_epoch_and_recipient() {
-    let sk = SessionKey::generate();
+    let sk = SessionKey::generate(&mut OsRng);
     let wrapped = key(0).public().wrap_session_key(&ROOM, 5, &sk);
     assert_eq!(
         unwrap(key(0), &ROOM, 6, &wrapped).err(),
@@ -56,7 +56,7 @@ fn wrap_is_bound_to_room_epoch_and_recipient() {
 
 #[test]
 fn wraps_are_randomised() {
-    let sk = SessionKey::generate();
+    let sk = SessionKey::generate(&mut OsRng);
     let a = key(0).public().wrap_session_key(&ROOM, 1, &sk);
     let b = key(0).public().wrap_session_key(&ROOM, 1, &sk);
     assert_ne!(a, b);
@@ -73,7 +73,7 @@ fn wrap_label_is_text_binding_room_and_epoch() {
 #[test]
 fn signatures_verify_only_for_same_key_context_and_message() {
     let k = key(2);
-    let sig = k.sign("teamchat/v1/message", b"payload");
+    let sig = k.sign(&mut OsRng, "teamchat/v1/message", b"payload");
     assert_eq!(sig.len(), 384);
     k.public()
         .verify("teamchat/v1/message", b"payload", &sig)
@@ -112,14 +112,14 @@ fn signatures_verify_only_for_same_key_context_and_message() {
         bad
     );
     // The context separator keeps ("ab", "c") apart from ("a", "bc").
-    let s2 = k.sign("ab", b"c");
+    let s2 = k.sign(&mut OsRng, "ab", b"c");
     assert_eq!(k.public().verify("a", b"bc", &s2), bad);
 }
 
 #[test]
 fn signing_is_randomised_pss() {
     let k = key(2);
-    assert_ne!(k.sign("c", b"m"), k.sign("c", b"m"));
+    assert_ne!(k.sign(&mut OsRng, "c", b"m"), k.sign(&mut OsRng, "c", b"m"));
 }
 
 #[test]
@@ -203,7 +203,7 @@ fn debug_output_shows_no_key_material() {
     let dbg = format!("{k:?}");
     assert!(dbg.starts_with("PrivateKey(rsa3072, "), "{dbg}");
     assert!(dbg.len() < 60, "{dbg}");
-    let sk = SessionKey::generate();
+    let sk = SessionKey::generate(&mut OsRng);
     assert_eq!(format!("{sk:?}"), "SessionKey(..)");
 }
 
@@ -231,15 +231,15 @@ fn epoch_for(members: &[&PrivateKey], epoch: u64, sk: &SessionKey) -> EpochBody 
 #[test]
 fn a_verified_epoch_unwraps_for_each_member_and_nobody_else() {
     let admin = key(4);
-    let sk = SessionKey::generate();
+    let sk = SessionKey::generate(&mut OsRng);
     let body = epoch_for(&[key(0), key(1)], 9, &sk);
     let signed = admin
-        .sign_body(context::EPOCH, &body, DEFAULT_MAX_FRAME)
+        .sign_body(&mut OsRng, context::EPOCH, &body, DEFAULT_MAX_FRAME)
         .unwrap();
     let pin = admin.public().fingerprint();
     let v = VerifiedEpoch::verify(admin.public(), &pin, &signed, DEFAULT_MAX_FRAME).unwrap();
     assert_eq!(v.body(), &body);
-    let sealed = seal(&sk.epoch_keys(&ROOM, 9), b"", b"m");
+    let sealed = seal(&mut OsRng, &sk.epoch_keys(&ROOM, 9), b"", b"m");
     for m in [key(0), key(1)] {
         let k = m.unwrap_epoch_key(&v).unwrap();
         assert_eq!(*open(&k.epoch_keys(&ROOM, 9), b"", &sealed).unwrap(), b"m");
@@ -254,11 +254,11 @@ fn a_verified_epoch_unwraps_for_each_member_and_nobody_else() {
 fn an_epoch_is_refused_before_any_decryption_unless_the_pinned_admin_signed_it() {
     let admin = key(4);
     let pin = admin.public().fingerprint();
-    let sk = SessionKey::generate();
+    let sk = SessionKey::generate(&mut OsRng);
     let body = epoch_for(&[key(0)], 3, &sk);
     // Signed by someone else, presented with that someone's key: not the pin.
     let forged = key(5)
-        .sign_body(context::EPOCH, &body, DEFAULT_MAX_FRAME)
+        .sign_body(&mut OsRng, context::EPOCH, &body, DEFAULT_MAX_FRAME)
         .unwrap();
     assert_eq!(
         VerifiedEpoch::verify(key(5).public(), &pin, &forged, DEFAULT_MAX_FRAME).err(),
@@ -271,7 +271,7 @@ fn an_epoch_is_refused_before_any_decryption_unless_the_pinned_admin_signed_it()
     );
     // Signed by the admin under another context (e.g. a notice).
     let wrong_ctx = admin
-        .sign_body(context::NOTICE, &body, DEFAULT_MAX_FRAME)
+        .sign_body(&mut OsRng, context::NOTICE, &body, DEFAULT_MAX_FRAME)
         .unwrap();
     assert_eq!(
         VerifiedEpoch::verify(admin.public(), &pin, &wrong_ctx, DEFAULT_MAX_FRAME).err(),
@@ -279,7 +279,7 @@ fn an_epoch_is_refused_before_any_decryption_unless_the_pinned_admin_signed_it()
     );
     // A body swapped under a valid signature.
     let good = admin
-        .sign_body(context::EPOCH, &body, DEFAULT_MAX_FRAME)
+        .sign_body(&mut OsRng, context::EPOCH, &body, DEFAULT_MAX_FRAME)
         .unwrap();
     let mut other = body.clone();
     other.epoch = 4;
@@ -295,7 +295,12 @@ fn an_epoch_is_refused_before_any_decryption_unless_the_pinned_admin_signed_it()
     );
     // A validly signed body that is not an EpochBody.
     let junk = admin
-        .sign_body(context::EPOCH, &"not an epoch", DEFAULT_MAX_FRAME)
+        .sign_body(
+            &mut OsRng,
+            context::EPOCH,
+            &"not an epoch",
+            DEFAULT_MAX_FRAME,
+        )
         .unwrap();
     assert_eq!(
         VerifiedEpoch::verify(admin.public(), &pin, &junk, DEFAULT_MAX_FRAME).err(),
@@ -328,10 +333,10 @@ fn spki_with_a_non_standard_exponent_or_oversized_key_is_refused() {
 #[test]
 fn wraps_made_by_either_implementation_unwrap_with_the_rsa_crate() {
     use common::crypto::keys::{oaep_encrypt, openssl_oaep_encrypt, wrap_label};
-    let sk = SessionKey::generate();
+    let sk = SessionKey::generate(&mut OsRng);
     let label = wrap_label(&ROOM, 11);
     // The unwrapped key must open what the original key sealed.
-    let secret = seal(&sk.epoch_keys(&ROOM, 11), b"", b"interop");
+    let secret = seal(&mut OsRng, &sk.epoch_keys(&ROOM, 11), b"", b"interop");
     let ossl = openssl::pkey::PKey::public_key_from_der(key(0).public().spki_der()).unwrap();
     let via_openssl = key(0).public().wrap_session_key(&ROOM, 11, &sk);
     assert_eq!(via_openssl.len(), 384);
@@ -343,11 +348,12 @@ fn wraps_made_by_either_implementation_unwrap_with_the_rsa_crate() {
     // The rsa crate's own encryption of the same message, for comparison.
     let k_bytes = [9u8; 32];
     let a = openssl_oaep_encrypt(&ossl, &label, &k_bytes).unwrap();
-    let b = oaep_encrypt(key(0).public().rsa(), Some(&label), &k_bytes).unwrap();
+    let b = oaep_encrypt(&mut OsRng, key(0).public().rsa(), Some(&label), &k_bytes).unwrap();
     assert_ne!(a, b, "randomised");
     for w in [a, b] {
         let k = unwrap(key(0), &ROOM, 11, &w).unwrap();
         let s = seal(
+            &mut OsRng,
             &SessionKey::from_bytes(k_bytes).epoch_keys(&ROOM, 11),
             b"",
             b"x",

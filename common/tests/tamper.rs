@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use common::crypto::seal::{open, seal, OpenError, SessionKey};
+use common::crypto::OsRng;
 use common::wire::{aad, context, MessageHeader, Sealed};
 use common::{Fingerprint, RoomId};
 
@@ -20,9 +21,10 @@ fn header() -> Vec<u8> {
 }
 
 fn sample() -> (SessionKey, Vec<u8>, Sealed) {
-    let key = SessionKey::generate();
+    let key = SessionKey::generate(&mut OsRng);
     let aad = header();
     let sealed = seal(
+        &mut OsRng,
         &key.epoch_keys(&ROOM, 7),
         &aad,
         b"meet at the usual place at nine",
@@ -85,7 +87,7 @@ fn every_single_bit_flip_in_header_iv_ciphertext_or_tag_fails() {
 #[test]
 fn wrong_key_room_or_epoch_fails() {
     let (key, aad, sealed) = sample();
-    let other = SessionKey::generate();
+    let other = SessionKey::generate(&mut OsRng);
     assert_eq!(
         open(&other.epoch_keys(&ROOM, 7), &aad, &sealed),
         Err(OpenError)

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, Result};
 use common::crypto::seal::{open, seal, SealKeys, SessionKey};
+use common::crypto::OsRng;
 use common::engine::files::CHUNK_SIZE;
 use serde::Serialize;
 
@@ -87,7 +88,7 @@ impl Rates {
 pub fn measure(chunks: u64, repeats: usize, openers: &[usize], deadline: Instant) -> Result<Rates> {
     let chunks = chunks.max(1);
     let repeats = repeats.clamp(1, 15);
-    let keys = SessionKey::generate().epoch_keys(&common::crypto::random_room_id(), 1);
+    let keys = SessionKey::generate(&mut OsRng).epoch_keys(&common::crypto::random_room_id(), 1);
     let plain = pseudo_random_chunk();
     let seal_mbps = median((0..repeats).map(|_| Ok(seal_alone(&keys, &plain, chunks, deadline))))?;
     let open_mbps = median((0..repeats).map(|_| open_alone(&keys, &plain, chunks, deadline)))?;
@@ -141,7 +142,7 @@ fn seal_alone(keys: &SealKeys, plain: &[u8], chunks: u64, deadline: Instant) -> 
     let start = Instant::now();
     let mut done = 0u64;
     while done < chunks && Instant::now() < deadline {
-        std::hint::black_box(seal(keys, &AAD, std::hint::black_box(plain)));
+        std::hint::black_box(seal(&mut OsRng, keys, &AAD, std::hint::black_box(plain)));
         done += 1;
     }
     mbps(done * plain.len() as u64, start)
@@ -161,7 +162,7 @@ fn sha256_alone(plain: &[u8], chunks: u64, deadline: Instant) -> f64 {
 }
 
 fn open_alone(keys: &SealKeys, plain: &[u8], chunks: u64, deadline: Instant) -> Result<f64> {
-    let sealed = seal(keys, &AAD, plain);
+    let sealed = seal(&mut OsRng, keys, &AAD, plain);
     let start = Instant::now();
     let mut done = 0u64;
     while done < chunks && Instant::now() < deadline {
@@ -203,7 +204,7 @@ fn fan_out(
         }
         let mut sent = 0u64;
         'sealing: while sent < chunks && Instant::now() < deadline {
-            let sealed = Arc::new(seal(keys, &AAD, plain));
+            let sealed = Arc::new(seal(&mut OsRng, keys, &AAD, plain));
             for q in &queues {
                 if q.send(Arc::clone(&sealed)).is_err() {
                     break 'sealing;

@@ -14,7 +14,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use common::crypto::seal::{open, seal, SealKeys};
-use common::crypto::PrivateKey;
+use common::crypto::{OsRng, PrivateKey};
 use common::engine::AdminState;
 use common::ids::RoomId;
 use common::wire::{decode_payload, encode_payload, Sealed};
@@ -64,7 +64,7 @@ pub(crate) fn fuzz_state(data: &[u8]) -> bool {
     let state = if mode & 1 == 0 {
         file.decode(data)
     } else {
-        let sealed = seal(&file.keys, &file.aad(), data);
+        let sealed = seal(&mut OsRng, &file.keys, &file.aad(), data);
         let bytes = encode_payload(&sealed, MAX_STATE + 1024).ok();
         bytes.and_then(|b| file.decode(&b))
     };
@@ -109,7 +109,7 @@ pub(crate) fn fuzz_seeds() -> Vec<Vec<u8>> {
         compromised: vec![[5; 32], [6; 32]],
     };
     let plain = encode_payload(&state, MAX_STATE).expect("a small state encodes");
-    let sealed = seal(&file.keys, &file.aad(), &plain);
+    let sealed = seal(&mut OsRng, &file.keys, &file.aad(), &plain);
     let stored = encode_payload(&sealed, MAX_STATE + 1024).expect("a state seals");
     let first = encode_payload(&(7u64, &state.bans, Some([5u8; 32])), MAX_STATE)
         .expect("the first layout encodes");
@@ -221,7 +221,7 @@ impl StateFile {
             why: e.to_string(),
         };
         let plain = zeroize::Zeroizing::new(encode_payload(state, MAX_STATE).map_err(bad)?);
-        let sealed = seal(&self.keys, &self.aad(), &plain);
+        let sealed = seal(&mut OsRng, &self.keys, &self.aad(), &plain);
         let bytes = encode_payload(&sealed, MAX_STATE + 1024).map_err(bad)?;
         let dir = self.path.parent().unwrap_or(Path::new("."));
         if !dir.exists() {
@@ -320,7 +320,7 @@ mod tests {
             password_suspended: Some([3; 32]),
         };
         let plain = encode_payload(&old, MAX_STATE).unwrap();
-        let sealed = seal(&f.keys, &f.aad(), &plain);
+        let sealed = seal(&mut OsRng, &f.keys, &f.aad(), &plain);
         std::fs::write(f.path(), encode_payload(&sealed, MAX_STATE + 1024).unwrap()).unwrap();
         let state = f.load().unwrap();
         assert_eq!(state.run, 7);

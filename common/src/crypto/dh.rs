@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use rand_core::OsRng;
+use rand_core::CryptoRngCore;
 use x25519_dalek::{PublicKey as XPublic, StaticSecret};
 use zeroize::Zeroizing;
 
@@ -29,9 +29,9 @@ pub struct DhSecret(StaticSecret);
 pub struct DhError;
 
 impl DhSecret {
-    /// A fresh secret from the OS CSPRNG.
-    pub fn generate() -> Self {
-        DhSecret(StaticSecret::random_from_rng(OsRng))
+    /// A fresh secret from `rng` (the OS CSPRNG, or an engine's source).
+    pub fn generate(rng: &mut impl CryptoRngCore) -> Self {
+        DhSecret(StaticSecret::random_from_rng(rng))
     }
 
     /// The public half.
@@ -91,16 +91,17 @@ impl fmt::Debug for DhSecret {
 mod tests {
     use super::*;
     use crate::crypto::seal::{open, seal};
+    use rand_core::OsRng;
 
     #[test]
     fn both_sides_derive_the_same_keys() {
         let room = RoomId([9; 16]);
-        let recipient = DhSecret::generate();
-        let eph = DhSecret::generate();
+        let recipient = DhSecret::generate(&mut OsRng);
+        let eph = DhSecret::generate(&mut OsRng);
         let (rp, ep) = (recipient.public(), eph.public());
         let k1 = eph.agree(&rp, "join", &room, &ep, &rp).unwrap();
         let k2 = recipient.agree(&ep, "join", &room, &ep, &rp).unwrap();
-        let s = seal(&k1, b"aad", b"hello");
+        let s = seal(&mut OsRng, &k1, b"aad", b"hello");
         assert_eq!(*open(&k2, b"aad", &s).unwrap(), b"hello");
         let k3 = recipient.agree(&ep, "pm", &room, &ep, &rp).unwrap();
         assert!(open(&k3, b"aad", &s).is_err());
@@ -108,7 +109,7 @@ mod tests {
 
     #[test]
     fn low_order_public_key_is_refused() {
-        let s = DhSecret::generate();
+        let s = DhSecret::generate(&mut OsRng);
         let zero = [0u8; 32];
         assert_eq!(
             s.agree(&zero, "join", &RoomId([0; 16]), &zero, &s.public())

@@ -9,7 +9,7 @@
 use std::fmt;
 
 use pkcs8::{DecodePublicKey, EncodePublicKey};
-use rand_core::OsRng;
+use rand_core::{CryptoRngCore, OsRng};
 use rsa::pss::{BlindedSigningKey, Signature, VerifyingKey};
 use rsa::signature::{RandomizedSigner, Verifier};
 use rsa::traits::PublicKeyParts;
@@ -146,19 +146,34 @@ impl PublicKey {
     }
 
     /// Wraps `key` for this public key with RSA-OAEP-SHA256; the label
-    /// binds room and epoch (see [`wrap_label`]).
+    /// binds room and epoch (see [`wrap_label`]). The OAEP seed comes from
+    /// the platform: OpenSSL's generator where built with `openssl-wrap`
+    /// (ten times faster), otherwise the OS CSPRNG.
     pub fn wrap_session_key(&self, room: &RoomId, epoch: u64, key: &SessionKey) -> Vec<u8> {
-        let label = wrap_label(room, epoch);
         #[cfg(feature = "openssl-wrap")]
         if let Some(w) = self
             .ossl
             .as_ref()
-            .and_then(|pk| openssl_oaep_encrypt(pk, &label, key.expose()))
+            .and_then(|pk| openssl_oaep_encrypt(pk, &wrap_label(room, epoch), key.expose()))
         {
             return w;
         }
+        self.wrap_session_key_with(&mut OsRng, room, epoch, key)
+    }
+
+    /// [`PublicKey::wrap_session_key`] with the OAEP seed drawn from `rng`,
+    /// through the `rsa` crate: for an engine whose every random byte
+    /// comes from a seed.
+    pub fn wrap_session_key_with(
+        &self,
+        rng: &mut impl CryptoRngCore,
+        room: &RoomId,
+        epoch: u64,
+        key: &SessionKey,
+    ) -> Vec<u8> {
+        let label = wrap_label(room, epoch);
         // Encryption with a valid key and a 32-byte message cannot fail.
-        oaep_encrypt(self.rsa(), Some(&label), key.expose())
+        oaep_encrypt(rng, self.rsa(), Some(&label), key.expose())
             .unwrap_or_else(|_| unreachable!("OAEP encryption of 32 bytes under a checked key"))
     }
 
@@ -252,21 +267,22 @@ impl PrivateKey {
     }
 
     /// Signs `context ‖ 0x00 ‖ message` with blinded RSA-PSS-SHA256 (salt 32
-    /// bytes). Each protocol message type uses its own `context` string, so a
+    /// bytes; salt and blinding from `rng`). Each protocol message type uses its own `context` string, so a
     /// signature can never be replayed as another kind of statement.
-    pub fn sign(&self, context: &str, message: &[u8]) -> Vec<u8> {
-        pss_sign(&self.key, &signing_input(context, message))
+    pub fn sign(&self, rng: &mut impl CryptoRngCore, context: &str, message: &[u8]) -> Vec<u8> {
+        pss_sign(rng, &self.key, &signing_input(context, message))
     }
 
     /// Encodes `body`, signs it under `context`, and returns both.
     pub fn sign_body<T: serde::Serialize>(
         &self,
+        rng: &mut impl CryptoRngCore,
         context: &str,
         body: &T,
         max: usize,
     ) -> Result<Signed, KeyError> {
         let body = encode_payload(body, max).map_err(|_| KeyError::Malformed)?;
-        let signature = self.sign(context, &body);
+        let signature = self.sign(rng, context, &body);
         Ok(Signed {
             body: body.into(),
             signature: signature.into(),
@@ -384,8 +400,12 @@ fn signing_input(context: &str, message: &[u8]) -> Vec<u8> {
 }
 
 /// RSA-PSS-SHA256 (MGF1-SHA256, 32-byte salt), blinded, over `message`.
-pub fn pss_sign(key: &BlindedSigningKey<Sha256>, message: &[u8]) -> Vec<u8> {
-    let sig: Signature = key.sign_with_rng(&mut OsRng, message);
+pub fn pss_sign(
+    rng: &mut impl CryptoRngCore,
+    key: &BlindedSigningKey<Sha256>,
+    message: &[u8],
+) -> Vec<u8> {
+    let sig: Signature = key.sign_with_rng(rng, message);
     Box::<[u8]>::from(sig).into_vec()
 }
 
@@ -405,11 +425,12 @@ pub fn pss_verify(
 
 /// RSA-OAEP encryption with SHA-256 and MGF1-SHA256.
 pub fn oaep_encrypt(
+    rng: &mut impl CryptoRngCore,
     key: &RsaPublicKey,
     label: Option<&str>,
     message: &[u8],
 ) -> Result<Vec<u8>, KeyError> {
-    key.encrypt(&mut OsRng, oaep(label), message)
+    key.encrypt(rng, oaep(label), message)
         .map_err(|_| KeyError::Unwrap)
 }
 

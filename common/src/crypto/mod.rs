@@ -19,6 +19,9 @@ pub use dh::{DhPublic, DhSecret};
 pub use keys::{
     KeyError, PrivateKey, PublicKey, SafetyCode, VerifiedEpoch, MAX_RSA_BITS, MIN_RSA_BITS,
 };
+/// The OS CSPRNG, for the callers of [`seal`], [`PrivateKey::sign`] and the
+/// key generators outside the engine (which draws from its own source).
+pub use rand_core::OsRng;
 pub use seal::{open, seal, OpenError, SealKeys, SessionKey};
 
 use crate::ids::{Fingerprint, RoomId};

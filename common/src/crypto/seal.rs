@@ -12,6 +12,7 @@ use aes::cipher::block_padding::Pkcs7;
 use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
+use rand_core::CryptoRngCore;
 use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
@@ -52,9 +53,12 @@ pub struct OpenError;
 pub struct SessionKey([u8; KEY_LEN]);
 
 impl SessionKey {
-    /// A fresh key from the OS CSPRNG.
-    pub fn generate() -> Self {
-        SessionKey(super::random_array())
+    /// A fresh key from `rng` (the OS CSPRNG, or an engine's source).
+    pub fn generate(rng: &mut impl CryptoRngCore) -> Self {
+        // Filled in place: no copy of the key is left behind.
+        let mut key = SessionKey([0u8; KEY_LEN]);
+        rng.fill_bytes(&mut key.0);
+        key
     }
 
     /// Rebuilds a key from bytes (after an RSA unwrap). The caller should
@@ -179,10 +183,12 @@ fn aad_len(aad: &[u8]) -> u32 {
     u32::try_from(aad.len()).unwrap_or(u32::MAX)
 }
 
-/// Encrypts `plaintext` under `keys` with a fresh random IV and
+/// Encrypts `plaintext` under `keys` with a fresh random IV from `rng` and
 /// authenticates `aad` with it.
-pub fn seal(keys: &SealKeys, aad: &[u8], plaintext: &[u8]) -> Sealed {
-    seal_inner(keys, aad, super::random_array(), plaintext)
+pub fn seal(rng: &mut impl CryptoRngCore, keys: &SealKeys, aad: &[u8], plaintext: &[u8]) -> Sealed {
+    let mut iv = [0u8; IV_LEN];
+    rng.fill_bytes(&mut iv);
+    seal_inner(keys, aad, iv, plaintext)
 }
 
 /// [`seal`] with a caller-chosen IV: for known-answer tests only. Reusing an
@@ -280,6 +286,7 @@ pub fn private_file_keys(offer: &crate::wire::PrivateFileOffer, room: &RoomId) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand_core::OsRng;
 
     fn keys() -> SealKeys {
         SessionKey::from_bytes([7; 32]).epoch_keys(&RoomId([1; 16]), 3)
@@ -289,7 +296,7 @@ mod tests {
     fn seal_then_open_returns_the_plaintext() {
         for len in [0usize, 1, 15, 16, 17, 1000] {
             let pt = vec![0x5a; len];
-            let s = seal(&keys(), b"hdr", &pt);
+            let s = seal(&mut OsRng, &keys(), b"hdr", &pt);
             assert_eq!(s.ciphertext.len(), (len / 16 + 1) * 16);
             assert_eq!(*open(&keys(), b"hdr", &s).unwrap(), pt);
         }
@@ -297,8 +304,8 @@ mod tests {
 
     #[test]
     fn every_seal_uses_a_fresh_iv() {
-        let a = seal(&keys(), b"", b"same");
-        let b = seal(&keys(), b"", b"same");
+        let a = seal(&mut OsRng, &keys(), b"", b"same");
+        let b = seal(&mut OsRng, &keys(), b"", b"same");
         assert_ne!(a.iv, b.iv);
         assert_ne!(a.ciphertext, b.ciphertext);
     }
@@ -306,7 +313,7 @@ mod tests {
     #[test]
     fn epoch_room_and_key_each_change_the_derived_keys() {
         let k = SessionKey::from_bytes([7; 32]);
-        let s = seal(&k.epoch_keys(&RoomId([1; 16]), 3), b"", b"x");
+        let s = seal(&mut OsRng, &k.epoch_keys(&RoomId([1; 16]), 3), b"", b"x");
         assert_eq!(
             open(&k.epoch_keys(&RoomId([1; 16]), 3), b"", &s),
             Ok(Zeroizing::new(b"x".to_vec()))
@@ -330,7 +337,7 @@ mod tests {
     fn moving_bytes_between_aad_and_ciphertext_fails() {
         // Without the length prefix, aad‖iv could absorb a ciphertext block.
         let k = keys();
-        let s = seal(&k, b"header", &[1u8; 40]);
+        let s = seal(&mut OsRng, &k, b"header", &[1u8; 40]);
         let mut aad = b"header".to_vec();
         aad.extend_from_slice(&s.iv);
         let mut iv = [0u8; 16];

@@ -3,8 +3,10 @@
 //! The engine is a state machine. The driver feeds it relay frames, user
 //! commands and the time (`now_ms`, milliseconds since the Unix epoch), and
 //! carries out the [`Action`]s it returns: frames to send and events to show.
-//! The engine never touches a socket, a thread or a clock, so every protocol
-//! rule is tested by feeding frames in and reading actions out.
+//! The engine never touches a socket, a thread or a clock, and draws every
+//! random byte from the source it is built with (`rng.rs`: the OS CSPRNG in
+//! the apps, a seed in tests), so every protocol rule is tested by feeding
+//! frames in and reading actions out, and a test run replays bit for bit.
 //!
 //! One engine serves both apps: the admin role ([`admin`]) adds approvals,
 //! key distribution and notices, the member role ([`member`]) joining and
@@ -21,6 +23,7 @@ pub mod admin;
 pub mod files;
 pub mod member;
 mod private;
+mod rng;
 mod state;
 mod text;
 mod types;
@@ -36,6 +39,7 @@ use crate::wire::{decode_payload, ClientFrame, Envelope, RelayFrame};
 pub use admin::{AdminConfig, AdminState, ApprovalPolicy, Ban};
 pub use files::{FileEvent, FileSpec, TransferId};
 pub use member::MemberConfig;
+pub use rng::Randomness;
 pub use state::Claim;
 pub(crate) use state::{epoch_for, Core, EpochState, Participant};
 pub use text::{clean_name, is_format_char, name_key, printable};

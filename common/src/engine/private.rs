@@ -76,7 +76,7 @@ impl Core {
             )));
             return None;
         };
-        let eph = DhSecret::generate();
+        let eph = DhSecret::generate(&mut self.rng);
         let eph_pub = eph.public();
         let Ok(keys) = eph.agree(
             &recipient.dh_key,
@@ -106,11 +106,17 @@ impl Core {
             out.push(error("message too large".into()));
             return None;
         };
-        let sealed = seal(&keys, &aad(context::AAD_PRIVATE, &header), &plain);
+        let sealed = seal(
+            &mut self.rng,
+            &keys,
+            &aad(context::AAD_PRIVATE, &header),
+            &plain,
+        );
         let Ok(encoded_header) = encode_payload(&header, self.max_frame) else {
             return None;
         };
         let signature = self.me.sign(
+            &mut self.rng,
             context::PRIVATE,
             &signed_message_bytes(&encoded_header, &sealed),
         );

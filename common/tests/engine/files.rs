@@ -111,9 +111,10 @@ fn a_flipped_dropped_or_foreign_chunk_leaves_no_file() {
     let (net, ids, _) = through(Box::new(|f: &mut Flight| {
         if let Some(Envelope::FileChunk(mut c)) = envelope_of(&f.1) {
             if c.header.index == 2 {
-                let outsider = common::crypto::seal::SessionKey::generate()
+                let outsider = common::crypto::seal::SessionKey::generate(&mut OsRng)
                     .epoch_keys(&c.header.room, c.header.epoch);
                 c.sealed = common::crypto::seal::seal(
+                    &mut OsRng,
                     &outsider,
                     &common::wire::aad(common::wire::context::AAD_CHUNK, &c.header),
                     &vec![0u8; CHUNK_SIZE as usize],

@@ -148,7 +148,7 @@ fn swapped_admin_key_in_announcements_and_epochs_is_rejected() {
     let evil = id(5);
     net.tamper = Some(Box::new(move |f: &mut Flight| {
         if let Some(Envelope::Epoch(s)) = envelope_of(&f.1) {
-            let sig = evil.sign(common::wire::context::EPOCH, &s.body);
+            let sig = evil.sign(&mut OsRng, common::wire::context::EPOCH, &s.body);
             let forged = common::wire::Signed {
                 body: s.body.clone(),
                 signature: sig.into(),

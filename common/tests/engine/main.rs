@@ -9,9 +9,10 @@ mod support;
 use std::collections::HashSet;
 
 use bytes::Bytes;
+use common::crypto::OsRng;
 use common::engine::admin::Admin;
 use common::engine::member::Member;
-use common::engine::{Action, Command, Engine, Event, FileEvent};
+use common::engine::{Action, Command, Engine, Event, FileEvent, FileSpec};
 use common::test_keys::key;
 use common::wire::{
     decode_payload, encode_payload, ClientFrame, Envelope, RelayFrame, Welcome, DEFAULT_MAX_FRAME,
@@ -23,6 +24,7 @@ use zeroize::Zeroizing;
 mod files;
 mod hostile;
 mod private;
+mod replay;
 
 #[test]
 fn approval_by_hand_then_both_ways_chat() {

@@ -55,7 +55,12 @@ fn a_roster_part_forged_by_a_member_does_not_cost_anyone_the_epoch() {
             .unwrap_epoch_key(&v)
             .unwrap()
             .epoch_keys(&ROOM, genuine.header.epoch);
-        let sealed = seal(&keys, &aad(context::AAD_ROSTER, &genuine.header), b"forged");
+        let sealed = seal(
+            &mut common::crypto::OsRng,
+            &keys,
+            &aad(context::AAD_ROSTER, &genuine.header),
+            b"forged",
+        );
         RosterPart {
             header: genuine.header.clone(),
             sealed,

@@ -13,7 +13,7 @@ use common::engine::files::CHUNK_SIZE;
 use common::engine::member::Member;
 use common::engine::FileSpec;
 use common::engine::{
-    Action, AdminConfig, AdminState, Command, Engine, Event, FileEvent, MemberConfig,
+    Action, AdminConfig, AdminState, Command, Engine, Event, FileEvent, MemberConfig, Randomness,
 };
 /// The warning types the suites match on (not every suite uses each).
 #[allow(unused_imports)]
@@ -79,6 +79,9 @@ pub struct Net {
     pub tamper: Option<Tamper>,
     /// The frame limit the relay announces in its welcome.
     pub max_frame: u32,
+    /// The engines made by [`Net::admin`] and [`Net::member`] draw from
+    /// seeds made of this and their node index: a run replays bit for bit.
+    pub seed: u8,
 }
 
 pub struct Node {
@@ -100,7 +103,15 @@ impl Net {
             log: Vec::new(),
             tamper: None,
             max_frame: DEFAULT_MAX_FRAME as u32,
+            seed: 0,
         }
+    }
+
+    /// The seed of the engine the next node added gets.
+    fn next_seed(&self) -> Randomness {
+        let mut seed = [self.seed; 32];
+        seed[0] = self.nodes.len() as u8;
+        Randomness::seeded(seed)
     }
 
     pub fn add(&mut self, engine: Engine) -> usize {
@@ -151,11 +162,13 @@ impl Net {
     }
 
     pub fn admin(&mut self, cfg: AdminConfig, me: Arc<PrivateKey>) -> usize {
-        self.add(Engine::Admin(Box::new(Admin::new(cfg, me))))
+        let rng = self.next_seed();
+        self.add(Engine::Admin(Box::new(Admin::with_rng(cfg, me, rng))))
     }
 
     pub fn member(&mut self, cfg: MemberConfig, me: Arc<PrivateKey>) -> usize {
-        self.add(Engine::Member(Box::new(Member::new(cfg, me))))
+        let rng = self.next_seed();
+        self.add(Engine::Member(Box::new(Member::with_rng(cfg, me, rng))))
     }
 
     pub fn disconnect(&mut self, idx: usize) {

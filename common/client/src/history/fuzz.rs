@@ -17,7 +17,7 @@ pub(crate) fn fuzz_row(data: &[u8]) -> bool {
         0 => open_row(&keys, &room, &nonce, data),
         m => {
             let label = if m == 1 { AAD_ROW } else { AAD_HISTORY };
-            let sealed = seal(&keys, &aad(label, &room, &nonce), data);
+            let sealed = seal(&mut OsRng, &keys, &aad(label, &room, &nonce), data);
             let bytes = encode_payload(&sealed, 2 * MAX_ENTRY).ok();
             bytes.and_then(|b| open_row(&keys, &room, &nonce, &b))
         }
@@ -69,7 +69,7 @@ pub(crate) fn fuzz_seeds() -> Vec<Vec<u8>> {
             MAX_ENTRY,
         )
         .expect("a small row encodes");
-        let sealed = seal(&keys, &aad(AAD_ROW, &room, &nonce), &plain);
+        let sealed = seal(&mut OsRng, &keys, &aad(AAD_ROW, &room, &nonce), &plain);
         let mut stored = vec![0];
         stored.extend(encode_payload(&sealed, 2 * MAX_ENTRY).expect("a row seals"));
         out.push(stored);

@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use common::crypto::seal::{open, seal, SealKeys};
-use common::crypto::PrivateKey;
+use common::crypto::{OsRng, PrivateKey};
 use common::ids::RoomId;
 use common::wire::{decode_payload, encode_payload, Sealed};
 
@@ -261,7 +261,7 @@ fn seal_row(
 ) -> Result<(i64, [u8; 16], Vec<u8>), common::wire::FrameError> {
     let nonce: [u8; 16] = common::crypto::random_array();
     let plain = encode_payload(&Row { seq, entry }, MAX_ENTRY)?;
-    let sealed = seal(keys, &aad(AAD_ROW, room, &nonce), &plain);
+    let sealed = seal(&mut OsRng, keys, &aad(AAD_ROW, room, &nonce), &plain);
     let bytes = encode_payload(&sealed, 2 * MAX_ENTRY)?;
     let day = i64::try_from(entry.at_ms / MS_PER_DAY).unwrap_or(i64::MAX);
     Ok((day, nonce, bytes))
@@ -324,7 +324,12 @@ fn store_seq(
     room: &[u8; 32],
     next: u64,
 ) -> rusqlite::Result<()> {
-    let sealed = seal(keys, &aad(AAD_COUNTER, room, &[]), &next.to_be_bytes());
+    let sealed = seal(
+        &mut OsRng,
+        keys,
+        &aad(AAD_COUNTER, room, &[]),
+        &next.to_be_bytes(),
+    );
     let bytes = encode_payload(&sealed, 1024)
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     conn.execute(
@@ -397,7 +402,7 @@ impl History {
                 }
             }
             None => {
-                let sealed = seal(&rows, AAD_CHECK, CHECK_PLAIN);
+                let sealed = seal(&mut OsRng, &rows, AAD_CHECK, CHECK_PLAIN);
                 let bytes = encode_payload(&sealed, 1024).map_err(|e| HistoryError::Database {
                     path: path.clone(),
                     why: e.to_string(),
@@ -572,6 +577,7 @@ impl History {
         let owned = self.path.clone();
         let err = db_err(&owned);
         let sealed = seal(
+            &mut OsRng,
             &self.rows,
             &aad(AAD_RUN, &self.room, &[]),
             &run.to_be_bytes(),

@@ -224,7 +224,12 @@ fn a_database_written_before_sequence_numbers_is_still_read() {
     for n in 0..2 {
         let nonce: [u8; 16] = common::crypto::random_array();
         let plain = encode_payload(&entry(n, &format!("old {n}")), MAX_ENTRY).unwrap();
-        let sealed = seal(&h.rows, &aad(AAD_HISTORY, &h.room, &nonce), &plain);
+        let sealed = seal(
+            &mut OsRng,
+            &h.rows,
+            &aad(AAD_HISTORY, &h.room, &nonce),
+            &plain,
+        );
         h.conn
             .execute(
                 "INSERT INTO entries (room, day, nonce, sealed) VALUES (?1, 0, ?2, ?3)",

@@ -21,10 +21,10 @@ impl Admin {
             sent_at_ms: now_ms,
             lines: self.lines_held(),
         };
-        match self
-            .core
+        let core = &mut self.core;
+        match core
             .me
-            .sign_body(context::BEACON, &b, self.core.max_frame)
+            .sign_body(&mut core.rng, context::BEACON, &b, core.max_frame)
         {
             Ok(signed) => {
                 self.core.publish(None, &Envelope::Beacon(signed), out);
@@ -96,10 +96,10 @@ impl Admin {
             answers,
             sent_at_ms: now_ms,
         };
-        match self
-            .core
+        let core = &mut self.core;
+        match core
             .me
-            .sign_body(context::ANNOUNCE, &a, self.core.max_frame)
+            .sign_body(&mut core.rng, context::ANNOUNCE, &a, core.max_frame)
         {
             Ok(signed) => {
                 self.core.publish(to, &Envelope::Announce(signed), out);
@@ -127,10 +127,10 @@ impl Admin {
             reason: reason.chars().take(200).collect(),
             sent_at_ms: self.epoch_started_ms,
         };
-        match self
-            .core
+        let core = &mut self.core;
+        match core
             .me
-            .sign_body(context::NOTICE, &n, self.core.max_frame)
+            .sign_body(&mut core.rng, context::NOTICE, &n, core.max_frame)
         {
             Ok(signed) => {
                 self.core.publish(to, &Envelope::Notice(signed), out);
@@ -151,7 +151,7 @@ impl Admin {
     ) -> bool {
         let room = self.cfg.room;
         let epoch = self.epoch + 1;
-        let session = SessionKey::generate();
+        let session = SessionKey::generate(&mut self.core.rng);
         let me = self.core.me.public().clone();
         let mut members = vec![RosterEntry {
             name: crate::engine::clean_name(&self.cfg.admin_name),
@@ -186,6 +186,7 @@ impl Admin {
             out.push(error("roster too large".into()));
             return false;
         };
+        let rng = &mut self.core.rng;
         let wraps = std::iter::once((&me, [0; 32], 0, (0, 0)))
             .chain(
                 self.seats
@@ -197,7 +198,7 @@ impl Admin {
                 request,
                 since,
                 before,
-                wrapped: k.wrap_session_key(&room, epoch, &session).into(),
+                wrapped: rng.wrap(k, &room, epoch, &session).into(),
             })
             .collect();
         let body = EpochBody {
@@ -213,6 +214,7 @@ impl Admin {
             lines: self.lines_held(),
         };
         let signed = match self.core.me.sign_body(
+            &mut self.core.rng,
             context::EPOCH,
             &body,
             crate::wire::max_payload(self.core.max_frame),
@@ -270,7 +272,12 @@ impl Admin {
                 index: i as u16,
                 count: count16,
             };
-            let sealed = seal(&state.keys, &aad(context::AAD_ROSTER, &header), chunk);
+            let sealed = seal(
+                &mut self.core.rng,
+                &state.keys,
+                &aad(context::AAD_ROSTER, &header),
+                chunk,
+            );
             if !self.core.publish(
                 None,
                 &Envelope::Roster(RosterPart { header, sealed }),

@@ -17,7 +17,10 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::{envelope, error, warning, Action, Command, Core, Dropped, EpochState, Event, Warning};
+use super::{
+    envelope, error, warning, Action, Command, Core, Dropped, EpochState, Event, Randomness,
+    Warning,
+};
 use crate::crypto::password::{
     password_check, password_check_matches, password_key, verify_password_proof,
 };
@@ -272,10 +275,16 @@ const PASSWORD_TRIES_PER_KEY: u32 = 5;
 const PASSWORD_TRIES_TOTAL: u32 = 100;
 
 impl Admin {
-    /// An admin engine for `cfg`, signing with `me`. A fresh X25519 join key
-    /// is made for this run; the password key is derived now.
-    pub fn new(mut cfg: AdminConfig, me: Arc<PrivateKey>) -> Self {
-        let join_secret = DhSecret::generate();
+    /// An admin engine for `cfg`, signing with `me`, drawing from the OS
+    /// CSPRNG. A fresh X25519 join key is made for this run; the password
+    /// key is derived now.
+    pub fn new(cfg: AdminConfig, me: Arc<PrivateKey>) -> Self {
+        Self::with_rng(cfg, me, Randomness::os())
+    }
+
+    /// [`Admin::new`] drawing every random byte from `rng`.
+    pub fn with_rng(mut cfg: AdminConfig, me: Arc<PrivateKey>, mut rng: Randomness) -> Self {
+        let join_secret = DhSecret::generate(&mut rng);
         let join_key = join_secret.public();
         let password_key = cfg
             .password
@@ -289,7 +298,7 @@ impl Admin {
             core: Core {
                 // Every epoch of the run is the admin's: a gap in any is told.
                 held_from: 1,
-                ..Core::new(cfg.room, me)
+                ..Core::new(cfg.room, me, rng)
             },
             cfg,
             join_secret,

@@ -356,11 +356,14 @@ impl Core {
     /// room started afresh under a new admin run): nothing more is sealed
     /// or accepted for any of them.
     pub(crate) fn transfers_end_all(&mut self, why: &str, out: &mut Vec<Action>) {
-        let ours: Vec<TransferId> = self.files.outgoing.keys().copied().collect();
+        // In a fixed order, so that a seeded run replays exactly.
+        let mut ours: Vec<TransferId> = self.files.outgoing.keys().copied().collect();
+        ours.sort_unstable();
         for id in ours {
             self.end_outgoing(id, why.to_string(), out);
         }
-        let theirs: Vec<Key> = self.files.incoming.keys().copied().collect();
+        let mut theirs: Vec<Key> = self.files.incoming.keys().copied().collect();
+        theirs.sort_unstable();
         for key in theirs {
             self.end_incoming(key, why.to_string(), out);
         }

@@ -41,7 +41,7 @@ impl Core {
         if let Some(to) = spec.to {
             let offer = PrivateFileOffer {
                 offer,
-                secret: crate::crypto::random_array(),
+                secret: self.rng.array(),
             };
             let keys = crate::crypto::seal::private_file_keys(&offer, &self.room);
             let Some((info, _, _)) =
@@ -134,7 +134,12 @@ impl Core {
                 transfer,
                 index,
             };
-            let sealed = seal(keys, &aad(context::AAD_PRIVATE_CHUNK, &header), data);
+            let sealed = seal(
+                &mut self.rng,
+                keys,
+                &aad(context::AAD_PRIVATE_CHUNK, &header),
+                data,
+            );
             Envelope::PrivateChunk(FileChunk { header, sealed })
         } else {
             let Some(cur) = self.current.as_ref() else {
@@ -148,7 +153,12 @@ impl Core {
                 transfer,
                 index,
             };
-            let sealed = seal(&cur.keys, &aad(context::AAD_CHUNK, &header), data);
+            let sealed = seal(
+                &mut self.rng,
+                &cur.keys,
+                &aad(context::AAD_CHUNK, &header),
+                data,
+            );
             Envelope::FileChunk(FileChunk { header, sealed })
         };
         if !self.publish(None, &env, out) {

@@ -15,7 +15,7 @@ impl Member {
     }
 
     pub(super) fn send_knock(&mut self, now_ms: u64, out: &mut Vec<Action>) {
-        let nonce = random_array();
+        let nonce = self.core.rng.array();
         self.knock = Some((nonce, now_ms));
         if self.knocks.len() >= KNOCKS_KEPT {
             self.knocks.remove(0);
@@ -115,7 +115,7 @@ impl Member {
                 // count from 1 again, so a private message (or private
                 // file) recorded in the old run would otherwise open and
                 // verify again under the same epoch number.
-                self.core.dh = crate::crypto::DhSecret::generate();
+                self.core.dh = crate::crypto::DhSecret::generate(&mut self.core.rng);
                 self.core
                     .transfers_end_all("the room started afresh (the admin restarted)", out);
                 self.pending = None;
@@ -174,7 +174,7 @@ impl Member {
         };
         let join_key = run.join_key;
         let room = self.cfg.room;
-        let eph = DhSecret::generate();
+        let eph = DhSecret::generate(&mut self.core.rng);
         let eph_pub = eph.public();
         let Ok(keys) = eph.agree(&join_key, context::DH_JOIN, &room, &eph_pub, &join_key) else {
             out.push(warning(Dropped::UnusableJoinKey));
@@ -197,17 +197,22 @@ impl Member {
             padding: Default::default(),
         }
         .pad();
-        let Ok(signed) = self
-            .core
+        let core = &mut self.core;
+        let Ok(signed) = core
             .me
-            .sign_body(context::JOIN, &info, self.core.max_frame)
+            .sign_body(&mut core.rng, context::JOIN, &info, core.max_frame)
         else {
             return;
         };
         let Ok(plain) = encode_payload(&signed, self.core.max_frame) else {
             return;
         };
-        let sealed = seal(&keys, &JoinRequest::aad(&room, &eph_pub, &join_key), &plain);
+        let sealed = seal(
+            &mut self.core.rng,
+            &keys,
+            &JoinRequest::aad(&room, &eph_pub, &join_key),
+            &plain,
+        );
         let req = JoinRequest {
             room,
             ephemeral: eph_pub,

@@ -14,10 +14,13 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::{envelope, error, warning, Action, Command, Core, Dropped, EpochState, Event, Warning};
+use super::{
+    envelope, error, warning, Action, Command, Core, Dropped, EpochState, Event, Randomness,
+    Warning,
+};
 use crate::crypto::password::{password_key, password_proof};
 use crate::crypto::seal::{open, seal, SessionKey};
-use crate::crypto::{random_array, DhSecret, PrivateKey, PublicKey, VerifiedEpoch};
+use crate::crypto::{DhSecret, PrivateKey, PublicKey, VerifiedEpoch};
 use crate::ids::{Fingerprint, RoomId};
 use crate::wire::{
     context, decode_payload, encode_payload, Announce, Beacon, ConnId, Content, DhKey, Envelope,
@@ -160,15 +163,21 @@ pub struct Member {
 }
 
 impl Member {
-    /// A member engine for `cfg`, signing with `me`. Derives the password
-    /// key now if a password is given (600,000 PBKDF2 rounds).
+    /// A member engine for `cfg`, signing with `me`, drawing from the OS
+    /// CSPRNG. Derives the password key now if a password is given
+    /// (600,000 PBKDF2 rounds).
     pub fn new(cfg: MemberConfig, me: Arc<PrivateKey>) -> Self {
+        Self::with_rng(cfg, me, Randomness::os())
+    }
+
+    /// [`Member::new`] drawing every random byte from `rng`.
+    pub fn with_rng(cfg: MemberConfig, me: Arc<PrivateKey>, rng: Randomness) -> Self {
         let password_key = cfg
             .password
             .as_ref()
             .map(|p| password_key(p.as_bytes(), &cfg.room));
         let run_floor = cfg.min_run;
-        let mut core = Core::new(cfg.room, me);
+        let mut core = Core::new(cfg.room, me, rng);
         // Seated only once an epoch answering our own request arrives.
         core.seated = false;
         Member {
@@ -453,7 +462,7 @@ impl Member {
                     self.min_epoch = self.min_epoch.max(n.epoch.saturating_add(2));
                     self.core.reset_epochs();
                     self.core.seated = false;
-                    self.core.dh = crate::crypto::DhSecret::generate();
+                    self.core.dh = crate::crypto::DhSecret::generate(&mut self.core.rng);
                     self.requests.clear();
                     self.conn_requests.clear();
                     self.request = None;

@@ -49,11 +49,17 @@ impl Core {
             out.push(error("message too large".into()));
             return false;
         };
-        let sealed = seal(&cur.keys, &aad(context::AAD_MESSAGE, &header), &plain);
+        let sealed = seal(
+            &mut self.rng,
+            &cur.keys,
+            &aad(context::AAD_MESSAGE, &header),
+            &plain,
+        );
         let Ok(encoded_header) = encode_payload(&header, self.max_frame) else {
             return false;
         };
         let signature = self.me.sign(
+            &mut self.rng,
             context::MESSAGE,
             &signed_message_bytes(&encoded_header, &sealed),
         );

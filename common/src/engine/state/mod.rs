@@ -15,8 +15,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{
-    clean_name, error, files, warning, Action, Dropped, Event, Kind, MemberInfo, RosterError,
-    BEACON_EVERY_MS, BEACON_STALE_MS, HELD_EPOCHS, MAX_CLAIMS, MAX_TEXT, PREVIOUS_EPOCH_GRACE_MS,
+    clean_name, error, files, warning, Action, Dropped, Event, Kind, MemberInfo, Randomness,
+    RosterError, BEACON_EVERY_MS, BEACON_STALE_MS, HELD_EPOCHS, MAX_CLAIMS, MAX_TEXT,
+    PREVIOUS_EPOCH_GRACE_MS,
 };
 use crate::crypto::seal::{open, seal, SealKeys, SessionKey};
 use crate::crypto::{DhSecret, PrivateKey, PublicKey};
@@ -197,14 +198,16 @@ pub(crate) struct Core {
     /// a beacon made [`BEACON_EVERY_MS`] later, so a line still in flight
     /// to us when the admin counted it is not taken for a missing one.
     pub claims: Vec<Claim>,
+    /// Where every random byte comes from (see `rng.rs`).
+    pub rng: Randomness,
 }
 
 impl Core {
-    pub fn new(room: RoomId, me: Arc<PrivateKey>) -> Self {
+    pub fn new(room: RoomId, me: Arc<PrivateKey>, mut rng: Randomness) -> Self {
         Core {
             room,
             me,
-            dh: DhSecret::generate(),
+            dh: DhSecret::generate(&mut rng),
             conn_id: None,
             current: None,
             previous: None,
@@ -225,6 +228,7 @@ impl Core {
             owed: std::collections::VecDeque::new(),
             leave_hold: None,
             claims: Vec::new(),
+            rng,
         }
     }
 
