@@ -41,7 +41,9 @@ pub use files::{FileEvent, FileSpec, TransferId};
 pub use member::MemberConfig;
 pub use rng::Randomness;
 pub use state::Claim;
-pub(crate) use state::{epoch_for, Core, EpochState, Participant};
+pub(crate) use state::{
+    check_signed, epoch_for, seal_signed, Checked, Core, EpochState, Participant, SignedSeal,
+};
 pub use text::{clean_name, is_format_char, name_key, printable};
 pub use types::{Action, Command, Event, MemberInfo};
 pub use warning::{ChunkFault, Dropped, Kind, OfferRefusal, RosterError, Warning};

@@ -3,15 +3,14 @@
 //! that member (the relay routes them to its connection alone).
 
 use super::{
-    epoch_for, error, warning, Action, Core, Dropped, Event, Kind, MemberInfo, Participant,
-    MAX_TEXT,
+    check_signed, error, seal_signed, warning, Action, Checked, Core, Dropped, Event, Kind,
+    MemberInfo, Participant, SignedSeal, MAX_TEXT,
 };
-use crate::crypto::seal::{open, seal};
+use crate::crypto::seal::open;
 use crate::crypto::DhSecret;
 use crate::ids::Fingerprint;
 use crate::wire::{
-    aad, context, decode_payload, encode_payload, signed_message_bytes, ChatBody, Content,
-    Envelope, PrivateHeader, PrivateMessage,
+    aad, context, decode_payload, ChatBody, Content, Envelope, PrivateHeader, PrivateMessage,
 };
 
 impl Core {
@@ -102,30 +101,24 @@ impl Core {
             ephemeral: eph_pub,
         };
         let body = ChatBody::padded(now_ms, content);
-        let Ok(plain) = encode_payload(&body, self.max_frame).map(zeroize::Zeroizing::new) else {
+        let Some((sealed, signature)) = seal_signed(
+            &mut self.rng,
+            &self.me,
+            self.max_frame,
+            Kind::Private,
+            &keys,
+            &header,
+            &body,
+        ) else {
             out.push(error("message too large".into()));
             return None;
         };
-        let sealed = seal(
-            &mut self.rng,
-            &keys,
-            &aad(context::AAD_PRIVATE, &header),
-            &plain,
-        );
-        let Ok(encoded_header) = encode_payload(&header, self.max_frame) else {
-            return None;
-        };
-        let signature = self.me.sign(
-            &mut self.rng,
-            context::PRIVATE,
-            &signed_message_bytes(&encoded_header, &sealed),
-        );
         let to_info = recipient.info();
         let epoch = cur.epoch;
         let msg = PrivateMessage {
             header,
             sealed,
-            signature: signature.into(),
+            signature,
         };
         if !self.publish(None, &Envelope::Private(msg), out) {
             return None;
@@ -157,47 +150,25 @@ impl Core {
         if h.sender == me {
             return Err(Dropped::ClaimsToBeUs);
         }
-        let state = epoch_for(
-            &mut self.current,
-            &mut self.previous,
+        let Checked {
+            state,
+            sender,
+            last,
+        } = check_signed(
+            (&mut self.current, &mut self.previous),
             now_ms,
-            h.epoch,
-            &h.sender,
-            KIND,
-        )?;
-        let sender = state
-            .members
-            .get(&h.sender)
-            .cloned()
-            .ok_or_else(|| Dropped::NotInRoster {
+            self.max_frame,
+            SignedSeal {
                 kind: KIND,
-                sender: h.sender.short(),
-            })?;
-        let last = state.last_private_seq.get(&h.sender).copied().unwrap_or(0);
-        if h.seq <= last {
-            return Err(Dropped::Replayed {
-                kind: KIND,
-                name: sender.name,
+                header: h,
+                sender: h.sender,
+                epoch: h.epoch,
                 seq: h.seq,
-                last,
-            });
-        }
+                sealed: &msg.sealed,
+                signature: &msg.signature,
+            },
+        )?;
         let name = || sender.name.clone();
-        let encoded_header = encode_payload(h, self.max_frame).map_err(|_| Dropped::Malformed {
-            kind: KIND,
-            name: name(),
-        })?;
-        sender
-            .key
-            .verify(
-                context::PRIVATE,
-                &signed_message_bytes(&encoded_header, &msg.sealed),
-                &msg.signature,
-            )
-            .map_err(|_| Dropped::BadSignature {
-                kind: KIND,
-                name: name(),
-            })?;
         let failed = || Dropped::Unauthentic {
             kind: KIND,
             name: name(),

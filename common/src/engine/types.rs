@@ -11,7 +11,7 @@ use crate::ids::Fingerprint;
 use crate::wire::{ClientFrame, ConnId};
 
 /// What the user (or a script) asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Command {
     /// Send a line of text to the room.
     Send(String),
@@ -52,6 +52,45 @@ pub enum Command {
     },
     /// Stop a transfer, sent or received.
     CancelFile(TransferId),
+}
+
+impl fmt::Debug for Command {
+    /// Shows kinds and ids, never message text, a reason or a password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::Send(text) => write!(f, "Send({} bytes)", text.len()),
+            Command::Private(to, text) => {
+                write!(f, "Private({}, {} bytes)", to.short(), text.len())
+            }
+            Command::Typing(on) => write!(f, "Typing({on})"),
+            Command::Leave => f.write_str("Leave"),
+            Command::ListBans => f.write_str("ListBans"),
+            Command::Unban(fp) => write!(f, "Unban({})", fp.short()),
+            Command::SetPassword(None) => f.write_str("SetPassword(None)"),
+            Command::SetPassword(Some(_)) => f.write_str("SetPassword(..)"),
+            Command::Approve(id) => write!(f, "Approve({id})"),
+            Command::Deny(id, _) => write!(f, "Deny({id})"),
+            Command::Kick(fp, _) => write!(f, "Kick({})", fp.short()),
+            Command::Rekey => f.write_str("Rekey"),
+            Command::OfferFile(spec) => write!(
+                f,
+                "OfferFile({}, {} bytes)",
+                super::files::short_id(&spec.transfer),
+                spec.size
+            ),
+            Command::FileChunk {
+                transfer,
+                index,
+                data,
+            } => write!(
+                f,
+                "FileChunk({}, {index}, {} bytes)",
+                super::files::short_id(transfer),
+                data.len()
+            ),
+            Command::CancelFile(t) => write!(f, "CancelFile({})", super::files::short_id(t)),
+        }
+    }
 }
 
 /// Someone in the room, as shown to the user.

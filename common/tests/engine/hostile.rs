@@ -289,6 +289,20 @@ fn event_debug_never_shows_message_text() {
 }
 
 #[test]
+fn command_debug_never_shows_text_or_a_password() {
+    let commands = [
+        Command::Send("TOPSECRET".into()),
+        Command::Private(key(1).public().fingerprint(), "TOPSECRET".into()),
+        Command::SetPassword(Some(Zeroizing::new("TOPSECRET".into()))),
+        Command::Deny(3, "TOPSECRET".into()),
+        Command::Kick(key(1).public().fingerprint(), "TOPSECRET".into()),
+    ];
+    let dbg = format!("{commands:?}");
+    assert!(!dbg.contains("TOPSECRET"), "{dbg}");
+    assert!(dbg.contains("SetPassword(..)"), "{dbg}");
+}
+
+#[test]
 fn a_grant_stripped_from_an_epoch_breaks_its_signature_and_changes_nothing() {
     let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
     let m = ids[0];

@@ -45,28 +45,22 @@ impl Core {
             _ => None,
         };
         let body = ChatBody::padded(now_ms, content);
-        let Ok(plain) = encode_payload(&body, self.max_frame).map(zeroize::Zeroizing::new) else {
+        let Some((sealed, signature)) = seal_signed(
+            &mut self.rng,
+            &self.me,
+            self.max_frame,
+            Kind::Message,
+            &cur.keys,
+            &header,
+            &body,
+        ) else {
             out.push(error("message too large".into()));
             return false;
         };
-        let sealed = seal(
-            &mut self.rng,
-            &cur.keys,
-            &aad(context::AAD_MESSAGE, &header),
-            &plain,
-        );
-        let Ok(encoded_header) = encode_payload(&header, self.max_frame) else {
-            return false;
-        };
-        let signature = self.me.sign(
-            &mut self.rng,
-            context::MESSAGE,
-            &signed_message_bytes(&encoded_header, &sealed),
-        );
         let msg = ChatMessage {
             header,
             sealed,
-            signature: signature.into(),
+            signature,
         };
         let (epoch, seq) = (msg.header.epoch, msg.header.seq);
         if !self.publish(None, &Envelope::Message(msg), out) {
@@ -102,47 +96,25 @@ impl Core {
         if h.sender == self.me.public().fingerprint() {
             return Err(Dropped::OwnEcho);
         }
-        let state = epoch_for(
-            &mut self.current,
-            &mut self.previous,
+        let Checked {
+            state,
+            sender,
+            last,
+        } = check_signed(
+            (&mut self.current, &mut self.previous),
             now_ms,
-            h.epoch,
-            &h.sender,
-            KIND,
-        )?;
-        let sender = state
-            .members
-            .get(&h.sender)
-            .cloned()
-            .ok_or_else(|| Dropped::NotInRoster {
+            self.max_frame,
+            SignedSeal {
                 kind: KIND,
-                sender: h.sender.short(),
-            })?;
-        let last = state.last_seq.get(&h.sender).copied().unwrap_or(0);
-        if h.seq <= last {
-            return Err(Dropped::Replayed {
-                kind: KIND,
-                name: sender.name,
+                header: h,
+                sender: h.sender,
+                epoch: h.epoch,
                 seq: h.seq,
-                last,
-            });
-        }
+                sealed: &msg.sealed,
+                signature: &msg.signature,
+            },
+        )?;
         let name = || sender.name.clone();
-        let encoded_header = encode_payload(h, self.max_frame).map_err(|_| Dropped::Malformed {
-            kind: KIND,
-            name: name(),
-        })?;
-        sender
-            .key
-            .verify(
-                context::MESSAGE,
-                &signed_message_bytes(&encoded_header, &msg.sealed),
-                &msg.signature,
-            )
-            .map_err(|_| Dropped::BadSignature {
-                kind: KIND,
-                name: name(),
-            })?;
         let plain =
             open(&state.keys, &aad(context::AAD_MESSAGE, h), &msg.sealed).map_err(|_| {
                 Dropped::Unauthentic {
