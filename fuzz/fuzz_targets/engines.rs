@@ -24,7 +24,9 @@ use arbitrary::Arbitrary;
 use bytes::Bytes;
 use common::engine::admin::Admin;
 use common::engine::member::Member;
-use common::engine::{Action, AdminConfig, AdminState, Command, Engine, Event, MemberConfig};
+use common::engine::{
+    Action, AdminConfig, AdminState, Command, Engine, Event, MemberConfig, Randomness,
+};
 use common::wire::{ClientFrame, ConnId, RelayFrame, Welcome, DEFAULT_MAX_FRAME};
 use common::{Fingerprint, RoomId};
 
@@ -115,7 +117,8 @@ fn fingerprints() -> &'static [Fingerprint; 3] {
 impl Room {
     fn new() -> Room {
         let admin_key = common::test_keys::shared(KEYS[0]);
-        let admin = Admin::new(
+        // Seeded engines: an input replays exactly, crashes included.
+        let admin = Admin::with_rng(
             AdminConfig {
                 room: ROOM,
                 room_name: "fuzz".into(),
@@ -130,6 +133,7 @@ impl Room {
                 },
             },
             admin_key,
+            Randomness::seeded([1; 32]),
         );
         let mut nodes = vec![Node {
             engine: Engine::Admin(Box::new(admin)),
@@ -147,7 +151,11 @@ impl Room {
             };
             let me = common::test_keys::shared(KEYS[i + 1]);
             nodes.push(Node {
-                engine: Engine::Member(Box::new(Member::new(cfg, me))),
+                engine: Engine::Member(Box::new(Member::with_rng(
+                    cfg,
+                    me,
+                    Randomness::seeded([i as u8 + 2; 32]),
+                ))),
                 conn: 0,
                 online: false,
                 pending: Vec::new(),
