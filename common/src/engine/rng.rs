@@ -22,7 +22,9 @@ use rand_core::{CryptoRng, OsRng, RngCore};
 use crate::crypto::{PublicKey, SessionKey};
 use crate::ids::RoomId;
 
-/// Where an engine's random bytes come from.
+/// Where an engine's random bytes come from. (A clone, which only tests
+/// can make, goes on with the same stream: two clones draw the same bytes,
+/// as a replay must, and must never both send.)
 #[cfg_attr(any(test, feature = "test-support"), derive(Clone))]
 pub struct Randomness(Source);
 

@@ -108,6 +108,7 @@ pub enum Warning {
 
 /// Which kind of sealed message a check refers to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Kind {
     /// A message to the room.
     Message,
@@ -250,6 +251,8 @@ pub enum Dropped {
         sender: String,
     },
     /// A message whose sequence number we have seen (replay or duplicate).
+    /// Checked before the signature (a replay costs no RSA verification),
+    /// so the sender is only the one its header claims.
     Replayed {
         /// Room or private.
         kind: Kind,
@@ -304,6 +307,7 @@ pub enum Dropped {
 
 /// Why a roster cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RosterError {
     /// It lists a key twice.
     DuplicateKey,
@@ -313,6 +317,7 @@ pub enum RosterError {
 
 /// Why a file offer is ignored.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum OfferRefusal {
     /// Larger than we take.
     TooLarge {
@@ -335,6 +340,7 @@ pub enum OfferRefusal {
 
 /// Why a file chunk changed nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ChunkFault {
     /// It names a transfer it was not sent by.
     NotFromItsSender,
@@ -620,7 +626,7 @@ impl fmt::Display for Dropped {
                 last,
             } => write!(
                 f,
-                "replayed or duplicated {kind} from {name} (seq {seq} after {last}) dropped"
+                "replayed or duplicated {kind} claiming to be from {name} (seq {seq} after {last}) dropped"
             ),
             Dropped::BadSignature { kind, name } => write!(
                 f,
@@ -701,7 +707,7 @@ mod tests {
                     last: 5,
                 }
                 .into(),
-                "replayed or duplicated private message from bob (seq 3 after 5) dropped",
+                "replayed or duplicated private message claiming to be from bob (seq 3 after 5) dropped",
             ),
             (
                 Dropped::NoKey(Kind::Message).into(),

@@ -81,7 +81,9 @@ pub struct Net {
     pub max_frame: u32,
     /// The engines made by [`Net::admin`] and [`Net::member`] draw from
     /// seeds made of this and their node index: a run replays bit for bit.
-    pub seed: u8,
+    /// `None`: from the OS, as in the apps (the admin then wraps keys
+    /// through OpenSSL).
+    pub seed: Option<u8>,
 }
 
 pub struct Node {
@@ -103,13 +105,16 @@ impl Net {
             log: Vec::new(),
             tamper: None,
             max_frame: DEFAULT_MAX_FRAME as u32,
-            seed: 0,
+            seed: Some(0),
         }
     }
 
     /// The seed of the engine the next node added gets.
     fn next_seed(&self) -> Randomness {
-        let mut seed = [self.seed; 32];
+        let Some(base) = self.seed else {
+            return Randomness::os();
+        };
+        let mut seed = [base; 32];
         seed[0] = self.nodes.len() as u8;
         Randomness::seeded(seed)
     }

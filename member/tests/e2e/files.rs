@@ -246,11 +246,13 @@ async fn a_file_sent_privately_is_saved_by_its_recipient_only() {
     admin.settle(Duration::from_millis(300)).await;
     assert!(carol.files.is_empty(), "{:?}", carol.files);
     assert!(admin.files.is_empty(), "{:?}", admin.files);
-    for seen in [&carol.seen, &admin.seen] {
+    for peer in [&carol, &admin] {
         assert!(
-            !seen.iter().any(|e| matches!(e, Event::Warning { .. })),
-            "{seen:?}"
+            !peer.seen.iter().any(|e| matches!(e, Event::Warning(_))),
+            "{:?}",
+            peer.seen
         );
+        assert!(peer.local_warnings.is_empty(), "{:?}", peer.local_warnings);
     }
     assert_eq!(std::fs::read_dir(dirs[2].path()).unwrap().count(), 0);
     relay.stop.cancel();
