@@ -142,9 +142,7 @@ fn chunks_that_cannot_be_the_senders_are_dropped_and_do_not_end_her_transfer() {
         assert_eq!(end, Some(true), "{what}: alice's file did not arrive");
         assert!(got == content, "{what}: alice's bytes, exactly");
         assert!(
-            net.warnings(bob)
-                .iter()
-                .any(|w| matches!(w, Warning::ChunksDropped { .. })),
+            net.warned(bob, |w| matches!(w, Warning::ChunksDropped { .. })),
             "{what}: {:?}",
             net.warnings(bob)
         );
@@ -213,10 +211,7 @@ fn a_genuinely_missing_chunk_still_ends_the_transfer_with_no_file() {
         CHUNK_SIZE as usize,
         "only chunk 0 was handed over"
     );
-    assert!(net
-        .warnings(bob)
-        .iter()
-        .any(|w| matches!(w, Warning::FileGap { .. })));
+    assert!(net.warned(bob, |w| matches!(w, Warning::FileGap { .. })));
 }
 
 #[test]
@@ -251,10 +246,7 @@ fn a_second_sender_of_a_live_transfer_id_is_refused_and_the_first_goes_on() {
         let (got, end) = received(&net, who, 20);
         assert_eq!(end, Some(true), "node {who}: {:?}", net.warnings(who));
         assert!(got == content, "node {who}: alice's bytes, exactly");
-        assert!(net
-            .warnings(who)
-            .iter()
-            .any(|w| matches!(w, Warning::OfferIgnored { from, why: OfferRefusal::IdInUse | OfferRefusal::IdTaken, .. } if from == "carol")));
+        assert!(net.warned(who, |w| matches!(w, Warning::OfferIgnored { from, why: OfferRefusal::IdInUse | OfferRefusal::IdTaken, .. } if from == "carol")));
     }
 }
 

@@ -17,7 +17,7 @@
 //! helpers and the [`Engine`] both apps drive.
 //!
 //! Every frame that fails a check becomes an [`Event::Warning`] carrying a
-//! typed [`Dropped`] (`warning.rs`), never a message.
+//! typed [`Dropped`] (`warning/`), never a message.
 
 pub mod admin;
 pub mod files;
@@ -42,7 +42,7 @@ pub use member::MemberConfig;
 pub use rng::Randomness;
 pub use state::Claim;
 pub(crate) use state::{
-    check_signed, epoch_for, seal_signed, Checked, Core, EpochState, Participant, SignedSeal,
+    check_signed, epoch_for, seal_signed, Checked, Core, EpochState, Participant,
 };
 pub use text::{clean_name, is_format_char, name_key, printable};
 pub use types::{Action, Command, Event, MemberInfo};

@@ -4,7 +4,7 @@
 
 use super::{
     check_signed, error, seal_signed, warning, Action, Checked, Core, Dropped, Event, Kind,
-    MemberInfo, Participant, SignedSeal, MAX_TEXT,
+    MemberInfo, Participant, MAX_TEXT,
 };
 use crate::crypto::seal::open;
 use crate::crypto::DhSecret;
@@ -158,15 +158,9 @@ impl Core {
             (&mut self.current, &mut self.previous),
             now_ms,
             self.max_frame,
-            SignedSeal {
-                kind: KIND,
-                header: h,
-                sender: h.sender,
-                epoch: h.epoch,
-                seq: h.seq,
-                sealed: &msg.sealed,
-                signature: &msg.signature,
-            },
+            h,
+            &msg.sealed,
+            &msg.signature,
         )?;
         let name = || sender.name.clone();
         let failed = || Dropped::Unauthentic {

@@ -15,10 +15,10 @@ fn replayed_and_duplicated_messages_are_dropped_with_a_warning() {
     }));
     net.command(ids[0], Command::Send("once".into()));
     assert_eq!(net.texts(0), vec!["once"]);
-    assert!(net
-        .warnings(0)
-        .iter()
-        .any(|w| matches!(w, Warning::Dropped(Dropped::Replayed { .. }))));
+    assert!(net.warned(0, |w| matches!(
+        w,
+        Warning::Dropped(Dropped::Replayed { .. })
+    )));
     // A later replay of the logged frame.
     net.tamper = None;
     let old = net
@@ -103,9 +103,10 @@ fn a_fake_member_cannot_inject_or_impersonate() {
     assert!(net.texts(0).is_empty());
     assert!(net.texts(ids[0]).is_empty());
     assert!(
-        net.warnings(0)
-            .iter()
-            .any(|w| matches!(w, Warning::Dropped(Dropped::BadSignature { .. }))),
+        net.warned(0, |w| matches!(
+            w,
+            Warning::Dropped(Dropped::BadSignature { .. })
+        )),
         "{:?}",
         net.warnings(0)
     );
@@ -121,9 +122,10 @@ fn a_relay_posing_as_the_admin_is_not_believed() {
     net.admin(admin_cfg(), fake_admin);
     let m = net.member(member_cfg("alice", &real_admin), id(0));
     assert!(
-        net.warnings(m)
-            .iter()
-            .any(|w| matches!(w, Warning::Dropped(Dropped::AnnouncementNotFromAdmin))),
+        net.warned(m, |w| matches!(
+            w,
+            Warning::Dropped(Dropped::AnnouncementNotFromAdmin)
+        )),
         "{:?}",
         net.warnings(m)
     );
@@ -163,10 +165,10 @@ fn swapped_admin_key_in_announcements_and_epochs_is_rejected() {
         Some(before),
         "the forged epoch was not installed"
     );
-    assert!(net
-        .warnings(m)
-        .iter()
-        .any(|w| matches!(w, Warning::Dropped(Dropped::EpochNotFromAdmin))));
+    assert!(net.warned(m, |w| matches!(
+        w,
+        Warning::Dropped(Dropped::EpochNotFromAdmin)
+    )));
 }
 
 #[test]
@@ -331,10 +333,10 @@ fn a_grant_stripped_from_an_epoch_breaks_its_signature_and_changes_nothing() {
             .any(|e| matches!(e, Event::Kicked { .. })),
         "not tricked into thinking she was removed"
     );
-    assert!(net
-        .warnings(m)
-        .iter()
-        .any(|w| matches!(w, Warning::Dropped(Dropped::EpochNotFromAdmin))));
+    assert!(net.warned(m, |w| matches!(
+        w,
+        Warning::Dropped(Dropped::EpochNotFromAdmin)
+    )));
 }
 
 #[test]
@@ -403,10 +405,7 @@ fn a_kicked_member_stays_out_even_with_a_roster_entry_or_a_replayed_request() {
         net.queue.push_back(f);
     }
     net.run();
-    assert!(net
-        .warnings(0)
-        .iter()
-        .any(|w| matches!(w, Warning::Dropped(Dropped::JoinReplayed))));
+    assert!(net.warned(0, |w| matches!(w, Warning::Dropped(Dropped::JoinReplayed))));
     assert_eq!(net.epoch_of(0).map(|e| e.1), Some(1));
     // Bob asks again for real: the roster file no longer lets him in; the admin decides.
     net.nodes[0].events.clear();
@@ -461,10 +460,7 @@ fn our_own_message_reflected_by_the_relay_is_not_shown() {
     net.queue.push_back((ids[0], mine.1));
     net.run();
     assert!(net.texts(ids[0]).is_empty());
-    assert!(net
-        .warnings(ids[0])
-        .iter()
-        .any(|w| matches!(w, Warning::Dropped(Dropped::OwnEcho))));
+    assert!(net.warned(ids[0], |w| matches!(w, Warning::Dropped(Dropped::OwnEcho))));
 }
 
 #[test]

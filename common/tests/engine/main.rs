@@ -1,5 +1,5 @@
 //! The sans-IO engine, driven deterministically through an in-memory relay:
-//! joins by every policy, messages, epochs, kicks, and a hostile relay that
+//! joins by every policy and knocks, messages, names, epochs, kicks, and a hostile relay that
 //! tampers with, replays, injects and forges frames.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -245,4 +245,71 @@ fn typing_notices_arrive_as_typing_not_messages() {
         .iter()
         .any(|e| matches!(e, Event::Typing { on: true, from } if from.name == "alice")));
     assert!(net.texts(0).is_empty());
+}
+
+#[test]
+fn invisible_characters_never_reach_names_and_emoji_stay_whole() {
+    use common::engine::{clean_name, printable};
+    for spoof in [
+        "ad\u{2028}min",
+        "ad\u{2029}min",
+        "ad\u{E0041}\u{E0042}min",
+        "ad\u{3164}min",
+        "ad\u{115F}min",
+        "ad\u{034F}min",
+        "ad\u{202E}min",
+        "ad\u{1D173}min",
+    ] {
+        assert_eq!(clean_name(spoof), "admin", "{spoof:?}");
+        assert!(!printable(spoof).contains("admin"), "{spoof:?} shows a gap");
+    }
+    assert_eq!(clean_name("\u{3164}\u{FFA0}"), "(no name)");
+    // A red heart with its emoji presentation selector is left alone.
+    assert_eq!(printable("I \u{2764}\u{FE0F} it"), "I \u{2764}\u{FE0F} it");
+}
+
+/// Knocks in `actions`.
+fn knocks(actions: &[Action]) -> usize {
+    actions
+        .iter()
+        .filter(|a| match a {
+            Action::Send(ClientFrame::Publish { payload, .. }) => matches!(
+                decode_payload::<Envelope>(payload, DEFAULT_MAX_FRAME),
+                Ok(Envelope::Knock { .. })
+            ),
+            _ => false,
+        })
+        .count()
+}
+
+#[test]
+fn a_burst_of_joins_makes_one_knock_not_one_each() {
+    // The first connection of a room on a relay hears of the room's peers on
+    // other relays as a burst of PeerJoined right after its welcome.
+    let admin = id(4);
+    let mut m = Member::new(member_cfg("alice", &admin), id(0));
+    let t0 = 1_700_000_000_000u64;
+    m.on_connected(t0);
+    let welcome = RelayFrame::Welcome(Welcome {
+        version: 1,
+        conn_id: 7,
+        peers: vec![],
+        max_frame: DEFAULT_MAX_FRAME as u32,
+    });
+    assert_eq!(knocks(&m.handle_frame(t0, welcome)), 1);
+    let mut burst = 0;
+    for peer in 0..100 {
+        burst += knocks(&m.handle_frame(t0 + 10, RelayFrame::PeerJoined(1000 + peer)));
+    }
+    assert_eq!(burst, 0, "the knock just sent covers the burst");
+    // One more knock after the gap, for peers that joined meanwhile (the
+    // admin may be one of them), then only the periodic one.
+    assert_eq!(knocks(&m.handle_tick(t0 + 100)), 0);
+    assert_eq!(knocks(&m.handle_tick(t0 + 300)), 1);
+    assert_eq!(knocks(&m.handle_tick(t0 + 1_300)), 0);
+    // A join after the gap knocks at once.
+    assert_eq!(
+        knocks(&m.handle_frame(t0 + 1_400, RelayFrame::PeerJoined(5000))),
+        1
+    );
 }

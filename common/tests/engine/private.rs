@@ -102,9 +102,10 @@ fn forged_redirected_replayed_or_flipped_private_messages_are_rejected() {
     net.command(carol, Command::Private(bob_fp, "I am alice".into()));
     assert!(privates(&net, bob).is_empty());
     assert!(
-        net.warnings(bob)
-            .iter()
-            .any(|w| matches!(w, Warning::Dropped(Dropped::BadSignature { .. }))),
+        net.warned(bob, |w| matches!(
+            w,
+            Warning::Dropped(Dropped::BadSignature { .. })
+        )),
         "{:?}",
         net.warnings(bob)
     );
@@ -120,10 +121,10 @@ fn forged_redirected_replayed_or_flipped_private_messages_are_rejected() {
     }));
     net.command(alice, Command::Private(bob_fp, "for bob only".into()));
     assert!(privates(&net, carol).is_empty() && privates(&net, bob).is_empty());
-    assert!(net
-        .warnings(carol)
-        .iter()
-        .any(|w| matches!(w, Warning::Dropped(Dropped::BadSignature { .. }))));
+    assert!(net.warned(carol, |w| matches!(
+        w,
+        Warning::Dropped(Dropped::BadSignature { .. })
+    )));
 
     // A genuine message, then the relay replays it.
     net.tamper = None;
@@ -142,7 +143,7 @@ fn forged_redirected_replayed_or_flipped_private_messages_are_rejected() {
     net.queue.push_back(old.clone());
     net.run();
     assert_eq!(privates(&net, bob).len(), 1);
-    assert!(net.warnings(bob).iter().any(|w| matches!(
+    assert!(net.warned(bob, |w| matches!(
         w,
         Warning::Dropped(Dropped::Replayed {
             kind: Kind::Private,
@@ -214,4 +215,70 @@ fn no_private_message_to_someone_outside_the_room_or_to_oneself() {
         .take(alice)
         .iter()
         .any(|e| matches!(e, Event::Error { reason } if reason.contains("yourself"))));
+}
+
+#[test]
+fn a_private_message_from_an_earlier_admin_run_is_not_accepted_again() {
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
+    let (alice, bob) = (ids[0], ids[1]);
+    net.command(
+        alice,
+        Command::Private(key(1).public().fingerprint(), "from run one".into()),
+    );
+    let recorded: Vec<Flight> = net
+        .log
+        .iter()
+        .filter(|(to, f)| *to == bob && is_private(f))
+        .cloned()
+        .collect();
+    assert_eq!(recorded.len(), 1);
+    let (epoch, _) = net.epoch_of(bob).unwrap();
+
+    // The admin app restarts: a new run whose epochs count from 1 again.
+    net.disconnect(0);
+    net.nodes[0].engine = Engine::Admin(Box::new(Admin::new(admin_cfg(), id(4))));
+    net.nodes[0].events.clear();
+    net.reconnect(0);
+    // Both members ask again; the admin approves them.
+    for _ in 0..30 {
+        let pending: Vec<u32> = net.nodes[0]
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::PendingApproval { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        if pending.len() == 2 {
+            for pid in pending {
+                net.command(0, Command::Approve(pid));
+            }
+            break;
+        }
+        net.tick(1_000);
+    }
+    assert_eq!(
+        net.epoch_of(bob).map(|e| e.0),
+        Some(epoch),
+        "the same epoch number"
+    );
+    net.take(bob);
+
+    // The relay replays the earlier run's private message.
+    for f in recorded {
+        net.queue.push_back(f);
+    }
+    net.run();
+    assert!(privates(&net, bob).is_empty(), "shown again");
+    assert!(
+        net.warned(bob, |w| matches!(
+            w,
+            Warning::Dropped(Dropped::Unauthentic {
+                kind: Kind::Private,
+                ..
+            })
+        )),
+        "{:?}",
+        net.warnings(bob)
+    );
 }

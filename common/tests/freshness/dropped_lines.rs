@@ -176,9 +176,7 @@ fn a_replayed_beacon_does_not_keep_a_member_sending() {
         net.tick(1_000);
     }
     assert!(
-        net.warnings(alice)
-            .iter()
-            .any(|w| matches!(w, Warning::AdminSilent { .. })),
+        net.warned(alice, |w| matches!(w, Warning::AdminSilent { .. })),
         "{:?}",
         net.warnings(alice)
     );

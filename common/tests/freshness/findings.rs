@@ -86,8 +86,8 @@ fn a_roster_part_forged_by_a_member_does_not_cost_anyone_the_epoch() {
     let (after, members) = net.epoch_of(bob).unwrap();
     assert_eq!(after, before + 1, "bob lost the epoch to a forged part");
     assert_eq!(members, 4);
-    assert!(net
-        .warnings(bob)
-        .iter()
-        .any(|w| matches!(w, Warning::Dropped(Dropped::RosterPartForged))));
+    assert!(net.warned(bob, |w| matches!(
+        w,
+        Warning::Dropped(Dropped::RosterPartForged)
+    )));
 }

@@ -294,6 +294,11 @@ impl Net {
             .collect()
     }
 
+    /// Whether node `idx` was shown a warning matching `pred`.
+    pub fn warned(&self, idx: usize, pred: impl Fn(&Warning) -> bool) -> bool {
+        self.warnings(idx).iter().any(pred)
+    }
+
     pub fn pending_id(&self, idx: usize) -> Option<u32> {
         self.nodes[idx].events.iter().rev().find_map(|e| match e {
             Event::PendingApproval { id, .. } => Some(*id),

@@ -104,15 +104,9 @@ impl Core {
             (&mut self.current, &mut self.previous),
             now_ms,
             self.max_frame,
-            SignedSeal {
-                kind: KIND,
-                header: h,
-                sender: h.sender,
-                epoch: h.epoch,
-                seq: h.seq,
-                sealed: &msg.sealed,
-                signature: &msg.signature,
-            },
+            h,
+            &msg.sealed,
+            &msg.signature,
         )?;
         let name = || sender.name.clone();
         let plain =

@@ -591,19 +591,43 @@ pub(crate) fn epoch_for<'a>(
     Err(dropped)
 }
 
-/// A signed, sealed message of either kind, as the checks both kinds share
-/// see it.
-pub(crate) struct SignedSeal<'m, H> {
+/// The header of a signed, sealed message of either kind, as the checks
+/// both kinds share see it.
+pub(crate) trait SignedHeader: serde::Serialize {
     /// Room or private.
-    pub kind: Kind,
-    /// Its header, signed with the seal.
-    pub header: &'m H,
-    /// The sender, epoch and sequence number the header names.
-    pub sender: Fingerprint,
-    pub epoch: u64,
-    pub seq: u64,
-    pub sealed: &'m crate::wire::Sealed,
-    pub signature: &'m [u8],
+    const KIND: Kind;
+    /// The sender it names.
+    fn sender(&self) -> Fingerprint;
+    /// The epoch it was sealed in.
+    fn epoch(&self) -> u64;
+    /// Its sequence number.
+    fn seq(&self) -> u64;
+}
+
+impl SignedHeader for MessageHeader {
+    const KIND: Kind = Kind::Message;
+    fn sender(&self) -> Fingerprint {
+        self.sender
+    }
+    fn epoch(&self) -> u64 {
+        self.epoch
+    }
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+}
+
+impl SignedHeader for crate::wire::PrivateHeader {
+    const KIND: Kind = Kind::Private;
+    fn sender(&self) -> Fingerprint {
+        self.sender
+    }
+    fn epoch(&self) -> u64 {
+        self.epoch
+    }
+    fn seq(&self) -> u64 {
+        self.seq
+    }
 }
 
 /// What a message passed before it is opened: its epoch, its sender there,
@@ -619,42 +643,44 @@ pub(crate) struct Checked<'a> {
 /// sender in that epoch's roster, a sequence number above the last one
 /// taken from them, and their signature over the encoded header and the
 /// seal (under the kind's context).
-pub(crate) fn check_signed<'a, H: serde::Serialize>(
+pub(crate) fn check_signed<'a, H: SignedHeader>(
     epochs: (&'a mut Option<EpochState>, &'a mut Option<EpochState>),
     now_ms: u64,
     max_frame: usize,
-    m: SignedSeal<'_, H>,
+    header: &H,
+    sealed: &crate::wire::Sealed,
+    signature: &[u8],
 ) -> Result<Checked<'a>, Dropped> {
-    let kind = m.kind;
-    let state = epoch_for(epochs.0, epochs.1, now_ms, m.epoch, &m.sender, kind)?;
+    let (kind, from, seq) = (H::KIND, header.sender(), header.seq());
+    let state = epoch_for(epochs.0, epochs.1, now_ms, header.epoch(), &from, kind)?;
     let sender = state
         .members
-        .get(&m.sender)
+        .get(&from)
         .cloned()
         .ok_or_else(|| Dropped::NotInRoster {
             kind,
-            sender: m.sender.short(),
+            sender: from.short(),
         })?;
     let (taken, context) = match kind {
         Kind::Message => (&state.last_seq, context::MESSAGE),
         Kind::Private => (&state.last_private_seq, context::PRIVATE),
     };
-    let last = taken.get(&m.sender).copied().unwrap_or(0);
-    if m.seq <= last {
+    let last = taken.get(&from).copied().unwrap_or(0);
+    if seq <= last {
         return Err(Dropped::Replayed {
             kind,
             name: sender.name,
-            seq: m.seq,
+            seq,
             last,
         });
     }
-    let signed = encode_payload(m.header, max_frame)
-        .map(|h| signed_message_bytes(&h, m.sealed))
+    let signed = encode_payload(header, max_frame)
+        .map(|h| signed_message_bytes(&h, sealed))
         .map_err(|_| Dropped::Malformed {
             kind,
             name: sender.name.clone(),
         })?;
-    if sender.key.verify(context, &signed, m.signature).is_err() {
+    if sender.key.verify(context, &signed, signature).is_err() {
         return Err(Dropped::BadSignature {
             kind,
             name: sender.name,
