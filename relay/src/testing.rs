@@ -235,6 +235,13 @@ impl TestNats {
 
     /// Runs nats-server with `args` and `env`, and waits for its client port.
     fn spawn(args: &[&str], env: &[(&str, String)]) -> TestNats {
+        TestNats::try_spawn(args, env).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`TestNats::spawn`], or why the server did not come up (it exited:
+    /// a port it was given was taken meanwhile; or it never said it
+    /// listened).
+    fn try_spawn(args: &[&str], env: &[(&str, String)]) -> Result<TestNats, String> {
         let dir = tempfile::tempdir().unwrap();
         // Debian installs it in /usr/sbin, which a user's PATH may lack.
         let bin = if std::path::Path::new("/usr/sbin/nats-server").exists() {
@@ -255,21 +262,27 @@ impl TestNats {
             });
         // The server writes its ports to a file once it listens.
         let file = dir.path().join(format!("nats-server_{}.ports", child.id()));
-        for _ in 0..100 {
+        for _ in 0..300 {
             if let Ok(text) = std::fs::read_to_string(&file) {
                 if let Some(port) = parse_port(&text) {
-                    return TestNats {
+                    return Ok(TestNats {
                         child,
                         port,
                         _dir: dir,
-                    };
+                    });
                 }
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("nats-server exited before listening ({status})"));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = child.kill();
         let _ = child.wait();
-        panic!("nats-server did not report its port in {}", file.display());
+        Err(format!(
+            "nats-server did not report its port in {} within 15 s",
+            file.display()
+        ))
     }
 
     /// `nats://127.0.0.1:PORT`.
@@ -305,11 +318,25 @@ impl TestNatsCluster {
     pub const PASSWORD: &'static str = "relays-test-password";
 
     /// Starts the three nodes and waits until they are routed together.
+    /// Cluster ports must be known to every node before it starts, so they
+    /// are free ports taken and released: another test may take one in
+    /// between, and then a node exits; the cluster is started again on
+    /// fresh ports (three tries).
     pub fn start() -> TestNatsCluster {
+        let mut why = String::new();
+        for _ in 0..3 {
+            match TestNatsCluster::try_start() {
+                Ok(cluster) => return cluster,
+                Err(e) => why = e,
+            }
+        }
+        panic!("the NATS cluster did not start: {why}");
+    }
+
+    fn try_start() -> Result<TestNatsCluster, String> {
         let conf =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/deploy/nats-node.conf");
-        // Cluster ports must be known to every node: free ones, taken and
-        // released (client ports are ephemeral, read from the ports file).
+        // Client ports are ephemeral, read from the ports file.
         let ports: Vec<u16> = (0..3)
             .map(|_| {
                 std::net::TcpListener::bind("127.0.0.1:0")
@@ -332,14 +359,19 @@ impl TestNatsCluster {
                     ("RELAYS_PASSWORD", Self::PASSWORD.to_string()),
                     ("ROUTE_PASSWORD", "route-test-password".to_string()),
                 ];
-                Some(TestNats::spawn(&["-c", &conf.display().to_string()], &env))
+                TestNats::try_spawn(&["-c", &conf.display().to_string()], &env).map(Some)
             })
-            .collect();
-        let cluster = TestNatsCluster { nodes };
+            .collect::<Result<Vec<_>, String>>()?;
+        let mut cluster = TestNatsCluster { nodes };
         // Routed: a message published on one node reaches a subscriber on
         // another (checked by the tests themselves); give routes a moment.
         std::thread::sleep(Duration::from_millis(500));
-        cluster
+        for node in cluster.nodes.iter_mut().flatten() {
+            if let Ok(Some(status)) = node.child.try_wait() {
+                return Err(format!("a nats-server node exited ({status})"));
+            }
+        }
+        Ok(cluster)
     }
 
     /// Node `i`'s client address, `nats://127.0.0.1:PORT`.
