@@ -72,15 +72,29 @@ pub struct Args {
     #[arg(long, env = "TEAMCHAT_RELAY_RATE_FANOUT_BYTES", value_name = "BYTES")]
     pub rate_fanout_bytes: Option<u64>,
 
-    /// Frames queued for one connection before it counts as too slow and is
-    /// disconnected [default: 1024].
+    /// Most frames queued for one connection; past a quarter of it the
+    /// connections publishing into it wait for it to drain [default: 1024].
     #[arg(long, env = "TEAMCHAT_RELAY_QUEUE_FRAMES", value_name = "N")]
     pub queue_frames: Option<usize>,
 
-    /// Bytes queued for one connection before it counts as too slow and is
-    /// disconnected [default: 4194304; at least twice --max-frame].
+    /// Most bytes queued for one connection; past a quarter of it the
+    /// connections publishing into it wait for it to drain [default:
+    /// 4194304; at least twice --max-frame].
     #[arg(long, env = "TEAMCHAT_RELAY_QUEUE_BYTES", value_name = "BYTES")]
     pub queue_bytes: Option<usize>,
+
+    /// Seconds a connection's queue may stay past its high-water mark (its
+    /// reader falling behind the room) before the relay tells it
+    /// `SlowReader` and closes it; also the longest a publisher waits for
+    /// one slow reader [default: 5].
+    #[arg(long, env = "TEAMCHAT_RELAY_SLOW_READER_TIMEOUT", value_name = "SECS")]
+    pub slow_reader_timeout: Option<f64>,
+
+    /// Most bytes queued across all connections; past it every publisher
+    /// waits until the writers have drained an eighth of it [default: an
+    /// eighth of the machine's memory, between 64 MiB and 2 GiB].
+    #[arg(long, env = "TEAMCHAT_RELAY_MAX_QUEUED", value_name = "BYTES")]
+    pub max_queued: Option<usize>,
 
     /// Seconds allowed for the TLS handshake [default: 10].
     #[arg(long, env = "TEAMCHAT_RELAY_HANDSHAKE_TIMEOUT", value_name = "SECS")]
@@ -177,6 +191,8 @@ pub struct FileConfig {
     rate_fanout_bytes: Option<u64>,
     queue_frames: Option<usize>,
     queue_bytes: Option<usize>,
+    slow_reader_timeout: Option<f64>,
+    max_queued: Option<usize>,
     handshake_timeout: Option<f64>,
     hello_timeout: Option<f64>,
     idle_timeout: Option<f64>,
@@ -216,6 +232,11 @@ pub struct Limits {
     pub queue_frames: usize,
     /// Outbound queue bytes per connection.
     pub queue_bytes: usize,
+    /// How long a queue may stay past its high-water mark before its
+    /// connection is cut as a slow reader.
+    pub slow_reader_timeout: Duration,
+    /// Bytes queued across all connections before publishers wait.
+    pub max_queued: usize,
     /// TLS handshake deadline.
     pub handshake_timeout: Duration,
     /// Hello deadline after the handshake.
@@ -237,10 +258,27 @@ impl Default for Limits {
             rate_fanout_bytes: 32 << 20,
             queue_frames: 1024,
             queue_bytes: 4 << 20,
+            slow_reader_timeout: Duration::from_secs(5),
+            max_queued: default_max_queued(),
             handshake_timeout: Duration::from_secs(10),
             hello_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(90),
         }
+    }
+}
+
+/// The default of [`Limits::max_queued`]: an eighth of the machine's
+/// memory (`MemTotal` of `/proc/meminfo`), between 64 MiB and 2 GiB;
+/// 256 MiB where it cannot be read.
+fn default_max_queued() -> usize {
+    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+        let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+        kib.checked_mul(1024)
+    });
+    match total {
+        Some(bytes) => (bytes / 8).clamp(64 << 20, 2 << 30),
+        None => 256 << 20,
     }
 }
 
@@ -359,6 +397,15 @@ impl Config {
                 .or(file.queue_bytes)
                 .unwrap_or(d.queue_bytes)
                 .max(2 * max_frame + 1024),
+            slow_reader_timeout: match args.slow_reader_timeout.or(file.slow_reader_timeout) {
+                Some(v) => positive_secs("slow-reader-timeout", v)?,
+                None => d.slow_reader_timeout,
+            },
+            max_queued: args
+                .max_queued
+                .or(file.max_queued)
+                .unwrap_or(d.max_queued)
+                .max(4 * max_frame),
             handshake_timeout: match args.handshake_timeout.or(file.handshake_timeout) {
                 Some(v) => positive_secs("handshake-timeout", v)?,
                 None => d.handshake_timeout,

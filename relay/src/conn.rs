@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use futures_util::future::{FusedFuture, FutureExt};
 use futures_util::StreamExt;
 use openssl::ssl::{Ssl, SslAcceptor};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -27,9 +28,9 @@ use wire::{
 };
 
 use crate::config::Limits;
-use crate::hub::{Hub, JoinError, Member, Published, Room};
+use crate::hub::{Delivery, Hub, JoinError, Member, Published, Room};
 use crate::limits::{Refusal, Slot, TokenBucket};
-use crate::queue::{Outq, Push};
+use crate::queue::{Budget, Outq, Push};
 use crate::stats::{CloseReason, Stats};
 
 type Tls = SslStream<TcpStream>;
@@ -40,6 +41,9 @@ const WRITE_BATCH: usize = 256 * 1024;
 const KEEP_BUFFER: usize = 64 * 1024;
 /// Time allowed to flush a last error frame before closing.
 const LAST_WORDS: Duration = Duration::from_secs(2);
+/// The same for a reader cut for falling behind: what its socket already
+/// holds goes first.
+const SLOW_LAST_WORDS: Duration = Duration::from_secs(5);
 /// A write that makes no progress for this long marks a stalled reader.
 const WRITE_STALL: Duration = Duration::from_secs(15);
 /// Unacknowledged data older than this ends the connection (Linux).
@@ -57,6 +61,8 @@ pub struct Shared {
     pub stats: Arc<Stats>,
     /// Limits.
     pub limits: Limits,
+    /// What all connections' queues hold, against `limits.max_queued`.
+    pub budget: Arc<Budget>,
     /// TLS acceptor.
     pub acceptor: Arc<SslAcceptor>,
     /// Cancelled at shutdown.
@@ -209,7 +215,11 @@ async fn establish(
     let room_tag = room.short();
 
     let conn_id = shared.hub.next_conn_id();
-    let queue = Arc::new(Outq::new(limits.queue_frames, limits.queue_bytes));
+    let queue = Arc::new(Outq::with_budget(
+        limits.queue_frames,
+        limits.queue_bytes,
+        Arc::clone(&shared.budget),
+    ));
     let kill = shared.shutdown.child_token();
     let member = Member {
         id: conn_id,
@@ -257,7 +267,9 @@ async fn chat(shared: &Shared, joined: Joined) -> Outcome {
     // The hub queued the welcome before anyone could see us.
     let (rd, wr) = tokio::io::split(tls);
     let (last_tx, last_rx) = oneshot::channel::<Bytes>();
-    let writer = write_loop(wr, &queue, last_rx);
+    // Fused: once it has ended (a write error or stall) it is never polled
+    // again for last words.
+    let writer = write_loop(wr, &queue, last_rx).fuse();
     tokio::pin!(writer);
     let out = Outbox {
         queue: &queue,
@@ -275,8 +287,13 @@ async fn chat(shared: &Shared, joined: Joined) -> Outcome {
     shared
         .hub
         .leave(&room, conn_id, !shared.shutdown.is_cancelled());
-    // Nothing more joins the queue; the writer drains what is there.
-    queue.close();
+    // Nothing more joins the queue; the writer drains what is there, or,
+    // for a reader cut for falling behind, only its last words.
+    if reason == CloseReason::SlowReader {
+        queue.close_and_clear();
+    } else {
+        queue.close();
+    }
     // Last words for the client when the relay ends the connection: written
     // ahead of anything still queued, within a deadline.
     let last = match reason {
@@ -293,14 +310,23 @@ async fn chat(shared: &Shared, joined: Joined) -> Outcome {
             ErrorCode::GoingAway,
             "frames to or from the other relays were lost: reconnect and rejoin",
         )),
-        // A slow reader's socket is full: nothing more can reach it in time.
+        // Written after what its socket already holds, if it reads on.
+        CloseReason::SlowReader => Some((
+            ErrorCode::SlowReader,
+            "you fell behind the room: reconnect (what was queued for you is lost)",
+        )),
         _ => None,
     };
-    if let Some((code, msg)) = last {
+    if let Some((code, msg)) = last.filter(|_| !writer.is_terminated()) {
         if let Some(bytes) = encode_error(code, msg, limits.max_frame) {
             let _ = last_tx.send(bytes);
         }
-        let _ = timeout(LAST_WORDS, &mut writer).await;
+        let allowed = if reason == CloseReason::SlowReader {
+            SLOW_LAST_WORDS
+        } else {
+            LAST_WORDS
+        };
+        let _ = timeout(allowed, &mut writer).await;
     }
     // Dropping the writer here closes the connection, whatever its state.
     (reason, Some(conn_id), Some(room_tag))
@@ -320,7 +346,10 @@ impl Outbox<'_> {
         if encode_frame(frame, self.max_frame, &mut buf).is_err() {
             return false;
         }
-        self.queue.push(buf.freeze()) == Push::Queued
+        matches!(
+            self.queue.push(buf.freeze()),
+            Push::Queued | Push::Congested
+        )
     }
 
     fn error(&self, code: ErrorCode, message: &str) -> bool {
@@ -412,6 +441,10 @@ async fn read_loop(
     let mut last_rx = Instant::now();
     let mut next_ping = last_rx + ping_every;
     let mut ping_seq = 0u64;
+    // When this connection's own queue will have been congested for the
+    // slow-reader timeout, if it is congested.
+    let mut behind_deadline: Option<Instant> = None;
+    let slow_after = limits.slow_reader_timeout;
     loop {
         let idle_deadline = last_rx + limits.idle_timeout;
         let frame = tokio::select! {
@@ -424,6 +457,17 @@ async fn read_loop(
             f = frames.next() => f,
             () = &mut writer => return CloseReason::IoError,
             _ = sleep_until(idle_deadline) => return CloseReason::IdleTimeout,
+            () = out.queue.congestion() => {
+                behind_deadline = out.queue.congested_since().map(|t| Instant::from_std(t) + slow_after);
+                continue;
+            }
+            _ = sleep_until(behind_deadline.unwrap_or(idle_deadline)), if behind_deadline.is_some() => {
+                if let Some(reason) = cut_if_behind(out.queue, kill, slow_after) {
+                    return reason;
+                }
+                behind_deadline = out.queue.congested_since().map(|t| Instant::from_std(t) + slow_after);
+                continue;
+            }
             _ = sleep_until(next_ping) => {
                 ping_seq += 1;
                 if !out.send(&RelayFrame::Ping(ping_seq)) {
@@ -471,16 +515,19 @@ async fn read_loop(
                 // until it recovers (TCP pushes back on the sender).
                 let wait = fanout_bucket.debt_wait(std::time::Instant::now());
                 if !wait.is_zero() {
-                    tokio::select! {
-                        _ = kill.cancelled() => {
-                            return if shared.shutdown.is_cancelled() { CloseReason::Shutdown } else { CloseReason::SlowReader };
-                        }
-                        _ = tokio::time::sleep(wait) => {}
+                    if let Some(reason) =
+                        hold(shared, kill, writer.as_mut(), std::future::pending(), wait).await
+                    {
+                        return reason;
                     }
                     last_rx = Instant::now();
                 }
                 let len = payload.len();
-                match shared.hub.publish(room, conn_id, to, payload) {
+                let Delivery {
+                    published,
+                    congested,
+                } = shared.hub.publish(room, conn_id, to, payload);
+                match published {
                     Published::Delivered(n) => {
                         fanout_bucket.charge((len * n) as f64, std::time::Instant::now())
                     }
@@ -489,6 +536,39 @@ async fn read_loop(
                             return CloseReason::SlowReader;
                         }
                     }
+                }
+                // Backpressure: a recipient past its high-water mark is
+                // waited for (TCP then slows the publisher), at most until
+                // it has been behind for the slow-reader timeout; then it
+                // is cut and the room goes on.
+                if let Some(behind) = congested {
+                    let left = behind
+                        .out
+                        .congested_since()
+                        .map_or(Duration::ZERO, |t| slow_after.saturating_sub(t.elapsed()));
+                    if let Some(reason) =
+                        hold(shared, kill, writer.as_mut(), behind.out.drained(), left).await
+                    {
+                        return reason;
+                    }
+                    cut_if_behind(&behind.out, &behind.kill, slow_after);
+                    last_rx = Instant::now();
+                }
+                // And the relay's memory: past the budget every publisher
+                // waits for the writers (each slow one is cut in its time).
+                while shared.budget.over() {
+                    if let Some(reason) = hold(
+                        shared,
+                        kill,
+                        writer.as_mut(),
+                        shared.budget.below(),
+                        slow_after,
+                    )
+                    .await
+                    {
+                        return reason;
+                    }
+                    last_rx = Instant::now();
                 }
             }
             ClientFrame::Ping(n) => {
@@ -500,6 +580,42 @@ async fn read_loop(
             ClientFrame::Hello(_) => return CloseReason::BadFrame,
         }
     }
+}
+
+/// Waits, reading nothing, for `until` (at most `max`) while the
+/// connection's writer goes on; the reason to close if the connection
+/// ended meanwhile.
+async fn hold<W: Future<Output = ()>>(
+    shared: &Shared,
+    kill: &CancellationToken,
+    writer: Pin<&mut W>,
+    until: impl Future<Output = ()>,
+    max: Duration,
+) -> Option<CloseReason> {
+    tokio::select! {
+        biased;
+        _ = kill.cancelled() => Some(if shared.shutdown.is_cancelled() {
+            CloseReason::Shutdown
+        } else {
+            CloseReason::SlowReader
+        }),
+        () = writer => Some(CloseReason::IoError),
+        () = until => None,
+        () = tokio::time::sleep(max) => None,
+    }
+}
+
+/// Cuts the connection of `queue` if it has been congested for `after`:
+/// it is marked slow (its last words say so) and its task ended.
+fn cut_if_behind(queue: &Outq, kill: &CancellationToken, after: Duration) -> Option<CloseReason> {
+    let behind = queue
+        .congested_since()
+        .is_some_and(|t| t.elapsed() >= after);
+    behind.then(|| {
+        queue.mark_slow();
+        kill.cancel();
+        CloseReason::SlowReader
+    })
 }
 
 /// Drains the queue into one buffer per flush. Ends when the queue is

@@ -1,16 +1,31 @@
-//! A connection's outbound queue: pre-encoded frames waiting for its writer.
+//! A connection's outbound queue: pre-encoded frames waiting for its writer,
+//! and the flow control built on it.
 //!
 //! One mutex-guarded `VecDeque` per connection instead of a tokio channel:
 //! an idle connection's queue holds no heap memory beyond this struct (a
 //! channel allocates a block of 32 slots up front), the writer takes a whole
 //! batch under one lock, and a push is one uncontended lock, one
-//! `push_back` and one notify. The queue is bounded in frames and in bytes;
-//! a push over either bound is refused and the caller cuts the connection
-//! off (a slow reader), so memory never grows without bound.
+//! `push_back` and one notify.
+//!
+//! Three levels, in frames and in bytes:
+//! - past the **high-water mark** (a quarter of the bounds) the queue is
+//!   *congested*: whoever publishes into it waits ([`Outq::drained`]) until
+//!   it is back to half that mark, so a fast publisher is slowed to the
+//!   pace of its room's slowest reader (TCP pushes back on it meanwhile);
+//!   and the connection's own task starts counting: a reader that stays
+//!   congested for the slow-reader timeout is told and cut;
+//! - the **bounds** themselves are never passed: a push over either is
+//!   refused and the caller cuts the connection off (only frames already
+//!   in flight when the publishers stopped can get there);
+//! - a [`Budget`] counts what every queue of the relay holds: past its
+//!   limit every publisher waits ([`Budget::below`]) until the writers
+//!   have drained it, so memory is bounded by configuration, never by the
+//!   traffic.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
@@ -23,10 +38,74 @@ const KEEP_FRAMES: usize = 64;
 pub enum Push {
     /// The frame waits for the writer.
     Queued,
+    /// The frame waits for the writer, and the queue is past its
+    /// high-water mark: the publisher should wait ([`Outq::drained`]).
+    Congested,
     /// Over the frame or byte bound: nothing was queued.
     Full,
     /// The connection is ending: nothing was queued.
     Closed,
+}
+
+/// What every queue of the relay holds, in bytes, against one limit.
+#[derive(Debug)]
+pub struct Budget {
+    queued: AtomicUsize,
+    limit: usize,
+    below: Notify,
+}
+
+impl Budget {
+    /// A budget of `limit` bytes across all queues.
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Budget {
+            queued: AtomicUsize::new(0),
+            limit: limit.max(1),
+            below: Notify::new(),
+        })
+    }
+
+    /// Bytes queued now, across all queues.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Relaxed)
+    }
+
+    /// The limit.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Whether publishers must wait.
+    pub fn over(&self) -> bool {
+        self.queued() > self.limit
+    }
+
+    fn add(&self, n: usize) {
+        self.queued.fetch_add(n, Relaxed);
+    }
+
+    fn sub(&self, n: usize) {
+        let before = self.queued.fetch_sub(n, Relaxed);
+        // Waiters resume at seven eighths of the limit, not at the first
+        // byte under it.
+        let resume = self.limit - self.limit / 8;
+        if before > resume && before.saturating_sub(n) <= resume {
+            self.below.notify_waiters();
+        }
+    }
+
+    /// Waits until the queues hold no more than seven eighths of the limit.
+    pub async fn below(&self) {
+        loop {
+            let wake = self.below.notified();
+            tokio::pin!(wake);
+            wake.as_mut().enable();
+            if self.queued() <= self.limit - self.limit / 8 {
+                return;
+            }
+            wake.await;
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -35,6 +114,8 @@ struct Inner {
     /// Bytes queued or taken by the writer and not yet written.
     bytes: usize,
     closed: bool,
+    /// Since when the queue has been past its high-water mark, if it is.
+    congested_since: Option<Instant>,
 }
 
 /// The queue. Shared (`Arc`) by the hub's member entry, the connection's
@@ -45,6 +126,13 @@ pub struct Outq {
     ready: Notify,
     max_frames: usize,
     max_bytes: usize,
+    high_frames: usize,
+    high_bytes: usize,
+    budget: Arc<Budget>,
+    /// Publishers waiting for the queue to drain.
+    drained: Notify,
+    /// The connection's own task, told when the queue becomes congested.
+    congested: Notify,
     slow: AtomicBool,
     rejoin: AtomicBool,
 }
@@ -52,13 +140,24 @@ pub struct Outq {
 impl Outq {
     /// An empty queue holding at most `max_frames` frames and `max_bytes`
     /// bytes (counting bytes taken by the writer until it reports them
-    /// written).
+    /// written), with a budget of its own.
     pub fn new(max_frames: usize, max_bytes: usize) -> Self {
+        Outq::with_budget(max_frames, max_bytes, Budget::new(usize::MAX))
+    }
+
+    /// [`Outq::new`], counting against the relay's `budget`.
+    pub fn with_budget(max_frames: usize, max_bytes: usize, budget: Arc<Budget>) -> Self {
+        let max_frames = max_frames.max(1);
         Outq {
             inner: Mutex::default(),
             ready: Notify::new(),
-            max_frames: max_frames.max(1),
+            max_frames,
             max_bytes,
+            high_frames: (max_frames / 4).max(1),
+            high_bytes: max_bytes / 4,
+            budget,
+            drained: Notify::new(),
+            congested: Notify::new(),
             slow: AtomicBool::new(false),
             rejoin: AtomicBool::new(false),
         }
@@ -68,10 +167,29 @@ impl Outq {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn past_high(&self, q: &Inner) -> bool {
+        q.frames.len() > self.high_frames || q.bytes > self.high_bytes
+    }
+
+    /// Back to half the high-water mark: publishers may go on.
+    fn drained_enough(&self, q: &Inner) -> bool {
+        q.closed || (q.frames.len() <= self.high_frames / 2 && q.bytes <= self.high_bytes / 2)
+    }
+
+    /// After the writer took or wrote: ends a congestion, wakes publishers.
+    fn eased(&self, q: &mut Inner) {
+        if q.congested_since.is_some() && !self.past_high(q) {
+            q.congested_since = None;
+        }
+        if self.drained_enough(q) {
+            self.drained.notify_waiters();
+        }
+    }
+
     /// Queues one frame for the writer.
     pub fn push(&self, frame: Bytes) -> Push {
         let len = frame.len();
-        {
+        let newly_congested = {
             let mut q = self.lock();
             if q.closed {
                 return Push::Closed;
@@ -81,10 +199,58 @@ impl Outq {
             }
             q.bytes += len;
             q.frames.push_back(frame);
-        }
+            self.budget.add(len);
+            // Some(newly congested) while past the high-water mark.
+            if self.past_high(&q) {
+                let newly = q.congested_since.is_none();
+                if newly {
+                    q.congested_since = Some(Instant::now());
+                }
+                Some(newly)
+            } else {
+                None
+            }
+        };
         // Leaves a permit if the writer is not waiting yet: no lost wake-up.
         self.ready.notify_one();
-        Push::Queued
+        match newly_congested {
+            Some(true) => {
+                self.congested.notify_one();
+                Push::Congested
+            }
+            Some(false) => Push::Congested,
+            None => Push::Queued,
+        }
+    }
+
+    /// Whether publishers into this queue should wait ([`Outq::drained`]).
+    pub fn is_congested(&self) -> bool {
+        self.lock().congested_since.is_some()
+    }
+
+    /// Since when the queue has been past its high-water mark, if it is.
+    pub fn congested_since(&self) -> Option<Instant> {
+        self.lock().congested_since
+    }
+
+    /// Waits until the queue has become congested (a permit is kept, so a
+    /// congestion that began before the call is not missed).
+    pub async fn congestion(&self) {
+        self.congested.notified().await
+    }
+
+    /// Waits until the queue is back to half its high-water mark, or
+    /// closed.
+    pub async fn drained(&self) {
+        loop {
+            let wake = self.drained.notified();
+            tokio::pin!(wake);
+            wake.as_mut().enable();
+            if self.drained_enough(&self.lock()) {
+                return;
+            }
+            wake.await;
+        }
     }
 
     /// Waits for queued frames and appends them to `buf`, whole frames only,
@@ -106,6 +272,7 @@ impl Outq {
                     if q.frames.is_empty() && q.frames.capacity() > KEEP_FRAMES {
                         q.frames = VecDeque::new();
                     }
+                    self.eased(&mut q);
                     return true;
                 }
                 if q.closed {
@@ -119,14 +286,33 @@ impl Outq {
     /// The writer wrote `n` bytes it had taken: they stop counting.
     pub fn written(&self, n: usize) {
         let mut q = self.lock();
-        q.bytes = q.bytes.saturating_sub(n);
+        let n = n.min(q.bytes);
+        q.bytes -= n;
+        self.budget.sub(n);
+        self.eased(&mut q);
     }
 
     /// No more pushes; the writer drains what is queued, then `take`
-    /// returns false.
+    /// returns false. Publishers waiting for it go on.
     pub fn close(&self) {
         self.lock().closed = true;
         self.ready.notify_one();
+        self.drained.notify_waiters();
+    }
+
+    /// [`Outq::close`], and what is still queued is dropped (the
+    /// connection is being cut: only its last words still go out).
+    pub fn close_and_clear(&self) {
+        {
+            let mut q = self.lock();
+            q.closed = true;
+            let dropped: usize = q.frames.iter().map(Bytes::len).sum();
+            q.frames = VecDeque::new();
+            q.bytes -= dropped.min(q.bytes);
+            self.budget.sub(dropped);
+        }
+        self.ready.notify_one();
+        self.drained.notify_waiters();
     }
 
     /// Marks the connection as cut off for falling behind.
@@ -156,7 +342,17 @@ impl Outq {
         let mut q = self.lock();
         let f = q.frames.pop_front()?;
         q.bytes -= f.len();
+        self.budget.sub(f.len());
+        self.eased(&mut q);
         Some(f)
+    }
+}
+
+impl Drop for Outq {
+    /// What was never written stops counting against the budget.
+    fn drop(&mut self) {
+        let q = self.inner.get_mut().unwrap_or_else(|p| p.into_inner());
+        self.budget.sub(q.bytes);
     }
 }
 
@@ -169,12 +365,13 @@ mod tests {
     #[test]
     fn bounds_in_frames_and_bytes() {
         let q = Outq::new(2, 10);
-        assert_eq!(q.push(Bytes::from_static(b"abcd")), Push::Queued);
-        assert_eq!(q.push(Bytes::from_static(b"efgh")), Push::Queued);
+        let queued = |p| matches!(p, Push::Queued | Push::Congested);
+        assert!(queued(q.push(Bytes::from_static(b"abcd"))));
+        assert!(queued(q.push(Bytes::from_static(b"efgh"))));
         assert_eq!(q.push(Bytes::from_static(b"i")), Push::Full, "frames");
         assert_eq!(q.try_pop().as_deref(), Some(&b"abcd"[..]));
         assert_eq!(q.push(Bytes::from_static(b"ijklmnop")), Push::Full, "bytes");
-        assert_eq!(q.push(Bytes::from_static(b"ijklmn")), Push::Queued);
+        assert!(queued(q.push(Bytes::from_static(b"ijklmn"))));
         q.close();
         assert_eq!(q.push(Bytes::from_static(b"x")), Push::Closed);
     }
@@ -195,7 +392,7 @@ mod tests {
         // Taken but unwritten bytes still count against the byte bound.
         assert_eq!(q.push(Bytes::from(vec![0u8; 989])), Push::Full);
         q.written(8);
-        assert_eq!(q.push(Bytes::from(vec![0u8; 989])), Push::Queued);
+        assert_eq!(q.push(Bytes::from(vec![0u8; 989])), Push::Congested);
         buf.clear();
         assert!(q.take(&mut buf, 1).await);
         assert_eq!(&buf[..], b"cccc", "one frame even over the limit");
@@ -226,6 +423,85 @@ mod tests {
             .expect("writer ended")
             .expect("no panic");
         assert_eq!(got, b"onetwo");
+    }
+
+    #[tokio::test]
+    async fn past_the_high_water_mark_publishers_wait_until_half_of_it() {
+        // Bounds of 40 frames: the high-water mark is 10, publishers go
+        // on at 5.
+        let q = Arc::new(Outq::new(40, 1 << 20));
+        for _ in 0..10 {
+            assert_eq!(q.push(Bytes::from_static(b"x")), Push::Queued);
+        }
+        assert!(!q.is_congested());
+        assert_eq!(q.push(Bytes::from_static(b"x")), Push::Congested);
+        let since = q.congested_since().expect("congested");
+        assert_eq!(q.push(Bytes::from_static(b"x")), Push::Congested);
+        assert_eq!(
+            q.congested_since(),
+            Some(since),
+            "the first crossing counts"
+        );
+        // Its own task hears of it once, even if it was not listening yet.
+        tokio::time::timeout(Duration::from_secs(1), q.congestion())
+            .await
+            .expect("told of the congestion");
+        let waiter = {
+            let q = Arc::clone(&q);
+            tokio::spawn(async move { q.drained().await })
+        };
+        // Down to 7 queued: no longer congested, but not drained enough.
+        for _ in 0..5 {
+            q.try_pop();
+        }
+        assert!(!q.is_congested());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished(), "7 frames queued: still waiting");
+        q.try_pop();
+        q.try_pop();
+        tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("5 frames: the publisher goes on")
+            .expect("no panic");
+        // A closed queue never keeps a publisher waiting.
+        for _ in 0..20 {
+            q.push(Bytes::from_static(b"x"));
+        }
+        q.close();
+        tokio::time::timeout(Duration::from_secs(1), q.drained())
+            .await
+            .expect("closed: no wait");
+    }
+
+    #[tokio::test]
+    async fn the_budget_counts_every_queue_and_lets_publishers_on_below_it() {
+        let budget = Budget::new(100);
+        let a = Outq::with_budget(100, 1000, Arc::clone(&budget));
+        let b = Outq::with_budget(100, 1000, Arc::clone(&budget));
+        a.push(Bytes::from(vec![0u8; 60]));
+        assert!(!budget.over());
+        b.push(Bytes::from(vec![0u8; 60]));
+        assert_eq!(budget.queued(), 120);
+        assert!(
+            budget.over(),
+            "the queues do not pass each bound, but the total"
+        );
+        let mut buf = BytesMut::new();
+        assert!(a.take(&mut buf, 1000).await);
+        // Taken is not written: it still counts.
+        assert!(budget.over());
+        a.written(60);
+        tokio::time::timeout(Duration::from_secs(1), budget.below())
+            .await
+            .expect("60 of 100 queued: publishers go on");
+        // What a cut connection never wrote, and a dropped queue, stop
+        // counting.
+        b.close_and_clear();
+        assert_eq!(budget.queued(), 0);
+        let c = Outq::with_budget(100, 1000, Arc::clone(&budget));
+        c.push(Bytes::from(vec![0u8; 30]));
+        drop(c);
+        assert_eq!(budget.queued(), 0);
     }
 
     #[test]

@@ -75,6 +75,7 @@ impl Relay {
             shared: Shared {
                 hub,
                 stats,
+                budget: crate::queue::Budget::new(limits.max_queued),
                 limits,
                 acceptor: Arc::new(acceptor),
                 shutdown: CancellationToken::new(),
@@ -99,6 +100,11 @@ impl Relay {
     /// The counters (for tests and the stats line).
     pub fn stats(&self) -> Arc<Stats> {
         Arc::clone(&self.shared.stats)
+    }
+
+    /// What every connection's queue holds, against the configured total.
+    pub fn budget(&self) -> Arc<crate::queue::Budget> {
+        Arc::clone(&self.shared.budget)
     }
 
     /// Serves until `stop` is cancelled, then closes every connection with a

@@ -91,6 +91,8 @@ pub struct TestRelay {
     pub fingerprint: String,
     /// Its counters.
     pub stats: Arc<Stats>,
+    /// What its connections' queues hold.
+    pub budget: Arc<crate::queue::Budget>,
     /// Cancel to shut it down.
     pub stop: CancellationToken,
     /// The serving task.
@@ -154,12 +156,14 @@ impl TestRelay {
         let addr = relay.local_addr().unwrap();
         let fingerprint = relay.fingerprint().to_string();
         let stats = relay.stats();
+        let budget = relay.budget();
         let stop = CancellationToken::new();
         let task = tokio::spawn(relay.run(stop.clone()));
         TestRelay {
             addr,
             fingerprint,
             stats,
+            budget,
             stop,
             task,
             cert,

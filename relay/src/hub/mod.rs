@@ -3,7 +3,10 @@
 //! `join`, `leave` and `publish` are all the rest of the relay uses. A room
 //! exists only while a connection is in it. A frame for the room is encoded
 //! once into shared [`Bytes`] and queued to every recipient without copying;
-//! a recipient whose queue is full is cut off (never silently skipped).
+//! a publish names the first recipient whose queue is past its high-water
+//! mark, for its publisher to wait on (`crate::queue` has the flow
+//! control); a recipient whose queue is full is cut off (never silently
+//! skipped).
 //! A backplane that spans several relays (NATS) slots in behind these three
 //! methods.
 
@@ -59,13 +62,24 @@ pub enum JoinError {
     TooManyRooms,
 }
 
-/// Result of a publish.
+/// Result of a publish (see also [`Delivery`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Published {
     /// Queued to this many connections.
     Delivered(usize),
     /// `to` named a connection not in the room.
     NoSuchPeer,
+}
+
+/// What a publish did, and whom its publisher must wait for.
+#[derive(Debug)]
+pub struct Delivery {
+    /// Delivered, or to nobody.
+    pub published: Published,
+    /// A recipient whose queue is past its high-water mark: the publisher
+    /// reads nothing more until it has drained ([`Outq::drained`]), or
+    /// until that reader is cut for staying behind.
+    pub congested: Option<Member>,
 }
 
 /// All rooms of this relay.
@@ -227,6 +241,22 @@ impl Hub {
         from: ConnId,
         to: Option<ConnId>,
         payload: Bytes,
+    ) -> Delivery {
+        let mut congested = None;
+        let published = self.publish_noting(room, from, to, payload, &mut congested);
+        Delivery {
+            published,
+            congested,
+        }
+    }
+
+    fn publish_noting(
+        &self,
+        room: &Room,
+        from: ConnId,
+        to: Option<ConnId>,
+        payload: Bytes,
+        congested: &mut Option<Member>,
     ) -> Published {
         let bp = self.backplane.get();
         let remote_target = |t: ConnId| {
@@ -246,7 +276,7 @@ impl Hub {
         let mut delivered = 0;
         match to {
             Some(target) => match members.iter().find(|m| m.id == target && m.id != from) {
-                Some(m) => delivered += self.queue(m, &bytes),
+                Some(m) => delivered += self.queue_noting(m, &bytes, congested),
                 None => match bp {
                     Some(bp) if target != from && remote_target(target) => {
                         let sent = bp.publish(
@@ -267,7 +297,7 @@ impl Hub {
             },
             None => {
                 for m in members.iter().filter(|m| m.id != from) {
-                    delivered += self.queue(m, &bytes);
+                    delivered += self.queue_noting(m, &bytes, congested);
                 }
                 if let Some(bp) = bp {
                     let remote = room.remote.lock().unwrap_or_else(|p| p.into_inner()).len();
@@ -555,23 +585,39 @@ impl Hub {
         Some(buf.freeze())
     }
 
+    /// [`Hub::queue`], noting the first recipient whose queue is past its
+    /// high-water mark (its publisher waits for it).
+    fn queue_noting(&self, m: &Member, bytes: &Bytes, congested: &mut Option<Member>) -> usize {
+        match self.queue(m, bytes) {
+            Push::Queued => 1,
+            Push::Congested => {
+                if congested.is_none() {
+                    *congested = Some(m.clone());
+                }
+                1
+            }
+            Push::Full | Push::Closed => 0,
+        }
+    }
+
     /// Queues `bytes` to `m`. A queue over its frame count or its byte
-    /// budget kills the connection (never a silent skip, never unbounded
-    /// memory).
-    fn queue(&self, m: &Member, bytes: &Bytes) -> usize {
-        match m.out.push(bytes.clone()) {
-            Push::Queued => {
+    /// bound kills the connection (never a silent skip, never unbounded
+    /// memory); past its high-water mark the publisher is told to wait
+    /// ([`Delivery::congested`]).
+    fn queue(&self, m: &Member, bytes: &Bytes) -> Push {
+        let pushed = m.out.push(bytes.clone());
+        match pushed {
+            Push::Queued | Push::Congested => {
                 self.stats.frames_out.fetch_add(1, Relaxed);
                 self.stats.bytes_out.fetch_add(bytes.len() as u64, Relaxed);
-                1
             }
             Push::Full => {
                 m.out.mark_slow();
                 m.kill.cancel();
-                0
             }
-            Push::Closed => 0,
+            Push::Closed => {}
         }
+        pushed
     }
 }
 

@@ -120,7 +120,8 @@ fn a_lost_link_cuts_shared_rooms_only_and_remote_fanout_is_charged() {
     // Without a backplane the remote peers are not counted; the local
     // one is.
     assert_eq!(
-        hub.publish(&shared_room, a.id, None, Bytes::from_static(b"x")),
+        hub.publish(&shared_room, a.id, None, Bytes::from_static(b"x"))
+            .published,
         Published::Delivered(1)
     );
     assert_eq!(hub.cut_shared(), 2);
@@ -131,7 +132,8 @@ fn a_lost_link_cuts_shared_rooms_only_and_remote_fanout_is_charged() {
         assert!(!m.kill.is_cancelled() && !m.out.must_rejoin());
     }
     assert_eq!(
-        hub.publish(&alone_room, c.id, None, Bytes::from_static(b"y")),
+        hub.publish(&alone_room, c.id, None, Bytes::from_static(b"y"))
+            .published,
         Published::Delivered(1)
     );
     // The shared room forgot its remote peers: nothing left to cut.
@@ -148,7 +150,8 @@ fn remote_deliveries_count_against_the_senders_budget_and_a_lost_frame_cuts_it()
     assert_eq!(a.id >> 32, 3, "ids carry the relay");
     hub.remote(env(THEM, Message::Present(vec![them(1), them(2)])));
     assert_eq!(
-        hub.publish(&room, a.id, None, Bytes::from_static(b"x")),
+        hub.publish(&room, a.id, None, Bytes::from_static(b"x"))
+            .published,
         Published::Delivered(3),
         "one local and two remote deliveries"
     );

@@ -47,7 +47,8 @@ fn broadcast_reaches_others_not_sender_and_not_other_rooms() {
     ));
     assert_eq!(frame(ra.try_pop().unwrap()), RelayFrame::PeerJoined(bid));
     assert_eq!(
-        hub.publish(&room, aid, None, Bytes::from_static(b"x")),
+        hub.publish(&room, aid, None, Bytes::from_static(b"x"))
+            .published,
         Published::Delivered(1)
     );
     assert_eq!(
@@ -60,11 +61,11 @@ fn broadcast_reaches_others_not_sender_and_not_other_rooms() {
     assert!(ra.try_pop().is_none());
     assert!(rc.try_pop().is_none());
     assert_eq!(
-        hub.publish(&room, aid, Some(999), Bytes::new()),
+        hub.publish(&room, aid, Some(999), Bytes::new()).published,
         Published::NoSuchPeer
     );
     assert_eq!(
-        hub.publish(&room, aid, Some(aid), Bytes::new()),
+        hub.publish(&room, aid, Some(aid), Bytes::new()).published,
         Published::NoSuchPeer
     );
 }
@@ -90,6 +91,28 @@ fn full_queue_kills_the_slow_member_only() {
         got += matches!(frame(b), RelayFrame::Deliver { .. }) as usize;
     }
     assert_eq!(got, 10, "the fast member lost nothing");
+}
+
+#[test]
+fn a_publish_names_the_first_recipient_past_its_high_water_mark() {
+    let hub = Hub::new(10, 10, 1 << 20, Arc::default());
+    let (a, _ra) = member(&hub, 64);
+    // A queue of 8 frames: past 2 (its welcome and one more) it is
+    // congested.
+    let (slow, rs) = member(&hub, 8);
+    let (fast, _rf) = member(&hub, 64);
+    let (aid, slow_id) = (a.id, slow.id);
+    let (room, _) = hub.join(RoomId([1; 16]), a).unwrap();
+    hub.join(RoomId([1; 16]), slow).unwrap();
+    hub.join(RoomId([1; 16]), fast).unwrap();
+    // The slow one's queue: its welcome and the fast one's arrival.
+    let first = hub.publish(&room, aid, None, Bytes::from_static(b"m"));
+    assert_eq!(first.published, Published::Delivered(2));
+    assert_eq!(first.congested.map(|m| m.id), Some(slow_id));
+    // Drained: nobody to wait for.
+    while rs.try_pop().is_some() {}
+    let next = hub.publish(&room, aid, None, Bytes::from_static(b"m"));
+    assert!(next.congested.is_none());
 }
 
 #[test]

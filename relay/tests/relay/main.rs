@@ -17,7 +17,26 @@ use tokio::io::AsyncWriteExt;
 use wire::RoomId;
 use wire::{ClientFrame, ErrorCode, Hello, RelayError, RelayFrame, PROTOCOL_VERSION};
 
+mod flow;
 mod limits;
+
+/// Waits (up to 8 s: a slow reader gets 5 s for its last words) until the
+/// relay has counted `n` connections closed for `reason`, and checks it
+/// counted no more.
+async fn closed_for(relay: &TestRelay, reason: CloseReason, n: u64) {
+    for _ in 0..80 {
+        if relay.stats.closes(reason) >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        relay.stats.closes(reason),
+        n,
+        "connections closed for {reason:?}; all: {}",
+        relay.stats.closes_summary()
+    );
+}
 mod tls_and_shutdown;
 
 fn err(f: Option<RelayFrame>) -> RelayError {
