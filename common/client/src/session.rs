@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use common::engine::{Action, Command, Engine, FileEvent};
-use common::wire::{ClientFrame, FrameCodec, RelayFrame, DEFAULT_MAX_FRAME};
+use common::wire::{ClientFrame, ErrorCode, FrameCodec, RelayFrame, DEFAULT_MAX_FRAME};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -22,6 +22,20 @@ use crate::transfers::{Transfers, CHUNK_BURST};
 /// Silence from the relay after which the connection counts as dead (the
 /// relay pings idle connections every 30 s by default).
 pub const RELAY_SILENCE: Duration = Duration::from_secs(120);
+
+/// Why the relay closed the connection, said to the user: from the error
+/// frame it sent last (`None`: it gave no reason).
+pub(crate) fn closed_by_relay(code: Option<ErrorCode>) -> String {
+    match code {
+        Some(ErrorCode::SlowReader) => {
+            "you fell behind the room and the relay let you go (what was on its way to you is \
+             lost; missed lines are reported once back)"
+                .into()
+        }
+        Some(code) => format!("the relay closed the connection: {code}"),
+        None => "the relay closed the connection".into(),
+    }
+}
 
 /// How a session ended: we left, or the connection was lost (and why).
 pub(crate) enum SessionEnd {
@@ -59,6 +73,8 @@ pub(crate) async fn session(
         return SessionEnd::Lost(e);
     }
     let mut last_rx = tokio::time::Instant::now();
+    // The relay says why before it closes a connection.
+    let mut closing: Option<ErrorCode> = None;
     // Its own handle: the loop lends `rt` out while updates go on.
     let updates = &rt.updates.clone();
     loop {
@@ -71,10 +87,14 @@ pub(crate) async fn session(
             f = rx.next() => match f {
                 Some(Ok(frame)) => {
                     last_rx = tokio::time::Instant::now();
+                    if let RelayFrame::Error(e) = &frame {
+                        closing = Some(e.code).filter(|c| c.is_fatal());
+                    }
                     engine.handle_frame(now_ms(), frame)
                 }
+                Some(Err(_)) | None if closing.is_some() => return SessionEnd::Lost(closed_by_relay(closing)),
                 Some(Err(e)) => return SessionEnd::Lost(format!("relay connection failed: {e}")),
-                None => return SessionEnd::Lost("the relay closed the connection".into()),
+                None => return SessionEnd::Lost(closed_by_relay(None)),
             },
             r = requests.recv() => match r {
                 None => return SessionEnd::Left,

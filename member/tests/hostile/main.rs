@@ -22,8 +22,8 @@ use common::engine::{
 use common::invite::{Host, RelayEndpoint};
 use common::test_keys::shared;
 use common::wire::{
-    decode_payload, encode_payload, ClientFrame, ConnId, Envelope, FrameCodec, RelayFrame, Welcome,
-    DEFAULT_MAX_FRAME, PROTOCOL_VERSION,
+    decode_payload, encode_payload, ClientFrame, ConnId, Envelope, ErrorCode, FrameCodec,
+    RelayError, RelayFrame, Welcome, DEFAULT_MAX_FRAME, PROTOCOL_VERSION,
 };
 use common::{Fingerprint, RoomId};
 use futures_util::{SinkExt, StreamExt};
@@ -32,6 +32,7 @@ use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
 use zeroize::Zeroizing;
 
+mod cut;
 mod files;
 mod freshness;
 
@@ -123,6 +124,18 @@ impl HostileRelay {
         }
     }
 
+    /// Closes the newest connection as the relay does: `code` in an error
+    /// frame, then the end of the stream.
+    fn cut_newest(&self, code: ErrorCode) {
+        let s = self.shared.lock().unwrap();
+        if let Some(tx) = s.conns.iter().max_by_key(|(id, _)| **id).map(|(_, tx)| tx) {
+            let _ = tx.send(RelayFrame::Error(RelayError {
+                code,
+                message: code.to_string(),
+            }));
+        }
+    }
+
     /// Everything delivered so far, as (to, from, payload).
     fn carried(&self) -> Vec<(ConnId, ConnId, Bytes)> {
         self.log.lock().unwrap().clone()
@@ -166,7 +179,9 @@ async fn serve(
     };
     let writer = tokio::spawn(async move {
         while let Some(f) = out_rx.recv().await {
-            if tx.send(f).await.is_err() {
+            let last = matches!(&f, RelayFrame::Error(e) if e.code.is_fatal());
+            if tx.send(f).await.is_err() || last {
+                let _ = SinkExt::<RelayFrame>::close(&mut tx).await;
                 return;
             }
         }
