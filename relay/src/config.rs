@@ -72,12 +72,12 @@ pub struct Args {
     #[arg(long, env = "TEAMCHAT_RELAY_RATE_FANOUT_BYTES", value_name = "BYTES")]
     pub rate_fanout_bytes: Option<u64>,
 
-    /// Most frames queued for one connection; past a quarter of it the
-    /// connections publishing into it wait for it to drain [default: 1024].
+    /// Most frames queued for one connection; past half of it the
+    /// connections publishing into it wait for it to drain [default: 4096].
     #[arg(long, env = "TEAMCHAT_RELAY_QUEUE_FRAMES", value_name = "N")]
     pub queue_frames: Option<usize>,
 
-    /// Most bytes queued for one connection; past a quarter of it the
+    /// Most bytes queued for one connection; past half of it the
     /// connections publishing into it wait for it to drain [default:
     /// 4194304; at least twice --max-frame].
     #[arg(long, env = "TEAMCHAT_RELAY_QUEUE_BYTES", value_name = "BYTES")]
@@ -256,7 +256,7 @@ impl Default for Limits {
             rate_frames: 200,
             rate_bytes: 4 << 20,
             rate_fanout_bytes: 32 << 20,
-            queue_frames: 1024,
+            queue_frames: 4096,
             queue_bytes: 4 << 20,
             slow_reader_timeout: Duration::from_secs(5),
             max_queued: default_max_queued(),

@@ -66,8 +66,9 @@
 #   relay_start OUT LOG LISTEN CERT KEY [ARG...]
 #                            relay_spawn, then relay_wait.
 #   relay_bench_limits MAX   sets the array bench_limits: the raised limits
-#                            (MAX connections, per IP and rooms; rates,
-#                            queue, idle timeout) and --log warn of the
+#                            (MAX connections, per IP and rooms; rates;
+#                            idle timeout; queues and memory at their
+#                            defaults) and --log warn of the
 #                            benchmarks' relays.
 #   bench_build              builds the relay and the load generators in
 #                            release (progress to stderr) and sets
@@ -257,7 +258,7 @@ relay_bench_limits() {
   bench_limits=(
     --max-conns "$1" --max-conns-per-ip "$1" --max-rooms "$1" --max-room-conns 2048
     --rate-frames 1000000000 --rate-bytes 100000000000 --rate-fanout-bytes 100000000000
-    --queue-frames 262144 --queue-bytes 67108864 --idle-timeout 600 --log warn
+    --idle-timeout 600 --log warn
   )
 }
 

@@ -97,9 +97,9 @@ fn full_queue_kills_the_slow_member_only() {
 fn a_publish_names_the_first_recipient_past_its_high_water_mark() {
     let hub = Hub::new(10, 10, 1 << 20, Arc::default());
     let (a, _ra) = member(&hub, 64);
-    // A queue of 8 frames: past 2 (its welcome and one more) it is
+    // A queue of 4 frames: past 2 (its welcome and one more) it is
     // congested.
-    let (slow, rs) = member(&hub, 8);
+    let (slow, rs) = member(&hub, 4);
     let (fast, _rf) = member(&hub, 64);
     let (aid, slow_id) = (a.id, slow.id);
     let (room, _) = hub.join(RoomId([1; 16]), a).unwrap();

@@ -2,7 +2,7 @@
 
 use super::*;
 
-// Its queue stays past its high-water mark (a quarter of the bound, in
+// Its queue stays past its high-water mark (half the bound, in
 // frames or in bytes) for the slow-reader timeout: the publisher waits that
 // long at most, then the stalled client is cut and the room goes on.
 #[tokio::test]
