@@ -10,8 +10,8 @@
 #   DEFAULT_PACE=0 ...                # skip the try at the product's default pace
 #
 # Steps, each against a freshly started relay (limits raised as in
-# scripts/bench-relay.sh: rates, queue of 262,144 frames / 64 MiB; frames up
-# to the default 1 MiB, so a 64 KiB chunk and its envelope fit):
+# scripts/bench-relay.sh: rates and connection counts; queues, memory and
+# frames, up to the default 1 MiB, at their defaults):
 #   1. raw relay rate: `teamchat-loadgen compare --proto relay --scenario
 #      throughput --size 65536 --subs N` (one publisher, N subscribers, as
 #      many 64 KiB frames as the file has chunks); per-subscriber stream

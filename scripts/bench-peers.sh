@@ -11,7 +11,8 @@
 #   into a temporary directory) and TLS 1.3 (the client insists on it);
 # - mosquitto: persistence false, set_tcp_nodelay true,
 #   max_queued_messages 1000 (and `user root` when run as root);
-# - the relay: limits raised as in scripts/bench-relay.sh;
+# - the relay: its default queues and memory, rates and connection counts
+#   raised (relay_bench_limits in scripts/lib/relay.sh);
 # - each measurement starts a fresh server and stops it after; the servers
 #   alternate (relay, nats, mqtt, relay, ...), RUNS (3) times each;
 # - prints one markdown table of medians and ratios to stdout.

@@ -18,7 +18,8 @@
 # connection.
 #
 # Everything listens and connects on 127.0.0.1 only. The relay's limits are
-# raised for the benchmark (rates, queue, connection counts); the trap on
+# raised for the benchmark (rates, connection counts; queues and memory stay
+# at their defaults); the trap on
 # EXIT stops every process this script started and removes its temp dir.
 # Progress goes to stderr, the table to stdout. Needs bash, openssl, python3.
 set -euo pipefail
