@@ -86,6 +86,7 @@ impl Budget {
 
     fn sub(&self, n: usize) {
         let before = self.queued.fetch_sub(n, Relaxed);
+        debug_assert!(before >= n, "the budget gave back more than it counted");
         // Waiters resume at seven eighths of the limit, not at the first
         // byte under it.
         let resume = self.limit - self.limit / 8;
@@ -179,12 +180,12 @@ impl Outq {
         q.closed || (q.frames.len() <= self.high_frames / 2 && q.bytes <= self.high_bytes / 2)
     }
 
-    /// After the writer took or wrote: ends a congestion, wakes publishers.
+    /// After the writer took or wrote: a congestion ends, and publishers
+    /// go on, only at half the mark (a reader that writes a batch now and
+    /// then just under the mark does not restart its clock).
     fn eased(&self, q: &mut Inner) {
-        if q.congested_since.is_some() && !self.past_high(q) {
-            q.congested_since = None;
-        }
         if self.drained_enough(q) {
+            q.congested_since = None;
             self.drained.notify_waiters();
         }
     }
@@ -453,11 +454,12 @@ mod tests {
             let q = Arc::clone(&q);
             tokio::spawn(async move { q.drained().await })
         };
-        // Down to 7 queued: no longer congested, but not drained enough.
+        // Down to 7 queued: under the mark, but not drained enough: still
+        // congested (its clock goes on).
         for _ in 0..5 {
             q.try_pop();
         }
-        assert!(!q.is_congested());
+        assert_eq!(q.congested_since(), Some(since));
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!waiter.is_finished(), "7 frames queued: still waiting");
         q.try_pop();
@@ -466,6 +468,7 @@ mod tests {
             .await
             .expect("5 frames: the publisher goes on")
             .expect("no panic");
+        assert!(!q.is_congested(), "drained: the congestion is over");
         // A closed queue never keeps a publisher waiting.
         for _ in 0..12 {
             q.push(Bytes::from_static(b"x"));
@@ -493,10 +496,18 @@ mod tests {
         assert!(a.take(&mut buf, 1000).await);
         // Taken is not written: it still counts.
         assert!(budget.over());
+        // A publisher waiting now is woken by the write.
+        let waiter = {
+            let budget = Arc::clone(&budget);
+            tokio::spawn(async move { budget.below().await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished(), "over the budget: it waits");
         a.written(60);
-        tokio::time::timeout(Duration::from_secs(1), budget.below())
+        tokio::time::timeout(Duration::from_secs(1), waiter)
             .await
-            .expect("60 of 100 queued: publishers go on");
+            .expect("60 of 100 queued: the waiting publisher goes on")
+            .expect("no panic");
         // What a cut connection never wrote, and a dropped queue, stop
         // counting.
         b.close_and_clear();

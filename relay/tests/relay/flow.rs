@@ -187,8 +187,10 @@ async fn a_reader_that_stops_is_told_and_cut_and_its_room_and_others_go_on() {
                 Some(RelayFrame::Deliver { payload, .. }) => assert_eq!(&payload[..], b"ping"),
                 other => panic!("the other room got {other:?}"),
             }
+            // Far below the 2 s the stalled room waits (a loaded CI machine
+            // takes some of it).
             assert!(
-                t.elapsed() < Duration::from_millis(500),
+                t.elapsed() < Duration::from_millis(1_000),
                 "the other room is not slowed: {:?}",
                 t.elapsed()
             );
