@@ -222,13 +222,6 @@ async fn a_reader_that_stops_is_told_and_cut_and_its_room_and_others_go_on() {
         Some(ErrorCode::SlowReader)
     );
     // The others were told it left.
-    let mut left = false;
-    while let Some(f) = publisher.recv_within(Duration::from_secs(2)).await {
-        if f == RelayFrame::PeerLeft(ws.conn_id) {
-            left = true;
-            break;
-        }
-    }
-    assert!(left, "peers were told the slow reader left");
+    assert_told_left(&mut publisher, ws.conn_id).await;
     relay.assert_alive().await;
 }

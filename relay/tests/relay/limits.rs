@@ -86,14 +86,7 @@ async fn stalled_reader_is_cut_off(limits: relay::Limits) {
     assert_eq!(read_all.await.unwrap(), N);
     closed_for(&relay, CloseReason::SlowReader, 1).await;
     // The publisher is told the stalled one left.
-    let mut left = false;
-    while let Some(f) = publisher.recv_within(Duration::from_secs(2)).await {
-        if f == RelayFrame::PeerLeft(ws.conn_id) {
-            left = true;
-            break;
-        }
-    }
-    assert!(left, "peers were told the slow reader left");
+    assert_told_left(&mut publisher, ws.conn_id).await;
     drop(stalled);
     relay.assert_alive().await;
 }

@@ -20,6 +20,18 @@ use wire::{ClientFrame, ErrorCode, Hello, RelayError, RelayFrame, PROTOCOL_VERSI
 mod flow;
 mod limits;
 
+/// Checks that `c` hears (within 2 s of quiet) that `id` left the room.
+async fn assert_told_left(c: &mut Client, id: wire::ConnId) {
+    let mut left = false;
+    while let Some(f) = c.recv_within(Duration::from_secs(2)).await {
+        if f == RelayFrame::PeerLeft(id) {
+            left = true;
+            break;
+        }
+    }
+    assert!(left, "peers were told connection {id} left");
+}
+
 /// Waits (up to 8 s: a slow reader gets 5 s for its last words) until the
 /// relay has counted `n` connections closed for `reason`, and checks it
 /// counted no more.
