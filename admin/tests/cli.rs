@@ -17,6 +17,21 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The lines the app writes to its standard output, as they come (read on
+/// a thread of their own).
+fn stdout_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 fn admin(dir: &std::path::Path, relays: &str, pins: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_teamchat-admin"));
     c.args(["--cli", "--json", "--relay", relays, "--relay-pin", pins])
@@ -44,15 +59,7 @@ fn several_relays_and_their_pins_go_into_the_invite() {
     )
     .spawn()
     .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = stdout_lines(&mut child);
     let deadline = Instant::now() + Duration::from_secs(60);
     let invite = loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -175,15 +182,7 @@ fn ctrl_c_leaves_the_room_and_exits_successfully() {
     // Input stays open: only the signal can end the run.
     cmd.stdin(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = stdout_lines(&mut child);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut lines = Vec::new();
     // Running: it tries to reach the relay.

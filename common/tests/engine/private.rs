@@ -240,23 +240,7 @@ fn a_private_message_from_an_earlier_admin_run_is_not_accepted_again() {
     net.nodes[0].events.clear();
     net.reconnect(0);
     // Both members ask again; the admin approves them.
-    for _ in 0..30 {
-        let pending: Vec<u32> = net.nodes[0]
-            .events
-            .iter()
-            .filter_map(|e| match e {
-                Event::PendingApproval { id, .. } => Some(*id),
-                _ => None,
-            })
-            .collect();
-        if pending.len() == 2 {
-            for pid in pending {
-                net.command(0, Command::Approve(pid));
-            }
-            break;
-        }
-        net.tick(1_000);
-    }
+    approve_all(&mut net, 2);
     assert_eq!(
         net.epoch_of(bob).map(|e| e.0),
         Some(epoch),

@@ -69,34 +69,6 @@ fn errors(net: &Net, idx: usize) -> Vec<String> {
         .collect()
 }
 
-/// Approves every pending request at the admin (node 0), ticking until
-/// `n` have been approved or 30 s have passed.
-fn approve_all(net: &mut Net, n: usize) {
-    let mut done = 0;
-    for _ in 0..30 {
-        let pending: Vec<u32> = net.nodes[0]
-            .events
-            .iter()
-            .filter_map(|e| match e {
-                Event::PendingApproval { id, .. } => Some(*id),
-                _ => None,
-            })
-            .collect();
-        net.nodes[0]
-            .events
-            .retain(|e| !matches!(e, Event::PendingApproval { .. }));
-        for pid in pending {
-            net.command(0, Command::Approve(pid));
-            done += 1;
-        }
-        if done >= n {
-            return;
-        }
-        net.tick(1_000);
-    }
-    panic!("only {done} of {n} requests came");
-}
-
 /// What the admin engine at node 0 asks the driver to keep.
 fn admin_state(net: &mut Net) -> AdminState {
     match &mut net.nodes[0].engine {

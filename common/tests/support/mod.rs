@@ -314,6 +314,34 @@ impl Net {
     }
 }
 
+/// Approves every pending request at the admin (node 0), ticking until
+/// `n` have been approved or 30 s have passed.
+pub fn approve_all(net: &mut Net, n: usize) {
+    let mut done = 0;
+    for _ in 0..30 {
+        let pending: Vec<u32> = net.nodes[0]
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::PendingApproval { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        net.nodes[0]
+            .events
+            .retain(|e| !matches!(e, Event::PendingApproval { .. }));
+        for pid in pending {
+            net.command(0, Command::Approve(pid));
+            done += 1;
+        }
+        if done >= n {
+            return;
+        }
+        net.tick(1_000);
+    }
+    panic!("only {done} of {n} requests came");
+}
+
 /// Admin at node 0, and members approved by hand.
 pub fn room_with(members: &[(usize, &str)]) -> (Net, Vec<usize>) {
     let mut net = Net::new();

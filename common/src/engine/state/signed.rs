@@ -17,31 +17,27 @@ pub(crate) trait SignedHeader: serde::Serialize {
     fn seq(&self) -> u64;
 }
 
-impl SignedHeader for MessageHeader {
-    const KIND: Kind = Kind::Message;
-    fn sender(&self) -> Fingerprint {
-        self.sender
-    }
-    fn epoch(&self) -> u64 {
-        self.epoch
-    }
-    fn seq(&self) -> u64 {
-        self.seq
-    }
+/// Both headers name sender, epoch and sequence number in fields of the
+/// same names.
+macro_rules! signed_header {
+    ($header:ty, $kind:expr) => {
+        impl SignedHeader for $header {
+            const KIND: Kind = $kind;
+            fn sender(&self) -> Fingerprint {
+                self.sender
+            }
+            fn epoch(&self) -> u64 {
+                self.epoch
+            }
+            fn seq(&self) -> u64 {
+                self.seq
+            }
+        }
+    };
 }
 
-impl SignedHeader for crate::wire::PrivateHeader {
-    const KIND: Kind = Kind::Private;
-    fn sender(&self) -> Fingerprint {
-        self.sender
-    }
-    fn epoch(&self) -> u64 {
-        self.epoch
-    }
-    fn seq(&self) -> u64 {
-        self.seq
-    }
-}
+signed_header!(MessageHeader, Kind::Message);
+signed_header!(crate::wire::PrivateHeader, Kind::Private);
 
 /// What a message passed before it is opened: its epoch, its sender there,
 /// and the last sequence number taken from that sender (room or private).
