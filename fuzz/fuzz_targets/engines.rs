@@ -224,7 +224,9 @@ impl Room {
                     self.nodes[from].pending.push(id);
                 }
                 Action::Event(_) | Action::File(_) => {}
-                Action::Send(ClientFrame::Publish { to, payload }) => {
+                Action::Send(
+                    ClientFrame::Publish { to, payload } | ClientFrame::PublishBulk { to, payload },
+                ) => {
                     let fconn = self.nodes[from].conn;
                     for i in 0..self.nodes.len() {
                         let hit = match to {

@@ -57,18 +57,20 @@ pub struct Args {
     pub max_room_conns: Option<usize>,
 
     /// Frames per second one connection may send, sustained; bursts of twice
-    /// this are allowed [default: 200].
+    /// this are allowed, and past them the relay reads that connection no
+    /// faster (the sender is slowed, not cut) [default: 4000].
     #[arg(long, env = "TEAMCHAT_RELAY_RATE_FRAMES", value_name = "N")]
     pub rate_frames: Option<u32>,
 
     /// Bytes per second one connection may send, sustained; bursts of twice
-    /// this (at least one maximum frame) are allowed [default: 4194304].
+    /// this (at least one maximum frame) are allowed, and past them the
+    /// relay reads that connection no faster [default: 268435456].
     #[arg(long, env = "TEAMCHAT_RELAY_RATE_BYTES", value_name = "BYTES")]
     pub rate_bytes: Option<u64>,
 
     /// Bytes per second one connection may have the relay deliver to others
     /// (payload × recipients); over it the relay stops reading from that
-    /// connection until the budget recovers [default: 33554432].
+    /// connection until the budget recovers [default: 1073741824].
     #[arg(long, env = "TEAMCHAT_RELAY_RATE_FANOUT_BYTES", value_name = "BYTES")]
     pub rate_fanout_bytes: Option<u64>,
 
@@ -253,9 +255,13 @@ impl Default for Limits {
             max_conns_per_ip: 64,
             max_rooms: 10_000,
             max_room_conns: 1024,
-            rate_frames: 200,
-            rate_bytes: 4 << 20,
-            rate_fanout_bytes: 32 << 20,
+            // Fairness ceilings, not a pace: past them a connection is
+            // read no faster (docs/PROTOCOL.md §3.3 step 6). High enough
+            // that a file goes at the speed of the path (64 KiB chunks:
+            // 4,000 frames/s is 256 MiB/s).
+            rate_frames: 4000,
+            rate_bytes: 256 << 20,
+            rate_fanout_bytes: 1 << 30,
             queue_frames: 4096,
             queue_bytes: 4 << 20,
             slow_reader_timeout: Duration::from_secs(5),

@@ -37,6 +37,9 @@ type Tls = SslStream<TcpStream>;
 
 /// Most bytes gathered into one write.
 const WRITE_BATCH: usize = 256 * 1024;
+/// Most unsent bytes the kernel holds for a connection (`TCP_NOTSENT_LOWAT`).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const NOTSENT_LOWAT: u32 = 128 * 1024;
 /// Buffers above this size are given back once empty.
 const KEEP_BUFFER: usize = 64 * 1024;
 /// Time allowed to flush a last error frame before closing.
@@ -145,6 +148,11 @@ async fn establish(
     // unacknowledged data, and its place, for TCP's quarter-hour of retries.
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let _ = socket2::SockRef::from(&tcp).set_tcp_user_timeout(Some(TCP_USER_TIMEOUT));
+    // Little unsent data waits in the kernel: what waits is in the queue,
+    // where chat overtakes file chunks (its writer is woken as the link
+    // drains, so the pipe stays full).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = socket2::SockRef::from(&tcp).set_tcp_notsent_lowat(NOTSENT_LOWAT);
     let Ok(ssl) = Ssl::new(shared.acceptor.context()) else {
         return Err((CloseReason::TlsFailed, None, None));
     };
@@ -301,7 +309,6 @@ async fn chat(shared: &Shared, joined: Joined) -> Outcome {
         CloseReason::IdleTimeout => {
             Some((ErrorCode::Timeout, "no traffic within the idle timeout"))
         }
-        CloseReason::RateLimited => Some((ErrorCode::RateLimited, "rate limit exceeded")),
         CloseReason::BadFrame => Some((ErrorCode::BadFrame, "malformed or unexpected frame")),
         CloseReason::FrameTooLarge => {
             Some((ErrorCode::FrameTooLarge, "frame exceeds the size limit"))
@@ -495,89 +502,101 @@ async fn read_loop(
         // Exact encoded size (docs/PROTOCOL.md §3.1), prefix included.
         let size = LEN_PREFIX
             + match &frame {
-                ClientFrame::Publish { to, payload } => {
+                ClientFrame::Publish { to, payload } | ClientFrame::PublishBulk { to, payload } => {
                     4 + if to.is_some() { 9 } else { 1 } + 8 + payload.len()
                 }
                 ClientFrame::Hello(_) => 22,
                 ClientFrame::Ping(_) | ClientFrame::Pong(_) => 12,
             };
         stats.bytes_in.fetch_add(size as u64, Relaxed);
-        let now = std::time::Instant::now();
-        if !frame_bucket.take(1.0, now) || !byte_bucket.take(size as f64, now) {
-            return CloseReason::RateLimited;
-        }
-        match frame {
-            ClientFrame::Publish { to, payload } => {
-                if payload.len() > max_payload(limits.max_frame) {
-                    return CloseReason::FrameTooLarge;
-                }
-                // Over the fan-out budget: stop reading from this connection
-                // until it recovers (TCP pushes back on the sender).
-                let wait = fanout_bucket.debt_wait(std::time::Instant::now());
-                if !wait.is_zero() {
-                    if let Some(reason) =
-                        hold(shared, kill, writer.as_mut(), std::future::pending(), wait).await
-                    {
-                        return reason;
-                    }
-                    last_rx = Instant::now();
-                }
-                let len = payload.len();
-                let Delivery {
-                    published,
-                    congested,
-                } = shared.hub.publish(room, conn_id, to, payload);
-                match published {
-                    Published::Delivered(n) => {
-                        fanout_bucket.charge((len * n) as f64, std::time::Instant::now())
-                    }
-                    Published::NoSuchPeer => {
-                        if !out.error(ErrorCode::NoSuchPeer, "no such connection in the room") {
-                            return CloseReason::SlowReader;
-                        }
-                    }
-                }
-                // Backpressure: a recipient past its high-water mark is
-                // waited for (TCP then slows the publisher), at most until
-                // it has been behind for the slow-reader timeout; then it
-                // is cut and the room goes on.
-                if let Some(behind) = congested {
-                    let left = behind
-                        .out
-                        .congested_since()
-                        .map_or(Duration::ZERO, |t| slow_after.saturating_sub(t.elapsed()));
-                    if let Some(reason) =
-                        hold(shared, kill, writer.as_mut(), behind.out.drained(), left).await
-                    {
-                        return reason;
-                    }
-                    cut_if_behind(&behind.out, &behind.kill, slow_after);
-                    last_rx = Instant::now();
-                }
-                // And the relay's memory: past the budget every publisher
-                // waits for the writers (each slow one is cut in its time).
-                while shared.budget.over() {
-                    if let Some(reason) = hold(
-                        shared,
-                        kill,
-                        writer.as_mut(),
-                        shared.budget.below(),
-                        slow_after,
-                    )
-                    .await
-                    {
-                        return reason;
-                    }
-                    last_rx = Instant::now();
-                }
+        // Over its rates the connection is read no more until they allow
+        // it (TCP then slows the sender): a fairness limit, not a cut.
+        frame_bucket.charge(1.0, std::time::Instant::now());
+        byte_bucket.charge(size as f64, std::time::Instant::now());
+        let wait = frame_bucket
+            .debt_wait(std::time::Instant::now())
+            .max(byte_bucket.debt_wait(std::time::Instant::now()));
+        if !wait.is_zero() {
+            if let Some(reason) =
+                hold(shared, kill, writer.as_mut(), std::future::pending(), wait).await
+            {
+                return reason;
             }
+            last_rx = Instant::now();
+        }
+        let (to, payload, bulk) = match frame {
+            ClientFrame::Publish { to, payload } => (to, payload, false),
+            ClientFrame::PublishBulk { to, payload } => (to, payload, true),
             ClientFrame::Ping(n) => {
                 if !out.send(&RelayFrame::Pong(n)) {
                     return CloseReason::SlowReader;
                 }
+                continue;
             }
-            ClientFrame::Pong(_) => {}
+            ClientFrame::Pong(_) => continue,
             ClientFrame::Hello(_) => return CloseReason::BadFrame,
+        };
+        if payload.len() > max_payload(limits.max_frame) {
+            return CloseReason::FrameTooLarge;
+        }
+        // Over the fan-out budget: stop reading from this connection
+        // until it recovers (TCP pushes back on the sender).
+        let wait = fanout_bucket.debt_wait(std::time::Instant::now());
+        if !wait.is_zero() {
+            if let Some(reason) =
+                hold(shared, kill, writer.as_mut(), std::future::pending(), wait).await
+            {
+                return reason;
+            }
+            last_rx = Instant::now();
+        }
+        let len = payload.len();
+        let Delivery {
+            published,
+            congested,
+        } = shared.hub.publish(room, conn_id, to, payload, bulk);
+        match published {
+            Published::Delivered(n) => {
+                fanout_bucket.charge((len * n) as f64, std::time::Instant::now())
+            }
+            Published::NoSuchPeer => {
+                if !out.error(ErrorCode::NoSuchPeer, "no such connection in the room") {
+                    return CloseReason::SlowReader;
+                }
+            }
+        }
+        // Backpressure: a recipient past its high-water mark is
+        // waited for (TCP then slows the publisher), at most until
+        // it has been behind for the slow-reader timeout; then it
+        // is cut and the room goes on.
+        if let Some(behind) = congested {
+            let left = behind
+                .out
+                .congested_since()
+                .map_or(Duration::ZERO, |t| slow_after.saturating_sub(t.elapsed()));
+            if let Some(reason) =
+                hold(shared, kill, writer.as_mut(), behind.out.drained(), left).await
+            {
+                return reason;
+            }
+            cut_if_behind(&behind.out, &behind.kill, slow_after);
+            last_rx = Instant::now();
+        }
+        // And the relay's memory: past the budget every publisher
+        // waits for the writers (each slow one is cut in its time).
+        while shared.budget.over() {
+            if let Some(reason) = hold(
+                shared,
+                kill,
+                writer.as_mut(),
+                shared.budget.below(),
+                slow_after,
+            )
+            .await
+            {
+                return reason;
+            }
+            last_rx = Instant::now();
         }
     }
 }

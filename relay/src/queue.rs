@@ -21,6 +21,11 @@
 //!   limit every publisher waits ([`Budget::below`]) until the writers
 //!   have drained it, so memory is bounded by configuration, never by the
 //!   traffic.
+//!
+//! Two lanes share those bounds: frames pushed with [`Outq::push`] (chat,
+//! control) go to the writer before any pushed with [`Outq::push_bulk`]
+//! (file chunks), so a line typed during a transfer overtakes the file;
+//! each lane keeps its own order.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
@@ -112,11 +117,20 @@ impl Budget {
 #[derive(Debug, Default)]
 struct Inner {
     frames: VecDeque<Bytes>,
+    /// The bulk lane: taken when `frames` is empty.
+    bulk: VecDeque<Bytes>,
     /// Bytes queued or taken by the writer and not yet written.
     bytes: usize,
     closed: bool,
     /// Since when the queue has been past its high-water mark, if it is.
     congested_since: Option<Instant>,
+}
+
+impl Inner {
+    /// Frames queued, both lanes.
+    fn len(&self) -> usize {
+        self.frames.len() + self.bulk.len()
+    }
 }
 
 /// The queue. Shared (`Arc`) by the hub's member entry, the connection's
@@ -172,12 +186,12 @@ impl Outq {
     }
 
     fn past_high(&self, q: &Inner) -> bool {
-        q.frames.len() > self.high_frames || q.bytes > self.high_bytes
+        q.len() > self.high_frames || q.bytes > self.high_bytes
     }
 
     /// Back to half the high-water mark: publishers may go on.
     fn drained_enough(&self, q: &Inner) -> bool {
-        q.closed || (q.frames.len() <= self.high_frames / 2 && q.bytes <= self.high_bytes / 2)
+        q.closed || (q.len() <= self.high_frames / 2 && q.bytes <= self.high_bytes / 2)
     }
 
     /// After the writer took or wrote: a congestion ends, and publishers
@@ -192,17 +206,31 @@ impl Outq {
 
     /// Queues one frame for the writer.
     pub fn push(&self, frame: Bytes) -> Push {
+        self.push_in(frame, false)
+    }
+
+    /// Queues one frame of bulk data: it goes after every frame of the
+    /// other lane, queued now or later, and in order with the other bulk.
+    pub fn push_bulk(&self, frame: Bytes) -> Push {
+        self.push_in(frame, true)
+    }
+
+    fn push_in(&self, frame: Bytes, bulk: bool) -> Push {
         let len = frame.len();
         let newly_congested = {
             let mut q = self.lock();
             if q.closed {
                 return Push::Closed;
             }
-            if q.frames.len() >= self.max_frames || q.bytes.saturating_add(len) > self.max_bytes {
+            if q.len() >= self.max_frames || q.bytes.saturating_add(len) > self.max_bytes {
                 return Push::Full;
             }
             q.bytes += len;
-            q.frames.push_back(frame);
+            if bulk {
+                q.bulk.push_back(frame);
+            } else {
+                q.frames.push_back(frame);
+            }
             self.budget.add(len);
             // Some(newly congested) while past the high-water mark.
             if self.past_high(&q) {
@@ -265,18 +293,14 @@ impl Outq {
         loop {
             {
                 let mut q = self.lock();
-                if !q.frames.is_empty() {
-                    while let Some(f) = q.frames.front() {
-                        if !buf.is_empty() && buf.len() + f.len() > limit {
-                            break;
-                        }
-                        buf.extend_from_slice(f);
-                        q.frames.pop_front();
+                if q.len() > 0 {
+                    let q = &mut *q;
+                    take_lane(&mut q.frames, buf, limit);
+                    // Bulk only once the other lane is empty.
+                    if q.frames.is_empty() {
+                        take_lane(&mut q.bulk, buf, limit);
                     }
-                    if q.frames.is_empty() && q.frames.capacity() > KEEP_FRAMES {
-                        q.frames = VecDeque::new();
-                    }
-                    self.eased(&mut q);
+                    self.eased(q);
                     return true;
                 }
                 if q.closed {
@@ -310,8 +334,9 @@ impl Outq {
         {
             let mut q = self.lock();
             q.closed = true;
-            let dropped: usize = q.frames.iter().map(Bytes::len).sum();
+            let dropped: usize = q.frames.iter().chain(&q.bulk).map(Bytes::len).sum();
             q.frames = VecDeque::new();
+            q.bulk = VecDeque::new();
             q.bytes -= dropped.min(q.bytes);
             self.budget.sub(dropped);
         }
@@ -344,11 +369,27 @@ impl Outq {
     #[cfg(any(test, feature = "test-support"))]
     pub fn try_pop(&self) -> Option<Bytes> {
         let mut q = self.lock();
-        let f = q.frames.pop_front()?;
+        let f = q.frames.pop_front().or_else(|| q.bulk.pop_front())?;
         q.bytes -= f.len();
         self.budget.sub(f.len());
         self.eased(&mut q);
         Some(f)
+    }
+}
+
+/// Moves whole frames from the front of `lane` to `buf` up to `limit`
+/// bytes (at least one frame if `buf` is empty), and gives back a burst's
+/// spare capacity.
+fn take_lane(lane: &mut VecDeque<Bytes>, buf: &mut BytesMut, limit: usize) {
+    while let Some(f) = lane.front() {
+        if !buf.is_empty() && buf.len() + f.len() > limit {
+            break;
+        }
+        buf.extend_from_slice(f);
+        lane.pop_front();
+    }
+    if lane.is_empty() && lane.capacity() > KEEP_FRAMES {
+        *lane = VecDeque::new();
     }
 }
 

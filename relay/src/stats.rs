@@ -22,8 +22,6 @@ pub enum CloseReason {
     FrameTooLarge,
     /// The hello's version is not spoken here.
     UnsupportedVersion,
-    /// Frame or byte rate exceeded.
-    RateLimited,
     /// The outbound queue overflowed.
     SlowReader,
     /// The relay or address was at its connection limit.
@@ -41,7 +39,7 @@ pub enum CloseReason {
 
 impl CloseReason {
     /// All reasons, in index order.
-    pub const ALL: [CloseReason; 15] = [
+    pub const ALL: [CloseReason; 14] = [
         CloseReason::ClientClosed,
         CloseReason::TlsFailed,
         CloseReason::HandshakeTimeout,
@@ -50,7 +48,6 @@ impl CloseReason {
         CloseReason::BadFrame,
         CloseReason::FrameTooLarge,
         CloseReason::UnsupportedVersion,
-        CloseReason::RateLimited,
         CloseReason::SlowReader,
         CloseReason::Refused,
         CloseReason::RoomFull,
@@ -70,7 +67,6 @@ impl CloseReason {
             CloseReason::BadFrame => "bad_frame",
             CloseReason::FrameTooLarge => "frame_too_large",
             CloseReason::UnsupportedVersion => "unsupported_version",
-            CloseReason::RateLimited => "rate_limited",
             CloseReason::SlowReader => "slow_reader",
             CloseReason::Refused => "refused",
             CloseReason::RoomFull => "room_full",

@@ -58,6 +58,7 @@ fn record_seed_corpus() {
         from,
         to,
         payload: Bytes::from_static(b"sealed bytes the relay cannot read"),
+        bulk: false,
     };
     let runs = [
         vec![env(7, 1, Message::Hello)],

@@ -401,7 +401,7 @@ async fn bench_all(cli: &Cli, s: &Settings, deadline: Instant) -> Result<bool> {
             baseline: Duration::from_secs_f64(cli.baseline_secs),
             join_timeout: Duration::from_secs_f64(cli.join_timeout),
         };
-        let pace = client::files::DEFAULT_FILE_RATE;
+        let pace = 0;
         progress(&format!(
             "== N={n}: one try at the product's default pace ({:.1} MB/s)",
             pace as f64 / 1e6

@@ -235,8 +235,7 @@ impl Room {
             download_dir: dir.path().to_path_buf(),
             max_size: max_file,
             auto_accept: max_file,
-            rate: setup.pace.max(1),
-            fanout_budget: u64::MAX,
+            rate: (setup.pace > 0).then_some(setup.pace),
         };
         let (cmd, cmd_rx) = mpsc::channel(COMMANDS);
         let (up_tx, up) = mpsc::channel(UPDATES);

@@ -193,12 +193,20 @@ impl Connector {
     }
 }
 
+/// Most unsent bytes the kernel holds for the connection.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const NOTSENT_LOWAT: u32 = 128 * 1024;
+
 async fn tcp(relay: &RelayEndpoint) -> Result<TcpStream, ConnectError> {
     let addr = relay.address();
     let target = (relay.host.to_dns_or_ip(), relay.port);
     match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target)).await {
         Ok(Ok(s)) => {
             let _ = s.set_nodelay(true);
+            // Little unsent data waits in the kernel: what waits is in the
+            // writer's lanes, where chat overtakes file chunks.
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            let _ = socket2::SockRef::from(&s).set_tcp_notsent_lowat(NOTSENT_LOWAT);
             Ok(s)
         }
         Ok(Err(e)) => Err(ConnectError::Unreachable {

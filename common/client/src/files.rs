@@ -18,17 +18,9 @@ use common::engine::files::DEFAULT_MAX_FILE;
 
 /// Files up to this size are saved without asking (8 MiB).
 pub const DEFAULT_AUTO_ACCEPT: u64 = 8 * 1024 * 1024;
-/// Default pace of a file's chunks, bytes per second: below the relay's
-/// default per-connection byte rate (4 MiB/s), leaving room for chat.
-pub const DEFAULT_FILE_RATE: u64 = 2 * 1024 * 1024;
-/// Slowest pace: eight files sharing it still send each one a chunk well
-/// within a receiver's stall timeout (60 s).
+/// Slowest pace that may be set: eight files sharing it still send each
+/// one a chunk well within a receiver's stall timeout (60 s).
 pub const MIN_FILE_RATE: u64 = 32 * 1024;
-/// Bytes per second the relay delivers on behalf of one connection by
-/// default is 32 MiB/s (every recipient's copy counts); a file's pace is
-/// kept to three quarters of that divided by the recipients, so a file in a
-/// large room is never cut off by the relay.
-pub const DEFAULT_FANOUT_BUDGET: u64 = 24 * 1024 * 1024;
 /// Longest saved name, in bytes.
 pub(crate) const MAX_SAVED_NAME: usize = 200;
 /// Longest extension kept when a name is shortened.
@@ -44,11 +36,10 @@ pub struct FileOptions {
     /// Incoming files up to this size are saved at once; larger ones wait
     /// for [`crate::driver::Request::AcceptFile`].
     pub auto_accept: u64,
-    /// Bytes per second a file is sent at (at least [`MIN_FILE_RATE`]).
-    pub rate: u64,
-    /// Bytes per second of all recipients' copies together the pace keeps
-    /// under (the relay's fan-out limit); `u64::MAX` for none.
-    pub fanout_budget: u64,
+    /// Most bytes per second a file is sent at (at least
+    /// [`MIN_FILE_RATE`]); `None` (the default): as fast as the relay takes
+    /// the chunks (its flow control slows us to what the room can take).
+    pub rate: Option<u64>,
 }
 
 impl Default for FileOptions {
@@ -57,8 +48,7 @@ impl Default for FileOptions {
             download_dir: default_download_dir(),
             max_size: DEFAULT_MAX_FILE,
             auto_accept: DEFAULT_AUTO_ACCEPT,
-            rate: DEFAULT_FILE_RATE,
-            fanout_budget: DEFAULT_FANOUT_BUDGET,
+            rate: None,
         }
     }
 }
@@ -76,12 +66,11 @@ pub struct FileArgs {
     /// ones wait for Accept (`/accept ID`).
     #[arg(long, value_name = "MIB", default_value_t = DEFAULT_AUTO_ACCEPT / (1024 * 1024))]
     pub auto_accept_mib: u64,
-    /// Pace of outgoing files, KiB per second, at least 32 (keep it below
-    /// the relay's per-connection byte rate, 4 MiB/s by default). In a
-    /// large room the pace is lowered further to stay within the relay's
-    /// fan-out rate (32 MiB/s for all copies by default).
-    #[arg(long, value_name = "KIB_PER_S", default_value_t = DEFAULT_FILE_RATE / 1024)]
-    pub file_rate_kib: u64,
+    /// Most KiB per second outgoing files are sent at, at least 32
+    /// [default: as fast as the relay takes them; its flow control slows a
+    /// file to what the room can take, and chat overtakes it].
+    #[arg(long, value_name = "KIB_PER_S")]
+    pub file_rate_kib: Option<u64>,
 }
 
 impl FileArgs {
@@ -94,8 +83,9 @@ impl FileArgs {
                 .unwrap_or_else(default_download_dir),
             max_size: self.max_file_mib.saturating_mul(1024 * 1024),
             auto_accept: self.auto_accept_mib.saturating_mul(1024 * 1024),
-            rate: self.file_rate_kib.saturating_mul(1024).max(MIN_FILE_RATE),
-            fanout_budget: DEFAULT_FANOUT_BUDGET,
+            rate: self
+                .file_rate_kib
+                .map(|k| k.saturating_mul(1024).max(MIN_FILE_RATE)),
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod files;
 pub mod fuzzing;
 pub mod history;
 mod journal;
+mod outgoing;
 mod session;
 pub mod terminal;
 #[cfg(feature = "test-support")]

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use common::engine::{Action, Command, Engine, FileEvent};
-use common::wire::{ClientFrame, ErrorCode, FrameCodec, RelayFrame, DEFAULT_MAX_FRAME};
-use futures_util::{SinkExt, StreamExt};
+use common::wire::{ErrorCode, FrameCodec, RelayFrame, DEFAULT_MAX_FRAME};
+use futures_util::StreamExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_native_tls::TlsStream;
@@ -17,6 +17,7 @@ use crate::admin_state::StateFile;
 use crate::api::{Request, Update};
 use crate::journal::Journal;
 use crate::now_ms;
+use crate::outgoing::Outgoing;
 use crate::transfers::{Transfers, CHUNK_BURST};
 
 /// Silence from the relay after which the connection counts as dead (the
@@ -66,10 +67,14 @@ pub(crate) async fn session(
 ) -> SessionEnd {
     let (r, w) = tokio::io::split(stream);
     let mut rx = FramedRead::new(r, FrameCodec::<RelayFrame>::new(DEFAULT_MAX_FRAME));
-    let mut tx = FramedWrite::new(w, FrameCodec::<RelayFrame>::new(DEFAULT_MAX_FRAME));
+    // Written by a task of its own: this loop never waits on the socket.
+    let (tx, mut writer) = Outgoing::start(FramedWrite::new(
+        w,
+        FrameCodec::<RelayFrame>::new(DEFAULT_MAX_FRAME),
+    ));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let first = engine.on_connected(now_ms());
-    if let Err(e) = perform(first, &mut tx, rt).await {
+    if let Err(e) = perform(first, &tx, rt).await {
         return SessionEnd::Lost(e);
     }
     let mut last_rx = tokio::time::Instant::now();
@@ -81,6 +86,7 @@ pub(crate) async fn session(
         let next_chunk = rt.transfers.next_chunk;
         let sending = rt.transfers.is_sending();
         let actions = tokio::select! {
+            why = writer.finished() => return SessionEnd::Lost(why),
             _ = tokio::time::sleep_until(last_rx + RELAY_SILENCE) => {
                 return SessionEnd::Lost(format!("no traffic from the relay for {} s", RELAY_SILENCE.as_secs()));
             }
@@ -100,8 +106,8 @@ pub(crate) async fn session(
                 None => return SessionEnd::Left,
                 Some(Request::Engine(Command::Leave)) => {
                     let actions = engine.handle_command(now_ms(), Command::Leave);
-                    let _ = perform(actions, &mut tx, rt).await;
-                    let _ = SinkExt::<ClientFrame>::close(&mut tx).await;
+                    let _ = perform(actions, &tx, rt).await;
+                    tx.close(writer).await;
                     return SessionEnd::Left;
                 }
                 Some(Request::Engine(cmd)) => engine.handle_command(now_ms(), cmd),
@@ -136,13 +142,18 @@ pub(crate) async fn session(
                 }
                 Vec::new()
             }
-            _ = tokio::time::sleep_until(next_chunk), if sending => {
-                // Every chunk that is due, up to a burst.
+            // Chunks as fast as the relay takes them (the writer's bulk
+            // lane has room), and no faster than a pace if one is set.
+            () = async {
+                tokio::time::sleep_until(next_chunk).await;
+                tx.bulk_room().await;
+            }, if sending => {
                 let mut actions = Vec::new();
                 for _ in 0..CHUNK_BURST {
                     actions.extend(rt.transfers.send_next(engine, updates).await);
                     if !rt.transfers.is_sending()
                         || rt.transfers.next_chunk > tokio::time::Instant::now()
+                        || !tx.has_bulk_room()
                     {
                         break;
                     }
@@ -167,7 +178,7 @@ pub(crate) async fn session(
                 }
             }
         }
-        if let Err(e) = perform(actions, &mut tx, rt).await {
+        if let Err(e) = perform(actions, &tx, rt).await {
             return SessionEnd::Lost(e);
         }
         // (Member) a newer admin run held: kept with the history, so that a
@@ -177,33 +188,19 @@ pub(crate) async fn session(
         // engine forgets them too.
         for t in std::mem::take(&mut rt.transfers.to_cancel) {
             let actions = engine.handle_command(now_ms(), Command::CancelFile(t));
-            if let Err(e) = perform(actions, &mut tx, rt).await {
+            if let Err(e) = perform(actions, &tx, rt).await {
                 return SessionEnd::Lost(e);
             }
         }
     }
 }
 
-/// Carries out the engine's actions: frames to the relay (flushed once at
-/// the end), file events to the transfers, the rest to the history and the
-/// front end.
-async fn perform<W>(
-    actions: Vec<Action>,
-    tx: &mut FramedWrite<W, FrameCodec<RelayFrame>>,
-    rt: &mut Runtime,
-) -> Result<(), String>
-where
-    W: tokio::io::AsyncWrite + Unpin,
-{
-    let mut wrote = false;
+/// Carries out the engine's actions: frames to the writer, file events to
+/// the transfers, the rest to the history and the front end.
+async fn perform(actions: Vec<Action>, tx: &Outgoing, rt: &mut Runtime) -> Result<(), String> {
     for a in actions {
         match a {
-            Action::Send(frame) => {
-                tx.feed(frame)
-                    .await
-                    .map_err(|e| format!("cannot write to the relay: {e}"))?;
-                wrote = true;
-            }
+            Action::Send(frame) => tx.send(frame).await?,
             Action::File(f) => {
                 if let Some(u) = rt.transfers.on_file(f) {
                     let _ = rt.updates.send(u).await;
@@ -214,11 +211,6 @@ where
                 let _ = rt.updates.send(Update::Engine(e)).await;
             }
         }
-    }
-    if wrote {
-        SinkExt::<ClientFrame>::flush(tx)
-            .await
-            .map_err(|e| format!("cannot write to the relay: {e}"))?;
     }
     Ok(())
 }

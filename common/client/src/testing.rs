@@ -199,14 +199,14 @@ pub fn local_endpoint(port: u16, fingerprint: &str) -> RelayEndpoint {
 }
 
 /// File settings for a test: `dir` for downloads, a size limit, the size
-/// saved without asking, and a pace fast enough for tests.
+/// saved without asking, and the default pace (as fast as the relay takes
+/// the chunks).
 pub fn files_in(dir: &Path, max_size: u64, auto_accept: u64) -> FileOptions {
     FileOptions {
         download_dir: dir.to_path_buf(),
         max_size,
         auto_accept,
-        rate: 3 * 1024 * 1024,
-        fanout_budget: crate::files::DEFAULT_FANOUT_BUDGET,
+        rate: None,
     }
 }
 

@@ -1,5 +1,5 @@
 //! Files on their way, in and out: offering ours (read and hashed off the
-//! driver's task), sending their chunks at a pace the room can take,
+//! driver's task), sending their chunks as fast as the relay takes them,
 //! writing incoming chunks to temporary files, and saving complete ones
 //! (asked first above the auto-accept size), with limits per sender and in
 //! all. The engine seals and checks; this module does the disk.
@@ -32,10 +32,8 @@ const AUTO_SAVES_PER_MINUTE: u32 = 20;
 const WAITING_PER_SENDER: usize = 8;
 /// Incoming files kept from everyone.
 const WAITING_IN_ALL: usize = 32;
-/// How far behind its schedule the sender may fall and still catch up.
+/// How far behind its schedule a paced sender may fall and still catch up.
 const PACE_SLACK: Duration = Duration::from_millis(20);
-/// Slowest pace however large the room (a chunk every 4 s).
-const MIN_FANOUT_RATE: u64 = 16 * 1024;
 /// Most chunks sent at one wake-up (1 MiB).
 pub(crate) const CHUNK_BURST: usize = 16;
 /// Pause while we hold no key to send a chunk with (someone was removed
@@ -73,7 +71,8 @@ pub(crate) struct Transfers {
     pub(crate) to_cancel: Vec<TransferId>,
     /// Files saved without asking per sender in the current minute.
     auto_saves: HashMap<common::ids::Fingerprint, (tokio::time::Instant, u32)>,
-    /// Sent in turn, one chunk each, paced at `opts.rate`.
+    /// Sent in turn, one chunk each, as the relay takes them (and no
+    /// faster than `opts.rate` if set).
     sending: Vec<(TransferId, Sending)>,
     receiving: HashMap<TransferId, Receiving>,
     pub(crate) next_chunk: tokio::time::Instant,
@@ -257,21 +256,16 @@ impl Transfers {
         }
         s.next += 1;
         s.sent += len as u64;
-        // Keep to the schedule: timers fire late (they tick in
-        // milliseconds), and a late chunk is made up by the next ones, but
-        // never by more than PACE_SLACK's worth.
-        // Every other connection in the room receives a copy (a private
-        // file's too): the relay counts them all against the sender.
-        let recipients = (engine.members().len().saturating_sub(1)).max(1) as u64;
-        let rate = self
-            .opts
-            .rate
-            .max(crate::files::MIN_FILE_RATE)
-            .min(self.opts.fanout_budget / recipients)
-            .max(MIN_FANOUT_RATE);
-        let floor = now.checked_sub(PACE_SLACK).unwrap_or(now);
-        self.next_chunk =
-            self.next_chunk.max(floor) + Duration::from_secs_f64(len as f64 / rate as f64);
+        // A pace, if set, keeps to its schedule: timers fire late (they
+        // tick in milliseconds), and a late chunk is made up by the next
+        // ones, but never by more than PACE_SLACK's worth. Without one the
+        // relay's flow control sets the pace.
+        if let Some(rate) = self.opts.rate {
+            let rate = rate.max(crate::files::MIN_FILE_RATE);
+            let floor = now.checked_sub(PACE_SLACK).unwrap_or(now);
+            self.next_chunk =
+                self.next_chunk.max(floor) + Duration::from_secs_f64(len as f64 / rate as f64);
+        }
         let done = u64::from(s.next) >= s.chunks;
         if done || now.duration_since(s.reported) >= PROGRESS_EVERY {
             s.reported = now;

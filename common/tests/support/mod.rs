@@ -197,7 +197,9 @@ impl Net {
             match a {
                 Action::Event(e) => self.nodes[from].events.push(e),
                 Action::File(f) => self.nodes[from].files.push(f),
-                Action::Send(ClientFrame::Publish { to, payload }) => {
+                Action::Send(
+                    ClientFrame::Publish { to, payload } | ClientFrame::PublishBulk { to, payload },
+                ) => {
                     let fconn = self.nodes[from].conn;
                     for (i, n) in self.nodes.iter().enumerate() {
                         let hit = match to {

@@ -39,6 +39,8 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
             .prop_map(|(version, room)| ClientFrame::Hello(Hello { version, room })),
         (any::<Option<u64>>(), bytes(2000))
             .prop_map(|(to, payload)| ClientFrame::Publish { to, payload }),
+        (any::<Option<u64>>(), bytes(2000))
+            .prop_map(|(to, payload)| ClientFrame::PublishBulk { to, payload }),
         any::<u64>().prop_map(ClientFrame::Ping),
         any::<u64>().prop_map(ClientFrame::Pong),
     ]

@@ -47,6 +47,29 @@ pub enum ClientFrame {
     Ping(u64),
     /// Answer to a relay `Ping`.
     Pong(u64),
+    /// [`ClientFrame::Publish`] for bulk data (file chunks): delivered the
+    /// same way, in order with this connection's other `PublishBulk`
+    /// frames, but a `Publish` sent later may overtake it in the relay's
+    /// queues, so a line typed during a transfer is not stuck behind the
+    /// file.
+    PublishBulk {
+        /// One recipient, or `None` for the whole room.
+        to: Option<ConnId>,
+        /// Opaque to the relay.
+        payload: Bytes,
+    },
+}
+
+impl ClientFrame {
+    /// The recipient and payload of a `Publish` or `PublishBulk`.
+    pub fn published(&self) -> Option<(Option<ConnId>, &Bytes)> {
+        match self {
+            ClientFrame::Publish { to, payload } | ClientFrame::PublishBulk { to, payload } => {
+                Some((*to, payload))
+            }
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for ClientFrame {
@@ -60,6 +83,11 @@ impl std::fmt::Debug for ClientFrame {
             ),
             ClientFrame::Ping(n) => write!(f, "Ping({n})"),
             ClientFrame::Pong(n) => write!(f, "Pong({n})"),
+            ClientFrame::PublishBulk { to, payload } => write!(
+                f,
+                "PublishBulk {{ to: {to:?}, payload: {} bytes }}",
+                payload.len()
+            ),
         }
     }
 }

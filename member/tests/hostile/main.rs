@@ -188,7 +188,7 @@ async fn serve(
     });
     while let Some(Ok(frame)) = rx.next().await {
         match frame {
-            ClientFrame::Publish { to, payload } => {
+            ClientFrame::Publish { to, payload } | ClientFrame::PublishBulk { to, payload } => {
                 let mut s = shared.lock().unwrap();
                 let targets: Vec<ConnId> = s
                     .conns

@@ -65,6 +65,8 @@ pub enum Message {
         to: Option<ConnId>,
         /// The payload, as the connection published it.
         payload: Bytes,
+        /// Published as bulk data (`PublishBulk`): queued in the bulk lane.
+        bulk: bool,
     },
     /// A connection joined the room on the sending relay.
     Joined(ConnId),

@@ -24,6 +24,7 @@ fn envelopes_round_trip_and_garbage_is_refused() {
             from: 7,
             to: Some(9),
             payload: Bytes::from_static(b"sealed"),
+            bulk: false,
         },
         Message::Joined(3),
         Message::Left(3),

@@ -189,7 +189,7 @@ impl Hub {
             });
             if let Some(bytes) = self.encode(&welcome) {
                 // A fresh queue: this cannot be full.
-                self.queue(&member, &bytes);
+                self.queue(&member, &bytes, false);
             }
             m.push(member);
             n
@@ -234,16 +234,18 @@ impl Hub {
     }
 
     /// Delivers `payload` from `from` to every other member of `room`, or to
-    /// `to` only. The frame is encoded once and shared by all recipients.
+    /// `to` only, in the bulk lane of their queues if `bulk`. The frame is
+    /// encoded once and shared by all recipients.
     pub fn publish(
         &self,
         room: &Room,
         from: ConnId,
         to: Option<ConnId>,
         payload: Bytes,
+        bulk: bool,
     ) -> Delivery {
         let mut congested = None;
-        let published = self.publish_noting(room, from, to, payload, &mut congested);
+        let published = self.publish_noting(room, from, to, payload, bulk, &mut congested);
         Delivery {
             published,
             congested,
@@ -256,6 +258,7 @@ impl Hub {
         from: ConnId,
         to: Option<ConnId>,
         payload: Bytes,
+        bulk: bool,
         congested: &mut Option<Member>,
     ) -> Published {
         let bp = self.backplane.get();
@@ -276,7 +279,7 @@ impl Hub {
         let mut delivered = 0;
         match to {
             Some(target) => match members.iter().find(|m| m.id == target && m.id != from) {
-                Some(m) => delivered += self.queue_noting(m, &bytes, congested),
+                Some(m) => delivered += self.queue_noting(m, &bytes, bulk, congested),
                 None => match bp {
                     Some(bp) if target != from && remote_target(target) => {
                         let sent = bp.publish(
@@ -285,6 +288,7 @@ impl Hub {
                                 from,
                                 to: Some(target),
                                 payload,
+                                bulk,
                             },
                         );
                         if !sent {
@@ -297,7 +301,7 @@ impl Hub {
             },
             None => {
                 for m in members.iter().filter(|m| m.id != from) {
-                    delivered += self.queue_noting(m, &bytes, congested);
+                    delivered += self.queue_noting(m, &bytes, bulk, congested);
                 }
                 if let Some(bp) = bp {
                     let remote = room.remote.lock().unwrap_or_else(|p| p.into_inner()).len();
@@ -307,6 +311,7 @@ impl Hub {
                             from,
                             to: None,
                             payload,
+                            bulk,
                         },
                     );
                     // Lost on its way to the room's other relays: the
@@ -382,7 +387,12 @@ impl Hub {
         let theirs = |id: &ConnId| id >> 32 == u64::from(env.relay);
         let now = Instant::now();
         match env.message {
-            Message::Deliver { from, to, payload } => {
+            Message::Deliver {
+                from,
+                to,
+                payload,
+                bulk,
+            } => {
                 if !theirs(&from) {
                     return;
                 }
@@ -392,7 +402,7 @@ impl Hub {
                 };
                 let members = room.members.read().unwrap_or_else(|p| p.into_inner());
                 for m in members.iter().filter(|m| to.is_none_or(|t| t == m.id)) {
-                    self.queue(m, &bytes);
+                    self.queue(m, &bytes, bulk);
                 }
             }
             Message::Joined(id) => {
@@ -573,7 +583,7 @@ impl Hub {
         };
         let members = room.members.read().unwrap_or_else(|p| p.into_inner());
         for m in members.iter().filter(|m| m.id != except) {
-            self.queue(m, &bytes);
+            self.queue(m, &bytes, false);
         }
     }
 
@@ -587,8 +597,14 @@ impl Hub {
 
     /// [`Hub::queue`], noting the first recipient whose queue is past its
     /// high-water mark (its publisher waits for it).
-    fn queue_noting(&self, m: &Member, bytes: &Bytes, congested: &mut Option<Member>) -> usize {
-        match self.queue(m, bytes) {
+    fn queue_noting(
+        &self,
+        m: &Member,
+        bytes: &Bytes,
+        bulk: bool,
+        congested: &mut Option<Member>,
+    ) -> usize {
+        match self.queue(m, bytes, bulk) {
             Push::Queued => 1,
             Push::Congested => {
                 if congested.is_none() {
@@ -604,8 +620,12 @@ impl Hub {
     /// bound kills the connection (never a silent skip, never unbounded
     /// memory); past its high-water mark the publisher is told to wait
     /// ([`Delivery::congested`]).
-    fn queue(&self, m: &Member, bytes: &Bytes) -> Push {
-        let pushed = m.out.push(bytes.clone());
+    fn queue(&self, m: &Member, bytes: &Bytes, bulk: bool) -> Push {
+        let pushed = if bulk {
+            m.out.push_bulk(bytes.clone())
+        } else {
+            m.out.push(bytes.clone())
+        };
         match pushed {
             Push::Queued | Push::Congested => {
                 self.stats.frames_out.fetch_add(1, Relaxed);

@@ -57,6 +57,7 @@ fn a_relay_speaks_only_for_its_own_connections() {
             from: foreign,
             to: None,
             payload: Bytes::from_static(b"forged"),
+            bulk: false,
         },
     ));
     assert_eq!(heard(&a), vec![]);
@@ -69,6 +70,7 @@ fn a_relay_speaks_only_for_its_own_connections() {
             from: them(1),
             to: None,
             payload: Bytes::from_static(b"sealed"),
+            bulk: false,
         },
     ));
     assert_eq!(
@@ -120,7 +122,7 @@ fn a_lost_link_cuts_shared_rooms_only_and_remote_fanout_is_charged() {
     // Without a backplane the remote peers are not counted; the local
     // one is.
     assert_eq!(
-        hub.publish(&shared_room, a.id, None, Bytes::from_static(b"x"))
+        hub.publish(&shared_room, a.id, None, Bytes::from_static(b"x"), false)
             .published,
         Published::Delivered(1)
     );
@@ -132,7 +134,7 @@ fn a_lost_link_cuts_shared_rooms_only_and_remote_fanout_is_charged() {
         assert!(!m.kill.is_cancelled() && !m.out.must_rejoin());
     }
     assert_eq!(
-        hub.publish(&alone_room, c.id, None, Bytes::from_static(b"y"))
+        hub.publish(&alone_room, c.id, None, Bytes::from_static(b"y"), false)
             .published,
         Published::Delivered(1)
     );
@@ -150,7 +152,7 @@ fn remote_deliveries_count_against_the_senders_budget_and_a_lost_frame_cuts_it()
     assert_eq!(a.id >> 32, 3, "ids carry the relay");
     hub.remote(env(THEM, Message::Present(vec![them(1), them(2)])));
     assert_eq!(
-        hub.publish(&room, a.id, None, Bytes::from_static(b"x"))
+        hub.publish(&room, a.id, None, Bytes::from_static(b"x"), false)
             .published,
         Published::Delivered(3),
         "one local and two remote deliveries"
@@ -163,7 +165,7 @@ fn remote_deliveries_count_against_the_senders_budget_and_a_lost_frame_cuts_it()
     // The broker is away: the frame cannot reach the others, so its
     // sender is cut off and rejoins; the other local member is not.
     handle.set_up(false);
-    hub.publish(&room, a.id, None, Bytes::from_static(b"y"));
+    hub.publish(&room, a.id, None, Bytes::from_static(b"y"), false);
     assert!(a.kill.is_cancelled() && a.out.must_rejoin());
     assert!(!b.kill.is_cancelled());
     assert!(handle.dropped() >= 1);

@@ -47,7 +47,7 @@ fn broadcast_reaches_others_not_sender_and_not_other_rooms() {
     ));
     assert_eq!(frame(ra.try_pop().unwrap()), RelayFrame::PeerJoined(bid));
     assert_eq!(
-        hub.publish(&room, aid, None, Bytes::from_static(b"x"))
+        hub.publish(&room, aid, None, Bytes::from_static(b"x"), false)
             .published,
         Published::Delivered(1)
     );
@@ -61,11 +61,13 @@ fn broadcast_reaches_others_not_sender_and_not_other_rooms() {
     assert!(ra.try_pop().is_none());
     assert!(rc.try_pop().is_none());
     assert_eq!(
-        hub.publish(&room, aid, Some(999), Bytes::new()).published,
+        hub.publish(&room, aid, Some(999), Bytes::new(), false)
+            .published,
         Published::NoSuchPeer
     );
     assert_eq!(
-        hub.publish(&room, aid, Some(aid), Bytes::new()).published,
+        hub.publish(&room, aid, Some(aid), Bytes::new(), false)
+            .published,
         Published::NoSuchPeer
     );
 }
@@ -82,7 +84,7 @@ fn full_queue_kills_the_slow_member_only() {
     hub.join(RoomId([1; 16]), slow).unwrap();
     hub.join(RoomId([1; 16]), fast).unwrap();
     for _ in 0..10 {
-        hub.publish(&room, aid, None, Bytes::from_static(b"m"));
+        hub.publish(&room, aid, None, Bytes::from_static(b"m"), false);
     }
     assert!(slow_kill.is_cancelled());
     assert!(slow_out.is_slow());
@@ -106,12 +108,12 @@ fn a_publish_names_the_first_recipient_past_its_high_water_mark() {
     hub.join(RoomId([1; 16]), slow).unwrap();
     hub.join(RoomId([1; 16]), fast).unwrap();
     // The slow one's queue: its welcome and the fast one's arrival.
-    let first = hub.publish(&room, aid, None, Bytes::from_static(b"m"));
+    let first = hub.publish(&room, aid, None, Bytes::from_static(b"m"), false);
     assert_eq!(first.published, Published::Delivered(2));
     assert_eq!(first.congested.map(|m| m.id), Some(slow_id));
     // Drained: nobody to wait for.
     while rs.try_pop().is_some() {}
-    let next = hub.publish(&room, aid, None, Bytes::from_static(b"m"));
+    let next = hub.publish(&room, aid, None, Bytes::from_static(b"m"), false);
     assert!(next.congested.is_none());
 }
 

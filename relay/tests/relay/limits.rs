@@ -1,6 +1,7 @@
 //! Limits: stalled readers, floods, connections per address, full rooms.
 
 use super::*;
+use futures_util::StreamExt;
 
 // Its queue stays past its high-water mark (half the bound, in
 // frames or in bytes) for the slow-reader timeout: the publisher waits that
@@ -92,45 +93,100 @@ async fn stalled_reader_is_cut_off(limits: relay::Limits) {
 }
 
 #[tokio::test]
-async fn a_flood_past_the_rate_limit_is_cut_off() {
+async fn a_flood_past_the_frame_rate_is_slowed_not_cut_and_others_go_on() {
     let limits = relay::Limits {
-        rate_frames: 20,
+        rate_frames: 100,
         ..test_limits()
     };
     let relay = TestRelay::start(limits).await;
     let mut by = Bystanders::new(&relay).await;
-    let (mut flooder, _) = relay.join(RoomId(rand_room())).await;
-    for _ in 0..200 {
-        if flooder.tx.send(ClientFrame::Ping(1)).await.is_err() {
-            break;
+    let (flooder, _) = relay.join(RoomId(rand_room())).await;
+    let Client { mut rx, mut tx } = flooder;
+    // 400 frames against 100/s with a burst of 200: about 2 s of holding.
+    const N: u64 = 400;
+    let started = std::time::Instant::now();
+    let reader = tokio::spawn(async move {
+        let mut pongs = 0;
+        while pongs < N {
+            match rx.next().await {
+                Some(Ok(RelayFrame::Pong(n))) => {
+                    assert_eq!(n, pongs, "answered in order");
+                    pongs += 1;
+                }
+                other => panic!("the flooder got {other:?}"),
+            }
         }
-    }
-    let e = loop {
-        match flooder.recv().await {
-            Some(RelayFrame::Pong(_)) => continue,
-            other => break err(other),
+    });
+    let sender = tokio::spawn(async move {
+        for n in 0..N {
+            tx.send(ClientFrame::Ping(n)).await.unwrap();
         }
-    };
-    assert_eq!(e.code, ErrorCode::RateLimited);
-    by.still_talking().await;
+        tx
+    });
+    // Meanwhile the relay serves everyone else at once.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::timeout(Duration::from_millis(500), by.still_talking())
+        .await
+        .expect("the bystanders are not slowed");
+    tokio::time::timeout(Duration::from_secs(20), reader)
+        .await
+        .expect("every ping answered")
+        .unwrap();
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(1500), "slowed: {took:?}");
+    drop(sender.await.unwrap());
     relay.assert_alive().await;
-    assert_eq!(relay.stats.closes(CloseReason::RateLimited), 1);
+    assert_eq!(closes(&relay), 0, "nobody was cut");
+}
+
+/// Connections the relay has closed itself, for any reason.
+fn closes(relay: &TestRelay) -> u64 {
+    CloseReason::ALL
+        .iter()
+        .filter(|r| **r != CloseReason::ClientClosed)
+        .map(|r| relay.stats.closes(*r))
+        .sum()
 }
 
 #[tokio::test]
-async fn a_byte_flood_past_the_rate_limit_is_cut_off() {
+async fn a_byte_flood_past_the_byte_rate_is_slowed_and_delivered_whole() {
     let limits = relay::Limits {
-        rate_bytes: 64 * 1024,
+        rate_bytes: 256 * 1024,
         max_frame: 16 * 1024,
         ..test_limits()
     };
     let relay = TestRelay::start(limits).await;
     let room = RoomId(rand_room());
     let (mut flooder, _) = relay.join(room).await;
-    for _ in 0..40 {
-        flooder.publish(None, &[0u8; 16_000]).await;
+    let (mut reader, _) = relay.join(room).await;
+    // 60 frames of 16 KB against 256 KiB/s with a 512 KiB burst: about
+    // 1.75 s of holding.
+    const N: u8 = 60;
+    let started = std::time::Instant::now();
+    let got = tokio::spawn(async move {
+        for i in 0..N {
+            loop {
+                match reader.recv().await {
+                    Some(RelayFrame::Deliver { payload, .. }) => {
+                        assert_eq!(payload[0], i, "in order");
+                        break;
+                    }
+                    Some(RelayFrame::PeerJoined(_)) => {}
+                    other => panic!("the reader got {other:?}"),
+                }
+            }
+        }
+    });
+    for i in 0..N {
+        flooder.publish(None, &[i; 16_000]).await;
     }
-    assert_eq!(err(flooder.recv().await).code, ErrorCode::RateLimited);
+    tokio::time::timeout(Duration::from_secs(20), got)
+        .await
+        .expect("every frame delivered")
+        .unwrap();
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(1200), "slowed: {took:?}");
+    assert_eq!(closes(&relay), 0, "nobody was cut");
 }
 
 #[tokio::test]

@@ -161,7 +161,7 @@ impl Core {
             );
             Envelope::FileChunk(FileChunk { header, sealed })
         };
-        if !self.publish(None, &env, out) {
+        if !self.publish_bulk(None, &env, out) {
             self.end_outgoing(
                 transfer,
                 "a chunk does not fit the relay's frames".into(),

@@ -394,15 +394,32 @@ impl Core {
         true
     }
 
-    /// Encodes `env` for publishing, or reports why it cannot be.
     /// Encodes `env` for publishing; false (with an error event) if it does
     /// not fit the relay's frame limit.
     pub fn publish(&self, to: Option<ConnId>, env: &Envelope, out: &mut Vec<Action>) -> bool {
+        self.publish_in(false, to, env, out)
+    }
+
+    /// [`Self::publish`] as bulk data (a file chunk): later messages may
+    /// overtake it.
+    pub fn publish_bulk(&self, to: Option<ConnId>, env: &Envelope, out: &mut Vec<Action>) -> bool {
+        self.publish_in(true, to, env, out)
+    }
+
+    fn publish_in(
+        &self,
+        bulk: bool,
+        to: Option<ConnId>,
+        env: &Envelope,
+        out: &mut Vec<Action>,
+    ) -> bool {
         match encode_payload(env, crate::wire::max_payload(self.max_frame)) {
             Ok(p) => {
-                out.push(Action::Send(ClientFrame::Publish {
-                    to,
-                    payload: Bytes::from(p),
+                let payload = Bytes::from(p);
+                out.push(Action::Send(if bulk {
+                    ClientFrame::PublishBulk { to, payload }
+                } else {
+                    ClientFrame::Publish { to, payload }
                 }));
                 true
             }
