@@ -407,6 +407,34 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
+    #[tokio::test]
+    async fn the_bulk_lane_goes_after_every_other_frame_each_lane_in_order() {
+        let q = Outq::new(100, 1000);
+        q.push_bulk(Bytes::from_static(b"B1"));
+        q.push(Bytes::from_static(b"c1"));
+        q.push_bulk(Bytes::from_static(b"B2"));
+        q.push(Bytes::from_static(b"c2"));
+        let mut buf = BytesMut::new();
+        assert!(q.take(&mut buf, 1000).await);
+        assert_eq!(&buf[..], b"c1c2B1B2");
+        // A batch cut short in the first lane takes nothing from the bulk.
+        q.push_bulk(Bytes::from_static(b"B3"));
+        q.push(Bytes::from_static(b"c3"));
+        q.push(Bytes::from_static(b"c4"));
+        buf.clear();
+        assert!(q.take(&mut buf, 3).await);
+        assert_eq!(&buf[..], b"c3");
+        buf.clear();
+        assert!(q.take(&mut buf, 4).await);
+        assert_eq!(&buf[..], b"c4B3");
+        // Both lanes count against the same bounds.
+        let q = Outq::new(2, 1000);
+        q.push_bulk(Bytes::from_static(b"x"));
+        q.push(Bytes::from_static(b"y"));
+        assert_eq!(q.push(Bytes::from_static(b"z")), Push::Full);
+        assert_eq!(q.push_bulk(Bytes::from_static(b"z")), Push::Full);
+    }
+
     #[test]
     fn bounds_in_frames_and_bytes() {
         let q = Outq::new(2, 10);

@@ -106,9 +106,9 @@ impl Outgoing {
         }
     }
 
-    /// Whether the bulk lane has room for a chunk now.
-    pub(crate) fn has_bulk_room(&self) -> bool {
-        self.bulk.capacity() > 0
+    /// How many chunks the bulk lane has room for now.
+    pub(crate) fn bulk_room_now(&self) -> usize {
+        self.bulk.capacity()
     }
 
     /// Ends the connection: what is queued goes out (for a short while at
@@ -216,9 +216,10 @@ mod tests {
         for n in 10..13 {
             out.send(chat(n)).await.unwrap();
         }
-        assert!(
-            out.has_bulk_room(),
-            "the writer holds one chunk, three wait"
+        assert_eq!(
+            out.bulk_room_now(),
+            2,
+            "the writer holds one chunk, two wait"
         );
         out.send(chunk(3)).await.unwrap();
         let closing = tokio::spawn(out.close(writer));
@@ -246,7 +247,7 @@ mod tests {
     }
 
     /// A full bulk lane holds the chunks back, never the chat, and never
-    /// the caller's other work (`has_bulk_room` says when to go on).
+    /// the caller's other work (`bulk_room_now` says how many may go).
     #[tokio::test]
     async fn a_full_bulk_lane_says_so_and_chat_still_goes() {
         let (a, b) = tokio::io::duplex(1024);
@@ -254,7 +255,7 @@ mod tests {
             Outgoing::start(FramedWrite::new(a, FrameCodec::<RelayFrame>::new(1 << 20)));
         let mut sent = 0u8;
         for _ in 0..20 {
-            if !out.has_bulk_room() {
+            if out.bulk_room_now() == 0 {
                 break;
             }
             out.send(chunk(sent)).await.unwrap();
@@ -265,7 +266,7 @@ mod tests {
             sent as usize <= BULK_FRAMES + 1,
             "bounded: {sent} chunks taken"
         );
-        assert!(!out.has_bulk_room());
+        assert_eq!(out.bulk_room_now(), 0);
         out.send(chat(99)).await.unwrap();
         let mut rx = FramedRead::new(b, FrameCodec::<ClientFrame>::new(1 << 20));
         let mut order = Vec::new();

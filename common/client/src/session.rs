@@ -148,12 +148,13 @@ pub(crate) async fn session(
                 tokio::time::sleep_until(next_chunk).await;
                 tx.bulk_room().await;
             }, if sending => {
+                // As many as the lane has room for: a chunk that had to
+                // wait for room would hold up this loop.
                 let mut actions = Vec::new();
-                for _ in 0..CHUNK_BURST {
+                for _ in 0..CHUNK_BURST.min(tx.bulk_room_now()) {
                     actions.extend(rt.transfers.send_next(engine, updates).await);
                     if !rt.transfers.is_sending()
                         || rt.transfers.next_chunk > tokio::time::Instant::now()
-                        || !tx.has_bulk_room()
                     {
                         break;
                     }

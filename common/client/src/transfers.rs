@@ -283,7 +283,14 @@ impl Transfers {
                 .send(Update::File(FileUpdate::Sent { transfer }))
                 .await;
         } else if engine.sending(&transfer) {
-            self.sending.push((transfer, s));
+            // Turns go round the first files only, as many as a receiver
+            // takes from one sender at once: the others' chunks would
+            // come before their offers are taken up, and be dropped.
+            let at = self
+                .sending
+                .len()
+                .min(common::engine::files::MAX_INCOMING_PER_SENDER - 1);
+            self.sending.insert(at, (transfer, s));
         }
         actions
     }

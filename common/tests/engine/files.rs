@@ -375,26 +375,69 @@ fn a_finished_transfers_id_cannot_be_taken_over() {
         .any(|e| matches!(e, Event::Error { .. })));
 }
 
+/// Offers that overtake the chunks of their sender's earlier files (the
+/// relay's bulk lane) wait, within bounds, and are taken up in order as
+/// those files end; past the bound they are refused, and one sender never
+/// holds every incoming slot.
 #[test]
-fn one_sender_cannot_hold_every_incoming_slot() {
+fn offers_overtaking_chunks_wait_within_bounds_and_are_taken_up_in_order() {
+    use common::engine::files::{MAX_INCOMING_PER_SENDER, MAX_WAITING_OFFERS_PER_SENDER};
+    use std::cell::RefCell;
+    use std::rc::Rc;
     let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
-    let big = pattern(3 * CHUNK_SIZE as usize, 1);
-    for t in 0..6u8 {
-        net.command(ids[0], Command::OfferFile(spec(40 + t, "slow", &big)));
-    }
-    let offers = net.nodes[ids[1]]
-        .files
-        .iter()
-        .filter(|e| matches!(e, FileEvent::Incoming { .. }))
-        .count();
-    assert_eq!(offers, common::engine::files::MAX_INCOMING_PER_SENDER);
-    assert!(net.warned(ids[1], |w| matches!(
-        w,
-        Warning::OfferIgnored {
-            why: OfferRefusal::BusySender(_),
-            ..
+    let bob = ids[1];
+    // The relay holds every chunk for bob back, as a full bulk lane would.
+    let held: Rc<RefCell<Vec<Flight>>> = Rc::default();
+    let hold = Rc::clone(&held);
+    net.tamper = Some(Box::new(move |f: &mut Flight| {
+        if f.0 == bob && is_chunk(&f.1) {
+            hold.borrow_mut().push(f.clone());
+            return vec![];
         }
-    )));
+        vec![f.clone()]
+    }));
+    let big = pattern(3 * CHUNK_SIZE as usize, 1);
+    let kept = MAX_INCOMING_PER_SENDER + MAX_WAITING_OFFERS_PER_SENDER;
+    // Alice sends file after file; each is done on her side at once.
+    for t in 0..kept + 2 {
+        send_file(&mut net, ids[0], 40 + t as u8, &big);
+    }
+    let incoming = |net: &Net| {
+        net.nodes[bob]
+            .files
+            .iter()
+            .filter(|e| matches!(e, FileEvent::Incoming { .. }))
+            .count()
+    };
+    assert_eq!(
+        incoming(&net),
+        MAX_INCOMING_PER_SENDER,
+        "the first four arrive"
+    );
+    assert!(
+        net.warned(bob, |w| matches!(
+            w,
+            Warning::OfferIgnored {
+                why: OfferRefusal::BusySender(_),
+                ..
+            }
+        )),
+        "past the bound, offers are refused"
+    );
+    // The chunks come: every kept file arrives whole, in order.
+    net.tamper = None;
+    let chunks = std::mem::take(&mut *held.borrow_mut());
+    net.queue.extend(chunks);
+    net.run();
+    for t in 0..kept + 2 {
+        let (data, done) = received(&net, bob, 40 + t as u8);
+        if t < kept {
+            assert_eq!(done, Some(true), "file {t} arrived");
+            assert!(data == big, "file {t} whole");
+        } else {
+            assert_eq!(done, None, "file {t} was refused");
+        }
+    }
 }
 
 fn private_spec(transfer: u8, to: usize, content: &[u8]) -> FileSpec {

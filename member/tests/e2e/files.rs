@@ -257,3 +257,91 @@ async fn a_file_sent_privately_is_saved_by_its_recipient_only() {
     assert_eq!(std::fs::read_dir(dirs[2].path()).unwrap().count(), 0);
     relay.stop.cancel();
 }
+
+/// Two members send each other a file at once over a relay at its default
+/// limits, with no pace: each is slowed by the relay's flow control while
+/// the other's queue is behind, and neither waits on the other (each
+/// session reads while its writer is held). Both files arrive whole, and
+/// a line typed meanwhile overtakes the chunks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_members_sending_files_to_each_other_at_full_speed_both_finish_and_chat_overtakes() {
+    let relay = TestRelay::start(test_limits()).await;
+    let ep = endpoint(&relay);
+    let room = common::crypto::random_room_id();
+    let admin_fp = shared(4).public().fingerprint();
+    let mut admin = admin(room, "pw", HashSet::new(), &ep).await;
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut alice = file_member(room, admin_fp, "alice", 0, &ep, dirs[0].path());
+    alice.expect("alice's epoch", epoch_with(2)).await;
+    let mut bob = file_member(room, admin_fp, "bob", 1, &ep, dirs[1].path());
+    bob.expect("bob's epoch", epoch_with(3)).await;
+    alice.expect("alice sees three", epoch_with(3)).await;
+    admin.expect("the admin sees three", epoch_with(3)).await;
+
+    const SIZE: usize = 24 * 1024 * 1024;
+    let source = dirs[2].path();
+    let bodies = [content(SIZE, 1), content(SIZE, 2)];
+    for (who, body) in ["alice", "bob"].iter().zip(&bodies) {
+        std::fs::write(source.join(format!("from-{who}.bin")), body).unwrap();
+    }
+    for (who, peer) in [("alice", &alice), ("bob", &bob)] {
+        peer.cmd
+            .send(Request::SendFile {
+                path: source.join(format!("from-{who}.bin")),
+                to: None,
+            })
+            .await
+            .unwrap();
+    }
+    // Once both are under way, a line from each side.
+    for peer in [&mut alice, &mut bob] {
+        peer.expect_file(
+            "sending",
+            Duration::from_secs(30),
+            |f| matches!(f, FileUpdate::Progress { outgoing: true, done, .. } if *done > 0),
+        )
+        .await;
+    }
+    let typed = std::time::Instant::now();
+    alice.say("typed during both transfers").await;
+    bob.expect(
+        "alice's line",
+        |e| matches!(e, Event::Message { text, .. } if text == "typed during both transfers"),
+    )
+    .await;
+    let line_took = typed.elapsed();
+    for (who, peer, dir, body) in [
+        ("bob", &mut bob, &dirs[1], &bodies[0]),
+        ("alice", &mut alice, &dirs[0], &bodies[1]),
+    ] {
+        let saved = peer
+            .expect_file(
+                &format!("{who} saves the other's file"),
+                Duration::from_secs(120),
+                |f| matches!(f, FileUpdate::Saved { .. }),
+            )
+            .await;
+        let FileUpdate::Saved { path, .. } = saved else {
+            unreachable!()
+        };
+        assert!(path.starts_with(dir.path()));
+        assert!(
+            std::fs::read(&path).unwrap() == *body,
+            "{who}: bit-identical"
+        );
+    }
+    let files_took = typed.elapsed();
+    assert!(
+        line_took < files_took / 4,
+        "the line took {line_took:?}, the files {files_took:?}: it waited behind the chunks"
+    );
+    for (who, peer) in [("alice", &alice), ("bob", &bob)] {
+        assert!(
+            !peer
+                .warnings()
+                .iter()
+                .any(|w| w.to_string().contains("behind")),
+            "{who} was not cut as a slow reader"
+        );
+    }
+}

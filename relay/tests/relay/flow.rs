@@ -224,3 +224,46 @@ async fn a_reader_that_stops_is_told_and_cut_and_its_room_and_others_go_on() {
     assert_told_left(&mut publisher, ws.conn_id).await;
     relay.assert_alive().await;
 }
+
+/// Chat overtakes file chunks queued for a reader (`PublishBulk` goes to
+/// the bulk lane of its queue); each kind stays in order.
+#[tokio::test]
+async fn a_line_overtakes_file_chunks_queued_for_a_reader() {
+    let relay = TestRelay::start(unthrottled()).await;
+    let room = RoomId(rand_room());
+    let (mut sender, _) = relay.join(room).await;
+    let (mut reader, _) = relay.join(room).await;
+    // 30 chunks of 60 KB: under the high-water mark (half of 4 MiB), so
+    // the sender is not held; the reader reads nothing yet.
+    const CHUNKS: u8 = 30;
+    for i in 0..CHUNKS {
+        sender.publish_bulk(None, &[i; 60_000]).await;
+    }
+    sender
+        .publish(None, b"a line typed during the transfer")
+        .await;
+    // Everything is in the relay (frames of one connection are handled in
+    // order); what the kernels hold went first.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut chunks = Vec::new();
+    let mut line_after = None;
+    while chunks.len() < usize::from(CHUNKS) || line_after.is_none() {
+        match reader.recv().await {
+            Some(RelayFrame::Deliver { payload, .. }) if payload.len() == 60_000 => {
+                chunks.push(payload[0]);
+            }
+            Some(RelayFrame::Deliver { payload, .. }) => {
+                assert_eq!(&payload[..], b"a line typed during the transfer");
+                line_after = Some(chunks.len());
+            }
+            Some(RelayFrame::PeerJoined(_)) => {}
+            other => panic!("reader got {other:?}"),
+        }
+    }
+    assert_eq!(chunks, (0..CHUNKS).collect::<Vec<_>>(), "chunks in order");
+    let after = line_after.unwrap_or_default();
+    assert!(
+        after <= usize::from(CHUNKS) - 10,
+        "the line came after {after} of {CHUNKS} chunks: it did not overtake the queued ones"
+    );
+}

@@ -140,6 +140,14 @@ impl Client {
         .await;
     }
 
+    pub async fn publish_bulk(&mut self, to: Option<ConnId>, payload: &[u8]) {
+        self.send(ClientFrame::PublishBulk {
+            to,
+            payload: Bytes::copy_from_slice(payload),
+        })
+        .await;
+    }
+
     /// The next frame other than a keepalive ping (answered), or None at
     /// end of stream or error. Panics after `WAIT`.
     pub async fn recv(&mut self) -> Option<RelayFrame> {

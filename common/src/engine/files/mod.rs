@@ -61,6 +61,13 @@ pub const DEFAULT_MAX_FILE: u64 = 100 * 1024 * 1024;
 pub const MAX_INCOMING: usize = 16;
 /// Most transfers received at once from one sender.
 pub const MAX_INCOMING_PER_SENDER: usize = 4;
+/// Offers from one sender kept while [`MAX_INCOMING_PER_SENDER`] of its
+/// files are arriving: taken up, in order, as those end. (Chunks travel in
+/// the relay's bulk lane, so a sender's next offer can overtake the chunks
+/// of its last file.)
+pub const MAX_WAITING_OFFERS_PER_SENDER: usize = 8;
+/// Offers kept waiting from everyone.
+pub const MAX_WAITING_OFFERS: usize = 32;
 /// Transfer ids remembered after they end, so an id cannot be reused.
 pub const RECENT_IDS: usize = 4096;
 /// Least time between two warnings about dropped chunks.
@@ -139,6 +146,9 @@ struct Incoming {
 pub(crate) struct Files {
     outgoing: HashMap<TransferId, Outgoing>,
     incoming: HashMap<Key, Incoming>,
+    /// Offers that came while their sender had the most files arriving,
+    /// oldest first.
+    waiting: VecDeque<Waiting>,
     /// Transfers that ended (ours under our own fingerprint, and others'),
     /// oldest first: a later offer of one of their ids is refused, so no
     /// one can take over a finished transfer's id (a file waiting for
@@ -149,6 +159,14 @@ pub(crate) struct Files {
     last_warning_ms: u64,
     /// Largest file sent or accepted.
     pub max_size: u64,
+}
+
+/// An offer kept until its sender has a file fewer arriving.
+#[cfg_attr(any(test, feature = "test-support"), derive(Clone))]
+pub(crate) struct Waiting {
+    from: Participant,
+    offer: FileOffer,
+    keys: Option<SealKeys>,
 }
 
 impl Files {
@@ -189,6 +207,7 @@ impl Default for Files {
         Files {
             outgoing: HashMap::new(),
             incoming: HashMap::new(),
+            waiting: VecDeque::new(),
             recent: VecDeque::new(),
             dropped: 0,
             last_warning_ms: 0,

@@ -33,7 +33,11 @@ impl Core {
             return;
         }
         let key = (info.fingerprint, offer.transfer);
-        if self.files.incoming.contains_key(&key) || self.files.recent.contains(&key) {
+        let waits = |w: &Waiting| (w.from.key.fingerprint(), w.offer.transfer) == key;
+        if self.files.incoming.contains_key(&key)
+            || self.files.recent.contains(&key)
+            || self.files.waiting.iter().any(waits)
+        {
             out.push(ignored(OfferRefusal::IdInUse));
             return;
         }
@@ -51,7 +55,24 @@ impl Core {
             .filter(|t| t.from == info.fingerprint)
             .count();
         if from_sender >= MAX_INCOMING_PER_SENDER {
-            out.push(ignored(OfferRefusal::BusySender(MAX_INCOMING_PER_SENDER)));
+            // Kept, within bounds, until one of theirs ends.
+            let theirs = self
+                .files
+                .waiting
+                .iter()
+                .filter(|w| w.from.key.fingerprint() == info.fingerprint)
+                .count();
+            if theirs < MAX_WAITING_OFFERS_PER_SENDER
+                && self.files.waiting.len() < MAX_WAITING_OFFERS
+            {
+                self.files.waiting.push_back(Waiting {
+                    from: from.clone(),
+                    offer,
+                    keys,
+                });
+            } else {
+                out.push(ignored(OfferRefusal::BusySender(MAX_INCOMING_PER_SENDER)));
+            }
             return;
         }
         if self.files.incoming.len() >= MAX_INCOMING {
@@ -97,6 +118,16 @@ impl Core {
         let key = (from.fingerprint, transfer);
         if self.files.incoming.contains_key(&key) {
             self.end_incoming(key, format!("{} cancelled it", from.name), out);
+        }
+        // An offer still waiting is forgotten; its id stays used.
+        let waited = self
+            .files
+            .waiting
+            .iter()
+            .position(|w| (w.from.key.fingerprint(), w.offer.transfer) == key);
+        if let Some(at) = waited {
+            self.files.waiting.remove(at);
+            self.files.ended(key);
         }
     }
 
@@ -287,7 +318,21 @@ impl Core {
             if let Some(mut t) = self.files.incoming.remove(&key) {
                 self.files.ended(key);
                 finish(h.transfer, &mut t, out);
+                self.take_up_waiting(&key.0, out);
             }
+        }
+    }
+
+    /// A file from `sender` ended: its oldest waiting offer, if any, is
+    /// taken up (checked again as if it came now).
+    fn take_up_waiting(&mut self, sender: &Fingerprint, out: &mut Vec<Action>) {
+        let at = self
+            .files
+            .waiting
+            .iter()
+            .position(|w| w.from.key.fingerprint() == *sender);
+        if let Some(w) = at.and_then(|at| self.files.waiting.remove(at)) {
+            self.on_file_offer(&w.from, w.offer, w.keys, out);
         }
     }
 
@@ -314,6 +359,7 @@ impl Core {
                 transfer: key.1,
                 reason: why,
             }));
+            self.take_up_waiting(&key.0, out);
         }
     }
 }
