@@ -1,13 +1,14 @@
-//! `teamchat-filebench`: the file-transfer benchmark of issue 10. Sends a
-//! file from one member to N members through an already running relay on
-//! loopback, with the product's own engine and driver (in this process),
-//! and reports the rate per receiver stream beside the seal/open rate of
-//! the same run, with chat latency during the transfer and without it.
+//! `teamchat-filebench`: the file-transfer benchmark (issues 10 and 21).
+//! Sends a file from one member to N members through an already running
+//! relay on loopback, with the product's own engine and driver (in this
+//! process) at their default settings, and reports the time and rate per
+//! receiver, with chat latency during the transfer and without it.
+//! `scripts/bench-files.sh` runs magic-wormhole beside it.
 //!
 //! Parses arguments, builds the runtime and calls into the modules:
-//! [`crypto_rate`] (seal/open limits), [`source`] (the file and its
-//! checks), [`room`] (the in-process room), [`scenario`] (one try, the pace
-//! search) and [`summary`] (results and the table).
+//! [`crypto_rate`] (seal/open rates, for context), [`source`] (the file
+//! and its checks), [`room`] (the in-process room), [`scenario`] (one run)
+//! and [`summary`] (medians and the table).
 
 mod crypto_rate;
 mod room;
@@ -29,22 +30,19 @@ use crate::room::Keys;
 use crate::scenario::{Plan, TryReport};
 use crate::summary::Summary;
 
-/// File-transfer benchmark for TeamChat (issue 10).
+/// File-transfer benchmark for TeamChat.
 ///
 /// Connects only to a relay on 127.0.0.1 (started beforehand, e.g. by
 /// scripts/bench-files.sh), pinned by the SHA-256 of its certificate. Runs,
 /// in this process, an admin and 1 + N members (fresh RSA keys, never
 /// written anywhere); one member sends a file of pseudo-random bytes to the
-/// room while the admin writes a chat line every --chat-every-ms.
+/// room while the admin writes a chat line every --chat-every-ms. The
+/// driver runs at its default file settings (no pace: the relay's flow
+/// control sets it) unless --pace-mbps is given.
 ///
-/// The sender's pace (the driver's fixed rate) starts at the lower of the
-/// seal/open fan-out rate measured here and --raw-relay-mbps, and steps
-/// down by --step after each failed try (a member dropped by the relay, a
-/// failed transfer, no file in time), at most --tries times.
-///
-/// Exit status: 0 when every scenario held at some pace; 3 when a report
-/// was printed but some scenario failed at every pace tried; 1 on an error;
-/// 2 on a usage error.
+/// Exit status: 0 when every run held; 3 when a report was printed but
+/// some run failed (a member dropped, a failed transfer, no file in time);
+/// 1 on an error; 2 on a usage error.
 #[derive(Debug, Parser)]
 #[command(name = "teamchat-filebench", version)]
 struct Cli {
@@ -58,33 +56,23 @@ struct Cli {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "1,10",
+        default_value = "1,5",
         value_name = "N,..."
     )]
     receivers: Vec<usize>,
     /// File size, MiB.
     #[arg(long, default_value_t = 100, value_name = "MIB")]
     size_mib: u64,
-    /// The relay's raw forwarding rate per subscriber stream for opaque
-    /// 64 KiB frames, as N=MB/s pairs (from teamchat-loadgen), e.g.
-    /// "1=900,10=120": part of the lower limit and of the starting pace.
-    #[arg(long, value_delimiter = ',', value_name = "N=MBPS,...")]
-    raw_relay_mbps: Vec<String>,
-    /// Start the search at this pace (MB/s) instead of the lower limit.
+    /// Send this file (its size replaces --size-mib) instead of writing
+    /// pseudo-random bytes: the same file a peer benchmark sends.
+    #[arg(long, value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// Runs per room size, each in a fresh room (medians are reported).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    runs: usize,
+    /// Send at this pace (MB/s) instead of the product's default (none).
     #[arg(long, value_name = "MBPS")]
     pace_mbps: Option<f64>,
-    /// The starting pace is the lower limit times this.
-    #[arg(long, default_value_t = 1.0, value_name = "FACTOR")]
-    start_factor: f64,
-    /// After a failed try, the next pace is the last one times this.
-    #[arg(long, default_value_t = 0.7, value_name = "FACTOR")]
-    step: f64,
-    /// Tries per scenario, at most.
-    #[arg(long, default_value_t = 6, value_name = "N")]
-    tries: usize,
-    /// Also one try at the product's default pace (2 MiB/s) for these N.
-    #[arg(long, value_delimiter = ',', value_name = "N,...")]
-    default_pace_for: Vec<usize>,
     /// Milliseconds between the admin's chat lines (each is signed with
     /// RSA-3072, a few ms of CPU: 10 a second is a busy room already).
     #[arg(long, default_value_t = 100, value_name = "MS")]
@@ -119,7 +107,7 @@ struct Cli {
     json: bool,
 }
 
-/// Exit status when a report was printed but a scenario never held.
+/// Exit status when a report was printed but a run failed.
 const EXIT_NOT_HELD: u8 = 3;
 /// Most receivers in one scenario.
 const MAX_RECEIVERS: usize = 64;
@@ -131,7 +119,7 @@ fn main() -> std::process::ExitCode {
     match run(cli) {
         Ok(true) => std::process::ExitCode::SUCCESS,
         Ok(false) => {
-            eprintln!("teamchat-filebench: some scenario failed at every pace tried");
+            eprintln!("teamchat-filebench: some run failed");
             std::process::ExitCode::from(EXIT_NOT_HELD)
         }
         Err(e) => {
@@ -147,8 +135,7 @@ struct Settings {
     relay: RelayEndpoint,
     receivers: Vec<usize>,
     size: u64,
-    raw: Vec<(usize, f64)>,
-    start_pace: Option<u64>,
+    pace: Option<u64>,
 }
 
 fn check(cli: &Cli) -> Result<Settings> {
@@ -168,27 +155,11 @@ fn check(cli: &Cli) -> Result<Settings> {
     if receivers.is_empty() || receivers.iter().any(|&n| n == 0 || n > MAX_RECEIVERS) {
         bail!("--receivers must be between 1 and {MAX_RECEIVERS}");
     }
-    if cli
-        .default_pace_for
-        .iter()
-        .any(|&n| n == 0 || n > MAX_RECEIVERS)
-    {
-        bail!("--default-pace-for must be between 1 and {MAX_RECEIVERS}");
-    }
     if !(1..=MAX_SIZE_MIB).contains(&cli.size_mib) {
         bail!("--size-mib must be between 1 and {MAX_SIZE_MIB}");
     }
     if !(cli.timeout > 0.0 && cli.timeout <= 24.0 * 3600.0) {
         bail!("--timeout must be above 0 and at most a day");
-    }
-    if !(0.05..=0.95).contains(&cli.step) {
-        bail!("--step must be between 0.05 and 0.95");
-    }
-    if !(cli.start_factor > 0.0 && cli.start_factor <= 100.0) {
-        bail!("--start-factor must be above 0 and at most 100");
-    }
-    if !(1..=50).contains(&cli.tries) {
-        bail!("--tries must be between 1 and 50");
     }
     if !(5..=10_000).contains(&cli.chat_every_ms) {
         bail!("--chat-every-ms must be between 5 and 10000");
@@ -205,16 +176,23 @@ fn check(cli: &Cli) -> Result<Settings> {
     if cli.threads > 128 {
         bail!("--threads must be at most 128");
     }
-    let start_pace = match cli.pace_mbps {
+    if !(1..=25).contains(&cli.runs) {
+        bail!("--runs must be between 1 and 25");
+    }
+    let size = match &cli.file {
+        Some(f) => std::fs::metadata(f)
+            .with_context(|| format!("--file {}", f.display()))?
+            .len(),
+        None => cli.size_mib * 1024 * 1024,
+    };
+    if size == 0 || size > MAX_SIZE_MIB * 1024 * 1024 {
+        bail!("the file must hold 1 byte to {MAX_SIZE_MIB} MiB");
+    }
+    let pace = match cli.pace_mbps {
         None => None,
         Some(p) if p > 0.0 && p <= 1e5 => Some((p * 1e6) as u64),
         Some(_) => bail!("--pace-mbps must be above 0 and at most 100000"),
     };
-    let raw = cli
-        .raw_relay_mbps
-        .iter()
-        .map(|s| parse_raw(s))
-        .collect::<Result<Vec<_>>>()?;
     Ok(Settings {
         relay: RelayEndpoint {
             host: Host::V4(Ipv4Addr::LOCALHOST),
@@ -222,42 +200,16 @@ fn check(cli: &Cli) -> Result<Settings> {
             cert,
         },
         receivers,
-        size: cli.size_mib * 1024 * 1024,
-        raw,
-        start_pace,
+        size,
+        pace,
     })
 }
 
 impl Settings {
     /// Peers (admin, sender, receivers) of the largest room of the run.
-    fn peers_max(&self, also: &[usize]) -> usize {
-        self.receivers
-            .iter()
-            .chain(also)
-            .copied()
-            .max()
-            .unwrap_or(1)
-            + 2
+    fn peers_max(&self) -> usize {
+        self.receivers.iter().copied().max().unwrap_or(1) + 2
     }
-}
-
-/// "N=MBPS" → (N, MBPS).
-fn parse_raw(s: &str) -> Result<(usize, f64)> {
-    let (n, v) = s
-        .split_once('=')
-        .with_context(|| format!("--raw-relay-mbps wants N=MBPS pairs, not {s:?}"))?;
-    let n: usize = n
-        .trim()
-        .parse()
-        .with_context(|| format!("--raw-relay-mbps: bad N in {s:?}"))?;
-    let v: f64 = v
-        .trim()
-        .parse()
-        .with_context(|| format!("--raw-relay-mbps: bad rate in {s:?}"))?;
-    if !(v.is_finite() && v > 0.0) {
-        bail!("--raw-relay-mbps: the rate in {s:?} must be above 0");
-    }
-    Ok((n, v))
 }
 
 fn run(cli: Cli) -> Result<bool> {
@@ -265,7 +217,7 @@ fn run(cli: Cli) -> Result<bool> {
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(cli.timeout);
     let threads = match cli.threads {
-        0 => settings.peers_max(&cli.default_pace_for),
+        0 => settings.peers_max(),
         n => n,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -306,7 +258,7 @@ async fn bench_all(cli: &Cli, s: &Settings, deadline: Instant) -> Result<bool> {
     .context("the seal/open thread failed")??;
     emit(json, &rates, &rates.human())?;
 
-    let peers = s.peers_max(&cli.default_pace_for);
+    let peers = s.peers_max();
     progress(&format!(
         "== generating {peers} RSA-{} keys",
         common::crypto::keys::MIN_RSA_BITS
@@ -328,11 +280,17 @@ async fn bench_all(cli: &Cli, s: &Settings, deadline: Instant) -> Result<bool> {
     std::fs::create_dir_all(&src_dir).context("creating the source folder")?;
     let size = s.size;
     let seed = u64::from(std::process::id()) ^ 0x7eac_4a7f;
-    progress(&format!("== writing the {} MiB file", size / (1024 * 1024)));
-    let file =
-        tokio::task::spawn_blocking(move || source::write(&src_dir, "filebench.bin", size, seed))
-            .await
-            .context("the writer thread failed")??;
+    let given = cli.file.clone();
+    progress(&match &given {
+        Some(f) => format!("== hashing {}", f.display()),
+        None => format!("== writing the {} MiB file", size / (1024 * 1024)),
+    });
+    let file = tokio::task::spawn_blocking(move || match given {
+        Some(f) => source::open(&f),
+        None => source::write(&src_dir, "filebench.bin", size, seed),
+    })
+    .await
+    .context("the writer thread failed")??;
 
     let mut summaries = Vec::new();
     let mut all_held = true;
@@ -341,87 +299,33 @@ async fn bench_all(cli: &Cli, s: &Settings, deadline: Instant) -> Result<bool> {
             setup: room::Setup {
                 relay: s.relay.clone(),
                 receivers: n,
-                pace: 1,
+                pace: s.pace,
                 max_file: size,
             },
             chat_every: Duration::from_millis(cli.chat_every_ms),
             baseline: Duration::from_secs_f64(cli.baseline_secs),
             join_timeout: Duration::from_secs_f64(cli.join_timeout),
         };
-        let raw = s.raw.iter().find(|(m, _)| *m == n).map(|(_, v)| *v);
-        let fanout = rates.fanout_mbps(n);
-        let limit = summary::lower_limit(fanout, raw);
-        let start = match (s.start_pace, limit) {
-            (Some(p), _) => p,
-            (None, Some(l)) => (l * 1e6 * cli.start_factor) as u64,
-            (None, None) => bail!("no seal/open figure for N={n} to start the pace from"),
-        };
-        progress(&format!(
-            "== N={n}: pace search from {:.1} MB/s (×{} per failure, at most {} tries)",
-            start as f64 / 1e6,
-            cli.step,
-            cli.tries
-        ));
-        let mut emit_err = None;
-        let tries = scenario::search(
-            &plan,
-            start,
-            cli.step,
-            cli.tries,
-            &keys,
-            &file,
-            scratch.path(),
-            dl,
-            |r: &TryReport| {
-                if let Err(e) = emit(json, r, &r.human()) {
-                    emit_err.get_or_insert(e);
-                }
-            },
-        )
-        .await;
-        if let Some(e) = emit_err {
-            return Err(e);
+        let mut runs: Vec<TryReport> = Vec::new();
+        for run in 1..=cli.runs {
+            if tokio::time::Instant::now() >= dl {
+                break;
+            }
+            progress(&format!("== N={n}: run {run} of {}", cli.runs));
+            let r = scenario::run_try(&plan, s.pace, &keys, &file, scratch.path(), dl).await;
+            emit(json, &r, &r.human())?;
+            all_held &= r.ok;
+            runs.push(r);
+            // Let the relay let go of the last room's connections.
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        let sum = Summary::of(n, size, &tries, &rates, raw);
-        all_held &= sum.held;
+        let sum = Summary::of(n, size, &runs);
         emit(json, &sum, &sum.human())?;
         summaries.push(sum);
     }
 
-    let mut defaults = Vec::new();
-    for &n in &cli.default_pace_for {
-        let plan = Plan {
-            setup: room::Setup {
-                relay: s.relay.clone(),
-                receivers: n,
-                pace: 1,
-                max_file: size,
-            },
-            chat_every: Duration::from_millis(cli.chat_every_ms),
-            baseline: Duration::from_secs_f64(cli.baseline_secs),
-            join_timeout: Duration::from_secs_f64(cli.join_timeout),
-        };
-        let pace = 0;
-        progress(&format!(
-            "== N={n}: one try at the product's default pace ({:.1} MB/s)",
-            pace as f64 / 1e6
-        ));
-        let r = scenario::run_try(
-            &plan,
-            "default-pace",
-            pace,
-            &keys,
-            &file,
-            scratch.path(),
-            dl,
-        )
-        .await;
-        emit(json, &r, &r.human())?;
-        defaults.push(r);
-    }
-
     eprintln!();
-    eprintln!("{}", summary::table(&rates, &summaries, &defaults));
+    eprintln!("{}", summary::table(&rates, &summaries));
     Ok(all_held)
 }
 
@@ -469,14 +373,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("certificate"), "{e}");
-    }
-
-    #[test]
-    fn raw_rates_parse_and_bad_ones_are_refused() {
-        assert_eq!(parse_raw("10=95.5").unwrap(), (10, 95.5));
-        assert_eq!(parse_raw(" 1 = 900").unwrap(), (1, 900.0));
-        for bad in ["10", "x=1", "1=y", "1=-3", "1=nan", "1=0"] {
-            assert!(parse_raw(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -111,8 +111,9 @@ pub struct Setup {
     pub relay: RelayEndpoint,
     /// Receivers besides the sender.
     pub receivers: usize,
-    /// The sender's pace, bytes per second.
-    pub pace: u64,
+    /// The sender's pace, bytes per second (`None`: the product's
+    /// default, as fast as the relay takes the chunks).
+    pub pace: Option<u64>,
     /// Largest file the receivers take (saved without asking up to it).
     pub max_file: u64,
 }
@@ -235,7 +236,7 @@ impl Room {
             download_dir: dir.path().to_path_buf(),
             max_size: max_file,
             auto_accept: max_file,
-            rate: (setup.pace > 0).then_some(setup.pace),
+            rate: setup.pace,
         };
         let (cmd, cmd_rx) = mpsc::channel(COMMANDS);
         let (up_tx, up) = mpsc::channel(UPDATES);

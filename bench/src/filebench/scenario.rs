@@ -1,7 +1,6 @@
 //! One try: a fresh room of an admin, a sender and N receivers; a few
 //! seconds of chat for the baseline; then the file, with the same chat
-//! going on, until every receiver has saved it. And the pace search over
-//! tries.
+//! going on, until every receiver has saved it.
 //!
 //! A try fails on the first sign of trouble: a lost connection or
 //! reconnect, a stopped driver, a failed or unsaved transfer, an error, a
@@ -27,6 +26,9 @@ const CHAT_DRAIN: Duration = Duration::from_secs(2);
 const AFTERMATH: Duration = Duration::from_secs(1);
 /// A try's time limit beyond the file's time at its pace.
 const SLACK: Duration = Duration::from_secs(60);
+/// Without a pace, the file's time is reckoned at this rate (bytes/s) for
+/// the time limit: far below what loopback does.
+const FLOOR_RATE: f64 = 2e6;
 
 /// What every try of one run shares.
 #[derive(Debug, Clone)]
@@ -80,16 +82,16 @@ impl Latency {
 pub struct TryReport {
     /// Always `"filebench-try"`.
     pub bench: &'static str,
-    /// `"search"` (a step of the pace search) or `"default-pace"`.
+    /// `"default"` (the product's settings: no pace, the relay's flow
+    /// control sets it) or `"paced"`.
     pub kind: &'static str,
     /// Receivers (besides the sender; the admin is in the room too).
     pub receivers: usize,
     /// File size, bytes.
     pub size_bytes: u64,
-    /// The sender's pace, bytes per second.
-    pub pace_bps: u64,
-    /// The same in 10^6 bytes per second.
-    pub pace_mbps: f64,
+    /// The sender's pace, bytes per second (`None`: as fast as the relay
+    /// takes the chunks, the product's default).
+    pub pace_bps: Option<u64>,
     /// Every receiver saved the file, verified, with nothing lost.
     pub ok: bool,
     /// Why not.
@@ -121,14 +123,13 @@ pub struct TryReport {
 }
 
 impl TryReport {
-    fn new(kind: &'static str, receivers: usize, size: u64, pace: u64) -> Self {
+    fn new(receivers: usize, size: u64, pace: Option<u64>) -> Self {
         TryReport {
             bench: "filebench-try",
-            kind,
+            kind: if pace.is_some() { "paced" } else { "default" },
             receivers,
             size_bytes: size,
             pace_bps: pace,
-            pace_mbps: pace as f64 / 1e6,
             ok: false,
             failure: None,
             saved: 0,
@@ -147,16 +148,20 @@ impl TryReport {
 
     /// A blank report (tests of the summaries).
     #[cfg(test)]
-    pub fn for_test(receivers: usize, pace: u64) -> Self {
-        TryReport::new("search", receivers, 1 << 20, pace)
+    pub fn for_test(receivers: usize) -> Self {
+        TryReport::new(receivers, 1 << 20, None)
     }
 
     /// One human-readable line.
     pub fn human(&self) -> String {
-        let mut s = format!(
-            "N={} {} at pace {:.1} MB/s: ",
-            self.receivers, self.kind, self.pace_mbps
-        );
+        let mut s = match self.pace_bps {
+            Some(p) => format!(
+                "N={} at a pace of {:.1} MB/s: ",
+                self.receivers,
+                p as f64 / 1e6
+            ),
+            None => format!("N={} at the default settings: ", self.receivers),
+        };
         match (self.ok, self.file_mbps) {
             (true, Some(r)) => {
                 s += &format!(
@@ -292,19 +297,18 @@ fn role(peer: usize) -> String {
     }
 }
 
-/// One try at `pace` bytes/s; never fails as a whole: what went wrong is
-/// in the report.
+/// One try, at `pace` bytes/s if set; never fails as a whole: what went
+/// wrong is in the report.
 pub async fn run_try(
     plan: &Plan,
-    kind: &'static str,
-    pace: u64,
+    pace: Option<u64>,
     keys: &Keys,
     file: &Source,
     scratch: &Path,
     deadline: tokio::time::Instant,
 ) -> TryReport {
     let n = plan.setup.receivers;
-    let mut report = TryReport::new(kind, n, file.size, pace);
+    let mut report = TryReport::new(n, file.size, pace);
     let mut tally = Tally {
         peers: n + 2,
         ..Tally::default()
@@ -395,7 +399,7 @@ struct Marks {
 #[allow(clippy::too_many_arguments)]
 async fn attempt(
     plan: &Plan,
-    pace: u64,
+    pace: Option<u64>,
     keys: &Keys,
     file: &Source,
     scratch: &Path,
@@ -432,7 +436,8 @@ async fn attempt(
     }
 
     // The transfer, with the same chat going on.
-    let expected = Duration::from_secs_f64(file.size as f64 / pace.max(1) as f64);
+    let rate = pace.map_or(FLOOR_RATE, |p| p.max(1) as f64);
+    let expected = Duration::from_secs_f64(file.size as f64 / rate);
     let until = deadline.min(tokio::time::Instant::now() + SLACK + expected * 3);
     marks.transfer_from = Some(tally.chat_sent.len());
     let t0 = Instant::now();
@@ -493,46 +498,6 @@ async fn verify_all(tally: &Tally, file: &Source) -> Result<()> {
     .context("the check thread failed")?
 }
 
-/// The pace search: tries at `start`, then `step` times the previous pace
-/// after each failure, at most `tries` times; stops at the first try that
-/// holds. `each` sees every try as it ends.
-#[allow(clippy::too_many_arguments)]
-pub async fn search(
-    plan: &Plan,
-    start: u64,
-    step: f64,
-    tries: usize,
-    keys: &Keys,
-    file: &Source,
-    scratch: &Path,
-    deadline: tokio::time::Instant,
-    mut each: impl FnMut(&TryReport),
-) -> Vec<TryReport> {
-    let mut out = Vec::new();
-    let mut pace = start.max(1);
-    for _ in 0..tries.max(1) {
-        if tokio::time::Instant::now() >= deadline {
-            break;
-        }
-        let r = run_try(plan, "search", pace, keys, file, scratch, deadline).await;
-        each(&r);
-        let ok = r.ok;
-        out.push(r);
-        if ok {
-            break;
-        }
-        pace = next_pace(pace, step);
-        // Let the relay let go of the last room's connections.
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    out
-}
-
-/// The pace after a failure at `pace`.
-pub fn next_pace(pace: u64, step: f64) -> u64 {
-    ((pace as f64 * step.clamp(0.05, 0.95)) as u64).max(1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -581,12 +546,5 @@ mod tests {
         assert!(t.take(note(ADMIN, What::Saved("x".into()))).is_err());
         t.take(note(3, What::Saved("y".into()))).unwrap();
         assert_eq!(t.saved.len(), 1);
-    }
-
-    #[test]
-    fn the_pace_steps_down_and_never_reaches_zero() {
-        assert_eq!(next_pace(1000, 0.7), 700);
-        assert_eq!(next_pace(1, 0.7), 1);
-        assert_eq!(next_pace(1000, 5.0), 950);
     }
 }

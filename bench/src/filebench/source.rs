@@ -74,6 +74,29 @@ pub fn write(dir: &Path, name: &str, size: u64, seed: u64) -> Result<Source> {
     })
 }
 
+/// An existing file (e.g. the one a peer benchmark sends too), hashed.
+pub fn open(path: &Path) -> Result<Source> {
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut hash = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        hash.update(&buf[..n]);
+    }
+    Ok(Source {
+        path: path.to_path_buf(),
+        size,
+        sha256: hash.finalize().into(),
+    })
+}
+
 /// Checks that `saved` holds exactly the source's bytes (size and SHA-256).
 pub fn verify(saved: &Path, source: &Source) -> Result<()> {
     let mut f =

@@ -1,24 +1,17 @@
-//! Results of a scenario (the pace search for one N) beside its limits,
-//! and the table of a run.
+//! The runs of one room size summed up (medians), and the table of a run.
+//! The comparison with magic-wormhole is made by `scripts/bench-files.sh`,
+//! which measures it in the same run.
 
 use serde::Serialize;
 
 use crate::crypto_rate::Rates;
-use crate::scenario::{Latency, TryReport};
+use crate::scenario::TryReport;
 
-/// The issue's goal: the file rate is at least this share of the lower of
-/// the two limits (the relay's raw rate, the seal/open fan-out rate).
-pub const GOAL_RATIO: f64 = 0.5;
+/// The issue's goal for chat: its p99 during a transfer is at most this
+/// many times its p99 without one.
+pub const CHAT_GOAL: f64 = 2.0;
 
-/// The lower of the known limits, MB/s.
-pub fn lower_limit(fanout: Option<f64>, raw: Option<f64>) -> Option<f64> {
-    match (fanout, raw) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-/// One scenario's result.
+/// The runs of one room size.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     /// Always `"filebench"`.
@@ -27,83 +20,64 @@ pub struct Summary {
     pub receivers: usize,
     /// File size, bytes.
     pub size_bytes: u64,
-    /// Some pace held.
-    pub held: bool,
-    /// The highest pace held (or the last one tried), bytes/s.
-    pub pace_bps: u64,
-    /// The same, 10^6 bytes/s.
-    pub pace_mbps: f64,
-    /// Per receiver stream (the slowest receiver), 10^6 bytes/s.
-    pub file_mbps: Option<f64>,
-    /// The same in MiB/s.
-    pub file_mibps: Option<f64>,
-    /// Seal/open fan-out stream rate, 1 sealer + N openers, MB/s.
-    pub fanout_mbps: Option<f64>,
-    /// The relay's raw forwarding rate per subscriber stream, 64 KiB
-    /// frames, MB/s (given on the command line).
-    pub raw_relay_mbps: Option<f64>,
-    /// The lower of the two limits.
-    pub lower_limit_mbps: Option<f64>,
-    /// File rate over the lower limit.
-    pub ratio: Option<f64>,
-    /// Ratio ≥ 0.5.
-    pub goal_met: bool,
-    /// Chat during the transfer (the try that held).
-    pub chat_during: Option<Latency>,
-    /// Chat before it, same try.
-    pub chat_baseline: Option<Latency>,
-    /// Tries made.
-    pub tries: usize,
-    /// Why each failed try failed ("pace: reason").
+    /// Runs made.
+    pub runs: usize,
+    /// Runs in which every receiver saved the file, verified.
+    pub ok_runs: usize,
+    /// Why each other run failed.
     pub failures: Vec<String>,
+    /// Median over the runs that held: from the send to the last save, s.
+    pub elapsed_s: Option<f64>,
+    /// The file's size over that median: the slowest receiver, MB/s.
+    pub file_mbps: Option<f64>,
+    /// Median chat p50 / p99 during the transfer, ms.
+    pub chat_during_p50_ms: Option<f64>,
+    /// Median chat p99 during the transfer, ms.
+    pub chat_during_p99_ms: Option<f64>,
+    /// Median chat p50 without a transfer, ms.
+    pub chat_idle_p50_ms: Option<f64>,
+    /// Median chat p99 without a transfer, ms.
+    pub chat_idle_p99_ms: Option<f64>,
+    /// Chat p99 during over idle.
+    pub chat_ratio: Option<f64>,
+    /// `chat_ratio` ≤ [`CHAT_GOAL`].
+    pub chat_goal_met: bool,
+    /// Chat lines lost during the transfers (all runs).
+    pub chat_lost: usize,
 }
 
 impl Summary {
-    /// Sums up the tries of one pace search.
-    pub fn of(
-        receivers: usize,
-        size: u64,
-        tries: &[TryReport],
-        rates: &Rates,
-        raw: Option<f64>,
-    ) -> Summary {
-        let held = tries.iter().find(|t| t.ok);
-        let shown = held.or(tries.last());
-        let fanout = rates.fanout_mbps(receivers);
-        let lower = lower_limit(fanout, raw);
-        let file_mbps = held.and_then(|t| t.file_mbps);
-        let ratio = match (file_mbps, lower) {
-            (Some(f), Some(l)) if l > 0.0 => Some(f / l),
+    /// Sums up the runs of one room size.
+    pub fn of(receivers: usize, size: u64, runs: &[TryReport]) -> Summary {
+        let held: Vec<&TryReport> = runs.iter().filter(|t| t.ok).collect();
+        let med = |f: &dyn Fn(&TryReport) -> Option<f64>| median(held.iter().filter_map(|t| f(t)));
+        let elapsed_s = med(&|t| t.elapsed_s);
+        let during = med(&|t| t.chat_during.p99_ms);
+        let idle = med(&|t| t.chat_baseline.p99_ms);
+        let chat_ratio = match (during, idle) {
+            (Some(d), Some(i)) if i > 0.0 => Some(d / i),
             _ => None,
         };
         Summary {
             bench: "filebench",
             receivers,
             size_bytes: size,
-            held: held.is_some(),
-            pace_bps: shown.map_or(0, |t| t.pace_bps),
-            pace_mbps: shown.map_or(0.0, |t| t.pace_mbps),
-            file_mbps,
-            file_mibps: held.and_then(|t| t.file_mibps),
-            fanout_mbps: fanout,
-            raw_relay_mbps: raw,
-            lower_limit_mbps: lower,
-            ratio,
-            goal_met: ratio.is_some_and(|r| r >= GOAL_RATIO),
-            chat_during: held.map(|t| t.chat_during.clone()),
-            chat_baseline: held.map(|t| t.chat_baseline.clone()),
-            tries: tries.len(),
-            failures: tries
+            runs: runs.len(),
+            ok_runs: held.len(),
+            failures: runs
                 .iter()
                 .filter(|t| !t.ok)
-                .map(|t| {
-                    format!(
-                        "{:.1} MB/s: {}",
-                        t.pace_mbps,
-                        t.failure.as_deref().unwrap_or("?")
-                    )
-                })
+                .map(|t| t.failure.clone().unwrap_or_else(|| "?".into()))
                 .collect(),
+            elapsed_s,
+            file_mbps: elapsed_s.map(|e| size as f64 / e / 1e6),
+            chat_during_p50_ms: med(&|t| t.chat_during.p50_ms),
+            chat_during_p99_ms: during,
+            chat_idle_p50_ms: med(&|t| t.chat_baseline.p50_ms),
+            chat_idle_p99_ms: idle,
+            chat_ratio,
+            chat_goal_met: chat_ratio.is_some_and(|r| r <= CHAT_GOAL),
+            chat_lost: runs.iter().map(|t| t.chat_during.lost).sum(),
         }
     }
 
@@ -111,72 +85,68 @@ impl Summary {
     pub fn human(&self) -> String {
         let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
         let mut s = format!(
-            "N={}: {} MB/s per receiver stream at pace {:.1} MB/s after {} tr{}; limits: \
-             seal/open fan-out {} MB/s, raw relay {} MB/s; ratio {} (goal ≥ {GOAL_RATIO}: {})",
+            "N={}: {} of {} runs held; median {} s, {} MB/s per receiver; chat p99 {} ms during, \
+             {} ms idle (x{}, goal <= {CHAT_GOAL}: {})",
             self.receivers,
+            self.ok_runs,
+            self.runs,
+            self.elapsed_s.map_or("-".into(), |v| format!("{v:.2}")),
             f(self.file_mbps),
-            self.pace_mbps,
-            self.tries,
-            if self.tries == 1 { "y" } else { "ies" },
-            f(self.fanout_mbps),
-            f(self.raw_relay_mbps),
-            self.ratio.map_or("-".into(), |r| format!("{r:.2}")),
-            if self.goal_met { "met" } else { "NOT met" },
+            f(self.chat_during_p99_ms),
+            f(self.chat_idle_p99_ms),
+            self.chat_ratio.map_or("-".into(), |r| format!("{r:.2}")),
+            if self.chat_goal_met { "met" } else { "NOT met" },
         );
-        if !self.held {
-            s += "; NO PACE HELD";
+        for e in &self.failures {
+            s += &format!("; failed: {e}");
         }
         s
     }
 }
 
+/// The median of `v` (the mean of the middle two for an even count).
+fn median(v: impl Iterator<Item = f64>) -> Option<f64> {
+    let mut v: Vec<f64> = v.filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    Some(if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    })
+}
+
 /// The run's table (markdown).
-pub fn table(rates: &Rates, sums: &[Summary], defaults: &[TryReport]) -> String {
+pub fn table(rates: &Rates, sums: &[Summary]) -> String {
     let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
-    let chat = |l: Option<&Latency>| match l {
-        Some(l) => format!("{} / {} ms", f(l.p50_ms), f(l.p99_ms)),
-        None => "-".into(),
-    };
     let mut s = format!(
         "seal {:.0} MB/s, open {:.0} MB/s, SHA-256 {:.0} MB/s (one thread each, 64 KiB chunks)\n\n\
-         | N | pace held | file MB/s (MiB/s) | raw relay MB/s | seal/open fan-out MB/s | \
-         lower limit | ratio | goal ≥ {GOAL_RATIO} | chat p50 / p99 during | chat p50 / p99 baseline |\n\
-         |---|---|---|---|---|---|---|---|---|---|\n",
+         | N | runs held | time (s) | file MB/s per receiver | chat p50 / p99 during | \
+         chat p50 / p99 idle | p99 ratio (goal ≤ {CHAT_GOAL}) |\n\
+         |---|---|---|---|---|---|---|\n",
         rates.seal_mbps, rates.open_mbps, rates.sha256_mbps
     );
     for m in sums {
         s += &format!(
-            "| {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} of {} | {} | {} | {} / {} ms | {} / {} ms | {} {} |\n",
             m.receivers,
-            if m.held {
-                format!("{:.1} MB/s", m.pace_mbps)
-            } else {
-                "none".into()
-            },
+            m.ok_runs,
+            m.runs,
+            m.elapsed_s.map_or("-".into(), |v| format!("{v:.2}")),
             f(m.file_mbps),
-            f(m.file_mibps),
-            f(m.raw_relay_mbps),
-            f(m.fanout_mbps),
-            f(m.lower_limit_mbps),
-            m.ratio.map_or("-".into(), |r| format!("{r:.2}")),
-            if m.goal_met { "met" } else { "**not met**" },
-            chat(m.chat_during.as_ref()),
-            chat(m.chat_baseline.as_ref()),
-        );
-    }
-    for d in defaults {
-        s += &format!(
-            "| {} (default pace) | {:.1} MB/s | {} ({}) | | | | | | {} | {} |\n",
-            d.receivers,
-            d.pace_mbps,
-            if d.ok {
-                f(d.file_mbps)
+            f(m.chat_during_p50_ms),
+            f(m.chat_during_p99_ms),
+            f(m.chat_idle_p50_ms),
+            f(m.chat_idle_p99_ms),
+            m.chat_ratio.map_or("-".into(), |r| format!("{r:.2}")),
+            if m.chat_goal_met {
+                "met"
             } else {
-                "failed".into()
+                "**not met**"
             },
-            f(d.file_mibps),
-            chat(Some(&d.chat_during)),
-            chat(Some(&d.chat_baseline)),
         );
     }
     s
@@ -185,43 +155,34 @@ pub fn table(rates: &Rates, sums: &[Summary], defaults: &[TryReport]) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto_rate::Fanout;
 
     #[test]
-    fn the_lower_limit_is_the_smaller_known_one() {
-        assert_eq!(lower_limit(Some(100.0), Some(50.0)), Some(50.0));
-        assert_eq!(lower_limit(Some(100.0), None), Some(100.0));
-        assert_eq!(lower_limit(None, Some(7.0)), Some(7.0));
-        assert_eq!(lower_limit(None, None), None);
+    fn medians_of_the_runs_that_held_and_the_chat_ratio() {
+        let mut runs = Vec::new();
+        for (secs, during, idle) in [(2.0, 30.0, 10.0), (4.0, 10.0, 10.0), (3.0, 20.0, 10.0)] {
+            let mut t = TryReport::for_test(5);
+            t.ok = true;
+            t.elapsed_s = Some(secs);
+            t.chat_during.p99_ms = Some(during);
+            t.chat_baseline.p99_ms = Some(idle);
+            runs.push(t);
+        }
+        let mut failed = TryReport::for_test(5);
+        failed.failure = Some("a member was cut".into());
+        failed.elapsed_s = Some(0.1);
+        runs.push(failed);
+        let s = Summary::of(5, 1 << 20, &runs);
+        assert_eq!((s.runs, s.ok_runs), (4, 3));
+        assert_eq!(s.elapsed_s, Some(3.0), "the failed run does not count");
+        assert_eq!(s.chat_ratio, Some(2.0));
+        assert!(s.chat_goal_met);
+        assert_eq!(s.failures, ["a member was cut"]);
+        assert!(s.human().contains("failed: a member was cut"));
     }
 
     #[test]
-    fn a_summary_takes_the_try_that_held_and_lists_the_failures() {
-        let rates = Rates {
-            bench: "filebench-crypto",
-            chunk_bytes: 65536,
-            seal_mbps: 500.0,
-            open_mbps: 1000.0,
-            sha256_mbps: 1500.0,
-            fanout: vec![Fanout {
-                openers: 10,
-                chunks: 1,
-                stream_mbps: 100.0,
-            }],
-        };
-        let mut failed = TryReport::for_test(10, 200_000_000);
-        failed.failure = Some("receiver 3 was disconnected".into());
-        let mut held = TryReport::for_test(10, 140_000_000);
-        held.ok = true;
-        held.file_mbps = Some(60.0);
-        let s = Summary::of(10, 1 << 20, &[failed, held], &rates, Some(80.0));
-        assert!(s.held);
-        assert_eq!(s.pace_bps, 140_000_000);
-        assert_eq!(s.lower_limit_mbps, Some(80.0));
-        assert_eq!(s.ratio, Some(0.75));
-        assert!(s.goal_met);
-        assert_eq!(s.failures.len(), 1);
-        assert!(s.failures[0].contains("disconnected"));
-        assert!(table(&rates, &[s], &[]).contains("| 10 | 140.0 MB/s | 60.0"));
+    fn the_median_of_an_even_count_is_the_middle_mean() {
+        assert_eq!(median([4.0, 1.0, 3.0, 2.0].into_iter()), Some(2.5));
+        assert_eq!(median([f64::NAN].into_iter()), None);
     }
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use common::engine::{Action, Command, Engine, FileEvent};
-use common::wire::{ErrorCode, FrameCodec, RelayFrame, DEFAULT_MAX_FRAME};
+use common::wire::{ErrorCode, FrameCodec, FrameError, RelayFrame, DEFAULT_MAX_FRAME};
 use futures_util::StreamExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -80,6 +80,8 @@ pub(crate) async fn session(
     let mut last_rx = tokio::time::Instant::now();
     // The relay says why before it closes a connection.
     let mut closing: Option<ErrorCode> = None;
+    // The end of the stream, if a look ahead came upon it.
+    let mut ended: Option<Ended> = None;
     // Its own handle: the loop lends `rt` out while updates go on.
     let updates = &rt.updates.clone();
     loop {
@@ -90,13 +92,23 @@ pub(crate) async fn session(
             _ = tokio::time::sleep_until(last_rx + RELAY_SILENCE) => {
                 return SessionEnd::Lost(format!("no traffic from the relay for {} s", RELAY_SILENCE.as_secs()));
             }
-            f = rx.next() => match f {
+            f = next_frame(&mut rx, &mut ended) => match f {
                 Some(Ok(frame)) => {
                     last_rx = tokio::time::Instant::now();
-                    if let RelayFrame::Error(e) = &frame {
-                        closing = Some(e.code).filter(|c| c.is_fatal());
+                    // With the frames already read: messages before file
+                    // chunks (each in order), so a line is not held up by
+                    // the chunks that came in with it.
+                    let mut batch = vec![frame];
+                    read_ahead(&mut rx, &mut batch, &mut ended);
+                    batch.sort_by_key(carries_chunk);
+                    let mut actions = Vec::new();
+                    for frame in batch {
+                        if let RelayFrame::Error(e) = &frame {
+                            closing = Some(e.code).filter(|c| c.is_fatal());
+                        }
+                        actions.extend(engine.handle_frame(now_ms(), frame));
                     }
-                    engine.handle_frame(now_ms(), frame)
+                    actions
                 }
                 Some(Err(_)) | None if closing.is_some() => return SessionEnd::Lost(closed_by_relay(closing)),
                 Some(Err(e)) => return SessionEnd::Lost(format!("relay connection failed: {e}")),
@@ -194,6 +206,51 @@ pub(crate) async fn session(
             }
         }
     }
+}
+
+/// Most frames taken at once from what has already been read.
+const READ_AHEAD: usize = 64;
+
+/// How the relay's stream ended (an error, or `None` at its end).
+type Ended = Option<FrameError>;
+
+type Reader = FramedRead<tokio::io::ReadHalf<TlsStream<TcpStream>>, FrameCodec<RelayFrame>>;
+
+/// The next frame, or how the stream ended (once a look ahead found it).
+async fn next_frame(
+    rx: &mut Reader,
+    ended: &mut Option<Ended>,
+) -> Option<Result<RelayFrame, FrameError>> {
+    match ended.take() {
+        Some(None) => None,
+        Some(Some(e)) => Some(Err(e)),
+        None => rx.next().await,
+    }
+}
+
+/// Adds to `batch` the frames that are ready without waiting, up to
+/// [`READ_AHEAD`]; an end met on the way is kept in `ended`.
+fn read_ahead(rx: &mut Reader, batch: &mut Vec<RelayFrame>, ended: &mut Option<Ended>) {
+    use futures_util::FutureExt;
+    while batch.len() < READ_AHEAD {
+        match rx.next().now_or_never() {
+            None => break,
+            Some(Some(Ok(f))) => batch.push(f),
+            Some(Some(Err(e))) => {
+                *ended = Some(Some(e));
+                break;
+            }
+            Some(None) => {
+                *ended = Some(None);
+                break;
+            }
+        }
+    }
+}
+
+/// Whether a frame carries a file chunk.
+fn carries_chunk(f: &RelayFrame) -> bool {
+    matches!(f, RelayFrame::Deliver { payload, .. } if common::wire::Envelope::is_chunk(payload))
 }
 
 /// Carries out the engine's actions: frames to the writer, file events to

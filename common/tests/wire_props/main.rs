@@ -170,20 +170,26 @@ fn envelope() -> impl Strategy<Value = Envelope> {
             fpr(),
             any::<[u8; 16]>(),
             any::<u32>(),
-            sealed()
+            sealed(),
+            any::<bool>()
         )
-            .prop_map(
-                |(room, epoch, sender, transfer, index, sealed)| Envelope::FileChunk(FileChunk {
+            .prop_map(|(room, epoch, sender, transfer, index, sealed, private)| {
+                let chunk = FileChunk {
                     header: ChunkHeader {
                         room,
                         epoch,
                         sender,
                         transfer,
-                        index
+                        index,
                     },
-                    sealed
-                })
-            ),
+                    sealed,
+                };
+                if private {
+                    Envelope::PrivateChunk(chunk)
+                } else {
+                    Envelope::FileChunk(chunk)
+                }
+            }),
     ]
 }
 
@@ -255,7 +261,10 @@ proptest! {
     #[test]
     fn envelopes_round_trip(e in envelope()) {
         let bytes = encode_payload(&e, DEFAULT_MAX_FRAME).unwrap();
+        // The chunk test by tag agrees with the variant.
+        let chunk = matches!(e, Envelope::FileChunk(_) | Envelope::PrivateChunk(_));
         prop_assert_eq!(decode_payload::<Envelope>(&bytes, DEFAULT_MAX_FRAME).unwrap(), e);
+        prop_assert_eq!(Envelope::is_chunk(&bytes), chunk);
     }
 
     #[test]

@@ -165,6 +165,26 @@ pub enum Envelope {
     Beacon(Signed),
 }
 
+impl Envelope {
+    /// Whether an encoded envelope is a file chunk (room or private), from
+    /// its variant tag alone: a client may take the messages it has read
+    /// before the chunks read with them.
+    pub fn is_chunk(encoded: &[u8]) -> bool {
+        // bincode: the variant index as a u32, little-endian, first.
+        matches!(
+            encoded
+                .get(..4)
+                .map(|t| u32::from_le_bytes([t[0], t[1], t[2], t[3]])),
+            Some(FILE_CHUNK_TAG | PRIVATE_CHUNK_TAG)
+        )
+    }
+}
+
+/// The variant indices of [`Envelope::FileChunk`] and
+/// [`Envelope::PrivateChunk`].
+const FILE_CHUNK_TAG: u32 = 8;
+const PRIVATE_CHUNK_TAG: u32 = 9;
+
 /// The admin's signed announcement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Announce {
