@@ -554,6 +554,7 @@ async fn read_loop(
         let Delivery {
             published,
             congested,
+            backplane_behind,
         } = shared.hub.publish(room, conn_id, to, payload, bulk);
         match published {
             Published::Delivered(n) => {
@@ -580,6 +581,25 @@ async fn read_loop(
                 return reason;
             }
             cut_if_behind(&behind.out, &behind.kill, slow_after);
+            last_rx = Instant::now();
+        }
+        // Across relays: the queue to the broker past its mark (a slow or
+        // lost broker), or another relay's readers behind on this room.
+        if backplane_behind {
+            if let Some(bp) = shared.hub.backplane() {
+                if let Some(reason) =
+                    hold(shared, kill, writer.as_mut(), bp.below(), slow_after).await
+                {
+                    return reason;
+                }
+                last_rx = Instant::now();
+            }
+        }
+        if let Some(until) = room.held_until() {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if let Some(reason) = hold(shared, kill, writer.as_mut(), room.released(), left).await {
+                return reason;
+            }
             last_rx = Instant::now();
         }
         // And the relay's memory: past the budget every publisher

@@ -285,6 +285,31 @@ impl Outq {
         }
     }
 
+    /// Whether the queue holds more than half its high-water mark: frames
+    /// from other relays, which cannot be held back here, are asked to
+    /// slow down from this point (`backplane::Message::Slow`).
+    pub fn past_half_mark(&self) -> bool {
+        let q = self.lock();
+        q.len() > self.high_frames / 2 || q.bytes > self.high_bytes / 2
+    }
+
+    /// Waits until the queue is back to a quarter of its high-water mark,
+    /// or closed.
+    pub async fn drained_to_quarter(&self) {
+        loop {
+            let wake = self.drained.notified();
+            tokio::pin!(wake);
+            wake.as_mut().enable();
+            {
+                let q = self.lock();
+                if q.closed || (q.len() <= self.high_frames / 4 && q.bytes <= self.high_bytes / 4) {
+                    return;
+                }
+            }
+            wake.await;
+        }
+    }
+
     /// Waits for queued frames and appends them to `buf`, whole frames only,
     /// up to `limit` bytes (at least one frame, whatever its size). Returns
     /// false once the queue is closed and empty. Cancel-safe: frames leave

@@ -49,6 +49,7 @@ impl Relay {
             limits.max_frame,
             Arc::clone(&stats),
         );
+        hub.set_remote_hold(limits.slow_reader_timeout);
         let backplane_stop = CancellationToken::new();
         let backplane = match &config.backplane {
             None => None,

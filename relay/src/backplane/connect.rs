@@ -130,6 +130,11 @@ pub async fn start(
         .no_echo()
         .client_capacity(CLIENT_CAPACITY)
         .subscription_capacity(SUBSCRIPTION_CAPACITY)
+        // Back soon after a short outage: every 250 ms, then at most 1 s
+        // apart (the default waits up to 4 s between tries).
+        .reconnect_delay_callback(|attempts| {
+            Duration::from_millis(250 * attempts.min(4) as u64)
+        })
         .event_callback(move |e| {
             // The backplane reads the link's state from the client itself
             // (these events may be dropped under load); an event only makes
@@ -138,8 +143,8 @@ pub async fn start(
             async move {
                 match e {
                     async_nats::Event::Connected => info!("backplane connected"),
-                    async_nats::Event::Disconnected => warn!("backplane disconnected: rooms on this relay alone go on, shared rooms rejoin, reconnecting"),
-                    async_nats::Event::SlowConsumer(_) => warn!("backplane: the broker dropped messages to this relay (slow consumer); the rooms concerned rejoin"),
+                    async_nats::Event::Disconnected => warn!("backplane disconnected: rooms on this relay alone go on, shared rooms' messages are held (publishers wait) while reconnecting"),
+                    async_nats::Event::SlowConsumer(_) => warn!("backplane: the broker dropped messages to this relay (slow consumer); members see the gap"),
                     other => info!(event = %other, "backplane"),
                 }
             }
@@ -175,8 +180,15 @@ pub async fn start(
         tx,
         queued: AtomicUsize::new(0),
         up: AtomicBool::new(client.connection_state() == async_nats::connection::State::Connected),
+        linked: AtomicBool::new(
+            client.connection_state() == async_nats::connection::State::Connected,
+        ),
         dropped: AtomicU64::new(0),
+        gaps: AtomicU64::new(0),
         rooms: Notify::new(),
+        drained: Notify::new(),
+        heard: AtomicBool::new(false),
+        heard_notify: Notify::new(),
     });
     Ok((
         Arc::clone(&handle),

@@ -10,9 +10,20 @@
 //! within [`PRESENCE_TTL`]. NATS carries only the sealed frames the relay
 //! already carries, so it learns no more than a relay does.
 //!
-//! The hub never waits for NATS: it hands messages to this module through
-//! a bounded queue; when the queue is full (a slow or lost broker), the
-//! message is dropped and counted, and local rooms go on.
+//! Flow control spans the relays (docs/PROTOCOL.md §3.5):
+//! - the hub never waits for NATS: it hands messages to this module through
+//!   a bounded queue; past half of it ([`QUEUE_HIGH`]) the publishing
+//!   connection reads nothing more until it has drained ([`Handle::below`]),
+//!   so a publisher is slowed, not cut, by a broker slower than it;
+//! - a relay whose own connections in a room fall behind on what other
+//!   relays send says so ([`Message::Slow`]); the others then hold that
+//!   room's publishers until it has caught up, at most the slow-reader
+//!   timeout;
+//! - a lost broker link holds the messages (and, past the mark, the shared
+//!   rooms' publishers) for up to [`OUTAGE_HOLD`] and resumes when it is
+//!   back; only a longer outage cuts the shared rooms' connections, which
+//!   rejoin. What is lost on the way (a gap in a relay's sequence) is
+//!   counted; members see it as gaps in their own sequence numbers.
 
 mod connect;
 
@@ -40,14 +51,21 @@ pub const PRESENCE_TTL: Duration = Duration::from_secs(7);
 const QUEUE: usize = 8192;
 /// Bytes waiting for the broker; beyond, messages are dropped.
 pub const QUEUE_BYTES: usize = 32 << 20;
+/// Past this many bytes (or half of [`QUEUE`] messages) waiting for the
+/// broker, publishers wait until the queue is back to half of it.
+pub const QUEUE_HIGH: usize = QUEUE_BYTES / 2;
+/// How long a lost broker link is waited for, messages held, before the
+/// shared rooms' connections are cut off (they rejoin).
+pub const OUTAGE_HOLD: Duration = Duration::from_secs(10);
 /// Messages the NATS client itself may hold (its own queue, by count):
 /// at most 64 × the broker's `max_payload` (128 MiB with 2 MB), in practice
 /// a few KiB, as frames are small.
 const CLIENT_CAPACITY: usize = 64;
 /// Messages one room's subscription may hold before NATS drops them (a
-/// drop shows as a gap in the sender's sequence: the room's local
-/// connections rejoin).
-const SUBSCRIPTION_CAPACITY: usize = 256;
+/// drop shows as a gap in the sender's sequence): as many frames as one
+/// connection's queue holds by default, so a burst the room's local
+/// members could absorb is not lost on the way.
+const SUBSCRIPTION_CAPACITY: usize = 4096;
 /// How long a publish or subscribe may wait on the client.
 const CLIENT_WAIT: Duration = Duration::from_secs(1);
 /// Room for the routing around a frame in a backplane message.
@@ -76,6 +94,10 @@ pub enum Message {
     Present(#[serde(deserialize_with = "wire::bounded::vec")] Vec<ConnId>),
     /// The sending relay just subscribed: the others answer with `Present`.
     Hello,
+    /// The sending relay's connections in the room are behind on what
+    /// other relays send (`true`): hold the room's publishers until it says
+    /// `false`, at most the slow-reader timeout.
+    Slow(bool),
 }
 
 /// A [`Message`] with the relay it comes from (so a relay ignores its own).
@@ -104,10 +126,33 @@ pub struct Handle {
     tx: mpsc::Sender<(Envelope, usize)>,
     /// Bytes waiting in `tx`.
     queued: AtomicUsize,
-    /// The link is up (as last reported by the client).
+    /// The backplane takes messages: the link is up, or lost for less
+    /// than [`OUTAGE_HOLD`].
     up: AtomicBool,
+    /// The link itself is up.
+    linked: AtomicBool,
     dropped: AtomicU64,
+    /// Gaps seen in other relays' sequences (messages lost on the way).
+    gaps: AtomicU64,
     rooms: Notify,
+    /// Publishers waiting for the queue to drain.
+    drained: Notify,
+    /// A message came from another relay (since the link came back).
+    heard: AtomicBool,
+    heard_notify: Notify,
+}
+
+/// What [`Handle::publish`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// Queued for the broker.
+    Queued,
+    /// Queued, and the queue is past its mark: the publisher waits
+    /// ([`Handle::below`]).
+    Congested,
+    /// Dropped: the queue is full, or the link has been lost for longer
+    /// than [`OUTAGE_HOLD`].
+    Dropped,
 }
 
 impl Handle {
@@ -123,9 +168,10 @@ impl Handle {
         self.rooms.notify_one();
     }
 
-    /// Tells the other relays; false when the message was dropped (the
-    /// broker is unreachable or behind by more than [`QUEUE_BYTES`]).
-    pub fn publish(&self, room: RoomId, message: Message) -> bool {
+    /// Tells the other relays: queued, queued past the mark, or dropped
+    /// (the broker has been away longer than [`OUTAGE_HOLD`], or is behind
+    /// by more than [`QUEUE_BYTES`]).
+    pub fn publish(&self, room: RoomId, message: Message) -> Sent {
         let size = message.size();
         let env = Envelope {
             relay: self.relay,
@@ -144,14 +190,53 @@ impl Handle {
                 self.queued.fetch_sub(size, Relaxed);
             }
             self.count_drop();
-            return false;
+            return Sent::Dropped;
         }
         if self.tx.try_send((env, size)).is_err() {
             self.queued.fetch_sub(size, Relaxed);
             self.count_drop();
-            return false;
+            return Sent::Dropped;
         }
-        true
+        if self.past_mark() {
+            Sent::Congested
+        } else {
+            Sent::Queued
+        }
+    }
+
+    fn past_mark(&self) -> bool {
+        self.queued.load(Relaxed) > QUEUE_HIGH || self.tx.capacity() < QUEUE / 2
+    }
+
+    fn drained_enough(&self) -> bool {
+        self.queued.load(Relaxed) <= QUEUE_HIGH / 2 && self.tx.capacity() >= QUEUE * 3 / 4
+    }
+
+    /// Waits until the queue to the broker is back to half its mark (or
+    /// the backplane stopped taking messages).
+    pub async fn below(&self) {
+        loop {
+            let wake = self.drained.notified();
+            tokio::pin!(wake);
+            wake.as_mut().enable();
+            if self.drained_enough() || !self.up.load(Relaxed) {
+                return;
+            }
+            wake.await;
+        }
+    }
+
+    /// The backplane took `size` bytes off the queue.
+    fn took(&self, size: usize) {
+        self.queued.fetch_sub(size, Relaxed);
+        if self.drained_enough() {
+            self.drained.notify_waiters();
+        }
+    }
+
+    /// Gaps seen in other relays' sequences (messages lost on the way).
+    pub fn gaps(&self) -> u64 {
+        self.gaps.load(Relaxed)
     }
 
     /// Messages dropped because the broker could not keep up or was away.
@@ -159,9 +244,15 @@ impl Handle {
         self.dropped.load(Relaxed)
     }
 
-    /// Whether the broker link is up.
+    /// Whether the backplane takes messages (the link is up, or lost for
+    /// less than [`OUTAGE_HOLD`]).
     pub fn is_up(&self) -> bool {
         self.up.load(Relaxed)
+    }
+
+    /// Whether the link to the broker is up now.
+    pub fn is_linked(&self) -> bool {
+        self.linked.load(Relaxed)
     }
 
     fn count_drop(&self) {
@@ -185,8 +276,13 @@ impl Handle {
             tx,
             queued: AtomicUsize::new(0),
             up: AtomicBool::new(true),
+            linked: AtomicBool::new(true),
             dropped: AtomicU64::new(0),
+            gaps: AtomicU64::new(0),
             rooms: Notify::new(),
+            drained: Notify::new(),
+            heard: AtomicBool::new(false),
+            heard_notify: Notify::new(),
         });
         (handle, rx)
     }
@@ -219,18 +315,26 @@ pub trait Rooms: Send + Sync + 'static {
     fn room_ids(&self) -> Vec<RoomId>;
     /// Delivers what another relay published.
     fn remote(&self, env: Envelope);
+    /// Delivers what another relay published; if a local connection's
+    /// queue is now past its mark, a future that ends when it has drained.
+    fn remote_noting(&self, env: Envelope) -> Option<Drained> {
+        self.remote(env);
+        None
+    }
     /// Cuts every local connection of a room shared with other relays
-    /// (the link to NATS was lost); how many.
+    /// (the link to NATS was lost for longer than [`OUTAGE_HOLD`]); how
+    /// many.
     fn cut_shared(&self) -> usize;
-    /// Cuts the local connections of `room` (a gap from another relay);
-    /// how many.
-    fn cut_room(&self, room: &RoomId) -> usize;
     /// Cuts the local connection `from` of `room` (its frame could not go
     /// out).
     fn cut_sender(&self, room: &RoomId, from: ConnId);
     /// Forgets other relays' connections not heard of for `ttl`.
     fn expire_remote(&self, ttl: Duration);
 }
+
+/// Ends when a local connection's queue has drained (or its connection
+/// ended).
+pub type Drained = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// A connected backplane waiting for its hub (see [`Pending::run`]).
 #[derive(Debug)]
@@ -256,13 +360,14 @@ impl Pending {
         let max_message = hub.max_frame() + ENVELOPE_ROOM;
         let mut bp = Backplane {
             was_up: false,
+            down_since: None,
+            hold_until: None,
             connects: 0,
             client,
             hub,
             handle,
             subs: HashMap::new(),
             seqs: HashMap::new(),
-            generation: Arc::new(AtomicU64::new(0)),
             beat_ok: tokio::time::Instant::now(),
             warned_size: false,
             max_message,
@@ -276,9 +381,19 @@ impl Pending {
                 _ = stop.cancelled() => break,
                 () = link.notified() => bp.check_link().await,
                 () = bp.handle.rooms.notified() => bp.reconcile().await,
-                env = rx.recv() => match env {
+                () = bp.handle.heard_notify.notified(), if bp.hold_until.is_some() => {
+                    if bp.handle.heard.load(Relaxed) {
+                        bp.hold_until = None;
+                    }
+                }
+                () = sleep_until_some(bp.hold_until), if bp.hold_until.is_some() => {
+                    bp.hold_until = None;
+                }
+                // Held while the link is down (up to OUTAGE_HOLD), and once
+                // it is back until another relay is heard from.
+                env = rx.recv(), if bp.was_up && bp.hold_until.is_none() => match env {
                     Some((env, size)) => {
-                        bp.handle.queued.fetch_sub(size, Relaxed);
+                        bp.handle.took(size);
                         bp.forward(env).await;
                     }
                     None => break,
@@ -287,6 +402,11 @@ impl Pending {
                     bp.check_link().await;
                     bp.tick().await;
                 }
+            }
+            // An outage past its hold: what waits is dropped, and the
+            // shared rooms' connections rejoin.
+            if bp.outage_over() {
+                bp.give_up(&mut rx);
             }
         }
         bp.goodbye().await;
@@ -301,11 +421,14 @@ struct Backplane {
     subs: HashMap<RoomId, tokio::task::JoinHandle<()>>,
     /// Our last sequence number in each room.
     seqs: HashMap<RoomId, u64>,
-    /// Bumped whenever the link dropped: the receivers forget the sequence
-    /// numbers they saw (what was lost meanwhile was handled by the cut).
-    generation: Arc<AtomicU64>,
     /// The link as last seen, and the client's count of connections then.
     was_up: bool,
+    /// Since when the link has been down (None: up, or given up on).
+    down_since: Option<tokio::time::Instant>,
+    /// Back after an outage: what was held waits until another relay is
+    /// heard from (so it has subscribed again: NATS keeps nothing for a
+    /// subscriber that is not there yet), at most until then.
+    hold_until: Option<tokio::time::Instant>,
     connects: u64,
     /// When every room's heartbeat last went out.
     beat_ok: tokio::time::Instant,
@@ -322,28 +445,31 @@ impl Backplane {
         self.client.connection_state() == async_nats::connection::State::Connected
     }
 
-    /// Reads the link's state from the client. Down, or up again on a new
-    /// connection (a drop we did not see): frames between this relay and
-    /// the others may have been lost, so shared rooms' local connections
-    /// rejoin (see [`Rooms::cut_shared`]). Up: every room asks who is there
-    /// and says who is here.
+    /// Reads the link's state from the client. Down: messages are held
+    /// (publishers wait past the mark) for up to [`OUTAGE_HOLD`]. Up again
+    /// (or on a new connection, a drop we did not see): every room asks who
+    /// is there and says who is here, and what was held goes out.
     async fn check_link(&mut self) {
         let up = self.connected();
         let connects = self.client.statistics().connects.load(Relaxed);
         let dropped = self.was_up && (!up || connects != self.connects);
-        if dropped {
-            self.handle.up.store(false, Relaxed);
-            self.generation.fetch_add(1, Relaxed);
-            let n = self.hub.cut_shared();
-            if n > 0 {
-                warn!(
-                    connections = n,
-                    "backplane link lost: connections in rooms shared with other relays told to rejoin"
-                );
-            }
+        self.handle.linked.store(up, Relaxed);
+        if dropped && !up {
+            self.down_since
+                .get_or_insert_with(tokio::time::Instant::now);
+            warn!("backplane link lost: shared rooms' messages held while it comes back");
         }
         if up && (!self.was_up || dropped) {
+            if let Some(t) = self.down_since.take() {
+                info!(
+                    after_ms = t.elapsed().as_millis() as u64,
+                    "backplane link back: held messages go out once another relay is heard from"
+                );
+                self.handle.heard.store(false, Relaxed);
+                self.hold_until = Some(tokio::time::Instant::now() + HEARTBEAT);
+            }
             self.handle.up.store(true, Relaxed);
+            self.handle.drained.notify_waiters();
             self.beat_ok = tokio::time::Instant::now();
             self.check_max_payload();
             self.reconcile().await;
@@ -392,10 +518,11 @@ impl Backplane {
                 Ok(Ok(sub)) => {
                     let rx = Receiver {
                         hub: Arc::clone(&self.hub),
+                        handle: Arc::clone(&self.handle),
                         relay: self.relay(),
                         room,
                         max_message: self.max_message,
-                        generation: Arc::clone(&self.generation),
+                        slowed: Arc::new(AtomicBool::new(false)),
                     };
                     self.subs.insert(room, tokio::spawn(rx.run(sub)));
                     self.send(room, Message::Hello).await;
@@ -421,6 +548,34 @@ impl Backplane {
                 self.hub.cut_sender(&room, from);
             }
         }
+    }
+
+    /// Whether the link has been down for longer than [`OUTAGE_HOLD`].
+    fn outage_over(&self) -> bool {
+        self.down_since.is_some_and(|t| t.elapsed() >= OUTAGE_HOLD)
+    }
+
+    /// The link stayed down past its hold: frames between this relay and
+    /// the others are lost, so the messages held are dropped, the shared
+    /// rooms' local connections rejoin (see [`Rooms::cut_shared`]) and
+    /// publishers are no longer held (their frames are dropped, and a
+    /// shared room's publisher rejoins) until the link is back.
+    fn give_up(&mut self, rx: &mut mpsc::Receiver<(Envelope, usize)>) {
+        self.down_since = None;
+        self.handle.up.store(false, Relaxed);
+        let mut dropped = 0u64;
+        while let Ok((_, size)) = rx.try_recv() {
+            self.handle.took(size);
+            dropped += 1;
+        }
+        self.handle.dropped.fetch_add(dropped, Relaxed);
+        self.handle.drained.notify_waiters();
+        let n = self.hub.cut_shared();
+        warn!(
+            connections = n,
+            dropped,
+            "backplane link lost for longer than its hold: connections in rooms shared with other relays told to rejoin"
+        );
     }
 
     /// Heartbeats, expiry, and subscriptions catching up.
@@ -548,14 +703,19 @@ impl Backplane {
 /// messages that name this room (the subject's), never our own relay's
 /// (which `no_echo` keeps away, so one would mean two relays drew the
 /// same id). A gap in a relay's sequence means messages were lost on the
-/// way (a route between NATS nodes, a slow consumer): the room's local
-/// connections rejoin.
+/// way (a route between NATS nodes, a slow consumer, a long outage): it is
+/// counted and logged, and the members see it as a gap in their own
+/// sequence numbers. When a local connection falls behind on what comes
+/// from the others, they are told to hold the room's publishers
+/// ([`Message::Slow`]) until it has drained.
 struct Receiver {
     hub: Arc<dyn Rooms>,
+    handle: Arc<Handle>,
     relay: u32,
     room: RoomId,
     max_message: usize,
-    generation: Arc<AtomicU64>,
+    /// The others were told to hold this room (and not yet to go on).
+    slowed: Arc<AtomicBool>,
 }
 
 /// Relays whose sequence one room remembers; beyond, it starts afresh.
@@ -588,7 +748,6 @@ impl Sequences {
 impl Receiver {
     async fn run(self, mut sub: async_nats::Subscriber) {
         let mut warned = false;
-        let mut generation = self.generation.load(Relaxed);
         let mut last = Sequences::default();
         while let Some(msg) = sub.next().await {
             let env = match decode_payload::<Envelope>(&msg.payload, self.max_message) {
@@ -614,23 +773,59 @@ impl Receiver {
                 }
                 continue;
             }
-            let now = self.generation.load(Relaxed);
-            if now != generation {
-                generation = now;
-                last.clear();
-            }
             if last.gap(env.relay, env.seq) {
-                let n = self.hub.cut_room(&self.room);
-                warn!(
-                    from = env.relay,
-                    connections = n,
-                    "backplane: messages from another relay were lost; this room's connections told to rejoin"
-                );
+                let n = self.handle.gaps.fetch_add(1, Relaxed) + 1;
+                if n.is_power_of_two() {
+                    warn!(
+                        from = env.relay,
+                        gaps = n,
+                        "backplane: messages from another relay were lost on the way; members see the gap"
+                    );
+                }
             }
-            self.hub.remote(env);
+            if !self.handle.heard.swap(true, Relaxed) {
+                self.handle.heard_notify.notify_one();
+            }
+            if let Some(drained) = self.hub.remote_noting(env) {
+                self.hold_the_others(drained);
+            }
         }
     }
+
+    /// A local connection is past its mark with what other relays send:
+    /// they hold the room's publishers until it has drained (they stop
+    /// holding after the slow-reader timeout in any case, by when this
+    /// relay has cut a reader that stayed behind).
+    fn hold_the_others(&self, drained: Drained) {
+        if self.slowed.swap(true, Relaxed) {
+            return;
+        }
+        self.handle.publish(self.room, Message::Slow(true));
+        let (handle, room, slowed) = (
+            Arc::clone(&self.handle),
+            self.room,
+            Arc::clone(&self.slowed),
+        );
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(SLOW_HOLD_MAX, drained).await;
+            slowed.store(false, Relaxed);
+            handle.publish(room, Message::Slow(false));
+        });
+    }
 }
+
+/// Sleeps until `t` (never ends for `None`).
+async fn sleep_until_some(t: Option<tokio::time::Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Longest a relay waits for its connection to drain before telling the
+/// others to go on (they stop holding on their own after their slow-reader
+/// timeout).
+const SLOW_HOLD_MAX: Duration = Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests;

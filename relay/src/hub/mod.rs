@@ -20,9 +20,10 @@ use tokio_util::sync::CancellationToken;
 use wire::RoomId;
 use wire::{encode_frame, ConnId, RelayFrame, Welcome, PROTOCOL_VERSION};
 
-use crate::backplane::{self, Handle, Message};
+use crate::backplane::{self, Handle, Message, Sent};
 use crate::queue::{Outq, Push};
 use crate::stats::Stats;
+use tokio::sync::Notify;
 
 /// A member's handle: its outbound queue and the token that ends it.
 #[derive(Debug, Clone)]
@@ -44,12 +45,33 @@ pub struct Room {
     /// Connections in the room on other relays (backplane): their relay
     /// and when it last vouched for them.
     remote: Mutex<HashMap<ConnId, (u32, Instant)>>,
+    /// Other relays whose connections here are behind
+    /// ([`Message::Slow`]), and until when at most their word holds our
+    /// publishers.
+    held: Mutex<HashMap<u32, Instant>>,
+    /// Told when a relay says its connections caught up.
+    released: Notify,
 }
 
 impl Room {
     /// The room id.
     pub fn id(&self) -> RoomId {
         self.id
+    }
+
+    /// Until when this room's publishers wait for other relays' readers,
+    /// if they do.
+    pub fn held_until(&self) -> Option<Instant> {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        held.retain(|_, until| *until > now);
+        held.values().max().copied()
+    }
+
+    /// Waits until another relay says its connections caught up (check
+    /// [`Room::held_until`] again after).
+    pub async fn released(&self) {
+        self.released.notified().await
     }
 }
 
@@ -80,6 +102,16 @@ pub struct Delivery {
     /// reads nothing more until it has drained ([`Outq::drained`]), or
     /// until that reader is cut for staying behind.
     pub congested: Option<Member>,
+    /// The queue to the other relays is past its mark: the publisher
+    /// waits for it too ([`Handle::below`]).
+    pub backplane_behind: bool,
+}
+
+/// What a publish noted for its publisher to wait for.
+#[derive(Debug, Default)]
+struct Noted {
+    congested: Option<Member>,
+    backplane_behind: bool,
 }
 
 /// All rooms of this relay.
@@ -93,6 +125,9 @@ pub struct Hub {
     stats: Arc<Stats>,
     /// Other relays sharing rooms (set once, at start).
     backplane: OnceLock<Arc<Handle>>,
+    /// Longest another relay's [`Message::Slow`] holds our publishers, ms
+    /// (the slow-reader timeout).
+    remote_hold_ms: AtomicU64,
 }
 
 impl Hub {
@@ -111,7 +146,15 @@ impl Hub {
             next_id: AtomicU64::new(1),
             stats,
             backplane: OnceLock::new(),
+            remote_hold_ms: AtomicU64::new(5_000),
         })
+    }
+
+    /// How long another relay's word that its readers are behind holds
+    /// this relay's publishers at most (set to the slow-reader timeout).
+    pub fn set_remote_hold(&self, d: Duration) {
+        self.remote_hold_ms
+            .store(d.as_millis().min(u128::from(u64::MAX)) as u64, Relaxed);
     }
 
     /// Shares this hub's rooms with other relays through `handle`; from now
@@ -122,6 +165,11 @@ impl Hub {
         if self.backplane.set(handle).is_ok() {
             self.next_id.store((relay << 32) | 1, Relaxed);
         }
+    }
+
+    /// The backplane, if this relay shares rooms with others.
+    pub fn backplane(&self) -> Option<&Arc<Handle>> {
+        self.backplane.get()
     }
 
     /// The largest frame the relay accepts or sends.
@@ -156,6 +204,8 @@ impl Hub {
                     id: room,
                     members: RwLock::new(Vec::new()),
                     remote: Mutex::new(HashMap::new()),
+                    held: Mutex::new(HashMap::new()),
+                    released: Notify::new(),
                 });
                 rooms.insert(room, Arc::clone(&r));
                 if let Some(bp) = self.backplane.get() {
@@ -244,11 +294,12 @@ impl Hub {
         payload: Bytes,
         bulk: bool,
     ) -> Delivery {
-        let mut congested = None;
-        let published = self.publish_noting(room, from, to, payload, bulk, &mut congested);
+        let mut noted = Noted::default();
+        let published = self.publish_noting(room, from, to, payload, bulk, &mut noted);
         Delivery {
             published,
-            congested,
+            congested: noted.congested,
+            backplane_behind: noted.backplane_behind,
         }
     }
 
@@ -259,7 +310,7 @@ impl Hub {
         to: Option<ConnId>,
         payload: Bytes,
         bulk: bool,
-        congested: &mut Option<Member>,
+        noted: &mut Noted,
     ) -> Published {
         let bp = self.backplane.get();
         let remote_target = |t: ConnId| {
@@ -279,7 +330,7 @@ impl Hub {
         let mut delivered = 0;
         match to {
             Some(target) => match members.iter().find(|m| m.id == target && m.id != from) {
-                Some(m) => delivered += self.queue_noting(m, &bytes, bulk, congested),
+                Some(m) => delivered += self.queue_noting(m, &bytes, bulk, &mut noted.congested),
                 None => match bp {
                     Some(bp) if target != from && remote_target(target) => {
                         let sent = bp.publish(
@@ -291,9 +342,14 @@ impl Hub {
                                 bulk,
                             },
                         );
-                        if !sent {
-                            Self::cut(members.iter().filter(|m| m.id == from));
-                        }
+                        match sent {
+                            Sent::Dropped => Self::cut(members.iter().filter(|m| m.id == from)),
+                            Sent::Congested => {
+                                noted.backplane_behind = true;
+                                0
+                            }
+                            Sent::Queued => 0,
+                        };
                         delivered += 1;
                     }
                     _ => return Published::NoSuchPeer,
@@ -301,10 +357,12 @@ impl Hub {
             },
             None => {
                 for m in members.iter().filter(|m| m.id != from) {
-                    delivered += self.queue_noting(m, &bytes, bulk, congested);
+                    delivered += self.queue_noting(m, &bytes, bulk, &mut noted.congested);
                 }
-                if let Some(bp) = bp {
-                    let remote = room.remote.lock().unwrap_or_else(|p| p.into_inner()).len();
+                // While the broker is away, a room with no one elsewhere
+                // does not fill the queue kept for the shared ones.
+                let remote = room.remote.lock().unwrap_or_else(|p| p.into_inner()).len();
+                if let Some(bp) = bp.filter(|bp| remote > 0 || bp.is_linked()) {
                     let sent = bp.publish(
                         room.id,
                         Message::Deliver {
@@ -316,8 +374,12 @@ impl Hub {
                     );
                     // Lost on its way to the room's other relays: the
                     // sender rejoins rather than the room silently diverging.
-                    if !sent && remote > 0 {
-                        Self::cut(members.iter().filter(|m| m.id == from));
+                    match sent {
+                        Sent::Dropped if remote > 0 => {
+                            Self::cut(members.iter().filter(|m| m.id == from));
+                        }
+                        Sent::Congested => noted.backplane_behind = true,
+                        _ => {}
                     }
                     // The other relays' deliveries count against the
                     // sender's fan-out budget too.
@@ -381,9 +443,16 @@ impl Hub {
     /// another's connections appear or vanish. At most `max_room_conns`
     /// remote connections are kept per room.
     pub fn remote(&self, env: backplane::Envelope) {
-        let Some(room) = self.room(&env.room) else {
-            return;
-        };
+        self.remote_noting(env);
+    }
+
+    /// [`Hub::remote`]; a local member whose queue is now past half its
+    /// mark with what came (the other relays are then told to hold the
+    /// room's publishers until it has drained to a quarter: they react a
+    /// round trip late, and the other half and the bound's headroom take
+    /// what is on its way meanwhile).
+    pub fn remote_noting(&self, env: backplane::Envelope) -> Option<Member> {
+        let room = self.room(&env.room)?;
         let theirs = |id: &ConnId| id >> 32 == u64::from(env.relay);
         let now = Instant::now();
         match env.message {
@@ -394,20 +463,26 @@ impl Hub {
                 bulk,
             } => {
                 if !theirs(&from) {
-                    return;
+                    return None;
                 }
                 let frame = RelayFrame::Deliver { from, payload };
-                let Some(bytes) = self.encode(&frame) else {
-                    return;
-                };
+                let bytes = self.encode(&frame)?;
                 let members = room.members.read().unwrap_or_else(|p| p.into_inner());
+                let mut behind = None;
                 for m in members.iter().filter(|m| to.is_none_or(|t| t == m.id)) {
-                    self.queue(m, &bytes, bulk);
+                    let pushed = self.queue(m, &bytes, bulk);
+                    if behind.is_none()
+                        && (pushed == Push::Congested
+                            || pushed == Push::Queued && m.out.past_half_mark())
+                    {
+                        behind = Some(m.clone());
+                    }
                 }
+                return behind;
             }
             Message::Joined(id) => {
                 if !theirs(&id) {
-                    return;
+                    return None;
                 }
                 let new = {
                     let mut remote = room.remote.lock().unwrap_or_else(|p| p.into_inner());
@@ -427,7 +502,7 @@ impl Hub {
             }
             Message::Left(id) => {
                 if !theirs(&id) {
-                    return;
+                    return None;
                 }
                 let gone = room
                     .remote
@@ -484,7 +559,17 @@ impl Hub {
                     }
                 }
             }
+            Message::Slow(behind) => {
+                let mut held = room.held.lock().unwrap_or_else(|p| p.into_inner());
+                if behind {
+                    let hold = Duration::from_millis(self.remote_hold_ms.load(Relaxed));
+                    held.insert(env.relay, now + hold);
+                } else if held.remove(&env.relay).is_some() {
+                    room.released.notify_waiters();
+                }
+            }
         }
+        None
     }
 
     /// Frames between this relay and the others may have been lost (the
@@ -510,20 +595,6 @@ impl Hub {
             }
         }
         n
-    }
-
-    /// Frames from another relay to `room` were lost: its local
-    /// connections are cut off and rejoin, and it forgets its remote peers
-    /// (they come back with the next presence). Returns how many were cut.
-    pub fn cut_room(&self, room: &RoomId) -> usize {
-        let room = self.room(room);
-        let Some(room) = room else { return 0 };
-        room.remote
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
-        let members = room.members.read().unwrap_or_else(|p| p.into_inner());
-        Self::cut(members.iter())
     }
 
     /// A frame `from` published in `room` never reached the other relays:
@@ -657,8 +728,11 @@ impl backplane::Rooms for Hub {
     fn cut_shared(&self) -> usize {
         Hub::cut_shared(self)
     }
-    fn cut_room(&self, room: &RoomId) -> usize {
-        Hub::cut_room(self, room)
+    fn remote_noting(&self, env: backplane::Envelope) -> Option<backplane::Drained> {
+        let behind = Hub::remote_noting(self, env)?;
+        Some(Box::pin(
+            async move { behind.out.drained_to_quarter().await },
+        ))
     }
     fn cut_sender(&self, room: &RoomId, from: ConnId) {
         Hub::cut_sender(self, room, from)
@@ -709,9 +783,8 @@ pub fn fuzz_backplane(data: &[u8]) {
         if env.room != ROOM || env.relay == own {
             continue;
         }
-        if seqs.gap(env.relay, env.seq) {
-            hub.cut_room(&ROOM);
-        }
+        // A gap is only counted (the members see it in their own numbers).
+        let _ = seqs.gap(env.relay, env.seq);
         hub.remote(env);
         while let Some(frame) = member.out.try_pop() {
             if let Err(e) = decode_frame::<RelayFrame>(&frame, 1 << 20) {
