@@ -595,9 +595,19 @@ async fn read_loop(
                 last_rx = Instant::now();
             }
         }
-        if let Some(until) = room.held_until() {
+        // (What went only to connections here is not held.)
+        let here_only = to.is_some_and(|t| t >> 32 == conn_id >> 32);
+        if let Some(until) = room.held_until().filter(|_| !here_only) {
             let left = until.saturating_duration_since(std::time::Instant::now());
-            if let Some(reason) = hold(shared, kill, writer.as_mut(), room.released(), left).await {
+            if let Some(reason) = hold(
+                shared,
+                kill,
+                writer.as_mut(),
+                room.wait_released(until),
+                left,
+            )
+            .await
+            {
                 return reason;
             }
             last_rx = Instant::now();

@@ -281,6 +281,8 @@ async fn a_nats_outage_past_the_hold_makes_shared_rooms_rejoin_and_traffic_resum
     let (mut a, wa) = r1.join(shared).await;
     let (mut b, wb) = r2.join(shared).await;
     sees_join(&mut a, &wa.peers, wb.conn_id).await;
+    // Each relay knows the room is shared before the outage.
+    sees_join(&mut b, &wb.peers, wa.conn_id).await;
 
     let port = nats.stop();
     // The port stays taken (by a listener that never answers) so that no
@@ -334,10 +336,14 @@ async fn a_nats_outage_past_the_hold_makes_shared_rooms_rejoin_and_traffic_resum
 async fn a_publisher_faster_than_a_split_room_is_slowed_and_nobody_is_cut() {
     let nats = Nats::start();
     let url = nats.url();
+    // Queues of 8 MiB: the relay behind which readers lag says so at half
+    // its mark (2 MiB) and has 6 MiB left for what is on its way while the
+    // other reacts, a NATS round trip later on a loaded machine.
     let limits = relay::Limits {
         rate_frames: 1_000_000,
         rate_bytes: 1 << 40,
         rate_fanout_bytes: 1 << 40,
+        queue_bytes: 8 << 20,
         ..test_limits()
     };
     let r1 = TestRelay::start_shared(limits.clone(), std::slice::from_ref(&url), false).await;
@@ -353,12 +359,12 @@ async fn a_publisher_faster_than_a_split_room_is_slowed_and_nobody_is_cut() {
         }
         readers.push(c);
     }
-    // 3,000 frames of 4 KiB (12 MB); the readers behind r2 take about
-    // 1,500 a second, far below what the publisher can send, and their
-    // queues hold 4 MiB: without flow control across the relays they
+    // 6,000 frames of 4 KiB (24 MB); the readers behind r2 take about
+    // 3,000 a second, far below what the publisher can send, and their
+    // queues hold 8 MiB: without flow control across the relays they
     // would be cut within a second.
-    const N: u32 = 3000;
-    const PER_SEC: u32 = 1500;
+    const N: u32 = 6000;
+    const PER_SEC: u32 = 3000;
     let started = std::time::Instant::now();
     let mut tasks = Vec::new();
     for (i, mut c) in readers.into_iter().enumerate() {

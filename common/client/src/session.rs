@@ -118,7 +118,9 @@ pub(crate) async fn session(
                 None => return SessionEnd::Left,
                 Some(Request::Engine(Command::Leave)) => {
                     let actions = engine.handle_command(now_ms(), Command::Leave);
-                    let _ = perform(actions, &tx, rt).await;
+                    // The goodbye waits behind our chunks (bulk lane), a
+                    // short while at most.
+                    let _ = tokio::time::timeout(LAST_WORDS, perform(actions, &tx, rt)).await;
                     tx.close(writer).await;
                     return SessionEnd::Left;
                 }
@@ -207,6 +209,9 @@ pub(crate) async fn session(
         }
     }
 }
+
+/// Time given to a goodbye that waits behind our file chunks.
+const LAST_WORDS: Duration = Duration::from_secs(2);
 
 /// Most frames taken at once from what has already been read.
 const READ_AHEAD: usize = 64;

@@ -262,7 +262,9 @@ async fn a_file_sent_privately_is_saved_by_its_recipient_only() {
 /// limits, with no pace: each is slowed by the relay's flow control while
 /// the other's queue is behind, and neither waits on the other (each
 /// session reads while its writer is held). Both files arrive whole, and
-/// a line typed meanwhile overtakes the chunks.
+/// a line typed meanwhile arrives before they are done (that it overtakes
+/// queued chunks is proved at the relay: `flow.rs`,
+/// `a_line_overtakes_file_chunks_queued_for_a_reader`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_members_sending_files_to_each_other_at_full_speed_both_finish_and_chat_overtakes() {
     let relay = TestRelay::start(test_limits()).await;

@@ -51,9 +51,13 @@ pub const PRESENCE_TTL: Duration = Duration::from_secs(7);
 const QUEUE: usize = 8192;
 /// Bytes waiting for the broker; beyond, messages are dropped.
 pub const QUEUE_BYTES: usize = 32 << 20;
-/// Past this many bytes (or half of [`QUEUE`] messages) waiting for the
-/// broker, publishers wait until the queue is back to half of it.
-pub const QUEUE_HIGH: usize = QUEUE_BYTES / 2;
+/// Past this many bytes (or [`QUEUE_HIGH_MESSAGES`]) waiting for the
+/// broker, publishers wait until the queue is back to half of it. Far
+/// below the bound: what waits here is already on its way to the other
+/// relays, where a slow reader's queue must take it.
+pub const QUEUE_HIGH: usize = 2 << 20;
+/// The mark in messages.
+const QUEUE_HIGH_MESSAGES: usize = 512;
 /// How long a lost broker link is waited for, messages held, before the
 /// shared rooms' connections are cut off (they rejoin).
 pub const OUTAGE_HOLD: Duration = Duration::from_secs(10);
@@ -205,11 +209,12 @@ impl Handle {
     }
 
     fn past_mark(&self) -> bool {
-        self.queued.load(Relaxed) > QUEUE_HIGH || self.tx.capacity() < QUEUE / 2
+        self.queued.load(Relaxed) > QUEUE_HIGH || QUEUE - self.tx.capacity() > QUEUE_HIGH_MESSAGES
     }
 
     fn drained_enough(&self) -> bool {
-        self.queued.load(Relaxed) <= QUEUE_HIGH / 2 && self.tx.capacity() >= QUEUE * 3 / 4
+        self.queued.load(Relaxed) <= QUEUE_HIGH / 2
+            && QUEUE - self.tx.capacity() <= QUEUE_HIGH_MESSAGES / 2
     }
 
     /// Waits until the queue to the broker is back to half its mark (or
@@ -362,6 +367,7 @@ impl Pending {
             was_up: false,
             down_since: None,
             hold_until: None,
+            expire_after: None,
             connects: 0,
             client,
             hub,
@@ -391,7 +397,7 @@ impl Pending {
                 }
                 // Held while the link is down (up to OUTAGE_HOLD), and once
                 // it is back until another relay is heard from.
-                env = rx.recv(), if bp.was_up && bp.hold_until.is_none() => match env {
+                env = rx.recv(), if bp.was_up && bp.hold_until.is_none() && bp.connected() => match env {
                     Some((env, size)) => {
                         bp.handle.took(size);
                         bp.forward(env).await;
@@ -429,6 +435,9 @@ struct Backplane {
     /// heard from (so it has subscribed again: NATS keeps nothing for a
     /// subscriber that is not there yet), at most until then.
     hold_until: Option<tokio::time::Instant>,
+    /// Back after an outage: remote connections are not expired before
+    /// this (they have had no chance to be heard yet).
+    expire_after: Option<tokio::time::Instant>,
     connects: u64,
     /// When every room's heartbeat last went out.
     beat_ok: tokio::time::Instant,
@@ -467,6 +476,7 @@ impl Backplane {
                 );
                 self.handle.heard.store(false, Relaxed);
                 self.hold_until = Some(tokio::time::Instant::now() + HEARTBEAT);
+                self.expire_after = Some(tokio::time::Instant::now() + PRESENCE_TTL);
             }
             self.handle.up.store(true, Relaxed);
             self.handle.drained.notify_waiters();
@@ -581,10 +591,10 @@ impl Backplane {
     /// Heartbeats, expiry, and subscriptions catching up.
     async fn tick(&mut self) {
         self.reconcile().await;
-        if !self.connected() {
-            // Nothing can be heard while the link is down: the others'
-            // connections are not expired for our silence (shared rooms
-            // were cut when the link went down).
+        if !self.connected() || !self.was_up {
+            // Nothing can be heard while the link is down (nor while the
+            // client is still connecting): the others' connections are not
+            // expired for our silence.
             return;
         }
         let rooms: Vec<RoomId> = self.subs.keys().copied().collect();
@@ -608,7 +618,14 @@ impl Backplane {
                 "backplane: heartbeats are not getting through; connections in shared rooms told to rejoin"
             );
         }
-        self.hub.expire_remote(PRESENCE_TTL);
+        // Back from an outage, the others' presence counts again from
+        // when they can be heard.
+        if self
+            .expire_after
+            .is_none_or(|t| tokio::time::Instant::now() >= t)
+        {
+            self.hub.expire_remote(PRESENCE_TTL);
+        }
     }
 
     /// At shutdown: the others hear at once that our connections left.

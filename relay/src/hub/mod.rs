@@ -47,7 +47,9 @@ pub struct Room {
     remote: Mutex<HashMap<ConnId, (u32, Instant)>>,
     /// Other relays whose connections here are behind
     /// ([`Message::Slow`]), and until when at most their word holds our
-    /// publishers.
+    /// publishers (kept after that for as long again, during which the
+    /// same relay cannot hold the room anew). Only relays with connections
+    /// in the room get an entry, so it holds no more than they are.
     held: Mutex<HashMap<u32, Instant>>,
     /// Told when a relay says its connections caught up.
     released: Notify,
@@ -62,16 +64,26 @@ impl Room {
     /// Until when this room's publishers wait for other relays' readers,
     /// if they do.
     pub fn held_until(&self) -> Option<Instant> {
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        held.retain(|_, until| *until > now);
-        held.values().max().copied()
+        held.values().filter(|until| **until > now).max().copied()
     }
 
-    /// Waits until another relay says its connections caught up (check
-    /// [`Room::held_until`] again after).
-    pub async fn released(&self) {
-        self.released.notified().await
+    /// Waits, at most until `until`, while another relay holds this room
+    /// (no wake-up is lost between the check and the wait).
+    pub async fn wait_released(&self, until: Instant) {
+        let deadline = tokio::time::Instant::from_std(until);
+        loop {
+            let wake = self.released.notified();
+            tokio::pin!(wake);
+            wake.as_mut().enable();
+            if self.held_until().is_none() {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, wake).await.is_err() {
+                return;
+            }
+        }
     }
 }
 
@@ -560,11 +572,23 @@ impl Hub {
                 }
             }
             Message::Slow(behind) => {
+                // Only a relay with connections in the room can hold it.
+                let present = room
+                    .remote
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .values()
+                    .any(|(relay, _)| *relay == env.relay);
+                let hold = Duration::from_millis(self.remote_hold_ms.load(Relaxed));
                 let mut held = room.held.lock().unwrap_or_else(|p| p.into_inner());
-                if behind {
-                    let hold = Duration::from_millis(self.remote_hold_ms.load(Relaxed));
-                    held.insert(env.relay, now + hold);
-                } else if held.remove(&env.relay).is_some() {
+                // Entries past their hold and its cool-off are forgotten.
+                held.retain(|_, until| *until + hold > now);
+                if behind && present {
+                    // A hold runs its course: saying it again neither
+                    // extends it nor, until as long again has passed,
+                    // starts a new one.
+                    held.entry(env.relay).or_insert(now + hold);
+                } else if !behind && held.remove(&env.relay).is_some() {
                     room.released.notify_waiters();
                 }
             }

@@ -170,3 +170,41 @@ fn remote_deliveries_count_against_the_senders_budget_and_a_lost_frame_cuts_it()
     assert!(!b.kill.is_cancelled());
     assert!(handle.dropped() >= 1);
 }
+
+/// `Slow` holds a room's publishers only on the word of a relay with
+/// connections in it, for at most the hold, without renewal while it runs,
+/// until that relay says it caught up; its map holds no more entries than
+/// there are such relays.
+#[test]
+fn only_a_relay_in_the_room_can_hold_it_and_only_for_the_bound() {
+    let hub = Hub::new(10, 10, 1 << 20, Arc::default());
+    hub.set_remote_hold(Duration::from_millis(300));
+    let (room, _a) = local(&hub, ROOM);
+    // Relays with nobody in the room: no hold, no entry.
+    for relay in 100..200 {
+        hub.remote(env(relay, Message::Slow(true)));
+    }
+    assert_eq!(room.held_until(), None);
+    assert_eq!(room.held.lock().unwrap().len(), 0, "no entry for strangers");
+    // A relay with a connection here holds it.
+    hub.remote(env(THEM, Message::Joined(them(1))));
+    hub.remote(env(THEM, Message::Slow(true)));
+    let until = room.held_until().expect("held");
+    assert!(until <= Instant::now() + Duration::from_millis(300));
+    // Saying it again does not extend it.
+    std::thread::sleep(Duration::from_millis(50));
+    hub.remote(env(THEM, Message::Slow(true)));
+    assert_eq!(room.held_until(), Some(until));
+    // It ends on its own...
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(room.held_until(), None);
+    // ...and cannot start again at once.
+    hub.remote(env(THEM, Message::Slow(true)));
+    assert_eq!(room.held_until(), None, "no renewal right after the hold");
+    // After the cool-off it can; "caught up" releases at once.
+    std::thread::sleep(Duration::from_millis(350));
+    hub.remote(env(THEM, Message::Slow(true)));
+    assert!(room.held_until().is_some());
+    hub.remote(env(THEM, Message::Slow(false)));
+    assert_eq!(room.held_until(), None);
+}

@@ -366,6 +366,11 @@ impl Core {
             .filter(|(_, t)| t.keys.is_some() && t.from == *who)
             .map(|(key, _)| *key)
             .collect();
+        // Their offers still waiting are dropped first: nothing more from
+        // them is taken up.
+        self.files
+            .waiting
+            .retain(|w| w.from.key.fingerprint() != *who);
         for key in from_them {
             self.end_incoming(key, "its sender is no longer in the room".into(), out);
         }
@@ -381,6 +386,8 @@ impl Core {
         for id in ours {
             self.end_outgoing(id, why.to_string(), out);
         }
+        // Offers waiting are dropped first, so none is taken up below.
+        self.files.waiting.clear();
         let mut theirs: Vec<Key> = self.files.incoming.keys().copied().collect();
         theirs.sort_unstable();
         for key in theirs {

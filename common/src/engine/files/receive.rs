@@ -12,6 +12,18 @@ impl Core {
         keys: Option<SealKeys>,
         out: &mut Vec<Action>,
     ) {
+        self.offer_in(from, offer, keys, false, out);
+    }
+
+    /// An offer, new or (`taken_up`) one that waited.
+    fn offer_in(
+        &mut self,
+        from: &Participant,
+        offer: FileOffer,
+        keys: Option<SealKeys>,
+        taken_up: bool,
+        out: &mut Vec<Action>,
+    ) {
         let info = from.info();
         let name = display_name(&offer.name);
         let ignored = |why| {
@@ -54,14 +66,15 @@ impl Core {
             .values()
             .filter(|t| t.from == info.fingerprint)
             .count();
-        if from_sender >= MAX_INCOMING_PER_SENDER {
-            // Kept, within bounds, until one of theirs ends.
-            let theirs = self
-                .files
-                .waiting
-                .iter()
-                .filter(|w| w.from.key.fingerprint() == info.fingerprint)
-                .count();
+        // Kept, within bounds, until one of theirs ends; a new offer waits
+        // behind those already waiting, so they are taken up in order.
+        let theirs = self
+            .files
+            .waiting
+            .iter()
+            .filter(|w| w.from.key.fingerprint() == info.fingerprint)
+            .count();
+        if from_sender >= MAX_INCOMING_PER_SENDER || (theirs > 0 && !taken_up) {
             if theirs < MAX_WAITING_OFFERS_PER_SENDER
                 && self.files.waiting.len() < MAX_WAITING_OFFERS
             {
@@ -323,16 +336,30 @@ impl Core {
         }
     }
 
-    /// A file from `sender` ended: its oldest waiting offer, if any, is
-    /// taken up (checked again as if it came now).
+    /// A file from `sender` ended: its waiting offers are taken up, oldest
+    /// first (each checked again as if it came now), while the sender has
+    /// fewer than [`MAX_INCOMING_PER_SENDER`] arriving (an empty file, or
+    /// one refused now, makes room for the next at once).
     fn take_up_waiting(&mut self, sender: &Fingerprint, out: &mut Vec<Action>) {
-        let at = self
-            .files
-            .waiting
-            .iter()
-            .position(|w| w.from.key.fingerprint() == *sender);
-        if let Some(w) = at.and_then(|at| self.files.waiting.remove(at)) {
-            self.on_file_offer(&w.from, w.offer, w.keys, out);
+        loop {
+            let arriving = self
+                .files
+                .incoming
+                .values()
+                .filter(|t| t.from == *sender)
+                .count();
+            if arriving >= MAX_INCOMING_PER_SENDER {
+                return;
+            }
+            let at = self
+                .files
+                .waiting
+                .iter()
+                .position(|w| w.from.key.fingerprint() == *sender);
+            let Some(w) = at.and_then(|at| self.files.waiting.remove(at)) else {
+                return;
+            };
+            self.offer_in(&w.from, w.offer, w.keys, true, out);
         }
     }
 

@@ -293,7 +293,17 @@ impl Member {
             }
             Command::Leave => {
                 if self.core.can_send(now_ms) {
-                    self.core.send_content(now_ms, Content::Leave, &mut out);
+                    // In the bulk lane, behind our file chunks still on
+                    // their way: a goodbye that overtook them would end our
+                    // membership before the files' last chunks arrive.
+                    let mut said = Vec::new();
+                    self.core.send_content(now_ms, Content::Leave, &mut said);
+                    out.extend(said.into_iter().map(|a| match a {
+                        Action::Send(crate::wire::ClientFrame::Publish { to, payload }) => {
+                            Action::Send(crate::wire::ClientFrame::PublishBulk { to, payload })
+                        }
+                        a => a,
+                    }));
                 }
                 self.left = true;
             }
