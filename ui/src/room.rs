@@ -341,17 +341,24 @@ pub fn apply<T: RoomWindow>(win: &T, update: Update) {
                 );
             }
         }
-        Update::Disconnected { reason, retry_in } => {
+        Update::Disconnected {
+            reason,
+            relay_code,
+            retry_in,
+        } => {
             set_online(win, false);
             room.set_tls("".into());
             room.set_can_send(false);
             let secs = retry_in.as_secs_f64().ceil();
             room.set_connection(format!("reconnecting in {secs:.0} s…").into());
-            banner(
-                win,
-                BannerKind::Warning,
-                &format!("Connection lost: {reason}. Reconnecting in {secs:.0} s…"),
-            );
+            let text = if relay_code == Some(common::wire::ErrorCode::SlowReader) {
+                format!(
+                    "You fell behind the room and the relay let you go. Reconnecting in {secs:.0} s… (lines you missed are reported once you are back)"
+                )
+            } else {
+                format!("Connection lost: {reason}. Reconnecting in {secs:.0} s…")
+            };
+            banner(win, BannerKind::Warning, &text);
         }
         Update::Stopped { reason } => {
             set_online(win, false);

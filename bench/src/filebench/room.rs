@@ -374,6 +374,7 @@ mod tests {
     fn a_disconnect_is_a_loss_and_progress_is_ignored() {
         let lost = what(Update::Disconnected {
             reason: "relay closed".into(),
+            relay_code: None,
             retry_in: Duration::from_millis(500),
         });
         assert!(matches!(lost, Some(What::Lost(r)) if r.contains("relay closed")));

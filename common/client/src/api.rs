@@ -72,6 +72,9 @@ pub enum Update {
     Disconnected {
         /// Why.
         reason: String,
+        /// The code of the relay's error frame, when the relay closed the
+        /// connection and said why (`SlowReader`: we fell behind the room).
+        relay_code: Option<common::wire::ErrorCode>,
         /// Pause before the next attempt.
         retry_in: Duration,
     },

@@ -166,18 +166,20 @@ async fn reconnect(
                 }
                 match end {
                     SessionEnd::Left => return StopReason::Left,
-                    SessionEnd::Lost(reason) => reason,
+                    SessionEnd::Lost(reason, code) => (reason, code),
                 }
             }
             // A wrong certificate is an attack or a misconfiguration, not
             // a hiccup: stop and say so.
             Err(e) if e.is_fatal() => return StopReason::Refused(e),
-            Err(e) => e.to_string(),
+            Err(e) => (e.to_string(), None),
         };
+        let (reason, relay_code) = reason;
         attempt += 1;
         let _ = updates
             .send(Update::Disconnected {
                 reason,
+                relay_code,
                 retry_in: backoff,
             })
             .await;

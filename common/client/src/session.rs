@@ -38,10 +38,11 @@ pub(crate) fn closed_by_relay(code: Option<ErrorCode>) -> String {
     }
 }
 
-/// How a session ended: we left, or the connection was lost (and why).
+/// How a session ended: we left, or the connection was lost (why, and
+/// the relay's error code if it said).
 pub(crate) enum SessionEnd {
     Left,
-    Lost(String),
+    Lost(String, Option<ErrorCode>),
 }
 
 /// What a session drives besides the engine and the connection, kept
@@ -75,7 +76,7 @@ pub(crate) async fn session(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let first = engine.on_connected(now_ms());
     if let Err(e) = perform(first, &tx, rt).await {
-        return SessionEnd::Lost(e);
+        return SessionEnd::Lost(e, None);
     }
     let mut last_rx = tokio::time::Instant::now();
     // The relay says why before it closes a connection.
@@ -88,9 +89,9 @@ pub(crate) async fn session(
         let next_chunk = rt.transfers.next_chunk;
         let sending = rt.transfers.is_sending();
         let actions = tokio::select! {
-            why = writer.finished() => return SessionEnd::Lost(why),
+            why = writer.finished() => return SessionEnd::Lost(why, None),
             _ = tokio::time::sleep_until(last_rx + RELAY_SILENCE) => {
-                return SessionEnd::Lost(format!("no traffic from the relay for {} s", RELAY_SILENCE.as_secs()));
+                return SessionEnd::Lost(format!("no traffic from the relay for {} s", RELAY_SILENCE.as_secs()), None);
             }
             f = next_frame(&mut rx, &mut ended) => match f {
                 Some(Ok(frame)) => {
@@ -110,9 +111,9 @@ pub(crate) async fn session(
                     }
                     actions
                 }
-                Some(Err(_)) | None if closing.is_some() => return SessionEnd::Lost(closed_by_relay(closing)),
-                Some(Err(e)) => return SessionEnd::Lost(format!("relay connection failed: {e}")),
-                None => return SessionEnd::Lost(closed_by_relay(None)),
+                Some(Err(_)) | None if closing.is_some() => return SessionEnd::Lost(closed_by_relay(closing), closing),
+                Some(Err(e)) => return SessionEnd::Lost(format!("relay connection failed: {e}"), None),
+                None => return SessionEnd::Lost(closed_by_relay(None), None),
             },
             r = requests.recv() => match r {
                 None => return SessionEnd::Left,
@@ -194,7 +195,7 @@ pub(crate) async fn session(
             }
         }
         if let Err(e) = perform(actions, &tx, rt).await {
-            return SessionEnd::Lost(e);
+            return SessionEnd::Lost(e, None);
         }
         // (Member) a newer admin run held: kept with the history, so that a
         // restart never goes back below it.
@@ -204,7 +205,7 @@ pub(crate) async fn session(
         for t in std::mem::take(&mut rt.transfers.to_cancel) {
             let actions = engine.handle_command(now_ms(), Command::CancelFile(t));
             if let Err(e) = perform(actions, &tx, rt).await {
-                return SessionEnd::Lost(e);
+                return SessionEnd::Lost(e, None);
             }
         }
     }

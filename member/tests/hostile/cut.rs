@@ -11,15 +11,19 @@ async fn a_member_cut_for_falling_behind_is_told_why_and_comes_back() {
     // Bob's is the newest connection.
     r.relay.cut_newest(ErrorCode::SlowReader);
     let deadline = tokio::time::Instant::now() + WAIT;
-    let reason = loop {
+    let (reason, code) = loop {
         match tokio::time::timeout_at(deadline, r.bob.up.recv()).await {
-            Ok(Some(Update::Disconnected { reason, .. })) => break reason,
+            Ok(Some(Update::Disconnected {
+                reason, relay_code, ..
+            })) => break (reason, relay_code),
             Ok(Some(Update::Engine(e))) => r.bob.seen.push(e),
             Ok(Some(_)) => {}
             other => panic!("bob was not told he was let go: {other:?}"),
         }
     };
     assert!(reason.contains("you fell behind the room"), "{reason}");
+    // The code too, for the terminal's JSON and the window's banner.
+    assert_eq!(code, Some(ErrorCode::SlowReader));
     // The relay's own words reach the screen too.
     assert!(
         r.bob.seen.iter().any(

@@ -92,6 +92,7 @@ fn connection_state_and_warnings_are_visible() {
         w,
         Update::Disconnected {
             reason: "the relay closed the connection".into(),
+            relay_code: None,
             retry_in: std::time::Duration::from_secs(2),
         },
     );
@@ -156,6 +157,37 @@ fn connection_state_and_warnings_are_visible() {
         !room.get_can_send(),
         "removed stays removed across a reconnect"
     );
+}
+
+/// A member the relay let go for falling behind is told so in the banner,
+/// and that it reconnects.
+#[test]
+fn a_slow_reader_cut_says_we_fell_behind_and_reconnect() {
+    let f = fixture();
+    let app = joined(&f);
+    let w = &app.window;
+    let room = w.global::<Room>();
+    ui::room::apply(
+        w,
+        Update::Secured {
+            relay: "127.0.0.1:7443".into(),
+            cert: Fingerprint([7; 32]),
+        },
+    );
+    ui::room::apply(
+        w,
+        Update::Disconnected {
+            reason: "you fell behind the room and the relay let you go".into(),
+            relay_code: Some(common::wire::ErrorCode::SlowReader),
+            retry_in: std::time::Duration::from_millis(500),
+        },
+    );
+    assert_eq!(room.get_banner_kind(), BannerKind::Warning);
+    let text = room.get_banner_text().to_string();
+    assert!(text.starts_with("You fell behind the room"), "{text}");
+    assert!(text.contains("Reconnecting in 1 s"), "{text}");
+    assert_eq!(room.get_connection(), "reconnecting in 1 s…");
+    assert!(!room.get_can_send());
 }
 
 #[test]

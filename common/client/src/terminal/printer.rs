@@ -460,8 +460,12 @@ impl Printer {
                 json!({"type": "connected", "relay": relay, "cert": cert.to_string()}),
                 format!("* connected to {relay} over TLS (certificate {} checked)", cert.short()),
             ),
-            Update::Disconnected { reason, retry_in } => self.emit(
-                json!({"type": "disconnected", "reason": reason, "retry_ms": retry_in.as_millis() as u64}),
+            Update::Disconnected { reason, relay_code, retry_in } => self.emit(
+                // `relay_code`: the relay's error code by its PROTOCOL name
+                // (`SlowReader`: we fell behind the room), or null.
+                json!({"type": "disconnected", "reason": reason,
+                       "relay_code": relay_code.map(|c| format!("{c:?}")),
+                       "retry_ms": retry_in.as_millis() as u64}),
                 format!("* disconnected: {reason}; reconnecting in {:.1} s", retry_in.as_secs_f64()),
             ),
             Update::Stopped { reason } => self.emit(
