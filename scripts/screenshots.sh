@@ -12,7 +12,8 @@
 # XDND drag by scripts/xdnd-drop.py) and alice gets it privately; the relay
 # stops and the members show the warning banner. Last, the member window
 # as it looks when the relay dropped lines (ui/examples/gap_banner.rs: the
-# real window fed the engine's events for such a conversation).
+# real window fed the engine's events for such a conversation), and when
+# the relay then let it go for falling behind (GAP_BANNER_CUT=1).
 #
 #   scripts/screenshots.sh          (installs Xvfb, xdotool, xclip and
 #                                    imagemagick with apt when missing; no
@@ -240,4 +241,12 @@ DISPLAY=$d_gap GAP_BANNER_SECONDS=30 "$root/target/debug/examples/gap_banner" >"
 pids+=($!)
 window $d_gap >/dev/null
 shot $d_gap member-gap-dark final
+
+echo "== the relay let the member go for falling behind: the banner says so" >&2
+d_cut=:$((base + 4))
+start_xvfb "$d_cut"
+DISPLAY=$d_cut GAP_BANNER_SECONDS=30 GAP_BANNER_CUT=1 "$root/target/debug/examples/gap_banner" >"$work/cut.log" 2>&1 &
+pids+=($!)
+window $d_cut >/dev/null
+shot $d_cut member-slow-reader-dark final
 ls -l "$out" >&2

@@ -2,7 +2,9 @@
 //! window (the platform's Slint backend, not the testing one) fed the
 //! events the engine gives for such a conversation, for a screenshot under
 //! Xvfb (`scripts/screenshots.sh` runs it). It closes itself after
-//! `GAP_BANNER_SECONDS` seconds (default 20).
+//! `GAP_BANNER_SECONDS` seconds (default 20). With `GAP_BANNER_CUT=1` the
+//! relay then lets the member go for falling behind (`SlowReader`), as the
+//! driver reports it: the banner says so, and that it reconnects.
 //!
 //!   cargo run -p ui --example gap_banner
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -70,6 +72,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         private: false,
     });
     apply(line("so please rebase before noon", 4, 40));
+    if std::env::var("GAP_BANNER_CUT").is_ok_and(|v| v == "1") {
+        ui::room::apply(
+            w,
+            Update::Disconnected {
+                reason: "you fell behind the room and the relay let you go".into(),
+                relay_code: Some(common::wire::ErrorCode::SlowReader),
+                retry_in: std::time::Duration::from_secs(2),
+            },
+        );
+    }
     let seconds = std::env::var("GAP_BANNER_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
