@@ -76,6 +76,17 @@ pub fn write(dir: &Path, name: &str, size: u64, seed: u64) -> Result<Source> {
 
 /// An existing file (e.g. the one a peer benchmark sends too), hashed.
 pub fn open(path: &Path) -> Result<Source> {
+    let (size, sha256) = hash_file(path, u64::MAX)?;
+    Ok(Source {
+        path: path.to_path_buf(),
+        size,
+        sha256,
+    })
+}
+
+/// The size and SHA-256 of the file at `path`; an error once it passes
+/// `most` bytes.
+fn hash_file(path: &Path, most: u64) -> Result<(u64, [u8; 32])> {
     let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut hash = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -88,35 +99,17 @@ pub fn open(path: &Path) -> Result<Source> {
             break;
         }
         size += n as u64;
+        if size > most {
+            bail!("{} is longer than the file sent", path.display());
+        }
         hash.update(&buf[..n]);
     }
-    Ok(Source {
-        path: path.to_path_buf(),
-        size,
-        sha256: hash.finalize().into(),
-    })
+    Ok((size, hash.finalize().into()))
 }
 
 /// Checks that `saved` holds exactly the source's bytes (size and SHA-256).
 pub fn verify(saved: &Path, source: &Source) -> Result<()> {
-    let mut f =
-        std::fs::File::open(saved).with_context(|| format!("opening {}", saved.display()))?;
-    let mut hash = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = f
-            .read(&mut buf)
-            .with_context(|| format!("reading {}", saved.display()))?;
-        if n == 0 {
-            break;
-        }
-        total += n as u64;
-        if total > source.size {
-            bail!("{} is longer than the file sent", saved.display());
-        }
-        hash.update(&buf[..n]);
-    }
+    let (total, got) = hash_file(saved, source.size)?;
     if total != source.size {
         bail!(
             "{} has {total} bytes, the file sent {}",
@@ -124,7 +117,6 @@ pub fn verify(saved: &Path, source: &Source) -> Result<()> {
             source.size
         );
     }
-    let got: [u8; 32] = hash.finalize().into();
     if got != source.sha256 {
         bail!("{}: SHA-256 differs from the file sent", saved.display());
     }

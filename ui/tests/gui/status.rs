@@ -78,13 +78,7 @@ fn connection_state_and_warnings_are_visible() {
     let app = joined(&f);
     let w = &app.window;
     let room = w.global::<Room>();
-    ui::room::apply(
-        w,
-        Update::Secured {
-            relay: "127.0.0.1:7443".into(),
-            cert: Fingerprint([7; 32]),
-        },
-    );
+    secured(w);
     assert_eq!(room.get_connection(), "connected");
     assert!(room.get_online());
     assert!(room.get_members().iter().all(|m| m.online));
@@ -105,13 +99,7 @@ fn connection_state_and_warnings_are_visible() {
     );
     assert_eq!(room.get_banner_kind(), BannerKind::Warning);
     assert_eq!(labels_starting(w, "Warning: Connection lost").len(), 1);
-    ui::room::apply(
-        w,
-        Update::Secured {
-            relay: "127.0.0.1:7443".into(),
-            cert: Fingerprint([7; 32]),
-        },
-    );
+    secured(w);
     assert_eq!(
         room.get_banner_kind(),
         BannerKind::None,
@@ -146,13 +134,7 @@ fn connection_state_and_warnings_are_visible() {
     );
     assert!(!room.get_can_send());
     assert_eq!(room.get_banner_kind(), BannerKind::Error);
-    ui::room::apply(
-        w,
-        Update::Secured {
-            relay: "127.0.0.1:7443".into(),
-            cert: Fingerprint([7; 32]),
-        },
-    );
+    secured(w);
     assert!(
         !room.get_can_send(),
         "removed stays removed across a reconnect"
@@ -167,13 +149,7 @@ fn a_slow_reader_cut_says_we_fell_behind_and_reconnect() {
     let app = joined(&f);
     let w = &app.window;
     let room = w.global::<Room>();
-    ui::room::apply(
-        w,
-        Update::Secured {
-            relay: "127.0.0.1:7443".into(),
-            cert: Fingerprint([7; 32]),
-        },
-    );
+    secured(w);
     ui::room::apply(
         w,
         Update::Disconnected {
@@ -207,5 +183,16 @@ fn emoji_picker_inserts_into_the_composer() {
     assert!(
         labels_starting(w, "Emoji ").is_empty(),
         "closed after picking"
+    );
+}
+
+/// The driver reports the connection secured.
+fn secured(w: &ui::MemberWindow) {
+    ui::room::apply(
+        w,
+        Update::Secured {
+            relay: "127.0.0.1:7443".into(),
+            cert: Fingerprint([7; 32]),
+        },
     );
 }
