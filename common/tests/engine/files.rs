@@ -619,3 +619,35 @@ fn a_cancelled_private_file_ends_at_its_recipient_and_no_one_else_hears_of_it() 
         .iter()
         .all(|e| !matches!(e, Event::Error { .. })));
 }
+
+/// A rekey overtakes a file's chunks still queued for a slow receiver (the
+/// relay's bulk lane): they arrive long after the previous epoch's grace,
+/// from an offerer still in the room, and the file completes.
+#[test]
+fn chunks_held_behind_a_rekey_past_the_grace_still_complete_the_file() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
+    let bob = ids[1];
+    let held: Rc<RefCell<Vec<Flight>>> = Rc::default();
+    let hold = Rc::clone(&held);
+    net.tamper = Some(Box::new(move |f: &mut Flight| {
+        if f.0 == bob && is_chunk(&f.1) {
+            hold.borrow_mut().push(f.clone());
+            return vec![];
+        }
+        vec![f.clone()]
+    }));
+    let body = pattern(3 * CHUNK_SIZE as usize, 9);
+    send_file(&mut net, ids[0], 60, &body);
+    // The admin rekeys; the chunks wait far past the 10 s grace.
+    net.command(0, Command::Rekey);
+    net.tick(30_000);
+    net.tamper = None;
+    let chunks = std::mem::take(&mut *held.borrow_mut());
+    net.queue.extend(chunks);
+    net.run();
+    let (data, done) = received(&net, bob, 60);
+    assert_eq!(done, Some(true), "the file completed");
+    assert!(data == body, "whole");
+}

@@ -197,6 +197,15 @@ impl Core {
         // the header is trusted: a chunk that fails here is dropped with a
         // warning and changes no transfer (the next authentic chunk shows
         // any gap).
+        // Past the grace, the previous epoch still counts for a transfer
+        // that has not moved on (`newest`, above) while its offerer is in
+        // the current epoch: its chunks may have waited behind the rekey in
+        // a slow receiver's queue (the relay's bulk lane), and a member
+        // removed since cannot spoil it for longer than those chunks take.
+        let offerer_stayed = self
+            .current
+            .as_ref()
+            .is_some_and(|c| c.members.contains_key(&from));
         let keys = match crate::engine::epoch_for(
             &mut self.current,
             &mut self.previous,
@@ -206,10 +215,13 @@ impl Core {
             Kind::Message,
         ) {
             Ok(state) => &state.keys,
-            Err(_) => {
-                self.dropped_chunk(now_ms, ChunkFault::NoKey, out);
-                return;
-            }
+            Err(_) => match self.previous.as_ref() {
+                Some(p) if p.epoch == h.epoch && offerer_stayed => &p.keys,
+                _ => {
+                    self.dropped_chunk(now_ms, ChunkFault::NoKey, out);
+                    return;
+                }
+            },
         };
         let Ok(data) = open(keys, &aad(context::AAD_CHUNK, h), &chunk.sealed) else {
             self.dropped_chunk(now_ms, ChunkFault::Unauthentic, out);
