@@ -511,11 +511,10 @@ async fn read_loop(
         stats.bytes_in.fetch_add(size as u64, Relaxed);
         // Over its rates the connection is read no more until they allow
         // it (TCP then slows the sender): a fairness limit, not a cut.
-        frame_bucket.charge(1.0, std::time::Instant::now());
-        byte_bucket.charge(size as f64, std::time::Instant::now());
-        let wait = frame_bucket
-            .debt_wait(std::time::Instant::now())
-            .max(byte_bucket.debt_wait(std::time::Instant::now()));
+        let now = std::time::Instant::now();
+        frame_bucket.charge(1.0, now);
+        byte_bucket.charge(size as f64, now);
+        let wait = frame_bucket.debt_wait(now).max(byte_bucket.debt_wait(now));
         if !wait.is_zero() {
             if let Some(reason) =
                 hold(shared, kill, writer.as_mut(), std::future::pending(), wait).await
@@ -595,9 +594,11 @@ async fn read_loop(
                 last_rx = Instant::now();
             }
         }
-        // (What went only to connections here is not held.)
+        // Only with a backplane (no lock on one relay's hot path), and not
+        // for what went only to connections here.
         let here_only = to.is_some_and(|t| t >> 32 == conn_id >> 32);
-        if let Some(until) = room.held_until().filter(|_| !here_only) {
+        let may_hold = shared.hub.backplane().is_some() && !here_only;
+        if let Some(until) = may_hold.then(|| room.held_until()).flatten() {
             let left = until.saturating_duration_since(std::time::Instant::now());
             if let Some(reason) = hold(
                 shared,

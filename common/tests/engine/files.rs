@@ -12,6 +12,31 @@ fn is_chunk(f: &RelayFrame) -> bool {
     matches!(envelope_of(f), Some(Envelope::FileChunk(_)))
 }
 
+/// Chunks held back from node `to`, as a full bulk lane would hold them.
+type Held = std::rc::Rc<std::cell::RefCell<Vec<Flight>>>;
+
+/// The relay holds every room chunk for node `to` back until [`release`].
+fn hold_chunks_for(net: &mut Net, to: usize) -> Held {
+    let held = Held::default();
+    let hold = Held::clone(&held);
+    net.tamper = Some(Box::new(move |f: &mut Flight| {
+        if f.0 == to && is_chunk(&f.1) {
+            hold.borrow_mut().push(f.clone());
+            return vec![];
+        }
+        vec![f.clone()]
+    }));
+    held
+}
+
+/// Delivers what [`hold_chunks_for`] held, in order, and lets frames pass.
+fn release(net: &mut Net, held: &Held) {
+    net.tamper = None;
+    let chunks = std::mem::take(&mut *held.borrow_mut());
+    net.queue.extend(chunks);
+    net.run();
+}
+
 #[test]
 fn files_of_every_size_around_the_chunk_arrive_whole() {
     let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
@@ -382,20 +407,9 @@ fn a_finished_transfers_id_cannot_be_taken_over() {
 #[test]
 fn offers_overtaking_chunks_wait_within_bounds_and_are_taken_up_in_order() {
     use common::engine::files::{MAX_INCOMING_PER_SENDER, MAX_WAITING_OFFERS_PER_SENDER};
-    use std::cell::RefCell;
-    use std::rc::Rc;
     let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
     let bob = ids[1];
-    // The relay holds every chunk for bob back, as a full bulk lane would.
-    let held: Rc<RefCell<Vec<Flight>>> = Rc::default();
-    let hold = Rc::clone(&held);
-    net.tamper = Some(Box::new(move |f: &mut Flight| {
-        if f.0 == bob && is_chunk(&f.1) {
-            hold.borrow_mut().push(f.clone());
-            return vec![];
-        }
-        vec![f.clone()]
-    }));
+    let held = hold_chunks_for(&mut net, bob);
     let big = pattern(3 * CHUNK_SIZE as usize, 1);
     let kept = MAX_INCOMING_PER_SENDER + MAX_WAITING_OFFERS_PER_SENDER;
     // Alice sends file after file; each is done on her side at once.
@@ -425,10 +439,7 @@ fn offers_overtaking_chunks_wait_within_bounds_and_are_taken_up_in_order() {
         "past the bound, offers are refused"
     );
     // The chunks come: every kept file arrives whole, in order.
-    net.tamper = None;
-    let chunks = std::mem::take(&mut *held.borrow_mut());
-    net.queue.extend(chunks);
-    net.run();
+    release(&mut net, &held);
     for t in 0..kept + 2 {
         let (data, done) = received(&net, bob, 40 + t as u8);
         if t < kept {
@@ -625,28 +636,15 @@ fn a_cancelled_private_file_ends_at_its_recipient_and_no_one_else_hears_of_it() 
 /// from an offerer still in the room, and the file completes.
 #[test]
 fn chunks_held_behind_a_rekey_past_the_grace_still_complete_the_file() {
-    use std::cell::RefCell;
-    use std::rc::Rc;
     let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
     let bob = ids[1];
-    let held: Rc<RefCell<Vec<Flight>>> = Rc::default();
-    let hold = Rc::clone(&held);
-    net.tamper = Some(Box::new(move |f: &mut Flight| {
-        if f.0 == bob && is_chunk(&f.1) {
-            hold.borrow_mut().push(f.clone());
-            return vec![];
-        }
-        vec![f.clone()]
-    }));
+    let held = hold_chunks_for(&mut net, bob);
     let body = pattern(3 * CHUNK_SIZE as usize, 9);
     send_file(&mut net, ids[0], 60, &body);
     // The admin rekeys; the chunks wait far past the 10 s grace.
     net.command(0, Command::Rekey);
     net.tick(30_000);
-    net.tamper = None;
-    let chunks = std::mem::take(&mut *held.borrow_mut());
-    net.queue.extend(chunks);
-    net.run();
+    release(&mut net, &held);
     let (data, done) = received(&net, bob, 60);
     assert_eq!(done, Some(true), "the file completed");
     assert!(data == body, "whole");

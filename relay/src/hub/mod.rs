@@ -373,8 +373,12 @@ impl Hub {
                 }
                 // While the broker is away, a room with no one elsewhere
                 // does not fill the queue kept for the shared ones.
-                let remote = room.remote.lock().unwrap_or_else(|p| p.into_inner()).len();
-                if let Some(bp) = bp.filter(|bp| remote > 0 || bp.is_linked()) {
+                // (Without a backplane, no lock is taken here.)
+                let remote = || room.remote.lock().unwrap_or_else(|p| p.into_inner()).len();
+                if let Some((bp, remote)) = bp
+                    .map(|bp| (bp, remote()))
+                    .filter(|(bp, remote)| *remote > 0 || bp.is_linked())
+                {
                     let sent = bp.publish(
                         room.id,
                         Message::Deliver {
