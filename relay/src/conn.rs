@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -273,67 +274,95 @@ async fn chat(shared: &Shared, joined: Joined) -> Outcome {
         _slot,
     } = joined;
     // The hub queued the welcome before anyone could see us.
-    let (rd, wr) = tokio::io::split(tls);
+    let (mut rd, mut wr) = tokio::io::split(tls);
     let (last_tx, last_rx) = oneshot::channel::<Bytes>();
-    // Fused: once it has ended (a write error or stall) it is never polled
-    // again for last words.
-    let writer = write_loop(wr, &queue, last_rx).fuse();
-    tokio::pin!(writer);
-    let out = Outbox {
-        queue: &queue,
-        max_frame: limits.max_frame,
-    };
-    let reason = read_loop(shared, rd, &out, &room, conn_id, &kill, writer.as_mut()).await;
-    let reason = if queue.is_slow() {
-        CloseReason::SlowReader
-    } else if queue.must_rejoin() && !shared.shutdown.is_cancelled() {
-        CloseReason::Rejoin
-    } else {
+    // Set by the writer when a write could not be completed in time: the
+    // peer is not reading, and what the kernel still holds for it is
+    // thrown away with a reset rather than kept for TCP's retries.
+    let stuck = AtomicBool::new(false);
+    // The writer borrows the write half only within this block, so the two
+    // halves can be put back together for the reset below.
+    let reason = {
+        // Fused: once it has ended (a write error or stall) it is never polled
+        // again for last words.
+        let writer = write_loop(&mut wr, &queue, last_rx, &stuck).fuse();
+        tokio::pin!(writer);
+        let out = Outbox {
+            queue: &queue,
+            max_frame: limits.max_frame,
+        };
+        let reason = read_loop(
+            shared,
+            &mut rd,
+            &out,
+            &room,
+            conn_id,
+            &kill,
+            writer.as_mut(),
+        )
+        .await;
+        let reason = if queue.is_slow() {
+            CloseReason::SlowReader
+        } else if queue.must_rejoin() && !shared.shutdown.is_cancelled() {
+            CloseReason::Rejoin
+        } else {
+            reason
+        };
+        // At shutdown nobody needs to hear who left: everyone is leaving.
+        shared
+            .hub
+            .leave(&room, conn_id, !shared.shutdown.is_cancelled());
+        // Nothing more joins the queue; the writer drains what is there, or,
+        // for a reader cut for falling behind, only its last words.
+        if reason == CloseReason::SlowReader {
+            queue.close_and_clear();
+        } else {
+            queue.close();
+        }
+        // Last words for the client when the relay ends the connection: written
+        // ahead of anything still queued, within a deadline.
+        let last = match reason {
+            CloseReason::Shutdown => Some((ErrorCode::GoingAway, "relay is shutting down")),
+            CloseReason::IdleTimeout => {
+                Some((ErrorCode::Timeout, "no traffic within the idle timeout"))
+            }
+            CloseReason::BadFrame => Some((ErrorCode::BadFrame, "malformed or unexpected frame")),
+            CloseReason::FrameTooLarge => {
+                Some((ErrorCode::FrameTooLarge, "frame exceeds the size limit"))
+            }
+            CloseReason::Rejoin => Some((
+                ErrorCode::GoingAway,
+                "frames to or from the other relays were lost: reconnect and rejoin",
+            )),
+            // Written after what its socket already holds, if it reads on.
+            CloseReason::SlowReader => Some((
+                ErrorCode::SlowReader,
+                "you fell behind the room: reconnect (what was queued for you is lost)",
+            )),
+            _ => None,
+        };
+        if let Some((code, msg)) = last.filter(|_| !writer.is_terminated()) {
+            if let Some(bytes) = encode_error(code, msg, limits.max_frame) {
+                let _ = last_tx.send(bytes);
+            }
+            let allowed = if reason == CloseReason::SlowReader {
+                SLOW_LAST_WORDS
+            } else {
+                LAST_WORDS
+            };
+            if timeout(allowed, &mut writer).await.is_err() {
+                stuck.store(true, Relaxed);
+            }
+        }
         reason
     };
-    // At shutdown nobody needs to hear who left: everyone is leaving.
-    shared
-        .hub
-        .leave(&room, conn_id, !shared.shutdown.is_cancelled());
-    // Nothing more joins the queue; the writer drains what is there, or,
-    // for a reader cut for falling behind, only its last words.
-    if reason == CloseReason::SlowReader {
-        queue.close_and_clear();
-    } else {
-        queue.close();
-    }
-    // Last words for the client when the relay ends the connection: written
-    // ahead of anything still queued, within a deadline.
-    let last = match reason {
-        CloseReason::Shutdown => Some((ErrorCode::GoingAway, "relay is shutting down")),
-        CloseReason::IdleTimeout => {
-            Some((ErrorCode::Timeout, "no traffic within the idle timeout"))
-        }
-        CloseReason::BadFrame => Some((ErrorCode::BadFrame, "malformed or unexpected frame")),
-        CloseReason::FrameTooLarge => {
-            Some((ErrorCode::FrameTooLarge, "frame exceeds the size limit"))
-        }
-        CloseReason::Rejoin => Some((
-            ErrorCode::GoingAway,
-            "frames to or from the other relays were lost: reconnect and rejoin",
-        )),
-        // Written after what its socket already holds, if it reads on.
-        CloseReason::SlowReader => Some((
-            ErrorCode::SlowReader,
-            "you fell behind the room: reconnect (what was queued for you is lost)",
-        )),
-        _ => None,
-    };
-    if let Some((code, msg)) = last.filter(|_| !writer.is_terminated()) {
-        if let Some(bytes) = encode_error(code, msg, limits.max_frame) {
-            let _ = last_tx.send(bytes);
-        }
-        let allowed = if reason == CloseReason::SlowReader {
-            SLOW_LAST_WORDS
-        } else {
-            LAST_WORDS
-        };
-        let _ = timeout(allowed, &mut writer).await;
+    // A peer that took neither its queue nor its last words in time is
+    // reset: its socket's unsent data (up to the kernel's send buffer) is
+    // freed now, and the peer's next read fails at once instead of the
+    // connection lingering in TCP's zero-window probes.
+    if stuck.load(Relaxed) {
+        let tls = rd.unsplit(wr);
+        let _ = socket2::SockRef::from(tls.get_ref()).set_linger(Some(Duration::ZERO));
     }
     // Dropping the writer here closes the connection, whatever its state.
     (reason, Some(conn_id), Some(room_tag))
@@ -415,7 +444,7 @@ async fn read_hello(tls: &mut Tls) -> Result<wire::RoomId, (CloseReason, ErrorCo
 
 async fn read_loop(
     shared: &Shared,
-    rd: ReadHalf<Tls>,
+    rd: &mut ReadHalf<Tls>,
     out: &Outbox<'_>,
     room: &Room,
     conn_id: ConnId,
@@ -672,14 +701,21 @@ fn cut_if_behind(queue: &Outq, kill: &CancellationToken, after: Duration) -> Opt
 /// closed and empty, on a write error, on a write that stalls (the reader
 /// stopped reading: marked slow), or after writing the last frame handed
 /// over on `last` (which goes ahead of anything still queued).
-async fn write_loop(mut wr: WriteHalf<Tls>, queue: &Outq, mut last: oneshot::Receiver<Bytes>) {
+async fn write_loop(
+    wr: &mut WriteHalf<Tls>,
+    queue: &Outq,
+    mut last: oneshot::Receiver<Bytes>,
+    stuck: &AtomicBool,
+) {
     let mut buf = BytesMut::new();
     loop {
         let more = tokio::select! {
             biased;
             l = &mut last => {
                 if let Ok(bytes) = l {
-                    let _ = timeout(LAST_WORDS, write_all_flush(&mut wr, &bytes)).await;
+                    if timeout(LAST_WORDS, write_all_flush(wr, &bytes)).await.is_err() {
+                        stuck.store(true, Relaxed);
+                    }
                 }
                 break;
             }
@@ -689,11 +725,12 @@ async fn write_loop(mut wr: WriteHalf<Tls>, queue: &Outq, mut last: oneshot::Rec
             break;
         }
         let n = buf.len();
-        match timeout(WRITE_STALL, write_all_flush(&mut wr, &buf)).await {
+        match timeout(WRITE_STALL, write_all_flush(wr, &buf)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return,
             Err(_) => {
                 queue.mark_slow();
+                stuck.store(true, Relaxed);
                 return;
             }
         }

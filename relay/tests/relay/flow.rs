@@ -225,6 +225,79 @@ async fn a_reader_that_stops_is_told_and_cut_and_its_room_and_others_go_on() {
     relay.assert_alive().await;
 }
 
+/// A reader that never reads again is reset once its last words could not
+/// be written: neither the relay nor its kernel keeps the data queued for
+/// it (up to a send buffer per connection, for TCP's zero-window probes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_never_reads_again_is_reset_not_left_lingering() {
+    use std::os::fd::AsFd;
+    use tokio::io::AsyncReadExt;
+    let limits = relay::Limits {
+        slow_reader_timeout: Duration::from_secs(1),
+        ..unthrottled()
+    };
+    let relay = TestRelay::start(limits).await;
+    let room = RoomId(rand_room());
+    let (mut publisher, _) = relay.join(room).await;
+    let tls = relay.tls().await;
+    // A second handle on the stalled client's socket, read below TLS once
+    // the relay is done with it.
+    let raw = tls.get_ref().as_fd().try_clone_to_owned().unwrap();
+    let mut stalled = Client::new(tls);
+    stalled
+        .send(ClientFrame::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            room,
+        }))
+        .await;
+    let Some(RelayFrame::PeerJoined(stalled_id)) = publisher.recv().await else {
+        panic!("the publisher was not told the stalled reader joined");
+    };
+    // Far more than its queue (4 MiB) and both kernels' buffers hold.
+    for i in 0..1_024u32 {
+        let mut p = vec![0u8; FRAME];
+        p[..4].copy_from_slice(&i.to_be_bytes());
+        publisher.publish(None, &p).await;
+        if relay.stats.closes(CloseReason::SlowReader) > 0 {
+            break;
+        }
+    }
+    // Cut after the 1 s timeout, then 5 s for last words it cannot take.
+    let cut_by = std::time::Instant::now() + Duration::from_secs(20);
+    while relay.stats.closes(CloseReason::SlowReader) == 0 {
+        assert!(
+            std::time::Instant::now() < cut_by,
+            "the stalled reader was never cut"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Reading now, below TLS: a reset ends the stream (after whatever the
+    // kernel had already received); a graceful close would instead go on
+    // sending what the relay's kernel held, then end cleanly.
+    let mut raw = tokio::net::TcpStream::from_std(std::net::TcpStream::from(raw)).unwrap();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut read = 0usize;
+    let end = tokio::time::timeout(WAIT, async {
+        loop {
+            match raw.read(&mut buf).await {
+                Ok(0) => return Ok(read),
+                Ok(n) => read += n,
+                Err(e) => return Err(e.kind()),
+            }
+        }
+    })
+    .await
+    .expect("the stream ends");
+    assert_eq!(
+        end,
+        Err(std::io::ErrorKind::ConnectionReset),
+        "the stalled reader's connection ended without a reset"
+    );
+    drop(stalled);
+    assert_told_left(&mut publisher, stalled_id).await;
+    relay.assert_alive().await;
+}
+
 /// Chat overtakes file chunks queued for a reader (`PublishBulk` goes to
 /// the bulk lane of its queue); each kind stays in order.
 #[tokio::test]
