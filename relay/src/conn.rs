@@ -154,20 +154,31 @@ async fn establish(
     // drains, so the pipe stays full).
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let _ = socket2::SockRef::from(&tcp).set_tcp_notsent_lowat(NOTSENT_LOWAT);
+    let handshake_limit = if slot.is_ok() {
+        limits.handshake_timeout
+    } else {
+        limits.handshake_timeout.min(REFUSAL_HANDSHAKE)
+    };
+    let handshake_until = Instant::now() + handshake_limit;
+    // No TLS state until the ClientHello is here: a client that connects
+    // and dawdles holds only its socket.
+    tokio::select! {
+        _ = shared.shutdown.cancelled() => return Err((CloseReason::Shutdown, None, None)),
+        r = timeout(handshake_limit, first_record(&tcp)) => match r {
+            Err(_) => return Err((CloseReason::HandshakeTimeout, None, None)),
+            Ok(Err(_)) => return Err((CloseReason::TlsFailed, None, None)),
+            Ok(Ok(())) => {}
+        },
+    }
     let Ok(ssl) = Ssl::new(shared.acceptor.context()) else {
         return Err((CloseReason::TlsFailed, None, None));
     };
     let Ok(mut tls) = SslStream::new(ssl, tcp) else {
         return Err((CloseReason::TlsFailed, None, None));
     };
-    let handshake_limit = if slot.is_ok() {
-        limits.handshake_timeout
-    } else {
-        limits.handshake_timeout.min(REFUSAL_HANDSHAKE)
-    };
     tokio::select! {
         _ = shared.shutdown.cancelled() => return Err((CloseReason::Shutdown, None, None)),
-        r = timeout(handshake_limit, std::pin::Pin::new(&mut tls).accept()) => match r {
+        r = tokio::time::timeout_at(handshake_until, std::pin::Pin::new(&mut tls).accept()) => match r {
             Err(_) => return Err((CloseReason::HandshakeTimeout, None, None)),
             Ok(Err(_)) => return Err((CloseReason::TlsFailed, None, None)),
             Ok(Ok(())) => {}
@@ -192,7 +203,14 @@ async fn establish(
     // clear "unsupported version".
     let hello = tokio::select! {
         _ = shared.shutdown.cancelled() => None,
-        r = timeout(limits.hello_timeout, read_hello(&mut tls)) => Some(r),
+        r = timeout(limits.hello_timeout, async {
+            // Nothing read (no TLS read buffer) until the hello's first
+            // bytes are here.
+            if tls.ssl().pending() == 0 {
+                let _ = tls.get_ref().readable().await;
+            }
+            read_hello(&mut tls).await
+        }) => Some(r),
     };
     let room = match hello {
         None => {
@@ -746,6 +764,55 @@ async fn write_loop(
 async fn write_all_flush<W: AsyncWrite + Unpin>(w: &mut W, data: &[u8]) -> std::io::Result<()> {
     w.write_all(data).await?;
     w.flush().await
+}
+
+/// TLS record header: content type, version, body length.
+const RECORD_HEADER: usize = 5;
+/// The longest record body a client may announce (2^14 and the expansion
+/// TLS allows).
+const MAX_RECORD: usize = (1 << 14) + 2048;
+/// The content type of a handshake record.
+const HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Waits, holding nothing but the socket, until the client's first TLS
+/// record (its ClientHello) is whole in the kernel's buffer; or until what
+/// arrived cannot be one, or the client closed: OpenSSL then refuses it at
+/// once. Bytes are only peeked at: OpenSSL reads them all.
+async fn first_record(tcp: &TcpStream) -> std::io::Result<()> {
+    let mut need = RECORD_HEADER;
+    loop {
+        let ready = tcp.ready(tokio::io::Interest::READABLE).await?;
+        if ready.is_read_closed() || ready.is_error() {
+            // Whatever came, nothing more will: OpenSSL ends it at once.
+            return Ok(());
+        }
+        // Counted inside `try_io`, so that data arriving meanwhile is not
+        // missed when the readiness is cleared.
+        let counted = tcp.try_io(tokio::io::Interest::READABLE, || {
+            let mut scratch = vec![std::mem::MaybeUninit::<u8>::uninit(); need];
+            let n = socket2::SockRef::from(tcp).peek(&mut scratch)?;
+            if n == 0 || n >= need {
+                Ok(n)
+            } else {
+                Err(std::io::ErrorKind::WouldBlock.into())
+            }
+        });
+        let have = match counted {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        };
+        if have == 0 || need > RECORD_HEADER {
+            return Ok(());
+        }
+        let mut head = [0u8; RECORD_HEADER];
+        tcp.peek(&mut head).await?;
+        let len = usize::from(u16::from_be_bytes([head[3], head[4]]));
+        if head[0] != HANDSHAKE_RECORD || len == 0 || len > MAX_RECORD {
+            return Ok(());
+        }
+        need = RECORD_HEADER + len;
+    }
 }
 
 /// Sends one error frame directly (before the writer exists) and closes.

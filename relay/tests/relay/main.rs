@@ -350,6 +350,110 @@ async fn idle_clients_are_pinged_and_answering_keeps_them() {
     assert_eq!(a.recv().await, Some(RelayFrame::Pong(77)));
 }
 
+/// The relay starts TLS only once the ClientHello's first record is whole:
+/// a client whose ClientHello comes in pieces, slowly, still gets through.
+#[tokio::test]
+async fn a_client_hello_that_arrives_in_slow_pieces_still_completes_the_handshake() {
+    let relay = TestRelay::start(test_limits()).await;
+    // A proxy between a real TLS client and the relay that passes the
+    // client's first flight on in pieces of 7 bytes, 20 ms apart.
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_addr = proxy.local_addr().unwrap();
+    let upstream = relay.addr;
+    let pass = tokio::spawn(async move {
+        let (client, _) = proxy.accept().await.unwrap();
+        let server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+        server.set_nodelay(true).unwrap();
+        let (mut cr, mut cw) = client.into_split();
+        let (mut sr, mut sw) = server.into_split();
+        let up = async move {
+            let mut first = true;
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                let n = tokio::io::AsyncReadExt::read(&mut cr, &mut buf)
+                    .await
+                    .unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                if first {
+                    for piece in buf[..n].chunks(7) {
+                        sw.write_all(piece).await.unwrap();
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    first = false;
+                } else if sw.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let down = async move {
+            let _ = tokio::io::copy(&mut sr, &mut cw).await;
+        };
+        tokio::join!(up, down);
+    });
+    let tls = tls_connect(proxy_addr, &relay.cert.cert, None)
+        .await
+        .expect("the handshake completes through the slow pieces");
+    let mut c = Client::new(tls);
+    c.send(ClientFrame::Hello(Hello {
+        version: PROTOCOL_VERSION,
+        room: RoomId(rand_room()),
+    }))
+    .await;
+    assert!(matches!(c.recv().await, Some(RelayFrame::Welcome(_))));
+    drop(c);
+    pass.abort();
+}
+
+/// Half a ClientHello, then the client goes away: the relay lets go at once
+/// (not at the handshake timeout), and does not spin meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_a_client_hello_then_a_close_is_let_go_at_once() {
+    let relay = TestRelay::start(test_limits()).await;
+    let mut tcp = tokio::net::TcpStream::connect(relay.addr).await.unwrap();
+    // A handshake record announcing 508 bytes, of which 64 come.
+    let mut partial = vec![
+        0x16, 0x03, 0x01, 0x01, 0xfc, 0x01, 0x00, 0x01, 0xf8, 0x03, 0x03,
+    ];
+    partial.resize(64, 0x5a);
+    tcp.write_all(&partial).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tcp.shutdown().await.unwrap();
+    let start = std::time::Instant::now();
+    let cpu_before = relay_cpu_ticks();
+    for _ in 0..100 {
+        if relay.stats.closes(CloseReason::TlsFailed) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        relay.stats.closes(CloseReason::TlsFailed),
+        1,
+        "the half-sent handshake is let go: {}",
+        relay.stats.closes_summary()
+    );
+    // The test limits' handshake timeout is 2 s.
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    if let (Some(a), Some(b)) = (cpu_before, relay_cpu_ticks()) {
+        assert!(b - a < 50, "the relay spun: {} CPU ticks", b - a);
+    }
+    relay.assert_alive().await;
+}
+
+/// CPU ticks used by this process so far (the test relay runs in it).
+fn relay_cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = stat.rsplit(')').next()?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
 #[tokio::test]
 async fn a_client_that_never_says_hello_times_out() {
     let limits = relay::Limits {
