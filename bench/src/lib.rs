@@ -14,12 +14,15 @@
 //!   throughput and latency runs.
 //! - [`throughput`], [`latency`], [`idle`]: the benchmarks.
 //! - [`report`]: results, as one human-readable line or one JSON object.
+//! - [`abuse`]: stalled, garbage and slow-reading connections, each timed
+//!   until the relay ends it (`scripts/soak-relay.sh`).
 //! - [`peers`] and [`compare`]: one client for the relay, NATS and MQTT, and
 //!   the scenarios `scripts/bench-peers.sh` runs against all three.
 //!
 //! Everything is bounded in count and in time: every run takes a deadline and
 //! never waits past it, and it connects only to the address it is given.
 
+pub mod abuse;
 pub mod compare;
 pub mod conn;
 pub mod idle;

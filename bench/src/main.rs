@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use bench::tls::{Target, Trust};
-use bench::{compare, idle, latency, throughput};
+use bench::{abuse, compare, idle, latency, throughput};
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
@@ -39,6 +39,10 @@ enum Bench {
     Latency(LatencyArgs),
     /// Opens many TLS connections and reports relay memory per connection.
     Idle(IdleArgs),
+    /// Abusive connections — stalled, garbage, slow readers — kept up for a
+    /// while; reports when the relay ended each, against its timeout (for
+    /// scripts/soak-relay.sh).
+    Abuse(AbuseArgs),
     /// One scenario against the relay, NATS or MQTT through the same client
     /// code (for scripts/bench-peers.sh); prints one JSON object.
     Compare(CompareArgs),
@@ -202,6 +206,57 @@ struct IdleArgs {
     relay_pid: Vec<u32>,
 }
 
+#[derive(Debug, Args)]
+struct AbuseArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Connections that open TCP and send nothing (kept at this number).
+    #[arg(long, default_value_t = 0)]
+    tcp_stall: usize,
+    /// Connections that send part of a TLS ClientHello and stop.
+    #[arg(long, default_value_t = 0)]
+    handshake_stall: usize,
+    /// Connections that complete TLS and never send a hello.
+    #[arg(long, default_value_t = 0)]
+    hello_stall: usize,
+    /// New garbage connections per second (alternately plain bytes instead
+    /// of TLS, and a malformed frame after a hello).
+    #[arg(long, default_value_t = 0.0)]
+    garbage_rate: f64,
+    /// Slow readers (one byte a second), in flooded rooms.
+    #[arg(long, default_value_t = 0)]
+    slow_readers: usize,
+    /// Slow readers per flooded room (each room has one flooder).
+    #[arg(long, default_value_t = 10)]
+    readers_per_room: usize,
+    /// How long to keep the abuse up.
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    seconds: f64,
+    /// First loopback source address (127.x.y.z); the next ones follow.
+    #[arg(long, default_value = "127.1.0.1")]
+    first_source: std::net::Ipv4Addr,
+    /// Most connections from one source address (keep it under the
+    /// relay's --max-conns-per-ip).
+    #[arg(long, default_value_t = 50)]
+    per_source: usize,
+    /// The relay's --handshake-timeout.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    handshake_timeout: f64,
+    /// The relay's --hello-timeout.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    hello_timeout: f64,
+    /// Within how long of its room's flood a slow reader must be cut: the
+    /// relay's --slow-reader-timeout plus the 5 s its last words may take.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    slow_within: f64,
+    /// Allowance added to every bound.
+    #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+    slack: f64,
+    /// The relay's process id, to sample its RSS.
+    #[arg(long, value_name = "PID")]
+    relay_pid: Option<u32>,
+}
+
 /// Exit status when a report was printed but the run hit --timeout.
 const EXIT_TIMED_OUT: u8 = 3;
 
@@ -242,6 +297,7 @@ fn run(cli: Cli) -> Result<Outcome> {
         Bench::Throughput(a) => &a.common,
         Bench::Latency(a) => &a.common,
         Bench::Idle(a) => &a.common,
+        Bench::Abuse(a) => &a.common,
         Bench::Compare(a) => &a.common,
     };
     if !(common.timeout > 0.0 && common.timeout <= 24.0 * 3600.0) {
@@ -328,6 +384,28 @@ fn run(cli: Cli) -> Result<Outcome> {
                         relay_pids: a.relay_pid,
                     };
                     let r = idle::run(&targets, &opts, deadline).await?;
+                    emit(json, &r, &r.human())?;
+                    Ok(Outcome::Complete)
+                }
+                Bench::Abuse(a) => {
+                    let opts = abuse::Options {
+                        tcp_stall: a.tcp_stall,
+                        handshake_stall: a.handshake_stall,
+                        hello_stall: a.hello_stall,
+                        garbage_rate: a.garbage_rate,
+                        slow_readers: a.slow_readers,
+                        readers_per_room: a.readers_per_room.max(1),
+                        run: secs(a.seconds, "--seconds")?,
+                        first_source: a.first_source,
+                        per_source: a.per_source,
+                        handshake_timeout: secs(a.handshake_timeout, "--handshake-timeout")?,
+                        hello_timeout: secs(a.hello_timeout, "--hello-timeout")?,
+                        slow_within: secs(a.slow_within, "--slow-within")?,
+                        slack: secs(a.slack, "--slack")?,
+                        parallel,
+                        relay_pid: a.relay_pid,
+                    };
+                    let r = abuse::run(Arc::clone(&target), &opts, deadline).await?;
                     emit(json, &r, &r.human())?;
                     Ok(Outcome::Complete)
                 }

@@ -103,6 +103,26 @@ impl Target {
         Ok(tcp)
     }
 
+    /// Opens TCP from `source` (an address of this machine: on loopback,
+    /// any of 127.0.0.0/8), with Nagle disabled.
+    pub async fn connect_tcp_from(&self, source: std::net::IpAddr) -> Result<TcpStream> {
+        let socket = if self.addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }
+        .context("creating a socket")?;
+        socket
+            .bind(SocketAddr::new(source, 0))
+            .with_context(|| format!("binding to {source}"))?;
+        let tcp = socket
+            .connect(self.addr)
+            .await
+            .with_context(|| format!("connecting to {} from {source}", self.addr))?;
+        tcp.set_nodelay(true).context("setting TCP_NODELAY")?;
+        Ok(tcp)
+    }
+
     /// Completes a TLS 1.3 client handshake on an open TCP stream.
     pub async fn handshake(&self, tcp: TcpStream) -> Result<TlsStream> {
         let ssl = self

@@ -36,6 +36,8 @@ use crate::stats::{CloseReason, Stats};
 
 type Tls = SslStream<TcpStream>;
 
+/// Bytes of frames a connection handles before letting the others run.
+const TURN_BYTES: usize = 64 * 1024;
 /// Most bytes gathered into one write.
 const WRITE_BATCH: usize = 256 * 1024;
 /// Most unsent bytes the kernel holds for a connection (`TCP_NOTSENT_LOWAT`).
@@ -154,11 +156,16 @@ async fn establish(
     // drains, so the pipe stays full).
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let _ = socket2::SockRef::from(&tcp).set_tcp_notsent_lowat(NOTSENT_LOWAT);
-    let handshake_limit = if slot.is_ok() {
+    // Each connection's timeouts end somewhere in their last quarter: a
+    // wave of connections opened together (a flood of stalled ones) does
+    // not all expire in one instant, with the closing, and the wave that
+    // replaces them, landing on the other rooms as one burst.
+    let spread = spread_of(peer);
+    let handshake_limit = spread(if slot.is_ok() {
         limits.handshake_timeout
     } else {
         limits.handshake_timeout.min(REFUSAL_HANDSHAKE)
-    };
+    });
     let handshake_until = Instant::now() + handshake_limit;
     // No TLS state until the ClientHello is here: a client that connects
     // and dawdles holds only its socket.
@@ -203,7 +210,7 @@ async fn establish(
     // clear "unsupported version".
     let hello = tokio::select! {
         _ = shared.shutdown.cancelled() => None,
-        r = timeout(limits.hello_timeout, async {
+        r = timeout(spread(limits.hello_timeout), async {
             // Nothing read (no TLS read buffer) until the hello's first
             // bytes are here.
             if tls.ssl().pending() == 0 {
@@ -499,7 +506,17 @@ async fn read_loop(
     // slow-reader timeout, if it is congested.
     let mut behind_deadline: Option<Instant> = None;
     let slow_after = limits.slow_reader_timeout;
+    // Bytes handled since this connection last let the others run.
+    let mut turn = 0usize;
     loop {
+        // Fairness between connections: one whose frames keep coming (a
+        // flood, a file) lets the others run after each TURN_BYTES, so a
+        // line in another room waits for a turn of that size, not for
+        // everything the flooder's socket holds.
+        if turn >= TURN_BYTES {
+            turn = 0;
+            tokio::task::yield_now().await;
+        }
         let idle_deadline = last_rx + limits.idle_timeout;
         let frame = tokio::select! {
             biased;
@@ -556,6 +573,7 @@ async fn read_loop(
                 ClientFrame::Ping(_) | ClientFrame::Pong(_) => 12,
             };
         stats.bytes_in.fetch_add(size as u64, Relaxed);
+        turn += size;
         // Over its rates the connection is read no more until they allow
         // it (TCP then slows the sender): a fairness limit, not a cut.
         let now = std::time::Instant::now();
@@ -766,6 +784,21 @@ async fn write_all_flush<W: AsyncWrite + Unpin>(w: &mut W, data: &[u8]) -> std::
     w.flush().await
 }
 
+/// A connection's share of its timeouts: `t` less up to a quarter of it,
+/// from a hash of its address and the time it came.
+fn spread_of(peer: SocketAddr) -> impl Fn(Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u16(peer.port());
+    h.write_u32(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos()),
+    );
+    let share = (h.finish() % 1024) as u32;
+    move |t: Duration| t - t / 4 * share / 1024
+}
+
 /// TLS record header: content type, version, body length.
 const RECORD_HEADER: usize = 5;
 /// The longest record body a client may announce (2^14 and the expansion
@@ -823,5 +856,23 @@ async fn last_words(tls: &mut Tls, code: ErrorCode, message: &str, max_frame: us
             tls.shutdown().await
         })
         .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_are_spread_over_their_last_quarter() {
+        let t = Duration::from_secs(10);
+        let mut seen = std::collections::BTreeSet::new();
+        for port in 1_000..1_200u16 {
+            let d = spread_of(SocketAddr::from(([127, 0, 0, 1], port)))(t);
+            assert!(d <= t && d >= t - t / 4, "{d:?}");
+            seen.insert(d.as_millis() / 250);
+        }
+        // Spread, not one value: every 250 ms band of the quarter is hit.
+        assert!(seen.len() >= 9, "{seen:?}");
     }
 }
