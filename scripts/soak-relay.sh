@@ -3,7 +3,8 @@
 # bounded in time; prints one markdown table and exits 1 if a goal is missed.
 #
 #   scripts/soak-relay.sh             # full: 10,000 stalled connections (3 min)
-#   SHORT=1 scripts/soak-relay.sh     # CI: 1,000 of them (about a minute)
+#   SHORT=1 scripts/soak-relay.sh     # CI: 1,000 of them (about a minute;
+#                                     # the honest p99 is shown, not judged)
 #
 # The relay runs at its default settings (timeouts, queues, memory, rate
 # limits) but for --max-conns, raised so that the abuse and the honest room
@@ -157,6 +158,13 @@ print(f"\nThe stalled population was reached in "
       f"{'never' if reached is None else f'{reached:.1f} s'}; floods that ended with every "
       f"reader cut: {abuse['floods_ended']} ({abuse['flood_frames']:,} frames flooded).\n")
 
+def p99_goal(no_loss, ratio):
+    # The short run (CI, debug builds, a few seconds) judges the loss only:
+    # a p99 over 8 s on a shared machine is noise, not a figure.
+    if mode == "short":
+        return f"{goal(no_loss)} (no loss; p99 judged in the full run only)"
+    return f"{goal(no_loss and ratio <= 2.0)} (no loss, p99 <= 2x)"
+
 def ms(v):
     return "-" if v is None else f"{v / 1000:.2f} ms"
 
@@ -167,7 +175,7 @@ print(f"| alone | {alone['expected']:,} | {alone['lost']} | {ms(alone['p50_us'])
 ratio = (during["p99_us"] or 0) / (alone["p99_us"] or 1)
 print(f"| during the abuse | {during['expected']:,} | {during['lost']} | "
       f"{ms(during['p50_us'])} | {ms(during['p99_us'])} ({ratio:.2f}x alone) | "
-      f"{goal(during['lost'] == 0 and ratio <= 2.0)} (no loss, p99 <= 2x) |")
+      f"{p99_goal(during['lost'] == 0, ratio)} |")
 print(f"\nRelay RSS: {base:,} KiB at start, peak {peak:,} KiB; bound {bound:,} KiB "
       f"(base + 20 KiB per stalled connection + 4 MiB per slow reader + 32 MiB): "
       f"{goal(peak <= bound)}.")
