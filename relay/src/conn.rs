@@ -37,7 +37,7 @@ use crate::stats::{CloseReason, Stats};
 type Tls = SslStream<TcpStream>;
 
 /// Bytes of frames a connection handles before letting the others run.
-const TURN_BYTES: usize = 64 * 1024;
+const TURN_BYTES: usize = 256 * 1024;
 /// Most bytes gathered into one write.
 const WRITE_BATCH: usize = 256 * 1024;
 /// Most unsent bytes the kernel holds for a connection (`TCP_NOTSENT_LOWAT`).
