@@ -22,11 +22,13 @@
 #   throughput  1 publisher, N = 10 and 100 subscribers, 256 B and 4 KiB,
 #               500,000 / N messages as fast as the server takes them:
 #               delivered msgs/s (first to last receive), loss %, server
-#               CPU µs per delivery (from /proc/PID/stat);
+#               CPU µs per delivery (from /proc/PID/stat), server peak RSS
+#               (VmHWM of the fresh server);
 #   latency     10 subscribers, 100 msg/s for 10 s after a 1 s warm-up:
 #               p50 / p99 / max one-way;
 #   memory      server RSS growth per idle subscribed TLS connection, with
-#               1,000 and 10,000 connections (topics of 10);
+#               1,000 and 10,000 connections (topics of 10), and 1,000 in
+#               one topic (with the rate they were opened at, 16 at a time);
 #   accepts     TLS sessions (connect, handshake, greeting, close) per second
 #               with 4 concurrent connectors.
 #   many rooms  100 rooms of 10 members, every member subscribed and
@@ -160,6 +162,10 @@ for run in $(seq "$RUNS"); do
     for p in relay nats mqtt; do
       measure "memory $c idle" $p --scenario idle --conns "$c"
     done
+  done
+  # One room of 1,000: each join is announced to everyone already there.
+  for p in relay nats mqtt; do
+    measure "memory 1000 idle in one room" $p --scenario idle --conns 1000 --room-size 1000
   done
   for p in relay nats mqtt; do
     measure "accepts 4 connectors" $p --scenario accepts --connectors 4 --seconds 5

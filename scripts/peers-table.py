@@ -31,12 +31,20 @@ for t in tags:
         print(f"| {t} msgs/s (loss %) | {fmt(r)} ({fmt(lr)}) | {fmt(n)} ({fmt(ln)}) | {fmt(m)} ({fmt(lm)}) | {ratio(r, n)} | {ratio(r, m)} | ≥1.3x NATS, 0 loss | {verdict(r is not None and n and r >= 1.3 * n and lr == 0)} |")
         r, n, m = (med(t, p, "server_cpu_us_per_delivery") for p in ("relay", "nats", "mqtt"))
         print(f"| {t} server CPU µs/delivery | {fmt(r)} | {fmt(n)} | {fmt(m)} | {ratio(r, n)} | {ratio(r, m)} | ≤0.8x NATS | {verdict(r is not None and n and r <= 0.8 * n)} |")
+        r, n, m = (med(t, p, "server_peak_rss_kib") for p in ("relay", "nats", "mqtt"))
+        if r is not None or n is not None:
+            print(f"| {t} server peak RSS KiB | {fmt(r)} | {fmt(n)} | {fmt(m)} | {ratio(r, n)} | {ratio(r, m)} | ≤ NATS | {verdict(r is not None and n and r <= n)} |")
     elif t.startswith("latency"):
         for key, label in (("p50_us", "p50"), ("p99_us", "p99"), ("max_us", "max")):
             r, n, m = (med(t, p, key) for p in ("relay", "nats", "mqtt"))
             goal = "≤ lower peer" if key == "p99_us" else ""
             ok = verdict(r is not None and r <= min(x for x in (n, m) if x is not None)) if key == "p99_us" and (n or m) else ""
             print(f"| {t} {label} µs | {fmt(r)} | {fmt(n)} | {fmt(m)} | {ratio(r, n)} | {ratio(r, m)} | {goal} | {ok} |")
+    elif t.startswith("memory") and "one room" in t:
+        r, n, m = (med(t, p, "kib_per_conn") for p in ("relay", "nats", "mqtt"))
+        print(f"| {t} KiB/conn | {fmt(r)} | {fmt(n)} | {fmt(m)} | {ratio(r, n)} | {ratio(r, m)} | ≤ mosquitto | {verdict(r is not None and m and r <= m)} |")
+        r, n, m = (med(t, p, "opened_per_sec") for p in ("relay", "nats", "mqtt"))
+        print(f"| {t}: connections opened into it /s | {fmt(r)} | {fmt(n)} | {fmt(m)} | {ratio(r, n)} | {ratio(r, m)} | ≥ NATS | {verdict(r is not None and n and r >= n)} |")
     elif t.startswith("memory"):
         r, n, m = (med(t, p, "kib_per_conn") for p in ("relay", "nats", "mqtt"))
         low = min(x for x in (n, m) if x is not None) if (n or m) else None

@@ -375,7 +375,7 @@ pub async fn run(target: Arc<Target>, opts: &Options, deadline: Instant) -> Resu
     if !(0.0..=10_000.0).contains(&opts.garbage_rate) {
         bail!("--garbage-rate must be between 0 and 10000");
     }
-    check_fd_limit(total)?;
+    procfs::check_fd_limit(total, SPARE_FDS)?;
     if let Some(pid) = opts.relay_pid {
         procfs::check_pid(pid)?;
     }
@@ -876,19 +876,6 @@ async fn flood(ctx: &Ctx, flooder: crate::conn::Conn, readers: usize, give_up: D
         ctx.floods_ended.fetch_add(1, Ordering::Relaxed);
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), wr.shutdown()).await;
-}
-
-/// Fails with advice if this process may not open `conns` more sockets.
-fn check_fd_limit(conns: usize) -> Result<()> {
-    let need = conns as u64 + SPARE_FDS;
-    match procfs::open_files_limit()? {
-        Some(limit) if limit < need => Err(anyhow!(
-            "the open-file limit is {limit}, {need} are needed for {conns} connections: \
-             raise it in the shell first (`ulimit -n {}`)",
-            need.next_power_of_two().max(4096)
-        )),
-        _ => Ok(()),
-    }
 }
 
 #[cfg(test)]

@@ -127,6 +127,9 @@ pub struct Throughput {
     pub loss_pct: f64,
     /// Server CPU time per delivery, µs (when its pid was given).
     pub server_cpu_us_per_delivery: Option<f64>,
+    /// The server's peak RSS over its life, KiB (when its pid was given;
+    /// `scripts/bench-peers.sh` starts a fresh server for each run).
+    pub server_peak_rss_kib: Option<u64>,
     /// Subscriber errors, if any.
     pub errors: Vec<String>,
 }
@@ -206,6 +209,7 @@ pub async fn throughput(
         delivered_per_sec: delivered as f64 / secs,
         loss_pct: pct(expected.saturating_sub(delivered), expected),
         server_cpu_us_per_delivery: cpu,
+        server_peak_rss_kib: server_pid.and_then(|pid| procfs::peak_rss_kib(pid).ok()),
         errors: results.into_iter().filter_map(|r| r.error).collect(),
     })
 }
@@ -313,6 +317,11 @@ pub struct Idle {
     pub rss_after_kib: u64,
     /// Growth per connection, KiB.
     pub kib_per_conn: f64,
+    /// Connections per room (topic).
+    pub room_size: usize,
+    /// Connections opened and subscribed per second (TLS, greeting,
+    /// subscription; `parallel` at a time).
+    pub opened_per_sec: f64,
 }
 
 /// Opens `conns` subscribed connections (topics of `room_size`), waits
@@ -329,6 +338,7 @@ pub async fn idle(
     deadline: tokio::time::Instant,
 ) -> Result<Idle> {
     let before = procfs::rss_kib(server_pid)?;
+    let start = std::time::Instant::now();
     let mut held = Vec::with_capacity(conns);
     let mut left = conns;
     while left > 0 {
@@ -337,6 +347,7 @@ pub async fn idle(
         held.extend(subscribers(proto, &target, &topic, n, parallel, deadline).await?);
         left -= n;
     }
+    let opened_per_sec = conns as f64 / start.elapsed().as_secs_f64().max(1e-9);
     tokio::time::sleep(settle).await;
     let after = procfs::rss_kib(server_pid)?;
     drop(held);
@@ -346,6 +357,8 @@ pub async fn idle(
         rss_before_kib: before,
         rss_after_kib: after,
         kib_per_conn: after.saturating_sub(before) as f64 / conns.max(1) as f64,
+        room_size,
+        opened_per_sec,
     })
 }
 

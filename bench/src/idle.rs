@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use serde::Serialize;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::timeout_at;
@@ -109,7 +109,7 @@ pub async fn run(targets: &[Arc<Target>], opts: &Options, deadline: Instant) -> 
     if !opts.one_room && opts.room_size == 0 {
         bail!("--room-size must be at least 1");
     }
-    check_fd_limit(opts.conns)?;
+    procfs::check_fd_limit(opts.conns, SPARE_FDS)?;
     for pid in &opts.relay_pids {
         procfs::check_pid(*pid)?;
     }
@@ -236,17 +236,4 @@ async fn wait_welcomed(
         }
     }
     Ok(())
-}
-
-/// Fails with advice if this process may not open `conns` more sockets.
-fn check_fd_limit(conns: usize) -> Result<()> {
-    let need = conns as u64 + SPARE_FDS;
-    match procfs::open_files_limit()? {
-        Some(limit) if limit < need => Err(anyhow!(
-            "the open-file limit is {limit}, {need} are needed for {conns} connections: \
-             raise it in the shell first (`ulimit -n {}`)",
-            need.next_power_of_two().max(4096)
-        )),
-        _ => Ok(()),
-    }
 }

@@ -88,6 +88,9 @@ struct CompareArgs {
     /// Connections (idle).
     #[arg(long, default_value_t = 1000)]
     conns: usize,
+    /// Connections per room or topic (idle).
+    #[arg(long, default_value_t = 10)]
+    room_size: usize,
     /// Concurrent connectors (accepts).
     #[arg(long, default_value_t = 4)]
     connectors: usize,
@@ -452,7 +455,7 @@ fn run(cli: Cli) -> Result<Outcome> {
                                     a.proto,
                                     Arc::clone(&target),
                                     a.conns.min(100_000),
-                                    10,
+                                    a.room_size.clamp(1, 100_000),
                                     pid,
                                     parallel,
                                     Duration::from_secs(2),

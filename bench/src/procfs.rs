@@ -45,19 +45,47 @@ pub fn rss_kib(pid: u32) -> Result<u64> {
     parse_status_rss(&text).with_context(|| format!("parsing {path}"))
 }
 
+/// Fails with advice if this process may not open `conns` more sockets
+/// and keep `spare` descriptors besides.
+pub fn check_fd_limit(conns: usize, spare: u64) -> Result<()> {
+    let need = conns as u64 + spare;
+    match open_files_limit()? {
+        Some(limit) if limit < need => Err(anyhow!(
+            "the open-file limit is {limit}, {need} are needed for {conns} connections: \
+             raise it in the shell first (`ulimit -n {}`)",
+            need.next_power_of_two().max(4096)
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Peak resident set size of `pid` over its life in KiB (`VmHWM`).
+pub fn peak_rss_kib(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    parse_status_kib(&text, "VmHWM:").with_context(|| format!("parsing {path}"))
+}
+
 /// `VmRSS` in KiB from the text of `/proc/PID/status`.
 pub fn parse_status_rss(text: &str) -> Result<u64> {
+    parse_status_kib(text, "VmRSS:")
+}
+
+/// A `KEY: N kB` line of `/proc/PID/status`, in KiB.
+fn parse_status_kib(text: &str, key: &str) -> Result<u64> {
     let line = text
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .ok_or_else(|| anyhow!("no VmRSS line (is it a kernel thread, or a zombie?)"))?;
-    let mut parts = line["VmRSS:".len()..].split_whitespace();
-    let value = parts.next().ok_or_else(|| anyhow!("empty VmRSS line"))?;
+        .find(|l| l.starts_with(key))
+        .ok_or_else(|| anyhow!("no {key} line (is it a kernel thread, or a zombie?)"))?;
+    let mut parts = line[key.len()..].split_whitespace();
+    let value = parts.next().ok_or_else(|| anyhow!("empty {key} line"))?;
     let unit = parts.next().unwrap_or("kB");
     if unit != "kB" {
-        return Err(anyhow!("unexpected VmRSS unit {unit:?}"));
+        return Err(anyhow!("unexpected {key} unit {unit:?}"));
     }
-    value.parse::<u64>().context("bad VmRSS value")
+    value
+        .parse::<u64>()
+        .with_context(|| format!("bad {key} value"))
 }
 
 /// This process's soft limit on open files (`None` = unlimited).
@@ -126,6 +154,10 @@ mod tests {
         let text = "Name:\trelay\nVmPeak:\t  9000 kB\nVmRSS:\t    4321 kB\nThreads:\t3\n";
         assert_eq!(parse_status_rss(text).unwrap(), 4321);
         assert!(parse_status_rss("Name:\tx\n").is_err());
+        assert_eq!(
+            parse_status_kib("VmHWM:\t  9876 kB\nVmRSS:\t 4321 kB\n", "VmHWM:").unwrap(),
+            9876
+        );
         assert!(rss_kib(std::process::id()).unwrap() > 0);
     }
 
