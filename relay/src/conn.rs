@@ -381,11 +381,13 @@ async fn chat(shared: &Shared, joined: Joined) -> Outcome {
         }
         reason
     };
-    // A peer that took neither its queue nor its last words in time is
-    // reset: its socket's unsent data (up to the kernel's send buffer) is
-    // freed now, and the peer's next read fails at once instead of the
-    // connection lingering in TCP's zero-window probes.
-    if stuck.load(Relaxed) {
+    // A reader cut for falling behind that took neither its queue nor its
+    // last words in time is reset: its socket's unsent data (up to the
+    // kernel's send buffer) is freed now, and its next read fails at once
+    // instead of the connection lingering in TCP's zero-window probes.
+    // Any other close (shutdown, a bad frame, ...) stays graceful, so a
+    // client still reading gets what its kernel already holds.
+    if stuck.load(Relaxed) && reason == CloseReason::SlowReader {
         let tls = rd.unsplit(wr);
         let _ = socket2::SockRef::from(tls.get_ref()).set_linger(Some(Duration::ZERO));
     }

@@ -354,7 +354,14 @@ async fn idle_clients_are_pinged_and_answering_keeps_them() {
 /// a client whose ClientHello comes in pieces, slowly, still gets through.
 #[tokio::test]
 async fn a_client_hello_that_arrives_in_slow_pieces_still_completes_the_handshake() {
-    let relay = TestRelay::start(test_limits()).await;
+    // About 45 pieces, 20 ms apart: well within these timeouts even on a
+    // loaded machine (the test limits' 2 s, spread down to 1.5 s, are not).
+    let relay = TestRelay::start(relay::Limits {
+        handshake_timeout: Duration::from_secs(10),
+        hello_timeout: Duration::from_secs(10),
+        ..test_limits()
+    })
+    .await;
     // A proxy between a real TLS client and the relay that passes the
     // client's first flight on in pieces of 7 bytes, 20 ms apart.
     let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
