@@ -30,7 +30,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use wire::{encode_frame, ClientFrame, RelayFrame, DEFAULT_MAX_FRAME};
 
-use crate::conn::{hello, random_room, send};
+use crate::conn::{hello, random_room};
 use crate::procfs;
 use crate::report::percentile;
 use crate::tls::Target;
@@ -44,8 +44,8 @@ const FLOOD_BATCH: usize = 16;
 pub const MAX_ABUSERS: usize = 50_000;
 /// File descriptors kept free besides one per connection.
 const SPARE_FDS: u64 = 256;
-/// How often the relay's RSS is sampled.
-const RSS_EVERY: Duration = Duration::from_millis(200);
+/// How often the stalled population is counted.
+const WATCH_EVERY: Duration = Duration::from_millis(200);
 
 /// How to run an abuse run.
 #[derive(Debug, Clone)]
@@ -236,7 +236,7 @@ pub struct Report {
     pub floods_ended: u64,
     /// Relay RSS before the run, KiB.
     pub rss_before_kib: Option<u64>,
-    /// Largest relay RSS sampled during the run, KiB.
+    /// The relay's peak RSS over its life when the abuse ended (`VmHWM`), KiB.
     pub rss_peak_kib: Option<u64>,
     /// Every connection closed within its bound and none was overdue.
     pub all_in_time: bool,
@@ -349,31 +349,41 @@ struct Ctx {
     tallies: Vec<Tally>,
     flood_frames: AtomicU64,
     floods_ended: AtomicU64,
+    /// Stalled connections open now.
+    stalled_open: AtomicU64,
 }
 
 impl Ctx {
     fn tally(&self, kind: Kind) -> &Tally {
-        let i = Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
-        &self.tallies[i]
+        // `Kind::ALL` lists the kinds in declaration order.
+        &self.tallies[kind as usize]
+    }
+
+    /// Waits `d` before another attempt; false if the run ended meanwhile.
+    async fn pause(&self, d: Duration) -> bool {
+        tokio::select! {
+            () = self.stop.cancelled() => false,
+            () = tokio::time::sleep(d) => true,
+        }
     }
 }
 
 /// Runs the abuse against `target` until `opts.run` has passed (never past
 /// `deadline`).
 pub async fn run(target: Arc<Target>, opts: &Options, deadline: Instant) -> Result<Report> {
+    if !(0.0..=10_000.0).contains(&opts.garbage_rate) {
+        bail!("--garbage-rate must be between 0 and 10000");
+    }
     let stalled = opts.tcp_stall + opts.handshake_stall + opts.hello_stall;
     let rooms = if opts.slow_readers == 0 {
         0
     } else {
         opts.slow_readers.div_ceil(opts.readers_per_room.max(1))
     };
-    let garbage_in_flight = (opts.garbage_rate * 4.0).ceil() as usize;
+    let garbage_in_flight = ((opts.garbage_rate * 4.0).ceil() as usize).max(1);
     let total = stalled + opts.slow_readers + rooms + garbage_in_flight;
     if total > MAX_ABUSERS {
         bail!("at most {MAX_ABUSERS} abusive connections at once ({total} asked)");
-    }
-    if !(0.0..=10_000.0).contains(&opts.garbage_rate) {
-        bail!("--garbage-rate must be between 0 and 10000");
     }
     procfs::check_fd_limit(total, SPARE_FDS)?;
     if let Some(pid) = opts.relay_pid {
@@ -387,6 +397,7 @@ pub async fn run(target: Arc<Target>, opts: &Options, deadline: Instant) -> Resu
         tallies: Kind::ALL.iter().map(|_| Tally::default()).collect(),
         flood_frames: AtomicU64::new(0),
         floods_ended: AtomicU64::new(0),
+        stalled_open: AtomicU64::new(0),
     });
     let rss_before = opts.relay_pid.map(procfs::rss_kib).transpose()?;
     let start = Instant::now();
@@ -406,7 +417,6 @@ pub async fn run(target: Arc<Target>, opts: &Options, deadline: Instant) -> Resu
             tend,
         )));
     }
-    let open = Arc::new(AtomicU64::new(0));
     for (kind, n) in [
         (Kind::TcpStall, opts.tcp_stall),
         (Kind::HandshakeStall, opts.handshake_stall),
@@ -415,38 +425,33 @@ pub async fn run(target: Arc<Target>, opts: &Options, deadline: Instant) -> Resu
         let block = sources.block(n)?;
         for i in 0..n {
             let ctx = Arc::clone(&ctx);
-            let open = Arc::clone(&open);
-            let source = block.addr(i);
-            tasks.push(tokio::spawn(stall_slot(ctx, kind, source, open, tend)));
+            tasks.push(tokio::spawn(stall_slot(ctx, kind, block.addr(i), tend)));
         }
     }
-    let garbage_block = sources.block(garbage_in_flight.max(1))?;
+    let garbage_block = sources.block(garbage_in_flight)?;
     let garbage = tokio::spawn(garbage_stream(
         Arc::clone(&ctx),
         opts.garbage_rate,
         garbage_block,
-        garbage_in_flight.max(1),
+        garbage_in_flight,
         tend,
     ));
 
-    // Watch the population and the relay's memory until the end.
+    // Watch the population until the end.
     let mut reached = None;
-    let mut rss_peak = rss_before;
-    let mut tick = tokio::time::interval(RSS_EVERY);
+    let mut tick = tokio::time::interval(WATCH_EVERY);
     loop {
         tokio::select! {
             () = tokio::time::sleep_until(tend) => break,
             _ = tick.tick() => {}
         }
-        if reached.is_none() && open.load(Ordering::Relaxed) >= stalled as u64 {
+        if reached.is_none() && ctx.stalled_open.load(Ordering::Relaxed) >= stalled as u64 {
             reached = Some(start.elapsed().as_secs_f64());
         }
-        if let Some(pid) = opts.relay_pid {
-            if let Ok(rss) = procfs::rss_kib(pid) {
-                rss_peak = Some(rss_peak.map_or(rss, |p: u64| p.max(rss)));
-            }
-        }
     }
+    let rss_peak = opts
+        .relay_pid
+        .and_then(|pid| procfs::peak_rss_kib(pid).ok());
     ctx.stop.cancel();
     let _ = garbage.await;
     for t in tasks {
@@ -532,13 +537,7 @@ async fn until_closed<S: tokio::io::AsyncRead + Unpin>(io: &mut S) {
 
 /// One place in the stalled population: opens a connection of `kind`,
 /// waits for the relay to end it, and opens the next, until `end`.
-async fn stall_slot(
-    ctx: Arc<Ctx>,
-    kind: Kind,
-    source: IpAddr,
-    open: Arc<AtomicU64>,
-    end: tokio::time::Instant,
-) {
+async fn stall_slot(ctx: Arc<Ctx>, kind: Kind, source: IpAddr, end: tokio::time::Instant) {
     let tally = ctx.tally(kind);
     while tokio::time::Instant::now() < end && !ctx.stop.is_cancelled() {
         let attempt = tokio::select! {
@@ -550,20 +549,19 @@ async fn stall_slot(
             Err(e) => {
                 tally.failed(&e);
                 // Not a tight loop: the relay may be refusing for a while.
-                tokio::select! {
-                    () = ctx.stop.cancelled() => return,
-                    () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                if !ctx.pause(Duration::from_millis(100)).await {
+                    return;
                 }
                 continue;
             }
         };
         tally.opened.fetch_add(1, Ordering::Relaxed);
-        open.fetch_add(1, Ordering::Relaxed);
+        ctx.stalled_open.fetch_add(1, Ordering::Relaxed);
         let ended = tokio::select! {
             () = ctx.stop.cancelled() => false,
             () = io.wait_closed() => true,
         };
-        open.fetch_sub(1, Ordering::Relaxed);
+        ctx.stalled_open.fetch_sub(1, Ordering::Relaxed);
         if ended {
             tally.closed(began.elapsed());
         } else {
@@ -738,9 +736,8 @@ async fn flooded_room_slot(
             Ok(x) => x,
             Err(e) => {
                 tally.failed(&e);
-                tokio::select! {
-                    () = ctx.stop.cancelled() => return,
-                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                if !ctx.pause(Duration::from_millis(500)).await {
+                    return;
                 }
                 continue;
             }
@@ -836,7 +833,9 @@ async fn flood(ctx: &Ctx, flooder: crate::conn::Conn, readers: usize, give_up: D
         }
     }
     let batch = batch.freeze();
-    let pongs = tokio::sync::Mutex::new(Vec::new());
+    // No keepalive to answer: the relay pings a connection only after a
+    // third of its idle timeout (30 s) of silence, and a flood gives up
+    // long before.
     let reading = async {
         loop {
             match rd.next().await {
@@ -845,7 +844,6 @@ async fn flood(ctx: &Ctx, flooder: crate::conn::Conn, readers: usize, give_up: D
                         return;
                     }
                 }
-                Ok(Some(RelayFrame::Ping(n))) => pongs.lock().await.push(n),
                 Ok(Some(_)) => {}
                 Ok(None) | Err(_) => return,
             }
@@ -853,12 +851,6 @@ async fn flood(ctx: &Ctx, flooder: crate::conn::Conn, readers: usize, give_up: D
     };
     let writing = async {
         loop {
-            let due: Vec<u64> = std::mem::take(&mut *pongs.lock().await);
-            for n in due {
-                if send(&mut wr, &ClientFrame::Pong(n)).await.is_err() {
-                    return;
-                }
-            }
             if wr.write_all(&batch).await.is_err() {
                 return;
             }

@@ -171,7 +171,7 @@ async fn establish(
     // and dawdles holds only its socket.
     tokio::select! {
         _ = shared.shutdown.cancelled() => return Err((CloseReason::Shutdown, None, None)),
-        r = timeout(handshake_limit, first_record(&tcp)) => match r {
+        r = tokio::time::timeout_at(handshake_until, first_record(&tcp)) => match r {
             Err(_) => return Err((CloseReason::HandshakeTimeout, None, None)),
             Ok(Err(_)) => return Err((CloseReason::TlsFailed, None, None)),
             Ok(Ok(())) => {}
@@ -210,14 +210,7 @@ async fn establish(
     // clear "unsupported version".
     let hello = tokio::select! {
         _ = shared.shutdown.cancelled() => None,
-        r = timeout(spread(limits.hello_timeout), async {
-            // Nothing read (no TLS read buffer) until the hello's first
-            // bytes are here.
-            if tls.ssl().pending() == 0 {
-                let _ = tls.get_ref().readable().await;
-            }
-            read_hello(&mut tls).await
-        }) => Some(r),
+        r = timeout(spread(limits.hello_timeout), read_hello(&mut tls)) => Some(r),
     };
     let room = match hello {
         None => {
