@@ -34,7 +34,91 @@ use crate::limits::{Refusal, Slot, TokenBucket};
 use crate::queue::{Budget, Outq, Push};
 use crate::stats::{CloseReason, Stats};
 
-type Tls = SslStream<TcpStream>;
+type Tls = SslStream<Sock>;
+
+/// A connection's socket, which can move from the admission runtime (where
+/// it is accepted, its handshake and hello read) to the chat runtime: a
+/// tokio socket belongs to the runtime whose reactor registered it.
+#[derive(Debug)]
+pub(crate) struct Sock(Option<TcpStream>);
+
+impl Sock {
+    fn new(tcp: TcpStream) -> Sock {
+        Sock(Some(tcp))
+    }
+
+    fn tcp(&self) -> Option<&TcpStream> {
+        self.0.as_ref()
+    }
+
+    /// Leaves the current runtime's reactor; the socket stays open.
+    fn detach(&mut self) -> std::io::Result<std::net::TcpStream> {
+        self.0.take().ok_or_else(detached)?.into_std()
+    }
+
+    /// Joins the reactor of the runtime this is called in.
+    fn attach(&mut self, tcp: std::net::TcpStream) -> std::io::Result<()> {
+        self.0 = Some(TcpStream::from_std(tcp)?);
+        Ok(())
+    }
+
+    fn get(self: Pin<&mut Self>) -> std::io::Result<Pin<&mut TcpStream>> {
+        match self.get_mut().0.as_mut() {
+            Some(tcp) => Ok(Pin::new(tcp)),
+            None => Err(detached()),
+        }
+    }
+}
+
+fn detached() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::NotConnected, "socket between runtimes")
+}
+
+impl tokio::io::AsyncRead for Sock {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get() {
+            Ok(tcp) => tcp.poll_read(cx, buf),
+            Err(e) => std::task::Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl AsyncWrite for Sock {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get() {
+            Ok(tcp) => tcp.poll_write(cx, buf),
+            Err(e) => std::task::Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_flush(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get() {
+            Ok(tcp) => tcp.poll_flush(cx),
+            Err(e) => std::task::Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_shutdown(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get() {
+            Ok(tcp) => tcp.poll_shutdown(cx),
+            Err(e) => std::task::Poll::Ready(Err(e)),
+        }
+    }
+}
 
 /// Bytes of frames a connection handles before letting the others run.
 const TURN_BYTES: usize = 256 * 1024;
@@ -43,8 +127,9 @@ const WRITE_BATCH: usize = 256 * 1024;
 /// Most unsent bytes the kernel holds for a connection (`TCP_NOTSENT_LOWAT`).
 #[cfg(any(target_os = "linux", target_os = "android"))]
 const NOTSENT_LOWAT: u32 = 128 * 1024;
-/// Buffers above this size are given back once empty.
-const KEEP_BUFFER: usize = 64 * 1024;
+/// A read buffer is given room for this much when it is first needed
+/// again (what the codec would start with).
+const READ_BUFFER: usize = 8 * 1024;
 /// Time allowed to flush a last error frame before closing.
 const LAST_WORDS: Duration = Duration::from_secs(2);
 /// The same for a reader cut for falling behind: what its socket already
@@ -83,9 +168,23 @@ impl std::fmt::Debug for Shared {
     }
 }
 
+/// Where a connection goes once it has joined its room: the chat runtime,
+/// and the tracker that shutdown waits on.
+#[derive(Debug, Clone)]
+pub struct Chat {
+    /// The chat runtime.
+    pub handle: tokio::runtime::Handle,
+    /// Every connection's task, on either runtime.
+    pub tracker: tokio_util::task::TaskTracker,
+}
+
 /// Serves one accepted TCP connection to the end and logs why it ended.
-/// `slot` is its place in the connection limits (held until this returns),
-/// or why it has none: then it only gets a refusal.
+/// Runs on the admission runtime through the handshake, the hello and the
+/// join; then the connection moves to the chat runtime (`chat`) for the
+/// rest of its life, so that however many connections are being admitted,
+/// the rooms' traffic never queues behind their handshakes.
+/// `slot` is its place in the connection limits (held until it ends), or
+/// why it has none: then it only gets a refusal.
 /// `_permit` is its place among the refusals in flight, if it is refused.
 pub async fn serve(
     shared: Arc<Shared>,
@@ -93,8 +192,45 @@ pub async fn serve(
     peer: SocketAddr,
     slot: Result<Slot, Refusal>,
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    to_chat: Chat,
 ) {
-    let (reason, conn_id, room) = run(&shared, tcp, peer, slot).await;
+    // Handshake, hello and join run in a future of their own on the heap,
+    // freed once done: an idle connection's task then holds only what the
+    // chat phase needs (its size is the largest of its states).
+    let mut joined = match Box::pin(establish(&shared, tcp, peer, slot)).await {
+        Ok(joined) => joined,
+        Err(outcome) => return ended(&shared, peer, outcome),
+    };
+    let tcp = match joined.tls.get_mut().detach() {
+        Ok(tcp) => tcp,
+        Err(_) => return ended(&shared, peer, left_early(&shared, joined)),
+    };
+    let Chat { handle, tracker } = to_chat;
+    tracker.spawn_on(
+        async move {
+            let outcome = match joined.tls.get_mut().attach(tcp) {
+                Ok(()) => chat(&shared, joined).await,
+                Err(_) => left_early(&shared, joined),
+            };
+            ended(&shared, peer, outcome);
+        },
+        &handle,
+    );
+}
+
+/// A joined connection whose socket could not move runtimes: it leaves.
+fn left_early(shared: &Shared, joined: Joined) -> Outcome {
+    shared.hub.leave(&joined.room, joined.conn_id, true);
+    joined.queue.close();
+    (
+        CloseReason::IoError,
+        Some(joined.conn_id),
+        Some(joined.room_tag),
+    )
+}
+
+/// Counts and logs why a connection ended.
+fn ended(shared: &Shared, peer: SocketAddr, (reason, conn_id, room): Outcome) {
     shared.stats.closed(reason);
     match conn_id {
         // Connections that never joined a room are logged at debug level
@@ -122,21 +258,6 @@ struct Joined {
     kill: CancellationToken,
     /// Its place in the connection limits, held to the end.
     _slot: Slot,
-}
-
-async fn run(
-    shared: &Shared,
-    tcp: TcpStream,
-    peer: SocketAddr,
-    slot: Result<Slot, Refusal>,
-) -> Outcome {
-    // Handshake, hello and join run in a future of their own on the heap,
-    // freed once done: an idle connection's task then holds only what the
-    // chat phase needs (its size is the largest of its states).
-    match Box::pin(establish(shared, tcp, peer, slot)).await {
-        Ok(joined) => chat(shared, joined).await,
-        Err(outcome) => outcome,
-    }
 }
 
 async fn establish(
@@ -180,7 +301,7 @@ async fn establish(
     let Ok(ssl) = Ssl::new(shared.acceptor.context()) else {
         return Err((CloseReason::TlsFailed, None, None));
     };
-    let Ok(mut tls) = SslStream::new(ssl, tcp) else {
+    let Ok(mut tls) = SslStream::new(ssl, Sock::new(tcp)) else {
         return Err((CloseReason::TlsFailed, None, None));
     };
     tokio::select! {
@@ -382,7 +503,9 @@ async fn chat(shared: &Shared, joined: Joined) -> Outcome {
     // client still reading gets what its kernel already holds.
     if stuck.load(Relaxed) && reason == CloseReason::SlowReader {
         let tls = rd.unsplit(wr);
-        let _ = socket2::SockRef::from(tls.get_ref()).set_linger(Some(Duration::ZERO));
+        if let Some(tcp) = tls.get_ref().tcp() {
+            let _ = socket2::SockRef::from(tcp).set_linger(Some(Duration::ZERO));
+        }
     }
     // Dropping the writer here closes the connection, whatever its state.
     (reason, Some(conn_id), Some(room_tag))
@@ -476,8 +599,11 @@ async fn read_loop(
 ) -> CloseReason {
     let limits = &shared.limits;
     let stats = &shared.stats;
-    let mut frames =
-        FramedRead::with_capacity(rd, FrameCodec::<ClientFrame>::new(limits.max_frame), 0);
+    let mut frames = Lean(FramedRead::with_capacity(
+        rd,
+        FrameCodec::<ClientFrame>::new(limits.max_frame),
+        0,
+    ));
     let now = std::time::Instant::now();
     let mut frame_bucket = TokenBucket::new(
         f64::from(limits.rate_frames),
@@ -550,11 +676,6 @@ async fn read_loop(
             Some(Err(FrameError::Io(_))) => return CloseReason::IoError,
             Some(Err(_)) => return CloseReason::BadFrame,
         };
-        // A large frame grew the read buffer: give the memory back.
-        let buf = frames.read_buffer_mut();
-        if buf.is_empty() && buf.capacity() > KEEP_BUFFER {
-            *buf = BytesMut::new();
-        }
         last_rx = Instant::now();
         next_ping = last_rx + ping_every;
         stats.frames_in.fetch_add(1, Relaxed);
@@ -692,6 +813,32 @@ async fn read_loop(
     }
 }
 
+/// A connection's frames, read into a buffer that exists only while bytes
+/// are coming: once the socket has nothing more and no frame is half read,
+/// the buffer is given back (as OpenSSL's own with `RELEASE_BUFFERS`), so
+/// an idle connection holds no read buffer, whatever it once received.
+struct Lean<R>(FramedRead<R, FrameCodec<ClientFrame>>);
+
+impl<R: tokio::io::AsyncRead + Unpin> futures_util::Stream for Lean<R> {
+    type Item = Result<ClientFrame, FrameError>;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let frames = &mut self.0;
+        if frames.read_buffer().capacity() == 0 {
+            // Room for a burst at once, not grown from a few bytes.
+            frames.read_buffer_mut().reserve(READ_BUFFER);
+        }
+        let next = Pin::new(&mut *frames).poll_next(cx);
+        if next.is_pending() && frames.read_buffer().is_empty() {
+            *frames.read_buffer_mut() = BytesMut::new();
+        }
+        next
+    }
+}
+
 /// Waits, reading nothing, for `until` (at most `max`) while the
 /// connection's writer goes on; the reason to close if the connection
 /// ended meanwhile.
@@ -766,8 +913,10 @@ async fn write_loop(
             }
         }
         queue.written(n);
+        // Kept while more waits (a stream of frames reuses it); an idle
+        // connection holds none.
         buf.clear();
-        if buf.capacity() > KEEP_BUFFER {
+        if queue.is_empty() {
             buf = BytesMut::new();
         }
     }
@@ -869,5 +1018,45 @@ mod tests {
         }
         // Spread, not one value: every 250 ms band of the quarter is hit.
         assert!(seen.len() >= 9, "{seen:?}");
+    }
+
+    /// An idle connection holds no read buffer, whatever it received
+    /// before; a frame split across reads is kept whole meanwhile.
+    #[tokio::test]
+    async fn an_idle_connection_gives_its_read_buffer_back() {
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        let mut frames = Lean(FramedRead::with_capacity(
+            server,
+            FrameCodec::<ClientFrame>::new(1 << 20),
+            0,
+        ));
+        let mut burst = BytesMut::new();
+        for n in 0..200u64 {
+            let frame = ClientFrame::Publish {
+                to: None,
+                payload: Bytes::from(vec![n as u8; 1000]),
+            };
+            encode_frame(&frame, 1 << 20, &mut burst).expect("encodes");
+        }
+        let ping = {
+            let mut b = BytesMut::new();
+            encode_frame(&ClientFrame::Ping(7), 1 << 20, &mut b).expect("encodes");
+            b
+        };
+        client.write_all(&burst).await.expect("writes");
+        client.write_all(&ping[..3]).await.expect("writes");
+        for _ in 0..200 {
+            let f = frames.next().await.expect("a frame").expect("valid");
+            assert!(matches!(f, ClientFrame::Publish { .. }));
+        }
+        // Half a frame waits: nothing more can be read, the buffer stays.
+        assert!(futures_util::poll!(frames.next()).is_pending());
+        assert_eq!(frames.0.read_buffer().len(), 3);
+        client.write_all(&ping[3..]).await.expect("writes");
+        let f = frames.next().await.expect("a frame").expect("valid");
+        assert!(matches!(f, ClientFrame::Ping(7)));
+        // Nothing more: the buffer (grown by the burst) is given back.
+        assert!(futures_util::poll!(frames.next()).is_pending());
+        assert_eq!(frames.0.read_buffer().capacity(), 0);
     }
 }

@@ -35,8 +35,10 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 
-/// Spare capacity (in frames) kept by an empty queue after a burst.
-const KEEP_FRAMES: usize = 64;
+/// Spare capacity (in frames) kept by an empty queue after a burst: a few
+/// (a line and its acknowledgements), not a burst's worth on every idle
+/// connection.
+const KEEP_FRAMES: usize = 8;
 
 /// Outcome of [`Outq::push`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -334,6 +336,11 @@ impl Outq {
             }
             self.ready.notified().await;
         }
+    }
+
+    /// Whether nothing waits for the writer.
+    pub fn is_empty(&self) -> bool {
+        self.lock().len() == 0
     }
 
     /// The writer wrote `n` bytes it had taken: they stop counting.

@@ -133,40 +133,27 @@ impl Relay {
                 every,
             ));
         }
-        let refusals = Arc::new(tokio::sync::Semaphore::new(REFUSALS_IN_FLIGHT));
-        loop {
-            let accepted = tokio::select! {
-                _ = stop.cancelled() => break,
-                a = listener.accept() => a,
-            };
-            let (tcp, peer) = match accepted {
-                Ok(x) => x,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off briefly.
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            shared.stats.accepted.fetch_add(1, Relaxed);
-            // Admitted connections hold their place (total and per address)
-            // from accept to close; refused ones share a small pool of their
-            // own for a short handshake and a reason, or are closed at once.
-            let slot = admission.admit(peer.ip());
-            let permit = match &slot {
-                Ok(_) => None,
-                Err(_) => match Arc::clone(&refusals).try_acquire_owned() {
-                    Ok(p) => Some(p),
-                    Err(_) => {
-                        drop(tcp);
-                        shared.stats.closed(crate::stats::CloseReason::Refused);
-                        continue;
-                    }
-                },
-            };
-            tracker.spawn(conn::serve(Arc::clone(&shared), tcp, peer, slot, permit));
+        // Admission (accept, handshake, hello, join) runs on a runtime of
+        // its own, at a lower CPU priority; each joined connection moves to
+        // this one. A flood of handshakes then takes what the rooms leave.
+        let listener = listener.into_std()?;
+        let admission_rt = AdmissionRuntime::start()?;
+        let chat = conn::Chat {
+            handle: tokio::runtime::Handle::current(),
+            tracker: tracker.clone(),
+        };
+        let accepting = admission_rt.spawn(accept_loop(
+            listener,
+            Arc::clone(&shared),
+            Arc::clone(&admission),
+            chat,
+            stop.clone(),
+        ));
+        match accepting.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(e) => anyhow::bail!("the accept loop ended: {e}"),
         }
-        drop(listener);
         info!(
             connections = admission.total(),
             "shutting down: closing connections"
@@ -186,6 +173,110 @@ impl Relay {
         }
         info!(closes = %shared.stats.closes_summary(), "relay stopped");
         Ok(())
+    }
+}
+
+/// Accepts until `stop`; each connection's task starts on this (the
+/// admission) runtime.
+async fn accept_loop(
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    admission: Arc<Admission>,
+    chat: conn::Chat,
+    stop: CancellationToken,
+) -> Result<()> {
+    let listener = TcpListener::from_std(listener)?;
+    let refusals = Arc::new(tokio::sync::Semaphore::new(REFUSALS_IN_FLIGHT));
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            a = listener.accept() => a,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and the like: back off briefly.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        shared.stats.accepted.fetch_add(1, Relaxed);
+        // Admitted connections hold their place (total and per address)
+        // from accept to close; refused ones share a small pool of their
+        // own for a short handshake and a reason, or are closed at once.
+        let slot = admission.admit(peer.ip());
+        let permit = match &slot {
+            Ok(_) => None,
+            Err(_) => match Arc::clone(&refusals).try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    drop(tcp);
+                    shared.stats.closed(crate::stats::CloseReason::Refused);
+                    continue;
+                }
+            },
+        };
+        chat.tracker.spawn(conn::serve(
+            Arc::clone(&shared),
+            tcp,
+            peer,
+            slot,
+            permit,
+            chat.clone(),
+        ));
+    }
+}
+
+/// Niceness of the admission runtime's threads: when both runtimes want
+/// the CPU, the rooms get most of it.
+const ADMISSION_NICE: i32 = 10;
+
+/// The admission runtime: as many workers as the chat runtime, at a lower
+/// CPU priority; shut down (its tasks dropped) with its guard.
+struct AdmissionRuntime {
+    handle: tokio::runtime::Handle,
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl AdmissionRuntime {
+    fn start() -> Result<AdmissionRuntime> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .thread_name("relay-admission")
+            .on_thread_start(|| {
+                // Best effort: a system that refuses leaves it at the
+                // relay's own priority. (On Linux a thread id names one
+                // thread: only this one is lowered.)
+                #[cfg(any(target_os = "linux", target_os = "android"))]
+                let _ = rustix::process::setpriority_process(
+                    Some(rustix::thread::gettid()),
+                    ADMISSION_NICE,
+                );
+            })
+            .enable_all()
+            .build()
+            .context("cannot start the admission runtime")?;
+        Ok(AdmissionRuntime {
+            handle: rt.handle().clone(),
+            rt: Some(rt),
+        })
+    }
+
+    fn spawn<F>(&self, f: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle.spawn(f)
+    }
+}
+
+impl Drop for AdmissionRuntime {
+    fn drop(&mut self) {
+        // Allowed inside an async context, unlike dropping a runtime.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
     }
 }
 
