@@ -127,9 +127,9 @@ const WRITE_BATCH: usize = 256 * 1024;
 /// Most unsent bytes the kernel holds for a connection (`TCP_NOTSENT_LOWAT`).
 #[cfg(any(target_os = "linux", target_os = "android"))]
 const NOTSENT_LOWAT: u32 = 128 * 1024;
-/// A read buffer is given room for this much when it is first needed
-/// again (what the codec would start with).
-const READ_BUFFER: usize = 8 * 1024;
+/// A write buffer up to this size is kept between batches; a larger one
+/// (a burst's) is given back once the queue is empty.
+const WRITE_KEEP: usize = 4 * 1024;
 /// Time allowed to flush a last error frame before closing.
 const LAST_WORDS: Duration = Duration::from_secs(2);
 /// The same for a reader cut for falling behind: what its socket already
@@ -179,10 +179,11 @@ pub struct Chat {
 }
 
 /// Serves one accepted TCP connection to the end and logs why it ended.
-/// Runs on the admission runtime through the handshake, the hello and the
-/// join; then the connection moves to the chat runtime (`chat`) for the
-/// rest of its life, so that however many connections are being admitted,
-/// the rooms' traffic never queues behind their handshakes.
+/// Runs on the admission runtime through the handshake and the hello; then
+/// the connection moves to the chat runtime (`chat`), where it joins its
+/// room and lives on, so that however many connections are being
+/// admitted, the rooms' traffic never queues behind their handshakes (and
+/// the rooms' locks are only ever taken there).
 /// `slot` is its place in the connection limits (held until it ends), or
 /// why it has none: then it only gets a refusal.
 /// `_permit` is its place among the refusals in flight, if it is refused.
@@ -194,39 +195,32 @@ pub async fn serve(
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
     to_chat: Chat,
 ) {
-    // Handshake, hello and join run in a future of their own on the heap,
-    // freed once done: an idle connection's task then holds only what the
-    // chat phase needs (its size is the largest of its states).
-    let mut joined = match Box::pin(establish(&shared, tcp, peer, slot)).await {
-        Ok(joined) => joined,
+    // Handshake and hello run in a future of their own on the heap, freed
+    // once done: an idle connection's task then holds only what the chat
+    // phase needs (its size is the largest of its states).
+    let mut greeted = match Box::pin(establish(&shared, tcp, peer, slot)).await {
+        Ok(greeted) => greeted,
         Err(outcome) => return ended(&shared, peer, outcome),
     };
-    let tcp = match joined.tls.get_mut().detach() {
-        Ok(tcp) => tcp,
-        Err(_) => return ended(&shared, peer, left_early(&shared, joined)),
+    // Not in a room yet: if the move fails, or the chat runtime is gone and
+    // drops the task unrun, there is nothing to undo.
+    let Ok(tcp) = greeted.tls.get_mut().detach() else {
+        return ended(&shared, peer, (CloseReason::IoError, None, None));
     };
     let Chat { handle, tracker } = to_chat;
     tracker.spawn_on(
         async move {
-            let outcome = match joined.tls.get_mut().attach(tcp) {
-                Ok(()) => chat(&shared, joined).await,
-                Err(_) => left_early(&shared, joined),
+            let outcome = match greeted.tls.get_mut().attach(tcp) {
+                Ok(()) => match join(&shared, greeted, peer).await {
+                    Ok(joined) => chat(&shared, joined).await,
+                    Err(outcome) => outcome,
+                },
+                Err(_) => (CloseReason::IoError, None, None),
             };
             ended(&shared, peer, outcome);
         },
         &handle,
     );
-}
-
-/// A joined connection whose socket could not move runtimes: it leaves.
-fn left_early(shared: &Shared, joined: Joined) -> Outcome {
-    shared.hub.leave(&joined.room, joined.conn_id, true);
-    joined.queue.close();
-    (
-        CloseReason::IoError,
-        Some(joined.conn_id),
-        Some(joined.room_tag),
-    )
 }
 
 /// Counts and logs why a connection ended.
@@ -248,6 +242,14 @@ fn ended(shared: &Shared, peer: SocketAddr, (reason, conn_id, room): Outcome) {
 
 type Outcome = (CloseReason, Option<ConnId>, Option<String>);
 
+/// A connection that completed TLS and its hello.
+struct Greeted {
+    tls: Tls,
+    room: wire::RoomId,
+    /// Its place in the connection limits, held to the end.
+    slot: Slot,
+}
+
 /// A connection that completed TLS and its hello and joined a room.
 struct Joined {
     tls: Tls,
@@ -260,12 +262,13 @@ struct Joined {
     _slot: Slot,
 }
 
+/// The TLS handshake and the hello (on the admission runtime).
 async fn establish(
     shared: &Shared,
     tcp: TcpStream,
     peer: SocketAddr,
     slot: Result<Slot, Refusal>,
-) -> Result<Joined, Outcome> {
+) -> Result<Greeted, Outcome> {
     let limits = &shared.limits;
     let _ = tcp.set_nodelay(true);
     // A peer that vanishes (powered off, NAT entry dropped) must not hold
@@ -360,6 +363,19 @@ async fn establish(
         }
         Some(Ok(Ok(room))) => room,
     };
+    Ok(Greeted { tls, room, slot })
+}
+
+/// Joins the connection's room (on the chat runtime, as everything that
+/// touches the rooms: no lock of theirs is held by a thread of lower
+/// priority).
+async fn join(shared: &Shared, greeted: Greeted, peer: SocketAddr) -> Result<Joined, Outcome> {
+    let limits = &shared.limits;
+    let Greeted {
+        mut tls,
+        room,
+        slot,
+    } = greeted;
     let room_tag = room.short();
 
     let conn_id = shared.hub.next_conn_id();
@@ -599,7 +615,7 @@ async fn read_loop(
 ) -> CloseReason {
     let limits = &shared.limits;
     let stats = &shared.stats;
-    let mut frames = Lean(FramedRead::with_capacity(
+    let mut frames = Lean::new(FramedRead::with_capacity(
         rd,
         FrameCodec::<ClientFrame>::new(limits.max_frame),
         0,
@@ -814,10 +830,24 @@ async fn read_loop(
 }
 
 /// A connection's frames, read into a buffer that exists only while bytes
-/// are coming: once the socket has nothing more and no frame is half read,
-/// the buffer is given back (as OpenSSL's own with `RELEASE_BUFFERS`), so
-/// an idle connection holds no read buffer, whatever it once received.
-struct Lean<R>(FramedRead<R, FrameCodec<ClientFrame>>);
+/// are coming: woken with nothing to read twice in a row (no frame between)
+/// and no frame half read, it gives the buffer back, so an idle connection
+/// holds no read buffer whatever it once received, while one that keeps
+/// sending keeps its buffer from one read to the next.
+struct Lean<R> {
+    frames: FramedRead<R, FrameCodec<ClientFrame>>,
+    /// A frame came since the last time nothing was there to read.
+    warm: bool,
+}
+
+impl<R> Lean<R> {
+    fn new(frames: FramedRead<R, FrameCodec<ClientFrame>>) -> Self {
+        Lean {
+            frames,
+            warm: false,
+        }
+    }
+}
 
 impl<R: tokio::io::AsyncRead + Unpin> futures_util::Stream for Lean<R> {
     type Item = Result<ClientFrame, FrameError>;
@@ -826,14 +856,18 @@ impl<R: tokio::io::AsyncRead + Unpin> futures_util::Stream for Lean<R> {
         mut self: Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
-        let frames = &mut self.0;
-        if frames.read_buffer().capacity() == 0 {
-            // Room for a burst at once, not grown from a few bytes.
-            frames.read_buffer_mut().reserve(READ_BUFFER);
-        }
-        let next = Pin::new(&mut *frames).poll_next(cx);
-        if next.is_pending() && frames.read_buffer().is_empty() {
-            *frames.read_buffer_mut() = BytesMut::new();
+        let this = &mut *self;
+        let next = Pin::new(&mut this.frames).poll_next(cx);
+        match &next {
+            std::task::Poll::Ready(Some(Ok(_))) => this.warm = true,
+            std::task::Poll::Pending => {
+                let buf = this.frames.read_buffer_mut();
+                if !this.warm && buf.is_empty() && buf.capacity() > 0 {
+                    *buf = BytesMut::new();
+                }
+                this.warm = false;
+            }
+            std::task::Poll::Ready(_) => {}
         }
         next
     }
@@ -912,11 +946,12 @@ async fn write_loop(
                 return;
             }
         }
-        queue.written(n);
-        // Kept while more waits (a stream of frames reuses it); an idle
-        // connection holds none.
+        let empty = queue.written(n);
+        // A small buffer is kept for the next batch; a burst's is given
+        // back once nothing more waits (an idle connection does not keep
+        // the size of its largest burst).
         buf.clear();
-        if queue.is_empty() {
+        if empty && buf.capacity() > WRITE_KEEP {
             buf = BytesMut::new();
         }
     }
@@ -1025,7 +1060,7 @@ mod tests {
     #[tokio::test]
     async fn an_idle_connection_gives_its_read_buffer_back() {
         let (mut client, server) = tokio::io::duplex(1 << 20);
-        let mut frames = Lean(FramedRead::with_capacity(
+        let mut frames = Lean::new(FramedRead::with_capacity(
             server,
             FrameCodec::<ClientFrame>::new(1 << 20),
             0,
@@ -1051,12 +1086,15 @@ mod tests {
         }
         // Half a frame waits: nothing more can be read, the buffer stays.
         assert!(futures_util::poll!(frames.next()).is_pending());
-        assert_eq!(frames.0.read_buffer().len(), 3);
+        assert_eq!(frames.frames.read_buffer().len(), 3);
         client.write_all(&ping[3..]).await.expect("writes");
         let f = frames.next().await.expect("a frame").expect("valid");
         assert!(matches!(f, ClientFrame::Ping(7)));
-        // Nothing more: the buffer (grown by the burst) is given back.
+        // Nothing more: kept at the first empty wake (a sender's next
+        // frames reuse it), given back at the second.
         assert!(futures_util::poll!(frames.next()).is_pending());
-        assert_eq!(frames.0.read_buffer().capacity(), 0);
+        assert!(frames.frames.read_buffer().capacity() > 0);
+        assert!(futures_util::poll!(frames.next()).is_pending());
+        assert_eq!(frames.frames.read_buffer().capacity(), 0);
     }
 }

@@ -123,6 +123,8 @@ impl Relay {
         // One shared copy: each connection's task holds a pointer, not the
         // limits themselves.
         let shared = Arc::new(shared);
+        // However this returns, every connection is told to close.
+        let _closing = shared.shutdown.clone().drop_guard();
         let tracker = TaskTracker::new();
         let _backplane_guard = backplane_stop.clone().drop_guard();
         let backplane = backplane.map(|bp| tokio::spawn(bp.run(shared.hub.clone())));
@@ -133,9 +135,10 @@ impl Relay {
                 every,
             ));
         }
-        // Admission (accept, handshake, hello, join) runs on a runtime of
-        // its own, at a lower CPU priority; each joined connection moves to
-        // this one. A flood of handshakes then takes what the rooms leave.
+        // Admission (accept, handshake, hello) runs on a runtime of its own;
+        // each connection that said hello moves to this one, where it joins
+        // its room. A flood of handshakes then queues behind itself, not in
+        // front of the rooms' frames.
         let listener = listener.into_std()?;
         let admission_rt = AdmissionRuntime::start()?;
         let chat = conn::Chat {
@@ -228,12 +231,10 @@ async fn accept_loop(
     }
 }
 
-/// Niceness of the admission runtime's threads: when both runtimes want
-/// the CPU, the rooms get most of it.
-const ADMISSION_NICE: i32 = 10;
-
-/// The admission runtime: as many workers as the chat runtime, at a lower
-/// CPU priority; shut down (its tasks dropped) with its guard.
+/// The admission runtime: as many workers as the chat runtime (a burst of
+/// newcomers is admitted on every core), at the same CPU priority (a lower
+/// one was measured: it slowed joins into a busy room by a sixth and did
+/// not help the rooms); shut down (its tasks dropped) with its guard.
 struct AdmissionRuntime {
     handle: tokio::runtime::Handle,
     rt: Option<tokio::runtime::Runtime>,
@@ -243,16 +244,6 @@ impl AdmissionRuntime {
     fn start() -> Result<AdmissionRuntime> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .thread_name("relay-admission")
-            .on_thread_start(|| {
-                // Best effort: a system that refuses leaves it at the
-                // relay's own priority. (On Linux a thread id names one
-                // thread: only this one is lowered.)
-                #[cfg(any(target_os = "linux", target_os = "android"))]
-                let _ = rustix::process::setpriority_process(
-                    Some(rustix::thread::gettid()),
-                    ADMISSION_NICE,
-                );
-            })
             .enable_all()
             .build()
             .context("cannot start the admission runtime")?;
