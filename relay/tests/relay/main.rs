@@ -351,6 +351,40 @@ async fn idle_clients_are_pinged_and_answering_keeps_them() {
     assert_eq!(a.recv().await, Some(RelayFrame::Pong(77)));
 }
 
+/// A client that only writes (alone in a quiet room, nobody else says
+/// anything) still hears from the relay: it is pinged at the same pace as
+/// an idle one, so its own silence timer does not take a live link for a
+/// dead one. (The relay used to ping only connections that sent nothing.)
+#[tokio::test]
+async fn a_client_that_only_writes_is_pinged_too() {
+    let limits = relay::Limits {
+        idle_timeout: Duration::from_millis(600),
+        ..test_limits()
+    };
+    let relay = TestRelay::start(limits).await;
+    let room = RoomId(rand_room());
+    let (mut writer, _) = relay.join(room).await;
+    let mut pings = 0;
+    let deadline = std::time::Instant::now() + Duration::from_millis(1800);
+    while std::time::Instant::now() < deadline {
+        writer
+            .send(ClientFrame::Publish {
+                to: None,
+                payload: Bytes::from_static(b"a line nobody answers"),
+            })
+            .await;
+        if let Some(RelayFrame::Ping(n)) = writer.recv_within(Duration::from_millis(50)).await {
+            pings += 1;
+            writer.send(ClientFrame::Pong(n)).await;
+        }
+    }
+    // A third of the idle timeout apart: about 9 in 1.8 s.
+    assert!(
+        pings >= 3,
+        "only {pings} pings to a client that kept writing"
+    );
+}
+
 /// The relay starts TLS only once the ClientHello's first record is whole:
 /// a client whose ClientHello comes in pieces, slowly, still gets through.
 #[tokio::test]
