@@ -225,6 +225,7 @@ fn gui(args: Args) -> Result<()> {
         files: args.files.options(),
         history: args.history.options("admin"),
         admin_state: Some(client::admin_state::folder_for(&identity)),
+        liveness: client::driver::Liveness::default(),
     };
     ui::admin::run(opts, driver).map_err(|e| {
         anyhow::anyhow!("cannot open the window: {e} (no display? `--cli` runs in the terminal)")

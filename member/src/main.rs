@@ -118,6 +118,7 @@ fn gui(args: Args) -> Result<()> {
         files: args.files.options(),
         history: args.history.options("member"),
         admin_state: None,
+        liveness: client::driver::Liveness::default(),
     };
     ui::member::run(opts, driver).map_err(|e| {
         anyhow::anyhow!("cannot open the window: {e} (no display? `--cli` runs in the terminal)")

@@ -143,6 +143,32 @@ pub struct Options {
     /// ([`crate::admin_state`]): bans and the run number are kept there as
     /// they change. `None` keeps them in memory only (tests).
     pub admin_state: Option<PathBuf>,
+    /// How soon a dead or half-open link to the relay is found.
+    pub liveness: Liveness,
+}
+
+/// How soon a dead link to the relay is found: after `keepalive` with
+/// nothing from the relay the app pings it (the relay answers at once),
+/// and after `silence` with nothing at all the link counts as lost and the
+/// app reconnects (or fails over to the next relay of the invite).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Liveness {
+    /// Quiet time before the app pings the relay.
+    pub keepalive: std::time::Duration,
+    /// Silence after which the link counts as lost.
+    pub silence: std::time::Duration,
+}
+
+impl Default for Liveness {
+    /// A ping after 5 s of quiet; lost after 20 s of silence: several
+    /// pings' worth, so a 300 ms round trip with a few per cent loss (TCP
+    /// resends within a second or two) never counts as a dead link.
+    fn default() -> Self {
+        Liveness {
+            keepalive: crate::session::KEEPALIVE,
+            silence: crate::session::RELAY_SILENCE,
+        }
+    }
 }
 
 /// What happens to files, for the front end.

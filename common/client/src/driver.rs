@@ -16,7 +16,7 @@ use common::ids::Fingerprint;
 use common::invite::RelayEndpoint;
 use tokio::sync::mpsc;
 
-pub use crate::api::{FileUpdate, Options, Request, StopReason, Update};
+pub use crate::api::{FileUpdate, Liveness, Options, Request, StopReason, Update};
 pub use crate::connect::{
     cert_file_fingerprint, connect, connect_pinned, presented_fingerprint, ConnectError, Connector,
     Trust, CONNECT_TIMEOUT,
@@ -24,8 +24,8 @@ pub use crate::connect::{
 use crate::files::FileOptions;
 use crate::journal::Journal;
 use crate::now_ms;
-pub use crate::session::RELAY_SILENCE;
 use crate::session::{session, Runtime, SessionEnd};
+pub use crate::session::{KEEPALIVE, RELAY_SILENCE};
 use crate::transfers::Transfers;
 
 /// First and longest pause between reconnection attempts.
@@ -71,8 +71,7 @@ pub async fn run_with_files(
 ) {
     let opts = Options {
         files,
-        history: None,
-        admin_state: None,
+        ..Options::default()
     };
     run_with(engine, relays, trust, opts, requests, updates).await;
 }
@@ -107,6 +106,7 @@ pub async fn run_with(
         transfers: Transfers::new(opts.files),
         journal,
         state_file,
+        liveness: opts.liveness,
     };
     let reason = match Connector::new(&trust) {
         Ok(connector) => reconnect(&mut engine, &relays, &connector, &mut requests, &mut rt).await,

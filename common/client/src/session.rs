@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use common::engine::{Action, Command, Engine, FileEvent};
-use common::wire::{ErrorCode, FrameCodec, FrameError, RelayFrame, DEFAULT_MAX_FRAME};
+use common::wire::{ClientFrame, ErrorCode, FrameCodec, FrameError, RelayFrame, DEFAULT_MAX_FRAME};
 use futures_util::StreamExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -14,15 +14,20 @@ use tokio_native_tls::TlsStream;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::admin_state::StateFile;
-use crate::api::{Request, Update};
+use crate::api::{Liveness, Request, Update};
 use crate::journal::Journal;
 use crate::now_ms;
 use crate::outgoing::Outgoing;
 use crate::transfers::{Transfers, CHUNK_BURST};
 
-/// Silence from the relay after which the connection counts as dead (the
-/// relay pings idle connections every 30 s by default).
-pub const RELAY_SILENCE: Duration = Duration::from_secs(120);
+/// Silence from the relay after which the connection counts as dead, by
+/// default ([`crate::api::Liveness`]).
+pub const RELAY_SILENCE: Duration = Duration::from_secs(20);
+
+/// Quiet time after which the app pings the relay, by default: the relay
+/// answers at once, so a live link is never silent for long, whatever the
+/// room does (the relay's own pings come only every 30 s).
+pub const KEEPALIVE: Duration = Duration::from_secs(5);
 
 /// Why the relay closed the connection, said to the user: from the error
 /// frame it sent last (`None`: it gave no reason).
@@ -56,6 +61,8 @@ pub(crate) struct Runtime {
     pub(crate) journal: Journal,
     /// (Admin) where bans and the run number are kept.
     pub(crate) state_file: Option<StateFile>,
+    /// How soon a dead link is found.
+    pub(crate) liveness: Liveness,
 }
 
 /// One connection's life: the engine's frames, the front end's requests,
@@ -79,6 +86,10 @@ pub(crate) async fn session(
         return SessionEnd::Lost(e, None);
     }
     let mut last_rx = tokio::time::Instant::now();
+    let Liveness { keepalive, silence } = rt.liveness;
+    // Our last ping, and its number.
+    let mut pinged = last_rx;
+    let mut ping_seq = 0u64;
     // The relay says why before it closes a connection.
     let mut closing: Option<ErrorCode> = None;
     // The end of the stream, if a look ahead came upon it.
@@ -90,8 +101,8 @@ pub(crate) async fn session(
         let sending = rt.transfers.is_sending();
         let actions = tokio::select! {
             why = writer.finished() => return SessionEnd::Lost(why, None),
-            _ = tokio::time::sleep_until(last_rx + RELAY_SILENCE) => {
-                return SessionEnd::Lost(format!("no traffic from the relay for {} s", RELAY_SILENCE.as_secs()), None);
+            _ = tokio::time::sleep_until(last_rx + silence) => {
+                return SessionEnd::Lost(format!("no traffic from the relay for {} s", silence.as_secs_f32()), None);
             }
             f = next_frame(&mut rx, &mut ended) => match f {
                 Some(Ok(frame)) => {
@@ -178,6 +189,13 @@ pub(crate) async fn session(
             }
             _ = tick.tick() => {
                 let mut actions = engine.handle_tick(now_ms());
+                // Quiet for a while: ask the relay, which answers at once.
+                let now = tokio::time::Instant::now();
+                if now - last_rx >= keepalive && now - pinged >= keepalive {
+                    ping_seq += 1;
+                    pinged = now;
+                    actions.push(Action::Send(ClientFrame::Ping(ping_seq)));
+                }
                 for t in rt.transfers.stalled(updates).await {
                     actions.extend(engine.handle_command(now_ms(), Command::CancelFile(t)));
                 }

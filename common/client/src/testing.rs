@@ -47,8 +47,7 @@ impl Peer {
     pub fn start(engine: Engine, relays: Vec<RelayEndpoint>, files: FileOptions) -> Peer {
         let opts = driver::Options {
             files,
-            history: None,
-            admin_state: None,
+            ..driver::Options::default()
         };
         Peer::start_with(engine, relays, opts)
     }

@@ -18,6 +18,7 @@ async fn history_survives_a_restart_sealed_and_a_broken_database_only_warns() {
             files: file_options(dir.path()),
             history,
             admin_state: None,
+            liveness: driver::Liveness::default(),
         };
         Peer::start_with(
             member_engine(room, admin_fp, "alice", 0, Some("pw")),

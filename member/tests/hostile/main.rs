@@ -35,6 +35,7 @@ use zeroize::Zeroizing;
 mod cut;
 mod files;
 mod freshness;
+mod liveness;
 
 /// What the relay does with one delivery: the payloads to deliver instead
 /// (none drops it, two duplicate it).
@@ -47,6 +48,9 @@ struct Shared {
     conns: HashMap<ConnId, mpsc::UnboundedSender<RelayFrame>>,
     next: ConnId,
     tamper: Option<Tamper>,
+    /// Connections whose link went half-open: nothing passes either way,
+    /// and nothing closes.
+    frozen: HashSet<ConnId>,
 }
 
 /// A relay of one room that records everything and tampers on request.
@@ -70,6 +74,7 @@ impl HostileRelay {
             conns: HashMap::new(),
             next: 1,
             tamper: None,
+            frozen: HashSet::new(),
         }));
         let log: Log = Arc::default();
         let (s, l) = (shared.clone(), log.clone());
@@ -136,6 +141,16 @@ impl HostileRelay {
         }
     }
 
+    /// The newest connection's link goes half-open, as when a laptop
+    /// changes networks: from now on nothing passes either way, and
+    /// nothing closes it. Returns its id.
+    fn freeze_newest(&self) -> ConnId {
+        let mut s = self.shared.lock().unwrap();
+        let newest = s.conns.keys().copied().max().expect("a connection");
+        s.frozen.insert(newest);
+        newest
+    }
+
     /// Everything delivered so far, as (to, from, payload).
     fn carried(&self) -> Vec<(ConnId, ConnId, Bytes)> {
         self.log.lock().unwrap().clone()
@@ -177,8 +192,16 @@ async fn serve(
         s.conns.insert(me, out_tx.clone());
         me
     };
+    let frozen = {
+        let shared = shared.clone();
+        move || shared.lock().unwrap().frozen.contains(&me)
+    };
+    let is_frozen = frozen.clone();
     let writer = tokio::spawn(async move {
         while let Some(f) = out_rx.recv().await {
+            if is_frozen() {
+                continue;
+            }
             let last = matches!(&f, RelayFrame::Error(e) if e.code.is_fatal());
             if tx.send(f).await.is_err() || last {
                 let _ = SinkExt::<RelayFrame>::close(&mut tx).await;
@@ -187,6 +210,12 @@ async fn serve(
         }
     });
     while let Some(Ok(frame)) = rx.next().await {
+        if frozen() {
+            // Half-open: read nothing more, close nothing (bounded: the
+            // test ends long before).
+            tokio::time::sleep(Duration::from_secs(600)).await;
+            return;
+        }
         match frame {
             ClientFrame::Publish { to, payload } | ClientFrame::PublishBulk { to, payload } => {
                 let mut s = shared.lock().unwrap();

@@ -65,6 +65,7 @@ pub async fn run(
             files: opts.files.clone(),
             history: opts.history.clone(),
             admin_state: opts.admin_state.clone(),
+            liveness: driver::Liveness::default(),
         },
         cmd_rx,
         up_tx,
