@@ -33,7 +33,8 @@ pub const BACKOFF_MIN: Duration = Duration::from_millis(500);
 /// Longest pause between reconnection attempts.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A session shorter than this does not reset the backoff (a relay that
-/// closes right after the handshake is not hammered).
+/// closes right after the handshake is not hammered), and does not count
+/// as the relay working (the next attempt goes to the next relay).
 const STABLE_SESSION: Duration = Duration::from_secs(10);
 
 /// Runs `engine` against the relays until told to leave or a certificate
@@ -119,7 +120,11 @@ pub async fn run_with(
 
 /// Connects to the relays in turn, runs a session on each connection, and
 /// waits with a growing backoff between attempts, until we leave or a
-/// relay cannot be trusted.
+/// relay cannot be trusted. A relay whose session worked (lasted at least
+/// `STABLE_SESSION`) is tried first again when it ends; one that could not
+/// be reached, or let us go at once, gives way to the next of the invite
+/// (so a reconnect does not wait out a dead relay's connect timeout before
+/// the one that just worked).
 async fn reconnect(
     engine: &mut Engine,
     relays: &[RelayEndpoint],
@@ -161,21 +166,24 @@ async fn reconnect(
                         }))
                         .await;
                 }
-                if started.elapsed() >= STABLE_SESSION {
+                let worked = started.elapsed() >= STABLE_SESSION;
+                if worked {
                     backoff = BACKOFF_MIN;
                 }
                 match end {
                     SessionEnd::Left => return StopReason::Left,
-                    SessionEnd::Lost(reason, code) => (reason, code),
+                    SessionEnd::Lost(reason, code) => (reason, code, worked),
                 }
             }
             // A wrong certificate is an attack or a misconfiguration, not
             // a hiccup: stop and say so.
             Err(e) if e.is_fatal() => return StopReason::Refused(e),
-            Err(e) => (e.to_string(), None),
+            Err(e) => (e.to_string(), None, false),
         };
-        let (reason, relay_code) = reason;
-        attempt += 1;
+        let (reason, relay_code, worked) = reason;
+        if !worked {
+            attempt += 1;
+        }
         let _ = updates
             .send(Update::Disconnected {
                 reason,

@@ -99,3 +99,55 @@ async fn a_half_open_link_is_found_within_the_bound_and_the_member_comes_back() 
         )
         .await;
 }
+
+/// The invite lists a dead relay first and this one second. Once carol's
+/// session here has worked and the relay lets her go, she comes back here
+/// first, instead of trying the dead relay again (and, were it a host that
+/// drops packets, waiting out its connect timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_working_session_the_relay_that_worked_is_tried_first() {
+    let r = room().await;
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        RelayEndpoint {
+            host: Host::V4(std::net::Ipv4Addr::LOCALHOST),
+            port,
+            cert: r.relay.pin,
+        }
+    };
+    let admin = shared(4).public().fingerprint();
+    let opts = driver::Options {
+        files: files_in(r.dirs[2].path(), MAX_FILE, MAX_FILE),
+        ..driver::Options::default()
+    };
+    let mut carol = Peer::start_with(
+        member_engine(r.id, admin, "carol", 2, Some("pw")),
+        vec![dead.clone(), r.relay.endpoint()],
+        opts,
+    );
+    carol
+        .expect("carol's epoch", |e| matches!(e, Event::Epoch { .. }))
+        .await;
+    // A session that worked: longer than the driver's stable-session mark.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    r.relay.cut_newest(ErrorCode::GoingAway);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut disconnected = false;
+    let next = loop {
+        match tokio::time::timeout_at(deadline, carol.up.recv()).await {
+            Ok(Some(Update::Disconnected { .. })) => disconnected = true,
+            Ok(Some(Update::Connecting { relay })) if disconnected => break relay,
+            Ok(Some(Update::Engine(e))) => carol.seen.push(e),
+            Ok(Some(_)) => {}
+            other => panic!("carol did not reconnect: {other:?}"),
+        }
+    };
+    assert_eq!(
+        next,
+        r.relay.endpoint().address(),
+        "the relay that worked first"
+    );
+    assert_ne!(next, dead.address());
+}
