@@ -148,9 +148,11 @@ pub struct Options {
 }
 
 /// How soon a dead link to the relay is found: after `keepalive` with
-/// nothing from the relay the app pings it (the relay answers at once),
-/// and after `silence` with nothing at all the link counts as lost and the
-/// app reconnects (or fails over to the next relay of the invite).
+/// nothing from the relay the app pings it (the relay answers as soon as
+/// it reads the ping), and after `silence` (and a second's grace) with
+/// nothing from the relay and none of our writes taken, the link counts as
+/// lost and the app reconnects (or fails over to another relay of the
+/// invite). `silence` should be several times `keepalive`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Liveness {
     /// Quiet time before the app pings the relay.

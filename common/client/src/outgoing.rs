@@ -36,6 +36,12 @@ pub(crate) struct Outgoing {
     bulk: mpsc::Sender<ClientFrame>,
     /// Bytes in `urgent` not yet handed to the socket.
     queued: Arc<AtomicUsize>,
+    /// Flushes of file chunks completed. During an upload the kernel's
+    /// send buffer is soon full, and then only the relay's reading (its
+    /// acknowledgements) makes room: a count that moves while the relay
+    /// takes what we send. (Small frames do not count: a kernel takes a
+    /// ping or a line whether or not the link is alive.)
+    flushed: Arc<AtomicUsize>,
 }
 
 /// The writer task (stopped when dropped).
@@ -61,12 +67,20 @@ impl Outgoing {
         let (urgent, urgent_rx) = mpsc::unbounded_channel();
         let (bulk, bulk_rx) = mpsc::channel(BULK_FRAMES);
         let queued = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(write(tx, urgent_rx, bulk_rx, Arc::clone(&queued)));
+        let flushed = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(write(
+            tx,
+            urgent_rx,
+            bulk_rx,
+            Arc::clone(&queued),
+            Arc::clone(&flushed),
+        ));
         (
             Outgoing {
                 urgent,
                 bulk,
                 queued,
+                flushed,
             },
             Writer(AbortOnDropHandle::new(task)),
         )
@@ -106,6 +120,12 @@ impl Outgoing {
         }
     }
 
+    /// How many flushes of file chunks the writer has completed: a count
+    /// that moves while the relay takes what we upload.
+    pub(crate) fn flushed(&self) -> usize {
+        self.flushed.load(Relaxed)
+    }
+
     /// How many chunks the bulk lane has room for now.
     pub(crate) fn bulk_room_now(&self) -> usize {
         self.bulk.capacity()
@@ -130,6 +150,7 @@ async fn write<W>(
     mut urgent: mpsc::UnboundedReceiver<ClientFrame>,
     mut bulk: mpsc::Receiver<ClientFrame>,
     queued: Arc<AtomicUsize>,
+    flushed: Arc<AtomicUsize>,
 ) -> Result<(), String>
 where
     W: AsyncWrite + Unpin,
@@ -153,7 +174,9 @@ where
             break;
         };
         // Everything ready now, urgent first each time, then one flush.
+        let mut bulk_in_batch = false;
         loop {
+            bulk_in_batch |= matches!(frame, ClientFrame::PublishBulk { .. });
             if !matches!(frame, ClientFrame::PublishBulk { .. }) {
                 let len = frame.published().map_or(16, |(_, p)| p.len() + 32);
                 queued.fetch_sub(len, Relaxed);
@@ -170,6 +193,9 @@ where
         SinkExt::<ClientFrame>::flush(&mut tx)
             .await
             .map_err(failed)?;
+        if bulk_in_batch {
+            flushed.fetch_add(1, Relaxed);
+        }
     }
     while let Some(f) = bulk.recv().await {
         tx.feed(f).await.map_err(failed)?;

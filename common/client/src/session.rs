@@ -25,9 +25,14 @@ use crate::transfers::{Transfers, CHUNK_BURST};
 pub const RELAY_SILENCE: Duration = Duration::from_secs(20);
 
 /// Quiet time after which the app pings the relay, by default: the relay
-/// answers at once, so a live link is never silent for long, whatever the
-/// room does (the relay's own pings come only every 30 s).
+/// answers as soon as it reads the ping, so a live link is not silent for
+/// long, whatever the room does (the relay's own pings come only every
+/// 30 s). Pings go out on the session's one-second tick.
 pub const KEEPALIVE: Duration = Duration::from_secs(5);
+
+/// After the silence bound has passed, how long the session still waits
+/// for a frame already on its way before counting the link as lost.
+const SILENCE_GRACE: Duration = Duration::from_secs(1);
 
 /// Why the relay closed the connection, said to the user: from the error
 /// frame it sent last (`None`: it gave no reason).
@@ -90,6 +95,16 @@ pub(crate) async fn session(
     // Our last ping, and its number.
     let mut pinged = last_rx;
     let mut ping_seq = 0u64;
+    // The link is alive while frames come in, or while the relay takes
+    // our file chunks (an upload held back by a slow reader in the room:
+    // the relay reads our ping only after the chunks before it, but our
+    // chunks go on as it reads them).
+    let mut alive = last_rx;
+    let mut flushed = tx.flushed();
+    // The silence bound passed once: counted as lost only if it passes
+    // again with nothing in between (a loop that was busy, with frames
+    // waiting, is not taken for a dead link).
+    let mut suspect: Option<tokio::time::Instant> = None;
     // The relay says why before it closes a connection.
     let mut closing: Option<ErrorCode> = None;
     // The end of the stream, if a look ahead came upon it.
@@ -101,12 +116,20 @@ pub(crate) async fn session(
         let sending = rt.transfers.is_sending();
         let actions = tokio::select! {
             why = writer.finished() => return SessionEnd::Lost(why, None),
-            _ = tokio::time::sleep_until(last_rx + silence) => {
-                return SessionEnd::Lost(format!("no traffic from the relay for {} s", silence.as_secs_f32()), None);
+            _ = tokio::time::sleep_until(suspect.unwrap_or(alive + silence)) => {
+                if suspect.is_some() {
+                    return SessionEnd::Lost(format!("no traffic from the relay for {} s", silence.as_secs_f32()), None);
+                }
+                // Once more round the loop, for what may be waiting, then
+                // a short grace.
+                suspect = Some(tokio::time::Instant::now() + SILENCE_GRACE);
+                Vec::new()
             }
             f = next_frame(&mut rx, &mut ended) => match f {
                 Some(Ok(frame)) => {
                     last_rx = tokio::time::Instant::now();
+                    alive = last_rx;
+                    suspect = None;
                     // With the frames already read: messages before file
                     // chunks (each in order), so a line is not held up by
                     // the chunks that came in with it.
@@ -189,8 +212,15 @@ pub(crate) async fn session(
             }
             _ = tick.tick() => {
                 let mut actions = engine.handle_tick(now_ms());
-                // Quiet for a while: ask the relay, which answers at once.
+                // Quiet for a while: ask the relay, which answers as soon
+                // as it reads the ping.
                 let now = tokio::time::Instant::now();
+                let f = tx.flushed();
+                if f != flushed {
+                    flushed = f;
+                    alive = alive.max(now);
+                    suspect = None;
+                }
                 if now - last_rx >= keepalive && now - pinged >= keepalive {
                     ping_seq += 1;
                     pinged = now;

@@ -54,7 +54,10 @@ async fn a_quiet_room_on_a_live_relay_is_never_taken_for_a_dead_link() {
     let mut carol = carol(&mut r).await;
     // Four times the silence bound with nobody saying anything, on a relay
     // that never pings: carol's own pings keep the link known alive.
+    let before = r.relay.pings();
     never_disconnected(&mut carol, FAST.silence * 4).await;
+    let pinged = r.relay.pings() - before;
+    assert!(pinged >= 3, "only {pinged} pings in {:?}", FAST.silence * 4);
     r.alice.say("still there?").await;
     carol
         .expect(
@@ -82,9 +85,10 @@ async fn a_half_open_link_is_found_within_the_bound_and_the_member_comes_back() 
     };
     let noticed = cut.elapsed();
     assert!(reason.contains("no traffic from the relay"), "{reason}");
-    // Within the silence bound (and a tick of the session's clock).
+    // Within the silence bound and its one-second grace (and some slack
+    // for a loaded machine).
     assert!(
-        noticed <= FAST.silence + Duration::from_millis(1200),
+        noticed <= FAST.silence + Duration::from_millis(2500),
         "noticed after {noticed:?}"
     );
     // Back in the room on a new connection: what alice says next, she reads.

@@ -51,6 +51,8 @@ struct Shared {
     /// Connections whose link went half-open: nothing passes either way,
     /// and nothing closes.
     frozen: HashSet<ConnId>,
+    /// Pings received from the clients.
+    pings: usize,
 }
 
 /// A relay of one room that records everything and tampers on request.
@@ -75,6 +77,7 @@ impl HostileRelay {
             next: 1,
             tamper: None,
             frozen: HashSet::new(),
+            pings: 0,
         }));
         let log: Log = Arc::default();
         let (s, l) = (shared.clone(), log.clone());
@@ -149,6 +152,11 @@ impl HostileRelay {
         let newest = s.conns.keys().copied().max().expect("a connection");
         s.frozen.insert(newest);
         newest
+    }
+
+    /// Pings received so far, from every client.
+    fn pings(&self) -> usize {
+        self.shared.lock().unwrap().pings
     }
 
     /// Everything delivered so far, as (to, from, payload).
@@ -242,6 +250,7 @@ async fn serve(
                 }
             }
             ClientFrame::Ping(n) => {
+                shared.lock().unwrap().pings += 1;
                 let _ = out_tx.send(RelayFrame::Pong(n));
             }
             ClientFrame::Pong(_) | ClientFrame::Hello(_) => {}
