@@ -112,8 +112,11 @@ echo "== abuse for ${abuse_s} s: $stalled stalled, $garbage garbage/s, $slow slo
 # SCHED_IDLE where chrt is (util-linux): on a current kernel (EEVDF) even
 # `nice 19` work holds a core for its slice, and two nice-19 busy loops
 # alone triple the honest room's p99 (docs/BENCHMARKS.md).
+# The short run (CI) judges no p99, only closes timed by the abusers
+# themselves: there `nice 19`, so that a busy machine cannot starve them
+# into seeing a close late.
 lowest=(nice -n 19)
-if command -v chrt >/dev/null && chrt --idle 0 true 2>/dev/null; then
+if [ "${SHORT:-0}" != 1 ] && command -v chrt >/dev/null && chrt --idle 0 true 2>/dev/null; then
   lowest=(chrt --idle 0)
 fi
 "${lowest[@]}" "$loadgen" abuse --addr "$target_addr" --ca "$work/certs/ca.crt" \
