@@ -62,10 +62,14 @@ impl Sock {
         Ok(())
     }
 
-    fn get(self: Pin<&mut Self>) -> std::io::Result<Pin<&mut TcpStream>> {
+    /// Polls the socket with `f`, or fails if it is between runtimes.
+    fn poll<T>(
+        self: Pin<&mut Self>,
+        f: impl FnOnce(Pin<&mut TcpStream>) -> std::task::Poll<std::io::Result<T>>,
+    ) -> std::task::Poll<std::io::Result<T>> {
         match self.get_mut().0.as_mut() {
-            Some(tcp) => Ok(Pin::new(tcp)),
-            None => Err(detached()),
+            Some(tcp) => f(Pin::new(tcp)),
+            None => std::task::Poll::Ready(Err(detached())),
         }
     }
 }
@@ -80,10 +84,7 @@ impl tokio::io::AsyncRead for Sock {
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get() {
-            Ok(tcp) => tcp.poll_read(cx, buf),
-            Err(e) => std::task::Poll::Ready(Err(e)),
-        }
+        self.poll(|tcp| tcp.poll_read(cx, buf))
     }
 }
 
@@ -93,30 +94,21 @@ impl AsyncWrite for Sock {
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        match self.get() {
-            Ok(tcp) => tcp.poll_write(cx, buf),
-            Err(e) => std::task::Poll::Ready(Err(e)),
-        }
+        self.poll(|tcp| tcp.poll_write(cx, buf))
     }
 
     fn poll_flush(
         self: Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get() {
-            Ok(tcp) => tcp.poll_flush(cx),
-            Err(e) => std::task::Poll::Ready(Err(e)),
-        }
+        self.poll(|tcp| tcp.poll_flush(cx))
     }
 
     fn poll_shutdown(
         self: Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get() {
-            Ok(tcp) => tcp.poll_shutdown(cx),
-            Err(e) => std::task::Poll::Ready(Err(e)),
-        }
+        self.poll(|tcp| tcp.poll_shutdown(cx))
     }
 }
 
@@ -703,8 +695,17 @@ async fn read_loop(
         }
         // The pings keep their pace whatever the connection sends: one that
         // only writes (a member alone in a quiet room) still hears from the
-        // relay, and its own silence timer never fires on a live link.
+        // relay, and its own silence timer never fires on a live link. One
+        // whose frames never stop (the timer above is then never reached)
+        // is pinged here: a comparison, no timer on the hot path.
         last_rx = Instant::now();
+        if last_rx >= next_ping {
+            ping_seq += 1;
+            if !out.send(&RelayFrame::Ping(ping_seq)) {
+                return CloseReason::SlowReader;
+            }
+            next_ping = last_rx + ping_every;
+        }
         stats.frames_in.fetch_add(1, Relaxed);
         // Exact encoded size (docs/PROTOCOL.md §3.1), prefix included.
         let size = LEN_PREFIX

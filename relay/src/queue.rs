@@ -410,21 +410,19 @@ impl Outq {
 /// bytes (at least one frame if `buf` is empty), and gives back a burst's
 /// spare capacity.
 fn take_lane(lane: &mut VecDeque<Bytes>, buf: &mut BytesMut, limit: usize) {
-    // The batch's size first: one allocation, not a chain of them.
-    let mut size = 0;
+    // The batch first (its frames and size), then one allocation for it,
+    // not a chain of them.
+    let (mut frames, mut size) = (0, buf.len());
     for f in lane.iter() {
-        if buf.len() + size > 0 && buf.len() + size + f.len() > limit {
+        if size > 0 && size + f.len() > limit {
             break;
         }
+        frames += 1;
         size += f.len();
     }
-    buf.reserve(size);
-    while let Some(f) = lane.front() {
-        if !buf.is_empty() && buf.len() + f.len() > limit {
-            break;
-        }
-        buf.extend_from_slice(f);
-        lane.pop_front();
+    buf.reserve(size - buf.len());
+    for f in lane.drain(..frames) {
+        buf.extend_from_slice(&f);
     }
     if lane.is_empty() && lane.capacity() > KEEP_FRAMES {
         *lane = VecDeque::new();
