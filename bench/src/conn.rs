@@ -242,6 +242,7 @@ pub fn frame_name(frame: &RelayFrame) -> &'static str {
         RelayFrame::Ping(_) => "Ping",
         RelayFrame::Pong(_) => "Pong",
         RelayFrame::Error(_) => "Error",
+        RelayFrame::Ack(_) => "Ack",
     }
 }
 

@@ -24,8 +24,9 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 use wire::{
-    decode_payload, encode_frame, max_payload, peek_hello_version, ClientFrame, ConnId, ErrorCode,
-    FrameCodec, FrameError, RelayError, RelayFrame, LEN_PREFIX, MAX_HELLO, PROTOCOL_VERSION,
+    decode_payload, encode_frame, max_payload, peek_hello_version, Ack, ClientFrame, ConnId,
+    ErrorCode, FrameCodec, FrameError, RelayError, RelayFrame, ACK_EVERY, LEN_PREFIX, MAX_HELLO,
+    MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 
 use crate::config::Limits;
@@ -241,6 +242,8 @@ type Outcome = (CloseReason, Option<ConnId>, Option<String>);
 struct Greeted {
     tls: Tls,
     room: wire::RoomId,
+    /// The protocol version of its hello.
+    version: u16,
     /// Its place in the connection limits, held to the end.
     slot: Slot,
 }
@@ -253,6 +256,8 @@ struct Joined {
     conn_id: ConnId,
     queue: Arc<Outq>,
     kill: CancellationToken,
+    /// It speaks version 2 or later: it is told what was taken from it.
+    acks: bool,
     /// Its place in the connection limits, held to the end.
     _slot: Slot,
 }
@@ -331,7 +336,7 @@ async fn establish(
         _ = shared.shutdown.cancelled() => None,
         r = timeout(spread(limits.hello_timeout), read_hello(&mut tls)) => Some(r),
     };
-    let room = match hello {
+    let (room, version) = match hello {
         None => {
             last_words(
                 &mut tls,
@@ -356,9 +361,14 @@ async fn establish(
             last_words(&mut tls, code, &msg, limits.max_frame).await;
             return Err((reason, None, None));
         }
-        Some(Ok(Ok(room))) => room,
+        Some(Ok(Ok(hello))) => hello,
     };
-    Ok(Greeted { tls, room, slot })
+    Ok(Greeted {
+        tls,
+        room,
+        version,
+        slot,
+    })
 }
 
 /// Joins the connection's room (on the chat runtime, as everything that
@@ -369,6 +379,7 @@ async fn join(shared: &Shared, greeted: Greeted, peer: SocketAddr) -> Result<Joi
     let Greeted {
         mut tls,
         room,
+        version,
         slot,
     } = greeted;
     let room_tag = room.short();
@@ -407,6 +418,7 @@ async fn join(shared: &Shared, greeted: Greeted, peer: SocketAddr) -> Result<Joi
         conn_id,
         queue,
         kill,
+        acks: version >= ACK_VERSION,
         _slot: slot,
     })
 }
@@ -421,6 +433,7 @@ async fn chat(shared: &Shared, joined: Joined) -> Outcome {
         conn_id,
         queue,
         kill,
+        acks,
         _slot,
     } = joined;
     // The hub queued the welcome before anyone could see us.
@@ -440,6 +453,7 @@ async fn chat(shared: &Shared, joined: Joined) -> Outcome {
         let out = Outbox {
             queue: &queue,
             max_frame: limits.max_frame,
+            acks,
         };
         let reason = read_loop(
             shared,
@@ -526,6 +540,8 @@ async fn chat(shared: &Shared, joined: Joined) -> Outcome {
 struct Outbox<'a> {
     queue: &'a Outq,
     max_frame: usize,
+    /// The client speaks version 2: it is told what was taken from it.
+    acks: bool,
 }
 
 impl Outbox<'_> {
@@ -540,6 +556,17 @@ impl Outbox<'_> {
             self.queue.push(buf.freeze()),
             Push::Queued | Push::Congested
         )
+    }
+
+    /// Tells the client what was taken from it, if it has not been told
+    /// (`told` stays at the default for a version-1 client, which is never
+    /// told); false if the queue is full.
+    fn tell(&self, taken: Ack, told: &mut Ack) -> bool {
+        if !self.acks || *told == taken {
+            return true;
+        }
+        *told = taken;
+        self.send(&RelayFrame::Ack(taken))
     }
 
     fn error(&self, code: ErrorCode, message: &str) -> bool {
@@ -560,7 +587,13 @@ fn encode_error(code: ErrorCode, message: &str, max_frame: usize) -> Option<Byte
     Some(buf.freeze())
 }
 
-async fn read_hello(tls: &mut Tls) -> Result<wire::RoomId, (CloseReason, ErrorCode, String)> {
+/// The first version whose clients are sent [`RelayFrame::Ack`].
+const ACK_VERSION: u16 = 2;
+
+/// The hello's room and version (one this relay speaks).
+async fn read_hello(
+    tls: &mut Tls,
+) -> Result<(wire::RoomId, u16), (CloseReason, ErrorCode, String)> {
     let bad = |m: &str| (CloseReason::BadFrame, ErrorCode::BadFrame, m.to_string());
     let mut prefix = [0u8; LEN_PREFIX];
     tls.read_exact(&mut prefix)
@@ -579,18 +612,19 @@ async fn read_hello(tls: &mut Tls) -> Result<wire::RoomId, (CloseReason, ErrorCo
         .await
         .map_err(|_| bad("connection closed inside hello"))?;
     if let Some(v) = peek_hello_version(&body) {
-        if v != PROTOCOL_VERSION {
+        if !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&v) {
             return Err((
                 CloseReason::UnsupportedVersion,
                 ErrorCode::UnsupportedVersion,
                 format!(
-                    "protocol version {v} is not supported; this relay speaks version {PROTOCOL_VERSION}"
+                    "protocol version {v} is not supported; this relay speaks versions \
+                     {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION}"
                 ),
             ));
         }
     }
     match decode_payload::<ClientFrame>(&body, MAX_HELLO) {
-        Ok(ClientFrame::Hello(h)) => Ok(h.room),
+        Ok(ClientFrame::Hello(h)) => Ok((h.room, h.version)),
         Ok(_) => Err(bad("the first frame must be a hello")),
         Err(_) => Err(bad("malformed hello")),
     }
@@ -637,6 +671,9 @@ async fn read_loop(
     let slow_after = limits.slow_reader_timeout;
     // Bytes handled since this connection last let the others run.
     let mut turn = 0usize;
+    // What was taken from this connection, and what it was last told.
+    let mut taken = Ack::default();
+    let mut told = Ack::default();
     loop {
         // Fairness between connections: one whose frames keep coming (a
         // flood, a file) lets the others run after each TURN_BYTES, so a
@@ -656,6 +693,14 @@ async fn read_loop(
             }
             f = frames.next() => f,
             () = &mut writer => return CloseReason::IoError,
+            // Nothing more to read now: the frames paused; tell the client
+            // what was taken (`biased`: only once the read is pending).
+            () = std::future::ready(()), if told != taken => {
+                if !out.tell(taken, &mut told) {
+                    return CloseReason::SlowReader;
+                }
+                continue;
+            }
             _ = sleep_until(idle_deadline) => return CloseReason::IdleTimeout,
             () = out.queue.congestion() => {
                 behind_deadline = out.queue.congested_since().map(|t| Instant::from_std(t) + slow_after);
@@ -774,6 +819,27 @@ async fn read_loop(
                 }
             }
         }
+        // Taken: said in batches, when the frames pause (the arm above),
+        // every ACK_EVERY publishes, and before any wait below (what got
+        // in is told before the relay stops reading).
+        if out.acks {
+            if bulk {
+                taken.bulk += 1;
+            } else {
+                taken.publish += 1;
+            }
+            let untold = taken.publish + taken.bulk - told.publish - told.bulk;
+            if untold >= ACK_EVERY && !out.tell(taken, &mut told) {
+                return CloseReason::SlowReader;
+            }
+        }
+        let here_only = to.is_some_and(|t| t >> 32 == conn_id >> 32);
+        let may_hold = shared.hub.backplane().is_some() && !here_only;
+        let room_held = may_hold.then(|| room.held_until()).flatten();
+        let waits = congested.is_some() || backplane_behind || room_held.is_some();
+        if (waits || shared.budget.over()) && !out.tell(taken, &mut told) {
+            return CloseReason::SlowReader;
+        }
         // Backpressure: a recipient past its high-water mark is
         // waited for (TCP then slows the publisher), at most until
         // it has been behind for the slow-reader timeout; then it
@@ -805,8 +871,6 @@ async fn read_loop(
         }
         // Only with a backplane (no lock on one relay's hot path), and not
         // for what went only to connections here.
-        let here_only = to.is_some_and(|t| t >> 32 == conn_id >> 32);
-        let may_hold = shared.hub.backplane().is_some() && !here_only;
         if let Some(until) = may_hold.then(|| room.held_until()).flatten() {
             let left = until.saturating_duration_since(std::time::Instant::now());
             if let Some(reason) = hold(

@@ -25,8 +25,8 @@ mod generated {
 }
 
 pub use generated::{
-    AdminWindow, BannerKind, ChatLine, DirEntry, FileRow, LineKind, MemberRow, MemberWindow,
-    Moderation, PendingRow, Room, Theme, Transfers,
+    AdminWindow, BannerKind, ChatLine, DirEntry, FileRow, LineKind, LineState, MemberRow,
+    MemberWindow, Moderation, PendingRow, Room, Theme, Transfers,
 };
 
 pub mod admin;

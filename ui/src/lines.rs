@@ -9,7 +9,7 @@ use common::Fingerprint;
 use slint::{Model, SharedString};
 
 use crate::window::{cut, vec_model, RoomWindow, MAX_LINE, MAX_LINES};
-use crate::{ChatLine, LineKind};
+use crate::{ChatLine, LineKind, LineState};
 
 /// Local wall-clock time of `ms` since the Unix epoch, as HH:MM.
 pub fn clock(ms: u64) -> String {
@@ -40,6 +40,49 @@ pub(crate) fn push_line_at<T: RoomWindow>(
     push_entry(win, kind, sender, "", text, at_ms);
 }
 
+/// Adds one of our lines (`id` in the outbox), pending until the relay
+/// takes it.
+pub(crate) fn push_own<T: RoomWindow>(
+    win: &T,
+    id: u64,
+    kind: LineKind,
+    sender: &str,
+    peer: &str,
+    text: &str,
+    at_ms: u64,
+) {
+    push_entry(win, kind, sender, peer, text, at_ms);
+    let room = win.room();
+    let lines = room.get_lines();
+    let Some(m) = vec_model(&lines) else { return };
+    let last = m.row_count().saturating_sub(1);
+    if let Some(mut l) = m.row_data(last) {
+        l.id = i32::try_from(id).unwrap_or(i32::MAX);
+        l.state = LineState::Pending;
+        m.set_row_data(last, l);
+    }
+}
+
+/// One of our lines moved on: its mark (and why it waits or failed).
+pub(crate) fn mark_own<T: RoomWindow>(win: &T, id: u64, state: LineState, note: &str) {
+    let Ok(id) = i32::try_from(id) else { return };
+    let room = win.room();
+    let lines = room.get_lines();
+    let Some(m) = vec_model(&lines) else { return };
+    // Ours are recent: search from the end.
+    for row in (0..m.row_count()).rev() {
+        let Some(mut l) = m.row_data(row) else {
+            continue;
+        };
+        if l.id == id && l.state != LineState::None {
+            l.state = state;
+            l.note = printable(note).into();
+            m.set_row_data(row, l);
+            return;
+        }
+    }
+}
+
 /// Adds a line; `peer` is the other person's fingerprint for a private
 /// message (its conversation), empty otherwise.
 pub(crate) fn push_entry<T: RoomWindow>(
@@ -62,6 +105,7 @@ pub(crate) fn push_entry<T: RoomWindow>(
         peer: peer.into(),
         text: text.join("\n").into(),
         time: clock(at_ms).into(),
+        ..Default::default()
     });
     if m.row_count() > MAX_LINES {
         m.remove(0);
@@ -119,6 +163,7 @@ pub(crate) fn show_history<T: RoomWindow>(win: &T, loaded: &Loaded, requested: b
             peer: peer.into(),
             text: text.join("\n").into(),
             time: clock(e.at_ms).into(),
+            ..Default::default()
         });
     }
     if loaded.skipped > 0 {
@@ -132,6 +177,7 @@ pub(crate) fn show_history<T: RoomWindow>(win: &T, loaded: &Loaded, requested: b
             )
             .into(),
             time: SharedString::new(),
+            ..Default::default()
         });
     }
     add.push(ChatLine {
@@ -140,6 +186,7 @@ pub(crate) fn show_history<T: RoomWindow>(win: &T, loaded: &Loaded, requested: b
         peer: SharedString::new(),
         text: EARLIER.into(),
         time: SharedString::new(),
+        ..Default::default()
     });
     if requested {
         for l in add {

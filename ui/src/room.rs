@@ -14,12 +14,12 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use client::driver::{Request, Update};
-use common::engine::{printable, Command, Event, MemberInfo, MAX_TEXT};
+use common::engine::{printable, Command, Delivery, Event, MemberInfo, MAX_TEXT};
 use common::Fingerprint;
 use slint::{FilterModel, Model, ModelRc, SharedString, VecModel};
 
 use crate::session::Session;
-use crate::{BannerKind, ChatLine, LineKind, MemberRow};
+use crate::{BannerKind, ChatLine, LineKind, LineState, MemberRow};
 
 /// A "typing" signal without a follow-up counts for this long.
 pub const TYPING_SHOWN_FOR: Duration = Duration::from_secs(6);
@@ -91,11 +91,14 @@ pub fn install<T: RoomWindow>(
             );
             return false;
         }
-        if !win.room().get_can_send() {
+        // While sending is paused (reconnecting, waiting for the key) a
+        // line waits in the outbox, marked pending; only a member who is
+        // out of the room cannot write.
+        if win.room().get_removed() {
             banner(
                 &win,
                 BannerKind::Warning,
-                "Not in the room yet: your message is kept until you can send it.",
+                "You are not in the room: nothing can be sent.",
             );
             return false;
         }
@@ -122,6 +125,28 @@ pub fn install<T: RoomWindow>(
                 banner(&win, BannerKind::Error, &e);
                 false
             }
+        }
+    });
+
+    // A failed line, sent again as a new one (to the same conversation).
+    let (w, s) = (win.as_weak(), session.clone());
+    room.on_resend(move |id| {
+        let Some(win) = w.upgrade() else { return };
+        let lines = win.room().get_lines();
+        let Some(line) = (0..lines.row_count())
+            .rev()
+            .filter_map(|r| lines.row_data(r))
+            .find(|l| l.id == id && l.state == LineState::Failed)
+        else {
+            return;
+        };
+        let text = line.text.to_string();
+        let command = match line.peer.parse::<Fingerprint>() {
+            Ok(fp) => Command::Private(fp, text),
+            Err(_) => Command::Send(text),
+        };
+        if let Err(e) = s.send(command) {
+            banner(&win, BannerKind::Error, &e);
         }
     });
 
@@ -465,8 +490,18 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
             push_line_at(win, LineKind::Message, &from.name, &text, sent_at_ms);
         }
         Event::Sent {
-            text, sent_at_ms, ..
-        } => push_line_at(win, LineKind::Own, "", &text, sent_at_ms),
+            id,
+            text,
+            sent_at_ms,
+        } => crate::lines::push_own(win, id, LineKind::Own, "", "", &text, sent_at_ms),
+        Event::Delivery { id, state } => {
+            let (state, note) = match state {
+                Delivery::Waiting(why) => (LineState::Pending, why),
+                Delivery::Delivered => (LineState::Delivered, String::new()),
+                Delivery::Failed(why) => (LineState::Failed, why),
+            };
+            crate::lines::mark_own(win, id, state, &note);
+        }
         Event::Private {
             from,
             text,
@@ -484,14 +519,15 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
             );
         }
         Event::PrivateSent {
+            id,
             to,
             text,
             sent_at_ms,
-            ..
         } => {
             let peer = to.fingerprint.to_string();
-            push_entry(
+            crate::lines::push_own(
                 win,
+                id,
                 LineKind::PrivateOut,
                 &to.name,
                 &peer,

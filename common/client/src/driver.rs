@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use common::engine::{Command, Engine, Event};
+use common::engine::{Action, Command, Engine, Event};
 use common::ids::Fingerprint;
 use common::invite::RelayEndpoint;
 use tokio::sync::mpsc;
@@ -166,6 +166,13 @@ async fn reconnect(
                         }))
                         .await;
                 }
+                // What we wrote waits for the next connection, and says so.
+                for a in engine.on_disconnected(now_ms()) {
+                    if let Action::Event(e) = a {
+                        rt.journal.record(&e);
+                        let _ = updates.send(Update::Engine(e)).await;
+                    }
+                }
                 let worked = started.elapsed() >= STABLE_SESSION;
                 if worked {
                     backoff = BACKOFF_MIN;
@@ -199,6 +206,16 @@ async fn reconnect(
                 _ = &mut sleep => break,
                 r = requests.recv() => match r {
                     None | Some(Request::Engine(Command::Leave)) => return StopReason::Left,
+                    // A line typed meanwhile waits in the outbox for the
+                    // next connection.
+                    Some(Request::Engine(cmd @ (Command::Send(_) | Command::Private(..)))) => {
+                        for a in engine.handle_command(now_ms(), cmd) {
+                            if let Action::Event(e) = a {
+                                rt.journal.record(&e);
+                                let _ = updates.send(Update::Engine(e)).await;
+                            }
+                        }
+                    }
                     Some(_) => {
                         let _ = updates.send(Update::Engine(Event::Error { reason: "not connected: command dropped".into() })).await;
                     }

@@ -155,7 +155,20 @@ pub(crate) async fn session(
                     let actions = engine.handle_command(now_ms(), Command::Leave);
                     // The goodbye waits behind our chunks (bulk lane), a
                     // short while at most.
-                    let _ = tokio::time::timeout(LAST_WORDS, perform(actions, &tx, rt)).await;
+                    let until = tokio::time::Instant::now() + LAST_WORDS;
+                    let _ = tokio::time::timeout_at(until, perform(actions, &tx, rt)).await;
+                    // Lines on their way: the relay's acknowledgements, for
+                    // as long.
+                    while engine.pending_lines() > 0 {
+                        match tokio::time::timeout_at(until, next_frame(&mut rx, &mut ended)).await {
+                            Ok(Some(Ok(f @ RelayFrame::Ack(_)))) => {
+                                let actions = engine.handle_frame(now_ms(), f);
+                                let _ = perform(actions, &tx, rt).await;
+                            }
+                            Ok(Some(Ok(_))) => {}
+                            _ => break,
+                        }
+                    }
                     tx.close(writer).await;
                     return SessionEnd::Left;
                 }

@@ -22,6 +22,7 @@
 pub mod admin;
 pub mod files;
 pub mod member;
+mod outbox;
 mod private;
 mod rng;
 mod state;
@@ -39,6 +40,7 @@ use crate::wire::{decode_payload, ClientFrame, Envelope, RelayFrame};
 pub use admin::{AdminConfig, AdminState, ApprovalPolicy, Ban};
 pub use files::{FileEvent, FileSpec, TransferId};
 pub use member::MemberConfig;
+pub use outbox::{Delivery, Outgoing, MAX_OUTBOX, OUTBOX_EXPIRY_MS, SHOWN_PER_SENDER};
 pub use rng::Randomness;
 pub use state::Claim;
 pub(crate) use state::{
@@ -161,6 +163,35 @@ impl Engine {
             Engine::Admin(a) => &mut a.core,
             Engine::Member(m) => &mut m.core,
         }
+    }
+
+    /// The connection to the relay is lost (the driver reconnects): the
+    /// lines in the outbox are said to wait, and new ones wait with them.
+    pub fn on_disconnected(&mut self, now_ms: u64) -> Vec<Action> {
+        let mut out = Vec::new();
+        if let Engine::Member(m) = self {
+            m.core.seated = false;
+        }
+        self.core_mut().outbox_disconnected(now_ms, &mut out);
+        out
+    }
+
+    /// How many of our lines the relay has not taken yet.
+    pub fn pending_lines(&self) -> usize {
+        self.core().outbox_lines().count()
+    }
+
+    /// Our lines the relay has not taken yet, oldest first: what the
+    /// client runtime keeps so that a restart loses none of them.
+    pub fn outbox(&self) -> Vec<Outgoing> {
+        self.core().outbox_lines().cloned().collect()
+    }
+
+    /// Puts back a line kept from an earlier run of the app, to be sent
+    /// again (as a resent line, if it was sealed before); false if the
+    /// outbox is full or the line is too long.
+    pub fn restore_line(&mut self, line: Outgoing) -> bool {
+        self.core_mut().restore_line(line)
     }
 
     /// Our identity.

@@ -14,37 +14,6 @@ use crate::wire::{
 };
 
 impl Core {
-    /// Seals a private line to the member `to` of the current epoch (an
-    /// ephemeral X25519 key against its roster key), signs it and
-    /// publishes it; false (with an error event) if it cannot be sent.
-    pub fn send_private(
-        &mut self,
-        now_ms: u64,
-        to: Fingerprint,
-        text: String,
-        out: &mut Vec<Action>,
-    ) -> bool {
-        if text.len() > MAX_TEXT {
-            out.push(error(format!(
-                "message too long (at most {MAX_TEXT} bytes)"
-            )));
-            return false;
-        }
-        match self.seal_private(now_ms, to, Content::Text(text.clone()), out) {
-            Some((to, epoch, seq)) => {
-                out.push(Action::Event(Event::PrivateSent {
-                    to,
-                    text,
-                    sent_at_ms: now_ms,
-                    epoch,
-                    seq,
-                }));
-                true
-            }
-            None => false,
-        }
-    }
-
     /// Seals `content` to the member `to` of the current epoch (an
     /// ephemeral X25519 key against its roster key), signs it and publishes
     /// it: who it went to, the epoch and our sequence number, or `None`
@@ -196,19 +165,27 @@ impl Core {
         match self.receive_private(now_ms, msg, out) {
             Ok(None) => {}
             Ok(Some((from, body))) => match body.content {
-                Content::Text(text) if text.len() <= MAX_TEXT => {
-                    out.push(Action::Event(Event::Private {
-                        from: from.info(),
-                        text,
-                        sent_at_ms: body.sent_at_ms,
-                        epoch: msg.header.epoch,
-                        seq: msg.header.seq,
-                    }))
+                Content::Text(_) | Content::Resent(_) => {
+                    let (epoch, seq) = (msg.header.epoch, msg.header.seq);
+                    let fp = from.key.fingerprint();
+                    match self.line_to_show(fp, true, (epoch, seq), &body) {
+                        // A resent copy of a line shown already.
+                        None => {}
+                        Some((text, sent_at_ms)) if text.len() <= MAX_TEXT => {
+                            out.push(Action::Event(Event::Private {
+                                from: from.info(),
+                                text,
+                                sent_at_ms,
+                                epoch,
+                                seq,
+                            }))
+                        }
+                        Some(_) => out.push(warning(Dropped::TooLong {
+                            kind: Kind::Private,
+                            name: from.name,
+                        })),
+                    }
                 }
-                Content::Text(_) => out.push(warning(Dropped::TooLong {
-                    kind: Kind::Private,
-                    name: from.name,
-                })),
                 Content::PrivateFileOffer(p) => {
                     let keys = crate::crypto::seal::private_file_keys(&p, &self.room);
                     self.on_file_offer(&from, p.offer.clone(), Some(keys), out)

@@ -6,7 +6,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use super::{admin, FileEvent, FileSpec, TransferId, Warning};
+use super::{admin, Delivery, FileEvent, FileSpec, TransferId, Warning};
 use crate::ids::Fingerprint;
 use crate::wire::{ClientFrame, ConnId};
 
@@ -162,16 +162,16 @@ pub enum Event {
         /// Sender's sequence number.
         seq: u64,
     },
-    /// A message we sent (sealed, signed and handed to the relay).
+    /// A line we wrote to the room: in the outbox, sent as soon as
+    /// sending is allowed and kept until the relay takes it (then a
+    /// [`Event::Delivery`] with the same `id` says so, or why it failed).
     Sent {
+        /// Its handle in this engine (for [`Event::Delivery`]).
+        id: u64,
         /// The text.
         text: String,
-        /// Our clock when it was sealed (what the readers are told).
+        /// Our clock when it was typed (what the readers are told).
         sent_at_ms: u64,
-        /// Epoch it was sealed in.
-        epoch: u64,
-        /// Our sequence number.
-        seq: u64,
     },
     /// A private message to us, verified and decrypted.
     Private {
@@ -186,19 +186,25 @@ pub enum Event {
         /// Sender's sequence number (per recipient).
         seq: u64,
     },
-    /// A private message we sent (sealed to the recipient, signed, handed
-    /// to the relay).
+    /// A private message we wrote: in the outbox as a room line
+    /// ([`Event::Sent`]), sealed to the recipient alone.
     PrivateSent {
+        /// Its handle in this engine (for [`Event::Delivery`]).
+        id: u64,
         /// Recipient.
         to: MemberInfo,
         /// The text.
         text: String,
-        /// Our clock when it was sealed (what the recipient is told).
+        /// Our clock when it was typed (what the recipient is told).
         sent_at_ms: u64,
-        /// Epoch it was sent in.
-        epoch: u64,
-        /// Our sequence number to that recipient.
-        seq: u64,
+    },
+    /// One of our lines ([`Event::Sent`], [`Event::PrivateSent`]) moved on:
+    /// it waits (and why), the relay took it, or it will not be sent.
+    Delivery {
+        /// The line.
+        id: u64,
+        /// Where it stands.
+        state: Delivery,
     },
     /// Messages from a member that never reached us: the relay dropped
     /// them (or we could not read them at the time). The conversation we
@@ -279,13 +285,10 @@ impl fmt::Debug for Event {
             }
             Event::MemberJoined(m) => write!(f, "MemberJoined({})", m.fingerprint.short()),
             Event::MemberLeft(m) => write!(f, "MemberLeft({})", m.fingerprint.short()),
-            Event::Sent {
-                epoch, seq, text, ..
-            } => write!(
-                f,
-                "Sent {{ epoch: {epoch}, seq: {seq}, text: {} bytes }}",
-                text.len()
-            ),
+            Event::Sent { id, text, .. } => {
+                write!(f, "Sent {{ id: {id}, text: {} bytes }}", text.len())
+            }
+            Event::Delivery { id, state } => write!(f, "Delivery({id}, {state:?})"),
             Event::Private {
                 from,
                 epoch,
@@ -298,15 +301,9 @@ impl fmt::Debug for Event {
                 from.fingerprint.short(),
                 text.len()
             ),
-            Event::PrivateSent {
-                to,
-                epoch,
-                seq,
-                text,
-                ..
-            } => write!(
+            Event::PrivateSent { id, to, text, .. } => write!(
                 f,
-                "PrivateSent {{ to: {}, epoch: {epoch}, seq: {seq}, text: {} bytes }}",
+                "PrivateSent {{ id: {id}, to: {}, text: {} bytes }}",
                 to.fingerprint.short(),
                 text.len()
             ),

@@ -434,16 +434,24 @@ fn after_a_kick_nobody_sends_under_the_old_key() {
         Command::Kick(key(2).public().fingerprint(), "out".into()),
     );
     net.command(alice, Command::Send("carol must not read this".into()));
-    assert!(net.nodes[alice]
-        .events
-        .iter()
-        .any(|e| matches!(e, Event::Error { reason } if reason.contains("new room key"))));
+    assert!(net.nodes[alice].events.iter().any(|e| matches!(
+        e,
+        Event::Delivery { state: Delivery::Waiting(reason), .. } if reason.contains("new room key")
+    )));
+    assert!(
+        !net.log.iter().any(|(to, f)| *to == alice && is_message(f)),
+        "the line waits: nothing was published under the old key"
+    );
     assert!(!net.texts(ids[2]).iter().any(|t| t.contains("must not")));
-    // Once the epoch arrives, alice sends again.
+    // Once the epoch arrives, alice's line goes, under the key carol lacks.
     net.tamper = None;
     net.command(0, Command::Rekey);
     net.command(alice, Command::Send("now it is safe".into()));
-    assert!(net.texts(ids[1]).iter().any(|t| t == "now it is safe"));
+    assert_eq!(
+        net.texts(ids[1]),
+        ["carol must not read this", "now it is safe"]
+    );
+    assert!(!net.texts(ids[2]).iter().any(|t| t.contains("must not")));
 }
 
 #[test]

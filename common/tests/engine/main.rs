@@ -12,7 +12,7 @@ use bytes::Bytes;
 use common::crypto::OsRng;
 use common::engine::admin::Admin;
 use common::engine::member::Member;
-use common::engine::{Action, Command, Engine, Event, FileEvent, FileSpec};
+use common::engine::{Action, Command, Delivery, Engine, Event, FileEvent, FileSpec};
 use common::test_keys::key;
 use common::wire::{
     decode_payload, encode_payload, ClientFrame, Envelope, RelayFrame, Welcome, DEFAULT_MAX_FRAME,
@@ -23,6 +23,7 @@ use zeroize::Zeroizing;
 
 mod files;
 mod hostile;
+mod outbox;
 mod private;
 mod replay;
 

@@ -9,7 +9,7 @@ mod support;
 
 use common::engine::admin::Admin;
 use common::engine::member::Member;
-use common::engine::{AdminState, Command, Engine, Event};
+use common::engine::{AdminState, Command, Delivery, Engine, Event};
 use common::test_keys::key;
 use common::wire::{ConnId, Envelope, RelayFrame};
 use support::*;
@@ -64,6 +64,11 @@ fn errors(net: &Net, idx: usize) -> Vec<String> {
         .iter()
         .filter_map(|e| match e {
             Event::Error { reason } => Some(reason.clone()),
+            // A line that may not go now waits in the outbox, and says why.
+            Event::Delivery {
+                state: Delivery::Waiting(reason) | Delivery::Failed(reason),
+                ..
+            } => Some(reason.clone()),
             _ => None,
         })
         .collect()

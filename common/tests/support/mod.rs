@@ -19,7 +19,7 @@ use common::engine::{
 #[allow(unused_imports)]
 pub use common::engine::{ChunkFault, Dropped, Kind, OfferRefusal, Warning};
 use common::wire::{
-    decode_payload, encode_payload, ClientFrame, ConnId, Envelope, RelayFrame, Welcome,
+    decode_payload, encode_payload, Ack, ClientFrame, ConnId, Envelope, RelayFrame, Welcome,
     DEFAULT_MAX_FRAME,
 };
 use common::RoomId;
@@ -84,6 +84,9 @@ pub struct Net {
     /// `None`: from the OS, as in the apps (the admin then wraps keys
     /// through OpenSSL).
     pub seed: Option<u8>,
+    /// The relay acknowledges every publish it takes (protocol version
+    /// 2); `false`: the acknowledgements are lost on the way back.
+    pub acks: bool,
 }
 
 pub struct Node {
@@ -93,6 +96,8 @@ pub struct Node {
     pub events: Vec<Event>,
     /// The file work the engine handed out (chunks to write, files done).
     pub files: Vec<FileEvent>,
+    /// What the relay took from this connection.
+    pub taken: Ack,
 }
 
 impl Net {
@@ -106,6 +111,7 @@ impl Net {
             tamper: None,
             max_frame: DEFAULT_MAX_FRAME as u32,
             seed: Some(0),
+            acks: true,
         }
     }
 
@@ -127,6 +133,7 @@ impl Net {
             online: false,
             events: Vec::new(),
             files: Vec::new(),
+            taken: Ack::default(),
         });
         self.connect(idx);
         idx
@@ -139,6 +146,7 @@ impl Net {
         let conn = self.next_conn;
         self.nodes[idx].conn = conn;
         self.nodes[idx].online = true;
+        self.nodes[idx].taken = Ack::default();
         let now = self.now;
         let hello = self.nodes[idx].engine.on_connected(now);
         assert!(matches!(
@@ -198,8 +206,24 @@ impl Net {
                 Action::Event(e) => self.nodes[from].events.push(e),
                 Action::File(f) => self.nodes[from].files.push(f),
                 Action::Send(
-                    ClientFrame::Publish { to, payload } | ClientFrame::PublishBulk { to, payload },
+                    f @ (ClientFrame::Publish { .. } | ClientFrame::PublishBulk { .. }),
                 ) => {
+                    // Sent on a connection that is gone: lost.
+                    if !self.nodes[from].online {
+                        continue;
+                    }
+                    let bulk = matches!(f, ClientFrame::PublishBulk { .. });
+                    let Some((to, payload)) = f.published() else {
+                        continue;
+                    };
+                    let payload = payload.clone();
+                    let taken = &mut self.nodes[from].taken;
+                    if bulk {
+                        taken.bulk += 1;
+                    } else {
+                        taken.publish += 1;
+                    }
+                    let taken = *taken;
                     let fconn = self.nodes[from].conn;
                     for (i, n) in self.nodes.iter().enumerate() {
                         let hit = match to {
@@ -215,6 +239,9 @@ impl Net {
                                 },
                             ));
                         }
+                    }
+                    if self.acks {
+                        self.queue.push_back((from, RelayFrame::Ack(taken)));
                     }
                 }
                 Action::Send(_) => {}

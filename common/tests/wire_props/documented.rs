@@ -116,6 +116,7 @@ fn variant_indices_match_the_protocol_document() {
             code: ErrorCode::GoingAway,
             message: String::new(),
         }),
+        RelayFrame::Ack(Ack::default()),
     ];
     for (i, f) in relay.iter().enumerate() {
         assert_eq!(tag(f) as usize, i);
@@ -165,6 +166,17 @@ fn variant_indices_match_the_protocol_document() {
     for (i, c) in contents.iter().enumerate() {
         assert_eq!(tag(c) as usize, i);
     }
+    let resent = Content::Resent(Resent {
+        epoch: 0,
+        seq: 0,
+        sent_at_ms: 0,
+        text: String::new(),
+    });
+    assert_eq!(
+        tag(&resent),
+        6,
+        "Resent is content variant 6 (PROTOCOL.md §7)"
+    );
     for (i, k) in [NoticeKind::Denied, NoticeKind::Kicked, NoticeKind::Closed]
         .iter()
         .enumerate()

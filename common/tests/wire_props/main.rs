@@ -84,6 +84,8 @@ fn relay_frame() -> impl Strategy<Value = RelayFrame> {
         any::<u64>().prop_map(RelayFrame::PeerLeft),
         any::<u64>().prop_map(RelayFrame::Ping),
         any::<u64>().prop_map(RelayFrame::Pong),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(publish, bulk)| RelayFrame::Ack(Ack { publish, bulk })),
         (error_code(), ".{0,40}")
             .prop_map(|(code, message)| RelayFrame::Error(RelayError { code, message })),
     ]

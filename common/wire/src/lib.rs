@@ -33,5 +33,11 @@ pub use relay::*;
 pub use ids::{Fingerprint, IdParseError, RoomId};
 
 /// The protocol version a client announces in its hello. Bumped on any
-/// incompatible change to these types.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// incompatible change to these types. Version 2 adds the relay's
+/// [`RelayFrame::Ack`] and the [`Content::Resent`] line.
+pub const PROTOCOL_VERSION: u16 = 2;
+
+/// The oldest version a relay still speaks: a version-1 client gets every
+/// frame but [`RelayFrame::Ack`] (a generic client that needs no
+/// acknowledgements, e.g. the benchmarks' own).
+pub const MIN_PROTOCOL_VERSION: u16 = 1;

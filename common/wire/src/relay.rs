@@ -123,7 +123,28 @@ pub enum RelayFrame {
     Pong(u64),
     /// The relay refuses or ends something; fatal codes close the connection.
     Error(RelayError),
+    /// (Version 2) How many of this connection's `Publish` and
+    /// `PublishBulk` frames the relay has taken so far (delivered to the
+    /// room's queues and, with several relays, handed to the broker),
+    /// counted from the welcome, each lane on its own: a client keeps what
+    /// it sent until a count covers it.
+    Ack(Ack),
 }
+
+/// The relay's cumulative count of what it took from a connection: sent
+/// in batches (after a pause in the connection's frames, or every
+/// [`ACK_EVERY`] publishes), never to a version-1 client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Ack {
+    /// `Publish` frames taken since the welcome.
+    pub publish: u64,
+    /// `PublishBulk` frames taken since the welcome.
+    pub bulk: u64,
+}
+
+/// Publishes a relay takes at most before it sends an [`Ack`], however
+/// fast they come.
+pub const ACK_EVERY: u64 = 256;
 
 impl std::fmt::Debug for RelayFrame {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -139,6 +160,7 @@ impl std::fmt::Debug for RelayFrame {
             RelayFrame::Ping(n) => write!(f, "Ping({n})"),
             RelayFrame::Pong(n) => write!(f, "Pong({n})"),
             RelayFrame::Error(e) => write!(f, "Error({e:?})"),
+            RelayFrame::Ack(a) => write!(f, "Ack({}, {})", a.publish, a.bulk),
         }
     }
 }

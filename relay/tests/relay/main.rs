@@ -17,6 +17,7 @@ use tokio::io::AsyncWriteExt;
 use wire::RoomId;
 use wire::{ClientFrame, ErrorCode, Hello, RelayError, RelayFrame, PROTOCOL_VERSION};
 
+mod acks;
 mod flow;
 mod limits;
 

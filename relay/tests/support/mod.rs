@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio_openssl::SslStream;
 use tokio_util::codec::{FramedRead, FramedWrite};
 use wire::RoomId;
-use wire::{ClientFrame, ConnId, FrameCodec, Hello, RelayFrame, Welcome, PROTOCOL_VERSION};
+use wire::{ClientFrame, ConnId, FrameCodec, Hello, RelayFrame, Welcome, MIN_PROTOCOL_VERSION};
 
 /// Generous bound on anything a test waits for.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -32,8 +32,14 @@ pub use relay::testing::{make_cert, test_limits, TestRelay};
 pub trait Connect {
     /// A TLS connection (handshake done, nothing sent).
     async fn tls(&self) -> SslStream<TcpStream>;
-    /// A client that said hello to `room` and got its welcome.
-    async fn join(&self, room: RoomId) -> (Client, Welcome);
+    /// A client that said hello to `room` and got its welcome, speaking
+    /// version 1 (told nothing of what the relay took: the frames these
+    /// tests expect are the room's).
+    async fn join(&self, room: RoomId) -> (Client, Welcome) {
+        self.join_speaking(room, MIN_PROTOCOL_VERSION).await
+    }
+    /// [`Connect::join`] with a hello of `version`.
+    async fn join_speaking(&self, room: RoomId, version: u16) -> (Client, Welcome);
     /// Proves the relay still serves rooms: two fresh clients exchange a message.
     async fn assert_alive(&self);
 }
@@ -43,13 +49,9 @@ impl Connect for TestRelay {
         tls_connect(self.addr, &self.cert.cert, None).await.unwrap()
     }
 
-    async fn join(&self, room: RoomId) -> (Client, Welcome) {
+    async fn join_speaking(&self, room: RoomId, version: u16) -> (Client, Welcome) {
         let mut c = Client::new(self.tls().await);
-        c.send(ClientFrame::Hello(Hello {
-            version: PROTOCOL_VERSION,
-            room,
-        }))
-        .await;
+        c.send(ClientFrame::Hello(Hello { version, room })).await;
         match c.recv().await {
             Some(RelayFrame::Welcome(w)) => (c, w),
             other => panic!("expected a welcome, got {other:?}"),

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 use client::driver::{Request, Update};
-use common::engine::{Command, Dropped, Event, Kind, Warning};
+use common::engine::{Command, Delivery, Dropped, Event, Kind, Warning};
 use common::identity;
 use common::invite::{Invite, RelayEndpoint};
 use common::test_keys;
@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use ui::admin::{AdminApp, AdminOptions};
 use ui::member::{MemberApp, MemberOptions};
 use ui::session::Session;
-use ui::{BannerKind, LineKind, Moderation, Room, Theme, Transfers};
+use ui::{BannerKind, LineKind, LineState, Moderation, Room, Theme, Transfers};
 
 mod admin;
 mod files;
@@ -287,16 +287,51 @@ fn sending_a_message_with_the_button_and_with_enter() {
     ui::room::apply(
         w,
         Update::Engine(Event::Sent {
+            id: 7,
             text: "hello team".into(),
             sent_at_ms: 1_790_000_000_000,
-            epoch: 2,
-            seq: 1,
         }),
     );
     let lines = w.global::<Room>().get_lines();
     let last = lines.row_data(lines.row_count() - 1).unwrap();
     assert_eq!(last.kind, LineKind::Own);
     assert_eq!(last.text, "hello team");
+    // Pending (a clock mark) until the relay takes it, then delivered.
+    assert_eq!(last.state, LineState::Pending);
+    settle();
+    assert_eq!(labels_starting(w, "You at ").len(), 1);
+    assert!(labels_starting(w, "You at ")[0].contains(", pending: hello team"));
+    ui::room::apply(
+        w,
+        Update::Engine(Event::Delivery {
+            id: 7,
+            state: Delivery::Delivered,
+        }),
+    );
+    settle();
+    assert!(labels_starting(w, "You at ")[0].contains(", delivered: hello team"));
+    // A line that could not go says why, and Resend sends it again.
+    ui::room::apply(
+        w,
+        Update::Engine(Event::Sent {
+            id: 8,
+            text: "try again".into(),
+            sent_at_ms: 1_790_000_000_000,
+        }),
+    );
+    ui::room::apply(
+        w,
+        Update::Engine(Event::Delivery {
+            id: 8,
+            state: Delivery::Failed("you were removed from the room".into()),
+        }),
+    );
+    settle();
+    assert!(labels_starting(w, "You at ")
+        .iter()
+        .any(|l| l.contains(", not sent: you were removed from the room: try again")));
+    one(w, "Resend this line").invoke_accessible_default_action();
+    assert_eq!(f.next_command(), Some(Command::Send("try again".into())));
 
     // Blank text is not sent; text too long is kept, with a warning.
     input.set_accessible_value("   ");

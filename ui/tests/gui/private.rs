@@ -81,10 +81,9 @@ fn a_private_conversation_opens_from_the_member_list() {
         w,
         Update::Engine(Event::PrivateSent {
             to: bob.clone(),
+            id: 3,
             text: "only for you".into(),
             sent_at_ms: 1_790_000_000_000,
-            epoch: 2,
-            seq: 1,
         }),
     );
     settle();

@@ -10,8 +10,8 @@ use super::printer::Printer;
 use super::Options;
 use crate::api::Request;
 
-const HELP_MEMBER: &str = "commands: /help, /list (members and safety codes), /msg NAME|FINGERPRINT text (private: only that member can read it), /send PATH (a file to the room), /sendto NAME|FINGERPRINT PATH (a file only that member can read), /accept ID, /cancel ID, /files, /history [N], /clear-history, /quit; anything else is sent to the room";
-const HELP_ADMIN: &str = "commands: /help, /list, /msg NAME|FINGERPRINT text, /send PATH, /sendto NAME|FINGERPRINT PATH, /accept ID, /cancel ID, /files, /history [N], /clear-history, /quit, /approve ID, /deny ID [reason], /kick NAME|FINGERPRINT [reason], /bans, /unban NAME|FINGERPRINT, /password NEW, /no-password, /rekey, /invite; anything else is sent to the room";
+const HELP_MEMBER: &str = "commands: /help, /list (members and safety codes), /msg NAME|FINGERPRINT text (private: only that member can read it), /send PATH (a file to the room), /sendto NAME|FINGERPRINT PATH (a file only that member can read), /accept ID, /cancel ID, /files, /history [N], /clear-history, /resend (the last line that could not be sent), /quit; anything else is sent to the room";
+const HELP_ADMIN: &str = "commands: /help, /list, /msg NAME|FINGERPRINT text, /send PATH, /sendto NAME|FINGERPRINT PATH, /accept ID, /cancel ID, /files, /history [N], /clear-history, /resend, /quit, /approve ID, /deny ID [reason], /kick NAME|FINGERPRINT [reason], /bans, /unban NAME|FINGERPRINT, /password NEW, /no-password, /rekey, /invite; anything else is sent to the room";
 
 pub(super) enum Parsed {
     Request(Request),
@@ -74,6 +74,11 @@ pub(super) fn parse(line: &str, opts: &Options, out: &Printer) -> Parsed {
             )),
         },
         "files" => Parsed::Local(out.file_list()),
+        "resend" => match &out.failed {
+            Some((None, text)) => Parsed::Request(Command::Send(text.clone()).into()),
+            Some((Some(to), text)) => Parsed::Request(Command::Private(*to, text.clone()).into()),
+            None => Parsed::Local("no line failed to send".into()),
+        },
         "history" => match arg.parse::<usize>() {
             Ok(n) if n > 0 => Parsed::Request(Request::History(n)),
             _ if arg.is_empty() => Parsed::Request(Request::History(crate::history::SHOW_ON_OPEN)),
@@ -169,6 +174,8 @@ mod tests {
             files: HashMap::new(),
             ended: 0,
             bars: indicatif::MultiProgress::new(),
+            pending: HashMap::new(),
+            failed: None,
             members: vec![
                 member("ann", 0xa1),
                 member("ann lee", 0xb2),

@@ -77,7 +77,10 @@ pub async fn run(
         files: HashMap::new(),
         ended: 0,
         bars: indicatif::MultiProgress::new(),
+        pending: HashMap::new(),
+        failed: None,
     };
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
     let mut cmd_tx = Some(cmd_tx);
@@ -93,6 +96,7 @@ pub async fn run(
     let _ = futures_util::FutureExt::now_or_never(&mut ctrl_c);
     let stop = loop {
         tokio::select! {
+            _ = tick.tick() => out.tick(),
             u = up_rx.recv() => match u {
                 Some(Update::Stopped { reason }) => { out.update(&Update::Stopped { reason: reason.clone() }); break reason; }
                 Some(u) => out.update(&u),

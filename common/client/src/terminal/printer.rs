@@ -26,6 +26,33 @@ pub(super) struct Printer {
     /// Progress bars (text mode; drawn on stderr, hidden when it is not a
     /// terminal).
     pub(super) bars: indicatif::MultiProgress,
+    /// Our lines the relay has not taken yet, by id.
+    pub(super) pending: HashMap<u64, PendingLine>,
+    /// The last line that could not be sent, for `/resend`.
+    pub(super) failed: Option<(Option<Fingerprint>, String)>,
+}
+
+/// One of our lines on its way (text mode says more about it only if it
+/// is slow to go, or fails).
+pub(super) struct PendingLine {
+    to: Option<Fingerprint>,
+    text: String,
+    since: std::time::Instant,
+    /// Said to be pending (waiting, or slow): its delivery is said too.
+    told: bool,
+}
+
+/// A line not taken by the relay this long after it was typed is shown as
+/// pending.
+pub(super) const SLOW_LINE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A line's first words, to name it in a note.
+fn gist(text: &str) -> String {
+    let text = common::engine::printable(text);
+    match text.char_indices().nth(40) {
+        Some((i, _)) => format!("\"{}…\"", &text[..i]),
+        None => format!("\"{text}\""),
+    }
 }
 
 pub(super) struct FileRow {
@@ -304,6 +331,83 @@ impl Printer {
         self.emit(json!({"type": "history_end"}), "──── now ────".into());
     }
 
+    fn track(&mut self, id: u64, to: Option<Fingerprint>, text: &str) {
+        self.pending.insert(
+            id,
+            PendingLine {
+                to,
+                text: text.to_string(),
+                since: std::time::Instant::now(),
+                told: false,
+            },
+        );
+    }
+
+    /// One of our lines moved on. Text mode: a line that was said to wait
+    /// is said delivered; a failed one is always said, with `/resend`.
+    fn delivery(&mut self, id: u64, state: &common::engine::Delivery) {
+        use common::engine::Delivery;
+        let (name, reason) = match state {
+            Delivery::Waiting(r) => ("waiting", Some(r)),
+            Delivery::Delivered => ("delivered", None),
+            Delivery::Failed(r) => ("failed", Some(r)),
+        };
+        let value = json!({"type": "delivery", "id": id, "state": name, "reason": reason});
+        let Some(line) = self.pending.get_mut(&id) else {
+            if self.json {
+                self.emit(value, String::new());
+            }
+            return;
+        };
+        let what = gist(&line.text);
+        let text = match state {
+            Delivery::Waiting(r) => {
+                let first = !line.told;
+                line.told = true;
+                first.then(|| format!("* ⏱ {what} is {r}"))
+            }
+            Delivery::Delivered => {
+                let line = self.pending.remove(&id);
+                line.filter(|l| l.told)
+                    .map(|_| format!("* ✓ {what} delivered (the relay took it)"))
+            }
+            Delivery::Failed(r) => {
+                let line = self.pending.remove(&id);
+                self.failed = line.map(|l| (l.to, l.text));
+                Some(format!(
+                    "* ✗ {what} was not sent: {r} (/resend sends it again)"
+                ))
+            }
+        };
+        if self.json {
+            self.emit(value, String::new());
+        } else if let Some(text) = text {
+            self.emit(value, text);
+        }
+    }
+
+    /// Once a second: lines the relay has not taken within [`SLOW_LINE`]
+    /// are said to be pending (text mode).
+    pub(super) fn tick(&mut self) {
+        if self.json {
+            return;
+        }
+        let mut slow: Vec<(u64, String)> = Vec::new();
+        for (id, line) in &mut self.pending {
+            if !line.told && line.since.elapsed() >= SLOW_LINE {
+                line.told = true;
+                slow.push((*id, gist(&line.text)));
+            }
+        }
+        slow.sort();
+        for (_, what) in slow {
+            self.emit(
+                serde_json::Value::Null,
+                format!("* ⏱ {what} is pending: the relay has not confirmed it yet"),
+            );
+        }
+    }
+
     pub(super) fn note(&self, text: &str) {
         self.emit(json!({"type": "info", "text": text}), text.to_string());
     }
@@ -517,18 +621,25 @@ impl Printer {
                 json!({"type": "message", "from": from.name, "fingerprint": from.fingerprint.to_string(), "text": text, "sent_at_ms": sent_at_ms, "epoch": epoch, "seq": seq}),
                 format!("<{}> {}", from.name, common::engine::printable(text)),
             ),
-            Event::Sent { text, sent_at_ms, epoch, seq } => self.emit(
-                json!({"type": "sent", "text": text, "sent_at_ms": sent_at_ms, "epoch": epoch, "seq": seq}),
-                format!("<me> {}", common::engine::printable(text)),
-            ),
+            Event::Sent { id, text, sent_at_ms } => {
+                self.track(*id, None, text);
+                self.emit(
+                    json!({"type": "sent", "id": id, "text": text, "sent_at_ms": sent_at_ms}),
+                    format!("<me> {}", common::engine::printable(text)),
+                )
+            }
+            Event::Delivery { id, state } => self.delivery(*id, state),
             Event::Private { from, text, sent_at_ms, epoch, seq } => self.emit(
                 json!({"type": "private", "from": from.name, "fingerprint": from.fingerprint.to_string(), "text": text, "sent_at_ms": sent_at_ms, "epoch": epoch, "seq": seq}),
                 format!("<{} → me, private> {}", from.name, common::engine::printable(text)),
             ),
-            Event::PrivateSent { to, text, sent_at_ms, epoch, seq } => self.emit(
-                json!({"type": "private_sent", "to": to.name, "fingerprint": to.fingerprint.to_string(), "text": text, "sent_at_ms": sent_at_ms, "epoch": epoch, "seq": seq}),
-                format!("<me → {} ({}), private> {}", to.name, to.fingerprint.short(), common::engine::printable(text)),
-            ),
+            Event::PrivateSent { id, to, text, sent_at_ms } => {
+                self.track(*id, Some(to.fingerprint), text);
+                self.emit(
+                    json!({"type": "private_sent", "id": id, "to": to.name, "fingerprint": to.fingerprint.to_string(), "text": text, "sent_at_ms": sent_at_ms}),
+                    format!("<me → {} ({}), private> {}", to.name, to.fingerprint.short(), common::engine::printable(text)),
+                )
+            }
             Event::Typing { from, on } => {
                 if self.json {
                     self.emit(json!({"type": "typing", "from": from.name, "on": on}), String::new())

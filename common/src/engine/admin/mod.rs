@@ -330,7 +330,16 @@ impl Admin {
     /// The hello.
     pub fn on_connected(&mut self, _now_ms: u64) -> Vec<Action> {
         self.core.conn_id = None;
+        self.core.outbox_reconnected();
         vec![self.core.hello()]
+    }
+
+    /// Sends what waits in the outbox, if sending is allowed now (room
+    /// lines count towards a rekey as any other).
+    fn flush(&mut self, now_ms: u64, out: &mut Vec<Action>) {
+        for _ in 0..self.core.flush_outbox(now_ms, out) {
+            self.count_message(now_ms, out);
+        }
     }
 
     /// What must be kept across restarts, if it changed since the last
@@ -420,10 +429,12 @@ impl Admin {
                     self.new_epoch(now_ms, EpochCause::Left(seat.key.fingerprint()), &mut out);
                 }
             }
+            RelayFrame::Ack(a) => self.core.on_ack(a, &mut out),
             f @ (RelayFrame::Ping(_) | RelayFrame::Pong(_) | RelayFrame::Error(_)) => {
                 super::relay_control(&f, &mut out)
             }
         }
+        self.flush(now_ms, &mut out);
         out
     }
 
@@ -432,12 +443,10 @@ impl Admin {
         let mut out = Vec::new();
         match cmd {
             Command::Send(text) => {
-                if self.core.send_text(now_ms, text, &mut out) {
-                    self.count_message(now_ms, &mut out);
-                }
+                self.core.write_line(now_ms, None, text, &mut out);
             }
             Command::Private(to, text) => {
-                self.core.send_private(now_ms, to, text, &mut out);
+                self.core.write_line(now_ms, Some(to), text, &mut out);
             }
             Command::Typing(on) => {
                 if self.core.can_send(now_ms) {
@@ -445,14 +454,19 @@ impl Admin {
                         .send_content(now_ms, Content::Typing(on), &mut out);
                 }
             }
-            Command::Leave => self.notice(
-                None,
-                None,
-                NoticeKind::Closed,
-                "the admin closed the room",
-                None,
-                &mut out,
-            ),
+            Command::Leave => {
+                self.notice(
+                    None,
+                    None,
+                    NoticeKind::Closed,
+                    "the admin closed the room",
+                    None,
+                    &mut out,
+                );
+                self.core
+                    .fail_unsent("you closed the room before it was sent", &mut out);
+                return out;
+            }
             Command::Approve(id) => match self.pending.remove(&id) {
                 Some(p) => {
                     // A decision by hand lifts a ban.
@@ -535,6 +549,7 @@ impl Admin {
             Command::SetPassword(p) => self.set_password(now_ms, p, &mut out),
             file => self.core.file_command(now_ms, file, &mut out),
         }
+        self.flush(now_ms, &mut out);
         out
     }
 
@@ -550,6 +565,8 @@ impl Admin {
         if now_ms < self.beacon_ms || since >= super::BEACON_EVERY_MS {
             self.beacon(now_ms, &mut out);
         }
+        self.core.outbox_tick(now_ms, &mut out);
+        self.flush(now_ms, &mut out);
         out
     }
 

@@ -235,7 +235,15 @@ impl Member {
         self.conn_requests.clear();
         self.core.seated = false;
         self.core.conn_id = None;
+        self.core.outbox_reconnected();
         vec![self.core.hello()]
+    }
+
+    /// Sends what waits in the outbox, if sending is allowed now.
+    fn flush(&mut self, now_ms: u64, out: &mut Vec<Action>) {
+        if !self.left {
+            self.core.flush_outbox(now_ms, out);
+        }
     }
 
     /// A frame from the relay.
@@ -268,10 +276,12 @@ impl Member {
                     out.push(warning(Warning::AdminDisconnected));
                 }
             }
+            RelayFrame::Ack(a) => self.core.on_ack(a, &mut out),
             f @ (RelayFrame::Ping(_) | RelayFrame::Pong(_) | RelayFrame::Error(_)) => {
                 super::relay_control(&f, &mut out)
             }
         }
+        self.flush(now_ms, &mut out);
         out
     }
 
@@ -280,10 +290,10 @@ impl Member {
         let mut out = Vec::new();
         match cmd {
             Command::Send(text) => {
-                self.core.send_text(now_ms, text, &mut out);
+                self.core.write_line(now_ms, None, text, &mut out);
             }
             Command::Private(to, text) => {
-                self.core.send_private(now_ms, to, text, &mut out);
+                self.core.write_line(now_ms, Some(to), text, &mut out);
             }
             Command::Typing(on) => {
                 if self.core.can_send(now_ms) {
@@ -298,13 +308,18 @@ impl Member {
                     // membership before the files' last chunks arrive.
                     let mut said = Vec::new();
                     self.core.send_content(now_ms, Content::Leave, &mut said);
+                    let sent = &mut self.core.outbox.published;
                     out.extend(said.into_iter().map(|a| match a {
                         Action::Send(crate::wire::ClientFrame::Publish { to, payload }) => {
+                            sent.publish -= 1;
+                            sent.bulk += 1;
                             Action::Send(crate::wire::ClientFrame::PublishBulk { to, payload })
                         }
                         a => a,
                     }));
                 }
+                self.core
+                    .fail_unsent("you left the room before it was sent", &mut out);
                 self.left = true;
             }
             Command::Approve(_)
@@ -316,6 +331,7 @@ impl Member {
             | Command::SetPassword(_) => out.push(error("only the admin can do that".into())),
             file => self.core.file_command(now_ms, file, &mut out),
         }
+        self.flush(now_ms, &mut out);
         out
     }
 
@@ -388,6 +404,8 @@ impl Member {
         if self.admin.is_none() && self.core.conn_id.is_some() && due {
             self.send_knock(now_ms, &mut out);
         }
+        self.core.outbox_tick(now_ms, &mut out);
+        self.flush(now_ms, &mut out);
         out
     }
 
@@ -449,6 +467,7 @@ impl Member {
         match n.kind {
             NoticeKind::Denied if for_me && n.request.is_some() && n.request == self.request => {
                 self.request = None;
+                self.core.fail_outbox("you were not let into the room", out);
                 out.push(Action::Event(Event::Denied { reason: n.reason }));
             }
             NoticeKind::Denied => {}
@@ -479,11 +498,15 @@ impl Member {
                     self.pending = None;
                     self.core
                         .transfers_end_all("you were removed from the room", out);
+                    self.core.fail_outbox("you were removed from the room", out);
                     out.push(Action::Event(Event::Kicked { reason: n.reason }));
                 }
             }
             NoticeKind::Kicked => {}
-            NoticeKind::Closed => out.push(Action::Event(Event::Closed { reason: n.reason })),
+            NoticeKind::Closed => {
+                self.core.fail_outbox("the admin closed the room", out);
+                out.push(Action::Event(Event::Closed { reason: n.reason }))
+            }
         }
     }
 

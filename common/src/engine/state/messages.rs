@@ -6,18 +6,6 @@
 use super::*;
 
 impl Core {
-    /// Sends a line of text; false (with an error event) if it is too long
-    /// or may not be sent now.
-    pub fn send_text(&mut self, now_ms: u64, text: String, out: &mut Vec<Action>) -> bool {
-        if text.len() > MAX_TEXT {
-            out.push(error(format!(
-                "message too long (at most {MAX_TEXT} bytes)"
-            )));
-            return false;
-        }
-        self.send_content(now_ms, Content::Text(text), out)
-    }
-
     /// Whether we may send to the room now.
     pub fn can_send(&self, now_ms: u64) -> bool {
         self.send_blocked(now_ms).is_none()
@@ -40,10 +28,6 @@ impl Core {
             seq: self.my_seq + 1,
             prev: self.my_prev,
         };
-        let sent = match &content {
-            Content::Text(t) => Some(t.clone()),
-            _ => None,
-        };
         let body = ChatBody::padded(now_ms, content);
         let Some((sealed, signature)) = seal_signed(
             &mut self.rng,
@@ -62,21 +46,13 @@ impl Core {
             sealed,
             signature,
         };
-        let (epoch, seq) = (msg.header.epoch, msg.header.seq);
+        let seq = msg.header.seq;
         if !self.publish(None, &Envelope::Message(msg), out) {
             return false;
         }
         // Counted only once it went out: receivers see no gap for a
         // message that was never sent.
         self.my_seq = seq;
-        if let Some(text) = sent {
-            out.push(Action::Event(Event::Sent {
-                text,
-                sent_at_ms: now_ms,
-                epoch,
-                seq,
-            }));
-        }
         true
     }
 
@@ -137,7 +113,13 @@ impl Core {
     ) {
         let info = from.info();
         match body.content {
-            Content::Text(text) => {
+            Content::Text(_) | Content::Resent(_) => {
+                let Some((text, sent_at_ms)) =
+                    self.line_to_show(info.fingerprint, false, (epoch, seq), &body)
+                else {
+                    // A resent copy of a line shown already.
+                    return;
+                };
                 if text.len() > MAX_TEXT {
                     out.push(warning(Dropped::TooLong {
                         kind: Kind::Message,
@@ -148,7 +130,7 @@ impl Core {
                 out.push(Action::Event(Event::Message {
                     from: info,
                     text,
-                    sent_at_ms: body.sent_at_ms,
+                    sent_at_ms,
                     epoch,
                     seq,
                 }))

@@ -201,6 +201,12 @@ pub(crate) struct Core {
     /// a beacon made [`BEACON_EVERY_MS`] later, so a line still in flight
     /// to us when the admin counted it is not taken for a missing one.
     pub claims: Vec<Claim>,
+    /// Our lines until the relay takes them (`outbox.rs`).
+    pub outbox: super::outbox::Outbox,
+    /// Lines shown per sender (room, and private to us), by first sealing:
+    /// a resent copy is dropped.
+    pub shown: super::outbox::Shown,
+    pub shown_private: super::outbox::Shown,
     /// Where every random byte comes from (see `rng.rs`).
     pub rng: Randomness,
 }
@@ -231,6 +237,9 @@ impl Core {
             owed: std::collections::VecDeque::new(),
             leave_hold: None,
             claims: Vec::new(),
+            outbox: Default::default(),
+            shown: Default::default(),
+            shown_private: Default::default(),
             rng,
         }
     }
@@ -253,6 +262,11 @@ impl Core {
         self.owed.clear();
         self.leave_hold = None;
         self.claims.clear();
+        // A new run numbers its epochs afresh: lines of the old one are
+        // neither recognised nor named.
+        self.shown.clear();
+        self.shown_private.clear();
+        self.outbox.forget_first_sealings();
     }
 
     /// Epoch `e` was ours but never reached us (kept for gap reports, the
@@ -338,6 +352,9 @@ impl Core {
     /// a removal whose epoch has not arrived, a newer epoch we do not hold,
     /// no fresh word from the admin, or not seated on this connection.
     pub fn send_blocked(&self, now_ms: u64) -> Option<String> {
+        if self.conn_id.is_none() {
+            return Some("not connected to the relay: reconnecting".into());
+        }
         let Some(cur) = &self.current else {
             return Some("not in the room yet: no key for this epoch".into());
         };
@@ -396,18 +413,25 @@ impl Core {
 
     /// Encodes `env` for publishing; false (with an error event) if it does
     /// not fit the relay's frame limit.
-    pub fn publish(&self, to: Option<ConnId>, env: &Envelope, out: &mut Vec<Action>) -> bool {
+    pub fn publish(&mut self, to: Option<ConnId>, env: &Envelope, out: &mut Vec<Action>) -> bool {
         self.publish_in(false, to, env, out)
     }
 
     /// [`Self::publish`] as bulk data (a file chunk): later messages may
     /// overtake it.
-    pub fn publish_bulk(&self, to: Option<ConnId>, env: &Envelope, out: &mut Vec<Action>) -> bool {
+    pub fn publish_bulk(
+        &mut self,
+        to: Option<ConnId>,
+        env: &Envelope,
+        out: &mut Vec<Action>,
+    ) -> bool {
         self.publish_in(true, to, env, out)
     }
 
+    /// Every frame we publish is counted, each lane on its own, as the
+    /// relay counts what it takes (its acknowledgements mark our lines).
     fn publish_in(
-        &self,
+        &mut self,
         bulk: bool,
         to: Option<ConnId>,
         env: &Envelope,
@@ -416,9 +440,12 @@ impl Core {
         match encode_payload(env, crate::wire::max_payload(self.max_frame)) {
             Ok(p) => {
                 let payload = Bytes::from(p);
+                let sent = &mut self.outbox.published;
                 out.push(Action::Send(if bulk {
+                    sent.bulk += 1;
                     ClientFrame::PublishBulk { to, payload }
                 } else {
+                    sent.publish += 1;
                     ClientFrame::Publish { to, payload }
                 }));
                 true
@@ -485,6 +512,8 @@ impl Core {
         self.previous = self.current.take();
         self.current = Some(next);
         self.my_seq = 0;
+        // An epoch with us in it: we may write again.
+        self.outbox.refuse = None;
     }
 
     /// Messages of `sender` that never reached us, judged from the one just

@@ -99,6 +99,38 @@ pub enum Content {
     /// Only inside a [`PrivateMessage`]: a file for its recipient alone,
     /// with the secret its chunks are sealed under.
     PrivateFileOffer(PrivateFileOffer),
+    /// (Version 2) A line sent again after a reconnect, sealed anew: its
+    /// first sealing may have reached some readers (the relay took it but
+    /// its acknowledgement was lost), so it names that first sealing; a
+    /// reader that shows a line of this sender with that epoch and
+    /// sequence number drops it.
+    Resent(Resent),
+}
+
+/// A line sent again: what it was first sealed as, and the text.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resent {
+    /// The epoch of its first sealing.
+    pub epoch: u64,
+    /// Its sequence number then (the room's, or the private one to this
+    /// recipient).
+    pub seq: u64,
+    /// When it was first sent (sender clock, ms since the Unix epoch).
+    pub sent_at_ms: u64,
+    /// The line (UTF-8).
+    pub text: String,
+}
+
+impl std::fmt::Debug for Resent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Resent({}/{}, {} bytes)",
+            self.epoch,
+            self.seq,
+            self.text.len()
+        )
+    }
 }
 
 impl std::fmt::Debug for Content {
@@ -110,6 +142,7 @@ impl std::fmt::Debug for Content {
             Content::FileOffer(o) => write!(f, "FileOffer({o:?})"),
             Content::FileCancel(t) => write!(f, "FileCancel({})", hex::encode(t)),
             Content::PrivateFileOffer(o) => write!(f, "PrivateFileOffer({:?})", o.offer),
+            Content::Resent(r) => write!(f, "{r:?}"),
         }
     }
 }

@@ -1,0 +1,443 @@
+//! Nothing typed is lost: every line and private message the user writes
+//! waits in the outbox until the relay acknowledges it
+//! ([`RelayFrame::Ack`](crate::wire::RelayFrame::Ack)), and goes again on
+//! the next connection if the relay never did.
+//!
+//! A line is sealed as soon as sending is allowed (in order: a line never
+//! overtakes an earlier one), and its `Publish` is numbered on this
+//! connection; the relay's cumulative count of the `Publish` frames it took
+//! marks it delivered. A new connection starts the count afresh, and every
+//! line still unacknowledged is sealed again under the epoch of then as a
+//! [`Content::Resent`] naming its first sealing: a reader that already
+//! shows that line (the relay took it and its acknowledgement was lost)
+//! drops the copy, and one that missed it shows it now. A line waits while
+//! sending is paused (reconnecting, waiting for the key), for
+//! [`OUTBOX_EXPIRY_MS`] at most, and fails, with the reason, when it can
+//! never be sent (we were removed, the recipient left). The outbox holds
+//! [`MAX_OUTBOX`] lines: readers remember as many shown lines per sender
+//! ([`SHOWN_PER_SENDER`]), so any copy of a line still in an outbox is
+//! recognised.
+
+use std::collections::{HashMap, VecDeque};
+
+use super::{error, Action, Core, Event, MAX_TEXT};
+use crate::ids::Fingerprint;
+use crate::wire::{Ack, ChatBody, Content, Resent};
+
+/// Lines an outbox holds at most; one more is refused with an error.
+pub const MAX_OUTBOX: usize = 256;
+/// A line not acknowledged this long after it was typed fails.
+pub const OUTBOX_EXPIRY_MS: u64 = 10 * 60 * 1000;
+/// Lines remembered per sender (room and private apart), by the epoch and
+/// sequence number they were first sealed with: a resent copy of one of
+/// them is not shown again. At least [`MAX_OUTBOX`].
+pub const SHOWN_PER_SENDER: usize = 2 * MAX_OUTBOX;
+
+/// Where one of our lines stands, for the front end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Kept, to be sent when sending is allowed again (why it waits).
+    Waiting(String),
+    /// The relay took it: on its way to the room.
+    Delivered,
+    /// It will not be sent (why); the user may write it again.
+    Failed(String),
+}
+
+/// One of our lines, kept until the relay took it.
+#[derive(Clone)]
+pub struct Outgoing {
+    /// The front end's handle on it (unique in this engine).
+    pub id: u64,
+    /// A private message's recipient; `None` for the room.
+    pub to: Option<Fingerprint>,
+    /// The line.
+    pub text: String,
+    /// When it was typed (ms since the Unix epoch): what readers are shown.
+    pub typed_ms: u64,
+    /// Its first sealing (epoch, sequence number), once sealed.
+    pub first: Option<(u64, u64)>,
+    /// The number of its `Publish` on this connection, while in flight.
+    frame: Option<u64>,
+}
+
+impl Outgoing {
+    /// A line kept from an earlier run of the app (see
+    /// [`crate::engine::Engine::restore_line`]).
+    pub fn new(
+        id: u64,
+        to: Option<Fingerprint>,
+        text: String,
+        typed_ms: u64,
+        first: Option<(u64, u64)>,
+    ) -> Self {
+        Outgoing {
+            id,
+            to,
+            text,
+            typed_ms,
+            first,
+            frame: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outgoing")
+            .field("id", &self.id)
+            .field("to", &self.to.map(|t| t.short()))
+            .field("text_len", &self.text.len())
+            .field("first", &self.first)
+            .field("frame", &self.frame)
+            .finish()
+    }
+}
+
+/// Our lines not yet acknowledged, oldest first, and this connection's
+/// count of what we published.
+#[derive(Clone, Default)]
+pub(crate) struct Outbox {
+    lines: VecDeque<Outgoing>,
+    next_id: u64,
+    /// `Publish` and `PublishBulk` frames sent on this connection.
+    pub published: Ack,
+    /// Sending was paused when the oldest waiting line was queued: said once.
+    told_waiting: bool,
+    /// Why no line can be sent until an epoch seats us again (we were
+    /// removed, denied, the room closed): new lines are refused.
+    pub refuse: Option<String>,
+}
+
+/// Lines shown per sender, by first sealing, the oldest forgotten first.
+#[derive(Clone, Default)]
+pub(crate) struct Shown {
+    by: HashMap<Fingerprint, VecDeque<(u64, u64)>>,
+}
+
+impl Shown {
+    /// Records a line of `from` first sealed as `first`; false if it was
+    /// shown already.
+    pub fn first_time(&mut self, from: Fingerprint, first: (u64, u64)) -> bool {
+        let seen = self.by.entry(from).or_default();
+        if seen.contains(&first) {
+            return false;
+        }
+        if seen.len() >= SHOWN_PER_SENDER {
+            seen.pop_front();
+        }
+        seen.push_back(first);
+        true
+    }
+
+    pub fn clear(&mut self) {
+        self.by.clear();
+    }
+}
+
+impl Outbox {
+    /// A new admin run: lines are sent again as new (readers forgot the
+    /// old run's epochs).
+    pub fn forget_first_sealings(&mut self) {
+        for l in &mut self.lines {
+            l.first = None;
+        }
+    }
+}
+
+impl Core {
+    /// Takes a line the user wrote (to the room, or privately to `to`)
+    /// into the outbox and sends it if sending is allowed; false (with an
+    /// error, and no line) if it can never be sent.
+    pub fn write_line(
+        &mut self,
+        now_ms: u64,
+        to: Option<Fingerprint>,
+        text: String,
+        out: &mut Vec<Action>,
+    ) -> bool {
+        if text.len() > MAX_TEXT {
+            out.push(error(format!(
+                "message too long (at most {MAX_TEXT} bytes)"
+            )));
+            return false;
+        }
+        if let Some(why) = &self.outbox.refuse {
+            out.push(error(format!("not sent: {why}")));
+            return false;
+        }
+        if let Some(to) = to {
+            if to == self.me.public().fingerprint() {
+                out.push(error("a private message to yourself is not sent".into()));
+                return false;
+            }
+            // In the room as we know it.
+            if !self
+                .current
+                .as_ref()
+                .is_some_and(|c| c.members.contains_key(&to))
+            {
+                out.push(error(format!(
+                    "{} is not in the room: private message not sent",
+                    to.short()
+                )));
+                return false;
+            }
+        }
+        if self.outbox.lines.len() >= MAX_OUTBOX {
+            out.push(error(format!(
+                "not sent: {MAX_OUTBOX} lines are still waiting for the relay"
+            )));
+            return false;
+        }
+        self.outbox.next_id += 1;
+        let id = self.outbox.next_id;
+        let line = Outgoing {
+            id,
+            to,
+            text: text.clone(),
+            typed_ms: now_ms,
+            first: None,
+            frame: None,
+        };
+        self.outbox.lines.push_back(line);
+        let shown = match to.and_then(|t| self.current.as_ref()?.members.get(&t)) {
+            Some(p) => Event::PrivateSent {
+                id,
+                to: p.info(),
+                text,
+                sent_at_ms: now_ms,
+            },
+            None => Event::Sent {
+                id,
+                text,
+                sent_at_ms: now_ms,
+            },
+        };
+        out.push(Action::Event(shown));
+        // Sent now if sending is allowed (by the role's flush, after this
+        // command); otherwise it waits, and the user is told why.
+        if let Some(why) = self.send_blocked(now_ms) {
+            self.outbox.told_waiting = true;
+            out.push(delivery(id, Delivery::Waiting(waiting_because(&why))));
+        }
+        true
+    }
+
+    /// Sends the lines that wait, in order, while sending is allowed; the
+    /// number of room lines sealed (the admin counts them).
+    pub fn flush_outbox(&mut self, now_ms: u64, out: &mut Vec<Action>) -> u64 {
+        let mut room_lines = 0;
+        let waiting = self.outbox.lines.iter().any(|l| l.frame.is_none());
+        if !waiting || self.send_blocked(now_ms).is_some() {
+            return 0;
+        }
+        let mut i = 0;
+        while i < self.outbox.lines.len() {
+            if self.outbox.lines[i].frame.is_some() {
+                i += 1;
+                continue;
+            }
+            let line = self.outbox.lines[i].clone();
+            let content = match line.first {
+                None => Content::Text(line.text.clone()),
+                Some((epoch, seq)) => Content::Resent(Resent {
+                    epoch,
+                    seq,
+                    sent_at_ms: line.typed_ms,
+                    text: line.text.clone(),
+                }),
+            };
+            let mut said = Vec::new();
+            let sealed = match line.to {
+                None => self
+                    .seal_content(now_ms, content, &mut said)
+                    .inspect(|_| room_lines += 1),
+                Some(to) => self
+                    .seal_private(now_ms, to, content, &mut said)
+                    .map(|(_, epoch, seq)| (epoch, seq)),
+            };
+            match sealed {
+                Some(at) => {
+                    out.extend(said);
+                    let l = &mut self.outbox.lines[i];
+                    l.first = l.first.or(Some(at));
+                    l.frame = Some(self.outbox.published.publish);
+                    i += 1;
+                }
+                None => {
+                    // It can never go (the recipient left, or it no longer
+                    // fits): said, and the lines after it go on.
+                    let why = said
+                        .into_iter()
+                        .find_map(|a| match a {
+                            Action::Event(Event::Error { reason }) => Some(reason),
+                            _ => None,
+                        })
+                        .unwrap_or_else(|| "it could not be sealed".into());
+                    self.outbox.lines.remove(i);
+                    out.push(delivery(line.id, Delivery::Failed(why)));
+                }
+            }
+        }
+        room_lines
+    }
+
+    /// The relay took our frames up to `ack`: those lines are delivered.
+    pub fn on_ack(&mut self, ack: Ack, out: &mut Vec<Action>) {
+        // A count beyond what we sent is the relay's error (or lie): it
+        // marks nothing we did not send on this connection.
+        let upto = ack.publish.min(self.outbox.published.publish);
+        while let Some(l) = self.outbox.lines.front() {
+            if l.frame.is_none_or(|f| f > upto) {
+                break;
+            }
+            let id = l.id;
+            self.outbox.lines.pop_front();
+            out.push(delivery(id, Delivery::Delivered));
+        }
+    }
+
+    /// A new connection: nothing of ours is in flight on it; what the old
+    /// one never acknowledged goes again once sending is allowed.
+    pub fn outbox_reconnected(&mut self) {
+        self.outbox.published = Ack::default();
+        self.outbox.told_waiting = false;
+        for l in &mut self.outbox.lines {
+            l.frame = None;
+        }
+    }
+
+    /// Lines typed too long ago fail; and if sending is paused with lines
+    /// waiting, the reason is said once.
+    pub fn outbox_tick(&mut self, now_ms: u64, out: &mut Vec<Action>) {
+        let expired: Vec<u64> = self
+            .outbox
+            .lines
+            .iter()
+            .filter(|l| now_ms.saturating_sub(l.typed_ms) >= OUTBOX_EXPIRY_MS)
+            .map(|l| l.id)
+            .collect();
+        for id in expired {
+            self.outbox.lines.retain(|l| l.id != id);
+            out.push(delivery(
+                id,
+                Delivery::Failed(format!(
+                    "not taken by the relay within {} minutes",
+                    OUTBOX_EXPIRY_MS / 60_000
+                )),
+            ));
+        }
+        let waiting = self.outbox.lines.iter().any(|l| l.frame.is_none());
+        if !waiting {
+            self.outbox.told_waiting = false;
+        } else if !self.outbox.told_waiting {
+            if let Some(why) = self.send_blocked(now_ms) {
+                self.outbox.told_waiting = true;
+                for l in self.outbox.lines.iter().filter(|l| l.frame.is_none()) {
+                    out.push(delivery(l.id, Delivery::Waiting(waiting_because(&why))));
+                }
+            }
+        }
+    }
+
+    /// Every waiting line fails with `why` (we were removed, the room
+    /// closed), and so does every new one until an epoch seats us again.
+    pub fn fail_outbox(&mut self, why: &str, out: &mut Vec<Action>) {
+        self.outbox.refuse = Some(why.to_string());
+        for l in std::mem::take(&mut self.outbox.lines) {
+            out.push(delivery(l.id, Delivery::Failed(why.to_string())));
+        }
+    }
+
+    /// We leave: the lines never sent fail with `why`; those on their way
+    /// stay, for the relay's acknowledgement that may still come.
+    pub fn fail_unsent(&mut self, why: &str, out: &mut Vec<Action>) {
+        self.outbox.refuse = Some(why.to_string());
+        let (sent, unsent) = std::mem::take(&mut self.outbox.lines)
+            .into_iter()
+            .partition(|l| l.frame.is_some());
+        self.outbox.lines = sent;
+        for l in unsent {
+            out.push(delivery(l.id, Delivery::Failed(why.to_string())));
+        }
+    }
+
+    /// The connection is gone: nothing of ours is on its way now; what
+    /// waits is said to wait.
+    pub fn outbox_disconnected(&mut self, now_ms: u64, out: &mut Vec<Action>) {
+        self.conn_id = None;
+        self.outbox_reconnected();
+        self.outbox_tick(now_ms, out);
+    }
+
+    /// The lines not yet acknowledged, oldest first (kept by the client
+    /// runtime across a restart).
+    pub fn outbox_lines(&self) -> impl Iterator<Item = &Outgoing> {
+        self.outbox.lines.iter()
+    }
+
+    /// Puts back a line kept from an earlier run of the app (its id, text,
+    /// time typed and first sealing), to be sent again: false if the
+    /// outbox is full or the line is too long.
+    pub fn restore_line(&mut self, line: Outgoing) -> bool {
+        if self.outbox.lines.len() >= MAX_OUTBOX || line.text.len() > MAX_TEXT {
+            return false;
+        }
+        self.outbox.next_id = self.outbox.next_id.max(line.id);
+        self.outbox.lines.push_back(Outgoing {
+            frame: None,
+            ..line
+        });
+        true
+    }
+
+    /// Seals and publishes a room body (no outbox): its epoch and sequence
+    /// number, or `None` with an error event.
+    pub(crate) fn seal_content(
+        &mut self,
+        now_ms: u64,
+        content: Content,
+        out: &mut Vec<Action>,
+    ) -> Option<(u64, u64)> {
+        let before = self.my_seq;
+        if !self.send_content(now_ms, content, out) {
+            return None;
+        }
+        let epoch = self.current.as_ref()?.epoch;
+        (self.my_seq > before).then_some((epoch, self.my_seq))
+    }
+
+    /// A received line (text, or resent text) of `from`, first sealed as
+    /// `first` in its `private` or room sequence: its text and time to
+    /// show, or `None` if it was shown already (a resent copy).
+    pub(crate) fn line_to_show(
+        &mut self,
+        from: Fingerprint,
+        private: bool,
+        first: (u64, u64),
+        body: &ChatBody,
+    ) -> Option<(String, u64)> {
+        let shown = if private {
+            &mut self.shown_private
+        } else {
+            &mut self.shown
+        };
+        let (first, text, at) = match &body.content {
+            Content::Text(t) => (first, t, body.sent_at_ms),
+            Content::Resent(r) => ((r.epoch, r.seq), &r.text, r.sent_at_ms),
+            _ => return None,
+        };
+        shown.first_time(from, first).then(|| (text.clone(), at))
+    }
+}
+
+/// Why a line waits, said to the user.
+fn waiting_because(blocked: &str) -> String {
+    let why = blocked.strip_prefix("not sent: ").unwrap_or(blocked);
+    format!("waiting to be sent: {why}")
+}
+
+fn delivery(id: u64, state: Delivery) -> Action {
+    Action::Event(Event::Delivery { id, state })
+}

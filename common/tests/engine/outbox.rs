@@ -1,0 +1,320 @@
+//! The outbox: a line is pending until the relay acknowledges it, goes
+//! again after a reconnect if it was not, is shown once however often it
+//! went, waits while sending is paused, and fails (with the reason) when it
+//! never can go. Issue 22.
+
+use super::*;
+use common::engine::{Outgoing, OUTBOX_EXPIRY_MS};
+
+/// The delivery states node `idx` was shown for its line `id`.
+fn states(net: &Net, idx: usize, id: u64) -> Vec<Delivery> {
+    net.nodes[idx]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Delivery { id: i, state } if *i == id => Some(state.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The id of the last line node `idx` wrote (room or private).
+fn last_line(net: &Net, idx: usize) -> u64 {
+    net.nodes[idx]
+        .events
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            Event::Sent { id, .. } | Event::PrivateSent { id, .. } => Some(*id),
+            _ => None,
+        })
+        .expect("a line was written")
+}
+
+fn delivered(net: &Net, idx: usize, id: u64) -> bool {
+    states(net, idx, id).contains(&Delivery::Delivered)
+}
+
+/// Member `m` loses its connection and comes back on a new one: rejoined
+/// (at the next tick: knocks come at most every 250 ms).
+fn bounce(net: &mut Net, m: usize) {
+    net.disconnect(m);
+    net.reconnect(m);
+    net.tick(1_000);
+}
+
+#[test]
+fn a_line_is_pending_until_the_relay_acknowledges_it() {
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
+    let (alice, bob) = (ids[0], ids[1]);
+    // A relay that takes the line but whose acknowledgement is lost: shown
+    // to the room, still pending for its writer.
+    net.acks = false;
+    net.command(alice, Command::Send("one".into()));
+    let one = last_line(&net, alice);
+    assert_eq!(net.texts(bob), ["one"]);
+    assert!(
+        states(&net, alice, one).is_empty(),
+        "never marked delivered before the relay says it took it"
+    );
+    // The next acknowledgement covers it (cumulative).
+    net.acks = true;
+    net.command(alice, Command::Send("two".into()));
+    let two = last_line(&net, alice);
+    assert!(delivered(&net, alice, one) && delivered(&net, alice, two));
+    assert_eq!(net.texts(bob), ["one", "two"]);
+}
+
+#[test]
+fn a_line_lost_with_the_connection_goes_again_after_the_reconnect_exactly_once() {
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob"), (2, "carol")]);
+    let (alice, bob, carol) = (ids[0], ids[1], ids[2]);
+    net.command(alice, Command::Send("before".into()));
+    // The link dies; alice does not know yet and writes on.
+    net.nodes[alice].online = false;
+    net.command(alice, Command::Send("into the void".into()));
+    net.command(alice, Command::Send("and again".into()));
+    let lost = last_line(&net, alice);
+    assert!(!delivered(&net, alice, lost));
+    assert_eq!(net.texts(bob), ["before"]);
+    // Her app reconnects: the relay tells the room she left and came back.
+    net.nodes[alice].online = true;
+    bounce(&mut net, alice);
+    for reader in [bob, carol] {
+        assert_eq!(
+            net.texts(reader),
+            ["before", "into the void", "and again"],
+            "every line exactly once, in order"
+        );
+    }
+    assert!(delivered(&net, alice, lost));
+    net.command(alice, Command::Send("after".into()));
+    assert_eq!(
+        net.texts(bob),
+        ["before", "into the void", "and again", "after"]
+    );
+}
+
+#[test]
+fn a_line_whose_acknowledgement_was_lost_is_resent_and_shown_once() {
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
+    let (alice, bob) = (ids[0], ids[1]);
+    net.acks = false;
+    net.command(alice, Command::Send("taken, not acknowledged".into()));
+    let id = last_line(&net, alice);
+    net.acks = true;
+    let sent_before = net
+        .log
+        .iter()
+        .filter(|(to, f)| *to == bob && is_message(f))
+        .count();
+    bounce(&mut net, alice);
+    // It went again (sealed anew, naming its first sealing) ...
+    let sent_after = net
+        .log
+        .iter()
+        .filter(|(to, f)| *to == bob && is_message(f))
+        .count();
+    assert!(sent_after > sent_before, "the line was sent again");
+    assert!(delivered(&net, alice, id));
+    // ... and bob, who had it, shows it once.
+    assert_eq!(net.texts(bob), ["taken, not acknowledged"]);
+    assert!(
+        net.warnings(bob).is_empty() || !net.warned(bob, |w| matches!(w, Warning::Dropped(_))),
+        "a resent copy is not a warning: {:?}",
+        net.warnings(bob)
+    );
+}
+
+#[test]
+fn a_resent_line_a_reader_missed_is_shown_to_it() {
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob"), (2, "carol")]);
+    let (alice, bob, carol) = (ids[0], ids[1], ids[2]);
+    // The relay delivers alice's line to carol only, and loses its
+    // acknowledgement.
+    net.acks = false;
+    net.tamper = Some(Box::new(move |f: &mut Flight| {
+        if f.0 == bob && is_message(&f.1) {
+            return vec![];
+        }
+        vec![f.clone()]
+    }));
+    net.command(alice, Command::Send("only carol got this".into()));
+    net.tamper = None;
+    net.acks = true;
+    assert!(net.texts(bob).is_empty());
+    bounce(&mut net, alice);
+    assert_eq!(net.texts(bob), ["only carol got this"]);
+    assert_eq!(net.texts(carol), ["only carol got this"]);
+}
+
+#[test]
+fn a_line_typed_before_the_key_arrives_waits_and_goes_in_order() {
+    let mut net = Net::new();
+    let admin_key = id(4);
+    net.admin(admin_cfg(), admin_key.clone());
+    let bob = net.member(member_cfg("bob", &admin_key), id(1));
+    let pid = net.pending_id(0).expect("bob asks");
+    net.command(0, Command::Approve(pid));
+    let alice = net.member(member_cfg("alice", &admin_key), id(0));
+    // Alice writes while her request waits for the admin.
+    net.command(alice, Command::Send("first".into()));
+    let first = last_line(&net, alice);
+    net.command(alice, Command::Send("second".into()));
+    let st = states(&net, alice, first);
+    assert!(
+        matches!(st.as_slice(), [Delivery::Waiting(why)] if why.contains("no key")),
+        "{st:?}"
+    );
+    assert!(net.texts(bob).is_empty());
+    let pid = net.pending_id(0).expect("alice asks");
+    net.command(0, Command::Approve(pid));
+    assert_eq!(net.texts(bob), ["first", "second"]);
+    assert!(delivered(&net, alice, first));
+}
+
+#[test]
+fn a_line_that_cannot_go_for_ten_minutes_fails_and_says_why() {
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
+    let alice = ids[0];
+    // The admin is gone: after a while nobody may send (no fresh word).
+    net.nodes[0].online = false;
+    net.tick(30_000);
+    net.command(alice, Command::Send("nobody hears".into()));
+    let id = last_line(&net, alice);
+    assert!(matches!(
+        states(&net, alice, id).as_slice(),
+        [Delivery::Waiting(_)]
+    ));
+    for _ in 0..(OUTBOX_EXPIRY_MS / 60_000) {
+        net.tick(60_000);
+    }
+    let last = states(&net, alice, id);
+    assert!(
+        matches!(last.last(), Some(Delivery::Failed(why)) if why.contains("minutes")),
+        "{last:?}"
+    );
+    // Failed means gone: it is not sent when the admin returns.
+    net.nodes[0].online = true;
+    net.reconnect(0);
+    net.tick(1_000);
+    assert!(!net.texts(ids[1]).iter().any(|t| t == "nobody hears"));
+}
+
+#[test]
+fn a_member_removed_with_lines_pending_is_told_they_failed_and_cannot_write_more() {
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
+    let bob = ids[1];
+    net.acks = false;
+    net.command(bob, Command::Send("in flight".into()));
+    let id = last_line(&net, bob);
+    net.acks = true;
+    net.command(
+        0,
+        Command::Kick(key(1).public().fingerprint(), "out".into()),
+    );
+    assert!(matches!(
+        states(&net, bob, id).as_slice(),
+        [Delivery::Failed(why)] if why.contains("removed")
+    ));
+    net.nodes[bob].events.clear();
+    net.command(bob, Command::Send("let me back".into()));
+    assert!(net.nodes[bob]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Error { reason } if reason.contains("removed"))));
+    assert!(
+        !net.nodes[bob]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Sent { .. })),
+        "no line is taken"
+    );
+}
+
+#[test]
+fn lines_kept_across_a_restart_go_once_the_app_is_back() {
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
+    let (alice, bob) = (ids[0], ids[1]);
+    net.acks = false;
+    // One line taken by the relay (acknowledgement lost), one never sent.
+    net.command(alice, Command::Send("taken".into()));
+    net.nodes[alice].online = false;
+    net.command(alice, Command::Send("never left".into()));
+    let kept: Vec<Outgoing> = net.nodes[alice].engine.outbox();
+    assert_eq!(kept.len(), 2);
+    assert!(kept.iter().all(|l| l.first.is_some()));
+    // The app restarts: a new engine with the same key, the kept lines put back.
+    let admin_key = id(4);
+    let mut fresh = Engine::Member(Box::new(Member::new(
+        member_cfg("alice", &admin_key),
+        id(0),
+    )));
+    for l in kept {
+        assert!(fresh.restore_line(l));
+    }
+    net.acks = true;
+    net.nodes[alice].engine = fresh;
+    net.disconnect(alice);
+    net.reconnect(alice);
+    net.tick(1_000);
+    assert_eq!(net.texts(bob), ["taken", "never left"]);
+    assert!(net.nodes[alice].engine.outbox().is_empty());
+}
+
+#[test]
+fn a_private_line_is_resent_to_its_recipient_alone_and_shown_once() {
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob"), (2, "carol")]);
+    let (alice, bob, carol) = (ids[0], ids[1], ids[2]);
+    net.acks = false;
+    let bob_fp = key(1).public().fingerprint();
+    net.command(alice, Command::Private(bob_fp, "just for bob".into()));
+    net.nodes[alice].online = false;
+    net.command(alice, Command::Private(bob_fp, "also for bob".into()));
+    net.nodes[alice].online = true;
+    net.acks = true;
+    bounce(&mut net, alice);
+    let privates = |net: &Net, idx: usize| -> Vec<String> {
+        net.nodes[idx]
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Private { text, .. } => Some(text.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(privates(&net, bob), ["just for bob", "also for bob"]);
+    assert!(privates(&net, carol).is_empty());
+    assert!(net.texts(carol).is_empty());
+}
+
+#[test]
+fn an_acknowledgement_beyond_what_was_sent_marks_nothing_more() {
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
+    let alice = ids[0];
+    net.acks = false;
+    net.nodes[alice].online = false;
+    net.command(alice, Command::Send("lost".into()));
+    let id = last_line(&net, alice);
+    // A relay can always claim it took what we sent (and drop it): that
+    // is what the readers' gap reports are for. But a count is about one
+    // connection: on a new one, before anything is published, a relay
+    // claiming a million frames marks nothing.
+    net.nodes[alice].online = true;
+    net.acks = true;
+    let now = net.now;
+    let _ = net.nodes[alice].engine.on_connected(now);
+    let acts = net.nodes[alice].engine.handle_frame(
+        now,
+        RelayFrame::Ack(common::wire::Ack {
+            publish: 1_000_000,
+            bulk: 0,
+        }),
+    );
+    net.apply(alice, acts);
+    assert!(
+        !delivered(&net, alice, id),
+        "nothing was published on the new connection: nothing is marked"
+    );
+}
