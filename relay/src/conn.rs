@@ -396,7 +396,7 @@ async fn join(shared: &Shared, greeted: Greeted, peer: SocketAddr) -> Result<Joi
         out: Arc::clone(&queue),
         kill: kill.clone(),
     };
-    let room = match shared.hub.join(room, member) {
+    let room = match shared.hub.join_speaking(room, member, version) {
         Ok((room, peers)) => {
             info!(%peer, conn_id, room = %room_tag, peers, "connection joined room");
             room
@@ -661,7 +661,16 @@ async fn read_loop(
     // recipients, charged after each publish, repaid at the fan-out rate.
     let fanout_rate = limits.rate_fanout_bytes as f64;
     let mut fanout_bucket = TokenBucket::new(fanout_rate, 2.0 * fanout_rate, now);
-    let ping_every = limits.idle_timeout / 3;
+    // A version-2 client keeps a pace (wire::KEEPALIVE_SECS): silent for
+    // three of its periods, its link is dead or half-open.
+    let idle_timeout = if out.acks {
+        limits
+            .idle_timeout
+            .min(Duration::from_secs(3 * wire::KEEPALIVE_SECS))
+    } else {
+        limits.idle_timeout
+    };
+    let ping_every = idle_timeout / 3;
     let mut last_rx = Instant::now();
     let mut next_ping = last_rx + ping_every;
     let mut ping_seq = 0u64;
@@ -683,7 +692,7 @@ async fn read_loop(
             turn = 0;
             tokio::task::yield_now().await;
         }
-        let idle_deadline = last_rx + limits.idle_timeout;
+        let idle_deadline = last_rx + idle_timeout;
         let frame = tokio::select! {
             biased;
             _ = kill.cancelled() => {
@@ -770,6 +779,10 @@ async fn read_loop(
         byte_bucket.charge(size as f64, now);
         let wait = frame_bucket.debt_wait(now).max(byte_bucket.debt_wait(now));
         if !wait.is_zero() {
+            // What got in is told before the relay stops reading.
+            if !out.tell(taken, &mut told) {
+                return CloseReason::SlowReader;
+            }
             if let Some(reason) =
                 hold(shared, kill, writer.as_mut(), std::future::pending(), wait).await
             {
@@ -796,6 +809,9 @@ async fn read_loop(
         // until it recovers (TCP pushes back on the sender).
         let wait = fanout_bucket.debt_wait(std::time::Instant::now());
         if !wait.is_zero() {
+            if !out.tell(taken, &mut told) {
+                return CloseReason::SlowReader;
+            }
             if let Some(reason) =
                 hold(shared, kill, writer.as_mut(), std::future::pending(), wait).await
             {

@@ -59,6 +59,7 @@ pub(crate) fn push_own<T: RoomWindow>(
     if let Some(mut l) = m.row_data(last) {
         l.id = i32::try_from(id).unwrap_or(i32::MAX);
         l.state = LineState::Pending;
+        l.source = text.into();
         m.set_row_data(last, l);
     }
 }

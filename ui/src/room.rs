@@ -140,7 +140,7 @@ pub fn install<T: RoomWindow>(
         else {
             return;
         };
-        let text = line.text.to_string();
+        let text = line.source.to_string();
         let command = match line.peer.parse::<Fingerprint>() {
             Ok(fp) => Command::Private(fp, text),
             Err(_) => Command::Send(text),
@@ -402,6 +402,12 @@ pub fn apply<T: RoomWindow>(win: &T, update: Update) {
         Update::Warning(reason) => push_line(win, LineKind::Warning, "", &reason),
         Update::File(f) => crate::transfers::apply(win, f),
         Update::History { loaded, requested } => show_history(win, &loaded, requested),
+        Update::Away { away, since_ms } => push_line(
+            win,
+            LineKind::Warning,
+            "",
+            &Update::away_text(away, since_ms),
+        ),
         Update::HistoryCleared => {
             // What was on screen goes too: the view starts afresh.
             if let Some(m) = vec_model(&win.room().get_lines()) {
@@ -499,6 +505,7 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
                 Delivery::Waiting(why) => (LineState::Pending, why),
                 Delivery::Delivered => (LineState::Delivered, String::new()),
                 Delivery::Failed(why) => (LineState::Failed, why),
+                Delivery::Unconfirmed(why) => (LineState::Unconfirmed, why),
             };
             crate::lines::mark_own(win, id, state, &note);
         }

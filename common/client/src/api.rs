@@ -101,6 +101,29 @@ pub enum Update {
     },
     /// The room's local history was cleared.
     HistoryCleared,
+    /// We are back in the room after a lost connection: what was said in
+    /// the room while we were away never reached us (the relay keeps
+    /// nothing, and the epochs of that time were not ours); lines we missed
+    /// before we left are reported as [`Event::Missed`].
+    Away {
+        /// How long we were out of the room.
+        away: Duration,
+        /// When the connection was lost (ms since the Unix epoch).
+        since_ms: u64,
+    },
+}
+
+impl Update {
+    /// The words the apps show for [`Update::Away`].
+    pub fn away_text(away: Duration, since_ms: u64) -> String {
+        format!(
+            "you were away for {:.1} s (since {} UTC): what was said in the room meanwhile \
+             never reached you (the relay keeps nothing, and you held no key for it); lines \
+             missed before you left are reported as missed",
+            away.as_secs_f32(),
+            crate::history::clock_utc(since_ms)
+        )
+    }
 }
 
 /// What a front end asks of the driver.
@@ -147,24 +170,26 @@ pub struct Options {
     pub liveness: Liveness,
 }
 
-/// How soon a dead link to the relay is found: after `keepalive` with
-/// nothing from the relay the app pings it (the relay answers as soon as
-/// it reads the ping), and after `silence` (and a second's grace) with
-/// nothing from the relay and none of our writes taken, the link counts as
-/// lost and the app reconnects (or fails over to another relay of the
-/// invite). `silence` should be several times `keepalive`.
+/// How soon a dead link to the relay is found: every `keepalive` the app
+/// pings the relay (the relay answers as soon as it reads the ping; at
+/// most every 4 s, the pace the protocol promises the relay), and after
+/// `silence` (and a second's grace) with nothing from the relay and none
+/// of our writes taken, the link counts as lost and the app reconnects (or
+/// fails over to another relay of the invite). `silence` should be several
+/// times `keepalive`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Liveness {
-    /// Quiet time before the app pings the relay.
+    /// Time between the app's pings.
     pub keepalive: std::time::Duration,
     /// Silence after which the link counts as lost.
     pub silence: std::time::Duration,
 }
 
 impl Default for Liveness {
-    /// A ping after 5 s of quiet; lost after 20 s of silence: several
-    /// pings' worth, so a 300 ms round trip with a few per cent loss (TCP
-    /// resends within a second or two) never counts as a dead link.
+    /// A ping every 2 s; lost after 6 s of silence (and a second's
+    /// grace): three pings' worth, so a 300 ms round trip with a few per
+    /// cent loss (TCP resends within a second or two) never counts as a
+    /// dead link.
     fn default() -> Self {
         Liveness {
             keepalive: crate::session::KEEPALIVE,

@@ -197,6 +197,14 @@ impl Connector {
 #[cfg(any(target_os = "linux", target_os = "android"))]
 const NOTSENT_LOWAT: u32 = 128 * 1024;
 
+/// Data the relay has not acknowledged for this long ends the connection
+/// (`TCP_USER_TIMEOUT`): a write into a dead link fails within the app's
+/// own silence bound instead of TCP's quarter-hour of retries. TCP resends
+/// a lost segment within a second or two even over a 300 ms round trip,
+/// so a few per cent loss never comes near it.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const USER_TIMEOUT: Duration = Duration::from_secs(12);
+
 async fn tcp(relay: &RelayEndpoint) -> Result<TcpStream, ConnectError> {
     let addr = relay.address();
     let target = (relay.host.to_dns_or_ip(), relay.port);
@@ -206,7 +214,11 @@ async fn tcp(relay: &RelayEndpoint) -> Result<TcpStream, ConnectError> {
             // Little unsent data waits in the kernel: what waits is in the
             // writer's lanes, where chat overtakes file chunks.
             #[cfg(any(target_os = "linux", target_os = "android"))]
-            let _ = socket2::SockRef::from(&s).set_tcp_notsent_lowat(NOTSENT_LOWAT);
+            {
+                let sock = socket2::SockRef::from(&s);
+                let _ = sock.set_tcp_notsent_lowat(NOTSENT_LOWAT);
+                let _ = sock.set_tcp_user_timeout(Some(USER_TIMEOUT));
+            }
             Ok(s)
         }
         Ok(Err(e)) => Err(ConnectError::Unreachable {

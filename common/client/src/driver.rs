@@ -24,7 +24,7 @@ pub use crate::connect::{
 use crate::files::FileOptions;
 use crate::journal::Journal;
 use crate::now_ms;
-use crate::session::{session, Runtime, SessionEnd};
+use crate::session::{session, show, Runtime, SessionEnd};
 pub use crate::session::{KEEPALIVE, RELAY_SILENCE};
 use crate::transfers::Transfers;
 
@@ -108,6 +108,8 @@ pub async fn run_with(
         journal,
         state_file,
         liveness: opts.liveness,
+        away_since: None,
+        own: Default::default(),
     };
     let reason = match Connector::new(&trust) {
         Ok(connector) => reconnect(&mut engine, &relays, &connector, &mut requests, &mut rt).await,
@@ -166,11 +168,16 @@ async fn reconnect(
                         }))
                         .await;
                 }
-                // What we wrote waits for the next connection, and says so.
-                for a in engine.on_disconnected(now_ms()) {
-                    if let Action::Event(e) = a {
-                        rt.journal.record(&e);
-                        let _ = updates.send(Update::Engine(e)).await;
+                if matches!(end, SessionEnd::Lost(..)) {
+                    if rt.away_since.is_none() {
+                        rt.away_since = Some((tokio::time::Instant::now(), now_ms()));
+                    }
+                    // What we wrote waits for the next connection, and
+                    // says so.
+                    for a in engine.on_disconnected(now_ms()) {
+                        if let Action::Event(e) = a {
+                            show(rt, e).await;
+                        }
                     }
                 }
                 let worked = started.elapsed() >= STABLE_SESSION;
@@ -205,14 +212,23 @@ async fn reconnect(
             tokio::select! {
                 _ = &mut sleep => break,
                 r = requests.recv() => match r {
-                    None | Some(Request::Engine(Command::Leave)) => return StopReason::Left,
+                    None | Some(Request::Engine(Command::Leave)) => {
+                        // What waits will not go: said, before we stop.
+                        let mut actions = engine.handle_command(now_ms(), Command::Leave);
+                        engine.outbox_left(&mut actions);
+                        for a in actions {
+                            if let Action::Event(e) = a {
+                                show(rt, e).await;
+                            }
+                        }
+                        return StopReason::Left;
+                    }
                     // A line typed meanwhile waits in the outbox for the
                     // next connection.
                     Some(Request::Engine(cmd @ (Command::Send(_) | Command::Private(..)))) => {
                         for a in engine.handle_command(now_ms(), cmd) {
                             if let Action::Event(e) = a {
-                                rt.journal.record(&e);
-                                let _ = updates.send(Update::Engine(e)).await;
+                                show(rt, e).await;
                             }
                         }
                     }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use common::engine::{Action, Command, Engine, FileEvent};
+use common::engine::{Action, Command, Delivery, Engine, Event, FileEvent};
 use common::wire::{ClientFrame, ErrorCode, FrameCodec, FrameError, RelayFrame, DEFAULT_MAX_FRAME};
 use futures_util::StreamExt;
 use tokio::net::TcpStream;
@@ -21,14 +21,18 @@ use crate::outgoing::Outgoing;
 use crate::transfers::{Transfers, CHUNK_BURST};
 
 /// Silence from the relay after which the connection counts as dead, by
-/// default ([`crate::api::Liveness`]).
-pub const RELAY_SILENCE: Duration = Duration::from_secs(20);
+/// default ([`crate::api::Liveness`]): three pings' worth, so a ping or
+/// pong lost and resent by TCP (a second or two over a 300 ms round trip)
+/// is not taken for a dead link.
+pub const RELAY_SILENCE: Duration = Duration::from_secs(6);
 
-/// Quiet time after which the app pings the relay, by default: the relay
-/// answers as soon as it reads the ping, so a live link is not silent for
-/// long, whatever the room does (the relay's own pings come only every
-/// 30 s). Pings go out on the session's one-second tick.
-pub const KEEPALIVE: Duration = Duration::from_secs(5);
+/// How often the app pings the relay, by default, whatever else it sends
+/// or receives: the relay answers as soon as it reads the ping, so a live
+/// link is never silent for long, and the relay hears from us at least
+/// every [`common::wire::KEEPALIVE_SECS`] (a relay takes a version-2
+/// client silent for three times that for a dead link). Pings go out on
+/// the session's one-second tick.
+pub const KEEPALIVE: Duration = Duration::from_secs(2);
 
 /// After the silence bound has passed, how long the session still waits
 /// for a frame already on its way before counting the link as lost.
@@ -68,6 +72,11 @@ pub(crate) struct Runtime {
     pub(crate) state_file: Option<StateFile>,
     /// How soon a dead link is found.
     pub(crate) liveness: Liveness,
+    /// When the connection was lost, while we are not back in the room
+    /// (monotonic, and wall-clock ms).
+    pub(crate) away_since: Option<(tokio::time::Instant, u64)>,
+    /// Our lines not yet taken by the relay: into the history once they are.
+    pub(crate) own: std::collections::HashMap<u64, Event>,
 }
 
 /// One connection's life: the engine's frames, the front end's requests,
@@ -92,6 +101,9 @@ pub(crate) async fn session(
     }
     let mut last_rx = tokio::time::Instant::now();
     let Liveness { keepalive, silence } = rt.liveness;
+    // The pace the protocol promises the relay, whatever the setting.
+    let keepalive =
+        keepalive.min(Duration::from_secs(common::wire::KEEPALIVE_SECS) - Duration::from_secs(1));
     // Our last ping, and its number.
     let mut pinged = last_rx;
     let mut ping_seq = 0u64;
@@ -153,10 +165,14 @@ pub(crate) async fn session(
                 None => return SessionEnd::Left,
                 Some(Request::Engine(Command::Leave)) => {
                     let actions = engine.handle_command(now_ms(), Command::Leave);
-                    // The goodbye waits behind our chunks (bulk lane), a
+                    // What the user sees first (lines that fail); then the
+                    // goodbye, which waits behind our chunks (bulk lane), a
                     // short while at most.
+                    let (shown, sends): (Vec<Action>, Vec<Action>) =
+                        actions.into_iter().partition(|a| !matches!(a, Action::Send(_)));
+                    let _ = perform(shown, &tx, rt).await;
                     let until = tokio::time::Instant::now() + LAST_WORDS;
-                    let _ = tokio::time::timeout_at(until, perform(actions, &tx, rt)).await;
+                    let _ = tokio::time::timeout_at(until, perform(sends, &tx, rt)).await;
                     // Lines on their way: the relay's acknowledgements, for
                     // as long.
                     while engine.pending_lines() > 0 {
@@ -169,6 +185,9 @@ pub(crate) async fn session(
                             _ => break,
                         }
                     }
+                    let mut left = Vec::new();
+                    engine.outbox_left(&mut left);
+                    let _ = perform(left, &tx, rt).await;
                     tx.close(writer).await;
                     return SessionEnd::Left;
                 }
@@ -234,7 +253,7 @@ pub(crate) async fn session(
                     alive = alive.max(now);
                     suspect = None;
                 }
-                if now - last_rx >= keepalive && now - pinged >= keepalive {
+                if now - pinged >= keepalive {
                     ping_seq += 1;
                     pinged = now;
                     actions.push(Action::Send(ClientFrame::Ping(ping_seq)));
@@ -323,19 +342,55 @@ fn carries_chunk(f: &RelayFrame) -> bool {
 /// Carries out the engine's actions: frames to the writer, file events to
 /// the transfers, the rest to the history and the front end.
 async fn perform(actions: Vec<Action>, tx: &Outgoing, rt: &mut Runtime) -> Result<(), String> {
+    // A failed write ends the session, but every event is still shown (a
+    // line's mark must not stay behind).
+    let mut failed = None;
     for a in actions {
         match a {
-            Action::Send(frame) => tx.send(frame).await?,
+            Action::Send(frame) => {
+                if failed.is_none() {
+                    failed = tx.send(frame).await.err();
+                }
+            }
             Action::File(f) => {
                 if let Some(u) = rt.transfers.on_file(f) {
                     let _ = rt.updates.send(u).await;
                 }
             }
-            Action::Event(e) => {
-                rt.journal.record(&e);
-                let _ = rt.updates.send(Update::Engine(e)).await;
-            }
+            Action::Event(e) => show(rt, e).await,
         }
     }
-    Ok(())
+    failed.map_or(Ok(()), Err)
+}
+
+/// Shows an engine event (and keeps it in the history). Our own lines go
+/// into the history once the relay took them; and when we are back in the
+/// room after a lost connection, we say how long we were not.
+pub(crate) async fn show(rt: &mut Runtime, e: Event) {
+    match &e {
+        Event::Epoch { .. } => {
+            if let Some((at, since_ms)) = rt.away_since.take() {
+                let away = at.elapsed();
+                let _ = rt.updates.send(Update::Away { away, since_ms }).await;
+            }
+        }
+        Event::Sent { id, .. } | Event::PrivateSent { id, .. } => {
+            if rt.own.len() < common::engine::MAX_OUTBOX * 2 {
+                rt.own.insert(*id, e.clone());
+            }
+        }
+        Event::Delivery { id, state } => {
+            if let Some(line) = rt.own.remove(id) {
+                match state {
+                    Delivery::Delivered => rt.journal.record(&line),
+                    Delivery::Waiting(_) => {
+                        rt.own.insert(*id, line);
+                    }
+                    Delivery::Failed(_) | Delivery::Unconfirmed(_) => {}
+                }
+            }
+        }
+        _ => rt.journal.record(&e),
+    }
+    let _ = rt.updates.send(Update::Engine(e)).await;
 }

@@ -39,6 +39,13 @@ pub struct Peer {
     pub files: Vec<FileUpdate>,
     /// Every warning of the runtime itself (disk, history) read so far.
     pub local_warnings: Vec<String>,
+    /// The connection's updates (connecting, secured, disconnected), with
+    /// when they were read.
+    pub links: Vec<(std::time::Instant, Update)>,
+    /// When each of our lines was read as delivered.
+    pub delivered: Vec<(u64, std::time::Instant)>,
+    /// Room messages, with when they were read.
+    pub seen_at: Vec<(std::time::Instant, Event)>,
 }
 
 impl Peer {
@@ -70,20 +77,55 @@ impl Peer {
             seen: Vec::new(),
             files: Vec::new(),
             local_warnings: Vec::new(),
+            links: Vec::new(),
+            delivered: Vec::new(),
+            seen_at: Vec::new(),
         }
+    }
+
+    /// Keeps an update read.
+    fn keep(&mut self, u: Update) {
+        let now = std::time::Instant::now();
+        match u {
+            Update::Engine(e) => {
+                if let Event::Delivery {
+                    id,
+                    state: common::engine::Delivery::Delivered,
+                } = &e
+                {
+                    self.delivered.push((*id, now));
+                }
+                if matches!(e, Event::Message { .. }) {
+                    self.seen_at.push((now, e.clone()));
+                }
+                self.seen.push(e)
+            }
+            Update::File(f) => self.files.push(f),
+            Update::Warning(w) => self.local_warnings.push(w),
+            u @ (Update::Connecting { .. }
+            | Update::Secured { .. }
+            | Update::Disconnected { .. }
+            | Update::Away { .. }) => self.links.push((now, u)),
+            _ => {}
+        }
+    }
+
+    /// When our line `id` was read as delivered, if it was.
+    pub fn delivered_at(&self, id: u64) -> Option<std::time::Instant> {
+        self.delivered
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, at)| *at)
     }
 
     /// Reads one update, failing the test (naming `what` it waited for)
     /// at `deadline`, or if the driver stops.
     pub async fn next(&mut self, what: &str, deadline: tokio::time::Instant) {
         match tokio::time::timeout_at(deadline, self.up.recv()).await {
-            Ok(Some(Update::Engine(e))) => self.seen.push(e),
-            Ok(Some(Update::File(f))) => self.files.push(f),
-            Ok(Some(Update::Warning(w))) => self.local_warnings.push(w),
             Ok(Some(Update::Stopped { reason })) => {
                 panic!("stopped while waiting for {what}: {reason}")
             }
-            Ok(Some(_)) => {}
+            Ok(Some(u)) => self.keep(u),
             Ok(None) => panic!("driver ended while waiting for {what}"),
             Err(_) => panic!(
                 "timed out waiting for {what}; seen {:?}; files {:?}",
@@ -124,12 +166,7 @@ impl Peer {
     pub async fn settle(&mut self, d: Duration) {
         let deadline = tokio::time::Instant::now() + d;
         while let Ok(Some(u)) = tokio::time::timeout_at(deadline, self.up.recv()).await {
-            match u {
-                Update::Engine(e) => self.seen.push(e),
-                Update::File(f) => self.files.push(f),
-                Update::Warning(w) => self.local_warnings.push(w),
-                _ => {}
-            }
+            self.keep(u);
         }
     }
 

@@ -40,7 +40,7 @@ use crate::wire::{decode_payload, ClientFrame, Envelope, RelayFrame};
 pub use admin::{AdminConfig, AdminState, ApprovalPolicy, Ban};
 pub use files::{FileEvent, FileSpec, TransferId};
 pub use member::MemberConfig;
-pub use outbox::{Delivery, Outgoing, MAX_OUTBOX, OUTBOX_EXPIRY_MS, SHOWN_PER_SENDER};
+pub use outbox::{Delivery, Outgoing, MAX_OUTBOX, OUTBOX_EXPIRY_MS, SETTLE_MS, SHOWN_PER_SENDER};
 pub use rng::Randomness;
 pub use state::Claim;
 pub(crate) use state::{
@@ -174,6 +174,12 @@ impl Engine {
         }
         self.core_mut().outbox_disconnected(now_ms, &mut out);
         out
+    }
+
+    /// We left: the lines the relay never confirmed are said so (the
+    /// driver calls this after the last acknowledgements had their chance).
+    pub fn outbox_left(&mut self, out: &mut Vec<Action>) {
+        self.core_mut().outbox_left(out);
     }
 
     /// How many of our lines the relay has not taken yet.

@@ -18,7 +18,8 @@
 //! ([`SHOWN_PER_SENDER`]), so any copy of a line still in an outbox is
 //! recognised.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use super::{error, Action, Core, Event, MAX_TEXT};
 use crate::ids::Fingerprint;
@@ -40,8 +41,13 @@ pub enum Delivery {
     Waiting(String),
     /// The relay took it: on its way to the room.
     Delivered,
-    /// It will not be sent (why); the user may write it again.
+    /// It will not be sent (why); it never left us, so the user may send
+    /// it again without anyone reading it twice.
     Failed(String),
+    /// It went out but the relay never confirmed it, and it will not go
+    /// again (why): some may have read it, some not. Sending it again
+    /// would show it twice to those who did.
+    Unconfirmed(String),
 }
 
 /// One of our lines, kept until the relay took it.
@@ -59,6 +65,9 @@ pub struct Outgoing {
     pub first: Option<(u64, u64)>,
     /// The number of its `Publish` on this connection, while in flight.
     frame: Option<u64>,
+    /// (Room lines) who could read its first sealing: it is sent again
+    /// only to them (nobody who joined since reads it).
+    audience: Option<Arc<HashSet<Fingerprint>>>,
 }
 
 impl Outgoing {
@@ -78,6 +87,7 @@ impl Outgoing {
             typed_ms,
             first,
             frame: None,
+            audience: None,
         }
     }
 }
@@ -107,19 +117,67 @@ pub(crate) struct Outbox {
     /// Why no line can be sent until an epoch seats us again (we were
     /// removed, denied, the room closed): new lines are refused.
     pub refuse: Option<String>,
+    /// Every message we published on this connection and the relay has
+    /// not acknowledged yet: its `Publish` number, epoch, recipient (a
+    /// private message) and sequence number.
+    in_flight: VecDeque<(u64, u64, Option<Fingerprint>, u64)>,
+    /// Members we know were removed (a kick notice named them): no private
+    /// line waits for them.
+    pub removed: HashSet<Fingerprint>,
+    /// After a reconnect: who was in the room before, and since when
+    /// sending is allowed again (ms), while the lines wait for them.
+    settle: Option<(HashSet<Fingerprint>, Option<u64>)>,
+    /// The members of the epoch our room lines were last first sealed in
+    /// (shared by those lines).
+    audience: Option<(u64, Arc<HashSet<Fingerprint>>)>,
+    /// What a lost connection withdrew: per recipient (`None`: the room),
+    /// the epoch and the last sequence number the relay acknowledged
+    /// there. The end of that epoch is told as this (`prev`), so readers
+    /// are not told of missing lines that come back resent.
+    pub withdrawn: HashMap<Option<Fingerprint>, (u64, u64)>,
 }
+
+/// Messages remembered as in flight at most (the oldest then count as
+/// taken).
+const MAX_IN_FLIGHT: usize = 8_192;
+
+/// After a reconnect, how long the lines that wait are held for the room
+/// to be whole again (everyone who was in it before, back in the epoch we
+/// send in), counted from when sending is allowed: a relay that died takes
+/// every member with it, and the first one back must not say what the
+/// others, a moment behind, would miss.
+pub const SETTLE_MS: u64 = 5_000;
+
+/// Senders whose shown lines are remembered at most: past it, the one
+/// heard from least recently is forgotten.
+const SHOWN_SENDERS: usize = 4_096;
 
 /// Lines shown per sender, by first sealing, the oldest forgotten first.
 #[derive(Clone, Default)]
 pub(crate) struct Shown {
-    by: HashMap<Fingerprint, VecDeque<(u64, u64)>>,
+    /// Per sender: when it was last heard (a count of lines shown) and its
+    /// lines.
+    by: HashMap<Fingerprint, (u64, VecDeque<(u64, u64)>)>,
+    count: u64,
 }
 
 impl Shown {
     /// Records a line of `from` first sealed as `first`; false if it was
     /// shown already.
     pub fn first_time(&mut self, from: Fingerprint, first: (u64, u64)) -> bool {
-        let seen = self.by.entry(from).or_default();
+        self.count += 1;
+        if !self.by.contains_key(&from) && self.by.len() >= SHOWN_SENDERS {
+            if let Some(oldest) = self
+                .by
+                .iter()
+                .min_by_key(|(_, (at, _))| *at)
+                .map(|(fp, _)| *fp)
+            {
+                self.by.remove(&oldest);
+            }
+        }
+        let (at, seen) = self.by.entry(from).or_default();
+        *at = self.count;
         if seen.contains(&first) {
             return false;
         }
@@ -141,6 +199,25 @@ impl Outbox {
     pub fn forget_first_sealings(&mut self) {
         for l in &mut self.lines {
             l.first = None;
+        }
+        self.withdrawn.clear();
+    }
+
+    /// A message we just published (`Publish` number `frame`).
+    pub fn published_message(&mut self, frame: u64, epoch: u64, to: Option<Fingerprint>, seq: u64) {
+        if self.in_flight.len() >= MAX_IN_FLIGHT {
+            self.in_flight.pop_front();
+        }
+        self.in_flight.push_back((frame, epoch, to, seq));
+    }
+
+    /// How an epoch of ours ended, as told to readers: `seq`, or less if
+    /// a lost connection withdrew its last messages (they go again, or
+    /// were typing notices that no longer matter).
+    pub fn claimed(&self, to: Option<Fingerprint>, epoch: u64, seq: u64) -> u64 {
+        match self.withdrawn.get(&to) {
+            Some(&(e, s)) if e == epoch => seq.min(s),
+            _ => seq,
         }
     }
 }
@@ -171,12 +248,13 @@ impl Core {
                 out.push(error("a private message to yourself is not sent".into()));
                 return false;
             }
-            // In the room as we know it.
-            if !self
-                .current
-                .as_ref()
-                .is_some_and(|c| c.members.contains_key(&to))
-            {
+            // In the room as we know it, or just before (reconnecting:
+            // the line waits for them).
+            let known = [&self.current, &self.previous]
+                .into_iter()
+                .flatten()
+                .any(|c| c.members.contains_key(&to));
+            if !known || self.outbox.removed.contains(&to) {
                 out.push(error(format!(
                     "{} is not in the room: private message not sent",
                     to.short()
@@ -192,16 +270,15 @@ impl Core {
         }
         self.outbox.next_id += 1;
         let id = self.outbox.next_id;
-        let line = Outgoing {
-            id,
-            to,
-            text: text.clone(),
-            typed_ms: now_ms,
-            first: None,
-            frame: None,
-        };
+        let line = Outgoing::new(id, to, text.clone(), now_ms, None);
         self.outbox.lines.push_back(line);
-        let shown = match to.and_then(|t| self.current.as_ref()?.members.get(&t)) {
+        let recipient = to.and_then(|t| {
+            [&self.current, &self.previous]
+                .into_iter()
+                .flatten()
+                .find_map(|c| c.members.get(&t))
+        });
+        let shown = match recipient {
             Some(p) => Event::PrivateSent {
                 id,
                 to: p.info(),
@@ -224,21 +301,63 @@ impl Core {
         true
     }
 
-    /// Sends the lines that wait, in order, while sending is allowed; the
-    /// number of room lines sealed (the admin counts them).
-    pub fn flush_outbox(&mut self, now_ms: u64, out: &mut Vec<Action>) -> u64 {
+    /// Sends the lines that wait, in order, while sending is allowed, at
+    /// most `max` room lines; the number of room lines sealed (the admin
+    /// counts each towards a rekey). A private line whose recipient is not
+    /// in the room now waits for them (they may be reconnecting) without
+    /// holding up the others.
+    pub fn flush_outbox(&mut self, now_ms: u64, max: u64, out: &mut Vec<Action>) -> u64 {
         let mut room_lines = 0;
-        let waiting = self.outbox.lines.iter().any(|l| l.frame.is_none());
-        if !waiting || self.send_blocked(now_ms).is_some() {
+        // (The hold after a reconnect runs from when sending is allowed,
+        // whether or not a line waits.)
+        if self.outbox.settle.is_none() && self.outbox.lines.iter().all(|l| l.frame.is_some()) {
+            return 0;
+        }
+        if self.send_blocked(now_ms).is_some() || self.settling(now_ms) {
+            return 0;
+        }
+        if self.outbox.lines.iter().all(|l| l.frame.is_some()) {
             return 0;
         }
         let mut i = 0;
-        while i < self.outbox.lines.len() {
+        while i < self.outbox.lines.len() && room_lines < max {
             if self.outbox.lines[i].frame.is_some() {
                 i += 1;
                 continue;
             }
             let line = self.outbox.lines[i].clone();
+            let Some(cur) = &self.current else { break };
+            if let Some(to) = line.to {
+                if !cur.members.contains_key(&to) {
+                    i += 1;
+                    continue;
+                }
+            } else if line.first.is_some() {
+                // Sent again only to those who could read it the first
+                // time: never to a newcomer (a line said before they
+                // joined is not theirs to read).
+                let me = self.me.public().fingerprint();
+                let newcomer = match &line.audience {
+                    Some(a) => cur.order.iter().any(|fp| *fp != me && !a.contains(fp)),
+                    // Kept across a restart: whom it reached is not known.
+                    None => true,
+                };
+                if newcomer {
+                    self.outbox.lines.remove(i);
+                    let why = if line.audience.is_some() {
+                        "someone joined the room since it went out, so it was not sent again"
+                    } else {
+                        "the app restarted before the relay confirmed it"
+                    };
+                    out.push(delivery(
+                        line.id,
+                        Delivery::Unconfirmed(format!(
+                            "{why}; the relay never confirmed it reached the room"
+                        )),
+                    ));
+                    continue;
+                }
+            }
             let content = match line.first {
                 None => Content::Text(line.text.clone()),
                 Some((epoch, seq)) => Content::Resent(Resent {
@@ -260,8 +379,11 @@ impl Core {
             match sealed {
                 Some(at) => {
                     out.extend(said);
+                    let audience =
+                        (line.to.is_none() && line.first.is_none()).then(|| self.audience_of(at.0));
                     let l = &mut self.outbox.lines[i];
                     l.first = l.first.or(Some(at));
+                    l.audience = l.audience.take().or(audience.flatten());
                     l.frame = Some(self.outbox.published.publish);
                     i += 1;
                 }
@@ -288,19 +410,45 @@ impl Core {
         // A count beyond what we sent is the relay's error (or lie): it
         // marks nothing we did not send on this connection.
         let upto = ack.publish.min(self.outbox.published.publish);
-        while let Some(l) = self.outbox.lines.front() {
-            if l.frame.is_none_or(|f| f > upto) {
-                break;
-            }
-            let id = l.id;
-            self.outbox.lines.pop_front();
-            out.push(delivery(id, Delivery::Delivered));
+        while self.outbox.in_flight.front().is_some_and(|m| m.0 <= upto) {
+            self.outbox.in_flight.pop_front();
+        }
+        // In flight in order; a private line waiting for its recipient
+        // may stand before them.
+        let (taken, rest): (Vec<Outgoing>, Vec<Outgoing>) = std::mem::take(&mut self.outbox.lines)
+            .into_iter()
+            .partition(|l| l.frame.is_some_and(|f| f <= upto));
+        self.outbox.lines = rest.into();
+        for l in taken {
+            out.push(delivery(l.id, Delivery::Delivered));
         }
     }
 
     /// A new connection: nothing of ours is in flight on it; what the old
     /// one never acknowledged goes again once sending is allowed.
     pub fn outbox_reconnected(&mut self) {
+        // Who the lines that wait were for: held for them a moment.
+        if self.outbox.settle.is_none() {
+            let me = self.me.public().fingerprint();
+            let before: HashSet<Fingerprint> = self
+                .current
+                .iter()
+                .flat_map(|c| c.order.iter().copied())
+                .filter(|fp| *fp != me && !self.outbox.removed.contains(fp))
+                .collect();
+            self.outbox.settle = Some((before, None));
+        }
+        // What the relay never acknowledged is withdrawn: the epochs it
+        // was sealed in end, as told, before it.
+        for (_, epoch, to, seq) in std::mem::take(&mut self.outbox.in_flight) {
+            let floor = seq.saturating_sub(1);
+            let w = self.outbox.withdrawn.entry(to).or_insert((epoch, floor));
+            if w.0 == epoch {
+                w.1 = w.1.min(floor);
+            } else if w.0 < epoch {
+                *w = (epoch, floor);
+            }
+        }
         self.outbox.published = Ack::default();
         self.outbox.told_waiting = false;
         for l in &mut self.outbox.lines {
@@ -311,22 +459,17 @@ impl Core {
     /// Lines typed too long ago fail; and if sending is paused with lines
     /// waiting, the reason is said once.
     pub fn outbox_tick(&mut self, now_ms: u64, out: &mut Vec<Action>) {
-        let expired: Vec<u64> = self
-            .outbox
-            .lines
-            .iter()
-            .filter(|l| now_ms.saturating_sub(l.typed_ms) >= OUTBOX_EXPIRY_MS)
-            .map(|l| l.id)
-            .collect();
-        for id in expired {
-            self.outbox.lines.retain(|l| l.id != id);
-            out.push(delivery(
-                id,
-                Delivery::Failed(format!(
-                    "not taken by the relay within {} minutes",
-                    OUTBOX_EXPIRY_MS / 60_000
-                )),
-            ));
+        let (expired, kept): (Vec<Outgoing>, Vec<Outgoing>) =
+            std::mem::take(&mut self.outbox.lines)
+                .into_iter()
+                .partition(|l| now_ms.saturating_sub(l.typed_ms) >= OUTBOX_EXPIRY_MS);
+        self.outbox.lines = kept.into();
+        for l in expired {
+            let why = format!(
+                "not confirmed by the relay within {} minutes",
+                OUTBOX_EXPIRY_MS / 60_000
+            );
+            out.push(delivery(l.id, ended(&l, why)));
         }
         let waiting = self.outbox.lines.iter().any(|l| l.frame.is_none());
         if !waiting {
@@ -346,8 +489,29 @@ impl Core {
     pub fn fail_outbox(&mut self, why: &str, out: &mut Vec<Action>) {
         self.outbox.refuse = Some(why.to_string());
         for l in std::mem::take(&mut self.outbox.lines) {
-            out.push(delivery(l.id, Delivery::Failed(why.to_string())));
+            out.push(delivery(l.id, ended(&l, why.to_string())));
         }
+    }
+
+    /// `fp` was removed from the room: private lines to it will not wait.
+    pub fn note_removed(&mut self, fp: Fingerprint, out: &mut Vec<Action>) {
+        if self.outbox.removed.len() < MAX_OUTBOX {
+            self.outbox.removed.insert(fp);
+        }
+        let (gone, kept): (Vec<Outgoing>, Vec<Outgoing>) = std::mem::take(&mut self.outbox.lines)
+            .into_iter()
+            .partition(|l| l.to == Some(fp) && l.frame.is_none());
+        self.outbox.lines = kept.into();
+        for l in gone {
+            let why = format!("{} was removed from the room", fp.short());
+            out.push(delivery(l.id, ended(&l, why)));
+        }
+    }
+
+    /// We left and the relay's last acknowledgements are in: what is
+    /// left was never confirmed.
+    pub fn outbox_left(&mut self, out: &mut Vec<Action>) {
+        self.fail_outbox("you left before the relay confirmed it", out);
     }
 
     /// We leave: the lines never sent fail with `why`; those on their way
@@ -390,6 +554,39 @@ impl Core {
             ..line
         });
         true
+    }
+
+    /// Whether the lines that wait are still held for the room to be whole
+    /// again after a reconnect ([`SETTLE_MS`]).
+    fn settling(&mut self, now_ms: u64) -> bool {
+        let Some((before, since)) = &mut self.outbox.settle else {
+            return false;
+        };
+        let since = *since.get_or_insert(now_ms);
+        let whole = self.current.as_ref().is_some_and(|c| {
+            before
+                .iter()
+                .all(|fp| c.members.contains_key(fp) || self.outbox.removed.contains(fp))
+        });
+        if whole || now_ms.saturating_sub(since) >= SETTLE_MS || now_ms < since {
+            self.outbox.settle = None;
+            return false;
+        }
+        true
+    }
+
+    /// The members of `epoch` (the current one), shared by the lines first
+    /// sealed in it.
+    fn audience_of(&mut self, epoch: u64) -> Option<Arc<HashSet<Fingerprint>>> {
+        let cur = self.current.as_ref().filter(|c| c.epoch == epoch)?;
+        if let Some((e, a)) = &self.outbox.audience {
+            if *e == epoch {
+                return Some(Arc::clone(a));
+            }
+        }
+        let a = Arc::new(cur.order.iter().copied().collect::<HashSet<_>>());
+        self.outbox.audience = Some((epoch, Arc::clone(&a)));
+        Some(a)
     }
 
     /// Seals and publishes a room body (no outbox): its epoch and sequence
@@ -436,6 +633,16 @@ impl Core {
 fn waiting_because(blocked: &str) -> String {
     let why = blocked.strip_prefix("not sent: ").unwrap_or(blocked);
     format!("waiting to be sent: {why}")
+}
+
+/// How a line that will not go on ends: failed if it never went out,
+/// unconfirmed if it did.
+fn ended(l: &Outgoing, why: String) -> Delivery {
+    if l.first.is_some() {
+        Delivery::Unconfirmed(why)
+    } else {
+        Delivery::Failed(why)
+    }
 }
 
 fn delivery(id: u64, state: Delivery) -> Action {

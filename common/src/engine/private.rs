@@ -93,6 +93,8 @@ impl Core {
             return None;
         }
         self.private_seq.insert(to, seq);
+        let frame = self.outbox.published.publish;
+        self.outbox.published_message(frame, epoch, Some(to), seq);
         Some((to_info, epoch, seq))
     }
 

@@ -146,6 +146,11 @@ pub struct Ack {
 /// fast they come.
 pub const ACK_EVERY: u64 = 256;
 
+/// (Version 2) A client sends something (at least a `Ping`) at least this
+/// often, seconds; a relay may take a version-2 client silent for three
+/// times as long for a dead or half-open link.
+pub const KEEPALIVE_SECS: u64 = 5;
+
 impl std::fmt::Debug for RelayFrame {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -204,6 +204,17 @@ impl Hub {
     /// `PeerJoined` or `Deliver` can overtake the welcome; then tells the
     /// others. Returns the room and the number of peers it found.
     pub fn join(&self, room: RoomId, member: Member) -> Result<(Arc<Room>, usize), JoinError> {
+        self.join_speaking(room, member, PROTOCOL_VERSION)
+    }
+
+    /// [`Hub::join`] for a client that said hello in `version`: its
+    /// welcome names that version (one this relay speaks).
+    pub fn join_speaking(
+        &self,
+        room: RoomId,
+        member: Member,
+        version: u16,
+    ) -> Result<(Arc<Room>, usize), JoinError> {
         let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
         let n_rooms = rooms.len();
         let r = match rooms.get(&room) {
@@ -244,7 +255,7 @@ impl Hub {
             peers.extend(remote);
             let n = peers.len();
             let welcome = RelayFrame::Welcome(Welcome {
-                version: PROTOCOL_VERSION,
+                version,
                 conn_id: id,
                 peers,
                 max_frame: u32::try_from(self.max_frame).unwrap_or(u32::MAX),

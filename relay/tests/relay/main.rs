@@ -143,7 +143,12 @@ async fn welcome_lists_peers_and_directed_send_reaches_one() {
     let (mut a, wa) = relay.join(room).await;
     let (mut b, wb) = relay.join(room).await;
     let (mut c, wc) = relay.join(room).await;
-    assert_eq!(wa.version, PROTOCOL_VERSION);
+    // The welcome names the version the client said hello in.
+    assert_eq!(wa.version, wire::MIN_PROTOCOL_VERSION);
+    let (_d, wd) = relay
+        .join_speaking(RoomId(rand_room()), PROTOCOL_VERSION)
+        .await;
+    assert_eq!(wd.version, PROTOCOL_VERSION);
     assert!(wa.peers.is_empty());
     assert_eq!(wb.peers, vec![wa.conn_id]);
     assert_eq!(wc.peers, vec![wa.conn_id, wb.conn_id]);

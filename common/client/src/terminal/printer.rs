@@ -351,6 +351,7 @@ impl Printer {
             Delivery::Waiting(r) => ("waiting", Some(r)),
             Delivery::Delivered => ("delivered", None),
             Delivery::Failed(r) => ("failed", Some(r)),
+            Delivery::Unconfirmed(r) => ("unconfirmed", Some(r)),
         };
         let value = json!({"type": "delivery", "id": id, "state": name, "reason": reason});
         let Some(line) = self.pending.get_mut(&id) else {
@@ -378,6 +379,12 @@ impl Printer {
                     "* ✗ {what} was not sent: {r} (/resend sends it again)"
                 ))
             }
+            Delivery::Unconfirmed(r) => {
+                self.pending.remove(&id);
+                Some(format!(
+                    "* ? {what} went out, but {r}: some may have read it, some not (it is not sent again, so that nobody reads it twice)"
+                ))
+            }
         };
         if self.json {
             self.emit(value, String::new());
@@ -392,6 +399,10 @@ impl Printer {
         if self.json {
             return;
         }
+        // A line whose end was never said (the app stopped meanwhile) is
+        // forgotten after the outbox's own expiry.
+        let expiry = std::time::Duration::from_millis(common::engine::OUTBOX_EXPIRY_MS);
+        self.pending.retain(|_, l| l.since.elapsed() < expiry * 2);
         let mut slow: Vec<(u64, String)> = Vec::new();
         for (id, line) in &mut self.pending {
             if !line.told && line.since.elapsed() >= SLOW_LINE {
@@ -583,6 +594,10 @@ impl Printer {
             Update::HistoryCleared => self.emit(
                 json!({"type": "history_cleared"}),
                 "* this room's history on this computer was cleared".into(),
+            ),
+            Update::Away { away, since_ms } => self.emit(
+                json!({"type": "away", "seconds": away.as_secs_f64(), "since_ms": since_ms}),
+                format!("! {}", Update::away_text(*away, *since_ms)),
             ),
         }
     }

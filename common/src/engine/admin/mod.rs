@@ -337,9 +337,16 @@ impl Admin {
     /// Sends what waits in the outbox, if sending is allowed now (room
     /// lines count towards a rekey as any other).
     fn flush(&mut self, now_ms: u64, out: &mut Vec<Action>) {
-        for _ in 0..self.core.flush_outbox(now_ms, out) {
+        // One line at a time: a rekey after N messages comes after the
+        // Nth, not after a whole burst of lines sent again.
+        for _ in 0..super::MAX_OUTBOX {
+            if self.core.flush_outbox(now_ms, 1, out) == 0 {
+                break;
+            }
             self.count_message(now_ms, out);
         }
+        // Private lines (not counted) that wait behind no room line.
+        self.core.flush_outbox(now_ms, 0, out);
     }
 
     /// What must be kept across restarts, if it changed since the last
@@ -497,6 +504,7 @@ impl Admin {
                         let seat = self.seats.remove(i);
                         self.seat_ended(&seat);
                         self.approved.remove(&fp);
+                        self.core.note_removed(fp, &mut out);
                         self.ban(now_ms, fp, seat.name, &mut out);
                         self.notice(
                             None,

@@ -242,7 +242,7 @@ impl Member {
     /// Sends what waits in the outbox, if sending is allowed now.
     fn flush(&mut self, now_ms: u64, out: &mut Vec<Action>) {
         if !self.left {
-            self.core.flush_outbox(now_ms, out);
+            self.core.flush_outbox(now_ms, u64::MAX, out);
         }
     }
 
@@ -477,6 +477,9 @@ impl Member {
                 // from the notice, not from what we hold, so a member behind
                 // by an epoch is not freed by the one that still has them.
                 let hold = n.epoch.saturating_add(1);
+                if let Some(t) = n.target {
+                    self.core.note_removed(t, out);
+                }
                 if hold > current {
                     self.core.hold_below = Some(self.core.hold_below.unwrap_or(0).max(hold));
                     if let Some(t) = n.target {
@@ -489,6 +492,9 @@ impl Member {
                     // Out for good in this run: no epoch up to the one
                     // without us is taken again, no request of ours stands.
                     self.min_epoch = self.min_epoch.max(n.epoch.saturating_add(2));
+                    // Before the epochs are forgotten: what went out is
+                    // told apart from what never did.
+                    self.core.fail_outbox("you were removed from the room", out);
                     self.core.reset_epochs();
                     self.core.seated = false;
                     self.core.dh = crate::crypto::DhSecret::generate(&mut self.core.rng);
@@ -498,7 +504,6 @@ impl Member {
                     self.pending = None;
                     self.core
                         .transfers_end_all("you were removed from the room", out);
-                    self.core.fail_outbox("you were removed from the room", out);
                     out.push(Action::Event(Event::Kicked { reason: n.reason }));
                 }
             }

@@ -46,13 +46,15 @@ impl Core {
             sealed,
             signature,
         };
-        let seq = msg.header.seq;
+        let (epoch, seq) = (msg.header.epoch, msg.header.seq);
         if !self.publish(None, &Envelope::Message(msg), out) {
             return false;
         }
         // Counted only once it went out: receivers see no gap for a
         // message that was never sent.
         self.my_seq = seq;
+        let frame = self.outbox.published.publish;
+        self.outbox.published_message(frame, epoch, None, seq);
         true
     }
 

@@ -497,13 +497,16 @@ impl Core {
             self.behind = None;
         }
         if let Some(old) = &self.current {
-            if self.my_seq > 0 {
-                push_prev(&mut self.my_prev, (old.epoch, self.my_seq));
+            let mine = self.outbox.claimed(None, old.epoch, self.my_seq);
+            if mine > 0 {
+                push_prev(&mut self.my_prev, (old.epoch, mine));
             }
             for (to, seq) in self.private_seq.drain() {
+                let seq = self.outbox.claimed(Some(to), old.epoch, seq);
                 push_prev(self.private_prev.entry(to).or_default(), (old.epoch, seq));
             }
         }
+        self.outbox.withdrawn.clear();
         self.private_seq.clear();
         if self.held.len() >= HELD_EPOCHS {
             self.held.pop_front();
@@ -512,8 +515,14 @@ impl Core {
         self.previous = self.current.take();
         self.current = Some(next);
         self.my_seq = 0;
-        // An epoch with us in it: we may write again.
+        // An epoch with us in it: we may write again; whoever is in it
+        // was let back.
         self.outbox.refuse = None;
+        if let Some(cur) = &self.current {
+            self.outbox
+                .removed
+                .retain(|fp| !cur.members.contains_key(fp));
+        }
     }
 
     /// Messages of `sender` that never reached us, judged from the one just
