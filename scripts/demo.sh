@@ -7,9 +7,12 @@
 #   scripts/demo.sh --headless a relay, an admin and two members in terminal
 #                              mode: Alice joins with the room password, Bob is
 #                              approved by hand after the admin sees his safety
-#                              code; they chat; the admin removes Bob, and Bob
-#                              cannot read what follows. Prints the transcript
-#                              as each participant saw it, exits 0.
+#                              code; they chat; the relay restarts and a line
+#                              Alice types meanwhile shows pending, then is
+#                              delivered once it is back; the admin removes
+#                              Bob, and Bob cannot read what follows. Prints
+#                              the transcript as each participant saw it,
+#                              exits 0.
 #
 # Builds what it needs on first use; stops everything it started.
 set -euo pipefail
@@ -117,6 +120,18 @@ echo "== alice writes privately to bob: only bob can read it" >&2
 echo "/msg bob the spare key is under the mat" >&4
 wait_for "$work/bob.jsonl" '"type":"private"' 20
 
+echo "== the relay restarts; alice writes while it is down: pending, then delivered" >&2
+kill "$relay_pid"
+wait "$relay_pid" 2>/dev/null || true
+wait_for "$work/alice.jsonl" '"type":"disconnected"' 20
+echo "typed while the relay was down" >&4
+wait_for "$work/alice.jsonl" '"state":"waiting"' 20
+relay_start "$work/relay-again.out" "$work/relay-again.log" "$addr" certs/relay.crt certs/relay.key \
+  --stats-interval 0
+echo "   relay back at $relay_addr" >&2
+wait_for "$work/bob.jsonl" 'typed while the relay was down' 60
+wait_for "$work/alice.jsonl" '"state":"delivered"' 30
+
 echo "== the admin removes bob; a new epoch starts without him" >&2
 echo "/kick bob demo is over for you" >&3
 wait_for "$work/bob.jsonl" '"type":"kicked"' 30
@@ -134,6 +149,7 @@ import json, sys, os
 work = sys.argv[1]
 for who in ("admin", "alice", "bob"):
     print(f"--- as {who} saw it")
+    texts, waited = {}, set()
     for line in open(os.path.join(work, f"{who}.jsonl")):
         try:
             e = json.loads(line)
@@ -143,7 +159,19 @@ for who in ("admin", "alice", "bob"):
         if t == "message":
             print(f"  <{e['from']}> {e['text']}")
         elif t == "sent":
+            texts[e["id"]] = e["text"]
             print(f"  <{who}, me> {e['text']}")
+        elif t == "delivery" and e["state"] == "waiting" and e["id"] not in waited:
+            waited.add(e["id"])
+            print(f"  ◷ pending: \"{texts.get(e['id'], '?')}\" ({e['reason']})")
+        elif t == "delivery" and e["state"] == "delivered" and e["id"] in waited:
+            print(f"  ✓ delivered: \"{texts.get(e['id'], '?')}\" (the relay took it)")
+        elif t == "delivery" and e["state"] in ("failed", "unconfirmed"):
+            print(f"  ! {e['state']}: \"{texts.get(e['id'], '?')}\" ({e['reason']})")
+        elif t == "disconnected":
+            print(f"  * disconnected: {e['reason']}")
+        elif t == "away":
+            print(f"  ! back after {e['seconds']:.1f} s away")
         elif t == "file_offer":
             print(f"  * {e['from']} sends {e['name']} ({e['size']} bytes)")
         elif t == "file_sending":
@@ -170,6 +198,12 @@ for who in ("admin", "alice", "bob"):
             print(f"  * admin verified against the invite (safety code {e['safety_code'][:23]}...)")
 bob = open(os.path.join(work, "bob.jsonl")).read()
 assert "no longer read" not in bob, "bob read a message after being removed"
+assert bob.count("typed while the relay was down") == 1, "bob did not get the line typed during the restart once"
+alice = [json.loads(l) for l in open(os.path.join(work, "alice.jsonl")) if l.startswith("{")]
+down = [e["id"] for e in alice if e["type"] == "sent" and "relay was down" in e["text"]]
+states = [e["state"] for e in alice if e["type"] == "delivery" and e["id"] in down]
+assert states[:1] == ["waiting"] and "delivered" in states, f"alice's line was not pending, then delivered: {states}"
+print("--- the line alice typed while the relay was down was pending, then delivered, once.")
 assert "spare key" in bob, "bob did not get alice's private message"
 saved = open(os.path.join(work, "downloads-bob", "launch-plan.txt")).read()
 assert saved == open(os.path.join(work, "launch-plan.txt")).read(), "bob's copy of the file differs"

@@ -13,7 +13,8 @@
 # stops and the members show the warning banner. Last, the member window
 # as it looks when the relay dropped lines (ui/examples/gap_banner.rs: the
 # real window fed the engine's events for such a conversation), and when
-# the relay then let it go for falling behind (GAP_BANNER_CUT=1).
+# the relay then let it go for falling behind (GAP_BANNER_CUT=1); and its
+# own lines in each state of the outbox (ui/examples/outbox_marks.rs).
 #
 #   scripts/screenshots.sh          (installs Xvfb, xdotool, xclip and
 #                                    imagemagick with apt when missing; no
@@ -43,7 +44,7 @@ apt_install_missing "${need[@]}"
 
 echo "== building" >&2
 cargo build -q -p relay -p teamchat-admin -p teamchat-member
-cargo build -q -p ui --example gap_banner
+cargo build -q -p ui --example gap_banner --example outbox_marks
 repo_certs
 bin="$root/target/debug"
 relay_bin=$bin/teamchat-relay
@@ -249,4 +250,12 @@ DISPLAY=$d_cut GAP_BANNER_SECONDS=30 GAP_BANNER_CUT=1 "$root/target/debug/exampl
 pids+=($!)
 window $d_cut >/dev/null
 shot $d_cut member-slow-reader-dark final
+
+echo "== our own lines: delivered, failed, unconfirmed, pending while the relay is away" >&2
+d_marks=:$((base + 5))
+start_xvfb "$d_marks"
+DISPLAY=$d_marks OUTBOX_MARKS_SECONDS=30 "$root/target/debug/examples/outbox_marks" >"$work/marks.log" 2>&1 &
+pids+=($!)
+window $d_marks >/dev/null
+shot $d_marks member-outbox-dark final
 ls -l "$out" >&2

@@ -373,7 +373,9 @@ pub fn apply<T: RoomWindow>(win: &T, update: Update) {
         } => {
             set_online(win, false);
             room.set_tls("".into());
-            room.set_can_send(false);
+            // What is written meanwhile waits in the outbox (pending), and
+            // goes once we are back in the room.
+            room.set_can_send(room.get_epoch() > 0 && !room.get_removed());
             let secs = retry_in.as_secs_f64().ceil();
             room.set_connection(format!("reconnecting in {secs:.0} s…").into());
             let text = if relay_code == Some(common::wire::ErrorCode::SlowReader) {

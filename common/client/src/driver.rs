@@ -111,6 +111,10 @@ pub async fn run_with(
         away_since: None,
         own: Default::default(),
     };
+    // Lines kept at the last stop: shown again, pending.
+    for e in std::mem::take(&mut rt.journal.restored) {
+        show(&mut rt, e).await;
+    }
     let reason = match Connector::new(&trust) {
         Ok(connector) => reconnect(&mut engine, &relays, &connector, &mut requests, &mut rt).await,
         Err(e) => StopReason::Refused(e),
@@ -180,6 +184,7 @@ async fn reconnect(
                         }
                     }
                 }
+                rt.journal.keep_outbox(engine);
                 let worked = started.elapsed() >= STABLE_SESSION;
                 if worked {
                     backoff = BACKOFF_MIN;
@@ -215,7 +220,12 @@ async fn reconnect(
                     None | Some(Request::Engine(Command::Leave)) => {
                         // What waits will not go: said, before we stop.
                         let mut actions = engine.handle_command(now_ms(), Command::Leave);
-                        engine.outbox_left(&mut actions);
+                        if rt.journal.is_on() {
+                            rt.journal.keep_outbox(engine);
+                            engine.outbox_kept(&mut actions);
+                        } else {
+                            engine.outbox_left(&mut actions);
+                        }
                         for a in actions {
                             if let Action::Event(e) = a {
                                 show(rt, e).await;
@@ -231,6 +241,7 @@ async fn reconnect(
                                 show(rt, e).await;
                             }
                         }
+                        rt.journal.keep_outbox(engine);
                     }
                     Some(_) => {
                         let _ = updates.send(Update::Engine(Event::Error { reason: "not connected: command dropped".into() })).await;

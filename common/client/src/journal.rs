@@ -16,7 +16,9 @@ use common::engine::{Engine, Event};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::Update;
-use crate::history::{Entry, EntryKind, History, HistoryError, HistoryOptions, SHOW_ON_OPEN};
+use crate::history::{
+    Entry, EntryKind, History, HistoryError, HistoryOptions, KeptLine, SHOW_ON_OPEN,
+};
 
 /// What the writer thread is asked to do, in order.
 enum Job {
@@ -26,6 +28,7 @@ enum Job {
     Show(usize, oneshot::Sender<Update>),
     Clear(oneshot::Sender<Update>),
     KeepRunFloor(u64),
+    KeepOutbox(Vec<KeptLine>),
 }
 
 /// The handle the driver holds; with no history (off, or it could not be
@@ -37,6 +40,11 @@ pub(crate) struct Journal {
     updates: mpsc::Sender<Update>,
     /// The admin run floor last handed to the writer.
     kept_run_floor: u64,
+    /// The outbox (its mark) last handed to the writer.
+    kept_outbox: (usize, u64, usize),
+    /// Our lines kept at the last stop, back in the outbox: the driver
+    /// shows them (pending) once it runs.
+    pub(crate) restored: Vec<Event>,
 }
 
 impl std::fmt::Debug for Job {
@@ -47,6 +55,7 @@ impl std::fmt::Debug for Job {
             Job::Show(..) => "Show",
             Job::Clear(_) => "Clear",
             Job::KeepRunFloor(_) => "KeepRunFloor",
+            Job::KeepOutbox(_) => "KeepOutbox",
         })
     }
 }
@@ -68,6 +77,8 @@ impl Journal {
             writer: None,
             updates: updates.clone(),
             kept_run_floor: 0,
+            kept_outbox: (0, 0, 0),
+            restored: Vec::new(),
         };
         let Some(opts) = opts else { return journal };
         let (me, room, opts) = (engine.me(), engine.room(), opts.clone());
@@ -75,11 +86,12 @@ impl Journal {
             let hist = History::open(&opts, &me, &room)?;
             let loaded = hist.last(SHOW_ON_OPEN)?;
             let floor = hist.run_floor().ok();
-            Ok::<_, HistoryError>((hist, loaded, floor))
+            let outbox = hist.outbox().unwrap_or_default();
+            Ok::<_, HistoryError>((hist, loaded, floor, outbox))
         })
         .await;
         match opened {
-            Ok(Ok((hist, loaded, floor))) => {
+            Ok(Ok((hist, loaded, floor, outbox))) => {
                 // The highest admin run held here before: never below it.
                 if let Some(floor) = floor {
                     engine.raise_run_floor(floor);
@@ -91,6 +103,10 @@ impl Journal {
                         requested: false,
                     })
                     .await;
+                // Our lines the relay had not confirmed when the app last
+                // stopped: back in the outbox, and shown as pending.
+                journal.restored = restore(engine, outbox);
+                journal.kept_outbox = engine.outbox_mark();
                 let (tx, rx) = std_mpsc::channel();
                 let out = updates.clone();
                 match std::thread::Builder::new()
@@ -160,6 +176,33 @@ impl Journal {
         }
     }
 
+    /// Whether the history is kept (and with it the outbox).
+    pub(crate) fn is_on(&self) -> bool {
+        self.jobs.is_some()
+    }
+
+    /// Keeps the engine's outbox with the history when it changed, so
+    /// that a restart of the app loses no line.
+    pub(crate) fn keep_outbox(&mut self, engine: &Engine) {
+        let mark = engine.outbox_mark();
+        if mark == self.kept_outbox || self.jobs.is_none() {
+            return;
+        }
+        self.kept_outbox = mark;
+        let lines = engine
+            .outbox()
+            .into_iter()
+            .map(|l| KeptLine {
+                id: l.id,
+                to: l.to.map(|f| f.0),
+                text: l.text,
+                typed_ms: l.typed_ms,
+                first: l.first,
+            })
+            .collect();
+        self.send(Job::KeepOutbox(lines));
+    }
+
     /// Waits until every entry handed over is written (or the writer
     /// gave up), so that nothing said before leaving is lost.
     pub(crate) async fn finish(mut self) {
@@ -182,6 +225,42 @@ impl Journal {
             }))
             .await;
     }
+}
+
+/// Puts the lines kept at the last stop back into the engine's outbox and
+/// shows them as pending (a private line's recipient by fingerprint until
+/// the room says who it is).
+fn restore(engine: &mut Engine, lines: Vec<KeptLine>) -> Vec<Event> {
+    use common::engine::{MemberInfo, Outgoing};
+    use common::ids::Fingerprint;
+    let mut shown = Vec::new();
+    for l in lines {
+        let to = l.to.map(Fingerprint);
+        let line = Outgoing::new(l.id, to, l.text.clone(), l.typed_ms, l.first);
+        if !engine.restore_line(line) {
+            continue;
+        }
+        let e = match to {
+            None => Event::Sent {
+                id: l.id,
+                text: l.text,
+                sent_at_ms: l.typed_ms,
+            },
+            Some(fp) => Event::PrivateSent {
+                id: l.id,
+                to: MemberInfo {
+                    name: fp.short(),
+                    fingerprint: fp,
+                    safety_code: String::new(),
+                    admin: false,
+                },
+                text: l.text,
+                sent_at_ms: l.typed_ms,
+            },
+        };
+        shown.push(e);
+    }
+    shown
 }
 
 async fn warn(updates: &mpsc::Sender<Update>, reason: String) {
@@ -228,6 +307,13 @@ fn write_all(mut hist: History, jobs: std_mpsc::Receiver<Job>, updates: mpsc::Se
                         Job::KeepRunFloor(floor) => {
                             if let Err(e) = hist.keep_run_floor(floor) {
                                 warn(format!("{e}: the admin's run number is not kept"));
+                            }
+                        }
+                        Job::KeepOutbox(lines) => {
+                            if let Err(e) = hist.keep_outbox(&lines) {
+                                warn(format!(
+                                    "{e}: lines waiting to be sent are not kept across a restart"
+                                ));
                             }
                         }
                         Job::Add(_) => {}

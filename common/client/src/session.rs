@@ -185,8 +185,15 @@ pub(crate) async fn session(
                             _ => break,
                         }
                     }
+                    // What the relay never confirmed is kept for the next
+                    // start with the history, or given up without one.
                     let mut left = Vec::new();
-                    engine.outbox_left(&mut left);
+                    if rt.journal.is_on() {
+                        rt.journal.keep_outbox(engine);
+                        engine.outbox_kept(&mut left);
+                    } else {
+                        engine.outbox_left(&mut left);
+                    }
                     let _ = perform(left, &tx, rt).await;
                     tx.close(writer).await;
                     return SessionEnd::Left;
@@ -280,6 +287,8 @@ pub(crate) async fn session(
         // (Member) a newer admin run held: kept with the history, so that a
         // restart never goes back below it.
         rt.journal.keep_run_floor(engine.run_floor());
+        // Our lines, kept so that a restart of the app loses none.
+        rt.journal.keep_outbox(engine);
         // Transfers the driver dropped (disk error, over budget): the
         // engine forgets them too.
         for t in std::mem::take(&mut rt.transfers.to_cancel) {

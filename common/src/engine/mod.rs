@@ -182,6 +182,26 @@ impl Engine {
         self.core_mut().outbox_left(out);
     }
 
+    /// We left and the client runtime keeps the lines that wait for the
+    /// next start (with the history): they are said to be kept.
+    pub fn outbox_kept(&self, out: &mut Vec<Action>) {
+        self.core().outbox_kept(out);
+    }
+
+    /// A summary that changes whenever the outbox does (a line in, out,
+    /// or sealed for the first time): the client runtime keeps the outbox
+    /// on disk when it changes.
+    pub fn outbox_mark(&self) -> (usize, u64, usize) {
+        let lines = self.core().outbox_lines();
+        lines.fold((0, 0, 0), |(n, ids, sealed), l| {
+            (
+                n + 1,
+                ids.wrapping_add(l.id),
+                sealed + usize::from(l.first.is_some()),
+            )
+        })
+    }
+
     /// How many of our lines the relay has not taken yet.
     pub fn pending_lines(&self) -> usize {
         self.core().outbox_lines().count()

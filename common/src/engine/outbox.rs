@@ -514,16 +514,24 @@ impl Core {
         self.fail_outbox("you left before the relay confirmed it", out);
     }
 
-    /// We leave: the lines never sent fail with `why`; those on their way
-    /// stay, for the relay's acknowledgement that may still come.
-    pub fn fail_unsent(&mut self, why: &str, out: &mut Vec<Action>) {
+    /// We leave: no new line is taken (`why`); the lines that wait stay,
+    /// for the relay's acknowledgement that may still come, then for the
+    /// client runtime to keep them for the next start (or give them up,
+    /// [`Core::outbox_left`]).
+    pub fn leaving(&mut self, why: &str) {
         self.outbox.refuse = Some(why.to_string());
-        let (sent, unsent) = std::mem::take(&mut self.outbox.lines)
-            .into_iter()
-            .partition(|l| l.frame.is_some());
-        self.outbox.lines = sent;
-        for l in unsent {
-            out.push(delivery(l.id, Delivery::Failed(why.to_string())));
+        self.outbox.settle = None;
+    }
+
+    /// We left, and the lines that wait are kept on this computer: said.
+    pub fn outbox_kept(&self, out: &mut Vec<Action>) {
+        for l in &self.outbox.lines {
+            out.push(delivery(
+                l.id,
+                Delivery::Waiting(
+                    "kept on this computer: it goes when you open the room again".into(),
+                ),
+            ));
         }
     }
 

@@ -120,3 +120,94 @@ async fn history_survives_a_restart_sealed_and_a_broken_database_only_warns() {
     );
     relay.stop.cancel();
 }
+
+/// Issue 22: a line typed while the relay is down waits in the outbox; the
+/// app is closed; opened again (same history), it sends the line, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_typed_while_the_relay_is_down_survives_a_restart_of_the_app() {
+    use client::history::{HistoryOptions, Retention};
+    let relay = TestRelay::start(test_limits()).await;
+    let (addr, ep) = (relay.addr, endpoint(&relay));
+    let room = common::crypto::random_room_id();
+    let admin_fp = shared(4).public().fingerprint();
+    let mut admin = admin(room, "pw", HashSet::new(), &ep).await;
+    let dir = tempfile::tempdir().unwrap();
+    let hopts = HistoryOptions {
+        path: dir.path().join("alice-history.sqlite3"),
+        retention: Retention::default(),
+    };
+    let start_alice = || {
+        let opts = driver::Options {
+            files: file_options(dir.path()),
+            history: Some(hopts.clone()),
+            admin_state: None,
+            liveness: driver::Liveness::default(),
+        };
+        Peer::start_with(
+            member_engine(room, admin_fp, "alice", 0, Some("pw")),
+            vec![ep.clone()],
+            opts,
+        )
+    };
+    let mut alice = start_alice();
+    alice.expect("alice's epoch", epoch_with(2)).await;
+
+    // The relay goes away; alice writes, and closes the app.
+    relay.stop.cancel();
+    let _ = relay.task.await;
+    let cert = relay.cert;
+    alice.say("typed while the relay was down").await;
+    alice
+        .expect("the line waits", |e| {
+            matches!(
+                e,
+                Event::Delivery {
+                    state: Delivery::Waiting(_),
+                    ..
+                }
+            )
+        })
+        .await;
+    alice.cmd.send(Command::Leave.into()).await.unwrap();
+    alice
+        .expect("kept for the next start", |e| {
+            matches!(e, Event::Delivery { state: Delivery::Waiting(why), .. } if why.contains("kept"))
+        })
+        .await;
+    drop(alice);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The relay is back; alice opens the app again: the line goes, once.
+    let relay = TestRelay::start_at(test_limits(), addr, cert).await;
+    let mut alice = start_alice();
+    let id = match alice
+        .expect(
+            "the kept line, shown again",
+            |e| matches!(e, Event::Sent { text, .. } if text.contains("relay was down")),
+        )
+        .await
+    {
+        Event::Sent { id, .. } => id,
+        _ => unreachable!(),
+    };
+    alice
+        .expect(
+            "delivered",
+            |e| matches!(e, Event::Delivery { id: i, state: Delivery::Delivered } if *i == id),
+        )
+        .await;
+    admin
+        .expect(
+            "the admin reads it",
+            |e| matches!(e, Event::Message { text, .. } if text.contains("relay was down")),
+        )
+        .await;
+    admin.settle(Duration::from_millis(500)).await;
+    let copies = admin
+        .texts()
+        .iter()
+        .filter(|t| t.contains("relay was down"))
+        .count();
+    assert_eq!(copies, 1);
+    relay.stop.cancel();
+}

@@ -13,7 +13,7 @@ use client::files::FileOptions;
 use client::testing::{
     admin_engine, epoch_with, files_in, local_endpoint, member_engine, Peer, WAIT,
 };
-use common::engine::{Command, Event, Kind, Warning};
+use common::engine::{Command, Delivery, Event, Kind, Warning};
 use common::invite::RelayEndpoint;
 use common::test_keys::shared;
 use common::{Fingerprint, RoomId};

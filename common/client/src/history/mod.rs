@@ -54,6 +54,9 @@ const AAD_ROW: &[u8] = b"teamchat/v1/aad/history-row";
 const AAD_COUNTER: &[u8] = b"teamchat/v1/aad/history-counter";
 const AAD_CHECK: &[u8] = b"teamchat/v1/aad/history-check";
 const AAD_RUN: &[u8] = b"teamchat/v1/aad/history-run";
+const AAD_OUTBOX: &[u8] = b"teamchat/v1/aad/history-outbox";
+/// Largest sealed outbox read back (256 lines of at most 16 KiB).
+const MAX_OUTBOX_BYTES: usize = 8 << 20;
 const CHECK_PLAIN: &[u8] = b"teamchat history v1";
 const MS_PER_DAY: u64 = 86_400_000;
 
@@ -97,6 +100,34 @@ impl std::fmt::Debug for Entry {
             "Entry {{ at_ms: {}, kind: {:?}, text: {} bytes }}",
             self.at_ms,
             self.kind,
+            self.text.len()
+        )
+    }
+}
+
+/// One of our lines the relay had not confirmed, kept so that a restart
+/// of the app loses none (see `common::engine::Outgoing`). `Debug` shows
+/// no text.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptLine {
+    /// Its handle in the engine.
+    pub id: u64,
+    /// A private line's recipient.
+    pub to: Option<[u8; 32]>,
+    /// The text.
+    pub text: String,
+    /// When it was typed (ms since 1970).
+    pub typed_ms: u64,
+    /// Its first sealing (epoch, sequence number), if it went out.
+    pub first: Option<(u64, u64)>,
+}
+
+impl std::fmt::Debug for KeptLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "KeptLine {{ id: {}, text: {} bytes }}",
+            self.id,
             self.text.len()
         )
     }
@@ -567,6 +598,60 @@ impl History {
             .and_then(|s| open(&self.rows, &aad(AAD_RUN, &self.room, &[]), &s).ok())
             .and_then(|p| <[u8; 8]>::try_from(p.as_slice()).ok())
             .map_or(0, u64::from_be_bytes))
+    }
+
+    fn outbox_key(&self) -> String {
+        format!("outbox:{}", hex::encode(self.room))
+    }
+
+    /// Our lines the relay had not confirmed when the app last stopped
+    /// (none if there were none, or if the value does not open: it is
+    /// sealed like every row).
+    pub fn outbox(&self) -> Result<Vec<KeptLine>, HistoryError> {
+        let owned = self.path.clone();
+        let err = db_err(&owned);
+        let kept: Option<Vec<u8>> = optional(self.conn.query_row(
+            "SELECT v FROM meta WHERE k = ?1",
+            [self.outbox_key()],
+            |r| r.get(0),
+        ))
+        .map_err(&err)?;
+        Ok(kept
+            .and_then(|b| decode_payload::<Sealed>(&b, 2 * MAX_OUTBOX_BYTES).ok())
+            .and_then(|s| open(&self.rows, &aad(AAD_OUTBOX, &self.room, &[]), &s).ok())
+            .and_then(|p| decode_payload::<Vec<KeptLine>>(&p, MAX_OUTBOX_BYTES).ok())
+            .unwrap_or_default())
+    }
+
+    /// Keeps `lines` as the room's outbox (replacing what was kept).
+    pub fn keep_outbox(&mut self, lines: &[KeptLine]) -> Result<(), HistoryError> {
+        let owned = self.path.clone();
+        let err = db_err(&owned);
+        if lines.is_empty() {
+            self.conn
+                .execute("DELETE FROM meta WHERE k = ?1", [self.outbox_key()])
+                .map_err(&err)?;
+            return Ok(());
+        }
+        let fail = |e: common::wire::FrameError| HistoryError::Database {
+            path: owned.clone(),
+            why: e.to_string(),
+        };
+        let plain = encode_payload(&lines, MAX_OUTBOX_BYTES).map_err(fail)?;
+        let sealed = seal(
+            &mut OsRng,
+            &self.rows,
+            &aad(AAD_OUTBOX, &self.room, &[]),
+            &plain,
+        );
+        let bytes = encode_payload(&sealed, 2 * MAX_OUTBOX_BYTES).map_err(fail)?;
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO meta (k, v) VALUES (?1, ?2)",
+                rusqlite::params![self.outbox_key(), bytes],
+            )
+            .map_err(&err)?;
+        Ok(())
     }
 
     /// Keeps `run` as the highest admin run held here (never lowers it).

@@ -470,8 +470,7 @@ impl Admin {
                     None,
                     &mut out,
                 );
-                self.core
-                    .fail_unsent("you closed the room before it was sent", &mut out);
+                self.core.leaving("you closed the room");
                 return out;
             }
             Command::Approve(id) => match self.pending.remove(&id) {

@@ -318,8 +318,7 @@ impl Member {
                         a => a,
                     }));
                 }
-                self.core
-                    .fail_unsent("you left the room before it was sent", &mut out);
+                self.core.leaving("you left the room");
                 self.left = true;
             }
             Command::Approve(_)
