@@ -60,7 +60,11 @@ impl Writer {
 
 impl Outgoing {
     /// Starts the writer on `tx`.
-    pub(crate) fn start<W>(tx: FramedWrite<W, FrameCodec<RelayFrame>>) -> (Self, Writer)
+    /// Starts the writer on `tx`; it pings the relay every `ping_every`.
+    pub(crate) fn start<W>(
+        tx: FramedWrite<W, FrameCodec<RelayFrame>>,
+        ping_every: Duration,
+    ) -> (Self, Writer)
     where
         W: AsyncWrite + Send + Unpin + 'static,
     {
@@ -74,6 +78,7 @@ impl Outgoing {
             bulk_rx,
             Arc::clone(&queued),
             Arc::clone(&flushed),
+            ping_every,
         ));
         (
             Outgoing {
@@ -151,16 +156,28 @@ async fn write<W>(
     mut bulk: mpsc::Receiver<ClientFrame>,
     queued: Arc<AtomicUsize>,
     flushed: Arc<AtomicUsize>,
+    ping_every: Duration,
 ) -> Result<(), String>
 where
     W: AsyncWrite + Unpin,
 {
     let failed = |e: common::wire::FrameError| format!("cannot write to the relay: {e}");
     let mut bulk_open = true;
+    // Our pace towards the relay (`wire::KEEPALIVE_SECS`), kept by this
+    // task alone: whatever the session loop is doing, a ping goes out.
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pings = 0u64;
     loop {
         let frame = tokio::select! {
             biased;
             f = urgent.recv() => f,
+            _ = ping.tick() => {
+                pings += 1;
+                // Counted as a queued control frame is (taken off below).
+                queued.fetch_add(16, Relaxed);
+                Some(ClientFrame::Ping(pings))
+            }
             f = bulk.recv(), if bulk_open => match f {
                 Some(f) => Some(f),
                 None => {
@@ -231,8 +248,10 @@ mod tests {
     async fn chat_overtakes_queued_chunks_and_a_close_sends_everything() {
         // A small pipe: the writer blocks on the first chunk.
         let (a, b) = tokio::io::duplex(1024);
-        let (out, writer) =
-            Outgoing::start(FramedWrite::new(a, FrameCodec::<RelayFrame>::new(1 << 20)));
+        let (out, writer) = Outgoing::start(
+            FramedWrite::new(a, FrameCodec::<RelayFrame>::new(1 << 20)),
+            Duration::from_secs(3600),
+        );
         out.send(chunk(0)).await.unwrap();
         // The writer takes it and waits on the full pipe.
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -277,8 +296,10 @@ mod tests {
     #[tokio::test]
     async fn a_full_bulk_lane_says_so_and_chat_still_goes() {
         let (a, b) = tokio::io::duplex(1024);
-        let (out, _writer) =
-            Outgoing::start(FramedWrite::new(a, FrameCodec::<RelayFrame>::new(1 << 20)));
+        let (out, _writer) = Outgoing::start(
+            FramedWrite::new(a, FrameCodec::<RelayFrame>::new(1 << 20)),
+            Duration::from_secs(3600),
+        );
         let mut sent = 0u8;
         for _ in 0..20 {
             if out.bulk_room_now() == 0 {
@@ -314,8 +335,10 @@ mod tests {
     async fn a_failed_write_ends_the_writer_with_a_reason() {
         let (a, b) = tokio::io::duplex(64);
         drop(b);
-        let (out, mut writer) =
-            Outgoing::start(FramedWrite::new(a, FrameCodec::<RelayFrame>::new(1 << 20)));
+        let (out, mut writer) = Outgoing::start(
+            FramedWrite::new(a, FrameCodec::<RelayFrame>::new(1 << 20)),
+            Duration::from_secs(3600),
+        );
         out.send(chat(1)).await.unwrap();
         let why = tokio::time::timeout(Duration::from_secs(5), writer.finished())
             .await

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use common::engine::{Action, Command, Delivery, Engine, Event, FileEvent};
-use common::wire::{ClientFrame, ErrorCode, FrameCodec, FrameError, RelayFrame, DEFAULT_MAX_FRAME};
+use common::wire::{ErrorCode, FrameCodec, FrameError, RelayFrame, DEFAULT_MAX_FRAME};
 use futures_util::StreamExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -89,24 +89,24 @@ pub(crate) async fn session(
 ) -> SessionEnd {
     let (r, w) = tokio::io::split(stream);
     let mut rx = FramedRead::new(r, FrameCodec::<RelayFrame>::new(DEFAULT_MAX_FRAME));
+    let Liveness { keepalive, silence } = rt.liveness;
+    // The pace the protocol promises the relay, whatever the setting.
+    let keepalive =
+        keepalive.min(Duration::from_secs(common::wire::KEEPALIVE_SECS) - Duration::from_secs(1));
     // Written by a task of its own: this loop never waits on the socket.
-    let (tx, mut writer) = Outgoing::start(FramedWrite::new(
-        w,
-        FrameCodec::<RelayFrame>::new(DEFAULT_MAX_FRAME),
-    ));
+    // The writer pings the relay at that pace on its own, so a front end
+    // slow to read our updates (which holds this loop) cannot make the
+    // relay take a live link for a dead one.
+    let (tx, mut writer) = Outgoing::start(
+        FramedWrite::new(w, FrameCodec::<RelayFrame>::new(DEFAULT_MAX_FRAME)),
+        keepalive,
+    );
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let first = engine.on_connected(now_ms());
     if let Err(e) = perform(first, &tx, rt).await {
         return SessionEnd::Lost(e, None);
     }
     let mut last_rx = tokio::time::Instant::now();
-    let Liveness { keepalive, silence } = rt.liveness;
-    // The pace the protocol promises the relay, whatever the setting.
-    let keepalive =
-        keepalive.min(Duration::from_secs(common::wire::KEEPALIVE_SECS) - Duration::from_secs(1));
-    // Our last ping, and its number.
-    let mut pinged = last_rx;
-    let mut ping_seq = 0u64;
     // The link is alive while frames come in, or while the relay takes
     // our file chunks (an upload held back by a slow reader in the room:
     // the relay reads our ping only after the chunks before it, but our
@@ -259,11 +259,6 @@ pub(crate) async fn session(
                     flushed = f;
                     alive = alive.max(now);
                     suspect = None;
-                }
-                if now - pinged >= keepalive {
-                    ping_seq += 1;
-                    pinged = now;
-                    actions.push(Action::Send(ClientFrame::Ping(ping_seq)));
                 }
                 for t in rt.transfers.stalled(updates).await {
                     actions.extend(engine.handle_command(now_ms(), Command::CancelFile(t)));

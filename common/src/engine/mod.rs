@@ -184,8 +184,8 @@ impl Engine {
 
     /// We left and the client runtime keeps the lines that wait for the
     /// next start (with the history): they are said to be kept.
-    pub fn outbox_kept(&self, out: &mut Vec<Action>) {
-        self.core().outbox_kept(out);
+    pub fn outbox_kept(&mut self, out: &mut Vec<Action>) {
+        self.core_mut().outbox_kept(out);
     }
 
     /// A summary that changes whenever the outbox does (a line in, out,

@@ -65,6 +65,9 @@ pub struct Outgoing {
     pub first: Option<(u64, u64)>,
     /// The number of its `Publish` on this connection, while in flight.
     frame: Option<u64>,
+    /// Put back from an earlier run of the app: whom its first sealing
+    /// reached is not known.
+    restored: bool,
     /// (Room lines) who could read its first sealing: it is sent again
     /// only to them (nobody who joined since reads it).
     audience: Option<Arc<HashSet<Fingerprint>>>,
@@ -87,6 +90,7 @@ impl Outgoing {
             typed_ms,
             first,
             frame: None,
+            restored: false,
             audience: None,
         }
     }
@@ -118,9 +122,8 @@ pub(crate) struct Outbox {
     /// removed, denied, the room closed): new lines are refused.
     pub refuse: Option<String>,
     /// Every message we published on this connection and the relay has
-    /// not acknowledged yet: its `Publish` number, epoch, recipient (a
-    /// private message) and sequence number.
-    in_flight: VecDeque<(u64, u64, Option<Fingerprint>, u64)>,
+    /// not acknowledged yet.
+    in_flight: VecDeque<InFlight>,
     /// Members we know were removed (a kick notice named them): no private
     /// line waits for them.
     pub removed: HashSet<Fingerprint>,
@@ -130,11 +133,27 @@ pub(crate) struct Outbox {
     /// The members of the epoch our room lines were last first sealed in
     /// (shared by those lines).
     audience: Option<(u64, Arc<HashSet<Fingerprint>>)>,
-    /// What a lost connection withdrew: per recipient (`None`: the room),
-    /// the epoch and the last sequence number the relay acknowledged
-    /// there. The end of that epoch is told as this (`prev`), so readers
-    /// are not told of missing lines that come back resent.
-    pub withdrawn: HashMap<Option<Fingerprint>, (u64, u64)>,
+    /// What a lost connection never got acknowledged: the end of its
+    /// epoch may be told without them (`prev`), so readers are not told of
+    /// missing lines that come back resent ([`Core::claimed`]).
+    withdrawn: Vec<InFlight>,
+    /// Lines given up on their own (a new admin run): their end, said at
+    /// the next turn.
+    ended: Vec<(u64, Delivery)>,
+}
+
+/// A message we published and the relay has not acknowledged.
+#[derive(Clone, Copy)]
+struct InFlight {
+    /// Its `Publish` number on this connection.
+    frame: u64,
+    epoch: u64,
+    /// A private message's recipient.
+    to: Option<Fingerprint>,
+    seq: u64,
+    /// The outbox line it carries, if any (else a notice: typing, a
+    /// goodbye, a file offer, which nobody misses).
+    line: Option<u64>,
 }
 
 /// Messages remembered as in flight at most (the oldest then count as
@@ -194,13 +213,30 @@ impl Shown {
 }
 
 impl Outbox {
-    /// A new admin run: lines are sent again as new (readers forgot the
-    /// old run's epochs).
+    /// The withdrawn messages were told (an epoch was installed).
+    pub fn clear_withdrawn(&mut self) {
+        self.withdrawn.clear();
+    }
+
+    /// A new admin run (its epochs count from 1 again, readers forget the
+    /// old run's): a line that never went out goes as new; one that went
+    /// out ends unconfirmed (sent again, it could reach people of the new
+    /// run who were not there, or show twice to those who were).
     pub fn forget_first_sealings(&mut self) {
-        for l in &mut self.lines {
-            l.first = None;
+        let (gone, kept): (Vec<Outgoing>, Vec<Outgoing>) = std::mem::take(&mut self.lines)
+            .into_iter()
+            .partition(|l| l.first.is_some());
+        self.lines = kept.into();
+        for l in gone {
+            self.ended.push((
+                l.id,
+                Delivery::Unconfirmed(
+                    "the admin restarted the room before the relay confirmed it".into(),
+                ),
+            ));
         }
         self.withdrawn.clear();
+        self.in_flight.clear();
     }
 
     /// A message we just published (`Publish` number `frame`).
@@ -208,17 +244,13 @@ impl Outbox {
         if self.in_flight.len() >= MAX_IN_FLIGHT {
             self.in_flight.pop_front();
         }
-        self.in_flight.push_back((frame, epoch, to, seq));
-    }
-
-    /// How an epoch of ours ended, as told to readers: `seq`, or less if
-    /// a lost connection withdrew its last messages (they go again, or
-    /// were typing notices that no longer matter).
-    pub fn claimed(&self, to: Option<Fingerprint>, epoch: u64, seq: u64) -> u64 {
-        match self.withdrawn.get(&to) {
-            Some(&(e, s)) if e == epoch => seq.min(s),
-            _ => seq,
-        }
+        self.in_flight.push_back(InFlight {
+            frame,
+            epoch,
+            to,
+            seq,
+            line: None,
+        });
     }
 }
 
@@ -307,6 +339,9 @@ impl Core {
     /// in the room now waits for them (they may be reconnecting) without
     /// holding up the others.
     pub fn flush_outbox(&mut self, now_ms: u64, max: u64, out: &mut Vec<Action>) -> u64 {
+        for (id, state) in std::mem::take(&mut self.outbox.ended) {
+            out.push(delivery(id, state));
+        }
         let mut room_lines = 0;
         // (The hold after a reconnect runs from when sending is allowed,
         // whether or not a line waits.)
@@ -327,6 +362,16 @@ impl Core {
             }
             let line = self.outbox.lines[i].clone();
             let Some(cur) = &self.current else { break };
+            if line.to.is_some() && line.first.is_some() && line.restored {
+                // Put back after a restart: the run and epochs it named
+                // may be gone (and a copy could hide a later line).
+                self.outbox.lines.remove(i);
+                out.push(delivery(
+                    line.id,
+                    Delivery::Unconfirmed("the app restarted before the relay confirmed it".into()),
+                ));
+                continue;
+            }
             if let Some(to) = line.to {
                 if !cur.members.contains_key(&to) {
                     i += 1;
@@ -379,6 +424,15 @@ impl Core {
             match sealed {
                 Some(at) => {
                     out.extend(said);
+                    let frame = self.outbox.published.publish;
+                    if let Some(m) = self
+                        .outbox
+                        .in_flight
+                        .back_mut()
+                        .filter(|m| m.frame == frame)
+                    {
+                        m.line = Some(line.id);
+                    }
                     let audience =
                         (line.to.is_none() && line.first.is_none()).then(|| self.audience_of(at.0));
                     let l = &mut self.outbox.lines[i];
@@ -410,7 +464,12 @@ impl Core {
         // A count beyond what we sent is the relay's error (or lie): it
         // marks nothing we did not send on this connection.
         let upto = ack.publish.min(self.outbox.published.publish);
-        while self.outbox.in_flight.front().is_some_and(|m| m.0 <= upto) {
+        while self
+            .outbox
+            .in_flight
+            .front()
+            .is_some_and(|m| m.frame <= upto)
+        {
             self.outbox.in_flight.pop_front();
         }
         // In flight in order; a private line waiting for its recipient
@@ -438,17 +497,16 @@ impl Core {
                 .collect();
             self.outbox.settle = Some((before, None));
         }
-        // What the relay never acknowledged is withdrawn: the epochs it
-        // was sealed in end, as told, before it.
-        for (_, epoch, to, seq) in std::mem::take(&mut self.outbox.in_flight) {
-            let floor = seq.saturating_sub(1);
-            let w = self.outbox.withdrawn.entry(to).or_insert((epoch, floor));
-            if w.0 == epoch {
-                w.1 = w.1.min(floor);
-            } else if w.0 < epoch {
-                *w = (epoch, floor);
-            }
+        // A new connection, a new hold: counted from when sending is
+        // allowed on it.
+        if let Some((_, since)) = &mut self.outbox.settle {
+            *since = None;
         }
+        // What the relay never acknowledged is withdrawn (see `claimed`).
+        let in_flight = std::mem::take(&mut self.outbox.in_flight);
+        self.outbox.withdrawn.extend(in_flight);
+        let over = self.outbox.withdrawn.len().saturating_sub(MAX_IN_FLIGHT);
+        self.outbox.withdrawn.drain(..over);
         self.outbox.published = Ack::default();
         self.outbox.told_waiting = false;
         for l in &mut self.outbox.lines {
@@ -459,6 +517,9 @@ impl Core {
     /// Lines typed too long ago fail; and if sending is paused with lines
     /// waiting, the reason is said once.
     pub fn outbox_tick(&mut self, now_ms: u64, out: &mut Vec<Action>) {
+        for (id, state) in std::mem::take(&mut self.outbox.ended) {
+            out.push(delivery(id, state));
+        }
         let (expired, kept): (Vec<Outgoing>, Vec<Outgoing>) =
             std::mem::take(&mut self.outbox.lines)
                 .into_iter()
@@ -523,8 +584,18 @@ impl Core {
         self.outbox.settle = None;
     }
 
-    /// We left, and the lines that wait are kept on this computer: said.
-    pub fn outbox_kept(&self, out: &mut Vec<Action>) {
+    /// We left, and the lines that never went out are kept on this
+    /// computer (said); those that went out end unconfirmed (they are not
+    /// sent again after a restart).
+    pub fn outbox_kept(&mut self, out: &mut Vec<Action>) {
+        let (sent, kept): (Vec<Outgoing>, Vec<Outgoing>) = std::mem::take(&mut self.outbox.lines)
+            .into_iter()
+            .partition(|l| l.first.is_some());
+        self.outbox.lines = kept.into();
+        for l in sent {
+            let why = "you left before the relay confirmed it".to_string();
+            out.push(delivery(l.id, Delivery::Unconfirmed(why)));
+        }
         for l in &self.outbox.lines {
             out.push(delivery(
                 l.id,
@@ -559,6 +630,7 @@ impl Core {
         self.outbox.next_id = self.outbox.next_id.max(line.id);
         self.outbox.lines.push_back(Outgoing {
             frame: None,
+            restored: true,
             ..line
         });
         true
@@ -581,6 +653,55 @@ impl Core {
             return false;
         }
         true
+    }
+
+    /// How an epoch of ours ended, as told to readers (`prev`) when `next`
+    /// is installed: `seq`, or less if a lost connection withdrew its last
+    /// messages and each will reach the same people again (a notice, which
+    /// nobody misses; or a line still in the outbox that nobody new would
+    /// read and whose readers are all in `next` or waited for after the
+    /// reconnect, [`SETTLE_MS`]: one who is not back by then was away when
+    /// it was said, and is told so). A withdrawn line that may not reach
+    /// them stays counted: a reader it does not reach is told it missed
+    /// it.
+    pub(crate) fn claimed(
+        &self,
+        to: Option<Fingerprint>,
+        epoch: u64,
+        seq: u64,
+        next: &HashMap<Fingerprint, super::Participant>,
+    ) -> u64 {
+        // Those the lines wait for after a reconnect (the room whole
+        // again): back in the next epoch, or told they were away.
+        let empty = HashSet::new();
+        let before = self.outbox.settle.as_ref().map_or(&empty, |(b, _)| b);
+        let back = |fp: &Fingerprint| next.contains_key(fp) || before.contains(fp);
+        let again = |w: &InFlight| match w.line {
+            None => true,
+            Some(id) => self.outbox.lines.iter().any(|l| {
+                l.id == id
+                    && match (&l.to, &l.audience) {
+                        (Some(r), _) => back(r),
+                        // Nobody new, and everyone it was for back (or
+                        // waited for).
+                        (None, Some(a)) => {
+                            next.keys().all(|fp| a.contains(fp)) && a.iter().all(back)
+                        }
+                        (None, None) => false,
+                    }
+            }),
+        };
+        let mut claim = seq;
+        while claim > 0
+            && self
+                .outbox
+                .withdrawn
+                .iter()
+                .any(|w| w.to == to && w.epoch == epoch && w.seq == claim && again(w))
+        {
+            claim -= 1;
+        }
+        claim
     }
 
     /// The members of `epoch` (the current one), shared by the lines first

@@ -455,3 +455,37 @@ fn someone_who_does_not_come_back_holds_the_room_up_five_seconds_at_most() {
     assert!(delivered(&net, alice, line), "sent once the hold ran out");
     assert!(net.texts(0).contains(&"still there?".to_string()));
 }
+
+#[test]
+fn a_line_that_is_not_sent_again_is_reported_missing_to_those_it_never_reached() {
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob")]);
+    let (alice, bob) = (ids[0], ids[1]);
+    // Alice's link dies; the line she writes never reaches the relay.
+    net.disconnect(alice);
+    net.command(alice, Command::Send("lost on the way".into()));
+    let line = last_line(&net, alice);
+    // Carol joins while alice is away ...
+    let admin_key = id(4);
+    let carol = net.member(member_cfg("carol", &admin_key), id(2));
+    let pid = net.pending_id(0).expect("carol asks");
+    net.command(0, Command::Approve(pid));
+    // ... so alice's line is not sent again (carol must not read it).
+    net.reconnect(alice);
+    net.tick(1_000);
+    net.command(alice, Command::Send("back".into()));
+    assert!(matches!(
+        states(&net, alice, line).last(),
+        Some(Delivery::Unconfirmed(_))
+    ));
+    assert!(net.texts(carol).iter().all(|t| t != "lost on the way"));
+    // Bob never had it: he is told a line of alice's never reached him
+    // (the end of her epoch is not told without it).
+    assert!(
+        net.nodes[bob]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Missed { from, count: 1, .. } if from.name == "alice")),
+        "bob was not told: {:?}",
+        net.nodes[bob].events
+    );
+}

@@ -156,6 +156,20 @@ async fn a_line_typed_while_the_relay_is_down_survives_a_restart_of_the_app() {
     relay.stop.cancel();
     let _ = relay.task.await;
     let cert = relay.cert;
+    // The app knows the relay is gone (a line sealed into the dying
+    // connection would have gone out: unconfirmed, not kept).
+    let deadline = std::time::Instant::now() + WAIT;
+    while !alice
+        .links
+        .iter()
+        .any(|(_, u)| matches!(u, client::driver::Update::Disconnected { .. }))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "alice never saw the relay go"
+        );
+        alice.settle(Duration::from_millis(50)).await;
+    }
     alice.say("typed while the relay was down").await;
     alice
         .expect("the line waits", |e| {

@@ -345,8 +345,6 @@ impl Admin {
             }
             self.count_message(now_ms, out);
         }
-        // Private lines (not counted) that wait behind no room line.
-        self.core.flush_outbox(now_ms, 0, out);
     }
 
     /// What must be kept across restarts, if it changed since the last

@@ -497,16 +497,17 @@ impl Core {
             self.behind = None;
         }
         if let Some(old) = &self.current {
-            let mine = self.outbox.claimed(None, old.epoch, self.my_seq);
+            let mine = self.claimed(None, old.epoch, self.my_seq, &next.members);
             if mine > 0 {
                 push_prev(&mut self.my_prev, (old.epoch, mine));
             }
-            for (to, seq) in self.private_seq.drain() {
-                let seq = self.outbox.claimed(Some(to), old.epoch, seq);
+            let private: Vec<(Fingerprint, u64)> = self.private_seq.drain().collect();
+            for (to, seq) in private {
+                let seq = self.claimed(Some(to), old.epoch, seq, &next.members);
                 push_prev(self.private_prev.entry(to).or_default(), (old.epoch, seq));
             }
         }
-        self.outbox.withdrawn.clear();
+        self.outbox.clear_withdrawn();
         self.private_seq.clear();
         if self.held.len() >= HELD_EPOCHS {
             self.held.pop_front();
