@@ -107,7 +107,9 @@ pub struct Args {
     pub hello_timeout: Option<f64>,
 
     /// Seconds without any frame from a client before it is dropped; the
-    /// relay pings at a third of it [default: 90].
+    /// relay pings at a third of it [default: 90]. A version-2 client (the
+    /// TeamChat apps, which ping every 2 s) is dropped after 15 s, or this
+    /// if shorter.
     #[arg(long, env = "TEAMCHAT_RELAY_IDLE_TIMEOUT", value_name = "SECS")]
     pub idle_timeout: Option<f64>,
 
