@@ -14,12 +14,17 @@
 # as it looks when the relay dropped lines (ui/examples/gap_banner.rs: the
 # real window fed the engine's events for such a conversation), and when
 # the relay then let it go for falling behind (GAP_BANNER_CUT=1); and its
-# own lines in each state of the outbox (ui/examples/outbox_marks.rs).
+# own lines in each state of the outbox (ui/examples/outbox_marks.rs); and
+# emoji in the conversation and the picker on a stock desktop's two font
+# set-ups, DejaVu alone and with Noto Color Emoji (ui/examples/emoji.rs).
 #
-#   scripts/screenshots.sh          (installs Xvfb, xdotool, xclip and
-#                                    imagemagick with apt when missing; no
-#                                    font: the windows show what a stock
-#                                    desktop's fonts show)
+#   scripts/screenshots.sh          (installs Xvfb, xdotool, xclip,
+#                                    imagemagick, and a stock desktop's
+#                                    fonts-dejavu-core and
+#                                    fonts-noto-color-emoji with apt when
+#                                    missing; no font for the app: the
+#                                    windows show what those fonts and the
+#                                    app's own embedded emoji font show)
 #
 # Everything runs on 127.0.0.1 and private X displays; the trap stops it all.
 # Clicks go to fixed positions in the windows' fixed-size layouts: if a
@@ -40,11 +45,15 @@ command -v xdotool >/dev/null || need+=(xdotool)
 command -v import >/dev/null || need+=(imagemagick)
 command -v xclip >/dev/null || need+=(xclip)
 /usr/bin/python3 -c 'import Xlib' 2>/dev/null || need+=(python3-xlib)
+# The fonts of a stock desktop, for the emoji shots (not fonts for the app:
+# it embeds its own emoji font).
+[ -d /usr/share/fonts/truetype/dejavu ] || need+=(fonts-dejavu-core)
+[ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || need+=(fonts-noto-color-emoji)
 apt_install_missing "${need[@]}"
 
 echo "== building" >&2
 cargo build -q -p relay -p teamchat-admin -p teamchat-member
-cargo build -q -p ui --example gap_banner --example outbox_marks
+cargo build -q -p ui --example gap_banner --example outbox_marks --example emoji
 repo_certs
 bin="$root/target/debug"
 relay_bin=$bin/teamchat-relay
@@ -64,7 +73,7 @@ window() { # DISPLAY -> window id, once mapped
     id=$(DISPLAY=$1 xdotool search --onlyvisible --name TeamChat 2>/dev/null | head -1) && [ -n "$id" ] && break
     sleep 0.05
   done
-  [ -n "$id" ] || { echo "screenshots: no window on $1" >&2; tail -n 5 "$work"/*.err >&2; exit 1; }
+  [ -n "$id" ] || { echo "screenshots: no window on $1" >&2; tail -n 30 "$work"/*.err "$work"/*.log >&2; exit 1; }
   DISPLAY=$1 xdotool windowfocus --sync "$id"
   echo "$id"
 }
@@ -258,4 +267,30 @@ DISPLAY=$d_marks OUTBOX_MARKS_SECONDS=30 "$root/target/debug/examples/outbox_mar
 pids+=($!)
 window $d_marks >/dev/null
 shot $d_marks member-outbox-dark final
+
+# Emoji on a stock desktop's two font set-ups: DejaVu alone, and DejaVu with
+# Noto Color Emoji (which Slint's software renderer draws blank); the
+# windows take emoji from their embedded TeamChat Emoji font either way.
+# FONTCONFIG_FILE limits each window to exactly those fonts.
+fonts_conf() { # FILE DIR...
+  local f=$1; shift
+  {
+    echo '<?xml version="1.0"?><!DOCTYPE fontconfig SYSTEM "urn:fontconfig:fonts.dtd"><fontconfig>'
+    for d in "$@"; do echo "<dir>$d</dir>"; done
+    echo "<cachedir>$work/fc-cache</cachedir></fontconfig>"
+  } >"$f"
+}
+fonts_conf "$work/dejavu.conf" /usr/share/fonts/truetype/dejavu
+fonts_conf "$work/noto.conf" /usr/share/fonts/truetype/dejavu /usr/share/fonts/truetype/noto
+n=6
+for setup in dejavu noto; do
+  echo "== emoji with the fonts of $setup.conf, picker open" >&2
+  d=:$((base + n)); n=$((n + 1))
+  start_xvfb "$d"
+  FONTCONFIG_FILE="$work/$setup.conf" DISPLAY=$d EMOJI_SECONDS=30 "$root/target/debug/examples/emoji" >"$work/emoji-$setup.log" 2>&1 &
+  pids+=($!)
+  window "$d" >/dev/null
+  click "$d" 290 650               # emoji picker
+  shot "$d" "member-emoji-$setup" final
+done
 ls -l "$out" >&2

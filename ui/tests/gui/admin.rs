@@ -165,3 +165,28 @@ fn theme_switch_applies_at_once_and_is_remembered() {
     assert!(app.window.global::<Theme>().get_dark());
     assert_eq!(ui::settings::load(&f.settings()).dark, Some(true));
 }
+
+#[test]
+fn copy_says_copied_for_two_seconds_then_is_copy_again() {
+    let f = fixture();
+    let app = f.admin();
+    let w = &app.window;
+    one(w, "Open room").invoke_accessible_default_action();
+    assert!(w.get_room_open(), "open error: {}", w.get_open_error());
+    ui::room::apply(
+        w,
+        Update::Secured {
+            relay: "127.0.0.1:7443".into(),
+            cert: Fingerprint([7; 32]),
+        },
+    );
+    one(w, "Copy invite").invoke_accessible_default_action();
+    settle();
+    one(w, "Invite copied");
+    i_slint_backend_testing::mock_elapsed_time(std::time::Duration::from_millis(1_500));
+    settle();
+    one(w, "Invite copied");
+    i_slint_backend_testing::mock_elapsed_time(std::time::Duration::from_millis(700));
+    settle();
+    one(w, "Copy invite");
+}

@@ -132,7 +132,7 @@ fn files_show_offers_progress_accept_and_the_chooser_sends() {
     settle();
     assert!(w.global::<Transfers>().get_drop_hover());
     assert_eq!(
-        labels_starting(w, "📎 Drop to send the file to the room").len(),
+        labels_starting(w, "Drop to send the file to the room").len(),
         1
     );
     let notes = dir.join("notes.txt").canonicalize().unwrap();

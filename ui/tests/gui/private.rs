@@ -55,8 +55,8 @@ fn a_private_conversation_opens_from_the_member_list() {
     settle();
     let time = ui::room::clock(at);
     assert_eq!(
-        labels_starting(w, "🔒 Private from bob at "),
-        vec![format!("🔒 Private from bob at {time}: psst")]
+        labels_starting(w, "Private from bob at "),
+        vec![format!("Private from bob at {time}: psst")]
     );
     assert!(
         labels_starting(w, "bob at ").is_empty(),
@@ -87,7 +87,7 @@ fn a_private_conversation_opens_from_the_member_list() {
         }),
     );
     settle();
-    assert_eq!(labels_starting(w, "🔒 Private to bob at ").len(), 1);
+    assert_eq!(labels_starting(w, "Private to bob at ").len(), 1);
     let lines = room.get_lines();
     let kinds: Vec<LineKind> = lines.iter().map(|l| l.kind).collect();
     assert!(kinds.contains(&LineKind::PrivateIn) && kinds.contains(&LineKind::PrivateOut));
@@ -132,7 +132,7 @@ fn a_private_conversation_opens_from_the_member_list() {
     assert_eq!(room.get_private_to(), "");
     assert!(labels_starting(w, "Private conversation with").is_empty());
     assert_eq!(labels_starting(w, "bob at ").len(), 1);
-    assert_eq!(labels_starting(w, "🔒 Private from bob at ").len(), 1);
+    assert_eq!(labels_starting(w, "Private from bob at ").len(), 1);
     input.set_accessible_value("to the room");
     one(w, "Send").invoke_accessible_default_action();
     assert_eq!(f.next_command(), Some(Command::Send("to the room".into())));

@@ -187,6 +187,23 @@ fn emoji_picker_inserts_into_the_composer() {
         labels_starting(w, "Emoji ").is_empty(),
         "closed after picking"
     );
+    // The caret follows the emoji: what is typed next lands after it,
+    // even when the caret was at the start before the picker opened.
+    let input = one(w, "Message input");
+    input.set_accessible_value("ok ");
+    w.window()
+        .dispatch_event(slint::platform::WindowEvent::KeyPressed {
+            text: slint::platform::Key::Home.into(),
+        });
+    one(w, "Insert emoji").invoke_accessible_default_action();
+    one(w, "Emoji 👍").invoke_accessible_default_action();
+    for c in ["n", "o", "w"] {
+        w.window()
+            .dispatch_event(slint::platform::WindowEvent::KeyPressed { text: c.into() });
+        w.window()
+            .dispatch_event(slint::platform::WindowEvent::KeyReleased { text: c.into() });
+    }
+    assert_eq!(input.accessible_value().unwrap(), "ok 👍now");
 }
 
 /// The driver reports the connection secured.
