@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run() { echo "== [${SECONDS}s] $*" >&2; "$@"; }
+# The Debian packages some tests use (nats-server, sslscan, iproute2, the
+# fonts of a stock desktop), when missing; TEAMCHAT_NO_INSTALL=1 skips it.
+[ "${TEAMCHAT_NO_INSTALL:-}" = 1 ] || scripts/install-test-deps.sh
 run cargo test --workspace --all-targets "$@"
 # NKey authentication to NATS sits behind a feature of the relay (a build
 # of its own: the relay without it has code of its own to test too).
