@@ -235,14 +235,24 @@ click $d_bob 930 112               # Back to the room
 echo "== light theme" >&2
 click $d_admin 966 37
 click $d_bob 866 44
+click $d_alice 866 44
 sleep 0.5
 shot $d_admin admin-chat-light final
 shot $d_bob member-chat-light final
 
+echo "== the admin removes bob: the admin's Banned list, bob's window" >&2
+click $d_admin 56 226              # bob's row: safety code and actions
+shot $d_admin admin-bob-row
+click $d_admin 135 365             # Remove bob
+click $d_admin 135 365             # Click again to remove
+sleep 1.5
+shot $d_admin admin-bans-light final
+shot $d_bob member-removed-light final
+
 echo "== the relay goes away: warning banner" >&2
 kill $relay
 sleep 2
-shot $d_bob member-warning-light final
+shot $d_alice member-warning-light final
 
 echo "== lines the relay dropped: the gap, where it happened and in the banner" >&2
 d_gap=:$((base + 3))

@@ -12,7 +12,7 @@ use client::driver::{cert_file_fingerprint, Trust};
 use client::terminal::read_roster;
 use common::crypto::PrivateKey;
 use common::engine::admin::Admin;
-use common::engine::{AdminConfig, Engine, MAX_NAME};
+use common::engine::{AdminConfig, Command, Engine, MAX_NAME};
 use common::invite::{relays_from, Invite, RelayEndpoint};
 use common::{Fingerprint, RoomId};
 use slint::ComponentHandle;
@@ -366,6 +366,7 @@ fn finish(
             s.name = Some(form.name.clone());
             s.relay = Some(form.relay_text.clone());
             s.relay_cert = Some(form.cert_text.clone());
+            s.room_name = Some(form.room_name.clone());
         });
     }
     drop(st);
@@ -387,6 +388,10 @@ fn finish(
     if let Err(e) = session.start(win, room::apply, engine, form.relays, trust) {
         win.set_open_error(e.into());
         return;
+    }
+    // The bans kept from earlier runs, for the Banned list.
+    if let Err(e) = session.send(Command::ListBans) {
+        room::note(win, LineKind::Warning, &e);
     }
     win.set_invite(invite.into());
     win.set_room_password("".into());

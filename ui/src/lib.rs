@@ -25,7 +25,7 @@ mod generated {
 }
 
 pub use generated::{
-    AdminWindow, BannerKind, ChatLine, DirEntry, FileRow, LineKind, LineState, MemberRow,
+    AdminWindow, BanRow, BannerKind, ChatLine, DirEntry, FileRow, LineKind, LineState, MemberRow,
     MemberWindow, Moderation, PendingRow, Room, Theme, Transfers,
 };
 

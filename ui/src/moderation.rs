@@ -10,19 +10,25 @@ use slint::{Model, ModelRc, VecModel};
 use crate::lines::push_line;
 use crate::session::Session;
 use crate::window::{banner, vec_model, RoomWindow};
-use crate::{BannerKind, LineKind, PendingRow};
+use crate::{BanRow, BannerKind, LineKind, PendingRow};
 
 /// Binds the moderation callbacks of `win` to `session`.
 pub fn install<T: RoomWindow>(win: &T, session: &std::rc::Rc<Session>) {
     let m = win.moderation();
     m.set_pending(ModelRc::new(VecModel::<PendingRow>::default()));
+    m.set_bans(ModelRc::new(VecModel::<BanRow>::default()));
 
     let (w, s) = (win.as_weak(), session.clone());
     m.on_kick(move |fp| {
         let Some(win) = w.upgrade() else { return };
         match fp.parse::<Fingerprint>() {
             Ok(fp) => {
-                if let Err(e) = s.send(Command::Kick(fp, "removed by the admin".into())) {
+                // The engine bans whom it removes: the list is asked for
+                // again, after the kick.
+                if let Err(e) = s
+                    .send(Command::Kick(fp, "removed by the admin".into()))
+                    .and_then(|()| s.send(Command::ListBans))
+                {
                     banner(&win, BannerKind::Error, &e);
                 }
             }
@@ -40,6 +46,23 @@ pub fn install<T: RoomWindow>(win: &T, session: &std::rc::Rc<Session>) {
     m.on_deny(move |id| {
         let Some(win) = w.upgrade() else { return };
         decide(&win, &s, id, false);
+    });
+
+    let (w, s) = (win.as_weak(), session.clone());
+    m.on_unban(move |fp| {
+        let Some(win) = w.upgrade() else { return };
+        match fp.parse::<Fingerprint>() {
+            Ok(fp) => {
+                if let Err(e) = s.send(Command::Unban(fp)) {
+                    banner(&win, BannerKind::Error, &e);
+                }
+            }
+            Err(e) => banner(
+                &win,
+                BannerKind::Error,
+                &format!("cannot lift the ban: {e}"),
+            ),
+        }
     });
 
     let (w, s) = (win.as_weak(), session.clone());
@@ -134,5 +157,25 @@ fn decide<T: RoomWindow>(win: &T, session: &Session, id: i32, approve: bool) {
             push_line(win, LineKind::System, "", &format!("you {what} {name}"));
         }
         Err(e) => banner(win, BannerKind::Error, &e),
+    }
+}
+
+/// The engine's list of bans (after a kick, a lifted ban, or when the room
+/// opens): the admin window's Banned list, newest first.
+pub fn bans<T: RoomWindow>(win: &T, bans: &[common::engine::admin::Ban]) {
+    let rows: Vec<BanRow> = bans
+        .iter()
+        .rev()
+        .map(|b| BanRow {
+            name: common::engine::printable(&b.name).into(),
+            fingerprint: b.fingerprint.to_string().into(),
+            safety_code: common::crypto::SafetyCode::of(&b.fingerprint)
+                .to_string()
+                .into(),
+            when: crate::lines::clock(b.at_ms).into(),
+        })
+        .collect();
+    if let Some(m) = vec_model(&win.moderation().get_bans()) {
+        m.set_vec(rows);
     }
 }

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use client::driver::{Request, Update};
-use common::engine::{printable, Command, Delivery, Event, MemberInfo, MAX_TEXT};
+use common::engine::{printable, Command, Delivery, Event, MemberInfo, Warning, MAX_TEXT};
 use common::Fingerprint;
 use slint::{FilterModel, Model, ModelRc, SharedString, VecModel};
 
@@ -275,6 +275,20 @@ fn set_online<T: RoomWindow>(win: &T, online: bool) {
     }
 }
 
+/// The admin's row alone: offline when its connection ended (the others
+/// stay: the admin's next epoch says who is still in the room).
+fn set_admin_online<T: RoomWindow>(win: &T, online: bool) {
+    let members = win.room().get_members();
+    for i in 0..members.row_count() {
+        if let Some(mut r) = members.row_data(i) {
+            if r.admin && !r.me && r.online != online {
+                r.online = online;
+                members.set_row_data(i, r);
+            }
+        }
+    }
+}
+
 fn set_typing<T: RoomWindow>(win: &T, who: &Fingerprint, on: bool) {
     let room = win.room();
     let members = room.get_members();
@@ -335,18 +349,38 @@ fn refresh_typing<T: RoomWindow>(win: &T) {
     room.set_typing(typing_text(&names).into());
 }
 
+/// Denied, removed or the room closed: sending stops, the member list (the
+/// people we are no longer with) gives way to `title` and `note`, and the
+/// status bar says so instead of "connected".
+fn out_of_room<T: RoomWindow>(win: &T, title: &str, note: &str) {
+    let room = win.room();
+    room.set_can_send(false);
+    room.set_removed(true);
+    room.set_removed_title(title.into());
+    room.set_removed_note(note.into());
+    room.set_typing("".into());
+    if let Some(m) = vec_model(&room.get_members()) {
+        m.set_vec(Vec::new());
+    }
+    room.set_connection("not in the room".into());
+}
+
 /// Applies one update from the driver to the window. Runs on the UI thread.
 pub fn apply<T: RoomWindow>(win: &T, update: Update) {
     let room = win.room();
     match update {
         Update::Connecting { relay } => {
             room.set_relay(printable(&relay).into());
-            room.set_connection("connecting…".into());
+            if !room.get_removed() {
+                room.set_connection("connecting…".into());
+            }
         }
         Update::Secured { relay, cert } => {
             room.set_relay(printable(&relay).into());
             room.set_tls(format!("TLS, certificate {} verified", cert.short()).into());
-            room.set_connection("connected".into());
+            if !room.get_removed() {
+                room.set_connection("connected".into());
+            }
             set_online(win, true);
             if room.get_banner_kind() == BannerKind::Warning {
                 room.set_banner_kind(BannerKind::None);
@@ -377,7 +411,9 @@ pub fn apply<T: RoomWindow>(win: &T, update: Update) {
             // goes once we are back in the room.
             room.set_can_send(room.get_epoch() > 0 && !room.get_removed());
             let secs = retry_in.as_secs_f64().ceil();
-            room.set_connection(format!("reconnecting in {secs:.0} s…").into());
+            if !room.get_removed() {
+                room.set_connection(format!("reconnecting in {secs:.0} s…").into());
+            }
             let text = if relay_code == Some(common::wire::ErrorCode::SlowReader) {
                 format!(
                     "You fell behind the room and the relay let you go. Reconnecting in {secs:.0} s… (lines you missed are reported once you are back)"
@@ -401,6 +437,7 @@ pub fn apply<T: RoomWindow>(win: &T, update: Update) {
             }
         }
         Update::Engine(e) => event(win, e),
+        Update::Warning(_) if room.get_removed() => {}
         Update::Warning(reason) => push_line(win, LineKind::Warning, "", &reason),
         Update::File(f) => crate::transfers::apply(win, f),
         Update::History { loaded, requested } => show_history(win, &loaded, requested),
@@ -431,6 +468,7 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
         Event::AdminVerified { safety_code, .. } => {
             room.set_admin_safety_code(safety_code.clone().into());
             room.set_admin_verified(true);
+            set_admin_online(win, room.get_online());
             push_line(
                 win,
                 LineKind::System,
@@ -460,6 +498,12 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
         } => {
             room.set_room_name(room_name.into());
             let me = room.get_my_fingerprint().to_string();
+            // A member's first epoch: the admin let us in (the admin's own
+            // first epoch is the room opening).
+            let admitted = room.get_epoch() == 0
+                && members
+                    .iter()
+                    .any(|m| !m.admin && m.fingerprint.to_string() == me);
             let online = room.get_online();
             let old = room.get_members();
             let rows: Vec<MemberRow> = members
@@ -480,6 +524,14 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
             room.set_epoch(i32::try_from(epoch).unwrap_or(i32::MAX));
             room.set_can_send(true);
             refresh_typing(win);
+            if admitted {
+                push_line(
+                    win,
+                    LineKind::System,
+                    "",
+                    "you're in: the admin let you into the room, and you hold its key",
+                );
+            }
         }
         Event::MemberJoined(m) => {
             crate::moderation::seated(win, &m.fingerprint);
@@ -487,6 +539,14 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
         }
         Event::MemberLeft(m) => {
             push_line(win, LineKind::System, "", &format!("{} left", m.name));
+        }
+        Event::MemberRemoved(m) => {
+            push_line(
+                win,
+                LineKind::System,
+                "",
+                &format!("{} was removed by the admin", m.name),
+            );
         }
         Event::Message {
             from,
@@ -546,8 +606,14 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
         }
         Event::Typing { from, on } => set_typing(win, &from.fingerprint, on),
         Event::Denied { reason } => {
-            room.set_can_send(false);
-            room.set_removed(true);
+            out_of_room(
+                win,
+                "The admin did not let you in",
+                &format!(
+                    "Their answer: {}. To ask again, open TeamChat again with the same invite; the admin decides each time.",
+                    printable(&reason)
+                ),
+            );
             banner(
                 win,
                 BannerKind::Error,
@@ -555,8 +621,14 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
             );
         }
         Event::Kicked { reason } => {
-            room.set_can_send(false);
-            room.set_removed(true);
+            out_of_room(
+                win,
+                "You were removed from the room",
+                &format!(
+                    "The admin's words: \"{}\". Your key is banned here: you see nothing more of this room, and can come back only if the admin lifts the ban and approves you again. Your history and identity are not affected.",
+                    printable(&reason)
+                ),
+            );
             banner(
                 win,
                 BannerKind::Error,
@@ -570,15 +642,27 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
             );
         }
         Event::Closed { reason } => {
-            room.set_can_send(false);
-            room.set_removed(true);
+            out_of_room(
+                win,
+                "The room was closed",
+                &format!(
+                    "The admin's words: \"{}\". Nothing more can be said here; ask the admin for the invite of a new room.",
+                    printable(&reason)
+                ),
+            );
             banner(
                 win,
                 BannerKind::Error,
                 &format!("The room was closed: {reason}"),
             );
         }
+        // Out of the room, every later line of it is one we cannot read:
+        // that is said once, in the panel, not once per line.
+        Event::Warning(_) if room.get_removed() => {}
         Event::Warning(w) => {
+            if w == Warning::AdminDisconnected {
+                set_admin_online(win, false);
+            }
             push_line(win, LineKind::Warning, "", &w.to_string());
         }
         Event::Missed {
@@ -614,18 +698,7 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
             }
             banner(win, BannerKind::Warning, &text);
         }
-        Event::Bans(bans) => {
-            let text = if bans.is_empty() {
-                "nobody is banned".to_string()
-            } else {
-                let names: Vec<String> = bans
-                    .iter()
-                    .map(|b| format!("{} ({})", printable(&b.name), b.fingerprint.short()))
-                    .collect();
-                format!("banned: {}", names.join(", "))
-            };
-            push_line(win, LineKind::System, "", &text);
-        }
+        Event::Bans(bans) => crate::moderation::bans(win, &bans),
         Event::Error { reason } => {
             banner(win, BannerKind::Error, &reason);
             push_line(win, LineKind::Error, "", &reason);

@@ -22,6 +22,8 @@ pub struct Settings {
     pub relay: Option<String>,
     /// Last relay certificate file or pin (admin).
     pub relay_cert: Option<String>,
+    /// Last room name (admin).
+    pub room_name: Option<String>,
 }
 
 impl Settings {

@@ -238,11 +238,26 @@ pub fn apply<T: RoomWindow>(win: &T, u: FileUpdate) {
     }
 }
 
-/// Where the chooser opens first: the home folder.
+/// Where the chooser opens first: the first of Documents, Desktop,
+/// Downloads and the home folder that shows something (a new account's home
+/// may hold only hidden files, and a chooser that opens on an empty-looking
+/// folder looks broken); the home folder if none does.
 fn start_dir() -> PathBuf {
-    directories::UserDirs::new()
-        .map(|u| u.home_dir().to_path_buf())
-        .unwrap_or_else(|| PathBuf::from("/"))
+    let Some(u) = directories::UserDirs::new() else {
+        return PathBuf::from("/");
+    };
+    let home = u.home_dir().to_path_buf();
+    let found = [
+        u.document_dir(),
+        u.desktop_dir(),
+        u.download_dir(),
+        Some(home.as_path()),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|d| list_dir(d).is_ok_and(|(_, entries)| !entries.is_empty()))
+    .map(Path::to_path_buf);
+    found.unwrap_or(home)
 }
 
 /// A folder's entries for the chooser: folders first, then files, by name;

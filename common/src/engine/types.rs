@@ -147,8 +147,11 @@ pub enum Event {
     },
     /// Someone joined (seen in a new epoch).
     MemberJoined(MemberInfo),
-    /// Someone left or was removed (seen in a new epoch).
+    /// Someone left (seen in a new epoch).
     MemberLeft(MemberInfo),
+    /// Someone the admin removed (seen in a new epoch whose signed roster
+    /// says so).
+    MemberRemoved(MemberInfo),
     /// A message from a member, verified and decrypted.
     Message {
         /// Sender.
@@ -285,6 +288,7 @@ impl fmt::Debug for Event {
             }
             Event::MemberJoined(m) => write!(f, "MemberJoined({})", m.fingerprint.short()),
             Event::MemberLeft(m) => write!(f, "MemberLeft({})", m.fingerprint.short()),
+            Event::MemberRemoved(m) => write!(f, "MemberRemoved({})", m.fingerprint.short()),
             Event::Sent { id, text, .. } => {
                 write!(f, "Sent {{ id: {id}, text: {} bytes }}", text.len())
             }

@@ -163,7 +163,12 @@ fn kicked_member_cannot_read_the_next_epoch() {
         .events
         .iter()
         .any(|e| matches!(e, Event::Kicked { .. })));
+    // Told apart from leaving: the signed roster says the admin removed her.
     assert!(net.nodes[alice]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::MemberRemoved(m) if m.name == "carol")));
+    assert!(!net.nodes[alice]
         .events
         .iter()
         .any(|e| matches!(e, Event::MemberLeft(m) if m.name == "carol")));

@@ -227,9 +227,10 @@ async fn the_suite(at: &[RelayEndpoint]) {
     carol
         .expect("carol's kick", |e| matches!(e, Event::Kicked { .. }))
         .await;
-    // MemberLeft comes only with the epoch that drops carol (an earlier
-    // three-member epoch, from before she joined, must not count).
-    let carol_left = |e: &Event| matches!(e, Event::MemberLeft(m) if m.name == "carol");
+    // MemberRemoved comes only with the epoch that drops carol (an earlier
+    // three-member epoch, from before she joined, must not count); the
+    // others are told the admin removed her, not that she left.
+    let carol_left = |e: &Event| matches!(e, Event::MemberRemoved(m) if m.name == "carol");
     bob.expect("bob's epoch without carol", carol_left).await;
     alice
         .expect("alice's epoch without carol", carol_left)

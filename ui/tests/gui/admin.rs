@@ -10,6 +10,7 @@ fn admin_approves_and_denies_pending_requests() {
     let w = &app.window;
     one(w, "Open room").invoke_accessible_default_action();
     assert!(w.get_room_open(), "open error: {}", w.get_open_error());
+    assert_eq!(f.next_command(), Some(Command::ListBans));
     assert!(w.get_invite().starts_with("teamchat://"));
     for (id, n, name) in [(7u32, 2usize, "bob"), (8, 3, "carol")] {
         let i = info(n, name, false);
@@ -167,7 +168,7 @@ fn theme_switch_applies_at_once_and_is_remembered() {
 }
 
 #[test]
-fn copy_says_copied_for_two_seconds_then_is_copy_again() {
+fn the_room_name_is_remembered_and_copy_says_copied_for_two_seconds() {
     let f = fixture();
     let app = f.admin();
     let w = &app.window;
@@ -180,6 +181,9 @@ fn copy_says_copied_for_two_seconds_then_is_copy_again() {
             cert: Fingerprint([7; 32]),
         },
     );
+    // The form is remembered for the next run, the room's name with it.
+    let kept = ui::settings::load(&f.settings());
+    assert_eq!(kept.room_name.as_deref(), Some("launch team"));
     one(w, "Copy invite").invoke_accessible_default_action();
     settle();
     one(w, "Invite copied");
@@ -189,4 +193,85 @@ fn copy_says_copied_for_two_seconds_then_is_copy_again() {
     i_slint_backend_testing::mock_elapsed_time(std::time::Duration::from_millis(700));
     settle();
     one(w, "Copy invite");
+}
+
+#[test]
+fn the_admin_sees_the_banned_and_lifts_a_ban() {
+    let mut f = fixture();
+    let app = f.admin();
+    let w = &app.window;
+    one(w, "Open room").invoke_accessible_default_action();
+    assert!(w.get_room_open(), "open error: {}", w.get_open_error());
+    assert_eq!(
+        f.next_command(),
+        Some(Command::ListBans),
+        "the bans of earlier runs are asked for"
+    );
+    settle();
+    assert!(
+        labels_starting(w, "Show banned people").is_empty(),
+        "none yet"
+    );
+    let bob = info(2, "bob", false);
+    let carol = info(3, "carol", false);
+    // Removing someone bans them: the list is asked for again after it.
+    ui::room::apply(
+        w,
+        Update::Engine(Event::Epoch {
+            epoch: 1,
+            room_name: "launch team".into(),
+            members: vec![info(0, "admin", true), bob.clone()],
+        }),
+    );
+    settle();
+    let row = labels_starting(w, "Member bob");
+    one(w, &row[0]).invoke_accessible_default_action();
+    settle();
+    one(w, "Remove bob").invoke_accessible_default_action();
+    one(w, "Remove bob").invoke_accessible_default_action();
+    assert!(matches!(f.next_command(), Some(Command::Kick(fp, _)) if fp == bob.fingerprint));
+    assert_eq!(f.next_command(), Some(Command::ListBans));
+    let ban = |i: &common::engine::MemberInfo, at_ms: u64| common::engine::admin::Ban {
+        fingerprint: i.fingerprint,
+        name: i.name.clone(),
+        at_ms,
+    };
+    ui::room::apply(
+        w,
+        Update::Engine(Event::Bans(vec![
+            ban(&bob, 1_764_620_000_000),
+            ban(&carol, 1_764_620_060_000),
+        ])),
+    );
+    settle();
+    // Open at first; the header folds it away and back.
+    one(w, "Hide banned people (2)").invoke_accessible_default_action();
+    settle();
+    assert!(labels_starting(w, "Banned ").is_empty(), "folded");
+    one(w, "Show banned people (2)").invoke_accessible_default_action();
+    settle();
+    let rows = labels_starting(w, "Banned ");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows[0].starts_with("Banned carol"),
+        "newest first: {rows:?}"
+    );
+    assert!(
+        rows[1].ends_with(&format!("safety code {}", bob.safety_code)),
+        "{rows:?}"
+    );
+    // Lifting asks twice.
+    one(w, "Lift the ban on bob").invoke_accessible_default_action();
+    assert_eq!(f.next_command(), None, "not on the first press");
+    one(w, "Lift the ban on bob").invoke_accessible_default_action();
+    assert_eq!(f.next_command(), Some(Command::Unban(bob.fingerprint)));
+    ui::room::apply(
+        w,
+        Update::Engine(Event::Bans(vec![ban(&carol, 1_764_620_060_000)])),
+    );
+    settle();
+    assert_eq!(labels_starting(w, "Banned ").len(), 1);
+    ui::room::apply(w, Update::Engine(Event::Bans(vec![])));
+    settle();
+    assert!(labels_starting(w, "Banned ").is_empty(), "the list goes");
 }

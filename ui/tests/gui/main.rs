@@ -162,13 +162,26 @@ fn settle() {
 
 /// Joins the member window with a valid invite, then installs an epoch
 /// with the admin, the member and bob.
-fn joined(f: &Fixture) -> MemberApp {
+/// alice's window, the join form sent: waiting to be let in.
+fn joining(f: &Fixture) -> MemberApp {
     let app = f.member();
     let w = &app.window;
     one(w, "Invite").set_accessible_value(invite());
     one(w, "Your name").set_accessible_value("alice");
     one(w, "Join").invoke_accessible_default_action();
     assert!(w.get_room_open(), "join error: {}", w.get_join_error());
+    app
+}
+
+/// alice's window, in the room of three (epoch 2).
+fn joined(f: &Fixture) -> MemberApp {
+    let app = joining(f);
+    let_in(&app.window);
+    app
+}
+
+/// The epoch that seats alice, boss the admin and bob.
+fn let_in(w: &ui::MemberWindow) {
     ui::room::apply(
         w,
         Update::Engine(Event::Epoch {
@@ -182,7 +195,6 @@ fn joined(f: &Fixture) -> MemberApp {
         }),
     );
     settle();
-    app
 }
 
 #[test]

@@ -142,6 +142,86 @@ fn connection_state_and_warnings_are_visible() {
         !room.get_can_send(),
         "removed stays removed across a reconnect"
     );
+    // The removed state is plain: what happened and what can be done,
+    // instead of a member list of people we are no longer with; no hint
+    // that writing is near; "not in the room", not "connected"; and the
+    // room's later lines (which we cannot read) are not a warning each.
+    settle();
+    let panel = labels_starting(w, "You were removed from the room. ");
+    assert_eq!(panel.len(), 1, "{panel:?}");
+    assert!(panel[0].contains("banned"), "{}", panel[0]);
+    assert!(labels_starting(w, "alice").is_empty(), "no member list");
+    assert_eq!(room.get_connection(), "not in the room");
+    let before = room.get_lines().row_count();
+    for seq in 3..6 {
+        ui::room::apply(
+            w,
+            Update::Engine(Event::Warning(Warning::Dropped(Dropped::Replayed {
+                kind: Kind::Message,
+                name: "bob".into(),
+                seq,
+                last: seq,
+            }))),
+        );
+    }
+    assert_eq!(room.get_lines().row_count(), before, "no warning per line");
+    let input = one(w, "Message input");
+    assert!(!input.accessible_enabled().unwrap_or(true));
+}
+
+/// Waiting to be let in, the member sees its own safety code (the admin is
+/// told to compare it); the first epoch says we are in; a kick of someone
+/// else says the admin removed them; the admin's row goes grey when the
+/// admin's connection ends.
+#[test]
+fn waiting_admitted_removed_and_the_admin_gone_are_each_said() {
+    let f = fixture();
+    let app = joining(&f);
+    let w = &app.window;
+    settle();
+    let mine = info(1, "alice", false).safety_code;
+    assert_eq!(
+        labels_starting(w, "Your safety code "),
+        vec![format!("Your safety code {mine}")],
+        "shown while waiting"
+    );
+    ui::room::apply(w, Update::Engine(Event::JoinRequested));
+    let_in(w);
+    let lines = w.global::<Room>().get_lines();
+    let last = lines.row_data(lines.row_count() - 1).unwrap();
+    assert!(last.text.starts_with("you're in"), "{}", last.text);
+    assert!(
+        labels_starting(w, "Your safety code ").is_empty(),
+        "in: gone"
+    );
+    ui::room::apply(
+        w,
+        Update::Engine(Event::MemberRemoved(info(2, "bob", false))),
+    );
+    let last = lines.row_data(lines.row_count() - 1).unwrap();
+    assert_eq!(last.text, "bob was removed by the admin");
+    secured(w);
+    let admin_row = |w: &ui::MemberWindow| {
+        let m = w.global::<Room>().get_members();
+        (0..m.row_count())
+            .filter_map(|i| m.row_data(i))
+            .find(|r| r.admin)
+            .unwrap()
+    };
+    assert!(admin_row(w).online);
+    ui::room::apply(
+        w,
+        Update::Engine(Event::Warning(Warning::AdminDisconnected)),
+    );
+    assert!(!admin_row(w).online, "a departed admin is not shown online");
+    assert!(
+        w.global::<Room>()
+            .get_members()
+            .iter()
+            .filter(|r| !r.admin)
+            .all(|r| r.online),
+        "the others stay"
+    );
 }
 
 /// A member the relay let go for falling behind is told so in the banner,
@@ -215,4 +295,50 @@ fn secured(w: &ui::MemberWindow) {
             cert: Fingerprint([7; 32]),
         },
     );
+}
+
+/// Resizing the window keeps the newest line in view (the list only holds
+/// the rows in view, so the newest line's row exists and the oldest's not).
+#[test]
+fn the_newest_line_stays_in_view_across_resizes() {
+    let f = fixture();
+    let app = joined(&f);
+    let w = &app.window;
+    w.window().set_size(slint::LogicalSize::new(1000., 720.));
+    w.show().unwrap();
+    for seq in 1..=60u64 {
+        ui::room::apply(
+            w,
+            Update::Engine(Event::Message {
+                from: info(2, "bob", false),
+                text: format!("line {seq}"),
+                sent_at_ms: 1_764_620_000_000 + seq,
+                epoch: 2,
+                seq,
+            }),
+        );
+    }
+    let tick = || {
+        for _ in 0..3 {
+            i_slint_backend_testing::mock_elapsed_time(std::time::Duration::from_millis(20));
+            settle();
+        }
+    };
+    tick();
+    let shows = |text: &str| {
+        labels_starting(w, "bob at ")
+            .iter()
+            .any(|l| l.ends_with(&format!(": {text}")))
+    };
+    assert!(
+        shows("line 60"),
+        "the newest line, before resizing: {:?}",
+        labels_starting(w, "bob at ")
+    );
+    for (width, height) in [(800., 600.), (720., 560.), (1200., 900.), (760., 580.)] {
+        w.window().set_size(slint::LogicalSize::new(width, height));
+        tick();
+        assert!(shows("line 60"), "the newest line at {width}x{height}");
+        assert!(!shows("line 1"), "not the oldest at {width}x{height}");
+    }
 }

@@ -632,6 +632,7 @@ impl Printer {
                 format!("* {} joined (safety code {})", m.name, m.safety_code),
             ),
             Event::MemberLeft(m) => self.emit(json!({"type": "left", "member": Self::member_json(m)}), format!("* {} left", m.name)),
+            Event::MemberRemoved(m) => self.emit(json!({"type": "removed", "member": Self::member_json(m)}), format!("* {} was removed by the admin", m.name)),
             Event::Message { from, text, sent_at_ms, epoch, seq } => self.emit(
                 json!({"type": "message", "from": from.name, "fingerprint": from.fingerprint.to_string(), "text": text, "sent_at_ms": sent_at_ms, "epoch": epoch, "seq": seq}),
                 format!("<{}> {}", from.name, common::engine::printable(text)),

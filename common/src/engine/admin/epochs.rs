@@ -246,7 +246,12 @@ impl Admin {
             people,
             now_ms,
         ) {
-            Ok(s) => s,
+            Ok(mut s) => {
+                if let EpochCause::Kicked(fp) = roster.cause {
+                    s.removed = Some(fp);
+                }
+                s
+            }
             Err(e) => {
                 out.push(error(format!("cannot install the epoch: {e}")));
                 return false;

@@ -25,8 +25,8 @@ use crate::crypto::{DhSecret, PrivateKey, PublicKey};
 use crate::ids::{Fingerprint, RoomId};
 use crate::wire::{
     aad, context, decode_payload, encode_payload, signed_message_bytes, ChatBody, ChatMessage,
-    ClientFrame, ConnId, Content, DhKey, Envelope, MessageHeader, Prev, Roster, RosterEntry,
-    Welcome, DEFAULT_MAX_FRAME, PREV_EPOCHS, PROTOCOL_VERSION,
+    ClientFrame, ConnId, Content, DhKey, Envelope, EpochCause, MessageHeader, Prev, Roster,
+    RosterEntry, Welcome, DEFAULT_MAX_FRAME, PREV_EPOCHS, PROTOCOL_VERSION,
 };
 
 pub(crate) use signed::{check_signed, seal_signed, Checked};
@@ -79,6 +79,9 @@ pub(crate) struct EpochState {
     pub last_private_seq: HashMap<Fingerprint, u64>,
     /// When it was installed.
     pub since_ms: u64,
+    /// The member the admin removed to begin this epoch (the signed
+    /// roster's cause), told apart from one who left.
+    pub removed: Option<Fingerprint>,
 }
 
 impl EpochState {
@@ -94,7 +97,12 @@ impl EpochState {
             .iter()
             .map(participant)
             .collect::<Result<Vec<_>, _>>()?;
-        Self::from_participants(room, epoch, key, &roster.room_name, people, now_ms)
+        let mut state =
+            Self::from_participants(room, epoch, key, &roster.room_name, people, now_ms)?;
+        if let EpochCause::Kicked(fp) = roster.cause {
+            state.removed = Some(fp);
+        }
+        Ok(state)
     }
 
     /// An epoch from already-parsed participants (the admin's own install:
@@ -125,6 +133,7 @@ impl EpochState {
             last_seq: HashMap::new(),
             last_private_seq: HashMap::new(),
             since_ms: now_ms,
+            removed: None,
         })
     }
 
@@ -473,7 +482,11 @@ impl Core {
             for fp in &old.order {
                 if !next.members.contains_key(fp) {
                     if let Some(p) = old.members.get(fp) {
-                        out.push(Action::Event(Event::MemberLeft(p.info())));
+                        out.push(Action::Event(if next.removed == Some(*fp) {
+                            Event::MemberRemoved(p.info())
+                        } else {
+                            Event::MemberLeft(p.info())
+                        }));
                         left.push(*fp);
                     }
                 }
