@@ -135,7 +135,7 @@ wait_for "$work/alice.jsonl" '"state":"delivered"' 30
 echo "== the admin removes bob; a new epoch starts without him" >&2
 echo "/kick bob demo is over for you" >&3
 wait_for "$work/bob.jsonl" '"type":"kicked"' 30
-wait_for "$work/alice.jsonl" '"type":"left"' 30
+wait_for "$work/alice.jsonl" '"type":"removed"' 30
 echo "bob can no longer read this" >&4
 wait_for "$work/admin.jsonl" 'no longer read' 20
 sleep 0.5
@@ -192,6 +192,8 @@ for who in ("admin", "alice", "bob"):
             print(f"  * {e['name']} asks to join (safety code {e['safety_code'][:23]}...)")
         elif t in ("joined", "left"):
             print(f"  * {e['member']['name']} {t}")
+        elif t == "removed":
+            print(f"  * {e['member']['name']} was removed by the admin")
         elif t in ("kicked", "denied", "warning", "error"):
             print(f"  ! {t}: {e.get('reason', '')}")
         elif t == "admin_verified":

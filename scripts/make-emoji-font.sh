@@ -2,10 +2,12 @@
 # Rebuilds ui/fonts/TeamChatEmoji-Regular.ttf, the monochrome emoji font the
 # windows embed, from Google's Noto Emoji (SIL Open Font License 1.1, no
 # reserved font name), as packaged on the npm registry. It keeps the
-# emoji (U+2000 and up, with the shaping rules for ZWJ sequences, skin tones
-# and flags) and drops the digits, '#', '*', space, (c) and (R) the font also
-# carries for keycaps, so text keeps the desktop's own font and only emoji
-# come from this one. The result is renamed "TeamChat Emoji", as the OFL asks
+# emoji (U+2300 and up, the zero-width joiner and the keycap mark, with the
+# shaping rules for ZWJ sequences, skin tones and flags) and drops the digits, '#', '*', space, (c) and (R) the font also
+# carries for keycaps, and the punctuation, letter-like symbols, arrows and
+# geometric shapes (U+2000-U+22FF, U+25A0-U+25FC: TM, (i), arrows, squares,
+# triangles) that text uses as text, so text keeps the desktop's own font and
+# only emoji come from this one. The result is renamed "TeamChat Emoji", as the OFL asks
 # of a modified version. The committed font is what the build uses; this
 # script only documents and repeats how it was made (run it after bumping
 # the version below).
@@ -27,7 +29,7 @@ tar xzf "$work"/*.tgz -C "$work"
 python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install -q "fonttools==$fonttools"
 "$work/venv/bin/pyftsubset" "$work/package/400Regular/NotoEmoji_400Regular.ttf" \
-  --unicodes="U+2000-10FFFF" --layout-features='*' --name-IDs='*' --name-languages='*' \
+  --unicodes="U+200D,U+20E3,U+2300-259F,U+25FD-10FFFF" --layout-features='*' --name-IDs='*' --name-languages='*' \
   --notdef-outline --output-file="$work/sub.ttf"
 "$work/venv/bin/python" - "$work/sub.ttf" ui/fonts/TeamChatEmoji-Regular.ttf <<'PY'
 import sys

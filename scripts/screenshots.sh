@@ -49,11 +49,14 @@ command -v xclip >/dev/null || need+=(xclip)
 # it embeds its own emoji font).
 [ -d /usr/share/fonts/truetype/dejavu ] || need+=(fonts-dejavu-core)
 [ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || need+=(fonts-noto-color-emoji)
+# A session bus and a notification daemon, for the notification shot.
+command -v dbus-run-session >/dev/null || need+=(dbus)
+command -v dunst >/dev/null || need+=(dunst)
 apt_install_missing "${need[@]}"
 
 echo "== building" >&2
 cargo build -q -p relay -p teamchat-admin -p teamchat-member
-cargo build -q -p ui --example gap_banner --example outbox_marks --example emoji
+cargo build -q -p ui --example gap_banner --example outbox_marks --example emoji --example notification
 repo_certs
 bin="$root/target/debug"
 relay_bin=$bin/teamchat-relay
@@ -63,7 +66,13 @@ mkdir -p "$out" "$STEPS"
 
 # One virtual screen per window: no window manager is needed and no window
 # hides another.
-base=$((70 + RANDOM % 20))
+# Ten free display numbers in a row (no X server's lock file on any).
+for _ in $(seq 50); do
+  base=$((70 + RANDOM % 200))
+  free=yes
+  for i in $(seq 0 9); do [ -e "/tmp/.X$((base + i))-lock" ] && free=no; done
+  [ $free = yes ] && break
+done
 d_admin=:$base d_alice=:$((base + 1)) d_bob=:$((base + 2))
 start_xvfb "$d_admin" "$d_alice" "$d_bob"
 
@@ -287,6 +296,7 @@ fonts_conf() { # FILE DIR...
   {
     echo '<?xml version="1.0"?><!DOCTYPE fontconfig SYSTEM "urn:fontconfig:fonts.dtd"><fontconfig>'
     for d in "$@"; do echo "<dir>$d</dir>"; done
+    echo "<alias><family>sans-serif</family><prefer><family>DejaVu Sans</family></prefer></alias>"
     echo "<cachedir>$work/fc-cache</cachedir></fontconfig>"
   } >"$f"
 }
@@ -303,4 +313,13 @@ for setup in dejavu noto; do
   click "$d" 290 650               # emoji picker
   shot "$d" "member-emoji-$setup" final
 done
+echo "== a desktop notification: a private message while the window is not the active one" >&2
+d=:$((base + n)); n=$((n + 1))
+start_xvfb "$d"
+DISPLAY=$d dbus-run-session -- sh -c "dunst >/dev/null 2>&1 & sleep 0.5; NOTIFY_SECONDS=30 '$root/target/debug/examples/notification'" >"$work/notify.log" 2>&1 &
+pids+=($!)
+window "$d" >/dev/null
+sleep 4
+DISPLAY=$d import -window root -strip -define png:compression-level=9 "$out/member-notification.png"
+echo "   saved docs/screenshots/member-notification.png" >&2
 ls -l "$out" >&2

@@ -197,15 +197,6 @@ fn gui(args: Args) -> Result<()> {
     } else {
         remembered.relay.clone().unwrap_or(args.relay.clone())
     };
-    // The default room name gives way to the one used last time.
-    let room_name = if args.room_name == "TeamChat room" {
-        remembered
-            .room_name
-            .clone()
-            .unwrap_or(args.room_name.clone())
-    } else {
-        args.room_name.clone()
-    };
     let name = if args.name == "admin" {
         remembered.name.clone().unwrap_or(args.name.clone())
     } else {
@@ -218,7 +209,7 @@ fn gui(args: Args) -> Result<()> {
     let opts = ui::admin::AdminOptions {
         relay,
         relay_cert,
-        room_name,
+        room_name: args.room_name,
         name,
         room_password: args.room_password.map(Zeroizing::new),
         roster: args.roster,

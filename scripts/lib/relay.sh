@@ -98,7 +98,8 @@
 #   admin_invite FILE        prints the invite from an admin's --json output.
 #   start_xvfb DISPLAY...    starts Xvfb (1280x800x24, no TCP) on each
 #                            DISPLAY, appends to pids, then gives each up to
-#                            5 s to answer xdotool.
+#                            10 s to answer xdotool (dies with the end of its
+#                            log, $work/xvfbN.log, if one does not).
 
 die() {
   echo "${prog:-${0##*/}}: $*" >&2
@@ -331,13 +332,15 @@ for l in open(sys.argv[1]):
 start_xvfb() {
   local d
   for d in "$@"; do
-    Xvfb "$d" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
+    Xvfb "$d" -screen 0 1280x800x24 -nolisten tcp >"${work:-/tmp}/xvfb${d#:}.log" 2>&1 &
     pids+=("$!")
   done
   for d in "$@"; do
-    for _ in $(seq 100); do
+    for _ in $(seq 200); do
       DISPLAY=$d xdotool getdisplaygeometry >/dev/null 2>&1 && break
       sleep 0.05
     done
+    DISPLAY=$d xdotool getdisplaygeometry >/dev/null 2>&1 ||
+      die "no X server on $d: $(tail -n 3 "${work:-/tmp}/xvfb${d#:}.log" 2>/dev/null) $(pgrep -a Xvfb | tr '\n' ';')"
   done
 }

@@ -366,8 +366,8 @@ fn finish(
             s.name = Some(form.name.clone());
             s.relay = Some(form.relay_text.clone());
             s.relay_cert = Some(form.cert_text.clone());
-            s.room_name = Some(form.room_name.clone());
         });
+        settings::restore_notify(&win.room(), &settings::load(path), &room);
     }
     drop(st);
     let r = win.room();
@@ -421,6 +421,7 @@ pub fn run(
     let session = Rc::new(Session::new(rt.handle().clone()));
     session.set_options(driver);
     let app = AdminApp::new(opts, session.clone(), Some(rt.handle().clone()))?;
+    crate::notify::start();
     app.window.run()?;
     // The window is closed: tell the room we leave, then stop.
     if !session.leave(std::time::Duration::from_secs(3)) {

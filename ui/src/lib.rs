@@ -26,7 +26,7 @@ mod generated {
 
 pub use generated::{
     AdminWindow, BanRow, BannerKind, ChatLine, DirEntry, FileRow, LineKind, LineState, MemberRow,
-    MemberWindow, Moderation, PendingRow, Room, Theme, Transfers,
+    MemberWindow, Moderation, NotifyLevel, PendingRow, Room, Theme, Transfers,
 };
 
 pub mod admin;
@@ -34,6 +34,7 @@ pub mod keys;
 pub mod lines;
 pub mod member;
 pub mod moderation;
+pub mod notify;
 pub mod room;
 pub mod session;
 pub mod settings;

@@ -21,6 +21,22 @@ pub fn clock(ms: u64) -> String {
         .unwrap_or_default()
 }
 
+/// Local time of `ms` as HH:MM if it is today, else YYYY-MM-DD HH:MM.
+pub fn day_and_clock(ms: u64) -> String {
+    use chrono::TimeZone;
+    let Some(t) = i64::try_from(ms)
+        .ok()
+        .and_then(|ms| chrono::Local.timestamp_millis_opt(ms).single())
+    else {
+        return String::new();
+    };
+    if t.date_naive() == chrono::Local::now().date_naive() {
+        t.format("%H:%M").to_string()
+    } else {
+        t.format("%Y-%m-%d %H:%M").to_string()
+    }
+}
+
 /// Adds a line of our own (system note, warning) to the view, stamped now.
 pub fn note<T: RoomWindow>(win: &T, kind: LineKind, text: &str) {
     push_line(win, kind, "", text);

@@ -233,6 +233,7 @@ fn finish(
         .unwrap_or(Trust::Pinned);
     if let Some(path) = &st.opts.settings {
         let _ = settings::update(path, |s| s.name = Some(form.name.clone()));
+        settings::restore_notify(&win.room(), &settings::load(path), &form.invite.room);
     }
     drop(st);
     let cfg = MemberConfig {
@@ -289,6 +290,7 @@ pub fn run(
     let session = Rc::new(Session::new(rt.handle().clone()));
     session.set_options(driver);
     let app = MemberApp::new(opts, session.clone(), Some(rt.handle().clone()))?;
+    crate::notify::start();
     app.window.run()?;
     // The window is closed: tell the room we leave, then stop.
     if !session.leave(std::time::Duration::from_secs(3)) {

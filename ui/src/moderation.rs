@@ -23,12 +23,8 @@ pub fn install<T: RoomWindow>(win: &T, session: &std::rc::Rc<Session>) {
         let Some(win) = w.upgrade() else { return };
         match fp.parse::<Fingerprint>() {
             Ok(fp) => {
-                // The engine bans whom it removes: the list is asked for
-                // again, after the kick.
-                if let Err(e) = s
-                    .send(Command::Kick(fp, "removed by the admin".into()))
-                    .and_then(|()| s.send(Command::ListBans))
-                {
+                // The engine bans whom it removes, and says so (Bans).
+                if let Err(e) = s.send(Command::Kick(fp, "removed by the admin".into())) {
                     banner(&win, BannerKind::Error, &e);
                 }
             }
@@ -160,7 +156,7 @@ fn decide<T: RoomWindow>(win: &T, session: &Session, id: i32, approve: bool) {
     }
 }
 
-/// The engine's list of bans (after a kick, a lifted ban, or when the room
+/// The engine's list of bans (whenever it changes, and when the room
 /// opens): the admin window's Banned list, newest first.
 pub fn bans<T: RoomWindow>(win: &T, bans: &[common::engine::admin::Ban]) {
     let rows: Vec<BanRow> = bans
@@ -172,7 +168,7 @@ pub fn bans<T: RoomWindow>(win: &T, bans: &[common::engine::admin::Ban]) {
             safety_code: common::crypto::SafetyCode::of(&b.fingerprint)
                 .to_string()
                 .into(),
-            when: crate::lines::clock(b.at_ms).into(),
+            when: crate::lines::day_and_clock(b.at_ms).into(),
         })
         .collect();
     if let Some(m) = vec_model(&win.moderation().get_bans()) {

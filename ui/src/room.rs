@@ -129,6 +129,33 @@ pub fn install<T: RoomWindow>(
     });
 
     // A failed line, sent again as a new one (to the same conversation).
+    let (w, path) = (win.as_weak(), settings.clone());
+    room.on_notify_changed(move || {
+        let (Some(win), Some(path)) = (w.upgrade(), &path) else {
+            return;
+        };
+        let room = win.room();
+        let (id, level, text) = (
+            room.get_room_id().to_string(),
+            room.get_notify_level(),
+            room.get_notify_text(),
+        );
+        let kept = crate::settings::update(path, |s| {
+            s.notify_text = Some(text);
+            if !id.is_empty() {
+                s.notify
+                    .insert(id, crate::settings::level_name(level).into());
+            }
+        });
+        if let Err(e) = kept {
+            banner(
+                &win,
+                BannerKind::Warning,
+                &format!("could not remember the notification setting: {e}"),
+            );
+        }
+    });
+
     let (w, s) = (win.as_weak(), session.clone());
     room.on_resend(move |id| {
         let Some(win) = w.upgrade() else { return };
@@ -437,7 +464,6 @@ pub fn apply<T: RoomWindow>(win: &T, update: Update) {
             }
         }
         Update::Engine(e) => event(win, e),
-        Update::Warning(_) if room.get_removed() => {}
         Update::Warning(reason) => push_line(win, LineKind::Warning, "", &reason),
         Update::File(f) => crate::transfers::apply(win, f),
         Update::History { loaded, requested } => show_history(win, &loaded, requested),
@@ -498,12 +524,28 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
         } => {
             room.set_room_name(room_name.into());
             let me = room.get_my_fingerprint().to_string();
-            // A member's first epoch: the admin let us in (the admin's own
-            // first epoch is the room opening).
-            let admitted = room.get_epoch() == 0
-                && members
-                    .iter()
-                    .any(|m| !m.admin && m.fingerprint.to_string() == me);
+            // A member's first epoch, or the first since it was removed or
+            // denied: the admin let us in (the admin's own first epoch is
+            // the room opening).
+            let seated = members
+                .iter()
+                .any(|m| !m.admin && m.fingerprint.to_string() == me);
+            let admitted = seated && (room.get_epoch() == 0 || room.get_removed());
+            if admitted && room.get_removed() {
+                room.set_removed(false);
+                room.set_removed_title("".into());
+                room.set_removed_note("".into());
+                // The banner that said so is over too.
+                room.set_banner_kind(BannerKind::None);
+                room.set_connection(
+                    if room.get_online() {
+                        "connected"
+                    } else {
+                        "not connected"
+                    }
+                    .into(),
+                );
+            }
             let online = room.get_online();
             let old = room.get_members();
             let rows: Vec<MemberRow> = members
@@ -556,6 +598,7 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
         } => {
             set_typing(win, &from.fingerprint, false);
             push_line_at(win, LineKind::Message, &from.name, &text, sent_at_ms);
+            crate::notify::arrived(win, crate::notify::What::Line, &from.name, &text);
         }
         Event::Sent {
             id,
@@ -586,6 +629,7 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
                 &text,
                 sent_at_ms,
             );
+            crate::notify::arrived(win, crate::notify::What::Private, &from.name, &text);
         }
         Event::PrivateSent {
             id,
@@ -610,7 +654,7 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
                 win,
                 "The admin did not let you in",
                 &format!(
-                    "Their answer: {}. To ask again, open TeamChat again with the same invite; the admin decides each time.",
+                    "Their answer: \"{}\". TeamChat asks again by itself the next time the admin's app announces the room (closing this window stops it); the admin decides each time.",
                     printable(&reason)
                 ),
             );
@@ -625,7 +669,7 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
                 win,
                 "You were removed from the room",
                 &format!(
-                    "The admin's words: \"{}\". Your key is banned here: you see nothing more of this room, and can come back only if the admin lifts the ban and approves you again. Your history and identity are not affected.",
+                    "The admin's words: \"{}\". Your key is banned here: you see nothing more of this room. TeamChat asks to come back by itself when the admin's app next announces the room, and the admin is told you were removed before; only the admin can let you back in. Your history and identity are not affected.",
                     printable(&reason)
                 ),
             );
@@ -657,8 +701,9 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
             );
         }
         // Out of the room, every later line of it is one we cannot read:
-        // that is said once, in the panel, not once per line.
-        Event::Warning(_) if room.get_removed() => {}
+        // that is said once, in the panel, not once per line. (Every other
+        // warning still shows: a gap, a forged frame.)
+        Event::Warning(Warning::Dropped(_)) if room.get_removed() => {}
         Event::Warning(w) => {
             if w == Warning::AdminDisconnected {
                 set_admin_online(win, false);

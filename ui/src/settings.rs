@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::NotifyLevel;
+
 /// Environment variable naming the settings file.
 pub const SETTINGS_ENV: &str = "TEAMCHAT_SETTINGS";
 
@@ -22,8 +24,46 @@ pub struct Settings {
     pub relay: Option<String>,
     /// Last relay certificate file or pin (admin).
     pub relay_cert: Option<String>,
-    /// Last room name (admin).
-    pub room_name: Option<String>,
+    /// Whether notifications show the message's text (`None`: not chosen,
+    /// off).
+    pub notify_text: Option<bool>,
+    /// What notifies, per room: "mentions", "all" or "nothing" (a room
+    /// not here: mentions). Keyed by [`room_key`], so the file names no
+    /// room.
+    pub notify: std::collections::BTreeMap<String, String>,
+}
+
+/// The key a room's entries are kept under: a hash of its id (16 bytes
+/// of SHA-256, hex), never the id itself (an id lets anyone knock on the
+/// room at its relay).
+pub fn room_key(room: &common::RoomId) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(b"teamchat/v1/settings-room");
+    h.update(room.0);
+    hex::encode(&h.finalize()[..16])
+}
+
+/// The word a [`NotifyLevel`] is remembered by.
+pub fn level_name(level: NotifyLevel) -> &'static str {
+    match level {
+        NotifyLevel::Mentions => "mentions",
+        NotifyLevel::All => "all",
+        NotifyLevel::Nothing => "nothing",
+    }
+}
+
+/// Sets `room`'s notification settings from what `settings` remember for
+/// the room `id`, and the key they are remembered under.
+pub fn restore_notify(room: &crate::Room<'_>, settings: &Settings, id: &common::RoomId) {
+    let id = room_key(id);
+    room.set_room_id(id.as_str().into());
+    room.set_notify_text(settings.notify_text.unwrap_or(false));
+    room.set_notify_level(match settings.notify.get(&id).map(String::as_str) {
+        Some("all") => NotifyLevel::All,
+        Some("nothing") => NotifyLevel::Nothing,
+        _ => NotifyLevel::Mentions,
+    });
 }
 
 impl Settings {

@@ -247,16 +247,20 @@ fn start_dir() -> PathBuf {
         return PathBuf::from("/");
     };
     let home = u.home_dir().to_path_buf();
-    let found = [
-        u.document_dir(),
-        u.desktop_dir(),
-        u.download_dir(),
-        Some(home.as_path()),
-    ]
-    .into_iter()
-    .flatten()
-    .find(|d| list_dir(d).is_ok_and(|(_, entries)| !entries.is_empty()))
-    .map(Path::to_path_buf);
+    // Something shows: a name not hidden among its first few hundred (no
+    // sorting, no metadata: this runs on the UI thread).
+    let shows = |d: &Path| {
+        std::fs::read_dir(d).is_ok_and(|r| {
+            r.flatten()
+                .take(256)
+                .any(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        })
+    };
+    let found = [u.document_dir(), u.desktop_dir(), u.download_dir()]
+        .into_iter()
+        .flatten()
+        .find(|d| shows(d))
+        .map(Path::to_path_buf);
     found.unwrap_or(home)
 }
 
@@ -352,29 +356,9 @@ pub fn file_drop<T: RoomWindow>(win: &T, drop: FileDrop) {
     }
 }
 
-/// Delivers the window system's file drops (winit's `HoveredFile`,
-/// `HoveredFileCancelled`, `DroppedFile`) to [`file_drop`]. A no-op for a
-/// window that is not backed by winit (the headless test backend).
-fn watch_file_drops<T: RoomWindow>(win: &T) {
-    use slint::winit_030::{winit::event::WindowEvent, EventResult, WinitWindowAccessor};
-    let w = win.as_weak();
-    win.window().on_winit_window_event(move |_, event| {
-        let drop = match event {
-            WindowEvent::HoveredFile(_) => FileDrop::Hover,
-            WindowEvent::HoveredFileCancelled => FileDrop::Cancelled,
-            WindowEvent::DroppedFile(path) => FileDrop::Dropped(path.clone()),
-            _ => return EventResult::Propagate,
-        };
-        if let Some(win) = w.upgrade() {
-            file_drop(&win, drop);
-        }
-        EventResult::PreventDefault
-    });
-}
-
 /// Wires the Files list and the chooser to the session.
 pub fn install<T: RoomWindow>(win: &T, session: &Rc<Session>) {
-    watch_file_drops(win);
+    crate::window::watch_window_events(win);
     let files = win.transfers();
     files.set_files(ModelRc::new(VecModel::<FileRow>::default()));
     files.set_chooser_entries(ModelRc::new(VecModel::<DirEntry>::default()));

@@ -68,3 +68,32 @@ pub fn banner<T: RoomWindow>(win: &T, kind: BannerKind, text: &str) {
     room.set_banner_kind(kind);
     room.set_banner_text(SharedString::from(printable(&cut(text, MAX_BANNER))));
 }
+
+/// Delivers the window system's events the room needs: file drops
+/// (winit's `HoveredFile`, `HoveredFileCancelled`, `DroppedFile`) to
+/// [`crate::transfers::file_drop`], and whether the window is the active
+/// one (`Focused`) to `Room.window-active` (no notifications while it is).
+/// A no-op for a window that is not backed by winit (the headless test
+/// backend, where tests set `window-active` themselves).
+pub fn watch_window_events<T: RoomWindow>(win: &T) {
+    use crate::transfers::{file_drop, FileDrop};
+    use slint::winit_030::{winit::event::WindowEvent, EventResult, WinitWindowAccessor};
+    let w = win.as_weak();
+    win.window().on_winit_window_event(move |_, event| {
+        let Some(win) = w.upgrade() else {
+            return EventResult::Propagate;
+        };
+        let drop = match event {
+            WindowEvent::Focused(active) => {
+                win.room().set_window_active(*active);
+                return EventResult::Propagate;
+            }
+            WindowEvent::HoveredFile(_) => FileDrop::Hover,
+            WindowEvent::HoveredFileCancelled => FileDrop::Cancelled,
+            WindowEvent::DroppedFile(path) => FileDrop::Dropped(path.clone()),
+            _ => return EventResult::Propagate,
+        };
+        file_drop(&win, drop);
+        EventResult::PreventDefault
+    });
+}

@@ -5,9 +5,10 @@
 //! renderer draws blank). Each font set-up runs in a child process of this
 //! test binary, because fontconfig reads `FONTCONFIG_FILE` once per
 //! process; the child draws the window and measures the ink in each emoji's
-//! cell. The control: in the Noto set-up, text asked to use Noto Color
-//! Emoji itself must come out blank, which shows the measure sees a blank
-//! glyph for what it is.
+//! cell: every cell has ink, and no two cells the same pixels (a missing
+//! glyph is the same box in every cell). The control: in the Noto set-up,
+//! text asked to use Noto Color Emoji itself must come out blank, which
+//! shows the measure sees a blank glyph for what it is.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -46,6 +47,8 @@ fn probe_with(fonts: &[&str]) -> String {
             );
         }
     }
+    // As a stock desktop's fontconfig: sans-serif is DejaVu Sans.
+    xml += "  <alias><family>sans-serif</family><prefer><family>DejaVu Sans</family></prefer></alias>\n";
     xml += &format!(
         "  <cachedir>{}</cachedir>\n</fontconfig>\n",
         dir.path().join("cache").display()
@@ -83,7 +86,28 @@ fn inks(out: &str) -> Vec<(String, usize)> {
         .collect()
 }
 
+/// The probe's lines `mask <what> <hash>`: each picker cell's ink pattern.
+fn masks(out: &str) -> Vec<(String, String)> {
+    out.lines()
+        .filter_map(|l| {
+            let mut w = l[l.find("mask ")? + 5..].rsplitn(2, ' ');
+            let hash = w.next()?.to_string();
+            Some((w.next()?.to_string(), hash))
+        })
+        .collect()
+}
+
 fn assert_all_drawn(out: &str) {
+    // Each emoji draws its own glyph: a missing one would be the font's
+    // "missing glyph" box, the same in every cell it is missing from.
+    let masks = masks(out);
+    assert_eq!(masks.len(), 24, "every picker cell measured:\n{out}");
+    let mut seen = std::collections::HashMap::new();
+    for (what, hash) in &masks {
+        if let Some(other) = seen.insert(hash.clone(), what.clone()) {
+            panic!("{what} and {other} draw the same pixels (a missing-glyph box?):\n{out}");
+        }
+    }
     let inks = inks(out);
     let drawn: Vec<_> = inks
         .iter()
@@ -125,12 +149,13 @@ fn emoji_render_with_noto_color_emoji_installed() {
     );
 }
 
-/// Ink in a rectangle: pixels far from the colour at its top-left corner.
-fn ink(
+/// Which pixels of a rectangle, row by row, are far from the colour at its
+/// top-left corner (the background there).
+fn far(
     shot: &SharedPixelBuffer<Rgba8Pixel>,
     pos: slint::LogicalPosition,
     size: slint::LogicalSize,
-) -> usize {
+) -> Vec<bool> {
     let (w, h) = (shot.width() as usize, shot.height() as usize);
     let px = shot.as_slice();
     let x0 = (pos.x.max(0.) as usize).min(w);
@@ -138,17 +163,41 @@ fn ink(
     let x1 = ((pos.x + size.width) as usize).min(w);
     let y1 = ((pos.y + size.height) as usize).min(h);
     if x0 >= x1 || y0 >= y1 {
-        return 0;
+        return Vec::new();
     }
     let bg = px[y0 * w + x0];
-    let far = |p: &Rgba8Pixel| {
-        let d = |a: u8, b: u8| i32::from(a).abs_diff(i32::from(b));
-        d(p.r, bg.r) + d(p.g, bg.g) + d(p.b, bg.b) > 120
-    };
-    (y0 + 2..y1.saturating_sub(2))
-        .flat_map(|y| (x0 + 2..x1.saturating_sub(2)).map(move |x| (x, y)))
-        .filter(|&(x, y)| far(&px[y * w + x]))
-        .count()
+    let d = |a: u8, b: u8| i32::from(a).abs_diff(i32::from(b));
+    (y0..y1)
+        .flat_map(|y| (x0..x1).map(move |x| (x, y)))
+        .map(|(x, y)| {
+            let p = px[y * w + x];
+            d(p.r, bg.r) + d(p.g, bg.g) + d(p.b, bg.b) > 120
+        })
+        .collect()
+}
+
+/// The pattern of ink in a rectangle, as a hash.
+fn mask(
+    shot: &SharedPixelBuffer<Rgba8Pixel>,
+    pos: slint::LogicalPosition,
+    size: slint::LogicalSize,
+) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    far(shot, pos, size).hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Ink in a rectangle, 2 pixels in from its edges (clear of a cell's
+/// border): the pixels far from the background.
+fn ink(
+    shot: &SharedPixelBuffer<Rgba8Pixel>,
+    pos: slint::LogicalPosition,
+    size: slint::LogicalSize,
+) -> usize {
+    let inner = slint::LogicalPosition::new(pos.x + 2., pos.y + 2.);
+    let size = slint::LogicalSize::new(size.width - 4., size.height - 4.);
+    far(shot, inner, size).into_iter().filter(|f| *f).count()
 }
 
 slint::slint! {
@@ -198,8 +247,11 @@ fn probe() {
             "ink {label} {}",
             ink(&shot, cell.absolute_position(), cell.size())
         );
+        println!(
+            "mask {label} {:x}",
+            mask(&shot, cell.absolute_position(), cell.size())
+        );
     }
-    // The received line's text, in its bubble.
     // The received line: the first emoji of its text row, at the bubble's
     // left (row padding 12 + bubble padding 10) and bottom (3 + 6), clear
     // of the sender's name above it.

@@ -539,6 +539,62 @@ fn a_removed_key_asking_again_is_flagged_in_the_approval_prompt() {
     assert_eq!(banned_flags(&net), vec![("carol".into(), true)]);
 }
 
+/// The ban list is told whenever it changes, not only when asked: after a
+/// kick, and after an approval by hand lets a banned key back in (the
+/// admin window's Banned list follows these events). And the others are
+/// told the member was removed, not that they left; once let back in and
+/// gone again of their own accord, that they left.
+#[test]
+fn the_ban_list_is_told_whenever_it_changes() {
+    let (mut net, ids) = room_with(&[(0, "alice"), (2, "carol")]);
+    let (alice, carol) = (ids[0], ids[1]);
+    let carol_fp = key(2).public().fingerprint();
+    let last_bans = |net: &Net| -> Option<Vec<String>> {
+        net.nodes[0].events.iter().rev().find_map(|e| match e {
+            Event::Bans(b) => Some(b.iter().map(|b| b.name.clone()).collect()),
+            _ => None,
+        })
+    };
+    assert_eq!(last_bans(&net), None);
+    net.command(0, Command::Kick(carol_fp, "out".into()));
+    assert_eq!(last_bans(&net), Some(vec!["carol".to_string()]));
+    for who in [0, alice] {
+        assert!(
+            net.nodes[who]
+                .events
+                .iter()
+                .any(|e| matches!(e, Event::MemberRemoved(m) if m.name == "carol")),
+            "node {who} is told carol was removed"
+        );
+    }
+    net.disconnect(carol);
+    net.nodes[0].events.clear();
+    net.reconnect(carol);
+    let id = net.nodes[0]
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::PendingApproval {
+                id, banned: true, ..
+            } => Some(*id),
+            _ => None,
+        })
+        .expect("carol asks again, flagged");
+    net.command(0, Command::Approve(id));
+    assert_eq!(last_bans(&net), Some(vec![]), "the ban is lifted");
+    assert!(roster(&net, alice).contains(&"carol".to_string()));
+    net.nodes[alice].events.clear();
+    net.command(carol, Command::Leave);
+    net.disconnect(carol);
+    assert!(
+        net.nodes[alice]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::MemberLeft(m) if m.name == "carol")),
+        "let back in, then gone of her own accord: she left"
+    );
+}
+
 /// The final hostile review (helper 5): each finding played as described.
 mod final_review {
     use super::*;

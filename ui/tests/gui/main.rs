@@ -182,10 +182,15 @@ fn joined(f: &Fixture) -> MemberApp {
 
 /// The epoch that seats alice, boss the admin and bob.
 fn let_in(w: &ui::MemberWindow) {
+    let_in_at(w, 2);
+}
+
+/// [`let_in`] at `epoch`.
+fn let_in_at(w: &ui::MemberWindow, epoch: u64) {
     ui::room::apply(
         w,
         Update::Engine(Event::Epoch {
-            epoch: 2,
+            epoch,
             room_name: "launch team".into(),
             members: vec![
                 info(0, "boss", true),

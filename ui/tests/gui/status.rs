@@ -167,6 +167,28 @@ fn connection_state_and_warnings_are_visible() {
     assert_eq!(room.get_lines().row_count(), before, "no warning per line");
     let input = one(w, "Message input");
     assert!(!input.accessible_enabled().unwrap_or(true));
+    // A gap is still said, removed or not.
+    ui::room::apply(
+        w,
+        Update::Engine(Event::Warning(Warning::EpochsMissed { from: 3, to: 4 })),
+    );
+    assert_eq!(room.get_lines().row_count(), before + 1, "a gap is said");
+    // Let back in (the app asked again, the admin approved): the room is
+    // as before, and says so.
+    let_in_at(w, 5);
+    settle();
+    assert!(!room.get_removed());
+    assert!(room.get_can_send());
+    assert!(labels_starting(w, "You were removed").is_empty());
+    assert_eq!(
+        labels_starting(w, "Member alice").len(),
+        1,
+        "the list is back"
+    );
+    assert_eq!(room.get_connection(), "connected");
+    let lines = room.get_lines();
+    let last = lines.row_data(lines.row_count() - 1).unwrap();
+    assert!(last.text.starts_with("you're in"), "{}", last.text);
 }
 
 /// Waiting to be let in, the member sees its own safety code (the admin is
@@ -341,4 +363,82 @@ fn the_newest_line_stays_in_view_across_resizes() {
         assert!(shows("line 60"), "the newest line at {width}x{height}");
         assert!(!shows("line 1"), "not the oldest at {width}x{height}");
     }
+}
+
+/// Notifications: a room at its default setting notifies of private
+/// messages only, never while the window is the active one, with the room
+/// and the sender but not the text unless asked; the settings panel
+/// changes that and remembers it (under a hash of the room id).
+#[test]
+fn notifications_follow_the_room_setting_and_the_window_focus() {
+    ui::notify::keep();
+    let f = fixture();
+    let app = joined(&f);
+    let w = &app.window;
+    let room = w.global::<Room>();
+    let private = |text: &str, seq: u64| {
+        ui::room::apply(
+            w,
+            Update::Engine(Event::Private {
+                from: info(2, "bob", false),
+                text: text.into(),
+                sent_at_ms: 1_764_620_000_000,
+                epoch: 2,
+                seq,
+            }),
+        )
+    };
+    let line = |text: &str, seq: u64| {
+        ui::room::apply(
+            w,
+            Update::Engine(Event::Message {
+                from: info(2, "bob", false),
+                text: text.into(),
+                sent_at_ms: 1_764_620_000_000,
+                epoch: 2,
+                seq,
+            }),
+        )
+    };
+    private("while active", 1);
+    assert!(
+        ui::notify::kept().is_empty(),
+        "the window is the active one"
+    );
+    room.set_window_active(false);
+    private("the code is 4471", 2);
+    line("a room line", 3);
+    let kept = ui::notify::kept();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0].summary, "TeamChat · launch team");
+    assert_eq!(kept[0].body, "bob wrote to you privately");
+
+    // The panel: every message, with its text.
+    one(w, "Notification settings").invoke_accessible_default_action();
+    settle();
+    let show_text = one(w, "Show the message's text in notifications");
+    show_text.invoke_accessible_default_action();
+    settle();
+    assert!(room.get_notify_text());
+    room.set_notify_level(ui::NotifyLevel::All);
+    room.invoke_notify_changed();
+    line("a room line", 4);
+    let kept = ui::notify::kept();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0].body, "bob: a room line");
+    let saved = ui::settings::load(&f.settings());
+    assert_eq!(saved.notify_text, Some(true));
+    assert_eq!(
+        saved.notify.values().collect::<Vec<_>>(),
+        vec!["all"],
+        "{saved:?}"
+    );
+    let raw = std::fs::read_to_string(f.settings()).unwrap();
+    assert!(
+        !raw.contains(&hex::encode([9u8; 16])) && !raw.contains(&format!("{:?}", [9u8; 16])),
+        "the file names no room: {raw}"
+    );
+    room.set_notify_level(ui::NotifyLevel::Nothing);
+    private("quiet now", 5);
+    assert!(ui::notify::kept().is_empty());
 }

@@ -238,25 +238,14 @@ impl Admin {
             admin: false,
         }))
         .collect();
-        let state = match EpochState::from_participants(
-            &room,
-            epoch,
-            &session,
-            &self.cfg.room_name,
-            people,
-            now_ms,
-        ) {
-            Ok(mut s) => {
-                if let EpochCause::Kicked(fp) = roster.cause {
-                    s.removed = Some(fp);
+        let state =
+            match EpochState::from_participants(&room, epoch, &session, &roster, people, now_ms) {
+                Ok(s) => s,
+                Err(e) => {
+                    out.push(error(format!("cannot install the epoch: {e}")));
+                    return false;
                 }
-                s
-            }
-            Err(e) => {
-                out.push(error(format!("cannot install the epoch: {e}")));
-                return false;
-            }
-        };
+            };
         // Nothing is installed unless the whole epoch can be sent.
         let mut frames = Vec::new();
         if !self

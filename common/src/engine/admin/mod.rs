@@ -363,11 +363,16 @@ impl Admin {
         self.state.bans.iter().any(|b| b.fingerprint == *fp)
     }
 
-    fn unban(&mut self, fp: &Fingerprint) -> bool {
+    /// Lifts `fp`'s ban, if any; the new list goes out as an event (the
+    /// window's Banned list follows it).
+    fn unban(&mut self, fp: &Fingerprint, out: &mut Vec<Action>) -> bool {
         let before = self.state.bans.len();
         self.state.bans.retain(|b| b.fingerprint != *fp);
         let lifted = self.state.bans.len() != before;
         self.state_dirty |= lifted;
+        if lifted {
+            out.push(Action::Event(Event::Bans(self.state.bans.clone())));
+        }
         lifted
     }
 
@@ -474,7 +479,7 @@ impl Admin {
             Command::Approve(id) => match self.pending.remove(&id) {
                 Some(p) => {
                     // A decision by hand lifts a ban.
-                    self.unban(&p.key.fingerprint());
+                    self.unban(&p.key.fingerprint(), &mut out);
                     self.seat(now_ms, p, None, &mut out)
                 }
                 None => out.push(error(format!("no pending request {id}"))),
@@ -535,7 +540,6 @@ impl Admin {
                         self.pending.retain(|_, p| p.key.fingerprint() != fp);
                         let name = pending.unwrap_or_else(|| format!("({})", fp.short()));
                         self.ban(now_ms, fp, name, &mut out);
-                        out.push(Action::Event(Event::Bans(self.state.bans.clone())));
                     }
                 }
             }
@@ -544,9 +548,8 @@ impl Admin {
             }
             Command::ListBans => out.push(Action::Event(Event::Bans(self.state.bans.clone()))),
             Command::Unban(fp) => {
-                if self.unban(&fp) {
+                if self.unban(&fp, &mut out) {
                     self.approved.remove(&fp);
-                    out.push(Action::Event(Event::Bans(self.state.bans.clone())));
                 } else {
                     out.push(error(format!("{} is not banned", fp.short())));
                 }
@@ -587,6 +590,7 @@ impl Admin {
             name,
             at_ms: now_ms,
         });
+        out.push(Action::Event(Event::Bans(self.state.bans.clone())));
         if let Some(k) = &self.password_key {
             if !compromised(&self.state, k, &self.cfg.room) {
                 if self.state.compromised.len() >= MAX_COMPROMISED {

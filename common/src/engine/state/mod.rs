@@ -97,12 +97,7 @@ impl EpochState {
             .iter()
             .map(participant)
             .collect::<Result<Vec<_>, _>>()?;
-        let mut state =
-            Self::from_participants(room, epoch, key, &roster.room_name, people, now_ms)?;
-        if let EpochCause::Kicked(fp) = roster.cause {
-            state.removed = Some(fp);
-        }
-        Ok(state)
+        Self::from_participants(room, epoch, key, roster, people, now_ms)
     }
 
     /// An epoch from already-parsed participants (the admin's own install:
@@ -111,7 +106,7 @@ impl EpochState {
         room: &RoomId,
         epoch: u64,
         key: &SessionKey,
-        room_name: &str,
+        roster: &Roster,
         people: Vec<Participant>,
         now_ms: u64,
     ) -> Result<Self, RosterError> {
@@ -126,14 +121,17 @@ impl EpochState {
         }
         Ok(EpochState {
             epoch,
-            room_name: clean_name(room_name),
+            room_name: clean_name(&roster.room_name),
             keys: key.epoch_keys(room, epoch),
             members,
             order,
             last_seq: HashMap::new(),
             last_private_seq: HashMap::new(),
             since_ms: now_ms,
-            removed: None,
+            removed: match roster.cause {
+                EpochCause::Kicked(fp) => Some(fp),
+                _ => None,
+            },
         })
     }
 
@@ -473,6 +471,8 @@ impl Core {
         if let Some(old) = &self.current {
             for fp in &next.order {
                 if !old.members.contains_key(fp) {
+                    // Let back in: no longer one of the removed.
+                    self.outbox.removed.remove(fp);
                     if let Some(p) = next.members.get(fp) {
                         out.push(Action::Event(Event::MemberJoined(p.info())));
                     }
@@ -482,7 +482,11 @@ impl Core {
             for fp in &old.order {
                 if !next.members.contains_key(fp) {
                     if let Some(p) = old.members.get(fp) {
-                        out.push(Action::Event(if next.removed == Some(*fp) {
+                        // Removed by the admin: this epoch's signed cause,
+                        // or the admin's signed notice, should the epoch
+                        // that removed them never have reached us.
+                        let removed = next.removed == Some(*fp) || self.outbox.removed.contains(fp);
+                        out.push(Action::Event(if removed {
                             Event::MemberRemoved(p.info())
                         } else {
                             Event::MemberLeft(p.info())

@@ -1,0 +1,201 @@
+//! Desktop notifications (issue 23), through the desktop's standard
+//! notification service: the freedesktop `org.freedesktop.Notifications`
+//! D-Bus interface, by `notify-rust` (pure Rust, over zbus).
+//!
+//! What notifies is the room's setting ([`NotifyLevel`]: every line, or
+//! only lines for us, or nothing; by default lines for us: private
+//! messages and, once mentions exist, mentions), and only while the window
+//! is not the active one. A notification names the room and the sender;
+//! the message's text only if the user turned that on (default off: the
+//! text would be on screen outside the window, and may stay in the
+//! desktop's notification history, out of TeamChat's encryption).
+//!
+//! D-Bus calls block: they run on a thread of their own, never on the UI
+//! thread. With no notification service the app goes on silently, with one
+//! line in the log.
+
+use std::cell::RefCell;
+use std::sync::mpsc;
+
+use crate::window::RoomWindow;
+use crate::NotifyLevel;
+
+/// Notifications waiting for the service, at most (more are dropped: a
+/// flood of lines is one notification's worth of news).
+const QUEUE: usize = 16;
+
+/// What arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum What {
+    /// A line to the room.
+    Line,
+    /// A private message to us.
+    Private,
+}
+
+/// Whether `what` notifies at `level` while the window is `active`.
+pub fn wanted(level: NotifyLevel, what: What, active: bool) -> bool {
+    !active
+        && match level {
+            NotifyLevel::All => true,
+            NotifyLevel::Mentions => what == What::Private,
+            NotifyLevel::Nothing => false,
+        }
+}
+
+/// One notification: its title and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// "TeamChat · ROOM".
+    pub summary: String,
+    /// Who, and the text only when the user asked for it.
+    pub body: String,
+}
+
+/// The notification for `what` from `sender` in `room`; `text` is shown
+/// only with `show_text`.
+pub fn note(room: &str, what: What, sender: &str, text: &str, show_text: bool) -> Note {
+    let sender = common::engine::printable(sender);
+    let summary = if room.is_empty() {
+        "TeamChat".to_string()
+    } else {
+        format!("TeamChat · {}", common::engine::printable(room))
+    };
+    let body = match (what, show_text) {
+        (What::Private, false) => format!("{sender} wrote to you privately"),
+        (What::Line, false) => format!("{sender} wrote in the room"),
+        (What::Private, true) => format!("{sender} (privately): {}", cut(text)),
+        (What::Line, true) => format!("{sender}: {}", cut(text)),
+    };
+    Note { summary, body }
+}
+
+/// The first 200 characters of a line, on one line. Markup-capable
+/// services read `<`, `>` and `&` as markup: they are escaped.
+fn cut(text: &str) -> String {
+    let one_line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect();
+    one_line
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Where notifications go.
+#[derive(Debug)]
+enum Sink {
+    /// The desktop's notification service, from a thread of its own.
+    Desktop(mpsc::SyncSender<Note>),
+    /// Kept in memory (the UI tests).
+    Kept(Vec<Note>),
+}
+
+thread_local! {
+    // The UI thread's sink: set once by `start` or `keep`.
+    static SINK: RefCell<Option<Sink>> = const { RefCell::new(None) };
+}
+
+/// Sends this thread's notifications to the desktop's notification service
+/// (a worker thread makes the D-Bus calls). Call once, on the UI thread.
+pub fn start() {
+    let (tx, rx) = mpsc::sync_channel::<Note>(QUEUE);
+    let spawned = std::thread::Builder::new()
+        .name("teamchat-notify".into())
+        .spawn(move || {
+            let mut said = false;
+            for n in rx {
+                let shown = notify_rust::Notification::new()
+                    .appname("TeamChat")
+                    .summary(&n.summary)
+                    .body(&n.body)
+                    .icon("mail-message-new")
+                    .show();
+                if let Err(e) = shown {
+                    if !said {
+                        eprintln!("notifications: none shown: no notification service ({e})");
+                        said = true;
+                    }
+                }
+            }
+        });
+    match spawned {
+        Ok(_) => SINK.with(|s| *s.borrow_mut() = Some(Sink::Desktop(tx))),
+        Err(e) => eprintln!("notifications: none shown: cannot start their thread ({e})"),
+    }
+}
+
+/// Keeps this thread's notifications in memory instead (the UI tests);
+/// [`kept`] hands them over.
+pub fn keep() {
+    SINK.with(|s| *s.borrow_mut() = Some(Sink::Kept(Vec::new())));
+}
+
+/// The notifications kept since [`keep`] or the last call.
+pub fn kept() -> Vec<Note> {
+    SINK.with(|s| match &mut *s.borrow_mut() {
+        Some(Sink::Kept(v)) => std::mem::take(v),
+        _ => Vec::new(),
+    })
+}
+
+/// Something arrived in `win`'s room: a notification if the room's setting
+/// wants one and the window is not the active one.
+pub fn arrived<T: RoomWindow>(win: &T, what: What, sender: &str, text: &str) {
+    let room = win.room();
+    if !wanted(room.get_notify_level(), what, room.get_window_active()) {
+        return;
+    }
+    let n = note(
+        &room.get_room_name(),
+        what,
+        sender,
+        text,
+        room.get_notify_text(),
+    );
+    SINK.with(|s| match &mut *s.borrow_mut() {
+        Some(Sink::Desktop(tx)) => {
+            // Full: the service is slow or gone; this one is dropped.
+            let _ = tx.try_send(n);
+        }
+        Some(Sink::Kept(v)) => v.push(n),
+        None => {}
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_lines_for_us_by_default_and_never_while_active() {
+        use NotifyLevel::*;
+        assert!(wanted(Mentions, What::Private, false));
+        assert!(!wanted(Mentions, What::Line, false));
+        assert!(
+            !wanted(Mentions, What::Private, true),
+            "the window is active"
+        );
+        assert!(wanted(All, What::Line, false));
+        assert!(!wanted(All, What::Line, true));
+        assert!(!wanted(Nothing, What::Private, false));
+    }
+
+    #[test]
+    fn the_text_only_when_asked_and_escaped() {
+        let n = note(
+            "launch team",
+            What::Private,
+            "bob",
+            "the <b>code</b> is 42",
+            false,
+        );
+        assert_eq!(n.summary, "TeamChat · launch team");
+        assert_eq!(n.body, "bob wrote to you privately");
+        assert!(!n.body.contains("42"));
+        let n = note("launch team", What::Line, "bob", "a <b>\nb</b> & c", true);
+        assert_eq!(n.body, "bob: a &lt;b&gt; b&lt;/b&gt; &amp; c");
+    }
+}
