@@ -20,8 +20,8 @@ use std::sync::mpsc;
 use crate::window::RoomWindow;
 use crate::NotifyLevel;
 
-/// Notifications waiting for the service, at most (more are dropped: a
-/// flood of lines is one notification's worth of news).
+/// Notifications waiting for the service, at most: more are dropped while
+/// the service is slow or gone (memory and threads stay bounded).
 const QUEUE: usize = 16;
 
 /// What arrived.
@@ -55,7 +55,9 @@ pub struct Note {
 /// The notification for `what` from `sender` in `room`; `text` is shown
 /// only with `show_text`.
 pub fn note(room: &str, what: What, sender: &str, text: &str, show_text: bool) -> Note {
-    let sender = common::engine::printable(sender);
+    // The body may be read as markup: the sender's name (chosen by a
+    // member) is escaped like the text; the summary is plain text.
+    let sender = escape(&common::engine::printable(sender));
     let summary = if room.is_empty() {
         "TeamChat".to_string()
     } else {
@@ -70,25 +72,39 @@ pub fn note(room: &str, what: What, sender: &str, text: &str, show_text: bool) -
     Note { summary, body }
 }
 
-/// The first 200 characters of a line, on one line. Markup-capable
-/// services read `<`, `>` and `&` as markup: they are escaped.
+/// The first 200 characters of a line, cleaned (no control or direction
+/// characters), on one line, escaped.
 fn cut(text: &str) -> String {
-    let one_line: String = text
+    let one_line: String = common::engine::printable(text)
         .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| if c.is_whitespace() { ' ' } else { c })
         .take(200)
         .collect();
-    one_line
-        .replace('&', "&amp;")
+    escape(&one_line)
+}
+
+/// Services that show markup read `<`, `>` and `&` in the body as markup
+/// (the notification spec's `body-markup`): escaped, they show as written.
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+/// What the notification thread is asked to do.
+#[derive(Debug)]
+enum Job {
+    /// Show this.
+    Show(Note),
+    /// Say when everything before has been handed to the service.
+    Flush(mpsc::SyncSender<()>),
 }
 
 /// Where notifications go.
 #[derive(Debug)]
 enum Sink {
     /// The desktop's notification service, from a thread of its own.
-    Desktop(mpsc::SyncSender<Note>),
+    Desktop(mpsc::SyncSender<Job>),
     /// Kept in memory (the UI tests).
     Kept(Vec<Note>),
 }
@@ -101,17 +117,28 @@ thread_local! {
 /// Sends this thread's notifications to the desktop's notification service
 /// (a worker thread makes the D-Bus calls). Call once, on the UI thread.
 pub fn start() {
-    let (tx, rx) = mpsc::sync_channel::<Note>(QUEUE);
+    let (tx, rx) = mpsc::sync_channel::<Job>(QUEUE);
     let spawned = std::thread::Builder::new()
         .name("teamchat-notify".into())
         .spawn(move || {
             let mut said = false;
-            for n in rx {
+            for job in rx {
+                let n = match job {
+                    Job::Show(n) => n,
+                    Job::Flush(done) => {
+                        let _ = done.send(());
+                        continue;
+                    }
+                };
+                // Transient: kept out of the desktop's notification
+                // history where the service honours it.
                 let shown = notify_rust::Notification::new()
                     .appname("TeamChat")
                     .summary(&n.summary)
                     .body(&n.body)
                     .icon("mail-message-new")
+                    .hint(notify_rust::Hint::Category("im.received".into()))
+                    .hint(notify_rust::Hint::Transient(true))
                     .show();
                 if let Err(e) = shown {
                     if !said {
@@ -125,6 +152,17 @@ pub fn start() {
         Ok(_) => SINK.with(|s| *s.borrow_mut() = Some(Sink::Desktop(tx))),
         Err(e) => eprintln!("notifications: none shown: cannot start their thread ({e})"),
     }
+}
+
+/// Waits up to `within` for the notifications asked for so far to be handed
+/// to the service (before the app exits). True when they were.
+pub fn flush(within: std::time::Duration) -> bool {
+    let (done_tx, done_rx) = mpsc::sync_channel(1);
+    let sent = SINK.with(|s| match &*s.borrow() {
+        Some(Sink::Desktop(tx)) => tx.send(Job::Flush(done_tx)).is_ok(),
+        _ => false,
+    });
+    sent && done_rx.recv_timeout(within).is_ok()
 }
 
 /// Keeps this thread's notifications in memory instead (the UI tests);
@@ -145,7 +183,7 @@ pub fn kept() -> Vec<Note> {
 /// wants one and the window is not the active one.
 pub fn arrived<T: RoomWindow>(win: &T, what: What, sender: &str, text: &str) {
     let room = win.room();
-    if !wanted(room.get_notify_level(), what, room.get_window_active()) {
+    if !wanted(room.get_notify_level(), what, is_active(win)) {
         return;
     }
     let n = note(
@@ -158,11 +196,21 @@ pub fn arrived<T: RoomWindow>(win: &T, what: What, sender: &str, text: &str) {
     SINK.with(|s| match &mut *s.borrow_mut() {
         Some(Sink::Desktop(tx)) => {
             // Full: the service is slow or gone; this one is dropped.
-            let _ = tx.try_send(n);
+            let _ = tx.try_send(Job::Show(n));
         }
         Some(Sink::Kept(v)) => v.push(n),
         None => {}
     });
+}
+
+/// Whether `win` is the active window: the window system's answer when
+/// there is one (a window mapped without focus, or with no window manager,
+/// never gets a `Focused` event), else `Room.window-active` (kept from
+/// those events, and set by the headless tests).
+fn is_active<T: RoomWindow>(win: &T) -> bool {
+    use slint::winit_030::WinitWindowAccessor;
+    let asked = win.window().with_winit_window(|w| w.has_focus());
+    asked.unwrap_or_else(|| win.room().get_window_active())
 }
 
 #[cfg(test)]
@@ -197,5 +245,13 @@ mod tests {
         assert!(!n.body.contains("42"));
         let n = note("launch team", What::Line, "bob", "a <b>\nb</b> & c", true);
         assert_eq!(n.body, "bob: a &lt;b&gt; b&lt;/b&gt; &amp; c");
+        // A name is a member's choice: escaped too, with the text off.
+        let n = note("r", What::Private, "<a href=\"x\">boss</a>", "t", false);
+        assert_eq!(
+            n.body,
+            "&lt;a href=\"x\"&gt;boss&lt;/a&gt; wrote to you privately"
+        );
+        let n = note("r", What::Line, "bob", "\u{202e}evil", true);
+        assert!(!n.body.contains('\u{202e}'), "{}", n.body);
     }
 }

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use client::driver::{Request, Update};
-use common::engine::{printable, Command, Delivery, Event, MemberInfo, Warning, MAX_TEXT};
+use common::engine::{printable, Command, Delivery, Dropped, Event, MemberInfo, Warning, MAX_TEXT};
 use common::Fingerprint;
 use slint::{FilterModel, Model, ModelRc, SharedString, VecModel};
 
@@ -376,6 +376,14 @@ fn refresh_typing<T: RoomWindow>(win: &T) {
     room.set_typing(typing_text(&names).into());
 }
 
+/// How the banners of [`out_of_room`]'s three cases begin (cleared when we
+/// are let back in).
+const REMOVED_BANNERS: [&str; 3] = [
+    "The admin denied your request",
+    "You were removed from the room",
+    "The room was closed",
+];
+
 /// Denied, removed or the room closed: sending stops, the member list (the
 /// people we are no longer with) gives way to `title` and `note`, and the
 /// status bar says so instead of "connected".
@@ -535,8 +543,11 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
                 room.set_removed(false);
                 room.set_removed_title("".into());
                 room.set_removed_note("".into());
-                // The banner that said so is over too.
-                room.set_banner_kind(BannerKind::None);
+                // The banner that said so is over too (not any other).
+                let said = room.get_banner_text();
+                if REMOVED_BANNERS.iter().any(|b| said.starts_with(b)) {
+                    room.set_banner_kind(BannerKind::None);
+                }
                 room.set_connection(
                     if room.get_online() {
                         "connected"
@@ -661,7 +672,7 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
             banner(
                 win,
                 BannerKind::Error,
-                &format!("The admin denied your request: {reason}"),
+                &format!("{}: {reason}", REMOVED_BANNERS[0]),
             );
         }
         Event::Kicked { reason } => {
@@ -676,7 +687,7 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
             banner(
                 win,
                 BannerKind::Error,
-                &format!("You were removed from the room: {reason}"),
+                &format!("{}: {reason}", REMOVED_BANNERS[1]),
             );
             push_line(
                 win,
@@ -697,13 +708,15 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
             banner(
                 win,
                 BannerKind::Error,
-                &format!("The room was closed: {reason}"),
+                &format!("{}: {reason}", REMOVED_BANNERS[2]),
             );
         }
         // Out of the room, every later line of it is one we cannot read:
         // that is said once, in the panel, not once per line. (Every other
-        // warning still shows: a gap, a forged frame.)
-        Event::Warning(Warning::Dropped(_)) if room.get_removed() => {}
+        // warning still shows: a gap, a forged or replayed frame.)
+        Event::Warning(Warning::Dropped(
+            Dropped::NoKey(_) | Dropped::UnknownEpoch { .. } | Dropped::OldEpoch { .. },
+        )) if room.get_removed() => {}
         Event::Warning(w) => {
             if w == Warning::AdminDisconnected {
                 set_admin_online(win, false);

@@ -37,6 +37,51 @@ fn need(cmd: &str, package: &str) {
     );
 }
 
+/// An Xvfb server on a display number it picks itself (`-displayfd`),
+/// stopped on drop.
+struct Xvfb {
+    child: std::process::Child,
+    display: String,
+}
+
+impl Xvfb {
+    fn start() -> Xvfb {
+        use std::io::BufRead;
+        let mut child = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "800x600x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        let out = child.stdout.take().unwrap();
+        std::io::BufReader::new(out).read_line(&mut line).unwrap();
+        let n: u32 = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("Xvfb said {line:?}"));
+        Xvfb {
+            child,
+            display: format!(":{n}"),
+        }
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn a_private_message_notifies_once_without_its_text_and_a_room_line_not_at_all() {
     need("dbus-run-session", "dbus");
@@ -44,41 +89,32 @@ fn a_private_message_notifies_once_without_its_text_and_a_room_line_not_at_all()
     need("dunst", "dunst");
     need("Xvfb", "xvfb");
     let dir = tempfile::tempdir().unwrap();
-    let display = format!(":{}", 150 + std::process::id() % 100);
-    let mut xvfb = Command::new("Xvfb")
-        .args([
-            display.as_str(),
-            "-screen",
-            "0",
-            "800x600x24",
-            "-nolisten",
-            "tcp",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let x = Xvfb::start();
     let monitor = dir.path().join("monitor.txt");
     let exe = std::env::current_exe().unwrap();
-    // dunst and the monitor first; the probe once the service answers.
+    // The monitor first (it is listening once it has its name), dunst
+    // with no user configuration, the probe once the service answers.
     let script = format!(
-        "dunst >/dev/null 2>&1 & \
-         dbus-monitor --session \"interface='org.freedesktop.Notifications',member='Notify'\" > '{mon}' 2>&1 & \
-         for i in $(seq 50); do \
+        "dbus-monitor --session \"interface='org.freedesktop.Notifications',member='Notify'\" > '{mon}' 2>&1 & \
+         for i in $(seq 100); do grep -q NameAcquired '{mon}' 2>/dev/null && break; sleep 0.05; done; \
+         grep -q NameAcquired '{mon}' || {{ echo 'dbus-monitor did not start' >&2; exit 3; }}; \
+         dunst -config /dev/null >/dev/null 2>&1 & \
+         up=no; for i in $(seq 100); do \
            dbus-send --session --print-reply --dest=org.freedesktop.Notifications /org/freedesktop/Notifications \
-             org.freedesktop.Notifications.GetServerInformation >/dev/null 2>&1 && break; sleep 0.1; done; \
-         '{exe}' --exact probe --ignored --nocapture --test-threads=1; rc=$?; sleep 0.5; exit $rc",
+             org.freedesktop.Notifications.GetServerInformation >/dev/null 2>&1 && up=yes && break; sleep 0.05; done; \
+         [ $up = yes ] || {{ echo 'dunst did not start' >&2; exit 4; }}; \
+         '{exe}' --exact probe --ignored --nocapture --test-threads=1; rc=$?; sleep 0.3; exit $rc",
         mon = monitor.display(),
         exe = exe.display()
     );
     let out = Command::new("timeout")
         .args(["60", "dbus-run-session", "--", "sh", "-c", &script])
-        .env("DISPLAY", &display)
+        .env("DISPLAY", &x.display)
+        .env_remove("WAYLAND_DISPLAY")
         .env(CHILD, "desktop")
         .output()
         .unwrap();
-    let _ = xvfb.kill();
-    let _ = xvfb.wait();
+    drop(x);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -87,7 +123,7 @@ fn a_private_message_notifies_once_without_its_text_and_a_room_line_not_at_all()
     );
     let calls = std::fs::read_to_string(&monitor).unwrap();
     // Each call: a "method call ... member=Notify" line, then its
-    // arguments; the GetServerInformation probe is filtered out above.
+    // arguments (the readiness checks call GetServerInformation only).
     let notifies = calls.matches("member=Notify").count();
     assert_eq!(notifies, 1, "exactly one Notify:\n{calls}");
     assert!(calls.contains("\"TeamChat\""), "the app's name:\n{calls}");
@@ -167,6 +203,8 @@ fn probe() {
             }),
         );
     }
-    // The worker thread makes the calls: time for it to finish.
-    std::thread::sleep(Duration::from_millis(1_500));
+    // The worker thread makes the calls: they are made before we exit.
+    let flushed = ui::notify::flush(Duration::from_secs(10));
+    // Without a service each call fails at once, so the flush comes too.
+    assert!(flushed, "the notifications were not handed over in time");
 }

@@ -556,6 +556,7 @@ fn the_ban_list_is_told_whenever_it_changes() {
         })
     };
     assert_eq!(last_bans(&net), None);
+    let before_kick = net.log.len();
     net.command(0, Command::Kick(carol_fp, "out".into()));
     assert_eq!(last_bans(&net), Some(vec!["carol".to_string()]));
     for who in [0, alice] {
@@ -583,6 +584,16 @@ fn the_ban_list_is_told_whenever_it_changes() {
     net.command(0, Command::Approve(id));
     assert_eq!(last_bans(&net), Some(vec![]), "the ban is lifted");
     assert!(roster(&net, alice).contains(&"carol".to_string()));
+    // The relay replays the old kick notice to alice: stale (an epoch since
+    // seats carol), it must not make carol "removed" now.
+    // (The only notice the kick sent to alice.)
+    let kick = net.log[before_kick..]
+        .iter()
+        .find(|f| f.0 == alice && matches!(envelope_of(&f.1), Some(Envelope::Notice(_))))
+        .cloned()
+        .expect("the kick notice went to alice");
+    net.queue.push_back(kick);
+    net.run();
     net.nodes[alice].events.clear();
     net.command(carol, Command::Leave);
     net.disconnect(carol);

@@ -153,18 +153,27 @@ fn connection_state_and_warnings_are_visible() {
     assert!(labels_starting(w, "alice").is_empty(), "no member list");
     assert_eq!(room.get_connection(), "not in the room");
     let before = room.get_lines().row_count();
-    for seq in 3..6 {
+    for _ in 0..3 {
         ui::room::apply(
             w,
-            Update::Engine(Event::Warning(Warning::Dropped(Dropped::Replayed {
-                kind: Kind::Message,
-                name: "bob".into(),
-                seq,
-                last: seq,
-            }))),
+            Update::Engine(Event::Warning(Warning::Dropped(Dropped::NoKey(
+                Kind::Message,
+            )))),
         );
     }
     assert_eq!(room.get_lines().row_count(), before, "no warning per line");
+    // A replayed (or forged) frame is still said.
+    ui::room::apply(
+        w,
+        Update::Engine(Event::Warning(Warning::Dropped(Dropped::Replayed {
+            kind: Kind::Message,
+            name: "bob".into(),
+            seq: 3,
+            last: 3,
+        }))),
+    );
+    assert_eq!(room.get_lines().row_count(), before + 1, "a replay is said");
+    let before = before + 1;
     let input = one(w, "Message input");
     assert!(!input.accessible_enabled().unwrap_or(true));
     // A gap is still said, removed or not.

@@ -678,10 +678,17 @@ impl Printer {
                 let text = if bans.is_empty() {
                     "* nobody is banned".to_string()
                 } else {
-                    let rows: Vec<String> = bans
+                    // The newest first, twenty at most (`/bans` after a kick
+                    // is one line more, not the whole list).
+                    let mut rows: Vec<String> = bans
                         .iter()
+                        .rev()
+                        .take(20)
                         .map(|b| format!("  {} ({}), removed {}", b.name, b.fingerprint.short(), crate::history::clock_utc(b.at_ms)))
                         .collect();
+                    if bans.len() > 20 {
+                        rows.push(format!("  and {} more", bans.len() - 20));
+                    }
                     format!("* banned (they come back only if you approve them by hand, or /unban):\n{}", rows.join("\n"))
                 };
                 self.emit(

@@ -476,7 +476,18 @@ impl Member {
                 // from the notice, not from what we hold, so a member behind
                 // by an epoch is not freed by the one that still has them.
                 let hold = n.epoch.saturating_add(1);
-                if let Some(t) = n.target {
+                // A notice from before an epoch that seats its target again
+                // (a relay replaying an old kick) is stale: it must not make
+                // them "removed" now.
+                let stale = |t: &Fingerprint| {
+                    n.epoch < current
+                        && self
+                            .core
+                            .current
+                            .as_ref()
+                            .is_some_and(|c| c.members.contains_key(t))
+                };
+                if let Some(t) = n.target.filter(|t| !stale(t)) {
                     self.core.note_removed(t, out);
                 }
                 if hold > current {

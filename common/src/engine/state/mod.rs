@@ -471,8 +471,6 @@ impl Core {
         if let Some(old) = &self.current {
             for fp in &next.order {
                 if !old.members.contains_key(fp) {
-                    // Let back in: no longer one of the removed.
-                    self.outbox.removed.remove(fp);
                     if let Some(p) = next.members.get(fp) {
                         out.push(Action::Event(Event::MemberJoined(p.info())));
                     }
