@@ -13,28 +13,32 @@ use crate::{ChatLine, LineKind, LineState};
 
 /// Local wall-clock time of `ms` since the Unix epoch, as HH:MM.
 pub fn clock(ms: u64) -> String {
-    use chrono::TimeZone;
-    i64::try_from(ms)
-        .ok()
-        .and_then(|ms| chrono::Local.timestamp_millis_opt(ms).single())
+    local(ms)
         .map(|t| t.format("%H:%M").to_string())
         .unwrap_or_default()
 }
 
 /// Local time of `ms` as HH:MM if it is today, else YYYY-MM-DD HH:MM.
 pub fn day_and_clock(ms: u64) -> String {
+    let today = chrono::Local::now().date_naive();
+    local(ms)
+        .map(|t| {
+            let format = if t.date_naive() == today {
+                "%H:%M"
+            } else {
+                "%Y-%m-%d %H:%M"
+            };
+            t.format(format).to_string()
+        })
+        .unwrap_or_default()
+}
+
+/// `ms` since the Unix epoch, in local time (none if out of range).
+fn local(ms: u64) -> Option<chrono::DateTime<chrono::Local>> {
     use chrono::TimeZone;
-    let Some(t) = i64::try_from(ms)
+    i64::try_from(ms)
         .ok()
         .and_then(|ms| chrono::Local.timestamp_millis_opt(ms).single())
-    else {
-        return String::new();
-    };
-    if t.date_naive() == chrono::Local::now().date_naive() {
-        t.format("%H:%M").to_string()
-    } else {
-        t.format("%Y-%m-%d %H:%M").to_string()
-    }
 }
 
 /// Adds a line of our own (system note, warning) to the view, stamped now.

@@ -384,6 +384,15 @@ const REMOVED_BANNERS: [&str; 3] = [
     "The room was closed",
 ];
 
+/// The status bar's connection line, unless we are out of the room (then it
+/// keeps saying so, whatever the link does).
+fn show_connection<T: RoomWindow>(win: &T, text: &str) {
+    let room = win.room();
+    if !room.get_removed() {
+        room.set_connection(text.into());
+    }
+}
+
 /// Denied, removed or the room closed: sending stops, the member list (the
 /// people we are no longer with) gives way to `title` and `note`, and the
 /// status bar says so instead of "connected".
@@ -406,16 +415,12 @@ pub fn apply<T: RoomWindow>(win: &T, update: Update) {
     match update {
         Update::Connecting { relay } => {
             room.set_relay(printable(&relay).into());
-            if !room.get_removed() {
-                room.set_connection("connecting…".into());
-            }
+            show_connection(win, "connecting…");
         }
         Update::Secured { relay, cert } => {
             room.set_relay(printable(&relay).into());
             room.set_tls(format!("TLS, certificate {} verified", cert.short()).into());
-            if !room.get_removed() {
-                room.set_connection("connected".into());
-            }
+            show_connection(win, "connected");
             set_online(win, true);
             if room.get_banner_kind() == BannerKind::Warning {
                 room.set_banner_kind(BannerKind::None);
@@ -446,9 +451,7 @@ pub fn apply<T: RoomWindow>(win: &T, update: Update) {
             // goes once we are back in the room.
             room.set_can_send(room.get_epoch() > 0 && !room.get_removed());
             let secs = retry_in.as_secs_f64().ceil();
-            if !room.get_removed() {
-                room.set_connection(format!("reconnecting in {secs:.0} s…").into());
-            }
+            show_connection(win, &format!("reconnecting in {secs:.0} s…"));
             let text = if relay_code == Some(common::wire::ErrorCode::SlowReader) {
                 format!(
                     "You fell behind the room and the relay let you go. Reconnecting in {secs:.0} s… (lines you missed are reported once you are back)"

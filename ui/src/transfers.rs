@@ -238,10 +238,10 @@ pub fn apply<T: RoomWindow>(win: &T, u: FileUpdate) {
     }
 }
 
-/// Where the chooser opens first: the first of Documents, Desktop,
-/// Downloads and the home folder that shows something (a new account's home
-/// may hold only hidden files, and a chooser that opens on an empty-looking
-/// folder looks broken); the home folder if none does.
+/// Where the chooser opens first: the first of Documents, Desktop and
+/// Downloads that shows something (a new account's home may hold only
+/// hidden files, and a chooser that opens on an empty-looking folder looks
+/// broken); the home folder if none does.
 fn start_dir() -> PathBuf {
     let Some(u) = directories::UserDirs::new() else {
         return PathBuf::from("/");

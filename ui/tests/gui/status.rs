@@ -385,30 +385,30 @@ fn notifications_follow_the_room_setting_and_the_window_focus() {
     let app = joined(&f);
     let w = &app.window;
     let room = w.global::<Room>();
-    let private = |text: &str, seq: u64| {
-        ui::room::apply(
-            w,
-            Update::Engine(Event::Private {
-                from: info(2, "bob", false),
-                text: text.into(),
-                sent_at_ms: 1_764_620_000_000,
+    // A line from bob, to us alone or to the room.
+    let from_bob = |private: bool, text: &str, seq: u64| {
+        let (from, text, sent_at_ms) = (info(2, "bob", false), text.to_string(), 1_764_620_000_000);
+        let e = if private {
+            Event::Private {
+                from,
+                text,
+                sent_at_ms,
                 epoch: 2,
                 seq,
-            }),
-        )
-    };
-    let line = |text: &str, seq: u64| {
-        ui::room::apply(
-            w,
-            Update::Engine(Event::Message {
-                from: info(2, "bob", false),
-                text: text.into(),
-                sent_at_ms: 1_764_620_000_000,
+            }
+        } else {
+            Event::Message {
+                from,
+                text,
+                sent_at_ms,
                 epoch: 2,
                 seq,
-            }),
-        )
+            }
+        };
+        ui::room::apply(w, Update::Engine(e))
     };
+    let private = |text: &str, seq: u64| from_bob(true, text, seq);
+    let line = |text: &str, seq: u64| from_bob(false, text, seq);
     private("while active", 1);
     assert!(
         ui::notify::kept().is_empty(),
