@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use client::driver::{FileUpdate, Request};
+use client::files::FileOptions;
 use client::testing::{admin_engine, epoch_with, files_in, member_engine, Peer, WAIT};
 use common::engine::admin::Admin;
 use common::engine::{
@@ -302,6 +303,11 @@ struct Room {
 /// Admin (key 4), alice (0) and bob (1), joined by password through the
 /// hostile relay (which does not tamper while they join).
 async fn room() -> Room {
+    room_with(None).await
+}
+
+/// [`room`] with alice sending files at most `alice_rate` bytes a second.
+async fn room_with(alice_rate: Option<u64>) -> Room {
     let relay = HostileRelay::start().await;
     let ep = relay.endpoint();
     let room = common::crypto::random_room_id();
@@ -314,14 +320,18 @@ async fn room() -> Room {
         MAX_FILE,
     );
     admin.expect("the first epoch", epoch_with(1)).await;
-    let member = |name: &str, key: usize, dir: &Path| {
+    let member = |name: &str, key: usize, dir: &Path, rate: Option<u64>| {
         let admin = shared(4).public().fingerprint();
         let engine = member_engine(room, admin, name, key, Some("pw"));
-        peer(engine, ep.clone(), dir, MAX_FILE, MAX_FILE)
+        let files = FileOptions {
+            rate,
+            ..files_in(dir, MAX_FILE, MAX_FILE)
+        };
+        Peer::start(engine, vec![ep.clone()], files)
     };
-    let mut alice = member("alice", 0, dirs[0].path());
+    let mut alice = member("alice", 0, dirs[0].path(), alice_rate);
     alice.expect("alice's epoch", epoch_with(2)).await;
-    let mut bob = member("bob", 1, dirs[1].path());
+    let mut bob = member("bob", 1, dirs[1].path(), None);
     bob.expect("bob's epoch", epoch_with(3)).await;
     alice.expect("alice sees bob", epoch_with(3)).await;
     admin.expect("the admin sees three", epoch_with(3)).await;
