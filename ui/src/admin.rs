@@ -1,6 +1,7 @@
 //! The admin window: the open-room form (relay, certificate pin, room
-//! password with a strength meter, roster), then the room with the invite,
-//! join requests, kick and rekey.
+//! password with a strength meter, roster), then the rooms, each with its
+//! invite, join requests, kick and rekey. The form comes back over the
+//! rooms to open another.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -19,8 +20,9 @@ use slint::ComponentHandle;
 use zeroize::Zeroizing;
 
 use crate::keys::{self, KeyState};
-use crate::room::{self, RoomHandle, RoomWindow};
-use crate::session::Session;
+use crate::lines::note;
+use crate::room::RoomWindow;
+use crate::rooms::{Network, Rooms};
 use crate::{settings, AdminWindow, LineKind, Room, Theme};
 
 /// How the admin app starts (from its command line).
@@ -70,9 +72,8 @@ struct Form {
 pub struct AdminApp {
     /// The window.
     pub window: AdminWindow,
-    /// Its connection to the room.
-    pub session: Rc<Session>,
-    _room: RoomHandle,
+    /// Its rooms.
+    pub rooms: Rc<Rooms<AdminWindow>>,
 }
 
 impl std::fmt::Debug for AdminApp {
@@ -91,7 +92,7 @@ impl AdminApp {
     /// the key) off the UI thread; without it that work runs inline.
     pub fn new(
         opts: AdminOptions,
-        session: Rc<Session>,
+        net: Network,
         runtime: Option<tokio::runtime::Handle>,
     ) -> Result<Self, slint::PlatformError> {
         let window = AdminWindow::new()?;
@@ -117,7 +118,7 @@ impl AdminApp {
         }
         let identity = keys::Identity::probe(opts.identity.clone(), runtime);
         describe_key(&window, &identity.state, &identity.path);
-        let handle = room::install(&window, session.clone(), opts.settings.clone());
+        let rooms = Rooms::install(&window, net, opts.settings.clone());
         let open_now = opts.open_now;
         let state = Rc::new(RefCell::new(State {
             opts,
@@ -130,17 +131,24 @@ impl AdminApp {
                 meter(&win, &text);
             }
         });
-        let (w, st, s) = (window.as_weak(), state.clone(), session.clone());
+        let (w, st, r) = (window.as_weak(), state.clone(), rooms.clone());
         window.on_open_room(move || {
             if let Some(win) = w.upgrade() {
-                open(&win, &st, &s);
+                open(&win, &st, &r);
             }
         });
-        let app = AdminApp {
-            window,
-            session,
-            _room: handle,
-        };
+        let (w, r) = (window.as_weak(), Rc::downgrade(&rooms));
+        window.room_list().on_leave(move |i| {
+            let (Some(win), Some(rooms), Ok(i)) = (w.upgrade(), r.upgrade(), usize::try_from(i))
+            else {
+                return;
+            };
+            if rooms.leave(i) {
+                // No room left: the open-room form is the window again.
+                win.set_room_open(false);
+            }
+        });
+        let app = AdminApp { window, rooms };
         if open_now {
             app.window.invoke_open_room();
         }
@@ -274,8 +282,8 @@ fn check_form(win: &AdminWindow) -> Result<Form, String> {
     })
 }
 
-fn open(win: &AdminWindow, state: &Rc<RefCell<State>>, session: &Rc<Session>) {
-    if win.get_busy() || win.get_room_open() {
+fn open(win: &AdminWindow, state: &Rc<RefCell<State>>, rooms: &Rc<Rooms<AdminWindow>>) {
+    if win.get_busy() {
         return;
     }
     let form = match check_form(win) {
@@ -288,7 +296,7 @@ fn open(win: &AdminWindow, state: &Rc<RefCell<State>>, session: &Rc<Session>) {
     win.set_open_error("".into());
     let identity = state.borrow().identity.clone();
     let passphrase = Zeroizing::new(win.get_passphrase().to_string());
-    let (w, st, s) = (win.as_weak(), state.clone(), session.clone());
+    let (w, st, rs) = (win.as_weak(), state.clone(), rooms.clone());
     win.set_busy(true);
     let asked = keys::obtain(&identity, passphrase, move |r| {
         let Some(win) = w.upgrade() else { return };
@@ -300,7 +308,7 @@ fn open(win: &AdminWindow, state: &Rc<RefCell<State>>, session: &Rc<Session>) {
                     let id = id.borrow();
                     describe_key(&win, &id.state, &id.path);
                 }
-                finish(&win, &st, &s, form, key, &notes);
+                finish(&win, &st, &rs, form, key, &notes);
             }
             Err(e) => win.set_open_error(e.into()),
         }
@@ -314,7 +322,7 @@ fn open(win: &AdminWindow, state: &Rc<RefCell<State>>, session: &Rc<Session>) {
 fn finish(
     win: &AdminWindow,
     state: &Rc<RefCell<State>>,
-    session: &Rc<Session>,
+    rooms: &Rc<Rooms<AdminWindow>>,
     form: Form,
     key: Arc<PrivateKey>,
     notes: &[String],
@@ -322,7 +330,11 @@ fn finish(
     let mut st = state.borrow_mut();
     // The password now lives in the engine's config only.
     st.opts.room_password = None;
-    let room = st.opts.room.unwrap_or_else(common::crypto::random_room_id);
+    // The room id given on the command line is for the first room only.
+    let room = match st.opts.room.take() {
+        Some(r) if rooms.find(&r).is_none() => r,
+        _ => common::crypto::random_room_id(),
+    };
     let invite = match Invite::new(form.relays.clone(), room, key.public().fingerprint()) {
         Ok(i) => i.to_string(),
         Err(e) => {
@@ -367,10 +379,16 @@ fn finish(
             s.relay = Some(form.relay_text.clone());
             s.relay_cert = Some(form.cert_text.clone());
         });
-        settings::restore_notify(&win.room(), &settings::load(path), &room);
     }
     drop(st);
-    let r = win.room();
+    let slot = match rooms.add(room) {
+        Ok(s) => s,
+        Err(e) => {
+            win.set_open_error(e.into());
+            return;
+        }
+    };
+    let r = slot.room();
     // The window warns when the relay shows a certificate the invite does
     // not pin; with relays of different certificates the driver's own pin
     // check per relay does that.
@@ -382,28 +400,34 @@ fn finish(
     });
     r.set_room_name(form.room_name.into());
     r.set_relay(form.relays[0].address().into());
-    r.set_my_fingerprint(key.public().fingerprint().to_string().into());
-    r.set_my_safety_code(key.public().safety_code().to_string().into());
+    r.set_invite(invite.into());
+    let me = win.room();
+    me.set_my_fingerprint(key.public().fingerprint().to_string().into());
+    me.set_my_safety_code(key.public().safety_code().to_string().into());
     let engine = Engine::Admin(Box::new(Admin::new(cfg, key)));
-    if let Err(e) = session.start(win, room::apply, engine, form.relays, trust) {
+    if let Err(e) = rooms.start(&slot, engine, form.relays, trust) {
         win.set_open_error(e.into());
+        if let Some(i) = rooms.slots().iter().position(|s| Rc::ptr_eq(s, &slot)) {
+            rooms.leave(i);
+        }
         return;
     }
     // The bans kept from earlier runs, for the Banned list.
-    if let Err(e) = session.send(Command::ListBans) {
-        room::note(win, LineKind::Warning, &e);
+    if let Err(e) = slot.session.send(Command::ListBans) {
+        note(&slot, LineKind::Warning, &e);
     }
-    win.set_invite(invite.into());
+    rooms.show(&slot);
     win.set_room_password("".into());
     win.set_passphrase("".into());
     win.set_room_open(true);
+    win.room_list().set_adding(false);
     for n in notes {
         let kind = if n.starts_with("created") {
             LineKind::System
         } else {
             LineKind::Warning
         };
-        room::note(win, kind, n);
+        note(&slot, kind, n);
     }
 }
 
@@ -418,13 +442,12 @@ pub fn run(
         .thread_name("teamchat-net")
         .enable_all()
         .build()?;
-    let session = Rc::new(Session::new(rt.handle().clone()));
-    session.set_options(driver);
-    let app = AdminApp::new(opts, session.clone(), Some(rt.handle().clone()))?;
+    let net = Network::Runtime(rt.handle().clone(), driver);
+    let app = AdminApp::new(opts, net, Some(rt.handle().clone()))?;
     crate::notify::start();
     app.window.run()?;
-    // The window is closed: tell the room we leave, then stop.
-    if !session.leave(std::time::Duration::from_secs(3)) {
+    // The window is closed: tell the rooms we leave, then stop.
+    if !app.rooms.leave_all(std::time::Duration::from_secs(3)) {
         eprintln!("left without a goodbye: the relay did not answer in time");
     }
     Ok(())

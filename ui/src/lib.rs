@@ -26,7 +26,7 @@ mod generated {
 
 pub use generated::{
     AdminWindow, BanRow, BannerKind, ChatLine, DirEntry, FileRow, LineKind, LineState, MemberRow,
-    MemberWindow, Moderation, NotifyLevel, PendingRow, Room, Theme, Transfers,
+    MemberWindow, Moderation, NotifyLevel, PendingRow, Room, RoomList, RoomRow, Theme, Transfers,
 };
 
 pub mod admin;
@@ -36,6 +36,7 @@ pub mod member;
 pub mod moderation;
 pub mod notify;
 pub mod room;
+pub mod rooms;
 pub mod session;
 pub mod settings;
 pub mod transfers;

@@ -1,4 +1,4 @@
-//! The conversation's lines: each added to the `Room` global's models
+//! The conversation's lines: each added to a room's models
 //! (the room's, or a private conversation's) with its time, cut to a
 //! length a view can hold, and the local history shown above a divider
 //! when the room opens.
@@ -8,6 +8,7 @@ use common::engine::printable;
 use common::Fingerprint;
 use slint::{Model, SharedString};
 
+use crate::rooms::RoomSlot;
 use crate::window::{cut, vec_model, RoomWindow, MAX_LINE, MAX_LINES};
 use crate::{ChatLine, LineKind, LineState};
 
@@ -42,28 +43,33 @@ fn local(ms: u64) -> Option<chrono::DateTime<chrono::Local>> {
 }
 
 /// Adds a line of our own (system note, warning) to the view, stamped now.
-pub fn note<T: RoomWindow>(win: &T, kind: LineKind, text: &str) {
-    push_line(win, kind, "", text);
+pub fn note<T: RoomWindow>(slot: &RoomSlot<T>, kind: LineKind, text: &str) {
+    push_line(slot, kind, "", text);
 }
 
-pub(crate) fn push_line<T: RoomWindow>(win: &T, kind: LineKind, sender: &str, text: &str) {
-    push_line_at(win, kind, sender, text, client::now_ms());
+pub(crate) fn push_line<T: RoomWindow>(
+    slot: &RoomSlot<T>,
+    kind: LineKind,
+    sender: &str,
+    text: &str,
+) {
+    push_line_at(slot, kind, sender, text, client::now_ms());
 }
 
 pub(crate) fn push_line_at<T: RoomWindow>(
-    win: &T,
+    slot: &RoomSlot<T>,
     kind: LineKind,
     sender: &str,
     text: &str,
     at_ms: u64,
 ) {
-    push_entry(win, kind, sender, "", text, at_ms);
+    push_entry(slot, kind, sender, "", text, at_ms);
 }
 
 /// Adds one of our lines (`id` in the outbox), pending until the relay
 /// takes it.
 pub(crate) fn push_own<T: RoomWindow>(
-    win: &T,
+    slot: &RoomSlot<T>,
     id: u64,
     kind: LineKind,
     sender: &str,
@@ -71,8 +77,8 @@ pub(crate) fn push_own<T: RoomWindow>(
     text: &str,
     at_ms: u64,
 ) {
-    push_entry(win, kind, sender, peer, text, at_ms);
-    let room = win.room();
+    push_entry(slot, kind, sender, peer, text, at_ms);
+    let room = slot.room();
     let lines = room.get_lines();
     let Some(m) = vec_model(&lines) else { return };
     let last = m.row_count().saturating_sub(1);
@@ -85,9 +91,9 @@ pub(crate) fn push_own<T: RoomWindow>(
 }
 
 /// One of our lines moved on: its mark (and why it waits or failed).
-pub(crate) fn mark_own<T: RoomWindow>(win: &T, id: u64, state: LineState, note: &str) {
+pub(crate) fn mark_own<T: RoomWindow>(slot: &RoomSlot<T>, id: u64, state: LineState, note: &str) {
     let Ok(id) = i32::try_from(id) else { return };
-    let room = win.room();
+    let room = slot.room();
     let lines = room.get_lines();
     let Some(m) = vec_model(&lines) else { return };
     // Ours are recent: search from the end.
@@ -107,14 +113,14 @@ pub(crate) fn mark_own<T: RoomWindow>(win: &T, id: u64, state: LineState, note: 
 /// Adds a line; `peer` is the other person's fingerprint for a private
 /// message (its conversation), empty otherwise.
 pub(crate) fn push_entry<T: RoomWindow>(
-    win: &T,
+    slot: &RoomSlot<T>,
     kind: LineKind,
     sender: &str,
     peer: &str,
     text: &str,
     at_ms: u64,
 ) {
-    let room = win.room();
+    let room = slot.room();
     let lines = room.get_lines();
     let Some(m) = vec_model(&lines) else { return };
     // Names and texts come from other people: no control or invisible
@@ -130,6 +136,7 @@ pub(crate) fn push_entry<T: RoomWindow>(
     });
     if m.row_count() > MAX_LINES {
         m.remove(0);
+        slot.lines_dropped(1);
     }
     // The view follows new lines by this counter (the count stops
     // changing once old lines are dropped).
@@ -141,9 +148,9 @@ pub const EARLIER: &str = "earlier messages";
 
 /// History entries as chat lines: at the top of the view with a divider
 /// under them when the room opens, or appended when asked for.
-pub(crate) fn show_history<T: RoomWindow>(win: &T, loaded: &Loaded, requested: bool) {
+pub(crate) fn show_history<T: RoomWindow>(slot: &RoomSlot<T>, loaded: &Loaded, requested: bool) {
     use client::history::EntryKind;
-    let room = win.room();
+    let room = slot.room();
     let lines = room.get_lines();
     let Some(m) = vec_model(&lines) else { return };
     if loaded.entries.is_empty() && loaded.skipped == 0 {
@@ -214,12 +221,14 @@ pub(crate) fn show_history<T: RoomWindow>(win: &T, loaded: &Loaded, requested: b
             m.push(l);
         }
     } else {
+        slot.lines_inserted(add.len());
         for (i, l) in add.into_iter().enumerate() {
             m.insert(i, l);
         }
     }
     while m.row_count() > MAX_LINES {
         m.remove(0);
+        slot.lines_dropped(1);
     }
     room.set_revision(room.get_revision().wrapping_add(1));
 }

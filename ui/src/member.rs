@@ -1,5 +1,6 @@
 //! The member window: the join form (invite, name, key passphrase), then
-//! the room with the admin's safety code shown for comparison.
+//! the rooms, each with the admin's safety code shown for comparison. The
+//! form comes back over the rooms to join another.
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -15,8 +16,9 @@ use slint::ComponentHandle;
 use zeroize::Zeroizing;
 
 use crate::keys::{self, KeyState};
-use crate::room::{self, RoomHandle, RoomWindow};
-use crate::session::Session;
+use crate::lines::note;
+use crate::room::RoomWindow;
+use crate::rooms::{Network, Rooms};
 use crate::{settings, LineKind, MemberWindow, Room, Theme};
 
 /// How the member app starts (from its command line).
@@ -49,9 +51,8 @@ struct Form {
 pub struct MemberApp {
     /// The window.
     pub window: MemberWindow,
-    /// Its connection to the room.
-    pub session: Rc<Session>,
-    _room: RoomHandle,
+    /// Its rooms.
+    pub rooms: Rc<Rooms<MemberWindow>>,
 }
 
 impl std::fmt::Debug for MemberApp {
@@ -70,7 +71,7 @@ impl MemberApp {
     /// the key) off the UI thread; without it that work runs inline.
     pub fn new(
         opts: MemberOptions,
-        session: Rc<Session>,
+        net: Network,
         runtime: Option<tokio::runtime::Handle>,
     ) -> Result<Self, slint::PlatformError> {
         let window = MemberWindow::new()?;
@@ -94,23 +95,30 @@ impl MemberApp {
         }
         let identity = keys::Identity::probe(opts.identity.clone(), runtime);
         describe_key(&window, &identity.state, &identity.path);
-        let handle = room::install(&window, session.clone(), opts.settings.clone());
+        let rooms = Rooms::install(&window, net, opts.settings.clone());
         let join_now = opts.join_now;
         let state = Rc::new(RefCell::new(State {
             opts,
             identity: Rc::new(RefCell::new(identity)),
         }));
-        let (w, st, s) = (window.as_weak(), state.clone(), session.clone());
+        let (w, st, r) = (window.as_weak(), state.clone(), rooms.clone());
         window.on_join(move || {
             if let Some(win) = w.upgrade() {
-                join(&win, &st, &s);
+                join(&win, &st, &r);
             }
         });
-        let app = MemberApp {
-            window,
-            session,
-            _room: handle,
-        };
+        let (w, r) = (window.as_weak(), Rc::downgrade(&rooms));
+        window.room_list().on_leave(move |i| {
+            let (Some(win), Some(rooms), Ok(i)) = (w.upgrade(), r.upgrade(), usize::try_from(i))
+            else {
+                return;
+            };
+            if rooms.leave(i) {
+                // No room left: the join form is the window again.
+                win.set_room_open(false);
+            }
+        });
+        let app = MemberApp { window, rooms };
         if join_now {
             app.window.invoke_join();
         }
@@ -178,8 +186,8 @@ fn check_form(win: &MemberWindow) -> Result<Form, String> {
     })
 }
 
-fn join(win: &MemberWindow, state: &Rc<RefCell<State>>, session: &Rc<Session>) {
-    if win.get_busy() || win.get_room_open() {
+fn join(win: &MemberWindow, state: &Rc<RefCell<State>>, rooms: &Rc<Rooms<MemberWindow>>) {
+    if win.get_busy() {
         return;
     }
     let form = match check_form(win) {
@@ -189,10 +197,18 @@ fn join(win: &MemberWindow, state: &Rc<RefCell<State>>, session: &Rc<Session>) {
             return;
         }
     };
+    // A room this window holds already: shown, not joined twice.
+    if let Some(slot) = rooms.find(&form.invite.room) {
+        win.set_join_error("".into());
+        win.set_invite("".into());
+        rooms.show(&slot);
+        win.room_list().set_adding(false);
+        return;
+    }
     win.set_join_error("".into());
     let identity = state.borrow().identity.clone();
     let passphrase = Zeroizing::new(win.get_passphrase().to_string());
-    let (w, st, s) = (win.as_weak(), state.clone(), session.clone());
+    let (w, st, rs) = (win.as_weak(), state.clone(), rooms.clone());
     win.set_busy(true);
     let asked = keys::obtain(&identity, passphrase, move |r| {
         let Some(win) = w.upgrade() else { return };
@@ -204,7 +220,7 @@ fn join(win: &MemberWindow, state: &Rc<RefCell<State>>, session: &Rc<Session>) {
                     let id = id.borrow();
                     describe_key(&win, &id.state, &id.path);
                 }
-                finish(&win, &st, &s, form, key, &notes);
+                finish(&win, &st, &rs, form, key, &notes);
             }
             Err(e) => win.set_join_error(e.into()),
         }
@@ -218,7 +234,7 @@ fn join(win: &MemberWindow, state: &Rc<RefCell<State>>, session: &Rc<Session>) {
 fn finish(
     win: &MemberWindow,
     state: &Rc<RefCell<State>>,
-    session: &Rc<Session>,
+    rooms: &Rc<Rooms<MemberWindow>>,
     form: Form,
     key: Arc<PrivateKey>,
     notes: &[String],
@@ -233,9 +249,15 @@ fn finish(
         .unwrap_or(Trust::Pinned);
     if let Some(path) = &st.opts.settings {
         let _ = settings::update(path, |s| s.name = Some(form.name.clone()));
-        settings::restore_notify(&win.room(), &settings::load(path), &form.invite.room);
     }
     drop(st);
+    let slot = match rooms.add(form.invite.room) {
+        Ok(s) => s,
+        Err(e) => {
+            win.set_join_error(e.into());
+            return;
+        }
+    };
     let cfg = MemberConfig {
         room: form.invite.room,
         admin_pin: form.invite.admin,
@@ -244,30 +266,36 @@ fn finish(
         min_run: 0,
     };
     let relays = form.invite.relays().to_vec();
-    let r = win.room();
     if let Some(first) = relays.first() {
-        r.set_relay(first.address().into());
+        slot.room().set_relay(first.address().into());
     }
+    let r = win.room();
     r.set_my_fingerprint(key.public().fingerprint().to_string().into());
     r.set_my_safety_code(key.public().safety_code().to_string().into());
     let engine = Engine::Member(Box::new(Member::new(cfg, key)));
-    if let Err(e) = session.start(win, room::apply, engine, relays, trust) {
+    if let Err(e) = rooms.start(&slot, engine, relays, trust) {
         win.set_join_error(e.into());
+        if let Some(i) = rooms.slots().iter().position(|s| Rc::ptr_eq(s, &slot)) {
+            rooms.leave(i);
+        }
         return;
     }
+    rooms.show(&slot);
+    win.set_invite("".into());
     win.set_room_password("".into());
     win.set_passphrase("".into());
     win.set_room_open(true);
+    win.room_list().set_adding(false);
     for n in notes {
         let kind = if n.starts_with("created") {
             LineKind::System
         } else {
             LineKind::Warning
         };
-        room::note(win, kind, n);
+        note(&slot, kind, n);
     }
-    room::note(
-        win,
+    note(
+        &slot,
         LineKind::System,
         &format!(
             "joining; compare the admin's safety code with the admin once it shows (the invite pins key {})",
@@ -287,13 +315,12 @@ pub fn run(
         .thread_name("teamchat-net")
         .enable_all()
         .build()?;
-    let session = Rc::new(Session::new(rt.handle().clone()));
-    session.set_options(driver);
-    let app = MemberApp::new(opts, session.clone(), Some(rt.handle().clone()))?;
+    let net = Network::Runtime(rt.handle().clone(), driver);
+    let app = MemberApp::new(opts, net, Some(rt.handle().clone()))?;
     crate::notify::start();
     app.window.run()?;
-    // The window is closed: tell the room we leave, then stop.
-    if !session.leave(std::time::Duration::from_secs(3)) {
+    // The window is closed: tell the rooms we leave, then stop.
+    if !app.rooms.leave_all(std::time::Duration::from_secs(3)) {
         eprintln!("left without a goodbye: the relay did not answer in time");
     }
     Ok(())

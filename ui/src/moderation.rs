@@ -1,72 +1,84 @@
-//! The admin's moderation of the open room, bound to the `Moderation`
+//! The admin's moderation of the room on screen, bound to the `Moderation`
 //! global (`ui/moderation.slint`): the join requests waiting for approval,
 //! and the admin's actions on them and on members (approve, deny, remove,
 //! new key). The member window has the global too and never fills it.
 
+use std::rc::Rc;
+
 use common::engine::Command;
 use common::Fingerprint;
-use slint::{Model, ModelRc, VecModel};
+use slint::Model;
 
 use crate::lines::push_line;
-use crate::session::Session;
+use crate::rooms::{RoomSlot, Rooms};
 use crate::window::{banner, vec_model, RoomWindow};
 use crate::{BanRow, BannerKind, LineKind, PendingRow};
 
-/// Binds the moderation callbacks of `win` to `session`.
-pub fn install<T: RoomWindow>(win: &T, session: &std::rc::Rc<Session>) {
+/// Binds the moderation callbacks of `win`: each acts on the room on
+/// screen.
+pub(crate) fn install<T: RoomWindow>(win: &T, rooms: &Rc<Rooms<T>>) {
     let m = win.moderation();
-    m.set_pending(ModelRc::new(VecModel::<PendingRow>::default()));
-    m.set_bans(ModelRc::new(VecModel::<BanRow>::default()));
 
-    let (w, s) = (win.as_weak(), session.clone());
+    let r = Rc::downgrade(rooms);
     m.on_kick(move |fp| {
-        let Some(win) = w.upgrade() else { return };
+        let Some(slot) = r.upgrade().and_then(|r| r.shown()) else {
+            return;
+        };
         match fp.parse::<Fingerprint>() {
             Ok(fp) => {
                 // The engine bans whom it removes, and says so (Bans).
-                if let Err(e) = s.send(Command::Kick(fp, "removed by the admin".into())) {
-                    banner(&win, BannerKind::Error, &e);
+                if let Err(e) = slot
+                    .session
+                    .send(Command::Kick(fp, "removed by the admin".into()))
+                {
+                    banner(&slot, BannerKind::Error, &e);
                 }
             }
-            Err(e) => banner(&win, BannerKind::Error, &format!("cannot remove: {e}")),
+            Err(e) => banner(&slot, BannerKind::Error, &format!("cannot remove: {e}")),
         }
     });
 
-    let (w, s) = (win.as_weak(), session.clone());
+    let r = Rc::downgrade(rooms);
     m.on_approve(move |id| {
-        let Some(win) = w.upgrade() else { return };
-        decide(&win, &s, id, true);
+        if let Some(slot) = r.upgrade().and_then(|r| r.shown()) {
+            decide(&slot, id, true);
+        }
     });
 
-    let (w, s) = (win.as_weak(), session.clone());
+    let r = Rc::downgrade(rooms);
     m.on_deny(move |id| {
-        let Some(win) = w.upgrade() else { return };
-        decide(&win, &s, id, false);
+        if let Some(slot) = r.upgrade().and_then(|r| r.shown()) {
+            decide(&slot, id, false);
+        }
     });
 
-    let (w, s) = (win.as_weak(), session.clone());
+    let r = Rc::downgrade(rooms);
     m.on_unban(move |fp| {
-        let Some(win) = w.upgrade() else { return };
+        let Some(slot) = r.upgrade().and_then(|r| r.shown()) else {
+            return;
+        };
         match fp.parse::<Fingerprint>() {
             Ok(fp) => {
-                if let Err(e) = s.send(Command::Unban(fp)) {
-                    banner(&win, BannerKind::Error, &e);
+                if let Err(e) = slot.session.send(Command::Unban(fp)) {
+                    banner(&slot, BannerKind::Error, &e);
                 }
             }
             Err(e) => banner(
-                &win,
+                &slot,
                 BannerKind::Error,
                 &format!("cannot lift the ban: {e}"),
             ),
         }
     });
 
-    let (w, s) = (win.as_weak(), session.clone());
+    let r = Rc::downgrade(rooms);
     m.on_rekey(move || {
-        let Some(win) = w.upgrade() else { return };
-        match s.send(Command::Rekey) {
-            Ok(()) => push_line(&win, LineKind::System, "", "new key requested"),
-            Err(e) => banner(&win, BannerKind::Error, &e),
+        let Some(slot) = r.upgrade().and_then(|r| r.shown()) else {
+            return;
+        };
+        match slot.session.send(Command::Rekey) {
+            Ok(()) => push_line(&slot, LineKind::System, "", "new key requested"),
+            Err(e) => banner(&slot, BannerKind::Error, &e),
         }
     });
 }
@@ -75,14 +87,14 @@ pub fn install<T: RoomWindow>(win: &T, session: &std::rc::Rc<Session>) {
 /// request replaces the old one: the engine forgot it too), and a line
 /// that warns when the key was removed before.
 pub fn asks<T: RoomWindow>(
-    win: &T,
+    slot: &RoomSlot<T>,
     id: u32,
     name: &str,
     fingerprint: &Fingerprint,
     safety_code: String,
     banned: bool,
 ) {
-    let pending = win.moderation().get_pending();
+    let pending = slot.moderation().get_pending();
     if let Some(m) = vec_model(&pending) {
         let id = i32::try_from(id).unwrap_or(i32::MAX);
         let fp = fingerprint.to_string();
@@ -105,7 +117,7 @@ pub fn asks<T: RoomWindow>(
     }
     if banned {
         push_line(
-            win,
+            slot,
             LineKind::Warning,
             "",
             &format!(
@@ -113,13 +125,13 @@ pub fn asks<T: RoomWindow>(
             ),
         );
     } else {
-        push_line(win, LineKind::System, "", &format!("{name} asks to join"));
+        push_line(slot, LineKind::System, "", &format!("{name} asks to join"));
     }
 }
 
 /// A member was seated: its request is no longer waiting.
-pub fn seated<T: RoomWindow>(win: &T, fingerprint: &Fingerprint) {
-    let pending = win.moderation().get_pending();
+pub fn seated<T: RoomWindow>(slot: &RoomSlot<T>, fingerprint: &Fingerprint) {
+    let pending = slot.moderation().get_pending();
     if let Some(p) = vec_model(&pending) {
         let fp = fingerprint.to_string();
         if let Some(i) = p.iter().position(|r| r.fingerprint == fp.as_str()) {
@@ -129,9 +141,9 @@ pub fn seated<T: RoomWindow>(win: &T, fingerprint: &Fingerprint) {
 }
 
 /// Approves or denies the request `id`, if it still waits.
-fn decide<T: RoomWindow>(win: &T, session: &Session, id: i32, approve: bool) {
+fn decide<T: RoomWindow>(slot: &RoomSlot<T>, id: i32, approve: bool) {
     let Ok(id32) = u32::try_from(id) else { return };
-    let pending = win.moderation().get_pending();
+    let pending = slot.moderation().get_pending();
     let Some(i) = pending.iter().position(|p| p.id == id) else {
         return;
     };
@@ -144,21 +156,21 @@ fn decide<T: RoomWindow>(win: &T, session: &Session, id: i32, approve: bool) {
     } else {
         Command::Deny(id32, "denied by the admin".into())
     };
-    match session.send(cmd) {
+    match slot.session.send(cmd) {
         Ok(()) => {
             if let Some(m) = vec_model(&pending) {
                 m.remove(i);
             }
             let what = if approve { "approved" } else { "denied" };
-            push_line(win, LineKind::System, "", &format!("you {what} {name}"));
+            push_line(slot, LineKind::System, "", &format!("you {what} {name}"));
         }
-        Err(e) => banner(win, BannerKind::Error, &e),
+        Err(e) => banner(slot, BannerKind::Error, &e),
     }
 }
 
 /// The engine's list of bans (whenever it changes, and when the room
 /// opens): the admin window's Banned list, newest first.
-pub fn bans<T: RoomWindow>(win: &T, bans: &[common::engine::admin::Ban]) {
+pub fn bans<T: RoomWindow>(slot: &RoomSlot<T>, bans: &[common::engine::admin::Ban]) {
     let rows: Vec<BanRow> = bans
         .iter()
         .rev()
@@ -171,7 +183,7 @@ pub fn bans<T: RoomWindow>(win: &T, bans: &[common::engine::admin::Ban]) {
             when: crate::lines::day_and_clock(b.at_ms).into(),
         })
         .collect();
-    if let Some(m) = vec_model(&win.moderation().get_bans()) {
+    if let Some(m) = vec_model(&slot.moderation().get_bans()) {
         m.set_vec(rows);
     }
 }

@@ -17,6 +17,7 @@
 use std::cell::RefCell;
 use std::sync::mpsc;
 
+use crate::rooms::RoomSlot;
 use crate::window::RoomWindow;
 use crate::NotifyLevel;
 
@@ -181,9 +182,10 @@ pub fn kept() -> Vec<Note> {
 
 /// Something arrived in `win`'s room: a notification if the room's setting
 /// wants one and the window is not the active one.
-pub fn arrived<T: RoomWindow>(win: &T, what: What, sender: &str, text: &str) {
-    let room = win.room();
-    if !wanted(room.get_notify_level(), what, is_active(win)) {
+pub fn arrived<T: RoomWindow>(slot: &RoomSlot<T>, what: What, sender: &str, text: &str) {
+    let Some(win) = slot.window() else { return };
+    let room = slot.room();
+    if !wanted(room.get_notify_level(), what, is_active(&win)) {
         return;
     }
     let n = note(
@@ -191,7 +193,7 @@ pub fn arrived<T: RoomWindow>(win: &T, what: What, sender: &str, text: &str) {
         what,
         sender,
         text,
-        room.get_notify_text(),
+        win.room().get_notify_text(),
     );
     SINK.with(|s| match &mut *s.borrow_mut() {
         Some(Sink::Desktop(tx)) => {
@@ -207,7 +209,7 @@ pub fn arrived<T: RoomWindow>(win: &T, what: What, sender: &str, text: &str) {
 /// there is one (a window mapped without focus, or with no window manager,
 /// never gets a `Focused` event), else `Room.window-active` (kept from
 /// those events, and set by the headless tests).
-fn is_active<T: RoomWindow>(win: &T) -> bool {
+pub(crate) fn is_active<T: RoomWindow>(win: &T) -> bool {
     use slint::winit_030::WinitWindowAccessor;
     let asked = win.window().with_winit_window(|w| w.has_focus());
     asked.unwrap_or_else(|| win.room().get_window_active())

@@ -1,13 +1,15 @@
-//! The open room: the driver's updates become rows in the `Room` global's
-//! models, and the global's callbacks become engine commands. Written once
-//! for both windows (`T` is `AdminWindow` or `MemberWindow`).
+//! The open room: the driver's updates become rows in a room's models (the
+//! [`RoomSlot`] writes through to the `Room` global while the room is on
+//! screen), and the global's callbacks become commands to the room on
+//! screen. Written once for both windows (`T` is `AdminWindow` or
+//! `MemberWindow`).
 //!
 //! Each Slint global has one Rust owner: `Room` this module (connection,
 //! members, typing, the banner, private conversations; the lines
 //! themselves are added by [`crate::lines`]), `Transfers`
-//! [`crate::transfers`], `Moderation` [`crate::moderation`].
+//! [`crate::transfers`], `Moderation` [`crate::moderation`], `RoomList`
+//! [`crate::rooms`].
 
-use std::cell::RefCell;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::OnceLock;
@@ -16,9 +18,9 @@ use std::time::{Duration, Instant};
 use client::driver::{Request, Update};
 use common::engine::{printable, Command, Delivery, Dropped, Event, MemberInfo, Warning, MAX_TEXT};
 use common::Fingerprint;
-use slint::{FilterModel, Model, ModelRc, SharedString, VecModel};
+use slint::{FilterModel, Model, ModelRc, SharedString};
 
-use crate::session::Session;
+use crate::rooms::{RoomSlot, Rooms};
 use crate::{BannerKind, ChatLine, LineKind, LineState, MemberRow};
 
 /// A "typing" signal without a follow-up counts for this long.
@@ -39,49 +41,24 @@ fn uptime_ds() -> i32 {
     i32::try_from(start().elapsed().as_millis() / 100).unwrap_or(i32::MAX)
 }
 
-/// Our outgoing typing state.
-#[derive(Debug, Default)]
-struct TypingOut {
-    on: bool,
-    last_sent: Option<Instant>,
-    last_edit: Option<Instant>,
-}
-
-/// Keeps the room's callbacks and timer alive; drop it with the window.
-pub struct RoomHandle {
-    _timer: slint::Timer,
-}
-
-impl std::fmt::Debug for RoomHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RoomHandle")
-    }
-}
-
-/// Gives the window's `Room` global its models and callbacks. Commands go to
-/// `session`; the theme choice is saved to `settings` (when given).
-pub fn install<T: RoomWindow>(
-    win: &T,
-    session: Rc<Session>,
-    settings: Option<PathBuf>,
-) -> RoomHandle {
+/// Gives the window's `Room` global its callbacks: each acts on the room on
+/// screen. The theme and notification choices are saved to `settings`
+/// (when given).
+pub(crate) fn install<T: RoomWindow>(win: &T, rooms: &Rc<Rooms<T>>, settings: Option<PathBuf>) {
     let room = win.room();
-    room.set_lines(ModelRc::new(VecModel::<ChatLine>::default()));
-    room.set_members(ModelRc::new(VecModel::<MemberRow>::default()));
-    let typing = Rc::new(RefCell::new(TypingOut::default()));
-    crate::transfers::install(win, &session);
-    crate::moderation::install(win, &session);
 
-    let (w, s, t) = (win.as_weak(), session.clone(), typing.clone());
+    let r = Rc::downgrade(rooms);
     room.on_send(move |text| {
-        let Some(win) = w.upgrade() else { return false };
+        let Some(slot) = r.upgrade().and_then(|r| r.shown()) else {
+            return false;
+        };
         let text = text.trim_end_matches(['\n', '\r']).to_string();
         if text.trim().is_empty() {
             return false;
         }
         if text.len() > MAX_TEXT {
             banner(
-                &win,
+                &slot,
                 BannerKind::Warning,
                 &format!(
                     "That message is {} KiB; the most one message can hold is {} KiB. Nothing was sent.",
@@ -94,51 +71,51 @@ pub fn install<T: RoomWindow>(
         // While sending is paused (reconnecting, waiting for the key) a
         // line waits in the outbox, marked pending; only a member who is
         // out of the room cannot write.
-        if win.room().get_removed() {
+        if slot.room().get_removed() {
             banner(
-                &win,
+                &slot,
                 BannerKind::Warning,
                 "You are not in the room: nothing can be sent.",
             );
             return false;
         }
-        let private_to = win.room().get_private_to();
+        let private_to = slot.room().get_private_to();
         let command = if private_to.is_empty() {
             Command::Send(text)
         } else {
             match private_to.parse::<Fingerprint>() {
                 Ok(fp) => Command::Private(fp, text),
                 Err(e) => {
-                    banner(&win, BannerKind::Error, &format!("cannot send privately: {e}"));
+                    banner(&slot, BannerKind::Error, &format!("cannot send privately: {e}"));
                     return false;
                 }
             }
         };
-        match s.send(command) {
+        match slot.session.send(command) {
             Ok(()) => {
-                let mut t = t.borrow_mut();
+                let mut t = slot.typing.borrow_mut();
                 t.on = false;
                 t.last_sent = None;
                 true
             }
             Err(e) => {
-                banner(&win, BannerKind::Error, &e);
+                banner(&slot, BannerKind::Error, &e);
                 false
             }
         }
     });
 
-    // A failed line, sent again as a new one (to the same conversation).
-    let (w, path) = (win.as_weak(), settings.clone());
+    // The room's notification setting changed: remembered under its key.
+    let (r, path) = (Rc::downgrade(rooms), settings.clone());
     room.on_notify_changed(move || {
-        let (Some(win), Some(path)) = (w.upgrade(), &path) else {
+        let (Some(slot), Some(path)) = (r.upgrade().and_then(|r| r.shown()), &path) else {
             return;
         };
-        let room = win.room();
+        let Some(win) = slot.window() else { return };
         let (id, level, text) = (
-            room.get_room_id().to_string(),
-            room.get_notify_level(),
-            room.get_notify_text(),
+            slot.room().get_room_id().to_string(),
+            slot.room().get_notify_level(),
+            win.room().get_notify_text(),
         );
         let kept = crate::settings::update(path, |s| {
             s.notify_text = Some(text);
@@ -149,17 +126,20 @@ pub fn install<T: RoomWindow>(
         });
         if let Err(e) = kept {
             banner(
-                &win,
+                &slot,
                 BannerKind::Warning,
                 &format!("could not remember the notification setting: {e}"),
             );
         }
     });
 
-    let (w, s) = (win.as_weak(), session.clone());
+    // A failed line, sent again as a new one (to the same conversation).
+    let r = Rc::downgrade(rooms);
     room.on_resend(move |id| {
-        let Some(win) = w.upgrade() else { return };
-        let lines = win.room().get_lines();
+        let Some(slot) = r.upgrade().and_then(|r| r.shown()) else {
+            return;
+        };
+        let lines = slot.room().get_lines();
         let Some(line) = (0..lines.row_count())
             .rev()
             .filter_map(|r| lines.row_data(r))
@@ -172,40 +152,42 @@ pub fn install<T: RoomWindow>(
             Ok(fp) => Command::Private(fp, text),
             Err(_) => Command::Send(text),
         };
-        if let Err(e) = s.send(command) {
-            banner(&win, BannerKind::Error, &e);
+        if let Err(e) = slot.session.send(command) {
+            banner(&slot, BannerKind::Error, &e);
         }
     });
 
-    let (w, s, t) = (win.as_weak(), session.clone(), typing.clone());
+    let r = Rc::downgrade(rooms);
     room.on_composer_edited(move |text| {
+        let Some(slot) = r.upgrade().and_then(|r| r.shown()) else {
+            return;
+        };
         // Typing notices go to the whole room: none while writing privately.
-        if !w
-            .upgrade()
-            .is_some_and(|w| w.room().get_can_send() && w.room().get_private_to().is_empty())
-        {
+        if !(slot.room().get_can_send() && slot.room().get_private_to().is_empty()) {
             return;
         }
         let now = Instant::now();
-        let mut t = t.borrow_mut();
+        let mut t = slot.typing.borrow_mut();
         t.last_edit = Some(now);
         if text.trim().is_empty() {
             if t.on {
                 t.on = false;
-                let _ = s.send(Command::Typing(false));
+                let _ = slot.session.send(Command::Typing(false));
             }
         } else if (!t.on || t.last_sent.is_none_or(|at| now - at >= TYPING_REPEAT))
-            && s.send(Command::Typing(true)).is_ok()
+            && slot.session.send(Command::Typing(true)).is_ok()
         {
             t.on = true;
             t.last_sent = Some(now);
         }
     });
 
-    let w = win.as_weak();
+    let r = Rc::downgrade(rooms);
     room.on_open_private(move |fp, name| {
-        let Some(win) = w.upgrade() else { return };
-        let room = win.room();
+        let Some(slot) = r.upgrade().and_then(|r| r.shown()) else {
+            return;
+        };
+        let room = slot.room();
         let peer = fp.clone();
         let lines = FilterModel::new(room.get_lines(), move |l: &ChatLine| l.peer == peer);
         room.set_private_lines(ModelRc::new(lines));
@@ -214,23 +196,25 @@ pub fn install<T: RoomWindow>(
         room.set_revision(room.get_revision().wrapping_add(1));
     });
 
-    let w = win.as_weak();
+    let r = Rc::downgrade(rooms);
     room.on_close_private(move || {
-        let Some(win) = w.upgrade() else { return };
-        let room = win.room();
+        let Some(slot) = r.upgrade().and_then(|r| r.shown()) else {
+            return;
+        };
+        let room = slot.room();
         room.set_private_to(SharedString::new());
         room.set_private_name(SharedString::new());
         room.set_private_lines(ModelRc::default());
         room.set_revision(room.get_revision().wrapping_add(1));
     });
 
-    let w = win.as_weak();
+    let r = Rc::downgrade(rooms);
     room.on_theme_changed(move |dark| {
         if let Some(path) = &settings {
             if let Err(e) = crate::settings::update(path, |s| s.dark = Some(dark)) {
-                if let Some(win) = w.upgrade() {
+                if let Some(slot) = r.upgrade().and_then(|r| r.shown()) {
                     banner(
-                        &win,
+                        &slot,
                         BannerKind::Warning,
                         &format!("could not remember the theme: {e}"),
                     );
@@ -239,36 +223,46 @@ pub fn install<T: RoomWindow>(
         }
     });
 
-    let (w, s) = (win.as_weak(), session.clone());
+    let r = Rc::downgrade(rooms);
     room.on_clear_history(move || {
-        let Some(win) = w.upgrade() else { return };
-        if let Err(e) = s.send(Request::ClearHistory) {
-            banner(&win, BannerKind::Error, &e);
+        let Some(slot) = r.upgrade().and_then(|r| r.shown()) else {
+            return;
+        };
+        if let Err(e) = slot.session.send(Request::ClearHistory) {
+            banner(&slot, BannerKind::Error, &e);
         }
     });
-
-    // Once a second: forget typing signals that were never ended, and end
-    // our own when the keyboard went quiet.
-    let timer = slint::Timer::default();
-    let (w, s, t) = (win.as_weak(), session, typing);
-    timer.start(
-        slint::TimerMode::Repeated,
-        Duration::from_secs(1),
-        move || {
-            if let Some(win) = w.upgrade() {
-                expire_typing(&win);
-            }
-            let mut t = t.borrow_mut();
-            if t.on && t.last_edit.is_none_or(|at| at.elapsed() >= TYPING_IDLE) {
-                t.on = false;
-                let _ = s.send(Command::Typing(false));
-            }
-        },
-    );
-    RoomHandle { _timer: timer }
 }
 
-pub use crate::lines::{clock, note, EARLIER};
+/// Once a second, for every room: forget typing signals that were never
+/// ended, and end our own when the keyboard went quiet.
+pub(crate) fn tick<T: RoomWindow>(slot: &RoomSlot<T>) {
+    expire_typing(slot);
+    let mut t = slot.typing.borrow_mut();
+    if t.on && t.last_edit.is_none_or(|at| at.elapsed() >= TYPING_IDLE) {
+        t.on = false;
+        let _ = slot.session.send(Command::Typing(false));
+    }
+}
+
+/// Applies one update to the room `win` shows (the UI tests and the
+/// screenshot examples feed updates this way; the app's rooms get theirs
+/// from their drivers through [`Rooms::start`]).
+pub fn apply<T: RoomWindow>(win: &T, update: Update) {
+    let Some(rooms) = Rooms::of(win) else { return };
+    if let Some(slot) = rooms.shown() {
+        rooms.deliver(&slot, update);
+    }
+}
+
+/// Adds a line of our own to the room `win` shows (see [`apply`]).
+pub fn note<T: RoomWindow>(win: &T, kind: LineKind, text: &str) {
+    if let Some(slot) = Rooms::of(win).and_then(|r| r.shown()) {
+        crate::lines::note(&slot, kind, text);
+    }
+}
+
+pub use crate::lines::{clock, EARLIER};
 pub(crate) use crate::lines::{push_entry, push_line, push_line_at, show_history};
 pub(crate) use crate::window::vec_model;
 pub use crate::window::{banner, cut, RoomWindow, MAX_BANNER, MAX_LINE, MAX_LINES};
@@ -288,8 +282,8 @@ fn member_row(m: &MemberInfo, me: &str, online: bool) -> MemberRow {
     }
 }
 
-fn set_online<T: RoomWindow>(win: &T, online: bool) {
-    let room = win.room();
+fn set_online<T: RoomWindow>(slot: &RoomSlot<T>, online: bool) {
+    let room = slot.room();
     room.set_online(online);
     let members = room.get_members();
     for i in 0..members.row_count() {
@@ -304,8 +298,8 @@ fn set_online<T: RoomWindow>(win: &T, online: bool) {
 
 /// The admin's row alone: offline when its connection ended (the others
 /// stay: the admin's next epoch says who is still in the room).
-fn set_admin_online<T: RoomWindow>(win: &T, online: bool) {
-    let members = win.room().get_members();
+fn set_admin_online<T: RoomWindow>(slot: &RoomSlot<T>, online: bool) {
+    let members = slot.room().get_members();
     for i in 0..members.row_count() {
         if let Some(mut r) = members.row_data(i) {
             if r.admin && !r.me && r.online != online {
@@ -316,8 +310,8 @@ fn set_admin_online<T: RoomWindow>(win: &T, online: bool) {
     }
 }
 
-fn set_typing<T: RoomWindow>(win: &T, who: &Fingerprint, on: bool) {
-    let room = win.room();
+fn set_typing<T: RoomWindow>(slot: &RoomSlot<T>, who: &Fingerprint, on: bool) {
+    let room = slot.room();
     let members = room.get_members();
     let who = who.to_string();
     for i in 0..members.row_count() {
@@ -333,11 +327,11 @@ fn set_typing<T: RoomWindow>(win: &T, who: &Fingerprint, on: bool) {
             }
         }
     }
-    refresh_typing(win);
+    refresh_typing(slot);
 }
 
-fn expire_typing<T: RoomWindow>(win: &T) {
-    let room = win.room();
+fn expire_typing<T: RoomWindow>(slot: &RoomSlot<T>) {
+    let room = slot.room();
     let members = room.get_members();
     let now = uptime_ds();
     let mut changed = false;
@@ -351,7 +345,7 @@ fn expire_typing<T: RoomWindow>(win: &T) {
         }
     }
     if changed {
-        refresh_typing(win);
+        refresh_typing(slot);
     }
 }
 
@@ -365,8 +359,8 @@ pub fn typing_text(names: &[String]) -> String {
     }
 }
 
-fn refresh_typing<T: RoomWindow>(win: &T) {
-    let room = win.room();
+fn refresh_typing<T: RoomWindow>(slot: &RoomSlot<T>) {
+    let room = slot.room();
     let names: Vec<String> = room
         .get_members()
         .iter()
@@ -386,8 +380,8 @@ const REMOVED_BANNERS: [&str; 3] = [
 
 /// The status bar's connection line, unless we are out of the room (then it
 /// keeps saying so, whatever the link does).
-fn show_connection<T: RoomWindow>(win: &T, text: &str) {
-    let room = win.room();
+fn show_connection<T: RoomWindow>(slot: &RoomSlot<T>, text: &str) {
+    let room = slot.room();
     if !room.get_removed() {
         room.set_connection(text.into());
     }
@@ -396,8 +390,8 @@ fn show_connection<T: RoomWindow>(win: &T, text: &str) {
 /// Denied, removed or the room closed: sending stops, the member list (the
 /// people we are no longer with) gives way to `title` and `note`, and the
 /// status bar says so instead of "connected".
-fn out_of_room<T: RoomWindow>(win: &T, title: &str, note: &str) {
-    let room = win.room();
+fn out_of_room<T: RoomWindow>(slot: &RoomSlot<T>, title: &str, note: &str) {
+    let room = slot.room();
     room.set_can_send(false);
     room.set_removed(true);
     room.set_removed_title(title.into());
@@ -409,19 +403,21 @@ fn out_of_room<T: RoomWindow>(win: &T, title: &str, note: &str) {
     room.set_connection("not in the room".into());
 }
 
-/// Applies one update from the driver to the window. Runs on the UI thread.
-pub fn apply<T: RoomWindow>(win: &T, update: Update) {
-    let room = win.room();
+/// Applies one update from the room's driver to its slot. Runs on the UI
+/// thread.
+pub fn apply_to<T: RoomWindow>(slot: &RoomSlot<T>, update: Update) {
+    let room = slot.room();
     match update {
         Update::Connecting { relay } => {
             room.set_relay(printable(&relay).into());
-            show_connection(win, "connecting…");
+            show_connection(slot, "connecting…");
         }
         Update::Secured { relay, cert } => {
             room.set_relay(printable(&relay).into());
             room.set_tls(format!("TLS, certificate {} verified", cert.short()).into());
-            show_connection(win, "connected");
-            set_online(win, true);
+            show_connection(slot, "connected");
+            slot.set_trouble(false);
+            set_online(slot, true);
             if room.get_banner_kind() == BannerKind::Warning {
                 room.set_banner_kind(BannerKind::None);
             }
@@ -430,7 +426,7 @@ pub fn apply<T: RoomWindow>(win: &T, update: Update) {
             let expected = room.get_expected_cert();
             if !expected.is_empty() && expected.as_str() != cert.to_string() {
                 banner(
-                    win,
+                    slot,
                     BannerKind::Warning,
                     &format!(
                         "The relay presented certificate {} but the invite pins {}: members will refuse to connect. Give the relay's current certificate.",
@@ -445,13 +441,14 @@ pub fn apply<T: RoomWindow>(win: &T, update: Update) {
             relay_code,
             retry_in,
         } => {
-            set_online(win, false);
+            set_online(slot, false);
+            slot.set_trouble(true);
             room.set_tls("".into());
             // What is written meanwhile waits in the outbox (pending), and
             // goes once we are back in the room.
             room.set_can_send(room.get_epoch() > 0 && !room.get_removed());
             let secs = retry_in.as_secs_f64().ceil();
-            show_connection(win, &format!("reconnecting in {secs:.0} s…"));
+            show_connection(slot, &format!("reconnecting in {secs:.0} s…"));
             let text = if relay_code == Some(common::wire::ErrorCode::SlowReader) {
                 format!(
                     "You fell behind the room and the relay let you go. Reconnecting in {secs:.0} s… (lines you missed are reported once you are back)"
@@ -459,38 +456,40 @@ pub fn apply<T: RoomWindow>(win: &T, update: Update) {
             } else {
                 format!("Connection lost: {reason}. Reconnecting in {secs:.0} s…")
             };
-            banner(win, BannerKind::Warning, &text);
+            banner(slot, BannerKind::Warning, &text);
         }
         Update::Stopped { reason } => {
-            set_online(win, false);
+            set_online(slot, false);
+            slot.set_trouble(reason.is_failure());
             room.set_tls("".into());
             room.set_can_send(false);
             room.set_connection("stopped".into());
             if reason.is_failure() {
                 banner(
-                    win,
+                    slot,
                     BannerKind::Error,
                     &format!("Disconnected for good: {reason}"),
                 );
             }
         }
-        Update::Engine(e) => event(win, e),
-        Update::Warning(reason) => push_line(win, LineKind::Warning, "", &reason),
-        Update::File(f) => crate::transfers::apply(win, f),
-        Update::History { loaded, requested } => show_history(win, &loaded, requested),
+        Update::Engine(e) => event(slot, e),
+        Update::Warning(reason) => push_line(slot, LineKind::Warning, "", &reason),
+        Update::File(f) => crate::transfers::apply(slot, f),
+        Update::History { loaded, requested } => show_history(slot, &loaded, requested),
         Update::Away { away, since_ms } => push_line(
-            win,
+            slot,
             LineKind::Warning,
             "",
             &Update::away_text(away, since_ms),
         ),
         Update::HistoryCleared => {
             // What was on screen goes too: the view starts afresh.
-            if let Some(m) = vec_model(&win.room().get_lines()) {
+            if let Some(m) = vec_model(&slot.room().get_lines()) {
                 m.set_vec(Vec::new());
             }
-            note(
-                win,
+            slot.room().set_unread_from(-1);
+            crate::lines::note(
+                slot,
                 LineKind::System,
                 "this room's history on this computer was cleared",
             )
@@ -498,23 +497,23 @@ pub fn apply<T: RoomWindow>(win: &T, update: Update) {
     }
 }
 
-fn event<T: RoomWindow>(win: &T, e: Event) {
-    let room = win.room();
+fn event<T: RoomWindow>(slot: &RoomSlot<T>, e: Event) {
+    let room = slot.room();
     match e {
         Event::Connected { .. } => {}
         Event::AdminVerified { safety_code, .. } => {
             room.set_admin_safety_code(safety_code.clone().into());
             room.set_admin_verified(true);
-            set_admin_online(win, room.get_online());
+            set_admin_online(slot, room.get_online());
             push_line(
-                win,
+                slot,
                 LineKind::System,
                 "",
                 &format!("the admin's signature checks out against the invite; admin safety code {safety_code}"),
             );
         }
         Event::JoinRequested => push_line(
-            win,
+            slot,
             LineKind::System,
             "",
             "join request sent; waiting for the admin to approve you",
@@ -526,7 +525,7 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
             safety_code,
             banned,
         } => {
-            crate::moderation::asks(win, id, &name, &fingerprint, safety_code, banned);
+            crate::moderation::asks(slot, id, &name, &fingerprint, safety_code, banned);
         }
         Event::Epoch {
             epoch,
@@ -534,7 +533,7 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
             members,
         } => {
             room.set_room_name(room_name.into());
-            let me = room.get_my_fingerprint().to_string();
+            let me = slot.my_fingerprint();
             // A member's first epoch, or the first since it was removed or
             // denied: the admin let us in (the admin's own first epoch is
             // the room opening).
@@ -579,10 +578,10 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
             }
             room.set_epoch(i32::try_from(epoch).unwrap_or(i32::MAX));
             room.set_can_send(true);
-            refresh_typing(win);
+            refresh_typing(slot);
             if admitted {
                 push_line(
-                    win,
+                    slot,
                     LineKind::System,
                     "",
                     "you're in: the admin let you into the room, and you hold its key",
@@ -590,15 +589,15 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
             }
         }
         Event::MemberJoined(m) => {
-            crate::moderation::seated(win, &m.fingerprint);
-            push_line(win, LineKind::System, "", &format!("{} joined", m.name));
+            crate::moderation::seated(slot, &m.fingerprint);
+            push_line(slot, LineKind::System, "", &format!("{} joined", m.name));
         }
         Event::MemberLeft(m) => {
-            push_line(win, LineKind::System, "", &format!("{} left", m.name));
+            push_line(slot, LineKind::System, "", &format!("{} left", m.name));
         }
         Event::MemberRemoved(m) => {
             push_line(
-                win,
+                slot,
                 LineKind::System,
                 "",
                 &format!("{} was removed by the admin", m.name),
@@ -610,15 +609,16 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
             sent_at_ms,
             ..
         } => {
-            set_typing(win, &from.fingerprint, false);
-            push_line_at(win, LineKind::Message, &from.name, &text, sent_at_ms);
-            crate::notify::arrived(win, crate::notify::What::Line, &from.name, &text);
+            set_typing(slot, &from.fingerprint, false);
+            push_line_at(slot, LineKind::Message, &from.name, &text, sent_at_ms);
+            slot.arrived(false);
+            crate::notify::arrived(slot, crate::notify::What::Line, &from.name, &text);
         }
         Event::Sent {
             id,
             text,
             sent_at_ms,
-        } => crate::lines::push_own(win, id, LineKind::Own, "", "", &text, sent_at_ms),
+        } => crate::lines::push_own(slot, id, LineKind::Own, "", "", &text, sent_at_ms),
         Event::Delivery { id, state } => {
             let (state, note) = match state {
                 Delivery::Waiting(why) => (LineState::Pending, why),
@@ -626,7 +626,7 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
                 Delivery::Failed(why) => (LineState::Failed, why),
                 Delivery::Unconfirmed(why) => (LineState::Unconfirmed, why),
             };
-            crate::lines::mark_own(win, id, state, &note);
+            crate::lines::mark_own(slot, id, state, &note);
         }
         Event::Private {
             from,
@@ -636,14 +636,15 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
         } => {
             let peer = from.fingerprint.to_string();
             push_entry(
-                win,
+                slot,
                 LineKind::PrivateIn,
                 &from.name,
                 &peer,
                 &text,
                 sent_at_ms,
             );
-            crate::notify::arrived(win, crate::notify::What::Private, &from.name, &text);
+            slot.arrived(false);
+            crate::notify::arrived(slot, crate::notify::What::Private, &from.name, &text);
         }
         Event::PrivateSent {
             id,
@@ -653,7 +654,7 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
         } => {
             let peer = to.fingerprint.to_string();
             crate::lines::push_own(
-                win,
+                slot,
                 id,
                 LineKind::PrivateOut,
                 &to.name,
@@ -662,10 +663,10 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
                 sent_at_ms,
             );
         }
-        Event::Typing { from, on } => set_typing(win, &from.fingerprint, on),
+        Event::Typing { from, on } => set_typing(slot, &from.fingerprint, on),
         Event::Denied { reason } => {
             out_of_room(
-                win,
+                slot,
                 "The admin did not let you in",
                 &format!(
                     "Their answer: \"{}\". TeamChat asks again by itself the next time the admin's app announces the room (closing this window stops it); the admin decides each time.",
@@ -673,14 +674,14 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
                 ),
             );
             banner(
-                win,
+                slot,
                 BannerKind::Error,
                 &format!("{}: {reason}", REMOVED_BANNERS[0]),
             );
         }
         Event::Kicked { reason } => {
             out_of_room(
-                win,
+                slot,
                 "You were removed from the room",
                 &format!(
                     "The admin's words: \"{}\". Your key is banned here: you see nothing more of this room. TeamChat asks to come back by itself when the admin's app next announces the room, and the admin is told you were removed before; only the admin can let you back in. Your history and identity are not affected.",
@@ -688,12 +689,12 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
                 ),
             );
             banner(
-                win,
+                slot,
                 BannerKind::Error,
                 &format!("{}: {reason}", REMOVED_BANNERS[1]),
             );
             push_line(
-                win,
+                slot,
                 LineKind::Error,
                 "",
                 &format!("removed from the room: {reason}"),
@@ -701,7 +702,7 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
         }
         Event::Closed { reason } => {
             out_of_room(
-                win,
+                slot,
                 "The room was closed",
                 &format!(
                     "The admin's words: \"{}\". Nothing more can be said here; ask the admin for the invite of a new room.",
@@ -709,7 +710,7 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
                 ),
             );
             banner(
-                win,
+                slot,
                 BannerKind::Error,
                 &format!("{}: {reason}", REMOVED_BANNERS[2]),
             );
@@ -722,9 +723,9 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
         )) if room.get_removed() => {}
         Event::Warning(w) => {
             if w == Warning::AdminDisconnected {
-                set_admin_online(win, false);
+                set_admin_online(slot, false);
             }
-            push_line(win, LineKind::Warning, "", &w.to_string());
+            push_line(slot, LineKind::Warning, "", &w.to_string());
         }
         Event::Missed {
             from,
@@ -747,7 +748,7 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
             if private {
                 let peer = from.fingerprint.to_string();
                 push_entry(
-                    win,
+                    slot,
                     LineKind::Warning,
                     &from.name,
                     &peer,
@@ -755,14 +756,14 @@ fn event<T: RoomWindow>(win: &T, e: Event) {
                     client::now_ms(),
                 );
             } else {
-                push_line(win, LineKind::Warning, "", &text);
+                push_line(slot, LineKind::Warning, "", &text);
             }
-            banner(win, BannerKind::Warning, &text);
+            banner(slot, BannerKind::Warning, &text);
         }
-        Event::Bans(bans) => crate::moderation::bans(win, &bans),
+        Event::Bans(bans) => crate::moderation::bans(slot, &bans),
         Event::Error { reason } => {
-            banner(win, BannerKind::Error, &reason);
-            push_line(win, LineKind::Error, "", &reason);
+            banner(slot, BannerKind::Error, &reason);
+            push_line(slot, LineKind::Error, "", &reason);
         }
     }
 }

@@ -4,12 +4,14 @@
 //! bounded channel.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use client::driver::{self, Request, Trust, Update};
 use common::engine::{Command, Engine};
 use common::invite::RelayEndpoint;
-use slint::ComponentHandle;
 use tokio::sync::mpsc;
 
 /// Commands waiting for the driver; more than this and the UI says "busy".
@@ -17,19 +19,48 @@ pub const COMMAND_QUEUE: usize = 256;
 /// Driver updates applied to the window in one go, at most.
 pub const MAX_BATCH: usize = 256;
 
-/// One window's connection to its room.
+/// Where a session's driver updates go, on the UI thread.
+pub type Route = Rc<dyn Fn(Update)>;
+
+thread_local! {
+    // The UI thread's routes, by session: a batch of updates from the
+    // network side names its session (a number, which can cross threads),
+    // and finds here what applies it. A session that ended has none.
+    static ROUTES: RefCell<HashMap<u64, Route>> = RefCell::new(HashMap::new());
+}
+
+/// Hands `batch` to session `id`'s route (none: the room was left).
+fn deliver(id: u64, batch: Vec<Update>) {
+    // Taken out first: applying an update may start or end a session.
+    let Some(route) = ROUTES.with(|r| r.borrow().get(&id).cloned()) else {
+        return;
+    };
+    for u in batch {
+        route(u);
+    }
+}
+
+/// One room's connection: its driver, and the channel its commands take.
 #[derive(Debug)]
 pub struct Session {
+    id: u64,
     runtime: Option<tokio::runtime::Handle>,
     options: RefCell<driver::Options>,
     commands: RefCell<Option<mpsc::Sender<Request>>>,
     driver: RefCell<Option<tokio::task::JoinHandle<()>>>,
 }
 
+/// Sessions are numbered for their routes.
+fn next_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 impl Session {
     /// A session whose driver will run on `runtime`.
     pub fn new(runtime: tokio::runtime::Handle) -> Self {
         Session {
+            id: next_id(),
             runtime: Some(runtime),
             options: RefCell::default(),
             commands: RefCell::new(None),
@@ -41,6 +72,7 @@ impl Session {
     /// tests of the UI alone).
     pub fn detached(commands: mpsc::Sender<Request>) -> Self {
         Session {
+            id: next_id(),
             runtime: None,
             options: RefCell::default(),
             commands: RefCell::new(Some(commands)),
@@ -59,13 +91,11 @@ impl Session {
         self.commands.borrow().is_some()
     }
 
-    /// Starts the driver for `engine` and routes its updates to `win`
-    /// through `apply` (the room's, `crate::room::apply`), in batches on
-    /// Slint's event loop.
-    pub fn start<T: ComponentHandle + 'static>(
+    /// Starts the driver for `engine`; its updates reach `route` in
+    /// batches, on Slint's event loop.
+    pub fn start(
         &self,
-        win: &T,
-        apply: fn(&T, Update),
+        route: Route,
         engine: Engine,
         relays: Vec<RelayEndpoint>,
         trust: Trust,
@@ -82,10 +112,11 @@ impl Session {
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let (up_tx, mut up_rx) = mpsc::channel::<Update>(1024);
         let options = self.options.borrow().clone();
+        ROUTES.with(|r| r.borrow_mut().insert(self.id, route));
         let handle = rt.spawn(driver::run_with(
             engine, relays, trust, options, cmd_rx, up_tx,
         ));
-        let weak = win.as_weak();
+        let id = self.id;
         rt.spawn(async move {
             // Updates go over in batches, one batch in flight at a time: the
             // next waits until the UI thread has applied the last, so a flood
@@ -100,13 +131,8 @@ impl Session {
                     }
                 }
                 let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-                let w = weak.clone();
                 let posted = slint::invoke_from_event_loop(move || {
-                    if let Some(win) = w.upgrade() {
-                        for u in batch {
-                            apply(&win, u);
-                        }
-                    }
+                    deliver(id, batch);
                     let _ = done_tx.send(());
                 });
                 if posted.is_err() || done_rx.await.is_err() {
@@ -138,6 +164,7 @@ impl Session {
     /// `grace` for the driver to finish. Call after the window closed.
     /// True when the driver finished in time (or there was none).
     pub fn leave(&self, grace: Duration) -> bool {
+        ROUTES.with(|r| r.borrow_mut().remove(&self.id));
         let tx = self.commands.borrow_mut().take();
         let driver = self.driver.borrow_mut().take();
         match (&self.runtime, driver) {
@@ -159,5 +186,51 @@ impl Session {
                 true
             }
         }
+    }
+
+    /// Leaves the room (the others are told) while the window goes on: the
+    /// goodbye and the driver's end happen on the runtime, within `grace`,
+    /// and nothing more of this room reaches the window. The task doing it
+    /// is returned (to wait for at exit).
+    pub fn leave_in_background(&self, grace: Duration) -> Option<tokio::task::JoinHandle<()>> {
+        ROUTES.with(|r| r.borrow_mut().remove(&self.id));
+        let tx = self.commands.borrow_mut().take();
+        let driver = self.driver.borrow_mut().take();
+        match (&self.runtime, driver) {
+            (Some(rt), Some(mut d)) => Some(rt.spawn(async move {
+                let ended = tokio::time::timeout(grace, async {
+                    if let Some(tx) = tx {
+                        let _ = tx.send(Command::Leave.into()).await;
+                    }
+                    let _ = (&mut d).await;
+                })
+                .await;
+                if ended.is_err() {
+                    d.abort();
+                }
+            })),
+            _ => {
+                if let Some(tx) = tx {
+                    let _ = tx.try_send(Command::Leave.into());
+                }
+                None
+            }
+        }
+    }
+
+    /// The runtime the driver runs on (none when detached).
+    pub fn runtime(&self) -> Option<&tokio::runtime::Handle> {
+        self.runtime.as_ref()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // (Not during the thread's own end, when the table may be gone.)
+        let _ = ROUTES.try_with(|r| {
+            if let Ok(mut r) = r.try_borrow_mut() {
+                r.remove(&self.id);
+            }
+        });
     }
 }

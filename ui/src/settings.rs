@@ -55,10 +55,18 @@ pub fn level_name(level: NotifyLevel) -> &'static str {
 
 /// Sets `room`'s notification settings from what `settings` remember for
 /// the room `id`, and the key they are remembered under.
-pub fn restore_notify(room: &crate::Room<'_>, settings: &Settings, id: &common::RoomId) {
+pub fn restore_notify<T: crate::window::RoomWindow>(
+    slot: &crate::rooms::RoomSlot<T>,
+    settings: &Settings,
+    id: &common::RoomId,
+) {
     let id = room_key(id);
+    let room = slot.room();
     room.set_room_id(id.as_str().into());
-    room.set_notify_text(settings.notify_text.unwrap_or(false));
+    if let Some(win) = slot.window() {
+        win.room()
+            .set_notify_text(settings.notify_text.unwrap_or(false));
+    }
     room.set_notify_level(match settings.notify.get(&id).map(String::as_str) {
         Some("all") => NotifyLevel::All,
         Some("nothing") => NotifyLevel::Nothing,

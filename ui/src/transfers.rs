@@ -12,7 +12,7 @@ use common::engine::TransferId;
 use slint::{Model, ModelRc, SharedString, VecModel};
 
 use crate::lines::note;
-use crate::session::Session;
+use crate::rooms::{RoomSlot, Rooms};
 use crate::window::{banner, RoomWindow};
 use crate::{BannerKind, DirEntry, FileRow, LineKind};
 
@@ -22,8 +22,12 @@ pub const MAX_ROWS: usize = 200;
 pub const MAX_ENTRIES: usize = 2000;
 
 /// Changes the row of `id` (if any) with `f`.
-fn update_row<T: RoomWindow>(win: &T, id: &str, f: impl FnOnce(&mut FileRow)) -> Option<FileRow> {
-    let model = win.transfers().get_files();
+fn update_row<T: RoomWindow>(
+    slot: &RoomSlot<T>,
+    id: &str,
+    f: impl FnOnce(&mut FileRow),
+) -> Option<FileRow> {
+    let model = slot.transfers().get_files();
     let vm = model.as_any().downcast_ref::<VecModel<FileRow>>()?;
     let i = vm.iter().position(|r| r.id == id)?;
     let mut row = vm.row_data(i)?;
@@ -32,8 +36,8 @@ fn update_row<T: RoomWindow>(win: &T, id: &str, f: impl FnOnce(&mut FileRow)) ->
     Some(row)
 }
 
-fn add_row<T: RoomWindow>(win: &T, row: FileRow) {
-    let files = win.transfers();
+fn add_row<T: RoomWindow>(slot: &RoomSlot<T>, row: FileRow) {
+    let files = slot.transfers();
     let model = files.get_files();
     let vm = match model.as_any().downcast_ref::<VecModel<FileRow>>() {
         Some(vm) => vm,
@@ -70,8 +74,8 @@ fn id_of(t: &TransferId) -> SharedString {
     hex::encode(t).into()
 }
 
-fn name_of<T: RoomWindow>(win: &T, id: &str) -> String {
-    let model = win.transfers().get_files();
+fn name_of<T: RoomWindow>(slot: &RoomSlot<T>, id: &str) -> String {
+    let model = slot.transfers().get_files();
     model
         .iter()
         .find(|r| r.id == id)
@@ -80,7 +84,7 @@ fn name_of<T: RoomWindow>(win: &T, id: &str) -> String {
 }
 
 /// Applies one file update to the window.
-pub fn apply<T: RoomWindow>(win: &T, u: FileUpdate) {
+pub fn apply<T: RoomWindow>(slot: &RoomSlot<T>, u: FileUpdate) {
     match u {
         FileUpdate::Sending {
             transfer,
@@ -94,7 +98,7 @@ pub fn apply<T: RoomWindow>(win: &T, u: FileUpdate) {
                 None => "to the room".into(),
             };
             add_row(
-                win,
+                slot,
                 FileRow {
                     id: id_of(&transfer),
                     name: name.clone().into(),
@@ -108,7 +112,7 @@ pub fn apply<T: RoomWindow>(win: &T, u: FileUpdate) {
                 },
             );
             note(
-                win,
+                slot,
                 LineKind::System,
                 &format!("sending {name} ({}) {whom}", human_size(size)),
             );
@@ -130,7 +134,7 @@ pub fn apply<T: RoomWindow>(win: &T, u: FileUpdate) {
                 ""
             };
             add_row(
-                win,
+                slot,
                 FileRow {
                     id: id_of(&transfer),
                     name: name.clone().into(),
@@ -153,7 +157,7 @@ pub fn apply<T: RoomWindow>(win: &T, u: FileUpdate) {
                 },
             );
             note(
-                win,
+                slot,
                 LineKind::System,
                 &if accepted {
                     format!("{who} sends {name} ({}){only}", human_size(size))
@@ -172,7 +176,7 @@ pub fn apply<T: RoomWindow>(win: &T, u: FileUpdate) {
             outgoing,
         } => {
             let (p, pct) = percent(done, total);
-            update_row(win, &id_of(&transfer), |r| {
+            update_row(slot, &id_of(&transfer), |r| {
                 r.progress = p;
                 r.state = if outgoing {
                     format!("Sending… {pct}%")
@@ -185,7 +189,7 @@ pub fn apply<T: RoomWindow>(win: &T, u: FileUpdate) {
             });
         }
         FileUpdate::Sent { transfer } => {
-            if let Some(r) = update_row(win, &id_of(&transfer), |r| {
+            if let Some(r) = update_row(slot, &id_of(&transfer), |r| {
                 r.progress = 1.0;
                 r.active = false;
                 // The detail says to whom ("· privately to bob").
@@ -195,25 +199,25 @@ pub fn apply<T: RoomWindow>(win: &T, u: FileUpdate) {
                     "Sent to the room".into()
                 };
             }) {
-                note(win, LineKind::System, &format!("{} sent", r.name));
+                note(slot, LineKind::System, &format!("{} sent", r.name));
             }
         }
         FileUpdate::Ready { transfer } => {
-            update_row(win, &id_of(&transfer), |r| {
+            update_row(slot, &id_of(&transfer), |r| {
                 r.progress = 1.0;
                 r.state = "Complete and verified: accept to save it".into();
             });
         }
         FileUpdate::Saved { transfer, path } => {
             let shown = path.display().to_string();
-            if let Some(r) = update_row(win, &id_of(&transfer), |r| {
+            if let Some(r) = update_row(slot, &id_of(&transfer), |r| {
                 r.progress = 1.0;
                 r.active = false;
                 r.can_accept = false;
                 r.state = format!("Saved to {shown}").into();
             }) {
                 note(
-                    win,
+                    slot,
                     LineKind::System,
                     &format!("{} saved to {shown}", r.name),
                 );
@@ -221,16 +225,16 @@ pub fn apply<T: RoomWindow>(win: &T, u: FileUpdate) {
         }
         FileUpdate::Failed { transfer, reason } => {
             let id = id_of(&transfer);
-            let name = name_of(win, &id);
+            let name = name_of(slot, &id);
             let reason = common::engine::printable(&reason);
-            update_row(win, &id, |r| {
+            update_row(slot, &id, |r| {
                 r.active = false;
                 r.can_accept = false;
                 r.failed = true;
                 r.state = format!("Failed: {reason}. Nothing was saved.").into();
             });
             note(
-                win,
+                slot,
                 LineKind::Warning,
                 &format!("file {name}: {reason}; nothing was saved"),
             );
@@ -323,6 +327,7 @@ pub enum FileDrop {
 /// shows as a warning banner.
 pub fn file_drop<T: RoomWindow>(win: &T, drop: FileDrop) {
     let files = win.transfers();
+    let shown = crate::rooms::Rooms::of(win).and_then(|r| r.shown());
     match drop {
         FileDrop::Hover => files.set_drop_hover(true),
         FileDrop::Cancelled => files.set_drop_hover(false),
@@ -331,8 +336,9 @@ pub fn file_drop<T: RoomWindow>(win: &T, drop: FileDrop) {
             // Passed on exactly: a name that is not Unicode cannot be, and
             // is refused rather than replaced by a look-alike.
             let Some(path) = path.to_str().map(str::to_owned) else {
+                let Some(slot) = shown else { return };
                 banner(
-                    win,
+                    &slot,
                     BannerKind::Warning,
                     &format!(
                         "{} cannot be sent: its name is not valid Unicode",
@@ -350,17 +356,17 @@ pub fn file_drop<T: RoomWindow>(win: &T, drop: FileDrop) {
             if !files.invoke_send_file(path.into()) {
                 let why = files.get_chooser_error();
                 files.set_chooser_error(SharedString::new());
-                banner(win, BannerKind::Warning, &why);
+                if let Some(slot) = shown {
+                    banner(&slot, BannerKind::Warning, &why);
+                }
             }
         }
     }
 }
 
-/// Wires the Files list and the chooser to the session.
-pub fn install<T: RoomWindow>(win: &T, session: &Rc<Session>) {
-    crate::window::watch_window_events(win);
+/// Wires the Files list and the chooser to the room on screen.
+pub(crate) fn install<T: RoomWindow>(win: &T, rooms: &Rc<Rooms<T>>) {
     let files = win.transfers();
-    files.set_files(ModelRc::new(VecModel::<FileRow>::default()));
     files.set_chooser_entries(ModelRc::new(VecModel::<DirEntry>::default()));
 
     let w = win.as_weak();
@@ -382,10 +388,13 @@ pub fn install<T: RoomWindow>(win: &T, session: &Rc<Session>) {
         }
     });
 
-    let (w, s) = (win.as_weak(), session.clone());
+    let (w, r) = (win.as_weak(), Rc::downgrade(rooms));
     files.on_send_file(move |path| {
         let Some(win) = w.upgrade() else { return false };
-        let room = win.room();
+        let Some(slot) = r.upgrade().and_then(|r| r.shown()) else {
+            return false;
+        };
+        let room = slot.room();
         let files = win.transfers();
         // A path as given (a dropped file's name may end in a space), or
         // without the blanks around it (one typed or pasted).
@@ -424,7 +433,7 @@ pub fn install<T: RoomWindow>(win: &T, session: &Rc<Session>) {
                 }
             }
         };
-        match s.send(command) {
+        match slot.session.send(command) {
             Ok(()) => true,
             Err(e) => {
                 files.set_chooser_error(e.into());
@@ -433,25 +442,29 @@ pub fn install<T: RoomWindow>(win: &T, session: &Rc<Session>) {
         }
     });
 
-    let (w, s) = (win.as_weak(), session.clone());
+    let r = Rc::downgrade(rooms);
     files.on_accept_file(move |id| {
-        let Some(win) = w.upgrade() else { return };
+        let Some(slot) = r.upgrade().and_then(|r| r.shown()) else {
+            return;
+        };
         let Some(t) = parse_id(&id) else { return };
-        update_row(&win, &id, |r| {
+        update_row(&slot, &id, |r| {
             r.can_accept = false;
             r.state = "Accepted: saving…".into();
         });
-        if let Err(e) = s.send(Request::AcceptFile(t)) {
-            banner(&win, BannerKind::Error, &e);
+        if let Err(e) = slot.session.send(Request::AcceptFile(t)) {
+            banner(&slot, BannerKind::Error, &e);
         }
     });
 
-    let (w, s) = (win.as_weak(), session.clone());
+    let r = Rc::downgrade(rooms);
     files.on_cancel_file(move |id| {
-        let Some(win) = w.upgrade() else { return };
+        let Some(slot) = r.upgrade().and_then(|r| r.shown()) else {
+            return;
+        };
         let Some(t) = parse_id(&id) else { return };
-        if let Err(e) = s.send(Request::CancelFile(t)) {
-            banner(&win, BannerKind::Error, &e);
+        if let Err(e) = slot.session.send(Request::CancelFile(t)) {
+            banner(&slot, BannerKind::Error, &e);
         }
     });
 }

@@ -5,7 +5,7 @@
 use common::engine::{printable, MAX_TEXT};
 use slint::{ComponentHandle, Global, Model, ModelRc, SharedString, VecModel};
 
-use crate::{BannerKind, Moderation, Room, Transfers};
+use crate::{BannerKind, Moderation, Room, RoomList, Transfers};
 
 /// A window that shows a room.
 pub trait RoomWindow: ComponentHandle + 'static {
@@ -15,6 +15,8 @@ pub trait RoomWindow: ComponentHandle + 'static {
     fn transfers(&self) -> Transfers<'_>;
     /// The window's `Moderation` global ([`crate::moderation`]).
     fn moderation(&self) -> Moderation<'_>;
+    /// The window's `RoomList` global ([`crate::rooms`]).
+    fn room_list(&self) -> RoomList<'_>;
 }
 
 impl<T> RoomWindow for T
@@ -23,6 +25,7 @@ where
     for<'a> Room<'a>: Global<'a, T>,
     for<'a> Transfers<'a>: Global<'a, T>,
     for<'a> Moderation<'a>: Global<'a, T>,
+    for<'a> RoomList<'a>: Global<'a, T>,
 {
     fn room(&self) -> Room<'_> {
         Room::get(self)
@@ -34,6 +37,10 @@ where
 
     fn moderation(&self) -> Moderation<'_> {
         Moderation::get(self)
+    }
+
+    fn room_list(&self) -> RoomList<'_> {
+        RoomList::get(self)
     }
 }
 
@@ -62,9 +69,9 @@ pub(crate) fn vec_model<R: Clone + 'static>(m: &ModelRc<R>) -> Option<&VecModel<
     m.as_any().downcast_ref::<VecModel<R>>()
 }
 
-/// Shows `text` in the banner.
-pub fn banner<T: RoomWindow>(win: &T, kind: BannerKind, text: &str) {
-    let room = win.room();
+/// Shows `text` in the room's banner.
+pub fn banner<T: RoomWindow>(slot: &crate::rooms::RoomSlot<T>, kind: BannerKind, text: &str) {
+    let room = slot.room();
     room.set_banner_kind(kind);
     room.set_banner_text(SharedString::from(printable(&cut(text, MAX_BANNER))));
 }
@@ -72,20 +79,26 @@ pub fn banner<T: RoomWindow>(win: &T, kind: BannerKind, text: &str) {
 /// Delivers the window system's events the room needs: file drops
 /// (winit's `HoveredFile`, `HoveredFileCancelled`, `DroppedFile`) to
 /// [`crate::transfers::file_drop`], and whether the window is the active
-/// one (`Focused`) to `Room.window-active` (no notifications while it is).
-/// A no-op for a window that is not backed by winit (the headless test
-/// backend, where tests set `window-active` themselves).
-pub fn watch_window_events<T: RoomWindow>(win: &T) {
+/// one (`Focused`) to [`crate::rooms::Rooms::window_active`] (no
+/// notifications while it is, and the room on screen counts as read). A
+/// no-op for a window that is not backed by winit (the headless test
+/// backend, where tests call `window_active` themselves).
+pub(crate) fn watch_window_events<T: RoomWindow>(
+    win: &T,
+    rooms: &std::rc::Rc<crate::rooms::Rooms<T>>,
+) {
     use crate::transfers::{file_drop, FileDrop};
     use slint::winit_030::{winit::event::WindowEvent, EventResult, WinitWindowAccessor};
-    let w = win.as_weak();
+    let (w, r) = (win.as_weak(), std::rc::Rc::downgrade(rooms));
     win.window().on_winit_window_event(move |_, event| {
         let Some(win) = w.upgrade() else {
             return EventResult::Propagate;
         };
         let drop = match event {
             WindowEvent::Focused(active) => {
-                win.room().set_window_active(*active);
+                if let Some(rooms) = r.upgrade() {
+                    rooms.window_active(*active);
+                }
                 return EventResult::Propagate;
             }
             WindowEvent::HoveredFile(_) => FileDrop::Hover,

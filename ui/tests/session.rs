@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashSet;
-use std::rc::Rc;
 use std::time::Duration;
 
 use client::files::FileOptions;
@@ -16,7 +15,7 @@ use common::test_keys;
 use i_slint_backend_testing::{AccessibleRole, ElementHandle};
 use relay::testing::{test_limits, TestRelay};
 use ui::member::{MemberApp, MemberOptions};
-use ui::session::Session;
+use ui::rooms::Network;
 
 fn field(win: &ui::MemberWindow, label: &str) -> ElementHandle {
     ElementHandle::find_by_accessible_label(win, label)
@@ -47,7 +46,7 @@ fn closing_the_window_leaves_the_room_cleanly() {
     let id = dir.path().join("member.pem");
     identity::save(&id, test_keys::key(1), None).unwrap();
     let invite = Invite::new(vec![endpoint], room, admin_key.public().fingerprint()).unwrap();
-    let session = Rc::new(Session::new(rt.handle().clone()));
+    let net = Network::Runtime(rt.handle().clone(), client::driver::Options::default());
     let app = MemberApp::new(
         MemberOptions {
             invite: Some(invite.to_string()),
@@ -58,7 +57,7 @@ fn closing_the_window_leaves_the_room_cleanly() {
             join_now: false,
             settings: None,
         },
-        session.clone(),
+        net,
         Some(rt.handle().clone()),
     )
     .unwrap();
@@ -74,12 +73,15 @@ fn closing_the_window_leaves_the_room_cleanly() {
         |e| matches!(e, Event::Epoch { members, .. } if members.iter().any(|m| m.name == "wendy")),
     ));
 
-    // The window closes (run() returned): the app leaves.
-    drop(app);
+    // The window closes (run() returned): the app leaves its rooms.
+    let slot = app.rooms.shown().expect("the room on screen");
+    let MemberApp { window, rooms } = app;
+    drop(window);
     assert!(
-        session.leave(Duration::from_secs(5)),
+        rooms.leave_all(Duration::from_secs(5)),
         "the driver finished in time"
     );
+    let session = &slot.session;
     rt.block_on(admin.expect(
         "wendy leaving",
         |e| matches!(e, Event::MemberLeft(m) if m.name == "wendy"),

@@ -4,8 +4,6 @@
 //! the engine and the driver give them, and closed after a set time.
 #![allow(dead_code)]
 
-use std::rc::Rc;
-
 use client::driver::Update;
 use common::engine::Event;
 use common::invite::{Host, Invite, RelayEndpoint};
@@ -13,7 +11,7 @@ use common::test_keys::member_info as info;
 use common::{identity, test_keys, Fingerprint, RoomId};
 use slint::ComponentHandle;
 use ui::member::{MemberApp, MemberOptions};
-use ui::session::Session;
+use ui::rooms::Network;
 
 /// The time the example lines were "sent" (1 December 2025, 20:13 UTC).
 pub const AT: u64 = 1_764_620_000_000;
@@ -48,10 +46,10 @@ impl Demo {
             join_now: true,
             settings: Some(dir.path().join("settings.toml")),
         };
-        let app = MemberApp::new(opts, Rc::new(Session::detached(tx)), None)?;
+        let app = MemberApp::new(opts, Network::Detached(tx), None)?;
         app.window
             .window()
-            .set_size(slint::LogicalSize::new(1000., 720.));
+            .set_size(slint::LogicalSize::new(1160., 720.));
         let demo = Demo { app, _dir: dir };
         demo.event(Event::Epoch {
             epoch: 2,
@@ -84,6 +82,41 @@ impl Demo {
             epoch: 2,
             seq,
         });
+    }
+
+    /// Another room in the window (not shown), named `name`, with alice
+    /// seated in it; returns its place in the room list.
+    pub fn another_room(&self, id: u8, name: &str) -> usize {
+        let rooms = &self.app.rooms;
+        let slot = rooms.add(RoomId([id; 16])).expect("a new room");
+        rooms.deliver(
+            &slot,
+            Update::Engine(Event::Epoch {
+                epoch: 2,
+                room_name: name.into(),
+                members: vec![
+                    info(0, "boss", true),
+                    info(1, "alice", false),
+                    info(2, "bob", false),
+                ],
+            }),
+        );
+        rooms.slots().len() - 1
+    }
+
+    /// A line from `who` (test key `key`) in the room at `room`.
+    pub fn says_in(&self, room: usize, key: usize, who: &str, text: &str, seq: u64, secs: u64) {
+        let slot = self.app.rooms.slots()[room].clone();
+        self.app.rooms.deliver(
+            &slot,
+            Update::Engine(Event::Message {
+                from: info(key, who, false),
+                text: text.into(),
+                sent_at_ms: AT + secs * 1000,
+                epoch: 2,
+                seq,
+            }),
+        );
     }
 
     /// Runs the window until `$<var>` seconds (default 20) have passed.

@@ -11,7 +11,7 @@ fn admin_approves_and_denies_pending_requests() {
     one(w, "Open room").invoke_accessible_default_action();
     assert!(w.get_room_open(), "open error: {}", w.get_open_error());
     assert_eq!(f.next_command(), Some(Command::ListBans));
-    assert!(w.get_invite().starts_with("teamchat://"));
+    assert!(w.global::<Room>().get_invite().starts_with("teamchat://"));
     for (id, n, name) in [(7u32, 2usize, "bob"), (8, 3, "carol")] {
         let i = info(n, name, false);
         ui::room::apply(

@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::PathBuf;
-use std::rc::Rc;
 
 use client::driver::{Request, Update};
 use common::engine::{Command, Delivery, Dropped, Event, Kind, Warning};
@@ -20,18 +19,19 @@ use slint::{ComponentHandle, Model};
 use tokio::sync::mpsc;
 use ui::admin::{AdminApp, AdminOptions};
 use ui::member::{MemberApp, MemberOptions};
-use ui::session::Session;
+use ui::rooms::Network;
 use ui::{BannerKind, LineKind, LineState, Moderation, Room, Theme, Transfers};
 
 mod admin;
 mod files;
 mod private;
+mod rooms;
 mod status;
 
 struct Fixture {
     dir: tempfile::TempDir,
     commands: mpsc::Receiver<Request>,
-    session: Rc<Session>,
+    net: Network,
 }
 
 fn fixture() -> Fixture {
@@ -41,7 +41,7 @@ fn fixture() -> Fixture {
     Fixture {
         dir,
         commands: rx,
-        session: Rc::new(Session::detached(tx)),
+        net: Network::Detached(tx),
     }
 }
 
@@ -84,10 +84,10 @@ impl Fixture {
             join_now: false,
             settings: Some(self.settings()),
         };
-        let app = MemberApp::new(opts, self.session.clone(), None).unwrap();
+        let app = MemberApp::new(opts, self.net.clone(), None).unwrap();
         app.window
             .window()
-            .set_size(slint::LogicalSize::new(1000., 720.));
+            .set_size(slint::LogicalSize::new(1160., 720.));
         app.window.show().unwrap();
         app
     }
@@ -108,10 +108,10 @@ impl Fixture {
             open_now: false,
             settings: Some(self.settings()),
         };
-        let app = AdminApp::new(opts, self.session.clone(), None).unwrap();
+        let app = AdminApp::new(opts, self.net.clone(), None).unwrap();
         app.window
             .window()
-            .set_size(slint::LogicalSize::new(1100., 760.));
+            .set_size(slint::LogicalSize::new(1240., 760.));
         app.window.show().unwrap();
         app
     }

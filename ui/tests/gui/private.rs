@@ -112,14 +112,14 @@ fn a_private_conversation_opens_from_the_member_list() {
             to: Some(bob.fingerprint)
         })
     );
-    ui::transfers::apply(
+    ui::room::apply(
         w,
-        client::driver::FileUpdate::Sending {
+        Update::File(client::driver::FileUpdate::Sending {
             transfer: [9; 16],
             name: "plan.txt".into(),
             size: 11,
             to: Some(bob.clone()),
-        },
+        }),
     );
     settle();
     let row = labels_starting(w, "File plan.txt, ");

@@ -335,7 +335,7 @@ fn the_newest_line_stays_in_view_across_resizes() {
     let f = fixture();
     let app = joined(&f);
     let w = &app.window;
-    w.window().set_size(slint::LogicalSize::new(1000., 720.));
+    w.window().set_size(slint::LogicalSize::new(1160., 720.));
     w.show().unwrap();
     for seq in 1..=60u64 {
         ui::room::apply(
@@ -366,7 +366,7 @@ fn the_newest_line_stays_in_view_across_resizes() {
         "the newest line, before resizing: {:?}",
         labels_starting(w, "bob at ")
     );
-    for (width, height) in [(800., 600.), (720., 560.), (1200., 900.), (760., 580.)] {
+    for (width, height) in [(900., 600.), (880., 560.), (1200., 900.), (920., 580.)] {
         w.window().set_size(slint::LogicalSize::new(width, height));
         tick();
         assert!(shows("line 60"), "the newest line at {width}x{height}");
