@@ -16,7 +16,11 @@
 # the relay then let it go for falling behind (GAP_BANNER_CUT=1); and its
 # own lines in each state of the outbox (ui/examples/outbox_marks.rs); and
 # emoji in the conversation and the picker on a stock desktop's two font
-# set-ups, DejaVu alone and with Noto Color Emoji (ui/examples/emoji.rs).
+# set-ups, DejaVu alone and with Noto Color Emoji (ui/examples/emoji.rs);
+# a desktop notification (ui/examples/notification.rs); and a window of
+# four rooms: the room list with unread counts and a room that cannot
+# connect, the room on screen opened at its "new messages" divider
+# (ui/examples/rooms.rs).
 #
 #   scripts/screenshots.sh          (installs Xvfb, xdotool, xclip,
 #                                    imagemagick, and a stock desktop's
@@ -56,7 +60,7 @@ apt_install_missing "${need[@]}"
 
 echo "== building" >&2
 cargo build -q -p relay -p teamchat-admin -p teamchat-member
-cargo build -q -p ui --example gap_banner --example outbox_marks --example emoji --example notification
+cargo build -q -p ui --example gap_banner --example outbox_marks --example emoji --example notification --example rooms
 repo_certs
 bin="$root/target/debug"
 relay_bin=$bin/teamchat-relay
@@ -122,16 +126,16 @@ TEAMCHAT_SETTINGS="$work/admin.toml" DISPLAY=$d_admin "$bin/teamchat-admin" --re
   --download-dir "$work/downloads-admin" --history-file "$work/admin-history.sqlite3" >"$work/admin.out" 2>"$work/admin.err" &
 pids+=($!)
 window $d_admin >/dev/null
-click $d_admin 549 423            # room password
+click $d_admin 619 423            # room password
 type_text $d_admin "violet anchor drizzle quasar"
 shot $d_admin admin-open-room-dark final
-click $d_admin 549 591            # Open room (below the strength meter)
+click $d_admin 619 591            # Open room (below the strength meter)
 # Copy the invite (it shows once the relay's certificate is verified) and
 # read it from the admin's clipboard, as a person would paste it elsewhere.
 invite=""
 for _ in $(seq 60); do
   sleep 0.5
-  click $d_admin 1050 79          # Copy
+  click $d_admin 1190 79          # Copy
   invite=$(DISPLAY=$d_admin timeout 2 xclip -o -selection clipboard 2>/dev/null || true)
   case "$invite" in teamchat://*) break ;; esac
 done
@@ -143,40 +147,40 @@ join() { # DISPLAY NAME
     --download-dir "$work/downloads-$2" --file-rate-kib 384 --history-file "$work/$2-history.sqlite3" >"$work/$2.out" 2>"$work/$2.err" &
   pids+=($!)
   window "$1" >/dev/null
-  click "$1" 500 215              # invite
+  click "$1" 580 215              # invite
   type_text "$1" "$invite"
-  click "$1" 500 297              # name
+  click "$1" 580 297              # name
   type_text "$1" "$2"
 }
 
 echo "== alice joins" >&2
 join $d_alice alice
 shot $d_alice member-join-dark final
-click $d_alice 500 496            # Join
+click $d_alice 580 496            # Join
 sleep 2
 shot $d_admin admin-pending-dark final
-click $d_admin 81 243             # Approve
+click $d_admin 281 243            # Approve
 sleep 2
 
 echo "== bob joins" >&2
 join $d_bob bob
-click $d_bob 500 496
+click $d_bob 580 496
 sleep 2
-click $d_admin 81 243
+click $d_admin 281 243
 sleep 2
 
 echo "== chatting" >&2
 say() { # DISPLAY Y TEXT (the input sits lower in the taller admin window)
-  click "$1" 620 "$2"; type_text "$1" "$3"; key "$1" Return; sleep 0.5
+  click "$1" 820 "$2"; type_text "$1" "$3"; key "$1" Return; sleep 0.5
 }
 say $d_admin 690 "Welcome both. Launch review at 14:00, keys rotate every hour."
 say $d_alice 650 "Thanks Dana! Checklist is in the usual place."
 say $d_bob 650 "On it. I'll post the build number when CI is green."
-click $d_bob 290 650               # emoji picker
+click $d_bob 490 650               # emoji picker
 shot $d_bob emoji-picker
-click $d_bob 294 498               # the first emoji
+click $d_bob 494 498               # the first emoji
 key $d_bob Return
-click $d_alice 620 650
+click $d_alice 820 650
 type_text $d_alice "Sounds good"
 sleep 0.5
 shot $d_admin admin-chat-dark final
@@ -184,28 +188,28 @@ shot $d_bob member-chat-dark final
 key $d_alice Return
 
 echo "== a private conversation" >&2
-click $d_alice 60 198              # bob's row: safety code and actions
+click $d_alice 260 198             # bob's row: safety code and actions
 shot $d_alice alice-bob-row
-click $d_alice 135 300             # Private message
+click $d_alice 335 300             # Private message
 say $d_alice 650 "Bob, the staging password is in the vault under launch-7."
 sleep 1
-click $d_bob 60 167                # alice's row
+click $d_bob 260 167               # alice's row
 shot $d_bob bob-alice-row
-click $d_bob 135 270               # Private message
+click $d_bob 335 270               # Private message
 say $d_bob 650 "Got it, thanks. I will rotate it after the review."
 sleep 1
 shot $d_bob member-private-dark final
 shot $d_alice alice-private
-click $d_bob 930 112               # Back to the room
+click $d_bob 1090 112              # Back to the room
 shot $d_bob bob-back
 
 echo "== alice sends a file through the chooser" >&2
 head -c 6000000 /dev/urandom >"$work/release-notes.pdf"
-click $d_alice 930 112             # back to the room (a paper clip inside the
+click $d_alice 1090 112            # back to the room (a paper clip inside the
                                    # private conversation sends privately)
-click $d_alice 338 650             # the paper clip
+click $d_alice 538 650             # the paper clip
 shot $d_alice alice-chooser
-click $d_alice 500 505             # the path field
+click $d_alice 580 505             # the path field
 type_text $d_alice "$work/release-notes.pdf"
 shot $d_alice alice-chooser-path
 key $d_alice Return
@@ -222,11 +226,11 @@ shot $d_bob bob-file-saved
 
 echo "== bob drags a file onto his window, inside the private conversation" >&2
 head -c 300000 /dev/urandom >"$work/budget.xlsx"
-click $d_bob 135 270               # Private message (alice's row is still open)
+click $d_bob 335 270               # Private message (alice's row is still open)
 bob_win=$(window $d_bob)
 # A real XDND drag (as a file manager does it): hover, photograph the hint,
 # drop.
-DISPLAY=$d_bob /usr/bin/python3 scripts/xdnd-drop.py "$bob_win" 640 400 "$work/budget.xlsx" --hover 3 &
+DISPLAY=$d_bob /usr/bin/python3 scripts/xdnd-drop.py "$bob_win" 800 400 "$work/budget.xlsx" --hover 3 &
 drag=$!
 sleep 1.5
 shot $d_bob member-drop-private-dark final
@@ -239,21 +243,21 @@ cmp "$work/budget.xlsx" "$work/downloads-alice/budget.xlsx" ||
   { echo "screenshots: alice's copy of the dropped file differs or is missing" >&2; exit 1; }
 shot $d_bob bob-dropped
 shot $d_alice alice-private-file
-click $d_bob 930 112               # Back to the room
+click $d_bob 1090 112              # Back to the room
 
 echo "== light theme" >&2
-click $d_admin 966 37
-click $d_bob 866 44
-click $d_alice 866 44
+click $d_admin 1106 37
+click $d_bob 1026 44
+click $d_alice 1026 44
 sleep 0.5
 shot $d_admin admin-chat-light final
 shot $d_bob member-chat-light final
 
 echo "== the admin removes bob: the admin's Banned list, bob's window" >&2
-click $d_admin 56 226              # bob's row: safety code and actions
+click $d_admin 256 226             # bob's row: safety code and actions
 shot $d_admin admin-bob-row
-click $d_admin 135 365             # Remove bob
-click $d_admin 135 365             # Click again to remove
+click $d_admin 335 365             # Remove bob
+click $d_admin 335 365             # Click again to remove
 sleep 1.5
 shot $d_admin admin-bans-light final
 shot $d_bob member-removed-light final
@@ -310,7 +314,7 @@ for setup in dejavu noto; do
   FONTCONFIG_FILE="$work/$setup.conf" DISPLAY=$d EMOJI_SECONDS=30 "$root/target/debug/examples/emoji" >"$work/emoji-$setup.log" 2>&1 &
   pids+=($!)
   window "$d" >/dev/null
-  click "$d" 290 650               # emoji picker
+  click "$d" 490 650               # emoji picker
   shot "$d" "member-emoji-$setup" final
 done
 echo "== a desktop notification: a private message while the window is not the active one" >&2
@@ -322,4 +326,12 @@ window "$d" >/dev/null
 sleep 4
 DISPLAY=$d import -window root -strip -define png:compression-level=9 "$out/member-notification.png"
 echo "   saved docs/screenshots/member-notification.png" >&2
+
+echo "== four rooms: the room list with unread counts, one that cannot connect" >&2
+d=:$((base + n)); n=$((n + 1))
+start_xvfb "$d"
+DISPLAY=$d ROOMS_SECONDS=30 "$root/target/debug/examples/rooms" >"$work/rooms.log" 2>&1 &
+pids+=($!)
+window "$d" >/dev/null
+shot "$d" member-rooms-dark final
 ls -l "$out" >&2

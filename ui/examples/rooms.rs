@@ -18,6 +18,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let design = demo.another_room(3, "design");
     let ops = demo.another_room(4, "ops on-call");
     let random = demo.another_room(5, "random");
+    for room in [0, design, random] {
+        let slot = demo.app.rooms.slots()[room].clone();
+        demo.app.rooms.deliver(
+            &slot,
+            Update::Secured {
+                relay: "127.0.0.1:7443".into(),
+                cert: common::Fingerprint([7; 32]),
+            },
+        );
+    }
     // Looking at "design" while the others talk.
     demo.app.rooms.show_index(design);
     demo.says_in(design, 2, "bob", "new logo draft attached", 1, 120);
