@@ -10,6 +10,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use client::driver::{cert_file_fingerprint, Trust};
+use client::history::KeptRoom;
 use client::terminal::read_roster;
 use common::crypto::PrivateKey;
 use common::engine::admin::Admin;
@@ -22,7 +23,7 @@ use zeroize::Zeroizing;
 use crate::keys::{self, KeyState};
 use crate::lines::note;
 use crate::room::RoomWindow;
-use crate::rooms::{Network, Rooms};
+use crate::rooms::{Network, RoomSlot, Rooms};
 use crate::{settings, AdminWindow, LineKind, Room, Theme};
 
 /// How the admin app starts (from its command line).
@@ -148,7 +149,27 @@ impl AdminApp {
                 win.set_room_open(false);
             }
         });
+        let (w, st, r) = (window.as_weak(), state.clone(), rooms.clone());
+        window.on_restore(move || {
+            if let Some(win) = w.upgrade() {
+                unlock_and_restore(&win, &st, &r);
+            }
+        });
         let app = AdminApp { window, rooms };
+        // The rooms remembered: reopened now if the key needs no
+        // passphrase, else once it is unlocked.
+        let ready = match &state.borrow().identity.borrow().state {
+            KeyState::Ready(k, _) => Some(k.clone()),
+            KeyState::Locked => {
+                let kept = app.rooms.history().is_some_and(|h| h.path.is_file());
+                app.window.set_can_restore(kept);
+                None
+            }
+            _ => None,
+        };
+        if let Some(key) = ready {
+            restore(&app.window, &state, &app.rooms, &key);
+        }
         if open_now {
             app.window.invoke_open_room();
         }
@@ -327,95 +348,47 @@ fn finish(
     key: Arc<PrivateKey>,
     notes: &[String],
 ) {
-    let mut st = state.borrow_mut();
-    // The password now lives in the engine's config only.
-    st.opts.room_password = None;
-    // The room id given on the command line is for the first room only.
-    let room = match st.opts.room.take() {
-        Some(r) if rooms.find(&r).is_none() => r,
-        _ => common::crypto::random_room_id(),
-    };
-    let invite = match Invite::new(form.relays.clone(), room, key.public().fingerprint()) {
-        Ok(i) => i.to_string(),
-        Err(e) => {
-            win.set_open_error(format!("cannot make the invite: {e}").into());
-            return;
+    let room = {
+        let mut st = state.borrow_mut();
+        // The password now lives in the engine's config only.
+        st.opts.room_password = None;
+        if let Some(path) = &st.opts.settings {
+            let _ = settings::update(path, |s| {
+                s.name = Some(form.name.clone());
+                s.relay = Some(form.relay_text.clone());
+                s.relay_cert = Some(form.cert_text.clone());
+            });
         }
+        // The room id given on the command line is for the first room
+        // opened (taken once it is); if it was reopened from the room
+        // book, it is shown.
+        st.opts.room
     };
-    // What this room kept from earlier runs (bans), with the next run
-    // number, written before anything is announced.
-    let kept = client::admin_state::StateFile::new(
-        &client::admin_state::folder_for(&st.opts.identity),
-        &key,
-        &room,
-    )
-    .begin_run(client::now_ms());
-    let kept = match kept {
-        Ok(k) => k,
-        Err(e) => {
-            win.set_open_error(e.to_string().into());
-            return;
-        }
-    };
-    let cfg = AdminConfig {
+    if let Some(slot) = room.and_then(|r| rooms.find(&r)) {
+        state.borrow_mut().opts.room = None;
+        rooms.show(&slot);
+        win.set_room_open(true);
+        win.room_list().set_adding(false);
+        restore(win, state, rooms, &key);
+        return;
+    }
+    let room = room.unwrap_or_else(common::crypto::random_room_id);
+    let opened = Opening {
         room,
-        room_name: form.room_name.clone(),
-        admin_name: form.name.clone(),
+        relays: form.relays,
+        room_name: form.room_name,
+        name: form.name,
         password: form.password,
         roster: form.roster,
-        rekey_after_messages: st.opts.rekey_after_messages,
-        rekey_after_ms: st.opts.rekey_after_ms,
-        state: kept,
     };
-    let trust = st
-        .opts
-        .ca
-        .clone()
-        .map(Trust::CaFile)
-        .unwrap_or(Trust::Pinned);
-    if let Some(path) = &st.opts.settings {
-        let _ = settings::update(path, |s| {
-            s.name = Some(form.name.clone());
-            s.relay = Some(form.relay_text.clone());
-            s.relay_cert = Some(form.cert_text.clone());
-        });
-    }
-    drop(st);
-    let slot = match rooms.add(room) {
+    let slot = match start_room(win, state, rooms, opened, &key) {
         Ok(s) => s,
         Err(e) => {
             win.set_open_error(e.into());
             return;
         }
     };
-    let r = slot.room();
-    // The window warns when the relay shows a certificate the invite does
-    // not pin; with relays of different certificates the driver's own pin
-    // check per relay does that.
-    let one_cert = form.relays.iter().all(|x| x.cert == form.relays[0].cert);
-    r.set_expected_cert(if one_cert {
-        form.relays[0].cert.to_string().into()
-    } else {
-        "".into()
-    });
-    r.set_room_name(form.room_name.into());
-    r.set_relay(form.relays[0].address().into());
-    r.set_invite(invite.into());
-    let me = win.room();
-    me.set_my_fingerprint(key.public().fingerprint().to_string().into());
-    me.set_my_safety_code(key.public().safety_code().to_string().into());
-    let engine = Engine::Admin(Box::new(Admin::new(cfg, key)));
-    if let Err(e) = rooms.start(&slot, engine, form.relays, trust) {
-        win.set_open_error(e.into());
-        if let Some(i) = rooms.slots().iter().position(|s| Rc::ptr_eq(s, &slot)) {
-            rooms.leave(i);
-        }
-        return;
-    }
-    // The bans kept from earlier runs, for the Banned list.
-    if let Err(e) = slot.session.send(Command::ListBans) {
-        note(&slot, LineKind::Warning, &e);
-    }
+    state.borrow_mut().opts.room = None;
     rooms.show(&slot);
     win.set_room_password("".into());
     win.set_passphrase("".into());
@@ -428,6 +401,225 @@ fn finish(
             LineKind::Warning
         };
         note(&slot, kind, n);
+    }
+    // The other rooms remembered (if the key was locked until now), and
+    // this one with them.
+    restore(win, state, rooms, &key);
+}
+
+/// What opens a room.
+struct Opening {
+    room: RoomId,
+    /// In order of preference (never empty).
+    relays: Vec<RelayEndpoint>,
+    room_name: String,
+    name: String,
+    password: Option<Zeroizing<String>>,
+    roster: HashSet<Fingerprint>,
+}
+
+/// Adds the room to the window, starts its driver and remembers it. Not
+/// shown yet.
+fn start_room(
+    win: &AdminWindow,
+    state: &Rc<RefCell<State>>,
+    rooms: &Rc<Rooms<AdminWindow>>,
+    o: Opening,
+    key: &Arc<PrivateKey>,
+) -> Result<Rc<RoomSlot<AdminWindow>>, String> {
+    let Some(first) = o.relays.first().cloned() else {
+        return Err("no relay to open the room on".into());
+    };
+    let invite = Invite::new(o.relays.clone(), o.room, key.public().fingerprint())
+        .map_err(|e| format!("cannot make the invite: {e}"))?
+        .to_string();
+    let st = state.borrow();
+    // What this room kept from earlier runs (bans), with the next run
+    // number, written before anything is announced.
+    let kept = client::admin_state::StateFile::new(
+        &client::admin_state::folder_for(&st.opts.identity),
+        key,
+        &o.room,
+    )
+    .begin_run(client::now_ms())
+    .map_err(|e| e.to_string())?;
+    let cfg = AdminConfig {
+        room: o.room,
+        room_name: o.room_name.clone(),
+        admin_name: o.name.clone(),
+        password: o.password,
+        roster: o.roster,
+        rekey_after_messages: st.opts.rekey_after_messages,
+        rekey_after_ms: st.opts.rekey_after_ms,
+        state: kept,
+    };
+    let trust = st
+        .opts
+        .ca
+        .clone()
+        .map(Trust::CaFile)
+        .unwrap_or(Trust::Pinned);
+    drop(st);
+    let slot = rooms.add(o.room)?;
+    let r = slot.room();
+    // The window warns when the relay shows a certificate the invite does
+    // not pin; with relays of different certificates the driver's own pin
+    // check per relay does that.
+    let one_cert = o.relays.iter().all(|x| x.cert == first.cert);
+    r.set_expected_cert(if one_cert {
+        first.cert.to_string().into()
+    } else {
+        "".into()
+    });
+    r.set_room_name(o.room_name.clone().into());
+    r.set_relay(first.address().into());
+    r.set_invite(invite.clone().into());
+    let me = win.room();
+    me.set_my_fingerprint(key.public().fingerprint().to_string().into());
+    me.set_my_safety_code(key.public().safety_code().to_string().into());
+    let engine = Engine::Admin(Box::new(Admin::new(cfg, key.clone())));
+    if let Err(e) = rooms.start(&slot, engine, o.relays, trust) {
+        if let Some(i) = rooms.slots().iter().position(|s| Rc::ptr_eq(s, &slot)) {
+            rooms.leave(i);
+        }
+        return Err(e);
+    }
+    // The bans kept from earlier runs, for the Banned list.
+    if let Err(e) = slot.session.send(Command::ListBans) {
+        note(&slot, LineKind::Warning, &e);
+    }
+    slot.remember(KeptRoom {
+        room: o.room,
+        invite,
+        name: o.room_name,
+        my_name: o.name,
+        notify: settings::level_name(slot.room().get_notify_level()).into(),
+        admin: true,
+    });
+    Ok(slot)
+}
+
+/// Reopens the rooms the room book remembers (opened with `key`) that the
+/// window does not hold yet, and keeps the list from now on. A reopened
+/// room has no room password (it is never written down): members are
+/// approved by hand until one is set.
+fn restore(
+    win: &AdminWindow,
+    state: &Rc<RefCell<State>>,
+    rooms: &Rc<Rooms<AdminWindow>>,
+    key: &Arc<PrivateKey>,
+) -> usize {
+    win.set_can_restore(false);
+    let book = match rooms.open_book(key) {
+        Ok(b) => b,
+        Err(e) => {
+            warn_shown(rooms, &format!("your remembered rooms cannot be read: {e}"));
+            return 0;
+        }
+    };
+    let me = key.public().fingerprint();
+    let mut started = 0;
+    let mut bad = 0;
+    for kept in book.rooms {
+        if !kept.admin || rooms.find(&kept.room).is_some() {
+            continue;
+        }
+        let invite = match kept.invite.parse::<Invite>() {
+            Ok(i) if i.room == kept.room && i.admin == me => i,
+            _ => {
+                bad += 1;
+                continue;
+            }
+        };
+        let opening = Opening {
+            room: kept.room,
+            relays: invite.relays().to_vec(),
+            room_name: kept.name.clone(),
+            name: kept.my_name.clone(),
+            password: None,
+            roster: HashSet::new(),
+        };
+        match start_room(win, state, rooms, opening, key) {
+            Ok(slot) => {
+                slot.room()
+                    .set_notify_level(settings::level_from(&kept.notify));
+                note(
+                    &slot,
+                    LineKind::System,
+                    "reopened: a room you opened before; members are approved by hand until you set a room password",
+                );
+                started += 1;
+            }
+            Err(_) => bad += 1,
+        }
+    }
+    rooms.keep();
+    if rooms.shown().is_none() {
+        if let Some(first) = rooms.slots().first() {
+            rooms.show(first);
+            win.set_room_open(true);
+        }
+    }
+    if book.damaged {
+        warn_shown(
+            rooms,
+            "the list of your rooms failed its check (damaged or tampered with): it was not used",
+        );
+    }
+    if bad > 0 {
+        warn_shown(
+            rooms,
+            &format!("{bad} remembered room(s) could not be reopened"),
+        );
+    }
+    started
+}
+
+/// A warning in the room on screen, if there is one.
+fn warn_shown(rooms: &Rooms<AdminWindow>, text: &str) {
+    if let Some(slot) = rooms.shown() {
+        crate::window::banner(&slot, crate::BannerKind::Warning, text);
+    }
+}
+
+/// The "Unlock and reconnect my rooms" button: the key is unlocked with
+/// the passphrase typed, then the remembered rooms reopen.
+fn unlock_and_restore(
+    win: &AdminWindow,
+    state: &Rc<RefCell<State>>,
+    rooms: &Rc<Rooms<AdminWindow>>,
+) {
+    if win.get_busy() {
+        return;
+    }
+    win.set_open_error("".into());
+    let identity = state.borrow().identity.clone();
+    let passphrase = Zeroizing::new(win.get_passphrase().to_string());
+    let (w, st, rs) = (win.as_weak(), state.clone(), rooms.clone());
+    win.set_busy(true);
+    let asked = keys::obtain(&identity, passphrase, move |r| {
+        let Some(win) = w.upgrade() else { return };
+        win.set_busy(false);
+        match r {
+            Ok((key, _)) => {
+                {
+                    let id = st.borrow().identity.clone();
+                    let id = id.borrow();
+                    describe_key(&win, &id.state, &id.path);
+                }
+                win.set_passphrase("".into());
+                if restore(&win, &st, &rs, &key) == 0 && rs.slots().is_empty() {
+                    win.set_open_error(
+                        "No rooms are remembered here: fill in the form to open one.".into(),
+                    );
+                }
+            }
+            Err(e) => win.set_open_error(e.into()),
+        }
+    });
+    if let Err(e) = asked {
+        win.set_busy(false);
+        win.set_open_error(e.into());
     }
 }
 

@@ -8,6 +8,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use client::driver::Trust;
+use client::history::KeptRoom;
 use common::crypto::PrivateKey;
 use common::engine::member::Member;
 use common::engine::{Engine, MemberConfig, MAX_NAME};
@@ -18,7 +19,7 @@ use zeroize::Zeroizing;
 use crate::keys::{self, KeyState};
 use crate::lines::note;
 use crate::room::RoomWindow;
-use crate::rooms::{Network, Rooms};
+use crate::rooms::{Network, RoomSlot, Rooms};
 use crate::{settings, LineKind, MemberWindow, Room, Theme};
 
 /// How the member app starts (from its command line).
@@ -118,7 +119,27 @@ impl MemberApp {
                 win.set_room_open(false);
             }
         });
+        let (w, st, r) = (window.as_weak(), state.clone(), rooms.clone());
+        window.on_restore(move || {
+            if let Some(win) = w.upgrade() {
+                unlock_and_restore(&win, &st, &r);
+            }
+        });
         let app = MemberApp { window, rooms };
+        // The rooms remembered: reconnected now if the key needs no
+        // passphrase, else once it is unlocked.
+        let ready = match &state.borrow().identity.borrow().state {
+            KeyState::Ready(k, _) => Some(k.clone()),
+            KeyState::Locked => {
+                let kept = app.rooms.history().is_some_and(|h| h.path.is_file());
+                app.window.set_can_restore(kept);
+                None
+            }
+            _ => None,
+        };
+        if let Some(key) = ready {
+            restore(&app.window, &state, &app.rooms, &key);
+        }
         if join_now {
             app.window.invoke_join();
         }
@@ -239,47 +260,37 @@ fn finish(
     key: Arc<PrivateKey>,
     notes: &[String],
 ) {
-    let mut st = state.borrow_mut();
-    st.opts.password = None;
-    let trust = st
-        .opts
-        .ca
-        .clone()
-        .map(Trust::CaFile)
-        .unwrap_or(Trust::Pinned);
-    if let Some(path) = &st.opts.settings {
-        let _ = settings::update(path, |s| s.name = Some(form.name.clone()));
+    {
+        let mut st = state.borrow_mut();
+        st.opts.password = None;
+        if let Some(path) = &st.opts.settings {
+            let _ = settings::update(path, |s| s.name = Some(form.name.clone()));
+        }
     }
-    drop(st);
-    let slot = match rooms.add(form.invite.room) {
+    let kept = KeptRoom {
+        room: form.invite.room,
+        invite: form.invite.to_string(),
+        name: String::new(),
+        my_name: form.name.clone(),
+        notify: "mentions".into(),
+        admin: false,
+    };
+    let slot = match start_room(
+        win,
+        state,
+        rooms,
+        &form.invite,
+        form.name,
+        form.password,
+        &key,
+    ) {
         Ok(s) => s,
         Err(e) => {
             win.set_join_error(e.into());
             return;
         }
     };
-    let cfg = MemberConfig {
-        room: form.invite.room,
-        admin_pin: form.invite.admin,
-        name: form.name,
-        password: form.password,
-        min_run: 0,
-    };
-    let relays = form.invite.relays().to_vec();
-    if let Some(first) = relays.first() {
-        slot.room().set_relay(first.address().into());
-    }
-    let r = win.room();
-    r.set_my_fingerprint(key.public().fingerprint().to_string().into());
-    r.set_my_safety_code(key.public().safety_code().to_string().into());
-    let engine = Engine::Member(Box::new(Member::new(cfg, key)));
-    if let Err(e) = rooms.start(&slot, engine, relays, trust) {
-        win.set_join_error(e.into());
-        if let Some(i) = rooms.slots().iter().position(|s| Rc::ptr_eq(s, &slot)) {
-            rooms.leave(i);
-        }
-        return;
-    }
+    slot.remember(kept);
     rooms.show(&slot);
     win.set_invite("".into());
     win.set_room_password("".into());
@@ -302,6 +313,166 @@ fn finish(
             form.invite.admin.short()
         ),
     );
+    // The other rooms remembered (if the key was locked until now), and
+    // this one with them.
+    restore(win, state, rooms, &key);
+}
+
+/// Adds the room of `invite` to the window and starts its driver, as
+/// `name` (with the room `password`, if any). Not shown yet.
+fn start_room(
+    win: &MemberWindow,
+    state: &Rc<RefCell<State>>,
+    rooms: &Rc<Rooms<MemberWindow>>,
+    invite: &Invite,
+    name: String,
+    password: Option<Zeroizing<String>>,
+    key: &Arc<PrivateKey>,
+) -> Result<Rc<RoomSlot<MemberWindow>>, String> {
+    let trust = state
+        .borrow()
+        .opts
+        .ca
+        .clone()
+        .map(Trust::CaFile)
+        .unwrap_or(Trust::Pinned);
+    let slot = rooms.add(invite.room)?;
+    let cfg = MemberConfig {
+        room: invite.room,
+        admin_pin: invite.admin,
+        name,
+        password,
+        min_run: 0,
+    };
+    let relays = invite.relays().to_vec();
+    if let Some(first) = relays.first() {
+        slot.room().set_relay(first.address().into());
+    }
+    let r = win.room();
+    r.set_my_fingerprint(key.public().fingerprint().to_string().into());
+    r.set_my_safety_code(key.public().safety_code().to_string().into());
+    let engine = Engine::Member(Box::new(Member::new(cfg, key.clone())));
+    if let Err(e) = rooms.start(&slot, engine, relays, trust) {
+        if let Some(i) = rooms.slots().iter().position(|s| Rc::ptr_eq(s, &slot)) {
+            rooms.leave(i);
+        }
+        return Err(e);
+    }
+    Ok(slot)
+}
+
+/// Reconnects the rooms the room book remembers (opened with `key`) that
+/// the window does not hold yet, and keeps the list from now on. What
+/// cannot be read is said in the room on screen.
+fn restore(
+    win: &MemberWindow,
+    state: &Rc<RefCell<State>>,
+    rooms: &Rc<Rooms<MemberWindow>>,
+    key: &Arc<PrivateKey>,
+) -> usize {
+    win.set_can_restore(false);
+    let book = match rooms.open_book(key) {
+        Ok(b) => b,
+        Err(e) => {
+            warn_shown(rooms, &format!("your remembered rooms cannot be read: {e}"));
+            return 0;
+        }
+    };
+    let mut started = 0;
+    let mut bad = 0;
+    for kept in book.rooms {
+        if kept.admin || rooms.find(&kept.room).is_some() {
+            continue;
+        }
+        let invite = match kept.invite.parse::<Invite>() {
+            Ok(i) if i.room == kept.room => i,
+            _ => {
+                bad += 1;
+                continue;
+            }
+        };
+        match start_room(win, state, rooms, &invite, kept.my_name.clone(), None, key) {
+            Ok(slot) => {
+                slot.room().set_room_name(kept.name.clone().into());
+                slot.room()
+                    .set_notify_level(settings::level_from(&kept.notify));
+                note(&slot, LineKind::System, "reconnecting: a room you were in");
+                slot.remember(kept);
+                started += 1;
+            }
+            Err(_) => bad += 1,
+        }
+    }
+    // The list as it stands (a room joined before the book opened is in
+    // it now).
+    rooms.keep();
+    if rooms.shown().is_none() {
+        if let Some(first) = rooms.slots().first() {
+            rooms.show(first);
+            win.set_room_open(true);
+        }
+    }
+    if book.damaged {
+        warn_shown(
+            rooms,
+            "the list of your rooms failed its check (damaged or tampered with): it was not used",
+        );
+    }
+    if bad > 0 {
+        warn_shown(
+            rooms,
+            &format!("{bad} remembered room(s) could not be reconnected"),
+        );
+    }
+    started
+}
+
+/// A warning in the room on screen, if there is one.
+fn warn_shown(rooms: &Rooms<MemberWindow>, text: &str) {
+    if let Some(slot) = rooms.shown() {
+        crate::window::banner(&slot, crate::BannerKind::Warning, text);
+    }
+}
+
+/// The "Unlock and reconnect my rooms" button: the key is unlocked with
+/// the passphrase typed, then the remembered rooms reconnect.
+fn unlock_and_restore(
+    win: &MemberWindow,
+    state: &Rc<RefCell<State>>,
+    rooms: &Rc<Rooms<MemberWindow>>,
+) {
+    if win.get_busy() {
+        return;
+    }
+    win.set_join_error("".into());
+    let identity = state.borrow().identity.clone();
+    let passphrase = Zeroizing::new(win.get_passphrase().to_string());
+    let (w, st, rs) = (win.as_weak(), state.clone(), rooms.clone());
+    win.set_busy(true);
+    let asked = keys::obtain(&identity, passphrase, move |r| {
+        let Some(win) = w.upgrade() else { return };
+        win.set_busy(false);
+        match r {
+            Ok((key, _)) => {
+                {
+                    let id = st.borrow().identity.clone();
+                    let id = id.borrow();
+                    describe_key(&win, &id.state, &id.path);
+                }
+                win.set_passphrase("".into());
+                if restore(&win, &st, &rs, &key) == 0 && rs.slots().is_empty() {
+                    win.set_join_error(
+                        "No rooms are remembered here: paste an invite to join one.".into(),
+                    );
+                }
+            }
+            Err(e) => win.set_join_error(e.into()),
+        }
+    });
+    if let Err(e) = asked {
+        win.set_busy(false);
+        win.set_join_error(e.into());
+    }
 }
 
 /// Runs the member window until it is closed, then leaves the room.

@@ -127,6 +127,10 @@ pub fn asks<T: RoomWindow>(
     } else {
         push_line(slot, LineKind::System, "", &format!("{name} asks to join"));
     }
+    // For the admin: counted and notified like a private message, so a
+    // room not on screen does not keep someone waiting unseen.
+    slot.arrived(true);
+    crate::notify::arrived(slot, crate::notify::What::Request, name, "");
 }
 
 /// A member was seated: its request is no longer waiting.

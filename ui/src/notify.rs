@@ -32,6 +32,8 @@ pub enum What {
     Line,
     /// A private message to us.
     Private,
+    /// (Admin) someone asks to join.
+    Request,
 }
 
 /// Whether `what` notifies at `level` while the window is `active`.
@@ -39,7 +41,7 @@ pub fn wanted(level: NotifyLevel, what: What, active: bool) -> bool {
     !active
         && match level {
             NotifyLevel::All => true,
-            NotifyLevel::Mentions => what == What::Private,
+            NotifyLevel::Mentions => matches!(what, What::Private | What::Request),
             NotifyLevel::Nothing => false,
         }
 }
@@ -68,6 +70,7 @@ pub fn note(room: &str, what: What, sender: &str, text: &str, show_text: bool) -
         (What::Private, false) => format!("{sender} wrote to you privately"),
         (What::Line, false) => format!("{sender} wrote in the room"),
         (What::Private, true) => format!("{sender} (privately): {}", cut(text)),
+        (What::Request, _) => format!("{sender} asks to join"),
         (What::Line, true) => format!("{sender}: {}", cut(text)),
     };
     Note { summary, body }

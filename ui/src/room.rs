@@ -108,7 +108,10 @@ pub(crate) fn install<T: RoomWindow>(win: &T, rooms: &Rc<Rooms<T>>, settings: Op
     // The room's notification setting changed: remembered under its key.
     let (r, path) = (Rc::downgrade(rooms), settings.clone());
     room.on_notify_changed(move || {
-        let (Some(slot), Some(path)) = (r.upgrade().and_then(|r| r.shown()), &path) else {
+        let Some(rooms) = r.upgrade() else { return };
+        // Kept with the room in the room book too.
+        rooms.keep();
+        let (Some(slot), Some(path)) = (rooms.shown(), &path) else {
             return;
         };
         let Some(win) = slot.window() else { return };
@@ -487,7 +490,7 @@ pub fn apply_to<T: RoomWindow>(slot: &RoomSlot<T>, update: Update) {
             if let Some(m) = vec_model(&slot.room().get_lines()) {
                 m.set_vec(Vec::new());
             }
-            slot.room().set_unread_from(-1);
+            slot.cleared();
             crate::lines::note(
                 slot,
                 LineKind::System,
@@ -643,7 +646,7 @@ fn event<T: RoomWindow>(slot: &RoomSlot<T>, e: Event) {
                 &text,
                 sent_at_ms,
             );
-            slot.arrived(false);
+            slot.arrived(true);
             crate::notify::arrived(slot, crate::notify::What::Private, &from.name, &text);
         }
         Event::PrivateSent {

@@ -20,6 +20,8 @@ use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use client::driver::{self, Request, Trust, Update};
+use client::history::{Book, HistoryOptions, KeptRoom, RoomBook};
+use common::crypto::PrivateKey;
 use common::engine::{printable, Engine};
 use common::invite::RelayEndpoint;
 use common::RoomId;
@@ -147,6 +149,7 @@ mirror! {
         room_id: SharedString = get_room_id / set_room_id,
         notify_level: NotifyLevel = get_notify_level / set_notify_level,
         unread_from: i32 = get_unread_from / set_unread_from,
+        draft: SharedString = get_draft / set_draft,
     }
 }
 
@@ -188,6 +191,8 @@ pub struct RoomSlot<T: RoomWindow> {
     mentions: Cell<u32>,
     /// The room could not connect, or stopped for good.
     trouble: Cell<bool>,
+    /// What is remembered of it to reconnect at start (none: nothing).
+    kept: RefCell<Option<KeptRoom>>,
 }
 
 impl<T: RoomWindow> std::fmt::Debug for RoomSlot<T> {
@@ -212,6 +217,7 @@ impl<T: RoomWindow> RoomSlot<T> {
             unread: Cell::new(0),
             mentions: Cell::new(0),
             trouble: Cell::new(false),
+            kept: RefCell::new(None),
         };
         let r = &slot.room;
         r.set_lines(ModelRc::new(VecModel::<ChatLine>::default()));
@@ -282,7 +288,7 @@ impl<T: RoomWindow> RoomSlot<T> {
         if self.is_shown() && active {
             return;
         }
-        if self.unread.get() == 0 {
+        if self.unread.get() == 0 || self.room.get_unread_from() < 0 {
             let at = self.room.get_lines().row_count().saturating_sub(1);
             self.room.set_unread_from(i32::try_from(at).unwrap_or(-1));
         }
@@ -310,6 +316,12 @@ impl<T: RoomWindow> RoomSlot<T> {
             let n = i32::try_from(n).unwrap_or(i32::MAX);
             self.room.set_unread_from(from.saturating_add(n));
         }
+    }
+
+    /// The room's lines on this computer were cleared: nothing is unread.
+    pub(crate) fn cleared(&self) {
+        self.room.set_unread_from(-1);
+        self.read();
     }
 
     /// Everything was read: no more unread lines (the divider stays where
@@ -346,6 +358,32 @@ impl<T: RoomWindow> RoomSlot<T> {
         }
     }
 
+    /// Remember this room (in the window's room book, once it is open) as
+    /// `kept`; its name and notification setting follow the room's.
+    pub fn remember(&self, kept: KeptRoom) {
+        *self.kept.borrow_mut() = Some(kept);
+    }
+
+    /// What is remembered of the room, up to date (none: not remembered).
+    fn kept_now(&self) -> Option<KeptRoom> {
+        let mut k = self.kept.borrow().clone()?;
+        let name = self.room.get_room_name();
+        if !name.is_empty() {
+            k.name = name.to_string();
+        }
+        k.notify = crate::settings::level_name(self.room.get_notify_level()).into();
+        Some(k)
+    }
+
+    /// Whether the room's name moved on from what is remembered.
+    fn kept_is_stale(&self) -> bool {
+        let name = self.room.get_room_name();
+        self.kept
+            .borrow()
+            .as_ref()
+            .is_some_and(|k| !name.is_empty() && k.name != name.as_str())
+    }
+
     /// The connection could not be made or stopped for good (`true`), or
     /// works again (`false`).
     pub(crate) fn set_trouble(&self, trouble: bool) {
@@ -370,20 +408,29 @@ impl<T: RoomWindow> RoomSlot<T> {
 pub enum Network {
     /// On this tokio runtime, with these options (files, history).
     Runtime(tokio::runtime::Handle, driver::Options),
-    /// Nowhere: every room's commands go to this channel, and its updates
-    /// come from whoever holds the window (the UI tests).
-    Detached(mpsc::Sender<Request>),
+    /// Nowhere: every room's commands go to this channel (with the room
+    /// they are for), and its updates come from whoever holds the window
+    /// (the UI tests); rooms are remembered in this database, if any.
+    Detached(mpsc::Sender<(RoomId, Request)>, Option<HistoryOptions>),
 }
 
 impl Network {
-    fn session(&self) -> Session {
+    fn session(&self, room: RoomId) -> Session {
         match self {
             Network::Runtime(rt, options) => {
                 let s = Session::new(rt.clone());
                 s.set_options(options.clone());
                 s
             }
-            Network::Detached(tx) => Session::detached(tx.clone()),
+            Network::Detached(tx, _) => Session::detached(tx.clone(), room),
+        }
+    }
+
+    /// Where lines and remembered rooms are kept (none: `--no-history`).
+    pub fn history(&self) -> Option<HistoryOptions> {
+        match self {
+            Network::Runtime(_, options) => options.history.clone(),
+            Network::Detached(_, history) => history.clone(),
         }
     }
 }
@@ -406,6 +453,10 @@ pub struct Rooms<T: RoomWindow> {
     settings: Option<PathBuf>,
     slots: RefCell<Vec<Rc<RoomSlot<T>>>>,
     me: Weak<Rooms<T>>,
+    /// The remembered rooms, once the key opened them.
+    book: RefCell<Option<RoomBook>>,
+    /// A failure to keep the list was said (once).
+    book_failed: Cell<bool>,
     _timer: slint::Timer,
 }
 
@@ -456,6 +507,8 @@ impl<T: RoomWindow> Rooms<T> {
                 settings: settings.clone(),
                 slots: RefCell::default(),
                 me: me.clone(),
+                book: RefCell::new(None),
+                book_failed: Cell::new(false),
                 _timer: timer,
             }
         });
@@ -525,7 +578,7 @@ impl<T: RoomWindow> Rooms<T> {
                 "This window holds {MAX_ROOMS} rooms at most: leave one first."
             ));
         }
-        let slot = Rc::new(RoomSlot::new(&self.win, self.net.session()));
+        let slot = Rc::new(RoomSlot::new(&self.win, self.net.session(id)));
         slot.id.set(Some(id));
         if let Some(path) = &self.settings {
             crate::settings::restore_notify(&slot, &crate::settings::load(path), &id);
@@ -545,9 +598,9 @@ impl<T: RoomWindow> Rooms<T> {
         trust: Trust,
     ) -> Result<(), String> {
         let (s, me) = (Rc::downgrade(slot), self.me.clone());
-        let route: crate::session::Route = Rc::new(move |u| {
+        let route: crate::session::Route = Rc::new(move |batch| {
             if let (Some(slot), Some(rooms)) = (s.upgrade(), me.upgrade()) {
-                rooms.deliver(&slot, u);
+                rooms.deliver_all(&slot, batch);
             }
         });
         slot.session.start(route, engine, relays, trust)
@@ -556,8 +609,80 @@ impl<T: RoomWindow> Rooms<T> {
     /// Applies one update from `slot`'s driver to it (on screen or not),
     /// and its row in the list follows. (The UI tests feed updates here.)
     pub fn deliver(&self, slot: &RoomSlot<T>, update: Update) {
-        crate::room::apply_to(slot, update);
+        self.deliver_all(slot, vec![update]);
+    }
+
+    /// [`deliver`](Rooms::deliver) for a batch: the list is refreshed
+    /// once, after the batch.
+    pub fn deliver_all(&self, slot: &RoomSlot<T>, batch: Vec<Update>) {
+        for u in batch {
+            crate::room::apply_to(slot, u);
+        }
+        if slot.kept_is_stale() {
+            self.keep();
+        }
         self.refresh();
+    }
+
+    /// Where the rooms are remembered: the database `net` names.
+    pub fn history(&self) -> Option<HistoryOptions> {
+        self.net.history()
+    }
+
+    /// Opens the room book in the history database (with `key`, once it is
+    /// unlocked) and returns what it holds; from now on the rooms this
+    /// window remembers are kept there. Without a database (`--no-history`)
+    /// nothing is kept and the book is empty.
+    pub fn open_book(&self, key: &PrivateKey) -> Result<Book, String> {
+        let Some(opts) = self.net.history() else {
+            return Ok(Book::default());
+        };
+        if self.book.borrow().is_none() {
+            let book = RoomBook::open(&opts, key).map_err(|e| e.to_string())?;
+            *self.book.borrow_mut() = Some(book);
+        }
+        let read = self.book.borrow().as_ref().map(RoomBook::read);
+        match read {
+            Some(r) => r.map_err(|e| e.to_string()),
+            None => Ok(Book::default()),
+        }
+    }
+
+    /// Whether the room book is open.
+    pub fn book_is_open(&self) -> bool {
+        self.book.borrow().is_some()
+    }
+
+    /// Writes the list of remembered rooms (after a room was added, left,
+    /// renamed, or its notification setting changed). A failure is said
+    /// once, in the room on screen.
+    pub fn keep(&self) {
+        let list: Vec<KeptRoom> = self
+            .slots
+            .borrow()
+            .iter()
+            .filter_map(|s| s.kept_now())
+            .collect();
+        for s in self.slots.borrow().iter() {
+            if let Some(k) = s.kept_now() {
+                *s.kept.borrow_mut() = Some(k);
+            }
+        }
+        let kept = match self.book.borrow_mut().as_mut() {
+            Some(book) => book.keep(&list),
+            None => return,
+        };
+        if let Err(e) = kept {
+            if !self.book_failed.replace(true) {
+                if let Some(slot) = self.shown() {
+                    crate::window::banner(
+                        &slot,
+                        BannerKind::Warning,
+                        &format!("the list of your rooms could not be kept: {e}"),
+                    );
+                }
+            }
+        }
     }
 
     /// Shows `slot` (the one on screen before keeps its state): its lines
@@ -581,6 +706,11 @@ impl<T: RoomWindow> Rooms<T> {
         if let Some(win) = self.win.upgrade() {
             let room = win.room();
             room.set_notify_open(false);
+            // A file being chosen was for the last room.
+            let files = win.transfers();
+            files.set_chooser_open(false);
+            files.set_chooser_path(SharedString::new());
+            files.set_chooser_error(SharedString::new());
             // The view goes to the divider, or to the newest line.
             room.set_switched(room.get_switched().wrapping_add(1));
         }
@@ -607,7 +737,12 @@ impl<T: RoomWindow> Rooms<T> {
         };
         let was_shown = slot.is_shown();
         slot.hide();
+        // Forgotten on this computer: its saved lines first, then the
+        // goodbye (in that order on the driver's queue).
+        let _ = slot.session.send(Request::ClearHistory);
         let _ = slot.session.leave_in_background(Duration::from_secs(3));
+        // Forgotten: not reconnected at the next start.
+        self.keep();
         let left = self.slots.borrow().len();
         if was_shown && left > 0 {
             self.show_index(index.min(left - 1));
@@ -620,7 +755,10 @@ impl<T: RoomWindow> Rooms<T> {
 
     /// The globals once no room is left: as for a new room.
     fn clear_globals(&self) {
-        let blank = RoomSlot::new(&self.win, Session::detached(mpsc::channel(1).0));
+        let blank = RoomSlot::new(
+            &self.win,
+            Session::detached(mpsc::channel(1).0, RoomId([0; 16])),
+        );
         blank.show();
         blank.hide();
         if let Some(win) = self.win.upgrade() {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use client::driver::{self, Request, Trust, Update};
 use common::engine::{Command, Engine};
 use common::invite::RelayEndpoint;
+use common::RoomId;
 use tokio::sync::mpsc;
 
 /// Commands waiting for the driver; more than this and the UI says "busy".
@@ -19,8 +20,9 @@ pub const COMMAND_QUEUE: usize = 256;
 /// Driver updates applied to the window in one go, at most.
 pub const MAX_BATCH: usize = 256;
 
-/// Where a session's driver updates go, on the UI thread.
-pub type Route = Rc<dyn Fn(Update)>;
+/// Where a session's driver updates go, a batch at a time, on the UI
+/// thread.
+pub type Route = Rc<dyn Fn(Vec<Update>)>;
 
 thread_local! {
     // The UI thread's routes, by session: a batch of updates from the
@@ -35,9 +37,7 @@ fn deliver(id: u64, batch: Vec<Update>) {
     let Some(route) = ROUTES.with(|r| r.borrow().get(&id).cloned()) else {
         return;
     };
-    for u in batch {
-        route(u);
-    }
+    route(batch);
 }
 
 /// One room's connection: its driver, and the channel its commands take.
@@ -46,8 +46,49 @@ pub struct Session {
     id: u64,
     runtime: Option<tokio::runtime::Handle>,
     options: RefCell<driver::Options>,
-    commands: RefCell<Option<mpsc::Sender<Request>>>,
+    commands: RefCell<Option<Commands>>,
     driver: RefCell<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// Where a session's commands go.
+#[derive(Debug)]
+enum Commands {
+    /// To its driver.
+    Driver(mpsc::Sender<Request>),
+    /// To a test's channel, with the room they are for.
+    Test(mpsc::Sender<(RoomId, Request)>, RoomId),
+}
+
+impl Commands {
+    fn try_send(&self, req: Request) -> Result<(), String> {
+        let full = |full: bool| {
+            if full {
+                "the connection is busy: try again in a moment".to_string()
+            } else {
+                "the connection has stopped".to_string()
+            }
+        };
+        match self {
+            Commands::Driver(tx) => tx
+                .try_send(req)
+                .map_err(|e| full(matches!(e, mpsc::error::TrySendError::Full(_)))),
+            Commands::Test(tx, room) => tx
+                .try_send((*room, req))
+                .map_err(|e| full(matches!(e, mpsc::error::TrySendError::Full(_)))),
+        }
+    }
+
+    /// Sends, waiting for room in a full queue (the goodbye matters).
+    async fn send(self, req: Request) {
+        match self {
+            Commands::Driver(tx) => {
+                let _ = tx.send(req).await;
+            }
+            Commands::Test(..) => {
+                let _ = self.try_send(req);
+            }
+        }
+    }
 }
 
 /// Sessions are numbered for their routes.
@@ -68,14 +109,14 @@ impl Session {
         }
     }
 
-    /// A session without a network whose commands go to `commands` (for
-    /// tests of the UI alone).
-    pub fn detached(commands: mpsc::Sender<Request>) -> Self {
+    /// A session without a network whose commands go to `commands`, with
+    /// `room` beside each (for tests of the UI alone).
+    pub fn detached(commands: mpsc::Sender<(RoomId, Request)>, room: RoomId) -> Self {
         Session {
             id: next_id(),
             runtime: None,
             options: RefCell::default(),
-            commands: RefCell::new(Some(commands)),
+            commands: RefCell::new(Some(Commands::Test(commands, room))),
             driver: RefCell::new(None),
         }
     }
@@ -112,7 +153,7 @@ impl Session {
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let (up_tx, mut up_rx) = mpsc::channel::<Update>(1024);
         let options = self.options.borrow().clone();
-        ROUTES.with(|r| r.borrow_mut().insert(self.id, route));
+        self.set_route(route);
         let handle = rt.spawn(driver::run_with(
             engine, relays, trust, options, cmd_rx, up_tx,
         ));
@@ -140,7 +181,7 @@ impl Session {
                 }
             }
         });
-        *self.commands.borrow_mut() = Some(cmd_tx);
+        *self.commands.borrow_mut() = Some(Commands::Driver(cmd_tx));
         *self.driver.borrow_mut() = Some(handle);
         Ok(())
     }
@@ -152,12 +193,7 @@ impl Session {
         let Some(tx) = guard.as_ref() else {
             return Err("not connected to a room".into());
         };
-        tx.try_send(req.into()).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => {
-                "the connection is busy: try again in a moment".to_string()
-            }
-            mpsc::error::TrySendError::Closed(_) => "the connection has stopped".to_string(),
-        })
+        tx.try_send(req.into())
     }
 
     /// Leaves the room cleanly (the others are told) and waits up to
@@ -171,8 +207,7 @@ impl Session {
             (Some(rt), Some(d)) => rt.block_on(async {
                 tokio::time::timeout(grace, async {
                     if let Some(tx) = tx {
-                        // Waits for room in a full queue: the goodbye matters.
-                        let _ = tx.send(Command::Leave.into()).await;
+                        tx.send(Command::Leave.into()).await;
                     }
                     let _ = d.await;
                 })
@@ -200,7 +235,7 @@ impl Session {
             (Some(rt), Some(mut d)) => Some(rt.spawn(async move {
                 let ended = tokio::time::timeout(grace, async {
                     if let Some(tx) = tx {
-                        let _ = tx.send(Command::Leave.into()).await;
+                        tx.send(Command::Leave.into()).await;
                     }
                     let _ = (&mut d).await;
                 })
@@ -218,6 +253,11 @@ impl Session {
         }
     }
 
+    /// Where this session's updates go from now on.
+    fn set_route(&self, route: Route) {
+        ROUTES.with(|r| r.borrow_mut().insert(self.id, route));
+    }
+
     /// The runtime the driver runs on (none when detached).
     pub fn runtime(&self) -> Option<&tokio::runtime::Handle> {
         self.runtime.as_ref()
@@ -232,5 +272,36 @@ impl Drop for Session {
                 r.remove(&self.id);
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_reaches_its_own_room_and_nothing_reaches_a_room_left() {
+        let (tx, _rx) = mpsc::channel(4);
+        let a = Session::detached(tx.clone(), RoomId([1; 16]));
+        let b = Session::detached(tx, RoomId([2; 16]));
+        let got: Rc<RefCell<Vec<(char, usize)>>> = Rc::default();
+        for (s, name) in [(&a, 'a'), (&b, 'b')] {
+            let got = got.clone();
+            s.set_route(Rc::new(move |batch: Vec<Update>| {
+                got.borrow_mut().push((name, batch.len()));
+            }));
+        }
+        deliver(a.id, vec![Update::HistoryCleared, Update::HistoryCleared]);
+        deliver(b.id, vec![Update::HistoryCleared]);
+        assert_eq!(*got.borrow(), vec![('a', 2), ('b', 1)]);
+        // Left: a batch already on its way finds no route.
+        let b_id = b.id;
+        assert!(b.leave_in_background(Duration::from_secs(1)).is_none());
+        deliver(b_id, vec![Update::HistoryCleared]);
+        // Dropped (the window let the room go).
+        let a_id = a.id;
+        drop(a);
+        deliver(a_id, vec![Update::HistoryCleared]);
+        assert_eq!(got.borrow().len(), 2, "{:?}", got.borrow());
     }
 }

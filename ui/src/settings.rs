@@ -53,6 +53,15 @@ pub fn level_name(level: NotifyLevel) -> &'static str {
     }
 }
 
+/// The [`NotifyLevel`] remembered as `word` (anything else: mentions).
+pub fn level_from(word: &str) -> NotifyLevel {
+    match word {
+        "all" => NotifyLevel::All,
+        "nothing" => NotifyLevel::Nothing,
+        _ => NotifyLevel::Mentions,
+    }
+}
+
 /// Sets `room`'s notification settings from what `settings` remember for
 /// the room `id`, and the key they are remembered under.
 pub fn restore_notify<T: crate::window::RoomWindow>(
@@ -67,11 +76,9 @@ pub fn restore_notify<T: crate::window::RoomWindow>(
         win.room()
             .set_notify_text(settings.notify_text.unwrap_or(false));
     }
-    room.set_notify_level(match settings.notify.get(&id).map(String::as_str) {
-        Some("all") => NotifyLevel::All,
-        Some("nothing") => NotifyLevel::Nothing,
-        _ => NotifyLevel::Mentions,
-    });
+    room.set_notify_level(level_from(
+        settings.notify.get(&id).map_or("", String::as_str),
+    ));
 }
 
 impl Settings {

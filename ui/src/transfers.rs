@@ -327,6 +327,12 @@ pub enum FileDrop {
 /// shows as a warning banner.
 pub fn file_drop<T: RoomWindow>(win: &T, drop: FileDrop) {
     let files = win.transfers();
+    // The form that adds a room covers the rooms: nothing is dropped on
+    // the room underneath.
+    if win.room_list().get_adding() {
+        files.set_drop_hover(false);
+        return;
+    }
     let shown = crate::rooms::Rooms::of(win).and_then(|r| r.shown());
     match drop {
         FileDrop::Hover => files.set_drop_hover(true),

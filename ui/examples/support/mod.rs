@@ -46,7 +46,7 @@ impl Demo {
             join_now: true,
             settings: Some(dir.path().join("settings.toml")),
         };
-        let app = MemberApp::new(opts, Network::Detached(tx), None)?;
+        let app = MemberApp::new(opts, Network::Detached(tx, None), None)?;
         app.window
             .window()
             .set_size(slint::LogicalSize::new(1160., 720.));

@@ -30,7 +30,7 @@ mod status;
 
 struct Fixture {
     dir: tempfile::TempDir,
-    commands: mpsc::Receiver<Request>,
+    commands: mpsc::Receiver<(RoomId, Request)>,
     net: Network,
 }
 
@@ -38,10 +38,14 @@ fn fixture() -> Fixture {
     i_slint_backend_testing::init_no_event_loop();
     let dir = tempfile::tempdir().unwrap();
     let (tx, rx) = mpsc::channel(64);
+    let history = client::history::HistoryOptions {
+        path: dir.path().join("history.sqlite3"),
+        retention: client::history::Retention::default(),
+    };
     Fixture {
         dir,
         commands: rx,
-        net: Network::Detached(tx),
+        net: Network::Detached(tx, Some(history)),
     }
 }
 
@@ -58,9 +62,15 @@ impl Fixture {
 
     /// The next request other than a typing signal.
     fn next_request(&mut self) -> Option<Request> {
-        while let Ok(r) = self.commands.try_recv() {
+        self.next_request_in().map(|(_, r)| r)
+    }
+
+    /// The next request other than a typing signal, with the room it went
+    /// to.
+    fn next_request_in(&mut self) -> Option<(RoomId, Request)> {
+        while let Ok((room, r)) = self.commands.try_recv() {
             if !matches!(r, Request::Engine(Command::Typing(_))) {
-                return Some(r);
+                return Some((room, r));
             }
         }
         None
@@ -75,11 +85,16 @@ impl Fixture {
     }
 
     fn member(&self) -> MemberApp {
+        self.member_at(self.identity(1))
+    }
+
+    /// The member window with the identity file at `identity` as it is.
+    fn member_at(&self, identity: PathBuf) -> MemberApp {
         let opts = MemberOptions {
             invite: None,
             name: None,
             password: None,
-            identity: self.identity(1),
+            identity,
             ca: None,
             join_now: false,
             settings: Some(self.settings()),

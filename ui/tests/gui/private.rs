@@ -70,7 +70,7 @@ fn a_private_conversation_opens_from_the_member_list() {
     input.set_accessible_value("only for you");
     one(w, "Send").invoke_accessible_default_action();
     let mut commands = Vec::new();
-    while let Ok(c) = f.commands.try_recv() {
+    while let Ok((_, c)) = f.commands.try_recv() {
         commands.push(c);
     }
     assert_eq!(

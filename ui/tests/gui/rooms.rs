@@ -190,11 +190,15 @@ fn keyboard_switches_rooms_with_ctrl_number_and_finds_them_with_ctrl_k() {
         "design",
         "no ninth room: nothing happens"
     );
+    assert_eq!(
+        one(w, "Message input").accessible_value().unwrap(),
+        "",
+        "and nothing is typed"
+    );
     // Ctrl+K, a few letters, Enter.
     with_ctrl("k");
     assert!(w.room_list().get_search_open());
     one(w, "Room name").set_accessible_value("OP");
-    w.room_list().invoke_search_changed("OP".into());
     settle();
     assert_eq!(labels_starting(w, "Show "), vec!["Show ops".to_string()]);
     one(w, "Show ops").invoke_accessible_default_action();
@@ -237,7 +241,11 @@ fn a_room_that_cannot_connect_says_so_in_its_row_and_the_others_work() {
     while f.next_request().is_some() {}
     one(w, "Message input").set_accessible_value("still here");
     one(w, "Send").invoke_accessible_default_action();
-    assert_eq!(f.next_command(), Some(Command::Send("still here".into())));
+    assert_eq!(
+        f.next_request_in(),
+        Some((RoomId([3; 16]), Command::Send("still here".into()).into())),
+        "to the room on screen"
+    );
     // Back in: the row is well again.
     app.rooms.deliver(
         &first,
@@ -274,14 +282,25 @@ fn joining_a_room_twice_shows_it_and_leaving_asks_first_then_forgets_it() {
     one(w, "Leave launch team").invoke_accessible_default_action();
     settle();
     assert_eq!(app.rooms.slots().len(), 2, "asked first");
+    let left = app.rooms.slots()[0].clone();
     one(w, "Confirm leaving launch team").invoke_accessible_default_action();
     settle();
-    assert_eq!(f.next_command(), Some(Command::Leave));
+    // Its saved lines are forgotten, then the others are told: that room's
+    // driver, not the other's.
+    assert_eq!(
+        f.next_request_in(),
+        Some((RoomId([9; 16]), Request::ClearHistory))
+    );
+    assert_eq!(
+        f.next_request_in(),
+        Some((RoomId([9; 16]), Command::Leave.into()))
+    );
     assert_eq!(app.rooms.slots().len(), 1);
     assert_eq!(w.global::<Room>().get_room_name(), "design");
     assert!(w.get_room_open());
-    // Lines from the left room's driver no longer reach the window.
     assert!(room_rows(w).iter().all(|r| !r.contains("launch team")));
+    // It takes no more commands.
+    assert!(left.session.send(Command::Send("late".into())).is_err());
 
     // The last one: the join form is the window again.
     one(w, "Leave design").invoke_accessible_default_action();
@@ -311,5 +330,202 @@ fn the_admin_opens_several_rooms_each_with_its_own_invite() {
     assert!(second.starts_with("teamchat://") && second != first);
     w.room_list().invoke_select(0);
     assert_eq!(w.global::<Room>().get_invite(), first);
+    assert_eq!(w.global::<Room>().get_room_name(), "launch team");
+}
+
+#[test]
+fn what_is_started_in_one_room_stays_with_it() {
+    let mut f = fixture();
+    let app = joined(&f);
+    let w = &app.window;
+    join_another(w, 3, "design");
+    w.room_list().invoke_select(0);
+    settle();
+    // A draft, a file being chosen, a question asked once: each belongs
+    // to the room it was started in.
+    let input = one(w, "Message input");
+    input.set_accessible_value("the vault code is 4711");
+    one(w, "Clear history").invoke_accessible_default_action();
+    settle();
+    assert_eq!(labels_starting(w, "Confirm clearing the history").len(), 1);
+    w.global::<Transfers>().invoke_browse("".into());
+    w.global::<Transfers>().set_chooser_open(true);
+    settle();
+    w.room_list().invoke_select(1);
+    settle();
+    assert_eq!(input.accessible_value().unwrap(), "", "no draft in design");
+    assert!(
+        !w.global::<Transfers>().get_chooser_open(),
+        "the chooser closed"
+    );
+    assert!(
+        labels_starting(w, "Confirm clearing the history").is_empty(),
+        "the question was for the other room"
+    );
+    while f.next_request().is_some() {}
+    one(w, "Send").invoke_accessible_default_action();
+    assert_eq!(f.next_request(), None, "nothing sent to design");
+    w.room_list().invoke_select(0);
+    settle();
+    assert_eq!(
+        input.accessible_value().unwrap(),
+        "the vault code is 4711",
+        "the draft is back in its room"
+    );
+
+    // While the form to add a room is open, Ctrl+2 does not switch the
+    // room underneath.
+    one(w, "Join a room").invoke_accessible_default_action();
+    settle();
+    w.window().dispatch_event(WindowEvent::KeyPressed {
+        text: Key::Control.into(),
+    });
+    w.window()
+        .dispatch_event(WindowEvent::KeyPressed { text: "2".into() });
+    w.window()
+        .dispatch_event(WindowEvent::KeyReleased { text: "2".into() });
+    w.window().dispatch_event(WindowEvent::KeyReleased {
+        text: Key::Control.into(),
+    });
+    settle();
+    assert_eq!(w.global::<Room>().get_room_name(), "launch team");
+}
+
+#[test]
+fn a_join_request_in_a_room_not_on_screen_is_counted_for_the_admin() {
+    let f = fixture();
+    let app = f.admin();
+    let w = &app.window;
+    one(w, "Open room").invoke_accessible_default_action();
+    one(w, "Open a room").invoke_accessible_default_action();
+    settle();
+    one(w, "Room name").set_accessible_value("second team");
+    one(w, "Open room").invoke_accessible_default_action();
+    settle();
+    let first = app.rooms.slots()[0].clone();
+    app.rooms.deliver(
+        &first,
+        Update::Engine(Event::PendingApproval {
+            id: 1,
+            name: "carol".into(),
+            fingerprint: test_keys::key(3).public().fingerprint(),
+            safety_code: test_keys::key(3).public().safety_code().to_string(),
+            banned: false,
+        }),
+    );
+    settle();
+    let rows = labels_starting(w, "Room launch team");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(rows[0].contains("1 unread, 1 for you"), "{rows:?}");
+    assert_eq!(w.room_list().get_total_mentions(), 1);
+}
+
+#[test]
+fn remembered_rooms_come_back_at_start_and_a_room_left_does_not() {
+    let mut f = fixture();
+    {
+        let app = joined(&f);
+        join_another(&app.window, 3, "design");
+        // The setting chosen for a room is kept with it.
+        let w = &app.window;
+        w.global::<Room>().set_notify_level(ui::NotifyLevel::All);
+        w.global::<Room>().invoke_notify_changed();
+    }
+    let app = f.member();
+    let w = &app.window;
+    settle();
+    let names: Vec<String> = app
+        .rooms
+        .slots()
+        .iter()
+        .map(|s| s.room().get_room_name().to_string())
+        .collect();
+    assert_eq!(names, vec!["launch team", "design"]);
+    assert!(w.get_room_open(), "the rooms, not the join form");
+    assert_eq!(w.global::<Room>().get_room_name(), "launch team");
+    assert_eq!(
+        app.rooms.slots()[1].room().get_notify_level(),
+        ui::NotifyLevel::All
+    );
+    // They reconnect by themselves: each room's driver was started (a
+    // detached session takes commands once started).
+    assert!(app.rooms.slots().iter().all(|s| s.session.is_started()));
+    // Left: forgotten.
+    while f.next_request().is_some() {}
+    w.room_list().invoke_select(1);
+    settle();
+    one(w, "Leave design").invoke_accessible_default_action();
+    one(w, "Confirm leaving design").invoke_accessible_default_action();
+    drop(app);
+    let app = f.member();
+    assert_eq!(app.rooms.slots().len(), 1);
+    drop(app);
+
+    // Without the database: no rooms, and the same identity.
+    let code = {
+        let app = f.member();
+        app.window.global::<Room>().get_my_safety_code()
+    };
+    std::fs::remove_file(f.dir.path().join("history.sqlite3")).unwrap();
+    let app = f.member();
+    assert!(app.rooms.slots().is_empty());
+    assert!(!app.window.get_room_open());
+    assert_eq!(app.window.global::<Room>().get_my_safety_code(), code);
+}
+
+#[test]
+fn a_locked_key_is_unlocked_to_reconnect_the_remembered_rooms() {
+    let f = fixture();
+    let id = f.identity(1);
+    identity::save(&id, test_keys::key(1), Some(b"correct horse")).unwrap();
+    {
+        let app = f.member_at(id.clone());
+        let w = &app.window;
+        assert!(!w.get_can_restore(), "nothing remembered yet");
+        one(w, "Invite").set_accessible_value(invite());
+        one(w, "Your name").set_accessible_value("alice");
+        one(w, "Identity passphrase").set_accessible_value("correct horse");
+        one(w, "Join").invoke_accessible_default_action();
+        assert!(w.get_room_open(), "{}", w.get_join_error());
+    }
+    let app = f.member_at(id);
+    let w = &app.window;
+    assert!(app.rooms.slots().is_empty(), "locked: nothing read yet");
+    assert!(w.get_can_restore());
+    one(w, "Identity passphrase").set_accessible_value("wrong");
+    one(w, "Unlock and reconnect my rooms").invoke_accessible_default_action();
+    assert!(app.rooms.slots().is_empty());
+    assert!(!w.get_join_error().is_empty());
+    one(w, "Identity passphrase").set_accessible_value("correct horse");
+    one(w, "Unlock and reconnect my rooms").invoke_accessible_default_action();
+    assert_eq!(app.rooms.slots().len(), 1, "{}", w.get_join_error());
+    assert!(w.get_room_open());
+}
+
+#[test]
+fn without_history_no_room_is_remembered() {
+    let mut f = fixture();
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    f.commands = rx;
+    f.net = Network::Detached(tx, None);
+    drop(joined(&f));
+    let app = f.member();
+    assert!(app.rooms.slots().is_empty());
+    assert!(!f.dir.path().join("history.sqlite3").exists());
+}
+
+#[test]
+fn the_admin_reopens_its_rooms_with_the_same_invite() {
+    let f = fixture();
+    let invite = {
+        let app = f.admin();
+        one(&app.window, "Open room").invoke_accessible_default_action();
+        app.window.global::<Room>().get_invite()
+    };
+    let app = f.admin();
+    let w = &app.window;
+    assert!(w.get_room_open(), "{}", w.get_open_error());
+    assert_eq!(app.rooms.slots().len(), 1);
+    assert_eq!(w.global::<Room>().get_invite(), invite);
     assert_eq!(w.global::<Room>().get_room_name(), "launch team");
 }

@@ -57,13 +57,13 @@ fn typing_indicator_shows_who_types_and_we_signal_our_own() {
     input.set_accessible_value("h");
     input.set_accessible_value("he");
     let mut typing = Vec::new();
-    while let Ok(c) = f.commands.try_recv() {
+    while let Ok((_, c)) = f.commands.try_recv() {
         typing.push(c);
     }
     assert_eq!(typing, vec![Command::Typing(true).into()]);
     input.set_accessible_value("");
     assert_eq!(
-        f.commands.try_recv().ok(),
+        f.commands.try_recv().ok().map(|(_, c)| c),
         Some(Command::Typing(false).into())
     );
     assert_eq!(

@@ -261,6 +261,70 @@ impl std::fmt::Debug for History {
     }
 }
 
+/// Opens (or creates, mode 0600) the database at `path` and checks that
+/// `me`'s keys wrote it: the connection, the row keys and the tag keys.
+fn open_db(
+    path: &Path,
+    me: &PrivateKey,
+) -> Result<(rusqlite::Connection, SealKeys, SealKeys), HistoryError> {
+    let path = path.to_path_buf();
+    let owned = path.clone();
+    let err = db_err(&owned);
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir).map_err(|e| HistoryError::Database {
+                path: path.clone(),
+                why: e.to_string(),
+            })?;
+        }
+    }
+    create_private(&path).map_err(|e| HistoryError::Database {
+        path: path.clone(),
+        why: e.to_string(),
+    })?;
+    let conn = rusqlite::Connection::open(&path).map_err(&err)?;
+    conn.busy_timeout(std::time::Duration::from_millis(500))
+        .map_err(&err)?;
+    conn.execute_batch(
+        "PRAGMA secure_delete = ON;
+             CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS entries (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 room BLOB NOT NULL,
+                 day INTEGER NOT NULL,
+                 nonce BLOB NOT NULL,
+                 sealed BLOB NOT NULL);
+             CREATE INDEX IF NOT EXISTS entries_room ON entries (room, id);",
+    )
+    .map_err(&err)?;
+    let (rows, tags) = me.history_keys();
+    // A sealed constant tells whether these keys wrote the database.
+    let check: Option<Vec<u8>> =
+        optional(conn.query_row("SELECT v FROM meta WHERE k = 'check'", [], |r| r.get(0)))
+            .map_err(&err)?;
+    match check {
+        Some(bytes) => {
+            let ok = decode_payload::<Sealed>(&bytes, 1024)
+                .ok()
+                .and_then(|s| open(&rows, AAD_CHECK, &s).ok())
+                .is_some_and(|p| p.as_slice() == CHECK_PLAIN);
+            if !ok {
+                return Err(HistoryError::OtherIdentity(path));
+            }
+        }
+        None => {
+            let sealed = seal(&mut OsRng, &rows, AAD_CHECK, CHECK_PLAIN);
+            let bytes = encode_payload(&sealed, 1024).map_err(|e| HistoryError::Database {
+                path: path.clone(),
+                why: e.to_string(),
+            })?;
+            conn.execute("INSERT INTO meta (k, v) VALUES ('check', ?1)", [bytes])
+                .map_err(&err)?;
+        }
+    }
+    Ok((conn, rows, tags))
+}
+
 fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> HistoryError + '_ {
     move |e| HistoryError::Database {
         path: path.to_path_buf(),
@@ -387,61 +451,8 @@ impl History {
         me: &PrivateKey,
         room: &RoomId,
     ) -> Result<Self, HistoryError> {
+        let (conn, rows, tags) = open_db(&opts.path, me)?;
         let path = opts.path.clone();
-        let owned = path.clone();
-        let err = db_err(&owned);
-        if let Some(dir) = path.parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|e| HistoryError::Database {
-                    path: path.clone(),
-                    why: e.to_string(),
-                })?;
-            }
-        }
-        create_private(&path).map_err(|e| HistoryError::Database {
-            path: path.clone(),
-            why: e.to_string(),
-        })?;
-        let conn = rusqlite::Connection::open(&path).map_err(&err)?;
-        conn.busy_timeout(std::time::Duration::from_millis(500))
-            .map_err(&err)?;
-        conn.execute_batch(
-            "PRAGMA secure_delete = ON;
-             CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB NOT NULL);
-             CREATE TABLE IF NOT EXISTS entries (
-                 id INTEGER PRIMARY KEY AUTOINCREMENT,
-                 room BLOB NOT NULL,
-                 day INTEGER NOT NULL,
-                 nonce BLOB NOT NULL,
-                 sealed BLOB NOT NULL);
-             CREATE INDEX IF NOT EXISTS entries_room ON entries (room, id);",
-        )
-        .map_err(&err)?;
-        let (rows, tags) = me.history_keys();
-        // A sealed constant tells whether these keys wrote the database.
-        let check: Option<Vec<u8>> =
-            optional(conn.query_row("SELECT v FROM meta WHERE k = 'check'", [], |r| r.get(0)))
-                .map_err(&err)?;
-        match check {
-            Some(bytes) => {
-                let ok = decode_payload::<Sealed>(&bytes, 1024)
-                    .ok()
-                    .and_then(|s| open(&rows, AAD_CHECK, &s).ok())
-                    .is_some_and(|p| p.as_slice() == CHECK_PLAIN);
-                if !ok {
-                    return Err(HistoryError::OtherIdentity(path));
-                }
-            }
-            None => {
-                let sealed = seal(&mut OsRng, &rows, AAD_CHECK, CHECK_PLAIN);
-                let bytes = encode_payload(&sealed, 1024).map_err(|e| HistoryError::Database {
-                    path: path.clone(),
-                    why: e.to_string(),
-                })?;
-                conn.execute("INSERT INTO meta (k, v) VALUES ('check', ?1)", [bytes])
-                    .map_err(&err)?;
-            }
-        }
         let room = tags.tag(room.as_bytes());
         let mut h = History {
             conn,
@@ -725,6 +736,9 @@ fn create_private(path: &Path) -> std::io::Result<()> {
         Err(e) => Err(e),
     }
 }
+
+mod book;
+pub use book::{Book, KeptRoom, RoomBook, MAX_KEPT_ROOMS};
 
 #[cfg(feature = "test-support")]
 mod fuzz;
