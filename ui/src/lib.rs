@@ -26,7 +26,8 @@ mod generated {
 
 pub use generated::{
     AdminWindow, BanRow, BannerKind, ChatLine, DirEntry, FileRow, LineKind, LineState, MemberRow,
-    MemberWindow, Moderation, NotifyLevel, PendingRow, Room, RoomList, RoomRow, Theme, Transfers,
+    MemberWindow, MentionRow, Moderation, NotifyLevel, PendingRow, Room, RoomList, RoomRow, Theme,
+    Transfers,
 };
 
 pub mod admin;

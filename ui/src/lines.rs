@@ -90,6 +90,17 @@ pub(crate) fn push_own<T: RoomWindow>(
     }
 }
 
+/// The line just added mentions us: it is highlighted.
+pub(crate) fn mark_mention<T: RoomWindow>(slot: &RoomSlot<T>) {
+    let lines = slot.room().get_lines();
+    let Some(m) = vec_model(&lines) else { return };
+    let last = m.row_count().saturating_sub(1);
+    if let Some(mut l) = m.row_data(last) {
+        l.mention = true;
+        m.set_row_data(last, l);
+    }
+}
+
 /// One of our lines moved on: its mark (and why it waits or failed).
 pub(crate) fn mark_own<T: RoomWindow>(slot: &RoomSlot<T>, id: u64, state: LineState, note: &str) {
     let Ok(id) = i32::try_from(id) else { return };

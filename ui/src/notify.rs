@@ -34,6 +34,8 @@ pub enum What {
     Private,
     /// (Admin) someone asks to join.
     Request,
+    /// A line to the room that mentions us.
+    Mention,
 }
 
 /// Whether `what` notifies at `level` while the window is `active`.
@@ -41,7 +43,7 @@ pub fn wanted(level: NotifyLevel, what: What, active: bool) -> bool {
     !active
         && match level {
             NotifyLevel::All => true,
-            NotifyLevel::Mentions => matches!(what, What::Private | What::Request),
+            NotifyLevel::Mentions => matches!(what, What::Private | What::Request | What::Mention),
             NotifyLevel::Nothing => false,
         }
 }
@@ -71,6 +73,8 @@ pub fn note(room: &str, what: What, sender: &str, text: &str, show_text: bool) -
         (What::Line, false) => format!("{sender} wrote in the room"),
         (What::Private, true) => format!("{sender} (privately): {}", cut(text)),
         (What::Request, _) => format!("{sender} asks to join"),
+        (What::Mention, false) => format!("{sender} mentioned you"),
+        (What::Mention, true) => format!("{sender} mentioned you: {}", cut(text)),
         (What::Line, true) => format!("{sender}: {}", cut(text)),
     };
     Note { summary, body }

@@ -79,6 +79,9 @@ pub(crate) fn install<T: RoomWindow>(win: &T, rooms: &Rc<Rooms<T>>, settings: Op
             );
             return false;
         }
+        // `@NAME` of a member (as the completion puts it) mentions them,
+        // by key.
+        let text = common::engine::mentions::typed(&text, &mention_names(&slot));
         let private_to = slot.room().get_private_to();
         let command = if private_to.is_empty() {
             Command::Send(text)
@@ -165,6 +168,7 @@ pub(crate) fn install<T: RoomWindow>(win: &T, rooms: &Rc<Rooms<T>>, settings: Op
         let Some(slot) = r.upgrade().and_then(|r| r.shown()) else {
             return;
         };
+        offer_mentions(&slot, &text);
         // Typing notices go to the whole room: none while writing privately.
         if !(slot.room().get_can_send() && slot.room().get_private_to().is_empty()) {
             return;
@@ -182,6 +186,29 @@ pub(crate) fn install<T: RoomWindow>(win: &T, rooms: &Rc<Rooms<T>>, settings: Op
         {
             t.on = true;
             t.last_sent = Some(now);
+        }
+    });
+
+    let w = win.as_weak();
+    room.on_mention_pick(move |i| {
+        let Some(win) = w.upgrade() else {
+            return SharedString::new();
+        };
+        let room = win.room();
+        let draft = room.get_draft().to_string();
+        let choices = room.get_mention_choices();
+        let picked = usize::try_from(i).ok().and_then(|i| choices.row_data(i));
+        room.set_mention_choices(ModelRc::default());
+        match (picked, draft.rfind('@')) {
+            (Some(m), Some(at)) => format!("{}@{} ", &draft[..at], m.name).into(),
+            _ => draft.into(),
+        }
+    });
+
+    let w = win.as_weak();
+    room.on_mention_dismiss(move || {
+        if let Some(win) = w.upgrade() {
+            win.room().set_mention_choices(ModelRc::default());
         }
     });
 
@@ -235,6 +262,55 @@ pub(crate) fn install<T: RoomWindow>(win: &T, rooms: &Rc<Rooms<T>>, settings: Op
             banner(&slot, BannerKind::Error, &e);
         }
     });
+}
+
+/// The room's members as `@NAME` mentions know them: names and keys.
+fn mention_names<T: RoomWindow>(slot: &RoomSlot<T>) -> Vec<(String, Fingerprint)> {
+    slot.room()
+        .get_members()
+        .iter()
+        .filter_map(|m| Some((m.name.to_string(), m.fingerprint.parse().ok()?)))
+        .collect()
+}
+
+/// Most members offered at once after "@".
+pub const MAX_MENTION_CHOICES: usize = 8;
+
+/// The draft ends with "@" and the start of a name (after a space or at
+/// the start, so an e-mail address does not count): the other members
+/// whose names start so are offered, in the room's order.
+fn offer_mentions<T: RoomWindow>(slot: &RoomSlot<T>, text: &str) {
+    let Some(win) = slot.window() else { return };
+    let room = win.room();
+    let choices: Vec<crate::MentionRow> = text
+        .rfind('@')
+        .filter(|&at| {
+            text[..at]
+                .chars()
+                .next_back()
+                .is_none_or(char::is_whitespace)
+        })
+        .map(|at| &text[at + 1..])
+        .filter(|typed| !typed.contains(char::is_whitespace))
+        .map(|typed| {
+            let typed = typed.to_lowercase();
+            slot.room()
+                .get_members()
+                .iter()
+                .filter(|m| !m.me && m.name.to_lowercase().starts_with(&typed))
+                .take(MAX_MENTION_CHOICES)
+                .map(|m| crate::MentionRow {
+                    name: m.name.clone(),
+                    short_fp: m.short_fp.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if choices.is_empty() && room.get_mention_choices().row_count() == 0 {
+        return;
+    }
+    room.set_mention_index(0);
+    room.set_mention_choices(ModelRc::new(slint::VecModel::from(choices)));
 }
 
 /// Once a second, for every room: forget typing signals that were never
@@ -610,12 +686,19 @@ fn event<T: RoomWindow>(slot: &RoomSlot<T>, e: Event) {
             from,
             text,
             sent_at_ms,
+            mentions_me,
             ..
         } => {
             set_typing(slot, &from.fingerprint, false);
             push_line_at(slot, LineKind::Message, &from.name, &text, sent_at_ms);
-            slot.arrived(false);
-            crate::notify::arrived(slot, crate::notify::What::Line, &from.name, &text);
+            let what = if mentions_me {
+                crate::lines::mark_mention(slot);
+                crate::notify::What::Mention
+            } else {
+                crate::notify::What::Line
+            };
+            slot.arrived(mentions_me);
+            crate::notify::arrived(slot, what, &from.name, &text);
         }
         Event::Sent {
             id,

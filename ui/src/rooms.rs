@@ -706,6 +706,8 @@ impl<T: RoomWindow> Rooms<T> {
         if let Some(win) = self.win.upgrade() {
             let room = win.room();
             room.set_notify_open(false);
+            // Members offered for a mention were the last room's.
+            room.set_mention_choices(ModelRc::default());
             // A file being chosen was for the last room.
             let files = win.transfers();
             files.set_chooser_open(false);

@@ -22,6 +22,7 @@
 pub mod admin;
 pub mod files;
 pub mod member;
+pub mod mentions;
 mod outbox;
 mod private;
 mod rng;

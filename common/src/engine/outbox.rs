@@ -310,6 +310,8 @@ impl Core {
                 .flatten()
                 .find_map(|c| c.members.get(&t))
         });
+        // Shown as the readers will see it (mentions by name).
+        let text = self.show_mentions(&text);
         let shown = match recipient {
             Some(p) => Event::PrivateSent {
                 id,

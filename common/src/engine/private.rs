@@ -176,7 +176,7 @@ impl Core {
                         Some((text, sent_at_ms)) if text.len() <= MAX_TEXT => {
                             out.push(Action::Event(Event::Private {
                                 from: from.info(),
-                                text,
+                                text: self.show_mentions(&text),
                                 sent_at_ms,
                                 epoch,
                                 seq,

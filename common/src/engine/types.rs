@@ -164,6 +164,8 @@ pub enum Event {
         epoch: u64,
         /// Sender's sequence number.
         seq: u64,
+        /// It mentions us (by our key: [`crate::engine::mentions`]).
+        mentions_me: bool,
     },
     /// A line we wrote to the room: in the outbox, sent as soon as
     /// sending is allowed and kept until the relay takes it (then a

@@ -319,3 +319,45 @@ fn a_burst_of_joins_makes_one_knock_not_one_each() {
         1
     );
 }
+
+#[test]
+fn a_mention_names_a_key_so_a_look_alike_or_a_new_name_cannot_take_it() {
+    use common::engine::mentions::token;
+    // bob, and someone who joined as "bоb" with a Cyrillic о.
+    let (mut net, ids) = room_with(&[(0, "alice"), (1, "bob"), (2, "b\u{43e}b")]);
+    let (alice, bob, lookalike) = (ids[0], ids[1], ids[2]);
+    let bob_fp = key(1).public().fingerprint();
+    net.command(alice, Command::Send(format!("ship it {}?", token(&bob_fp))));
+    let line = |n: &mut Net, i: usize| {
+        n.nodes[i]
+            .events
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                Event::Message {
+                    text, mentions_me, ..
+                } => Some((text.clone(), *mentions_me)),
+                _ => None,
+            })
+            .unwrap()
+    };
+    // Shown by the name the roster gives that key, to everyone; only bob
+    // is mentioned.
+    assert_eq!(line(&mut net, bob), ("ship it @bob?".to_string(), true));
+    let (text, mentioned) = line(&mut net, lookalike);
+    assert_eq!(text, "ship it @bob?");
+    assert!(!mentioned, "the look-alike is not mentioned");
+    assert!(!line(&mut net, 0).1, "nor the admin");
+    // Our own line shows by name too.
+    assert!(net.nodes[alice]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Sent { text, .. } if text == "ship it @bob?")));
+    // A key not in the room shows by its short form, and mentions nobody.
+    let stranger = key(3).public().fingerprint();
+    net.command(alice, Command::Send(format!("ask {}", token(&stranger))));
+    assert_eq!(
+        line(&mut net, bob),
+        (format!("ask @{}", stranger.short()), false)
+    );
+}

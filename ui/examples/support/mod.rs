@@ -81,6 +81,7 @@ impl Demo {
             sent_at_ms: AT + secs * 1000,
             epoch: 2,
             seq,
+            mentions_me: false,
         });
     }
 
@@ -115,6 +116,7 @@ impl Demo {
                 sent_at_ms: AT + secs * 1000,
                 epoch: 2,
                 seq,
+                mentions_me: false,
             }),
         );
     }

@@ -395,6 +395,7 @@ fn received_messages_appear_in_the_view() {
             sent_at_ms: at,
             epoch: 2,
             seq: 1,
+            mentions_me: false,
         }),
     );
     // A name carrying terminal escapes and bidi overrides is shown harmless.
@@ -406,6 +407,7 @@ fn received_messages_appear_in_the_view() {
             sent_at_ms: at,
             epoch: 2,
             seq: 1,
+            mentions_me: false,
         }),
     );
     settle();
@@ -441,6 +443,7 @@ fn a_gap_is_shown_where_it_happened_and_in_the_banner() {
             sent_at_ms: at,
             epoch: 2,
             seq,
+            mentions_me: false,
         })
     };
     ui::room::apply(w, line("first", 1));

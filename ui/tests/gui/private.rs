@@ -17,6 +17,7 @@ fn a_private_conversation_opens_from_the_member_list() {
             sent_at_ms: 1_700_000_000_000,
             epoch: 2,
             seq: 1,
+            mentions_me: false,
         }),
     );
     // Open bob's row, then his private conversation.

@@ -63,6 +63,7 @@ fn bob_in(app: &MemberApp, slot: usize, text: &str, seq: u64) {
             sent_at_ms: 1_700_000_000_000,
             epoch: 2,
             seq,
+            mentions_me: false,
         }),
     );
 }
@@ -528,4 +529,106 @@ fn the_admin_reopens_its_rooms_with_the_same_invite() {
     assert_eq!(app.rooms.slots().len(), 1);
     assert_eq!(w.global::<Room>().get_invite(), invite);
     assert_eq!(w.global::<Room>().get_room_name(), "launch team");
+}
+
+#[test]
+fn typing_at_offers_the_members_and_a_mention_goes_by_key() {
+    let mut f = fixture();
+    let app = joined(&f);
+    let w = &app.window;
+    let input = one(w, "Message input");
+    input.set_accessible_value("ping @BO");
+    settle();
+    // The others whose names start so (any case), not alice herself.
+    assert_eq!(
+        labels_starting(w, "Mention "),
+        vec!["Mention boss".to_string(), "Mention bob".to_string()]
+    );
+    one(w, "Mention bob").invoke_accessible_default_action();
+    settle();
+    assert_eq!(input.accessible_value().unwrap(), "ping @bob ");
+    assert!(
+        labels_starting(w, "Mention ").is_empty(),
+        "closed once picked"
+    );
+    // With the keyboard: "@" alone offers everyone else; Down, Enter.
+    input.set_accessible_value("ping @bob and @");
+    settle();
+    assert_eq!(
+        labels_starting(w, "Mention "),
+        vec!["Mention boss".to_string(), "Mention bob".to_string()]
+    );
+    input.mock_single_click(slint::platform::PointerEventButton::Left);
+    for k in [Key::DownArrow, Key::Return] {
+        w.window()
+            .dispatch_event(WindowEvent::KeyPressed { text: k.into() });
+        w.window()
+            .dispatch_event(WindowEvent::KeyReleased { text: k.into() });
+    }
+    settle();
+    assert_eq!(input.accessible_value().unwrap(), "ping @bob and @bob ");
+    // An e-mail address offers nobody.
+    input.set_accessible_value("mail bob@");
+    settle();
+    assert!(labels_starting(w, "Mention ").is_empty());
+    // Sent: the names become the members' keys.
+    while f.next_request().is_some() {}
+    input.set_accessible_value("ping @bob, and @boss too");
+    one(w, "Send").invoke_accessible_default_action();
+    let bob = test_keys::key(2).public().fingerprint();
+    let boss = test_keys::key(0).public().fingerprint();
+    assert_eq!(
+        f.next_command(),
+        Some(Command::Send(format!(
+            "ping {}, and {} too",
+            common::engine::mentions::token(&bob),
+            common::engine::mentions::token(&boss)
+        )))
+    );
+}
+
+#[test]
+fn a_line_that_mentions_us_stands_out_counts_and_notifies() {
+    let f = fixture();
+    let app = joined(&f);
+    let w = &app.window;
+    join_another(w, 3, "design");
+    ui::notify::keep();
+    app.rooms.window_active(false);
+    let first = app.rooms.slots()[0].clone();
+    for (text, mentions_me, seq) in [("@alice can you look?", true, 1), ("lunch?", false, 2)] {
+        app.rooms.deliver(
+            &first,
+            Update::Engine(Event::Message {
+                from: info(2, "bob", false),
+                text: text.into(),
+                sent_at_ms: 1_700_000_000_000,
+                epoch: 2,
+                seq,
+                mentions_me,
+            }),
+        );
+    }
+    settle();
+    let rows = room_rows(w);
+    assert!(
+        rows[0].starts_with("Room launch team, 2 unread, 1 for you"),
+        "{rows:?}"
+    );
+    // One notification, for the mention (the room's default setting).
+    let kept = ui::notify::kept();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0].body, "bob mentioned you");
+    w.room_list().invoke_select(0);
+    settle();
+    let lines = labels_starting(w, "bob at ");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(", mentions you: @alice can you look?")),
+        "{lines:?}"
+    );
+    assert!(lines
+        .iter()
+        .any(|l| l.ends_with(": lunch?") && !l.contains("mentions you")));
 }

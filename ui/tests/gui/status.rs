@@ -48,6 +48,7 @@ fn typing_indicator_shows_who_types_and_we_signal_our_own() {
             sent_at_ms: 0,
             epoch: 2,
             seq: 3,
+            mentions_me: false,
         }),
     );
     assert_eq!(room.get_typing(), "");
@@ -346,6 +347,7 @@ fn the_newest_line_stays_in_view_across_resizes() {
                 sent_at_ms: 1_764_620_000_000 + seq,
                 epoch: 2,
                 seq,
+                mentions_me: false,
             }),
         );
     }
@@ -403,6 +405,7 @@ fn notifications_follow_the_room_setting_and_the_window_focus() {
                 sent_at_ms,
                 epoch: 2,
                 seq,
+                mentions_me: false,
             }
         };
         ui::room::apply(w, Update::Engine(e))

@@ -26,7 +26,9 @@ pub(super) fn parse(line: &str, opts: &Options, out: &Printer) -> Parsed {
         return Parsed::Nothing;
     }
     let Some(rest) = line.strip_prefix('/') else {
-        return Parsed::Request(Command::Send(line.to_string()).into());
+        // `@NAME` of a member mentions them, by key.
+        let text = common::engine::mentions::typed(line, &out.mention_names());
+        return Parsed::Request(Command::Send(text).into());
     };
     let mut words = rest.splitn(3, ' ');
     let verb = words.next().unwrap_or("");

@@ -423,6 +423,14 @@ impl Printer {
         self.emit(json!({"type": "info", "text": text}), text.to_string());
     }
 
+    /// The members' names and keys, for `@NAME` mentions.
+    pub(super) fn mention_names(&self) -> Vec<(String, common::Fingerprint)> {
+        self.members
+            .iter()
+            .map(|m| (m.name.clone(), m.fingerprint))
+            .collect()
+    }
+
     pub(super) fn list(&self) -> String {
         if self.members.is_empty() {
             return "no epoch yet".into();
@@ -633,10 +641,18 @@ impl Printer {
             ),
             Event::MemberLeft(m) => self.emit(json!({"type": "left", "member": Self::member_json(m)}), format!("* {} left", m.name)),
             Event::MemberRemoved(m) => self.emit(json!({"type": "removed", "member": Self::member_json(m)}), format!("* {} was removed by the admin", m.name)),
-            Event::Message { from, text, sent_at_ms, epoch, seq } => self.emit(
-                json!({"type": "message", "from": from.name, "fingerprint": from.fingerprint.to_string(), "text": text, "sent_at_ms": sent_at_ms, "epoch": epoch, "seq": seq}),
-                format!("<{}> {}", from.name, common::engine::printable(text)),
-            ),
+            Event::Message { from, text, sent_at_ms, epoch, seq, mentions_me } => {
+                if *mentions_me && !self.json {
+                    // The terminal's bell: a line for us.
+                    let mut stdout = std::io::stdout().lock();
+                    let _ = write!(stdout, "\x07");
+                }
+                let mark = if *mentions_me { "» " } else { "" };
+                self.emit(
+                    json!({"type": "message", "from": from.name, "fingerprint": from.fingerprint.to_string(), "text": text, "sent_at_ms": sent_at_ms, "epoch": epoch, "seq": seq, "mentions_me": mentions_me}),
+                    format!("{mark}<{}> {}", from.name, common::engine::printable(text)),
+                )
+            }
             Event::Sent { id, text, sent_at_ms } => {
                 self.track(*id, None, text);
                 self.emit(

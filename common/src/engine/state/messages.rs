@@ -6,6 +6,18 @@
 use super::*;
 
 impl Core {
+    /// `text` with its mentions shown by the names the roster gives their
+    /// keys (this epoch's, else the last one's).
+    pub fn show_mentions(&self, text: &str) -> String {
+        crate::engine::mentions::shown(text, |fp| {
+            [&self.current, &self.previous]
+                .into_iter()
+                .flatten()
+                .find_map(|c| c.members.get(fp))
+                .map(|p| p.name.clone())
+        })
+    }
+
     /// Whether we may send to the room now.
     pub fn can_send(&self, now_ms: u64) -> bool {
         self.send_blocked(now_ms).is_none()
@@ -129,12 +141,16 @@ impl Core {
                     }));
                     return;
                 }
+                let mentions_me = crate::engine::mentions::mentioned(&text)
+                    .contains(&self.me.public().fingerprint());
+                let text = self.show_mentions(&text);
                 out.push(Action::Event(Event::Message {
                     from: info,
                     text,
                     sent_at_ms,
                     epoch,
                     seq,
+                    mentions_me,
                 }))
             }
             Content::Typing(on) => out.push(Action::Event(Event::Typing { from: info, on })),
