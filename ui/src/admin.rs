@@ -170,7 +170,11 @@ impl AdminApp {
         if let Some(key) = ready {
             restore(&app.window, &state, &app.rooms, &key);
         }
-        if open_now {
+        // `--open` opens the form's room at once; with rooms reopened from
+        // the room book, only the one `--room` names (not a new room at
+        // every start).
+        let asked_room = state.borrow().opts.room.is_some();
+        if open_now && (app.rooms.slots().is_empty() || asked_room) {
             app.window.invoke_open_room();
         }
         Ok(app)
@@ -365,7 +369,11 @@ fn finish(
         st.opts.room
     };
     if let Some(slot) = room.and_then(|r| rooms.find(&r)) {
+        // Reopened from the room book already: shown, not opened twice
+        // (its password and roster are those it was opened with).
         state.borrow_mut().opts.room = None;
+        win.set_room_password("".into());
+        win.set_passphrase("".into());
         rooms.show(&slot);
         win.set_room_open(true);
         win.room_list().set_adding(false);
@@ -443,6 +451,7 @@ fn start_room(
     )
     .begin_run(client::now_ms())
     .map_err(|e| e.to_string())?;
+    let roster_kept: Vec<Fingerprint> = o.roster.iter().copied().collect();
     let cfg = AdminConfig {
         room: o.room,
         room_name: o.room_name.clone(),
@@ -495,6 +504,7 @@ fn start_room(
         my_name: o.name,
         notify: settings::level_name(slot.room().get_notify_level()).into(),
         admin: true,
+        roster: roster_kept,
     });
     Ok(slot)
 }
@@ -510,10 +520,14 @@ fn restore(
     key: &Arc<PrivateKey>,
 ) -> usize {
     win.set_can_restore(false);
-    let book = match rooms.open_book(key) {
+    let book = match rooms.open_book(key, "admin") {
         Ok(b) => b,
         Err(e) => {
-            warn_shown(rooms, &format!("your remembered rooms cannot be read: {e}"));
+            warn(
+                win,
+                rooms,
+                &format!("your remembered rooms cannot be read: {e}"),
+            );
             return 0;
         }
     };
@@ -537,7 +551,7 @@ fn restore(
             room_name: kept.name.clone(),
             name: kept.my_name.clone(),
             password: None,
-            roster: HashSet::new(),
+            roster: kept.roster.iter().copied().collect(),
         };
         match start_room(win, state, rooms, opening, key) {
             Ok(slot) => {
@@ -550,10 +564,17 @@ fn restore(
                 );
                 started += 1;
             }
-            Err(_) => bad += 1,
+            Err(_) => {
+                // Tried again next time.
+                rooms.carry(kept);
+                bad += 1;
+            }
         }
     }
-    rooms.keep();
+    // A damaged list is left as found until the next change.
+    if !book.damaged {
+        rooms.keep();
+    }
     if rooms.shown().is_none() {
         if let Some(first) = rooms.slots().first() {
             rooms.show(first);
@@ -561,13 +582,15 @@ fn restore(
         }
     }
     if book.damaged {
-        warn_shown(
+        warn(
+            win,
             rooms,
             "the list of your rooms failed its check (damaged or tampered with): it was not used",
         );
     }
     if bad > 0 {
-        warn_shown(
+        warn(
+            win,
             rooms,
             &format!("{bad} remembered room(s) could not be reopened"),
         );
@@ -575,10 +598,11 @@ fn restore(
     started
 }
 
-/// A warning in the room on screen, if there is one.
-fn warn_shown(rooms: &Rooms<AdminWindow>, text: &str) {
-    if let Some(slot) = rooms.shown() {
-        crate::window::banner(&slot, crate::BannerKind::Warning, text);
+/// A warning in the room on screen, or on the form if there is none.
+fn warn(win: &AdminWindow, rooms: &Rooms<AdminWindow>, text: &str) {
+    match rooms.shown() {
+        Some(slot) => crate::window::banner(&slot, crate::BannerKind::Warning, text),
+        None => win.set_open_error(text.into()),
     }
 }
 

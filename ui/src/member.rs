@@ -274,6 +274,7 @@ fn finish(
         my_name: form.name.clone(),
         notify: "mentions".into(),
         admin: false,
+        roster: Vec::new(),
     };
     let slot = match start_room(
         win,
@@ -371,10 +372,14 @@ fn restore(
     key: &Arc<PrivateKey>,
 ) -> usize {
     win.set_can_restore(false);
-    let book = match rooms.open_book(key) {
+    let book = match rooms.open_book(key, "member") {
         Ok(b) => b,
         Err(e) => {
-            warn_shown(rooms, &format!("your remembered rooms cannot be read: {e}"));
+            warn(
+                win,
+                rooms,
+                &format!("your remembered rooms cannot be read: {e}"),
+            );
             return 0;
         }
     };
@@ -400,12 +405,18 @@ fn restore(
                 slot.remember(kept);
                 started += 1;
             }
-            Err(_) => bad += 1,
+            Err(_) => {
+                // Tried again next time.
+                rooms.carry(kept);
+                bad += 1;
+            }
         }
     }
     // The list as it stands (a room joined before the book opened is in
-    // it now).
-    rooms.keep();
+    // it now); a damaged list is left as found until the next change.
+    if !book.damaged {
+        rooms.keep();
+    }
     if rooms.shown().is_none() {
         if let Some(first) = rooms.slots().first() {
             rooms.show(first);
@@ -413,13 +424,15 @@ fn restore(
         }
     }
     if book.damaged {
-        warn_shown(
+        warn(
+            win,
             rooms,
             "the list of your rooms failed its check (damaged or tampered with): it was not used",
         );
     }
     if bad > 0 {
-        warn_shown(
+        warn(
+            win,
             rooms,
             &format!("{bad} remembered room(s) could not be reconnected"),
         );
@@ -427,10 +440,11 @@ fn restore(
     started
 }
 
-/// A warning in the room on screen, if there is one.
-fn warn_shown(rooms: &Rooms<MemberWindow>, text: &str) {
-    if let Some(slot) = rooms.shown() {
-        crate::window::banner(&slot, crate::BannerKind::Warning, text);
+/// A warning in the room on screen, or on the join form if there is none.
+fn warn(win: &MemberWindow, rooms: &Rooms<MemberWindow>, text: &str) {
+    match rooms.shown() {
+        Some(slot) => crate::window::banner(&slot, crate::BannerKind::Warning, text),
+        None => win.set_join_error(text.into()),
     }
 }
 

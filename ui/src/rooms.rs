@@ -17,6 +17,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::{Rc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use client::driver::{self, Request, Trust, Update};
@@ -455,6 +456,10 @@ pub struct Rooms<T: RoomWindow> {
     me: Weak<Rooms<T>>,
     /// The remembered rooms, once the key opened them.
     book: RefCell<Option<RoomBook>>,
+    /// The identity's key, once unlocked (to forget a left room's lines).
+    identity: RefCell<Option<Arc<PrivateKey>>>,
+    /// Remembered rooms not reconnected this time, kept in the list.
+    carried: RefCell<Vec<KeptRoom>>,
     /// A failure to keep the list was said (once).
     book_failed: Cell<bool>,
     _timer: slint::Timer,
@@ -508,6 +513,8 @@ impl<T: RoomWindow> Rooms<T> {
                 slots: RefCell::default(),
                 me: me.clone(),
                 book: RefCell::new(None),
+                identity: RefCell::new(None),
+                carried: RefCell::default(),
                 book_failed: Cell::new(false),
                 _timer: timer,
             }
@@ -633,12 +640,14 @@ impl<T: RoomWindow> Rooms<T> {
     /// unlocked) and returns what it holds; from now on the rooms this
     /// window remembers are kept there. Without a database (`--no-history`)
     /// nothing is kept and the book is empty.
-    pub fn open_book(&self, key: &PrivateKey) -> Result<Book, String> {
+    /// `app` ("admin" or "member") names the app's own list.
+    pub fn open_book(&self, key: &Arc<PrivateKey>, app: &str) -> Result<Book, String> {
+        *self.identity.borrow_mut() = Some(key.clone());
         let Some(opts) = self.net.history() else {
             return Ok(Book::default());
         };
         if self.book.borrow().is_none() {
-            let book = RoomBook::open(&opts, key).map_err(|e| e.to_string())?;
+            let book = RoomBook::open(&opts, key, app).map_err(|e| e.to_string())?;
             *self.book.borrow_mut() = Some(book);
         }
         let read = self.book.borrow().as_ref().map(RoomBook::read);
@@ -657,12 +666,18 @@ impl<T: RoomWindow> Rooms<T> {
     /// renamed, or its notification setting changed). A failure is said
     /// once, in the room on screen.
     pub fn keep(&self) {
-        let list: Vec<KeptRoom> = self
+        let mut list: Vec<KeptRoom> = self
             .slots
             .borrow()
             .iter()
             .filter_map(|s| s.kept_now())
             .collect();
+        // Rooms that could not be reconnected this time stay remembered.
+        for k in self.carried.borrow().iter() {
+            if !list.iter().any(|l| l.room == k.room) {
+                list.push(k.clone());
+            }
+        }
         for s in self.slots.borrow().iter() {
             if let Some(k) = s.kept_now() {
                 *s.kept.borrow_mut() = Some(k);
@@ -672,6 +687,9 @@ impl<T: RoomWindow> Rooms<T> {
             Some(book) => book.keep(&list),
             None => return,
         };
+        if kept.is_ok() {
+            self.book_failed.set(false);
+        }
         if let Err(e) = kept {
             if !self.book_failed.replace(true) {
                 if let Some(slot) = self.shown() {
@@ -739,11 +757,19 @@ impl<T: RoomWindow> Rooms<T> {
         };
         let was_shown = slot.is_shown();
         slot.hide();
-        // Forgotten on this computer: its saved lines first, then the
-        // goodbye (in that order on the driver's queue).
-        let _ = slot.session.send(Request::ClearHistory);
-        let _ = slot.session.leave_in_background(Duration::from_secs(3));
-        // Forgotten: not reconnected at the next start.
+        let leaving = slot.session.leave_in_background(Duration::from_secs(3));
+        // Forgotten on this computer: not reconnected at the next start,
+        // and, once its driver has ended (nothing more is written), its
+        // saved lines and the lines still waiting to be sent go too.
+        if let Some(id) = slot.room_id() {
+            self.carried.borrow_mut().retain(|k| k.room != id);
+            self.forget(id, leaving);
+            if let Some(path) = &self.settings {
+                let _ = crate::settings::update(path, |s| {
+                    s.notify.remove(&crate::settings::room_key(&id));
+                });
+            }
+        }
         self.keep();
         let left = self.slots.borrow().len();
         if was_shown && left > 0 {
@@ -753,6 +779,37 @@ impl<T: RoomWindow> Rooms<T> {
         }
         self.refresh();
         left == 0
+    }
+
+    /// Deletes room `id`'s saved lines and outbox from the history database,
+    /// after `leaving` (its driver's end) if there is one: off the UI
+    /// thread when there is a runtime, else at once.
+    fn forget(&self, id: RoomId, leaving: Option<tokio::task::JoinHandle<()>>) {
+        let (Some(opts), Some(key)) = (self.net.history(), self.identity.borrow().clone()) else {
+            return;
+        };
+        let wipe = move || {
+            if let Err(e) =
+                client::history::History::open(&opts, &key, &id).and_then(|mut h| h.forget())
+            {
+                eprintln!("a left room's saved lines could not be deleted: {e}");
+            }
+        };
+        match (leaving, &self.net) {
+            (Some(leaving), Network::Runtime(rt, _)) => {
+                rt.spawn(async move {
+                    let _ = leaving.await;
+                    let _ = tokio::task::spawn_blocking(wipe).await;
+                });
+            }
+            _ => wipe(),
+        }
+    }
+
+    /// Keeps `kept` in the list though its room could not be reconnected
+    /// now (a disk error, a full window): it is tried again next time.
+    pub fn carry(&self, kept: KeptRoom) {
+        self.carried.borrow_mut().push(kept);
     }
 
     /// The globals once no room is left: as for a new room.

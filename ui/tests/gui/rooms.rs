@@ -280,22 +280,51 @@ fn joining_a_room_twice_shows_it_and_leaving_asks_first_then_forgets_it() {
     assert!(!w.room_list().get_adding());
 
     while f.next_request().is_some() {}
+    // What this computer kept of the room: a line, and one waiting to go.
+    let history = client::history::HistoryOptions {
+        path: f.dir.path().join("history.sqlite3"),
+        retention: client::history::Retention::default(),
+    };
+    let kept_of = |room: u8| {
+        client::history::History::open(&history, test_keys::key(1), &RoomId([room; 16])).unwrap()
+    };
+    let line = client::history::Entry {
+        at_ms: client::now_ms(),
+        kind: client::history::EntryKind::Message,
+        who: "bob".into(),
+        fingerprint: None,
+        text: "the vault code is 4711".into(),
+        path: None,
+    };
+    for room in [9, 3] {
+        let mut h = kept_of(room);
+        h.add(&line).unwrap();
+        h.keep_outbox(&[client::history::KeptLine {
+            id: 1,
+            to: None,
+            text: "not sent yet".into(),
+            typed_ms: 0,
+            first: None,
+        }])
+        .unwrap();
+    }
     one(w, "Leave launch team").invoke_accessible_default_action();
     settle();
     assert_eq!(app.rooms.slots().len(), 2, "asked first");
     let left = app.rooms.slots()[0].clone();
     one(w, "Confirm leaving launch team").invoke_accessible_default_action();
     settle();
-    // Its saved lines are forgotten, then the others are told: that room's
-    // driver, not the other's.
-    assert_eq!(
-        f.next_request_in(),
-        Some((RoomId([9; 16]), Request::ClearHistory))
-    );
+    // The others are told, by that room's driver, not the other's.
     assert_eq!(
         f.next_request_in(),
         Some((RoomId([9; 16]), Command::Leave.into()))
     );
+    // This computer forgot its lines and what was waiting; not the other
+    // room's.
+    assert!(kept_of(9).last(10).unwrap().entries.is_empty());
+    assert!(kept_of(9).outbox().unwrap().is_empty());
+    assert_eq!(kept_of(3).last(10).unwrap().entries.len(), 1);
+    assert_eq!(kept_of(3).outbox().unwrap().len(), 1);
     assert_eq!(app.rooms.slots().len(), 1);
     assert_eq!(w.global::<Room>().get_room_name(), "design");
     assert!(w.get_room_open());
@@ -432,6 +461,8 @@ fn remembered_rooms_come_back_at_start_and_a_room_left_does_not() {
         w.global::<Room>().set_notify_level(ui::NotifyLevel::All);
         w.global::<Room>().invoke_notify_changed();
     }
+    // The notification setting comes from the room book, not settings.toml.
+    std::fs::remove_file(f.settings()).unwrap();
     let app = f.member();
     let w = &app.window;
     settle();
@@ -631,4 +662,44 @@ fn a_line_that_mentions_us_stands_out_counts_and_notifies() {
     assert!(lines
         .iter()
         .any(|l| l.ends_with(": lunch?") && !l.contains("mentions you")));
+}
+
+#[test]
+fn a_damaged_room_list_is_said_on_the_form_and_left_as_found() {
+    let f = fixture();
+    drop(joined(&f));
+    // One byte of the sealed list flipped by someone without the key.
+    let db = rusqlite_flip(&f.dir.path().join("history.sqlite3"));
+    let app = f.member();
+    let w = &app.window;
+    assert!(app.rooms.slots().is_empty());
+    assert!(
+        w.get_join_error().contains("failed its check"),
+        "{}",
+        w.get_join_error()
+    );
+    assert_eq!(
+        rusqlite_read(&f.dir.path().join("history.sqlite3")),
+        db,
+        "evidence kept"
+    );
+}
+
+/// Flips one byte of the member's sealed room list; returns the new value.
+fn rusqlite_flip(path: &std::path::Path) -> Vec<u8> {
+    let mut v = rusqlite_read(path);
+    let at = v.len() - 40;
+    v[at] ^= 1;
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.execute("UPDATE meta SET v = ?1 WHERE k = 'rooms:member'", [&v])
+        .unwrap();
+    v
+}
+
+fn rusqlite_read(path: &std::path::Path) -> Vec<u8> {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.query_row("SELECT v FROM meta WHERE k = 'rooms:member'", [], |r| {
+        r.get(0)
+    })
+    .unwrap()
 }

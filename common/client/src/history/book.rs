@@ -1,7 +1,8 @@
 //! The rooms an app remembers (joined or opened), to reconnect them at
 //! start: kept in the history database beside the lines, as one row of
-//! the `meta` table sealed with the identity's history keys under
-//! `"teamchat/v1/aad/history-rooms"`. The file names no room: the row is
+//! the `meta` table per app (`rooms:admin`, `rooms:member`: two apps
+//! given one file keep their own lists) sealed with the identity's history
+//! keys under `"teamchat/v1/aad/history-rooms" ‖ 0x00 ‖ app`. The file names no room: the row is
 //! opaque without the key. A row that does not open (damaged, or put there
 //! by someone else) reads as no rooms, with a warning, and is replaced on
 //! the next change. Removing the database loses the list (and the lines),
@@ -38,6 +39,9 @@ pub struct KeptRoom {
     pub notify: String,
     /// We opened it, as its admin.
     pub admin: bool,
+    /// (Admin) the keys approved without asking (the roster it was opened
+    /// with).
+    pub roster: Vec<common::Fingerprint>,
 }
 
 impl std::fmt::Debug for KeptRoom {
@@ -65,6 +69,9 @@ pub struct RoomBook {
     conn: rusqlite::Connection,
     path: std::path::PathBuf,
     rows: SealKeys,
+    /// The `meta` key and the associated data of this app's list.
+    key: String,
+    aad: Vec<u8>,
 }
 
 impl std::fmt::Debug for RoomBook {
@@ -76,13 +83,19 @@ impl std::fmt::Debug for RoomBook {
 }
 
 impl RoomBook {
-    /// Opens (or creates) the database at `opts.path`, with keys from `me`.
-    pub fn open(opts: &HistoryOptions, me: &PrivateKey) -> Result<Self, HistoryError> {
+    /// Opens (or creates) the database at `opts.path`, with keys from `me`,
+    /// for the list of `app` ("admin" or "member").
+    pub fn open(opts: &HistoryOptions, me: &PrivateKey, app: &str) -> Result<Self, HistoryError> {
         let (conn, rows, _tags) = open_db(&opts.path, me)?;
+        let mut aad = AAD_ROOMS.to_vec();
+        aad.push(0);
+        aad.extend_from_slice(app.as_bytes());
         Ok(RoomBook {
             conn,
             path: opts.path.clone(),
             rows,
+            key: format!("rooms:{app}"),
+            aad,
         })
     }
 
@@ -90,8 +103,8 @@ impl RoomBook {
     pub fn read(&self) -> Result<Book, HistoryError> {
         let err = db_err(&self.path);
         let kept: Option<Vec<u8>> = optional(self.conn.query_row(
-            "SELECT v FROM meta WHERE k = 'rooms'",
-            [],
+            "SELECT v FROM meta WHERE k = ?1",
+            [&self.key],
             |r| r.get(0),
         ))
         .map_err(&err)?;
@@ -100,7 +113,7 @@ impl RoomBook {
         };
         let rooms = decode_payload::<Sealed>(&bytes, 2 * MAX_BOOK_BYTES)
             .ok()
-            .and_then(|s| open(&self.rows, AAD_ROOMS, &s).ok())
+            .and_then(|s| open(&self.rows, &self.aad, &s).ok())
             .and_then(|p| decode_payload::<Vec<KeptRoom>>(&p, MAX_BOOK_BYTES).ok());
         Ok(match rooms {
             Some(mut rooms) => {
@@ -127,12 +140,12 @@ impl RoomBook {
         };
         let rooms = &rooms[..rooms.len().min(MAX_KEPT_ROOMS)];
         let plain = encode_payload(&rooms, MAX_BOOK_BYTES).map_err(fail)?;
-        let sealed = seal(&mut OsRng, &self.rows, AAD_ROOMS, &plain);
+        let sealed = seal(&mut OsRng, &self.rows, &self.aad, &plain);
         let bytes = encode_payload(&sealed, 2 * MAX_BOOK_BYTES).map_err(fail)?;
         self.conn
             .execute(
-                "INSERT OR REPLACE INTO meta (k, v) VALUES ('rooms', ?1)",
-                [bytes],
+                "INSERT OR REPLACE INTO meta (k, v) VALUES (?1, ?2)",
+                rusqlite::params![self.key, bytes],
             )
             .map_err(&err)?;
         Ok(())
@@ -159,6 +172,7 @@ mod tests {
             my_name: "alice".into(),
             notify: "mentions".into(),
             admin: false,
+            roster: Vec::new(),
         }
     }
 
@@ -166,12 +180,12 @@ mod tests {
     fn the_list_round_trips_and_the_file_names_no_room() {
         let dir = tempfile::tempdir().unwrap();
         let me = shared(1);
-        let mut book = RoomBook::open(&opts(&dir), &me).unwrap();
+        let mut book = RoomBook::open(&opts(&dir), &me, "member").unwrap();
         assert_eq!(book.read().unwrap(), Book::default());
         let rooms = vec![room(1, "launch team"), room(2, "design")];
         book.keep(&rooms).unwrap();
         drop(book);
-        let book = RoomBook::open(&opts(&dir), &me).unwrap();
+        let book = RoomBook::open(&opts(&dir), &me, "member").unwrap();
         assert_eq!(book.read().unwrap().rooms, rooms);
         let file = std::fs::read(dir.path().join("h.sqlite3")).unwrap();
         for needle in [&b"launch team"[..], b"design", b"teamchat://", b"alice"] {
@@ -179,7 +193,7 @@ mod tests {
         }
         // Another identity cannot open it at all.
         assert!(matches!(
-            RoomBook::open(&opts(&dir), &shared(2)),
+            RoomBook::open(&opts(&dir), &shared(2), "member"),
             Err(HistoryError::OtherIdentity(_))
         ));
     }
@@ -188,18 +202,20 @@ mod tests {
     fn a_damaged_or_foreign_list_reads_as_none_with_a_warning() {
         let dir = tempfile::tempdir().unwrap();
         let me = shared(1);
-        let mut book = RoomBook::open(&opts(&dir), &me).unwrap();
+        let mut book = RoomBook::open(&opts(&dir), &me, "member").unwrap();
         book.keep(&[room(1, "launch team")]).unwrap();
         // One byte flipped in the sealed list.
         let v: Vec<u8> = book
             .conn
-            .query_row("SELECT v FROM meta WHERE k = 'rooms'", [], |r| r.get(0))
+            .query_row("SELECT v FROM meta WHERE k = 'rooms:member'", [], |r| {
+                r.get(0)
+            })
             .unwrap();
         let mut bad = v.clone();
         let at = bad.len() - 40;
         bad[at] ^= 1;
         book.conn
-            .execute("UPDATE meta SET v = ?1 WHERE k = 'rooms'", [bad])
+            .execute("UPDATE meta SET v = ?1 WHERE k = 'rooms:member'", [bad])
             .unwrap();
         let read = book.read().unwrap();
         assert!(read.damaged && read.rooms.is_empty(), "{read:?}");
@@ -213,7 +229,7 @@ mod tests {
         );
         let bytes = encode_payload(&sealed, 1024).unwrap();
         book.conn
-            .execute("UPDATE meta SET v = ?1 WHERE k = 'rooms'", [bytes])
+            .execute("UPDATE meta SET v = ?1 WHERE k = 'rooms:member'", [bytes])
             .unwrap();
         assert!(book.read().unwrap().damaged);
         // The next change replaces it.
@@ -222,10 +238,34 @@ mod tests {
     }
 
     #[test]
+    fn the_admin_and_the_member_app_keep_their_own_lists_in_one_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = shared(1);
+        let mut member = RoomBook::open(&opts(&dir), &me, "member").unwrap();
+        let mut admin = RoomBook::open(&opts(&dir), &me, "admin").unwrap();
+        member.keep(&[room(1, "joined")]).unwrap();
+        admin.keep(&[room(2, "opened")]).unwrap();
+        assert_eq!(member.read().unwrap().rooms, vec![room(1, "joined")]);
+        assert_eq!(admin.read().unwrap().rooms, vec![room(2, "opened")]);
+        // One app's list copied over the other's does not open.
+        let v: Vec<u8> = admin
+            .conn
+            .query_row("SELECT v FROM meta WHERE k = 'rooms:admin'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        admin
+            .conn
+            .execute("UPDATE meta SET v = ?1 WHERE k = 'rooms:member'", [v])
+            .unwrap();
+        assert!(member.read().unwrap().damaged);
+    }
+
+    #[test]
     fn at_most_the_limit_is_kept() {
         let dir = tempfile::tempdir().unwrap();
         let me = shared(1);
-        let mut book = RoomBook::open(&opts(&dir), &me).unwrap();
+        let mut book = RoomBook::open(&opts(&dir), &me, "member").unwrap();
         let many: Vec<KeptRoom> = (0..=MAX_KEPT_ROOMS as u8).map(|n| room(n, "r")).collect();
         book.keep(&many).unwrap();
         assert_eq!(book.read().unwrap().rooms.len(), MAX_KEPT_ROOMS);

@@ -298,29 +298,28 @@ fn open_db(
     )
     .map_err(&err)?;
     let (rows, tags) = me.history_keys();
-    // A sealed constant tells whether these keys wrote the database.
-    let check: Option<Vec<u8>> =
-        optional(conn.query_row("SELECT v FROM meta WHERE k = 'check'", [], |r| r.get(0)))
-            .map_err(&err)?;
-    match check {
-        Some(bytes) => {
-            let ok = decode_payload::<Sealed>(&bytes, 1024)
-                .ok()
-                .and_then(|s| open(&rows, AAD_CHECK, &s).ok())
-                .is_some_and(|p| p.as_slice() == CHECK_PLAIN);
-            if !ok {
-                return Err(HistoryError::OtherIdentity(path));
-            }
-        }
-        None => {
-            let sealed = seal(&mut OsRng, &rows, AAD_CHECK, CHECK_PLAIN);
-            let bytes = encode_payload(&sealed, 1024).map_err(|e| HistoryError::Database {
-                path: path.clone(),
-                why: e.to_string(),
-            })?;
-            conn.execute("INSERT INTO meta (k, v) VALUES ('check', ?1)", [bytes])
-                .map_err(&err)?;
-        }
+    // A sealed constant tells whether these keys wrote the database. A new
+    // file gets ours (`OR IGNORE`: two openers at once, the driver's and
+    // the room book's, both find none; one writes it, and both check it).
+    let sealed = seal(&mut OsRng, &rows, AAD_CHECK, CHECK_PLAIN);
+    let bytes = encode_payload(&sealed, 1024).map_err(|e| HistoryError::Database {
+        path: path.clone(),
+        why: e.to_string(),
+    })?;
+    conn.execute(
+        "INSERT OR IGNORE INTO meta (k, v) VALUES ('check', ?1)",
+        [bytes],
+    )
+    .map_err(&err)?;
+    let check: Vec<u8> = conn
+        .query_row("SELECT v FROM meta WHERE k = 'check'", [], |r| r.get(0))
+        .map_err(&err)?;
+    let ok = decode_payload::<Sealed>(&check, 1024)
+        .ok()
+        .and_then(|s| open(&rows, AAD_CHECK, &s).ok())
+        .is_some_and(|p| p.as_slice() == CHECK_PLAIN);
+    if !ok {
+        return Err(HistoryError::OtherIdentity(path));
     }
     Ok((conn, rows, tags))
 }
@@ -559,6 +558,17 @@ impl History {
         self.conn
             .execute("DELETE FROM entries WHERE room = ?1", [&self.room[..]])
             .map_err(db_err(&self.path))
+    }
+
+    /// Forgets the room (it was left): its lines and the lines that were
+    /// waiting to be sent. (Its sealed counters stay: numbers are never
+    /// reused, and a member never goes back to an older admin run.)
+    pub fn forget(&mut self) -> Result<(), HistoryError> {
+        self.clear()?;
+        self.conn
+            .execute("DELETE FROM meta WHERE k = ?1", [self.outbox_key()])
+            .map_err(db_err(&self.path))?;
+        Ok(())
     }
 
     /// Applies the retention limits to this room.
