@@ -134,9 +134,19 @@ pub(crate) fn push_entry<T: RoomWindow>(
     let room = slot.room();
     let lines = room.get_lines();
     let Some(m) = vec_model(&lines) else { return };
+    // A mention not shown by name yet (a line kept across a restart):
+    // by the name the room's list gives its key.
+    let members = room.get_members();
+    let text = common::engine::mentions::shown(text, |fp| {
+        let fp = fp.to_string();
+        members
+            .iter()
+            .find(|m| m.fingerprint == fp.as_str())
+            .map(|m| m.name.to_string())
+    });
     // Names and texts come from other people: no control or invisible
     // formatting characters (keep line breaks in messages).
-    let text: Vec<String> = cut(text, MAX_LINE).split('\n').map(printable).collect();
+    let text: Vec<String> = cut(&text, MAX_LINE).split('\n').map(printable).collect();
     m.push(ChatLine {
         kind,
         sender: printable(sender).into(),

@@ -113,6 +113,7 @@ pub fn asks<T: RoomWindow>(
             fingerprint: fp.into(),
             short_fp: fingerprint.short().into(),
             safety_code: safety_code.into(),
+            verified: slot.is_verified(fingerprint),
         });
     }
     if banned {

@@ -117,7 +117,13 @@ enum Sink {
     Kept(Vec<Note>),
 }
 
+/// A room's lines notify at most once in this long.
+pub const ROOM_QUIET: std::time::Duration = std::time::Duration::from_secs(3);
+
 thread_local! {
+    // When each room last notified of a room line or a mention.
+    static LAST: RefCell<std::collections::HashMap<String, std::time::Instant>> =
+        RefCell::new(std::collections::HashMap::new());
     // The UI thread's sink: set once by `start` or `keep`.
     static SINK: RefCell<Option<Sink>> = const { RefCell::new(None) };
 }
@@ -194,6 +200,26 @@ pub fn arrived<T: RoomWindow>(slot: &RoomSlot<T>, what: What, sender: &str, text
     let room = slot.room();
     if !wanted(room.get_notify_level(), what, is_active(&win)) {
         return;
+    }
+    // Room lines and mentions come from anyone in the room: at most one
+    // every few seconds per room, however fast they come.
+    if matches!(what, What::Line | What::Mention) {
+        let key = room.get_room_id().to_string();
+        let now = std::time::Instant::now();
+        let quiet = LAST.with(|l| {
+            let mut l = l.borrow_mut();
+            let quiet = l.get(&key).is_some_and(|at| now - *at < ROOM_QUIET);
+            if !quiet {
+                if l.len() > 256 {
+                    l.clear();
+                }
+                l.insert(key, now);
+            }
+            quiet
+        });
+        if quiet {
+            return;
+        }
     }
     let n = note(
         &room.get_room_name(),

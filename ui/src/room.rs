@@ -79,9 +79,25 @@ pub(crate) fn install<T: RoomWindow>(win: &T, rooms: &Rc<Rooms<T>>, settings: Op
             );
             return false;
         }
-        // `@NAME` of a member (as the completion puts it) mentions them,
-        // by key.
-        let text = common::engine::mentions::typed(&text, &mention_names(&slot));
+        // `@NAME` picked from the list mentions that member, by key (and a
+        // name typed by hand, where only one member's fits).
+        let text = common::engine::mentions::typed(
+            &text,
+            &mention_names(&slot),
+            &slot.mention_picks.borrow(),
+        );
+        if text.len() > MAX_TEXT {
+            banner(
+                &slot,
+                BannerKind::Warning,
+                &format!(
+                    "With its mentions that message is {} KiB; the most one message can hold is {} KiB. Nothing was sent.",
+                    text.len().div_ceil(1024),
+                    MAX_TEXT / 1024
+                ),
+            );
+            return false;
+        }
         let private_to = slot.room().get_private_to();
         let command = if private_to.is_empty() {
             Command::Send(text)
@@ -96,6 +112,7 @@ pub(crate) fn install<T: RoomWindow>(win: &T, rooms: &Rc<Rooms<T>>, settings: Op
         };
         match slot.session.send(command) {
             Ok(()) => {
+                slot.mention_picks.borrow_mut().clear();
                 let mut t = slot.typing.borrow_mut();
                 t.on = false;
                 t.last_sent = None;
@@ -153,7 +170,8 @@ pub(crate) fn install<T: RoomWindow>(win: &T, rooms: &Rc<Rooms<T>>, settings: Op
         else {
             return;
         };
-        let text = line.source.to_string();
+        // Kept as shown (names): its mentions found again.
+        let text = common::engine::mentions::typed(&line.source, &mention_names(&slot), &[]);
         let command = match line.peer.parse::<Fingerprint>() {
             Ok(fp) => Command::Private(fp, text),
             Err(_) => Command::Send(text),
@@ -189,7 +207,7 @@ pub(crate) fn install<T: RoomWindow>(win: &T, rooms: &Rc<Rooms<T>>, settings: Op
         }
     });
 
-    let w = win.as_weak();
+    let (w, r) = (win.as_weak(), Rc::downgrade(rooms));
     room.on_mention_pick(move |i| {
         let Some(win) = w.upgrade() else {
             return SharedString::new();
@@ -200,7 +218,18 @@ pub(crate) fn install<T: RoomWindow>(win: &T, rooms: &Rc<Rooms<T>>, settings: Op
         let picked = usize::try_from(i).ok().and_then(|i| choices.row_data(i));
         room.set_mention_choices(ModelRc::default());
         match (picked, draft.rfind('@')) {
-            (Some(m), Some(at)) => format!("{}@{} ", &draft[..at], m.name).into(),
+            (Some(m), Some(at)) => {
+                // The key it was picked as goes with the name.
+                if let (Some(slot), Ok(fp)) = (
+                    r.upgrade().and_then(|r| r.shown()),
+                    m.fingerprint.parse::<Fingerprint>(),
+                ) {
+                    slot.mention_picks
+                        .borrow_mut()
+                        .push((m.name.to_string(), fp));
+                }
+                format!("{}@{} ", &draft[..at], m.name).into()
+            }
             _ => draft.into(),
         }
     });
@@ -209,6 +238,21 @@ pub(crate) fn install<T: RoomWindow>(win: &T, rooms: &Rc<Rooms<T>>, settings: Op
     room.on_mention_dismiss(move || {
         if let Some(win) = w.upgrade() {
             win.room().set_mention_choices(ModelRc::default());
+        }
+    });
+
+    let r = Rc::downgrade(rooms);
+    room.on_verify(move |fp, on| {
+        let Some(slot) = r.upgrade().and_then(|r| r.shown()) else {
+            return;
+        };
+        match fp.parse::<Fingerprint>() {
+            Ok(fp) => {
+                if let Err(e) = slot.session.send(Request::Verify(fp, on)) {
+                    banner(&slot, BannerKind::Error, &e);
+                }
+            }
+            Err(e) => banner(&slot, BannerKind::Error, &format!("cannot verify: {e}")),
         }
     });
 
@@ -301,6 +345,7 @@ fn offer_mentions<T: RoomWindow>(slot: &RoomSlot<T>, text: &str) {
                 .take(MAX_MENTION_CHOICES)
                 .map(|m| crate::MentionRow {
                     name: m.name.clone(),
+                    fingerprint: m.fingerprint.clone(),
                     short_fp: m.short_fp.clone(),
                 })
                 .collect()
@@ -346,11 +391,12 @@ pub(crate) use crate::lines::{push_entry, push_line, push_line_at, show_history}
 pub(crate) use crate::window::vec_model;
 pub use crate::window::{banner, cut, RoomWindow, MAX_BANNER, MAX_LINE, MAX_LINES};
 
-fn member_row(m: &MemberInfo, me: &str, online: bool) -> MemberRow {
+fn member_row(m: &MemberInfo, me: &str, online: bool, verified: bool) -> MemberRow {
     let fp = m.fingerprint.to_string();
     MemberRow {
         name: printable(&m.name).into(),
         me: fp == me,
+        verified,
         fingerprint: fp.into(),
         short_fp: m.fingerprint.short().into(),
         safety_code: m.safety_code.clone().into(),
@@ -561,6 +607,22 @@ pub fn apply_to<T: RoomWindow>(slot: &RoomSlot<T>, update: Update) {
             "",
             &Update::away_text(away, since_ms),
         ),
+        Update::KeyChanged(c) => {
+            let name = printable(&c.name);
+            let code = common::crypto::SafetyCode::of(&c.fingerprint).to_string();
+            let had = if c.before.iter().any(|(_, v)| *v) {
+                " (you had verified the old one)"
+            } else {
+                ""
+            };
+            let text = format!(
+                "{name}'s key has changed{had}: compare the new safety code {code} with {name} before you trust what they write"
+            );
+            push_line(slot, LineKind::Warning, "", &text);
+            banner(slot, BannerKind::Warning, &text);
+        }
+        // The window's (crate::rooms).
+        Update::Contacts(_) => {}
         Update::HistoryCleared => {
             // What was on screen goes too: the view starts afresh.
             if let Some(m) = vec_model(&slot.room().get_lines()) {
@@ -643,7 +705,7 @@ fn event<T: RoomWindow>(slot: &RoomSlot<T>, e: Event) {
             let rows: Vec<MemberRow> = members
                 .iter()
                 .map(|m| {
-                    let mut r = member_row(m, &me, online);
+                    let mut r = member_row(m, &me, online, slot.is_verified(&m.fingerprint));
                     // Keep who is typing across the rekey.
                     if let Some(prev) = old.iter().find(|o| o.fingerprint == r.fingerprint) {
                         r.typing = prev.typing;

@@ -14,7 +14,7 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
@@ -25,7 +25,7 @@ use client::history::{Book, HistoryOptions, KeptRoom, RoomBook};
 use common::crypto::PrivateKey;
 use common::engine::{printable, Engine};
 use common::invite::RelayEndpoint;
-use common::RoomId;
+use common::{Fingerprint, RoomId};
 use slint::{Model, ModelRc, SharedString, VecModel};
 use tokio::sync::mpsc;
 
@@ -194,6 +194,11 @@ pub struct RoomSlot<T: RoomWindow> {
     trouble: Cell<bool>,
     /// What is remembered of it to reconnect at start (none: nothing).
     kept: RefCell<Option<KeptRoom>>,
+    /// Names picked from the "@" list for the draft, with the keys they
+    /// were picked as (they win where they fit when the line is sent).
+    pub(crate) mention_picks: RefCell<Vec<(String, Fingerprint)>>,
+    /// The keys we marked verified (the window's, shared by its rooms).
+    verified: Rc<RefCell<HashSet<Fingerprint>>>,
 }
 
 impl<T: RoomWindow> std::fmt::Debug for RoomSlot<T> {
@@ -206,8 +211,14 @@ impl<T: RoomWindow> std::fmt::Debug for RoomSlot<T> {
 }
 
 impl<T: RoomWindow> RoomSlot<T> {
-    fn new(win: &slint::Weak<T>, session: Session) -> Self {
+    fn new(
+        win: &slint::Weak<T>,
+        session: Session,
+        verified: Rc<RefCell<HashSet<Fingerprint>>>,
+    ) -> Self {
         let slot = RoomSlot {
+            verified,
+            mention_picks: RefCell::default(),
             win: win.clone(),
             room: RoomProps::new(win.clone()),
             files: FilesProps::new(win.clone()),
@@ -359,6 +370,11 @@ impl<T: RoomWindow> RoomSlot<T> {
         }
     }
 
+    /// Whether we marked `fp` verified (safety codes compared).
+    pub fn is_verified(&self, fp: &Fingerprint) -> bool {
+        self.verified.borrow().contains(fp)
+    }
+
     /// Remember this room (in the window's room book, once it is open) as
     /// `kept`; its name and notification setting follow the room's.
     pub fn remember(&self, kept: KeptRoom) {
@@ -456,6 +472,8 @@ pub struct Rooms<T: RoomWindow> {
     me: Weak<Rooms<T>>,
     /// The remembered rooms, once the key opened them.
     book: RefCell<Option<RoomBook>>,
+    /// The keys we marked verified, from the rooms' drivers.
+    verified: Rc<RefCell<HashSet<Fingerprint>>>,
     /// The identity's key, once unlocked (to forget a left room's lines).
     identity: RefCell<Option<Arc<PrivateKey>>>,
     /// Remembered rooms not reconnected this time, kept in the list.
@@ -513,6 +531,7 @@ impl<T: RoomWindow> Rooms<T> {
                 slots: RefCell::default(),
                 me: me.clone(),
                 book: RefCell::new(None),
+                verified: Rc::default(),
                 identity: RefCell::new(None),
                 carried: RefCell::default(),
                 book_failed: Cell::new(false),
@@ -585,7 +604,11 @@ impl<T: RoomWindow> Rooms<T> {
                 "This window holds {MAX_ROOMS} rooms at most: leave one first."
             ));
         }
-        let slot = Rc::new(RoomSlot::new(&self.win, self.net.session(id)));
+        let slot = Rc::new(RoomSlot::new(
+            &self.win,
+            self.net.session(id),
+            self.verified.clone(),
+        ));
         slot.id.set(Some(id));
         if let Some(path) = &self.settings {
             crate::settings::restore_notify(&slot, &crate::settings::load(path), &id);
@@ -623,12 +646,52 @@ impl<T: RoomWindow> Rooms<T> {
     /// once, after the batch.
     pub fn deliver_all(&self, slot: &RoomSlot<T>, batch: Vec<Update>) {
         for u in batch {
-            crate::room::apply_to(slot, u);
+            match u {
+                // Contacts are the window's: every room's rows follow.
+                Update::Contacts(all) => self.contacts(&all),
+                u => crate::room::apply_to(slot, u),
+            }
         }
         if slot.kept_is_stale() {
             self.keep();
         }
         self.refresh();
+    }
+
+    /// The contacts as they stand: the verified marks of every room's
+    /// members and join requests follow.
+    fn contacts(&self, all: &[client::history::Contact]) {
+        *self.verified.borrow_mut() = all
+            .iter()
+            .filter(|c| c.verified)
+            .map(|c| c.fingerprint)
+            .collect();
+        for slot in self.slots.borrow().iter() {
+            let mark = |fp: &str| {
+                fp.parse::<Fingerprint>()
+                    .is_ok_and(|fp| slot.is_verified(&fp))
+            };
+            let members = slot.room.get_members();
+            for i in 0..members.row_count() {
+                if let Some(mut r) = members.row_data(i) {
+                    let v = mark(&r.fingerprint);
+                    if r.verified != v {
+                        r.verified = v;
+                        members.set_row_data(i, r);
+                    }
+                }
+            }
+            let pending = slot.moderation.get_pending();
+            for i in 0..pending.row_count() {
+                if let Some(mut r) = pending.row_data(i) {
+                    let v = mark(&r.fingerprint);
+                    if r.verified != v {
+                        r.verified = v;
+                        pending.set_row_data(i, r);
+                    }
+                }
+            }
+        }
     }
 
     /// Where the rooms are remembered: the database `net` names.
@@ -817,6 +880,7 @@ impl<T: RoomWindow> Rooms<T> {
         let blank = RoomSlot::new(
             &self.win,
             Session::detached(mpsc::channel(1).0, RoomId([0; 16])),
+            Rc::default(),
         );
         blank.show();
         blank.hide();

@@ -48,9 +48,11 @@ where
 pub const MAX_LINES: usize = 20_000;
 /// Longest banner text; the rest is cut (relay error texts can be long).
 pub const MAX_BANNER: usize = 300;
-/// Longest line in the view (a message holds at most `MAX_TEXT` bytes; a
-/// warning or relay text is cut there too).
-pub const MAX_LINE: usize = MAX_TEXT;
+/// Longest line in the view: a message holds at most `MAX_TEXT` bytes, and
+/// its mentions may show longer than their tokens (a name of up to 140
+/// bytes, disambiguated, for a 67-byte token); a warning or relay text is
+/// cut there too.
+pub const MAX_LINE: usize = MAX_TEXT + common::engine::mentions::MAX_MENTIONS * (140 + 1);
 
 /// `text` cut to at most `max` bytes at a character boundary, with "…".
 pub fn cut(text: &str, max: usize) -> String {

@@ -101,6 +101,12 @@ pub enum Update {
     },
     /// The room's local history was cleared.
     HistoryCleared,
+    /// A name we know (or one that looks like it) with a key we never met:
+    /// said before anything from that key is shown. (For a join request,
+    /// said with it, before the admin decides.)
+    KeyChanged(crate::history::KeyChange),
+    /// Everyone met so far, after each meeting and on request.
+    Contacts(Vec<crate::history::Contact>),
     /// We are back in the room after a lost connection: what was said in
     /// the room while we were away never reached us (the relay keeps
     /// nothing, and the epochs of that time were not ours); lines we missed
@@ -147,6 +153,10 @@ pub enum Request {
     History(usize),
     /// Delete the room's local history on this computer.
     ClearHistory,
+    /// Everyone met so far ([`Update::Contacts`] answers).
+    Contacts,
+    /// Mark a contact verified (safety codes compared) or not.
+    Verify(Fingerprint, bool),
 }
 
 impl From<Command> for Request {

@@ -243,6 +243,9 @@ async fn reconnect(
                         }
                         rt.journal.keep_outbox(engine);
                     }
+                    // Contacts live on this computer: no connection needed.
+                    Some(Request::Contacts) => rt.journal.contacts(None).await,
+                    Some(Request::Verify(fp, on)) => rt.journal.contacts(Some((fp, on))).await,
                     Some(_) => {
                         let _ = updates.send(Update::Engine(Event::Error { reason: "not connected: command dropped".into() })).await;
                     }

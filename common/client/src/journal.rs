@@ -12,7 +12,8 @@
 
 use std::sync::mpsc as std_mpsc;
 
-use common::engine::{Engine, Event};
+use common::engine::{Engine, Event, MemberInfo};
+use common::Fingerprint;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::Update;
@@ -29,6 +30,12 @@ enum Job {
     Clear(oneshot::Sender<Update>),
     KeepRunFloor(u64),
     KeepOutbox(Vec<KeptLine>),
+    /// Contacts: meet members (answered with the key changes and the
+    /// contacts), check a knock, mark verified, list.
+    Meet(Vec<MemberInfo>, oneshot::Sender<Vec<Update>>),
+    Check(String, Fingerprint, oneshot::Sender<Vec<Update>>),
+    Verify(Fingerprint, bool, oneshot::Sender<Vec<Update>>),
+    Contacts(oneshot::Sender<Vec<Update>>),
 }
 
 /// The handle the driver holds; with no history (off, or it could not be
@@ -45,6 +52,8 @@ pub(crate) struct Journal {
     /// Our lines kept at the last stop, back in the outbox: the driver
     /// shows them (pending) once it runs.
     pub(crate) restored: Vec<Event>,
+    /// Our own key (not a contact).
+    me: Option<Fingerprint>,
 }
 
 impl std::fmt::Debug for Job {
@@ -56,6 +65,10 @@ impl std::fmt::Debug for Job {
             Job::Clear(_) => "Clear",
             Job::KeepRunFloor(_) => "KeepRunFloor",
             Job::KeepOutbox(_) => "KeepOutbox",
+            Job::Meet(..) => "Meet",
+            Job::Check(..) => "Check",
+            Job::Verify(..) => "Verify",
+            Job::Contacts(_) => "Contacts",
         })
     }
 }
@@ -79,6 +92,7 @@ impl Journal {
             kept_run_floor: 0,
             kept_outbox: (0, 0, 0),
             restored: Vec::new(),
+            me: Some(engine.me().public().fingerprint()),
         };
         let Some(opts) = opts else { return journal };
         let (me, room, opts) = (engine.me(), engine.room(), opts.clone());
@@ -111,8 +125,10 @@ impl Journal {
                 let out = updates.clone();
                 match std::thread::Builder::new()
                     .name("teamchat-history".into())
-                    .spawn(move || write_all(hist, rx, out))
-                {
+                    .spawn({
+                        let me = journal.me;
+                        move || write_all(hist, rx, out, me)
+                    }) {
                     Ok(handle) => {
                         journal.jobs = Some(tx);
                         journal.writer = Some(handle);
@@ -148,6 +164,57 @@ impl Journal {
     /// Deletes this room's history (after writing those handed over before).
     pub(crate) async fn clear(&self) {
         self.ask(Job::Clear).await;
+    }
+
+    /// Meets the members of a new epoch: key changes are said (before
+    /// anything later), and the contacts follow.
+    pub(crate) async fn meet(&self, members: Vec<MemberInfo>) {
+        if self.jobs.is_some() {
+            self.ask_all(|tx| Job::Meet(members, tx)).await;
+        }
+    }
+
+    /// A join request: a key change is said with it, before the admin
+    /// decides (the requester is not a contact until let in).
+    pub(crate) async fn check(&self, name: String, fp: Fingerprint) {
+        if self.jobs.is_some() {
+            self.ask_all(|tx| Job::Check(name, fp, tx)).await;
+        }
+    }
+
+    /// Answers [`crate::Request::Contacts`] and [`crate::Request::Verify`].
+    pub(crate) async fn contacts(&self, verify: Option<(Fingerprint, bool)>) {
+        if self.jobs.is_none() {
+            let _ = self
+                .updates
+                .send(Update::Warning(
+                    "no contacts: they are kept with the history, which is off".into(),
+                ))
+                .await;
+            return;
+        }
+        match verify {
+            Some((fp, on)) => self.ask_all(|tx| Job::Verify(fp, on, tx)).await,
+            None => self.ask_all(Job::Contacts).await,
+        }
+    }
+
+    /// [`Journal::ask`] for a job answered with several updates.
+    async fn ask_all(&self, job: impl FnOnce(oneshot::Sender<Vec<Update>>) -> Job) {
+        let (tx, rx) = oneshot::channel();
+        let answer = if self.send(job(tx)) {
+            rx.await.ok()
+        } else {
+            None
+        };
+        match answer {
+            Some(updates) => {
+                for u in updates {
+                    let _ = self.updates.send(u).await;
+                }
+            }
+            None => self.no_history().await,
+        }
     }
 
     /// Asks the writer and passes its answer on before anything that
@@ -269,7 +336,12 @@ async fn warn(updates: &mpsc::Sender<Update>, reason: String) {
 
 /// The writer thread: each wake-up writes every entry waiting in one
 /// transaction, then answers the requests in the order they came.
-fn write_all(mut hist: History, jobs: std_mpsc::Receiver<Job>, updates: mpsc::Sender<Update>) {
+fn write_all(
+    mut hist: History,
+    jobs: std_mpsc::Receiver<Job>,
+    updates: mpsc::Sender<Update>,
+    me: Option<Fingerprint>,
+) {
     let warn = |reason: String| {
         let _ = updates.blocking_send(Update::Warning(reason));
     };
@@ -316,6 +388,34 @@ fn write_all(mut hist: History, jobs: std_mpsc::Receiver<Job>, updates: mpsc::Se
                                 ));
                             }
                         }
+                        Job::Meet(members, reply) => {
+                            let met = me
+                                .as_ref()
+                                .map(|me| hist.meet(&members, me, crate::now_ms()))
+                                .unwrap_or_else(|| Ok(Vec::new()));
+                            let _ = reply.send(contact_answer(&hist, met));
+                        }
+                        Job::Check(name, fp, reply) => {
+                            let change =
+                                hist.key_change(&name, &fp).map(|c| c.into_iter().collect());
+                            let mut answer = contact_answer(&hist, change);
+                            // Only the change: the contacts did not move.
+                            answer.retain(|u| !matches!(u, Update::Contacts(_)));
+                            let _ = reply.send(answer);
+                        }
+                        Job::Verify(fp, on, reply) => {
+                            let _ = reply.send(match hist.set_verified(&fp, on) {
+                                Ok(true) => contact_answer(&hist, Ok(Vec::new())),
+                                Ok(false) => vec![Update::Warning(format!(
+                                    "{} is not someone met in a room: nothing to verify",
+                                    fp.short()
+                                ))],
+                                Err(e) => vec![warning(e)],
+                            });
+                        }
+                        Job::Contacts(reply) => {
+                            let _ = reply.send(contact_answer(&hist, Ok(Vec::new())));
+                        }
                         Job::Add(_) => {}
                     }
                 }
@@ -326,6 +426,22 @@ fn write_all(mut hist: History, jobs: std_mpsc::Receiver<Job>, updates: mpsc::Se
             return;
         }
     }
+}
+
+/// The key changes found (or why not), then the contacts as they stand.
+fn contact_answer(
+    hist: &History,
+    changes: Result<Vec<crate::history::KeyChange>, HistoryError>,
+) -> Vec<Update> {
+    let mut out: Vec<Update> = match changes {
+        Ok(c) => c.into_iter().map(Update::KeyChanged).collect(),
+        Err(e) => vec![Update::Warning(format!("{e}: contacts are not kept"))],
+    };
+    match hist.contacts() {
+        Ok(all) => out.push(Update::Contacts(all)),
+        Err(e) => out.push(Update::Warning(format!("{e}: contacts cannot be read"))),
+    }
+    out
 }
 
 /// Writes the waiting entries in one transaction. A failure is reported

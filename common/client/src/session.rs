@@ -220,6 +220,14 @@ pub(crate) async fn session(
                     rt.journal.clear().await;
                     Vec::new()
                 }
+                Some(Request::Contacts) => {
+                    rt.journal.contacts(None).await;
+                    Vec::new()
+                }
+                Some(Request::Verify(fp, on)) => {
+                    rt.journal.contacts(Some((fp, on))).await;
+                    Vec::new()
+                }
             },
             Some(read) = rt.transfers.preparing.join_next(), if !rt.transfers.preparing.is_empty() => {
                 rt.transfers.prepared(engine, read, updates).await
@@ -396,5 +404,19 @@ pub(crate) async fn show(rt: &mut Runtime, e: Event) {
         }
         _ => rt.journal.record(&e),
     }
+    // Contacts: a new epoch's members are met, a knock is checked; a key
+    // change is said right after, before anything later is shown.
+    let contacts = match &e {
+        Event::Epoch { members, .. } => Some((members.clone(), None)),
+        Event::PendingApproval {
+            name, fingerprint, ..
+        } => Some((Vec::new(), Some((name.clone(), *fingerprint)))),
+        _ => None,
+    };
     let _ = rt.updates.send(Update::Engine(e)).await;
+    match contacts {
+        Some((_, Some((name, fp)))) => rt.journal.check(name, fp).await,
+        Some((members, None)) => rt.journal.meet(members).await,
+        None => {}
+    }
 }

@@ -46,6 +46,10 @@ pub struct Peer {
     pub delivered: Vec<(u64, std::time::Instant)>,
     /// Room messages, with when they were read.
     pub seen_at: Vec<(std::time::Instant, Event)>,
+    /// Key changes, each with how many events were read before it.
+    pub key_changes: Vec<(usize, crate::history::KeyChange)>,
+    /// The contacts the driver last told.
+    pub contacts: Vec<crate::history::Contact>,
 }
 
 impl Peer {
@@ -80,6 +84,8 @@ impl Peer {
             links: Vec::new(),
             delivered: Vec::new(),
             seen_at: Vec::new(),
+            key_changes: Vec::new(),
+            contacts: Vec::new(),
         }
     }
 
@@ -102,6 +108,8 @@ impl Peer {
             }
             Update::File(f) => self.files.push(f),
             Update::Warning(w) => self.local_warnings.push(w),
+            Update::KeyChanged(c) => self.key_changes.push((self.seen.len(), c)),
+            Update::Contacts(all) => self.contacts = all,
             u @ (Update::Connecting { .. }
             | Update::Secured { .. }
             | Update::Disconnected { .. }

@@ -58,31 +58,51 @@ enum Piece<'a> {
     Key(Fingerprint),
 }
 
-/// A line as typed, with each `@NAME` of a member (`members`: their
-/// names as the roster shows them, and keys) turned into that member's
-/// token. A name matches only whole (`@bob` is not `@bobby`), the longest
-/// first; what names no member stays as typed.
-pub fn typed(text: &str, members: &[(String, Fingerprint)]) -> String {
-    let mut by_length: Vec<&(String, Fingerprint)> =
-        members.iter().filter(|(n, _)| !n.is_empty()).collect();
-    by_length.sort_by_key(|(n, _)| std::cmp::Reverse(n.len()));
+/// A line as typed, with `@NAME` turned into members' tokens. `picked`
+/// are the names chosen from the room's list, each with the key it was
+/// chosen as: where one fits, its key is used (the longest such name).
+/// Elsewhere a member's name (`members`: names as the roster shows them,
+/// and keys) is used only when it is the only one that fits there, so a
+/// member named `bob:` or `bob the` cannot take `@bob: …` or `@bob the …`
+/// from bob. A name fits whole only (`@bob` is not `@bobby`), and `@`
+/// counts only at the start or after a character that is not a letter, a
+/// digit or `_` (not in an e-mail address). What fits nobody stays as
+/// typed.
+pub fn typed(
+    text: &str,
+    members: &[(String, Fingerprint)],
+    picked: &[(String, Fingerprint)],
+) -> String {
+    let fits = |after: &str, name: &str| {
+        !name.is_empty()
+            && after.starts_with(name)
+            && after[name.len()..]
+                .chars()
+                .next()
+                .is_none_or(|c| !is_word(c))
+    };
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     let mut count = 0;
     while let Some(at) = rest.find('@') {
         out.push_str(&rest[..at]);
         let after = &rest[at + 1..];
-        let hit = (count < MAX_MENTIONS)
-            .then(|| {
-                by_length.iter().find(|(name, _)| {
-                    after.starts_with(name.as_str())
-                        && after[name.len()..]
-                            .chars()
-                            .next()
-                            .is_none_or(|c| !c.is_alphanumeric() && c != '_')
+        let starts = out.chars().next_back().is_none_or(|c| !is_word(c));
+        let hit = if starts && count < MAX_MENTIONS {
+            picked
+                .iter()
+                .filter(|(n, _)| fits(after, n))
+                .max_by_key(|(n, _)| n.len())
+                .or_else(|| {
+                    let mut any = members.iter().filter(|(n, _)| fits(after, n));
+                    match (any.next(), any.next()) {
+                        (Some(one), None) => Some(one),
+                        _ => None,
+                    }
                 })
-            })
-            .flatten();
+        } else {
+            None
+        };
         match hit {
             Some((name, fp)) => {
                 out.push_str(&token(fp));
@@ -97,6 +117,11 @@ pub fn typed(text: &str, members: &[(String, Fingerprint)]) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// A letter, digit or `_`.
+fn is_word(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
 }
 
 /// The keys `text` mentions, in order, each once.
@@ -179,8 +204,17 @@ mod tests {
     fn a_typed_name_becomes_its_members_key_only_when_whole() {
         let bob = test_keys::key(2).public().fingerprint();
         let bobby = test_keys::key(3).public().fingerprint();
-        let members = vec![("bob".to_string(), bob), ("bobby".to_string(), bobby)];
-        let t = typed("@bob, @bobby and @bobcat; mail bob@example.org @", &members);
+        let example = test_keys::key(4).public().fingerprint();
+        let members = vec![
+            ("bob".to_string(), bob),
+            ("bobby".to_string(), bobby),
+            ("example".to_string(), example),
+        ];
+        let t = typed(
+            "@bob, @bobby and @bobcat; mail bob@example.org @",
+            &members,
+            &[],
+        );
         assert_eq!(
             t,
             format!(
@@ -192,7 +226,7 @@ mod tests {
         );
         assert_eq!(mentioned(&t), vec![bob, bobby]);
         // A look-alike name typed by hand names nobody.
-        assert_eq!(typed("@bоb", &members), "@bоb");
+        assert_eq!(typed("@bоb", &members, &[]), "@bоb");
         // Shown back by name.
         let names = |fp: &Fingerprint| {
             members
@@ -200,7 +234,28 @@ mod tests {
                 .find(|(_, f)| f == fp)
                 .map(|(n, _)| n.clone())
         };
-        assert_eq!(shown(&typed("hi @bob!", &members), names), "hi @bob!");
+        assert_eq!(shown(&typed("hi @bob!", &members, &[]), names), "hi @bob!");
+    }
+
+    #[test]
+    fn a_name_that_extends_another_cannot_take_its_mentions() {
+        let bob = test_keys::key(2).public().fingerprint();
+        let mallory = test_keys::key(3).public().fingerprint();
+        // mallory joined as "bob:" (and could as "bob the").
+        let members = vec![("bob".to_string(), bob), ("bob:".to_string(), mallory)];
+        // Typed by hand where both fit: nobody is mentioned.
+        assert!(mentioned(&typed("@bob: can you look", &members, &[])).is_empty());
+        // bob picked from the list: bob, whatever follows.
+        let picked = vec![("bob".to_string(), bob)];
+        assert_eq!(
+            mentioned(&typed("@bob: can you look", &members, &picked)),
+            vec![bob]
+        );
+        // Where only one fits, that one.
+        assert_eq!(
+            mentioned(&typed("@bob can you look", &members, &[])),
+            vec![bob]
+        );
     }
 
     #[test]

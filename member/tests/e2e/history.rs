@@ -225,3 +225,94 @@ async fn a_line_typed_while_the_relay_is_down_survives_a_restart_of_the_app() {
     assert_eq!(copies, 1);
     relay.stop.cancel();
 }
+
+/// Issue 23: trust on first use, made visible. bob is met; later someone
+/// joins as "bob" with another key: alice is told the key changed before
+/// anything from that key is shown, and the contacts keep both keys (the
+/// first one verified, after comparing safety codes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_known_name_with_a_new_key_is_said_before_its_first_line() {
+    use client::history::{HistoryOptions, Retention};
+    let relay = TestRelay::start(test_limits()).await;
+    let ep = endpoint(&relay);
+    let room = common::crypto::random_room_id();
+    let admin_fp = shared(4).public().fingerprint();
+    let admin = admin(room, "pw", HashSet::new(), &ep).await;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = driver::Options {
+        files: file_options(dir.path()),
+        history: Some(HistoryOptions {
+            path: dir.path().join("alice-history.sqlite3"),
+            retention: Retention::default(),
+        }),
+        admin_state: None,
+        liveness: driver::Liveness::default(),
+    };
+    let mut alice = Peer::start_with(
+        member_engine(room, admin_fp, "alice", 0, Some("pw")),
+        vec![ep.clone()],
+        opts,
+    );
+    alice.expect("alice's epoch", epoch_with(2)).await;
+    let mut bob = member(room, admin_fp, "bob", 1, Some("pw"), &ep);
+    bob.expect("bob's epoch", epoch_with(3)).await;
+    let bob_fp = shared(1).public().fingerprint();
+    alice.expect("bob seen", epoch_with(3)).await;
+    assert!(alice.key_changes.is_empty(), "bob is new, not changed");
+    alice.cmd.send(Request::Verify(bob_fp, true)).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !alice
+        .contacts
+        .iter()
+        .any(|c| c.fingerprint == bob_fp && c.verified)
+    {
+        alice.next("bob verified", deadline).await;
+    }
+    bob.cmd.send(Command::Leave.into()).await.unwrap();
+    alice
+        .expect(
+            "bob left",
+            |e| matches!(e, Event::MemberLeft(m) if m.name == "bob"),
+        )
+        .await;
+
+    // "bob" again, with another key, and a line at once.
+    let mut other = member(room, admin_fp, "bob", 2, Some("pw"), &ep);
+    other
+        .expect("in", |e| matches!(e, Event::Epoch { members, .. } if members.iter().any(|m| m.name == "bob")))
+        .await;
+    other
+        .cmd
+        .send(Command::Send("it's me, new laptop".into()).into())
+        .await
+        .unwrap();
+    let line = alice
+        .expect(
+            "the new key's line",
+            |e| matches!(e, Event::Message { text, .. } if text == "it's me, new laptop"),
+        )
+        .await;
+    let at = alice.seen.iter().position(|e| *e == line).unwrap();
+    let new_fp = shared(2).public().fingerprint();
+    let (before, change) = alice
+        .key_changes
+        .iter()
+        .find(|(_, c)| c.fingerprint == new_fp)
+        .unwrap_or_else(|| panic!("no key change: {:?}", alice.key_changes))
+        .clone();
+    assert!(before <= at, "said before the line ({before} > {at})");
+    assert_eq!(change.before, vec![(bob_fp, true)], "the verified old key");
+    // Both keys are contacts now; only the first is verified.
+    alice.cmd.send(Request::Contacts).await.unwrap();
+    alice.settle(Duration::from_millis(300)).await;
+    let bobs: Vec<(Fingerprint, bool)> = alice
+        .contacts
+        .iter()
+        .filter(|c| c.name() == "bob")
+        .map(|c| (c.fingerprint, c.verified))
+        .collect();
+    assert_eq!(bobs.len(), 2, "{:?}", alice.contacts);
+    assert!(bobs.contains(&(bob_fp, true)) && bobs.contains(&(new_fp, false)));
+    drop(admin);
+    relay.stop.cancel();
+}

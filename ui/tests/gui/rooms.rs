@@ -703,3 +703,54 @@ fn rusqlite_read(path: &std::path::Path) -> Vec<u8> {
     })
     .unwrap()
 }
+
+#[test]
+fn a_key_change_is_said_and_verified_members_carry_a_mark() {
+    use client::history::{Contact, KeyChange};
+    let mut f = fixture();
+    let app = joined(&f);
+    let w = &app.window;
+    let bob = test_keys::key(2).public().fingerprint();
+    let boss = test_keys::key(0).public().fingerprint();
+    // The driver's word: bob is a contact we verified.
+    ui::room::apply(
+        w,
+        Update::Contacts(vec![Contact {
+            fingerprint: bob,
+            names: vec!["bob".into()],
+            first_seen_ms: 0,
+            verified: true,
+        }]),
+    );
+    settle();
+    let row = labels_starting(w, "Member bob");
+    assert!(row[0].contains(", verified"), "{row:?}");
+    assert!(!labels_starting(w, "Member boss")[0].contains("verified"));
+    // Marking the admin verified asks the driver.
+    one(w, &labels_starting(w, "Member boss")[0]).invoke_accessible_default_action();
+    settle();
+    while f.next_request().is_some() {}
+    one(w, "Mark boss as verified").invoke_accessible_default_action();
+    assert_eq!(f.next_request(), Some(Request::Verify(boss, true)));
+    // Someone is "bob" with another key: said in the conversation and the
+    // banner, with the new safety code and that the old key was verified.
+    let new = test_keys::key(3).public();
+    ui::room::apply(
+        w,
+        Update::KeyChanged(KeyChange {
+            name: "bob".into(),
+            fingerprint: new.fingerprint(),
+            before: vec![(bob, true)],
+        }),
+    );
+    settle();
+    let room = w.global::<Room>();
+    assert_eq!(room.get_banner_kind(), BannerKind::Warning);
+    let said = room.get_banner_text().to_string();
+    assert!(
+        said.starts_with("bob's key has changed (you had verified the old one)")
+            && said.contains(&new.safety_code().to_string()),
+        "{said}"
+    );
+    assert!(texts(w).contains(&said));
+}

@@ -248,6 +248,8 @@ pub struct History {
     conn: rusqlite::Connection,
     path: PathBuf,
     rows: SealKeys,
+    /// Keys of the keyed tags (rooms, contacts).
+    tags: SealKeys,
     room: [u8; 32],
     retention: Retention,
     added: u64,
@@ -457,6 +459,7 @@ impl History {
             conn,
             path,
             rows,
+            tags,
             room,
             retention: opts.retention,
             added: 0,
@@ -748,7 +751,9 @@ fn create_private(path: &Path) -> std::io::Result<()> {
 }
 
 mod book;
+mod contacts;
 pub use book::{Book, KeptRoom, RoomBook, MAX_KEPT_ROOMS};
+pub use contacts::{Contact, KeyChange, MAX_CONTACTS, MAX_NAMES};
 
 #[cfg(feature = "test-support")]
 mod fuzz;

@@ -10,8 +10,8 @@ use super::printer::Printer;
 use super::Options;
 use crate::api::Request;
 
-const HELP_MEMBER: &str = "commands: /help, /list (members and safety codes), /msg NAME|FINGERPRINT text (private: only that member can read it), /send PATH (a file to the room), /sendto NAME|FINGERPRINT PATH (a file only that member can read), /accept ID, /cancel ID, /files, /history [N], /clear-history, /resend (the last line that could not be sent), /quit; anything else is sent to the room";
-const HELP_ADMIN: &str = "commands: /help, /list, /msg NAME|FINGERPRINT text, /send PATH, /sendto NAME|FINGERPRINT PATH, /accept ID, /cancel ID, /files, /history [N], /clear-history, /resend, /quit, /approve ID, /deny ID [reason], /kick NAME|FINGERPRINT [reason], /bans, /unban NAME|FINGERPRINT, /password NEW, /no-password, /rekey, /invite; anything else is sent to the room";
+const HELP_MEMBER: &str = "commands: /help, /list (members and safety codes), /msg NAME|FINGERPRINT text (private: only that member can read it), /send PATH (a file to the room), /sendto NAME|FINGERPRINT PATH (a file only that member can read), /accept ID, /cancel ID, /files, /history [N], /clear-history, /resend (the last line that could not be sent), /contacts (everyone met, verified or not), /verify NAME (after comparing safety codes), /unverify NAME, /quit; anything else is sent to the room";
+const HELP_ADMIN: &str = "commands: /help, /list, /msg NAME|FINGERPRINT text, /send PATH, /sendto NAME|FINGERPRINT PATH, /accept ID, /cancel ID, /files, /history [N], /clear-history, /resend, /contacts, /verify NAME, /unverify NAME, /quit, /approve ID, /deny ID [reason], /kick NAME|FINGERPRINT [reason], /bans, /unban NAME|FINGERPRINT, /password NEW, /no-password, /rekey, /invite; anything else is sent to the room";
 
 pub(super) enum Parsed {
     Request(Request),
@@ -27,7 +27,14 @@ pub(super) fn parse(line: &str, opts: &Options, out: &Printer) -> Parsed {
     }
     let Some(rest) = line.strip_prefix('/') else {
         // `@NAME` of a member mentions them, by key.
-        let text = common::engine::mentions::typed(line, &out.mention_names());
+        let text = common::engine::mentions::typed(line, &out.mention_names(), &[]);
+        if text.len() > common::engine::MAX_TEXT {
+            return Parsed::Local(format!(
+                "that line is {} KiB with its mentions; the most one message can hold is {} KiB: nothing was sent",
+                text.len().div_ceil(1024),
+                common::engine::MAX_TEXT / 1024
+            ));
+        }
         return Parsed::Request(Command::Send(text).into());
     };
     let mut words = rest.splitn(3, ' ');
@@ -77,7 +84,10 @@ pub(super) fn parse(line: &str, opts: &Options, out: &Printer) -> Parsed {
         },
         "files" => Parsed::Local(out.file_list()),
         "resend" => match &out.failed {
-            Some((None, text)) => Parsed::Request(Command::Send(text.clone()).into()),
+            // Shown with names: its mentions found again.
+            Some((None, text)) => Parsed::Request(
+                Command::Send(common::engine::mentions::typed(text, &out.mention_names(), &[])).into(),
+            ),
             Some((Some(to), text)) => Parsed::Request(Command::Private(*to, text.clone()).into()),
             None => Parsed::Local("no line failed to send".into()),
         },
@@ -121,6 +131,13 @@ pub(super) fn parse(line: &str, opts: &Options, out: &Printer) -> Parsed {
             )),
             None => Parsed::Local(format!(
                 "no single member matches {arg:?}: use a name or a fingerprint prefix from /list"
+            )),
+        },
+        "contacts" => Parsed::Request(Request::Contacts),
+        "verify" | "unverify" => match out.resolve_contact(rest[verb.len()..].trim()) {
+            Some(fp) => Parsed::Request(Request::Verify(fp, verb == "verify")),
+            None => Parsed::Local(format!(
+                "usage: /{verb} NAME|FINGERPRINT (compare safety codes first; /contacts lists who you met)"
             )),
         },
         "bans" => admin_only(Command::ListBans),
@@ -178,6 +195,9 @@ mod tests {
             bars: indicatif::MultiProgress::new(),
             pending: HashMap::new(),
             failed: None,
+            contacts: Vec::new(),
+            show_contacts: false,
+            last_bell: None,
             members: vec![
                 member("ann", 0xa1),
                 member("ann lee", 0xb2),
@@ -293,5 +313,44 @@ mod tests {
             parse("/send x.txt", &opts(), &p),
             Parsed::Request(Request::SendFile { to: None, .. })
         ));
+    }
+
+    #[test]
+    fn contacts_and_verify_go_to_the_driver() {
+        let p = printer();
+        let opts = opts();
+        assert!(matches!(
+            parse("/contacts", &opts, &p),
+            Parsed::Request(Request::Contacts)
+        ));
+        match parse("/verify bob", &opts, &p) {
+            Parsed::Request(Request::Verify(fp, true)) => {
+                assert_eq!(fp, p.members[2].fingerprint)
+            }
+            _ => panic!("/verify bob is not a Verify request"),
+        }
+        assert!(matches!(
+            parse("/unverify bob", &opts, &p),
+            Parsed::Request(Request::Verify(_, false))
+        ));
+        assert!(matches!(
+            parse("/verify nobody", &opts, &p),
+            Parsed::Local(_)
+        ));
+    }
+
+    #[test]
+    fn a_plain_line_turns_at_names_into_keys() {
+        let p = printer();
+        // "@ann lee" fits both "ann" and "ann lee": typed by hand, it
+        // mentions neither (a name that extends another cannot take it).
+        match parse("hi @bob and @ann lee", &opts(), &p) {
+            Parsed::Request(Request::Engine(Command::Send(t))) => {
+                let keys = common::engine::mentions::mentioned(&t);
+                assert_eq!(keys, vec![p.members[2].fingerprint]);
+                assert!(t.ends_with("and @ann lee"));
+            }
+            _ => panic!("a plain line is not a Send"),
+        }
     }
 }

@@ -79,6 +79,9 @@ pub async fn run(
         bars: indicatif::MultiProgress::new(),
         pending: HashMap::new(),
         failed: None,
+        contacts: Vec::new(),
+        show_contacts: false,
+        last_bell: None,
     };
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
@@ -120,6 +123,10 @@ pub async fn run(
                 Ok(Some(line)) => {
                     match parse(&line, &opts, &out) {
                         Parsed::Request(r) => {
+                            // The list that answers is printed.
+                            if matches!(r, crate::driver::Request::Contacts | crate::driver::Request::Verify(..)) {
+                                out.show_contacts = true;
+                            }
                             if let Some(tx) = &cmd_tx {
                                 let _ = tx.send(r).await;
                             }

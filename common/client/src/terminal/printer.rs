@@ -30,6 +30,12 @@ pub(super) struct Printer {
     pub(super) pending: HashMap<u64, PendingLine>,
     /// The last line that could not be sent, for `/resend`.
     pub(super) failed: Option<(Option<Fingerprint>, String)>,
+    /// Everyone met so far (the driver's last word), for `/verify`.
+    pub(super) contacts: Vec<crate::history::Contact>,
+    /// `/contacts` or `/verify` asked: the next list is printed.
+    pub(super) show_contacts: bool,
+    /// When the bell last rang (at most once every 2 s).
+    pub(super) last_bell: Option<std::time::Instant>,
 }
 
 /// One of our lines on its way (text mode says more about it only if it
@@ -423,6 +429,75 @@ impl Printer {
         self.emit(json!({"type": "info", "text": text}), text.to_string());
     }
 
+    /// `text` with any mention token shown by the member's name.
+    fn with_names(&self, text: &str) -> String {
+        common::engine::mentions::shown(text, |fp| {
+            self.members
+                .iter()
+                .find(|m| m.fingerprint == *fp)
+                .map(|m| m.name.clone())
+        })
+    }
+
+    /// Whether the bell may ring now (and it is noted that it does).
+    fn bell_due(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let due = self
+            .last_bell
+            .is_none_or(|at| now - at >= std::time::Duration::from_secs(2));
+        if due {
+            self.last_bell = Some(now);
+        }
+        due
+    }
+
+    /// Everyone met, one per line: name (earlier names), key, verified.
+    pub(super) fn contact_list(&self) -> String {
+        if self.contacts.is_empty() {
+            return "* no contacts yet: everyone you are in a room with becomes one".into();
+        }
+        let mut out = vec![format!("* {} contacts:", self.contacts.len())];
+        for c in &self.contacts {
+            let earlier: Vec<&str> = c.names[..c.names.len().saturating_sub(1)]
+                .iter()
+                .map(String::as_str)
+                .collect();
+            let aka = if earlier.is_empty() {
+                String::new()
+            } else {
+                format!(" (was {})", earlier.join(", "))
+            };
+            let mark = if c.verified { "  ✓ verified" } else { "" };
+            out.push(format!(
+                "  {}{aka}  {}{mark}",
+                c.name(),
+                c.fingerprint.short()
+            ));
+        }
+        out.join("\n")
+    }
+
+    /// The contact `who` names: a member of the room (by name or key
+    /// prefix), else a contact by its last name or key prefix.
+    pub(super) fn resolve_contact(&self, who: &str) -> Option<Fingerprint> {
+        if let Some(fp) = self.resolve(who) {
+            return Some(fp);
+        }
+        let lower = who.to_ascii_lowercase();
+        let hits: Vec<&crate::history::Contact> = self
+            .contacts
+            .iter()
+            .filter(|c| {
+                c.name() == who
+                    || (lower.len() >= 8 && c.fingerprint.to_string().starts_with(&lower))
+            })
+            .collect();
+        match hits.as_slice() {
+            [one] => Some(one.fingerprint),
+            _ => None,
+        }
+    }
+
     /// The members' names and keys, for `@NAME` mentions.
     pub(super) fn mention_names(&self) -> Vec<(String, common::Fingerprint)> {
         self.members
@@ -599,6 +674,29 @@ impl Printer {
             Update::Warning(reason) => self.warning(reason),
             Update::File(f) => self.file(f),
             Update::History { loaded, requested } => self.history(loaded, *requested),
+            Update::KeyChanged(c) => {
+                let code = common::crypto::SafetyCode::of(&c.fingerprint).to_string();
+                let verified = if c.before.iter().any(|(_, v)| *v) {
+                    " (you had verified the old one)"
+                } else {
+                    ""
+                };
+                self.emit(
+                    json!({"type": "key_changed", "name": c.name, "fingerprint": c.fingerprint.to_string(), "safety_code": code,
+                        "before": c.before.iter().map(|(f, v)| json!({"fingerprint": f.to_string(), "verified": v})).collect::<Vec<_>>()}),
+                    format!("! {}'s key has changed{verified}: compare the new safety code {code} with {} before you trust what they write (then /verify {})", c.name, c.name, c.fingerprint.short()),
+                )
+            }
+            Update::Contacts(all) => {
+                self.contacts = all.clone();
+                if std::mem::take(&mut self.show_contacts) || self.json {
+                    let text = self.contact_list();
+                    self.emit(
+                        json!({"type": "contacts", "contacts": all.iter().map(|c| json!({"fingerprint": c.fingerprint.to_string(), "names": c.names, "verified": c.verified, "first_seen_ms": c.first_seen_ms})).collect::<Vec<_>>()}),
+                        text,
+                    )
+                }
+            }
             Update::HistoryCleared => self.emit(
                 json!({"type": "history_cleared"}),
                 "* this room's history on this computer was cleared".into(),
@@ -642,7 +740,7 @@ impl Printer {
             Event::MemberLeft(m) => self.emit(json!({"type": "left", "member": Self::member_json(m)}), format!("* {} left", m.name)),
             Event::MemberRemoved(m) => self.emit(json!({"type": "removed", "member": Self::member_json(m)}), format!("* {} was removed by the admin", m.name)),
             Event::Message { from, text, sent_at_ms, epoch, seq, mentions_me } => {
-                if *mentions_me && !self.json {
+                if *mentions_me && !self.json && self.bell_due() {
                     // The terminal's bell: a line for us.
                     let mut stdout = std::io::stdout().lock();
                     let _ = write!(stdout, "\x07");
@@ -654,6 +752,8 @@ impl Printer {
                 )
             }
             Event::Sent { id, text, sent_at_ms } => {
+                // A line kept across a restart may still carry tokens.
+                let text = &self.with_names(text);
                 self.track(*id, None, text);
                 self.emit(
                     json!({"type": "sent", "id": id, "text": text, "sent_at_ms": sent_at_ms}),
