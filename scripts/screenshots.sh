@@ -18,9 +18,10 @@
 # emoji in the conversation and the picker on a stock desktop's two font
 # set-ups, DejaVu alone and with Noto Color Emoji (ui/examples/emoji.rs);
 # a desktop notification (ui/examples/notification.rs); and a window of
-# four rooms: the room list with unread counts and a room that cannot
-# connect, the room on screen opened at its "new messages" divider
-# (ui/examples/rooms.rs).
+# four rooms: the room list with unread and mention counts and a room that
+# cannot connect, the room on screen opened at its "new messages" divider
+# with a line that mentions us and the "@" list open in the composer, then
+# the same window when bob comes back with another key (ui/examples/rooms.rs).
 #
 #   scripts/screenshots.sh          (installs Xvfb, xdotool, xclip,
 #                                    imagemagick, and a stock desktop's
@@ -256,8 +257,8 @@ shot $d_bob member-chat-light final
 echo "== the admin removes bob: the admin's Banned list, bob's window" >&2
 click $d_admin 256 226             # bob's row: safety code and actions
 shot $d_admin admin-bob-row
-click $d_admin 335 365             # Remove bob
-click $d_admin 335 365             # Click again to remove
+click $d_admin 335 399             # Remove bob (below Private message and Mark as verified)
+click $d_admin 335 399             # Click again to remove
 sleep 1.5
 shot $d_admin admin-bans-light final
 shot $d_bob member-removed-light final
@@ -327,11 +328,19 @@ sleep 4
 DISPLAY=$d import -window root -strip -define png:compression-level=9 "$out/member-notification.png"
 echo "   saved docs/screenshots/member-notification.png" >&2
 
-echo "== four rooms: the room list with unread counts, one that cannot connect" >&2
+echo "== four rooms: the room list with unread and mention counts, one that cannot connect, a mention and the @ list" >&2
 d=:$((base + n)); n=$((n + 1))
 start_xvfb "$d"
 DISPLAY=$d ROOMS_SECONDS=30 "$root/target/debug/examples/rooms" >"$work/rooms.log" 2>&1 &
-pids+=($!)
+rooms_pid=$!
+pids+=($rooms_pid)
 window "$d" >/dev/null
 shot "$d" member-rooms-dark final
+kill $rooms_pid 2>/dev/null || true
+wait $rooms_pid 2>/dev/null || true
+echo "== the same window, bob back with another key: the warning" >&2
+DISPLAY=$d ROOMS_SECONDS=30 ROOMS_KEY_CHANGE=1 "$root/target/debug/examples/rooms" >"$work/rooms-key.log" 2>&1 &
+pids+=($!)
+window "$d" >/dev/null
+shot "$d" member-key-change-dark final
 ls -l "$out" >&2

@@ -107,6 +107,26 @@ impl Demo {
 
     /// A line from `who` (test key `key`) in the room at `room`.
     pub fn says_in(&self, room: usize, key: usize, who: &str, text: &str, seq: u64, secs: u64) {
+        self.line_in(room, key, who, text, seq, secs, false);
+    }
+
+    /// [`Demo::says_in`] for a line that mentions us (its `text` shows it
+    /// as the engine does, by name).
+    pub fn mentions_in(&self, room: usize, key: usize, who: &str, text: &str, seq: u64, secs: u64) {
+        self.line_in(room, key, who, text, seq, secs, true);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn line_in(
+        &self,
+        room: usize,
+        key: usize,
+        who: &str,
+        text: &str,
+        seq: u64,
+        secs: u64,
+        mentions_me: bool,
+    ) {
         let slot = self.app.rooms.slots()[room].clone();
         self.app.rooms.deliver(
             &slot,
@@ -116,7 +136,7 @@ impl Demo {
                 sent_at_ms: AT + secs * 1000,
                 epoch: 2,
                 seq,
-                mentions_me: false,
+                mentions_me,
             }),
         );
     }
