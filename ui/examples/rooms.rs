@@ -38,10 +38,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     demo.says_in(0, 2, "bob", "no-go: the migration test failed", 3, 300);
     demo.says_in(0, 0, "boss", "ok, we move it to Thursday", 1, 360);
     demo.says_in(0, 2, "bob", "I'll write it up 📝", 4, 420);
-    demo.mentions_in(0, 0, "boss", "@alice can you check the rollback plan with bob?", 2, 450);
+    demo.mentions_in(
+        0,
+        0,
+        "boss",
+        "@alice can you check the rollback plan with bob?",
+        2,
+        450,
+    );
     demo.says_in(design, 0, "boss", "looks good to me", 2, 460);
     demo.says_in(random, 2, "bob", "lunch? 🍕", 5, 400);
-    demo.mentions_in(random, 2, "bob", "@alice coming? we're at the usual place", 6, 470);
+    demo.mentions_in(
+        random,
+        2,
+        "bob",
+        "@alice coming? we're at the usual place",
+        6,
+        470,
+    );
     let slot = demo.app.rooms.slots()[ops].clone();
     demo.app.rooms.deliver(
         &slot,

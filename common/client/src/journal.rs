@@ -346,6 +346,8 @@ fn write_all(
         let _ = updates.blocking_send(Update::Warning(reason));
     };
     let mut batch: Vec<Entry> = Vec::new();
+    // Keys whose change was said in this room (this run).
+    let mut warned: std::collections::HashSet<Fingerprint> = std::collections::HashSet::new();
     while let Ok(first) = jobs.recv() {
         let mut next = Some(first);
         while let Some(job) = next.take() {
@@ -392,20 +394,42 @@ fn write_all(
                             let met = me
                                 .as_ref()
                                 .map(|me| hist.meet(&members, me, crate::now_ms()))
-                                .unwrap_or_else(|| Ok(Vec::new()));
-                            let _ = reply.send(contact_answer(&hist, met));
+                                .unwrap_or_else(|| Ok((Vec::new(), None)));
+                            let mut answer = Vec::new();
+                            let changes = match met {
+                                Ok((changes, failed)) => {
+                                    if let Some(e) = failed {
+                                        answer.push(Update::Warning(format!(
+                                            "{e}: contacts are not kept (key changes are still said)"
+                                        )));
+                                    }
+                                    // A change not settled is said once in
+                                    // this room per run of the app.
+                                    Ok(changes
+                                        .into_iter()
+                                        .filter(|c| warned.insert(c.fingerprint))
+                                        .collect())
+                                }
+                                Err(e) => Err(e),
+                            };
+                            answer.extend(contact_answer(&hist, changes));
+                            let _ = reply.send(answer);
                         }
                         Job::Check(name, fp, reply) => {
-                            let change =
-                                hist.key_change(&name, &fp).map(|c| c.into_iter().collect());
-                            let mut answer = contact_answer(&hist, change);
                             // Only the change: the contacts did not move.
-                            answer.retain(|u| !matches!(u, Update::Contacts(_)));
-                            let _ = reply.send(answer);
+                            let _ = reply.send(match hist.key_change(&name, &fp) {
+                                Ok(change) => change.into_iter().map(Update::KeyChanged).collect(),
+                                Err(e) => vec![Update::Warning(format!(
+                                    "{e}: the requester's key is not checked against your contacts"
+                                ))],
+                            });
                         }
                         Job::Verify(fp, on, reply) => {
                             let _ = reply.send(match hist.set_verified(&fp, on) {
-                                Ok(true) => contact_answer(&hist, Ok(Vec::new())),
+                                Ok(true) => {
+                                    warned.remove(&fp);
+                                    contact_answer(&hist, Ok(Vec::new()))
+                                }
                                 Ok(false) => vec![Update::Warning(format!(
                                     "{} is not someone met in a room: nothing to verify",
                                     fp.short()

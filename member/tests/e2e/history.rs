@@ -254,10 +254,15 @@ async fn a_known_name_with_a_new_key_is_said_before_its_first_line() {
         opts,
     );
     alice.expect("alice's epoch", epoch_with(2)).await;
+    let bob_fp = shared(1).public().fingerprint();
     let mut bob = member(room, admin_fp, "bob", 1, Some("pw"), &ep);
     bob.expect("bob's epoch", epoch_with(3)).await;
-    let bob_fp = shared(1).public().fingerprint();
     alice.expect("bob seen", epoch_with(3)).await;
+    // Met (the contacts answer the meeting), and no change: bob is new.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !alice.contacts.iter().any(|c| c.fingerprint == bob_fp) {
+        alice.next("bob a contact", deadline).await;
+    }
     assert!(alice.key_changes.is_empty(), "bob is new, not changed");
     alice.cmd.send(Request::Verify(bob_fp, true)).await.unwrap();
     let deadline = tokio::time::Instant::now() + WAIT;

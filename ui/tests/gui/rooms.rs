@@ -720,6 +720,7 @@ fn a_key_change_is_said_and_verified_members_carry_a_mark() {
             names: vec!["bob".into()],
             first_seen_ms: 0,
             verified: true,
+            changed_from: Vec::new(),
         }]),
     );
     settle();

@@ -477,25 +477,47 @@ impl Printer {
         out.join("\n")
     }
 
-    /// The contact `who` names: a member of the room (by name or key
-    /// prefix), else a contact by its last name or key prefix.
+    /// The contact `who` names: a member of the room by its exact name,
+    /// else a contact by its exact last name, else a member or contact by
+    /// at least 16 hex digits of its key (a short prefix could be ground
+    /// to match someone else); only when exactly one fits.
     pub(super) fn resolve_contact(&self, who: &str) -> Option<Fingerprint> {
-        if let Some(fp) = self.resolve(who) {
-            return Some(fp);
+        let one = |hits: Vec<Fingerprint>| match hits.as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        };
+        let members: Vec<Fingerprint> = self
+            .members
+            .iter()
+            .filter(|m| m.name == who)
+            .map(|m| m.fingerprint)
+            .collect();
+        if !members.is_empty() {
+            return one(members);
         }
-        let lower = who.to_ascii_lowercase();
-        let hits: Vec<&crate::history::Contact> = self
+        let contacts: Vec<Fingerprint> = self
             .contacts
             .iter()
-            .filter(|c| {
-                c.name() == who
-                    || (lower.len() >= 8 && c.fingerprint.to_string().starts_with(&lower))
-            })
+            .filter(|c| c.name() == who)
+            .map(|c| c.fingerprint)
             .collect();
-        match hits.as_slice() {
-            [one] => Some(one.fingerprint),
-            _ => None,
+        if !contacts.is_empty() {
+            return one(contacts);
         }
+        let lower = who.to_ascii_lowercase();
+        if lower.len() < 16 || !lower.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let mut keys: Vec<Fingerprint> = self
+            .members
+            .iter()
+            .map(|m| m.fingerprint)
+            .chain(self.contacts.iter().map(|c| c.fingerprint))
+            .filter(|f| f.to_string().starts_with(&lower))
+            .collect();
+        keys.sort_by_key(|f| f.0);
+        keys.dedup();
+        one(keys)
     }
 
     /// The members' names and keys, for `@NAME` mentions.
@@ -513,10 +535,15 @@ impl Printer {
         self.members
             .iter()
             .map(|m| {
+                let verified = self
+                    .contacts
+                    .iter()
+                    .any(|c| c.fingerprint == m.fingerprint && c.verified);
                 format!(
-                    "{}{}  {}  safety code {}",
+                    "{}{}{}  {}  safety code {}",
                     m.name,
                     if m.admin { " (admin)" } else { "" },
+                    if verified { " ✓ verified" } else { "" },
                     m.fingerprint.short(),
                     m.safety_code
                 )
