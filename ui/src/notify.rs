@@ -36,6 +36,8 @@ pub enum What {
     Request,
     /// A line to the room that mentions us.
     Mention,
+    /// Someone's key changed.
+    KeyChange,
 }
 
 /// Whether `what` notifies at `level` while the window is `active`.
@@ -43,7 +45,10 @@ pub fn wanted(level: NotifyLevel, what: What, active: bool) -> bool {
     !active
         && match level {
             NotifyLevel::All => true,
-            NotifyLevel::Mentions => matches!(what, What::Private | What::Request | What::Mention),
+            NotifyLevel::Mentions => matches!(
+                what,
+                What::Private | What::Request | What::Mention | What::KeyChange
+            ),
             NotifyLevel::Nothing => false,
         }
 }
@@ -73,6 +78,7 @@ pub fn note(room: &str, what: What, sender: &str, text: &str, show_text: bool) -
         (What::Line, false) => format!("{sender} wrote in the room"),
         (What::Private, true) => format!("{sender} (privately): {}", cut(text)),
         (What::Request, _) => format!("{sender} asks to join"),
+        (What::KeyChange, _) => format!("{sender}'s key has changed: compare safety codes"),
         (What::Mention, false) => format!("{sender} mentioned you"),
         (What::Mention, true) => format!("{sender} mentioned you: {}", cut(text)),
         (What::Line, true) => format!("{sender}: {}", cut(text)),

@@ -620,6 +620,9 @@ pub fn apply_to<T: RoomWindow>(slot: &RoomSlot<T>, update: Update) {
             );
             push_line(slot, LineKind::Warning, "", &text);
             banner(slot, BannerKind::Warning, &text);
+            // For us, wherever we are looking: counted, and notified.
+            slot.arrived(true);
+            crate::notify::arrived(slot, crate::notify::What::KeyChange, &c.name, "");
         }
         // The window's (crate::rooms).
         Update::Contacts(_) => {}

@@ -754,4 +754,22 @@ fn a_key_change_is_said_and_verified_members_carry_a_mark() {
         "{said}"
     );
     assert!(texts(w).contains(&said));
+    // Away from the window: counted for us, and notified.
+    ui::notify::keep();
+    app.rooms.window_active(false);
+    ui::room::apply(
+        w,
+        Update::KeyChanged(KeyChange {
+            name: "carol".into(),
+            fingerprint: test_keys::key(5).public().fingerprint(),
+            before: vec![(bob, false)],
+        }),
+    );
+    assert_eq!(w.room_list().get_total_mentions(), 1);
+    let kept = ui::notify::kept();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(
+        kept[0].body,
+        "carol's key has changed: compare safety codes"
+    );
 }
