@@ -9,9 +9,7 @@
 //! DIR/history.sqlite3. The rooms' admin is test key 4.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use client::history::{
-    Entry, EntryKind, History, HistoryOptions, KeptRoom, Retention, RoomBook,
-};
+use client::history::{Entry, EntryKind, History, HistoryOptions, KeptRoom, Retention, RoomBook};
 use common::invite::{relays_from, Invite};
 use common::{identity, test_keys, RoomId};
 
@@ -68,10 +66,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
     }
     RoomBook::open(&opts, me, "member")?.keep(&kept)?;
-    println!(
-        "{} rooms x {lines} lines in {}",
-        rooms,
-        opts.path.display()
-    );
+    println!("{} rooms x {lines} lines in {}", rooms, opts.path.display());
     Ok(())
 }
