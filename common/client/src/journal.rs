@@ -26,8 +26,8 @@ enum Job {
     Add(Entry),
     /// Answered on the channel, so that the session shows the answer in
     /// its place among the updates (a clear before the lines after it).
-    Show(usize, oneshot::Sender<Update>),
-    Clear(oneshot::Sender<Update>),
+    Show(usize, oneshot::Sender<Vec<Update>>),
+    Clear(oneshot::Sender<Vec<Update>>),
     KeepRunFloor(u64),
     KeepOutbox(Vec<KeptLine>),
     /// Contacts: meet members (answered with the key changes and the
@@ -170,7 +170,7 @@ impl Journal {
     /// anything later), and the contacts follow.
     pub(crate) async fn meet(&self, members: Vec<MemberInfo>) {
         if self.jobs.is_some() {
-            self.ask_all(|tx| Job::Meet(members, tx)).await;
+            self.ask(|tx| Job::Meet(members, tx)).await;
         }
     }
 
@@ -178,7 +178,7 @@ impl Journal {
     /// decides (the requester is not a contact until let in).
     pub(crate) async fn check(&self, name: String, fp: Fingerprint) {
         if self.jobs.is_some() {
-            self.ask_all(|tx| Job::Check(name, fp, tx)).await;
+            self.ask(|tx| Job::Check(name, fp, tx)).await;
         }
     }
 
@@ -194,13 +194,14 @@ impl Journal {
             return;
         }
         match verify {
-            Some((fp, on)) => self.ask_all(|tx| Job::Verify(fp, on, tx)).await,
-            None => self.ask_all(Job::Contacts).await,
+            Some((fp, on)) => self.ask(|tx| Job::Verify(fp, on, tx)).await,
+            None => self.ask(Job::Contacts).await,
         }
     }
 
-    /// [`Journal::ask`] for a job answered with several updates.
-    async fn ask_all(&self, job: impl FnOnce(oneshot::Sender<Vec<Update>>) -> Job) {
+    /// Asks the writer and passes its answer on before anything that
+    /// comes later (the session waits; the writer does the disk work).
+    async fn ask(&self, job: impl FnOnce(oneshot::Sender<Vec<Update>>) -> Job) {
         let (tx, rx) = oneshot::channel();
         let answer = if self.send(job(tx)) {
             rx.await.ok()
@@ -212,23 +213,6 @@ impl Journal {
                 for u in updates {
                     let _ = self.updates.send(u).await;
                 }
-            }
-            None => self.no_history().await,
-        }
-    }
-
-    /// Asks the writer and passes its answer on before anything that
-    /// comes later (the session waits; the writer does the disk work).
-    async fn ask(&self, job: impl FnOnce(oneshot::Sender<Update>) -> Job) {
-        let (tx, rx) = oneshot::channel();
-        let answer = if self.send(job(tx)) {
-            rx.await.ok()
-        } else {
-            None
-        };
-        match answer {
-            Some(update) => {
-                let _ = self.updates.send(update).await;
             }
             None => self.no_history().await,
         }
@@ -364,19 +348,19 @@ fn write_all(
                     let warning = |e: HistoryError| Update::Warning(e.to_string());
                     match other {
                         Job::Show(n, reply) => {
-                            let _ = reply.send(match hist.last(n) {
+                            let _ = reply.send(vec![match hist.last(n) {
                                 Ok(loaded) => Update::History {
                                     loaded,
                                     requested: true,
                                 },
                                 Err(e) => warning(e),
-                            });
+                            }]);
                         }
                         Job::Clear(reply) => {
-                            let _ = reply.send(match hist.clear() {
+                            let _ = reply.send(vec![match hist.clear() {
                                 Ok(_) => Update::HistoryCleared,
                                 Err(e) => warning(e),
-                            });
+                            }]);
                         }
                         Job::KeepRunFloor(floor) => {
                             if let Err(e) = hist.keep_run_floor(floor) {
