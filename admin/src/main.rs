@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use client::driver::{cert_file_fingerprint, Trust};
 use client::terminal::{
-    self, default_identity_path, load_or_create_identity, read_roster, Options,
+    self, default_identity_path, load_or_create_identity, read_roster, Options, RoomStart,
 };
 use common::engine::admin::Admin;
 use common::engine::{AdminConfig, Engine};
@@ -110,6 +110,7 @@ fn main() -> Result<ExitCode> {
         eprintln!("{n}");
     }
     let key = Arc::new(key);
+    let (me, identity) = (key.public().clone(), key.clone());
     let roster: HashSet<Fingerprint> = match &args.roster {
         Some(p) => read_roster(p)
             .map_err(anyhow::Error::msg)?
@@ -117,49 +118,73 @@ fn main() -> Result<ExitCode> {
             .collect(),
         None => HashSet::new(),
     };
+    // What this room kept from earlier runs (bans), with the next run
+    // number, is written before anything is announced; the same for each
+    // room `/open` opens on the same relays (with the roster, without the
+    // first room's password: `/password` sets one).
+    let state_dir = client::admin_state::folder_for(&path);
+    let (rekey_after_messages, rekey_after_ms) = (
+        args.rekey_messages,
+        args.rekey_minutes.saturating_mul(60_000),
+    );
+    let admin_name = args.name.clone();
+    let room_relays = relays.clone();
+    let open = move |room: RoomId, room_name: String, password: Option<Zeroizing<String>>| {
+        let invite = Invite::new(room_relays.clone(), room, key.public().fingerprint())
+            .map_err(|e| format!("cannot make the invite: {e}"))?;
+        let state = client::admin_state::StateFile::new(&state_dir, &key, &room)
+            .begin_run(client::now_ms())
+            .map_err(|e| format!("the room's kept state: {e}"))?;
+        let cfg = AdminConfig {
+            room,
+            room_name,
+            admin_name: admin_name.clone(),
+            password,
+            roster: roster.clone(),
+            rekey_after_messages,
+            rekey_after_ms,
+            state,
+        };
+        Ok::<_, String>(RoomStart {
+            engine: Engine::Admin(Box::new(Admin::new(cfg, key.clone()))),
+            relays: room_relays.clone(),
+            invite: Some(invite.to_string()),
+            admin_state: Some(state_dir.clone()),
+        })
+    };
     let room = args.room.unwrap_or_else(common::crypto::random_room_id);
-    let invite = Invite::new(relays.clone(), room, key.public().fingerprint())?;
-    let invite_text = invite.to_string();
+    let first = open(room, args.room_name, args.room_password.map(Zeroizing::new))
+        .map_err(anyhow::Error::msg)?;
+    let invite_text = first.invite.clone().unwrap_or_default();
     if args.json {
         println!(
             "{}",
-            serde_json::json!({"type": "invite", "invite": invite_text, "fingerprint": key.public().fingerprint().to_string(), "safety_code": key.public().safety_code().to_string()})
+            serde_json::json!({"type": "invite", "invite": invite_text, "fingerprint": me.fingerprint().to_string(), "safety_code": me.safety_code().to_string()})
         );
     } else {
         println!("invite (give this to members): {invite_text}");
-        println!("your safety code: {}", key.public().safety_code());
+        println!("your safety code: {}", me.safety_code());
     }
-    // What this room kept from earlier runs (bans), with the next run
-    // number, written before anything is announced.
-    let state_dir = client::admin_state::folder_for(&path);
-    let state = client::admin_state::StateFile::new(&state_dir, &key, &room)
-        .begin_run(client::now_ms())
-        .context("the room's kept state")?;
-    let cfg = AdminConfig {
-        room,
-        room_name: args.room_name,
-        admin_name: args.name,
-        password: args.room_password.map(Zeroizing::new),
-        roster,
-        rekey_after_messages: args.rekey_messages,
-        rekey_after_ms: args.rekey_minutes.saturating_mul(60_000),
-        state,
-    };
-    let engine = Engine::Admin(Box::new(Admin::new(cfg, key)));
+    let opener: terminal::Opener = Box::new(move |name: &str| {
+        let name = match name.trim() {
+            "" => "TeamChat room",
+            name => name,
+        };
+        open(common::crypto::random_room_id(), name.to_string(), None)
+    });
     let trust = args.ca.map(Trust::CaFile).unwrap_or(Trust::Pinned);
     let opts = Options {
         json: args.json,
         admin: true,
-        invite: Some(invite_text),
         files: args.files.options(),
         history: args.history.options("admin"),
-        admin_state: Some(state_dir),
+        identity: Some(identity),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let stop = rt.block_on(terminal::run(engine, relays, trust, opts));
+    let stop = rt.block_on(terminal::run(first, opener, trust, opts));
     // The terminal reads stdin on a blocking thread that may be waiting for a
     // line: do not wait for it (the history is written before `run` ends).
     rt.shutdown_background();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use client::driver::Trust;
-use client::terminal::{self, default_identity_path, load_or_create_identity, Options};
+use client::terminal::{self, default_identity_path, load_or_create_identity, Options, RoomStart};
 use common::engine::member::Member;
 use common::engine::{Engine, MemberConfig};
 use common::invite::Invite;
@@ -62,6 +62,7 @@ fn main() -> Result<ExitCode> {
         bail!("give your display name with --name");
     };
     let invite: Invite = invite.parse().context("the invite")?;
+    let name = name.clone();
     let path = args
         .identity
         .clone()
@@ -73,28 +74,49 @@ fn main() -> Result<ExitCode> {
     if !args.json {
         println!("your safety code: {}", key.public().safety_code());
     }
-    let cfg = MemberConfig {
-        room: invite.room,
-        admin_pin: invite.admin,
-        name,
-        password: args.password.map(Zeroizing::new),
-        min_run: 0,
+    let key = Arc::new(key);
+    // The first room, and one more for each `/join INVITE [PASSWORD]`,
+    // under the same identity and name.
+    let me = key.clone();
+    let room = move |invite: Invite, password: Option<String>| RoomStart {
+        engine: Engine::Member(Box::new(Member::new(
+            MemberConfig {
+                room: invite.room,
+                admin_pin: invite.admin,
+                name: name.clone(),
+                password: password.map(Zeroizing::new),
+                min_run: 0,
+            },
+            me.clone(),
+        ))),
+        relays: invite.relays().to_vec(),
+        invite: None,
+        admin_state: None,
     };
-    let engine = Engine::Member(Box::new(Member::new(cfg, Arc::new(key))));
+    let first = room(invite, args.password);
+    let opener: terminal::Opener = Box::new(move |what: &str| {
+        let (invite, password) = match what.split_once(char::is_whitespace) {
+            Some((invite, password)) => (invite, Some(password.trim().to_string())),
+            None => (what, None),
+        };
+        let invite: Invite = invite
+            .parse()
+            .map_err(|e| format!("that invite cannot be read: {e}"))?;
+        Ok(room(invite, password))
+    });
     let trust = args.ca.map(Trust::CaFile).unwrap_or(Trust::Pinned);
     let opts = Options {
         json: args.json,
         admin: false,
-        invite: None,
         files: args.files.options(),
         history: args.history.options("member"),
-        admin_state: None,
+        identity: Some(key),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let stop = rt.block_on(terminal::run(engine, invite.relays().to_vec(), trust, opts));
+    let stop = rt.block_on(terminal::run(first, opener, trust, opts));
     // The terminal reads stdin on a blocking thread that may be waiting for a
     // line: do not wait for it (the history is written before `run` ends).
     rt.shutdown_background();

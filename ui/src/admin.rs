@@ -520,80 +520,30 @@ fn restore(
     key: &Arc<PrivateKey>,
 ) -> usize {
     win.set_can_restore(false);
-    let book = match rooms.open_book(key, "admin") {
-        Ok(b) => b,
-        Err(e) => {
-            warn(
-                win,
-                rooms,
-                &format!("your remembered rooms cannot be read: {e}"),
+    let started = rooms.restore(
+        key,
+        true,
+        |kept, invite| {
+            let opening = Opening {
+                room: kept.room,
+                relays: invite.relays().to_vec(),
+                room_name: kept.name.clone(),
+                name: kept.my_name.clone(),
+                password: None,
+                roster: kept.roster.iter().copied().collect(),
+            };
+            let slot = start_room(win, state, rooms, opening, key)?;
+            note(
+                &slot,
+                LineKind::System,
+                "reopened: a room you opened before; members are approved by hand until you set a room password",
             );
-            return 0;
-        }
-    };
-    let me = key.public().fingerprint();
-    let mut started = 0;
-    let mut bad = 0;
-    for kept in book.rooms {
-        if !kept.admin || rooms.find(&kept.room).is_some() {
-            continue;
-        }
-        let invite = match kept.invite.parse::<Invite>() {
-            Ok(i) if i.room == kept.room && i.admin == me => i,
-            _ => {
-                bad += 1;
-                continue;
-            }
-        };
-        let opening = Opening {
-            room: kept.room,
-            relays: invite.relays().to_vec(),
-            room_name: kept.name.clone(),
-            name: kept.my_name.clone(),
-            password: None,
-            roster: kept.roster.iter().copied().collect(),
-        };
-        match start_room(win, state, rooms, opening, key) {
-            Ok(slot) => {
-                slot.room()
-                    .set_notify_level(settings::level_from(&kept.notify));
-                note(
-                    &slot,
-                    LineKind::System,
-                    "reopened: a room you opened before; members are approved by hand until you set a room password",
-                );
-                started += 1;
-            }
-            Err(_) => {
-                // Tried again next time.
-                rooms.carry(kept);
-                bad += 1;
-            }
-        }
-    }
-    // A damaged list is left as found until the next change.
-    if !book.damaged {
-        rooms.keep();
-    }
-    if rooms.shown().is_none() {
-        if let Some(first) = rooms.slots().first() {
-            rooms.show(first);
-            win.set_room_open(true);
-        }
-    }
-    if book.damaged {
-        warn(
-            win,
-            rooms,
-            "the list of your rooms failed its check (damaged or tampered with): it was not used",
-        );
-    }
-    if bad > 0 {
-        warn(
-            win,
-            rooms,
-            &format!("{bad} remembered room(s) could not be reopened"),
-        );
+            Ok(slot)
+        },
+        |text| warn(win, rooms, text),
+    );
+    if rooms.shown().is_some() {
+        win.set_room_open(true);
     }
     started
 }

@@ -372,70 +372,19 @@ fn restore(
     key: &Arc<PrivateKey>,
 ) -> usize {
     win.set_can_restore(false);
-    let book = match rooms.open_book(key, "member") {
-        Ok(b) => b,
-        Err(e) => {
-            warn(
-                win,
-                rooms,
-                &format!("your remembered rooms cannot be read: {e}"),
-            );
-            return 0;
-        }
-    };
-    let mut started = 0;
-    let mut bad = 0;
-    for kept in book.rooms {
-        if kept.admin || rooms.find(&kept.room).is_some() {
-            continue;
-        }
-        let invite = match kept.invite.parse::<Invite>() {
-            Ok(i) if i.room == kept.room => i,
-            _ => {
-                bad += 1;
-                continue;
-            }
-        };
-        match start_room(win, state, rooms, &invite, kept.my_name.clone(), None, key) {
-            Ok(slot) => {
-                slot.room().set_room_name(kept.name.clone().into());
-                slot.room()
-                    .set_notify_level(settings::level_from(&kept.notify));
-                note(&slot, LineKind::System, "reconnecting: a room you were in");
-                slot.remember(kept);
-                started += 1;
-            }
-            Err(_) => {
-                // Tried again next time.
-                rooms.carry(kept);
-                bad += 1;
-            }
-        }
-    }
-    // The list as it stands (a room joined before the book opened is in
-    // it now); a damaged list is left as found until the next change.
-    if !book.damaged {
-        rooms.keep();
-    }
-    if rooms.shown().is_none() {
-        if let Some(first) = rooms.slots().first() {
-            rooms.show(first);
-            win.set_room_open(true);
-        }
-    }
-    if book.damaged {
-        warn(
-            win,
-            rooms,
-            "the list of your rooms failed its check (damaged or tampered with): it was not used",
-        );
-    }
-    if bad > 0 {
-        warn(
-            win,
-            rooms,
-            &format!("{bad} remembered room(s) could not be reconnected"),
-        );
+    let started = rooms.restore(
+        key,
+        false,
+        |kept, invite| {
+            let slot = start_room(win, state, rooms, &invite, kept.my_name.clone(), None, key)?;
+            slot.room().set_room_name(kept.name.clone().into());
+            note(&slot, LineKind::System, "reconnecting: a room you were in");
+            Ok(slot)
+        },
+        |text| warn(win, rooms, text),
+    );
+    if rooms.shown().is_some() {
+        win.set_room_open(true);
     }
     started
 }

@@ -24,7 +24,7 @@ use client::driver::{self, Request, Trust, Update};
 use client::history::{Book, HistoryOptions, KeptRoom, RoomBook};
 use common::crypto::PrivateKey;
 use common::engine::{printable, Engine};
-use common::invite::RelayEndpoint;
+use common::invite::{Invite, RelayEndpoint};
 use common::{Fingerprint, RoomId};
 use slint::{Model, ModelRc, SharedString, VecModel};
 use tokio::sync::mpsc;
@@ -718,6 +718,73 @@ impl<T: RoomWindow> Rooms<T> {
             Some(r) => r.map_err(|e| e.to_string()),
             None => Ok(Book::default()),
         }
+    }
+
+    /// Reconnects the rooms the room book remembers for this app (opened
+    /// with `key`) that the window does not hold yet, each through
+    /// `start`; then keeps the list from now on and shows the first room
+    /// if none is shown. What cannot be read is said with `warn`. Returns
+    /// how many rooms started.
+    pub fn restore(
+        &self,
+        key: &Arc<PrivateKey>,
+        admin: bool,
+        mut start: impl FnMut(&KeptRoom, Invite) -> Result<Rc<RoomSlot<T>>, String>,
+        warn: impl Fn(&str),
+    ) -> usize {
+        let book = match self.open_book(key, if admin { "admin" } else { "member" }) {
+            Ok(b) => b,
+            Err(e) => {
+                warn(&format!("your remembered rooms cannot be read: {e}"));
+                return 0;
+            }
+        };
+        let me = key.public().fingerprint();
+        let (mut started, mut bad) = (0, 0);
+        for kept in book.rooms {
+            if kept.admin != admin || self.find(&kept.room).is_some() {
+                continue;
+            }
+            // An admin's room is one this key opened.
+            let invite = match kept.invite.parse::<Invite>() {
+                Ok(i) if i.room == kept.room && (!admin || i.admin == me) => i,
+                _ => {
+                    bad += 1;
+                    continue;
+                }
+            };
+            match start(&kept, invite) {
+                Ok(slot) => {
+                    slot.room()
+                        .set_notify_level(crate::settings::level_from(&kept.notify));
+                    slot.remember(kept);
+                    started += 1;
+                }
+                Err(_) => {
+                    // Tried again next time.
+                    self.carry(kept);
+                    bad += 1;
+                }
+            }
+        }
+        // The list as it stands (a room joined before the book opened is in
+        // it now); a damaged list is left as found until the next change.
+        if !book.damaged {
+            self.keep();
+        }
+        if self.shown().is_none() {
+            if let Some(first) = self.slots().first() {
+                self.show(first);
+            }
+        }
+        if book.damaged {
+            warn("the list of your rooms failed its check (damaged or tampered with): it was not used");
+        }
+        if bad > 0 {
+            let what = if admin { "reopened" } else { "reconnected" };
+            warn(&format!("{bad} remembered room(s) could not be {what}"));
+        }
+        started
     }
 
     /// Whether the room book is open.

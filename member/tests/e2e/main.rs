@@ -23,6 +23,7 @@ use zeroize::Zeroizing;
 mod failover;
 mod files;
 mod history;
+mod terminal;
 
 fn endpoint(relay: &TestRelay) -> RelayEndpoint {
     local_endpoint(relay.addr.port(), &relay.fingerprint)

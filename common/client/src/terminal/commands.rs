@@ -10,14 +10,25 @@ use super::printer::Printer;
 use super::Options;
 use crate::api::Request;
 
-const HELP_MEMBER: &str = "commands: /help, /list (members and safety codes), /msg NAME|FINGERPRINT text (private: only that member can read it), /send PATH (a file to the room), /sendto NAME|FINGERPRINT PATH (a file only that member can read), /accept ID, /cancel ID, /files, /history [N], /clear-history, /resend (the last line that could not be sent), /contacts (everyone met, verified or not), /verify NAME (after comparing safety codes), /unverify NAME, /quit; anything else is sent to the room";
-const HELP_ADMIN: &str = "commands: /help, /list, /msg NAME|FINGERPRINT text, /send PATH, /sendto NAME|FINGERPRINT PATH, /accept ID, /cancel ID, /files, /history [N], /clear-history, /resend, /contacts, /verify NAME, /unverify NAME, /quit, /approve ID, /deny ID [reason], /kick NAME|FINGERPRINT [reason], /bans, /unban NAME|FINGERPRINT, /password NEW, /no-password, /rekey, /invite; anything else is sent to the room";
+const HELP_MEMBER: &str = "commands: /help, /list (members and safety codes), /msg NAME|FINGERPRINT text (private: only that member can read it), /send PATH (a file to the room), /sendto NAME|FINGERPRINT PATH (a file only that member can read), /accept ID, /cancel ID, /files, /history [N], /clear-history, /resend (the last line that could not be sent), /contacts (everyone met, verified or not), /verify NAME (after comparing safety codes), /unverify NAME, /rooms (the rooms you are in), /join INVITE [PASSWORD] (another room), /switch N|NAME, /leave (this room, for good: its history on this computer is deleted), /quit (every room; kept for next time); anything else is sent to the room";
+const HELP_ADMIN: &str = "commands: /help, /list, /msg NAME|FINGERPRINT text, /send PATH, /sendto NAME|FINGERPRINT PATH, /accept ID, /cancel ID, /files, /history [N], /clear-history, /resend, /contacts, /verify NAME, /unverify NAME, /rooms, /open [NAME] (another room, on the same relays), /switch N|NAME, /leave (closes this room for everyone), /quit, /approve ID, /deny ID [reason], /kick NAME|FINGERPRINT [reason], /bans, /unban NAME|FINGERPRINT, /password NEW, /no-password, /rekey, /invite; anything else is sent to the room";
 
 pub(super) enum Parsed {
     Request(Request),
     Local(String),
     Quit,
     Nothing,
+    /// `/rooms`: the list of rooms.
+    Rooms,
+    /// `/join INVITE [PASSWORD]` (member) or `/open [NAME]` (admin): what
+    /// follows the command.
+    Open(String),
+    /// `/switch N|NAME`.
+    Switch(String),
+    /// `/leave`: this room, for good.
+    Leave,
+    /// `/invite` (admin): this room's invite.
+    Invite,
 }
 
 pub(super) fn parse(line: &str, opts: &Options, out: &Printer) -> Parsed {
@@ -52,7 +63,23 @@ pub(super) fn parse(line: &str, opts: &Options, out: &Printer) -> Parsed {
         "help" => Parsed::Local(if opts.admin { HELP_ADMIN } else { HELP_MEMBER }.into()),
         "quit" | "exit" => Parsed::Quit,
         "list" => Parsed::Local(out.list()),
-        "invite" if opts.admin => Parsed::Local(opts.invite.clone().unwrap_or_default()),
+        "invite" if opts.admin => Parsed::Invite,
+        "rooms" => Parsed::Rooms,
+        "join" if opts.admin => Parsed::Local(
+            "the admin app opens rooms: /open NAME opens another one on the same relays".into(),
+        ),
+        "join" => match rest["join".len()..].trim() {
+            "" => Parsed::Local(
+                "usage: /join INVITE [PASSWORD] (the invite the room's admin gave you)".into(),
+            ),
+            what => Parsed::Open(what.to_string()),
+        },
+        "open" if opts.admin => Parsed::Open(rest["open".len()..].trim().to_string()),
+        "switch" => match rest["switch".len()..].trim() {
+            "" => Parsed::Local("usage: /switch N|NAME (/rooms lists them)".into()),
+            to => Parsed::Switch(to.to_string()),
+        },
+        "leave" => Parsed::Leave,
         "rekey" => admin_only(Command::Rekey),
         "send" => {
             let path = rest["send".len()..].trim();
@@ -167,8 +194,6 @@ pub(super) fn parse(line: &str, opts: &Options, out: &Printer) -> Parsed {
 /// table they rely on.
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use common::engine::MemberInfo;
     use common::ids::Fingerprint;
 
@@ -187,33 +212,22 @@ mod tests {
     }
 
     fn printer() -> Printer {
-        Printer {
-            json: false,
-            bans: Vec::new(),
-            files: HashMap::new(),
-            ended: 0,
-            bars: indicatif::MultiProgress::new(),
-            pending: HashMap::new(),
-            failed: None,
-            contacts: Vec::new(),
-            show_contacts: false,
-            last_bell: None,
-            members: vec![
-                member("ann", 0xa1),
-                member("ann lee", 0xb2),
-                member("bob", 0xc3),
-            ],
-        }
+        let mut p = Printer::new(false, None);
+        p.members = vec![
+            member("ann", 0xa1),
+            member("ann lee", 0xb2),
+            member("bob", 0xc3),
+        ];
+        p
     }
 
     fn opts() -> Options {
         Options {
             json: false,
             admin: false,
-            invite: None,
             files: FileOptions::default(),
             history: None,
-            admin_state: None,
+            identity: None,
         }
     }
 
@@ -352,5 +366,34 @@ mod tests {
             }
             _ => panic!("a plain line is not a Send"),
         }
+    }
+
+    #[test]
+    fn room_commands_are_read_for_each_app() {
+        let p = printer();
+        let member = opts();
+        let admin = Options {
+            admin: true,
+            ..opts()
+        };
+        assert!(matches!(parse("/rooms", &member, &p), Parsed::Rooms));
+        assert!(matches!(parse("/leave", &member, &p), Parsed::Leave));
+        assert!(
+            matches!(parse("/join teamchat://x pw", &member, &p), Parsed::Open(w) if w == "teamchat://x pw")
+        );
+        assert!(matches!(parse("/join", &member, &p), Parsed::Local(_)));
+        assert!(matches!(parse("/open", &member, &p), Parsed::Local(_)));
+        // The admin opens rooms; it cannot join one by invite.
+        assert!(matches!(
+            parse("/join teamchat://x", &admin, &p),
+            Parsed::Local(_)
+        ));
+        assert!(
+            matches!(parse("/open sales team", &admin, &p), Parsed::Open(w) if w == "sales team")
+        );
+        assert!(matches!(parse("/open", &admin, &p), Parsed::Open(w) if w.is_empty()));
+        assert!(matches!(parse("/switch 2", &member, &p), Parsed::Switch(w) if w == "2"));
+        assert!(matches!(parse("/switch", &member, &p), Parsed::Local(_)));
+        assert!(matches!(parse("/invite", &admin, &p), Parsed::Invite));
     }
 }

@@ -2,7 +2,8 @@
 //! `--json`, one JSON object; file transfers with progress bars and a
 //! table; member lists; and the lookups of names typed in commands.
 
-use std::collections::HashMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 
 use serde_json::json;
@@ -36,7 +37,18 @@ pub(super) struct Printer {
     pub(super) show_contacts: bool,
     /// When the bell last rang (at most once every 2 s).
     pub(super) last_bell: Option<std::time::Instant>,
+    /// The room this printer shows (its id in hex), named in every JSON
+    /// object: with several rooms a script tells them apart.
+    pub(super) room: Option<String>,
+    /// Text mode, a room not on screen: what it would print is kept here
+    /// (the newest [`HELD_LINES`]) and printed when it is switched to.
+    held: RefCell<Option<VecDeque<String>>>,
+    /// Lines of a room away that no longer fit in `held`.
+    dropped: Cell<usize>,
 }
+
+/// The lines a room away keeps for when it is shown again.
+pub(super) const HELD_LINES: usize = 500;
 
 /// One of our lines on its way (text mode says more about it only if it
 /// is slow to go, or fails).
@@ -74,17 +86,72 @@ pub(super) struct FileRow {
 pub(super) const ENDED_ROWS: usize = 100;
 
 impl Printer {
-    pub(super) fn emit(&self, value: serde_json::Value, text: String) {
+    /// A printer for one room, on screen.
+    pub(super) fn new(json: bool, room: Option<String>) -> Printer {
+        Printer {
+            json,
+            members: Vec::new(),
+            bans: Vec::new(),
+            files: HashMap::new(),
+            ended: 0,
+            bars: indicatif::MultiProgress::new(),
+            pending: HashMap::new(),
+            failed: None,
+            contacts: Vec::new(),
+            show_contacts: false,
+            last_bell: None,
+            room,
+            held: RefCell::new(None),
+            dropped: Cell::new(0),
+        }
+    }
+
+    pub(super) fn emit(&self, mut value: serde_json::Value, text: String) {
+        if self.json {
+            if let (Some(room), Some(obj)) = (&self.room, value.as_object_mut()) {
+                obj.insert("room".into(), room.clone().into());
+            }
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "{value}");
+            let _ = stdout.flush();
+            return;
+        }
+        // Names, texts and reasons come from other people and the relay:
+        // no control or invisible formatting characters reach the terminal.
+        let safe: Vec<String> = text.lines().map(common::engine::printable).collect();
+        let text = safe.join("\n");
+        if let Some(held) = self.held.borrow_mut().as_mut() {
+            if held.len() == HELD_LINES {
+                held.pop_front();
+                self.dropped.set(self.dropped.get() + 1);
+            }
+            held.push_back(text);
+            return;
+        }
         let mut stdout = std::io::stdout().lock();
-        let _ = if self.json {
-            writeln!(stdout, "{value}")
-        } else {
-            // Names, texts and reasons come from other people and the relay:
-            // no control or invisible formatting characters reach the terminal.
-            let safe: Vec<String> = text.lines().map(common::engine::printable).collect();
-            writeln!(stdout, "{}", safe.join("\n"))
-        };
+        let _ = writeln!(stdout, "{text}");
         let _ = stdout.flush();
+    }
+
+    /// Whether this room is away (text mode: its lines are kept, not
+    /// printed).
+    pub(super) fn away(&self) -> bool {
+        self.held.borrow().is_some()
+    }
+
+    /// Text mode: keeps what this room prints from now on, for when it is
+    /// shown again (JSON prints every room as it comes).
+    pub(super) fn hold(&self) {
+        if !self.json {
+            self.held.borrow_mut().get_or_insert_with(VecDeque::new);
+        }
+    }
+
+    /// Prints again as lines come; returns what was kept while away, and
+    /// how many older lines did not fit.
+    pub(super) fn release(&self) -> (Vec<String>, usize) {
+        let held = self.held.borrow_mut().take().unwrap_or_default();
+        (held.into(), self.dropped.replace(0))
     }
 
     /// The transfer whose id starts with `id` (at least 4 hex characters).
@@ -164,7 +231,7 @@ impl Printer {
     }
 
     pub(super) fn bar(&mut self, t: &TransferId, done: u64, total: u64) {
-        if self.json {
+        if self.json || self.away() {
             return;
         }
         let bars = &self.bars;
@@ -767,6 +834,7 @@ impl Printer {
             Event::MemberLeft(m) => self.emit(json!({"type": "left", "member": Self::member_json(m)}), format!("* {} left", m.name)),
             Event::MemberRemoved(m) => self.emit(json!({"type": "removed", "member": Self::member_json(m)}), format!("* {} was removed by the admin", m.name)),
             Event::Message { from, text, sent_at_ms, epoch, seq, mentions_me } => {
+                // Rung for a room away too: the line is for us.
                 if *mentions_me && !self.json && self.bell_due() {
                     // The terminal's bell: a line for us.
                     let mut stdout = std::io::stdout().lock();
