@@ -137,7 +137,7 @@ fn main() -> Result<ExitCode> {
             .map_err(|e| format!("the room's kept state: {e}"))?;
         let cfg = AdminConfig {
             room,
-            room_name,
+            room_name: room_name.clone(),
             admin_name: admin_name.clone(),
             password,
             roster: roster.clone(),
@@ -150,6 +150,7 @@ fn main() -> Result<ExitCode> {
             relays: room_relays.clone(),
             invite: Some(invite.to_string()),
             admin_state: Some(state_dir.clone()),
+            name: Some(room_name),
         })
     };
     let room = args.room.unwrap_or_else(common::crypto::random_room_id);

@@ -92,6 +92,7 @@ fn main() -> Result<ExitCode> {
         relays: invite.relays().to_vec(),
         invite: None,
         admin_state: None,
+        name: None,
     };
     let first = room(invite, args.password);
     let opener: terminal::Opener = Box::new(move |what: &str| {

@@ -62,6 +62,8 @@ pub struct RoomStart {
     pub invite: Option<String>,
     /// (Admin) where the room's kept state (bans, run number) is.
     pub admin_state: Option<PathBuf>,
+    /// The room's name, when known before the room says it (the admin's).
+    pub name: Option<String>,
 }
 
 /// Makes another room from what follows `/join` (member: the invite, then
@@ -180,7 +182,7 @@ impl Rooms {
         let room = Room {
             seq,
             id,
-            name: format!("room {}", &hex[..8]),
+            name: start.name.unwrap_or_else(|| format!("room {}", &hex[..8])),
             invite: start.invite,
             out: Printer::new(self.opts.json, Some(hex)),
             tx: Some(cmd_tx),
@@ -226,12 +228,14 @@ impl Rooms {
             ));
         }
         if !held.is_empty() {
+            let head = if unread > 0 {
+                format!("new messages ({unread})")
+            } else {
+                "while you were away".into()
+            };
             room.out.emit(
                 serde_json::Value::Null,
-                format!(
-                    "──── new messages ({unread}) ────\n{}\n──── now ────",
-                    held.join("\n")
-                ),
+                format!("──── {head} ────\n{}\n──── now ────", held.join("\n")),
             );
         }
         if unread + for_you > 0 {
