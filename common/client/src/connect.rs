@@ -118,6 +118,23 @@ impl Connector {
     /// compares the certificate's SHA-256 with the invite's pin in constant
     /// time, right after the handshake and before anything is written.
     pub fn new(trust: &Trust) -> Result<Self, ConnectError> {
+        // One pinned connector serves every room of the process: a window
+        // of ten rooms builds one TLS context, not ten (each build parses
+        // OpenSSL's default certificate bundle only to drop it, tens of
+        // milliseconds and a heap left fragmented). A CA file is read
+        // again each time: it may have been replaced.
+        static PINNED: std::sync::OnceLock<Connector> = std::sync::OnceLock::new();
+        if *trust == Trust::Pinned {
+            if let Some(c) = PINNED.get() {
+                return Ok(c.clone());
+            }
+            let c = Self::build(trust)?;
+            return Ok(PINNED.get_or_init(|| c).clone());
+        }
+        Self::build(trust)
+    }
+
+    fn build(trust: &Trust) -> Result<Self, ConnectError> {
         let mut b = native_tls::TlsConnector::builder();
         b.min_protocol_version(Some(native_tls::Protocol::Tlsv12));
         // Only one trust anchor ever applies: no system roots.

@@ -59,7 +59,7 @@ fn is(v: &serde_json::Value, kind: &str, room: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_terminal_holds_two_rooms_on_two_relays_and_leaves_one_for_good() {
-    use client::history::{HistoryOptions, Retention};
+    use client::history::{History, HistoryOptions, KeptRoom, Retention, RoomBook};
     let (relay_a, relay_b) = (
         TestRelay::start(test_limits()).await,
         TestRelay::start(test_limits()).await,
@@ -89,6 +89,26 @@ async fn one_terminal_holds_two_rooms_on_two_relays_and_leaves_one_for_good() {
 
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("carol-history.sqlite3");
+    let opts = HistoryOptions {
+        path: db.clone(),
+        retention: Retention::default(),
+    };
+    // Carol's window remembers both rooms (the same database).
+    let key = shared(3);
+    common::identity::save(&dir.path().join("carol.pem"), &key, None).unwrap();
+    let kept = |room, ep: &RelayEndpoint, admin: usize, name: &str| KeptRoom {
+        room,
+        invite: invite(ep, room, admin),
+        name: name.into(),
+        my_name: "carol".into(),
+        notify: "mentions".into(),
+        admin: false,
+        roster: Vec::new(),
+    };
+    RoomBook::open(&opts, &key, "member")
+        .unwrap()
+        .keep(&[kept(ops, &ea, 4, "ops"), kept(design, &eb, 5, "design")])
+        .unwrap();
     let mut child = Process::new(env!("CARGO_BIN_EXE_teamchat-member"))
         .args(["--json", "--name", "carol", "--password", "pw-ops"])
         .args(["--invite", &invite(&ea, ops, 4)])
@@ -219,15 +239,8 @@ async fn one_terminal_holds_two_rooms_on_two_relays_and_leaves_one_for_good() {
         "a line for ops reached design"
     );
 
-    let key = common::identity::load(&dir.path().join("carol.pem"), None)
-        .unwrap()
-        .key;
-    let opts = HistoryOptions {
-        path: db,
-        retention: Retention::default(),
-    };
     let kept = |room| {
-        client::history::History::open(&opts, &key, &room)
+        History::open(&opts, &key, &room)
             .unwrap()
             .last(100)
             .unwrap()
@@ -236,6 +249,12 @@ async fn one_terminal_holds_two_rooms_on_two_relays_and_leaves_one_for_good() {
     };
     assert_eq!(kept(ops), 0, "ops was left for good: its history is gone");
     assert!(kept(design) > 0, "design was only quit: its history stays");
+    let book = RoomBook::open(&opts, &key, "member")
+        .unwrap()
+        .read()
+        .unwrap();
+    let rooms: Vec<RoomId> = book.rooms.iter().map(|k| k.room).collect();
+    assert_eq!(rooms, vec![design], "the window no longer reconnects ops");
     relay_a.stop.cancel();
     relay_b.stop.cancel();
 }

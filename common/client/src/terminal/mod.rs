@@ -432,6 +432,7 @@ impl Rooms {
             });
         }
         let driver = room.driver;
+        let app = if self.opts.admin { "admin" } else { "member" };
         let wipe = match (room.forget, &self.opts.history, &self.opts.identity) {
             (true, Some(h), Some(key)) => Some((h.clone(), key.clone(), room.id)),
             _ => None,
@@ -441,7 +442,17 @@ impl Rooms {
             // Once the driver ended nothing more is written for the room.
             if let Some((h, key, id)) = wipe {
                 let done = tokio::task::spawn_blocking(move || {
-                    crate::history::History::open(&h, &key, &id).and_then(|mut h| h.forget())
+                    crate::history::History::open(&h, &key, &id).and_then(|mut h| h.forget())?;
+                    // Nor does the window reconnect it (its list of rooms
+                    // is in the same database).
+                    let mut book = crate::history::RoomBook::open(&h, &key, app)?;
+                    let kept = book.read()?;
+                    if !kept.damaged && kept.rooms.iter().any(|k| k.room == id) {
+                        let rest: Vec<_> =
+                            kept.rooms.into_iter().filter(|k| k.room != id).collect();
+                        book.keep(&rest)?;
+                    }
+                    Ok::<_, crate::history::HistoryError>(())
                 })
                 .await;
                 if let Ok(Err(e)) = done {
