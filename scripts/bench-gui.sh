@@ -33,6 +33,8 @@
 # all. Needs Xvfb and xdotool (scripts/screenshots.sh installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# "met" when the comparison of figures holds, else "NOT met".
+verdict() { python3 -c "print('met' if $1 else 'NOT met')"; }
 # shellcheck source-path=SCRIPTDIR/..
 . scripts/lib/relay.sh
 prog=bench-gui
@@ -169,8 +171,8 @@ if [ "${SKIP:-}" != dino ]; then
       dbus-run-session -- python3 -c "$launch_python" dino-im "$RUNS" 3 2>/dev/null | tail -n 1)
   dino_row="| Dino $(dpkg-query -W -f='${Version}' dino-im 2>/dev/null), same run, same display | ${dino_start} ms (runs: $dino_runs) | ${dino_rss} MB | – |"
 fi
-start23=$(python3 -c "print('met' if $lives_start <= 150 else 'NOT met')")
-rss23=$(python3 -c "print('met' if $lives_rss <= 60 else 'NOT met')")
+start23=$(verdict "$lives_start <= 150")
+rss23=$(verdict "$lives_rss <= 60")
 echo
 echo "| $ROOMS remembered rooms x $LINES lines | first visible window, median of $RUNS | RSS 3 s after | goals |"
 echo "|---|---|---|---|"
@@ -178,13 +180,13 @@ echo "| member window | ${lives_start} ms (runs: $lives_runs) | ${lives_rss} MB 
 echo "$dino_row"
 read -r _ sw_med sw_p95 sw_max _ stall_max _ late_p99 late_max _ f_med f_p99 f_max < <(
   "$bin/examples/rooms_probe" 2>/dev/null | tail -n 1)
-switch23=$(python3 -c "print('met' if $sw_max <= 50 else 'NOT met')")
+switch23=$(verdict "$sw_max <= 50")
 # The worst frame: it waits for the batch of lines in hand (the longest
 # hold), then is drawn whole (the slowest). The timer's lateness counts
 # the probe's own frames too (drawn on the same thread), so it is shown,
 # not added.
 worst=$(python3 -c "print(f'{$stall_max + $f_max:.1f}')")
-frames23=$(python3 -c "print('met' if $worst <= 50 else 'NOT met')")
+frames23=$(verdict "$worst <= 50")
 echo
 echo "| $ROOMS rooms of 200 shown lines (ms) | median | p95 / p99 | max | goal |"
 echo "|---|---|---|---|---|"
@@ -229,8 +231,8 @@ peer_rss=$(rss "$peer")
 [ -n "$(xdotool search --onlyvisible --pid "$gui" --name TeamChat 2>/dev/null)" ] || { echo "bench-gui: the member window is gone" >&2; cat "$work/gui.err" >&2; exit 1; }
 
 ratio=$(python3 -c "print(f'{$gui_rss/$peer_rss:.2f}')")
-start_ok=$(python3 -c "print('met' if $median < 500 else 'NOT met')")
-rss_ok=$(python3 -c "print('met' if $gui_rss < 60 else 'NOT met')")
+start_ok=$(verdict "$median < 500")
+rss_ok=$(verdict "$gui_rss < 60")
 echo
 echo "| measure | member window | member --cli (peer) | ratio | goal | met? |"
 echo "|---|---|---|---|---|---|"
