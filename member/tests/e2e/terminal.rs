@@ -17,16 +17,49 @@ use super::*;
 /// The app's JSON lines, as they come, read on a thread of their own.
 struct App {
     child: std::process::Child,
-    stdin: std::process::ChildStdin,
+    /// None once a test took it to write from a thread of its own.
+    stdin: Option<std::process::ChildStdin>,
     lines: std_mpsc::Receiver<serde_json::Value>,
     /// Every line seen, for the failure message.
     seen: Vec<String>,
 }
 
 impl App {
+    /// Starts `teamchat-member` with the arguments `args` gives.
+    fn spawn(args: impl FnOnce(&mut Process)) -> App {
+        let mut p = Process::new(env!("CARGO_BIN_EXE_teamchat-member"));
+        args(&mut p);
+        let mut child = p
+            .env("TEAMCHAT_PASSPHRASE", "")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = std_mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str(&line) {
+                    if tx.send(v).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        App {
+            child,
+            stdin,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
     fn type_line(&mut self, line: &str) {
-        writeln!(self.stdin, "{line}").unwrap();
-        self.stdin.flush().unwrap();
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
     }
 
     /// The next line that `pred` accepts, within 60 s.
@@ -109,39 +142,16 @@ async fn one_terminal_holds_two_rooms_on_two_relays_and_leaves_one_for_good() {
         .unwrap()
         .keep(&[kept(ops, &ea, 4, "ops"), kept(design, &eb, 5, "design")])
         .unwrap();
-    let mut child = Process::new(env!("CARGO_BIN_EXE_teamchat-member"))
-        .args(["--json", "--name", "carol", "--password", "pw-ops"])
-        .args(["--invite", &invite(&ea, ops, 4)])
-        .arg("--identity")
-        .arg(dir.path().join("carol.pem"))
-        .arg("--history-file")
-        .arg(&db)
-        .arg("--download-dir")
-        .arg(dir.path().join("downloads"))
-        .env("TEAMCHAT_PASSPHRASE", "")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, lines) = std_mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str(&line) {
-                if tx.send(v).is_err() {
-                    break;
-                }
-            }
-        }
+    let mut app = App::spawn(|p| {
+        p.args(["--json", "--name", "carol", "--password", "pw-ops"])
+            .args(["--invite", &invite(&ea, ops, 4)])
+            .arg("--identity")
+            .arg(dir.path().join("carol.pem"))
+            .arg("--history-file")
+            .arg(&db)
+            .arg("--download-dir")
+            .arg(dir.path().join("downloads"));
     });
-    let stdin = child.stdin.take().unwrap();
-    let mut app = App {
-        child,
-        stdin,
-        lines,
-        seen: Vec::new(),
-    };
 
     app.wait("carol in ops", |v| is(v, "epoch", &ops_hex));
     app.type_line(&format!("/join {} pw-design", invite(&eb, design, 5)));
@@ -257,4 +267,94 @@ async fn one_terminal_holds_two_rooms_on_two_relays_and_leaves_one_for_good() {
     assert_eq!(rooms, vec![design], "the window no longer reconnects ops");
     relay_a.stop.cancel();
     relay_b.stop.cancel();
+}
+
+/// A burst of input (a paste, or lines piped in) larger than a room's
+/// queue: every line goes out, in order, while the app goes on showing
+/// what comes back. Before, the terminal waited on the full queue while
+/// the room's driver waited for it to take its updates, and both waited
+/// for ever after a few hundred lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_piped_lines_all_go_out_in_order_while_the_app_shows_what_comes_back() {
+    const LINES: usize = 2000;
+    let relay = TestRelay::start(test_limits()).await;
+    let ep = endpoint(&relay);
+    let room = common::crypto::random_room_id();
+    let room_hex = hex::encode(room.0);
+    let mut admin = Peer::start(
+        admin_engine(room, "ops", 4, Some("pw"), HashSet::new()),
+        vec![ep.clone()],
+        FileOptions::default(),
+    );
+    admin.expect("the first epoch", epoch_with(1)).await;
+    let invite = Invite::new(vec![ep], room, shared(4).public().fingerprint())
+        .unwrap()
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    common::identity::save(&dir.path().join("carol.pem"), &shared(3), None).unwrap();
+    let mut app = App::spawn(|p| {
+        p.args([
+            "--json",
+            "--name",
+            "carol",
+            "--password",
+            "pw",
+            "--no-history",
+        ])
+        .args(["--invite", &invite])
+        .arg("--identity")
+        .arg(dir.path().join("carol.pem"))
+        .arg("--download-dir")
+        .arg(dir.path().join("downloads"));
+    });
+    app.wait("carol in the room", |v| is(v, "epoch", &room_hex));
+    admin.expect("carol in the room", epoch_with(2)).await;
+
+    // All at once, from a thread: the pipe fills and the writer waits
+    // while the app works through it.
+    let mut stdin = app.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let text: String = (0..LINES).map(|i| format!("line {i:04}\n")).collect();
+        stdin
+            .write_all(text.as_bytes())
+            .and_then(|()| stdin.flush())
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut sent = 0;
+    while sent < LINES {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match app.lines.recv_timeout(left) {
+            Ok(v) if is(&v, "sent", &room_hex) => {
+                assert_eq!(v["text"], format!("line {sent:04}"), "out of order");
+                sent += 1;
+            }
+            Ok(_) => {}
+            Err(_) => {
+                let _ = app.child.kill();
+                panic!("the app sent {sent} of {LINES} lines, then nothing for 60 s");
+            }
+        }
+    }
+    writer.join().unwrap().unwrap();
+    let last = format!("line {:04}", LINES - 1);
+    let wait_until = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !admin.texts().contains(&last) {
+        admin.next("carol's last line", wait_until).await;
+    }
+    let expected: Vec<String> = (0..LINES).map(|i| format!("line {i:04}")).collect();
+    assert_eq!(
+        admin.texts(),
+        expected,
+        "the admin got every line, in order"
+    );
+    // The writer's end closed: end of input leaves the room.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app.child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the app did not end at end of input"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    relay.stop.cancel();
 }

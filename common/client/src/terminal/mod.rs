@@ -133,6 +133,11 @@ struct Rooms {
     ending: Vec<tokio::task::JoinHandle<()>>,
     /// When `/leave` was first typed, and for which room.
     leave_asked: Option<(u64, std::time::Instant)>,
+    /// A request for a room whose queue was full. Until it is handed over
+    /// no more input is read, while the rooms' updates go on being shown:
+    /// waiting on the queue instead would let a driver that waits for us
+    /// to take its updates wait for ever (a burst of typed or piped lines).
+    waiting: Option<(mpsc::Sender<Request>, Request)>,
 }
 
 impl Rooms {
@@ -474,7 +479,7 @@ impl Rooms {
     }
 
     /// `/leave`, asked twice: the room on screen is left for good.
-    async fn leave(&mut self) {
+    fn leave(&mut self) {
         let Some(room) = self.list.get_mut(self.current) else {
             return;
         };
@@ -501,19 +506,58 @@ impl Rooms {
         self.leave_asked = None;
         room.forget = true;
         if let Some(tx) = room.tx.take() {
-            let _ = tx.send(Command::Leave.into()).await;
+            let waiting = take_waiting(&mut self.waiting, &tx);
+            send_leave(tx, waiting);
         }
     }
 
     /// Every room is left (kept for next time): `/quit`, Ctrl-C, end of
     /// input.
-    async fn leave_all(&mut self) {
+    fn leave_all(&mut self) {
         for room in &mut self.list {
             if let Some(tx) = room.tx.take() {
-                let _ = tx.send(Command::Leave.into()).await;
+                let waiting = take_waiting(&mut self.waiting, &tx);
+                send_leave(tx, waiting);
             }
         }
     }
+
+    /// Hands `r` to a room's queue, or keeps it in `waiting` if the queue
+    /// is full.
+    fn hand(&mut self, tx: &mpsc::Sender<Request>, r: Request) {
+        match tx.try_send(r) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(r)) => self.waiting = Some((tx.clone(), r)),
+            // The room stopped: its end is being shown.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+}
+
+/// The request waiting for `tx`'s room, if the one waiting is for it.
+fn take_waiting(
+    waiting: &mut Option<(mpsc::Sender<Request>, Request)>,
+    tx: &mpsc::Sender<Request>,
+) -> Option<Request> {
+    if waiting.as_ref().is_some_and(|(w, _)| w.same_channel(tx)) {
+        waiting.take().map(|(_, r)| r)
+    } else {
+        None
+    }
+}
+
+/// Sends what was waiting for the room, then `Leave`, behind what its
+/// queue holds, from a task of their own: the run goes on showing the
+/// room's updates meanwhile (its driver may be waiting for that).
+fn send_leave(tx: mpsc::Sender<Request>, waiting: Option<Request>) {
+    tokio::spawn(async move {
+        if let Some(r) = waiting {
+            if tx.send(r).await.is_err() {
+                return;
+            }
+        }
+        let _ = tx.send(Command::Leave.into()).await;
+    });
 }
 
 /// Runs the terminal until `/quit`, end of input, or every room stopped:
@@ -531,6 +575,7 @@ pub async fn run(first: RoomStart, mut opener: Opener, trust: Trust, opts: Optio
         updates: all_tx,
         ending: Vec::new(),
         leave_asked: None,
+        waiting: None,
     };
     rooms.add(first);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -547,6 +592,7 @@ pub async fn run(first: RoomStart, mut opener: Opener, trust: Trust, opts: Optio
     // before this point ends the process at once, as it always did.
     let _ = futures_util::FutureExt::now_or_never(&mut ctrl_c);
     let stop = loop {
+        let waiting = rooms.waiting.as_ref().map(|(tx, _)| tx.clone());
         tokio::select! {
             _ = tick.tick() => rooms.list.iter_mut().for_each(|r| r.out.tick()),
             Some((seq, u)) = all_rx.recv() => {
@@ -564,9 +610,15 @@ pub async fn run(first: RoomStart, mut opener: Opener, trust: Trust, opts: Optio
                     break StopReason::Left;
                 }
                 leaving = true;
-                rooms.leave_all().await;
+                rooms.leave_all();
             }
-            l = lines.next_line(), if stdin_open => match l {
+            // The request that waited for room in its queue goes in.
+            permit = reserve(waiting) => {
+                if let (Ok(permit), Some((_, r))) = (permit, rooms.waiting.take()) {
+                    permit.send(r);
+                }
+            }
+            l = lines.next_line(), if stdin_open && rooms.waiting.is_none() => match l {
                 Ok(Some(line)) => {
                     let Some(room) = rooms.list.get_mut(rooms.current) else { continue };
                     match parse(&line, &opts, &room.out) {
@@ -575,20 +627,20 @@ pub async fn run(first: RoomStart, mut opener: Opener, trust: Trust, opts: Optio
                             if matches!(r, Request::Contacts | Request::Verify(..)) {
                                 room.out.show_contacts = true;
                             }
-                            match &room.tx {
-                                Some(tx) => { let _ = tx.send(r).await; }
+                            match room.tx.clone() {
+                                Some(tx) => rooms.hand(&tx, r),
                                 None => room.out.note("this room is being left: /switch to another (/rooms lists them)"),
                             }
                         }
                         Parsed::Local(text) => room.out.note(&text),
                         Parsed::Invite => room.out.note(room.invite.as_deref().unwrap_or("")),
-                        Parsed::Quit => rooms.leave_all().await,
+                        Parsed::Quit => rooms.leave_all(),
                         Parsed::Rooms => rooms.list_rooms(),
                         Parsed::Switch(to) => match rooms.find(&to) {
                             Ok(i) => rooms.switch(i),
                             Err(why) => rooms.top.note(&why),
                         },
-                        Parsed::Leave => rooms.leave().await,
+                        Parsed::Leave => rooms.leave(),
                         Parsed::Open(_) if rooms.list.len() >= MAX_ROOMS => rooms.top.note(&format!(
                             "a terminal holds {MAX_ROOMS} rooms at most: /leave one first"
                         )),
@@ -611,12 +663,12 @@ pub async fn run(first: RoomStart, mut opener: Opener, trust: Trust, opts: Optio
                 _ => {
                     // End of input: leave every room cleanly.
                     stdin_open = false;
-                    rooms.leave_all().await;
+                    rooms.leave_all();
                 }
             },
         }
     };
-    rooms.leave_all().await;
+    rooms.leave_all();
     let ending = std::mem::take(&mut rooms.ending);
     let drivers: Vec<_> = rooms.list.drain(..).map(|r| r.driver).collect();
     let _ = tokio::time::timeout(Duration::from_secs(3), async {
@@ -625,6 +677,16 @@ pub async fn run(first: RoomStart, mut opener: Opener, trust: Trust, opts: Optio
     })
     .await;
     stop
+}
+
+/// Waits for room in the queue `waiting` is for (never, if none waits).
+async fn reserve(
+    waiting: Option<mpsc::Sender<Request>>,
+) -> Result<mpsc::OwnedPermit<Request>, mpsc::error::SendError<()>> {
+    match waiting {
+        Some(tx) => tx.reserve_owned().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The apps' exit status after [`run`]: a failure is also said on stderr
@@ -664,6 +726,7 @@ mod tests {
             updates,
             ending: Vec::new(),
             leave_asked: None,
+            waiting: None,
         };
         for (i, name) in names.iter().enumerate() {
             rooms.list.push(Room {
