@@ -713,7 +713,7 @@ impl<T: RoomWindow> Rooms<T> {
             let book = RoomBook::open(&opts, key, app).map_err(|e| e.to_string())?;
             *self.book.borrow_mut() = Some(book);
         }
-        let read = self.book.borrow().as_ref().map(RoomBook::read);
+        let read = self.book.borrow_mut().as_mut().map(RoomBook::read);
         match read {
             Some(r) => r.map_err(|e| e.to_string()),
             None => Ok(Book::default()),

@@ -72,6 +72,10 @@ pub struct RoomBook {
     /// The `meta` key and the associated data of this app's list.
     key: String,
     aad: Vec<u8>,
+    /// The list as last read or kept here: kept again unchanged, it is not
+    /// written (a write waits for the disk, and the window keeps its list
+    /// as it starts).
+    last: Option<Vec<KeptRoom>>,
 }
 
 impl std::fmt::Debug for RoomBook {
@@ -96,11 +100,12 @@ impl RoomBook {
             rows,
             key: format!("rooms:{app}"),
             aad,
+            last: None,
         })
     }
 
     /// The rooms kept.
-    pub fn read(&self) -> Result<Book, HistoryError> {
+    pub fn read(&mut self) -> Result<Book, HistoryError> {
         let err = db_err(&self.path);
         let kept: Option<Vec<u8>> = optional(self.conn.query_row(
             "SELECT v FROM meta WHERE k = ?1",
@@ -109,6 +114,7 @@ impl RoomBook {
         ))
         .map_err(&err)?;
         let Some(bytes) = kept else {
+            self.last = Some(Vec::new());
             return Ok(Book::default());
         };
         let rooms = decode_payload::<Sealed>(&bytes, 2 * MAX_BOOK_BYTES)
@@ -118,15 +124,19 @@ impl RoomBook {
         Ok(match rooms {
             Some(mut rooms) => {
                 rooms.truncate(MAX_KEPT_ROOMS);
+                self.last = Some(rooms.clone());
                 Book {
                     rooms,
                     damaged: false,
                 }
             }
-            None => Book {
-                rooms: Vec::new(),
-                damaged: true,
-            },
+            None => {
+                self.last = None;
+                Book {
+                    rooms: Vec::new(),
+                    damaged: true,
+                }
+            }
         })
     }
 
@@ -139,6 +149,9 @@ impl RoomBook {
             why: e.to_string(),
         };
         let rooms = &rooms[..rooms.len().min(MAX_KEPT_ROOMS)];
+        if self.last.as_deref() == Some(rooms) {
+            return Ok(());
+        }
         let plain = encode_payload(&rooms, MAX_BOOK_BYTES).map_err(fail)?;
         let sealed = seal(&mut OsRng, &self.rows, &self.aad, &plain);
         let bytes = encode_payload(&sealed, 2 * MAX_BOOK_BYTES).map_err(fail)?;
@@ -148,6 +161,7 @@ impl RoomBook {
                 rusqlite::params![self.key, bytes],
             )
             .map_err(&err)?;
+        self.last = Some(rooms.to_vec());
         Ok(())
     }
 }
@@ -162,6 +176,37 @@ mod tests {
             path: dir.path().join("h.sqlite3"),
             retention: super::super::Retention::default(),
         }
+    }
+
+    /// The sealed row as stored (a new seal has a new nonce).
+    fn stored(dir: &tempfile::TempDir) -> Vec<u8> {
+        rusqlite::Connection::open(dir.path().join("h.sqlite3"))
+            .unwrap()
+            .query_row("SELECT v FROM meta WHERE k = 'rooms:member'", [], |r| {
+                r.get(0)
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_list_kept_unchanged_is_not_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = shared(1);
+        let rooms = vec![room(1, "ops"), room(2, "design")];
+        let mut book = RoomBook::open(&opts(&dir), &me, "member").unwrap();
+        book.keep(&rooms).unwrap();
+        let first = stored(&dir);
+        book.keep(&rooms).unwrap();
+        assert_eq!(stored(&dir), first, "the same list was written again");
+        // As a window starts: the list read, then kept as it stands.
+        let mut book = RoomBook::open(&opts(&dir), &me, "member").unwrap();
+        assert_eq!(book.read().unwrap().rooms, rooms);
+        book.keep(&rooms).unwrap();
+        assert_eq!(stored(&dir), first, "the list read was written back");
+        // A change is written.
+        book.keep(&rooms[..1]).unwrap();
+        assert_ne!(stored(&dir), first);
+        assert_eq!(book.read().unwrap().rooms, rooms[..1]);
     }
 
     fn room(n: u8, name: &str) -> KeptRoom {
@@ -185,7 +230,7 @@ mod tests {
         let rooms = vec![room(1, "launch team"), room(2, "design")];
         book.keep(&rooms).unwrap();
         drop(book);
-        let book = RoomBook::open(&opts(&dir), &me, "member").unwrap();
+        let mut book = RoomBook::open(&opts(&dir), &me, "member").unwrap();
         assert_eq!(book.read().unwrap().rooms, rooms);
         let file = std::fs::read(dir.path().join("h.sqlite3")).unwrap();
         for needle in [&b"launch team"[..], b"design", b"teamchat://", b"alice"] {

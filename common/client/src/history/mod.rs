@@ -300,7 +300,8 @@ fn open_db(
                  day INTEGER NOT NULL,
                  nonce BLOB NOT NULL,
                  sealed BLOB NOT NULL);
-             CREATE INDEX IF NOT EXISTS entries_room ON entries (room, id);",
+             CREATE INDEX IF NOT EXISTS entries_room ON entries (room, id);
+             CREATE INDEX IF NOT EXISTS entries_day ON entries (room, day);",
     )
     .map_err(&err)?;
     let (rows, tags) = me.history_keys();
@@ -469,7 +470,7 @@ impl History {
             added: 0,
         };
         h.prune(crate::now_ms())?;
-        // Pruning read every page of the room: given back.
+        // What pruning read: given back.
         h.conn
             .execute_batch("PRAGMA shrink_memory")
             .map_err(db_err(&h.path))?;
