@@ -81,14 +81,14 @@ done
 d_admin=:$base d_alice=:$((base + 1)) d_bob=:$((base + 2))
 start_xvfb "$d_admin" "$d_alice" "$d_bob"
 
-window() { # DISPLAY -> window id, once mapped
+window() { # DISPLAY [nofocus] -> window id, once mapped (and focused)
   local id=""
   for _ in $(seq 600); do
     id=$(DISPLAY=$1 xdotool search --onlyvisible --name TeamChat 2>/dev/null | head -1) && [ -n "$id" ] && break
     sleep 0.05
   done
   [ -n "$id" ] || { echo "screenshots: no window on $1" >&2; tail -n 30 "$work"/*.err "$work"/*.log >&2; exit 1; }
-  DISPLAY=$1 xdotool windowfocus --sync "$id"
+  [ "${2:-}" = nofocus ] || DISPLAY=$1 xdotool windowfocus --sync "$id"
   echo "$id"
 }
 click() { DISPLAY=$1 xdotool mousemove "$2" "$3" click 1; sleep 0.3; }
@@ -323,8 +323,17 @@ d=:$((base + n)); n=$((n + 1))
 start_xvfb "$d"
 DISPLAY=$d dbus-run-session -- sh -c "dunst >/dev/null 2>&1 & sleep 0.5; NOTIFY_SECONDS=30 '$root/target/debug/examples/notification'" >"$work/notify.log" 2>&1 &
 pids+=($!)
-window "$d" >/dev/null
-sleep 4
+# Not focused: the window is not the active one, as when the person is in
+# another application (a focus would make it active and mark the line read).
+window "$d" nofocus >/dev/null
+# The notification on screen: dunst's window shown.
+for _ in $(seq 200); do
+  DISPLAY=$d xdotool search --onlyvisible --name '^Dunst$' >/dev/null 2>&1 && break
+  sleep 0.05
+done
+DISPLAY=$d xdotool search --onlyvisible --name '^Dunst$' >/dev/null 2>&1 ||
+  { echo "screenshots: no notification on the screen within 10 s" >&2; cat "$work/notify.log" >&2; exit 1; }
+sleep 0.5
 DISPLAY=$d import -window root -strip -define png:compression-level=9 "$out/member-notification.png"
 echo "   saved docs/screenshots/member-notification.png" >&2
 
