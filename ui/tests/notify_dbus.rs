@@ -83,7 +83,7 @@ impl Drop for Xvfb {
 }
 
 #[test]
-fn a_private_message_notifies_once_without_its_text_and_a_room_line_not_at_all() {
+fn a_mention_and_a_private_message_notify_once_each_without_their_text_and_room_lines_not_at_all() {
     need("dbus-run-session", "dbus");
     need("dbus-monitor", "dbus");
     need("dunst", "dunst");
@@ -125,7 +125,14 @@ fn a_private_message_notifies_once_without_its_text_and_a_room_line_not_at_all()
     // Each call: a "method call ... member=Notify" line, then its
     // arguments (the readiness checks call GetServerInformation only).
     let notifies = calls.matches("member=Notify").count();
-    assert_eq!(notifies, 1, "exactly one Notify:\n{calls}");
+    assert_eq!(
+        notifies, 2,
+        "one Notify for the mention, one for the private message:\n{calls}"
+    );
+    assert!(
+        calls.contains("carol mentioned you"),
+        "the mention's sender:\n{calls}"
+    );
     assert!(calls.contains("\"TeamChat\""), "the app's name:\n{calls}");
     assert!(
         calls.contains("TeamChat · launch team"),
@@ -165,8 +172,9 @@ fn without_a_notification_service_the_app_goes_on_with_one_line_in_its_log() {
     assert_eq!(lines, 1, "one line in the log:\n{stderr}");
 }
 
-/// The window, not the active one, is told of a private message and of
-/// two room lines (a room at its default setting: lines for us only).
+/// The window, not the active one, is told of a private message, of two
+/// room lines and of a line that mentions us (a room at its default
+/// setting: lines for us only).
 #[test]
 #[ignore = "run by the tests above, in a child process inside a D-Bus session"]
 fn probe() {
@@ -190,6 +198,8 @@ fn probe() {
         }),
     );
     demo.bob_says("another line to the room", 2, 5);
+    // A line that mentions us: told, by whom, never what it says.
+    demo.mentions_in(0, 3, "carol", &format!("@alice {SECRET}"), 1, 10);
     if std::env::var(CHILD).is_ok_and(|v| v == "twice") {
         // A second private message: the log line is said once all the same.
         ui::room::apply(
