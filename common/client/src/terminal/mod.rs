@@ -522,6 +522,16 @@ impl Rooms {
         }
     }
 
+    /// The queue the waiting request is for has room (`permit`), or its
+    /// room stopped (`None`): the request goes in, or is dropped with the
+    /// room; either way input is read again.
+    fn hand_over(&mut self, permit: Option<mpsc::OwnedPermit<Request>>) {
+        let waiting = self.waiting.take();
+        if let (Some(permit), Some((_, r))) = (permit, waiting) {
+            permit.send(r);
+        }
+    }
+
     /// Hands `r` to a room's queue, or keeps it in `waiting` if the queue
     /// is full.
     fn hand(&mut self, tx: &mpsc::Sender<Request>, r: Request) {
@@ -613,11 +623,7 @@ pub async fn run(first: RoomStart, mut opener: Opener, trust: Trust, opts: Optio
                 rooms.leave_all();
             }
             // The request that waited for room in its queue goes in.
-            permit = reserve(waiting) => {
-                if let (Ok(permit), Some((_, r))) = (permit, rooms.waiting.take()) {
-                    permit.send(r);
-                }
-            }
+            permit = reserve(waiting) => rooms.hand_over(permit.ok()),
             l = lines.next_line(), if stdin_open && rooms.waiting.is_none() => match l {
                 Ok(Some(line)) => {
                     let Some(room) = rooms.list.get_mut(rooms.current) else { continue };
@@ -765,6 +771,35 @@ mod tests {
             seq: 1,
             mentions_me,
         })
+    }
+
+    /// A line for a full queue waits, goes in once the queue has room,
+    /// and is dropped if the room stops meanwhile: input is read again
+    /// either way (a request left waiting for a closed queue kept the
+    /// loop from reading, and spinning).
+    #[tokio::test]
+    async fn a_request_for_a_full_queue_waits_then_goes_in_or_is_dropped_with_its_room() {
+        let mut rooms = rooms(&["ops"]);
+        let (tx, mut rx) = mpsc::channel(1);
+        rooms.hand(&tx, Request::History(1));
+        assert!(rooms.waiting.is_none(), "the queue had room");
+        rooms.hand(&tx, Request::History(2));
+        assert!(rooms.waiting.is_some(), "the queue was full");
+        assert!(matches!(rx.recv().await, Some(Request::History(1))));
+        let waiting = rooms.waiting.as_ref().map(|(tx, _)| tx.clone());
+        rooms.hand_over(reserve(waiting).await.ok());
+        assert!(rooms.waiting.is_none());
+        assert!(matches!(rx.recv().await, Some(Request::History(2))));
+
+        rooms.hand(&tx, Request::History(3));
+        rooms.hand(&tx, Request::History(4));
+        assert!(rooms.waiting.is_some());
+        drop(rx);
+        let waiting = rooms.waiting.as_ref().map(|(tx, _)| tx.clone());
+        let permit = reserve(waiting).await;
+        assert!(permit.is_err(), "the room stopped");
+        rooms.hand_over(permit.ok());
+        assert!(rooms.waiting.is_none(), "dropped with its room");
     }
 
     #[tokio::test]
