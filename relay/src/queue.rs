@@ -217,7 +217,27 @@ impl Outq {
         self.push_in(frame, true)
     }
 
+    /// Queues one frame without waking the writer: it goes out with the
+    /// next frame queued normally, or at the next [`Outq::wake`]. For the
+    /// relay's presence notices, gathered so that a storm of joins costs
+    /// each reader one write per gathering rather than one per join.
+    pub fn push_quiet(&self, frame: Bytes) -> Push {
+        self.push_with(frame, false, false)
+    }
+
+    /// Wakes the writer for frames left by [`Outq::push_quiet`], if any
+    /// still wait.
+    pub fn wake(&self) {
+        if self.lock().len() > 0 {
+            self.ready.notify_one();
+        }
+    }
+
     fn push_in(&self, frame: Bytes, bulk: bool) -> Push {
+        self.push_with(frame, bulk, true)
+    }
+
+    fn push_with(&self, frame: Bytes, bulk: bool, wake: bool) -> Push {
         let len = frame.len();
         let newly_congested = {
             let mut q = self.lock();
@@ -246,7 +266,10 @@ impl Outq {
             }
         };
         // Leaves a permit if the writer is not waiting yet: no lost wake-up.
-        self.ready.notify_one();
+        // A queue past its mark is woken whatever the frame.
+        if wake || newly_congested.is_some() {
+            self.ready.notify_one();
+        }
         match newly_congested {
             Some(true) => {
                 self.congested.notify_one();
@@ -532,6 +555,42 @@ mod tests {
             .expect("writer ended")
             .expect("no panic");
         assert_eq!(got, b"onetwo");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_frame_waits_for_a_wake_unless_the_queue_is_past_its_mark() {
+        // High-water mark: 2 frames.
+        let q = Arc::new(Outq::new(4, 1000));
+        let w = {
+            let q = Arc::clone(&q);
+            tokio::spawn(async move {
+                let mut buf = BytesMut::new();
+                assert!(q.take(&mut buf, 1000).await);
+                buf
+            })
+        };
+        tokio::task::yield_now().await;
+        assert_eq!(q.push_quiet(Bytes::from_static(b"a")), Push::Queued);
+        assert_eq!(q.push_quiet(Bytes::from_static(b"b")), Push::Queued);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!w.is_finished(), "a quiet frame woke the writer");
+        q.wake();
+        assert_eq!(w.await.expect("no panic"), &b"ab"[..]);
+
+        // Past the mark, a quiet frame wakes the writer like any other.
+        let w = {
+            let q = Arc::clone(&q);
+            tokio::spawn(async move {
+                let mut buf = BytesMut::new();
+                assert!(q.take(&mut buf, 1000).await);
+                buf
+            })
+        };
+        tokio::task::yield_now().await;
+        for f in [b"c", b"d", b"e"] {
+            q.push_quiet(Bytes::from_static(f));
+        }
+        assert_eq!(w.await.expect("no panic"), &b"cde"[..]);
     }
 
     #[tokio::test]

@@ -11,7 +11,7 @@
 //! methods.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
@@ -53,9 +53,32 @@ pub struct Room {
     held: Mutex<HashMap<u32, Instant>>,
     /// Told when a relay says its connections caught up.
     released: Notify,
+    /// Presence notices are queued and the writers not woken yet
+    /// ([`NOTICE_GATHERING`]).
+    notices_due: AtomicBool,
 }
 
+/// How long presence notices (`PeerJoined`, `PeerLeft`) wait in the
+/// members' queues before their writers are woken for them. Queued
+/// quietly, they go out with the next frame for that member or at the
+/// end of the gathering, in order with everything else: a storm of joins
+/// into a room of 1,000 then costs each member a write per gathering,
+/// not one per join (measured: 1,000 connections opened into one room
+/// about 1.3x faster, docs/BENCHMARKS.md). Nothing waits on a notice but
+/// presence itself.
+pub const NOTICE_GATHERING: Duration = Duration::from_millis(5);
+
 impl Room {
+    /// Ends the room's gathering of presence notices: every member's
+    /// writer is woken for what waits.
+    fn wake_writers(&self) {
+        self.notices_due.store(false, SeqCst);
+        let members = self.members.read().unwrap_or_else(|p| p.into_inner());
+        for m in members.iter() {
+            m.out.wake();
+        }
+    }
+
     /// The room id.
     pub fn id(&self) -> RoomId {
         self.id
@@ -229,6 +252,7 @@ impl Hub {
                     remote: Mutex::new(HashMap::new()),
                     held: Mutex::new(HashMap::new()),
                     released: Notify::new(),
+                    notices_due: AtomicBool::new(false),
                 });
                 rooms.insert(room, Arc::clone(&r));
                 if let Some(bp) = self.backplane.get() {
@@ -687,13 +711,33 @@ impl Hub {
         }
     }
 
-    fn send_control(&self, room: &Room, except: ConnId, frame: RelayFrame) {
+    /// Queues a presence notice to every member but `except`, quietly:
+    /// the writers are woken at the end of the room's gathering
+    /// ([`NOTICE_GATHERING`]), or sooner by other frames.
+    fn send_control(&self, room: &Arc<Room>, except: ConnId, frame: RelayFrame) {
         let Some(bytes) = self.encode(&frame) else {
             return;
         };
-        let members = room.members.read().unwrap_or_else(|p| p.into_inner());
-        for m in members.iter().filter(|m| m.id != except) {
-            self.queue(m, &bytes, false);
+        {
+            let members = room.members.read().unwrap_or_else(|p| p.into_inner());
+            for m in members.iter().filter(|m| m.id != except) {
+                self.counted(m, &bytes, m.out.push_quiet(bytes.clone()));
+            }
+        }
+        if room.notices_due.swap(true, SeqCst) {
+            // A gathering is under way: it wakes them.
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                let room = Arc::clone(room);
+                rt.spawn(async move {
+                    tokio::time::sleep(NOTICE_GATHERING).await;
+                    room.wake_writers();
+                });
+            }
+            // No runtime to wait on (a hub driven by hand): at once.
+            Err(_) => room.wake_writers(),
         }
     }
 
@@ -736,6 +780,11 @@ impl Hub {
         } else {
             m.out.push(bytes.clone())
         };
+        self.counted(m, bytes, pushed)
+    }
+
+    /// Counts a frame queued to `m`, or cuts `m` if its queue was full.
+    fn counted(&self, m: &Member, bytes: &Bytes, pushed: Push) -> Push {
         match pushed {
             Push::Queued | Push::Congested => {
                 self.stats.frames_out.fetch_add(1, Relaxed);

@@ -72,6 +72,94 @@ fn broadcast_reaches_others_not_sender_and_not_other_rooms() {
     );
 }
 
+/// Every frame in `buf`, in order.
+fn frames(mut buf: &[u8]) -> Vec<RelayFrame> {
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        let (f, n) = decode_frame::<RelayFrame>(buf, 1 << 20).unwrap();
+        out.push(f);
+        buf = &buf[n..];
+    }
+    out
+}
+
+/// A writer waiting on `q`: how long it waited, and its first batch.
+fn writer(q: &Arc<Outq>) -> tokio::task::JoinHandle<(Duration, BytesMut)> {
+    let q = Arc::clone(q);
+    tokio::spawn(async move {
+        let (t0, mut buf) = (tokio::time::Instant::now(), BytesMut::new());
+        assert!(q.take(&mut buf, 1 << 20).await);
+        (t0.elapsed(), buf)
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_storm_of_joins_wakes_each_writer_once_with_every_notice_in_order() {
+    const ROOM: RoomId = RoomId([7; 16]);
+    let hub = Hub::new(10, 100, 1 << 20, Arc::default());
+    let (a, ra) = member(&hub, 1024);
+    let (room, _) = hub.join(ROOM, a).unwrap();
+    assert!(matches!(
+        frame(ra.try_pop().unwrap()),
+        RelayFrame::Welcome(_)
+    ));
+    let waiting = writer(&ra);
+    tokio::task::yield_now().await;
+    let joined: Vec<ConnId> = (0..50)
+        .map(|_| {
+            let (m, _) = member(&hub, 1024);
+            let id = m.id;
+            hub.join(ROOM, m).unwrap();
+            id
+        })
+        .collect();
+    // The joins themselves wake nobody...
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!waiting.is_finished(), "a join woke the writer at once");
+    // ...the end of the gathering does, once, for all fifty.
+    let (waited, buf) = waiting.await.unwrap();
+    assert!(waited >= NOTICE_GATHERING && waited < 2 * NOTICE_GATHERING);
+    let want: Vec<RelayFrame> = joined
+        .iter()
+        .map(|&id| RelayFrame::PeerJoined(id))
+        .collect();
+    assert_eq!(frames(&buf), want);
+
+    // Any other frame wakes the writer at once, behind the notices
+    // queued before it.
+    let waiting = writer(&ra);
+    tokio::task::yield_now().await;
+    let (late, _) = member(&hub, 1024);
+    let late_id = late.id;
+    hub.join(ROOM, late).unwrap();
+    let from = joined[0];
+    let published = hub.publish(&room, from, None, Bytes::from_static(b"x"), false);
+    assert_eq!(published.published, Published::Delivered(51));
+    let (waited, buf) = waiting.await.unwrap();
+    assert_eq!(waited, Duration::ZERO);
+    assert_eq!(
+        frames(&buf),
+        vec![
+            RelayFrame::PeerJoined(late_id),
+            RelayFrame::Deliver {
+                from,
+                payload: Bytes::from_static(b"x")
+            }
+        ]
+    );
+    // A leave is gathered the same way.
+    let waiting = writer(&ra);
+    tokio::task::yield_now().await;
+    hub.leave(&room, late_id, true);
+    tokio::task::yield_now().await;
+    assert!(!waiting.is_finished());
+    let (waited, buf) = waiting.await.unwrap();
+    assert!(waited >= NOTICE_GATHERING);
+    assert_eq!(frames(&buf), vec![RelayFrame::PeerLeft(late_id)]);
+}
+
 #[test]
 fn full_queue_kills_the_slow_member_only() {
     let hub = Hub::new(10, 10, 1 << 20, Arc::default());
