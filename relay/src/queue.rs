@@ -239,7 +239,7 @@ impl Outq {
 
     fn push_with(&self, frame: Bytes, bulk: bool, wake: bool) -> Push {
         let len = frame.len();
-        let newly_congested = {
+        let (newly_congested, wake) = {
             let mut q = self.lock();
             if q.closed {
                 return Push::Closed;
@@ -254,8 +254,12 @@ impl Outq {
                 q.frames.push_back(frame);
             }
             self.budget.add(len);
+            // A quiet frame too wakes a queue past half its mark: quiet
+            // frames alone never fill it (a queue of one or two frames
+            // wakes at each).
+            let wake = wake || self.past_half(&q);
             // Some(newly congested) while past the high-water mark.
-            if self.past_high(&q) {
+            let congested = if self.past_high(&q) {
                 let newly = q.congested_since.is_none();
                 if newly {
                     q.congested_since = Some(Instant::now());
@@ -263,11 +267,11 @@ impl Outq {
                 Some(newly)
             } else {
                 None
-            }
+            };
+            (congested, wake)
         };
         // Leaves a permit if the writer is not waiting yet: no lost wake-up.
-        // A queue past its mark is woken whatever the frame.
-        if wake || newly_congested.is_some() {
+        if wake {
             self.ready.notify_one();
         }
         match newly_congested {
@@ -314,7 +318,10 @@ impl Outq {
     /// from other relays, which cannot be held back here, are asked to
     /// slow down from this point (`backplane::Message::Slow`).
     pub fn past_half_mark(&self) -> bool {
-        let q = self.lock();
+        self.past_half(&self.lock())
+    }
+
+    fn past_half(&self, q: &Inner) -> bool {
         q.len() > self.high_frames / 2 || q.bytes > self.high_bytes / 2
     }
 
@@ -558,9 +565,9 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_quiet_frame_waits_for_a_wake_unless_the_queue_is_past_its_mark() {
-        // High-water mark: 2 frames.
-        let q = Arc::new(Outq::new(4, 1000));
+    async fn a_quiet_frame_waits_for_a_wake_unless_the_queue_is_past_half_its_mark() {
+        // High-water mark: 4 frames, half of it 2.
+        let q = Arc::new(Outq::new(8, 1000));
         let w = {
             let q = Arc::clone(&q);
             tokio::spawn(async move {
@@ -575,9 +582,11 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(!w.is_finished(), "a quiet frame woke the writer");
         q.wake();
-        assert_eq!(w.await.expect("no panic"), &b"ab"[..]);
+        let took = tokio::time::timeout(Duration::from_secs(1), w).await;
+        assert_eq!(took.expect("woken").expect("no panic"), &b"ab"[..]);
 
-        // Past the mark, a quiet frame wakes the writer like any other.
+        // Past half the mark, a quiet frame wakes the writer like any
+        // other: the queue is never left to fill.
         let w = {
             let q = Arc::clone(&q);
             tokio::spawn(async move {
@@ -587,10 +596,29 @@ mod tests {
             })
         };
         tokio::task::yield_now().await;
-        for f in [b"c", b"d", b"e"] {
-            q.push_quiet(Bytes::from_static(f));
+        for f in [b"c", b"d"] {
+            assert_eq!(q.push_quiet(Bytes::from_static(f)), Push::Queued);
         }
-        assert_eq!(w.await.expect("no panic"), &b"cde"[..]);
+        tokio::task::yield_now().await;
+        assert!(!w.is_finished(), "woken at half the mark, not past it");
+        assert_eq!(q.push_quiet(Bytes::from_static(b"e")), Push::Queued);
+        let took = tokio::time::timeout(Duration::from_secs(1), w).await;
+        assert_eq!(took.expect("woken").expect("no panic"), &b"cde"[..]);
+
+        // A queue of one frame wakes at each: a second notice could not wait.
+        let q = Arc::new(Outq::new(1, 1000));
+        let w = {
+            let q = Arc::clone(&q);
+            tokio::spawn(async move {
+                let mut buf = BytesMut::new();
+                assert!(q.take(&mut buf, 1000).await);
+                buf
+            })
+        };
+        tokio::task::yield_now().await;
+        q.push_quiet(Bytes::from_static(b"f"));
+        let took = tokio::time::timeout(Duration::from_secs(1), w).await;
+        assert_eq!(took.expect("woken").expect("no panic"), &b"f"[..]);
     }
 
     #[tokio::test]

@@ -58,10 +58,22 @@ pub struct Room {
     notices_due: AtomicBool,
 }
 
+/// A room's gathering of notices under way: its end, however it comes,
+/// wakes the room's writers.
+#[derive(Debug)]
+struct Gathering(Arc<Room>);
+
+impl Drop for Gathering {
+    fn drop(&mut self) {
+        self.0.wake_writers();
+    }
+}
+
 /// How long presence notices (`PeerJoined`, `PeerLeft`) wait in the
 /// members' queues before their writers are woken for them. Queued
-/// quietly, they go out with the next frame for that member or at the
-/// end of the gathering, in order with everything else: a storm of joins
+/// quietly, they go out with the next frame for that member, at the
+/// end of the gathering, or at once in a queue past half its high-water
+/// mark, in order with everything else: a storm of joins
 /// into a room of 1,000 then costs each member a write per gathering,
 /// not one per join (measured: 1,000 connections opened into one room
 /// about 1.3x faster, docs/BENCHMARKS.md). Nothing waits on a notice but
@@ -730,10 +742,13 @@ impl Hub {
         }
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
-                let room = Arc::clone(room);
+                // Woken when the gathering ends, and also if the task is
+                // dropped or fails first: the room never keeps its flag
+                // set with nobody to clear it.
+                let gathering = Gathering(Arc::clone(room));
                 rt.spawn(async move {
                     tokio::time::sleep(NOTICE_GATHERING).await;
-                    room.wake_writers();
+                    drop(gathering);
                 });
             }
             // No runtime to wait on (a hub driven by hand): at once.

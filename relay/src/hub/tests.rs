@@ -93,17 +93,33 @@ fn writer(q: &Arc<Outq>) -> tokio::task::JoinHandle<(Duration, BytesMut)> {
     })
 }
 
+/// The first batch of a waiting writer, failing fast if it never comes.
+async fn woken(w: tokio::task::JoinHandle<(Duration, BytesMut)>) -> (Duration, BytesMut) {
+    tokio::time::timeout(Duration::from_secs(1), w)
+        .await
+        .expect("the writer was never woken")
+        .expect("no panic")
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_storm_of_joins_wakes_each_writer_once_with_every_notice_in_order() {
     const ROOM: RoomId = RoomId([7; 16]);
     let hub = Hub::new(10, 100, 1 << 20, Arc::default());
     let (a, ra) = member(&hub, 1024);
     let (room, _) = hub.join(ROOM, a).unwrap();
+    let (z, rz) = member(&hub, 1024);
+    let zid = z.id;
+    hub.join(ROOM, z).unwrap();
     assert!(matches!(
         frame(ra.try_pop().unwrap()),
         RelayFrame::Welcome(_)
     ));
-    let waiting = writer(&ra);
+    assert_eq!(frame(ra.try_pop().unwrap()), RelayFrame::PeerJoined(zid));
+    assert!(matches!(
+        frame(rz.try_pop().unwrap()),
+        RelayFrame::Welcome(_)
+    ));
+    let waiting = [writer(&ra), writer(&rz)];
     tokio::task::yield_now().await;
     let joined: Vec<ConnId> = (0..50)
         .map(|_| {
@@ -117,15 +133,20 @@ async fn a_storm_of_joins_wakes_each_writer_once_with_every_notice_in_order() {
     for _ in 0..20 {
         tokio::task::yield_now().await;
     }
-    assert!(!waiting.is_finished(), "a join woke the writer at once");
-    // ...the end of the gathering does, once, for all fifty.
-    let (waited, buf) = waiting.await.unwrap();
-    assert!(waited >= NOTICE_GATHERING && waited < 2 * NOTICE_GATHERING);
+    assert!(
+        waiting.iter().all(|w| !w.is_finished()),
+        "a join woke a writer at once"
+    );
+    // ...the end of the gathering wakes every member, once, for all fifty.
     let want: Vec<RelayFrame> = joined
         .iter()
         .map(|&id| RelayFrame::PeerJoined(id))
         .collect();
-    assert_eq!(frames(&buf), want);
+    for w in waiting {
+        let (waited, buf) = woken(w).await;
+        assert!(waited >= NOTICE_GATHERING && waited < 2 * NOTICE_GATHERING);
+        assert_eq!(frames(&buf), want);
+    }
 
     // Any other frame wakes the writer at once, behind the notices
     // queued before it.
@@ -136,8 +157,8 @@ async fn a_storm_of_joins_wakes_each_writer_once_with_every_notice_in_order() {
     hub.join(ROOM, late).unwrap();
     let from = joined[0];
     let published = hub.publish(&room, from, None, Bytes::from_static(b"x"), false);
-    assert_eq!(published.published, Published::Delivered(51));
-    let (waited, buf) = waiting.await.unwrap();
+    assert_eq!(published.published, Published::Delivered(52));
+    let (waited, buf) = woken(waiting).await;
     assert_eq!(waited, Duration::ZERO);
     assert_eq!(
         frames(&buf),
@@ -155,9 +176,37 @@ async fn a_storm_of_joins_wakes_each_writer_once_with_every_notice_in_order() {
     hub.leave(&room, late_id, true);
     tokio::task::yield_now().await;
     assert!(!waiting.is_finished());
-    let (waited, buf) = waiting.await.unwrap();
+    let (waited, buf) = woken(waiting).await;
     assert!(waited >= NOTICE_GATHERING);
     assert_eq!(frames(&buf), vec![RelayFrame::PeerLeft(late_id)]);
+}
+
+#[test]
+fn a_gathering_cut_short_still_ends_and_wakes_the_room() {
+    const ROOM: RoomId = RoomId([8; 16]);
+    let hub = Hub::new(10, 100, 1 << 20, Arc::default());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (a, ra) = member(&hub, 64);
+    let (b, _) = member(&hub, 64);
+    let bid = b.id;
+    let room = rt.block_on(async {
+        let (room, _) = hub.join(ROOM, a).unwrap();
+        hub.join(ROOM, b).unwrap();
+        room
+    });
+    assert!(room.notices_due.load(SeqCst), "a gathering is under way");
+    // The runtime goes away before its task ran (a relay shutting down):
+    // the gathering still ends, so the room's next notice starts another.
+    drop(rt);
+    assert!(!room.notices_due.load(SeqCst));
+    assert!(matches!(
+        frame(ra.try_pop().unwrap()),
+        RelayFrame::Welcome(_)
+    ));
+    assert_eq!(frame(ra.try_pop().unwrap()), RelayFrame::PeerJoined(bid));
 }
 
 #[test]
