@@ -564,37 +564,40 @@ mod tests {
         assert_eq!(got, b"onetwo");
     }
 
+    /// A writer waiting on `q` for its first batch.
+    fn first_batch(q: &Arc<Outq>) -> tokio::task::JoinHandle<BytesMut> {
+        let q = Arc::clone(q);
+        tokio::spawn(async move {
+            let mut buf = BytesMut::new();
+            assert!(q.take(&mut buf, 1000).await);
+            buf
+        })
+    }
+
+    /// The writer's batch, failing fast if it is never woken.
+    async fn woken(w: tokio::task::JoinHandle<BytesMut>) -> BytesMut {
+        tokio::time::timeout(Duration::from_secs(1), w)
+            .await
+            .expect("woken")
+            .expect("no panic")
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_quiet_frame_waits_for_a_wake_unless_the_queue_is_past_half_its_mark() {
         // High-water mark: 4 frames, half of it 2.
         let q = Arc::new(Outq::new(8, 1000));
-        let w = {
-            let q = Arc::clone(&q);
-            tokio::spawn(async move {
-                let mut buf = BytesMut::new();
-                assert!(q.take(&mut buf, 1000).await);
-                buf
-            })
-        };
+        let w = first_batch(&q);
         tokio::task::yield_now().await;
         assert_eq!(q.push_quiet(Bytes::from_static(b"a")), Push::Queued);
         assert_eq!(q.push_quiet(Bytes::from_static(b"b")), Push::Queued);
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(!w.is_finished(), "a quiet frame woke the writer");
         q.wake();
-        let took = tokio::time::timeout(Duration::from_secs(1), w).await;
-        assert_eq!(took.expect("woken").expect("no panic"), &b"ab"[..]);
+        assert_eq!(woken(w).await, &b"ab"[..]);
 
         // Past half the mark, a quiet frame wakes the writer like any
         // other: the queue is never left to fill.
-        let w = {
-            let q = Arc::clone(&q);
-            tokio::spawn(async move {
-                let mut buf = BytesMut::new();
-                assert!(q.take(&mut buf, 1000).await);
-                buf
-            })
-        };
+        let w = first_batch(&q);
         tokio::task::yield_now().await;
         for f in [b"c", b"d"] {
             assert_eq!(q.push_quiet(Bytes::from_static(f)), Push::Queued);
@@ -602,23 +605,14 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!w.is_finished(), "woken at half the mark, not past it");
         assert_eq!(q.push_quiet(Bytes::from_static(b"e")), Push::Queued);
-        let took = tokio::time::timeout(Duration::from_secs(1), w).await;
-        assert_eq!(took.expect("woken").expect("no panic"), &b"cde"[..]);
+        assert_eq!(woken(w).await, &b"cde"[..]);
 
         // A queue of one frame wakes at each: a second notice could not wait.
         let q = Arc::new(Outq::new(1, 1000));
-        let w = {
-            let q = Arc::clone(&q);
-            tokio::spawn(async move {
-                let mut buf = BytesMut::new();
-                assert!(q.take(&mut buf, 1000).await);
-                buf
-            })
-        };
+        let w = first_batch(&q);
         tokio::task::yield_now().await;
         q.push_quiet(Bytes::from_static(b"f"));
-        let took = tokio::time::timeout(Duration::from_secs(1), w).await;
-        assert_eq!(took.expect("woken").expect("no panic"), &b"f"[..]);
+        assert_eq!(woken(w).await, &b"f"[..]);
     }
 
     #[tokio::test]
